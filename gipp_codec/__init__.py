@@ -1,0 +1,28 @@
+"""gimg: an image codec built on GaussianImage++ (2D Gaussian splatting).
+
+Public API (imported lazily so ``import gipp_codec`` stays light and the decode
+path never loads torch):
+
+- ``encode(image_uint8 [H, W, 3], ...) -> bytes``
+- ``decode(data: bytes) -> uint8 [H, W, 3]``
+- ``read_info(data: bytes) -> dict``
+- ``fit(image, gaussians=..., ...)`` (representation only)
+"""
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "encode": ("gipp_codec.encode", "encode"),
+    "decode": ("gipp_codec.decode", "decode"),
+    "read_info": ("gipp_codec.decode", "read_info"),
+    "fit": ("gipp_codec.fit.api", "fit_image"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module_name, attr = _LAZY[name]
+        return getattr(importlib.import_module(module_name), attr)
+    raise AttributeError(f"module 'gipp_codec' has no attribute {name!r}")

@@ -1,0 +1,52 @@
+"""The ``gimg`` command line: a thin click layer over the library.
+
+Commands live in ``gipp_codec.commands.*`` (one module per concern) and are
+registered here. Every ``GimgError`` becomes a one-line ``gimg: error: ...`` on
+stderr and exit status 2; Ctrl-C exits 130. No traceback reaches the user for
+anything they can cause.
+"""
+
+import sys
+
+import click
+
+from gipp_codec.errors import GimgError
+
+EXIT_USER_ERROR = 2
+
+
+class _GimgGroup(click.Group):
+    """A click group that turns gimg errors into one-line messages."""
+
+    def invoke(self, ctx):  # noqa: D401 - click API
+        try:
+            return super().invoke(ctx)
+        except GimgError as exc:
+            click.echo(f"gimg: error: {exc}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except MemoryError:
+            click.echo("gimg: error: out of memory", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except KeyboardInterrupt:
+            click.echo("gimg: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_GimgGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gimg", prog_name="gimg")
+def cli():
+    """gimg: an image codec built on GaussianImage++ (2D Gaussian splatting)."""
+
+
+def _register() -> None:
+    """Attach every command module's commands to the group."""
+    from gipp_codec.commands import REGISTERED
+
+    for command in REGISTERED():
+        cli.add_command(command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _register()
+    cli(prog_name="gimg")

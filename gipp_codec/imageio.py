@@ -1,0 +1,162 @@
+"""Reading input images and writing output images, safely.
+
+Accepted inputs (anything Pillow opens; PNG is the reference), with these documented
+conversions to 8-bit RGB:
+
+- RGB 8-bit: as is. 16-bit RGB PNGs: Pillow reduces them to 8 bits per channel.
+- Grayscale (L, 1-bit, 16-bit I;16 / I): replicated to three channels; 16-bit values
+  are rounded to 8 bits (v / 257).
+- Palette (P): expanded to RGB (or RGBA if it has transparency, then as below).
+- RGBA / LA: accepted when fully opaque (alpha dropped); refused when any pixel is
+  transparent, because gimg codes colour only and would silently lose the alpha.
+- CMYK / YCbCr: converted to RGB by Pillow.
+
+ICC profiles and EXIF blocks of the input are returned so they can be carried into
+the .gimg file and back into the decoded PNG. Outputs are written to a temporary
+file in the destination folder and renamed into place, so a failure never leaves a
+partial file.
+"""
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from gipp_codec.errors import GimgError, InputImageError
+
+# Pillow's decompression-bomb guard, made an error rather than a warning.
+MAX_INPUT_PIXELS = 1 << 28
+
+
+@dataclass
+class ImageMetadata:
+    """Colour metadata carried from the input to the decoded output; never changes decoding."""
+
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+
+def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
+    """Convert a Pillow image of any supported mode to uint8 [H, W, 3]."""
+    mode = im.mode
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        gray = np.clip(np.floor(arr / 257.0 + 0.5), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        alpha = np.asarray(im.getchannel("A"))
+        if alpha.size and alpha.min() < 255:
+            raise InputImageError(
+                f"{name}: image has transparent pixels; gimg codes RGB only, flatten the alpha first"
+            )
+        im = im.convert("RGB")
+    elif mode in ("1", "L"):
+        im = im.convert("L").convert("RGB")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        im = im.convert("RGB")
+    elif mode != "RGB":
+        raise InputImageError(f"{name}: unsupported image mode {mode!r}")
+    return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
+
+
+def load_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageMetadata]:
+    """Load an image file as uint8 [H, W, 3] plus its ICC/EXIF metadata; raise InputImageError on any problem."""
+    path = Path(path)
+    name = str(path)
+    if not path.exists():
+        raise InputImageError(f"{name}: no such file")
+    if path.is_dir():
+        raise InputImageError(f"{name}: is a directory, expected an image file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputImageError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    return decode_image_bytes(data, name)
+
+
+def decode_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, ImageMetadata]:
+    """Decode encoded image bytes (PNG, JPEG, ...) to uint8 [H, W, 3] plus metadata."""
+    if len(data) == 0:
+        raise InputImageError(f"{name}: file is empty")
+    old_limit = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS // 2  # Pillow errors above 2x this
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if w <= 0 or h <= 0:
+                raise InputImageError(f"{name}: image has zero size ({w}x{h})")
+            if w * h > MAX_INPUT_PIXELS:
+                raise InputImageError(f"{name}: image too large ({w}x{h} pixels)")
+            im.load()
+            meta = ImageMetadata(
+                icc_profile=im.info.get("icc_profile") or None,
+                exif=im.info.get("exif") or None,
+            )
+            rgb = _to_rgb8(im, name)
+    except GimgError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise InputImageError(f"{name}: not a readable image ({exc.__class__.__name__})") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        raise InputImageError(f"{name}: cannot decode image ({exc})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise InputImageError(f"{name}: unexpected decoded shape {rgb.shape}")
+    return rgb, meta
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise GimgError(f"{path}: output folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def encode_png(image: np.ndarray, metadata: ImageMetadata | None = None) -> bytes:
+    """Encode uint8 [H, W, 3] as PNG bytes, embedding ICC and EXIF when given."""
+    im = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="RGB")
+    kwargs = {}
+    if metadata is not None:
+        if metadata.icc_profile:
+            kwargs["icc_profile"] = metadata.icc_profile
+        if metadata.exif:
+            kwargs["exif"] = metadata.exif
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", **kwargs)
+    return buf.getvalue()
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray, metadata: ImageMetadata | None = None) -> None:
+    """Write uint8 [H, W, 3] as a PNG file atomically."""
+    atomic_write_bytes(path, encode_png(image, metadata))
+
+
+def check_distinct_paths(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Refuse to write an output over its own input."""
+    s, d = Path(src), Path(dst)
+    try:
+        same = d.exists() and os.path.samefile(s, d)
+    except OSError:
+        same = False
+    if same:
+        raise GimgError(f"{dst}: output would overwrite the input {src}")

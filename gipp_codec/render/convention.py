@@ -1,0 +1,50 @@
+"""The rendering convention shared by every renderer (spec: format_spec/gimg.md, "Rendering").
+
+Coordinates are in pixel units with the origin at the top-left corner of the image;
+x grows to the right (columns), y grows downwards (rows). The sample point of pixel
+(row j, column i) is its centre ``p = (i + 0.5, j + 0.5)``.
+
+A Gaussian k has mean ``mu_k = (mx, my)``, covariance ``Sigma_k = [[a, b], [b, c]]``
+(the *effective* covariance: the content-aware filter is already folded in) and
+colour ``col_k`` (3 floats, unbounded). It is *valid* iff ``a > 0``, ``c > 0`` and
+``a*c - b*b > 0``; invalid Gaussians contribute nothing.
+
+With ``d = p - mu_k`` and ``det = a*c - b*b`` the squared Mahalanobis distance is
+
+    m2 = (c*dx*dx - 2*b*dx*dy + a*dy*dy) / det
+
+and the Gaussian's weight at p is ``exp(-0.5*m2)`` if ``m2 <= CUTOFF_M2`` else 0
+(the 3-sigma ellipse, inclusive). A pixel's value is the plain sum over Gaussians of
+weight * colour, unclamped. No per-tile or per-pixel cap on the number of
+contributing Gaussians exists. An 8-bit image is produced as
+``floor(clamp(v, 0, 1) * 255 + 0.5)`` per channel.
+
+The rows a Gaussian touches satisfy ``dy*dy <= CUTOFF_M2 * c``; on such a row the
+columns satisfy ``|dx - b*dy/c| <= sqrt(det * (CUTOFF_M2*c - dy*dy)) / c``.
+The axis-aligned bounding radius is ``3 * sqrt(lambda_max(Sigma))``.
+"""
+
+import numpy as np
+
+PIXEL_CENTER_OFFSET = 0.5  # sample point of pixel i is i + 0.5
+CUTOFF_SIGMA = 3.0
+CUTOFF_M2 = CUTOFF_SIGMA * CUTOFF_SIGMA  # squared Mahalanobis cut-off, inclusive
+
+
+def valid_mask(covs: np.ndarray) -> np.ndarray:
+    """Boolean mask [N] of Gaussians whose covariance [N, 3] = (a, b, c) is positive definite."""
+    a, b, c = covs[:, 0], covs[:, 1], covs[:, 2]
+    return (a > 0) & (c > 0) & (a * c - b * b > 0)
+
+
+def bounding_radius(covs: np.ndarray) -> np.ndarray:
+    """3-sigma bounding radius [N] in pixels, 3*sqrt(lambda_max) of each covariance [N, 3]."""
+    a, b, c = covs[:, 0], covs[:, 1], covs[:, 2]
+    half_trace = 0.5 * (a + c)
+    lam_max = half_trace + np.sqrt(np.maximum(0.25 * (a - c) ** 2 + b * b, 0.0))
+    return CUTOFF_SIGMA * np.sqrt(np.maximum(lam_max, 0.0))
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Convert an unclamped float image [H, W, 3] in [0, 1] nominal range to uint8 [H, W, 3]."""
+    return np.floor(np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
