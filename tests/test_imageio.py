@@ -1,0 +1,136 @@
+"""Input conversions and refusals of gipp_codec.imageio, and the metrics module."""
+
+import io
+import math
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gipp_codec.errors import GimgError, InputImageError
+from gipp_codec.imageio import (
+    ImageMetadata,
+    atomic_write_bytes,
+    check_distinct_paths,
+    decode_image_bytes,
+    encode_png,
+    load_image,
+    save_png,
+)
+from gipp_codec.metrics import ms_ssim, psnr
+
+
+def _png_bytes(im: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", **kw)
+    return buf.getvalue()
+
+
+def test_rgb_roundtrip_exact(tmp_path):
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, size=(7, 5, 3), dtype=np.uint8)
+    save_png(tmp_path / "a.png", arr)
+    back, meta = load_image(tmp_path / "a.png")
+    assert back.dtype == np.uint8 and back.shape == (7, 5, 3)
+    assert np.array_equal(back, arr)
+    assert meta.icc_profile is None
+
+
+def test_grayscale_replicated():
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    rgb, _ = decode_image_bytes(_png_bytes(Image.fromarray(gray, mode="L")))
+    assert rgb.shape == (3, 4, 3)
+    for ch in range(3):
+        assert np.array_equal(rgb[:, :, ch], gray)
+
+
+def test_16bit_gray_rounded_to_8bit():
+    im = Image.new("I;16", (4, 1))
+    for x, v in enumerate([0, 257 * 10, 65535, 257 * 100 + 128]):
+        im.putpixel((x, 0), v)
+    rgb, _ = decode_image_bytes(_png_bytes(im))
+    assert rgb[0, :, 0].tolist() == [0, 10, 255, 100]
+
+
+def test_palette_expanded():
+    im = Image.new("P", (4, 2))
+    im.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    im.putpixel((1, 0), 1)
+    rgb, _ = decode_image_bytes(_png_bytes(im))
+    assert rgb[0, 0].tolist() == [255, 0, 0]
+    assert rgb[0, 1].tolist() == [0, 255, 0]
+
+
+def test_opaque_rgba_accepted_transparent_refused():
+    arr = np.full((3, 3, 4), 255, dtype=np.uint8)
+    rgb, _ = decode_image_bytes(_png_bytes(Image.fromarray(arr, mode="RGBA")))
+    assert rgb.shape == (3, 3, 3)
+    arr[1, 1, 3] = 10
+    with pytest.raises(InputImageError, match="transparent"):
+        decode_image_bytes(_png_bytes(Image.fromarray(arr, mode="RGBA")))
+
+
+def test_icc_profile_carried(tmp_path):
+    icc = b"fake-icc-profile-bytes" * 4
+    arr = np.zeros((2, 2, 3), dtype=np.uint8)
+    save_png(tmp_path / "icc.png", arr, ImageMetadata(icc_profile=icc))
+    _, meta = load_image(tmp_path / "icc.png")
+    assert meta.icc_profile == icc
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"", "empty"), (b"this is not an image at all", "not a readable image"), (b"\x89PNG\r\n\x1a\n\x00\x00", "")],
+)
+def test_bad_bytes_refused(content, message):
+    with pytest.raises(InputImageError, match=message):
+        decode_image_bytes(content)
+
+
+def test_truncated_png_refused():
+    arr = np.random.default_rng(1).integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    data = encode_png(arr)
+    with pytest.raises(InputImageError):
+        decode_image_bytes(data[: len(data) // 2])
+
+
+def test_missing_and_directory(tmp_path):
+    with pytest.raises(InputImageError, match="no such file"):
+        load_image(tmp_path / "nope.png")
+    with pytest.raises(InputImageError, match="directory"):
+        load_image(tmp_path)
+
+
+def test_atomic_write_leaves_no_temp(tmp_path):
+    atomic_write_bytes(tmp_path / "out.bin", b"abc")
+    assert (tmp_path / "out.bin").read_bytes() == b"abc"
+    assert sorted(os.listdir(tmp_path)) == ["out.bin"]
+    with pytest.raises(GimgError, match="does not exist"):
+        atomic_write_bytes(tmp_path / "missing_dir" / "x.bin", b"abc")
+
+
+def test_refuse_output_over_input(tmp_path):
+    p = tmp_path / "same.png"
+    p.write_bytes(b"x")
+    with pytest.raises(GimgError, match="overwrite"):
+        check_distinct_paths(p, p)
+    check_distinct_paths(p, tmp_path / "other.png")
+
+
+def test_psnr_values():
+    a = np.zeros((4, 4, 3), dtype=np.uint8)
+    b = a.copy()
+    assert psnr(a, b) == math.inf
+    b[0, 0, 0] = 255  # mse = 1/48
+    assert psnr(a, b) == pytest.approx(10 * math.log10(48.0))
+
+
+def test_ms_ssim_small_image_none_and_identity():
+    rng = np.random.default_rng(2)
+    small = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    assert ms_ssim(small, small) is None
+    big = rng.integers(0, 256, size=(176, 176, 3), dtype=np.uint8)
+    assert ms_ssim(big, big) == pytest.approx(1.0, abs=1e-5)
+    noisy = np.clip(big.astype(int) + rng.integers(-40, 41, size=big.shape), 0, 255).astype(np.uint8)
+    assert ms_ssim(big, noisy) < 0.99
