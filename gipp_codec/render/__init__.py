@@ -6,24 +6,32 @@ following ``gipp_codec.render.convention``. Backends:
 
 - ``reference``: plain torch, any device, dense; the oracle.
 - ``cpu``: numba forward and hand-written backward; the default on CPU.
+- ``cuda``: Triton kernels with GPU tile binning; the default on CUDA when triton
+  is installed (it ships with CUDA builds of torch).
 
 The torch-free forward used by the decoder lives in ``gipp_codec.render.numba_kernels``.
 """
 
+import importlib.util
 from typing import Callable
 
 import torch
 
 from gipp_codec.errors import ConfigError
 
-BACKENDS = ("reference", "cpu")
+BACKENDS = ("reference", "cpu", "cuda")
 
 
 def get_renderer(backend: str = "auto", device: torch.device | str = "cpu") -> Callable:
-    """Return the render function for ``backend`` ("auto", "reference", "cpu") on ``device``."""
+    """Return the render function for ``backend`` ("auto", "reference", "cpu", "cuda") on ``device``."""
     device = torch.device(device)
     if backend == "auto":
-        backend = "cpu" if device.type == "cpu" else "reference"
+        if device.type == "cpu":
+            backend = "cpu"
+        elif device.type == "cuda" and importlib.util.find_spec("triton") is not None:
+            backend = "cuda"
+        else:
+            backend = "reference"
     if backend == "reference":
         from gipp_codec.render.reference import render_reference
 
@@ -34,4 +42,12 @@ def get_renderer(backend: str = "auto", device: torch.device | str = "cpu") -> C
         from gipp_codec.render.cpu import render_cpu
 
         return render_cpu
+    if backend == "cuda":
+        if device.type != "cuda":
+            raise ConfigError(f"the 'cuda' renderer needs a CUDA device, got {device}")
+        try:
+            from gipp_codec.render.cuda_triton import render_cuda
+        except ImportError as exc:
+            raise ConfigError(f"the 'cuda' renderer needs triton (pip install triton): {exc}") from None
+        return render_cuda
     raise ConfigError(f"unknown renderer backend {backend!r}; expected one of auto, {', '.join(BACKENDS)}")

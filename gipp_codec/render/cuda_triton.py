@@ -1,0 +1,280 @@
+"""The CUDA renderer: tiled forward and backward kernels written in Triton.
+
+Same contract and convention as ``reference.render_reference`` (pixel centres at i + 0.5,
+inclusive 3-sigma cut-off m2 <= 9, invalid Gaussians contribute nothing, plain unclamped
+sum, no per-tile cap). Computation is float32 whatever the input dtype; the output is
+cast back to the input dtype.
+
+Pipeline of one render:
+1. torch: conic (inverse covariance) terms ``(ia, ib, ic) = (c, b, a) / det`` so that
+   ``m2 = ia*dx*dx - 2*ib*dx*dy + ic*dy*dy``; this step is ordinary differentiable torch,
+   so autograd chains d/dconic (from the kernel) to d/dcovs.
+2. torch (``tiles.bin_gaussians``): (tile, Gaussian) pairs sorted by tile, no cap.
+3. Triton forward: one program per 16x16 tile; it walks the tile's Gaussians in blocks of
+   BLOCK_G, evaluates a [BLOCK_G, 256] weight block and accumulates the three channels.
+4. Triton backward: the same walk; for every (tile, Gaussian) pair the program reduces its
+   256 pixels to 8 partial gradients (d mean x/y, d conic a/b/c, d colour r/g/b) and
+   stores them in a per-pair buffer [P, 8]; torch then sums each Gaussian's pairs.
+
+Why per-pair partials + a torch segmented sum rather than ``tl.atomic_add``: the result is
+deterministic (bitwise reproducible run to run; float atomics are not, and a codec's
+encoder is nicer to debug and test when reruns are identical), and it costs little:
+with fitted sizes (3-sigma radius ~19 px) a Gaussian touches ~10 tiles, so at 10k
+Gaussians the buffer is ~100k x 8 floats (~3 MB) and the segmented sum is one cheap pass.
+Atomics would win only when Gaussians touch thousands of tiles each. The pairs are
+written straight into Gaussian-major order (``TileBins.pair_slots``), so the sum is a
+``torch.segment_reduce`` over contiguous segments, which sums each segment in a fixed
+order on both CPU and CUDA.
+
+Interpreter mode: with ``TRITON_INTERPRET=1`` set before triton is imported, the kernels
+run on CPU tensors (slowly) — that is how the tests check them on machines without a GPU.
+"""
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+from gipp_codec.errors import ConfigError
+from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET
+from gipp_codec.render.tiles import TILE, bin_gaussians
+
+# Gaussians per inner block and warps per tile program. Not yet timed on a GPU (none was at
+# hand); chosen from an ahead-of-time sm_90 compile (triton.compile with
+# GPUTarget("cuda", 90, 32), cuobjdump -res-usage), registers per thread / spill bytes:
+#   warps=8: fwd G=16 108/0, G=32 169/0, G=64 255/288; bwd G=16 128/0, G=32 255/0, G=64 255/264
+#   warps=4: fwd G=16 128/0, G=32 207/0, G=64 spills;  bwd G=16 254/0, G=32 255/256
+# G=16 with 8 warps is the only setting with <= 128 registers in both kernels (two 256-thread
+# programs per SM) and no spills. tools/bench_gpu.py --sweep times the alternatives.
+BLOCK_G = 16
+BWD_BLOCK_G = 16
+NUM_WARPS = 8
+# Contract a*b+c into FMAs (Triton's historical default; explicit because Triton 3.9 warns that
+# its default will flip in 3.10). Both settings are well within the tests' 1e-4 tolerance.
+FP_FUSION = True
+# Row layouts (8 float32 each): packed Gaussian params  mx, my, ia, ib, ic, r, g, b;
+# per-pair partial gradients  d mx, d my, d ia, d ib, d ic, d r, d g, d b.
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+@triton.jit
+def _forward_kernel(
+    params_ptr,  # [N, 8] float32
+    gauss_ids_ptr,  # [P] int32, sorted by tile
+    tile_offsets_ptr,  # [T + 1] int32
+    out_ptr,  # [H, W, 3] float32
+    height,
+    width,
+    tiles_x,
+    TILE_SIZE: tl.constexpr,
+    BLOCK: tl.constexpr,
+    CUT: tl.constexpr,
+    CENTER: tl.constexpr,
+):
+    tile = tl.program_id(0)
+    ty = tile // tiles_x
+    tx = tile - ty * tiles_x
+    pix = tl.arange(0, TILE_SIZE * TILE_SIZE)  # [256] pixels of the tile, row-major
+    col = tx * TILE_SIZE + pix % TILE_SIZE
+    row = ty * TILE_SIZE + pix // TILE_SIZE
+    in_image = (col < width) & (row < height)
+    px = col.to(tl.float32) + CENTER
+    py = row.to(tl.float32) + CENTER
+    start = tl.load(tile_offsets_ptr + tile)
+    end = tl.load(tile_offsets_ptr + tile + 1)
+    acc_r = tl.zeros([TILE_SIZE * TILE_SIZE], dtype=tl.float32)
+    acc_g = tl.zeros([TILE_SIZE * TILE_SIZE], dtype=tl.float32)
+    acc_b = tl.zeros([TILE_SIZE * TILE_SIZE], dtype=tl.float32)
+    for s in range(start, end, BLOCK):
+        k = s + tl.arange(0, BLOCK)  # [G] pair indices
+        live = k < end
+        gid = tl.load(gauss_ids_ptr + k, mask=live, other=0)
+        row_ptr = params_ptr + gid.to(tl.int64) * 8
+        mx = tl.load(row_ptr + 0, mask=live, other=0.0)
+        my = tl.load(row_ptr + 1, mask=live, other=0.0)
+        ia = tl.load(row_ptr + 2, mask=live, other=0.0)
+        ib = tl.load(row_ptr + 3, mask=live, other=0.0)
+        ic = tl.load(row_ptr + 4, mask=live, other=0.0)
+        cr = tl.load(row_ptr + 5, mask=live, other=0.0)
+        cg = tl.load(row_ptr + 6, mask=live, other=0.0)
+        cb = tl.load(row_ptr + 7, mask=live, other=0.0)
+        # Forward block is [G, 256] (pixels last): with Triton's default layout each thread
+        # owns whole G-columns of a few pixels, so the sum over Gaussians stays in-thread.
+        dx = px[None, :] - mx[:, None]  # [G, 256]
+        dy = py[None, :] - my[:, None]
+        m2 = ia[:, None] * dx * dx - 2.0 * ib[:, None] * dx * dy + ic[:, None] * dy * dy
+        inside = (m2 <= CUT) & live[:, None]
+        w = tl.where(inside, tl.exp(-0.5 * m2), 0.0)  # [G, 256]
+        acc_r += tl.sum(w * cr[:, None], axis=0)
+        acc_g += tl.sum(w * cg[:, None], axis=0)
+        acc_b += tl.sum(w * cb[:, None], axis=0)
+    o = (row.to(tl.int64) * width + col) * 3
+    tl.store(out_ptr + o + 0, acc_r, mask=in_image)
+    tl.store(out_ptr + o + 1, acc_g, mask=in_image)
+    tl.store(out_ptr + o + 2, acc_b, mask=in_image)
+
+
+@triton.jit
+def _backward_kernel(
+    params_ptr,  # [N, 8] float32
+    gauss_ids_ptr,  # [P] int32, sorted by tile
+    pair_slots_ptr,  # [P] int64, Gaussian-major row of each sorted pair
+    tile_offsets_ptr,  # [T + 1] int32
+    grad_out_ptr,  # [H, W, 3] float32
+    partial_ptr,  # [P, 8] float32, written Gaussian-major
+    height,
+    width,
+    tiles_x,
+    TILE_SIZE: tl.constexpr,
+    BLOCK: tl.constexpr,
+    CUT: tl.constexpr,
+    CENTER: tl.constexpr,
+):
+    tile = tl.program_id(0)
+    ty = tile // tiles_x
+    tx = tile - ty * tiles_x
+    pix = tl.arange(0, TILE_SIZE * TILE_SIZE)
+    col = tx * TILE_SIZE + pix % TILE_SIZE
+    row = ty * TILE_SIZE + pix // TILE_SIZE
+    in_image = (col < width) & (row < height)
+    px = col.to(tl.float32) + CENTER
+    py = row.to(tl.float32) + CENTER
+    o = (row.to(tl.int64) * width + col) * 3
+    # Pixels outside the image get a zero incoming gradient: they then add nothing below.
+    gr = tl.load(grad_out_ptr + o + 0, mask=in_image, other=0.0)  # [256]
+    gg = tl.load(grad_out_ptr + o + 1, mask=in_image, other=0.0)
+    gb = tl.load(grad_out_ptr + o + 2, mask=in_image, other=0.0)
+    start = tl.load(tile_offsets_ptr + tile)
+    end = tl.load(tile_offsets_ptr + tile + 1)
+    for s in range(start, end, BLOCK):
+        k = s + tl.arange(0, BLOCK)
+        live = k < end
+        gid = tl.load(gauss_ids_ptr + k, mask=live, other=0)
+        row_ptr = params_ptr + gid.to(tl.int64) * 8
+        mx = tl.load(row_ptr + 0, mask=live, other=0.0)
+        my = tl.load(row_ptr + 1, mask=live, other=0.0)
+        ia = tl.load(row_ptr + 2, mask=live, other=0.0)
+        ib = tl.load(row_ptr + 3, mask=live, other=0.0)
+        ic = tl.load(row_ptr + 4, mask=live, other=0.0)
+        cr = tl.load(row_ptr + 5, mask=live, other=0.0)
+        cg = tl.load(row_ptr + 6, mask=live, other=0.0)
+        cb = tl.load(row_ptr + 7, mask=live, other=0.0)
+        # Backward block is [256, G] (Gaussians last): the per-Gaussian sums over pixels then
+        # reduce within threads and across warps once per block, not per Gaussian.
+        dx = px[:, None] - mx[None, :]  # [256, G]
+        dy = py[:, None] - my[None, :]
+        m2 = ia[None, :] * dx * dx - 2.0 * ib[None, :] * dx * dy + ic[None, :] * dy * dy
+        inside = (m2 <= CUT) & live[None, :]
+        w = tl.where(inside, tl.exp(-0.5 * m2), 0.0)  # [256, G]
+        # out[p, ch] += w[p, k] * col[k, ch]
+        d_cr = tl.sum(w * gr[:, None], axis=0)  # [G]
+        d_cg = tl.sum(w * gg[:, None], axis=0)
+        d_cb = tl.sum(w * gb[:, None], axis=0)
+        dw = gr[:, None] * cr[None, :] + gg[:, None] * cg[None, :] + gb[:, None] * cb[None, :]
+        dm2 = -0.5 * w * dw  # dL/dm2, [256, G]; zero outside the ellipse
+        s_x = tl.sum(dm2 * dx, axis=0)
+        s_y = tl.sum(dm2 * dy, axis=0)
+        s_xx = tl.sum(dm2 * dx * dx, axis=0)
+        s_xy = tl.sum(dm2 * dx * dy, axis=0)
+        s_yy = tl.sum(dm2 * dy * dy, axis=0)
+        # dm2/dmx = -2 (ia dx - ib dy), dm2/dmy = -2 (ic dy - ib dx),
+        # dm2/dia = dx^2, dm2/dib = -2 dx dy, dm2/dic = dy^2.
+        d_mx = -2.0 * (ia * s_x - ib * s_y)
+        d_my = -2.0 * (ic * s_y - ib * s_x)
+        slot = tl.load(pair_slots_ptr + k, mask=live, other=0)
+        dst = partial_ptr + slot * 8
+        tl.store(dst + 0, d_mx, mask=live)
+        tl.store(dst + 1, d_my, mask=live)
+        tl.store(dst + 2, s_xx, mask=live)
+        tl.store(dst + 3, -2.0 * s_xy, mask=live)
+        tl.store(dst + 4, s_yy, mask=live)
+        tl.store(dst + 5, d_cr, mask=live)
+        tl.store(dst + 6, d_cg, mask=live)
+        tl.store(dst + 7, d_cb, mask=live)
+
+
+class _TiledSum(torch.autograd.Function):
+    """means [N,2], conic [N,3], colors [N,3] (float32, contiguous) -> image [H,W,3]."""
+
+    @staticmethod
+    def forward(ctx, means, conic, colors, bins, height, width, block, bwd_block):
+        params = torch.cat([means, conic, colors], dim=1).contiguous()  # [N, 8]
+        out = torch.zeros(height, width, 3, device=means.device, dtype=torch.float32)
+        num_tiles = bins.tiles_x * bins.tiles_y
+        if num_tiles > 0:
+            _forward_kernel[(num_tiles,)](
+                params, bins.gauss_ids, bins.tile_offsets, out, height, width, bins.tiles_x,
+                TILE_SIZE=TILE, BLOCK=block, CUT=CUTOFF_M2, CENTER=PIXEL_CENTER_OFFSET,
+                num_warps=NUM_WARPS, enable_fp_fusion=FP_FUSION,
+            )
+        ctx.save_for_backward(params)
+        ctx.bins, ctx.height, ctx.width, ctx.block = bins, height, width, bwd_block
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        (params,) = ctx.saved_tensors
+        bins = ctx.bins
+        n = params.shape[0]
+        num_pairs = bins.gauss_ids.shape[0]
+        partial = torch.empty(num_pairs, 8, device=params.device, dtype=torch.float32)
+        num_tiles = bins.tiles_x * bins.tiles_y
+        if num_pairs > 0 and num_tiles > 0:
+            _backward_kernel[(num_tiles,)](
+                params, bins.gauss_ids, bins.pair_slots, bins.tile_offsets,
+                grad_out.to(torch.float32).contiguous(), partial,
+                ctx.height, ctx.width, bins.tiles_x,
+                TILE_SIZE=TILE, BLOCK=ctx.block, CUT=CUTOFF_M2, CENTER=PIXEL_CENTER_OFFSET,
+                num_warps=NUM_WARPS, enable_fp_fusion=FP_FUSION,
+            )
+        if num_pairs == 0:  # nothing drawn (also covers N = 0)
+            grads = params.new_zeros(n, 8)
+        else:
+            # Deterministic per-Gaussian sum of its pairs (contiguous, Gaussian-major).
+            grads = torch.segment_reduce(partial, "sum", lengths=bins.counts, axis=0)  # [N, 8]
+        return grads[:, 0:2], grads[:, 2:5], grads[:, 5:8], None, None, None, None, None
+
+
+def render_cuda(
+    means: torch.Tensor,  # [N, 2] (x, y) in pixels
+    covs: torch.Tensor,  # [N, 3] (a, b, c) effective covariance
+    colors: torch.Tensor,  # [N, 3]
+    height: int,
+    width: int,
+    block: int = BLOCK_G,
+    bwd_block: int = BWD_BLOCK_G,
+) -> torch.Tensor:  # [H, W, 3] unclamped
+    """Render with the tiled Triton kernels; differentiable in means, covs and colors."""
+    if not means.is_cuda and not _interpreting():
+        raise ConfigError(
+            f"the 'cuda' renderer needs CUDA tensors, got device {means.device} "
+            "(or set TRITON_INTERPRET=1 before importing triton to run its kernels on CPU, slowly)"
+        )
+    if means.shape[0] == 0 or height == 0 or width == 0:
+        # Nothing to launch; keep the result connected to the inputs for autograd.
+        zero = (means.sum() + covs.sum() + colors.sum()) * 0.0
+        return zero + torch.zeros(height, width, 3, device=means.device, dtype=means.dtype)
+    dtype = means.dtype
+    m32 = means.to(torch.float32)
+    cv32 = covs.to(torch.float32)
+    with torch.no_grad():
+        a, b, c = cv32[:, 0], cv32[:, 1], cv32[:, 2]
+        det = a * c - b * b
+        # Non-finite rows count as invalid too (binning drops them as well).
+        valid = (a > 0) & (c > 0) & (det > 0) & torch.isfinite(det)
+    # Invalid rows are replaced by the identity before any arithmetic, so no inf/NaN can reach
+    # autograd (0 * NaN would poison the valid-looking gradients); they are in no tile anyway.
+    identity = torch.tensor([1.0, 0.0, 1.0], device=cv32.device, dtype=cv32.dtype)
+    safe = torch.where(valid[:, None], cv32, identity)  # [N, 3]
+    sa, sb, sc = safe[:, 0], safe[:, 1], safe[:, 2]
+    sdet = sa * sc - sb * sb
+    conic = torch.stack([sc / sdet, sb / sdet, sa / sdet], dim=1)  # [N, 3] (ia, ib, ic)
+    bins = bin_gaussians(m32, cv32, height, width, valid=valid)  # invalid ones are in no tile
+    out = _TiledSum.apply(m32.contiguous(), conic.contiguous(), colors.to(torch.float32).contiguous(),
+                          bins, height, width, block, bwd_block)
+    return out.to(dtype)
