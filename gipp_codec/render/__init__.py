@@ -15,15 +15,18 @@ The torch-free forward used by the decoder lives in ``gipp_codec.render.numba_ke
 import importlib.util
 from typing import Callable
 
-import torch
-
 from gipp_codec.errors import ConfigError
+
+# torch is imported inside get_renderer only: the decoder imports
+# gipp_codec.render.numba_kernels through this package and must not load torch.
 
 BACKENDS = ("reference", "cpu", "cuda")
 
 
-def get_renderer(backend: str = "auto", device: torch.device | str = "cpu") -> Callable:
+def get_renderer(backend: str = "auto", device="cpu") -> Callable:
     """Return the render function for ``backend`` ("auto", "reference", "cpu", "cuda") on ``device``."""
+    import torch
+
     device = torch.device(device)
     if backend == "auto":
         if device.type == "cpu":

@@ -1,0 +1,391 @@
+"""Torch-free numba kernels of the sum-of-Gaussians renderer (forward and backward).
+
+Follows the convention of ``gipp_codec.render.convention`` (spec: format_spec/gimg.md,
+"Rendering"); the constants below mirror it one to one (this module must not import
+that package, whose ``__init__`` loads torch; a test checks they agree).
+
+Maths, per Gaussian (mean mu, covariance [[a, b], [b, c]], det = a*c - b*b) and per
+pixel row with ``dy = y - my``. Completing the square in ``dx = x - mx`` gives
+
+    m2 = qa * e*e + dy*dy / c,   e = dx - (b / c) * dy,   qa = c / det
+
+so on a row the weight depends on the well-conditioned offset ``e`` from the row's
+ellipse centre ``xc = mx + (b/c)*dy``; the columns inside the 3-sigma ellipse satisfy
+``|e| <= sqrt((9 - dy*dy/c) * det / c)`` (the convention's column range). The exact
+test ``m2 <= CUTOFF_M2`` is still applied per pixel, so that range (padded to whole
+blocks of ``LANES`` columns so that every inner loop is one SIMD-friendly block) only
+bounds the work.
+
+exp without a vector math library: ``exp(-m2/2) = exp(-9/4) * exp(v)**16`` with
+``v = 9/64 - m2/32`` in [-9/64, 9/64]; exp(v) is a degree-5 Taylor polynomial
+(relative error < 2e-8, < 1e-6 after the four squarings) and the constant exp(-9/4)
+is folded into the colours. Everything is plain multiply-adds, which LLVM vectorises.
+
+Backward: with s = w * (g . colour) per pixel and u = Q d (Q = Sigma^-1, d = p - mu),
+dL/dmu = sum s*u and dL/dSigma = 0.5 * sum s*u*u^T; on a row u = (qa*e, qb*e + dy/c)
+(qb = -b/det), so three row sums (s, s*e, s*e*e) give every gradient.
+
+Parallelism, both race-free: the forward splits the image into bands of rows, each
+thread owns whole bands (round-robin) and the Gaussians are binned to bands first;
+the backward runs over Gaussians, each owning its gradient slots.
+"""
+
+import math
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+# Mirrors gipp_codec.render.convention (checked by tests/test_render.py).
+PIXEL_CENTER_OFFSET = 0.5
+CUTOFF_M2 = 9.0
+
+LANES = 8  # columns per inner block (one AVX2 float32 vector)
+BAND_ROWS = 16  # rows per forward band
+
+_V_SHIFT = CUTOFF_M2 / 64.0  # v = 9/64 - m2/32
+_EXP_SCALE = math.exp(-16.0 * _V_SHIFT)  # exp(-9/4): exp(-m2/2) = _EXP_SCALE * exp(v)**16
+# Slack (pixels) on the analytic column range; the per-pixel m2 test is the authority.
+_RANGE_SLACK = 1e-3
+
+# fastmath without nnan/ninf: NaN-producing inputs must still fail the m2 test.
+_FM = {"contract", "afn", "arcp", "reassoc", "nsz"}
+_OPTS = dict(fastmath=_FM, cache=True, nogil=True, error_model="numpy", boundscheck=False)
+
+
+@njit(**_OPTS)
+def _setup(means, covs, colors, finite, height, width, par, rows):
+    """Per-Gaussian constants par [N, 8] (float64) and clipped row ranges rows [N, 2].
+
+    par: mx, my, b/c, 1/c, det/c, qa = c/det, qb = -b/det, unused. Invalid Gaussians
+    (not positive definite, or any non-finite attribute) get an empty row range.
+    """
+    n = means.shape[0]
+    for k in range(n):
+        mx = np.float64(means[k, 0])
+        my = np.float64(means[k, 1])
+        a = np.float64(covs[k, 0])
+        b = np.float64(covs[k, 1])
+        c = np.float64(covs[k, 2])
+        det = a * c - b * b
+        ok = finite[k] and a > 0.0 and c > 0.0 and det > 0.0 and det < np.inf
+        rows[k, 0] = 0
+        rows[k, 1] = -1
+        if not ok:
+            continue
+        ry = math.sqrt(CUTOFF_M2 * c)
+        lo = my - ry - PIXEL_CENTER_OFFSET - _RANGE_SLACK
+        hi = my + ry - PIXEL_CENTER_OFFSET + _RANGE_SLACK
+        if lo < 0.0:
+            lo = 0.0
+        if hi > height - 1.0:
+            hi = height - 1.0
+        if not (lo <= hi):
+            continue
+        j0 = int(math.ceil(lo))
+        j1 = int(math.floor(hi))
+        if j1 < j0:
+            continue
+        rows[k, 0] = j0
+        rows[k, 1] = j1
+        par[k, 0] = mx
+        par[k, 1] = my
+        par[k, 2] = b / c
+        par[k, 3] = 1.0 / c
+        par[k, 4] = det / c
+        par[k, 5] = c / det
+        par[k, 6] = -b / det
+
+
+@njit(**_OPTS)
+def _bin(rows, nbands, band_rows):
+    """Gaussian indices per band: (offsets [nbands + 1], items) in CSR form."""
+    n = rows.shape[0]
+    counts = np.zeros(nbands + 1, np.int64)
+    for k in range(n):
+        if rows[k, 1] >= rows[k, 0]:
+            for bd in range(rows[k, 0] // band_rows, rows[k, 1] // band_rows + 1):
+                counts[bd + 1] += 1
+    for bd in range(nbands):
+        counts[bd + 1] += counts[bd]
+    items = np.empty(counts[nbands], np.int32)
+    fill = counts[:nbands].copy()
+    for k in range(n):
+        if rows[k, 1] >= rows[k, 0]:
+            for bd in range(rows[k, 0] // band_rows, rows[k, 1] // band_rows + 1):
+                items[fill[bd]] = k
+                fill[bd] += 1
+    return counts, items
+
+
+@njit(**_OPTS)
+def _padded_width(width):
+    return ((width + LANES - 1) // LANES + 1) * LANES
+
+
+@njit(**_OPTS)
+def _row_span(par, k, j, width):
+    """Row j of Gaussian k: (first column, count of LANES-column blocks covering the
+    row's span, offset e of the first column, dy*dy/c); count 0 when the row misses
+    the image or the ellipse. The last block may run up to LANES - 1 columns past the
+    image: buffers are padded (see _padded_width) and the m2 test zeroes those lanes."""
+    dy = j + PIXEL_CENTER_OFFSET - par[k, 1]
+    m2row = dy * dy * par[k, 3]
+    rem = CUTOFF_M2 - m2row
+    if rem < -1e-6:
+        return 0, 0, 0.0, m2row
+    if rem < 0.0:
+        rem = 0.0
+    hw = math.sqrt(rem * par[k, 4])
+    xc = par[k, 0] + par[k, 2] * dy
+    lo = xc - hw - PIXEL_CENTER_OFFSET - _RANGE_SLACK
+    hi = xc + hw - PIXEL_CENTER_OFFSET + _RANGE_SLACK
+    if lo < 0.0:
+        lo = 0.0
+    if hi > width - 1.0:
+        hi = width - 1.0
+    if not (lo <= hi):
+        return 0, 0, 0.0, m2row
+    i0 = int(math.ceil(lo))
+    i1 = int(math.floor(hi))
+    if i1 < i0:
+        return 0, 0, 0.0, m2row
+    nblk = (i1 - i0) // LANES + 1
+    return i0, nblk, i0 + PIXEL_CENTER_OFFSET - xc, m2row
+
+
+@njit(parallel=True, **_OPTS)
+def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, nthreads, out):
+    """Thread t owns bands t, t + nthreads, ...; a band accumulates in a private planar
+    buffer [channel, row, column] (L2-resident) that is then interleaved into out."""
+    nbands = (height + band_rows - 1) // band_rows
+    wp = _padded_width(width)
+    for t in prange(nthreads):
+        buf = np.zeros((3, band_rows, wp), np.float32)
+        for bd in range(t, nbands, nthreads):
+            r0 = bd * band_rows
+            r1 = min(r0 + band_rows, height) - 1
+            for it in range(offsets[bd], offsets[bd + 1]):
+                k = items[it]
+                ja = max(rows[k, 0], r0)
+                jb = min(rows[k, 1], r1)
+                c0 = np.float32(colors[k, 0] * _EXP_SCALE)
+                c1 = np.float32(colors[k, 1] * _EXP_SCALE)
+                c2 = np.float32(colors[k, 2] * _EXP_SCALE)
+                qa = np.float32(par[k, 5])
+                for j in range(ja, jb + 1):
+                    b0, nblk, off64, m2row64 = _row_span(par, k, j, width)
+                    off = np.float32(off64)
+                    m2r = np.float32(m2row64)
+                    row0 = buf[0, j - r0]
+                    row1 = buf[1, j - r0]
+                    row2 = buf[2, j - r0]
+                    ub = np.uint64(b0)
+                    for i in range(nblk * LANES):
+                        e = off + np.float32(i)
+                        m2 = qa * e * e + m2r
+                        v = np.float32(_V_SHIFT) - m2 * np.float32(1.0 / 32.0)
+                        p = np.float32(1.0) + v * (np.float32(1.0) + v * (np.float32(0.5) + v * (
+                            np.float32(1.0 / 6.0) + v * (np.float32(1.0 / 24.0) + v * np.float32(1.0 / 120.0)))))
+                        p = p * p
+                        p = p * p
+                        p = p * p
+                        p = p * p
+                        w = p if m2 <= np.float32(CUTOFF_M2) else np.float32(0.0)
+                        idx = ub + np.uint64(i)
+                        row0[idx] += w * c0
+                        row1[idx] += w * c1
+                        row2[idx] += w * c2
+            for rr in range(r1 - r0 + 1):
+                for i in range(width):
+                    out[r0 + rr, i, 0] = buf[0, rr, i]
+                    out[r0 + rr, i, 1] = buf[1, rr, i]
+                    out[r0 + rr, i, 2] = buf[2, rr, i]
+            buf[:] = 0.0
+
+
+@njit(parallel=True, **_OPTS)
+def _planar_grad(grad_image, height, width, gp):
+    """grad_image [H, W, 3] -> gp [3, H, Wp] (padding columns zero)."""
+    for j in prange(height):
+        for i in range(width):
+            gp[0, j, i] = grad_image[j, i, 0]
+            gp[1, j, i] = grad_image[j, i, 1]
+            gp[2, j, i] = grad_image[j, i, 2]
+        for i in range(width, gp.shape[2]):
+            gp[0, j, i] = 0.0
+            gp[1, j, i] = 0.0
+            gp[2, j, i] = 0.0
+
+
+@njit(**_OPTS)
+def _spatial_order(par, rows, height, width, cell):
+    """Indices of the drawable Gaussians ordered by the cell x cell pixel cell of their
+    (clipped) centre, row-major: neighbours in the order touch the same gradient rows,
+    so the backward reads them from cache instead of memory."""
+    n = rows.shape[0]
+    ncx = (width + cell - 1) // cell
+    ncy = (height + cell - 1) // cell
+    key = np.empty(n, np.int64)
+    counts = np.zeros(ncx * ncy + 1, np.int64)
+    for k in range(n):
+        if rows[k, 1] < rows[k, 0]:
+            key[k] = -1
+            continue
+        cx = min(max(par[k, 0], 0.0), width - 1.0)
+        cy = min(max(par[k, 1], 0.0), height - 1.0)
+        q = int(cy) // cell * ncx + int(cx) // cell
+        key[k] = q
+        counts[q + 1] += 1
+    for q in range(ncx * ncy):
+        counts[q + 1] += counts[q]
+    order = np.empty(counts[ncx * ncy], np.int64)
+    for k in range(n):
+        q = key[k]
+        if q >= 0:
+            order[counts[q]] = k
+            counts[q] += 1
+    return order
+
+
+@njit(parallel=True, **_OPTS)
+def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colors):
+    for t in prange(order.shape[0]):
+        k = order[t]
+        g_means[k, 0] = 0.0
+        g_means[k, 1] = 0.0
+        g_covs[k, 0] = 0.0
+        g_covs[k, 1] = 0.0
+        g_covs[k, 2] = 0.0
+        g_colors[k, 0] = 0.0
+        g_colors[k, 1] = 0.0
+        g_colors[k, 2] = 0.0
+        if rows[k, 1] < rows[k, 0]:
+            continue
+        c0 = np.float32(colors[k, 0] * _EXP_SCALE)
+        c1 = np.float32(colors[k, 1] * _EXP_SCALE)
+        c2 = np.float32(colors[k, 2] * _EXP_SCALE)
+        qa64 = par[k, 5]
+        qb64 = par[k, 6]
+        invc = par[k, 3]
+        qa = np.float32(qa64)
+        su_x = 0.0
+        su_y = 0.0
+        suxx = 0.0
+        suxy = 0.0
+        suyy = 0.0
+        gc0 = 0.0
+        gc1 = 0.0
+        gc2 = 0.0
+        for j in range(rows[k, 0], rows[k, 1] + 1):
+            b0, nblk, off64, m2row64 = _row_span(par, k, j, width)
+            if nblk == 0:
+                continue
+            off = np.float32(off64)
+            m2r = np.float32(m2row64)
+            r_s = np.float32(0.0)
+            r_se = np.float32(0.0)
+            r_see = np.float32(0.0)
+            r_g0 = np.float32(0.0)
+            r_g1 = np.float32(0.0)
+            r_g2 = np.float32(0.0)
+            grow0 = gp[0, j]
+            grow1 = gp[1, j]
+            grow2 = gp[2, j]
+            for i in range(nblk * LANES):
+                e = off + np.float32(i)
+                m2 = qa * e * e + m2r
+                v = np.float32(_V_SHIFT) - m2 * np.float32(1.0 / 32.0)
+                p = np.float32(1.0) + v * (np.float32(1.0) + v * (np.float32(0.5) + v * (
+                    np.float32(1.0 / 6.0) + v * (np.float32(1.0 / 24.0) + v * np.float32(1.0 / 120.0)))))
+                p = p * p
+                p = p * p
+                p = p * p
+                p = p * p
+                w = p if m2 <= np.float32(CUTOFF_M2) else np.float32(0.0)
+                idx = np.uint64(b0) + np.uint64(i)
+                g0 = grow0[idx]
+                g1 = grow1[idx]
+                g2 = grow2[idx]
+                r_g0 += w * g0
+                r_g1 += w * g1
+                r_g2 += w * g2
+                s = w * (g0 * c0 + g1 * c1 + g2 * c2)
+                r_s += s
+                r_se += s * e
+                r_see += s * e * e
+            dy = j + PIXEL_CENTER_OFFSET - par[k, 1]
+            dyc = dy * invc
+            R0 = np.float64(r_s)
+            R1 = np.float64(r_se)
+            R2 = np.float64(r_see)
+            su_x += qa64 * R1
+            su_y += qb64 * R1 + dyc * R0
+            suxx += qa64 * qa64 * R2
+            suxy += qa64 * (qb64 * R2 + dyc * R1)
+            suyy += qb64 * qb64 * R2 + 2.0 * qb64 * dyc * R1 + dyc * dyc * R0
+            gc0 += r_g0
+            gc1 += r_g1
+            gc2 += r_g2
+        g_means[k, 0] = su_x
+        g_means[k, 1] = su_y
+        g_covs[k, 0] = 0.5 * suxx
+        g_covs[k, 1] = suxy
+        g_covs[k, 2] = 0.5 * suyy
+        g_colors[k, 0] = gc0 * _EXP_SCALE
+        g_colors[k, 1] = gc1 * _EXP_SCALE
+        g_colors[k, 2] = gc2 * _EXP_SCALE
+
+
+def _prepare(means, covs, colors, height, width):
+    means = np.ascontiguousarray(means, dtype=np.float32).reshape(-1, 2)
+    covs = np.ascontiguousarray(covs, dtype=np.float32).reshape(-1, 3)
+    colors = np.ascontiguousarray(colors, dtype=np.float32).reshape(-1, 3)
+    n = means.shape[0]
+    if covs.shape[0] != n or colors.shape[0] != n:
+        raise ValueError(
+            f"means [N,2], covs [N,3] and colors [N,3] must agree on N, got "
+            f"{means.shape}, {covs.shape}, {colors.shape}"
+        )
+    height, width = int(height), int(width)
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {height}x{width}")
+    par = np.zeros((n, 8), np.float64)
+    rows = np.empty((n, 2), np.int64)
+    # Non-finite attributes are screened here, in numpy: under fastmath, isfinite inside
+    # the kernels is not reliable.
+    finite = np.isfinite(means).all(axis=1) & np.isfinite(covs).all(axis=1) & np.isfinite(colors).all(axis=1)
+    _setup(means, covs, colors, finite, height, width, par, rows)
+    return means, covs, colors, height, width, par, rows
+
+
+def forward(means, covs, colors, height, width):
+    """Render [H, W, 3] float32 (unclamped) from means [N,2], covs [N,3], colors [N,3]."""
+    means, covs, colors, height, width, par, rows = _prepare(means, covs, colors, height, width)
+    out = np.empty((height, width, 3), np.float32)
+    nbands = (height + BAND_ROWS - 1) // BAND_ROWS
+    offsets, items = _bin(rows, nbands, BAND_ROWS)
+    nthreads = max(1, min(get_num_threads(), nbands))
+    _forward_bands(par, rows, colors, offsets, items, height, width, BAND_ROWS, nthreads, out)
+    return out
+
+
+def backward(means, covs, colors, height, width, grad_image):
+    """Gradients (means [N,2], covs [N,3], colors [N,3]) float32 of sum(grad_image * forward)."""
+    means, covs, colors, height, width, par, rows = _prepare(means, covs, colors, height, width)
+    grad_image = np.asarray(grad_image, dtype=np.float32)
+    if grad_image.shape != (height, width, 3):
+        raise ValueError(f"grad_image must be [{height}, {width}, 3], got {grad_image.shape}")
+    wp = _padded_width(width)
+    gp = np.empty((3, height, wp), np.float32)
+    _planar_grad(grad_image, height, width, gp)
+    n = means.shape[0]
+    g_means = np.empty((n, 2), np.float32)
+    g_covs = np.empty((n, 3), np.float32)
+    g_colors = np.empty((n, 3), np.float32)
+    g_means[:] = 0.0
+    g_covs[:] = 0.0
+    g_colors[:] = 0.0
+    order = _spatial_order(par, rows, height, width, 32)
+    if order.shape[0]:
+        _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colors)
+    return g_means, g_covs, g_colors

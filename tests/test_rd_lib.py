@@ -1,0 +1,196 @@
+"""Tests for the rate-distortion benchmark helpers (tools/rd_lib.py, tools/bench_rd.py)."""
+
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import bench_rd  # noqa: E402
+import rd_lib  # noqa: E402
+
+CROP_SRC = ROOT / "examples" / "kodim23_crop256.png"
+
+# A typical RD curve (bpp, PSNR), roughly JPEG on Kodak.
+RATES = [0.15, 0.25, 0.5, 0.75, 1.0]
+PSNRS = [24.1, 26.6, 29.6, 31.5, 32.9]
+
+
+@pytest.fixture(scope="module")
+def crop192(tmp_path_factory):
+    """A 192x192 crop (MS-SSIM needs > 160 px) written as PNG; returns (path, array)."""
+    with Image.open(CROP_SRC) as im:
+        arr = np.asarray(im.convert("RGB"))[:192, :192].copy()
+    path = tmp_path_factory.mktemp("rd") / "crop192.png"
+    Image.fromarray(arr).save(path)
+    return path, arr
+
+
+@pytest.mark.parametrize("method", ["pchip", "poly"])
+def test_bd_rate_of_curve_against_itself_is_zero(method):
+    rate, why = rd_lib.bd_rate(RATES, PSNRS, RATES, PSNRS, method=method)
+    assert why is None
+    assert rate == pytest.approx(0.0, abs=1e-9)
+    dpsnr, why = rd_lib.bd_psnr(RATES, PSNRS, RATES, PSNRS, method=method)
+    assert why is None
+    assert dpsnr == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("method", ["pchip", "poly"])
+def test_bd_rate_of_scaled_rates_is_minus_20_percent(method):
+    scaled = [0.8 * r for r in RATES]
+    rate, why = rd_lib.bd_rate(RATES, PSNRS, scaled, PSNRS, method=method)
+    assert why is None
+    assert rate == pytest.approx(-20.0, abs=0.01)
+    # And the other way round: +25 %.
+    rate_back, _ = rd_lib.bd_rate(scaled, PSNRS, RATES, PSNRS, method=method)
+    assert rate_back == pytest.approx(25.0, abs=0.01)
+    # Fewer bits at equal PSNR means higher PSNR at equal rate.
+    dpsnr, why = rd_lib.bd_psnr(RATES, PSNRS, scaled, PSNRS, method=method)
+    assert why is None and dpsnr > 0
+
+
+def test_bd_psnr_of_shifted_curve():
+    shifted = [p + 1.5 for p in PSNRS]
+    dpsnr, why = rd_lib.bd_psnr(RATES, PSNRS, RATES, shifted)
+    assert why is None
+    assert dpsnr == pytest.approx(1.5, abs=1e-9)
+
+
+def test_bd_non_overlapping_and_degenerate_curves_give_none_with_reason():
+    high = [p + 20 for p in PSNRS]
+    rate, why = rd_lib.bd_rate(RATES, PSNRS, RATES, high)
+    assert rate is None and "overlap" in why
+    far = [r * 100 for r in RATES]
+    dpsnr, why = rd_lib.bd_psnr(RATES, PSNRS, far, PSNRS)
+    assert dpsnr is None and "overlap" in why
+    rate, why = rd_lib.bd_rate(RATES, PSNRS, [0.5], [30.0])
+    assert rate is None and "2 distinct points" in why
+    rate, why = rd_lib.bd_rate(RATES, PSNRS, RATES[:3], PSNRS[:3], method="poly")
+    assert rate is None and "4 points" in why
+
+
+def test_pchip_integral_is_exact_for_linear_and_cubic_data():
+    x = np.array([0.0, 1.0, 2.5, 4.0])
+    y = 3 * x + 1
+    got = rd_lib._pchip_integral(x, y, 0.5, 3.0)
+    assert got == pytest.approx(1.5 * 3.0**2 + 3.0 - (1.5 * 0.25 + 0.5))
+
+
+def test_jpeg_quality_search_hits_target(crop192):
+    _, arr = crop192
+    h, w = arr.shape[:2]
+    codec = rd_lib.CLASSICAL_CODECS["jpeg"]
+    for target in (0.5, 1.0):
+        found = rd_lib.search_bpp(codec, arr, target)
+        assert found.bpp == pytest.approx(len(found.data) * 8 / (w * h))
+        assert abs(found.bpp - target) / target < 0.05
+        assert 1 <= found.param <= 100 and found.param == int(found.param)
+    jp2 = rd_lib.CLASSICAL_CODECS["jp2"]
+    found = rd_lib.search_bpp(jp2, arr, 0.5)
+    assert abs(found.bpp - 0.5) / 0.5 < 0.02
+
+
+def test_search_returns_closest_when_target_unreachable(crop192):
+    _, arr = crop192
+    codec = rd_lib.CLASSICAL_CODECS["jpeg"]
+    found = rd_lib.search_bpp(codec, arr, 0.001)
+    assert found.param == 1
+    found = rd_lib.search_bpp(codec, arr, 100.0)
+    assert found.param == 100
+
+
+def test_measure_record(crop192):
+    _, arr = crop192
+    rec = rd_lib.measure(rd_lib.CLASSICAL_CODECS["webp"], arr, 75, decode_repeats=2)
+    assert set(rec) >= {"param", "bytes", "bpp", "psnr", "ms_ssim", "encode_s", "decode_s"}
+    assert 20 < rec["psnr"] < 60
+    assert 0.8 < rec["ms_ssim"] <= 1.0
+    assert rec["encode_s"] > 0 and rec["decode_s"] > 0
+
+
+def test_mean_curves_and_bd_table():
+    records = []
+    for img, off in (("a", 0.0), ("b", 2.0)):
+        for r, p in zip(RATES, PSNRS):
+            for codec, scale in (("x", 1.0), ("y", 0.8)):
+                records.append({"image": img, "codec": codec, "point": f"{r:g}",
+                                "target_bpp": r, "bpp": r * scale, "psnr": p + off,
+                                "ms_ssim": None, "encode_s": 1.0, "decode_s": 0.5})
+    curves = rd_lib.mean_curves(records)
+    assert [p["n"] for p in curves["x"]] == [2] * 5
+    assert curves["x"][0]["psnr"] == pytest.approx(PSNRS[0] + 1.0)
+    rows = {(r["test"], r["anchor"]): r for r in rd_lib.bd_table(curves)}
+    assert rows[("y", "x")]["bd_rate_pct"] == pytest.approx(-20.0, abs=0.01)
+    assert rows[("x", "y")]["bd_rate_pct"] == pytest.approx(25.0, abs=0.01)
+
+
+def test_bench_end_to_end_classical(crop192, tmp_path, capsys):
+    path, _ = crop192
+    out_json, out_md, out_png = tmp_path / "rd.json", tmp_path / "rd.md", tmp_path / "rd.png"
+    rc = bench_rd.main([str(path), "--codecs", "jpeg,webp", "--targets", "0.5,1.0",
+                        "--decode-repeats", "2", "--json", str(out_json),
+                        "--markdown", str(out_md), "--plot", str(out_png), "-q"])
+    assert rc == 0
+    res = json.loads(out_json.read_text())
+    assert res["complete"] is True
+    assert set(res) >= {"meta", "images", "records", "summary", "complete"}
+    assert res["images"][0]["width"] == 192 and res["images"][0]["height"] == 192
+    assert len(res["records"]) == 4
+    for rec in res["records"]:
+        assert set(rec) >= {"image", "codec", "point", "target_bpp", "param", "bytes", "bpp",
+                            "psnr", "ms_ssim", "encode_s", "decode_s"}
+        assert rec["ms_ssim"] is not None
+        assert abs(rec["bpp"] - rec["target_bpp"]) / rec["target_bpp"] < 0.1
+    s = res["summary"]
+    assert set(s["mean_curves"]) == {"jpeg", "webp"}
+    bd = {(r["test"], r["anchor"]): r for r in s["bd"]}
+    assert bd[("webp", "jpeg")]["bd_psnr_db"] > 0
+    assert s["timing"]["jpeg"]["encode_x_jpeg"] == pytest.approx(1.0)
+    md = out_md.read_text()
+    assert "BD-rate" in md and "| jpeg |" in md
+    assert md.strip() in capsys.readouterr().out
+    assert out_png.stat().st_size > 1000
+
+
+def test_bench_gimg_path_with_stand_in_api(crop192, tmp_path, monkeypatch):
+    """The gimg branch against a stand-in for gipp_codec.encode/decode (JPEG inside)."""
+    import gipp_codec
+
+    calls = []
+
+    def fake_encode(image, gaussians=None, bpp=None, iterations=None, seed=0, device="auto"):
+        calls.append({"gaussians": gaussians, "bpp": bpp, "iterations": iterations,
+                      "seed": seed, "device": device})
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, "JPEG", quality=min(95, gaussians // 20))
+        return buf.getvalue()
+
+    def fake_decode(data):
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    # setitem on the module dict: getattr would run the package's lazy import, and the
+    # real gipp_codec.encode module may not exist yet.
+    monkeypatch.setitem(vars(gipp_codec), "encode", fake_encode)
+    monkeypatch.setitem(vars(gipp_codec), "decode", fake_decode)
+    path, _ = crop192
+    out_json = tmp_path / "rd.json"
+    rc = bench_rd.main([str(path), "--codecs", "jpeg,gimg", "--targets", "0.5,1.0,2.0",
+                        "--gimg-gaussians", "600,1200,1800", "--gimg-iterations", "7",
+                        "--decode-repeats", "1", "--json", str(out_json), "-q"])
+    assert rc == 0
+    assert [c["gaussians"] for c in calls] == [600, 1200, 1800]
+    assert all(c["iterations"] == 7 and c["seed"] == 0 for c in calls)
+    res = json.loads(out_json.read_text())
+    gimg = [r for r in res["records"] if r["codec"] == "gimg"]
+    assert [r["gaussians"] for r in gimg] == [600, 1200, 1800]
+    assert all(math.isfinite(r["psnr"]) and r["decode_s"] > 0 for r in gimg)
+    bd = {(r["test"], r["anchor"]): r for r in res["summary"]["bd"]}
+    assert ("gimg", "jpeg") in bd

@@ -1,0 +1,310 @@
+"""The cpu renderer against the reference renderer and against a third, brute-force
+float64 numpy evaluation of the convention written here (format_spec/gimg.md,
+"Rendering"; gipp_codec/render/convention.py)."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gipp_codec.render import convention, get_renderer
+from gipp_codec.render import numba_kernels as nk
+from gipp_codec.render.cpu import render_cpu
+from gipp_codec.render.reference import render_reference
+
+# ---------------------------------------------------------------- oracles and scenes
+
+
+def dense_numpy(means, covs, colors, height, width):
+    """Brute force, float64, straight from the convention's formula: every Gaussian at
+    every pixel centre (i + 0.5, j + 0.5); m2 = (c dx^2 - 2 b dx dy + a dy^2) / det,
+    weight exp(-m2/2) where m2 <= 9; invalid or non-finite Gaussians contribute 0."""
+    means = np.asarray(means, np.float64)
+    covs = np.asarray(covs, np.float64)
+    colors = np.asarray(colors, np.float64)
+    out = np.zeros((height, width, 3))
+    ys, xs = np.meshgrid(np.arange(height) + 0.5, np.arange(width) + 0.5, indexing="ij")
+    for (mx, my), (a, b, c), col in zip(means, covs, colors):
+        det = a * c - b * b
+        if not (a > 0 and c > 0 and det > 0):
+            continue
+        if not np.all(np.isfinite([mx, my, a, b, c, det, *col])):
+            continue
+        dx, dy = xs - mx, ys - my
+        m2 = (c * dx * dx - 2.0 * b * dx * dy + a * dy * dy) / det
+        w = np.where(m2 <= 9.0, np.exp(-0.5 * m2), 0.0)
+        out += w[:, :, None] * col[None, None, :]
+    return out
+
+
+def cov_from(sig_major, sig_minor, theta):
+    co, si = math.cos(theta), math.sin(theta)
+    a = co * co * sig_major**2 + si * si * sig_minor**2
+    c = si * si * sig_major**2 + co * co * sig_minor**2
+    b = co * si * (sig_major**2 - sig_minor**2)
+    return [a, b, c]
+
+
+def random_scene(n, height, width, seed, r_lo=0.5, r_hi=8.0, margin=6.0):
+    """float32 scene: centres also outside the image, log-uniform sizes, any rotation."""
+    rng = np.random.default_rng(seed)
+    means = np.stack(
+        [rng.uniform(-margin, width + margin, n), rng.uniform(-margin, height + margin, n)], 1
+    )
+    covs = [
+        cov_from(s1, s1 * rng.uniform(0.1, 1.0), rng.uniform(0, math.pi))
+        for s1 in np.exp(rng.uniform(math.log(r_lo), math.log(r_hi), n))
+    ]
+    colors = rng.normal(0.0, 1.0, (n, 3))
+    return (
+        means.astype(np.float32),
+        np.asarray(covs, np.float32),
+        colors.astype(np.float32),
+    )
+
+
+def edge_scene(height, width):
+    """Hand-made awkward Gaussians (non-round numbers keep pixel centres off m2 = 9)."""
+    g = []  # (mx, my, a, b, c, r, g, b)
+    # centre outside the image, ellipse reaching in (left, right, top, bottom, corner)
+    g.append((-2.13, height * 0.37, *cov_from(2.1, 1.3, 0.4), 0.9, -0.3, 0.5))
+    g.append((width + 1.71, height * 0.61, *cov_from(1.9, 0.8, 2.0), -0.7, 0.8, 0.2))
+    g.append((width * 0.43, -1.37, *cov_from(1.7, 1.1, 1.1), 0.3, 0.3, -1.1))
+    g.append((width * 0.52, height + 2.29, *cov_from(2.6, 0.9, 0.7), 1.3, 0.1, 0.4))
+    g.append((-1.11, -0.93, *cov_from(1.4, 1.2, 0.3), 0.6, 0.6, 0.6))
+    # very thin (det near 0) and strongly rotated
+    g.append((width * 0.5 + 0.13, height * 0.5 + 0.07, *cov_from(4.3, 0.031, 0.785), 1.1, -0.6, 0.2))
+    g.append((width * 0.3 + 0.21, height * 0.7 - 0.17, *cov_from(3.7, 0.047, 2.3), -0.4, 0.9, 0.7))
+    # very wide (larger than the image) and huge (3 sigma >> image)
+    g.append((width * 0.4 + 0.11, height * 0.6 + 0.23, *cov_from(2.1 * (width + height), 1.3 * (width + height), 0.9), 0.2, -0.1, 0.3))
+    g.append((width * 3.1, -height * 2.7, *cov_from(1.0e5, 3.0e4, 0.2), -0.05, 0.07, 0.01))
+    # tiny (may hit no pixel centre at all)
+    g.append((width * 0.5 + 0.27, height * 0.5 + 0.31, *cov_from(0.07, 0.05, 0.3), 2.0, 2.0, 2.0))
+    # far away: contributes nothing
+    g.append((width + 100.3, height + 57.1, 1.3, 0.2, 0.9, 1.0, 1.0, 1.0))
+    arr = np.asarray(g, np.float64)
+    return arr[:, 0:2].astype(np.float32), arr[:, 2:5].astype(np.float32), arr[:, 5:8].astype(np.float32)
+
+
+INVALID_COVS = [
+    (0.0, 0.0, 1.0),  # a = 0
+    (1.0, 0.0, -1.0),  # c < 0
+    (1.0, 1.0, 1.0),  # det = 0
+    (1.0, 2.0, 1.0),  # det < 0
+    (-2.0, 0.5, -3.0),  # negative definite, det > 0
+]
+
+
+def rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)
+
+
+def t64(x, grad=False):
+    return torch.tensor(np.asarray(x, np.float64), dtype=torch.float64, requires_grad=grad)
+
+
+def t32(x, grad=False):
+    return torch.tensor(np.asarray(x, np.float32), dtype=torch.float32, requires_grad=grad)
+
+
+def grads(render, means, covs, colors, height, width, grad_image, to_tensor):
+    m, c, col = to_tensor(means, True), to_tensor(covs, True), to_tensor(colors, True)
+    img = render(m, c, col, height, width)
+    (img * grad_image.to(img.dtype)).sum().backward()
+    return img.detach().numpy(), m.grad.numpy(), c.grad.numpy(), col.grad.numpy()
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_constants_mirror_convention():
+    assert nk.CUTOFF_M2 == convention.CUTOFF_M2
+    assert nk.PIXEL_CENTER_OFFSET == convention.PIXEL_CENTER_OFFSET
+
+
+def test_dense_oracle_is_sensitive():
+    """The brute-force oracle is not trivially satisfied: a half-pixel shift (the
+    pixel-centre convention) or a changed cut-off changes the image visibly."""
+    means, covs, colors = random_scene(30, 13, 17, seed=5)
+    ref = dense_numpy(means, covs, colors, 13, 17)
+    shifted = dense_numpy(means + 0.5, covs, colors, 13, 17)
+    assert rel(shifted, ref) > 1e-2
+    assert rel(nk.forward(means, covs, colors, 13, 17), ref) < 1e-5
+    assert rel(nk.forward(means + 0.5, covs, colors, 13, 17), ref) > 1e-2
+
+
+@pytest.mark.parametrize("size,n,seed", [((24, 40), 80, 0), ((33, 19), 50, 1), ((8, 64), 40, 2)])
+def test_cpu_matches_reference_outputs_and_gradients(size, n, seed):
+    height, width = size
+    means, covs, colors = random_scene(n, height, width, seed)
+    g = torch.tensor(np.random.default_rng(seed + 100).normal(size=(height, width, 3)))
+    ref = grads(render_reference, means, covs, colors, height, width, g, t64)
+    cpu = grads(render_cpu, means, covs, colors, height, width, g, t32)
+    for name, a, b in zip(("image", "means", "covs", "colors"), cpu, ref):
+        assert np.all(np.isfinite(a)), name
+        assert rel(a, b) <= 1e-4, (name, rel(a, b))
+    assert rel(cpu[0], dense_numpy(means, covs, colors, height, width)) <= 1e-5
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 3), (3, 7), (16, 24), (2, 33)])
+def test_edge_scenes_against_dense_and_reference(size):
+    height, width = size
+    means, covs, colors = edge_scene(height, width)
+    dense = dense_numpy(means, covs, colors, height, width)
+    cpu = nk.forward(means, covs, colors, height, width)
+    assert cpu.shape == (height, width, 3) and cpu.dtype == np.float32
+    ref = render_reference(t64(means), t64(covs), t64(colors), height, width).numpy()
+    assert np.abs(ref - dense).max() <= 1e-9
+    assert np.abs(cpu - dense).max() <= 2e-5 * max(1.0, np.abs(dense).max())
+    # gradients of the same scene, cpu vs reference
+    g = torch.tensor(np.random.default_rng(7).normal(size=(height, width, 3)))
+    r = grads(render_reference, means, covs, colors, height, width, g, t64)
+    c = grads(render_cpu, means, covs, colors, height, width, g, t32)
+    for name, a, b in zip(("means", "covs", "colors"), c[1:], r[1:]):
+        assert rel(a, b) <= 1e-4, (name, rel(a, b))
+
+
+def test_each_edge_gaussian_alone():
+    """One Gaussian at a time, so no error hides behind a larger neighbour."""
+    height, width = 9, 13
+    means, covs, colors = edge_scene(height, width)
+    for k in range(len(means)):
+        sl = slice(k, k + 1)
+        dense = dense_numpy(means[sl], covs[sl], colors[sl], height, width)
+        cpu = nk.forward(means[sl], covs[sl], colors[sl], height, width)
+        assert np.abs(cpu - dense).max() <= 2e-5 * max(1.0, np.abs(dense).max()), k
+
+
+def test_wide_gaussians_cover_whole_image():
+    height, width = 5, 6
+    means = np.array([[3.1, 2.4]], np.float32)
+    for scale in (1e2, 1e6, 1e12):
+        covs = np.array([[scale, 0.3 * scale, 0.8 * scale]], np.float32)
+        colors = np.array([[1.0, -2.0, 0.5]], np.float32)
+        cpu = nk.forward(means, covs, colors, height, width)
+        dense = dense_numpy(means, covs, colors, height, width)
+        assert np.abs(dense).min() > 0.4  # every pixel inside the ellipse
+        assert np.abs(cpu - dense).max() <= 1e-5
+
+
+def test_empty_and_invalid_gaussians_contribute_nothing():
+    height, width = 11, 14
+    for n0 in (0,):
+        img = nk.forward(np.zeros((n0, 2)), np.zeros((n0, 3)), np.zeros((n0, 3)), height, width)
+        assert img.shape == (height, width, 3) and not img.any()
+        gm, gc, gcol = nk.backward(
+            np.zeros((0, 2)), np.zeros((0, 3)), np.zeros((0, 3)), height, width,
+            np.ones((height, width, 3)),
+        )
+        assert gm.shape == (0, 2) and gc.shape == (0, 3) and gcol.shape == (0, 3)
+    out = render_cpu(torch.zeros(0, 2), torch.zeros(0, 3), torch.zeros(0, 3), height, width)
+    assert out.shape == (height, width, 3) and not out.any()
+
+    means, covs, colors = random_scene(12, height, width, seed=3)
+    bad_m = np.array([[5.2, 4.1]] * len(INVALID_COVS), np.float32)
+    bad_c = np.array(INVALID_COVS, np.float32)
+    bad_col = np.ones((len(INVALID_COVS), 3), np.float32)
+    # non-finite attributes: contribute nothing, never crash
+    nan_m = np.array([[np.nan, 3.0], [4.0, np.inf], [4.0, 5.0], [4.0, 5.0], [4.0, 5.0]], np.float32)
+    nan_c = np.array([[2.0, 0.1, 2.0], [2.0, 0.1, 2.0], [np.inf, 0.0, 2.0], [2.0, np.nan, 2.0], [2.0, 0.1, 2.0]], np.float32)
+    nan_col = np.array([[1, 1, 1], [1, 1, 1], [1, 1, 1], [1, 1, 1], [np.nan, 0, np.inf]], np.float32)
+    all_m = np.concatenate([means, bad_m, nan_m])
+    all_c = np.concatenate([covs, bad_c, nan_c])
+    all_col = np.concatenate([colors, bad_col, nan_col])
+    clean = nk.forward(means, covs, colors, height, width)
+    mixed = nk.forward(all_m, all_c, all_col, height, width)
+    assert np.all(np.isfinite(mixed))
+    np.testing.assert_allclose(mixed, clean, rtol=0, atol=1e-6)
+    assert np.abs(clean).max() > 0.1  # the valid ones do draw something
+    g = np.random.default_rng(0).normal(size=(height, width, 3)).astype(np.float32)
+    gm, gc, gcol = nk.backward(all_m, all_c, all_col, height, width, g)
+    n = len(means)
+    for arr in (gm, gc, gcol):
+        assert np.all(np.isfinite(arr))
+        assert not arr[n:].any()
+    # the valid ones keep their gradients
+    cm, cc, ccol = nk.backward(means, covs, colors, height, width, g)
+    np.testing.assert_allclose(gm[:n], cm, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gc[:n], cc, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gcol[:n], ccol, rtol=1e-6, atol=1e-6)
+    # the reference agrees that invalid (finite) ones contribute nothing
+    fin = slice(0, n + len(INVALID_COVS))
+    ref = render_reference(t64(all_m[fin]), t64(all_c[fin]), t64(all_col[fin]), height, width)
+    assert rel(mixed, ref.numpy()) <= 1e-5
+
+
+def test_huge_covariance_is_bounded():
+    """Work is clipped to the image: a covariance of 1e30 (and a far-away centre) must
+    return promptly and exactly like the dense evaluation."""
+    means = np.array([[1e20, -3e19], [50.3, 40.7]], np.float32)
+    covs = np.array([[1e30, 0.0, 1e30], [1e30, 1e29, 2e30]], np.float32)
+    colors = np.array([[1.0, 1.0, 1.0], [0.5, -0.25, 2.0]], np.float32)
+    img = nk.forward(means, covs, colors, 64, 96)
+    np.testing.assert_allclose(img, dense_numpy(means, covs, colors, 64, 96), atol=1e-5)
+    gm, gc, gcol = nk.backward(means, covs, colors, 64, 96, np.ones((64, 96, 3), np.float32))
+    assert np.all(np.isfinite(gm)) and np.all(np.isfinite(gc)) and np.all(np.isfinite(gcol))
+
+
+def test_partial_requires_grad_and_dtypes():
+    height, width = 10, 12
+    means, covs, colors = random_scene(15, height, width, seed=9)
+    g = torch.tensor(np.random.default_rng(1).normal(size=(height, width, 3)))
+    m = t64(means)
+    c = t64(covs)
+    col = t64(colors, grad=True)
+    img = render_cpu(m, c, col, height, width)
+    assert img.dtype == torch.float64 and img.shape == (height, width, 3)
+    (img * g).sum().backward()
+    assert m.grad is None and c.grad is None and col.grad.dtype == torch.float64
+    ref_col = t64(colors, grad=True)
+    (render_reference(t64(means), t64(covs), ref_col, height, width) * g).sum().backward()
+    assert rel(col.grad, ref_col.grad) <= 1e-4
+    # non-contiguous float32 inputs
+    m32 = torch.tensor(np.asfortranarray(means)).requires_grad_(True)
+    out = render_cpu(m32, t32(covs), t32(colors), height, width)
+    assert out.dtype == torch.float32
+    out.sum().backward()
+    assert m32.grad.shape == (15, 2) and m32.grad.dtype == torch.float32
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            render_cpu(t32(means), t32(covs), t32(colors), height, width).numpy(), out.detach().numpy()
+        )
+
+
+def test_get_renderer_dispatch():
+    assert get_renderer("cpu") is render_cpu
+    assert get_renderer("auto", "cpu") is render_cpu
+
+
+def test_reference_gradcheck_away_from_cutoff():
+    """Finite differences on the reference (float64) for a scene with no pixel centre
+    near the m2 = 9 cut-off, where the rendering is smooth."""
+    height, width = 5, 6
+    means, covs, colors = random_scene(4, height, width, seed=11, r_lo=0.6, r_hi=1.6, margin=0.0)
+    m, c = means.astype(np.float64), covs.astype(np.float64)
+    ys, xs = np.meshgrid(np.arange(height) + 0.5, np.arange(width) + 0.5, indexing="ij")
+    for (mx, my), (a, b, cc) in zip(m, c):
+        dx, dy = xs - mx, ys - my
+        m2 = (cc * dx * dx - 2 * b * dx * dy + a * dy * dy) / (a * cc - b * b)
+        assert np.abs(m2 - 9.0).min() > 1e-2  # the scene really is away from the cut-off
+    args = (t64(means, True), t64(covs, True), t64(colors, True))
+    assert torch.autograd.gradcheck(
+        lambda a, b, col: render_reference(a, b, col, height, width), args, eps=1e-6, atol=1e-6, fast_mode=True
+    )
+
+
+def test_kernel_module_does_not_import_torch():
+    """numba_kernels serves the torch-free decoder: loaded on its own it pulls no torch."""
+    path = Path(nk.__file__)
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('nkonly', {str(path)!r})\n"
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

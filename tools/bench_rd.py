@@ -1,0 +1,423 @@
+#!/usr/bin/env python3
+"""Rate-distortion benchmark: gimg against JPEG, WebP, AVIF and JPEG 2000, in one run.
+
+Usage::
+
+    python tools/bench_rd.py IMAGES... [options]
+    python tools/bench_rd.py --folder /work/shared/datasets/kodak --limit 3 [options]
+
+Options (see ``--help``): ``--codecs jpeg,webp,avif,jp2[,jp2-nomct][,gimg]``,
+``--targets 0.15,0.25,0.5,0.75,1.0`` (bpp, classical codecs), ``--gimg-gaussians
+1000,2000,4000,8000`` or ``--gimg-bpp 0.25,0.5``, ``--gimg-iterations K``,
+``--json PATH`` (all per-image records; rewritten after every image and codec, so
+a background run can be watched), ``--markdown PATH``, ``--plot PATH.png``.
+
+Classical codecs: for each target bpp the quality parameter is bisected and the
+setting whose file is closest to the target is kept. gimg is called through its
+Python API (``gipp_codec.encode`` / ``decode``) once per rate point; with
+``--gimg-bpp`` the rate targeting is gimg's own.
+
+Reported per point: bpp (whole file, ``bytes*8/(W*H)``), PSNR (RGB, decoded uint8),
+MS-SSIM (None under 161 px), encode seconds (one timed encode at the chosen setting,
+or ``--encode-repeats`` median) and decode seconds (median of ``--decode-repeats``
+warm decodes). BD-rate / BD-PSNR of every codec against every other are computed on
+the mean curves (mean bpp and mean PSNR per rate point across images); see
+``rd_lib.bd_rate`` for the interpolation (piecewise cubic Hermite by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import rd_lib  # noqa: E402
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
+DEFAULT_TARGETS = "0.15,0.25,0.5,0.75,1.0"
+DEFAULT_CODECS = "jpeg,webp,avif,jp2"
+
+
+# --------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------
+
+
+def _float_list(text: str) -> list[float]:
+    return [float(t) for t in text.split(",") if t.strip()]
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(float(t)) for t in text.split(",") if t.strip()]
+
+
+def collect_images(paths: list[str], folder: str | None, limit: int | None) -> list[Path]:
+    files = [Path(p) for p in paths]
+    if folder:
+        files += sorted(p for p in Path(folder).iterdir()
+                        if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    if limit is not None:
+        files = files[:limit]
+    return files
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    from gipp_codec.imageio import load_image
+
+    image, _meta = load_image(path)
+    return np.ascontiguousarray(image)
+
+
+# --------------------------------------------------------------------------------------
+# gimg
+# --------------------------------------------------------------------------------------
+
+
+def gimg_points(args) -> list[dict]:
+    """The gimg rate points: Gaussian counts or gimg's own target bpps."""
+    if args.gimg_bpp:
+        return [{"point": f"bpp={b:g}", "kwargs": {"bpp": b}, "target_bpp": b, "gaussians": None}
+                for b in _float_list(args.gimg_bpp)]
+    return [{"point": f"N={n}", "kwargs": {"gaussians": n}, "target_bpp": None, "gaussians": n}
+            for n in _int_list(args.gimg_gaussians)]
+
+
+def run_gimg(image: np.ndarray, point: dict, args) -> dict:
+    import gipp_codec
+
+    encode, decode = gipp_codec.encode, gipp_codec.decode
+    kwargs = dict(point["kwargs"], iterations=args.gimg_iterations, seed=args.seed,
+                  device=args.gimg_device)
+    h, w = image.shape[:2]
+    data, enc_s = rd_lib.time_call(lambda: encode(image, **kwargs), repeats=args.encode_repeats)
+    decoded, dec_s = rd_lib.time_call(lambda: decode(data), repeats=args.decode_repeats, warmup=1)
+    rec = {"param": point["kwargs"], "bytes": len(data), "bpp": rd_lib.bpp_of(len(data), w, h)}
+    rec.update(rd_lib.quality(image, np.asarray(decoded)))
+    rec.update({"encode_s": enc_s, "decode_s": dec_s, "iterations": args.gimg_iterations,
+                "device": args.gimg_device})
+    return rec
+
+
+# --------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------
+
+
+def _json_safe(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else (None if math.isnan(obj) else str(obj))
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return _json_safe(obj.item())
+    return obj
+
+
+def write_atomic(path: str, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def summarize(records: list[dict], codecs: list[str], bd_method: str, anchor: str) -> dict:
+    curves = rd_lib.mean_curves(records)
+    curves = {c: curves[c] for c in codecs if c in curves}
+    timing = {}
+    for c, curve in curves.items():
+        timing[c] = {"encode_s": rd_lib._mean(p["encode_s"] for p in curve),
+                     "decode_s": rd_lib._mean(p["decode_s"] for p in curve)}
+    ref = timing.get(anchor)
+    for c, t in timing.items():
+        for k in ("encode_s", "decode_s"):
+            base = ref[k] if ref else None
+            t[k.replace("_s", "_x_" + anchor)] = (t[k] / base) if base and t[k] is not None else None
+    return {"mean_curves": curves, "bd": rd_lib.bd_table(curves, bd_method),
+            "bd_method": bd_method, "timing": timing, "timing_anchor": anchor}
+
+
+def _f(v, fmt):
+    return "–" if v is None else format(v, fmt)
+
+
+def _sign_pct(v):
+    return "n/a" if v is None else f"{v:+.1f}%"
+
+
+def markdown(result: dict) -> str:
+    s = result["summary"]
+    curves, labels = s["mean_curves"], result["meta"]["codec_labels"]
+    names = [im["name"] for im in result["images"]]
+    out = [f"## Rate-distortion: {len(names)} image(s) ({', '.join(names)})", ""]
+    if not result.get("complete", False):
+        out += ["*(partial: run still in progress)*", ""]
+
+    # Classical matrix at the target bpps, like DESIGN.md §5.
+    targets = result["meta"]["targets"]
+    with_targets = [c for c, cur in curves.items() if any(p["target_bpp"] is not None for p in cur)]
+    if with_targets and targets:
+        out.append("Mean PSNR (dB, RGB) / mean achieved bpp at each target bpp")
+        out.append("")
+        out.append("| codec | " + " | ".join(f"{t:g}" for t in targets) + " |")
+        out.append("|---|" + "---|" * len(targets))
+        for c in with_targets:
+            by_t = {p["target_bpp"]: p for p in curves[c]}
+            cells = []
+            for t in targets:
+                p = by_t.get(t)
+                cells.append("–" if p is None else f"{_f(p['psnr'], '.2f')} ({_f(p['bpp'], '.3f')})")
+            out.append(f"| {labels.get(c, c)} | " + " | ".join(cells) + " |")
+        out.append("")
+
+    out.append("Mean per rate point")
+    out.append("")
+    out.append("| codec | point | n | bpp | PSNR (dB) | MS-SSIM | encode s | decode s |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    for c, curve in curves.items():
+        for p in curve:
+            out.append(
+                f"| {c} | {p['point']} | {p['n']} | {_f(p['bpp'], '.4f')} | {_f(p['psnr'], '.2f')} | "
+                f"{_f(p['ms_ssim'], '.4f')} | {_f(p['encode_s'], '.4f')} | {_f(p['decode_s'], '.4f')} |"
+            )
+    out.append("")
+
+    codecs = list(curves)
+    if len(codecs) > 1:
+        idx = {(r["test"], r["anchor"]): r for r in s["bd"]}
+        method = {"pchip": "piecewise cubic Hermite", "poly": "cubic polynomial"}[s["bd_method"]]
+        out.append(f"BD-rate (row against column anchor; negative = fewer bits) / BD-PSNR, "
+                   f"on mean curves, {method} interpolation")
+        out.append("")
+        out.append("| test \\ anchor | " + " | ".join(codecs) + " |")
+        out.append("|---|" + "---|" * len(codecs))
+        notes = []
+        for t in codecs:
+            cells = []
+            for a in codecs:
+                if a == t:
+                    cells.append("0")
+                    continue
+                r = idx[(t, a)]
+                if r["bd_rate_pct"] is None and r["bd_psnr_db"] is None:
+                    cells.append("n/a")
+                else:
+                    cells.append(f"{_sign_pct(r['bd_rate_pct'])} / {_f(r['bd_psnr_db'], '+.2f')} dB")
+                for kind in ("rate", "psnr"):
+                    if r[f"bd_{kind}_reason"]:
+                        notes.append(f"- BD-{kind.upper() if kind == 'psnr' else kind} "
+                                     f"{t} vs {a}: {r[f'bd_{kind}_reason']}")
+            out.append(f"| {t} | " + " | ".join(cells) + " |")
+        out.append("")
+        if notes:
+            out += ["Not computed:", ""] + sorted(set(notes)) + [""]
+
+    anchor = s["timing_anchor"]
+    out.append(f"Timing (mean over rate points; × = ratio to {anchor})")
+    out.append("")
+    out.append(f"| codec | encode s | decode s | encode × {anchor} | decode × {anchor} |")
+    out.append("|---|---|---|---|---|")
+    for c, t in s["timing"].items():
+        out.append(f"| {c} | {_f(t['encode_s'], '.4f')} | {_f(t['decode_s'], '.4f')} | "
+                   f"{_f(t.get('encode_x_' + anchor), '.2f')} | {_f(t.get('decode_x_' + anchor), '.2f')} |")
+    out.append("")
+    return "\n".join(out)
+
+
+def plot(result: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves, labels = result["summary"]["mean_curves"], result["meta"]["codec_labels"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for c, curve in curves.items():
+        bpp = [p["bpp"] for p in curve]
+        ax1.plot(bpp, [p["psnr"] for p in curve], "o-", label=labels.get(c, c))
+        ms = [(p["bpp"], p["ms_ssim"]) for p in curve if p["ms_ssim"] is not None]
+        if ms:
+            ax2.plot(*zip(*ms), "o-", label=labels.get(c, c))
+    n = len(result["images"])
+    ax1.set(xlabel="bpp", ylabel="PSNR (dB, RGB)", title=f"PSNR vs rate (mean of {n} image(s))")
+    ax2.set(xlabel="bpp", ylabel="MS-SSIM", title="MS-SSIM vs rate")
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def environment() -> dict:
+    import PIL
+    from PIL import features
+
+    libs = {}
+    for name in ("jpg", "webp", "avif", "jpg_2000"):
+        try:
+            libs[name] = features.version(name)
+        except Exception:  # pragma: no cover - depends on the Pillow build
+            libs[name] = None
+    return {"python": platform.python_version(), "pillow": PIL.__version__, "libs": libs,
+            "platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "date": _dt.datetime.now().isoformat(timespec="seconds")}
+
+
+# --------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="*", help="input images")
+    p.add_argument("--folder", help="take every image in this folder (sorted by name)")
+    p.add_argument("--limit", type=int, help="use only the first K images")
+    p.add_argument("--codecs", default=DEFAULT_CODECS,
+                   help=f"comma list from {','.join(rd_lib.CLASSICAL_CODECS)},gimg (default {DEFAULT_CODECS})")
+    p.add_argument("--targets", default=DEFAULT_TARGETS, help="target bpps for classical codecs")
+    p.add_argument("--gimg-gaussians", default="1000,2000,4000,8000",
+                   help="gimg rate points as Gaussian counts")
+    p.add_argument("--gimg-bpp", default=None,
+                   help="gimg rate points as target bpps (overrides --gimg-gaussians)")
+    p.add_argument("--gimg-iterations", type=int, default=2000)
+    p.add_argument("--gimg-device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--encode-repeats", type=int, default=1, help="timed encodes per point (median)")
+    p.add_argument("--decode-repeats", type=int, default=5, help="timed warm decodes per point (median)")
+    p.add_argument("--bd-method", choices=("pchip", "poly"), default="pchip")
+    p.add_argument("--anchor", default="jpeg", help="codec that timing ratios are relative to")
+    p.add_argument("--json", help="write all records here (rewritten as the run progresses)")
+    p.add_argument("--markdown", help="write the markdown tables here too")
+    p.add_argument("--plot", help="write a PSNR/MS-SSIM vs bpp plot (PNG)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
+    unknown = [c for c in codecs if c != "gimg" and c not in rd_lib.CLASSICAL_CODECS]
+    if unknown:
+        print(f"unknown codec(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    files = collect_images(args.images, args.folder, args.limit)
+    if not files:
+        print("no input images (give IMAGES... or --folder DIR)", file=sys.stderr)
+        return 2
+    targets = _float_list(args.targets)
+    if "gimg" in codecs:
+        try:
+            import gipp_codec
+
+            gipp_codec.encode, gipp_codec.decode  # noqa: B018 - fail early if the API is missing
+        except Exception as exc:  # the API may not exist yet
+            print(f"gimg API unavailable ({type(exc).__name__}: {exc}); "
+                  f"drop gimg from --codecs", file=sys.stderr)
+            return 2
+
+    def log(msg):
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    labels = {c: rd_lib.CLASSICAL_CODECS[c].label for c in codecs if c in rd_lib.CLASSICAL_CODECS}
+    if "gimg" in codecs:
+        labels["gimg"] = f"gimg ({args.gimg_iterations} it)"
+    result = {
+        "meta": {
+            "argv": sys.argv[1:] if argv is None else list(argv),
+            "codecs": codecs,
+            "codec_labels": labels,
+            "codec_settings": {c: rd_lib.CLASSICAL_CODECS[c].settings
+                               for c in codecs if c in rd_lib.CLASSICAL_CODECS},
+            "targets": targets,
+            "gimg": ({"points": [p["point"] for p in gimg_points(args)],
+                      "iterations": args.gimg_iterations, "device": args.gimg_device,
+                      "seed": args.seed} if "gimg" in codecs else None),
+            "encode_repeats": args.encode_repeats,
+            "decode_repeats": args.decode_repeats,
+            "environment": environment(),
+        },
+        "images": [],
+        "records": [],
+        "complete": False,
+    }
+
+    def flush(complete=False):
+        result["complete"] = complete
+        result["summary"] = summarize(result["records"], codecs, args.bd_method, args.anchor)
+        if args.json:
+            write_atomic(args.json, json.dumps(_json_safe(result), indent=1))
+
+    t_start = time.perf_counter()
+    for i, path in enumerate(files):
+        image = load_rgb(path)
+        h, w = image.shape[:2]
+        result["images"].append({"name": path.stem, "path": str(path), "width": w, "height": h})
+        log(f"[{i + 1}/{len(files)}] {path.name} {w}x{h}")
+        for codec_name in codecs:
+            t0 = time.perf_counter()
+            if codec_name == "gimg":
+                for point in gimg_points(args):
+                    base = {"image": path.stem, "codec": "gimg", "point": point["point"],
+                            "target_bpp": point["target_bpp"], "gaussians": point["gaussians"]}
+                    try:
+                        rec = run_gimg(image, point, args)
+                    except Exception as exc:  # keep the run going; the record says why
+                        rec = {"error": f"{type(exc).__name__}: {exc}"}
+                        log(f"  gimg {point['point']}: {rec['error']}")
+                    result["records"].append({**base, **rec})
+                    flush()
+            else:
+                codec = rd_lib.CLASSICAL_CODECS[codec_name]
+                cache: dict = {}
+                for t in targets:
+                    found = rd_lib.search_bpp(codec, image, t, cache=cache)
+                    rec = rd_lib.measure(codec, image, found.param,
+                                         encode_repeats=args.encode_repeats,
+                                         decode_repeats=args.decode_repeats)
+                    result["records"].append({
+                        "image": path.stem, "codec": codec_name, "point": f"{t:g}",
+                        "target_bpp": t, "gaussians": None, **rec,
+                        "search_encodes": found.trials,
+                    })
+            recs = [r for r in result["records"]
+                    if r["image"] == path.stem and r["codec"] == codec_name and not r.get("error")]
+            log(f"  {codec_name:9s} " + "  ".join(f"{r['bpp']:.3f}:{r['psnr']:.2f}" for r in recs)
+                + f"  ({time.perf_counter() - t0:.1f} s)")
+            flush()
+    result["meta"]["wall_s"] = time.perf_counter() - t_start
+    flush(complete=True)
+
+    text = markdown(result)
+    print(text)
+    if args.markdown:
+        write_atomic(args.markdown, text + "\n")
+    if args.plot:
+        plot(result, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""Reusable pieces of the gimg rate-distortion benchmark (``tools/bench_rd.py``).
+
+- Classical codecs through Pillow (JPEG, WebP, AVIF, JPEG 2000), each a :class:`Codec`
+  with one rate parameter that is searched so the coded size lands nearest a target bpp.
+- :func:`search_bpp`: bisection on that parameter, returning the closest setting tried.
+- :func:`measure`: bpp, PSNR, MS-SSIM (from :mod:`gipp_codec.metrics`), encode and
+  decode seconds of one coded image.
+- :func:`bd_rate` / :func:`bd_psnr`: Bjontegaard deltas between two RD curves.
+
+bpp is always ``len(bytes) * 8 / (W * H)`` of the whole file the codec writes
+(headers included). PSNR is on RGB, on the decoded uint8 image.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from gipp_codec.metrics import ms_ssim, psnr
+
+# --------------------------------------------------------------------------------------
+# Codecs
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Codec:
+    """A lossy codec with one rate parameter.
+
+    ``encode(image_uint8, param) -> bytes`` and ``decode(bytes) -> uint8 [H, W, 3]``.
+    The coded size must grow (not necessarily strictly) with ``param`` over
+    ``[lo, hi]``. ``integer`` parameters are searched over integers; others by
+    bisection in log space (``lo`` must then be > 0).
+    """
+
+    name: str
+    label: str
+    encode: Callable[[np.ndarray, float], bytes]
+    decode: Callable[[bytes], np.ndarray]
+    lo: float
+    hi: float
+    integer: bool = True
+    # Optional first guess for a continuous parameter given the target bpp.
+    guess: Callable[[float], float] | None = None
+    settings: dict = field(default_factory=dict)
+
+
+def _pil_decode(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        return np.asarray(im)
+
+
+def _pil_encode(image: np.ndarray, fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image), "RGB").save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+def _jpeg_encode(image, q):
+    # subsampling=2 is 4:2:0; quality 1..100 (libjpeg-turbo through Pillow).
+    return _pil_encode(image, "JPEG", quality=int(q), subsampling=2, optimize=True)
+
+
+def _webp_encode(image, q):
+    return _pil_encode(image, "WEBP", quality=int(q), method=6, lossless=False)
+
+
+def _avif_encode(image, q):
+    return _pil_encode(image, "AVIF", quality=int(q), speed=4, subsampling="4:2:0")
+
+
+def _jp2_encoder(mct: int):
+    def enc(image, bpp):
+        # quality_layers in "rates" mode is a compression ratio against the raw
+        # 24 bits per pixel; a raw codestream (no JP2 boxes) keeps headers minimal.
+        ratio = 24.0 / float(bpp)
+        return _pil_encode(
+            image,
+            "JPEG2000",
+            irreversible=True,
+            quality_mode="rates",
+            quality_layers=[ratio],
+            mct=mct,
+            no_jp2=True,
+        )
+
+    return enc
+
+
+CLASSICAL_CODECS: dict[str, Codec] = {
+    "jpeg": Codec(
+        "jpeg", "JPEG (4:2:0, optimize)", _jpeg_encode, _pil_decode, 1, 100,
+        settings={"subsampling": "4:2:0", "optimize": True, "param": "quality"},
+    ),
+    "webp": Codec(
+        "webp", "WebP (method 6)", _webp_encode, _pil_decode, 0, 100,
+        settings={"method": 6, "param": "quality"},
+    ),
+    "avif": Codec(
+        "avif", "AVIF (speed 4)", _avif_encode, _pil_decode, 0, 100,
+        settings={"speed": 4, "subsampling": "4:2:0", "param": "quality"},
+    ),
+    # The standard lossy JPEG 2000 configuration: 9/7 wavelet with the irreversible
+    # colour transform (mct=1). Pillow's default is mct=0 (each RGB plane coded
+    # separately), which costs ~2.5 dB; that variant is kept as "jp2-nomct".
+    "jp2": Codec(
+        "jp2", "JPEG 2000 (OpenJPEG 9/7, MCT)", _jp2_encoder(1), _pil_decode, 0.005, 24.0,
+        integer=False, guess=lambda t: t,
+        settings={"irreversible": True, "mct": 1, "quality_mode": "rates",
+                  "param": "requested bpp (ratio 24/bpp)", "container": "j2k codestream"},
+    ),
+    "jp2-nomct": Codec(
+        "jp2-nomct", "JPEG 2000 (OpenJPEG 9/7, no MCT)", _jp2_encoder(0), _pil_decode,
+        0.005, 24.0, integer=False, guess=lambda t: t,
+        settings={"irreversible": True, "mct": 0, "quality_mode": "rates",
+                  "param": "requested bpp (ratio 24/bpp)", "container": "j2k codestream"},
+    ),
+}
+
+
+def bpp_of(nbytes: int, width: int, height: int) -> float:
+    """Bits per pixel of a file of ``nbytes`` bytes for a W x H image."""
+    return nbytes * 8.0 / (width * height)
+
+
+# --------------------------------------------------------------------------------------
+# Rate search
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchResult:
+    param: float
+    data: bytes
+    bpp: float
+    trials: int  # encodes done for this search (cached settings not counted)
+
+
+def search_bpp(
+    codec: Codec,
+    image: np.ndarray,
+    target_bpp: float,
+    *,
+    cache: dict | None = None,
+    rel_tol: float = 0.005,
+    max_iter: int = 14,
+) -> SearchResult:
+    """Find the codec setting whose coded size is closest to ``target_bpp``.
+
+    Bisection on the codec's parameter, assuming size grows with it. Every setting
+    tried is kept (in ``cache``, a dict param -> bytes, which may be shared between
+    targets of the same image and codec) and the one with the smallest
+    ``|bpp - target|`` wins. Integer parameters are bisected down to adjacent integers;
+    continuous ones in log space until within ``rel_tol`` relative error or
+    ``max_iter`` steps.
+    """
+    h, w = image.shape[:2]
+    cache = {} if cache is None else cache
+    trials = 0
+
+    def size(p):
+        nonlocal trials
+        if p not in cache:
+            cache[p] = codec.encode(image, p)
+            trials += 1
+        return bpp_of(len(cache[p]), w, h)
+
+    if codec.integer:
+        # lo / hi bound the search and are only encoded if the bracket closes on
+        # them (e.g. quality 100 of a slow encoder is rarely needed).
+        lo, hi = int(codec.lo), int(codec.hi)
+        for q in cache:  # start from the tightest bracket earlier targets found
+            if lo < q < hi:
+                if bpp_of(len(cache[q]), w, h) < target_bpp:
+                    lo = q
+                else:
+                    hi = q
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if size(mid) < target_bpp:
+                lo = mid
+            else:
+                hi = mid
+        size(lo)
+        size(hi)
+    else:
+        lo, hi = math.log(codec.lo), math.log(codec.hi)
+        p = codec.guess(target_bpp) if codec.guess else math.exp((lo + hi) / 2)
+        p = min(max(p, codec.lo), codec.hi)
+        for _ in range(max_iter):
+            b = size(p)
+            if abs(b - target_bpp) <= rel_tol * target_bpp:
+                break
+            if b < target_bpp:
+                lo = math.log(p)
+            else:
+                hi = math.log(p)
+            p = math.exp((lo + hi) / 2)
+
+    best = min(cache, key=lambda q: (abs(bpp_of(len(cache[q]), w, h) - target_bpp), q))
+    data = cache[best]
+    return SearchResult(best, data, bpp_of(len(data), w, h), trials)
+
+
+# --------------------------------------------------------------------------------------
+# Measuring one coded image
+# --------------------------------------------------------------------------------------
+
+
+def time_call(fn, repeats: int = 1, warmup: int = 0):
+    """Run ``fn`` warmup + repeats times; return (last result, median seconds of repeats)."""
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return out, statistics.median(times)
+
+
+def quality(original: np.ndarray, decoded: np.ndarray) -> dict:
+    """PSNR (dB, RGB) and MS-SSIM (None when the image is under 161 px) of a decode."""
+    decoded = np.asarray(decoded)
+    if decoded.shape != original.shape or decoded.dtype != np.uint8:
+        raise ValueError(
+            f"decoded image is {decoded.dtype}{decoded.shape}, expected uint8{original.shape}"
+        )
+    return {"psnr": psnr(original, decoded), "ms_ssim": ms_ssim(original, decoded)}
+
+
+def measure(
+    codec: Codec,
+    image: np.ndarray,
+    param: float,
+    *,
+    encode_repeats: int = 1,
+    decode_repeats: int = 5,
+) -> dict:
+    """Encode ``image`` with ``codec`` at ``param`` (timed, median of ``encode_repeats``)
+    and decode it (one warm-up, then median of ``decode_repeats``); return a record."""
+    h, w = image.shape[:2]
+    data, enc_s = time_call(lambda: codec.encode(image, param), repeats=encode_repeats)
+    decoded, dec_s = time_call(lambda: codec.decode(data), repeats=decode_repeats, warmup=1)
+    rec = {"param": param, "bytes": len(data), "bpp": bpp_of(len(data), w, h)}
+    rec.update(quality(image, decoded))
+    rec.update({"encode_s": enc_s, "decode_s": dec_s})
+    return rec
+
+
+# --------------------------------------------------------------------------------------
+# Bjontegaard deltas
+# --------------------------------------------------------------------------------------
+
+
+def _pchip_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Fritsch-Carlson monotone slopes for a piecewise cubic Hermite interpolant."""
+    n = len(x)
+    h = np.diff(x)
+    delta = np.diff(y) / h
+    d = np.zeros(n)
+    if n == 2:
+        d[:] = delta[0]
+        return d
+    for k in range(1, n - 1):
+        if delta[k - 1] * delta[k] <= 0:
+            d[k] = 0.0
+        else:
+            w1 = 2 * h[k] + h[k - 1]
+            w2 = h[k] + 2 * h[k - 1]
+            d[k] = (w1 + w2) / (w1 / delta[k - 1] + w2 / delta[k])
+
+    def end(h0, h1, del0, del1):
+        s = ((2 * h0 + h1) * del0 - h0 * del1) / (h0 + h1)
+        if np.sign(s) != np.sign(del0):
+            return 0.0
+        if np.sign(del0) != np.sign(del1) and abs(s) > abs(3 * del0):
+            return 3 * del0
+        return s
+
+    d[0] = end(h[0], h[1], delta[0], delta[1])
+    d[-1] = end(h[-1], h[-2], delta[-1], delta[-2])
+    return d
+
+
+def _pchip_integral(x: np.ndarray, y: np.ndarray, a: float, b: float) -> float:
+    """Exact integral over [a, b] (inside [x0, xn]) of the PCHIP interpolant of (x, y)."""
+    d = _pchip_slopes(x, y)
+    total = 0.0
+    for k in range(len(x) - 1):
+        x0, x1 = x[k], x[k + 1]
+        lo, hi = max(a, x0), min(b, x1)
+        if hi <= lo:
+            continue
+        hk = x1 - x0
+        # Hermite cubic in t = (s - x0) / hk written as a polynomial, integrated on [t_lo, t_hi].
+        y0, y1, m0, m1 = y[k], y[k + 1], d[k] * hk, d[k + 1] * hk
+        c0 = y0
+        c1 = m0
+        c2 = 3 * (y1 - y0) - 2 * m0 - m1
+        c3 = 2 * (y0 - y1) + m0 + m1
+        anti = lambda t: c0 * t + c1 * t**2 / 2 + c2 * t**3 / 3 + c3 * t**4 / 4  # noqa: E731
+        total += hk * (anti((hi - x0) / hk) - anti((lo - x0) / hk))
+    return total
+
+
+def _poly_integral(x: np.ndarray, y: np.ndarray, a: float, b: float) -> float:
+    """Integral over [a, b] of the least-squares polynomial (degree <= 3) through (x, y)."""
+    deg = min(3, len(x) - 1)
+    p = np.polyint(np.polyfit(x, y, deg))
+    return float(np.polyval(p, b) - np.polyval(p, a))
+
+
+def _prepare(xs: Sequence[float], ys: Sequence[float]) -> tuple[np.ndarray, np.ndarray] | str:
+    """Finite points sorted by x with equal x merged (mean y); a reason string if unusable."""
+    pts = [(float(x), float(y)) for x, y in zip(xs, ys)
+           if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+    merged: dict[float, list[float]] = {}
+    for x, y in pts:
+        merged.setdefault(x, []).append(y)
+    if len(merged) < 2:
+        return f"needs at least 2 distinct points, has {len(merged)}"
+    x = np.array(sorted(merged))
+    y = np.array([float(np.mean(merged[v])) for v in x])
+    return x, y
+
+
+def _bd_delta(x_a, y_a, x_t, y_t, method: str) -> tuple[float | None, str | None]:
+    """Mean of (test - anchor) of y over the overlapping interval of x."""
+    pa, pt = _prepare(x_a, y_a), _prepare(x_t, y_t)
+    if isinstance(pa, str):
+        return None, "anchor " + pa
+    if isinstance(pt, str):
+        return None, "test " + pt
+    (xa, ya), (xt, yt) = pa, pt
+    lo, hi = max(xa[0], xt[0]), min(xa[-1], xt[-1])
+    if not hi > lo:
+        return None, (
+            f"no overlap: anchor spans [{xa[0]:.3f}, {xa[-1]:.3f}], "
+            f"test spans [{xt[0]:.3f}, {xt[-1]:.3f}]"
+        )
+    if method == "pchip":
+        ia, it = _pchip_integral(xa, ya, lo, hi), _pchip_integral(xt, yt, lo, hi)
+    elif method == "poly":
+        if min(len(xa), len(xt)) < 4:
+            return None, "cubic-polynomial fit needs at least 4 points per curve"
+        ia, it = _poly_integral(xa, ya, lo, hi), _poly_integral(xt, yt, lo, hi)
+    else:
+        raise ValueError(f"unknown BD method {method!r} (use 'pchip' or 'poly')")
+    return (it - ia) / (hi - lo), None
+
+
+def bd_rate(anchor_rate, anchor_psnr, test_rate, test_psnr, method: str = "pchip"):
+    """Bjontegaard delta rate of ``test`` against ``anchor``, in percent.
+
+    Negative means the test codec needs fewer bits for the same PSNR. Log rate (natural
+    log of bpp) is interpolated as a function of PSNR for each curve and the mean gap
+    over the overlapping PSNR interval is taken: ``exp(mean gap) - 1``.
+
+    ``method="pchip"`` (default) uses piecewise cubic Hermite interpolation with
+    Fritsch-Carlson monotone slopes (as in the later JCT-VC/JVET BD tools), integrated
+    exactly; it works from 2 points and follows the data without overshoot.
+    ``method="poly"`` is the classic VCEG-M33 least-squares cubic polynomial (needs 4
+    points per curve).
+
+    Returns ``(percent or None, reason or None)``: None with a reason when a curve has
+    fewer than 2 usable points or the PSNR ranges do not overlap.
+    """
+    ar = [math.log(r) if r and r > 0 else None for r in anchor_rate]
+    tr = [math.log(r) if r and r > 0 else None for r in test_rate]
+    delta, reason = _bd_delta(anchor_psnr, ar, test_psnr, tr, method)
+    if delta is None:
+        return None, reason
+    return (math.exp(delta) - 1.0) * 100.0, None
+
+
+def bd_psnr(anchor_rate, anchor_psnr, test_rate, test_psnr, method: str = "pchip"):
+    """Bjontegaard delta PSNR (dB) of ``test`` against ``anchor``: mean PSNR gap over the
+    overlapping log-rate interval, PSNR interpolated as a function of log rate (same
+    methods as :func:`bd_rate`). Positive means the test codec is better. Returns
+    ``(dB or None, reason or None)``."""
+    ar = [math.log(r) if r and r > 0 else None for r in anchor_rate]
+    tr = [math.log(r) if r and r > 0 else None for r in test_rate]
+    return _bd_delta(ar, anchor_psnr, tr, test_psnr, method)
+
+
+# --------------------------------------------------------------------------------------
+# Aggregation
+# --------------------------------------------------------------------------------------
+
+
+def _mean(values):
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+def mean_curves(records: list[dict]) -> dict[str, list[dict]]:
+    """Mean bpp / PSNR / MS-SSIM / timings per codec per rate point across images.
+
+    Records are grouped by ``codec`` and ``point`` (the rate point's label); each curve
+    is sorted by mean bpp. Points carry ``n`` (number of images averaged).
+    """
+    groups: dict[str, dict[str, list[dict]]] = {}
+    for r in records:
+        if r.get("error"):
+            continue
+        groups.setdefault(r["codec"], {}).setdefault(r["point"], []).append(r)
+    out = {}
+    for codec, pts in groups.items():
+        curve = []
+        for point, rs in pts.items():
+            curve.append({
+                "point": point,
+                "target_bpp": rs[0].get("target_bpp"),
+                "gaussians": rs[0].get("gaussians"),
+                "n": len(rs),
+                "bpp": _mean(r["bpp"] for r in rs),
+                "psnr": _mean(r["psnr"] for r in rs),
+                "ms_ssim": _mean(r.get("ms_ssim") for r in rs),
+                "encode_s": _mean(r["encode_s"] for r in rs),
+                "decode_s": _mean(r["decode_s"] for r in rs),
+            })
+        curve.sort(key=lambda p: p["bpp"])
+        out[codec] = curve
+    return out
+
+
+def bd_table(curves: dict[str, list[dict]], method: str = "pchip") -> list[dict]:
+    """BD-rate and BD-PSNR of every codec (test) against every other (anchor)."""
+    rows = []
+    for anchor, ca in curves.items():
+        for test, ct in curves.items():
+            if test == anchor:
+                continue
+            args = ([p["bpp"] for p in ca], [p["psnr"] for p in ca],
+                    [p["bpp"] for p in ct], [p["psnr"] for p in ct])
+            rate, why_r = bd_rate(*args, method=method)
+            dpsnr, why_p = bd_psnr(*args, method=method)
+            rows.append({"test": test, "anchor": anchor, "bd_rate_pct": rate,
+                         "bd_psnr_db": dpsnr, "bd_rate_reason": why_r,
+                         "bd_psnr_reason": why_p})
+    return rows
