@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Regenerate the conformance vectors (explicit request only; tests never run this).
+
+    python conformance/generate.py --force
+
+Valid vectors: synthetic Gaussian sets written by gipp_codec, each with its expected
+PNG rendered by ``reference_decoder.render_float64`` (a binary64 dense evaluation of
+the spec's rendering equation, not the fast kernel) from the *independent* reference
+decoder's own parse, a tolerance, and the SHA-256 of the decoded integers (quantized:
+uint16 little-endian [N, 8] rows in canonical order; float32 mode: the float32 rows).
+Invalid vectors are named by what is wrong and list the error class gipp_codec raises.
+"""
+
+import argparse
+import hashlib
+import json
+import math
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import reference_decoder as ref  # noqa: E402
+
+from gipp_codec import errors  # noqa: E402
+from gipp_codec.format import build_container, parse_gimg, write_gimg  # noqa: E402
+from gipp_codec.format import constants as K  # noqa: E402
+from gipp_codec.format.header import header_from_gaussians, pack_header  # noqa: E402
+from gipp_codec.format.model import BitDepths  # noqa: E402
+from gipp_codec.format.synthetic import synthetic_float, synthetic_quantized  # noqa: E402
+from gipp_codec.imageio import ImageMetadata, encode_png  # noqa: E402
+
+RMS_TOLERANCE = 0.5
+
+
+def attributes_sha256(parsed) -> str:
+    """SHA-256 of the decoded integers (canonical order) or float32 rows (file order)."""
+    g = parsed.gaussians
+    if hasattr(g, "q"):
+        from gipp_codec.entropy.gaussian_coder import canonical_order
+
+        q = np.asarray(g.q, dtype=np.int64)
+        rows = q[canonical_order(q)].astype("<u2")
+    else:
+        rows = g.rows().astype("<f4")
+    return hashlib.sha256(np.ascontiguousarray(rows).tobytes()).hexdigest()
+
+
+def max_abs_tolerance(rows: np.ndarray) -> int:
+    """One 3-sigma boundary flip of the strongest colour (exp(-4.5) * |col| * 255), at least 2 levels."""
+    peak = float(np.abs(rows[:, 5:8]).max()) if len(rows) else 0.0
+    return max(2, math.ceil(255.0 * math.exp(-4.5) * peak) + 1)
+
+
+def _split_chunks(data: bytes):
+    """(type, payload) list of a container."""
+    pos, out = K.PREAMBLE_SIZE, []
+    while pos < len(data):
+        (length,) = struct.unpack_from("<I", data, pos)
+        out.append((data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]))
+        pos += K.CHUNK_OVERHEAD + length
+    return out
+
+
+def valid_vectors():
+    """(name, description, bytes)."""
+    v = []
+
+    def q(name, desc, n, w, h, bits=BitDepths(), seed=0, **kw):
+        v.append((name, desc, write_gimg(synthetic_quantized(n, w, h, bits, seed), **kw)))
+
+    q("tiny_1x1", "1x1 image, one Gaussian", 1, 1, 1, seed=1)
+    q("odd_7x3", "7x3 image, 5 Gaussians", 5, 7, 3, seed=2)
+    q("small_64x48_n300", "64x48, 300 Gaussians at 12/10/6", 300, 64, 48, seed=3)
+    q("odd_513x257_n3000", "513x257, 3000 Gaussians", 3000, 513, 257, seed=4)
+    q("kodak_768x512_n5000", "Kodak size, 5000 Gaussians at 12/10/6", 5000, 768, 512, seed=5)
+    q("bits_16_16_16", "every bit depth 16", 400, 128, 96, BitDepths(16, 16, 16), seed=6)
+    q("bits_1_1_1", "every bit depth 1", 50, 40, 30, BitDepths(1, 1, 1), seed=7)
+    q("bits_8_8_4", "bit depths 8/8/4", 500, 100, 80, BitDepths(8, 8, 4), seed=8)
+    q("with_metadata", "iccp and exif chunks (must not change decoding)", 100, 48, 32, seed=9,
+      metadata=ImageMetadata(icc_profile=b"not really an ICC profile", exif=b"Exif\x00\x00MM\x00*"))
+    q("unknown_ancillary_chunk", "an unknown ancillary chunk 'zzTx' that must be skipped", 100, 48, 32, seed=10,
+      extra_chunks=[(b"zzTx", b"skip me")])
+    v.append(("float32_mode", "lossless float32 attributes, 200 Gaussians",
+              write_gimg(synthetic_float(200, 96, 64, seed=11))))
+    empty = synthetic_quantized(0, 16, 16, seed=12)
+    v.append(("zero_gaussians", "N = 0: a black image", write_gimg(empty)))
+    # The same payload split over three consecutive GAUS chunks.
+    chunks = _split_chunks(write_gimg(synthetic_quantized(400, 80, 60, seed=13)))
+    gaus = b"".join(p for t, p in chunks if t == K.CHUNK_GAUS)
+    third = len(gaus) // 3
+    split = [c for c in chunks if c[0] == K.CHUNK_HEAD]
+    split += [(K.CHUNK_GAUS, gaus[:third]), (K.CHUNK_GAUS, gaus[third:2 * third]), (K.CHUNK_GAUS, gaus[2 * third:])]
+    split += [(K.CHUNK_END, b"")]
+    v.append(("gaus_split_in_three", "payload split over three consecutive GAUS chunks", build_container(split)))
+    # A newer minor version with 4 extra header bytes and an unknown ancillary chunk.
+    chunks = _split_chunks(write_gimg(synthetic_quantized(200, 60, 40, seed=14)))
+    newer = [(t, p + b"\x01\x02\x03\x04" if t == K.CHUNK_HEAD else p) for t, p in chunks]
+    newer.insert(1, (b"newF", b"a future ancillary chunk"))
+    v.append(("newer_minor_version", "minor 7: extra HEAD bytes and a new ancillary chunk are ignored",
+              build_container(newer, minor=7)))
+    return v
+
+
+def invalid_vectors():
+    """(name, description, bytes)."""
+    g = synthetic_quantized(50, 32, 24, seed=20)
+    base = write_gimg(g)
+    chunks = _split_chunks(base)
+    head = header_from_gaussians(g)
+    gaus = b"".join(p for t, p in chunks if t == K.CHUNK_GAUS)
+    out = []
+
+    def add(name, desc, data):
+        out.append((name, desc, data))
+
+    def with_header(**changes):
+        h = dict(head)
+        for k, v in changes.items():
+            h[k] = v
+        return build_container([(K.CHUNK_HEAD, pack_header(h)), (K.CHUNK_GAUS, gaus), (K.CHUNK_END, b"")])
+
+    def raw_header(payload: bytes, gaus_payload: bytes = gaus):
+        return build_container([(K.CHUNK_HEAD, payload), (K.CHUNK_GAUS, gaus_payload), (K.CHUNK_END, b"")])
+
+    add("bad_signature", "first byte changed", b"\x88" + base[1:])
+    add("signature_crlf_to_lf", "text-mode transfer turned CR LF into LF", base.replace(b"\r\n", b"\n", 1))
+    add("signature_7bit", "7-bit transfer cleared the high bit of byte 0", bytes([base[0] & 0x7F]) + base[1:])
+    add("not_a_gimg_png", "a PNG file", encode_png(np.zeros((2, 2, 3), np.uint8)))
+    add("empty_file", "zero bytes", b"")
+    add("truncated_in_signature", "4 bytes", base[:4])
+    add("truncated_in_version", "9 bytes", base[:9])
+    add("truncated_in_chunk_header", "ends inside the first chunk's length/type", base[:14])
+    add("truncated_in_header", "ends inside the HEAD payload", base[:40])
+    add("truncated_in_payload", "ends inside the GAUS payload", base[:len(base) // 2])
+    add("truncated_in_crc", "ends inside the DONE chunk's CRC", base[:-2])
+    add("missing_end_chunk", "no DONE chunk", base[:-K.CHUNK_OVERHEAD])
+    add("bad_crc_header", "one CRC bit flipped in HEAD", _flip_crc(base, 0))
+    add("bad_crc_payload", "one payload byte changed in GAUS", _flip_payload_byte(base, 1))
+    add("unknown_critical_chunk", "a critical chunk 'ZZTX' this decoder does not know",
+        build_container(chunks[:1] + [(b"ZZTX", b"x")] + chunks[1:]))
+    add("bad_chunk_type", "chunk type with digits", build_container(chunks[:1]) + struct.pack("<I", 0) + b"12ab"
+        + struct.pack("<I", zlib.crc32(b"12ab")) + build_container(chunks[1:])[K.PREAMBLE_SIZE:])
+    add("chunk_length_over_limit", "a chunk declaring 2^31 bytes",
+        base[:K.PREAMBLE_SIZE] + struct.pack("<I", 1 << 31) + b"HEAD" + base[K.PREAMBLE_SIZE + 8:])
+    add("unsupported_major_version", "major version 2", base[:8] + b"\x02" + base[9:])
+    add("major_version_zero", "major version 0", base[:8] + b"\x00" + base[9:])
+    add("missing_header", "GAUS comes first", build_container(chunks[1:]))
+    add("duplicate_header", "two HEAD chunks", build_container(chunks[:1] + chunks))
+    add("missing_gaus", "HEAD then DONE", build_container([chunks[0], (K.CHUNK_END, b"")]))
+    add("gaus_not_consecutive", "an ancillary chunk between two GAUS chunks",
+        build_container([chunks[0], (K.CHUNK_GAUS, gaus[:10]), (b"exif", b"E"), (K.CHUNK_GAUS, gaus[10:]), (K.CHUNK_END, b"")]))
+    add("duplicate_exif", "two exif chunks", build_container([chunks[0], (b"exif", b"a"), (b"exif", b"b")] + chunks[1:]))
+    add("end_chunk_with_payload", "DONE with a 1-byte payload", build_container(chunks[:-1] + [(K.CHUNK_END, b"x")]))
+    add("trailing_data", "bytes after DONE", base + b"junk")
+    add("zero_width", "width 0", with_header(width=0))
+    add("huge_width", "width 70000 > MAX_WIDTH", with_header(width=70000))
+    add("huge_dimensions", "60000 x 60000 > MAX_PIXELS", with_header(width=60000, height=60000))
+    add("huge_gaussian_count", "N = 2^30 > MAX_GAUSSIANS", with_header(gaussian_count=1 << 30))
+    add("bad_channels", "channels = 4", with_header(channels=4))
+    add("unknown_attribute_mode", "attribute_mode = 7", with_header(attribute_mode=7))
+    add("unknown_render_convention", "render_convention = 2", with_header(render_convention=2))
+    add("bad_payload_coding", "payload_coding = 5", with_header(payload_coding=5))
+    add("bad_bit_depth_zero", "bits_position = 0", with_header(bits_position=0))
+    add("bad_bit_depth_17", "bits_color = 17", with_header(bits_color=17))
+    sc = head["scales"].copy()
+    add("nan_scale", "scale of channel x is NaN", with_header(scales=np.r_[np.nan, sc[1:]]))
+    add("zero_scale", "scale of channel a is 0", with_header(scales=np.r_[sc[:2], 0.0, sc[3:]]))
+    add("negative_scale", "scale of channel red is -1", with_header(scales=np.r_[sc[:5], -1.0, sc[6:]]))
+    add("inf_offset", "offset of channel y is +inf", with_header(offsets=np.r_[head["offsets"][0], np.inf, head["offsets"][2:]]))
+    add("log_variance_out_of_range", "offset of channel a is 100 (log-variance > 32)",
+        with_header(offsets=np.r_[head["offsets"][:2], 100.0, head["offsets"][3:]]))
+    add("header_too_short", "HEAD payload cut to 10 bytes", raw_header(pack_header(head)[:10]))
+    add("header_too_long", "HEAD payload with 3 extra bytes at minor version 0", raw_header(pack_header(head) + b"\0\0\0"))
+    rng = np.random.default_rng(21)
+    add("payload_garbage", "GAUS payload replaced by random bytes",
+        raw_header(pack_header(head), bytes(rng.integers(0, 256, len(gaus), dtype=np.uint8))))
+    add("payload_truncated", "GAUS payload cut in half (CRC valid)", raw_header(pack_header(head), gaus[:len(gaus) // 2]))
+    add("payload_count_mismatch", "header N one larger than the coded set", with_header(gaussian_count=51))
+    side_len, n_words = struct.unpack_from("<II", gaus, 0)
+    zero_tail = bytearray(gaus)
+    struct.pack_into("<I", zero_tail, 8 + side_len + 4 * (n_words - 1), 0)
+    add("ans_last_word_zero", "the ANS stream's last word is 0", raw_header(pack_header(head), bytes(zero_tail)))
+    add("payload_lengths_overflow", "side_length larger than the payload",
+        raw_header(pack_header(head), struct.pack("<I", 1 << 30) + gaus[4:]))
+    add("payload_for_zero_gaussians", "N = 0 with a non-empty payload", with_header(gaussian_count=0))
+    fg = synthetic_float(4, 8, 8, seed=22)
+    fchunks = _split_chunks(write_gimg(fg))
+    rows = fg.rows().copy()
+    rows[2, 5] = np.nan
+    add("float_payload_nan", "float32 mode with a NaN colour",
+        build_container([fchunks[0], (K.CHUNK_GAUS, rows.astype("<f4").tobytes()), (K.CHUNK_END, b"")]))
+    add("float_payload_wrong_length", "float32 payload 4 bytes short",
+        build_container([fchunks[0], (K.CHUNK_GAUS, fchunks[1][1][:-4]), (K.CHUNK_END, b"")]))
+    return out
+
+
+def _flip_crc(data: bytes, chunk_index: int) -> bytes:
+    pos = K.PREAMBLE_SIZE
+    for _ in range(chunk_index):
+        pos += K.CHUNK_OVERHEAD + struct.unpack_from("<I", data, pos)[0]
+    length = struct.unpack_from("<I", data, pos)[0]
+    b = bytearray(data)
+    b[pos + 8 + length] ^= 0x01
+    return bytes(b)
+
+
+def _flip_payload_byte(data: bytes, chunk_index: int) -> bytes:
+    pos = K.PREAMBLE_SIZE
+    for _ in range(chunk_index):
+        pos += K.CHUNK_OVERHEAD + struct.unpack_from("<I", data, pos)[0]
+    b = bytearray(data)
+    b[pos + 8 + 5] ^= 0x40
+    return bytes(b)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--force", action="store_true", help="overwrite the existing vectors (required)")
+    ap.add_argument("--out", default=str(HERE), help="output folder (default: conformance/)")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    if (out / "manifest.json").exists() and not args.force:
+        print("conformance vectors exist; pass --force to regenerate them", file=sys.stderr)
+        return 2
+    for sub in ("valid", "invalid"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        for old in (out / sub).iterdir():
+            old.unlink()
+    manifest = {"format": "gimg", "spec": "format_spec/gimg.md", "version": "1.0",
+                "tolerance_rule": "max_abs: one 3-sigma cut-off flip of the strongest colour "
+                                  "(ceil(255*exp(-4.5)*max|colour|)+1, at least 2); rms: %g 8-bit levels" % RMS_TOLERANCE,
+                "valid": [], "invalid": []}
+    for name, desc, data in valid_vectors():
+        parsed = parse_gimg(data)
+        indep = ref.parse(data)
+        sha = attributes_sha256(parsed)
+        if "q" in indep and indep["n"]:
+            q_ind = np.array(indep["q"], dtype=np.int64).reshape(-1, 8)
+            assert np.array_equal(q_ind, np.asarray(parsed.gaussians.q, np.int64)), name
+        image = ref.to_uint8(ref.render_float64(indep["rows"], indep["height"], indep["width"]))
+        (out / "valid" / f"{name}.gimg").write_bytes(data)
+        (out / "valid" / f"{name}.png").write_bytes(encode_png(image))
+        manifest["valid"].append({
+            "name": name, "description": desc,
+            "input": f"valid/{name}.gimg", "expected": f"valid/{name}.png",
+            "width": indep["width"], "height": indep["height"], "gaussians": indep["n"],
+            "attribute_mode": "quantized" if indep["mode"] == 0 else "float32",
+            "max_abs": max_abs_tolerance(indep["rows"]), "rms": RMS_TOLERANCE,
+            "attributes_sha256": sha,
+        })
+    for name, desc, data in invalid_vectors():
+        try:
+            parse_gimg(data)
+        except errors.FormatError as exc:
+            cls, msg = type(exc).__name__, str(exc)
+        else:
+            raise SystemExit(f"invalid vector {name} parses without error")
+        try:
+            ref.parse(data)
+        except ref.DecodeError:
+            pass
+        else:
+            raise SystemExit(f"invalid vector {name} is accepted by the reference decoder")
+        (out / "invalid" / f"{name}.gimg").write_bytes(data)
+        manifest["invalid"].append({"name": name, "description": desc, "input": f"invalid/{name}.gimg",
+                                    "error": cls, "message": msg})
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"wrote {len(manifest['valid'])} valid and {len(manifest['invalid'])} invalid vectors, {total / 1e6:.2f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Bit-packed streams (spec: "Bit streams"): bits are written MSB first within each byte,
+the last byte is padded with zero bits. ``ue``/``se`` are order-0 exp-Golomb codes.
+
+Readers never read past their data: an overrun raises PayloadError.
+"""
+
+import numpy as np
+
+from gipp_codec.errors import PayloadError
+
+MAX_UE_PREFIX = 32  # longest zero prefix of a valid ue() code (values < 2**32 - 1)
+
+
+class BitWriter:
+    """Append-only bit writer."""
+
+    def __init__(self):
+        self._bits: list[np.ndarray] = []
+        self.nbits = 0
+
+    def u(self, value: int, nbits: int) -> None:
+        """Write ``value`` as an unsigned ``nbits``-bit field."""
+        if nbits == 0:
+            return
+        value = int(value)
+        if value < 0 or value >> nbits:
+            raise ValueError(f"value {value} does not fit in {nbits} bits")
+        bits = (value >> np.arange(nbits - 1, -1, -1, dtype=np.int64)) & 1
+        self._bits.append(bits.astype(np.uint8))
+        self.nbits += nbits
+
+    def ue(self, value: int) -> None:
+        """Order-0 exp-Golomb code of a non-negative integer."""
+        v1 = int(value) + 1
+        nb = v1.bit_length()
+        self.u(0, nb - 1) if nb > 1 else None
+        self.u(v1, nb)
+
+    def se(self, value: int) -> None:
+        """Signed exp-Golomb: v > 0 -> 2v - 1, v <= 0 -> -2v."""
+        value = int(value)
+        self.ue(2 * value - 1 if value > 0 else -2 * value)
+
+    def many(self, values: np.ndarray, nbits: np.ndarray) -> None:
+        """Write values[i] in nbits[i] bits (0..32) each, in order, vectorised."""
+        values = np.asarray(values, dtype=np.uint64)
+        nbits = np.asarray(nbits, dtype=np.int64)
+        total = int(nbits.sum())
+        if total == 0:
+            return
+        starts = np.cumsum(nbits) - nbits
+        out = np.zeros(total, dtype=np.uint8)
+        for b in range(int(nbits.max())):
+            sel = nbits > b
+            shift = (nbits[sel] - 1 - b).astype(np.uint64)
+            out[starts[sel] + b] = ((values[sel] >> shift) & np.uint64(1)).astype(np.uint8)
+        self._bits.append(out)
+        self.nbits += total
+
+    def getvalue(self) -> bytes:
+        if not self._bits:
+            return b""
+        return np.packbits(np.concatenate(self._bits)).tobytes()
+
+
+def ue_length(values: np.ndarray) -> np.ndarray:
+    """Bit length of ue(v) for each v (vectorised)."""
+    v1 = np.asarray(values, dtype=np.int64) + 1
+    nb = np.floor(np.log2(v1)).astype(np.int64) + 1  # exact for v1 < 2**52
+    return 2 * nb - 1
+
+
+def se_length(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, dtype=np.int64)
+    return ue_length(np.where(v > 0, 2 * v - 1, -2 * v))
+
+
+class BitReader:
+    """Reader over a bit-packed stream; ``what`` names the stream in error messages."""
+
+    def __init__(self, data: bytes, what: str, base_offset: int = 0):
+        self._bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+        self.pos = 0
+        self.what = what
+        self.base_offset = base_offset  # byte offset of the stream in the file, for messages
+
+    @property
+    def nbits(self) -> int:
+        return int(self._bits.size)
+
+    def _need(self, n: int) -> None:
+        if self.pos + n > self._bits.size:
+            raise PayloadError(
+                f"{self.what} stream overrun at byte {self.base_offset + self.pos // 8}: "
+                f"need {n} more bits, {self._bits.size - self.pos} left"
+            )
+
+    def u(self, nbits: int) -> int:
+        self._need(nbits)
+        value = 0
+        for bit in self._bits[self.pos:self.pos + nbits]:
+            value = (value << 1) | int(bit)
+        self.pos += nbits
+        return value
+
+    def ue(self) -> int:
+        zeros = 0
+        while True:
+            self._need(1)
+            if self._bits[self.pos]:
+                break
+            zeros += 1
+            self.pos += 1
+            if zeros > MAX_UE_PREFIX:
+                raise PayloadError(
+                    f"{self.what} stream: exp-Golomb code too long at byte {self.base_offset + self.pos // 8}"
+                )
+        return self.u(zeros + 1) - 1
+
+    def se(self) -> int:
+        v = self.ue()
+        return (v + 1) // 2 if v & 1 else -(v // 2)
+
+    def many(self, nbits: np.ndarray) -> np.ndarray:
+        """Read nbits[i] (0..32) bits per value, vectorised; returns uint64 values."""
+        nbits = np.asarray(nbits, dtype=np.int64)
+        total = int(nbits.sum())
+        self._need(total)
+        values = np.zeros(nbits.size, dtype=np.uint64)
+        if total:
+            starts = self.pos + np.cumsum(nbits) - nbits
+            for b in range(int(nbits.max())):
+                sel = nbits > b
+                values[sel] = (values[sel] << np.uint64(1)) | self._bits[starts[sel] + b].astype(np.uint64)
+        self.pos += total
+        return values
+
+    def finish(self) -> None:
+        """Require that only zero padding (< 8 bits) remains."""
+        rest = self._bits.size - self.pos
+        if rest >= 8 or (rest and self._bits[self.pos:].any()):
+            raise PayloadError(
+                f"{self.what} stream: {rest} unused bits at the end (expected only zero padding < 8 bits)"
+            )

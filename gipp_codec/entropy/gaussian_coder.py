@@ -1,0 +1,468 @@
+"""Entropy coding of quantized Gaussians (spec: "Entropy coding", payload coding 1).
+
+Canonical order: Gaussians sorted by the Morton code M of their quantized position
+(bit j of x -> bit 2j of M, bit j of y -> bit 2j+1), ties by (a, b, c, red, green, blue).
+The set has no order, so coding M as non-negative gaps saves up to log2(N!) bits.
+
+Streams, in STREAM_ORDER: positions (the Morton gaps), then a, c, b, green, red, blue.
+Each non-position stream has a predictor (none, constant, previous Gaussian, or mapped
+from another channel of the same Gaussian) and a context rule (thresholds on another,
+already decoded channel); the residual is zigzag-folded and split into HybridUint
+tokens (ANS-coded, one histogram per context) and raw bits. The encoder picks each
+stream's configuration by measured cost; the decoder just reads it.
+
+Payload = side_length u32 | ans_words u32 | side stream | ANS words (u32 LE) | raw stream.
+"""
+
+from dataclasses import dataclass, field
+
+import constriction
+import numpy as np
+
+from gipp_codec.entropy import hybrid
+from gipp_codec.entropy.bitio import BitReader, BitWriter, se_length, ue_length
+from gipp_codec.entropy.models import MAX_LEVEL, categorical, choose_levels, level_count, model_cost_bits
+from gipp_codec.errors import PayloadError
+from gipp_codec.format.constants import CH_A, CH_B, CH_BLUE, CH_C, CH_GREEN, CH_RED, CH_X, CH_Y, CHANNEL_NAMES
+
+STREAM_POSITION = -1
+STREAM_ORDER = (STREAM_POSITION, CH_A, CH_C, CH_B, CH_GREEN, CH_RED, CH_BLUE)
+PRED_NONE, PRED_CONST, PRED_PREV, PRED_CHANNEL = 0, 1, 2, 3
+PRED_NAMES = ("none", "const", "prev", "channel")
+MAX_CONTEXTS = 16
+PAYLOAD_PREFIX = 8  # side_length u32 + ans_words u32
+
+# (k, m) pairs the encoder tries; any k <= MAX_SPLIT, m <= min(k, MAX_MANTISSA) is valid.
+_KM_GRID = tuple((k, m) for k in range(0, 11) for m in range(0, min(k, 4) + 1))
+_KM_QUICK = ((2, 1), (4, 2), (4, 4))
+
+
+@dataclass
+class StreamConfig:
+    """How one stream is coded (all of it is in the side stream)."""
+
+    channel: int  # STREAM_POSITION or a channel index
+    pred: int = PRED_NONE
+    pred_param: int = 0  # the constant (PRED_CONST) or the source channel (PRED_CHANNEL)
+    ctx_source: int = -1
+    thresholds: tuple = ()
+    k: int = 4
+    m: int = 1
+
+    @property
+    def contexts(self) -> int:
+        return len(self.thresholds) + 1
+
+
+@dataclass
+class StreamBits:
+    """Bit accounting of one stream."""
+
+    tokens: float = 0.0  # information content of the ANS-coded tokens
+    raw: int = 0
+    side: int = 0
+    config: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------
+# Shared helpers (both sides)
+# --------------------------------------------------------------------------------------
+
+def morton_encode(qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
+    """Interleave 16-bit x and y into a 32-bit Morton code (x in the even bits), uint64."""
+    def spread(v):
+        v = np.asarray(v, dtype=np.uint64) & np.uint64(0xFFFF)
+        v = (v | (v << np.uint64(8))) & np.uint64(0x00FF00FF)
+        v = (v | (v << np.uint64(4))) & np.uint64(0x0F0F0F0F)
+        v = (v | (v << np.uint64(2))) & np.uint64(0x33333333)
+        v = (v | (v << np.uint64(1))) & np.uint64(0x55555555)
+        return v
+    return spread(qx) | (spread(qy) << np.uint64(1))
+
+
+def morton_decode(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def compact(v):
+        v = v & np.uint64(0x55555555)
+        v = (v | (v >> np.uint64(1))) & np.uint64(0x33333333)
+        v = (v | (v >> np.uint64(2))) & np.uint64(0x0F0F0F0F)
+        v = (v | (v >> np.uint64(4))) & np.uint64(0x00FF00FF)
+        v = (v | (v >> np.uint64(8))) & np.uint64(0x0000FFFF)
+        return v.astype(np.int64)
+    code = np.asarray(code, dtype=np.uint64)
+    return compact(code), compact(code >> np.uint64(1))
+
+
+def canonical_order(q: np.ndarray) -> np.ndarray:
+    """Permutation [N] putting q [N, 8] in canonical order (Morton, then a, b, c, red, green, blue)."""
+    q = np.asarray(q, dtype=np.int64)
+    m = morton_encode(q[:, CH_X], q[:, CH_Y])
+    keys = tuple(q[:, j] for j in (CH_BLUE, CH_GREEN, CH_RED, CH_C, CH_B, CH_A)) + (m,)
+    return np.lexsort(keys)
+
+
+def zigzag(r: np.ndarray) -> np.ndarray:
+    r = np.asarray(r, dtype=np.int64)
+    return np.where(r >= 0, 2 * r, -2 * r - 1).astype(np.uint64)
+
+
+def unzigzag(u: np.ndarray) -> np.ndarray:
+    u = np.asarray(u, dtype=np.uint64).astype(np.int64)
+    return np.where(u & 1, -((u + 1) >> 1), u >> 1)
+
+
+def channel_prediction(q_src: np.ndarray, src: int, dst: int, scales, offsets, max_q: int) -> np.ndarray:
+    """PRED_CHANNEL: clamp(round_half_even(((q_src*s_src + o_src) - o_dst) / s_dst), 0, max_q)."""
+    s = np.asarray(scales, dtype=np.float32).astype(np.float64)
+    o = np.asarray(offsets, dtype=np.float32).astype(np.float64)
+    v = np.asarray(q_src, dtype=np.float64) * s[src]
+    v = v + o[src]
+    v = v - o[dst]
+    v = v / s[dst]
+    return np.clip(np.rint(v), 0, max_q).astype(np.int64)
+
+
+def contexts_of(q_src: np.ndarray, thresholds) -> np.ndarray:
+    """Context = number of thresholds t with q_src >= t."""
+    if not thresholds:
+        return np.zeros(q_src.shape[0], dtype=np.int64)
+    return np.searchsorted(np.asarray(thresholds, dtype=np.int64), q_src, side="right")
+
+
+def _u_max(cfg: StreamConfig, bits: tuple) -> int:
+    if cfg.channel == STREAM_POSITION:
+        return (1 << (2 * bits[CH_X])) - 1
+    max_q = (1 << bits[cfg.channel]) - 1
+    return max_q if cfg.pred == PRED_NONE else 2 * max_q
+
+
+def _stream_values(cfg: StreamConfig, q: np.ndarray, bits, scales, offsets) -> np.ndarray:
+    """The non-negative integers u [N] a (non-position) stream codes, given the full q [N, 8]."""
+    col = q[:, cfg.channel]
+    if cfg.pred == PRED_NONE:
+        return col.astype(np.uint64)
+    if cfg.pred == PRED_CONST:
+        return zigzag(col - cfg.pred_param)
+    if cfg.pred == PRED_PREV:
+        return zigzag(np.diff(col, prepend=0))
+    pred = channel_prediction(q[:, cfg.pred_param], cfg.pred_param, cfg.channel, scales, offsets,
+                              (1 << bits[cfg.channel]) - 1)
+    return zigzag(col - pred)
+
+
+# --------------------------------------------------------------------------------------
+# Encoder
+# --------------------------------------------------------------------------------------
+
+def _histogram_side_bits(levels: np.ndarray) -> int:
+    bits = int(ue_length([levels.size - 1])[0])
+    if levels.size >= 2:
+        bits += int(se_length(np.diff(levels, prepend=0)).sum())
+    return bits
+
+
+def _context_cost(u: np.ndarray, k: int, m: int) -> tuple[float, np.ndarray]:
+    """Bits (tokens + raw + histogram) to code u [M] in one context; returns (bits, levels)."""
+    if u.size == 0:
+        return float(ue_length([0])[0]), np.zeros(1, np.int64)
+    tokens, _, nbits = hybrid.tokenize(u, k, m)
+    hist = np.bincount(tokens)
+    levels = choose_levels(hist)
+    counts = level_count(levels)
+    bits = model_cost_bits(counts, tokens) + float(nbits.sum()) + _histogram_side_bits(levels)
+    return bits, levels
+
+
+def _config_cost(cfg: StreamConfig, u: np.ndarray, ctx: np.ndarray, km_grid) -> tuple[float, tuple]:
+    best = (np.inf, (cfg.k, cfg.m))
+    for k, m in km_grid:
+        total = 0.0
+        for c in range(cfg.contexts):
+            total += _context_cost(u[ctx == c], k, m)[0]
+        if total < best[0]:
+            best = (total, (k, m))
+    return best
+
+
+def _threshold_candidates(q_src: np.ndarray, max_q: int) -> list[tuple]:
+    out = []
+    for parts in (2, 4):
+        t = np.unique(np.quantile(q_src, np.arange(1, parts) / parts, method="higher").astype(np.int64))
+        t = tuple(int(v) for v in t if 0 < v <= max_q)
+        if t and t not in out:
+            out.append(t)
+    return out
+
+
+def _choose_config(channel: int, q: np.ndarray, done: list, bits, scales, offsets) -> StreamConfig:
+    """Pick predictor, contexts and (k, m) of a stream by measured cost."""
+    col = q[:, channel]
+    preds = [(PRED_NONE, 0), (PRED_CONST, int(np.median(col)) if col.size else 0), (PRED_PREV, 0)]
+    preds += [(PRED_CHANNEL, j) for j in done if j not in (CH_X, CH_Y)]
+    ctxs = [(-1, ())]
+    for j in done:
+        if j in (CH_X, CH_Y):
+            continue
+        ctxs += [(j, t) for t in _threshold_candidates(q[:, j], (1 << bits[j]) - 1)]
+    best_cost, best_cfg = np.inf, None
+    for pred, param in preds:
+        cfg0 = StreamConfig(channel, pred, param)
+        u = _stream_values(cfg0, q, bits, scales, offsets)
+        for src, thr in ctxs:
+            cfg = StreamConfig(channel, pred, param, src, thr)
+            ctx = contexts_of(q[:, src], thr) if thr else np.zeros(col.size, np.int64)
+            grid = _KM_QUICK + (((bits[channel], 0),) if pred == PRED_NONE and bits[channel] <= hybrid.MAX_SPLIT else ())
+            cost, (k, m) = _config_cost(cfg, u, ctx, grid)
+            cost += _config_side_bits(cfg)
+            if cost < best_cost:
+                best_cost, best_cfg = cost, StreamConfig(channel, pred, param, src, thr, k, m)
+    cfg = best_cfg
+    u = _stream_values(cfg, q, bits, scales, offsets)
+    ctx = contexts_of(q[:, cfg.ctx_source], cfg.thresholds) if cfg.thresholds else np.zeros(col.size, np.int64)
+    grid = tuple((k, m) for k, m in _KM_GRID if hybrid.max_token(k, m, _u_max(cfg, bits)) < 1 << 16)
+    _, (cfg.k, cfg.m) = _config_cost(cfg, u, ctx, grid + ((cfg.k, cfg.m),))
+    return cfg
+
+
+def _config_side_bits(cfg: StreamConfig) -> int:
+    bits = 2 + 8  # pred + k + m
+    if cfg.pred == PRED_CONST:
+        bits += int(ue_length([cfg.pred_param])[0])
+    elif cfg.pred == PRED_CHANNEL:
+        bits += 3
+    bits += int(ue_length([len(cfg.thresholds)])[0])
+    if cfg.thresholds:
+        bits += 3 + int(ue_length(np.diff(cfg.thresholds, prepend=0) - np.r_[0, np.ones(len(cfg.thresholds) - 1)]).sum())
+    return bits
+
+
+def _write_config(w: BitWriter, cfg: StreamConfig) -> None:
+    if cfg.channel != STREAM_POSITION:
+        w.u(cfg.pred, 2)
+        if cfg.pred == PRED_CONST:
+            w.ue(cfg.pred_param)
+        elif cfg.pred == PRED_CHANNEL:
+            w.u(cfg.pred_param, 3)
+        w.ue(len(cfg.thresholds))
+        if cfg.thresholds:
+            w.u(cfg.ctx_source, 3)
+            prev = -1
+            for t in cfg.thresholds:
+                w.ue(t - prev - 1)
+                prev = t
+    w.u(cfg.k, 4)
+    w.u(cfg.m, 4)
+
+
+def _write_histogram(w: BitWriter, levels: np.ndarray) -> None:
+    w.ue(levels.size - 1)
+    if levels.size >= 2:
+        prev = 0
+        for e in levels:
+            w.se(int(e) - prev)
+            prev = int(e)
+
+
+def encode_attributes(q: np.ndarray, bits: tuple, scales, offsets) -> tuple[bytes, np.ndarray, dict]:
+    """Code q [N, 8] (any order) -> (payload bytes, q in canonical order, per-stream StreamBits)."""
+    q = np.asarray(q, dtype=np.int64)
+    q = q[canonical_order(q)]
+    n = q.shape[0]
+    side, raw = BitWriter(), BitWriter()
+    batches = []  # (tokens int32, counts) in decoding order
+    report = {}
+    done: list[int] = [CH_X, CH_Y]
+    for channel in STREAM_ORDER:
+        sb = StreamBits()
+        side0, raw0 = side.nbits, raw.nbits
+        if channel == STREAM_POSITION:
+            morton = morton_encode(q[:, CH_X], q[:, CH_Y])
+            u = np.diff(morton, prepend=np.uint64(0)) if n else morton
+            cfg = StreamConfig(STREAM_POSITION)
+            grid = tuple((k, m) for k, m in _KM_GRID if hybrid.max_token(k, m, _u_max(cfg, bits)) < 1 << 16)
+            _, (cfg.k, cfg.m) = _config_cost(cfg, u, np.zeros(n, np.int64), grid)
+            ctx = np.zeros(n, np.int64)
+        else:
+            cfg = _choose_config(channel, q, done, bits, scales, offsets)
+            u = _stream_values(cfg, q, bits, scales, offsets)
+            ctx = contexts_of(q[:, cfg.ctx_source], cfg.thresholds) if cfg.thresholds else np.zeros(n, np.int64)
+            done.append(channel)
+        _write_config(side, cfg)
+        per_ctx = []
+        for c in range(cfg.contexts):
+            tokens, raw_vals, nbits = hybrid.tokenize(u[ctx == c], cfg.k, cfg.m)
+            levels = choose_levels(np.bincount(tokens)) if tokens.size else np.zeros(1, np.int64)
+            _write_histogram(side, levels)
+            per_ctx.append((tokens, raw_vals, nbits, level_count(levels)))
+        for tokens, raw_vals, nbits, counts in per_ctx:
+            batches.append((tokens, counts))
+            raw.many(raw_vals, nbits)
+            sb.tokens += model_cost_bits(counts, tokens)
+        sb.side = side.nbits - side0
+        sb.raw = raw.nbits - raw0
+        sb.config = _describe(cfg)
+        report["position" if channel == STREAM_POSITION else CHANNEL_NAMES[channel]] = sb
+    ans = constriction.stream.stack.AnsCoder()
+    for tokens, counts in reversed(batches):
+        if counts.size >= 2 and tokens.size:
+            ans.encode_reverse(np.ascontiguousarray(tokens, dtype=np.int32), categorical(counts))
+    words = np.asarray(ans.get_compressed(), dtype=np.uint32)
+    side_bytes = side.getvalue()
+    payload = (
+        np.array([len(side_bytes), words.size], dtype="<u4").tobytes()
+        + side_bytes + words.astype("<u4").tobytes() + raw.getvalue()
+    )
+    report["_ans_words"] = int(words.size)
+    return payload, q, report
+
+
+def _describe(cfg: StreamConfig) -> dict:
+    d = {"k": cfg.k, "m": cfg.m}
+    if cfg.channel != STREAM_POSITION:
+        d["predictor"] = PRED_NAMES[cfg.pred]
+        if cfg.pred == PRED_CONST:
+            d["constant"] = cfg.pred_param
+        if cfg.pred == PRED_CHANNEL:
+            d["source"] = CHANNEL_NAMES[cfg.pred_param]
+        if cfg.thresholds:
+            d["context_source"] = CHANNEL_NAMES[cfg.ctx_source]
+            d["thresholds"] = list(cfg.thresholds)
+    return d
+
+
+# --------------------------------------------------------------------------------------
+# Decoder
+# --------------------------------------------------------------------------------------
+
+def _read_config(r: BitReader, channel: int, decoded: list, bits) -> StreamConfig:
+    cfg = StreamConfig(channel)
+    name = "position" if channel == STREAM_POSITION else CHANNEL_NAMES[channel]
+    if channel != STREAM_POSITION:
+        cfg.pred = r.u(2)
+        max_q = (1 << bits[channel]) - 1
+        if cfg.pred == PRED_CONST:
+            cfg.pred_param = r.ue()
+            if cfg.pred_param > max_q:
+                raise PayloadError(f"stream {name}: constant predictor {cfg.pred_param} exceeds {max_q}")
+        elif cfg.pred == PRED_CHANNEL:
+            cfg.pred_param = r.u(3)
+            if cfg.pred_param not in decoded or cfg.pred_param in (CH_X, CH_Y):
+                raise PayloadError(
+                    f"stream {name}: predictor source channel {cfg.pred_param} is not an earlier non-position stream"
+                )
+        nthr = r.ue()
+        if nthr > MAX_CONTEXTS - 1:
+            raise PayloadError(f"stream {name}: {nthr} context thresholds, at most {MAX_CONTEXTS - 1} allowed")
+        if nthr:
+            cfg.ctx_source = r.u(3)
+            if cfg.ctx_source not in decoded:
+                raise PayloadError(f"stream {name}: context source channel {cfg.ctx_source} is not decoded yet")
+            limit = 1 << bits[cfg.ctx_source]
+            t, prev = [], -1
+            for _ in range(nthr):
+                prev = prev + 1 + r.ue()
+                if prev >= limit:
+                    raise PayloadError(f"stream {name}: context threshold {prev} exceeds {limit - 1}")
+                t.append(prev)
+            cfg.thresholds = tuple(t)
+    cfg.k, cfg.m = r.u(4), r.u(4)
+    if cfg.k > hybrid.MAX_SPLIT or cfg.m > min(cfg.k, hybrid.MAX_MANTISSA):
+        raise PayloadError(
+            f"stream {name}: token parameters k={cfg.k}, m={cfg.m} invalid "
+            f"(need k <= {hybrid.MAX_SPLIT}, m <= min(k, {hybrid.MAX_MANTISSA}))"
+        )
+    return cfg
+
+
+def _read_histogram(r: BitReader, max_tokens: int, name: str) -> np.ndarray:
+    ntok = r.ue() + 1
+    if ntok > max_tokens:
+        raise PayloadError(f"stream {name}: histogram of {ntok} tokens, at most {max_tokens} possible")
+    if ntok == 1:
+        return np.zeros(1, np.int64)
+    levels = np.empty(ntok, np.int64)
+    prev = 0
+    for i in range(ntok):
+        prev += r.se()
+        if not 0 <= prev <= MAX_LEVEL:
+            raise PayloadError(f"stream {name}: histogram level {prev} outside 0..{MAX_LEVEL}")
+        levels[i] = prev
+    if not levels.any():
+        raise PayloadError(f"stream {name}: histogram of {ntok} tokens with all counts zero")
+    return level_count(levels)
+
+
+def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base_offset: int = 0):
+    """Payload -> (q int64 [N, 8] in file (canonical) order, per-stream StreamBits)."""
+    if len(payload) < PAYLOAD_PREFIX:
+        raise PayloadError(f"Gaussian payload of {len(payload)} bytes is shorter than its {PAYLOAD_PREFIX}-byte prefix")
+    side_len, n_words = (int(v) for v in np.frombuffer(payload[:8], dtype="<u4"))
+    ans_start = PAYLOAD_PREFIX + side_len
+    raw_start = ans_start + 4 * n_words
+    if raw_start > len(payload):
+        raise PayloadError(
+            f"Gaussian payload declares {side_len} side bytes and {n_words} ANS words "
+            f"({raw_start} bytes) but has only {len(payload)} bytes"
+        )
+    side = BitReader(payload[PAYLOAD_PREFIX:ans_start], "side", base_offset + PAYLOAD_PREFIX)
+    raw = BitReader(payload[raw_start:], "raw", base_offset + raw_start)
+    words = np.frombuffer(payload[ans_start:raw_start], dtype="<u4").astype(np.uint32)
+    try:
+        ans = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words))
+    except ValueError as exc:
+        raise PayloadError(f"ANS stream at byte {base_offset + ans_start} is invalid: {exc}") from None
+    q = np.zeros((n, 8), dtype=np.int64)
+    decoded = [CH_X, CH_Y]
+    report = {}
+    for channel in STREAM_ORDER:
+        name = "position" if channel == STREAM_POSITION else CHANNEL_NAMES[channel]
+        sb = StreamBits()
+        side0, raw0 = side.pos, raw.pos
+        cfg = _read_config(side, channel, decoded, bits)
+        max_tokens = hybrid.max_token(cfg.k, cfg.m, _u_max(cfg, bits)) + 1
+        ctx = contexts_of(q[:, cfg.ctx_source], cfg.thresholds) if cfg.thresholds else np.zeros(n, np.int64)
+        hists = [_read_histogram(side, max_tokens, name) for _ in range(cfg.contexts)]
+        u = np.zeros(n, dtype=np.uint64)
+        for c, counts in enumerate(hists):
+            idx = np.nonzero(ctx == c)[0]
+            if counts.size >= 2 and idx.size:
+                try:
+                    tokens = ans.decode(categorical(counts), int(idx.size))
+                except PayloadError:
+                    raise
+                except Exception as exc:  # constriction reports misuse as ordinary exceptions
+                    raise PayloadError(f"stream {name}: ANS decoding failed ({exc})") from None
+                sb.tokens += model_cost_bits(counts, tokens)
+            else:
+                tokens = np.zeros(idx.size, dtype=np.int32)
+            nbits = hybrid.raw_bit_counts(tokens, cfg.k, cfg.m)
+            u[idx] = hybrid.detokenize(tokens, raw.many(nbits), cfg.k, cfg.m)
+        if channel == STREAM_POSITION:
+            morton = np.cumsum(u, dtype=np.uint64)
+            if n and int(morton[-1]) > _u_max(cfg, bits):
+                raise PayloadError(f"position stream: Morton code {int(morton[-1])} exceeds {_u_max(cfg, bits)}")
+            q[:, CH_X], q[:, CH_Y] = morton_decode(morton)
+        else:
+            max_q = (1 << bits[channel]) - 1
+            if cfg.pred == PRED_NONE:
+                col = u.astype(np.int64)
+            elif cfg.pred == PRED_CONST:
+                col = cfg.pred_param + unzigzag(u)
+            elif cfg.pred == PRED_PREV:
+                col = np.cumsum(unzigzag(u))
+            else:
+                col = unzigzag(u) + channel_prediction(q[:, cfg.pred_param], cfg.pred_param, channel, scales,
+                                                       offsets, max_q)
+            if n and (col.min() < 0 or col.max() > max_q):
+                raise PayloadError(f"stream {name}: decoded values in [{col.min()}, {col.max()}], expected 0..{max_q}")
+            q[:, channel] = col
+            decoded.append(channel)
+        sb.side = side.pos - side0
+        sb.raw = raw.pos - raw0
+        sb.config = _describe(cfg)
+        report[name] = sb
+    side.finish()
+    raw.finish()
+    if not ans.is_empty():
+        raise PayloadError(f"ANS stream at byte {base_offset + ans_start}: data left over after the last symbol")
+    report["_ans_words"] = int(n_words)
+    return q, report

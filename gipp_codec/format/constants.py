@@ -1,0 +1,52 @@
+"""Constants of the .gimg format, mirroring format_spec/gimg.md one to one (same names).
+
+Everything multi-byte in a .gimg file is little-endian.
+"""
+
+# --- Signature and version (spec: "File layout") --------------------------------------
+# 0x89: high bit set, catches 7-bit transfers; "GIM": readable magic; CR LF: catches
+# CRLF -> LF conversion; 0x1A: stops `type` on DOS; LF: catches LF -> CRLF conversion.
+SIGNATURE = b"\x89GIM\r\n\x1a\n"
+VERSION_MAJOR = 1  # an unknown major version is rejected
+VERSION_MINOR = 0  # a newer minor version is decoded as far as it is understood
+PREAMBLE_SIZE = len(SIGNATURE) + 2  # signature + major (u8) + minor (u8)
+
+# --- Chunks (spec: "Chunks") ----------------------------------------------------------
+CHUNK_OVERHEAD = 12  # length (u32) + type (4 bytes) + CRC-32 (u32)
+CHUNK_HEAD = b"HEAD"  # header, critical, first chunk
+CHUNK_GAUS = b"GAUS"  # Gaussian payload, critical, one or more consecutive chunks
+CHUNK_END = b"DONE"  # end marker, critical, empty, last
+CHUNK_ICCP = b"iccp"  # ICC profile, ancillary
+CHUNK_EXIF = b"exif"  # EXIF block, ancillary
+KNOWN_CRITICAL = (CHUNK_HEAD, CHUNK_GAUS, CHUNK_END)
+
+# --- Limits (spec: "Limits"), checked before any allocation ----------------------------
+MAX_WIDTH = 65535
+MAX_HEIGHT = 65535
+MAX_PIXELS = 1 << 28  # width * height
+MAX_GAUSSIANS = 1 << 22  # N
+MAX_CHUNK_LENGTH = 1 << 26  # payload bytes of one chunk
+# Ranges of dequantized values (keep a float32 renderer free of overflow).
+MAX_ABS_POSITION = float(1 << 20)  # |x|, |y| in pixels
+MAX_ABS_LOG_VARIANCE = 32.0  # |log a|, |log c|
+MAX_ABS_COVARIANCE = float(1 << 46)  # |b| (and a, c in float32 mode)
+MAX_ABS_COLOR = float(1 << 16)  # |r|, |g|, |b|
+
+# --- Header values (spec: "HEAD chunk") -----------------------------------------------
+CHANNELS_RGB = 3
+ATTRIBUTE_MODE_QUANTIZED = 0
+ATTRIBUTE_MODE_FLOAT32 = 1
+ATTRIBUTE_MODES = {ATTRIBUTE_MODE_QUANTIZED: "quantized", ATTRIBUTE_MODE_FLOAT32: "float32"}
+RENDER_CONVENTION_V1 = 1  # pixel centres at +0.5, inclusive 3-sigma cut-off, plain sum
+PAYLOAD_CODING_RAW = 0  # float32 mode: raw little-endian float32 rows
+PAYLOAD_CODING_ENTROPY_V1 = 1  # quantized mode: the coding of spec "Entropy coding"
+MIN_BITS = 1
+MAX_BITS = 16
+
+# --- Attribute channels (spec: "Attributes") ------------------------------------------
+NUM_CHANNELS = 8
+CHANNEL_NAMES = ("x", "y", "a", "b", "c", "red", "green", "blue")
+CH_X, CH_Y, CH_A, CH_B, CH_C, CH_RED, CH_GREEN, CH_BLUE = range(8)
+LOG_CHANNELS = (CH_A, CH_C)  # quantized in the log domain
+# Which bit depth field governs each channel.
+CHANNEL_GROUP = ("position", "position", "covariance", "covariance", "covariance", "color", "color", "color")

@@ -1,0 +1,289 @@
+"""The .gimg container (spec: "File layout", "Chunks"): signature, version, chunks.
+
+    file  = SIGNATURE (8) | major u8 | minor u8 | chunk*
+    chunk = length u32 LE | type (4 ASCII letters) | payload (length bytes) | CRC-32 u32 LE
+            (CRC-32/ISO-HDLC, as zlib.crc32, over type + payload)
+
+First letter upper case = critical, lower case = ancillary. Chunk order: HEAD first,
+then ancillary chunks and one run of consecutive GAUS chunks (their payloads
+concatenated), DONE last with an empty payload, nothing after it.
+"""
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gipp_codec.errors import ChunkError, ConfigError, FormatError, LimitError, PayloadError, SignatureError, TruncatedError, VersionError
+from gipp_codec.format import constants as K
+from gipp_codec.format.header import channel_bits, describe_header, header_from_gaussians, pack_header, unpack_header
+from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussians
+from gipp_codec.imageio import ImageMetadata
+
+
+@dataclass
+class ParsedGimg:
+    """Everything ``parse_gimg`` learns from a file."""
+
+    version: tuple[int, int]
+    header: dict  # raw field values (see header.HEADER_FIELDS)
+    gaussians: QuantizedGaussians | FloatGaussians  # quantized: canonical (file) order
+    metadata: ImageMetadata
+    bits: dict  # bit accounting, see _bit_accounting
+    chunks: list = field(default_factory=list)  # [{"type", "offset", "length"}]
+    skipped_chunks: list = field(default_factory=list)  # unknown ancillary chunk types
+
+    def info(self) -> dict:
+        """JSON-friendly summary: header fields, per-attribute bits, bpp."""
+        w, h = int(self.header["width"]), int(self.header["height"])
+        return {
+            "version": f"{self.version[0]}.{self.version[1]}",
+            "header": describe_header(self.header),
+            "bits": self.bits,
+            "bpp": self.bits["total_bits"] / (w * h),
+            "chunks": self.chunks,
+            "skipped_chunks": self.skipped_chunks,
+        }
+
+
+# ----------------------------------------------------------------------------- writing
+
+def make_chunk(ctype: bytes, payload: bytes) -> bytes:
+    """One chunk: length | type | payload | CRC-32(type + payload)."""
+    if len(ctype) != 4 or not ctype.isalpha() or not ctype.isascii():
+        raise ConfigError(f"chunk type {ctype!r} must be 4 ASCII letters")
+    if len(payload) > K.MAX_CHUNK_LENGTH:
+        raise ConfigError(f"chunk payload of {len(payload)} bytes exceeds MAX_CHUNK_LENGTH {K.MAX_CHUNK_LENGTH}")
+    return struct.pack("<I", len(payload)) + ctype + payload + struct.pack("<I", zlib.crc32(ctype + payload))
+
+
+def build_container(chunks, major: int = K.VERSION_MAJOR, minor: int = K.VERSION_MINOR) -> bytes:
+    """Signature, version and the given (type, payload) chunks, in order (no checks on order)."""
+    return K.SIGNATURE + bytes([major, minor]) + b"".join(make_chunk(t, p) for t, p in chunks)
+
+
+def _check_float_values(rows: np.ndarray, error) -> None:
+    if rows.size == 0:
+        return
+    if not np.all(np.isfinite(rows)):
+        bad = int(np.argwhere(~np.isfinite(rows))[0][0])
+        raise error(f"float32 Gaussian {bad} has a non-finite attribute")
+    limits = np.array([K.MAX_ABS_POSITION] * 2 + [K.MAX_ABS_COVARIANCE] * 3 + [K.MAX_ABS_COLOR] * 3)
+    over = np.abs(rows.astype(np.float64)) > limits
+    if over.any():
+        i, j = (int(v) for v in np.argwhere(over)[0])
+        raise error(
+            f"float32 Gaussian {i}: {K.CHANNEL_NAMES[j]} = {rows[i, j]:g} exceeds the limit {limits[j]:g}"
+        )
+
+
+def encode_payload(gaussians) -> tuple[bytes, object]:
+    """Gaussians -> (GAUS payload, gaussians as they will be parsed: canonical order for quantized)."""
+    if isinstance(gaussians, QuantizedGaussians):
+        gaussians.check_values(ConfigError)
+        if gaussians.count == 0:
+            return b"", gaussians
+        from gipp_codec.entropy.gaussian_coder import encode_attributes
+
+        payload, q_canon, _ = encode_attributes(gaussians.q, gaussians.bits.per_channel(), gaussians.scales, gaussians.offsets)
+        canon = QuantizedGaussians(gaussians.width, gaussians.height, gaussians.bits, q_canon.astype(np.uint16),
+                                   gaussians.scales, gaussians.offsets)
+        return payload, canon
+    if isinstance(gaussians, FloatGaussians):
+        rows = gaussians.rows()
+        _check_float_values(rows, ConfigError)
+        return rows.astype("<f4").tobytes(), gaussians
+    raise ConfigError(f"cannot write {type(gaussians).__name__}; expected QuantizedGaussians or FloatGaussians")
+
+
+def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMetadata | None = None,
+               extra_chunks=()) -> bytes:
+    """Serialize Gaussians (+ optional ICC/EXIF, + extra (type, payload) chunks before DONE) to .gimg bytes.
+
+    Quantized Gaussians are stored in canonical order (see ``gipp_codec.entropy``).
+    """
+    header = header_from_gaussians(gaussians)
+    try:
+        for name, limit in (("width", K.MAX_WIDTH), ("height", K.MAX_HEIGHT)):
+            if not 1 <= header[name] <= limit:
+                raise LimitError(f"{name} {header[name]} outside 1..{limit}")
+        if header["width"] * header["height"] > K.MAX_PIXELS:
+            raise LimitError(f"{header['width']}x{header['height']} exceeds MAX_PIXELS {K.MAX_PIXELS}")
+        if header["gaussian_count"] > K.MAX_GAUSSIANS:
+            raise LimitError(f"{header['gaussian_count']} Gaussians exceed MAX_GAUSSIANS {K.MAX_GAUSSIANS}")
+        if isinstance(gaussians, QuantizedGaussians):
+            gaussians.bits.check(ConfigError)
+            # Run the reader's own field checks on the packed header.
+            unpack_header(pack_header(header), 0, allow_extra=False)
+    except FormatError as exc:
+        raise ConfigError(f"cannot write .gimg: {exc}") from None
+    payload, _ = encode_payload(gaussians)
+    chunks = [(K.CHUNK_HEAD, pack_header(header))]
+    if metadata is not None and metadata.icc_profile:
+        chunks.append((K.CHUNK_ICCP, bytes(metadata.icc_profile)))
+    if metadata is not None and metadata.exif:
+        chunks.append((K.CHUNK_EXIF, bytes(metadata.exif)))
+    step = K.MAX_CHUNK_LENGTH
+    pieces = [payload[i:i + step] for i in range(0, len(payload), step)] or [b""]
+    chunks += [(K.CHUNK_GAUS, p) for p in pieces]
+    chunks += [(bytes(t), bytes(p)) for t, p in extra_chunks]
+    chunks.append((K.CHUNK_END, b""))
+    return build_container(chunks)
+
+
+# ----------------------------------------------------------------------------- parsing
+
+def _check_signature(data: bytes) -> None:
+    head = bytes(data[:len(K.SIGNATURE)])
+    if head == K.SIGNATURE:
+        return
+    if len(head) < len(K.SIGNATURE) and K.SIGNATURE.startswith(head):
+        raise TruncatedError(f"file ends after {len(head)} bytes, inside the 8-byte signature")
+    hint = ""
+    if head[:1] == b"\x09" and head[1:4] == b"GIM":
+        hint = " (the high bit of byte 0 was cleared: a 7-bit transfer?)"
+    elif head[:5] == b"\x89GIM\n" or b"\r\r" in head or head[:4] == b"\x89GIM" and head[4:5] != b"\r":
+        hint = " (line endings were converted: a text-mode transfer?)"
+    raise SignatureError(f"not a .gimg file: bytes 0..7 are {head.hex(' ')}, expected {K.SIGNATURE.hex(' ')}{hint}")
+
+
+def parse_gimg(data: bytes) -> ParsedGimg:
+    """Parse and fully validate .gimg bytes; raise a FormatError subclass on any problem."""
+    data = bytes(data)
+    _check_signature(data)
+    if len(data) < K.PREAMBLE_SIZE:
+        raise TruncatedError(f"file ends at byte {len(data)}, inside the version (bytes 8..9)")
+    major, minor = data[8], data[9]
+    if major != K.VERSION_MAJOR:
+        raise VersionError(f"major version {major} (byte 8) is not supported; this decoder reads version {K.VERSION_MAJOR}")
+    pos = K.PREAMBLE_SIZE
+    header = None
+    gaus_parts: list[bytes] = []
+    gaus_offset = None
+    gaus_state = "before"  # before -> inside -> after
+    metadata = ImageMetadata()
+    seen = set()
+    chunks, skipped = [], []
+    meta_bytes = 0
+    while True:
+        if pos == len(data):
+            raise TruncatedError(f"file ends at byte {pos} without a {K.CHUNK_END.decode()} chunk")
+        if pos + 8 > len(data):
+            raise TruncatedError(f"file ends at byte {len(data)}, inside the chunk header starting at byte {pos}")
+        (length,) = struct.unpack_from("<I", data, pos)
+        ctype = data[pos + 4:pos + 8]
+        if not (ctype.isascii() and ctype.isalpha()):
+            raise ChunkError(f"chunk at byte {pos} has type {ctype!r}; expected 4 ASCII letters")
+        name = ctype.decode()
+        if length > K.MAX_CHUNK_LENGTH:
+            raise LimitError(f"chunk {name} at byte {pos} declares {length} bytes, above MAX_CHUNK_LENGTH {K.MAX_CHUNK_LENGTH}")
+        end = pos + K.CHUNK_OVERHEAD + length
+        if end > len(data):
+            raise TruncatedError(f"chunk {name} at byte {pos} needs {end - pos} bytes, the file has {len(data) - pos} left")
+        payload = data[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack_from("<I", data, pos + 8 + length)
+        if crc != zlib.crc32(ctype + payload):
+            raise ChunkError(f"chunk {name} at byte {pos}: CRC-32 {crc:08x} does not match the computed {zlib.crc32(ctype + payload):08x}")
+        chunks.append({"type": name, "offset": pos, "length": length})
+        critical = ctype[0:1].isupper()
+        if header is None and ctype != K.CHUNK_HEAD:
+            raise ChunkError(f"first chunk (byte {pos}) is {name}, expected {K.CHUNK_HEAD.decode()}: missing header")
+        if gaus_state == "inside" and ctype != K.CHUNK_GAUS:
+            gaus_state = "after"
+        if ctype == K.CHUNK_HEAD:
+            if header is not None:
+                raise ChunkError(f"second {name} chunk at byte {pos}; exactly one is allowed")
+            header = unpack_header(payload, pos + 8, allow_extra=minor > K.VERSION_MINOR)
+        elif ctype == K.CHUNK_GAUS:
+            if gaus_state == "after":
+                raise ChunkError(f"{name} chunk at byte {pos} after another chunk type: {name} chunks must be consecutive")
+            if gaus_state == "before":
+                gaus_offset = pos + 8
+            gaus_state = "inside"
+            gaus_parts.append(payload)
+        elif ctype == K.CHUNK_END:
+            if length:
+                raise ChunkError(f"{name} chunk at byte {pos} has a {length}-byte payload, expected empty")
+            if gaus_state == "before":
+                raise ChunkError(f"{name} chunk at byte {pos} but no {K.CHUNK_GAUS.decode()} chunk came before it")
+            if end != len(data):
+                raise ChunkError(f"{len(data) - end} bytes of trailing data after the {name} chunk (byte {end})")
+            break
+        elif ctype in (K.CHUNK_ICCP, K.CHUNK_EXIF):
+            if ctype in seen:
+                raise ChunkError(f"second {name} chunk at byte {pos}; at most one is allowed")
+            if ctype == K.CHUNK_ICCP:
+                metadata.icc_profile = bytes(payload) or None
+            else:
+                metadata.exif = bytes(payload) or None
+            meta_bytes += length
+        elif critical:
+            raise ChunkError(f"unknown critical chunk {name} at byte {pos}; this decoder cannot decode the file")
+        else:
+            skipped.append(name)
+            meta_bytes += length
+        seen.add(ctype)
+        pos = end
+    gaussians, stream_bits = _decode_payload(b"".join(gaus_parts), header, gaus_offset)
+    parsed = ParsedGimg((major, minor), header, gaussians, metadata, {}, chunks, skipped)
+    parsed.bits = _bit_accounting(len(data), header, stream_bits, sum(len(p) for p in gaus_parts), meta_bytes)
+    return parsed
+
+
+def _decode_payload(payload: bytes, header: dict, offset: int):
+    n = int(header["gaussian_count"])
+    w, h = int(header["width"]), int(header["height"])
+    if header["attribute_mode"] == K.ATTRIBUTE_MODE_FLOAT32:
+        if len(payload) != 32 * n:
+            raise PayloadError(f"float32 payload at byte {offset} has {len(payload)} bytes, expected 32 * N = {32 * n}")
+        rows = np.frombuffer(payload, dtype="<f4").reshape(n, 8).astype(np.float32)
+        _check_float_values(rows, PayloadError)
+        g = FloatGaussians(w, h, rows[:, 0:2], rows[:, 2:5], rows[:, 5:8])
+        return g, None
+    bits = channel_bits(header)
+    depths = BitDepths(int(header["bits_position"]), int(header["bits_covariance"]), int(header["bits_color"]))
+    if n == 0:
+        if payload:
+            raise PayloadError(f"payload at byte {offset} has {len(payload)} bytes, expected none for N = 0")
+        q = np.zeros((0, 8), np.uint16)
+        return QuantizedGaussians(w, h, depths, q, header["scales"], header["offsets"]), {}
+    from gipp_codec.entropy.gaussian_coder import decode_attributes
+
+    q, report = decode_attributes(payload, n, bits, header["scales"], header["offsets"], offset)
+    return QuantizedGaussians(w, h, depths, q.astype(np.uint16), header["scales"], header["offsets"]), report
+
+
+ATTRIBUTES = ("position", "a", "b", "c", "red", "green", "blue")
+GROUPS = {"position": ("position",), "covariance": ("a", "b", "c"), "color": ("red", "green", "blue")}
+
+
+def _bit_accounting(file_bytes: int, header: dict, stream_bits, payload_bytes: int, meta_bytes: int) -> dict:
+    n = int(header["gaussian_count"])
+    total = 8 * file_bytes
+    attrs = {}
+    if stream_bits is None:  # float32 mode
+        attrs = {"position": 64.0 * n, **{a: 32.0 * n for a in ATTRIBUTES[1:]}}
+    else:
+        for a in ATTRIBUTES:
+            sb = stream_bits.get(a)
+            attrs[a] = float(sb.tokens + sb.raw + sb.side) if sb is not None else 0.0
+    coding_overhead = 8 * payload_bytes - sum(attrs.values())  # payload prefix, ANS flush, padding
+    container = total - 8 * payload_bytes - 8 * meta_bytes
+    out = {
+        "total_bits": total,
+        "gaussians": n,
+        "attributes": {k: round(v, 3) for k, v in attrs.items()},
+        "groups": {g: round(sum(attrs[a] for a in members), 3) for g, members in GROUPS.items()},
+        "coding_overhead": round(coding_overhead, 3),
+        "container": container,
+        "metadata": 8 * meta_bytes,
+        "bits_per_gaussian": round(total / n, 4) if n else None,
+        "payload_bits_per_gaussian": round(8 * payload_bytes / n, 4) if n else None,
+    }
+    if stream_bits:
+        out["streams"] = {
+            a: {"tokens": round(sb.tokens, 3), "raw": sb.raw, "side": sb.side, **sb.config}
+            for a, sb in stream_bits.items() if not a.startswith("_")
+        }
+    return out

@@ -1,0 +1,205 @@
+"""The HEAD chunk: one field table drives packing, unpacking, validation and ``gimg info``.
+
+Fields are little-endian and packed without padding, in table order. A field whose
+``mode`` is "quantized" is present only when attribute_mode == 0 (quantized).
+"""
+
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from gipp_codec.errors import HeaderError, LimitError
+from gipp_codec.format.constants import (
+    ATTRIBUTE_MODE_FLOAT32,
+    ATTRIBUTE_MODE_QUANTIZED,
+    ATTRIBUTE_MODES,
+    CHANNEL_GROUP,
+    CHANNEL_NAMES,
+    CHANNELS_RGB,
+    LOG_CHANNELS,
+    MAX_ABS_COLOR,
+    MAX_ABS_COVARIANCE,
+    MAX_ABS_LOG_VARIANCE,
+    MAX_ABS_POSITION,
+    MAX_BITS,
+    MAX_GAUSSIANS,
+    MAX_HEIGHT,
+    MAX_PIXELS,
+    MAX_WIDTH,
+    MIN_BITS,
+    PAYLOAD_CODING_ENTROPY_V1,
+    PAYLOAD_CODING_RAW,
+    RENDER_CONVENTION_V1,
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    fmt: str  # struct code of one element (little-endian)
+    count: int
+    mode: str | None  # None: always present; "quantized": only in quantized mode
+    doc: str
+
+
+HEADER_FIELDS = (
+    Field("width", "I", 1, None, "image width in pixels, 1..MAX_WIDTH"),
+    Field("height", "I", 1, None, "image height in pixels, 1..MAX_HEIGHT"),
+    Field("channels", "B", 1, None, "colour channels; must be 3 (RGB)"),
+    Field("gaussian_count", "I", 1, None, "N, number of Gaussians, 0..MAX_GAUSSIANS"),
+    Field("attribute_mode", "B", 1, None, "0 = quantized, 1 = float32"),
+    Field("render_convention", "B", 1, None, "1 = the rendering of this spec"),
+    Field("payload_coding", "B", 1, None, "quantized: 1 = entropy coding v1; float32: 0 = raw"),
+    Field("bits_position", "B", 1, "quantized", "bits of x and y, 1..16"),
+    Field("bits_covariance", "B", 1, "quantized", "bits of a, b and c, 1..16"),
+    Field("bits_color", "B", 1, "quantized", "bits of red, green and blue, 1..16"),
+    Field("scales", "f", 8, "quantized", "float32 scale per channel, finite and > 0"),
+    Field("offsets", "f", 8, "quantized", "float32 offset per channel, finite"),
+)
+
+
+def _present(f: Field, mode: int) -> bool:
+    return f.mode is None or (f.mode == "quantized" and mode == ATTRIBUTE_MODE_QUANTIZED)
+
+
+def header_size(mode: int) -> int:
+    return sum(struct.calcsize("<" + f.fmt) * f.count for f in HEADER_FIELDS if _present(f, mode))
+
+
+def pack_header(values: dict) -> bytes:
+    """Header dict -> HEAD payload bytes (values must already be valid)."""
+    out = bytearray()
+    for f in HEADER_FIELDS:
+        if not _present(f, values["attribute_mode"]):
+            continue
+        v = values[f.name]
+        items = list(np.asarray(v, dtype=np.float32).tolist()) if f.count > 1 else [v]
+        out += struct.pack("<" + f.fmt * f.count, *items)
+    return bytes(out)
+
+
+def unpack_header(payload: bytes, offset: int, allow_extra: bool) -> dict:
+    """HEAD payload -> dict of fields, validated. ``offset`` is the payload's byte offset in the file."""
+    values: dict = {}
+    pos = 0
+    for f in HEADER_FIELDS:
+        if f.mode is not None and "attribute_mode" in values and not _present(f, values["attribute_mode"]):
+            continue
+        size = struct.calcsize("<" + f.fmt) * f.count
+        if pos + size > len(payload):
+            raise HeaderError(
+                f"HEAD chunk too short: field {f.name} needs bytes {offset + pos}..{offset + pos + size - 1}, "
+                f"payload has {len(payload)} bytes"
+            )
+        items = struct.unpack_from("<" + f.fmt * f.count, payload, pos)
+        values[f.name] = np.array(items, dtype=np.float32) if f.count > 1 else items[0]
+        _validate_field(f, values, offset + pos)
+        pos += size
+    if pos != len(payload) and not allow_extra:
+        raise HeaderError(
+            f"HEAD chunk at byte {offset} has {len(payload)} bytes, expected {pos} for this version"
+        )
+    validate_header(values, offset)
+    return values
+
+
+def _validate_field(f: Field, v: dict, at: int) -> None:
+    x = v[f.name]
+    if f.name == "width" and not 1 <= x <= MAX_WIDTH:
+        raise (LimitError if x else HeaderError)(f"width {x} at byte {at} outside 1..{MAX_WIDTH}")
+    if f.name == "height" and not 1 <= x <= MAX_HEIGHT:
+        raise (LimitError if x else HeaderError)(f"height {x} at byte {at} outside 1..{MAX_HEIGHT}")
+    if f.name == "height" and v["width"] * x > MAX_PIXELS:
+        raise LimitError(f"{v['width']}x{x} = {v['width'] * x} pixels exceeds the limit {MAX_PIXELS}")
+    if f.name == "channels" and x != CHANNELS_RGB:
+        raise HeaderError(f"channels = {x} at byte {at}, expected {CHANNELS_RGB}")
+    if f.name == "gaussian_count" and x > MAX_GAUSSIANS:
+        raise LimitError(f"gaussian_count {x} at byte {at} exceeds the limit {MAX_GAUSSIANS}")
+    if f.name == "attribute_mode" and x not in ATTRIBUTE_MODES:
+        raise HeaderError(f"attribute_mode {x} at byte {at} unknown, expected 0 (quantized) or 1 (float32)")
+    if f.name == "render_convention" and x != RENDER_CONVENTION_V1:
+        raise HeaderError(f"render_convention {x} at byte {at} unknown, expected {RENDER_CONVENTION_V1}")
+    if f.name == "payload_coding":
+        want = PAYLOAD_CODING_ENTROPY_V1 if v["attribute_mode"] == ATTRIBUTE_MODE_QUANTIZED else PAYLOAD_CODING_RAW
+        if x != want:
+            raise HeaderError(f"payload_coding {x} at byte {at} unknown for this attribute_mode, expected {want}")
+    if f.name.startswith("bits_") and not MIN_BITS <= x <= MAX_BITS:
+        raise HeaderError(f"{f.name} = {x} at byte {at}, expected {MIN_BITS}..{MAX_BITS}")
+    if f.name == "scales":
+        for j, s in enumerate(x):
+            if not (math.isfinite(float(s)) and s > 0):
+                raise HeaderError(f"scale of channel {CHANNEL_NAMES[j]} is {float(s)!r} (byte {at + 4 * j}), expected finite and > 0")
+    if f.name == "offsets":
+        for j, o in enumerate(x):
+            if not math.isfinite(float(o)):
+                raise HeaderError(f"offset of channel {CHANNEL_NAMES[j]} is {float(o)!r} (byte {at + 4 * j}), expected finite")
+
+
+def channel_bits(values: dict) -> tuple[int, ...]:
+    """Bit depth of each channel from a quantized header."""
+    return tuple(int(values["bits_" + group]) for group in CHANNEL_GROUP)
+
+
+_RANGE = {"position": MAX_ABS_POSITION, "covariance": MAX_ABS_COVARIANCE, "color": MAX_ABS_COLOR}
+
+
+def validate_header(values: dict, at: int = 0) -> None:
+    """Cross-field checks: every dequantized value of every channel stays within its range."""
+    if values["attribute_mode"] != ATTRIBUTE_MODE_QUANTIZED:
+        return
+    bits = channel_bits(values)
+    s = values["scales"].astype(np.float64)
+    o = values["offsets"].astype(np.float64)
+    for j in range(8):
+        lo = float(np.float32(o[j]))
+        hi = float(np.float32(((1 << bits[j]) - 1) * s[j] + o[j]))
+        limit = MAX_ABS_LOG_VARIANCE if j in LOG_CHANNELS else _RANGE[CHANNEL_GROUP[j]]
+        if not (math.isfinite(hi) and -limit <= lo and hi <= limit):
+            what = "log-variance" if j in LOG_CHANNELS else "value"
+            raise HeaderError(
+                f"channel {CHANNEL_NAMES[j]}: dequantized {what} range [{lo:g}, {hi:g}] exceeds [-{limit:g}, {limit:g}]"
+            )
+
+
+def header_from_gaussians(g) -> dict:
+    """Header values for QuantizedGaussians or FloatGaussians."""
+    from gipp_codec.format.model import QuantizedGaussians
+
+    v = {
+        "width": int(g.width),
+        "height": int(g.height),
+        "channels": CHANNELS_RGB,
+        "gaussian_count": int(g.count),
+        "render_convention": RENDER_CONVENTION_V1,
+    }
+    if isinstance(g, QuantizedGaussians):
+        v.update(
+            attribute_mode=ATTRIBUTE_MODE_QUANTIZED,
+            payload_coding=PAYLOAD_CODING_ENTROPY_V1,
+            bits_position=int(g.bits.position),
+            bits_covariance=int(g.bits.covariance),
+            bits_color=int(g.bits.color),
+            scales=g.scales.astype(np.float32),
+            offsets=g.offsets.astype(np.float32),
+        )
+    else:
+        v.update(attribute_mode=ATTRIBUTE_MODE_FLOAT32, payload_coding=PAYLOAD_CODING_RAW)
+    return v
+
+
+def describe_header(values: dict) -> dict:
+    """JSON-friendly view of the header for ``gimg info``, driven by the field table."""
+    out = {}
+    for f in HEADER_FIELDS:
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        if f.count > 1:
+            out[f.name] = {CHANNEL_NAMES[j]: float(x) for j, x in enumerate(v)}
+        elif f.name == "attribute_mode":
+            out[f.name] = ATTRIBUTE_MODES.get(v, v)
+        else:
+            out[f.name] = int(v)
+    return out

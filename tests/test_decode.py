@@ -1,0 +1,174 @@
+"""The torch-free decoder and the decode/info CLI."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from gipp_codec.decode import decode, decode_file, decode_float, read_info, to_uint8
+from gipp_codec.errors import FormatError, GimgError
+from gipp_codec.format import write_gimg
+from gipp_codec.format.synthetic import synthetic_float, synthetic_quantized
+from gipp_codec.imageio import ImageMetadata
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conformance"))
+import reference_decoder as spec  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def gimg_bytes():
+    return write_gimg(synthetic_quantized(300, 48, 32, seed=1))
+
+
+@pytest.fixture()
+def gimg_file(tmp_path, gimg_bytes):
+    p = tmp_path / "in.gimg"
+    p.write_bytes(gimg_bytes)
+    return p
+
+
+def _cli():
+    from gipp_codec.cli import _register, cli
+
+    _register()
+    return cli
+
+
+def test_decode_shapes_and_reference(gimg_bytes):
+    img = decode(gimg_bytes)
+    assert img.shape == (32, 48, 3) and img.dtype == np.uint8
+    f = decode_float(gimg_bytes)
+    assert f.shape == (32, 48, 3) and f.dtype == np.float32
+    parsed = spec.parse(gimg_bytes)
+    ref = spec.render_float64(parsed["rows"], 32, 48)
+    assert np.abs(f - ref).max() < 1e-3
+    assert np.abs(img.astype(int) - spec.to_uint8(ref).astype(int)).max() <= 1
+
+
+def test_decode_float_is_unclamped():
+    g = synthetic_float(1, 9, 9)
+    g.means[:] = 4.5
+    g.covs[:] = [2.0, 0.0, 2.0]
+    g.colors[:] = [3.0, -2.0, 0.5]
+    f = decode_float(write_gimg(g))
+    assert f[4, 4, 0] == pytest.approx(3.0, rel=1e-5) and f[4, 4, 1] == pytest.approx(-2.0, rel=1e-5)
+    img = decode(write_gimg(g))
+    assert list(img[4, 4, :2]) == [255, 0] and abs(int(img[4, 4, 2]) - 128) <= 1
+
+
+def test_to_uint8_mirrors_convention():
+    convention = pytest.importorskip("gipp_codec.render.convention")
+    v = np.linspace(-0.5, 1.5, 4001, dtype=np.float32).reshape(-1, 1, 1) * np.ones((1, 1, 3), np.float32)
+    np.testing.assert_array_equal(to_uint8(v), convention.to_uint8(v))
+
+
+def test_read_info(gimg_bytes):
+    info = read_info(gimg_bytes)
+    assert info["header"]["width"] == 48 and info["header"]["gaussian_count"] == 300
+    assert set(info["bits"]["attributes"]) == {"position", "a", "b", "c", "red", "green", "blue"}
+    assert info["bpp"] == pytest.approx(8 * len(gimg_bytes) / (48 * 32))
+
+
+def test_decode_file_carries_metadata(tmp_path):
+    meta = ImageMetadata(icc_profile=None, exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x00")
+    src = tmp_path / "m.gimg"
+    src.write_bytes(write_gimg(synthetic_quantized(20, 16, 16), meta))
+    out = tmp_path / "m.png"
+    decode_file(src, out)
+    with Image.open(out) as im:
+        assert im.info.get("exif") == meta.exif
+
+
+def test_import_boundary_parse_only():
+    code = textwrap.dedent("""
+        import sys
+        import gipp_codec.decode
+        from gipp_codec.format import parse_gimg, write_gimg
+        from gipp_codec.format.synthetic import synthetic_quantized
+        parse_gimg(write_gimg(synthetic_quantized(10, 8, 8)))
+        bad = [m for m in sys.modules if m == "torch" or m.startswith("torch.") or m.startswith("gipp_codec.fit")]
+        print(bad)
+        sys.exit(1 if bad else 0)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_import_boundary_full_decode(gimg_file):
+    """Decoding a file (parse + dequantize + numba render) must not load torch nor the trainer."""
+    code = textwrap.dedent(f"""
+        import sys
+        import gipp_codec.decode as d
+        img = d.decode(open({str(gimg_file)!r}, "rb").read())
+        assert img.shape == (32, 48, 3)
+        bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("gipp_codec.fit"))
+        print(bad)
+        sys.exit(1 if bad else 0)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, "decode loaded forbidden modules: " + r.stdout + r.stderr[-2000:]
+
+
+def test_cli_decode_and_info_json(gimg_file, tmp_path):
+    cli = _cli()
+    out = tmp_path / "out.png"
+    r = CliRunner().invoke(cli, ["decode", str(gimg_file), str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    facts = json.loads(r.output.strip().splitlines()[-1])
+    assert facts["width"] == 48 and out.exists()
+    with Image.open(out) as im:
+        assert im.size == (48, 32) and im.mode == "RGB"
+    r = CliRunner().invoke(cli, ["info", str(gimg_file), "--json"])
+    assert r.exit_code == 0
+    info = json.loads(r.output.strip().splitlines()[-1])
+    assert info["header"]["bits_color"] == 6 and "position" in info["bits"]["attributes"]
+    r = CliRunner().invoke(cli, ["info", str(gimg_file)])
+    assert r.exit_code == 0 and "bits_position: 12" in r.output
+
+
+@pytest.mark.parametrize("content", [b"", b"hello", b"\x89GIM\r\n\x1a\n\x01\x00"])
+def test_cli_bad_input_one_line_error_no_output(tmp_path, content):
+    bad = tmp_path / "bad.gimg"
+    bad.write_bytes(content)
+    out = tmp_path / "out.png"
+    r = subprocess.run([sys.executable, "-m", "gipp_codec", "decode", str(bad), str(out)],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gimg: error:") and "Traceback" not in r.stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [bad]  # no temporary file left either
+    assert bad.read_bytes() == content
+    r = subprocess.run([sys.executable, "-m", "gipp_codec", "info", str(bad)], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2 and r.stderr.startswith("gimg: error:")
+
+
+def test_cli_refuses_to_overwrite_input_and_missing_files(gimg_file, tmp_path):
+    cli = _cli()
+    before = gimg_file.read_bytes()
+    r = CliRunner().invoke(cli, ["decode", str(gimg_file), str(gimg_file)])
+    assert r.exit_code == 2 and gimg_file.read_bytes() == before
+    r = CliRunner().invoke(cli, ["decode", str(tmp_path / "missing.gimg"), str(tmp_path / "o.png")])
+    assert r.exit_code == 2 and not (tmp_path / "o.png").exists()
+    r = CliRunner().invoke(cli, ["decode", str(gimg_file), str(tmp_path / "no_dir" / "o.png")])
+    assert r.exit_code == 2
+
+
+def test_decode_file_failure_leaves_existing_output_untouched(tmp_path):
+    bad = tmp_path / "bad.gimg"
+    bad.write_bytes(b"\x89GIM\r\n\x1a\n\x02\x00")
+    out = tmp_path / "out.png"
+    out.write_bytes(b"previous")
+    with pytest.raises(FormatError):
+        decode_file(bad, out)
+    assert out.read_bytes() == b"previous"
+    with pytest.raises(GimgError):
+        decode_file(tmp_path / "nope.gimg", out)

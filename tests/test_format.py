@@ -1,0 +1,177 @@
+"""The .gimg container and header: exact round trips, validation, truncation, corruption."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from gipp_codec import errors
+from gipp_codec.entropy.gaussian_coder import canonical_order
+from gipp_codec.format import BitDepths, FloatGaussians, QuantizedGaussians, build_container, parse_gimg, write_gimg
+from gipp_codec.format import constants as K
+from gipp_codec.format.header import HEADER_FIELDS, describe_header, header_from_gaussians, header_size, pack_header, unpack_header
+from gipp_codec.format.synthetic import synthetic_float, synthetic_quantized
+from gipp_codec.imageio import ImageMetadata
+from gipp_codec.quant.dequant import dequantize, dequantize_rows
+
+
+@pytest.fixture(scope="module")
+def small_q():
+    return synthetic_quantized(40, 24, 16, seed=5)
+
+
+@pytest.fixture(scope="module")
+def small_file(small_q):
+    return write_gimg(small_q)
+
+
+def _canon(q):
+    q = np.asarray(q, np.int64)
+    return q[canonical_order(q)]
+
+
+@pytest.mark.parametrize("bits", [BitDepths(), BitDepths(1, 1, 1), BitDepths(16, 16, 16), BitDepths(8, 3, 5)])
+@pytest.mark.parametrize("n", [1, 2, 300])
+def test_quantized_roundtrip_exact(bits, n):
+    g = synthetic_quantized(n, 50, 30, bits, seed=n)
+    parsed = parse_gimg(write_gimg(g))
+    p = parsed.gaussians
+    assert isinstance(p, QuantizedGaussians)
+    assert (p.width, p.height, p.bits) == (50, 30, bits)
+    np.testing.assert_array_equal(np.asarray(p.q, np.int64), _canon(g.q))
+    np.testing.assert_array_equal(p.scales, g.scales)
+    np.testing.assert_array_equal(p.offsets, g.offsets)
+
+
+def test_decoder_returns_canonical_order(small_q, small_file):
+    q = np.asarray(parse_gimg(small_file).gaussians.q, np.int64)
+    np.testing.assert_array_equal(q, _canon(q))
+    # shuffling the input does not change the file
+    perm = np.random.default_rng(0).permutation(small_q.count)
+    shuffled = QuantizedGaussians(small_q.width, small_q.height, small_q.bits, small_q.q[perm], small_q.scales, small_q.offsets)
+    assert write_gimg(shuffled) == small_file
+
+
+def test_float_roundtrip_exact():
+    g = synthetic_float(123, 40, 30, seed=1)
+    p = parse_gimg(write_gimg(g)).gaussians
+    assert isinstance(p, FloatGaussians)
+    np.testing.assert_array_equal(p.rows(), g.rows())
+    assert p.rows().tobytes() == g.rows().tobytes()
+
+
+def test_zero_gaussians_roundtrip():
+    for g in (synthetic_quantized(0, 5, 4), FloatGaussians(5, 4)):
+        p = parse_gimg(write_gimg(g))
+        assert p.gaussians.count == 0 and p.header["width"] == 5
+
+
+def test_metadata_and_unknown_ancillary(small_q):
+    meta = ImageMetadata(icc_profile=b"icc-bytes", exif=b"Exif\0\0data")
+    data = write_gimg(small_q, meta, extra_chunks=[(b"abcd", b"ignored")])
+    p = parse_gimg(data)
+    assert p.metadata == meta
+    assert p.skipped_chunks == ["abcd"]
+    assert p.bits["metadata"] == 8 * (len(meta.icc_profile) + len(meta.exif) + len(b"ignored"))
+
+
+def test_multiple_gaus_chunks(monkeypatch):
+    g = synthetic_quantized(500, 64, 64, seed=2)
+    monkeypatch.setattr(K, "MAX_CHUNK_LENGTH", 256)
+    data = write_gimg(g)
+    p = parse_gimg(data)
+    assert sum(c["type"] == "GAUS" for c in p.chunks) > 3
+    np.testing.assert_array_equal(np.asarray(p.gaussians.q, np.int64), _canon(g.q))
+
+
+def test_bit_accounting_adds_up(small_file):
+    b = parse_gimg(small_file).bits
+    parts = sum(b["attributes"].values()) + b["coding_overhead"] + b["container"] + b["metadata"]
+    assert parts == pytest.approx(b["total_bits"], abs=1e-6)
+    assert b["total_bits"] == 8 * len(small_file)
+
+
+def test_header_table_roundtrip(small_q):
+    h = header_from_gaussians(small_q)
+    payload = pack_header(h)
+    assert len(payload) == header_size(K.ATTRIBUTE_MODE_QUANTIZED) == 83
+    back = unpack_header(payload, 0, allow_extra=False)
+    for f in HEADER_FIELDS:
+        np.testing.assert_array_equal(np.asarray(back[f.name]), np.asarray(h[f.name]))
+    d = describe_header(back)
+    assert d["attribute_mode"] == "quantized" and set(d["scales"]) == set(K.CHANNEL_NAMES)
+    assert header_size(K.ATTRIBUTE_MODE_FLOAT32) == 16
+
+
+def test_signature_catches_transfer_damage():
+    assert len(K.SIGNATURE) == 8 and K.SIGNATURE[0] & 0x80
+    assert b"\r\n" in K.SIGNATURE and K.SIGNATURE.endswith(b"\n") and b"\x1a" in K.SIGNATURE
+
+
+def test_truncation_at_every_offset_is_truncated_error(small_file):
+    for k in range(len(small_file)):
+        with pytest.raises(errors.TruncatedError):
+            parse_gimg(small_file[:k])
+
+
+def test_every_single_byte_corruption_is_a_format_error(small_file):
+    for i in range(len(small_file)):
+        bad = bytearray(small_file)
+        bad[i] ^= 0x10
+        try:
+            parse_gimg(bytes(bad))
+        except errors.FormatError:
+            continue
+        assert i == 9, f"corrupting byte {i} was accepted"  # byte 9 is the minor version
+
+
+def test_newer_minor_version_is_decoded(small_file):
+    newer = small_file[:9] + b"\x05" + small_file[10:]
+    assert parse_gimg(newer).version == (1, 5)
+
+
+def test_dequantize_formula(small_q):
+    q = small_q.q.astype(np.float64)
+    value = (q * small_q.scales.astype(np.float64) + small_q.offsets.astype(np.float64)).astype(np.float32)
+    means, covs, colors = dequantize(small_q)
+    np.testing.assert_array_equal(means, value[:, 0:2])
+    np.testing.assert_array_equal(covs[:, 1], value[:, 3])
+    np.testing.assert_array_equal(covs[:, 0], np.exp(value[:, 2].astype(np.float64)).astype(np.float32))
+    np.testing.assert_array_equal(colors, value[:, 5:8])
+    assert means.dtype == covs.dtype == colors.dtype == np.float32
+
+
+def test_dequantize_matches_training_quantizer(small_q):
+    lsq = pytest.importorskip("gipp_codec.quant.lsq")
+    if not hasattr(lsq, "dequantize_reference"):
+        pytest.skip("lsq.dequantize_reference not available")
+    ref = lsq.dequantize_reference(small_q.q, small_q.scales, small_q.offsets)
+    np.testing.assert_array_equal(dequantize_rows(small_q.q, small_q.scales, small_q.offsets), ref)
+
+
+def test_writer_rejects_invalid_input(small_q):
+    bad_q = small_q.q.copy().astype(np.int64)
+    bad_q[0, 5] = 64  # 6-bit colour
+    with pytest.raises(errors.ConfigError):
+        write_gimg(QuantizedGaussians(24, 16, small_q.bits, bad_q, small_q.scales, small_q.offsets))
+    with pytest.raises(errors.ConfigError):
+        write_gimg(QuantizedGaussians(24, 16, small_q.bits, small_q.q, np.r_[np.nan, small_q.scales[1:]], small_q.offsets))
+    with pytest.raises(errors.ConfigError):
+        write_gimg(QuantizedGaussians(70000, 16, small_q.bits, small_q.q, small_q.scales, small_q.offsets))
+    with pytest.raises(errors.ConfigError):
+        write_gimg(QuantizedGaussians(24, 16, BitDepths(0, 10, 6), small_q.q, small_q.scales, small_q.offsets))
+    with pytest.raises(errors.ConfigError):
+        write_gimg(FloatGaussians(4, 4, [[0, 0]], [[1, 0, np.inf]], [[0, 0, 0]]))
+
+
+def test_limits_checked_before_allocation():
+    # A header declaring the maximum N with a tiny payload fails on the payload, quickly.
+    g = synthetic_float(1, 4, 4)
+    h = header_from_gaussians(g)
+    h["gaussian_count"] = K.MAX_GAUSSIANS
+    data = build_container([(K.CHUNK_HEAD, pack_header(h)), (K.CHUNK_GAUS, b"\0" * 32), (K.CHUNK_END, b"")])
+    with pytest.raises(errors.PayloadError):
+        parse_gimg(data)
+    huge_len = K.SIGNATURE + b"\x01\x00" + struct.pack("<I", 0xFFFFFFFF) + b"HEAD"
+    with pytest.raises(errors.LimitError):
+        parse_gimg(huge_len)
