@@ -1,6 +1,6 @@
-"""``gimg decode`` and ``gimg info`` (and, later, ``gimg encode``).
+"""``gimg encode``, ``gimg decode`` and ``gimg info``.
 
-Thin click wrappers over ``gipp_codec.decode``. With ``--json`` the last stdout line is
+Thin click wrappers over ``gipp_codec.encode`` and ``gipp_codec.decode``. With ``--json`` the last stdout line is
 one JSON object. Outputs are written atomically (temp file + rename); the input is
 never overwritten; on failure no output file is left behind.
 """
@@ -9,16 +9,65 @@ import json
 
 import click
 
-# ======================================================================================
-# ENCODE: the lead adds the ``encode`` command here (``gimg encode IN.png OUT.gimg``).
-# It must write through ``gipp_codec.imageio.atomic_write_bytes`` and refuse to
-# overwrite its input (``check_distinct_paths``). Keep training imports inside the
-# command function so that ``gimg decode`` / ``gimg info`` never import torch.
-# ======================================================================================
+from gipp_codec.errors import ConfigError
 
 
 def _emit_json(obj: dict) -> None:
     click.echo(json.dumps(obj, sort_keys=True))
+
+
+@click.command("encode")
+@click.argument("input_path", metavar="IN.png", type=click.Path(dir_okay=False))
+@click.argument("output_path", metavar="OUT.gimg", type=click.Path(dir_okay=False))
+@click.option("--gaussians", "-n", type=int, default=None, help="Number of Gaussians N.")
+@click.option("--bpp", type=float, default=None, help="Target bits per pixel (instead of --gaussians).")
+@click.option("--iterations", "-i", type=int, default=None, help="Optimisation steps (default: the config's).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (deterministic on CPU).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--bits", default="12,10,6", show_default=True,
+              help="Bit depths position,covariance,colour.")
+@click.option("--paper", is_flag=True, help="Use the paper's training settings instead of ours.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
+def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, as_json):
+    """Encode the image IN.png to OUT.gimg at N Gaussians or a target bpp."""
+    from gipp_codec.commands.progress import progress_bar
+    from gipp_codec.encode import encode_with_report
+    from gipp_codec.fit.config import FitConfig
+    from gipp_codec.imageio import atomic_write_bytes, check_distinct_paths, load_image
+
+    if (gaussians is None) == (bpp is None):
+        raise ConfigError("give exactly one of --gaussians N or --bpp B")
+    if gaussians is not None and gaussians <= 0:
+        raise ConfigError(f"--gaussians must be >= 1, got {gaussians}")
+    if bpp is not None and not bpp > 0:
+        raise ConfigError(f"--bpp must be > 0, got {bpp}")
+    try:
+        depths = tuple(int(v) for v in bits.split(","))
+    except ValueError:
+        raise ConfigError(f"--bits must be three integers like 12,10,6, got {bits!r}") from None
+    if len(depths) != 3:
+        raise ConfigError(f"--bits must be three integers like 12,10,6, got {bits!r}")
+    check_distinct_paths(input_path, output_path)
+    image, meta = load_image(input_path)
+    config = FitConfig.paper() if paper else FitConfig()
+    total = iterations if iterations is not None else config.iterations
+    callback, bar = progress_bar(total, "encoding")
+    kwargs = dict(gaussians=gaussians, bpp=bpp, iterations=iterations, seed=seed, device=device,
+                  bits=depths, config=config, metadata=meta)
+    if bar is not None:
+        with bar:
+            data, report = encode_with_report(image, progress=callback, **kwargs)
+    else:
+        data, report = encode_with_report(image, **kwargs)
+    atomic_write_bytes(output_path, data)
+    summary = {"input": str(input_path), "output": str(output_path), **report.summary()}
+    if as_json:
+        _emit_json(summary)
+        return
+    ms = "n/a (image too small)" if report.ms_ssim is None else f"{report.ms_ssim:.4f}"
+    click.echo(f"{output_path}: {report.width}x{report.height}, {report.gaussians} Gaussians, "
+               f"{report.bytes} bytes, {report.bpp:.4f} bpp ({report.bits_per_gaussian:.1f} bits/Gaussian)")
+    click.echo(f"PSNR {report.psnr:.2f} dB, MS-SSIM {ms}, {report.seconds:.1f} s on {report.device}")
 
 
 @click.command("decode")

@@ -16,18 +16,22 @@ from gipp_codec.render import numba_kernels
 
 def _as_f32_numpy(t: torch.Tensor) -> np.ndarray:
     """Contiguous float32 CPU numpy view (a copy only where dtype/layout/device differ)."""
-    return t.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
+    t = t.detach()
+    if t.dtype != torch.float32 or t.device.type != "cpu":
+        t = t.to(device="cpu", dtype=torch.float32)
+    if not t.is_contiguous():
+        t = t.contiguous()
+    return t.numpy()
 
 
 class _RenderCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means, covs, colors, height, width):
-        m = _as_f32_numpy(means)  # [N, 2]
-        c = _as_f32_numpy(covs)  # [N, 3]
-        col = _as_f32_numpy(colors)  # [N, 3]
-        image = numba_kernels.forward(m, c, col, height, width)  # [H, W, 3]
-        ctx.save_for_backward(means, covs, colors)
-        ctx.size = (height, width)
+        # The prepared scene (float32 views + per-Gaussian constants) is kept for backward:
+        # no second conversion or setup pass there.
+        pp = numba_kernels.prepare(_as_f32_numpy(means), _as_f32_numpy(covs), _as_f32_numpy(colors), height, width)
+        image = numba_kernels.forward_prepared(pp)  # [H, W, 3] float32, C order
+        ctx.pp = pp
         ctx.dtypes = (means.dtype, covs.dtype, colors.dtype)
         out = torch.from_numpy(image)
         if means.dtype != torch.float32 and means.dtype.is_floating_point:
@@ -36,19 +40,24 @@ class _RenderCPU(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_image):
-        m, c, col = (_as_f32_numpy(t) for t in ctx.saved_tensors)
-        height, width = ctx.size
-        g = _as_f32_numpy(grad_image)  # [H, W, 3]
-        g_means, g_covs, g_colors = numba_kernels.backward(m, c, col, height, width, g)
+        pp = ctx.pp
+        ctx.pp = None  # free the scene constants as soon as they are used
+        g = _as_f32_numpy(grad_image)  # [H, W, 3]: as-is when contiguous float32
+        g_means, g_covs, g_colors = numba_kernels.backward_prepared(pp, g)
         need = ctx.needs_input_grad
         dt_m, dt_c, dt_col = ctx.dtypes
         return (
-            torch.from_numpy(g_means).to(dt_m) if need[0] else None,
-            torch.from_numpy(g_covs).to(dt_c) if need[1] else None,
-            torch.from_numpy(g_colors).to(dt_col) if need[2] else None,
+            _to(g_means, dt_m) if need[0] else None,
+            _to(g_covs, dt_c) if need[1] else None,
+            _to(g_colors, dt_col) if need[2] else None,
             None,
             None,
         )
+
+
+def _to(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    t = torch.from_numpy(a)
+    return t if dtype == torch.float32 else t.to(dtype)
 
 
 def render_cpu(

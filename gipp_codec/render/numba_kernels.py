@@ -25,21 +25,24 @@ Backward: with s = w * (g . colour) per pixel and u = Q d (Q = Sigma^-1, d = p -
 dL/dmu = sum s*u and dL/dSigma = 0.5 * sum s*u*u^T; on a row u = (qa*e, qb*e + dy/c)
 (qb = -b/det), so three row sums (s, s*e, s*e*e) give every gradient.
 
-Parallelism, both race-free: the forward splits the image into bands of rows, each
-thread owns whole bands (round-robin) and the Gaussians are binned to bands first;
-the backward runs over Gaussians, each owning its gradient slots.
+Parallelism, both race-free and dynamically scheduled (set_parallel_chunksize, so a
+thread descheduled on a loaded machine does not hold the others up): the forward runs
+over bands of rows, each with a private buffer, the Gaussians binned to bands first;
+the backward runs over Gaussians (chunks of _BWD_CHUNK), each owning its gradient slots.
+LANES = 16 matches LLVM's AVX-512 vector body, so rows need no scalar remainder loop.
 """
 
 import math
+import threading
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange, set_parallel_chunksize
 
 # Mirrors gipp_codec.render.convention (checked by tests/test_render.py).
 PIXEL_CENTER_OFFSET = 0.5
 CUTOFF_M2 = 9.0
 
-LANES = 8  # columns per inner block (one AVX2 float32 vector)
+LANES = 16  # columns per inner block (one AVX-512 float32 vector)
 BAND_ROWS = 16  # rows per forward band
 
 _V_SHIFT = CUTOFF_M2 / 64.0  # v = 9/64 - m2/32
@@ -53,13 +56,26 @@ _OPTS = dict(fastmath=_FM, cache=True, nogil=True, error_model="numpy", boundsch
 
 
 @njit(**_OPTS)
-def _setup(means, covs, colors, finite, height, width, par, rows):
+def _finite_row(bits, k):
+    """All float32 entries of row k (viewed as uint32) finite: exponent bits not all ones.
+    Integer test, so fastmath cannot fold it away."""
+    for q in range(bits.shape[1]):
+        if (bits[k, q] & np.uint32(0x7F800000)) == np.uint32(0x7F800000):
+            return False
+    return True
+
+
+@njit(**_OPTS)
+def _setup(means, covs, colors, height, width, par, rows):
     """Per-Gaussian constants par [N, 8] (float64) and clipped row ranges rows [N, 2].
 
     par: mx, my, b/c, 1/c, det/c, qa = c/det, qb = -b/det, unused. Invalid Gaussians
     (not positive definite, or any non-finite attribute) get an empty row range.
     """
     n = means.shape[0]
+    mbits = means.view(np.uint32)
+    cbits = covs.view(np.uint32)
+    colbits = colors.view(np.uint32)
     for k in range(n):
         mx = np.float64(means[k, 0])
         my = np.float64(means[k, 1])
@@ -67,7 +83,8 @@ def _setup(means, covs, colors, finite, height, width, par, rows):
         b = np.float64(covs[k, 1])
         c = np.float64(covs[k, 2])
         det = a * c - b * b
-        ok = finite[k] and a > 0.0 and c > 0.0 and det > 0.0 and det < np.inf
+        finite = _finite_row(mbits, k) and _finite_row(cbits, k) and _finite_row(colbits, k)
+        ok = finite and a > 0.0 and c > 0.0 and det > 0.0 and det < np.inf
         rows[k, 0] = 0
         rows[k, 1] = -1
         if not ok:
@@ -153,54 +170,58 @@ def _row_span(par, k, j, width):
     return i0, nblk, i0 + PIXEL_CENTER_OFFSET - xc, m2row
 
 
+@njit(**_OPTS)
+def _weight(e, qa, m2r):
+    """Block-lane weight exp(-m2/2) / exp(-9/4) (the scale lives in the colours), 0 outside."""
+    m2 = qa * e * e + m2r
+    v = np.float32(_V_SHIFT) - m2 * np.float32(1.0 / 32.0)
+    p = np.float32(1.0) + v * (np.float32(1.0) + v * (np.float32(0.5) + v * (
+        np.float32(1.0 / 6.0) + v * (np.float32(1.0 / 24.0) + v * np.float32(1.0 / 120.0)))))
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    return p if m2 <= np.float32(CUTOFF_M2) else np.float32(0.0)
+
+
 @njit(parallel=True, **_OPTS)
-def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, nthreads, out):
-    """Thread t owns bands t, t + nthreads, ...; a band accumulates in a private planar
-    buffer [channel, row, column] (L2-resident) that is then interleaved into out."""
+def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, out):
+    """One prange iteration per band (scheduled dynamically by the caller's chunk size);
+    a band accumulates in a private planar buffer [channel, row, column] (L2-resident)
+    that is then interleaved into out."""
     nbands = (height + band_rows - 1) // band_rows
     wp = _padded_width(width)
-    for t in prange(nthreads):
+    for bd in prange(nbands):
         buf = np.zeros((3, band_rows, wp), np.float32)
-        for bd in range(t, nbands, nthreads):
-            r0 = bd * band_rows
-            r1 = min(r0 + band_rows, height) - 1
-            for it in range(offsets[bd], offsets[bd + 1]):
-                k = items[it]
-                ja = max(rows[k, 0], r0)
-                jb = min(rows[k, 1], r1)
-                c0 = np.float32(colors[k, 0] * _EXP_SCALE)
-                c1 = np.float32(colors[k, 1] * _EXP_SCALE)
-                c2 = np.float32(colors[k, 2] * _EXP_SCALE)
-                qa = np.float32(par[k, 5])
-                for j in range(ja, jb + 1):
-                    b0, nblk, off64, m2row64 = _row_span(par, k, j, width)
-                    off = np.float32(off64)
-                    m2r = np.float32(m2row64)
-                    row0 = buf[0, j - r0]
-                    row1 = buf[1, j - r0]
-                    row2 = buf[2, j - r0]
-                    ub = np.uint64(b0)
-                    for i in range(nblk * LANES):
-                        e = off + np.float32(i)
-                        m2 = qa * e * e + m2r
-                        v = np.float32(_V_SHIFT) - m2 * np.float32(1.0 / 32.0)
-                        p = np.float32(1.0) + v * (np.float32(1.0) + v * (np.float32(0.5) + v * (
-                            np.float32(1.0 / 6.0) + v * (np.float32(1.0 / 24.0) + v * np.float32(1.0 / 120.0)))))
-                        p = p * p
-                        p = p * p
-                        p = p * p
-                        p = p * p
-                        w = p if m2 <= np.float32(CUTOFF_M2) else np.float32(0.0)
-                        idx = ub + np.uint64(i)
-                        row0[idx] += w * c0
-                        row1[idx] += w * c1
-                        row2[idx] += w * c2
-            for rr in range(r1 - r0 + 1):
-                for i in range(width):
-                    out[r0 + rr, i, 0] = buf[0, rr, i]
-                    out[r0 + rr, i, 1] = buf[1, rr, i]
-                    out[r0 + rr, i, 2] = buf[2, rr, i]
-            buf[:] = 0.0
+        r0 = bd * band_rows
+        r1 = min(r0 + band_rows, height) - 1
+        for it in range(offsets[bd], offsets[bd + 1]):
+            k = items[it]
+            ja = max(rows[k, 0], r0)
+            jb = min(rows[k, 1], r1)
+            c0 = np.float32(colors[k, 0] * _EXP_SCALE)
+            c1 = np.float32(colors[k, 1] * _EXP_SCALE)
+            c2 = np.float32(colors[k, 2] * _EXP_SCALE)
+            qa = np.float32(par[k, 5])
+            for j in range(ja, jb + 1):
+                b0, nblk, off64, m2row64 = _row_span(par, k, j, width)
+                off = np.float32(off64)
+                m2r = np.float32(m2row64)
+                row0 = buf[0, j - r0]
+                row1 = buf[1, j - r0]
+                row2 = buf[2, j - r0]
+                ub = np.uint64(b0)
+                for i in range(nblk * LANES):
+                    w = _weight(off + np.float32(i), qa, m2r)
+                    idx = ub + np.uint64(i)
+                    row0[idx] += w * c0
+                    row1[idx] += w * c1
+                    row2[idx] += w * c2
+        for rr in range(r1 - r0 + 1):
+            for i in range(width):
+                out[r0 + rr, i, 0] = buf[0, rr, i]
+                out[r0 + rr, i, 1] = buf[1, rr, i]
+                out[r0 + rr, i, 2] = buf[2, rr, i]
 
 
 @njit(parallel=True, **_OPTS)
@@ -336,56 +357,107 @@ def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colo
         g_colors[k, 2] = gc2 * _EXP_SCALE
 
 
-def _prepare(means, covs, colors, height, width):
-    means = np.ascontiguousarray(means, dtype=np.float32).reshape(-1, 2)
-    covs = np.ascontiguousarray(covs, dtype=np.float32).reshape(-1, 3)
-    colors = np.ascontiguousarray(colors, dtype=np.float32).reshape(-1, 3)
-    n = means.shape[0]
-    if covs.shape[0] != n or colors.shape[0] != n:
-        raise ValueError(
-            f"means [N,2], covs [N,3] and colors [N,3] must agree on N, got "
-            f"{means.shape}, {covs.shape}, {colors.shape}"
-        )
-    height, width = int(height), int(width)
-    if height < 1 or width < 1:
-        raise ValueError(f"image size must be positive, got {height}x{width}")
-    par = np.zeros((n, 8), np.float64)
-    rows = np.empty((n, 2), np.int64)
-    # Non-finite attributes are screened here, in numpy: under fastmath, isfinite inside
-    # the kernels is not reliable.
-    finite = np.isfinite(means).all(axis=1) & np.isfinite(covs).all(axis=1) & np.isfinite(colors).all(axis=1)
-    _setup(means, covs, colors, finite, height, width, par, rows)
-    return means, covs, colors, height, width, par, rows
+_FWD_CHUNK = 1  # bands per dynamically scheduled forward work item
+_BWD_CHUNK = 64  # Gaussians per dynamically scheduled backward work item
+_tls = threading.local()  # per-thread scratch: concurrent callers never share buffers
+
+
+def _scratch(name, shape, dtype):
+    """A per-thread scratch array reused across calls (reallocated when the shape changes)."""
+    buf = getattr(_tls, name, None)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = np.empty(shape, dtype)
+        setattr(_tls, name, buf)
+    return buf
+
+
+def _f32(x, cols):
+    x = np.asarray(x)
+    if x.dtype != np.float32 or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+    return x.reshape(-1, cols)
+
+
+class Prepared:
+    """Per-Gaussian constants of one scene, shared by forward and backward."""
+
+    __slots__ = ("means", "covs", "colors", "height", "width", "par", "rows")
+
+    def __init__(self, means, covs, colors, height, width):
+        means, covs, colors = _f32(means, 2), _f32(covs, 3), _f32(colors, 3)
+        n = means.shape[0]
+        if covs.shape[0] != n or colors.shape[0] != n:
+            raise ValueError(
+                f"means [N,2], covs [N,3] and colors [N,3] must agree on N, got "
+                f"{means.shape}, {covs.shape}, {colors.shape}"
+            )
+        height, width = int(height), int(width)
+        if height < 1 or width < 1:
+            raise ValueError(f"image size must be positive, got {height}x{width}")
+        self.means, self.covs, self.colors = means, covs, colors
+        self.height, self.width = height, width
+        self.par = np.empty((n, 8), np.float64)
+        self.rows = np.empty((n, 2), np.int64)
+        _setup(means, covs, colors, height, width, self.par, self.rows)
+
+
+def prepare(means, covs, colors, height, width):
+    """Validate and convert the inputs once (float32, C order) and compute the
+    per-Gaussian constants; pass the result to forward_prepared / backward_prepared."""
+    return Prepared(means, covs, colors, height, width)
+
+
+def forward_prepared(pp, out=None):
+    """Render into out [H, W, 3] float32 (allocated when None) and return it."""
+    h, w = pp.height, pp.width
+    if out is None:
+        out = np.empty((h, w, 3), np.float32)
+    nbands = (h + BAND_ROWS - 1) // BAND_ROWS
+    offsets, items = _bin(pp.rows, nbands, BAND_ROWS)
+    old = set_parallel_chunksize(_FWD_CHUNK)
+    try:
+        _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out)
+    finally:
+        set_parallel_chunksize(old)
+    return out
+
+
+def backward_prepared(pp, grad_image, g_means=None, g_covs=None, g_colors=None):
+    """Gradients (means [N,2], covs [N,3], colors [N,3]) float32 of sum(grad_image * image),
+    written into the given arrays (allocated when None)."""
+    h, w = pp.height, pp.width
+    grad_image = np.asarray(grad_image)
+    if grad_image.dtype != np.float32:
+        grad_image = grad_image.astype(np.float32)
+    if grad_image.shape != (h, w, 3):
+        raise ValueError(f"grad_image must be [{h}, {w}, 3], got {grad_image.shape}")
+    n = pp.means.shape[0]
+    if g_means is None:
+        g_means = np.empty((n, 2), np.float32)
+    if g_covs is None:
+        g_covs = np.empty((n, 3), np.float32)
+    if g_colors is None:
+        g_colors = np.empty((n, 3), np.float32)
+    g_means[:] = 0.0
+    g_covs[:] = 0.0
+    g_colors[:] = 0.0
+    order = _spatial_order(pp.par, pp.rows, h, w, 32)
+    if order.shape[0]:
+        gp = _scratch("gp", (3, h, _padded_width(w)), np.float32)
+        old = set_parallel_chunksize(_BWD_CHUNK)
+        try:
+            _planar_grad(grad_image, h, w, gp)
+            _backward_gauss(pp.par, pp.rows, pp.colors, gp, w, order, g_means, g_covs, g_colors)
+        finally:
+            set_parallel_chunksize(old)
+    return g_means, g_covs, g_colors
 
 
 def forward(means, covs, colors, height, width):
     """Render [H, W, 3] float32 (unclamped) from means [N,2], covs [N,3], colors [N,3]."""
-    means, covs, colors, height, width, par, rows = _prepare(means, covs, colors, height, width)
-    out = np.empty((height, width, 3), np.float32)
-    nbands = (height + BAND_ROWS - 1) // BAND_ROWS
-    offsets, items = _bin(rows, nbands, BAND_ROWS)
-    nthreads = max(1, min(get_num_threads(), nbands))
-    _forward_bands(par, rows, colors, offsets, items, height, width, BAND_ROWS, nthreads, out)
-    return out
+    return forward_prepared(prepare(means, covs, colors, height, width))
 
 
 def backward(means, covs, colors, height, width, grad_image):
     """Gradients (means [N,2], covs [N,3], colors [N,3]) float32 of sum(grad_image * forward)."""
-    means, covs, colors, height, width, par, rows = _prepare(means, covs, colors, height, width)
-    grad_image = np.asarray(grad_image, dtype=np.float32)
-    if grad_image.shape != (height, width, 3):
-        raise ValueError(f"grad_image must be [{height}, {width}, 3], got {grad_image.shape}")
-    wp = _padded_width(width)
-    gp = np.empty((3, height, wp), np.float32)
-    _planar_grad(grad_image, height, width, gp)
-    n = means.shape[0]
-    g_means = np.empty((n, 2), np.float32)
-    g_covs = np.empty((n, 3), np.float32)
-    g_colors = np.empty((n, 3), np.float32)
-    g_means[:] = 0.0
-    g_covs[:] = 0.0
-    g_colors[:] = 0.0
-    order = _spatial_order(par, rows, height, width, 32)
-    if order.shape[0]:
-        _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colors)
-    return g_means, g_covs, g_colors
+    return backward_prepared(prepare(means, covs, colors, height, width), grad_image)

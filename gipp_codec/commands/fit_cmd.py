@@ -1,0 +1,88 @@
+"""``gimg fit IN.png --gaussians N``: fit a Gaussian representation and report its quality.
+
+Prints a human summary, or with ``--json`` one JSON object on the last line of stdout.
+A progress bar is drawn on stderr only when stderr is a terminal.
+"""
+
+import json
+import sys
+
+import click
+
+from gipp_codec.errors import ConfigError
+
+
+def _progress_bar(total: int):
+    """A (callback, context manager) pair: a click progress bar on a terminal stderr, else no-op."""
+    if not sys.stderr.isatty():
+        return None, None
+    bar = click.progressbar(length=total, label="fitting", file=sys.stderr, show_eta=True,
+                            item_show_func=lambda info: info)
+    state = {"done": 0}
+
+    def callback(iteration, total_, info):
+        step = iteration - state["done"]
+        state["done"] = iteration
+        p = info.get("psnr")
+        bar.update(step, f"{info['phase']} N={info['gaussians']}" + (f" {p:.2f} dB" if p is not None else ""))
+
+    return callback, bar
+
+
+# Hook for ``--out FILE.gimg``: once the file format exists, add the option and call
+# ``gipp_codec.fit.api.fit_and_quantize`` + the writer here, after ``result`` is known.
+
+
+@click.command("fit")
+@click.argument("image", type=click.Path(dir_okay=True, path_type=str))
+@click.option("--gaussians", "-n", type=int, required=True, help="Number of Gaussians (N max).")
+@click.option("--iterations", "-i", type=int, default=None, help="Optimisation steps (default: the config's).")
+@click.option("--preview", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Write the rendered image as PNG here.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (deterministic on CPU).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--paper", is_flag=True, help="Use the paper's settings (FitConfig.paper()) instead of ours.")
+@click.option("--backend", type=click.Choice(["auto", "reference", "cpu"]), default="auto", hidden=True,
+              help="Renderer backend (testing aid).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on the last line of stdout.")
+def fit(image, gaussians, iterations, preview, seed, device, paper, backend, as_json):
+    """Fit N 2D Gaussians to IMAGE and report PSNR / MS-SSIM."""
+    from gipp_codec.fit.api import fit_image
+    from gipp_codec.fit.config import FitConfig
+    from gipp_codec.imageio import check_distinct_paths, load_image, save_png
+
+    if gaussians is not None and gaussians <= 0:
+        raise ConfigError(f"--gaussians must be >= 1, got {gaussians}")
+    if iterations is not None and iterations < 1:
+        raise ConfigError(f"--iterations must be >= 1, got {iterations}")
+    if preview is not None:
+        check_distinct_paths(image, preview)
+    arr, meta = load_image(image)
+    config = FitConfig.paper() if paper else FitConfig()
+    total = iterations if iterations is not None else config.iterations
+    callback, bar = _progress_bar(total)
+    if bar is not None:
+        with bar:
+            result = fit_image(arr, gaussians, iterations, seed=seed, device=device, config=config,
+                               progress=callback, backend=backend)
+    else:
+        result = fit_image(arr, gaussians, iterations, seed=seed, device=device, config=config,
+                           backend=backend)
+    if preview is not None:
+        save_png(preview, result.image, meta)
+    summary = result.summary()
+    summary.update({"image": image, "width": int(arr.shape[1]), "height": int(arr.shape[0]),
+                    "ms_per_iteration": 1000.0 * result.seconds / max(1, result.iterations),
+                    "config": "paper" if paper else "default", "seed": seed})
+    if preview is not None:
+        summary["preview"] = preview
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    ms = "n/a (image too small)" if result.ms_ssim is None else f"{result.ms_ssim:.4f}"
+    click.echo(f"{image}: {arr.shape[1]}x{arr.shape[0]}, {result.gaussians} Gaussians, "
+               f"{result.iterations} iterations in {result.seconds:.1f} s "
+               f"({summary['ms_per_iteration']:.1f} ms/iteration, {result.device})")
+    click.echo(f"PSNR {result.psnr:.2f} dB, MS-SSIM {ms} (best state at iteration {result.best_iteration})")
+    if preview is not None:
+        click.echo(f"preview written to {preview}")

@@ -1,0 +1,238 @@
+"""Public fitting API: ``fit_image`` (representation) and ``fit_and_quantize`` (codec front end).
+
+    fit_image(image_uint8 [H, W, 3], gaussians, iterations=None, seed=0, device="auto",
+              config=None, progress=None) -> FitResult
+    fit_and_quantize(image_uint8, gaussians, iterations=None, bits=None, seed=0, device="auto",
+                     config=None, progress=None) -> (q uint16 [N, 8], scales float32 [8],
+                                                     offsets float32 [8], QuantReport)
+
+``progress(iteration, total, info)`` is called after every iteration (see
+``gipp_codec.fit.trainer.train``). ``device="auto"`` picks CUDA when available, else CPU;
+the renderer is ``get_renderer(backend, device)`` with ``backend="auto"`` by default
+("reference" forces the dense torch oracle, e.g. in tests).
+"""
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from gipp_codec.errors import ConfigError, InputImageError
+from gipp_codec.fit.config import FitConfig
+from gipp_codec.fit.prune import keep_mask
+from gipp_codec.fit.trainer import train
+from gipp_codec.metrics import ms_ssim, psnr
+from gipp_codec.quant.lsq import CHANNELS, dequantize_reference, split_attributes
+from gipp_codec.render import get_renderer
+from gipp_codec.render.convention import to_uint8
+
+MAX_GAUSSIANS = 1 << 24  # absolute cap on N (also bounded by 4 x the pixel count)
+MAX_ITERATIONS = 10_000_000
+
+
+@dataclass
+class FitResult:
+    """A fitted representation. Arrays are numpy float32 on the CPU."""
+
+    means: np.ndarray  # [N, 2] (x, y) pixels
+    covs: np.ndarray  # [N, 3] effective covariance (a, b, c)
+    colors: np.ndarray  # [N, 3]
+    psnr: float  # dB, of the 8-bit image a viewer gets (to_uint8 of the render)
+    ms_ssim: float | None  # None when the short side is <= 160 px
+    gaussians: int  # final count
+    iterations: int
+    seconds: float  # wall time of the optimisation
+    render: np.ndarray  # [H, W, 3] float32, unclamped render of the kept state
+    history: list = field(default_factory=list)  # (iteration, psnr of the clamped float render, N)
+    best_iteration: int = 0
+    device: str = "cpu"
+    config: FitConfig | None = None
+
+    @property
+    def image(self) -> np.ndarray:
+        """The rendered image as uint8 [H, W, 3] (the rendering convention's rounding)."""
+        return to_uint8(self.render)
+
+    def summary(self) -> dict:
+        """JSON-friendly summary (no arrays)."""
+        return {
+            "psnr": self.psnr, "ms_ssim": self.ms_ssim, "gaussians": self.gaussians,
+            "iterations": self.iterations, "seconds": self.seconds, "best_iteration": self.best_iteration,
+            "device": self.device,
+        }
+
+
+@dataclass
+class QuantReport:
+    """What ``fit_and_quantize`` measured. PSNR is of the decoder's output (dequantized q)."""
+
+    psnr: float  # dB of to_uint8(render(dequantize(q, scales, offsets))) vs the image
+    ms_ssim: float | None
+    psnr_float_warmup: float  # best clamped-render PSNR at the end of the float phase
+    gaussians: int
+    iterations: int
+    qat_start: int
+    bits: tuple
+    seconds: float  # total wall time
+    seconds_float: float
+    seconds_qat: float
+    history: list = field(default_factory=list)
+    render: np.ndarray | None = None  # [H, W, 3] float32, the decoder-equivalent render
+    device: str = "cpu"
+
+    def summary(self) -> dict:
+        d = {k: getattr(self, k) for k in ("psnr", "ms_ssim", "psnr_float_warmup", "gaussians", "iterations",
+                                           "qat_start", "seconds", "seconds_float", "seconds_qat", "device")}
+        d["bits"] = list(self.bits)
+        return d
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """"auto" -> cuda if available else cpu; refuse cuda without CUDA and unknown names."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {name!r}; expected auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available on this machine (use --device cpu)")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device {name!r}; expected auto, cpu or cuda")
+    return dev
+
+
+def _validate(image, gaussians, iterations, config: FitConfig | None) -> tuple[np.ndarray, int, FitConfig]:
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise InputImageError(f"expected a uint8 image of shape [H, W, 3], got {arr.dtype} {arr.shape}")
+    if isinstance(gaussians, bool) or not isinstance(gaussians, (int, np.integer)):
+        raise ConfigError(f"number of Gaussians must be an integer, got {gaussians!r}")
+    h, w = arr.shape[:2]
+    limit = min(4 * h * w, MAX_GAUSSIANS)
+    if gaussians <= 0:
+        raise ConfigError(f"number of Gaussians must be >= 1, got {gaussians}")
+    if gaussians > limit:
+        raise ConfigError(
+            f"number of Gaussians {gaussians} is too large for a {w}x{h} image "
+            f"(at most {limit}: 4 per pixel and 2^24 in all)"
+        )
+    cfg = config if config is not None else FitConfig()
+    if not isinstance(cfg, FitConfig):
+        raise ConfigError(f"config must be a FitConfig, got {type(cfg).__name__}")
+    cfg.validate()
+    its = cfg.iterations if iterations is None else iterations
+    if isinstance(its, bool) or not isinstance(its, (int, np.integer)):
+        raise ConfigError(f"iterations must be an integer, got {its!r}")
+    if its < 1:
+        raise ConfigError(f"iterations must be >= 1, got {its}")
+    if its > MAX_ITERATIONS:
+        raise ConfigError(f"iterations must be <= {MAX_ITERATIONS}, got {its}")
+    return np.ascontiguousarray(arr), int(its), cfg
+
+
+def _target(arr: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(arr.astype(np.float32) / np.float32(255.0)).to(device)
+
+
+def fit_image(
+    image_uint8: np.ndarray,
+    gaussians: int,
+    iterations: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    config: FitConfig | None = None,
+    progress: Callable | None = None,
+    backend: str = "auto",
+) -> FitResult:
+    """Fit ``gaussians`` 2D Gaussians to an 8-bit RGB image [H, W, 3] (GaussianImage++ representation)."""
+    arr, its, cfg = _validate(image_uint8, gaussians, iterations, config)
+    dev = resolve_device(device)
+    renderer = get_renderer(backend, dev)
+    target = _target(arr, dev)
+    t0 = time.perf_counter()
+    out = train(target, int(gaussians), its, cfg, renderer, seed=seed, quantize=False, progress=progress)
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        keep = keep_mask(out.means, out.covs, arr.shape[0], arr.shape[1], offscreen=False)
+        means, covs, colors = out.means[keep], out.covs[keep], out.colors[keep]
+        render = renderer(means, covs, colors, arr.shape[0], arr.shape[1]).float().cpu().numpy()
+    img8 = to_uint8(render)
+    return FitResult(
+        means=means.cpu().numpy().astype(np.float32), covs=covs.cpu().numpy().astype(np.float32),
+        colors=colors.cpu().numpy().astype(np.float32), psnr=psnr(img8, arr), ms_ssim=ms_ssim(img8, arr),
+        gaussians=int(means.shape[0]), iterations=its, seconds=seconds, render=render,
+        history=out.history, best_iteration=out.best_iteration, device=str(dev), config=cfg,
+    )
+
+
+def _dequantize(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The decoder's dequantizer (``gipp_codec.quant.dequant.dequantize_rows``) when it is
+    importable, else the reference copy of the same formula in ``gipp_codec.quant.lsq``."""
+    try:
+        from gipp_codec.quant.dequant import dequantize_rows
+    except ImportError:
+        return dequantize_reference(q, scales, offsets)
+    return np.asarray(dequantize_rows(q, scales, offsets), dtype=np.float32)
+
+
+def fit_and_quantize(
+    image: np.ndarray,
+    gaussians: int,
+    iterations: int | None = None,
+    bits: tuple[int, int, int] | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    config: FitConfig | None = None,
+    progress: Callable | None = None,
+    backend: str = "auto",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, QuantReport]:
+    """Fit, then quantization-aware train; return what the file stores.
+
+    ``bits`` = (position, covariance, colour) bit depths, default from ``config.qat``
+    (12, 10, 6). Returns ``q`` uint16 [N, 8] (channels x, y, a, b, c, r, g, b; a and c in
+    the log domain), ``scales`` float32 [8], ``offsets`` float32 [8], and a QuantReport whose
+    PSNR is that of the decoder's output: every Gaussian of ``q`` is valid after
+    dequantization, and ``render(dequantize(q, scales, offsets))`` is the image measured.
+    """
+    cfg = config if config is not None else FitConfig()
+    if bits is not None:
+        if len(tuple(bits)) != 3:
+            raise ConfigError(f"bits must be (position, covariance, colour), got {bits!r}")
+        p, c, k = (int(b) for b in bits)
+        cfg = cfg.replace(qat=dataclasses.replace(cfg.qat, bits_position=p, bits_covariance=c, bits_color=k))
+    arr, its, cfg = _validate(image, gaussians, iterations, cfg)
+    dev = resolve_device(device)
+    renderer = get_renderer(backend, dev)
+    target = _target(arr, dev)
+    t0 = time.perf_counter()
+    out = train(target, int(gaussians), its, cfg, renderer, seed=seed, quantize=True, progress=progress)
+    quant = out.quantizer
+    rows = torch.cat((out.means, out.covs, out.colors), dim=1)
+    q = quant.quantize(rows)  # [N, 8] uint16
+    scales, offsets = quant.export()
+    h, w = arr.shape[:2]
+    deq = _dequantize(q, scales, offsets)  # [N, 8] float32
+    m, c, col = (torch.from_numpy(np.ascontiguousarray(x)) for x in split_attributes(deq))
+    keep = keep_mask(m, c, h, w, offscreen=True).numpy()
+    q = np.ascontiguousarray(q[keep])
+    deq = deq[keep]
+    m, c, col = (torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in split_attributes(deq))
+    with torch.no_grad():
+        render = renderer(m, c, col, h, w).float().cpu().numpy()
+    seconds = time.perf_counter() - t0
+    img8 = to_uint8(render)
+    float_hist = [p for (it, p, _) in out.history if it <= out.qat_start]
+    report = QuantReport(
+        psnr=psnr(img8, arr), ms_ssim=ms_ssim(img8, arr),
+        psnr_float_warmup=max(float_hist) if float_hist else float("nan"),
+        gaussians=int(q.shape[0]), iterations=its, qat_start=out.qat_start, bits=cfg.qat.bits(),
+        seconds=seconds, seconds_float=out.seconds_float, seconds_qat=out.seconds_qat,
+        history=out.history, render=render, device=str(dev),
+    )
+    assert q.shape[1] == len(CHANNELS)
+    return q, scales, offsets, report

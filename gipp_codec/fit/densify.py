@@ -1,0 +1,94 @@
+"""Distortion-driven densification: new Gaussians at the top-k pixels of the per-pixel L1 error.
+
+The schedule (when and how many) lives in ``GrowthSchedule``; ``select_pixels`` and
+``new_gaussians`` build the new rows.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from gipp_codec.fit.init import add_caf, caf_lp, random_covariances
+
+
+@dataclass(frozen=True)
+class GrowthSchedule:
+    """Grow every ``every`` iterations up to ``stop`` (inclusive), k = min(k_step, Nmax - N)."""
+
+    every: int
+    stop: int
+    k_step: int
+    n_max: int
+
+    @classmethod
+    def from_config(cls, cfg, iterations: int, n_max: int, grow_until: int | None = None) -> "GrowthSchedule":
+        every = max(1, round(cfg.grow_every_frac * iterations))
+        stop = int(cfg.grow_stop_frac * iterations)
+        if grow_until is not None:
+            stop = min(stop, grow_until)
+        k_step = cfg.grow_k if cfg.grow_k is not None else max(1, math.ceil(cfg.grow_k_frac * n_max))
+        return cls(every=every, stop=stop, k_step=k_step, n_max=n_max)
+
+    def k_at(self, iteration: int, n_now: int) -> int:
+        """How many Gaussians to add after ``iteration`` (1-based) when ``n_now`` exist; 0 if none."""
+        if iteration % self.every or iteration > self.stop or iteration < 1:
+            return 0
+        return max(0, min(self.k_step, self.n_max - n_now))
+
+
+def pixel_error(render: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # [H, W]
+    """Per-pixel L1 error summed over channels, on the unclamped render."""
+    return (render - target).abs().sum(dim=-1)
+
+
+def select_pixels(error: torch.Tensor, k: int) -> torch.Tensor:  # [k', 2] long (row, col)
+    """The (row, col) of the k largest entries of ``error`` [H, W] (ties broken by torch.topk)."""
+    h, w = error.shape
+    k = min(k, h * w)
+    idx = torch.topk(error.reshape(-1), k, sorted=True).indices
+    return torch.stack((idx // w, idx % w), dim=1)
+
+
+def new_gaussians(
+    pixels: torch.Tensor,  # [k, 2] (row, col)
+    n_after: int,
+    height: int,
+    width: int,
+    generator: torch.Generator,
+    cfg,
+    residual: torch.Tensor | None = None,  # [H, W, 3] target - render, for new_color="residual"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows for new Gaussians: position = pixel centre; covariance as at initialisation (+ CAF
+    computed with N_now = ``n_after``) or from the spacing of the selected pixels; colour 0 or the residual.
+
+    Returns CPU float32 means [k, 2], covs [k, 3], colors [k, 3].
+    """
+    k = pixels.shape[0]
+    pix = pixels.cpu()
+    means = torch.stack((pix[:, 1].float() + 0.5, pix[:, 0].float() + 0.5), dim=1)
+    covs = random_covariances(k, generator)
+    if cfg.new_cov == "error_scale":
+        # Local scale: a new Gaussian's isotropic variance is (d/2)^2, d the distance to the
+        # nearest other selected pixel (clustered errors -> fine Gaussians), capped by the CAF lp.
+        cap = caf_lp(height, width, n_after, cfg.caf_max) if cfg.caf else cfg.caf_max
+        var = _nearest_spacing(means).div(2.0).pow(2).clamp(0.25, cap)  # [k]
+        covs = torch.stack((var + 0.5, torch.zeros_like(var), var + 0.5), dim=1)
+    elif cfg.caf:
+        covs = add_caf(covs, caf_lp(height, width, n_after, cfg.caf_max))
+    if cfg.new_color == "residual" and residual is not None:
+        colors = residual[pix[:, 0], pix[:, 1]].detach().float().cpu().clone()
+    else:
+        colors = torch.zeros(k, 3, dtype=torch.float32)
+    return means, covs, colors
+
+
+def _nearest_spacing(points: torch.Tensor, chunk: int = 1024) -> torch.Tensor:  # [k]
+    """Distance from each of ``points`` [k, 2] to its nearest other point (inf if k == 1)."""
+    k = points.shape[0]
+    out = torch.full((k,), float("inf"))
+    for s in range(0, k, chunk):
+        d = torch.cdist(points[s:s + chunk], points)  # [c, k]
+        d[torch.arange(d.shape[0]), torch.arange(s, s + d.shape[0])] = float("inf")
+        out[s:s + chunk] = d.min(dim=1).values
+    return out

@@ -1,0 +1,254 @@
+"""The training loop: sparse init -> Adam on (means, covs, colors) with distortion-driven growth
+and PSD pruning -> optionally quantization-aware training (LSQ+) for the codec.
+
+One loop serves both pipelines (DESIGN.md §1):
+
+- float phase, iterations 1 .. qat_start: MSE on the UNCLAMPED render, growth every
+  ``grow_every`` until ``grow_stop`` (never during QAT), pruning every ``prune_every``;
+- QAT phase, iterations qat_start+1 .. total (only with ``quantize=True``): the render
+  uses the LSQ+ fake-quantized attributes; the quantizers have their own Adam; pruning
+  runs on the DEQUANTIZED covariances.
+
+The best state by PSNR of the clamped render (the quantized render during QAT) is kept,
+evaluated from the forward pass already computed every ``eval_every`` iterations.
+Determinism: all randomness comes from one ``torch.Generator`` seeded explicitly; no
+global RNG is read.
+"""
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from gipp_codec.fit.config import FitConfig
+from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
+from gipp_codec.fit.init import sparse_init
+from gipp_codec.fit.prune import keep_mask
+from gipp_codec.metrics import psnr_from_mse
+from gipp_codec.quant.lsq import LSQPlus, split_attributes
+
+
+class RowAdam:
+    """Adam over tensors whose rows are Gaussians, with per-row step counts.
+
+    Rows can be removed (``keep``) or appended (``append``); appended rows start with zero
+    moments and their own bias correction, so a new Gaussian's first step has the nominal
+    size lr (torch's Adam with state surgery would give it ~3x lr).
+    """
+
+    def __init__(self, params: list[torch.Tensor], lrs: list[float], betas=(0.9, 0.999), eps=1e-8):
+        self.params = params
+        self.base_lrs = list(lrs)
+        self.lrs = list(lrs)
+        self.b1, self.b2 = betas
+        self.eps = eps
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        n = params[0].shape[0]
+        self.steps = torch.zeros(n, 1, device=params[0].device, dtype=params[0].dtype)
+
+    def set_factor(self, factor: float) -> None:
+        self.lrs = [lr * factor for lr in self.base_lrs]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        bc1 = 1.0 - self.b1 ** self.steps  # [N, 1]
+        bc2 = 1.0 - self.b2 ** self.steps
+        for p, m, v, lr in zip(self.params, self.m, self.v, self.lrs):
+            g = p.grad
+            if g is None:
+                continue
+            m.mul_(self.b1).add_(g, alpha=1.0 - self.b1)
+            v.mul_(self.b2).addcmul_(g, g, value=1.0 - self.b2)
+            p.sub_(lr * (m / bc1) / ((v / bc2).sqrt() + self.eps))
+
+    def replace(self, params: list[torch.Tensor], keep: torch.Tensor | None, n_new: int) -> None:
+        """Re-point at ``params`` after rows were kept by ``keep`` and ``n_new`` rows appended."""
+        def fix(t):
+            if keep is not None:
+                t = t[keep]
+            if n_new:
+                t = torch.cat((t, t.new_zeros((n_new,) + t.shape[1:])), dim=0)
+            return t
+
+        self.params = params
+        self.m = [fix(m) for m in self.m]
+        self.v = [fix(v) for v in self.v]
+        self.steps = fix(self.steps)
+
+
+@dataclass
+class TrainOutput:
+    """What ``train`` returns; tensors are detached float32 on the training device."""
+
+    means: torch.Tensor  # [N, 2]
+    covs: torch.Tensor  # [N, 3]
+    colors: torch.Tensor  # [N, 3]
+    psnr: float  # of the kept (best) state's clamped render (quantized during QAT)
+    best_iteration: int
+    iterations: int
+    history: list = field(default_factory=list)  # (iteration, psnr, n_gaussians)
+    quantizer: LSQPlus | None = None  # with the best state's scales/offsets
+    seconds_float: float = 0.0
+    seconds_qat: float = 0.0
+    qat_start: int = 0
+
+
+def lr_factor(t: int, total: int, cfg: FitConfig) -> float:
+    """Multiplier of the initial learning rates at iteration t (1-based) of ``total``."""
+    if cfg.lr_schedule == "step":
+        every = max(1, round(cfg.lr_halve_every_frac * total))
+        return 0.5 ** ((t - 1) // every)
+    warm = round(cfg.lr_warmup_frac * total)
+    if warm and t <= warm:
+        return t / warm
+    p = (t - warm) / max(1, total - warm)
+    return cfg.lr_final_frac + (1.0 - cfg.lr_final_frac) * 0.5 * (1.0 + math.cos(math.pi * min(p, 1.0)))
+
+
+def _leaf(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().clone().requires_grad_(True)
+
+
+def train(
+    target: torch.Tensor,  # [H, W, 3] float32 in [0, 1] on the training device
+    n_max: int,
+    iterations: int,
+    cfg: FitConfig,
+    renderer: Callable,
+    seed: int = 0,
+    quantize: bool = False,
+    progress: Callable | None = None,
+) -> TrainOutput:
+    """Fit ``n_max`` Gaussians to ``target`` for ``iterations`` steps (see the module docstring).
+
+    ``progress(iteration, total, info)`` is called after every iteration with
+    info = {"phase": "float"|"qat", "psnr": last evaluated PSNR or None, "gaussians": N}.
+    """
+    device = target.device
+    height, width = int(target.shape[0]), int(target.shape[1])
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    # QAT always gets at least the last iteration when quantizing
+    qat_start = min(round(cfg.qat.start_frac * iterations), iterations - 1) if quantize else iterations
+    schedule = GrowthSchedule.from_config(cfg, iterations, n_max, grow_until=qat_start)
+
+    n0 = max(1, min(n_max, round(cfg.init_fraction * n_max)))
+    means, covs, colors = (t.to(device) for t in sparse_init(n0, height, width, gen, cfg.caf, cfg.caf_max))
+    params = [_leaf(means), _leaf(covs), _leaf(colors)]
+    opt = RowAdam(params, [cfg.lr_means, cfg.lr_covs, cfg.lr_colors], eps=cfg.adam_eps)
+
+    quant: LSQPlus | None = None
+    qopt = None
+    qat_every = max(1, round(cfg.qat.lr_halve_every_frac * iterations))
+    history: list = []
+    best = (-math.inf, 0, None)  # (psnr, iteration, snapshot)
+    last_psnr = None
+    t0 = time.perf_counter()
+    t_qat0 = None
+
+    def attributes(ps, q):  # -> means, covs, colors used for rendering
+        if q is None:
+            return ps
+        rows = q(torch.cat(ps, dim=1))  # [N, 8] dequantized
+        return split_attributes(rows)
+
+    for t in range(1, iterations + 1):
+        in_qat = t > qat_start
+        if in_qat and quant is None:  # enter QAT: drop invalid Gaussians, init quantizers
+            t_qat0 = time.perf_counter()
+            with torch.no_grad():
+                keep = keep_mask(params[0], params[1], height, width, cfg.prune_offscreen)
+            if bool(keep.any()) and not bool(keep.all()):
+                params = [_leaf(p[keep]) for p in params]
+                opt.replace(params, keep, 0)
+            quant = LSQPlus(cfg.qat.bits()).to(device)
+            rows = torch.cat([p.detach() for p in params], dim=1)
+            quant.init_mse(rows) if cfg.qat.init == "mse" else quant.init_minmax(rows)
+            qopt = torch.optim.Adam(quant.parameters(), lr=cfg.qat.lr)
+            best = (-math.inf, 0, None)  # the float best is not a candidate for a quantized output
+
+        opt.set_factor(lr_factor(t, iterations, cfg))
+        if qopt is not None:
+            for g in qopt.param_groups:
+                g["lr"] = cfg.qat.lr * 0.5 ** ((t - qat_start - 1) // qat_every)
+
+        m_r, c_r, col_r = attributes(params, quant)
+        img = renderer(m_r, c_r, col_r, height, width)  # [H, W, 3] unclamped
+        loss = torch.mean((img - target) ** 2)
+        for p in params:
+            p.grad = None
+        if qopt is not None:
+            qopt.zero_grad(set_to_none=True)
+        loss.backward()
+
+        eval_every = cfg.qat.eval_every if in_qat else cfg.eval_every
+        if t % eval_every == 0 or t == 1:
+            with torch.no_grad():
+                mse = float(torch.mean((img.detach().clamp(0.0, 1.0) - target) ** 2))
+            last_psnr = psnr_from_mse(mse)
+            history.append((t, last_psnr, int(params[0].shape[0])))
+            if last_psnr > best[0]:  # snapshot of the state that produced this render (pre-step)
+                snap = [p.detach().clone() for p in params]
+                qsnap = None if quant is None else (quant.scale.detach().clone(), quant.offset.detach().clone())
+                best = (last_psnr, t - 1, (snap, qsnap))
+
+        opt.step()
+        if qopt is not None:
+            qopt.step()
+            with torch.no_grad():
+                quant.scale.clamp_(min=1e-8)
+
+        n_now = int(params[0].shape[0])
+        keep = None
+        if t % cfg.prune_every == 0:
+            with torch.no_grad():
+                m_p, c_p, _ = attributes(params, quant)
+                keep = keep_mask(m_p, c_p, height, width, cfg.prune_offscreen)
+            if bool(keep.all()) or not bool(keep.any()):
+                keep = None
+        k = 0 if in_qat else schedule.k_at(t, n_now if keep is None else int(keep.sum()))
+        if keep is not None or k:
+            new = None
+            if k:
+                n_after = (n_now if keep is None else int(keep.sum())) + k
+                with torch.no_grad():
+                    err = pixel_error(img.detach(), target)
+                    pix = select_pixels(err, k)
+                    k = int(pix.shape[0])
+                    residual = (target - img.detach()) if cfg.new_color == "residual" else None
+                    new = new_gaussians(pix, n_after, height, width, gen, cfg, residual)
+            cur = [p.detach() if keep is None else p.detach()[keep] for p in params]
+            if new is not None:
+                cur = [torch.cat((c, nw.to(device)), dim=0) for c, nw in zip(cur, new)]
+            params = [_leaf(c) for c in cur]
+            opt.replace(params, keep, k)
+
+        if progress is not None:
+            progress(t, iterations, {"phase": "qat" if in_qat else "float", "psnr": last_psnr,
+                                     "gaussians": int(params[0].shape[0])})
+
+    # the state after the last step has not been evaluated yet
+    with torch.no_grad():
+        m_r, c_r, col_r = attributes(params, quant)
+        img = renderer(m_r, c_r, col_r, height, width)
+        final_psnr = psnr_from_mse(float(torch.mean((img.clamp(0.0, 1.0) - target) ** 2)))
+    history.append((iterations, final_psnr, int(params[0].shape[0])))
+    if final_psnr >= best[0]:
+        snap = [p.detach().clone() for p in params]
+        qsnap = None if quant is None else (quant.scale.detach().clone(), quant.offset.detach().clone())
+        best = (final_psnr, iterations, (snap, qsnap))
+
+    t_end = time.perf_counter()
+    psnr_best, best_it, (snap, qsnap) = best
+    if quant is not None and qsnap is not None:
+        quant.scale.data.copy_(qsnap[0])
+        quant.offset.data.copy_(qsnap[1])
+    return TrainOutput(
+        means=snap[0], covs=snap[1], colors=snap[2], psnr=psnr_best, best_iteration=best_it,
+        iterations=iterations, history=history, quantizer=quant,
+        seconds_float=(t_qat0 or t_end) - t0, seconds_qat=(t_end - t_qat0) if t_qat0 else 0.0,
+        qat_start=qat_start,
+    )

@@ -1,0 +1,174 @@
+"""LSQ+ quantizers (torch) for the 8 Gaussian attribute channels x, y, a, b, c, r, g, b.
+
+Per channel j a learnable scale s_j > 0 and offset beta_j act on the channel's value in
+its coding domain t (t = log(a) for the two variances a and c, t = x otherwise):
+
+    q    = round(clamp((t - beta) / s, 0, 2^bits - 1))      straight-through rounding
+    that = q * s + beta
+    xhat = exp(that) for a, c;  xhat = that otherwise
+
+The gradients reaching s and beta are scaled by g = 1 / sqrt(N * (2^bits - 1)) (LSQ's
+step-size gradient scale; the reference code computes it and drops it).
+
+Exactness contract with the numpy dequantizer (``gipp_codec.quant.dequant``): the value
+used in training is computed exactly as the decoder computes it from the stored integers
+and the stored float32 scales/offsets:
+
+    value = float32(float64(q) * float64(scale) + float64(offset))
+    a, c  = float32(exp(float64(value)))
+
+``dequantize_reference`` is that formula in numpy; the tests check that the training-time
+``LSQPlus.forward`` reproduces it bit for bit.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+CHANNELS = ("x", "y", "a", "b", "c", "r", "g", "b_color")  # order of the 8 channels in q [N, 8]
+LOG_CHANNELS = (2, 4)  # a and c are quantized in the log domain
+# Smallest variance representable in the log domain for a latent value <= 0 (such a Gaussian is
+# invalid and pruned; the clamp only keeps log() finite until then).
+_LOG_FLOOR = 1e-12
+
+
+class _RoundSTE(torch.autograd.Function):
+    """round() forward (half to even, like numpy), identity backward."""
+
+    @staticmethod
+    def forward(ctx, v):  # noqa: D401
+        return torch.round(v)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class _GradScale(torch.autograd.Function):
+    """Identity forward (bit-exact), gradient multiplied by ``scale`` [C] backward."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(scale)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (scale,) = ctx.saved_tensors
+        return grad * scale, None
+
+
+def to_coding_domain(x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
+    """Attribute rows (x, y, a, b, c, r, g, b) to the quantizer's domain (log for a and c)."""
+    t = x.clone()
+    for j in LOG_CHANNELS:
+        t[:, j] = torch.log(x[:, j].clamp_min(_LOG_FLOOR))
+    return t
+
+
+def _from_value(value_f32: torch.Tensor) -> torch.Tensor:  # [N, 8]
+    """Apply exp to the log channels in float64, cast back to float32 (the decoder's rule)."""
+    cols = []
+    for j in range(value_f32.shape[1]):
+        v = value_f32[:, j]
+        cols.append(torch.exp(v.double()).float() if j in LOG_CHANNELS else v)
+    return torch.stack(cols, dim=1)
+
+
+class LSQPlus(nn.Module):
+    """Eight per-channel LSQ+ quantizers with learnable float32 ``scale`` [8] and ``offset`` [8]."""
+
+    def __init__(self, bits: tuple[int, ...]):
+        super().__init__()
+        if len(bits) != len(CHANNELS):
+            raise ValueError(f"need {len(CHANNELS)} bit depths, got {len(bits)}")
+        if any(not (1 <= int(b) <= 16) for b in bits):
+            raise ValueError(f"bit depths must be in 1..16, got {bits}")
+        self.bits = tuple(int(b) for b in bits)
+        self.register_buffer("qmax", torch.tensor([(1 << b) - 1 for b in self.bits], dtype=torch.float32))
+        self.scale = nn.Parameter(torch.ones(len(bits), dtype=torch.float32))
+        self.offset = nn.Parameter(torch.zeros(len(bits), dtype=torch.float32))
+
+    # -- initialisation ---------------------------------------------------------------
+    @torch.no_grad()
+    def init_minmax(self, x: torch.Tensor) -> None:
+        """scale = (max - min) / qmax, offset = min of each channel in the coding domain."""
+        t = to_coding_domain(x.detach().float())
+        lo, hi = t.min(dim=0).values, t.max(dim=0).values
+        self._set_range(lo, hi)
+
+    @torch.no_grad()
+    def init_mse(self, x: torch.Tensor, candidates: int = 24) -> None:
+        """Per channel, the clipping range [quantile p, quantile 1-p] minimising quantization MSE
+        (in the coding domain) over ``candidates`` values of p in [0, 0.05]."""
+        t = to_coding_domain(x.detach().float()).double()
+        lo_best, hi_best = t.min(dim=0).values, t.max(dim=0).values
+        best = torch.full((t.shape[1],), float("inf"), dtype=torch.float64)
+        qmax = self.qmax.double()
+        for p in np.linspace(0.0, 0.05, candidates):
+            lo = torch.quantile(t, float(p), dim=0)
+            hi = torch.quantile(t, 1.0 - float(p), dim=0)
+            s = ((hi - lo) / qmax).clamp_min(1e-12)
+            q = torch.round(torch.clamp((t - lo) / s, torch.zeros_like(qmax), qmax))
+            err = ((q * s + lo - t) ** 2).mean(dim=0)
+            better = err < best
+            best = torch.where(better, err, best)
+            lo_best = torch.where(better, lo, lo_best)
+            hi_best = torch.where(better, hi, hi_best)
+        self._set_range(lo_best.float(), hi_best.float())
+
+    def _set_range(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        span = (hi - lo).clamp_min(1e-6)
+        self.scale.data.copy_((span / self.qmax).float().to(self.scale.device))
+        self.offset.data.copy_(lo.float().to(self.offset.device))
+
+    # -- forward ----------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
+        """Fake-quantize attribute rows: the dequantized values, differentiable (LSQ+)."""
+        n = x.shape[0]
+        g = (1.0 / torch.sqrt(max(n, 1) * self.qmax)).to(x.device)  # [8]
+        s = _GradScale.apply(self.scale, g)
+        beta = _GradScale.apply(self.offset, g)
+        t = to_coding_domain(x)
+        v = torch.clamp((t - beta) / s, torch.zeros_like(self.qmax), self.qmax)
+        q = _RoundSTE.apply(v)
+        value = (q.double() * s.double() + beta.double()).float()
+        return _from_value(value)
+
+    @torch.no_grad()
+    def quantize(self, x: torch.Tensor) -> np.ndarray:  # [N, 8] uint16
+        """The integers q the forward pass uses, as uint16 [N, 8] (channel order x,y,a,b,c,r,g,b)."""
+        t = to_coding_domain(x.float())
+        v = torch.clamp((t - self.offset) / self.scale, torch.zeros_like(self.qmax), self.qmax)
+        return torch.round(v).cpu().numpy().astype(np.uint16)
+
+    def grad_scale(self, n: int) -> torch.Tensor:
+        """The per-channel gradient scale 1 / sqrt(n * (2^bits - 1)) applied to s and beta."""
+        return 1.0 / torch.sqrt(n * self.qmax)
+
+    def export(self) -> tuple[np.ndarray, np.ndarray]:
+        """float32 scales [8] and offsets [8], exactly the values used in training."""
+        return (
+            self.scale.detach().cpu().numpy().astype(np.float32).copy(),
+            self.offset.detach().cpu().numpy().astype(np.float32).copy(),
+        )
+
+
+def dequantize_reference(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The decoder's dequantization (numpy): q uint16 [N, 8] -> float32 [N, 8] attributes.
+
+    value = float32(q * scale + offset in float64); a, c = float32(exp(float64(value))).
+    A readable copy of the normative rule, used to check the training path against it.
+    """
+    value = (q.astype(np.float64) * scales.astype(np.float32).astype(np.float64)
+             + offsets.astype(np.float32).astype(np.float64)).astype(np.float32)
+    out = value.copy()
+    for j in LOG_CHANNELS:
+        out[:, j] = np.exp(value[:, j].astype(np.float64)).astype(np.float32)
+    return out
+
+
+def split_attributes(rows: np.ndarray | torch.Tensor):
+    """[N, 8] rows -> (means [N, 2], covs [N, 3], colors [N, 3]) views."""
+    return rows[:, 0:2], rows[:, 2:5], rows[:, 5:8]
+

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Decode speed of gimg against Pillow's WebP at the same rate, side by side.
+
+    python tools/bench_decode.py IMAGE.png FILE.gimg [IMAGE.png FILE.gimg ...]
+        [--repeats 30] [--cli-repeats 5] [--json out.json]
+
+For each (original image, .gimg file of it) pair: encode the original with WebP
+(method 6) at the .gimg file's bpp (quality search), then time, warm and in process,
+the median of ``--repeats`` calls of
+  - gimg file -> pixels (``gipp_codec.decode.decode``: parse, entropy-decode,
+    dequantize, render with the numba kernel, round to uint8),
+  - gimg render only (numba forward on already-parsed Gaussians),
+  - Pillow WebP bytes -> pixels,
+and the cold CLI ``gimg decode IN.gimg OUT.png`` (a new process each time, so it
+includes interpreter start-up and imports), median of ``--cli-repeats``.
+Prints a markdown table with the ratio gimg / WebP.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rd_lib import CLASSICAL_CODECS, search_bpp, time_call  # noqa: E402
+
+from gipp_codec.decode import decode, gaussians_as_floats, read_info  # noqa: E402
+from gipp_codec.format.container import parse_gimg  # noqa: E402
+from gipp_codec.imageio import load_image  # noqa: E402
+from gipp_codec.metrics import psnr  # noqa: E402
+from gipp_codec.render.numba_kernels import forward  # noqa: E402
+
+
+def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int) -> dict:
+    """Measure one image: gimg decode paths and WebP decode at the same bpp."""
+    image, _ = load_image(image_path)
+    data = Path(gimg_path).read_bytes()
+    h, w = image.shape[:2]
+    info = read_info(data)
+    bpp = len(data) * 8 / (h * w)
+    parsed = parse_gimg(data)
+    means, covs, colors = gaussians_as_floats(parsed)
+    decoded, t_file = time_call(lambda: decode(data), repeats=repeats, warmup=2)
+    _, t_render = time_call(lambda: forward(means, covs, colors, h, w), repeats=repeats, warmup=2)
+    webp = CLASSICAL_CODECS["webp"]
+    found = search_bpp(webp, image, bpp)
+    webp_pixels, t_webp = time_call(lambda: webp.decode(found.data), repeats=repeats, warmup=2)
+    cli_times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.png")
+        for _ in range(cli_repeats):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "gipp_codec", "decode", gimg_path, out], check=True,
+                           stdout=subprocess.DEVNULL)
+            cli_times.append(time.perf_counter() - t0)
+    return {
+        "image": image_path, "gimg": gimg_path, "width": w, "height": h,
+        "gaussians": info["header"]["gaussian_count"], "gimg_bpp": bpp, "gimg_psnr": psnr(decoded, image),
+        "webp_bpp": found.bpp, "webp_psnr": psnr(webp_pixels, image),
+        "gimg_file_to_pixels_ms": 1000 * t_file, "gimg_render_ms": 1000 * t_render,
+        "webp_decode_ms": 1000 * t_webp, "ratio_file_to_pixels_vs_webp": t_file / t_webp,
+        "ratio_render_vs_webp": t_render / t_webp, "gimg_cli_cold_s": statistics.median(cli_times),
+    }
+
+
+def main(argv=None) -> int:
+    """Entry point."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pairs", nargs="+", help="IMAGE.png FILE.gimg pairs")
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--cli-repeats", type=int, default=5)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    if len(args.pairs) % 2:
+        ap.error("give IMAGE.png FILE.gimg pairs")
+    import numba
+
+    rows = [bench_pair(args.pairs[i], args.pairs[i + 1], args.repeats, args.cli_repeats)
+            for i in range(0, len(args.pairs), 2)]
+    print(f"numba threads: {numba.get_num_threads()}, repeats: {args.repeats} (median, warm)\n")
+    print("| image | N | gimg bpp / PSNR | WebP bpp / PSNR | gimg file->pixels ms | gimg render ms "
+          "| WebP decode ms | file->pixels / WebP | render / WebP | cold `gimg decode` s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {Path(r['image']).name} | {r['gaussians']} | {r['gimg_bpp']:.3f} / {r['gimg_psnr']:.2f} "
+              f"| {r['webp_bpp']:.3f} / {r['webp_psnr']:.2f} | {r['gimg_file_to_pixels_ms']:.2f} "
+              f"| {r['gimg_render_ms']:.2f} | {r['webp_decode_ms']:.2f} | {r['ratio_file_to_pixels_vs_webp']:.2f} "
+              f"| {r['ratio_render_vs_webp']:.2f} | {r['gimg_cli_cold_s']:.2f} |")
+    if len(rows) > 1:
+        med = lambda k: float(np.median([r[k] for r in rows]))  # noqa: E731
+        print(f"| median | | | | {med('gimg_file_to_pixels_ms'):.2f} | {med('gimg_render_ms'):.2f} "
+              f"| {med('webp_decode_ms'):.2f} | {med('ratio_file_to_pixels_vs_webp'):.2f} "
+              f"| {med('ratio_render_vs_webp'):.2f} | {med('gimg_cli_cold_s'):.2f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
