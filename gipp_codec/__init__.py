@@ -9,7 +9,15 @@ path never loads torch):
 - ``fit(image, gaussians=..., ...)`` (representation only)
 """
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# torch and numba both run OpenMP thread pools; with the default spin-waiting they
+# steal each other's cores (measured: 72 ms vs 18 ms per forward+backward at 10k
+# Gaussians on 2 cores, BENCHMARKS.md). This must be set before torch is imported;
+# a value the user set is kept.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _LAZY = {
     "encode": ("gipp_codec.encode", "encode"),

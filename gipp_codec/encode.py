@@ -8,7 +8,8 @@ The report's bpp, PSNR and MS-SSIM are measured on the written bytes: the file i
 decoded with the standalone decoder and compared with the input, so what the encoder
 says is what a user gets. Rate control (``bpp=``) predicts N from a bits-per-Gaussian
 estimate, encodes, and, when the rate misses the target by more than
-``BPP_TOLERANCE``, re-encodes once with N corrected by the measured bits per Gaussian.
+``BPP_TOLERANCE``, re-encodes once with N corrected by the measured bits per Gaussian
+and fixed overhead (container and model side information), keeping the closer result.
 """
 
 import time
@@ -119,11 +120,17 @@ def encode_with_report(
         data, qreport = _encode_once(arr, n, iterations, bits, seed, device, config, metadata, progress)
         achieved = len(data) * 8 / (h * w)
         if abs(achieved / bpp - 1.0) > BPP_TOLERANCE and qreport.gaussians > 0:
-            per_gaussian = 8 * len(data) / qreport.gaussians  # measured, header included
+            from gipp_codec.decode import read_info
+
+            accounting = read_info(data)["bits"]
+            fixed = accounting["container"] + accounting["coding_overhead"] + accounting["metadata"]
+            per_gaussian = max(1.0, (8 * len(data) - fixed) / qreport.gaussians)  # measured
             survival = qreport.gaussians / n  # fraction of requested Gaussians kept by pruning
-            n2 = max(1, int(round(budget / per_gaussian / survival)))
-            data, qreport = _encode_once(arr, n2, iterations, bits, seed, device, config, metadata, progress)
+            n2 = max(1, int(round(max(budget - fixed, per_gaussian) / per_gaussian / survival)))
+            data2, qreport2 = _encode_once(arr, n2, iterations, bits, seed, device, config, metadata, progress)
             passes = 2
+            if abs(len(data2) * 8 / (h * w) / bpp - 1.0) <= abs(achieved / bpp - 1.0):
+                data, qreport = data2, qreport2
     seconds = time.perf_counter() - t0
     p, m, info = _measure(data, arr)
     n_final = int(info.get("gaussian_count", qreport.gaussians))

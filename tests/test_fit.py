@@ -129,7 +129,7 @@ def test_densification_reaches_nmax(cfg):
     res = _fit(n=40, its=50, cfg=cfg)
     ns = [n for (_, _, n) in res.history]
     assert ns[0] == 20  # N0 = Nmax / 2
-    assert max(ns) == 40 and res.gaussians == 40
+    assert max(ns) == 40 and res.gaussians <= 40  # reached Nmax; pruning may remove a few later
 
 
 def test_growth_schedule():

@@ -12,7 +12,12 @@ autograd (``loss = (img * g).sum(); loss.backward()``), median and p10/p90 over
 out). ``reference`` is dense O(N*H*W): it is timed only with ``--reference`` and a
 single repeat (it takes seconds per call at these sizes).
 
+Each cell also gives "cpu": the median process CPU time per call (all threads), a
+load-robust proxy when other processes share the cores (it includes idle-spinning
+OpenMP threads: compare OMP_WAIT_POLICY=PASSIVE, --torch-threads 1).
+
     python tools/bench_render.py --sizes 5000,10000 --repeats 20 --json out.json
+    OMP_WAIT_POLICY=PASSIVE python tools/bench_render.py --sizes 10000 --torch-threads 1
 """
 
 import argparse

@@ -4,6 +4,10 @@
     python tools/convergence_sweep.py --images kodim01,kodim08,kodim23 --downscale 2 \
         --density 5000 --budgets 1000,3000 --variants paper,lr_pos,cosine,default --out sweep.json
 
+Measured (2 threads shared, numba cpu backend; see the lead's BENCHMARKS.md): at 384x256,
+N=1250, mean over kodim01/08/23, budget 1000: paper 19.22 dB, lr_means=lr_covs=0.5 26.84 dB;
+budget 3000: paper 23.45 dB, 0.5/0.5 27.72 dB.
+
 Images are box-downscaled by ``--downscale`` and N is scaled to keep the paper's density
 (``--density`` Gaussians per 768x512 image), so the runs are cheap but have the same
 Gaussians-per-pixel as a full Kodak fit. Every variant is a set of FitConfig overrides on
@@ -27,44 +31,6 @@ from gipp_codec.fit.api import fit_and_quantize, fit_image  # noqa: E402
 from gipp_codec.fit.config import FitConfig, QATConfig  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
 from tools.bench_represent import downscale  # noqa: E402
-
-def _numba_shim():
-    """Until gipp_codec.render.cpu exists: a minimal autograd wrapper of the numba kernels."""
-    import numpy as np
-
-    from gipp_codec.render import numba_kernels as nk
-
-    class _Render(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, means, covs, colors, h, w):
-            ctx.save_for_backward(means, covs, colors)
-            ctx.hw = (h, w)
-            return torch.from_numpy(nk.forward(means.detach().numpy(), covs.detach().numpy(),
-                                               colors.detach().numpy(), h, w))
-
-        @staticmethod
-        def backward(ctx, grad):
-            means, covs, colors = ctx.saved_tensors
-            gm, gc, gcol = nk.backward(means.detach().numpy(), covs.detach().numpy(), colors.detach().numpy(),
-                                       *ctx.hw, np.ascontiguousarray(grad.numpy()))
-            return torch.from_numpy(gm), torch.from_numpy(gc), torch.from_numpy(gcol), None, None
-
-    def render(means, covs, colors, h, w):
-        return _Render.apply(means, covs, colors, h, w)
-
-    return render
-
-
-def _install_renderer():
-    try:
-        import gipp_codec.render.cpu  # noqa: F401
-    except ImportError:
-        import gipp_codec.fit.api as api
-
-        shim = _numba_shim()
-        api.get_renderer = lambda backend="auto", device="cpu": shim
-        print("note: gipp_codec.render.cpu missing; using the numba-kernel shim", flush=True)
-
 
 # overrides applied to FitConfig.paper()
 VARIANTS = {
@@ -117,7 +83,6 @@ def main(argv=None) -> int:
         import numba
         numba.set_num_threads(args.threads)
 
-    _install_renderer()
     dataset = Path(args.dataset)
     if not dataset.is_dir():
         dataset = Path("/work/shared/datasets/kodak")

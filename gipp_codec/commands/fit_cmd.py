@@ -5,32 +5,11 @@ A progress bar is drawn on stderr only when stderr is a terminal.
 """
 
 import json
-import sys
 
 import click
 
 from gipp_codec.errors import ConfigError
 
-
-def _progress_bar(total: int):
-    """A (callback, context manager) pair: a click progress bar on a terminal stderr, else no-op."""
-    if not sys.stderr.isatty():
-        return None, None
-    bar = click.progressbar(length=total, label="fitting", file=sys.stderr, show_eta=True,
-                            item_show_func=lambda info: info)
-    state = {"done": 0}
-
-    def callback(iteration, total_, info):
-        step = iteration - state["done"]
-        state["done"] = iteration
-        p = info.get("psnr")
-        bar.update(step, f"{info['phase']} N={info['gaussians']}" + (f" {p:.2f} dB" if p is not None else ""))
-
-    return callback, bar
-
-
-# Hook for ``--out FILE.gimg``: once the file format exists, add the option and call
-# ``gipp_codec.fit.api.fit_and_quantize`` + the writer here, after ``result`` is known.
 
 
 @click.command("fit")
@@ -39,28 +18,32 @@ def _progress_bar(total: int):
 @click.option("--iterations", "-i", type=int, default=None, help="Optimisation steps (default: the config's).")
 @click.option("--preview", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Write the rendered image as PNG here.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Keep the representation as a lossless float32 .gimg file (gimg decode re-renders it).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (deterministic on CPU).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--paper", is_flag=True, help="Use the paper's settings (FitConfig.paper()) instead of ours.")
 @click.option("--backend", type=click.Choice(["auto", "reference", "cpu"]), default="auto", hidden=True,
               help="Renderer backend (testing aid).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on the last line of stdout.")
-def fit(image, gaussians, iterations, preview, seed, device, paper, backend, as_json):
+def fit(image, gaussians, iterations, preview, out_path, seed, device, paper, backend, as_json):
     """Fit N 2D Gaussians to IMAGE and report PSNR / MS-SSIM."""
     from gipp_codec.fit.api import fit_image
     from gipp_codec.fit.config import FitConfig
+    from gipp_codec.commands.progress import progress_bar
     from gipp_codec.imageio import check_distinct_paths, load_image, save_png
 
     if gaussians is not None and gaussians <= 0:
         raise ConfigError(f"--gaussians must be >= 1, got {gaussians}")
     if iterations is not None and iterations < 1:
         raise ConfigError(f"--iterations must be >= 1, got {iterations}")
-    if preview is not None:
-        check_distinct_paths(image, preview)
+    for output in (preview, out_path):
+        if output is not None:
+            check_distinct_paths(image, output)
     arr, meta = load_image(image)
     config = FitConfig.paper() if paper else FitConfig()
     total = iterations if iterations is not None else config.iterations
-    callback, bar = _progress_bar(total)
+    callback, bar = progress_bar(total, "fitting")
     if bar is not None:
         with bar:
             result = fit_image(arr, gaussians, iterations, seed=seed, device=device, config=config,
@@ -70,12 +53,22 @@ def fit(image, gaussians, iterations, preview, seed, device, paper, backend, as_
                            backend=backend)
     if preview is not None:
         save_png(preview, result.image, meta)
+    if out_path is not None:
+        from gipp_codec.format.container import write_gimg
+        from gipp_codec.format.model import FloatGaussians
+        from gipp_codec.imageio import atomic_write_bytes
+
+        h, w = arr.shape[:2]
+        floats = FloatGaussians(width=w, height=h, means=result.means, covs=result.covs, colors=result.colors)
+        atomic_write_bytes(out_path, write_gimg(floats, meta))
     summary = result.summary()
     summary.update({"image": image, "width": int(arr.shape[1]), "height": int(arr.shape[0]),
                     "ms_per_iteration": 1000.0 * result.seconds / max(1, result.iterations),
                     "config": "paper" if paper else "default", "seed": seed})
     if preview is not None:
         summary["preview"] = preview
+    if out_path is not None:
+        summary["out"] = out_path
     if as_json:
         click.echo(json.dumps(summary))
         return
@@ -86,3 +79,5 @@ def fit(image, gaussians, iterations, preview, seed, device, paper, backend, as_
     click.echo(f"PSNR {result.psnr:.2f} dB, MS-SSIM {ms} (best state at iteration {result.best_iteration})")
     if preview is not None:
         click.echo(f"preview written to {preview}")
+    if out_path is not None:
+        click.echo(f"float32 representation written to {out_path}")

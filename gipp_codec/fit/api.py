@@ -23,6 +23,7 @@ import torch
 from gipp_codec.errors import ConfigError, InputImageError
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.prune import keep_mask
+from gipp_codec.fit.threads import cpu_fitting_threads
 from gipp_codec.fit.trainer import train
 from gipp_codec.metrics import ms_ssim, psnr
 from gipp_codec.quant.lsq import CHANNELS, dequantize_reference, split_attributes
@@ -155,7 +156,8 @@ def fit_image(
     renderer = get_renderer(backend, dev)
     target = _target(arr, dev)
     t0 = time.perf_counter()
-    out = train(target, int(gaussians), its, cfg, renderer, seed=seed, quantize=False, progress=progress)
+    with cpu_fitting_threads(dev):
+        out = train(target, int(gaussians), its, cfg, renderer, seed=seed, quantize=False, progress=progress)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         keep = keep_mask(out.means, out.covs, arr.shape[0], arr.shape[1], offscreen=False)
@@ -210,7 +212,8 @@ def fit_and_quantize(
     renderer = get_renderer(backend, dev)
     target = _target(arr, dev)
     t0 = time.perf_counter()
-    out = train(target, int(gaussians), its, cfg, renderer, seed=seed, quantize=True, progress=progress)
+    with cpu_fitting_threads(dev):
+        out = train(target, int(gaussians), its, cfg, renderer, seed=seed, quantize=True, progress=progress)
     quant = out.quantizer
     rows = torch.cat((out.means, out.covs, out.colors), dim=1)
     q = quant.quantize(rows)  # [N, 8] uint16

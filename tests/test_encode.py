@@ -1,0 +1,136 @@
+"""Encoder end to end: API and CLI, report measured on the file, rate control, float mode."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from gipp_codec.cli import _register, cli
+from gipp_codec.decode import decode, read_info
+from gipp_codec.encode import encode_with_report
+from gipp_codec.errors import ConfigError
+from gipp_codec.metrics import psnr
+
+_register()
+
+
+def _image(h=40, w=48, seed=0) -> np.ndarray:
+    """A smooth test image with an edge: fittable in a few dozen iterations."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    r = 0.5 + 0.4 * np.sin(x / 7.0)
+    g = 0.5 + 0.4 * np.cos(y / 5.0)
+    b = np.where(x + y > (h + w) / 2, 0.8, 0.2)
+    return np.clip(np.stack([r, g, b], axis=2) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def encoded():
+    img = _image()
+    data, report = encode_with_report(img, gaussians=60, iterations=120, seed=1)
+    return img, data, report
+
+
+def test_report_matches_file(encoded):
+    img, data, report = encoded
+    assert report.bytes == len(data)
+    assert report.bpp == pytest.approx(len(data) * 8 / (img.shape[0] * img.shape[1]))
+    decoded = decode(data)
+    assert decoded.shape == img.shape
+    assert report.psnr == pytest.approx(psnr(decoded, img), abs=1e-9)
+    # the trainer's own figure for the quantized state equals the decoder's
+    assert abs(report.psnr_encoder - report.psnr) < 0.01
+    assert read_info(data)["header"]["gaussian_count"] == report.gaussians
+
+
+def test_encode_learns_something(encoded):
+    img, _, report = encoded
+    flat = np.broadcast_to(img.reshape(-1, 3).mean(axis=0).round().astype(np.uint8), img.shape)
+    assert report.psnr > psnr(flat, img) + 3.0
+
+
+def test_deterministic_for_seed(encoded):
+    img, data, _ = encoded
+    again, _ = encode_with_report(img, gaussians=60, iterations=120, seed=1)
+    assert again == data
+
+
+def test_bpp_target_reached():
+    img = _image(64, 72, seed=3)
+    target = 1.0
+    data, report = encode_with_report(img, bpp=target, iterations=60)
+    assert report.target_bpp == target
+    # tiny images: the fixed overhead is a large share of the file; Kodak is measured in BENCHMARKS.md
+    assert abs(report.bpp / target - 1) <= 0.10
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(), "exactly one"),
+    (dict(gaussians=10, bpp=1.0), "exactly one"),
+    (dict(bpp=-1.0), "bpp"),
+    (dict(bpp=float("nan")), "bpp"),
+    (dict(gaussians=0), "Gaussians"),
+    (dict(gaussians=10, bits=(12, 10, 0)), "bit depth"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        encode_with_report(_image(), iterations=5, **kwargs)
+
+
+def test_cli_encode_decode_info(tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray(_image()).save(src)
+    out = tmp_path / "out.gimg"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["encode", str(src), str(out), "-n", "40", "-i", "60", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    for key in ("bpp", "psnr", "ms_ssim", "bytes", "gaussians", "seconds"):
+        assert key in summary
+    assert summary["bytes"] == out.stat().st_size
+    png = tmp_path / "back.png"
+    res = runner.invoke(cli, ["decode", str(out), str(png)])
+    assert res.exit_code == 0, res.output
+    back = np.asarray(Image.open(png).convert("RGB"))
+    assert psnr(back, _image()) == pytest.approx(summary["psnr"], abs=1e-6)
+    res = runner.invoke(cli, ["info", str(out), "--json"])
+    assert res.exit_code == 0
+    assert json.loads(res.output.strip().splitlines()[-1])["header"]["gaussian_count"] == summary["gaussians"]
+
+
+def test_cli_encode_refuses_bad_input(tmp_path):
+    runner = CliRunner()
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    before = bad.read_bytes()
+    out = tmp_path / "o.gimg"
+    for args in (["encode", str(bad), str(out), "-n", "5"],
+                 ["encode", str(tmp_path / "missing.png"), str(out), "-n", "5"],
+                 ["encode", str(bad), str(out), "-n", "5", "--bpp", "1"],
+                 ["encode", str(bad), str(out), "-n", "5", "--bits", "12,10"],
+                 ["encode", str(bad), str(bad), "-n", "5"]):
+        res = runner.invoke(cli, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert "gimg: error:" in res.output
+        assert "Traceback" not in res.output
+    assert not out.exists()
+    assert bad.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["bad.png"]
+
+
+def test_fit_out_float_file_rerenders(tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray(_image()).save(src)
+    out, preview = tmp_path / "rep.gimg", tmp_path / "preview.png"
+    res = CliRunner().invoke(cli, ["fit", str(src), "-n", "40", "-i", "60", "--out", str(out),
+                                   "--preview", str(preview), "--json"])
+    assert res.exit_code == 0, res.output
+    info = read_info(out.read_bytes())
+    assert info["header"]["gaussian_count"] == json.loads(res.output.strip().splitlines()[-1])["gaussians"]
+    rerendered = decode(out.read_bytes()).astype(int)
+    fitted = np.asarray(Image.open(preview).convert("RGB")).astype(int)
+    # same float32 Gaussians, same convention: equal up to rare cut-off/rounding flips
+    assert np.mean(rerendered != fitted) < 0.01
+    assert np.abs(rerendered - fitted).max() <= 2
