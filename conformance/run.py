@@ -47,7 +47,7 @@ def _run_command(template: str, inp: Path, out: Path) -> tuple[int, str]:
 
 
 def _run_in_process(inp: Path, out: Path) -> tuple[int, str]:
-    from gipp_codec.decode import decode_file
+    from gipp_codec.decoder import decode_file
     from gipp_codec.errors import GimgError
 
     try:
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Run the .gimg conformance suite against a decoder.")
     ap.add_argument("--decoder", default=f"{shlex.quote(sys.executable)} -m gipp_codec decode {{input}} {{output}}",
                     help="command template with {input} and {output} (default: our CLI)")
-    ap.add_argument("--in-process", action="store_true", help="use gipp_codec.decode directly (fast, no subprocess)")
+    ap.add_argument("--in-process", action="store_true", help="use gipp_codec.decoder directly (fast, no subprocess)")
     ap.add_argument("--check-attributes", action="store_true",
                     help="also check integer SHA-256s and error classes with gipp_codec's parser")
     ap.add_argument("--only", default="*", help="fnmatch pattern of vector names to run")

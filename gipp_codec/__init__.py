@@ -6,7 +6,7 @@ path never loads torch):
 - ``encode(image_uint8 [H, W, 3], ...) -> bytes``
 - ``decode(data: bytes) -> uint8 [H, W, 3]``
 - ``read_info(data: bytes) -> dict``
-- ``fit(image, gaussians=..., ...)`` (representation only)
+- ``fit_image(image, gaussians=..., ...)`` (representation only)
 """
 
 import os as _os
@@ -20,10 +20,10 @@ __version__ = "0.1.0"
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _LAZY = {
-    "encode": ("gipp_codec.encode", "encode"),
-    "decode": ("gipp_codec.decode", "decode"),
-    "read_info": ("gipp_codec.decode", "read_info"),
-    "fit": ("gipp_codec.fit.api", "fit_image"),
+    "encode": ("gipp_codec.encoder", "encode"),
+    "decode": ("gipp_codec.decoder", "decode"),
+    "read_info": ("gipp_codec.decoder", "read_info"),
+    "fit_image": ("gipp_codec.fit.api", "fit_image"),
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from gipp_codec.decode import decode, decode_file, decode_float, read_info, to_uint8
+from gipp_codec.decoder import decode, decode_file, decode_float, read_info, to_uint8
 from gipp_codec.errors import FormatError, GimgError
 from gipp_codec.format import write_gimg
 from gipp_codec.format.synthetic import synthetic_float, synthetic_quantized
@@ -90,7 +90,7 @@ def test_decode_file_carries_metadata(tmp_path):
 def test_import_boundary_parse_only():
     code = textwrap.dedent("""
         import sys
-        import gipp_codec.decode
+        import gipp_codec.decoder
         from gipp_codec.format import parse_gimg, write_gimg
         from gipp_codec.format.synthetic import synthetic_quantized
         parse_gimg(write_gimg(synthetic_quantized(10, 8, 8)))
@@ -106,7 +106,7 @@ def test_import_boundary_full_decode(gimg_file):
     """Decoding a file (parse + dequantize + numba render) must not load torch nor the trainer."""
     code = textwrap.dedent(f"""
         import sys
-        import gipp_codec.decode as d
+        import gipp_codec.decoder as d
         img = d.decode(open({str(gimg_file)!r}, "rb").read())
         assert img.shape == (32, 48, 3)
         bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("gipp_codec.fit"))

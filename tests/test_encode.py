@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gipp_codec.cli import _register, cli
-from gipp_codec.decode import decode, read_info
-from gipp_codec.encode import encode_with_report
+from gipp_codec.decoder import decode, read_info
+from gipp_codec.encoder import encode_with_report
 from gipp_codec.errors import ConfigError
 from gipp_codec.metrics import psnr
 
@@ -134,3 +134,12 @@ def test_fit_out_float_file_rerenders(tmp_path):
     # same float32 Gaussians, same convention: equal up to rare cut-off/rounding flips
     assert np.mean(rerendered != fitted) < 0.01
     assert np.abs(rerendered - fitted).max() <= 2
+
+
+def test_package_api_names_are_functions():
+    import gipp_codec
+    import gipp_codec.decoder  # noqa: F401  (submodules must not shadow the API functions)
+    import gipp_codec.encoder  # noqa: F401
+
+    for name in ("encode", "decode", "read_info", "fit_image"):
+        assert callable(getattr(gipp_codec, name)), name

@@ -161,7 +161,7 @@ def test_bench_end_to_end_classical(crop192, tmp_path, capsys):
 
 
 def test_bench_gimg_path_with_stand_in_api(crop192, tmp_path, monkeypatch):
-    """The gimg branch against a stand-in for gipp_codec.encode/decode (JPEG inside)."""
+    """The gimg branch against a stand-in for gipp_codec.encoder/decode (JPEG inside)."""
     import gipp_codec
 
     calls = []
@@ -177,7 +177,7 @@ def test_bench_gimg_path_with_stand_in_api(crop192, tmp_path, monkeypatch):
         return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
     # setitem on the module dict: getattr would run the package's lazy import, and the
-    # real gipp_codec.encode module may not exist yet.
+    # real gipp_codec.encoder module may not exist yet.
     monkeypatch.setitem(vars(gipp_codec), "encode", fake_encode)
     monkeypatch.setitem(vars(gipp_codec), "decode", fake_decode)
     path, _ = crop192

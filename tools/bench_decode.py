@@ -7,7 +7,7 @@
 For each (original image, .gimg file of it) pair: encode the original with WebP
 (method 6) at the .gimg file's bpp (quality search), then time, warm and in process,
 the median of ``--repeats`` calls of
-  - gimg file -> pixels (``gipp_codec.decode.decode``: parse, entropy-decode,
+  - gimg file -> pixels (``gipp_codec.decoder.decode``: parse, entropy-decode,
     dequantize, render with the numba kernel, round to uint8),
   - gimg render only (numba forward on already-parsed Gaussians),
   - Pillow WebP bytes -> pixels,
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rd_lib import CLASSICAL_CODECS, search_bpp, time_call  # noqa: E402
 
-from gipp_codec.decode import decode, gaussians_as_floats, read_info  # noqa: E402
+from gipp_codec.decoder import decode, gaussians_as_floats, read_info  # noqa: E402
 from gipp_codec.format.container import parse_gimg  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
 from gipp_codec.metrics import psnr  # noqa: E402

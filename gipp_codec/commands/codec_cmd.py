@@ -1,6 +1,6 @@
 """``gimg encode``, ``gimg decode`` and ``gimg info``.
 
-Thin click wrappers over ``gipp_codec.encode`` and ``gipp_codec.decode``. With ``--json`` the last stdout line is
+Thin click wrappers over ``gipp_codec.encoder`` and ``gipp_codec.decoder``. With ``--json`` the last stdout line is
 one JSON object. Outputs are written atomically (temp file + rename); the input is
 never overwritten; on failure no output file is left behind.
 """
@@ -31,7 +31,7 @@ def _emit_json(obj: dict) -> None:
 def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, as_json):
     """Encode the image IN.png to OUT.gimg at N Gaussians or a target bpp."""
     from gipp_codec.commands.progress import progress_bar
-    from gipp_codec.encode import encode_with_report
+    from gipp_codec.encoder import encode_with_report
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.imageio import atomic_write_bytes, check_distinct_paths, load_image
 
@@ -76,7 +76,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def decode(input_path, output_path, as_json):
     """Decode IN.gimg to the PNG image OUT.png."""
-    from gipp_codec.decode import decode_file
+    from gipp_codec.decoder import decode_file
 
     facts = decode_file(input_path, output_path)
     if as_json:
@@ -114,7 +114,7 @@ def _format_info(info: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def info(input_path, as_json):
     """Show the header fields and the bits spent per attribute of IN.gimg."""
-    from gipp_codec.decode import read_info, read_input_file
+    from gipp_codec.decoder import read_info, read_input_file
 
     facts = read_info(read_input_file(input_path))
     if as_json:

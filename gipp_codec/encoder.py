@@ -81,7 +81,7 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
 
 def _measure(data: bytes, arr: np.ndarray) -> tuple[float, float | None, dict]:
     """Decode ``data`` with the standalone decoder; PSNR, MS-SSIM and the file's bit accounting."""
-    from gipp_codec.decode import decode, read_info
+    from gipp_codec.decoder import decode, read_info
 
     decoded = decode(data)
     return psnr(decoded, arr), ms_ssim(decoded, arr), read_info(data)
@@ -120,7 +120,7 @@ def encode_with_report(
         data, qreport = _encode_once(arr, n, iterations, bits, seed, device, config, metadata, progress)
         achieved = len(data) * 8 / (h * w)
         if abs(achieved / bpp - 1.0) > BPP_TOLERANCE and qreport.gaussians > 0:
-            from gipp_codec.decode import read_info
+            from gipp_codec.decoder import read_info
 
             accounting = read_info(data)["bits"]
             fixed = accounting["container"] + accounting["coding_overhead"] + accounting["metadata"]
