@@ -19,13 +19,6 @@ from gipp_codec.render import get_renderer
 H, W = 16, 24
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny images: torch's thread pool only adds overhead on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _image(h=H, w=W) -> np.ndarray:

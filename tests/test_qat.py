@@ -18,12 +18,6 @@ from gipp_codec.render.convention import to_uint8, valid_mask
 BITS = (12, 12, 10, 10, 10, 6, 6, 6)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _rows(n=500, seed=0) -> torch.Tensor:

@@ -28,7 +28,9 @@ import platform
 import time
 
 import numpy as np
-import torch
+
+import gipp_codec  # noqa: F401,E402  (sets OMP_WAIT_POLICY=PASSIVE before torch loads, as in gimg)
+import torch  # noqa: E402
 
 
 def fitted_scene(n, height, width, seed=0, mean_radius=19.0, log_std=0.5):
@@ -97,8 +99,8 @@ def main(argv=None):
     ap.add_argument("--height", type=int, default=512)
     ap.add_argument("--width", type=int, default=768)
     ap.add_argument("--reference", action="store_true", help="also time the dense torch reference (slow: 1 repeat)")
-    ap.add_argument("--torch-threads", type=int, default=None,
-                    help="torch.set_num_threads before timing (intra-op pool of the loss ops)")
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="torch.set_num_threads before timing (default 1, as gimg's CPU fitting uses)")
     ap.add_argument("--numba-threads", type=int, default=None, help="numba.set_num_threads before timing")
     ap.add_argument("--json", default=None, help="write the results to this path")
     args = ap.parse_args(argv)
