@@ -140,6 +140,16 @@ def _target(arr: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.float32) / np.float32(255.0)).to(device)
 
 
+def _train_on_device(arr, gaussians, its, cfg, device, backend, seed, quantize, progress):
+    """Resolve the device and renderer, then run the trainer; returns (trainer output, renderer, device)."""
+    dev = resolve_device(device)
+    renderer = get_renderer(backend, dev)
+    with cpu_fitting_threads(dev):
+        out = train(_target(arr, dev), int(gaussians), its, cfg, renderer, seed=seed, quantize=quantize,
+                    progress=progress)
+    return out, renderer, dev
+
+
 def fit_image(
     image_uint8: np.ndarray,
     gaussians: int,
@@ -152,12 +162,8 @@ def fit_image(
 ) -> FitResult:
     """Fit ``gaussians`` 2D Gaussians to an 8-bit RGB image [H, W, 3] (GaussianImage++ representation)."""
     arr, its, cfg = _validate(image_uint8, gaussians, iterations, config)
-    dev = resolve_device(device)
-    renderer = get_renderer(backend, dev)
-    target = _target(arr, dev)
     t0 = time.perf_counter()
-    with cpu_fitting_threads(dev):
-        out = train(target, int(gaussians), its, cfg, renderer, seed=seed, quantize=False, progress=progress)
+    out, renderer, dev = _train_on_device(arr, gaussians, its, cfg, device, backend, seed, False, progress)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         keep = keep_mask(out.means, out.covs, arr.shape[0], arr.shape[1], offscreen=False)
@@ -208,12 +214,8 @@ def fit_and_quantize(
         p, c, k = (int(b) for b in bits)
         cfg = cfg.replace(qat=dataclasses.replace(cfg.qat, bits_position=p, bits_covariance=c, bits_color=k))
     arr, its, cfg = _validate(image, gaussians, iterations, cfg)
-    dev = resolve_device(device)
-    renderer = get_renderer(backend, dev)
-    target = _target(arr, dev)
     t0 = time.perf_counter()
-    with cpu_fitting_threads(dev):
-        out = train(target, int(gaussians), its, cfg, renderer, seed=seed, quantize=True, progress=progress)
+    out, renderer, dev = _train_on_device(arr, gaussians, its, cfg, device, backend, seed, True, progress)
     quant = out.quantizer
     rows = torch.cat((out.means, out.covs, out.colors), dim=1)
     q = quant.quantize(rows)  # [N, 8] uint16
