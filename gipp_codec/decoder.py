@@ -12,7 +12,7 @@ import numpy as np
 from gipp_codec.errors import GimgError
 from gipp_codec.format.container import ParsedGimg, parse_gimg
 from gipp_codec.format.model import QuantizedGaussians
-from gipp_codec.imageio import ImageMetadata, check_distinct_paths, save_png
+from gipp_codec.imageio import DEFAULT_PNG_LEVEL, ImageMetadata, check_distinct_paths, save_png
 from gipp_codec.quant.dequant import dequantize
 from gipp_codec.render.convention import to_uint8  # floor(clamp(v, 0, 1) * 255 + 0.5)
 
@@ -36,6 +36,18 @@ def render_parsed(parsed: ParsedGimg) -> np.ndarray:
     return np.asarray(forward(means, covs, colors, h, w), dtype=np.float32)
 
 
+def render_parsed_uint8(parsed: ParsedGimg) -> np.ndarray:
+    """Render a parsed file straight to the convention's 8-bit levels: uint8 [H, W, 3]
+    (equal to ``to_uint8(render_parsed(parsed))``, without storing the float image)."""
+    h, w = int(parsed.header["height"]), int(parsed.header["width"])
+    means, covs, colors = gaussians_as_floats(parsed)
+    if means.shape[0] == 0:
+        return np.zeros((h, w, 3), np.uint8)
+    from gipp_codec.render.numba_kernels import forward_uint8
+
+    return forward_uint8(means, covs, colors, h, w)
+
+
 def decode_float(data: bytes) -> np.ndarray:
     """.gimg bytes -> float32 [H, W, 3], unclamped."""
     return render_parsed(parse_gimg(data))
@@ -44,7 +56,7 @@ def decode_float(data: bytes) -> np.ndarray:
 def decode_with_metadata(data: bytes) -> tuple[np.ndarray, ImageMetadata]:
     """.gimg bytes -> (uint8 [H, W, 3], ICC/EXIF metadata)."""
     parsed = parse_gimg(data)
-    return to_uint8(render_parsed(parsed)), parsed.metadata
+    return render_parsed_uint8(parsed), parsed.metadata
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -70,20 +82,21 @@ def read_input_file(path: str | os.PathLike) -> bytes:
         raise GimgError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike) -> dict:
-    """Decode a .gimg file to a PNG written atomically (ICC/EXIF carried); returns read_info-like facts."""
+def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_level: int = DEFAULT_PNG_LEVEL) -> dict:
+    """Decode a .gimg file to a PNG (zlib level ``png_level``) written atomically (ICC/EXIF carried);
+    returns the facts ``gimg decode`` prints."""
     check_distinct_paths(in_path, out_path)
     data = read_input_file(in_path)
     parsed = parse_gimg(data)
-    image = to_uint8(render_parsed(parsed))
-    save_png(out_path, image, parsed.metadata)
-    info = parsed.info()
+    image = render_parsed_uint8(parsed)
+    save_png(out_path, image, parsed.metadata, png_level)
+    width, height = int(parsed.header["width"]), int(parsed.header["height"])
     return {
         "input": str(in_path),
         "output": str(out_path),
-        "width": int(parsed.header["width"]),
-        "height": int(parsed.header["height"]),
+        "width": width,
+        "height": height,
         "gaussians": int(parsed.header["gaussian_count"]),
-        "bpp": info["bpp"],
+        "bpp": 8 * len(data) / (width * height),
         "bytes": len(data),
     }

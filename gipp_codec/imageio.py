@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from gipp_codec.errors import GimgError, InputImageError
+from gipp_codec.errors import ConfigError, GimgError, InputImageError
 
 # Pillow's decompression-bomb guard, made an error rather than a warning.
 MAX_INPUT_PIXELS = 1 << 28
@@ -132,10 +132,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def encode_png(image: np.ndarray, metadata: ImageMetadata | None = None) -> bytes:
-    """Encode uint8 [H, W, 3] as PNG bytes, embedding ICC and EXIF when given."""
+DEFAULT_PNG_LEVEL = 3  # zlib level: ~3x faster than Pillow's 6 for ~9 % larger Kodak PNGs
+
+
+def encode_png(image: np.ndarray, metadata: ImageMetadata | None = None, level: int = DEFAULT_PNG_LEVEL) -> bytes:
+    """Encode uint8 [H, W, 3] as PNG bytes (zlib ``level`` 0-9), embedding ICC and EXIF when given."""
+    if not 0 <= int(level) <= 9:
+        raise ConfigError(f"PNG compression level must be 0..9, got {level}")
     im = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="RGB")
-    kwargs = {}
+    kwargs = {"compress_level": int(level)}
     if metadata is not None:
         if metadata.icc_profile:
             kwargs["icc_profile"] = metadata.icc_profile
@@ -146,9 +151,10 @@ def encode_png(image: np.ndarray, metadata: ImageMetadata | None = None) -> byte
     return buf.getvalue()
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray, metadata: ImageMetadata | None = None) -> None:
-    """Write uint8 [H, W, 3] as a PNG file atomically."""
-    atomic_write_bytes(path, encode_png(image, metadata))
+def save_png(path: str | os.PathLike, image: np.ndarray, metadata: ImageMetadata | None = None,
+             level: int = DEFAULT_PNG_LEVEL) -> None:
+    """Write uint8 [H, W, 3] as a PNG file (zlib ``level`` 0-9) atomically."""
+    atomic_write_bytes(path, encode_png(image, metadata, level))
 
 
 def check_distinct_paths(src: str | os.PathLike, dst: str | os.PathLike) -> None:

@@ -172,3 +172,60 @@ def test_decode_file_failure_leaves_existing_output_untouched(tmp_path):
     assert out.read_bytes() == b"previous"
     with pytest.raises(GimgError):
         decode_file(tmp_path / "nope.gimg", out)
+
+
+def test_uint8_render_equals_rounded_float_render():
+    from gipp_codec.render import numba_kernels as nk
+
+    rng = np.random.default_rng(3)
+    n, h, w = 400, 37, 53
+    means = (rng.random((n, 2)) * [w, h]).astype(np.float32)
+    covs = np.stack([rng.uniform(0.3, 20, n), rng.uniform(-1, 1, n), rng.uniform(0.3, 20, n)], 1).astype(np.float32)
+    colors = rng.uniform(-0.3, 0.6, (n, 3)).astype(np.float32)
+    f = nk.forward(means, covs, colors, h, w)
+    u8 = nk.forward_uint8(means, covs, colors, h, w)
+    assert u8.dtype == np.uint8 and (f < 0).any() and (f > 1).any()  # clamping is exercised
+    np.testing.assert_array_equal(u8, to_uint8(f))
+
+
+def test_to_uint8_is_exact_at_half_levels():
+    # values whose exact v*255 + 0.5 lies just below an integer: float32 arithmetic would round up
+    k = np.arange(1, 255, dtype=np.float64)
+    v = np.nextafter(((k - 0.5) / 255.0).astype(np.float32), np.float32(0))  # [254] float32
+    exact = np.floor(v.astype(np.float64) * 255.0 + 0.5)
+    img = np.repeat(v[:, None, None], 3, axis=2).reshape(-1, 1, 3)
+    assert np.array_equal(to_uint8(img)[:, 0, 0], exact.astype(np.uint8))
+    assert not np.isnan(to_uint8(np.full((1, 1, 3), np.nan, np.float32))).any()
+
+
+def test_cli_decode_png_level(gimg_file, tmp_path):
+    small, big = tmp_path / "s.png", tmp_path / "b.png"
+    for path, level in ((small, "9"), (big, "0")):
+        r = subprocess.run([sys.executable, "-m", "gipp_codec", "decode", "--png-level", level, str(gimg_file), str(path)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    assert small.stat().st_size < big.stat().st_size
+    with Image.open(small) as a, Image.open(big) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_without_scipy_hides_it_only_inside_the_block():
+    code = textwrap.dedent("""
+        import importlib.util, sys
+        from gipp_codec.render.quick_start import without_scipy
+        if importlib.util.find_spec("scipy") is None:
+            sys.exit(0)  # nothing to hide on this machine
+        with without_scipy():
+            try:
+                import scipy.linalg
+                sys.exit("scipy imported inside the block")
+            except ImportError:
+                pass
+            from gipp_codec.decoder import decode
+            from gipp_codec.format import write_gimg
+            from gipp_codec.format.synthetic import synthetic_quantized
+            decode(write_gimg(synthetic_quantized(10, 8, 8)))
+        import scipy.linalg  # usable again afterwards
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -171,3 +171,30 @@ def test_coder_beats_order0_on_synthetic_data():
         order0 -= float((p * np.log2(p)).sum())
     assert coded < 52.0
     assert coded < order0 - 8.0  # canonical order + prediction pay off, headers included
+
+
+def test_bitreader_se_run_matches_single_reads_and_rejects_bad_codes():
+    rng = np.random.default_rng(5)
+    svals = rng.integers(-3000, 3000, 300)
+    w = BitWriter()
+    for s in svals:
+        w.se(int(s))
+    data = w.getvalue()
+    assert BitReader(data, "t").se_run(300) == [int(s) for s in svals]
+    r = BitReader(data, "t")
+    with pytest.raises(PayloadError):  # one value more than the stream holds
+        r.se_run(301)
+    with pytest.raises(PayloadError, match="too long"):  # 40 zero bits: no valid exp-Golomb code
+        BitReader(bytes(5) + b"\xff", "t").se_run(1)
+
+
+def test_bitreader_many_at_stream_end():
+    w = BitWriter()
+    w.u(5, 3)
+    w.many(np.array([1, 0, 3]), np.array([1, 0, 2]))
+    r = BitReader(w.getvalue(), "t")
+    assert r.u(3) == 5
+    assert r.many(np.array([1, 0, 2])).tolist() == [1, 0, 3]
+    assert r.many(np.array([0, 0])).tolist() == [0, 0]  # zero-width reads at the very end
+    with pytest.raises(PayloadError):
+        r.many(np.array([8]))

@@ -8,9 +8,10 @@ For each (original image, .gimg file of it) pair: encode the original with WebP
 (method 6) at the .gimg file's bpp (quality search), then time, warm and in process,
 the median of ``--repeats`` calls of
   - gimg file -> pixels (``gipp_codec.decoder.decode``: parse, entropy-decode,
-    dequantize, render with the numba kernel, round to uint8),
-  - gimg render only (numba forward on already-parsed Gaussians),
+    dequantize, render with the numba kernel straight to uint8),
+  - gimg render only (the same uint8 numba forward on already-parsed Gaussians),
   - Pillow WebP bytes -> pixels,
+the three calls interleaved round by round so that they see the same machine load,
 and the cold CLI ``gimg decode IN.gimg OUT.png`` (a new process each time, so it
 includes interpreter start-up and imports), median of ``--cli-repeats``.
 Prints a markdown table with the ratio gimg / WebP.
@@ -30,13 +31,26 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rd_lib import CLASSICAL_CODECS, search_bpp, time_call  # noqa: E402
+from rd_lib import CLASSICAL_CODECS, search_bpp  # noqa: E402
 
 from gipp_codec.decoder import decode, gaussians_as_floats, read_info  # noqa: E402
 from gipp_codec.format.container import parse_gimg  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
 from gipp_codec.metrics import psnr  # noqa: E402
-from gipp_codec.render.numba_kernels import forward  # noqa: E402
+from gipp_codec.render.numba_kernels import forward_uint8  # noqa: E402
+
+
+def interleaved_medians(calls: dict, repeats: int, warmup: int) -> tuple[dict, dict]:
+    """Run every call once per round (warmup + repeats rounds); (last results, median seconds) by name."""
+    times = {name: [] for name in calls}
+    results = {}
+    for r in range(warmup + max(1, repeats)):
+        for name, fn in calls.items():
+            t0 = time.perf_counter()
+            results[name] = fn()
+            if r >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    return results, {name: statistics.median(t) for name, t in times.items()}
 
 
 def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int) -> dict:
@@ -48,11 +62,16 @@ def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int) 
     bpp = len(data) * 8 / (h * w)
     parsed = parse_gimg(data)
     means, covs, colors = gaussians_as_floats(parsed)
-    decoded, t_file = time_call(lambda: decode(data), repeats=repeats, warmup=2)
-    _, t_render = time_call(lambda: forward(means, covs, colors, h, w), repeats=repeats, warmup=2)
     webp = CLASSICAL_CODECS["webp"]
     found = search_bpp(webp, image, bpp)
-    webp_pixels, t_webp = time_call(lambda: webp.decode(found.data), repeats=repeats, warmup=2)
+    calls = {
+        "file": lambda: decode(data),
+        "render": lambda: forward_uint8(means, covs, colors, h, w),
+        "webp": lambda: webp.decode(found.data),
+    }
+    results, times = interleaved_medians(calls, repeats, warmup=2)
+    decoded, webp_pixels = results["file"], results["webp"]
+    t_file, t_render, t_webp = times["file"], times["render"], times["webp"]
     cli_times = []
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.png")

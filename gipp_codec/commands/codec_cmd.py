@@ -10,6 +10,7 @@ import json
 import click
 
 from gipp_codec.errors import ConfigError
+from gipp_codec.imageio import DEFAULT_PNG_LEVEL
 
 
 def _emit_json(obj: dict) -> None:
@@ -73,12 +74,17 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
 @click.command("decode")
 @click.argument("input_path", metavar="IN.gimg", type=click.Path(dir_okay=False))
 @click.argument("output_path", metavar="OUT.png", type=click.Path(dir_okay=False))
+@click.option("--png-level", type=click.IntRange(0, 9), default=DEFAULT_PNG_LEVEL, show_default=True,
+              help="zlib compression level of OUT.png (9: smallest, slowest).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
-def decode(input_path, output_path, as_json):
+def decode(input_path, output_path, png_level, as_json):
     """Decode IN.gimg to the PNG image OUT.png."""
-    from gipp_codec.decoder import decode_file
+    from gipp_codec.render.quick_start import without_scipy
 
-    facts = decode_file(input_path, output_path)
+    with without_scipy():  # a short-lived process: skip numba's SciPy probes
+        from gipp_codec.decoder import decode_file
+
+        facts = decode_file(input_path, output_path, png_level)
     if as_json:
         _emit_json(facts)
     else:

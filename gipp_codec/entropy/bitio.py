@@ -76,50 +76,91 @@ def se_length(values: np.ndarray) -> np.ndarray:
 
 
 class BitReader:
-    """Reader over a bit-packed stream; ``what`` names the stream in error messages."""
+    """Reader over a bit-packed stream; ``what`` names the stream in error messages.
+
+    Single fields (u, ue, se) are read from a string of '0'/'1' characters, so each is a
+    few C-level string operations; ``many`` gathers 64-bit big-endian windows with numpy.
+    """
 
     def __init__(self, data: bytes, what: str, base_offset: int = 0):
-        self._bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+        self._data = bytes(data)
+        self._size = 8 * len(self._data)
+        self._text = None  # the bits as '0'/'1' characters, built on first use
+        self._win = None  # 64-bit windows for ``many``, built on first use
         self.pos = 0
         self.what = what
         self.base_offset = base_offset  # byte offset of the stream in the file, for messages
 
     @property
     def nbits(self) -> int:
-        return int(self._bits.size)
+        return self._size
+
+    def _bits_text(self) -> str:
+        if self._text is None:
+            self._text = format(int.from_bytes(self._data, "big"), f"0{self._size}b") if self._data else ""
+        return self._text
 
     def _need(self, n: int) -> None:
-        if self.pos + n > self._bits.size:
+        if self.pos + n > self._size:
             raise PayloadError(
                 f"{self.what} stream overrun at byte {self.base_offset + self.pos // 8}: "
-                f"need {n} more bits, {self._bits.size - self.pos} left"
+                f"need {n} more bits, {self._size - self.pos} left"
             )
 
     def u(self, nbits: int) -> int:
+        if nbits == 0:
+            return 0
         self._need(nbits)
-        value = 0
-        for bit in self._bits[self.pos:self.pos + nbits]:
-            value = (value << 1) | int(bit)
+        value = int(self._bits_text()[self.pos:self.pos + nbits], 2)
         self.pos += nbits
         return value
 
     def ue(self) -> int:
-        zeros = 0
-        while True:
-            self._need(1)
-            if self._bits[self.pos]:
-                break
-            zeros += 1
-            self.pos += 1
-            if zeros > MAX_UE_PREFIX:
+        text = self._bits_text()
+        one = text.find("1", self.pos, self.pos + MAX_UE_PREFIX + 1)
+        if one < 0:
+            if self.pos + MAX_UE_PREFIX + 1 <= self._size:
                 raise PayloadError(
-                    f"{self.what} stream: exp-Golomb code too long at byte {self.base_offset + self.pos // 8}"
+                    f"{self.what} stream: exp-Golomb code too long at byte "
+                    f"{self.base_offset + (self.pos + MAX_UE_PREFIX + 1) // 8}"
                 )
+            self._need(self._size - self.pos + 1)  # ran off the end: overrun
+        zeros = one - self.pos
+        self.pos = one
         return self.u(zeros + 1) - 1
 
     def se(self) -> int:
         v = self.ue()
         return (v + 1) // 2 if v & 1 else -(v // 2)
+
+    def _windows(self) -> np.ndarray:
+        """uint64 [bytes]: the 8 bytes starting at each byte offset, big-endian (zero past the end)."""
+        if self._win is None:
+            padded = np.frombuffer(self._data + bytes(8), dtype=np.uint8)
+            win = np.lib.stride_tricks.sliding_window_view(padded, 8)  # [bytes + 1, 8]
+            self._win = np.ascontiguousarray(win).view(">u8").reshape(-1).astype(np.uint64)
+        return self._win
+
+    def se_run(self, count: int) -> list[int]:
+        """``count`` consecutive se() values (the same checks, one tight loop)."""
+        text = self._bits_text()
+        size = self._size
+        pos = self.pos
+        out = []
+        try:
+            for _ in range(count):
+                one = text.find("1", pos, pos + MAX_UE_PREFIX + 1)
+                if one < 0 or 2 * one - pos + 1 > size:
+                    break
+                end = 2 * one - pos + 1
+                v = int(text[one:end], 2) - 1
+                out.append((v + 1) >> 1 if v & 1 else -(v >> 1))
+                pos = end
+        finally:
+            self.pos = pos
+        while len(out) < count:  # the loop stopped at a bad code: report it the usual way
+            out.append(self.se())
+        return out
 
     def many(self, nbits: np.ndarray) -> np.ndarray:
         """Read nbits[i] (0..32) bits per value, vectorised; returns uint64 values."""
@@ -128,17 +169,18 @@ class BitReader:
         self._need(total)
         values = np.zeros(nbits.size, dtype=np.uint64)
         if total:
-            starts = self.pos + np.cumsum(nbits) - nbits
-            for b in range(int(nbits.max())):
-                sel = nbits > b
-                values[sel] = (values[sel] << np.uint64(1)) | self._bits[starts[sel] + b].astype(np.uint64)
+            starts = self.pos + np.cumsum(nbits) - nbits  # [M] bit offsets
+            window = self._windows()[starts >> 3]
+            shift = (64 - (starts & 7) - nbits).astype(np.uint64)
+            mask = (np.uint64(1) << nbits.astype(np.uint64)) - np.uint64(1)
+            values = (window >> shift) & mask
         self.pos += total
         return values
 
     def finish(self) -> None:
         """Require that only zero padding (< 8 bits) remains."""
-        rest = self._bits.size - self.pos
-        if rest >= 8 or (rest and self._bits[self.pos:].any()):
+        rest = self._size - self.pos
+        if rest >= 8 or (rest and "1" in self._bits_text()[self.pos:]):
             raise PayloadError(
                 f"{self.what} stream: {rest} unused bits at the end (expected only zero padding < 8 bits)"
             )

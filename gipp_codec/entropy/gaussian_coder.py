@@ -58,10 +58,17 @@ class StreamConfig:
 class StreamBits:
     """Bit accounting of one stream."""
 
-    tokens: float = 0.0  # information content of the ANS-coded tokens
     raw: int = 0
     side: int = 0
     config: dict = field(default_factory=dict)
+    coded: list = field(default_factory=list)  # (counts, tokens) of each ANS-coded context
+
+    @property
+    def tokens(self) -> float:
+        """Information content (bits) of the ANS-coded tokens, computed when first asked for."""
+        if not hasattr(self, "_token_bits"):
+            self._token_bits = sum(model_cost_bits(counts, tokens) for counts, tokens in self.coded)
+        return self._token_bits
 
 
 # --------------------------------------------------------------------------------------
@@ -296,7 +303,7 @@ def encode_attributes(q: np.ndarray, bits: tuple, scales, offsets) -> tuple[byte
         for tokens, raw_vals, nbits, counts in per_ctx:
             batches.append((tokens, counts))
             raw.many(raw_vals, nbits)
-            sb.tokens += model_cost_bits(counts, tokens)
+            sb.coded.append((counts, tokens))
         sb.side = side.nbits - side0
         sb.raw = raw.nbits - raw0
         sb.config = _describe(cfg)
@@ -379,13 +386,10 @@ def _read_histogram(r: BitReader, max_tokens: int, name: str) -> np.ndarray:
         raise PayloadError(f"stream {name}: histogram of {ntok} tokens, at most {max_tokens} possible")
     if ntok == 1:
         return np.zeros(1, np.int64)
-    levels = np.empty(ntok, np.int64)
-    prev = 0
-    for i in range(ntok):
-        prev += r.se()
-        if not 0 <= prev <= MAX_LEVEL:
-            raise PayloadError(f"stream {name}: histogram level {prev} outside 0..{MAX_LEVEL}")
-        levels[i] = prev
+    levels = np.cumsum(np.asarray(r.se_run(ntok), dtype=np.int64))
+    bad = (levels < 0) | (levels > MAX_LEVEL)
+    if bad.any():
+        raise PayloadError(f"stream {name}: histogram level {int(levels[bad][0])} outside 0..{MAX_LEVEL}")
     if not levels.any():
         raise PayloadError(f"stream {name}: histogram of {ntok} tokens with all counts zero")
     return level_count(levels)
@@ -421,9 +425,13 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         max_tokens = hybrid.max_token(cfg.k, cfg.m, _u_max(cfg, bits)) + 1
         ctx = contexts_of(q[:, cfg.ctx_source], cfg.thresholds) if cfg.thresholds else np.zeros(n, np.int64)
         hists = [_read_histogram(side, max_tokens, name) for _ in range(cfg.contexts)]
-        u = np.zeros(n, dtype=np.uint64)
-        for c, counts in enumerate(hists):
-            idx = np.nonzero(ctx == c)[0]
+        if cfg.contexts == 1:
+            groups = [np.arange(n)]
+        else:  # Gaussians of context 0, then of context 1, ... each in file order
+            by_ctx = np.argsort(ctx, kind="stable")
+            groups = np.split(by_ctx, np.cumsum(np.bincount(ctx, minlength=cfg.contexts))[:-1])
+        token_parts = []
+        for idx, counts in zip(groups, hists):
             if counts.size >= 2 and idx.size:
                 try:
                     tokens = ans.decode(categorical(counts), int(idx.size))
@@ -431,11 +439,18 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
                     raise
                 except Exception as exc:  # constriction reports misuse as ordinary exceptions
                     raise PayloadError(f"stream {name}: ANS decoding failed ({exc})") from None
-                sb.tokens += model_cost_bits(counts, tokens)
+                sb.coded.append((counts, tokens))
             else:
                 tokens = np.zeros(idx.size, dtype=np.int32)
-            nbits = hybrid.raw_bit_counts(tokens, cfg.k, cfg.m)
-            u[idx] = hybrid.detokenize(tokens, raw.many(nbits), cfg.k, cfg.m)
+            token_parts.append(tokens)
+        # raw bits follow the tokens in the same order: context by context
+        tokens = np.concatenate(token_parts) if len(token_parts) > 1 else token_parts[0]
+        values = hybrid.detokenize(tokens, raw.many(hybrid.raw_bit_counts(tokens, cfg.k, cfg.m)), cfg.k, cfg.m)
+        if cfg.contexts == 1:
+            u = values
+        else:
+            u = np.empty(n, dtype=np.uint64)
+            u[by_ctx] = values
         if channel == STREAM_POSITION:
             morton = np.cumsum(u, dtype=np.uint64)
             if n and int(morton[-1]) > _u_max(cfg, bits):

@@ -30,9 +30,17 @@ class ParsedGimg:
     header: dict  # raw field values (see header.HEADER_FIELDS)
     gaussians: QuantizedGaussians | FloatGaussians  # quantized: canonical (file) order
     metadata: ImageMetadata
-    bits: dict  # bit accounting, see _bit_accounting
     chunks: list = field(default_factory=list)  # [{"type", "offset", "length"}]
     skipped_chunks: list = field(default_factory=list)  # unknown ancillary chunk types
+    accounting_inputs: tuple = ()  # arguments of _bit_accounting, evaluated on first use of .bits
+    _bits: dict | None = None
+
+    @property
+    def bits(self) -> dict:
+        """Bit accounting (see _bit_accounting), computed on first use: decoding alone never needs it."""
+        if self._bits is None:
+            self._bits = _bit_accounting(*self.accounting_inputs)
+        return self._bits
 
     def info(self) -> dict:
         """JSON-friendly summary: header fields, per-attribute bits, bpp."""
@@ -226,9 +234,8 @@ def parse_gimg(data: bytes) -> ParsedGimg:
         seen.add(ctype)
         pos = end
     gaussians, stream_bits = _decode_payload(b"".join(gaus_parts), header, gaus_offset)
-    parsed = ParsedGimg((major, minor), header, gaussians, metadata, {}, chunks, skipped)
-    parsed.bits = _bit_accounting(len(data), header, stream_bits, sum(len(p) for p in gaus_parts), meta_bytes)
-    return parsed
+    accounting = (len(data), header, stream_bits, sum(len(p) for p in gaus_parts), meta_bytes)
+    return ParsedGimg((major, minor), header, gaussians, metadata, chunks, skipped, accounting)
 
 
 def _decode_payload(payload: bytes, header: dict, offset: int):

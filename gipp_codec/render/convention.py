@@ -46,5 +46,10 @@ def bounding_radius(covs: np.ndarray) -> np.ndarray:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Convert an unclamped float image [H, W, 3] in [0, 1] nominal range to uint8 [H, W, 3]."""
-    return np.floor(np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    """Convert an unclamped float image [H, W, 3] in [0, 1] nominal range to uint8 [H, W, 3].
+
+    floor(clamp(v, 0, 1) * 255 + 0.5) evaluated exactly: in binary64, which holds the
+    product and sum of a binary32 v without rounding; NaN maps to 0.
+    """
+    v = np.clip(np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0), 0.0, 1.0)
+    return np.floor(v * 255.0 + 0.5).astype(np.uint8)

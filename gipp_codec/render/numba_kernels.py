@@ -184,44 +184,69 @@ def _weight(e, qa, m2r):
     return p if m2 <= np.float32(CUTOFF_M2) else np.float32(0.0)
 
 
+@njit(**_OPTS)
+def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, buf):
+    """Add every Gaussian binned to band bd (rows r0..r1) into buf [3, band_rows, Wp]."""
+    for it in range(offsets[bd], offsets[bd + 1]):
+        k = items[it]
+        ja = max(rows[k, 0], r0)
+        jb = min(rows[k, 1], r1)
+        c0 = np.float32(colors[k, 0] * _EXP_SCALE)
+        c1 = np.float32(colors[k, 1] * _EXP_SCALE)
+        c2 = np.float32(colors[k, 2] * _EXP_SCALE)
+        qa = np.float32(par[k, 5])
+        for j in range(ja, jb + 1):
+            b0, nblk, off64, m2row64 = _row_span(par, k, j, width)
+            off = np.float32(off64)
+            m2r = np.float32(m2row64)
+            row0 = buf[0, j - r0]
+            row1 = buf[1, j - r0]
+            row2 = buf[2, j - r0]
+            ub = np.uint64(b0)
+            for i in range(nblk * LANES):
+                w = _weight(off + np.float32(i), qa, m2r)
+                idx = ub + np.uint64(i)
+                row0[idx] += w * c0
+                row1[idx] += w * c1
+                row2[idx] += w * c2
+
+
+@njit(**_OPTS)
+def _level(v):
+    """The convention's 8-bit level of one float32 value: floor(clamp(v, 0, 1) * 255 + 0.5),
+    evaluated exactly (binary64 holds v * 255 + 0.5 without rounding, fused or not).
+    Selects instead of branches, so the loop vectorises; truncation is floor here (x >= 0.5)."""
+    x = np.float64(v)
+    x = x if x > 0.0 else 0.0  # also NaN
+    x = x if x < 1.0 else 1.0
+    return np.uint8(np.int32(x * 255.0 + 0.5))
+
+
 @njit(parallel=True, **_OPTS)
-def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, out):
+def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, out, levels):
     """One prange iteration per band (scheduled dynamically by the caller's chunk size);
     a band accumulates in a private planar buffer [channel, row, column] (L2-resident)
-    that is then interleaved into out."""
+    that is then interleaved into out [H, W, 3]: float32 values, or with ``levels`` (and a
+    uint8 out) the convention's 8-bit levels, so the decoder never stores a float image."""
     nbands = (height + band_rows - 1) // band_rows
     wp = _padded_width(width)
     for bd in prange(nbands):
         buf = np.zeros((3, band_rows, wp), np.float32)
         r0 = bd * band_rows
         r1 = min(r0 + band_rows, height) - 1
-        for it in range(offsets[bd], offsets[bd + 1]):
-            k = items[it]
-            ja = max(rows[k, 0], r0)
-            jb = min(rows[k, 1], r1)
-            c0 = np.float32(colors[k, 0] * _EXP_SCALE)
-            c1 = np.float32(colors[k, 1] * _EXP_SCALE)
-            c2 = np.float32(colors[k, 2] * _EXP_SCALE)
-            qa = np.float32(par[k, 5])
-            for j in range(ja, jb + 1):
-                b0, nblk, off64, m2row64 = _row_span(par, k, j, width)
-                off = np.float32(off64)
-                m2r = np.float32(m2row64)
-                row0 = buf[0, j - r0]
-                row1 = buf[1, j - r0]
-                row2 = buf[2, j - r0]
-                ub = np.uint64(b0)
-                for i in range(nblk * LANES):
-                    w = _weight(off + np.float32(i), qa, m2r)
-                    idx = ub + np.uint64(i)
-                    row0[idx] += w * c0
-                    row1[idx] += w * c1
-                    row2[idx] += w * c2
-        for rr in range(r1 - r0 + 1):
-            for i in range(width):
-                out[r0 + rr, i, 0] = buf[0, rr, i]
-                out[r0 + rr, i, 1] = buf[1, rr, i]
-                out[r0 + rr, i, 2] = buf[2, rr, i]
+        _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, buf)
+        if levels:
+            for rr in range(r1 - r0 + 1):
+                for i in range(width):
+                    out[r0 + rr, i, 0] = _level(buf[0, rr, i])
+                    out[r0 + rr, i, 1] = _level(buf[1, rr, i])
+                    out[r0 + rr, i, 2] = _level(buf[2, rr, i])
+        else:
+            for rr in range(r1 - r0 + 1):
+                for i in range(width):
+                    out[r0 + rr, i, 0] = buf[0, rr, i]
+                    out[r0 + rr, i, 1] = buf[1, rr, i]
+                    out[r0 + rr, i, 2] = buf[2, rr, i]
 
 
 @njit(parallel=True, **_OPTS)
@@ -407,16 +432,17 @@ def prepare(means, covs, colors, height, width):
     return Prepared(means, covs, colors, height, width)
 
 
-def forward_prepared(pp, out=None):
-    """Render into out [H, W, 3] float32 (allocated when None) and return it."""
+def forward_prepared(pp, out=None, uint8=False):
+    """Render into out [H, W, 3] (allocated when None) and return it: float32 unclamped, or
+    with ``uint8=True`` the convention's 8-bit levels (floor(clamp(v, 0, 1) * 255 + 0.5))."""
     h, w = pp.height, pp.width
     if out is None:
-        out = np.empty((h, w, 3), np.float32)
+        out = np.empty((h, w, 3), np.uint8 if uint8 else np.float32)
     nbands = (h + BAND_ROWS - 1) // BAND_ROWS
     offsets, items = _bin(pp.rows, nbands, BAND_ROWS)
     old = set_parallel_chunksize(_FWD_CHUNK)
     try:
-        _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out)
+        _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out, bool(uint8))
     finally:
         set_parallel_chunksize(old)
     return out
@@ -456,6 +482,11 @@ def backward_prepared(pp, grad_image, g_means=None, g_covs=None, g_colors=None):
 def forward(means, covs, colors, height, width):
     """Render [H, W, 3] float32 (unclamped) from means [N,2], covs [N,3], colors [N,3]."""
     return forward_prepared(prepare(means, covs, colors, height, width))
+
+
+def forward_uint8(means, covs, colors, height, width):
+    """Render [H, W, 3] uint8 (the convention's 8-bit levels) from means [N,2], covs [N,3], colors [N,3]."""
+    return forward_prepared(prepare(means, covs, colors, height, width), uint8=True)
 
 
 def backward(means, covs, colors, height, width, grad_image):
