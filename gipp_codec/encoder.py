@@ -24,9 +24,12 @@ from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussian
 from gipp_codec.imageio import ImageMetadata
 from gipp_codec.metrics import ms_ssim, psnr
 
-# Bits per Gaussian assumed for the first rate-control guess at 12/10/6 (measured on Kodak
-# encodes; BENCHMARKS.md); the correction pass uses the measured value of the first encode.
-DEFAULT_BITS_PER_GAUSSIAN = 44.0
+# First rate-control guess at 12/10/6: bits per Gaussian = the Morton-gap position code,
+# about log2(4**12 / N) + POSITION_EXCESS_BITS, plus ATTRIBUTE_BITS for covariance and colour
+# (measured on Kodak encodes, BENCHMARKS.md §5); the correction pass uses the measured
+# value of the first encode.
+POSITION_EXCESS_BITS = 1.2
+ATTRIBUTE_BITS = 36.3
 BPP_TOLERANCE = 0.04  # relative; the CLI promises +-5 %
 MAX_BPP = 64.0
 
@@ -87,6 +90,22 @@ def _measure(data: bytes, arr: np.ndarray) -> tuple[float, float | None, dict]:
     return psnr(decoded, arr), ms_ssim(decoded, arr), read_info(data)
 
 
+def predict_gaussians(budget_bits: float, bits: BitDepths) -> int:
+    """N whose file should take about ``budget_bits`` at bit depths ``bits`` (first rate guess).
+
+    Solves N * (log2(4**p / N) + POSITION_EXCESS_BITS + ATTRIBUTE_BITS * s) = budget by
+    fixed-point iteration, with p the position depth and s the covariance and colour
+    depths relative to 10/6.
+    """
+    grid_bits = 2.0 * bits.position
+    per_attr = ATTRIBUTE_BITS * (3 * bits.covariance + 3 * bits.color) / 48.0
+    n = max(1.0, budget_bits / (grid_bits + per_attr))
+    for _ in range(20):
+        per = max(1.0, grid_bits - np.log2(n) + POSITION_EXCESS_BITS) + per_attr
+        n = max(1.0, budget_bits / per)
+    return max(1, int(round(n)))
+
+
 def encode_with_report(
     image: np.ndarray,
     gaussians: int | None = None,
@@ -115,8 +134,7 @@ def encode_with_report(
         if not (isinstance(bpp, (int, float)) and np.isfinite(bpp) and 0 < bpp <= MAX_BPP):
             raise ConfigError(f"bpp must be a number in (0, {MAX_BPP}], got {bpp!r}")
         budget = bpp * h * w
-        scale = sum(bits.per_channel()) / 64.0  # 12/10/6 sums to 64
-        n = max(1, int(round(budget / (DEFAULT_BITS_PER_GAUSSIAN * scale))))
+        n = predict_gaussians(budget, bits)
         data, qreport = _encode_once(arr, n, iterations, bits, seed, device, config, metadata, progress)
         achieved = len(data) * 8 / (h * w)
         if abs(achieved / bpp - 1.0) > BPP_TOLERANCE and qreport.gaussians > 0:

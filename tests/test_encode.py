@@ -66,6 +66,19 @@ def test_bpp_target_reached():
     assert abs(report.bpp / target - 1) <= 0.10
 
 
+def test_rate_model_prediction():
+    from gipp_codec.encoder import ATTRIBUTE_BITS, POSITION_EXCESS_BITS, predict_gaussians
+    from gipp_codec.format.model import BitDepths
+
+    budget = 0.5 * 768 * 512
+    n = predict_gaussians(budget, BitDepths())
+    per = 24 - np.log2(n) + POSITION_EXCESS_BITS + ATTRIBUTE_BITS
+    assert abs(n * per / budget - 1) < 0.002  # solves the model's equation
+    assert predict_gaussians(2 * budget, BitDepths()) > 2 * n  # denser files cost less per Gaussian
+    assert predict_gaussians(budget, BitDepths(12, 10, 4)) > n  # fewer bits per colour: more Gaussians
+    assert predict_gaussians(1.0, BitDepths()) == 1
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(), "exactly one"),
     (dict(gaussians=10, bpp=1.0), "exactly one"),

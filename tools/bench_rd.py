@@ -92,19 +92,27 @@ def gimg_points(args) -> list[dict]:
             for n in _int_list(args.gimg_gaussians)]
 
 
-def run_gimg(image: np.ndarray, point: dict, args) -> dict:
+def run_gimg(image: np.ndarray, point: dict, args, name: str = "image") -> dict:
+    """Encode and decode one gimg rate point; with ``--gimg-keep`` the file is kept there."""
     import gipp_codec
+    from gipp_codec.encoder import encode_with_report
 
-    encode, decode = gipp_codec.encode, gipp_codec.decode
     kwargs = dict(point["kwargs"], iterations=args.gimg_iterations, seed=args.seed,
                   device=args.gimg_device)
     h, w = image.shape[:2]
-    data, enc_s = rd_lib.time_call(lambda: encode(image, **kwargs), repeats=args.encode_repeats)
-    decoded, dec_s = rd_lib.time_call(lambda: decode(data), repeats=args.decode_repeats, warmup=1)
+    (data, report), enc_s = rd_lib.time_call(lambda: encode_with_report(image, **kwargs),
+                                             repeats=args.encode_repeats)
+    decoded, dec_s = rd_lib.time_call(lambda: gipp_codec.decode(data), repeats=args.decode_repeats, warmup=1)
     rec = {"param": point["kwargs"], "bytes": len(data), "bpp": rd_lib.bpp_of(len(data), w, h)}
     rec.update(rd_lib.quality(image, np.asarray(decoded)))
     rec.update({"encode_s": enc_s, "decode_s": dec_s, "iterations": args.gimg_iterations,
-                "device": args.gimg_device})
+                "device": report.device, "gaussians_final": report.gaussians, "passes": report.passes,
+                "bits_per_gaussian": report.bits_per_gaussian})
+    if args.gimg_keep:
+        keep = Path(args.gimg_keep) / f"{name}_{point['point'].replace('=', '')}.gimg"
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        keep.write_bytes(data)
+        rec["file"] = str(keep)
     return rec
 
 
@@ -302,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gimg-bpp", default=None,
                    help="gimg rate points as target bpps (overrides --gimg-gaussians)")
     p.add_argument("--gimg-iterations", type=int, default=2000)
+    p.add_argument("--gimg-keep", default=None, help="keep every encoded .gimg file in this folder")
     p.add_argument("--gimg-device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--encode-repeats", type=int, default=1, help="timed encodes per point (median)")
@@ -383,7 +392,7 @@ def main(argv=None) -> int:
                     base = {"image": path.stem, "codec": "gimg", "point": point["point"],
                             "target_bpp": point["target_bpp"], "gaussians": point["gaussians"]}
                     try:
-                        rec = run_gimg(image, point, args)
+                        rec = run_gimg(image, point, args, path.stem)
                     except Exception as exc:  # keep the run going; the record says why
                         rec = {"error": f"{type(exc).__name__}: {exc}"}
                         log(f"  gimg {point['point']}: {rec['error']}")
