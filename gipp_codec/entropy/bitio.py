@@ -87,6 +87,7 @@ class BitReader:
         self._size = 8 * len(self._data)
         self._text = None  # the bits as '0'/'1' characters, built on first use
         self._win = None  # 64-bit windows for ``many``, built on first use
+        self._arr = None  # uint8 view, built on first use
         self.pos = 0
         self.what = what
         self.base_offset = base_offset  # byte offset of the stream in the file, for messages
@@ -94,6 +95,13 @@ class BitReader:
     @property
     def nbits(self) -> int:
         return self._size
+
+    @property
+    def array(self) -> np.ndarray:
+        """The stream's bytes as uint8 [B] (for the numba readers in token_kernels)."""
+        if self._arr is None:
+            self._arr = np.frombuffer(self._data, dtype=np.uint8)
+        return self._arr
 
     def _bits_text(self) -> str:
         if self._text is None:

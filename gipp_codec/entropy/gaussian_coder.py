@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import constriction
 import numpy as np
 
-from gipp_codec.entropy import hybrid
-from gipp_codec.entropy.bitio import BitReader, BitWriter, se_length, ue_length
+from gipp_codec.entropy import hybrid, token_kernels
+from gipp_codec.entropy.bitio import MAX_UE_PREFIX, BitReader, BitWriter, se_length, ue_length
 from gipp_codec.entropy.models import MAX_LEVEL, categorical, choose_levels, level_count, model_cost_bits
 from gipp_codec.errors import PayloadError
 from gipp_codec.format.constants import CH_A, CH_B, CH_BLUE, CH_C, CH_GREEN, CH_RED, CH_X, CH_Y, CHANNEL_NAMES
@@ -386,7 +386,14 @@ def _read_histogram(r: BitReader, max_tokens: int, name: str) -> np.ndarray:
         raise PayloadError(f"stream {name}: histogram of {ntok} tokens, at most {max_tokens} possible")
     if ntok == 1:
         return np.zeros(1, np.int64)
-    levels = np.cumsum(np.asarray(r.se_run(ntok), dtype=np.int64))
+    deltas = np.empty(ntok, np.int64)
+    pos = token_kernels.se_run(r.array, r.nbits, r.pos, ntok, MAX_UE_PREFIX, deltas)
+    if pos < 0:
+        what = "exp-Golomb code too long" if pos == token_kernels.TOO_LONG else "stream overrun"
+        raise PayloadError(f"side stream: {what} in the histogram of stream {name} "
+                           f"(byte {r.base_offset + r.pos // 8})")
+    r.pos = pos
+    levels = np.cumsum(deltas)
     bad = (levels < 0) | (levels > MAX_LEVEL)
     if bad.any():
         raise PayloadError(f"stream {name}: histogram level {int(levels[bad][0])} outside 0..{MAX_LEVEL}")
@@ -414,7 +421,7 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         ans = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words))
     except ValueError as exc:
         raise PayloadError(f"ANS stream at byte {base_offset + ans_start} is invalid: {exc}") from None
-    q = np.zeros((n, 8), dtype=np.int64)
+    qt = np.zeros((8, n), dtype=np.int64)  # channel-major while decoding: contiguous columns
     decoded = [CH_X, CH_Y]
     report = {}
     for channel in STREAM_ORDER:
@@ -423,12 +430,12 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         side0, raw0 = side.pos, raw.pos
         cfg = _read_config(side, channel, decoded, bits)
         max_tokens = hybrid.max_token(cfg.k, cfg.m, _u_max(cfg, bits)) + 1
-        ctx = contexts_of(q[:, cfg.ctx_source], cfg.thresholds) if cfg.thresholds else np.zeros(n, np.int64)
+        ctx = contexts_of(qt[cfg.ctx_source], cfg.thresholds) if cfg.thresholds else np.zeros(n, np.int64)
         hists = [_read_histogram(side, max_tokens, name) for _ in range(cfg.contexts)]
         if cfg.contexts == 1:
             groups = [np.arange(n)]
         else:  # Gaussians of context 0, then of context 1, ... each in file order
-            by_ctx = np.argsort(ctx, kind="stable")
+            by_ctx = np.argsort(ctx.astype(np.int8), kind="stable")
             groups = np.split(by_ctx, np.cumsum(np.bincount(ctx, minlength=cfg.contexts))[:-1])
         token_parts = []
         for idx, counts in zip(groups, hists):
@@ -445,7 +452,11 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
             token_parts.append(tokens)
         # raw bits follow the tokens in the same order: context by context
         tokens = np.concatenate(token_parts) if len(token_parts) > 1 else token_parts[0]
-        values = hybrid.detokenize(tokens, raw.many(hybrid.raw_bit_counts(tokens, cfg.k, cfg.m)), cfg.k, cfg.m)
+        values = np.empty(n, dtype=np.uint64)
+        pos = token_kernels.tokens_to_values(tokens, cfg.k, cfg.m, raw.array, raw.nbits, raw.pos, values)
+        if pos < 0:
+            raise PayloadError(f"raw stream overrun in stream {name} (byte {raw.base_offset + raw.pos // 8})")
+        raw.pos = pos
         if cfg.contexts == 1:
             u = values
         else:
@@ -455,7 +466,7 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
             morton = np.cumsum(u, dtype=np.uint64)
             if n and int(morton[-1]) > _u_max(cfg, bits):
                 raise PayloadError(f"position stream: Morton code {int(morton[-1])} exceeds {_u_max(cfg, bits)}")
-            q[:, CH_X], q[:, CH_Y] = morton_decode(morton)
+            qt[CH_X], qt[CH_Y] = morton_decode(morton)
         else:
             max_q = (1 << bits[channel]) - 1
             if cfg.pred == PRED_NONE:
@@ -465,11 +476,11 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
             elif cfg.pred == PRED_PREV:
                 col = np.cumsum(unzigzag(u))
             else:
-                col = unzigzag(u) + channel_prediction(q[:, cfg.pred_param], cfg.pred_param, channel, scales,
+                col = unzigzag(u) + channel_prediction(qt[cfg.pred_param], cfg.pred_param, channel, scales,
                                                        offsets, max_q)
             if n and (col.min() < 0 or col.max() > max_q):
                 raise PayloadError(f"stream {name}: decoded values in [{col.min()}, {col.max()}], expected 0..{max_q}")
-            q[:, channel] = col
+            qt[channel] = col
             decoded.append(channel)
         sb.side = side.pos - side0
         sb.raw = raw.pos - raw0
@@ -480,4 +491,4 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
     if not ans.is_empty():
         raise PayloadError(f"ANS stream at byte {base_offset + ans_start}: data left over after the last symbol")
     report["_ans_words"] = int(n_words)
-    return q, report
+    return qt.T, report
