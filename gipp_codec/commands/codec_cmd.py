@@ -120,9 +120,12 @@ def _format_info(info: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def info(input_path, as_json):
     """Show the header fields and the bits spent per attribute of IN.gimg."""
-    from gipp_codec.decoder import read_info, read_input_file
+    from gipp_codec.render.quick_start import without_scipy
 
-    facts = read_info(read_input_file(input_path))
+    with without_scipy():  # a short-lived process: skip numba's SciPy probes
+        from gipp_codec.decoder import read_info, read_input_file
+
+        facts = read_info(read_input_file(input_path))
     if as_json:
         _emit_json({"input": str(input_path), **facts})
     else:
