@@ -177,12 +177,15 @@ def train(
 
         m_r, c_r, col_r = attributes(params, quant)
         img = renderer(m_r, c_r, col_r, height, width)  # [H, W, 3] unclamped
-        loss = torch.mean((img - target) ** 2)
         for p in params:
             p.grad = None
         if qopt is not None:
             qopt.zero_grad(set_to_none=True)
-        loss.backward()
+        # loss = mean((img - target)^2); its gradient 2 (img - target) / numel goes straight
+        # into the renderer's backward (no autograd nodes for the loss itself)
+        with torch.no_grad():
+            grad_img = (img.detach() - target).mul_(2.0 / img.numel())  # [H, W, 3]
+        img.backward(grad_img)
 
         eval_every = cfg.qat.eval_every if in_qat else cfg.eval_every
         if t % eval_every == 0 or t == 1:
