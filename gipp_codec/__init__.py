@@ -4,6 +4,7 @@ Public API (imported lazily so ``import gipp_codec`` stays light and the decode
 path never loads torch):
 
 - ``encode(image_uint8 [H, W, 3], ...) -> bytes``
+- ``encode_with_report(image_uint8 [H, W, 3], ...) -> (bytes, EncodeReport)``
 - ``decode(data: bytes) -> uint8 [H, W, 3]``
 - ``read_info(data: bytes) -> dict``
 - ``fit_image(image, gaussians=..., ...)`` (representation only)
@@ -21,6 +22,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _LAZY = {
     "encode": ("gipp_codec.encoder", "encode"),
+    "encode_with_report": ("gipp_codec.encoder", "encode_with_report"),
     "decode": ("gipp_codec.decoder", "decode"),
     "read_info": ("gipp_codec.decoder", "read_info"),
     "fit_image": ("gipp_codec.fit.api", "fit_image"),

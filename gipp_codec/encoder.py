@@ -6,10 +6,13 @@
 
 The report's bpp, PSNR and MS-SSIM are measured on the written bytes: the file is
 decoded with the standalone decoder and compared with the input, so what the encoder
-says is what a user gets. Rate control (``bpp=``) predicts N from a bits-per-Gaussian
-estimate, encodes, and, when the rate misses the target by more than
-``BPP_TOLERANCE``, re-encodes once with N corrected by the measured bits per Gaussian
-and fixed overhead (container and model side information), keeping the closer result.
+says is what a user gets. Rate control (``bpp=``): N starts from a bits-per-Gaussian
+model (``predict_gaussians``); when QAT starts, the trainer's rate hook
+(``size_to_budget``) codes the Gaussians it has into a real file, measures them, and
+keeps the most important N' that fill the budget (or adds Gaussians where the error is
+largest). If the final file still misses by more than ``BPP_TOLERANCE`` (QAT moved the
+rate), one more encode runs with the budget corrected by the measured drift, and the
+closer result is kept.
 """
 
 import time
@@ -31,6 +34,7 @@ from gipp_codec.metrics import ms_ssim, psnr
 POSITION_EXCESS_BITS = 1.2
 ATTRIBUTE_BITS = 36.3
 BPP_TOLERANCE = 0.04  # relative; the CLI promises +-5 %
+HOOK_MARGIN = 0.05  # the rate hook's budget over the target (QAT shrinks the file by ~4 %, measured)
 MAX_BPP = 64.0
 
 
@@ -69,17 +73,64 @@ def _check_image(image) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, config, metadata, progress):
-    """One fit + QAT + serialisation at a fixed N; returns (bytes, QuantReport)."""
+def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, config, metadata, progress,
+                 rate_hook=None, budget_bits=None):
+    """One fit + QAT + serialisation starting from N Gaussians; returns (bytes, QuantReport).
+    With ``budget_bits``, a file over the budget is trimmed to it (``_trim_to_budget``)."""
     from gipp_codec.fit.api import fit_and_quantize
 
     q, scales, offsets, qreport = fit_and_quantize(
         arr, gaussians, iterations=iterations, bits=(bits.position, bits.covariance, bits.color),
-        seed=seed, device=device, config=config, progress=progress,
+        seed=seed, device=device, config=config, progress=progress, rate_hook=rate_hook,
     )
     h, w = arr.shape[:2]
-    qg = QuantizedGaussians(width=w, height=h, bits=bits, q=q, scales=scales, offsets=offsets)
-    return write_gimg(qg, metadata), qreport
+
+    def file_of(qq):
+        return write_gimg(QuantizedGaussians(width=w, height=h, bits=bits, q=qq, scales=scales, offsets=offsets),
+                          metadata)
+
+    data = file_of(q)
+    if budget_bits is not None and 8 * len(data) > budget_bits and q.shape[0] > 1:
+        data = _trim_to_budget(q, scales, offsets, budget_bits, file_of)
+        from gipp_codec.decoder import decode
+
+        qreport.psnr = psnr(decode(data), arr)  # the encoder's figure is the file's
+        qreport.gaussians = int(read_gaussian_count(data))
+        qreport.render = None
+    return data, qreport
+
+
+def read_gaussian_count(data: bytes) -> int:
+    """N of .gimg bytes (header only)."""
+    from gipp_codec.decoder import read_info
+
+    return int(read_info(data)["header"]["gaussian_count"])
+
+
+def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float, file_of: Callable) -> bytes:
+    """Drop the least important Gaussians (smallest rendered energy, ``fit.prune.importance``)
+    of q [N, 8] until the file fits ``budget_bits``; returns the largest file that fits."""
+    import torch
+
+    from gipp_codec.fit.prune import importance
+    from gipp_codec.quant.dequant import dequantize_rows
+
+    rows = torch.from_numpy(dequantize_rows(q, scales, offsets)).double()  # [N, 8]
+    energy = importance(rows[:, 2:5], rows[:, 5:8]).numpy()  # [N]
+    order = np.argsort(-energy, kind="stable")
+    n = q.shape[0]
+    best = file_of(q[np.sort(order[:1])])
+    lo, hi = 1, n - 1  # largest count that fits lies in [lo, hi]; count n is known not to fit
+    guess = int(n * budget_bits / (8.0 * len(file_of(q))))
+    while lo < hi:
+        mid = min(max((lo + hi + 1) // 2 if guess is None else guess, lo + 1), hi)
+        guess = None
+        data = file_of(q[np.sort(order[:mid])])
+        if 8 * len(data) <= budget_bits:
+            lo, best = mid, data
+        else:
+            hi = mid - 1
+    return best if lo == 1 else file_of(q[np.sort(order[:lo])])
 
 
 def _measure(data: bytes, arr: np.ndarray) -> tuple[float, float | None, dict]:
@@ -88,6 +139,38 @@ def _measure(data: bytes, arr: np.ndarray) -> tuple[float, float | None, dict]:
 
     decoded = decode(data)
     return psnr(decoded, arr), ms_ssim(decoded, arr), read_info(data)
+
+
+def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata) -> Callable:
+    """The trainer's rate hook for a file of ``budget_bits``: rows [N, 8] -> N'.
+
+    When QAT starts it quantizes the float Gaussians with a fresh LSQ+ initialisation,
+    codes them into a complete file, and from the measured bits per Gaussian (minus the
+    fixed cost of an empty file: container, headers, metadata) solves for the N' that
+    fills the budget, with position gaps costing log2(N/N') bits more per Gaussian when
+    the set shrinks (Morton gaps grow).
+    """
+    def hook(rows):  # rows: torch [N, 8] float (x, y, a, b, c, r, g, b)
+        from gipp_codec.quant.lsq import LSQPlus
+
+        quant = LSQPlus(tuple(bits.per_channel())).to(rows.device)
+        quant.init_mse(rows)
+        q = quant.quantize(rows)  # [N, 8] uint16
+        scales, offsets = quant.export()
+        n = int(q.shape[0])
+
+        def file_bits(qq):
+            return 8 * len(write_gimg(QuantizedGaussians(width, height, bits, qq, scales, offsets), metadata))
+
+        fixed = file_bits(q[:0])
+        per = max(1.0, (file_bits(q) - fixed) / max(1, n))
+        room = max(per, budget_bits - fixed)
+        n_new = room / per
+        for _ in range(20):
+            n_new = room / max(1.0, per + np.log2(n / n_new))
+        return max(1, int(round(n_new)))
+
+    return hook
 
 
 def predict_gaussians(budget_bits: float, bits: BitDepths) -> int:
@@ -134,18 +217,24 @@ def encode_with_report(
         if not (isinstance(bpp, (int, float)) and np.isfinite(bpp) and 0 < bpp <= MAX_BPP):
             raise ConfigError(f"bpp must be a number in (0, {MAX_BPP}], got {bpp!r}")
         budget = bpp * h * w
-        n = predict_gaussians(budget, bits)
-        data, qreport = _encode_once(arr, n, iterations, bits, seed, device, config, metadata, progress)
+        meta_bits = 8 * len(write_gimg(QuantizedGaussians(w, h, bits, np.zeros((0, 8), np.uint16),
+                                                          np.full(8, 0.01, np.float32), np.zeros(8, np.float32)),
+                                       metadata))
+        n = predict_gaussians(max(budget - meta_bits, 1.0), bits)
+        # aim a little high at QAT start (QAT and its pruning shrink the file by a few %),
+        # then trim the finished file to the budget
+        hook = size_to_budget(budget * (1 + HOOK_MARGIN), bits, w, h, metadata)
+        data, qreport = _encode_once(arr, n, iterations, bits, seed, device, config, metadata, progress, hook,
+                                     budget)
         achieved = len(data) * 8 / (h * w)
         if abs(achieved / bpp - 1.0) > BPP_TOLERANCE and qreport.gaussians > 0:
-            from gipp_codec.decoder import read_info
-
-            accounting = read_info(data)["bits"]
-            fixed = accounting["container"] + accounting["coding_overhead"] + accounting["metadata"]
-            per_gaussian = max(1.0, (8 * len(data) - fixed) / qreport.gaussians)  # measured
-            survival = qreport.gaussians / n  # fraction of requested Gaussians kept by pruning
-            n2 = max(1, int(round(max(budget - fixed, per_gaussian) / per_gaussian / survival)))
-            data2, qreport2 = _encode_once(arr, n2, iterations, bits, seed, device, config, metadata, progress)
+            # the hook sized the set at QAT start; what QAT did to the rate after that is
+            # now measured: ask again with the budget corrected by that drift
+            drift = achieved / bpp
+            hook2 = size_to_budget(budget * (1 + HOOK_MARGIN) / drift, bits, w, h, metadata)
+            n2 = max(1, int(round(qreport.gaussians / drift)))
+            data2, qreport2 = _encode_once(arr, n2, iterations, bits, seed, device, config, metadata, progress,
+                                           hook2, budget)
             passes = 2
             if abs(len(data2) * 8 / (h * w) / bpp - 1.0) <= abs(achieved / bpp - 1.0):
                 data, qreport = data2, qreport2

@@ -185,3 +185,19 @@ def test_qat_improves_over_plain_rounding_of_the_float_fit():
                      img.shape[0], img.shape[1]).numpy()
     naive = psnr(to_uint8(out), img)
     assert rep.psnr > naive + 1.0
+
+
+@pytest.mark.parametrize("wanted", [12, 45])
+def test_rate_hook_resizes_the_set_when_qat_starts(wanted):
+    img = _image()
+    cfg = FitConfig().replace(qat=QATConfig(start_frac=0.6), prune_offscreen=False)
+    seen = []
+
+    def hook(rows):
+        seen.append(tuple(rows.shape))
+        return wanted
+
+    q, s, o, rep = fit_and_quantize(img, 30, 40, seed=0, device="cpu", config=cfg, backend="reference",
+                                    rate_hook=hook)
+    assert len(seen) == 1 and seen[0][1] == 8 and seen[0][0] <= 30  # once, with the float rows
+    assert wanted - 3 <= rep.gaussians <= wanted  # only invalid Gaussians may be pruned afterwards

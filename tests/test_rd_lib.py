@@ -5,6 +5,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -171,14 +172,17 @@ def test_bench_gimg_path_with_stand_in_api(crop192, tmp_path, monkeypatch):
                       "seed": seed, "device": device})
         buf = io.BytesIO()
         Image.fromarray(image).save(buf, "JPEG", quality=min(95, gaussians // 20))
-        return buf.getvalue()
+        data = buf.getvalue()
+        report = SimpleNamespace(device=device, gaussians=gaussians, passes=1,
+                                 bits_per_gaussian=8 * len(data) / gaussians)
+        return data, report
 
     def fake_decode(data):
         return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
     # setitem on the module dict: getattr would run the package's lazy import, and the
     # real gipp_codec.encoder module may not exist yet.
-    monkeypatch.setitem(vars(gipp_codec), "encode", fake_encode)
+    monkeypatch.setitem(vars(gipp_codec), "encode_with_report", fake_encode)
     monkeypatch.setitem(vars(gipp_codec), "decode", fake_decode)
     path, _ = crop192
     out_json = tmp_path / "rd.json"

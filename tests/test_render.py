@@ -324,3 +324,18 @@ def test_scratch_reuse_across_calls_and_sizes():
             for name, a, b in zip(("means", "covs", "colors"), got, ref[1:]):
                 assert rel(a, b) <= 1e-4, (height, width, seed, name, rel(a, b))
         np.testing.assert_array_equal(nk.forward_prepared(pp), nk.forward(means, covs, colors, height, width))
+
+
+def test_reference_gradients_stay_finite_with_invalid_gaussians():
+    # an indefinite covariance far from the pixels makes m2 hugely negative: exp would
+    # overflow, and a masked exp must not leak 0 * inf = NaN into the gradients
+    height, width = 9, 12
+    means = torch.tensor([[4.0, 4.0], [60.0, 60.0], [5.5, 3.5]], dtype=torch.float32, requires_grad=True)
+    covs = torch.tensor([[2.0, 0.3, 1.5], [1.0, 3.0, 1.0], [1.2, 0.0, 0.8]], dtype=torch.float32, requires_grad=True)
+    colors = torch.tensor([[0.5, 0.2, 0.1], [1.0, 1.0, 1.0], [0.3, 0.3, 0.3]], requires_grad=True)
+    out = render_reference(means, covs, colors, height, width)
+    out.sum().backward()
+    for t in (means, covs, colors):
+        assert torch.isfinite(t.grad).all()
+    assert not means.grad[1].any() and not covs.grad[1].any() and not colors.grad[1].any()
+    assert means.grad[0].abs().sum() > 0  # the valid ones still get gradients

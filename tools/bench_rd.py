@@ -95,12 +95,11 @@ def gimg_points(args) -> list[dict]:
 def run_gimg(image: np.ndarray, point: dict, args, name: str = "image") -> dict:
     """Encode and decode one gimg rate point; with ``--gimg-keep`` the file is kept there."""
     import gipp_codec
-    from gipp_codec.encoder import encode_with_report
 
     kwargs = dict(point["kwargs"], iterations=args.gimg_iterations, seed=args.seed,
                   device=args.gimg_device)
     h, w = image.shape[:2]
-    (data, report), enc_s = rd_lib.time_call(lambda: encode_with_report(image, **kwargs),
+    (data, report), enc_s = rd_lib.time_call(lambda: gipp_codec.encode_with_report(image, **kwargs),
                                              repeats=args.encode_repeats)
     decoded, dec_s = rd_lib.time_call(lambda: gipp_codec.decode(data), repeats=args.decode_repeats, warmup=1)
     rec = {"param": point["kwargs"], "bytes": len(data), "bpp": rd_lib.bpp_of(len(data), w, h)}

@@ -140,13 +140,13 @@ def _target(arr: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.float32) / np.float32(255.0)).to(device)
 
 
-def _train_on_device(arr, gaussians, its, cfg, device, backend, seed, quantize, progress):
+def _train_on_device(arr, gaussians, its, cfg, device, backend, seed, quantize, progress, rate_hook=None):
     """Resolve the device and renderer, then run the trainer; returns (trainer output, renderer, device)."""
     dev = resolve_device(device)
     renderer = get_renderer(backend, dev)
     with cpu_fitting_threads(dev):
         out = train(_target(arr, dev), int(gaussians), its, cfg, renderer, seed=seed, quantize=quantize,
-                    progress=progress)
+                    progress=progress, rate_hook=rate_hook)
     return out, renderer, dev
 
 
@@ -198,8 +198,12 @@ def fit_and_quantize(
     config: FitConfig | None = None,
     progress: Callable | None = None,
     backend: str = "auto",
+    rate_hook: Callable | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, QuantReport]:
     """Fit, then quantization-aware train; return what the file stores.
+
+    ``rate_hook(rows [N, 8] float) -> N'`` is passed to the trainer (called once when QAT
+    starts; the encoder's rate control uses it to resize the set to the rate budget).
 
     ``bits`` = (position, covariance, colour) bit depths, default from ``config.qat``
     (12, 10, 6). Returns ``q`` uint16 [N, 8] (channels x, y, a, b, c, r, g, b; a and c in
@@ -215,7 +219,8 @@ def fit_and_quantize(
         cfg = cfg.replace(qat=dataclasses.replace(cfg.qat, bits_position=p, bits_covariance=c, bits_color=k))
     arr, its, cfg = _validate(image, gaussians, iterations, cfg)
     t0 = time.perf_counter()
-    out, renderer, dev = _train_on_device(arr, gaussians, its, cfg, device, backend, seed, True, progress)
+    out, renderer, dev = _train_on_device(arr, gaussians, its, cfg, device, backend, seed, True, progress,
+                                          rate_hook)
     quant = out.quantizer
     rows = torch.cat((out.means, out.covs, out.colors), dim=1)
     q = quant.quantize(rows)  # [N, 8] uint16

@@ -31,3 +31,18 @@ def keep_mask(means: torch.Tensor, covs: torch.Tensor, height: int, width: int, 
     if offscreen:
         keep &= onscreen_mask(means, covs, height, width)
     return keep
+
+
+def importance(covs: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:  # [N]
+    """Rendered energy of each Gaussian: its contribution has squared L2 norm
+    |colour|^2 * pi * sqrt(det) / 4 over the plane (ignoring overlap and the cut-off), so
+    |colour|^2 * sqrt(det) ranks what removing it costs."""
+    det = (covs[:, 0] * covs[:, 2] - covs[:, 1] * covs[:, 1]).clamp_min(0)
+    return colors.pow(2).sum(dim=1) * det.sqrt()
+
+
+def most_important(covs: torch.Tensor, colors: torch.Tensor, n_keep: int) -> torch.Tensor:  # [n_keep] long
+    """Indices (ascending) of the ``n_keep`` Gaussians of largest ``importance``."""
+    energy = importance(covs, colors)
+    n_keep = max(0, min(int(n_keep), int(energy.shape[0])))
+    return torch.sort(torch.topk(energy, n_keep).indices).values

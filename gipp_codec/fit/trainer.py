@@ -25,7 +25,7 @@ import torch
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
 from gipp_codec.fit.init import sparse_init
-from gipp_codec.fit.prune import keep_mask
+from gipp_codec.fit.prune import keep_mask, most_important
 from gipp_codec.metrics import psnr_from_mse
 from gipp_codec.quant.lsq import LSQPlus, split_attributes
 
@@ -122,11 +122,16 @@ def train(
     seed: int = 0,
     quantize: bool = False,
     progress: Callable | None = None,
+    rate_hook: Callable | None = None,
 ) -> TrainOutput:
     """Fit ``n_max`` Gaussians to ``target`` for ``iterations`` steps (see the module docstring).
 
     ``progress(iteration, total, info)`` is called after every iteration with
     info = {"phase": "float"|"qat", "psnr": last evaluated PSNR or None, "gaussians": N}.
+    ``rate_hook(rows [N, 8])`` (quantizing only) is called once when QAT starts, with the
+    float Gaussians about to be quantized; it returns the count N' the file's rate budget
+    allows, and the trainer keeps the N' most important Gaussians (``most_important``) or
+    adds N' - N at the largest errors, before the quantizers are initialised.
     """
     device = target.device
     height, width = int(target.shape[0]), int(target.shape[1])
@@ -149,6 +154,20 @@ def train(
     t0 = time.perf_counter()
     t_qat0 = None
 
+    n_max_total = max(n_max, 4 * height * width)  # the rate hook may ask for more than n_max
+
+    def add_at_errors(ps, k, img_now):  # -> params with up to k new Gaussians at the largest errors
+        with torch.no_grad():
+            pix = select_pixels(pixel_error(img_now, target), k)
+            k = int(pix.shape[0])
+            if k == 0:
+                return ps
+            residual = (target - img_now) if cfg.new_color == "residual" else None
+            new = new_gaussians(pix, int(ps[0].shape[0]) + k, height, width, gen, cfg, residual)
+        ps = [_leaf(torch.cat((p.detach(), nw.to(device)), dim=0)) for p, nw in zip(ps, new)]
+        opt.replace(ps, None, k)
+        return ps
+
     def attributes(ps, q):  # -> means, covs, colors used for rendering
         if q is None:
             return ps
@@ -164,6 +183,20 @@ def train(
             if bool(keep.any()) and not bool(keep.all()):
                 params = [_leaf(p[keep]) for p in params]
                 opt.replace(params, keep, 0)
+            if rate_hook is not None:
+                n_now = int(params[0].shape[0])
+                n_want = max(1, min(int(rate_hook(torch.cat([p.detach() for p in params], dim=1))), n_max_total))
+                if n_want < n_now:
+                    idx = most_important(params[1].detach(), params[2].detach(), n_want)
+                    sel = torch.zeros(n_now, dtype=torch.bool, device=idx.device)
+                    sel[idx] = True
+                    params = [_leaf(p[sel]) for p in params]
+                    opt.replace(params, sel, 0)
+                elif n_want > n_now:
+                    if t == 1:  # no render yet (a one-iteration run): make one
+                        with torch.no_grad():
+                            img = renderer(*params, height, width)
+                    params = add_at_errors(params, n_want - n_now, img.detach())
             quant = LSQPlus(cfg.qat.bits()).to(device)
             rows = torch.cat([p.detach() for p in params], dim=1)
             quant.init_mse(rows) if cfg.qat.init == "mse" else quant.init_minmax(rows)
@@ -213,21 +246,11 @@ def train(
             if bool(keep.all()) or not bool(keep.any()):
                 keep = None
         k = 0 if in_qat else schedule.k_at(t, n_now if keep is None else int(keep.sum()))
-        if keep is not None or k:
-            new = None
-            if k:
-                n_after = (n_now if keep is None else int(keep.sum())) + k
-                with torch.no_grad():
-                    err = pixel_error(img.detach(), target)
-                    pix = select_pixels(err, k)
-                    k = int(pix.shape[0])
-                    residual = (target - img.detach()) if cfg.new_color == "residual" else None
-                    new = new_gaussians(pix, n_after, height, width, gen, cfg, residual)
-            cur = [p.detach() if keep is None else p.detach()[keep] for p in params]
-            if new is not None:
-                cur = [torch.cat((c, nw.to(device)), dim=0) for c, nw in zip(cur, new)]
-            params = [_leaf(c) for c in cur]
-            opt.replace(params, keep, k)
+        if keep is not None:
+            params = [_leaf(p.detach()[keep]) for p in params]
+            opt.replace(params, keep, 0)
+        if k:
+            params = add_at_errors(params, k, img.detach())
 
         if progress is not None:
             progress(t, iterations, {"phase": "qat" if in_qat else "float", "psnr": last_psnr,

@@ -33,7 +33,10 @@ def _chunk_contribution(
         + a[:, None, None] * dy * dy
     ) / safe_det[:, None, None]  # [n, H, W]
     inside = (m2 <= CUTOFF_M2) & valid[:, None, None]
-    weight = torch.where(inside, torch.exp(-0.5 * m2), torch.zeros_like(m2))  # [n, H, W]
+    # exp only of masked values: an invalid Gaussian's m2 can be hugely negative, and
+    # exp's inf would turn where()'s zero gradient into NaN (0 * inf)
+    m2_in = torch.where(inside, m2, torch.zeros_like(m2))
+    weight = torch.where(inside, torch.exp(-0.5 * m2_in), torch.zeros_like(m2))  # [n, H, W]
     return torch.einsum("nhw,nc->hwc", weight, colors)
 
 
