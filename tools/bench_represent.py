@@ -80,6 +80,20 @@ def forward_ms(res, height: int, width: int, device, repeats: int = 5) -> float:
     return 1000.0 * statistics.median(times)
 
 
+def progress_printer(name: str, every: int):
+    """A fit progress callback printing one stderr line every ``every`` iterations (None if 0)."""
+    if every <= 0:
+        return None
+    t0 = time.perf_counter()
+
+    def report(it, total, info):
+        if it % every == 0 or it == total:
+            psnr = "n/a" if info["psnr"] is None else f"{info['psnr']:.2f} dB"
+            print(f"  {name}: {it}/{total} ({info['phase']}), last PSNR {psnr}, N={info['gaussians']}, "
+                  f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return report
+
+
 def iterations_to_target(rows: list[dict], target: float) -> dict:
     """Per N, first iteration where the mean over images of the history PSNR reaches target."""
     out = {}
@@ -133,6 +147,8 @@ def main(argv=None) -> int:
     ap.add_argument("--target", type=float, default=31.0, help="dB for iterations_to_target")
     ap.add_argument("--out-json", default="bench_represent.json")
     ap.add_argument("--out-md", default=None)
+    ap.add_argument("--progress-every", type=int, default=0,
+                    help="print iteration, PSNR and N to stderr every K iterations (long runs)")
     args = ap.parse_args(argv)
 
     ns = [int(x) for x in args.gaussians.split(",") if x.strip()]
@@ -163,7 +179,8 @@ def main(argv=None) -> int:
         for n in ns:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            res = fit_image(img, n, its, seed=args.seed, device=str(device), config=cfg)
+            res = fit_image(img, n, its, seed=args.seed, device=str(device), config=cfg,
+                            progress=progress_printer(f.name, args.progress_every))
             row = {
                 "image": f.name, "width": w, "height": h, "n": n, "gaussians": res.gaussians,
                 "psnr": res.psnr, "ms_ssim": res.ms_ssim, "iterations": res.iterations,
