@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""How many bits per Gaussian would neighbour contexts save? (a what-if for a future
+payload coding; coding v1 can only use channels of the same Gaussian as contexts)
+
+    python tools/context_headroom.py FILE.gimg [FILE.gimg ...]
+
+For each file, with the coder's own cost model (HybridUint tokens, transmitted
+histograms, raw bits; ``gaussian_coder._context_cost``) and the best (k, m) per case:
+- position gaps: one context vs contexts from the mean log2 of the previous 4 gaps;
+- a, c and green (predictor "none"): one context vs contexts from the previous
+  Gaussian's value in Morton order, and from log2 of the Gaussian's own Morton gap
+  (averaged with the previous one).
+Contexts are quantile splits into 2 or 4 classes (the thresholds would be transmitted;
+their few bits are ignored here). Prints bits per Gaussian per case and the mean saving.
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+from gipp_codec.entropy import gaussian_coder as gc
+from gipp_codec.format.constants import CH_A, CH_C, CH_GREEN, CH_X, CH_Y
+from gipp_codec.format.container import parse_gimg
+
+GRID = tuple((k, m) for k, m in gc._KM_GRID if k <= 10)
+
+
+def cost_per_gaussian(u: np.ndarray, ctx: np.ndarray) -> float:
+    """Bits per value to code u [N] split by ctx [N] (ints from 0), best (k, m) for all contexts."""
+    classes = int(ctx.max()) + 1
+    best = min(sum(gc._context_cost(u[ctx == c], k, m)[0] for c in range(classes)) for k, m in GRID)
+    return best / u.size
+
+
+def quantile_classes(v: np.ndarray, parts: int) -> np.ndarray:
+    """Context class [N] of each value: which of ``parts`` quantile bins it falls in."""
+    thr = np.unique(np.quantile(v, np.arange(1, parts) / parts))
+    return np.searchsorted(thr, v, side="right")
+
+
+def headroom(path: str) -> dict:
+    """Bits per Gaussian with and without neighbour contexts, per stream, for one file."""
+    q = parse_gimg(open(path, "rb").read()).gaussians.q.astype(np.int64)  # [N, 8], Morton order
+    n = q.shape[0]
+    morton = gc.morton_encode(q[:, CH_X], q[:, CH_Y])
+    gaps = np.diff(morton, prepend=np.uint64(0))  # [N]
+    lg = np.log2(gaps.astype(np.float64) + 1.0)
+    prev4 = np.convolve(np.r_[np.repeat(lg[0], 4), lg], np.ones(4) / 4, mode="valid")[:n]  # mean of 4 before
+    own_prev_gap = (lg + np.r_[lg[0], lg[:-1]]) / 2
+    one = np.zeros(n, np.int64)
+    out = {"file": path, "gaussians": n, "streams": {}}
+    base = cost_per_gaussian(gaps, one)
+    out["streams"]["position"] = {"one context": base,
+                                  **{f"last-4-gaps x{p}": cost_per_gaussian(gaps, quantile_classes(prev4, p))
+                                     for p in (2, 4)}}
+    for ch, name in ((CH_A, "a"), (CH_C, "c"), (CH_GREEN, "green")):
+        col = q[:, ch]
+        prev = np.r_[col[0], col[:-1]]
+        u = col.astype(np.uint64)
+        row = {"one context": cost_per_gaussian(u, one)}
+        for p in (2, 4):
+            row[f"previous value x{p}"] = cost_per_gaussian(u, quantile_classes(prev, p))
+            row[f"Morton gap x{p}"] = cost_per_gaussian(u, quantile_classes(own_prev_gap, p))
+        out["streams"][name] = row
+    return out
+
+
+def main(argv=None) -> int:
+    """Entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", nargs="+")
+    args = ap.parse_args(argv)
+    savings = []
+    for path in args.files:
+        res = headroom(path)
+        print(f"{path}: N = {res['gaussians']}")
+        total = 0.0
+        for name, row in res["streams"].items():
+            base = row["one context"]
+            best_case, best = min(((k, v) for k, v in row.items()), key=lambda kv: kv[1])
+            total += base - best
+            cells = ", ".join(f"{k} {v:.3f}" for k, v in row.items())
+            print(f"  {name:8s} {cells}  -> best saves {base - best:.3f} ({best_case})")
+        print(f"  total saving {total:.3f} bits per Gaussian")
+        savings.append(total)
+    if len(savings) > 1:
+        print(f"mean saving over {len(savings)} files: {np.mean(savings):.3f} bits per Gaussian")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
