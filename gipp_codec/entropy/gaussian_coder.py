@@ -386,20 +386,18 @@ def _read_histogram(r: BitReader, max_tokens: int, name: str) -> np.ndarray:
         raise PayloadError(f"stream {name}: histogram of {ntok} tokens, at most {max_tokens} possible")
     if ntok == 1:
         return np.zeros(1, np.int64)
-    deltas = np.empty(ntok, np.int64)
-    pos = token_kernels.se_run(r.array, r.nbits, r.pos, ntok, MAX_UE_PREFIX, deltas)
+    counts = np.empty(ntok, np.int64)
+    pos = token_kernels.histogram_counts(r.array, r.nbits, r.pos, ntok, MAX_UE_PREFIX, MAX_LEVEL, counts)
+    if pos == token_kernels.BAD_LEVEL:
+        raise PayloadError(f"stream {name}: histogram level {int(counts[0])} outside 0..{MAX_LEVEL}")
+    if pos == token_kernels.ALL_ZERO:
+        raise PayloadError(f"stream {name}: histogram of {ntok} tokens with all counts zero")
     if pos < 0:
         what = "exp-Golomb code too long" if pos == token_kernels.TOO_LONG else "stream overrun"
         raise PayloadError(f"side stream: {what} in the histogram of stream {name} "
                            f"(byte {r.base_offset + r.pos // 8})")
     r.pos = pos
-    levels = np.cumsum(deltas)
-    bad = (levels < 0) | (levels > MAX_LEVEL)
-    if bad.any():
-        raise PayloadError(f"stream {name}: histogram level {int(levels[bad][0])} outside 0..{MAX_LEVEL}")
-    if not levels.any():
-        raise PayloadError(f"stream {name}: histogram of {ntok} tokens with all counts zero")
-    return level_count(levels)
+    return counts
 
 
 def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base_offset: int = 0):
@@ -441,7 +439,7 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         for idx, counts in zip(groups, hists):
             if counts.size >= 2 and idx.size:
                 try:
-                    tokens = ans.decode(categorical(counts), int(idx.size))
+                    tokens = ans.decode(categorical(counts, validated=True), int(idx.size))
                 except PayloadError:
                     raise
                 except Exception as exc:  # constriction reports misuse as ordinary exceptions

@@ -64,9 +64,12 @@ def model_cost_bits(counts: np.ndarray, tokens: np.ndarray) -> float:
     return float(np.sum(hist[used] * (PRECISION - np.log2(freq[used].astype(np.float64)))))
 
 
-def categorical(counts: np.ndarray):
-    """The constriction model of integer counts [n] (n >= 2, at least one count > 0)."""
+def categorical(counts: np.ndarray, validated: bool = False):
+    """The constriction model of integer counts [n] (n >= 2, at least one count > 0).
+    ``validated=True`` skips the checks (the decoder's histogram reader has made them)."""
     counts = np.asarray(counts, dtype=np.float64)
+    if validated:
+        return constriction.stream.model.Categorical(counts, perfect=False)
     if counts.size < 2 or not np.all(np.isfinite(counts)) or counts.min() < 0 or counts.sum() <= 0:
         raise PayloadError(f"invalid histogram: {counts.size} tokens, all counts zero or negative")
     return constriction.stream.model.Categorical(counts, perfect=False)

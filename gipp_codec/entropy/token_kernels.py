@@ -11,6 +11,8 @@ from numba import njit
 
 OVERRUN = -1  # the stream ended inside a code
 TOO_LONG = -2  # an exp-Golomb prefix longer than MAX_UE_PREFIX zero bits
+BAD_LEVEL = -3  # a histogram level outside 0..max_level
+ALL_ZERO = -4  # a histogram whose levels are all 0
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False)
 
@@ -70,4 +72,31 @@ def tokens_to_values(tokens, k, m, data, size, pos, out):
             return OVERRUN
         out[i] = (np.uint64((1 << m) + top) << np.uint64(nraw)) | _read(data, pos, nraw)
         pos += nraw
+    return pos
+
+
+@njit(**_OPTS)
+def histogram_counts(data, size, pos, ntok, max_prefix, max_level, counts):
+    """Read a histogram's ``ntok`` level deltas (se codes) from bit ``pos`` and write each
+    token's integer count COUNT(e) into counts [ntok] (int64): 0 for e = 0, else
+    (2 + (h & 1)) << (h >> 1) with h = e - 1 (spec: "Histograms"). Returns the new position,
+    or OVERRUN, TOO_LONG, BAD_LEVEL (counts[0] then holds the level) or ALL_ZERO."""
+    pos = se_run(data, size, pos, ntok, max_prefix, counts)  # deltas, in place
+    if pos < 0:
+        return pos
+    level = 0
+    nonzero = False
+    for i in range(ntok):
+        level += counts[i]
+        if level < 0 or level > max_level:
+            counts[0] = level
+            return BAD_LEVEL
+        if level == 0:
+            counts[i] = 0
+        else:
+            nonzero = True
+            h = level - 1
+            counts[i] = (2 + (h & 1)) << (h >> 1)
+    if not nonzero:
+        return ALL_ZERO
     return pos
