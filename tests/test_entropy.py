@@ -198,3 +198,29 @@ def test_bitreader_many_at_stream_end():
     assert r.many(np.array([0, 0])).tolist() == [0, 0]  # zero-width reads at the very end
     with pytest.raises(PayloadError):
         r.many(np.array([8]))
+
+
+def _histogram_bits(levels):
+    w = BitWriter()
+    w.ue(len(levels) - 1)
+    prev = 0
+    for e in levels:
+        w.se(int(e) - prev)
+        prev = int(e)
+    return w.getvalue()
+
+
+def test_histogram_reader_counts_and_errors():
+    from gipp_codec.entropy.gaussian_coder import _read_histogram
+    from gipp_codec.entropy.models import MAX_LEVEL
+
+    levels = [0, 3, 1, 47, 0, 12]
+    counts = _read_histogram(BitReader(_histogram_bits(levels), "side"), 64, "a")
+    assert counts.tolist() == level_count(np.array(levels)).tolist()
+    for bad, match in (([2, MAX_LEVEL + 1, 0], "outside"), ([3, -4], "outside"), ([0, 0, 0], "all counts zero")):
+        with pytest.raises(PayloadError, match=match):
+            _read_histogram(BitReader(_histogram_bits(bad), "side"), 64, "a")
+    with pytest.raises(PayloadError, match="at most"):
+        _read_histogram(BitReader(_histogram_bits(levels), "side"), 5, "a")
+    with pytest.raises(PayloadError, match="overrun"):
+        _read_histogram(BitReader(_histogram_bits(levels)[:2], "side"), 64, "a")
