@@ -141,10 +141,12 @@ def _measure(data: bytes, arr: np.ndarray) -> tuple[float, float | None, dict]:
     return psnr(decoded, arr), ms_ssim(decoded, arr), read_info(data)
 
 
-def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata) -> Callable:
+def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata,
+                   init: str = "minmax") -> Callable:
     """The trainer's rate hook for a file of ``budget_bits``: rows [N, 8] -> N'.
 
-    When QAT starts it quantizes the float Gaussians with a fresh LSQ+ initialisation,
+    When QAT starts it quantizes the float Gaussians with a fresh LSQ+ initialisation
+    (``init``: "minmax" or "mse", as the trainer's QAT config),
     codes them into a complete file, and from the measured bits per Gaussian (minus the
     fixed cost of an empty file: container, headers, metadata) solves for the N' that
     fills the budget, with position gaps costing log2(N/N') bits more per Gaussian when
@@ -154,7 +156,7 @@ def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int,
         from gipp_codec.quant.lsq import LSQPlus
 
         quant = LSQPlus(tuple(bits.per_channel())).to(rows.device)
-        quant.init_mse(rows)
+        quant.init_mse(rows) if init == "mse" else quant.init_minmax(rows)
         q = quant.quantize(rows)  # [N, 8] uint16
         scales, offsets = quant.export()
         n = int(q.shape[0])
@@ -223,7 +225,10 @@ def encode_with_report(
         n = predict_gaussians(max(budget - meta_bits, 1.0), bits)
         # aim a little high at QAT start (QAT and its pruning shrink the file by a few %),
         # then trim the finished file to the budget
-        hook = size_to_budget(budget * (1 + HOOK_MARGIN), bits, w, h, metadata)
+        from gipp_codec.fit.config import FitConfig
+
+        qat_init = (config if config is not None else FitConfig()).qat.init
+        hook = size_to_budget(budget * (1 + HOOK_MARGIN), bits, w, h, metadata, qat_init)
         data, qreport = _encode_once(arr, n, iterations, bits, seed, device, config, metadata, progress, hook,
                                      budget)
         achieved = len(data) * 8 / (h * w)
@@ -231,7 +236,7 @@ def encode_with_report(
             # the hook sized the set at QAT start; what QAT did to the rate after that is
             # now measured: ask again with the budget corrected by that drift
             drift = achieved / bpp
-            hook2 = size_to_budget(budget * (1 + HOOK_MARGIN) / drift, bits, w, h, metadata)
+            hook2 = size_to_budget(budget * (1 + HOOK_MARGIN) / drift, bits, w, h, metadata, qat_init)
             n2 = max(1, int(round(qreport.gaussians / drift)))
             data2, qreport2 = _encode_once(arr, n2, iterations, bits, seed, device, config, metadata, progress,
                                            hook2, budget)
