@@ -130,7 +130,7 @@ def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float, file_of:
             lo, best = mid, data
         else:
             hi = mid - 1
-    return best if lo == 1 else file_of(q[np.sort(order[:lo])])
+    return best  # always the file of the top ``lo`` Gaussians
 
 
 def _measure(data: bytes, arr: np.ndarray) -> tuple[float, float | None, dict]:
