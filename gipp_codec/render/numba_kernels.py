@@ -339,15 +339,7 @@ def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colo
             grow2 = gp[2, j]
             for i in range(nblk * LANES):
                 e = off + np.float32(i)
-                m2 = qa * e * e + m2r
-                v = np.float32(_V_SHIFT) - m2 * np.float32(1.0 / 32.0)
-                p = np.float32(1.0) + v * (np.float32(1.0) + v * (np.float32(0.5) + v * (
-                    np.float32(1.0 / 6.0) + v * (np.float32(1.0 / 24.0) + v * np.float32(1.0 / 120.0)))))
-                p = p * p
-                p = p * p
-                p = p * p
-                p = p * p
-                w = p if m2 <= np.float32(CUTOFF_M2) else np.float32(0.0)
+                w = _weight(e, qa, m2r)
                 idx = np.uint64(b0) + np.uint64(i)
                 g0 = grow0[idx]
                 g1 = grow1[idx]
