@@ -11,7 +11,8 @@ from gipp_codec.fit.api import fit_image, resolve_device
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
 from gipp_codec.fit.init import caf_lp, sparse_init
-from gipp_codec.fit.prune import keep_mask, psd_mask
+from gipp_codec.fit.prune import keep_mask
+from gipp_codec.render.convention import valid_mask
 from gipp_codec.fit.trainer import RowAdam, lr_factor, train
 from gipp_codec.metrics import psnr
 from gipp_codec.render import get_renderer
@@ -59,7 +60,7 @@ def test_sparse_init_ranges_and_caf():
 
 def test_psd_pruning_mask():
     covs = torch.tensor([[2.0, 0.5, 2.0], [1.0, 1.0, 1.0], [-1.0, 0.0, 2.0], [2.0, 0.0, 0.0], [1.0, -0.9, 1.0]])
-    assert psd_mask(covs).tolist() == [True, False, False, False, True]
+    assert valid_mask(covs).tolist() == [True, False, False, False, True]
     means = torch.tensor([[5.0, 5.0], [5.0, 5.0], [5.0, 5.0], [5.0, 5.0], [-50.0, 5.0]])
     assert keep_mask(means, covs, H, W, offscreen=False).tolist() == [True, False, False, False, True]
     assert keep_mask(means, covs, H, W, offscreen=True).tolist() == [True, False, False, False, False]
@@ -86,7 +87,7 @@ def test_training_prunes_non_psd():
     out = train(target, 20, 5, cfg, corrupting, seed=0)
     assert state["n"] == 10
     assert out.means.shape[0] == state["n"] - 2
-    assert bool(psd_mask(out.covs).all())
+    assert bool(valid_mask(out.covs).all())
 
 
 def test_fit_improves_over_init():

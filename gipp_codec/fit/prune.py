@@ -3,20 +3,14 @@ and optionally those whose 3-sigma box lies entirely outside the image (they ren
 
 import torch
 
-from gipp_codec.render.convention import CUTOFF_SIGMA
-
-
-def psd_mask(covs: torch.Tensor) -> torch.Tensor:  # [N] bool
-    """True where (a, b, c) satisfies a > 0, c > 0, a*c - b*b > 0 (the renderer's validity rule)."""
-    a, b, c = covs[:, 0], covs[:, 1], covs[:, 2]
-    return (a > 0) & (c > 0) & (a * c - b * b > 0)
+from gipp_codec.render.convention import CUTOFF_SIGMA, valid_mask
 
 
 def onscreen_mask(means: torch.Tensor, covs: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """True where the axis-aligned 3-sigma box of a Gaussian can touch a pixel centre.
 
     Extent along x is 3*sqrt(a), along y 3*sqrt(c) (exact for the ellipse's bounding box).
-    Invalid covariances give False-free NaN handling: use together with ``psd_mask``.
+    Invalid covariances give False-free NaN handling: use together with ``convention.valid_mask``.
     """
     rx = CUTOFF_SIGMA * torch.sqrt(covs[:, 0].clamp_min(0))
     ry = CUTOFF_SIGMA * torch.sqrt(covs[:, 2].clamp_min(0))
@@ -27,7 +21,7 @@ def onscreen_mask(means: torch.Tensor, covs: torch.Tensor, height: int, width: i
 
 def keep_mask(means: torch.Tensor, covs: torch.Tensor, height: int, width: int, offscreen: bool) -> torch.Tensor:
     """Gaussians to keep: PSD, and on screen when ``offscreen`` pruning is on."""
-    keep = psd_mask(covs)
+    keep = valid_mask(covs)
     if offscreen:
         keep &= onscreen_mask(means, covs, height, width)
     return keep

@@ -32,7 +32,10 @@ CUTOFF_M2 = CUTOFF_SIGMA * CUTOFF_SIGMA  # squared Mahalanobis cut-off, inclusiv
 
 
 def valid_mask(covs: np.ndarray) -> np.ndarray:
-    """Boolean mask [N] of Gaussians whose covariance [N, 3] = (a, b, c) is positive definite."""
+    """Boolean mask [N] of Gaussians whose covariance [N, 3] = (a, b, c) is positive definite.
+
+    Only indexing and elementwise operators: works on numpy arrays and torch tensors alike
+    (every backend and the trainer's pruning use this one rule)."""
     a, b, c = covs[:, 0], covs[:, 1], covs[:, 2]
     return (a > 0) & (c > 0) & (a * c - b * b > 0)
 

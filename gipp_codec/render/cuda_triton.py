@@ -37,7 +37,7 @@ import triton
 import triton.language as tl
 
 from gipp_codec.errors import ConfigError
-from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET
+from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET, valid_mask
 from gipp_codec.render.tiles import TILE, bin_gaussians
 
 # Gaussians per inner block and warps per tile program. Not yet timed on a GPU (none was at
@@ -263,10 +263,9 @@ def render_cuda(
     m32 = means.to(torch.float32)
     cv32 = covs.to(torch.float32)
     with torch.no_grad():
-        a, b, c = cv32[:, 0], cv32[:, 1], cv32[:, 2]
-        det = a * c - b * b
+        det = cv32[:, 0] * cv32[:, 2] - cv32[:, 1] * cv32[:, 1]
         # Non-finite rows count as invalid too (binning drops them as well).
-        valid = (a > 0) & (c > 0) & (det > 0) & torch.isfinite(det)
+        valid = valid_mask(cv32) & torch.isfinite(det)
     # Invalid rows are replaced by the identity before any arithmetic, so no inf/NaN can reach
     # autograd (0 * NaN would poison the valid-looking gradients); they are in no tile anyway.
     identity = torch.tensor([1.0, 0.0, 1.0], device=cv32.device, dtype=cv32.dtype)

@@ -8,7 +8,7 @@ readable oracle the fast backends are tested against, not a production path.
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET
+from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET, valid_mask
 
 # Elements of one chunk's [n, H, W] weight tensor; bounds the reference's working memory.
 _CHUNK_ELEMENTS = 1 << 22
@@ -23,7 +23,7 @@ def _chunk_contribution(
 ) -> torch.Tensor:  # [H, W, 3]
     a, b, c = covs[:, 0], covs[:, 1], covs[:, 2]
     det = a * c - b * b
-    valid = (a > 0) & (c > 0) & (det > 0)
+    valid = valid_mask(covs)
     safe_det = torch.where(valid, det, torch.ones_like(det))
     dx = xs[None, None, :] - means[:, 0, None, None]  # [n, 1, W]
     dy = ys[None, :, None] - means[:, 1, None, None]  # [n, H, 1]

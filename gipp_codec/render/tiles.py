@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import torch
 
-from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET
+from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET, valid_mask
 
 TILE = 16
 # Absolute widening (pixels) of each half-width: covers float32 rounding of m2 near the cut-off.
@@ -41,12 +41,6 @@ class TileBins(NamedTuple):
     counts: torch.Tensor  # [N] int64, tiles per Gaussian
     tiles_x: int
     tiles_y: int
-
-
-def gaussian_valid(covs: torch.Tensor) -> torch.Tensor:  # covs [N, 3] -> [N] bool
-    """Positive definiteness, as ``convention.valid_mask`` (a > 0, c > 0, a*c - b*b > 0)."""
-    a, b, c = covs[:, 0], covs[:, 1], covs[:, 2]
-    return (a > 0) & (c > 0) & (a * c - b * b > 0)
 
 
 def tile_rects(
@@ -66,7 +60,7 @@ def tile_rects(
     """
     m = means.detach().to(torch.float64)
     cv = covs.detach().to(torch.float64)
-    ok = gaussian_valid(cv) & torch.isfinite(m).all(dim=1) & torch.isfinite(cv).all(dim=1)
+    ok = valid_mask(cv) & torch.isfinite(m).all(dim=1) & torch.isfinite(cv).all(dim=1)
     if valid is not None:
         ok = ok & valid.to(ok.device)
     # Half-widths of the cut-off ellipse's bounding box: sqrt(CUTOFF_M2 * Sigma_xx), ... .
