@@ -62,6 +62,35 @@ def _interpreting() -> bool:
 
 
 @triton.jit
+def _tile_pixels(tiles_x, height, width, TILE_SIZE: tl.constexpr, CENTER: tl.constexpr):
+    """This program's tile: pixel column, row, in-image mask and pixel-centre x, y, each [256]."""
+    tile = tl.program_id(0)
+    ty = tile // tiles_x
+    tx = tile - ty * tiles_x
+    pix = tl.arange(0, TILE_SIZE * TILE_SIZE)  # [256] pixels of the tile, row-major
+    col = tx * TILE_SIZE + pix % TILE_SIZE
+    row = ty * TILE_SIZE + pix // TILE_SIZE
+    in_image = (col < width) & (row < height)
+    return col, row, in_image, col.to(tl.float32) + CENTER, row.to(tl.float32) + CENTER
+
+
+@triton.jit
+def _load_params(params_ptr, gauss_ids_ptr, k, live):
+    """Packed parameters (mx, my, ia, ib, ic, r, g, b), each [G], of the pairs k [G] (live mask)."""
+    gid = tl.load(gauss_ids_ptr + k, mask=live, other=0)
+    row_ptr = params_ptr + gid.to(tl.int64) * 8
+    mx = tl.load(row_ptr + 0, mask=live, other=0.0)
+    my = tl.load(row_ptr + 1, mask=live, other=0.0)
+    ia = tl.load(row_ptr + 2, mask=live, other=0.0)
+    ib = tl.load(row_ptr + 3, mask=live, other=0.0)
+    ic = tl.load(row_ptr + 4, mask=live, other=0.0)
+    cr = tl.load(row_ptr + 5, mask=live, other=0.0)
+    cg = tl.load(row_ptr + 6, mask=live, other=0.0)
+    cb = tl.load(row_ptr + 7, mask=live, other=0.0)
+    return mx, my, ia, ib, ic, cr, cg, cb
+
+
+@triton.jit
 def _forward_kernel(
     params_ptr,  # [N, 8] float32
     gauss_ids_ptr,  # [P] int32, sorted by tile
@@ -76,14 +105,7 @@ def _forward_kernel(
     CENTER: tl.constexpr,
 ):
     tile = tl.program_id(0)
-    ty = tile // tiles_x
-    tx = tile - ty * tiles_x
-    pix = tl.arange(0, TILE_SIZE * TILE_SIZE)  # [256] pixels of the tile, row-major
-    col = tx * TILE_SIZE + pix % TILE_SIZE
-    row = ty * TILE_SIZE + pix // TILE_SIZE
-    in_image = (col < width) & (row < height)
-    px = col.to(tl.float32) + CENTER
-    py = row.to(tl.float32) + CENTER
+    col, row, in_image, px, py = _tile_pixels(tiles_x, height, width, TILE_SIZE, CENTER)
     start = tl.load(tile_offsets_ptr + tile)
     end = tl.load(tile_offsets_ptr + tile + 1)
     acc_r = tl.zeros([TILE_SIZE * TILE_SIZE], dtype=tl.float32)
@@ -92,16 +114,7 @@ def _forward_kernel(
     for s in range(start, end, BLOCK):
         k = s + tl.arange(0, BLOCK)  # [G] pair indices
         live = k < end
-        gid = tl.load(gauss_ids_ptr + k, mask=live, other=0)
-        row_ptr = params_ptr + gid.to(tl.int64) * 8
-        mx = tl.load(row_ptr + 0, mask=live, other=0.0)
-        my = tl.load(row_ptr + 1, mask=live, other=0.0)
-        ia = tl.load(row_ptr + 2, mask=live, other=0.0)
-        ib = tl.load(row_ptr + 3, mask=live, other=0.0)
-        ic = tl.load(row_ptr + 4, mask=live, other=0.0)
-        cr = tl.load(row_ptr + 5, mask=live, other=0.0)
-        cg = tl.load(row_ptr + 6, mask=live, other=0.0)
-        cb = tl.load(row_ptr + 7, mask=live, other=0.0)
+        mx, my, ia, ib, ic, cr, cg, cb = _load_params(params_ptr, gauss_ids_ptr, k, live)
         # Forward block is [G, 256] (pixels last): with Triton's default layout each thread
         # owns whole G-columns of a few pixels, so the sum over Gaussians stays in-thread.
         dx = px[None, :] - mx[:, None]  # [G, 256]
@@ -135,14 +148,7 @@ def _backward_kernel(
     CENTER: tl.constexpr,
 ):
     tile = tl.program_id(0)
-    ty = tile // tiles_x
-    tx = tile - ty * tiles_x
-    pix = tl.arange(0, TILE_SIZE * TILE_SIZE)
-    col = tx * TILE_SIZE + pix % TILE_SIZE
-    row = ty * TILE_SIZE + pix // TILE_SIZE
-    in_image = (col < width) & (row < height)
-    px = col.to(tl.float32) + CENTER
-    py = row.to(tl.float32) + CENTER
+    col, row, in_image, px, py = _tile_pixels(tiles_x, height, width, TILE_SIZE, CENTER)
     o = (row.to(tl.int64) * width + col) * 3
     # Pixels outside the image get a zero incoming gradient: they then add nothing below.
     gr = tl.load(grad_out_ptr + o + 0, mask=in_image, other=0.0)  # [256]
@@ -153,16 +159,7 @@ def _backward_kernel(
     for s in range(start, end, BLOCK):
         k = s + tl.arange(0, BLOCK)
         live = k < end
-        gid = tl.load(gauss_ids_ptr + k, mask=live, other=0)
-        row_ptr = params_ptr + gid.to(tl.int64) * 8
-        mx = tl.load(row_ptr + 0, mask=live, other=0.0)
-        my = tl.load(row_ptr + 1, mask=live, other=0.0)
-        ia = tl.load(row_ptr + 2, mask=live, other=0.0)
-        ib = tl.load(row_ptr + 3, mask=live, other=0.0)
-        ic = tl.load(row_ptr + 4, mask=live, other=0.0)
-        cr = tl.load(row_ptr + 5, mask=live, other=0.0)
-        cg = tl.load(row_ptr + 6, mask=live, other=0.0)
-        cb = tl.load(row_ptr + 7, mask=live, other=0.0)
+        mx, my, ia, ib, ic, cr, cg, cb = _load_params(params_ptr, gauss_ids_ptr, k, live)
         # Backward block is [256, G] (Gaussians last): the per-Gaussian sums over pixels then
         # reduce within threads and across warps once per block, not per Gaussian.
         dx = px[:, None] - mx[None, :]  # [256, G]
