@@ -5,16 +5,14 @@ Spec: format_spec/gimg.md ("Decoding process").
 """
 
 import os
-from pathlib import Path
 
 import numpy as np
 
-from gipp_codec.errors import GimgError
 from gipp_codec.format.container import ParsedGimg, parse_gimg
 from gipp_codec.format.model import QuantizedGaussians
-from gipp_codec.imageio import DEFAULT_PNG_LEVEL, ImageMetadata, check_distinct_paths, save_png
+from gipp_codec.imageio import DEFAULT_PNG_LEVEL, ImageMetadata, check_distinct_paths, read_input_bytes, save_png
 from gipp_codec.quant.dequant import dequantize
-from gipp_codec.render.convention import to_uint8  # floor(clamp(v, 0, 1) * 255 + 0.5)
+from gipp_codec.render.convention import to_uint8  # noqa: F401  (re-exported: floor(clamp(v, 0, 1) * 255 + 0.5))
 
 
 def gaussians_as_floats(parsed: ParsedGimg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,15 +69,7 @@ def read_info(data: bytes) -> dict:
 
 def read_input_file(path: str | os.PathLike) -> bytes:
     """Read a .gimg file; a missing or unreadable file is a GimgError."""
-    path = Path(path)
-    if not path.exists():
-        raise GimgError(f"{path}: no such file")
-    if path.is_dir():
-        raise GimgError(f"{path}: is a directory, expected a .gimg file")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise GimgError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return read_input_bytes(path, "a .gimg file")
 
 
 def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_level: int = DEFAULT_PNG_LEVEL) -> dict:

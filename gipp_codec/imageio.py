@@ -66,19 +66,23 @@ def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
 
 
+def read_input_bytes(path: str | os.PathLike, kind: str, error: type[GimgError] = GimgError) -> bytes:
+    """The bytes of an input file; a missing, directory or unreadable path raises ``error``
+    with a one-line message (``kind`` names what was expected, e.g. "an image file")."""
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{path}: no such file")
+    if path.is_dir():
+        raise error(f"{path}: is a directory, expected {kind}")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
 def load_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageMetadata]:
     """Load an image file as uint8 [H, W, 3] plus its ICC/EXIF metadata; raise InputImageError on any problem."""
-    path = Path(path)
-    name = str(path)
-    if not path.exists():
-        raise InputImageError(f"{name}: no such file")
-    if path.is_dir():
-        raise InputImageError(f"{name}: is a directory, expected an image file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputImageError(f"{name}: cannot read ({exc.strerror or exc})") from None
-    return decode_image_bytes(data, name)
+    return decode_image_bytes(read_input_bytes(path, "an image file", InputImageError), str(Path(path)))
 
 
 def decode_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, ImageMetadata]:
