@@ -91,25 +91,18 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
 
     data = file_of(q)
     if budget_bits is not None and 8 * len(data) > budget_bits and q.shape[0] > 1:
-        data = _trim_to_budget(q, scales, offsets, budget_bits, file_of)
+        data, qreport.gaussians = _trim_to_budget(q, scales, offsets, budget_bits, file_of)
         from gipp_codec.decoder import decode
 
         qreport.psnr = psnr(decode(data), arr)  # the encoder's figure is the file's
-        qreport.gaussians = int(read_gaussian_count(data))
         qreport.render = None
     return data, qreport
 
 
-def read_gaussian_count(data: bytes) -> int:
-    """N of .gimg bytes (header only)."""
-    from gipp_codec.decoder import read_info
-
-    return int(read_info(data)["header"]["gaussian_count"])
-
-
-def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float, file_of: Callable) -> bytes:
+def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float, file_of: Callable) -> tuple[bytes, int]:
     """Drop the least important Gaussians (smallest rendered energy, ``fit.prune.importance``)
-    of q [N, 8] until the file fits ``budget_bits``; returns the largest file that fits."""
+    of q [N, 8] until the file fits ``budget_bits``; returns the largest file that fits and
+    how many Gaussians it holds."""
     import torch
 
     from gipp_codec.fit.prune import importance
@@ -130,7 +123,7 @@ def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float, file_of:
             lo, best = mid, data
         else:
             hi = mid - 1
-    return best  # always the file of the top ``lo`` Gaussians
+    return best, lo  # best is always the file of the top ``lo`` Gaussians
 
 
 def _measure(data: bytes, arr: np.ndarray) -> tuple[float, float | None, dict]:
@@ -219,10 +212,7 @@ def encode_with_report(
         if not (isinstance(bpp, (int, float)) and np.isfinite(bpp) and 0 < bpp <= MAX_BPP):
             raise ConfigError(f"bpp must be a number in (0, {MAX_BPP}], got {bpp!r}")
         budget = bpp * h * w
-        meta_bits = 8 * len(write_gimg(QuantizedGaussians(w, h, bits, np.zeros((0, 8), np.uint16),
-                                                          np.full(8, 0.01, np.float32), np.zeros(8, np.float32)),
-                                       metadata))
-        n = predict_gaussians(max(budget - meta_bits, 1.0), bits)
+        n = predict_gaussians(budget, bits)  # the rate hook then accounts for headers and metadata
         # aim a little high at QAT start (QAT and its pruning shrink the file by a few %),
         # then trim the finished file to the budget
         from gipp_codec.fit.config import FitConfig

@@ -212,7 +212,7 @@ def test_cli_decode_png_level(gimg_file, tmp_path):
 def test_without_scipy_hides_it_only_inside_the_block():
     code = textwrap.dedent("""
         import importlib.util, sys
-        from gipp_codec.render.quick_start import without_scipy
+        from gipp_codec.commands.quick_start import without_scipy
         if importlib.util.find_spec("scipy") is None:
             sys.exit(0)  # nothing to hide on this machine
         with without_scipy():

@@ -81,9 +81,10 @@ def test_trim_to_budget_keeps_the_most_important():
         return write_gimg(QuantizedGaussians(g.width, g.height, g.bits, qq, g.scales, g.offsets))
 
     budget = 0.6 * 8 * len(file_of(q))
-    data = _trim_to_budget(q, g.scales, g.offsets, budget, file_of)
+    data, n_kept = _trim_to_budget(q, g.scales, g.offsets, budget, file_of)
     kept = parse_gimg(data).gaussians.q
     n = kept.shape[0]
+    assert n_kept == n
     assert 8 * len(data) <= budget and 0 < n < 400
     rows = dequantize_rows(q, g.scales, g.offsets).astype(np.float64)  # independent of fit.prune
     energy = (rows[:, 5:8] ** 2).sum(1) * np.sqrt(np.clip(rows[:, 2] * rows[:, 4] - rows[:, 3] ** 2, 0, None))

@@ -79,7 +79,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def decode(input_path, output_path, png_level, as_json):
     """Decode IN.gimg to the PNG image OUT.png."""
-    from gipp_codec.render.quick_start import without_scipy
+    from gipp_codec.commands.quick_start import without_scipy
 
     with without_scipy():  # a short-lived process: skip numba's SciPy probes
         from gipp_codec.decoder import decode_file
@@ -120,7 +120,7 @@ def _format_info(info: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def info(input_path, as_json):
     """Show the header fields and the bits spent per attribute of IN.gimg."""
-    from gipp_codec.render.quick_start import without_scipy
+    from gipp_codec.commands.quick_start import without_scipy
 
     with without_scipy():  # a short-lived process: skip numba's SciPy probes
         from gipp_codec.decoder import read_info, read_input_file
