@@ -8,13 +8,14 @@ import constriction
 import numpy as np
 import pytest
 
-from gipp_codec.entropy import hybrid
-from gipp_codec.entropy.bitio import BitReader, BitWriter, se_length, ue_length
+from gipp_codec.entropy import hybrid, token_kernels
+from gipp_codec.entropy.bitio import MAX_UE_PREFIX, BitReader, BitWriter, se_length, ue_length
 from gipp_codec.entropy.gaussian_coder import (
     canonical_order,
     decode_attributes,
     encode_attributes,
-    morton_decode,
+    channel_prediction,
+    zigzag,
     morton_encode,
 )
 from gipp_codec.entropy.models import categorical, fixed_point_freqs, level_count
@@ -72,8 +73,12 @@ def test_hybrid_tokens_roundtrip(k, m):
     rng = np.random.default_rng(k * 10 + m)
     u = np.concatenate([np.arange(300), rng.integers(0, 2**33, 500), [2**32 - 1, 2**33 - 2]]).astype(np.uint64)
     tokens, raw, nbits = hybrid.tokenize(u, k, m)
-    assert np.array_equal(hybrid.raw_bit_counts(tokens, k, m), nbits)
-    assert np.array_equal(hybrid.detokenize(tokens, raw, k, m), u)
+    w = BitWriter()
+    w.many(raw, nbits)
+    data = np.frombuffer(w.getvalue(), np.uint8)
+    back = np.empty(u.size, np.uint64)
+    assert token_kernels.tokens_to_values(tokens.astype(np.int32), k, m, data, 8 * data.size, 0, back) == nbits.sum()
+    assert np.array_equal(back, u)
     assert tokens.max() <= hybrid.max_token(k, m, int(u.max()))
     assert np.all(raw < (np.uint64(1) << nbits.astype(np.uint64)))
 
@@ -94,20 +99,68 @@ def test_bitio_roundtrip():
     r = BitReader(w.getvalue(), "test")
     for v, s in zip(vals, svals):
         assert r.ue() == v and r.se() == s and r.u(5) == int(v) & 0x1F
-    assert np.array_equal(r.many(nb), many)
+    assert [r.u(int(b)) for b in nb] == many.tolist()
     r.finish()
     with pytest.raises(PayloadError):
         r.u(9)
 
 
-def test_morton_roundtrip_and_order():
+def _token_stream(values: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """HybridUint tokens [M] (int32) of values and their raw bits as a uint8 stream."""
+    tokens, raw, nbits = hybrid.tokenize(values.astype(np.uint64), k, m)
+    w = BitWriter()
+    w.many(raw, nbits)
+    return tokens.astype(np.int32), np.frombuffer(w.getvalue(), np.uint8)
+
+
+def test_finish_positions_inverts_morton_gaps():
     rng = np.random.default_rng(3)
-    x, y = rng.integers(0, 2**16, 1000), rng.integers(0, 2**16, 1000)
-    m = morton_encode(x, y)
-    dx, dy = morton_decode(m)
-    assert np.array_equal(dx, x) and np.array_equal(dy, y)
+    x, y = rng.integers(0, 2**12, 1000), rng.integers(0, 2**12, 1000)
+    m = np.sort(morton_encode(x, y))
     assert int(morton_encode(np.array([1]), np.array([0]))[0]) == 1
     assert int(morton_encode(np.array([0]), np.array([1]))[0]) == 2
+    tokens, data = _token_stream(np.diff(m, prepend=np.uint64(0)), 4, 1)
+    qx, qy = np.empty(m.size, np.int64), np.empty(m.size, np.int64)
+    pos = token_kernels.finish_positions(tokens, 4, 1, data, 8 * data.size, 0, 2**24 - 1, qx, qy)
+    assert pos >= 0
+    assert np.array_equal(morton_encode(qx, qy), m)
+    # a code above the largest the position bits allow is refused
+    assert token_kernels.finish_positions(tokens, 4, 1, data, 8 * data.size, 0, int(m[-1]) - 1, qx, qy) \
+        == token_kernels.BAD_MORTON
+
+
+@pytest.mark.parametrize("pred", [0, 1, 2, 3])
+def test_finish_column_matches_the_numpy_definition(pred):
+    """The fused kernel (ungroup by context, undo the predictor) equals the spec's steps
+    written with numpy, and refuses values outside 0..max_q."""
+    rng = np.random.default_rng(pred)
+    n, max_q = 500, 1023
+    col = rng.integers(0, max_q + 1, n)
+    src = rng.integers(0, 64, n)  # the predictor's source channel (6-bit)
+    ctx_src = rng.integers(0, max_q + 1, n)
+    scales = np.array([0.03, 0.0075], np.float32)
+    offsets = np.array([-1.4, -2.3], np.float32)
+    if pred == 0:
+        u = col.astype(np.uint64)
+    elif pred == 1:
+        u = zigzag(col - 500)
+    elif pred == 2:
+        u = zigzag(np.diff(col, prepend=0))
+    else:
+        u = zigzag(col - channel_prediction(src, 0, 1, scales, offsets, max_q))
+    thresholds = np.array([300, 700], np.int64)
+    ctx, sizes = np.empty(n, np.int64), np.empty(3, np.int64)
+    token_kernels.contexts(ctx_src, thresholds, ctx, sizes)
+    assert np.array_equal(ctx, np.searchsorted(thresholds, ctx_src, side="right"))
+    assert np.array_equal(sizes, np.bincount(ctx, minlength=3))
+    grouped = u[np.argsort(ctx, kind="stable")]  # context by context, each in file order
+    tokens, data = _token_stream(grouped, 4, 2)
+    args = (tokens, 4, 2, data, 8 * data.size, 0, ctx, sizes, pred, 500, src,
+            float(scales[0]), float(offsets[0]), float(offsets[1]), float(scales[1]))
+    out = np.empty(n, np.int64)
+    assert token_kernels.finish_column(*args, max_q, out) >= 0
+    assert np.array_equal(out, col)
+    assert token_kernels.finish_column(*args, int(col.max()) - 1, out) == token_kernels.OUT_OF_RANGE
 
 
 def _roundtrip(g):
@@ -173,31 +226,37 @@ def test_coder_beats_order0_on_synthetic_data():
     assert coded < order0 - 8.0  # canonical order + prediction pay off, headers included
 
 
-def test_bitreader_se_run_matches_single_reads_and_rejects_bad_codes():
+def test_se_run_kernel_matches_single_reads_and_rejects_bad_codes():
     rng = np.random.default_rng(5)
     svals = rng.integers(-3000, 3000, 300)
     w = BitWriter()
     for s in svals:
         w.se(int(s))
-    data = w.getvalue()
-    assert BitReader(data, "t").se_run(300) == [int(s) for s in svals]
-    r = BitReader(data, "t")
-    with pytest.raises(PayloadError):  # one value more than the stream holds
-        r.se_run(301)
-    with pytest.raises(PayloadError, match="too long"):  # 40 zero bits: no valid exp-Golomb code
-        BitReader(bytes(5) + b"\xff", "t").se_run(1)
+    data = np.frombuffer(w.getvalue(), np.uint8)
+    out = np.empty(301, np.int64)
+    assert token_kernels.se_run(data, w.nbits, 0, 300, MAX_UE_PREFIX, out) == w.nbits
+    assert out[:300].tolist() == [int(s) for s in svals]
+    r = BitReader(w.getvalue(), "t")
+    assert [r.se() for _ in range(300)] == out[:300].tolist()
+    # one value more than the stream holds; 40 zero bits (no valid exp-Golomb code)
+    assert token_kernels.se_run(data, 8 * data.size, 0, 301, MAX_UE_PREFIX, out) == token_kernels.OVERRUN
+    zeros = np.frombuffer(bytes(5) + b"\xff", np.uint8)
+    assert token_kernels.se_run(zeros, 48, 0, 1, MAX_UE_PREFIX, out) == token_kernels.TOO_LONG
 
 
-def test_bitreader_many_at_stream_end():
+def test_raw_bits_at_stream_end():
+    """Tokens whose raw bits end exactly at the stream's end decode; one bit more overruns."""
     w = BitWriter()
     w.u(5, 3)
-    w.many(np.array([1, 0, 3]), np.array([1, 0, 2]))
-    r = BitReader(w.getvalue(), "t")
-    assert r.u(3) == 5
-    assert r.many(np.array([1, 0, 2])).tolist() == [1, 0, 3]
-    assert r.many(np.array([0, 0])).tolist() == [0, 0]  # zero-width reads at the very end
-    with pytest.raises(PayloadError):
-        r.many(np.array([8]))
+    tokens, raw, nbits = hybrid.tokenize(np.array([1, 0, 7, 6], np.uint64), 1, 0)  # raw bits 0, 0, 2, 2
+    w.many(raw, nbits)
+    data = np.frombuffer(w.getvalue(), np.uint8)
+    out = np.empty(4, np.uint64)
+    size = 3 + int(nbits.sum())
+    assert token_kernels.tokens_to_values(tokens.astype(np.int32), 1, 0, data, size, 3, out) == size
+    assert out.tolist() == [1, 0, 7, 6]
+    assert token_kernels.tokens_to_values(tokens.astype(np.int32), 1, 0, data, size - 1, 3, out) \
+        == token_kernels.OVERRUN
 
 
 def _histogram_bits(levels):

@@ -79,14 +79,13 @@ class BitReader:
     """Reader over a bit-packed stream; ``what`` names the stream in error messages.
 
     Single fields (u, ue, se) are read from a string of '0'/'1' characters, so each is a
-    few C-level string operations; ``many`` gathers 64-bit big-endian windows with numpy.
+    few C-level string operations; bulk reads run in ``token_kernels`` over ``array``.
     """
 
     def __init__(self, data: bytes, what: str, base_offset: int = 0):
         self._data = bytes(data)
         self._size = 8 * len(self._data)
         self._text = None  # the bits as '0'/'1' characters, built on first use
-        self._win = None  # 64-bit windows for ``many``, built on first use
         self._arr = None  # uint8 view, built on first use
         self.pos = 0
         self.what = what
@@ -141,54 +140,10 @@ class BitReader:
         v = self.ue()
         return (v + 1) // 2 if v & 1 else -(v // 2)
 
-    def _windows(self) -> np.ndarray:
-        """uint64 [bytes]: the 8 bytes starting at each byte offset, big-endian (zero past the end)."""
-        if self._win is None:
-            padded = np.frombuffer(self._data + bytes(8), dtype=np.uint8)
-            win = np.lib.stride_tricks.sliding_window_view(padded, 8)  # [bytes + 1, 8]
-            self._win = np.ascontiguousarray(win).view(">u8").reshape(-1).astype(np.uint64)
-        return self._win
-
-    def se_run(self, count: int) -> list[int]:
-        """``count`` consecutive se() values (the same checks, one tight loop)."""
-        text = self._bits_text()
-        size = self._size
-        pos = self.pos
-        out = []
-        try:
-            for _ in range(count):
-                one = text.find("1", pos, pos + MAX_UE_PREFIX + 1)
-                if one < 0 or 2 * one - pos + 1 > size:
-                    break
-                end = 2 * one - pos + 1
-                v = int(text[one:end], 2) - 1
-                out.append((v + 1) >> 1 if v & 1 else -(v >> 1))
-                pos = end
-        finally:
-            self.pos = pos
-        while len(out) < count:  # the loop stopped at a bad code: report it the usual way
-            out.append(self.se())
-        return out
-
-    def many(self, nbits: np.ndarray) -> np.ndarray:
-        """Read nbits[i] (0..32) bits per value, vectorised; returns uint64 values."""
-        nbits = np.asarray(nbits, dtype=np.int64)
-        total = int(nbits.sum())
-        self._need(total)
-        values = np.zeros(nbits.size, dtype=np.uint64)
-        if total:
-            starts = self.pos + np.cumsum(nbits) - nbits  # [M] bit offsets
-            window = self._windows()[starts >> 3]
-            shift = (64 - (starts & 7) - nbits).astype(np.uint64)
-            mask = (np.uint64(1) << nbits.astype(np.uint64)) - np.uint64(1)
-            values = (window >> shift) & mask
-        self.pos += total
-        return values
-
     def finish(self) -> None:
         """Require that only zero padding (< 8 bits) remains."""
         rest = self._size - self.pos
-        if rest >= 8 or (rest and "1" in self._bits_text()[self.pos:]):
+        if rest >= 8 or (rest and self._data[-1] & ((1 << rest) - 1)):
             raise PayloadError(
                 f"{self.what} stream: {rest} unused bits at the end (expected only zero padding < 8 bits)"
             )

@@ -87,18 +87,6 @@ def morton_encode(qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
     return spread(qx) | (spread(qy) << np.uint64(1))
 
 
-def morton_decode(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    def compact(v):
-        v = v & np.uint64(0x55555555)
-        v = (v | (v >> np.uint64(1))) & np.uint64(0x33333333)
-        v = (v | (v >> np.uint64(2))) & np.uint64(0x0F0F0F0F)
-        v = (v | (v >> np.uint64(4))) & np.uint64(0x00FF00FF)
-        v = (v | (v >> np.uint64(8))) & np.uint64(0x0000FFFF)
-        return v.astype(np.int64)
-    code = np.asarray(code, dtype=np.uint64)
-    return compact(code), compact(code >> np.uint64(1))
-
-
 def canonical_order(q: np.ndarray) -> np.ndarray:
     """Permutation [N] putting q [N, 8] in canonical order (Morton, then a, b, c, red, green, blue)."""
     q = np.asarray(q, dtype=np.int64)
@@ -110,11 +98,6 @@ def canonical_order(q: np.ndarray) -> np.ndarray:
 def zigzag(r: np.ndarray) -> np.ndarray:
     r = np.asarray(r, dtype=np.int64)
     return np.where(r >= 0, 2 * r, -2 * r - 1).astype(np.uint64)
-
-
-def unzigzag(u: np.ndarray) -> np.ndarray:
-    u = np.asarray(u, dtype=np.uint64).astype(np.int64)
-    return np.where(u & 1, -((u + 1) >> 1), u >> 1)
 
 
 def channel_prediction(q_src: np.ndarray, src: int, dst: int, scales, offsets, max_q: int) -> np.ndarray:
@@ -428,58 +411,43 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         side0, raw0 = side.pos, raw.pos
         cfg = _read_config(side, channel, decoded, bits)
         max_tokens = hybrid.max_token(cfg.k, cfg.m, _u_max(cfg, bits)) + 1
-        ctx = contexts_of(qt[cfg.ctx_source], cfg.thresholds) if cfg.thresholds else np.zeros(n, np.int64)
+        if cfg.thresholds:
+            ctx, sizes = np.empty(n, np.int64), np.empty(cfg.contexts, np.int64)
+            token_kernels.contexts(qt[cfg.ctx_source], np.asarray(cfg.thresholds, np.int64), ctx, sizes)
+        else:
+            ctx, sizes = np.zeros(n, np.int64), np.array([n], np.int64)
         hists = [_read_histogram(side, max_tokens, name) for _ in range(cfg.contexts)]
-        if cfg.contexts == 1:
-            groups = [np.arange(n)]
-        else:  # Gaussians of context 0, then of context 1, ... each in file order
-            by_ctx = np.argsort(ctx.astype(np.int8), kind="stable")
-            groups = np.split(by_ctx, np.cumsum(np.bincount(ctx, minlength=cfg.contexts))[:-1])
-        token_parts = []
-        for idx, counts in zip(groups, hists):
-            if counts.size >= 2 and idx.size:
+        token_parts = []  # Gaussians of context 0, then of context 1, ... each in file order
+        for size, counts in zip(sizes.tolist(), hists):
+            if counts.size >= 2 and size:
                 try:
-                    tokens = ans.decode(categorical(counts, validated=True), int(idx.size))
-                except PayloadError:
-                    raise
+                    tokens = ans.decode(categorical(counts, validated=True), size)
                 except Exception as exc:  # constriction reports misuse as ordinary exceptions
                     raise PayloadError(f"stream {name}: ANS decoding failed ({exc})") from None
                 sb.coded.append((counts, tokens))
             else:
-                tokens = np.zeros(idx.size, dtype=np.int32)
+                tokens = np.zeros(size, dtype=np.int32)
             token_parts.append(tokens)
         # raw bits follow the tokens in the same order: context by context
         tokens = np.concatenate(token_parts) if len(token_parts) > 1 else token_parts[0]
-        values = np.empty(n, dtype=np.uint64)
-        pos = token_kernels.tokens_to_values(tokens, cfg.k, cfg.m, raw.array, raw.nbits, raw.pos, values)
-        if pos < 0:
-            raise PayloadError(f"raw stream overrun in stream {name} (byte {raw.base_offset + raw.pos // 8})")
-        raw.pos = pos
-        if cfg.contexts == 1:
-            u = values
-        else:
-            u = np.empty(n, dtype=np.uint64)
-            u[by_ctx] = values
         if channel == STREAM_POSITION:
-            morton = np.cumsum(u, dtype=np.uint64)
-            if n and int(morton[-1]) > _u_max(cfg, bits):
-                raise PayloadError(f"position stream: Morton code {int(morton[-1])} exceeds {_u_max(cfg, bits)}")
-            qt[CH_X], qt[CH_Y] = morton_decode(morton)
+            pos = token_kernels.finish_positions(tokens, cfg.k, cfg.m, raw.array, raw.nbits, raw.pos,
+                                                 _u_max(cfg, bits), qt[CH_X], qt[CH_Y])
         else:
-            max_q = (1 << bits[channel]) - 1
-            if cfg.pred == PRED_NONE:
-                col = u.astype(np.int64)
-            elif cfg.pred == PRED_CONST:
-                col = cfg.pred_param + unzigzag(u)
-            elif cfg.pred == PRED_PREV:
-                col = np.cumsum(unzigzag(u))
-            else:
-                col = unzigzag(u) + channel_prediction(qt[cfg.pred_param], cfg.pred_param, channel, scales,
-                                                       offsets, max_q)
-            if n and (col.min() < 0 or col.max() > max_q):
-                raise PayloadError(f"stream {name}: decoded values in [{col.min()}, {col.max()}], expected 0..{max_q}")
-            qt[channel] = col
+            src = cfg.pred_param if cfg.pred == PRED_CHANNEL else channel
+            pos = token_kernels.finish_column(
+                tokens, cfg.k, cfg.m, raw.array, raw.nbits, raw.pos, ctx, sizes, cfg.pred, cfg.pred_param,
+                qt[src], float(np.float32(scales[src])), float(np.float32(offsets[src])),
+                float(np.float32(offsets[channel])), float(np.float32(scales[channel])),
+                (1 << bits[channel]) - 1, qt[channel])
             decoded.append(channel)
+        if pos == token_kernels.OVERRUN:
+            raise PayloadError(f"raw stream overrun in stream {name} (byte {raw.base_offset + raw.pos // 8})")
+        if pos == token_kernels.BAD_MORTON:
+            raise PayloadError(f"position stream: a Morton code exceeds {_u_max(cfg, bits)}")
+        if pos == token_kernels.OUT_OF_RANGE:
+            raise PayloadError(f"stream {name}: a decoded value is outside 0..{(1 << bits[channel]) - 1}")
+        raw.pos = pos
         sb.side = side.pos - side0
         sb.raw = raw.pos - raw0
         sb.config = _describe(cfg)

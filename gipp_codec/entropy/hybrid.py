@@ -38,21 +38,3 @@ def tokenize(u: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray, np.
     token = np.where(small, u, np.uint64(1 << k) + ((nn - np.uint64(k)) << np.uint64(m)) + top)
     raw = np.where(small, np.uint64(0), u & ((np.uint64(1) << nbits.astype(np.uint64)) - np.uint64(1)))
     return token.astype(np.int32), raw, nbits
-
-
-def raw_bit_counts(tokens: np.ndarray, k: int, m: int) -> np.ndarray:
-    """Raw bits that follow each token: 0 below 2**k, else n - m."""
-    t = np.asarray(tokens, dtype=np.int64)
-    n = k + ((t - (1 << k)) >> m)
-    return np.where(t < (1 << k), 0, n - m)
-
-
-def detokenize(tokens: np.ndarray, raw: np.ndarray, k: int, m: int) -> np.ndarray:
-    """Inverse of ``tokenize``: tokens [M], raw values [M] -> u uint64 [M]."""
-    t = np.asarray(tokens, dtype=np.int64)
-    small = t < (1 << k)
-    rel = np.where(small, 0, t - (1 << k))
-    n = k + (rel >> m)
-    top = rel & ((1 << m) - 1)
-    big = (((1 << m) + top).astype(np.uint64) << (n - m).astype(np.uint64)) | np.asarray(raw, dtype=np.uint64)
-    return np.where(small, t.astype(np.uint64), big)

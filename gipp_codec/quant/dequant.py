@@ -18,10 +18,12 @@ def dequantize_rows(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> n
     """Integers q [N, 8] -> float32 attribute rows [N, 8] (x, y, a, b, c, red, green, blue)."""
     s = np.asarray(scales, dtype=np.float32).astype(np.float64)  # [8]
     o = np.asarray(offsets, dtype=np.float32).astype(np.float64)  # [8]
-    value = (np.asarray(q).astype(np.float64) * s[None, :] + o[None, :]).astype(np.float32)  # [N, 8]
-    out = value.copy()
+    value = np.asarray(q).astype(np.float64)  # [N, 8]
+    value *= s
+    value += o
+    out = value.astype(np.float32)  # [N, 8]
     for j in LOG_CHANNELS:
-        out[:, j] = np.exp(value[:, j].astype(np.float64)).astype(np.float32)
+        out[:, j] = np.exp(out[:, j].astype(np.float64))
     return out
 
 

@@ -236,11 +236,20 @@ def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, 
         r1 = min(r0 + band_rows, height) - 1
         _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, buf)
         if levels:
+            # levels plane by plane (contiguous, so the float64 conversion vectorises),
+            # then interleaved into the output row
+            planes = np.empty((3, wp), np.uint8)
             for rr in range(r1 - r0 + 1):
+                for ch in range(3):
+                    src = buf[ch, rr]
+                    dst = planes[ch]
+                    for i in range(width):
+                        dst[i] = _level(src[i])
+                orow = out[r0 + rr]
                 for i in range(width):
-                    out[r0 + rr, i, 0] = _level(buf[0, rr, i])
-                    out[r0 + rr, i, 1] = _level(buf[1, rr, i])
-                    out[r0 + rr, i, 2] = _level(buf[2, rr, i])
+                    orow[i, 0] = planes[0, i]
+                    orow[i, 1] = planes[1, i]
+                    orow[i, 2] = planes[2, i]
         else:
             for rr in range(r1 - r0 + 1):
                 for i in range(width):
