@@ -10,7 +10,12 @@ histograms, raw bits; ``gaussian_coder._context_cost``) and the best (k, m) per 
 - a, c and green (predictor "none"): one context vs contexts from the previous
   Gaussian's value in Morton order, and from log2 of the Gaussian's own Morton gap
   (averaged with the previous one).
-Contexts are quantile splits into 2 or 4 classes (the thresholds would be transmitted;
+- a and c also from the 2D spacing of the decoded positions (distance to the 4th nearest
+  neighbour; positions are decoded before any attribute);
+- b (zigzag residual from its median): one context, the contexts coding v1 can use
+  (c in 4 classes), and contexts from a + c (log of the area, which bounds |b|) in 8 or
+  16 classes; its saving is counted against the coding-v1 case.
+Contexts are quantile splits into 2 to 16 classes (the thresholds would be transmitted;
 their few bits are ignored here). Prints bits per Gaussian per case and the mean saving.
 """
 
@@ -20,7 +25,7 @@ import sys
 import numpy as np
 
 from gipp_codec.entropy import gaussian_coder as gc
-from gipp_codec.format.constants import CH_A, CH_C, CH_GREEN, CH_X, CH_Y
+from gipp_codec.format.constants import CH_A, CH_B, CH_C, CH_GREEN, CH_X, CH_Y
 from gipp_codec.format.container import parse_gimg
 
 GRID = tuple((k, m) for k, m in gc._KM_GRID if k <= 10)
@@ -39,6 +44,16 @@ def quantile_classes(v: np.ndarray, parts: int) -> np.ndarray:
     return np.searchsorted(thr, v, side="right")
 
 
+def spacing(qx: np.ndarray, qy: np.ndarray, k: int = 4) -> np.ndarray:
+    """Distance [N] (position units) from each Gaussian to its k-th nearest neighbour."""
+    xy = np.stack([qx, qy], axis=1).astype(np.float64)  # [N, 2]
+    out = np.empty(xy.shape[0])
+    for s in range(0, xy.shape[0], 512):
+        d2 = ((xy[s:s + 512, None, :] - xy[None, :, :]) ** 2).sum(-1)  # [chunk, N]
+        out[s:s + 512] = np.sqrt(np.partition(d2, k, axis=1)[:, k])  # column 0 is the point itself
+    return out
+
+
 def headroom(path: str) -> dict:
     """Bits per Gaussian with and without neighbour contexts, per stream, for one file."""
     q = parse_gimg(open(path, "rb").read()).gaussians.q.astype(np.int64)  # [N, 8], Morton order
@@ -49,6 +64,7 @@ def headroom(path: str) -> dict:
     prev4 = np.convolve(np.r_[np.repeat(lg[0], 4), lg], np.ones(4) / 4, mode="valid")[:n]  # mean of 4 before
     own_prev_gap = (lg + np.r_[lg[0], lg[:-1]]) / 2
     one = np.zeros(n, np.int64)
+    space = spacing(q[:, CH_X], q[:, CH_Y])
     out = {"file": path, "gaussians": n, "streams": {}}
     base = cost_per_gaussian(gaps, one)
     out["streams"]["position"] = {"one context": base,
@@ -62,7 +78,14 @@ def headroom(path: str) -> dict:
         for p in (2, 4):
             row[f"previous value x{p}"] = cost_per_gaussian(u, quantile_classes(prev, p))
             row[f"Morton gap x{p}"] = cost_per_gaussian(u, quantile_classes(own_prev_gap, p))
+        if ch in (CH_A, CH_C):
+            row["2D spacing x4"] = cost_per_gaussian(u, quantile_classes(np.log(space + 1.0), 4))
         out["streams"][name] = row
+    ub = gc.zigzag(q[:, CH_B] - int(np.median(q[:, CH_B])))
+    area = q[:, CH_A] + q[:, CH_C]
+    out["streams"]["b"] = {"one context": cost_per_gaussian(ub, one),
+                           "coding v1: c x4": cost_per_gaussian(ub, quantile_classes(q[:, CH_C], 4)),
+                           **{f"a + c x{p}": cost_per_gaussian(ub, quantile_classes(area, p)) for p in (8, 16)}}
     return out
 
 
@@ -77,7 +100,7 @@ def main(argv=None) -> int:
         print(f"{path}: N = {res['gaussians']}")
         total = 0.0
         for name, row in res["streams"].items():
-            base = row["one context"]
+            base = row.get("coding v1: c x4", row["one context"])
             best_case, best = min(((k, v) for k, v in row.items()), key=lambda kv: kv[1])
             total += base - best
             cells = ", ".join(f"{k} {v:.3f}" for k, v in row.items())
