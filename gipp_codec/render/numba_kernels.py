@@ -11,10 +11,10 @@ pixel row with ``dy = y - my``. Completing the square in ``dx = x - mx`` gives
 
 so on a row the weight depends on the well-conditioned offset ``e`` from the row's
 ellipse centre ``xc = mx + (b/c)*dy``; the columns inside the 3-sigma ellipse satisfy
-``|e| <= sqrt((9 - dy*dy/c) * det / c)`` (the convention's column range; the forward
-uses the wider bounding-box range ``|x - mx| <= 3*sqrt(a)`` on every row, the backward
-the row's own). The exact test ``m2 <= CUTOFF_M2`` is still applied per pixel, so a
-range (padded to whole blocks of ``LANES`` columns so that every inner loop is one
+``|e| <= sqrt((9 - dy*dy/c) * det / c)`` (the convention's column range). Both kernels
+evaluate the wider bounding-box range ``|x - mx| <= 3*sqrt(a)`` on every row instead
+(``_column_box``); the exact test ``m2 <= CUTOFF_M2`` is applied per pixel, so the range
+(padded to whole blocks of ``LANES`` columns so that every inner loop is one
 SIMD-friendly block) only bounds the work.
 
 exp without a vector math library: ``exp(-m2/2) = exp(-9/4) * exp(v)**16`` with
@@ -48,7 +48,7 @@ BAND_ROWS = 16  # rows per forward band
 
 _V_SHIFT = CUTOFF_M2 / 64.0  # v = 9/64 - m2/32
 _EXP_SCALE = math.exp(-16.0 * _V_SHIFT)  # exp(-9/4): exp(-m2/2) = _EXP_SCALE * exp(v)**16
-# Slack (pixels) on the analytic column range; the per-pixel m2 test is the authority.
+# Slack (pixels) on the analytic ranges; the per-pixel m2 test is the authority.
 _RANGE_SLACK = 1e-3
 
 # fastmath without nnan/ninf: NaN-producing inputs must still fail the m2 test.
@@ -141,34 +141,30 @@ def _padded_width(width):
 
 
 @njit(**_OPTS)
-def _row_span(par, k, j, width):
-    """Row j of Gaussian k: (first column, count of LANES-column blocks covering the
-    row's span, offset e of the first column, dy*dy/c); count 0 when the row misses
-    the image or the ellipse. The last block may run up to LANES - 1 columns past the
-    image: buffers are padded (see _padded_width) and the m2 test zeroes those lanes."""
-    dy = j + PIXEL_CENTER_OFFSET - par[k, 1]
-    m2row = dy * dy * par[k, 3]
-    rem = CUTOFF_M2 - m2row
-    if rem < -1e-6:
-        return 0, 0, 0.0, m2row
-    if rem < 0.0:
-        rem = 0.0
-    hw = math.sqrt(rem * par[k, 4])
-    xc = par[k, 0] + par[k, 2] * dy
-    lo = xc - hw - PIXEL_CENTER_OFFSET - _RANGE_SLACK
-    hi = xc + hw - PIXEL_CENTER_OFFSET + _RANGE_SLACK
-    if lo < 0.0:
-        lo = 0.0
-    if hi > width - 1.0:
-        hi = width - 1.0
+def _column_box(par, k, width):
+    """Columns every row of Gaussian k covers: (first column, count of LANES-column blocks),
+    the bounding box ``|x - mx| <= 3*sqrt(a)`` clipped to the image; count 0 when it misses.
+    One range per Gaussian (a constant trip count, no square root per row) costs less than
+    the extra lanes, which the m2 test zeroes. The last block may run up to LANES - 1
+    columns past the image: buffers are padded (see _padded_width)."""
+    a = par[k, 4] + par[k, 2] * par[k, 2] / par[k, 3]  # det/c + (b/c)^2 * c
+    rx = math.sqrt(CUTOFF_M2 * a)
+    lo = max(par[k, 0] - rx - PIXEL_CENTER_OFFSET - _RANGE_SLACK, 0.0)
+    hi = min(par[k, 0] + rx - PIXEL_CENTER_OFFSET + _RANGE_SLACK, width - 1.0)
     if not (lo <= hi):
-        return 0, 0, 0.0, m2row
+        return 0, 0
     i0 = int(math.ceil(lo))
     i1 = int(math.floor(hi))
     if i1 < i0:
-        return 0, 0, 0.0, m2row
-    nblk = (i1 - i0) // LANES + 1
-    return i0, nblk, i0 + PIXEL_CENTER_OFFSET - xc, m2row
+        return 0, 0
+    return i0, (i1 - i0) // LANES + 1
+
+
+@njit(**_OPTS)
+def _row_start(par, k, j, i0):
+    """Row j of Gaussian k: (offset e of column i0 from the row's ellipse centre, dy*dy/c), float32."""
+    dy = j + PIXEL_CENTER_OFFSET - par[k, 1]
+    return np.float32(i0 + PIXEL_CENTER_OFFSET - (par[k, 0] + par[k, 2] * dy)), np.float32(dy * dy * par[k, 3])
 
 
 @njit(**_OPTS)
@@ -187,39 +183,21 @@ def _weight(e, qa, m2r):
 
 @njit(**_OPTS)
 def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, buf):
-    """Add every Gaussian binned to band bd (rows r0..r1) into buf [3, band_rows, Wp].
-
-    Every row of a Gaussian covers the same columns, its bounding box's (half width
-    3*sqrt(a), padded to whole LANES blocks): a constant trip count per Gaussian and no
-    square root per row cost less than the extra lanes, which the m2 test zeroes."""
+    """Add every Gaussian binned to band bd (rows r0..r1) into buf [3, band_rows, Wp]."""
     for it in range(offsets[bd], offsets[bd + 1]):
         k = items[it]
-        ja = max(rows[k, 0], r0)
-        jb = min(rows[k, 1], r1)
-        a = par[k, 4] + par[k, 2] * par[k, 2] / par[k, 3]  # det/c + (b/c)^2 * c
-        rx = math.sqrt(CUTOFF_M2 * a)
-        lo = max(par[k, 0] - rx - PIXEL_CENTER_OFFSET - _RANGE_SLACK, 0.0)
-        hi = min(par[k, 0] + rx - PIXEL_CENTER_OFFSET + _RANGE_SLACK, width - 1.0)
-        if not (lo <= hi):
-            continue
-        i0 = int(math.ceil(lo))
-        i1 = int(math.floor(hi))
-        if i1 < i0:
-            continue
-        lanes = ((i1 - i0) // LANES + 1) * LANES
+        i0, nblk = _column_box(par, k, width)
         ub = np.uint64(i0)
         c0 = np.float32(colors[k, 0] * _EXP_SCALE)
         c1 = np.float32(colors[k, 1] * _EXP_SCALE)
         c2 = np.float32(colors[k, 2] * _EXP_SCALE)
         qa = np.float32(par[k, 5])
-        for j in range(ja, jb + 1):
-            dy = j + PIXEL_CENTER_OFFSET - par[k, 1]
-            m2r = np.float32(dy * dy * par[k, 3])
-            off = np.float32(i0 + PIXEL_CENTER_OFFSET - (par[k, 0] + par[k, 2] * dy))  # e at column i0
+        for j in range(max(rows[k, 0], r0), min(rows[k, 1], r1) + 1):
+            off, m2r = _row_start(par, k, j, i0)
             row0 = buf[0, j - r0]
             row1 = buf[1, j - r0]
             row2 = buf[2, j - r0]
-            for i in range(lanes):
+            for i in range(nblk * LANES):
                 w = _weight(off + np.float32(i), qa, m2r)
                 idx = ub + np.uint64(i)
                 row0[idx] += w * c0
@@ -347,12 +325,9 @@ def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colo
         gc0 = 0.0
         gc1 = 0.0
         gc2 = 0.0
+        b0, nblk = _column_box(par, k, width)
         for j in range(rows[k, 0], rows[k, 1] + 1):
-            b0, nblk, off64, m2row64 = _row_span(par, k, j, width)
-            if nblk == 0:
-                continue
-            off = np.float32(off64)
-            m2r = np.float32(m2row64)
+            off, m2r = _row_start(par, k, j, b0)
             r_s = np.float32(0.0)
             r_se = np.float32(0.0)
             r_see = np.float32(0.0)
