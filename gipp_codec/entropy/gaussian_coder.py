@@ -411,11 +411,8 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         side0, raw0 = side.pos, raw.pos
         cfg = _read_config(side, channel, decoded, bits)
         max_tokens = hybrid.max_token(cfg.k, cfg.m, _u_max(cfg, bits)) + 1
-        if cfg.thresholds:
-            ctx, sizes = np.empty(n, np.int64), np.empty(cfg.contexts, np.int64)
-            token_kernels.contexts(qt[cfg.ctx_source], np.asarray(cfg.thresholds, np.int64), ctx, sizes)
-        else:
-            ctx, sizes = np.zeros(n, np.int64), np.array([n], np.int64)
+        ctx = contexts_of(qt[cfg.ctx_source], cfg.thresholds)  # [N]
+        sizes = np.bincount(ctx, minlength=cfg.contexts)  # [contexts]
         hists = [_read_histogram(side, max_tokens, name) for _ in range(cfg.contexts)]
         token_parts = []  # Gaussians of context 0, then of context 1, ... each in file order
         for size, counts in zip(sizes.tolist(), hists):

@@ -1,9 +1,9 @@
 """numba kernels of the decoder's bit-level loops (spec: "Bit streams", "Tokens").
 
 Signed exp-Golomb runs (histograms), HybridUint tokens plus their raw bits, and the
-per-stream finishing steps (contexts, Morton gaps to positions, undoing the predictors),
-each fused into a single pass so that decoding a file costs a few microseconds per
-stream instead of a few hundred numpy calls. Torch-free. Errors are returned as negative
+per-stream finishing steps (Morton gaps to positions; context order to file order and
+undoing the predictors), each fused into a single pass so that decoding a file costs a
+few microseconds per stream instead of a few hundred numpy calls. Torch-free. Errors are returned as negative
 positions and turned into PayloadError by the caller.
 """
 
@@ -105,20 +105,6 @@ def histogram_counts(data, size, pos, ntok, max_prefix, max_level, counts):
 
 OUT_OF_RANGE = -5  # a decoded attribute outside 0..max_q
 BAD_MORTON = -6  # a Morton code above the largest the position bits allow
-
-
-@njit(**_OPTS)
-def contexts(src, thresholds, ctx, sizes):
-    """Context of each Gaussian, ctx [N] (int64): the number of thresholds [T] (ascending)
-    that src [N] reaches; sizes [T + 1] (int64, zeroed here) receives each context's count."""
-    sizes[:] = 0
-    for i in range(src.shape[0]):
-        v = src[i]
-        c = 0
-        while c < thresholds.shape[0] and v >= thresholds[c]:
-            c += 1
-        ctx[i] = c
-        sizes[c] += 1
 
 
 @njit(**_OPTS)
