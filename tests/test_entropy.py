@@ -155,10 +155,11 @@ def test_finish_column_matches_the_numpy_definition(pred):
     tokens, data = _token_stream(grouped, 4, 2)
     args = (tokens, 4, 2, data, 8 * data.size, 0, ctx, sizes, pred, 500, src,
             float(scales[0]), float(offsets[0]), float(offsets[1]), float(scales[1]))
-    out = np.empty(n, np.int64)
-    assert token_kernels.finish_column(*args, max_q, out) >= 0
+    out, bad = np.empty(n, np.int64), np.zeros(2, np.int64)
+    assert token_kernels.finish_column(*args, max_q, out, bad) >= 0
     assert np.array_equal(out, col)
-    assert token_kernels.finish_column(*args, int(col.max()) - 1, out) == token_kernels.OUT_OF_RANGE
+    assert token_kernels.finish_column(*args, int(col.max()) - 1, out, bad) == token_kernels.OUT_OF_RANGE
+    assert bad[1] > col.max() - 1 or bad[1] < 0
 
 
 def _roundtrip(g):

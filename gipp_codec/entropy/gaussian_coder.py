@@ -432,18 +432,20 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
                                                  _u_max(cfg, bits), qt[CH_X], qt[CH_Y])
         else:
             src = cfg.pred_param if cfg.pred == PRED_CHANNEL else channel
+            bad = np.zeros(2, np.int64)
             pos = token_kernels.finish_column(
                 tokens, cfg.k, cfg.m, raw.array, raw.nbits, raw.pos, ctx, sizes, cfg.pred, cfg.pred_param,
                 qt[src], float(np.float32(scales[src])), float(np.float32(offsets[src])),
                 float(np.float32(offsets[channel])), float(np.float32(scales[channel])),
-                (1 << bits[channel]) - 1, qt[channel])
+                (1 << bits[channel]) - 1, qt[channel], bad)
             decoded.append(channel)
         if pos == token_kernels.OVERRUN:
             raise PayloadError(f"raw stream overrun in stream {name} (byte {raw.base_offset + raw.pos // 8})")
         if pos == token_kernels.BAD_MORTON:
             raise PayloadError(f"position stream: a Morton code exceeds {_u_max(cfg, bits)}")
         if pos == token_kernels.OUT_OF_RANGE:
-            raise PayloadError(f"stream {name}: a decoded value is outside 0..{(1 << bits[channel]) - 1}")
+            raise PayloadError(f"stream {name}: Gaussian {bad[0]} decodes to {bad[1]}, "
+                               f"expected 0..{(1 << bits[channel]) - 1}")
         raw.pos = pos
         sb.side = side.pos - side0
         sb.raw = raw.pos - raw0

@@ -133,12 +133,13 @@ def finish_positions(tokens, k, m, data, size, pos, u_max, qx, qy):
 
 @njit(**_OPTS)
 def finish_column(tokens, k, m, data, size, pos, ctx, sizes, pred, const, src, s_src, o_src, o_dst, s_dst,
-                  max_q, out):
+                  max_q, out, bad):
     """Attribute stream: tokens [N] (context by context, each in file order) plus their raw
     bits -> values -> file order (ctx [N], sizes [C]) -> undo the predictor -> out [N]
     (int64). pred 0 none, 1 constant ``const``, 2 previous Gaussian, 3 channel mapping of
     src [N] (binary64 arithmetic in the spec's order, round half to even, clamp).
-    Returns the new raw position, OVERRUN or OUT_OF_RANGE."""
+    Returns the new raw position, OVERRUN or OUT_OF_RANGE (bad [2] (int64) then holds the
+    Gaussian's index and its decoded value)."""
     n = tokens.shape[0]
     grouped = np.empty(n, np.uint64)
     pos = tokens_to_values(tokens, k, m, data, size, pos, grouped)
@@ -171,6 +172,8 @@ def finish_column(tokens, k, m, data, size, pos, ctx, sizes, pred, const, src, s
                 p = min(max(p, 0.0), np.float64(max_q))
                 v = np.int64(p) + r
         if v < 0 or v > max_q:
+            bad[0] = i
+            bad[1] = v
             return OUT_OF_RANGE
         out[i] = v
         prev = v
