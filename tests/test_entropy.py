@@ -160,6 +160,12 @@ def test_finish_column_matches_the_numpy_definition(pred):
     assert np.array_equal(out, col)
     assert token_kernels.finish_column(*args, int(col.max()) - 1, out, bad) == token_kernels.OUT_OF_RANGE
     assert bad[1] > col.max() - 1 or bad[1] < 0
+    # one context: tokens in file order, ctx never read
+    tokens1, data1 = _token_stream(u, 4, 2)
+    out1 = np.empty(n, np.int64)
+    assert token_kernels.finish_column(tokens1, 4, 2, data1, 8 * data1.size, 0, np.zeros(0, np.int64),
+                                       np.array([n], np.int64), *args[8:], max_q, out1, bad) >= 0
+    assert np.array_equal(out1, col)
 
 
 def _roundtrip(g):

@@ -383,6 +383,9 @@ def _read_histogram(r: BitReader, max_tokens: int, name: str) -> np.ndarray:
     return counts
 
 
+_NO_CONTEXTS = np.zeros(0, np.int64)
+
+
 def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base_offset: int = 0):
     """Payload -> (q int64 [N, 8] in file (canonical) order, per-stream StreamBits)."""
     if len(payload) < PAYLOAD_PREFIX:
@@ -411,8 +414,11 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         side0, raw0 = side.pos, raw.pos
         cfg = _read_config(side, channel, decoded, bits)
         max_tokens = hybrid.max_token(cfg.k, cfg.m, _u_max(cfg, bits)) + 1
-        ctx = contexts_of(qt[cfg.ctx_source], cfg.thresholds)  # [N]
-        sizes = np.bincount(ctx, minlength=cfg.contexts)  # [contexts]
+        if cfg.thresholds:
+            ctx = contexts_of(qt[cfg.ctx_source], cfg.thresholds)  # [N]
+            sizes = np.bincount(ctx, minlength=cfg.contexts)  # [contexts]
+        else:  # one context: the kernels never read ctx
+            ctx, sizes = _NO_CONTEXTS, np.array([n], np.int64)
         hists = [_read_histogram(side, max_tokens, name) for _ in range(cfg.contexts)]
         token_parts = []  # Gaussians of context 0, then of context 1, ... each in file order
         for size, counts in zip(sizes.tolist(), hists):

@@ -135,7 +135,8 @@ def finish_positions(tokens, k, m, data, size, pos, u_max, qx, qy):
 def finish_column(tokens, k, m, data, size, pos, ctx, sizes, pred, const, src, s_src, o_src, o_dst, s_dst,
                   max_q, out, bad):
     """Attribute stream: tokens [N] (context by context, each in file order) plus their raw
-    bits -> values -> file order (ctx [N], sizes [C]) -> undo the predictor -> out [N]
+    bits -> values -> file order (ctx [N], sizes [C]; ctx unused when C = 1) -> undo the
+    predictor -> out [N]
     (int64). pred 0 none, 1 constant ``const``, 2 previous Gaussian, 3 channel mapping of
     src [N] (binary64 arithmetic in the spec's order, round half to even, clamp).
     Returns the new raw position, OVERRUN or OUT_OF_RANGE (bad [2] (int64) then holds the
@@ -151,8 +152,9 @@ def finish_column(tokens, k, m, data, size, pos, ctx, sizes, pred, const, src, s
         cursor[c] = acc
         acc += sizes[c]
     prev = np.int64(0)
+    one = sizes.shape[0] == 1  # a single context: ctx may be empty
     for i in range(n):
-        c = ctx[i]
+        c = 0 if one else ctx[i]
         u = np.int64(grouped[cursor[c]])
         cursor[c] += 1
         if pred == 0:
