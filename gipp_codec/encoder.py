@@ -263,5 +263,5 @@ def encode_float(image: np.ndarray, gaussians: int, iterations: int | None = Non
     result = fit_image(arr, gaussians, iterations=iterations, seed=seed, device=device, config=config,
                        progress=progress)
     h, w = arr.shape[:2]
-    fg = FloatGaussians(width=w, height=h, means=result.means, covs=result.covs, colors=result.colors)
+    fg = FloatGaussians(width=w, height=h, means=result.means, covs=result.covs, colors=result.colors).within_limits()
     return write_gimg(fg, metadata), result

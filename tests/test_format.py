@@ -175,3 +175,21 @@ def test_limits_checked_before_allocation():
     huge_len = K.SIGNATURE + b"\x01\x00" + struct.pack("<I", 0xFFFFFFFF) + b"HEAD"
     with pytest.raises(errors.LimitError):
         parse_gimg(huge_len)
+
+
+def test_float_gaussians_within_limits_keeps_them_writable_and_valid():
+    """A fit whose Gaussian grew past MAX_ABS_COVARIANCE can still be written: the covariance
+    is scaled into the limit with its correlation kept; the others are unchanged."""
+    means = np.array([[3.0, 4.0], [5.0, 6.0]], np.float32)
+    covs = np.array([[2.0, 0.5, 1.0], [4.0 * K.MAX_ABS_COVARIANCE, 0.9 * 2.0 * K.MAX_ABS_COVARIANCE, K.MAX_ABS_COVARIANCE]],
+                    np.float32)
+    colors = np.array([[0.1, 0.2, 0.3], [0.01, 0.02, 0.03]], np.float32)
+    g = FloatGaussians(8, 8, means, covs, colors)
+    with pytest.raises(errors.ConfigError):
+        write_gimg(g)
+    fixed = g.within_limits()
+    parsed = parse_gimg(write_gimg(fixed)).gaussians
+    assert np.array_equal(parsed.covs[0], covs[0]) and np.array_equal(parsed.means, means)
+    a, b, c = (float(v) for v in parsed.covs[1])
+    assert max(a, c) <= K.MAX_ABS_COVARIANCE and a * c - b * b > 0
+    assert abs(b / np.sqrt(a * c) - 0.9) < 1e-3  # correlation kept

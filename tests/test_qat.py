@@ -10,6 +10,9 @@ import torch
 from gipp_codec.errors import ConfigError
 from gipp_codec.fit.api import fit_and_quantize
 from gipp_codec.fit.config import FitConfig, QATConfig
+from gipp_codec.format.constants import MAX_ABS_COLOR, MAX_ABS_LOG_VARIANCE
+from gipp_codec.format.container import parse_gimg, write_gimg
+from gipp_codec.format.model import BitDepths, QuantizedGaussians
 from gipp_codec.metrics import psnr
 from gipp_codec.quant.lsq import LOG_CHANNELS, LSQPlus, dequantize_reference
 from gipp_codec.render import get_renderer
@@ -133,6 +136,34 @@ def _image(h=16, w=24) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     img = np.stack([128 + 100 * np.sin(xx / 3.0), 128 + 100 * np.cos(yy / 2.5), (xx * 9 + yy * 5) % 256], -1)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_quantizer_range_stays_inside_the_format_limits():
+    """A log-variance past the format's limit (one Gaussian grown to a near-constant term)
+    must not make the file unwritable: the quantizer's range is clamped to the limits,
+    and ranges already inside them are left exactly as they were."""
+    torch.manual_seed(1)
+    n = 50
+    means = torch.rand(n, 2) * 30.0
+    covs = torch.stack((torch.rand(n) + 0.5, torch.zeros(n), torch.rand(n) + 0.5), dim=1)
+    covs[0, 0] = math.exp(33.0)  # log-variance 33 > MAX_ABS_LOG_VARIANCE = 32
+    rows = torch.cat((means, covs, torch.rand(n, 3)), dim=1)
+    quant = LSQPlus((12, 12, 10, 10, 10, 6, 6, 6))
+    quant.init_minmax(rows)
+    scales, offsets = quant.export()
+    hi = offsets.astype(np.float64) + scales.astype(np.float64) * ((1 << np.array(quant.bits)) - 1)
+    assert hi[2] <= MAX_ABS_LOG_VARIANCE and offsets[2] >= -MAX_ABS_LOG_VARIANCE
+    q = quant.quantize(rows)
+    g = QuantizedGaussians(30, 30, BitDepths(12, 10, 6), q, scales, offsets)
+    assert parse_gimg(write_gimg(g)).header["gaussian_count"] == n  # writable and readable
+    reference = LSQPlus((12, 12, 10, 10, 10, 6, 6, 6))
+    reference.scale.data.copy_(quant.scale.data)
+    reference.offset.data.copy_(quant.offset.data)
+    reference.constrain_()  # already inside: untouched, bit for bit
+    assert torch.equal(reference.scale, quant.scale) and torch.equal(reference.offset, quant.offset)
+    quant.offset.data[5] = -2.0 * MAX_ABS_COLOR  # a range driven outside during QAT is pulled back
+    quant.constrain_()
+    assert float(quant.offset.detach()[5]) >= -MAX_ABS_COLOR
 
 
 def test_fit_and_quantize_report_matches_decoder():

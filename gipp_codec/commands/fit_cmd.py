@@ -59,7 +59,8 @@ def fit(image, gaussians, iterations, preview, out_path, seed, device, paper, ba
         from gipp_codec.imageio import atomic_write_bytes
 
         h, w = arr.shape[:2]
-        floats = FloatGaussians(width=w, height=h, means=result.means, covs=result.covs, colors=result.colors)
+        floats = FloatGaussians(width=w, height=h, means=result.means, covs=result.covs,
+                                colors=result.colors).within_limits()
         atomic_write_bytes(out_path, write_gimg(floats, meta))
     summary = result.summary()
     summary.update({"image": image, "width": int(arr.shape[1]), "height": int(arr.shape[0]),

@@ -234,8 +234,7 @@ def train(
         opt.step()
         if qopt is not None:
             qopt.step()
-            with torch.no_grad():
-                quant.scale.clamp_(min=1e-8)
+            quant.constrain_()
 
         n_now = int(params[0].shape[0])
         keep = None

@@ -48,5 +48,8 @@ NUM_CHANNELS = 8
 CHANNEL_NAMES = ("x", "y", "a", "b", "c", "red", "green", "blue")
 CH_X, CH_Y, CH_A, CH_B, CH_C, CH_RED, CH_GREEN, CH_BLUE = range(8)
 LOG_CHANNELS = (CH_A, CH_C)  # quantized in the log domain
+# Largest |value| of each channel's dequantized range (log-variance for a and c).
+CHANNEL_LIMITS = (MAX_ABS_POSITION, MAX_ABS_POSITION, MAX_ABS_LOG_VARIANCE, MAX_ABS_COVARIANCE,
+                  MAX_ABS_LOG_VARIANCE, MAX_ABS_COLOR, MAX_ABS_COLOR, MAX_ABS_COLOR)
 # Which bit depth field governs each channel.
 CHANNEL_GROUP = ("position", "position", "covariance", "covariance", "covariance", "color", "color", "color")

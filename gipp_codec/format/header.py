@@ -16,13 +16,10 @@ from gipp_codec.format.constants import (
     ATTRIBUTE_MODE_QUANTIZED,
     ATTRIBUTE_MODES,
     CHANNEL_GROUP,
+    CHANNEL_LIMITS,
     CHANNEL_NAMES,
     CHANNELS_RGB,
     LOG_CHANNELS,
-    MAX_ABS_COLOR,
-    MAX_ABS_COVARIANCE,
-    MAX_ABS_LOG_VARIANCE,
-    MAX_ABS_POSITION,
     MAX_BITS,
     MAX_GAUSSIANS,
     MAX_HEIGHT,
@@ -142,9 +139,6 @@ def channel_bits(values: dict) -> tuple[int, ...]:
     return tuple(int(values["bits_" + group]) for group in CHANNEL_GROUP)
 
 
-_RANGE = {"position": MAX_ABS_POSITION, "covariance": MAX_ABS_COVARIANCE, "color": MAX_ABS_COLOR}
-
-
 def validate_header(values: dict, at: int = 0) -> None:
     """Cross-field checks: every dequantized value of every channel stays within its range."""
     if values["attribute_mode"] != ATTRIBUTE_MODE_QUANTIZED:
@@ -155,7 +149,7 @@ def validate_header(values: dict, at: int = 0) -> None:
     for j in range(8):
         lo = float(np.float32(o[j]))
         hi = float(np.float32(((1 << bits[j]) - 1) * s[j] + o[j]))
-        limit = MAX_ABS_LOG_VARIANCE if j in LOG_CHANNELS else _RANGE[CHANNEL_GROUP[j]]
+        limit = CHANNEL_LIMITS[j]
         if not (math.isfinite(hi) and -limit <= lo and hi <= limit):
             what = "log-variance" if j in LOG_CHANNELS else "value"
             raise HeaderError(

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gipp_codec.format.constants import MAX_BITS, MIN_BITS, NUM_CHANNELS
+from gipp_codec.format.constants import (
+    MAX_ABS_COLOR,
+    MAX_ABS_COVARIANCE,
+    MAX_ABS_POSITION,
+    MAX_BITS,
+    MIN_BITS,
+    NUM_CHANNELS,
+)
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,22 @@ class FloatGaussians:
     @property
     def count(self) -> int:
         return int(self.means.shape[0])
+
+    def within_limits(self) -> "FloatGaussians":
+        """A copy whose values fit the format's limits, so that a fit's result can always be
+        written: a and c above MAX_ABS_COVARIANCE (a Gaussian grown into a near-constant
+        term) are scaled down to it, with b scaled by the geometric mean of the two factors
+        (the correlation, and so positive definiteness, is kept); positions and colours are
+        clamped. Values already inside are unchanged."""
+        lim_c = np.float32(MAX_ABS_COVARIANCE * (1.0 - 1e-4))
+        covs = self.covs.astype(np.float64)  # [N, 3]
+        fa = np.minimum(1.0, lim_c / np.maximum(np.abs(covs[:, 0]), 1e-30))  # [N]
+        fc = np.minimum(1.0, lim_c / np.maximum(np.abs(covs[:, 2]), 1e-30))  # [N]
+        scaled = covs * np.stack([fa, np.sqrt(fa * fc), fc], axis=1)
+        covs = np.where(((fa < 1.0) | (fc < 1.0))[:, None], scaled, covs)
+        lim_p, lim_k = MAX_ABS_POSITION * (1.0 - 1e-4), MAX_ABS_COLOR * (1.0 - 1e-4)
+        return FloatGaussians(self.width, self.height, np.clip(self.means, -lim_p, lim_p), covs.astype(np.float32),
+                              np.clip(self.colors, -lim_k, lim_k))
 
     def rows(self) -> np.ndarray:
         """float32 [N, 8] rows in channel order (x, y, a, b, c, red, green, blue)."""

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from gipp_codec.format.constants import CHANNEL_LIMITS
+
 CHANNELS = ("x", "y", "a", "b", "c", "r", "g", "b_color")  # order of the 8 channels in q [N, 8]
 LOG_CHANNELS = (2, 4)  # a and c are quantized in the log domain
 # Smallest variance representable in the log domain for a latent value <= 0 (such a Gaussian is
@@ -121,6 +123,26 @@ class LSQPlus(nn.Module):
         span = (hi - lo).clamp_min(1e-6)
         self.scale.data.copy_((span / self.qmax).float().to(self.scale.device))
         self.offset.data.copy_(lo.float().to(self.offset.device))
+        self.constrain_()
+
+    @torch.no_grad()
+    def constrain_(self) -> None:
+        """Keep each scale > 0 and each channel's dequantized range [offset, offset +
+        qmax * scale] inside the file format's limits (``CHANNEL_LIMITS``, less 1e-4 of them
+        for float32 rounding), so that every state can be written; a range already inside
+        is left bit for bit as it is. (A Gaussian whose log-variance ran past the limit,
+        a near-constant term over the whole image, is then clamped to the limit.)"""
+        self.scale.clamp_(min=1e-8)
+        qmax = self.qmax.double()
+        lim = torch.tensor(CHANNEL_LIMITS, dtype=torch.float64, device=qmax.device) * (1.0 - 1e-4)
+        lo = self.offset.double()
+        hi = lo + qmax * self.scale.double()
+        out = (lo < -lim) | (hi > lim)
+        if bool(out.any()):
+            lo_new = lo.clamp(-lim, lim)
+            hi_new = torch.maximum(hi.clamp(-lim, lim), lo_new + qmax * 1e-8)
+            self.offset.copy_(torch.where(out, lo_new, lo).float())
+            self.scale.copy_(torch.where(out, (hi_new - lo_new) / qmax, self.scale.double()).float())
 
     # -- forward ----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
