@@ -34,6 +34,7 @@ from gipp_codec.metrics import ms_ssim, psnr
 POSITION_EXCESS_BITS = 1.2
 ATTRIBUTE_BITS = 36.3
 BPP_TOLERANCE = 0.04  # relative; the CLI promises +-5 %
+BPP_PROMISE = 0.05  # relative; the CLI warns when a file misses its target by more
 HOOK_MARGIN = 0.05  # the rate hook's budget over the target: QAT and its pruning shrink the file
 # a little after the hook, and the trim removes any excess
 MAX_BPP = 64.0

@@ -141,6 +141,22 @@ def test_cli_encode_decode_info(tmp_path):
     assert json.loads(res.output.strip().splitlines()[-1])["header"]["gaussian_count"] == summary["gaussians"]
 
 
+def test_cli_warns_when_the_rate_target_is_missed(tmp_path):
+    """A target no file can meet (below the size of a one-Gaussian file) still writes the
+    closest file, and says on stderr by how much it missed; a met target says nothing."""
+    src = tmp_path / "in.png"
+    Image.fromarray(_image()).save(src)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["encode", str(src), str(tmp_path / "a.gimg"), "--bpp", "0.01", "-i", "20", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "warning" in res.stderr and "from the target 0.01" in res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1])["bpp"] > 0.0105
+    res = runner.invoke(cli, ["encode", str(src), str(tmp_path / "b.gimg"), "--bpp", "4", "-i", "40", "--json"])
+    assert res.exit_code == 0, res.output
+    assert abs(json.loads(res.stdout.strip().splitlines()[-1])["bpp"] / 4 - 1) <= 0.05
+    assert "warning" not in res.stderr
+
+
 def test_cli_encode_refuses_bad_input(tmp_path):
     runner = CliRunner()
     bad = tmp_path / "bad.png"

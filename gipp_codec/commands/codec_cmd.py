@@ -32,7 +32,7 @@ def _emit_json(obj: dict) -> None:
 def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, as_json):
     """Encode the image IN.png to OUT.gimg at N Gaussians or a target bpp."""
     from gipp_codec.commands.progress import progress_bar
-    from gipp_codec.encoder import encode_with_report
+    from gipp_codec.encoder import BPP_PROMISE, encode_with_report
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.imageio import atomic_write_bytes, check_distinct_paths, load_image
 
@@ -61,6 +61,10 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     else:
         data, report = encode_with_report(image, **kwargs)
     atomic_write_bytes(output_path, data)
+    if bpp is not None and abs(report.bpp / bpp - 1.0) > BPP_PROMISE:
+        click.echo(f"gimg: warning: {report.bpp:.4f} bpp is {100 * (report.bpp / bpp - 1.0):+.1f} % from the "
+                   f"target {bpp} (more than {100 * BPP_PROMISE:.0f} %; long fits can leave part of the "
+                   f"budget unused)", err=True)
     summary = {"input": str(input_path), "output": str(output_path), **report.summary()}
     if as_json:
         _emit_json(summary)
