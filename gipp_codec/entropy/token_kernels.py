@@ -3,8 +3,8 @@
 Signed exp-Golomb runs (histograms), HybridUint tokens plus their raw bits, and the
 per-stream finishing steps (Morton gaps to positions; context order to file order and
 undoing the predictors), each fused into a single pass so that decoding a file costs a
-few microseconds per stream instead of a few hundred numpy calls. Torch-free. Errors are returned as negative
-positions and turned into PayloadError by the caller.
+few microseconds per stream instead of a few hundred numpy calls. Torch-free. Errors are
+returned as negative positions and turned into PayloadError by the caller.
 """
 
 import numpy as np
@@ -136,11 +136,10 @@ def finish_column(tokens, k, m, data, size, pos, ctx, sizes, pred, const, src, s
                   max_q, out, bad):
     """Attribute stream: tokens [N] (context by context, each in file order) plus their raw
     bits -> values -> file order (ctx [N], sizes [C]; ctx unused when C = 1) -> undo the
-    predictor -> out [N]
-    (int64). pred 0 none, 1 constant ``const``, 2 previous Gaussian, 3 channel mapping of
-    src [N] (binary64 arithmetic in the spec's order, round half to even, clamp).
-    Returns the new raw position, OVERRUN or OUT_OF_RANGE (bad [2] (int64) then holds the
-    Gaussian's index and its decoded value)."""
+    predictor -> out [N] (int64). pred 0 none, 1 constant ``const``, 2 previous Gaussian,
+    3 channel mapping of src [N] (binary64 arithmetic in the spec's order, round half to
+    even, clamp). Returns the new raw position, OVERRUN or OUT_OF_RANGE (bad [2] (int64)
+    then holds the Gaussian's index and its decoded value)."""
     n = tokens.shape[0]
     grouped = np.empty(n, np.uint64)
     pos = tokens_to_values(tokens, k, m, data, size, pos, grouped)
