@@ -264,5 +264,11 @@ def encode_float(image: np.ndarray, gaussians: int, iterations: int | None = Non
     result = fit_image(arr, gaussians, iterations=iterations, seed=seed, device=device, config=config,
                        progress=progress)
     h, w = arr.shape[:2]
-    fg = FloatGaussians(width=w, height=h, means=result.means, covs=result.covs, colors=result.colors).within_limits()
-    return write_gimg(fg, metadata), result
+    return float_file(result, w, h, metadata), result
+
+
+def float_file(result, width: int, height: int, metadata: ImageMetadata | None = None) -> bytes:
+    """.gimg bytes (float32 mode) of a fit's result (``FitResult``), its values scaled into
+    the format's limits first (``FloatGaussians.within_limits``) so it can always be written."""
+    fg = FloatGaussians(width=width, height=height, means=result.means, covs=result.covs, colors=result.colors)
+    return write_gimg(fg.within_limits(), metadata)

@@ -54,14 +54,10 @@ def fit(image, gaussians, iterations, preview, out_path, seed, device, paper, ba
     if preview is not None:
         save_png(preview, result.image, meta)
     if out_path is not None:
-        from gipp_codec.format.container import write_gimg
-        from gipp_codec.format.model import FloatGaussians
+        from gipp_codec.encoder import float_file
         from gipp_codec.imageio import atomic_write_bytes
 
-        h, w = arr.shape[:2]
-        floats = FloatGaussians(width=w, height=h, means=result.means, covs=result.covs,
-                                colors=result.colors).within_limits()
-        atomic_write_bytes(out_path, write_gimg(floats, meta))
+        atomic_write_bytes(out_path, float_file(result, arr.shape[1], arr.shape[0], meta))
     summary = result.summary()
     summary.update({"image": image, "width": int(arr.shape[1]), "height": int(arr.shape[0]),
                     "ms_per_iteration": 1000.0 * result.seconds / max(1, result.iterations),
