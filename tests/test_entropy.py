@@ -264,27 +264,56 @@ def test_raw_bits_at_stream_end():
         == token_kernels.OVERRUN
 
 
-def _histogram_bits(levels):
+def _side_stream(a_levels, a_config=None):
+    """A side stream for the 7 streams: each with the default configuration and a
+    single-token histogram, except stream a (configuration ``a_config``, histogram levels
+    ``a_levels`` for each of its contexts)."""
+    from gipp_codec.entropy.gaussian_coder import _write_config
+    from gipp_codec.entropy.streams import STREAM_ORDER, StreamConfig
+
     w = BitWriter()
-    w.ue(len(levels) - 1)
-    prev = 0
-    for e in levels:
-        w.se(int(e) - prev)
-        prev = int(e)
+    for channel in STREAM_ORDER:
+        cfg = a_config if (channel == 2 and a_config is not None) else StreamConfig(channel)
+        _write_config(w, cfg)
+        levels = a_levels if channel == 2 else [0]
+        for _ in range(cfg.contexts):
+            w.ue(len(levels) - 1)
+            if len(levels) >= 2:
+                prev = 0
+                for e in levels:
+                    w.se(int(e) - prev)
+                    prev = int(e)
     return w.getvalue()
 
 
-def test_histogram_reader_counts_and_errors():
-    from gipp_codec.entropy.gaussian_coder import _read_histogram
+def test_side_stream_reader_configs_counts_and_errors():
     from gipp_codec.entropy.models import MAX_LEVEL
+    from gipp_codec.entropy.side_stream import read_side_stream
+    from gipp_codec.entropy.streams import PRED_CONST, StreamConfig
 
+    bits = (12, 12, 10, 10, 10, 6, 6, 6)
     levels = [0, 3, 1, 47, 0, 12]
-    counts = _read_histogram(BitReader(_histogram_bits(levels), "side"), 64, "a")
-    assert counts.tolist() == level_count(np.array(levels)).tolist()
-    for bad, match in (([2, MAX_LEVEL + 1, 0], "outside"), ([3, -4], "outside"), ([0, 0, 0], "all counts zero")):
+    streams = read_side_stream(BitReader(_side_stream(levels), "side"), bits)
+    assert [cfg.channel for cfg, _, _ in streams] == [-1, 2, 4, 3, 6, 5, 7]
+    cfg_a, hists_a, _ = streams[1]
+    assert (cfg_a.k, cfg_a.m, cfg_a.thresholds) == (4, 1, ())
+    assert [h.tolist() for h in hists_a] == [level_count(np.array(levels)).tolist()]
+    assert [h.tolist() for h in streams[2][1]] == [[0]]
+    cfg = StreamConfig(2, pred=PRED_CONST, pred_param=700, ctx_source=0, thresholds=(5, 900), k=3, m=2)
+    cfg_a, hists_a, side_bits = read_side_stream(BitReader(_side_stream(levels, cfg), "side"), bits)[1]
+    assert (cfg_a.pred, cfg_a.pred_param, cfg_a.ctx_source, cfg_a.thresholds, cfg_a.k, cfg_a.m) \
+        == (PRED_CONST, 700, 0, (5, 900), 3, 2)
+    assert len(hists_a) == 3 and side_bits > 0
+    for bad, match in (([2, MAX_LEVEL + 1, 0], "outside"), ([3, -4], "outside"), ([0, 0, 0], "all counts zero"),
+                       (list(range(1, 30)), "29 tokens, at most 28 possible")):
+        with pytest.raises(PayloadError, match=f"stream a: .*{match}"):
+            read_side_stream(BitReader(_side_stream(bad), "side"), bits)
+    for cfg, match in ((StreamConfig(2, pred=PRED_CONST, pred_param=1024), "constant predictor 1024 exceeds 1023"),
+                       (StreamConfig(2, pred=3, pred_param=4), "source channel 4 is not an earlier"),
+                       (StreamConfig(2, ctx_source=4, thresholds=(1,)), "context source channel 4"),
+                       (StreamConfig(2, ctx_source=1, thresholds=(4096,)), "threshold 4096 exceeds 4095"),
+                       (StreamConfig(2, k=5, m=5), "k=5, m=5 invalid")):
         with pytest.raises(PayloadError, match=match):
-            _read_histogram(BitReader(_histogram_bits(bad), "side"), 64, "a")
-    with pytest.raises(PayloadError, match="at most"):
-        _read_histogram(BitReader(_histogram_bits(levels), "side"), 5, "a")
-    with pytest.raises(PayloadError, match="overrun"):
-        _read_histogram(BitReader(_histogram_bits(levels)[:2], "side"), 64, "a")
+            read_side_stream(BitReader(_side_stream(levels, cfg), "side"), bits)
+    with pytest.raises(PayloadError, match="side stream overrun"):
+        read_side_stream(BitReader(_side_stream(levels)[:2], "side"), bits)

@@ -141,6 +141,19 @@ def test_dequantize_formula(small_q):
     assert means.dtype == covs.dtype == colors.dtype == np.float32
 
 
+def test_decoder_dequantizer_equals_the_numpy_statement():
+    """dequantize (numba, the decoder's) and dequantize_rows (numpy) agree bit for bit,
+    over the full 16-bit range and scales that put a and c across their log domain."""
+    rng = np.random.default_rng(7)
+    q = rng.integers(0, 1 << 16, size=(20000, 8)).astype(np.uint16)
+    scales = (rng.random(8) * 1e-2 + 1e-5).astype(np.float32)
+    offsets = (rng.random(8) * 40 - 20).astype(np.float32)
+    scales[[2, 4]], offsets[[2, 4]] = 60.0 / 65535, -30.0
+    g = QuantizedGaussians(24, 16, BitDepths(16, 16, 16), q, scales, offsets)
+    got = np.concatenate(dequantize(g), axis=1)  # [N, 8]
+    np.testing.assert_array_equal(got.view(np.uint32), dequantize_rows(q, scales, offsets).view(np.uint32))
+
+
 def test_dequantize_matches_training_quantizer(small_q):
     lsq = pytest.importorskip("gipp_codec.quant.lsq")
     if not hasattr(lsq, "dequantize_reference"):

@@ -22,36 +22,19 @@ import numpy as np
 from gipp_codec.entropy import hybrid, token_kernels
 from gipp_codec.entropy.bitio import MAX_UE_PREFIX, BitReader, BitWriter, se_length, ue_length
 from gipp_codec.entropy.models import MAX_LEVEL, categorical, choose_levels, level_count, model_cost_bits
+from gipp_codec.entropy.side_stream import read_side_stream
+from gipp_codec.entropy.streams import (  # noqa: F401  (re-exported)
+    MAX_CONTEXTS, PRED_CHANNEL, PRED_CONST, PRED_NAMES, PRED_NONE, PRED_PREV, STREAM_ORDER, STREAM_POSITION,
+    StreamConfig, stream_name,
+)
 from gipp_codec.errors import PayloadError
 from gipp_codec.format.constants import CH_A, CH_B, CH_BLUE, CH_C, CH_GREEN, CH_RED, CH_X, CH_Y, CHANNEL_NAMES
 
-STREAM_POSITION = -1
-STREAM_ORDER = (STREAM_POSITION, CH_A, CH_C, CH_B, CH_GREEN, CH_RED, CH_BLUE)
-PRED_NONE, PRED_CONST, PRED_PREV, PRED_CHANNEL = 0, 1, 2, 3
-PRED_NAMES = ("none", "const", "prev", "channel")
-MAX_CONTEXTS = 16
 PAYLOAD_PREFIX = 8  # side_length u32 + ans_words u32
 
 # (k, m) pairs the encoder tries; any k <= MAX_SPLIT, m <= min(k, MAX_MANTISSA) is valid.
 _KM_GRID = tuple((k, m) for k in range(0, 11) for m in range(0, min(k, 4) + 1))
 _KM_QUICK = ((2, 1), (4, 2), (4, 4))
-
-
-@dataclass
-class StreamConfig:
-    """How one stream is coded (all of it is in the side stream)."""
-
-    channel: int  # STREAM_POSITION or a channel index
-    pred: int = PRED_NONE
-    pred_param: int = 0  # the constant (PRED_CONST) or the source channel (PRED_CHANNEL)
-    ctx_source: int = -1
-    thresholds: tuple = ()
-    k: int = 4
-    m: int = 1
-
-    @property
-    def contexts(self) -> int:
-        return len(self.thresholds) + 1
 
 
 @dataclass
@@ -323,66 +306,6 @@ def _describe(cfg: StreamConfig) -> dict:
 # Decoder
 # --------------------------------------------------------------------------------------
 
-def _read_config(r: BitReader, channel: int, decoded: list, bits) -> StreamConfig:
-    cfg = StreamConfig(channel)
-    name = "position" if channel == STREAM_POSITION else CHANNEL_NAMES[channel]
-    if channel != STREAM_POSITION:
-        cfg.pred = r.u(2)
-        max_q = (1 << bits[channel]) - 1
-        if cfg.pred == PRED_CONST:
-            cfg.pred_param = r.ue()
-            if cfg.pred_param > max_q:
-                raise PayloadError(f"stream {name}: constant predictor {cfg.pred_param} exceeds {max_q}")
-        elif cfg.pred == PRED_CHANNEL:
-            cfg.pred_param = r.u(3)
-            if cfg.pred_param not in decoded or cfg.pred_param in (CH_X, CH_Y):
-                raise PayloadError(
-                    f"stream {name}: predictor source channel {cfg.pred_param} is not an earlier non-position stream"
-                )
-        nthr = r.ue()
-        if nthr > MAX_CONTEXTS - 1:
-            raise PayloadError(f"stream {name}: {nthr} context thresholds, at most {MAX_CONTEXTS - 1} allowed")
-        if nthr:
-            cfg.ctx_source = r.u(3)
-            if cfg.ctx_source not in decoded:
-                raise PayloadError(f"stream {name}: context source channel {cfg.ctx_source} is not decoded yet")
-            limit = 1 << bits[cfg.ctx_source]
-            t, prev = [], -1
-            for _ in range(nthr):
-                prev = prev + 1 + r.ue()
-                if prev >= limit:
-                    raise PayloadError(f"stream {name}: context threshold {prev} exceeds {limit - 1}")
-                t.append(prev)
-            cfg.thresholds = tuple(t)
-    cfg.k, cfg.m = r.u(4), r.u(4)
-    if cfg.k > hybrid.MAX_SPLIT or cfg.m > min(cfg.k, hybrid.MAX_MANTISSA):
-        raise PayloadError(
-            f"stream {name}: token parameters k={cfg.k}, m={cfg.m} invalid "
-            f"(need k <= {hybrid.MAX_SPLIT}, m <= min(k, {hybrid.MAX_MANTISSA}))"
-        )
-    return cfg
-
-
-def _read_histogram(r: BitReader, max_tokens: int, name: str) -> np.ndarray:
-    ntok = r.ue() + 1
-    if ntok > max_tokens:
-        raise PayloadError(f"stream {name}: histogram of {ntok} tokens, at most {max_tokens} possible")
-    if ntok == 1:
-        return np.zeros(1, np.int64)
-    counts = np.empty(ntok, np.int64)
-    pos = token_kernels.histogram_counts(r.array, r.nbits, r.pos, ntok, MAX_UE_PREFIX, MAX_LEVEL, counts)
-    if pos == token_kernels.BAD_LEVEL:
-        raise PayloadError(f"stream {name}: histogram level {int(counts[0])} outside 0..{MAX_LEVEL}")
-    if pos == token_kernels.ALL_ZERO:
-        raise PayloadError(f"stream {name}: histogram of {ntok} tokens with all counts zero")
-    if pos < 0:
-        what = "exp-Golomb code too long" if pos == token_kernels.TOO_LONG else "stream overrun"
-        raise PayloadError(f"side stream: {what} in the histogram of stream {name} "
-                           f"(byte {r.base_offset + r.pos // 8})")
-    r.pos = pos
-    return counts
-
-
 _NO_CONTEXTS = np.zeros(0, np.int64)
 
 
@@ -406,20 +329,18 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
     except ValueError as exc:
         raise PayloadError(f"ANS stream at byte {base_offset + ans_start} is invalid: {exc}") from None
     qt = np.zeros((8, n), dtype=np.int64)  # channel-major while decoding: contiguous columns
-    decoded = [CH_X, CH_Y]
     report = {}
-    for channel in STREAM_ORDER:
-        name = "position" if channel == STREAM_POSITION else CHANNEL_NAMES[channel]
+    for cfg, hists, side_bits in read_side_stream(side, bits):
+        channel = cfg.channel
+        name = stream_name(channel)
         sb = StreamBits()
-        side0, raw0 = side.pos, raw.pos
-        cfg = _read_config(side, channel, decoded, bits)
-        max_tokens = hybrid.max_token(cfg.k, cfg.m, _u_max(cfg, bits)) + 1
+        raw0 = raw.pos
         if cfg.thresholds:
-            ctx = contexts_of(qt[cfg.ctx_source], cfg.thresholds)  # [N]
-            sizes = np.bincount(ctx, minlength=cfg.contexts)  # [contexts]
+            ctx = np.empty(n, np.int64)  # [N]
+            sizes = np.empty(cfg.contexts, np.int64)  # [contexts]
+            token_kernels.contexts_and_sizes(qt[cfg.ctx_source], np.array(cfg.thresholds, np.int64), ctx, sizes)
         else:  # one context: the kernels never read ctx
             ctx, sizes = _NO_CONTEXTS, np.array([n], np.int64)
-        hists = [_read_histogram(side, max_tokens, name) for _ in range(cfg.contexts)]
         token_parts = []  # Gaussians of context 0, then of context 1, ... each in file order
         for size, counts in zip(sizes.tolist(), hists):
             if counts.size >= 2 and size:
@@ -444,7 +365,6 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
                 qt[src], float(np.float32(scales[src])), float(np.float32(offsets[src])),
                 float(np.float32(offsets[channel])), float(np.float32(scales[channel])),
                 (1 << bits[channel]) - 1, qt[channel], bad)
-            decoded.append(channel)
         if pos == token_kernels.OVERRUN:
             raise PayloadError(f"raw stream overrun in stream {name} (byte {raw.base_offset + raw.pos // 8})")
         if pos == token_kernels.BAD_MORTON:
@@ -453,7 +373,7 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
             raise PayloadError(f"stream {name}: Gaussian {bad[0]} decodes to {bad[1]}, "
                                f"expected 0..{(1 << bits[channel]) - 1}")
         raw.pos = pos
-        sb.side = side.pos - side0
+        sb.side = side_bits
         sb.raw = raw.pos - raw0
         sb.config = _describe(cfg)
         report[name] = sb

@@ -179,3 +179,17 @@ def finish_column(tokens, k, m, data, size, pos, ctx, sizes, pred, const, src, s
         out[i] = v
         prev = v
     return pos
+
+
+@njit(**_OPTS)
+def contexts_and_sizes(src, thresholds, ctx, sizes):
+    """Context of each Gaussian, the number of thresholds t [T] (ascending) with src [N] >= t,
+    into ctx [N], and the count of each context into sizes [T + 1] (both int64)."""
+    sizes[:] = 0
+    nthr = thresholds.shape[0]
+    for i in range(src.shape[0]):
+        c = 0
+        while c < nthr and src[i] >= thresholds[c]:
+            c += 1
+        ctx[i] = c
+        sizes[c] += 1

@@ -40,6 +40,13 @@ class Field:
     mode: str | None  # None: always present; "quantized": only in quantized mode
     doc: str
 
+    @property
+    def layout(self) -> struct.Struct:
+        """The compiled little-endian layout of the whole field."""
+        return _STRUCTS.setdefault((self.fmt, self.count), struct.Struct("<" + self.fmt * self.count))
+
+
+_STRUCTS: dict = {}
 
 HEADER_FIELDS = (
     Field("width", "I", 1, None, "image width in pixels, 1..MAX_WIDTH"),
@@ -84,15 +91,16 @@ def unpack_header(payload: bytes, offset: int, allow_extra: bool) -> dict:
     for f in HEADER_FIELDS:
         if f.mode is not None and "attribute_mode" in values and not _present(f, values["attribute_mode"]):
             continue
-        size = struct.calcsize("<" + f.fmt) * f.count
+        layout = f.layout
+        size = layout.size
         if pos + size > len(payload):
             raise HeaderError(
                 f"HEAD chunk too short: field {f.name} needs bytes {offset + pos}..{offset + pos + size - 1}, "
                 f"payload has {len(payload)} bytes"
             )
-        items = struct.unpack_from("<" + f.fmt * f.count, payload, pos)
+        items = layout.unpack_from(payload, pos)
         values[f.name] = np.array(items, dtype=np.float32) if f.count > 1 else items[0]
-        _validate_field(f, values, offset + pos)
+        _validate_field(f, values, offset + pos, items)
         pos += size
     if pos != len(payload) and not allow_extra:
         raise HeaderError(
@@ -102,7 +110,8 @@ def unpack_header(payload: bytes, offset: int, allow_extra: bool) -> dict:
     return values
 
 
-def _validate_field(f: Field, v: dict, at: int) -> None:
+def _validate_field(f: Field, v: dict, at: int, items: tuple) -> None:
+    """Check field f of v (read at byte ``at``); items: its elements as Python numbers."""
     x = v[f.name]
     if f.name == "width" and not 1 <= x <= MAX_WIDTH:
         raise (LimitError if x else HeaderError)(f"width {x} at byte {at} outside 1..{MAX_WIDTH}")
@@ -125,13 +134,13 @@ def _validate_field(f: Field, v: dict, at: int) -> None:
     if f.name.startswith("bits_") and not MIN_BITS <= x <= MAX_BITS:
         raise HeaderError(f"{f.name} = {x} at byte {at}, expected {MIN_BITS}..{MAX_BITS}")
     if f.name == "scales":
-        for j, s in enumerate(x):
-            if not (math.isfinite(float(s)) and s > 0):
-                raise HeaderError(f"scale of channel {CHANNEL_NAMES[j]} is {float(s)!r} (byte {at + 4 * j}), expected finite and > 0")
+        for j, s in enumerate(items):
+            if not (math.isfinite(s) and s > 0):
+                raise HeaderError(f"scale of channel {CHANNEL_NAMES[j]} is {s!r} (byte {at + 4 * j}), expected finite and > 0")
     if f.name == "offsets":
-        for j, o in enumerate(x):
-            if not math.isfinite(float(o)):
-                raise HeaderError(f"offset of channel {CHANNEL_NAMES[j]} is {float(o)!r} (byte {at + 4 * j}), expected finite")
+        for j, o in enumerate(items):
+            if not math.isfinite(o):
+                raise HeaderError(f"offset of channel {CHANNEL_NAMES[j]} is {o!r} (byte {at + 4 * j}), expected finite")
 
 
 def channel_bits(values: dict) -> tuple[int, ...]:

@@ -1,4 +1,4 @@
-"""The pure-numpy dequantizer (spec: "Dequantization"); never imports torch.
+"""The dequantizer (spec: "Dequantization"); never imports torch.
 
     value_j = float32(float64(q_j) * float64(scale_j) + float64(offset_j))
               (product and sum each rounded to binary64, no fused multiply-add)
@@ -6,11 +6,15 @@
     everything else is value_j itself.
 
 The training-time LSQ+ quantizers (``gipp_codec.quant.lsq``) reproduce this bit for bit.
+``dequantize_rows`` is the numpy statement of it; ``dequantize`` (the decoder's) computes
+the same values in one numba pass straight into the three attribute arrays (a test checks
+that the two agree bit for bit).
 """
 
 import numpy as np
+from numba import njit
 
-from gipp_codec.format.constants import LOG_CHANNELS
+from gipp_codec.format.constants import CH_A, CH_C, LOG_CHANNELS
 from gipp_codec.format.model import QuantizedGaussians
 
 
@@ -27,11 +31,39 @@ def dequantize_rows(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> n
     return out
 
 
+@njit(cache=True, nogil=True, boundscheck=False)
+def _dequantize_kernel(q, s, o, means, covs, colors, logs):
+    """q [N, 8] (any integer type) -> means [N, 2], b into covs[:, 1], colors [N, 3]
+    (float32), and the log-variances of a and c into logs [2, N] (float64 of their float32
+    values; the caller exponentiates them). s, o [8]: the float32 scales and offsets
+    widened to float64. No fastmath: the product and the sum are each rounded to binary64,
+    as the spec says."""
+    for i in range(q.shape[0]):
+        for j in range(8):
+            v = np.float32(np.float64(q[i, j]) * s[j] + o[j])
+            if j < 2:
+                means[i, j] = v
+            elif j == CH_A:
+                logs[0, i] = v
+            elif j == CH_C:
+                logs[1, i] = v
+            elif j < 5:
+                covs[i, 1] = v
+            else:
+                colors[i, j - 5] = v
+
+
 def dequantize(g: QuantizedGaussians) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """QuantizedGaussians -> (means [N, 2], covs [N, 3], colors [N, 3]) float32, C-contiguous."""
-    rows = dequantize_rows(g.q, g.scales, g.offsets)
-    return (
-        np.ascontiguousarray(rows[:, 0:2]),
-        np.ascontiguousarray(rows[:, 2:5]),
-        np.ascontiguousarray(rows[:, 5:8]),
-    )
+    n = g.q.shape[0]
+    means = np.empty((n, 2), np.float32)
+    covs = np.empty((n, 3), np.float32)
+    colors = np.empty((n, 3), np.float32)
+    logs = np.empty((2, n), np.float64)
+    s = np.asarray(g.scales, dtype=np.float32).astype(np.float64)  # [8]
+    o = np.asarray(g.offsets, dtype=np.float32).astype(np.float64)  # [8]
+    _dequantize_kernel(g.q, s, o, means, covs, colors, logs)
+    np.exp(logs, out=logs)  # numpy's exp, as dequantize_rows
+    covs[:, 0] = logs[0]
+    covs[:, 2] = logs[1]
+    return means, covs, colors
