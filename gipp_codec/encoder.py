@@ -136,22 +136,16 @@ def _measure(data: bytes, arr: np.ndarray) -> tuple[float, float | None, dict]:
     return psnr(decoded, arr), ms_ssim(decoded, arr), read_info(data)
 
 
-def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata,
-                   init: str = "minmax") -> Callable:
-    """The trainer's rate hook for a file of ``budget_bits``: rows [N, 8] -> N'.
+def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata) -> Callable:
+    """The trainer's rate hook for a file of ``budget_bits``: (rows [N, 8], quantizer) -> N'.
 
-    When QAT starts it quantizes the float Gaussians with a fresh LSQ+ initialisation
-    (``init``: "minmax" or "mse", as the trainer's QAT config),
-    codes them into a complete file, and from the measured bits per Gaussian (minus the
-    fixed cost of an empty file: container, headers, metadata) solves for the N' that
-    fills the budget, with position gaps costing log2(N/N') bits more per Gaussian when
-    the set shrinks (Morton gaps grow).
+    When QAT starts it quantizes the float Gaussians with the quantizer QAT is about to
+    start from (its ranges already initialised), codes them into a complete file, and from
+    the measured bits per Gaussian (minus the fixed cost of an empty file: container,
+    headers, metadata) solves for the N' that fills the budget, with position gaps costing
+    log2(N/N') bits more per Gaussian when the set shrinks (Morton gaps grow).
     """
-    def hook(rows):  # rows: torch [N, 8] float (x, y, a, b, c, r, g, b)
-        from gipp_codec.quant.lsq import LSQPlus
-
-        quant = LSQPlus(tuple(bits.per_channel())).to(rows.device)
-        quant.init_mse(rows) if init == "mse" else quant.init_minmax(rows)
+    def hook(rows, quant):  # rows: torch [N, 8] float (x, y, a, b, c, r, g, b); quant: LSQPlus
         q = quant.quantize(rows)  # [N, 8] uint16
         scales, offsets = quant.export()
         n = int(q.shape[0])
@@ -217,10 +211,7 @@ def encode_with_report(
         n = predict_gaussians(budget, bits)  # the rate hook then accounts for headers and metadata
         # aim a little high at QAT start (QAT and its pruning shrink the file by a few %),
         # then trim the finished file to the budget
-        from gipp_codec.fit.config import FitConfig
-
-        qat_init = (config if config is not None else FitConfig()).qat.init
-        hook = size_to_budget(budget * (1 + HOOK_MARGIN), bits, w, h, metadata, qat_init)
+        hook = size_to_budget(budget * (1 + HOOK_MARGIN), bits, w, h, metadata)
         data, qreport = _encode_once(arr, n, iterations, bits, seed, device, config, metadata, progress, hook,
                                      budget)
         achieved = len(data) * 8 / (h * w)
@@ -228,7 +219,7 @@ def encode_with_report(
             # the hook sized the set at QAT start; what QAT did to the rate after that is
             # now measured: ask again with the budget corrected by that drift
             drift = achieved / bpp
-            hook2 = size_to_budget(budget * (1 + HOOK_MARGIN) / drift, bits, w, h, metadata, qat_init)
+            hook2 = size_to_budget(budget * (1 + HOOK_MARGIN) / drift, bits, w, h, metadata)
             n2 = max(1, int(round(qreport.gaussians / drift)))
             data2, qreport2 = _encode_once(arr, n2, iterations, bits, seed, device, config, metadata, progress,
                                            hook2, budget)

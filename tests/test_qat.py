@@ -224,11 +224,48 @@ def test_rate_hook_resizes_the_set_when_qat_starts(wanted):
     cfg = FitConfig().replace(qat=QATConfig(start_frac=0.6), prune_offscreen=False)
     seen = []
 
-    def hook(rows):
+    def hook(rows, quant):
         seen.append(tuple(rows.shape))
+        assert quant.quantize(rows).shape == tuple(rows.shape)  # the quantizer QAT starts from
         return wanted
 
     q, s, o, rep = fit_and_quantize(img, 30, 40, seed=0, device="cpu", config=cfg, backend="reference",
                                     rate_hook=hook)
     assert len(seen) == 1 and seen[0][1] == 8 and seen[0][0] <= 30  # once, with the float rows
     assert wanted - 3 <= rep.gaussians <= wanted  # only invalid Gaussians may be pruned afterwards
+
+
+def test_render_init_clips_outlier_colours_that_would_coarsen_every_step():
+    """Two overlapping Gaussians with large opposite colours (as long fits leave) stretch the
+    minmax colour range; the render-driven init clips them when that lowers the image error,
+    and never ends with an error above minmax's."""
+    g = torch.Generator().manual_seed(3)
+    h, w, n = 32, 48, 300
+    x = torch.rand(n, 2, generator=g) * torch.tensor([float(w), float(h)])
+    var = torch.exp(torch.randn(n, 2, generator=g) * 0.3 + 0.7)
+    col = torch.rand(n, 3, generator=g) * 0.6
+    rows = torch.cat((x, var[:, :1], torch.zeros(n, 1), var[:, 1:], col), dim=1)
+    rows[:2, 0:2] = torch.tensor([w / 2.0, h / 2.0])
+    rows[:2, 5:8] = torch.tensor([[6.0] * 3, [-6.0] * 3])  # cancelling pair
+    render = get_renderer("cpu")
+
+    def error(r):
+        with torch.no_grad():
+            img = render(r[:, 0:2].contiguous(), r[:, 2:5].contiguous(), r[:, 5:8].contiguous(), h, w)
+        return float(torch.mean((img.clamp(0, 1) - target) ** 2))
+
+    target = render(rows[:, 0:2].contiguous(), rows[:, 2:5].contiguous(), rows[:, 5:8].contiguous(), h, w)
+    target = target.detach().clamp(0, 1)
+    q_minmax, q_render = LSQPlus(BITS), LSQPlus(BITS)
+    q_minmax.init_minmax(rows)
+    q_render.init_render(rows, error)
+    s_minmax, s_render = q_minmax.export()[0], q_render.export()[0]
+    assert np.all(s_render[5:8] < 0.8 * s_minmax[5:8])  # colour steps: the outliers were clipped
+    assert error(q_render(rows).detach()) < error(q_minmax(rows).detach())
+
+
+def test_qat_config_accepts_the_three_inits():
+    for init in ("render", "minmax", "mse"):
+        FitConfig().replace(qat=QATConfig(init=init)).validate()
+    with pytest.raises(ConfigError, match="QATConfig.init"):
+        FitConfig().replace(qat=QATConfig(init="percentile")).validate()

@@ -202,7 +202,7 @@ def fit_and_quantize(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, QuantReport]:
     """Fit, then quantization-aware train; return what the file stores.
 
-    ``rate_hook(rows [N, 8] float) -> N'`` is passed to the trainer (called once when QAT
+    ``rate_hook(rows [N, 8] float, quantizer) -> N'`` is passed to the trainer (called once when QAT
     starts; the encoder's rate control uses it to resize the set to the rate budget).
 
     ``bits`` = (position, covariance, colour) bit depths, default from ``config.qat``

@@ -30,7 +30,10 @@ class QATConfig:
     start_frac: float = 0.7  # float warm-up fraction of the budget, then QAT (paper: 6000/50000 = 0.12)
     lr: float = 1e-3  # quantizers' own Adam (paper 1e-3)
     lr_halve_every_frac: float = 0.4  # quantizer lr halves every 40 % of the budget (paper 20k/50k)
-    init: str = "minmax"  # "minmax" or "mse" (per-channel clipping range minimising quantization MSE)
+    # LSQ+ range initialisation: "render" (minmax, then per group the clipping range whose
+    # quantized render has the smallest error), "minmax", or "mse" (per channel, the clipping
+    # range minimising the attributes' quantization MSE)
+    init: str = "render"
     eval_every: int = 10  # best-state tracking interval during QAT (quantized render)
 
     def bits(self) -> tuple[int, ...]:
@@ -144,7 +147,7 @@ class FitConfig:
             raise ConfigError(f"QATConfig.start_frac must be in [0, 1), got {q.start_frac!r}")
         pos("qat.lr", q.lr)
         frac("qat.lr_halve_every_frac", q.lr_halve_every_frac)
-        if q.init not in ("minmax", "mse"):
-            raise ConfigError(f"QATConfig.init must be 'minmax' or 'mse', got {q.init!r}")
+        if q.init not in ("render", "minmax", "mse"):
+            raise ConfigError(f"QATConfig.init must be 'render', 'minmax' or 'mse', got {q.init!r}")
         if q.eval_every < 1:
             raise ConfigError(f"QATConfig.eval_every must be >= 1, got {q.eval_every!r}")

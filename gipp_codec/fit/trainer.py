@@ -109,6 +109,24 @@ def lr_factor(t: int, total: int, cfg: FitConfig) -> float:
     return cfg.lr_final_frac + (1.0 - cfg.lr_final_frac) * 0.5 * (1.0 + math.cos(math.pi * min(p, 1.0)))
 
 
+def _quantized_mse(rows: torch.Tensor, renderer: Callable, target: torch.Tensor) -> float:
+    """Mean squared error of the clamped render of attribute rows [N, 8] against target [H, W, 3]."""
+    means, covs, colors = split_attributes(rows)
+    with torch.no_grad():
+        img = renderer(means.contiguous(), covs.contiguous(), colors.contiguous(), target.shape[0], target.shape[1])
+        return float(torch.mean((img.clamp(0.0, 1.0) - target) ** 2))
+
+
+def _init_quantizer(quant: LSQPlus, rows: torch.Tensor, init: str, rendered_error: Callable) -> None:
+    """Initialise the LSQ+ ranges from the float rows [N, 8] by the QAT config's rule."""
+    if init == "render":
+        quant.init_render(rows, rendered_error)
+    elif init == "mse":
+        quant.init_mse(rows)
+    else:
+        quant.init_minmax(rows)
+
+
 def _leaf(t: torch.Tensor) -> torch.Tensor:
     return t.detach().clone().requires_grad_(True)
 
@@ -128,10 +146,11 @@ def train(
 
     ``progress(iteration, total, info)`` is called after every iteration with
     info = {"phase": "float"|"qat", "psnr": last evaluated PSNR or None, "gaussians": N}.
-    ``rate_hook(rows [N, 8])`` (quantizing only) is called once when QAT starts, with the
-    float Gaussians about to be quantized; it returns the count N' the file's rate budget
-    allows, and the trainer keeps the N' most important Gaussians (``most_important``) or
-    adds N' - N at the largest errors, before the quantizers are initialised.
+    ``rate_hook(rows [N, 8], quantizer)`` (quantizing only) is called once when QAT starts,
+    with the float Gaussians about to be quantized and the LSQ+ quantizer QAT starts from
+    (ranges initialised by ``cfg.qat.init`` on those rows); it returns the count N' the
+    file's rate budget allows, and the trainer keeps the N' most important Gaussians
+    (``most_important``) or adds N' - N at the largest errors.
     """
     device = target.device
     height, width = int(target.shape[0]), int(target.shape[1])
@@ -183,9 +202,12 @@ def train(
             if bool(keep.any()) and not bool(keep.all()):
                 params = [_leaf(p[keep]) for p in params]
                 opt.replace(params, keep, 0)
+            quant = LSQPlus(cfg.qat.bits()).to(device)
+            rows = torch.cat([p.detach() for p in params], dim=1)  # [N, 8]
+            _init_quantizer(quant, rows, cfg.qat.init, lambda r: _quantized_mse(r, renderer, target))
             if rate_hook is not None:
                 n_now = int(params[0].shape[0])
-                n_want = max(1, min(int(rate_hook(torch.cat([p.detach() for p in params], dim=1))), n_max_total))
+                n_want = max(1, min(int(rate_hook(rows, quant)), n_max_total))
                 if n_want < n_now:
                     idx = most_important(params[1].detach(), params[2].detach(), n_want)
                     sel = torch.zeros(n_now, dtype=torch.bool, device=idx.device)
@@ -197,9 +219,6 @@ def train(
                         with torch.no_grad():
                             img = renderer(*params, height, width)
                     params = add_at_errors(params, n_want - n_now, img.detach())
-            quant = LSQPlus(cfg.qat.bits()).to(device)
-            rows = torch.cat([p.detach() for p in params], dim=1)
-            quant.init_mse(rows) if cfg.qat.init == "mse" else quant.init_minmax(rows)
             qopt = torch.optim.Adam(quant.parameters(), lr=cfg.qat.lr)
             best = (-math.inf, 0, None)  # the float best is not a candidate for a quantized output
 
