@@ -218,10 +218,10 @@ def test_qat_improves_over_plain_rounding_of_the_float_fit():
     assert rep.psnr > naive + 1.0
 
 
-@pytest.mark.parametrize("wanted", [12, 45])
-def test_rate_hook_resizes_the_set_when_qat_starts(wanted):
+@pytest.mark.parametrize("wanted,resize_frac", [(12, 0.0), (45, 0.0), (12, 0.5), (45, 0.5)])
+def test_rate_hook_resizes_the_set_when_qat_starts(wanted, resize_frac):
     img = _image()
-    cfg = FitConfig().replace(qat=QATConfig(start_frac=0.6), prune_offscreen=False)
+    cfg = FitConfig().replace(qat=QATConfig(start_frac=0.6, resize_frac=resize_frac), prune_offscreen=False)
     seen = []
 
     def hook(rows, quant):
@@ -231,7 +231,11 @@ def test_rate_hook_resizes_the_set_when_qat_starts(wanted):
 
     q, s, o, rep = fit_and_quantize(img, 30, 40, seed=0, device="cpu", config=cfg, backend="reference",
                                     rate_hook=hook)
-    assert len(seen) == 1 and seen[0][1] == 8 and seen[0][0] <= 30  # once, with the float rows
+    assert seen[0][1] == 8 and seen[0][0] <= 30  # first with the float rows at QAT start
+    # once at QAT start, and again halfway through QAT (16 QAT iterations: after the 8th)
+    assert len(seen) == (1 if resize_frac == 0 else 2)
+    if resize_frac:
+        assert wanted - 3 <= seen[1][0] <= wanted  # the set it sized at QAT start, less pruning
     assert wanted - 3 <= rep.gaussians <= wanted  # only invalid Gaussians may be pruned afterwards
 
 
@@ -269,3 +273,16 @@ def test_qat_config_accepts_the_three_inits():
         FitConfig().replace(qat=QATConfig(init=init)).validate()
     with pytest.raises(ConfigError, match="QATConfig.init"):
         FitConfig().replace(qat=QATConfig(init="percentile")).validate()
+
+
+@pytest.mark.parametrize("first,second", [(12, 30), (30, 12)])
+def test_second_rate_hook_call_resizes_the_set_during_qat(first, second):
+    """The mid-QAT call's answer is what the file gets: Gaussians are added at the largest
+    errors (or the least important dropped) and trained, quantized, for the rest of QAT."""
+    img = _image()
+    cfg = FitConfig().replace(qat=QATConfig(start_frac=0.6, resize_frac=0.5), prune_offscreen=False)
+    answers = [first, second]
+    q, s, o, rep = fit_and_quantize(img, 30, 40, seed=0, device="cpu", config=cfg, backend="reference",
+                                    rate_hook=lambda rows, quant: answers.pop(0))
+    assert not answers
+    assert second - 3 <= rep.gaussians <= second

@@ -35,6 +35,10 @@ class QATConfig:
     # range minimising the attributes' quantization MSE)
     init: str = "render"
     eval_every: int = 10  # best-state tracking interval during QAT (quantized render)
+    # with a rate budget, the rate hook sizes the set again this far into QAT (fraction of
+    # the QAT iterations; 0 = only at QAT start): QAT's pruning and its learned ranges
+    # move the rate after the first sizing
+    resize_frac: float = 0.5
 
     def bits(self) -> tuple[int, ...]:
         """Bit depth of each of the 8 channels x, y, a, b, c, r, g, b."""
@@ -147,6 +151,8 @@ class FitConfig:
             raise ConfigError(f"QATConfig.start_frac must be in [0, 1), got {q.start_frac!r}")
         pos("qat.lr", q.lr)
         frac("qat.lr_halve_every_frac", q.lr_halve_every_frac)
+        if not (0.0 <= q.resize_frac < 1.0):
+            raise ConfigError(f"QATConfig.resize_frac must be in [0, 1), got {q.resize_frac!r}")
         if q.init not in ("render", "minmax", "mse"):
             raise ConfigError(f"QATConfig.init must be 'render', 'minmax' or 'mse', got {q.init!r}")
         if q.eval_every < 1:

@@ -150,7 +150,9 @@ def train(
     with the float Gaussians about to be quantized and the LSQ+ quantizer QAT starts from
     (ranges initialised by ``cfg.qat.init`` on those rows); it returns the count N' the
     file's rate budget allows, and the trainer keeps the N' most important Gaussians
-    (``most_important``) or adds N' - N at the largest errors.
+    (``most_important``) or adds N' - N at the largest errors. With ``cfg.qat.resize_frac``
+    > 0 it is called again that far into QAT, with the quantizer learned so far, and the set
+    is resized the same way (the best-state tracking restarts there).
     """
     device = target.device
     height, width = int(target.shape[0]), int(target.shape[1])
@@ -167,6 +169,10 @@ def train(
     quant: LSQPlus | None = None
     qopt = None
     qat_every = max(1, round(cfg.qat.lr_halve_every_frac * iterations))
+    resize_at = -1  # iteration after which the rate hook is called a second time
+    if quantize and rate_hook is not None and cfg.qat.resize_frac > 0:
+        resize_at = qat_start + max(1, round(cfg.qat.resize_frac * (iterations - qat_start)))
+        resize_at = resize_at if resize_at < iterations else -1
     history: list = []
     best = (-math.inf, 0, None)  # (psnr, iteration, snapshot)
     last_psnr = None
@@ -185,6 +191,22 @@ def train(
             new = new_gaussians(pix, int(ps[0].shape[0]) + k, height, width, gen, cfg, residual)
         ps = [_leaf(torch.cat((p.detach(), nw.to(device)), dim=0)) for p, nw in zip(ps, new)]
         opt.replace(ps, None, k)
+        return ps
+
+    def resize(ps, n_want, img_now):  # -> params holding the n_want the rate hook asked for
+        n_now = int(ps[0].shape[0])
+        n_want = max(1, min(int(n_want), n_max_total))
+        if n_want < n_now:
+            idx = most_important(ps[1].detach(), ps[2].detach(), n_want)
+            sel = torch.zeros(n_now, dtype=torch.bool, device=idx.device)
+            sel[idx] = True
+            ps = [_leaf(p[sel]) for p in ps]
+            opt.replace(ps, sel, 0)
+        elif n_want > n_now:
+            if img_now is None:  # no render yet (a one-iteration run): make one
+                with torch.no_grad():
+                    img_now = renderer(*attributes(ps, quant), height, width)
+            ps = add_at_errors(ps, n_want - n_now, img_now)
         return ps
 
     def attributes(ps, q):  # -> means, covs, colors used for rendering
@@ -206,19 +228,7 @@ def train(
             rows = torch.cat([p.detach() for p in params], dim=1)  # [N, 8]
             _init_quantizer(quant, rows, cfg.qat.init, lambda r: _quantized_mse(r, renderer, target))
             if rate_hook is not None:
-                n_now = int(params[0].shape[0])
-                n_want = max(1, min(int(rate_hook(rows, quant)), n_max_total))
-                if n_want < n_now:
-                    idx = most_important(params[1].detach(), params[2].detach(), n_want)
-                    sel = torch.zeros(n_now, dtype=torch.bool, device=idx.device)
-                    sel[idx] = True
-                    params = [_leaf(p[sel]) for p in params]
-                    opt.replace(params, sel, 0)
-                elif n_want > n_now:
-                    if t == 1:  # no render yet (a one-iteration run): make one
-                        with torch.no_grad():
-                            img = renderer(*params, height, width)
-                    params = add_at_errors(params, n_want - n_now, img.detach())
+                params = resize(params, rate_hook(rows, quant), None if t == 1 else img.detach())
             qopt = torch.optim.Adam(quant.parameters(), lr=cfg.qat.lr)
             best = (-math.inf, 0, None)  # the float best is not a candidate for a quantized output
 
@@ -269,6 +279,11 @@ def train(
             opt.replace(params, keep, 0)
         if k:
             params = add_at_errors(params, k, img.detach())
+        if t == resize_at:  # size the set again with the quantizer QAT has learned so far
+            with torch.no_grad():
+                rows = torch.cat([p.detach() for p in params], dim=1)  # [N, 8]
+            params = resize(params, rate_hook(rows, quant), img.detach())
+            best = (-math.inf, 0, None)  # only states of the resized set are candidates
 
         if progress is not None:
             progress(t, iterations, {"phase": "qat" if in_qat else "float", "psnr": last_psnr,
