@@ -10,7 +10,8 @@ says is what a user gets. Rate control (``bpp=``): N starts from a bits-per-Gaus
 model (``predict_gaussians``); when QAT starts, the trainer's rate hook
 (``size_to_budget``) codes the Gaussians it has into a real file, measures them, and
 keeps the most important N' that fill the budget (or adds Gaussians where the error is
-largest). If the final file still misses by more than ``BPP_TOLERANCE`` (QAT moved the
+largest); halfway through QAT (``QATConfig.resize_frac``) the hook does the same again
+with the ranges QAT has learned. If the final file still misses by more than ``BPP_TOLERANCE`` (QAT moved the
 rate), one more encode runs with the budget corrected by the measured drift, and the
 closer result is kept.
 """
