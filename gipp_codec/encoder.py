@@ -137,25 +137,31 @@ def _measure(data: bytes, arr: np.ndarray) -> tuple[float, float | None, dict]:
     return psnr(decoded, arr), ms_ssim(decoded, arr), read_info(data)
 
 
+def measured_file_bits(rows, quant, bits: BitDepths, width: int, height: int, metadata) -> tuple[float, float]:
+    """(fixed bits, bits per Gaussian) of the file that ``quant`` (an LSQPlus) makes of the
+    float rows [N, 8]: the cost of an empty file (container, headers, metadata), and what
+    each Gaussian adds on average."""
+    q = quant.quantize(rows)  # [N, 8] uint16
+    scales, offsets = quant.export()
+
+    def file_bits(qq):
+        return 8 * len(write_gimg(QuantizedGaussians(width, height, bits, qq, scales, offsets), metadata))
+
+    fixed = file_bits(q[:0])
+    return fixed, max(1.0, (file_bits(q) - fixed) / max(1, int(q.shape[0])))
+
+
 def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata) -> Callable:
     """The trainer's rate hook for a file of ``budget_bits``: (rows [N, 8], quantizer) -> N'.
 
-    When QAT starts it quantizes the float Gaussians with the quantizer QAT is about to
-    start from (its ranges already initialised), codes them into a complete file, and from
-    the measured bits per Gaussian (minus the fixed cost of an empty file: container,
-    headers, metadata) solves for the N' that fills the budget, with position gaps costing
-    log2(N/N') bits more per Gaussian when the set shrinks (Morton gaps grow).
+    It quantizes the float Gaussians with the trainer's quantizer (at QAT start: its
+    initialised ranges), codes them into a complete file, and from the measured bits per
+    Gaussian (``measured_file_bits``) solves for the N' that fills the budget, with position
+    gaps costing log2(N/N') bits more per Gaussian when the set shrinks (Morton gaps grow).
     """
     def hook(rows, quant):  # rows: torch [N, 8] float (x, y, a, b, c, r, g, b); quant: LSQPlus
-        q = quant.quantize(rows)  # [N, 8] uint16
-        scales, offsets = quant.export()
-        n = int(q.shape[0])
-
-        def file_bits(qq):
-            return 8 * len(write_gimg(QuantizedGaussians(width, height, bits, qq, scales, offsets), metadata))
-
-        fixed = file_bits(q[:0])
-        per = max(1.0, (file_bits(q) - fixed) / max(1, n))
+        n = int(rows.shape[0])
+        fixed, per = measured_file_bits(rows, quant, bits, width, height, metadata)
         room = max(per, budget_bits - fixed)
         n_new = room / per
         for _ in range(20):
