@@ -317,3 +317,25 @@ def test_side_stream_reader_configs_counts_and_errors():
             read_side_stream(BitReader(_side_stream(levels, cfg), "side"), bits)
     with pytest.raises(PayloadError, match="side stream overrun"):
         read_side_stream(BitReader(_side_stream(levels)[:2], "side"), bits)
+
+
+def test_decoder_kernels_agree_with_the_encoder_rules():
+    """The numba copies of two encoder-side rules give the same answers: the context rule
+    (contexts_of) and the largest token of a stream (hybrid.max_token)."""
+    from gipp_codec.entropy import hybrid, token_kernels
+    from gipp_codec.entropy.gaussian_coder import contexts_of
+    from gipp_codec.entropy.side_stream import _max_token
+
+    rng = np.random.default_rng(11)
+    src = rng.integers(0, 1024, 2000).astype(np.int64)
+    for thresholds in ((1,), (300, 500, 700), tuple(range(5, 1000, 70))):
+        ctx = np.empty(src.size, np.int64)
+        sizes = np.empty(len(thresholds) + 1, np.int64)
+        token_kernels.contexts_and_sizes(src, np.array(thresholds, np.int64), ctx, sizes)
+        want = contexts_of(src, thresholds)
+        assert ctx.tolist() == want.tolist()
+        assert sizes.tolist() == np.bincount(want, minlength=len(thresholds) + 1).tolist()
+    for k in range(0, hybrid.MAX_SPLIT + 1):
+        for m in range(0, min(k, hybrid.MAX_MANTISSA) + 1):
+            for u_max in (0, 1, 63, 1023, 2046, (1 << 24) - 1, (1 << 32) - 1):
+                assert _max_token(k, m, u_max) == hybrid.max_token(k, m, u_max)

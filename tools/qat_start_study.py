@@ -4,7 +4,8 @@ Runs the encoder's fit (the float phase of a rate-controlled encode at --bpp wit
 --iterations) up to the start of QAT, then, on the float Gaussians the rate hook sees,
 reports the PSNR of the render with every channel quantized and with one group at a time
 (positions, covariance, colours), for the "minmax" and "render" initialisations, plus
-the colour and b quantization steps and how many Gaussians quantization makes invalid.
+the colour and b quantization steps, how many Gaussians quantization makes invalid, and
+how long each initialisation takes.
 
     python tools/qat_start_study.py kodim15.png --bpp 0.5 --iterations 50000 [--json out.json]
 """
@@ -13,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -82,11 +84,13 @@ def main(argv=None) -> int:
               "float_psnr": render_psnr(float_rows)[0], "fit_seconds": fit_s, "inits": {}}
     for init in ("minmax", "render"):
         quant = LSQPlus(BitDepths().per_channel())
+        t_init = time.perf_counter()
         quant.init_minmax(rows) if init == "minmax" else quant.init_render(rows, rendered_error)
+        init_s = time.perf_counter() - t_init
         scales, offsets = quant.export()
         deq = dequantize_rows(quant.quantize(rows), scales, offsets)  # [N, 8]
         all_psnr, invalid = render_psnr(deq)
-        entry = {"psnr_all_quantized": all_psnr, "invalid": invalid, "step_b": float(scales[3]),
+        entry = {"init_seconds": init_s, "psnr_all_quantized": all_psnr, "invalid": invalid, "step_b": float(scales[3]),
                  "steps_colour": [float(v) for v in scales[5:8]], "psnr_one_group": {}}
         for name, cols in GROUPS.items():
             mix = float_rows.copy()
@@ -97,16 +101,15 @@ def main(argv=None) -> int:
     print(f"{args.image}: {result['gaussians']} Gaussians at QAT start of a {args.iterations}-iteration "
           f"fit for {args.bpp} bpp; float render {result['float_psnr']:.2f} dB")
     print("| init | all quantized dB | only positions | only covariance | only colours | invalid | b step "
-          "| colour steps |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| colour steps | init s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for init, e in result["inits"].items():
         g = e["psnr_one_group"]
         print(f"| {init} | {e['psnr_all_quantized']:.2f} | {g['positions']:.2f} | {g['covariance']:.2f} "
               f"| {g['colours']:.2f} | {e['invalid']} | {e['step_b']:.3f} | "
-              + " / ".join(f"{v:.3f}" for v in e["steps_colour"]) + " |")
+              + " / ".join(f"{v:.3f}" for v in e["steps_colour"]) + f" | {e['init_seconds']:.2f} |")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        Path(args.json).write_text(json.dumps(result, indent=1))
     return 0
 
 

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -77,8 +78,7 @@ def main(argv=None) -> int:
     print(f"file: {n_final} Gaussians, {result['final_bits_per_gaussian']:.2f} bits each, "
           f"{result['final_bpp']:.4f} bpp ({off:+.1f} % of the target), PSNR {qreport.psnr:.2f} dB (one pass)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        Path(args.json).write_text(json.dumps(result, indent=1))
     return 0
 
 

@@ -7,7 +7,9 @@ One loop serves both pipelines (DESIGN.md §1):
   ``grow_every`` until ``grow_stop`` (never during QAT), pruning every ``prune_every``;
 - QAT phase, iterations qat_start+1 .. total (only with ``quantize=True``): the render
   uses the LSQ+ fake-quantized attributes; the quantizers have their own Adam; pruning
-  runs on the DEQUANTIZED covariances.
+  runs on the DEQUANTIZED covariances. No growth, except that a rate hook (the encoder's
+  ``--bpp``) resizes the set when QAT starts and, with ``qat.resize_frac``, once more
+  during QAT.
 
 The best state by PSNR of the clamped render (the quantized render during QAT) is kept,
 evaluated from the forward pass already computed every ``eval_every`` iterations.
