@@ -80,6 +80,69 @@ def test_quantization_error_is_bounded_by_half_a_step():
         assert bool((xhat[:, j] > 0).all())
 
 
+def _rows_with_small_gaussians(n=3000, seed=7) -> torch.Tensor:
+    """Rows whose variances span ~5 decades, so b's step (set by the largest |b|) is far
+    coarser than sqrt(a*c) of the smallest Gaussians, as after a long fit."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 2, generator=g) * torch.tensor([768.0, 512.0])
+    a = torch.exp(torch.randn(n, generator=g) * 2.5)
+    c = torch.exp(torch.randn(n, generator=g) * 2.5)
+    b = (torch.rand(n, generator=g) - 0.5) * 1.9 * torch.sqrt(a * c)
+    col = torch.randn(n, 3, generator=g)
+    return torch.cat((x, a[:, None], b[:, None], c[:, None], col), dim=1)
+
+
+@pytest.mark.parametrize("psd_safe", [False, True])
+def test_psd_safe_rounding_keeps_every_covariance_valid_and_exact(psd_safe):
+    rows = _rows_with_small_gaussians()
+    quant = LSQPlus(BITS, psd_safe=psd_safe)
+    quant.init_minmax(rows)
+    with torch.no_grad():  # a learned offset that puts 0 between two grid values
+        quant.offset[3] += 0.37 * quant.scale[3]
+        quant.constrain_()
+        xhat = quant(rows).numpy()
+    q = quant.quantize(rows)
+    s, o = quant.export()
+    deq = _numpy_dequant(q, s, o)
+    assert np.array_equal(xhat.view(np.uint32), deq.view(np.uint32))  # training == decoder
+    invalid = int((~valid_mask(deq[:, 2:5])).sum())
+    if not psd_safe:
+        assert invalid > 100  # plain rounding breaks many of the small ones: the case is real
+        return
+    assert invalid == 0
+    zero = round(-float(o[3]) / float(s[3]))
+    assert 0 <= zero <= 1023
+    b_at_zero = _numpy_dequant(np.full((1, 8), zero, dtype=np.uint16), s, o)[0, 3]
+    assert abs(float(b_at_zero)) <= 2.0**-23 * abs(float(o[3]))  # 0 is on b's grid (to float32 rounding)
+    # only b moved, and only where plain rounding was invalid
+    plain = LSQPlus(BITS)
+    plain.load_state_dict(quant.state_dict())
+    q_plain = plain.quantize(rows)
+    moved = q[:, 3] != q_plain[:, 3]
+    assert np.array_equal(np.delete(q, 3, axis=1), np.delete(q_plain, 3, axis=1))
+    assert moved.any()
+    assert not valid_mask(_numpy_dequant(q_plain, s, o)[moved][:, 2:5]).any()
+    # and b moved towards 0, never past it
+    qb, qb_plain = q[:, 3].astype(int), q_plain[:, 3].astype(int)
+    assert np.all(np.abs(qb[moved] - zero) < np.abs(qb_plain[moved] - zero))
+
+
+def test_psd_safe_gradients_pass_straight_through():
+    """The shift of b is a constant to autograd: the gradients reaching the rows are those
+    of plain LSQ+ (straight through), while the scale's gradient sees the shifted values."""
+    grads = []
+    safe = LSQPlus(BITS, psd_safe=True)
+    safe.init_minmax(_rows_with_small_gaussians(n=500))
+    for psd_safe in (False, True):
+        rows = _rows_with_small_gaussians(n=500).requires_grad_(True)
+        quant = LSQPlus(BITS, psd_safe=psd_safe)
+        quant.load_state_dict(safe.state_dict())  # the same grid for both
+        quant(rows)[:, 3].sum().backward()
+        grads.append(rows.grad[:, 3].clone())
+        assert torch.isfinite(quant.scale.grad).all()
+    assert torch.equal(grads[0], grads[1])
+
+
 def test_log_domain_for_variances():
     rows = _rows(seed=2)
     quant = LSQPlus(BITS)

@@ -92,12 +92,41 @@ def gimg_points(args) -> list[dict]:
             for n in _int_list(args.gimg_gaussians)]
 
 
+def qat_config(settings: list[str]):
+    """The default FitConfig with QATConfig fields overridden by "field=value" strings
+    (booleans as true/false, numbers as numbers, anything else as text)."""
+    import dataclasses
+
+    from gipp_codec.fit.config import FitConfig
+
+    cfg = FitConfig()
+    fields = {f.name: f.type for f in dataclasses.fields(cfg.qat)}
+    changes = {}
+    for item in settings:
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"--gimg-qat: expected FIELD=VALUE with FIELD one of {', '.join(fields)}, got {item!r}")
+        kind = type(getattr(cfg.qat, key))
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise SystemExit(f"--gimg-qat: {key} takes true or false, got {text!r}")
+            changes[key] = text.lower() in ("true", "1")
+        else:
+            try:
+                changes[key] = kind(text)
+            except ValueError:
+                raise SystemExit(f"--gimg-qat: {key} takes a {kind.__name__}, got {text!r}") from None
+    return cfg.replace(qat=dataclasses.replace(cfg.qat, **changes))
+
+
 def run_gimg(image: np.ndarray, point: dict, args, name: str = "image") -> dict:
     """Encode and decode one gimg rate point; with ``--gimg-keep`` the file is kept there."""
     import gipp_codec
 
     kwargs = dict(point["kwargs"], iterations=args.gimg_iterations, seed=args.seed,
                   device=args.gimg_device)
+    if args.gimg_qat:
+        kwargs["config"] = qat_config(args.gimg_qat)
     h, w = image.shape[:2]
     (data, report), enc_s = rd_lib.time_call(lambda: gipp_codec.encode_with_report(image, **kwargs),
                                              repeats=args.encode_repeats)
@@ -311,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gimg-iterations", type=int, default=2000)
     p.add_argument("--gimg-keep", default=None, help="keep every encoded .gimg file in this folder")
     p.add_argument("--gimg-device", default="auto")
+    p.add_argument("--gimg-qat", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a QATConfig field for gimg (repeatable), e.g. psd_safe=true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--encode-repeats", type=int, default=1, help="timed encodes per point (median)")
     p.add_argument("--decode-repeats", type=int, default=5, help="timed warm decodes per point (median)")
@@ -336,6 +367,8 @@ def main(argv=None) -> int:
         return 2
     targets = _float_list(args.targets)
     if "gimg" in codecs:
+        if args.gimg_qat:
+            qat_config(args.gimg_qat)  # a bad FIELD=VALUE stops the run before any work
         try:
             import gipp_codec
 
@@ -362,7 +395,7 @@ def main(argv=None) -> int:
             "targets": targets,
             "gimg": ({"points": [p["point"] for p in gimg_points(args)],
                       "iterations": args.gimg_iterations, "device": args.gimg_device,
-                      "seed": args.seed} if "gimg" in codecs else None),
+                      "seed": args.seed, "qat": list(args.gimg_qat)} if "gimg" in codecs else None),
             "encode_repeats": args.encode_repeats,
             "decode_repeats": args.decode_repeats,
             "environment": environment(),

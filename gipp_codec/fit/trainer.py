@@ -226,7 +226,7 @@ def train(
             if bool(keep.any()) and not bool(keep.all()):
                 params = [_leaf(p[keep]) for p in params]
                 opt.replace(params, keep, 0)
-            quant = LSQPlus(cfg.qat.bits()).to(device)
+            quant = LSQPlus(cfg.qat.bits(), psd_safe=cfg.qat.psd_safe).to(device)
             rows = torch.cat([p.detach() for p in params], dim=1)  # [N, 8]
             _init_quantizer(quant, rows, cfg.qat.init, lambda r: _quantized_mse(r, renderer, target))
             if rate_hook is not None:

@@ -29,6 +29,7 @@ from gipp_codec.format.constants import CHANNEL_LIMITS
 
 CHANNELS = ("x", "y", "a", "b", "c", "r", "g", "b_color")  # order of the 8 channels in q [N, 8]
 LOG_CHANNELS = (2, 4)  # a and c are quantized in the log domain
+B_CHANNEL = 3  # the off-diagonal covariance b, uniform
 # Smallest variance representable in the log domain for a latent value <= 0 (such a Gaussian is
 # invalid and pruned; the clamp only keeps log() finite until then).
 _LOG_FLOOR = 1e-12
@@ -78,15 +79,26 @@ def _from_value(value_f32: torch.Tensor) -> torch.Tensor:  # [N, 8]
 
 
 class LSQPlus(nn.Module):
-    """Eight per-channel LSQ+ quantizers with learnable float32 ``scale`` [8] and ``offset`` [8]."""
+    """Eight per-channel LSQ+ quantizers with learnable float32 ``scale`` [8] and ``offset`` [8].
 
-    def __init__(self, bits: tuple[int, ...]):
+    With ``psd_safe`` the off-diagonal b is quantized so that the dequantized covariance
+    stays positive definite wherever the grid allows it: b's grid holds 0 (its offset is kept
+    a whole number of steps below 0 whenever its range spans 0), and a Gaussian whose
+    rounded b would give a*c <= b*b (with the dequantized a and c) takes the nearest grid
+    value of b that does not, which 0 always is. Plain rounding makes small Gaussians
+    invalid when b's step, set by the largest Gaussians, exceeds their sqrt(a*c); QAT then
+    pruned them (BENCHMARKS.md §4). The choice is the encoder's: a decoder only
+    dequantizes the integers it reads.
+    """
+
+    def __init__(self, bits: tuple[int, ...], psd_safe: bool = False):
         super().__init__()
         if len(bits) != len(CHANNELS):
             raise ValueError(f"need {len(CHANNELS)} bit depths, got {len(bits)}")
         if any(not (1 <= int(b) <= 16) for b in bits):
             raise ValueError(f"bit depths must be in 1..16, got {bits}")
         self.bits = tuple(int(b) for b in bits)
+        self.psd_safe = bool(psd_safe)
         self.register_buffer("qmax", torch.tensor([(1 << b) - 1 for b in self.bits], dtype=torch.float32))
         self.scale = nn.Parameter(torch.ones(len(bits), dtype=torch.float32))
         self.offset = nn.Parameter(torch.zeros(len(bits), dtype=torch.float32))
@@ -161,7 +173,8 @@ class LSQPlus(nn.Module):
         """Keep each scale > 0 and each channel's dequantized range [offset, offset +
         qmax * scale] inside the file format's limits (``CHANNEL_LIMITS``, less 1e-4 of them
         for float32 rounding), so that every state can be written; a range already inside
-        is left bit for bit as it is. (A Gaussian whose log-variance ran past the limit,
+        is left bit for bit as it is, except that with ``psd_safe`` b's offset is moved
+        (by at most half a step) to put 0 on b's grid. (A Gaussian whose log-variance ran past the limit,
         a near-constant term over the whole image, is then clamped to the limit.)"""
         self.scale.clamp_(min=1e-8)
         qmax = self.qmax.double()
@@ -174,6 +187,24 @@ class LSQPlus(nn.Module):
             hi_new = torch.maximum(hi.clamp(-lim, lim), lo_new + qmax * 1e-8)
             self.offset.copy_(torch.where(out, lo_new, lo).float())
             self.scale.copy_(torch.where(out, (hi_new - lo_new) / qmax, self.scale.double()).float())
+        if self.psd_safe:
+            self._zero_on_b_grid_(float(lim[B_CHANNEL]))
+
+    @torch.no_grad()
+    def _zero_on_b_grid_(self, lim: float) -> None:
+        """Move b's offset to the nearest whole number of steps below 0 (staying inside
+        +-``lim``) when b's range spans 0, so that the grid value q = -offset / scale is 0."""
+        s = float(self.scale[B_CHANNEL])
+        lo = float(self.offset[B_CHANNEL])
+        qmax = float(self.qmax[B_CHANNEL])
+        if not (lo < 0.0 < lo + qmax * s):
+            return
+        k = min(max(round(-lo / s), 0), int(qmax))
+        if -k * s < -lim:
+            k -= 1
+        if -k * s + qmax * s > lim:
+            k += 1
+        self.offset[B_CHANNEL] = -k * s
 
     # -- forward ----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
@@ -185,15 +216,47 @@ class LSQPlus(nn.Module):
         t = to_coding_domain(x)
         v = torch.clamp((t - beta) / s, torch.zeros_like(self.qmax), self.qmax)
         q = _RoundSTE.apply(v)
+        if self.psd_safe:
+            q = q + self._psd_shift(q.detach())  # integer steps of b, no gradient of their own
         value = (q.double() * s.double() + beta.double()).float()
         return _from_value(value)
+
+    @torch.no_grad()
+    def _psd_shift(self, q: torch.Tensor) -> torch.Tensor:  # q [N, 8] rounded -> [N, 8]
+        """Integer change of each row's b (column ``B_CHANNEL``; zero elsewhere) that moves b
+        to the grid value nearest its rounded one for which a*c - b*b > 0 holds in float32
+        with the dequantized a and c (``convention.valid_mask``'s rule, as every decoder
+        applies it). Rows with no such grid value are left as they are."""
+        s64, beta64 = self.scale.double(), self.offset.double()  # [8]
+        value = (q.double() * s64 + beta64).float()  # [N, 8] the decoder's values
+        a = torch.exp(value[:, LOG_CHANNELS[0]].double()).float()  # [N]
+        c = torch.exp(value[:, LOG_CHANNELS[1]].double()).float()
+        sb, ob, qmax = s64[B_CHANNEL], beta64[B_CHANNEL], float(self.qmax[B_CHANNEL])
+        qb = q[:, B_CHANNEL].double()  # [N]
+        bound = torch.sqrt(a.double() * c.double()) * (1.0 - 1e-4)  # |b| below this is safe
+        lo = torch.ceil((-bound - ob) / sb).clamp(0.0, qmax)
+        hi = torch.floor((bound - ob) / sb).clamp(0.0, qmax)
+        target = torch.where(lo <= hi, torch.minimum(torch.maximum(qb, lo), hi), qb)
+        zero = torch.round(-ob / sb).clamp(0.0, qmax)  # the grid index nearest to b = 0
+        for _ in range(4):  # float32 edge cases: one more step towards 0 until valid
+            vb = (target * sb + ob).float()
+            bad = ~(a * c - vb * vb > 0) & (target != zero)
+            if not bool(bad.any()):
+                break
+            target = target + torch.sign(zero - target) * bad
+        shift = torch.zeros_like(q)
+        shift[:, B_CHANNEL] = (target - qb).to(q.dtype)
+        return shift
 
     @torch.no_grad()
     def quantize(self, x: torch.Tensor) -> np.ndarray:  # [N, 8] uint16
         """The integers q the forward pass uses, as uint16 [N, 8] (channel order x,y,a,b,c,r,g,b)."""
         t = to_coding_domain(x.float())
         v = torch.clamp((t - self.offset) / self.scale, torch.zeros_like(self.qmax), self.qmax)
-        return torch.round(v).cpu().numpy().astype(np.uint16)
+        q = torch.round(v)
+        if self.psd_safe:
+            q = q + self._psd_shift(q)
+        return q.cpu().numpy().astype(np.uint16)
 
     def grad_scale(self, n: int) -> torch.Tensor:
         """The per-channel gradient scale 1 / sqrt(n * (2^bits - 1)) applied to s and beta."""
