@@ -12,6 +12,7 @@ same shape as the paper's 50 000-iteration protocol (e.g. the paper grows every 
   for the measurements behind each value that differs from the paper.
 """
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 from gipp_codec.errors import ConfigError
@@ -45,6 +46,10 @@ class QATConfig:
     # replaces at the largest errors; keeping them measured 0.0-0.24 dB worse at 10 000
     # iterations (BENCHMARKS.md §4), so it is off by default
     psd_safe: bool = False
+    # rate term in QAT: loss = mse * (1 + rate_weight * bits / pixels), bits from
+    # ``rate_proxy.attribute_bits`` (order-0 cost of the quantized a, b, c and colours);
+    # rate_weight ~ ln(10)/10 * (dB per bpp) of the RD curve. 0 = off
+    rate_weight: float = 0.0
 
     def bits(self) -> tuple[int, ...]:
         """Bit depth of each of the 8 channels x, y, a, b, c, r, g, b."""
@@ -159,6 +164,8 @@ class FitConfig:
         frac("qat.lr_halve_every_frac", q.lr_halve_every_frac)
         if not (0.0 <= q.resize_frac < 1.0):
             raise ConfigError(f"QATConfig.resize_frac must be in [0, 1), got {q.resize_frac!r}")
+        if not (isinstance(q.rate_weight, (int, float)) and math.isfinite(q.rate_weight) and q.rate_weight >= 0):
+            raise ConfigError(f"QATConfig.rate_weight must be a finite number >= 0, got {q.rate_weight!r}")
         if q.init not in ("render", "minmax", "mse"):
             raise ConfigError(f"QATConfig.init must be 'render', 'minmax' or 'mse', got {q.init!r}")
         if q.eval_every < 1:

@@ -28,6 +28,7 @@ from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
 from gipp_codec.fit.init import sparse_init
 from gipp_codec.fit.prune import keep_mask, most_important
+from gipp_codec.fit.rate_proxy import attribute_bits
 from gipp_codec.metrics import psnr_from_mse
 from gipp_codec.quant.lsq import LSQPlus, split_attributes
 
@@ -250,6 +251,11 @@ def train(
         with torch.no_grad():
             grad_img = (img.detach() - target).mul_(2.0 / img.numel())  # [H, W, 3]
         img.backward(grad_img)
+        if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
+            with torch.no_grad():
+                mse_now = float(torch.mean((img.detach() - target) ** 2))
+            bits = attribute_bits(torch.cat(params, dim=1), quant)
+            (bits * (cfg.qat.rate_weight * mse_now / (height * width))).backward()
 
         eval_every = cfg.qat.eval_every if in_qat else cfg.eval_every
         if t % eval_every == 0 or t == 1:

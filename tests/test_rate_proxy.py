@@ -1,0 +1,86 @@
+"""The rate term of QAT: the differentiable bit estimate and its effect on a fit."""
+
+import numpy as np
+import pytest
+import torch
+
+from gipp_codec.errors import ConfigError
+from gipp_codec.fit.api import fit_and_quantize
+from gipp_codec.fit.config import FitConfig, QATConfig
+from gipp_codec.fit.rate_proxy import RATE_CHANNELS, attribute_bits
+from gipp_codec.quant.lsq import LSQPlus
+
+BITS = (12, 12, 10, 10, 10, 6, 6, 6)
+
+
+def _rows(n=400, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 2, generator=g) * 64
+    a = torch.exp(torch.randn(n, generator=g))
+    c = torch.exp(torch.randn(n, generator=g))
+    b = (torch.rand(n, generator=g) - 0.5) * torch.sqrt(a * c)
+    col = torch.randn(n, 3, generator=g) * 0.3 + 0.5
+    return torch.cat((x, a[:, None], b[:, None], c[:, None], col), dim=1)
+
+
+def _order0_bits(q: np.ndarray, levels: list[int]) -> float:
+    """Sum over channels of -log2 of each integer's smoothed frequency (counts + 1/2)."""
+    total = 0.0
+    for j, lv in enumerate(levels):
+        counts = np.bincount(q[:, j].astype(np.int64), minlength=lv).astype(np.float64) + 0.5
+        p = counts / counts.sum()
+        total += float(-np.log2(p[q[:, j].astype(np.int64)]).sum())
+    return total
+
+
+def test_estimate_is_the_order0_cost_of_the_integers_on_the_grid():
+    rows = _rows()
+    quant = LSQPlus(BITS)
+    quant.init_minmax(rows)
+    with torch.no_grad():
+        on_grid = quant(rows)  # dequantized rows: every value exactly on its grid
+    est = float(attribute_bits(on_grid, quant))
+    q = quant.quantize(on_grid)[:, list(RATE_CHANNELS)]
+    expected = _order0_bits(q, [(1 << BITS[j]) for j in RATE_CHANNELS])
+    assert est == pytest.approx(expected, rel=1e-4)
+
+
+def test_gradient_moves_a_value_towards_the_more_probable_grid_value():
+    rows = _rows(n=200)
+    quant = LSQPlus(BITS)
+    quant.init_minmax(rows)
+    with torch.no_grad():
+        rows = quant(rows)  # on the grid
+        # put 50 colours (red) on one grid value and a probe 0.3 steps above it
+        s, o = float(quant.scale[5]), float(quant.offset[5])
+        rows[:50, 5] = o + 20 * s
+        rows[50, 5] = o + 20.3 * s
+    probe = rows.clone().requires_grad_(True)
+    attribute_bits(probe, quant).backward()
+    assert float(probe.grad[50, 5]) > 0  # descending the bits lowers it, towards grid value 20
+    assert float(probe.grad[:, 0:2].abs().sum()) == 0.0  # positions carry no rate term
+
+
+def test_rate_weight_is_validated():
+    with pytest.raises(ConfigError, match="rate_weight"):
+        FitConfig().replace(qat=QATConfig(rate_weight=-1.0))
+    with pytest.raises(ConfigError, match="rate_weight"):
+        FitConfig().replace(qat=QATConfig(rate_weight=float("nan")))
+
+
+def _image(h=20, w=28) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([128 + 100 * np.sin(xx / 3.0), 128 + 100 * np.cos(yy / 2.5), (xx * 9 + yy * 5) % 256], -1)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_rate_term_lowers_the_cost_of_the_fitted_attributes():
+    img = _image()
+    costs = []
+    for weight in (0.0, 30.0):
+        cfg = FitConfig().replace(qat=QATConfig(start_frac=0.5, rate_weight=weight))
+        q, _, _, rep = fit_and_quantize(img, 40, 200, seed=0, device="cpu", config=cfg, backend="reference")
+        cols = list(RATE_CHANNELS)
+        costs.append(_order0_bits(q[:, cols], [(1 << BITS[j]) for j in cols]) / q.shape[0])
+        assert rep.psnr > 15.0  # still a fit of the image
+    assert costs[1] < costs[0] - 1.0
