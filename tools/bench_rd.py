@@ -100,7 +100,7 @@ def qat_config(settings: list[str]):
     from gipp_codec.fit.config import FitConfig
 
     cfg = FitConfig()
-    fields = {f.name: f.type for f in dataclasses.fields(cfg.qat)}
+    fields = [f.name for f in dataclasses.fields(cfg.qat)]
     changes = {}
     for item in settings:
         key, sep, text = item.partition("=")
@@ -116,7 +116,7 @@ def qat_config(settings: list[str]):
                 changes[key] = kind(text)
             except ValueError:
                 raise SystemExit(f"--gimg-qat: {key} takes a {kind.__name__}, got {text!r}") from None
-    return cfg.replace(qat=dataclasses.replace(cfg.qat, **changes))
+    return cfg.with_qat(**changes)
 
 
 def run_gimg(image: np.ndarray, point: dict, args, name: str = "image") -> dict:

@@ -7,9 +7,9 @@ dequantized (b's grid step is set by the largest Gaussians).
 """
 
 import argparse
-import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import torch
 
@@ -33,8 +33,7 @@ def main(argv=None) -> int:
 
     image = load_image(args.image)[0]
     h, w = image.shape[:2]
-    cfg = FitConfig()
-    cfg = cfg.replace(qat=dataclasses.replace(cfg.qat, psd_safe=args.psd_safe))
+    cfg = FitConfig().with_qat(psd_safe=args.psd_safe)
     state = {"t": 0, "phase": "float"}
     steps = []
     plain_keep_mask = trainer.keep_mask
@@ -70,8 +69,8 @@ def main(argv=None) -> int:
                "bpp": len(data) * 8 / (h * w), "psnr": report.psnr, "gaussians": report.gaussians}
     print(json.dumps(summary))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"summary": summary, "steps": steps, "argv": sys.argv[1:] if argv is None else argv}, f, indent=1)
+        record = {"summary": summary, "steps": steps, "argv": sys.argv[1:] if argv is None else list(argv)}
+        Path(args.json).write_text(json.dumps(record, indent=1))
     return 0
 
 

@@ -10,12 +10,9 @@ compared with and without them:
 """
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from gipp_codec import encoder
 from gipp_codec.decoder import read_info
@@ -40,8 +37,7 @@ def main(argv=None) -> int:
     h, w = image.shape[:2]
     bits = BitDepths()
     budget = args.bpp * h * w
-    cfg = FitConfig()
-    cfg = cfg.replace(qat=dataclasses.replace(cfg.qat, init=args.init, resize_frac=args.resize_frac))
+    cfg = FitConfig().with_qat(init=args.init, resize_frac=args.resize_frac)
     sizing = encoder.size_to_budget(budget * (1 + encoder.HOOK_MARGIN), bits, w, h, None)
     calls, counts, seen = [], [], {"t": 0}
 

@@ -12,7 +12,6 @@ the renderer is ``get_renderer(backend, device)`` with ``backend="auto"`` by def
 ("reference" forces the dense torch oracle, e.g. in tests).
 """
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -216,7 +215,7 @@ def fit_and_quantize(
         if len(tuple(bits)) != 3:
             raise ConfigError(f"bits must be (position, covariance, colour), got {bits!r}")
         p, c, k = (int(b) for b in bits)
-        cfg = cfg.replace(qat=dataclasses.replace(cfg.qat, bits_position=p, bits_covariance=c, bits_color=k))
+        cfg = cfg.with_qat(bits_position=p, bits_covariance=c, bits_color=k)
     arr, its, cfg = _validate(image, gaussians, iterations, cfg)
     t0 = time.perf_counter()
     out, renderer, dev = _train_on_device(arr, gaussians, its, cfg, device, backend, seed, True, progress,

@@ -46,9 +46,11 @@ class QATConfig:
     # replaces at the largest errors; keeping them measured 0.0-0.24 dB worse at 10 000
     # iterations (BENCHMARKS.md §4), so it is off by default
     psd_safe: bool = False
-    # rate term in QAT: loss = mse * (1 + rate_weight * bits / pixels), bits from
-    # ``rate_proxy.attribute_bits`` (order-0 cost of the quantized a, b, c and colours);
-    # rate_weight ~ ln(10)/10 * (dB per bpp) of the RD curve. 0 = off
+    # rate term in QAT: loss = mse + rate_weight * mse_now * bits / pixels (mse_now the
+    # current MSE, held constant), bits from ``rate_proxy.attribute_bits`` (order-0 cost of
+    # the quantized a, b, c and colours); the RD balance is at rate_weight ~ ln(10)/10 *
+    # (dB per bpp) of the RD curve. 0 = off: every weight measured lost PSNR at equal
+    # rate (BENCHMARKS.md §5)
     rate_weight: float = 0.0
 
     def bits(self) -> tuple[int, ...]:
@@ -118,6 +120,10 @@ class FitConfig:
         cfg = replace(self, **changes)
         cfg.validate()
         return cfg
+
+    def with_qat(self, **changes) -> "FitConfig":
+        """A copy whose ``qat`` has ``changes`` applied (validated)."""
+        return self.replace(qat=replace(self.qat, **changes))
 
     def to_dict(self) -> dict:
         """Plain-data view (for JSON reports)."""
