@@ -161,6 +161,18 @@ def test_bench_end_to_end_classical(crop192, tmp_path, capsys):
     assert out_png.stat().st_size > 1000
 
 
+def test_bench_plot_without_matplotlib_stops_before_any_work(crop192, tmp_path, monkeypatch, capsys):
+    """--plot without matplotlib is refused up front, not after a long run."""
+    path, _ = crop192
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    out_json = tmp_path / "rd.json"
+    rc = bench_rd.main([str(path), "--codecs", "jpeg", "--targets", "0.5", "--json", str(out_json),
+                        "--plot", str(tmp_path / "rd.png"), "-q"])
+    assert rc == 2
+    assert "--plot needs matplotlib" in capsys.readouterr().err
+    assert not out_json.exists()
+
+
 def test_bench_gimg_path_with_stand_in_api(crop192, tmp_path, monkeypatch):
     """The gimg branch against a stand-in for gipp_codec.encoder/decode (JPEG inside)."""
     import gipp_codec

@@ -366,6 +366,12 @@ def main(argv=None) -> int:
         print("no input images (give IMAGES... or --folder DIR)", file=sys.stderr)
         return 2
     targets = _float_list(args.targets)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("--plot needs matplotlib: pip install -e '.[bench]' (or drop --plot)", file=sys.stderr)
+            return 2
     if "gimg" in codecs:
         if args.gimg_qat:
             qat_config(args.gimg_qat)  # a bad FIELD=VALUE stops the run before any work
