@@ -210,3 +210,39 @@ def test_bench_gimg_path_with_stand_in_api(crop192, tmp_path, monkeypatch):
     assert all(math.isfinite(r["psnr"]) and r["decode_s"] > 0 for r in gimg)
     bd = {(r["test"], r["anchor"]): r for r in res["summary"]["bd"]}
     assert ("gimg", "jpeg") in bd
+
+
+def test_bench_gimg_bit_depth_variants(crop192, tmp_path, monkeypatch):
+    """--gimg-bits runs gimg once per triple, as codecs named gimg-P-V-C, with those depths."""
+    import gipp_codec
+
+    seen = []
+
+    def fake_encode(image, gaussians=None, bpp=None, iterations=None, seed=0, device="auto", bits=None):
+        seen.append(bits)
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, "JPEG", quality=min(95, 10 + 10 * sum(bits) // 4))
+        data = buf.getvalue()
+        return data, SimpleNamespace(device=device, gaussians=gaussians, passes=1, bits_per_gaussian=1.0)
+
+    monkeypatch.setitem(vars(gipp_codec), "encode_with_report", fake_encode)
+    monkeypatch.setitem(vars(gipp_codec), "decode", lambda d: np.asarray(Image.open(io.BytesIO(d)).convert("RGB")))
+    path, _ = crop192
+    out_json = tmp_path / "rd.json"
+    rc = bench_rd.main([str(path), "--codecs", "jpeg,gimg", "--targets", "0.5", "--gimg-gaussians", "100,200",
+                        "--gimg-bits", "12/10/6,12/8/6", "--decode-repeats", "1", "--json", str(out_json),
+                        "--gimg-keep", str(tmp_path / "keep"), "-q"])
+    assert rc == 0
+    assert seen == [(12, 10, 6)] * 2 + [(12, 8, 6)] * 2
+    res = json.loads(out_json.read_text())
+    assert res["meta"]["codecs"] == ["jpeg", "gimg-12-10-6", "gimg-12-8-6"]
+    assert sorted(p.name for p in (tmp_path / "keep").iterdir()) == [
+        "crop192_N100_12-10-6.gimg", "crop192_N100_12-8-6.gimg", "crop192_N200_12-10-6.gimg", "crop192_N200_12-8-6.gimg"]
+    bd = {(r["test"], r["anchor"]) for r in res["summary"]["bd"]}
+    assert ("gimg-12-8-6", "gimg-12-10-6") in bd
+
+
+def test_bench_gimg_bits_rejects_bad_triple(crop192):
+    path, _ = crop192
+    with pytest.raises(SystemExit, match="--gimg-bits"):
+        bench_rd.main([str(path), "--codecs", "gimg", "--gimg-bits", "12/10", "-q"])

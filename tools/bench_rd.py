@@ -92,6 +92,22 @@ def gimg_points(args) -> list[dict]:
             for n in _int_list(args.gimg_gaussians)]
 
 
+def gimg_variants(args) -> dict:
+    """Codec name -> bit depths (or None for gimg's default) of each gimg variant to run:
+    {"gimg": None} without ``--gimg-bits``, else one "gimg-P-V-C" per triple."""
+    if not args.gimg_bits:
+        return {"gimg": None}
+    out = {}
+    for item in args.gimg_bits.split(","):
+        try:
+            p, v, c = (int(t) for t in item.strip().split("/"))
+        except ValueError:
+            raise SystemExit(f"--gimg-bits: expected POSITION/COVARIANCE/COLOUR triples such as "
+                             f"12/10/6,12/8/6, got {item!r}") from None
+        out[f"gimg-{p}-{v}-{c}"] = (p, v, c)
+    return out
+
+
 def qat_config(settings: list[str]):
     """The default FitConfig with QATConfig fields overridden by "field=value" strings
     (booleans as true/false, numbers as numbers, anything else as text)."""
@@ -119,12 +135,15 @@ def qat_config(settings: list[str]):
     return cfg.with_qat(**changes)
 
 
-def run_gimg(image: np.ndarray, point: dict, args, name: str = "image") -> dict:
-    """Encode and decode one gimg rate point; with ``--gimg-keep`` the file is kept there."""
+def run_gimg(image: np.ndarray, point: dict, args, name: str = "image", bits=None, variant: str = "gimg") -> dict:
+    """Encode and decode one gimg rate point (at bit depths ``bits``, default gimg's own);
+    with ``--gimg-keep`` the file is kept there."""
     import gipp_codec
 
     kwargs = dict(point["kwargs"], iterations=args.gimg_iterations, seed=args.seed,
                   device=args.gimg_device)
+    if bits is not None:
+        kwargs["bits"] = bits
     if args.gimg_qat:
         kwargs["config"] = qat_config(args.gimg_qat)
     h, w = image.shape[:2]
@@ -137,7 +156,8 @@ def run_gimg(image: np.ndarray, point: dict, args, name: str = "image") -> dict:
                 "device": report.device, "gaussians_final": report.gaussians, "passes": report.passes,
                 "bits_per_gaussian": report.bits_per_gaussian})
     if args.gimg_keep:
-        keep = Path(args.gimg_keep) / f"{name}_{point['point'].replace('=', '')}.gimg"
+        suffix = "" if variant == "gimg" else "_" + variant.removeprefix("gimg-")
+        keep = Path(args.gimg_keep) / f"{name}_{point['point'].replace('=', '')}{suffix}.gimg"
         keep.parent.mkdir(parents=True, exist_ok=True)
         keep.write_bytes(data)
         rec["file"] = str(keep)
@@ -342,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gimg-device", default="auto")
     p.add_argument("--gimg-qat", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a QATConfig field for gimg (repeatable), e.g. psd_safe=true")
+    p.add_argument("--gimg-bits", default=None, metavar="P/V/C[,P/V/C...]",
+                   help="run gimg at each of these bit-depth triples (position/covariance/colour), "
+                        "as codecs named gimg-P-V-C; default: gimg's own depths, as codec gimg")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--encode-repeats", type=int, default=1, help="timed encodes per point (median)")
     p.add_argument("--decode-repeats", type=int, default=5, help="timed warm decodes per point (median)")
@@ -373,6 +396,9 @@ def main(argv=None) -> int:
             print("--plot needs matplotlib: pip install -e '.[bench]' (or drop --plot)", file=sys.stderr)
             return 2
     if "gimg" in codecs:
+        variants = gimg_variants(args)  # a bad triple stops the run before any work
+        at = codecs.index("gimg")
+        codecs[at:at + 1] = list(variants)
         if args.gimg_qat:
             qat_config(args.gimg_qat)  # a bad FIELD=VALUE stops the run before any work
         try:
@@ -389,8 +415,9 @@ def main(argv=None) -> int:
             print(msg, file=sys.stderr, flush=True)
 
     labels = {c: rd_lib.CLASSICAL_CODECS[c].label for c in codecs if c in rd_lib.CLASSICAL_CODECS}
-    if "gimg" in codecs:
-        labels["gimg"] = f"gimg ({args.gimg_iterations} it)"
+    for name, bits in (gimg_variants(args) if any(c.startswith("gimg") for c in codecs) else {}).items():
+        if name in codecs:
+            labels[name] = f"gimg ({args.gimg_iterations} it" + (f", {'/'.join(map(str, bits))} bits)" if bits else ")")
     result = {
         "meta": {
             "argv": sys.argv[1:] if argv is None else list(argv),
@@ -401,7 +428,8 @@ def main(argv=None) -> int:
             "targets": targets,
             "gimg": ({"points": [p["point"] for p in gimg_points(args)],
                       "iterations": args.gimg_iterations, "device": args.gimg_device,
-                      "seed": args.seed, "qat": list(args.gimg_qat)} if "gimg" in codecs else None),
+                      "seed": args.seed, "qat": list(args.gimg_qat), "bits": args.gimg_bits}
+                     if any(c.startswith("gimg") for c in codecs) else None),
             "encode_repeats": args.encode_repeats,
             "decode_repeats": args.decode_repeats,
             "environment": environment(),
@@ -425,15 +453,15 @@ def main(argv=None) -> int:
         log(f"[{i + 1}/{len(files)}] {path.name} {w}x{h}")
         for codec_name in codecs:
             t0 = time.perf_counter()
-            if codec_name == "gimg":
+            if codec_name.startswith("gimg"):
                 for point in gimg_points(args):
-                    base = {"image": path.stem, "codec": "gimg", "point": point["point"],
+                    base = {"image": path.stem, "codec": codec_name, "point": point["point"],
                             "target_bpp": point["target_bpp"], "gaussians": point["gaussians"]}
                     try:
-                        rec = run_gimg(image, point, args, path.stem)
+                        rec = run_gimg(image, point, args, path.stem, gimg_variants(args)[codec_name], codec_name)
                     except Exception as exc:  # keep the run going; the record says why
                         rec = {"error": f"{type(exc).__name__}: {exc}"}
-                        log(f"  gimg {point['point']}: {rec['error']}")
+                        log(f"  {codec_name} {point['point']}: {rec['error']}")
                     result["records"].append({**base, **rec})
                     flush()
             else:
