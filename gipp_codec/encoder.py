@@ -11,7 +11,8 @@ model (``predict_gaussians``); when QAT starts, the trainer's rate hook
 (``size_to_budget``) codes the Gaussians it has into a real file, measures them, and
 keeps the most important N' that fill the budget (or adds Gaussians where the error is
 largest); halfway through QAT (``QATConfig.resize_frac``) the hook does the same again
-with the ranges QAT has learned. If the final file still misses by more than ``BPP_TOLERANCE`` (QAT moved the
+with the ranges QAT has learned, now also making up for the Gaussians QAT's pruning removed
+since the first sizing. If the final file still misses by more than ``BPP_TOLERANCE`` (QAT moved the
 rate), one more encode runs with the budget corrected by the measured drift, and the
 closer result is kept.
 """
@@ -37,7 +38,9 @@ ATTRIBUTE_BITS = 36.3
 BPP_TOLERANCE = 0.04  # relative; the CLI promises +-5 %
 BPP_PROMISE = 0.05  # relative; the CLI warns when a file misses its target by more
 HOOK_MARGIN = 0.05  # the rate hook's budget over the target: QAT and its pruning shrink the file
-# a little after the hook, and the trim removes any excess
+# a little after the hook, and the trim removes any excess. From the second call on, the hook
+# aims over the target by the fraction of Gaussians pruned since its previous call, when that
+# is more (12/8/6 measured 10-13 % on kodim15 at 0.5 bpp, BENCHMARKS.md §4)
 MAX_BPP = 64.0
 
 
@@ -151,22 +154,33 @@ def measured_file_bits(rows, quant, bits: BitDepths, width: int, height: int, me
     return fixed, max(1.0, (file_bits(q) - fixed) / max(1, int(q.shape[0])))
 
 
-def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata) -> Callable:
+def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata,
+                   margin: float = HOOK_MARGIN) -> Callable:
     """The trainer's rate hook for a file of ``budget_bits``: (rows [N, 8], quantizer) -> N'.
 
     It quantizes the float Gaussians with the trainer's quantizer (at QAT start: its
     initialised ranges), codes them into a complete file, and from the measured bits per
     Gaussian (``measured_file_bits``) solves for the N' that fills the budget, with position
     gaps costing log2(N/N') bits more per Gaussian when the set shrinks (Morton gaps grow).
+    The budget it fills is ``budget_bits`` * (1 + ``margin``) at the first call; at later
+    calls the margin is at least the fraction of Gaussians lost since the previous call
+    (QAT's pruning goes on after the hook; the encoder trims any excess at the end).
     """
+    asked = {"n": None}  # the N' of the previous call
+
     def hook(rows, quant):  # rows: torch [N, 8] float (x, y, a, b, c, r, g, b); quant: LSQPlus
         n = int(rows.shape[0])
+        over = 1.0 + margin
+        if asked["n"]:
+            lost = min(0.5, max(0.0, 1.0 - n / asked["n"]))
+            over = max(over, 1.0 / (1.0 - lost))
         fixed, per = measured_file_bits(rows, quant, bits, width, height, metadata)
-        room = max(per, budget_bits - fixed)
+        room = max(per, budget_bits * over - fixed)
         n_new = room / per
         for _ in range(20):
             n_new = room / max(1.0, per + np.log2(n / n_new))
-        return max(1, int(round(n_new)))
+        asked["n"] = max(1, int(round(n_new)))
+        return asked["n"]
 
     return hook
 
@@ -187,6 +201,14 @@ def predict_gaussians(budget_bits: float, bits: BitDepths) -> int:
     return max(1, int(round(n)))
 
 
+def default_bits(config=None) -> tuple[int, int, int]:
+    """(position, covariance, colour) bit depths of ``config`` (default ``FitConfig()``)."""
+    from gipp_codec.fit.config import FitConfig
+
+    q = (config if config is not None else FitConfig()).qat
+    return q.bits_position, q.bits_covariance, q.bits_color
+
+
 def encode_with_report(
     image: np.ndarray,
     gaussians: int | None = None,
@@ -194,14 +216,19 @@ def encode_with_report(
     iterations: int | None = None,
     seed: int = 0,
     device: str = "auto",
-    bits: BitDepths | tuple = BitDepths(),
+    bits: BitDepths | tuple | None = None,
     config=None,
     metadata: ImageMetadata | None = None,
     progress: Callable | None = None,
 ) -> tuple[bytes, EncodeReport]:
-    """Encode an 8-bit RGB image [H, W, 3] at N Gaussians or a target bpp; return bytes and a report."""
+    """Encode an 8-bit RGB image [H, W, 3] at N Gaussians or a target bpp; return bytes and a report.
+
+    ``bits`` = (position, covariance, colour) bit depths; None takes them from ``config``
+    (``FitConfig()``: 12/8/6; ``FitConfig.paper()``: the paper's 12/10/6)."""
     arr = _check_image(image)
     h, w = arr.shape[:2]
+    if bits is None:
+        bits = BitDepths(*default_bits(config))
     if not isinstance(bits, BitDepths):
         bits = BitDepths(*bits)
     bits.check(ConfigError)
@@ -218,7 +245,7 @@ def encode_with_report(
         n = predict_gaussians(budget, bits)  # the rate hook then accounts for headers and metadata
         # aim a little high at QAT start (QAT and its pruning shrink the file by a few %),
         # then trim the finished file to the budget
-        hook = size_to_budget(budget * (1 + HOOK_MARGIN), bits, w, h, metadata)
+        hook = size_to_budget(budget, bits, w, h, metadata)
         data, qreport = _encode_once(arr, n, iterations, bits, seed, device, config, metadata, progress, hook,
                                      budget)
         achieved = len(data) * 8 / (h * w)
@@ -226,7 +253,7 @@ def encode_with_report(
             # the hook sized the set at QAT start; what QAT did to the rate after that is
             # now measured: ask again with the budget corrected by that drift
             drift = achieved / bpp
-            hook2 = size_to_budget(budget * (1 + HOOK_MARGIN) / drift, bits, w, h, metadata)
+            hook2 = size_to_budget(budget / drift, bits, w, h, metadata)
             n2 = max(1, int(round(qreport.gaussians / drift)))
             data2, qreport2 = _encode_once(arr, n2, iterations, bits, seed, device, config, metadata, progress,
                                            hook2, budget)

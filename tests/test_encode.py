@@ -107,6 +107,41 @@ def test_rate_model_prediction():
     assert predict_gaussians(1.0, BitDepths()) == 1
 
 
+def test_rate_hook_makes_up_for_gaussians_pruned_since_its_last_call():
+    """The hook's second call aims over the budget by the fraction of Gaussians lost since
+    its first call (QAT's pruning goes on after it), never by less than its margin."""
+    import torch
+
+    from gipp_codec.encoder import HOOK_MARGIN, size_to_budget
+    from gipp_codec.format.model import BitDepths
+    from gipp_codec.quant.lsq import LSQPlus
+
+    gen = torch.Generator().manual_seed(0)
+    n, w, h = 800, 96, 64
+    rows = torch.cat([torch.rand(n, 1, generator=gen) * w, torch.rand(n, 1, generator=gen) * h,
+                      1 + 4 * torch.rand(n, 1, generator=gen), 0.2 * torch.rand(n, 1, generator=gen),
+                      1 + 4 * torch.rand(n, 1, generator=gen), torch.rand(n, 3, generator=gen)], dim=1)  # [N, 8]
+    bits = BitDepths(12, 8, 6)
+    quant = LSQPlus(bits.per_channel())
+    quant.init_minmax(rows)
+    budget = 30.0 * n
+
+    def fresh():
+        return size_to_budget(budget, bits, w, h, None)
+
+    first = fresh()(rows, quant)
+    plain = fresh()
+    plain(rows, quant)
+    kept = rows[: int(0.8 * first)]  # 20 % of what the first call asked for was pruned since
+    again = plain(kept, quant)
+    alone = fresh()(kept, quant)  # the same set seen by a first call: the plain margin
+    assert again > alone * 1.1  # ~ (1 / 0.8) / (1 + margin) = 1.19 more
+    assert again == pytest.approx(alone * (1 / 0.8) / (1 + HOOK_MARGIN), rel=0.05)
+    mild = fresh()
+    mild(rows, quant)
+    assert mild(rows[: int(0.99 * first)], quant) == fresh()(rows[: int(0.99 * first)], quant)  # margin floor
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(), "exactly one"),
     (dict(gaussians=10, bpp=1.0), "exactly one"),
@@ -155,6 +190,23 @@ def test_cli_warns_when_the_rate_target_is_missed(tmp_path):
     assert res.exit_code == 0, res.output
     assert abs(json.loads(res.stdout.strip().splitlines()[-1])["bpp"] / 4 - 1) <= 0.05
     assert "warning" not in res.stderr
+
+
+def test_default_bit_depths_are_12_8_6_and_paper_keeps_12_10_6(tmp_path):
+    """The encoder's default covariance depth is 8 (measured, BENCHMARKS.md §4); --paper and
+    --bits choose others; the file's header says which."""
+    src = tmp_path / "in.png"
+    Image.fromarray(_image(24, 32)).save(src)
+    runner = CliRunner()
+    for extra, expected in (([], (12, 8, 6)), (["--paper"], (12, 10, 6)), (["--bits", "11,9,5"], (11, 9, 5)),
+                            (["--paper", "--bits", "12,8,6"], (12, 8, 6))):
+        out = tmp_path / "o.gimg"
+        res = runner.invoke(cli, ["encode", str(src), str(out), "-n", "12", "-i", "20", *extra])
+        assert res.exit_code == 0, (extra, res.output)
+        header = read_info(out.read_bytes())["header"]
+        assert (header["bits_position"], header["bits_covariance"], header["bits_color"]) == expected, extra
+    _, report = encode_with_report(_image(24, 32), gaussians=12, iterations=20)
+    assert report.bits == (12, 8, 6)
 
 
 def test_cli_encode_refuses_bad_input(tmp_path):

@@ -28,6 +28,8 @@ def main(argv=None) -> int:
     p.add_argument("--iterations", type=int, default=50000)
     p.add_argument("--init", choices=("render", "minmax", "mse"), default=FitConfig().qat.init)
     p.add_argument("--resize-frac", type=float, default=FitConfig().qat.resize_frac)
+    p.add_argument("--bits", default=None, metavar="P,V,C",
+                   help="bit depths position,covariance,colour (default: the encoder's)")
     p.add_argument("--every", type=int, default=1000, help="record N every this many iterations")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the trace here too")
@@ -35,10 +37,10 @@ def main(argv=None) -> int:
 
     image = load_image(args.image)[0]
     h, w = image.shape[:2]
-    bits = BitDepths()
+    bits = BitDepths(*(encoder.default_bits() if args.bits is None else (int(v) for v in args.bits.split(","))))
     budget = args.bpp * h * w
     cfg = FitConfig().with_qat(init=args.init, resize_frac=args.resize_frac)
-    sizing = encoder.size_to_budget(budget * (1 + encoder.HOOK_MARGIN), bits, w, h, None)
+    sizing = encoder.size_to_budget(budget, bits, w, h, None)
     calls, counts, seen = [], [], {"t": 0}
 
     def hook(rows, quant):
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
     info = read_info(data)
     n_final = int(info["header"]["gaussian_count"])
     result = {
-        "image": args.image, "target_bpp": args.bpp, "iterations": args.iterations, "init": args.init,
+        "image": args.image, "target_bpp": args.bpp, "bits": [bits.position, bits.covariance, bits.color], "iterations": args.iterations, "init": args.init,
         "resize_frac": args.resize_frac, "hook_calls": calls, "gaussians_every": counts,
         "final_gaussians": n_final, "final_bpp": 8 * len(data) / (h * w),
         "final_bits_per_gaussian": 8 * len(data) / max(1, n_final), "psnr": qreport.psnr,
