@@ -14,7 +14,10 @@ histograms, raw bits; ``gaussian_coder._context_cost``) and the best (k, m) per 
   neighbour; positions are decoded before any attribute);
 - b (zigzag residual from its median): one context, the contexts coding v1 can use
   (c in 4 classes), and contexts from a + c (log of the area, which bounds |b|) in 8 or
-  16 classes; its saving is counted against the coding-v1 case.
+  16 classes; and b coded inside the interval that a*c > b*b leaves it once a and c are
+  decoded (its relative place in K equal bins, ideal cost -log2 p(bin) + log2(values in
+  the bin), plus 8 bits per transmitted bin count; an estimate, not the coder's cost
+  model). Its saving is counted against the coding-v1 case.
 Contexts are quantile splits into 2 to 16 classes (the thresholds would be transmitted;
 their few bits are ignored here). Prints bits per Gaussian per case and the mean saving.
 """
@@ -56,7 +59,8 @@ def spacing(qx: np.ndarray, qy: np.ndarray, k: int = 4) -> np.ndarray:
 
 def headroom(path: str) -> dict:
     """Bits per Gaussian with and without neighbour contexts, per stream, for one file."""
-    q = parse_gimg(open(path, "rb").read()).gaussians.q.astype(np.int64)  # [N, 8], Morton order
+    parsed = parse_gimg(open(path, "rb").read())
+    q = parsed.gaussians.q.astype(np.int64)  # [N, 8], Morton order
     n = q.shape[0]
     morton = gc.morton_encode(q[:, CH_X], q[:, CH_Y])
     gaps = np.diff(morton, prepend=np.uint64(0))  # [N]
@@ -83,10 +87,33 @@ def headroom(path: str) -> dict:
         out["streams"][name] = row
     ub = gc.zigzag(q[:, CH_B] - int(np.median(q[:, CH_B])))
     area = q[:, CH_A] + q[:, CH_C]
+    g = parsed.gaussians
     out["streams"]["b"] = {"one context": cost_per_gaussian(ub, one),
                            "coding v1: c x4": cost_per_gaussian(ub, quantile_classes(q[:, CH_C], 4)),
-                           **{f"a + c x{p}": cost_per_gaussian(ub, quantile_classes(area, p)) for p in (8, 16)}}
+                           **{f"a + c x{p}": cost_per_gaussian(ub, quantile_classes(area, p)) for p in (8, 16)},
+                           **{f"PD interval x{k}": pd_interval_cost(q, g.scales, g.offsets, g.bits.covariance, k)
+                              for k in (8, 16)}}
     return out
+
+
+def pd_interval_cost(q: np.ndarray, scales, offsets, bits_b: int, bins: int) -> float:
+    """Estimated bits per Gaussian for b [N] coded inside the grid interval [lo, hi] where the
+    dequantized a*c > b*b holds (known to a decoder once a and c are decoded): the relative
+    place (q_b - lo + 0.5) / (hi - lo + 1) in ``bins`` equal bins with transmitted counts
+    (8 bits each), then uniform within the bin."""
+    s = np.asarray(scales, np.float32).astype(np.float64)
+    o = np.asarray(offsets, np.float32).astype(np.float64)
+    log_ac = q[:, CH_A] * s[CH_A] + o[CH_A] + q[:, CH_C] * s[CH_C] + o[CH_C]
+    bound = np.exp(0.5 * log_ac)  # sqrt(a*c)
+    top = (1 << bits_b) - 1
+    lo = np.clip(np.ceil((-bound - o[CH_B]) / s[CH_B]), 0, top)
+    hi = np.clip(np.floor((bound - o[CH_B]) / s[CH_B]), lo, top)
+    qb = np.clip(q[:, CH_B], lo, hi)  # a stored b outside (never, for a valid file) is charged as its end
+    width = hi - lo + 1
+    place = np.minimum(((qb - lo + 0.5) / width * bins).astype(np.int64), bins - 1)
+    p = np.bincount(place, minlength=bins) / q.shape[0]
+    in_bin = np.maximum(np.floor((place + 1) * width / bins) - np.floor(place * width / bins), 1)
+    return float(np.mean(-np.log2(p[place]) + np.log2(in_bin)) + 8 * bins / q.shape[0])
 
 
 def main(argv=None) -> int:
