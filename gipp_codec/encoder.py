@@ -40,7 +40,8 @@ BPP_PROMISE = 0.05  # relative; the CLI warns when a file misses its target by m
 HOOK_MARGIN = 0.05  # the rate hook's budget over the target: QAT and its pruning shrink the file
 # a little after the hook, and the trim removes any excess. From the second call on, the hook
 # aims over the target by the fraction of Gaussians pruned since its previous call, when that
-# is more (12/8/6 measured 10-13 % on kodim15 at 0.5 bpp, BENCHMARKS.md §4)
+# is more (at 0.5 bpp 12/8/6 lost 13-32 % on kodim15 and kodim05, 12/9/6 11-13 % on kodim05,
+# BENCHMARKS.md §4)
 MAX_BPP = 64.0
 
 
@@ -224,7 +225,7 @@ def encode_with_report(
     """Encode an 8-bit RGB image [H, W, 3] at N Gaussians or a target bpp; return bytes and a report.
 
     ``bits`` = (position, covariance, colour) bit depths; None takes them from ``config``
-    (``FitConfig()``: 12/8/6; ``FitConfig.paper()``: the paper's 12/10/6)."""
+    (``FitConfig()``: 12/9/6; ``FitConfig.paper()``: the paper's 12/10/6)."""
     arr = _check_image(image)
     h, w = arr.shape[:2]
     if bits is None:

@@ -26,12 +26,13 @@ class QATConfig:
     """Quantization-aware training (LSQ+) settings; bit depths are per attribute group."""
 
     bits_position: int = 12  # x, y, uniform (paper 12)
-    # log(a), b, log(c) (paper 10). 8 by measurement: two bits fewer on a, b and c cost the
-    # render about 0.1 dB, and the ~5 bits per Gaussian they save buy ~10 % more Gaussians
-    # at the same rate: at equal rate +0.12 to +0.49 dB on 9 of 10 Kodak points at 0.15 and
-    # 0.5 bpp, a tie on the tenth (BENCHMARKS.md §4, "Covariance bit depth").
-    # FitConfig.paper() keeps 10
-    bits_covariance: int = 8
+    # log(a), b, log(c) (paper 10). 9 by measurement: a bit fewer on a, b and c costs the
+    # render ~0.02 dB, and the ~2 bits per Gaussian it saves buy ~4 % more Gaussians at the
+    # same rate: +0.01 to +0.38 dB at equal rate on all 10 points of 5 Kodak images at 0.15
+    # and 0.5 bpp. 8 gains more on most images but QAT's pruning of Gaussians that rounding
+    # b makes non-positive-definite removes 20-30 % of the set on detailed ones (kodim05:
+    # -0.48 dB) (BENCHMARKS.md §4, "Covariance bit depth"). FitConfig.paper() keeps 10
+    bits_covariance: int = 9
     bits_color: int = 6  # r, g, b, uniform (paper 6)
     start_frac: float = 0.7  # float warm-up fraction of the budget, then QAT (paper: 6000/50000 = 0.12)
     lr: float = 1e-3  # quantizers' own Adam (paper 1e-3)
