@@ -155,15 +155,14 @@ def measured_file_bits(rows, quant, bits: BitDepths, width: int, height: int, me
     return fixed, max(1.0, (file_bits(q) - fixed) / max(1, int(q.shape[0])))
 
 
-def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata,
-                   margin: float = HOOK_MARGIN) -> Callable:
+def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata) -> Callable:
     """The trainer's rate hook for a file of ``budget_bits``: (rows [N, 8], quantizer) -> N'.
 
     It quantizes the float Gaussians with the trainer's quantizer (at QAT start: its
     initialised ranges), codes them into a complete file, and from the measured bits per
     Gaussian (``measured_file_bits``) solves for the N' that fills the budget, with position
     gaps costing log2(N/N') bits more per Gaussian when the set shrinks (Morton gaps grow).
-    The budget it fills is ``budget_bits`` * (1 + ``margin``) at the first call; at later
+    The budget it fills is ``budget_bits`` * (1 + ``HOOK_MARGIN``) at the first call; at later
     calls the margin is at least the fraction of Gaussians lost since the previous call
     (QAT's pruning goes on after the hook; the encoder trims any excess at the end).
     """
@@ -171,7 +170,7 @@ def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int,
 
     def hook(rows, quant):  # rows: torch [N, 8] float (x, y, a, b, c, r, g, b); quant: LSQPlus
         n = int(rows.shape[0])
-        over = 1.0 + margin
+        over = 1.0 + HOOK_MARGIN
         if asked["n"]:
             lost = min(0.5, max(0.0, 1.0 - n / asked["n"]))
             over = max(over, 1.0 / (1.0 - lost))
@@ -202,14 +201,6 @@ def predict_gaussians(budget_bits: float, bits: BitDepths) -> int:
     return max(1, int(round(n)))
 
 
-def default_bits(config=None) -> tuple[int, int, int]:
-    """(position, covariance, colour) bit depths of ``config`` (default ``FitConfig()``)."""
-    from gipp_codec.fit.config import FitConfig
-
-    q = (config if config is not None else FitConfig()).qat
-    return q.bits_position, q.bits_covariance, q.bits_color
-
-
 def encode_with_report(
     image: np.ndarray,
     gaussians: int | None = None,
@@ -229,7 +220,9 @@ def encode_with_report(
     arr = _check_image(image)
     h, w = arr.shape[:2]
     if bits is None:
-        bits = BitDepths(*default_bits(config))
+        from gipp_codec.fit.config import FitConfig
+
+        bits = BitDepths(*(config if config is not None else FitConfig()).qat.depths())
     if not isinstance(bits, BitDepths):
         bits = BitDepths(*bits)
     bits.check(ConfigError)

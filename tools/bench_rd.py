@@ -395,8 +395,8 @@ def main(argv=None) -> int:
         except ImportError:
             print("--plot needs matplotlib: pip install -e '.[bench]' (or drop --plot)", file=sys.stderr)
             return 2
+    variants = gimg_variants(args) if "gimg" in codecs else {}  # a bad triple stops the run here
     if "gimg" in codecs:
-        variants = gimg_variants(args)  # a bad triple stops the run before any work
         at = codecs.index("gimg")
         codecs[at:at + 1] = list(variants)
         if args.gimg_qat:
@@ -415,9 +415,8 @@ def main(argv=None) -> int:
             print(msg, file=sys.stderr, flush=True)
 
     labels = {c: rd_lib.CLASSICAL_CODECS[c].label for c in codecs if c in rd_lib.CLASSICAL_CODECS}
-    for name, bits in (gimg_variants(args) if any(c.startswith("gimg") for c in codecs) else {}).items():
-        if name in codecs:
-            labels[name] = f"gimg ({args.gimg_iterations} it" + (f", {'/'.join(map(str, bits))} bits)" if bits else ")")
+    for name, bits in variants.items():
+        labels[name] = f"gimg ({args.gimg_iterations} it" + (f", {'/'.join(map(str, bits))} bits)" if bits else ")")
     result = {
         "meta": {
             "argv": sys.argv[1:] if argv is None else list(argv),
@@ -429,7 +428,7 @@ def main(argv=None) -> int:
             "gimg": ({"points": [p["point"] for p in gimg_points(args)],
                       "iterations": args.gimg_iterations, "device": args.gimg_device,
                       "seed": args.seed, "qat": list(args.gimg_qat), "bits": args.gimg_bits}
-                     if any(c.startswith("gimg") for c in codecs) else None),
+                     if variants else None),
             "encode_repeats": args.encode_repeats,
             "decode_repeats": args.decode_repeats,
             "environment": environment(),
@@ -453,12 +452,12 @@ def main(argv=None) -> int:
         log(f"[{i + 1}/{len(files)}] {path.name} {w}x{h}")
         for codec_name in codecs:
             t0 = time.perf_counter()
-            if codec_name.startswith("gimg"):
+            if codec_name in variants:
                 for point in gimg_points(args):
                     base = {"image": path.stem, "codec": codec_name, "point": point["point"],
                             "target_bpp": point["target_bpp"], "gaussians": point["gaussians"]}
                     try:
-                        rec = run_gimg(image, point, args, path.stem, gimg_variants(args)[codec_name], codec_name)
+                        rec = run_gimg(image, point, args, path.stem, variants[codec_name], codec_name)
                     except Exception as exc:  # keep the run going; the record says why
                         rec = {"error": f"{type(exc).__name__}: {exc}"}
                         log(f"  {codec_name} {point['point']}: {rec['error']}")

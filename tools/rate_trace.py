@@ -37,7 +37,8 @@ def main(argv=None) -> int:
 
     image = load_image(args.image)[0]
     h, w = image.shape[:2]
-    bits = BitDepths(*(encoder.default_bits() if args.bits is None else (int(v) for v in args.bits.split(","))))
+    depths = FitConfig().qat.depths() if args.bits is None else (int(v) for v in args.bits.split(","))
+    bits = BitDepths(*depths)
     budget = args.bpp * h * w
     cfg = FitConfig().with_qat(init=args.init, resize_frac=args.resize_frac)
     sizing = encoder.size_to_budget(budget, bits, w, h, None)

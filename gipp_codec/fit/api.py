@@ -205,8 +205,8 @@ def fit_and_quantize(
     starts; the encoder's rate control uses it to resize the set to the rate budget).
 
     ``bits`` = (position, covariance, colour) bit depths, default from ``config.qat``
-    (12, 9, 6; the paper's 12, 10, 6 with ``FitConfig.paper()``). Returns ``q`` uint16 [N, 8] (channels x, y, a, b, c, r, g, b; a and c in
-    the log domain), ``scales`` float32 [8], ``offsets`` float32 [8], and a QuantReport whose
+    (12, 9, 6; the paper's 12, 10, 6 with ``FitConfig.paper()``). Returns ``q`` uint16
+    [N, 8] (channels x, y, a, b, c, r, g, b; a and c in the log domain), ``scales`` float32 [8], ``offsets`` float32 [8], and a QuantReport whose
     PSNR is that of the decoder's output: every Gaussian of ``q`` is valid after
     dequantization, and ``render(dequantize(q, scales, offsets))`` is the image measured.
     """

@@ -30,8 +30,8 @@ class QATConfig:
     # render ~0.02 dB, and the ~2 bits per Gaussian it saves buy ~4 % more Gaussians at the
     # same rate: +0.01 to +0.38 dB at equal rate on all 10 points of 5 Kodak images at 0.15
     # and 0.5 bpp. 8 gains more on most images but QAT's pruning of Gaussians that rounding
-    # b makes non-positive-definite removes 20-30 % of the set on detailed ones (kodim05:
-    # -0.48 dB) (BENCHMARKS.md §4, "Covariance bit depth"). FitConfig.paper() keeps 10
+    # b makes non-positive-definite removed a quarter to a third of the set on kodim05
+    # (-0.48 dB) (BENCHMARKS.md §4, "Covariance bit depth"). FitConfig.paper() keeps 10
     bits_covariance: int = 9
     bits_color: int = 6  # r, g, b, uniform (paper 6)
     start_frac: float = 0.7  # float warm-up fraction of the budget, then QAT (paper: 6000/50000 = 0.12)
@@ -59,9 +59,13 @@ class QATConfig:
     # rate (BENCHMARKS.md §5)
     rate_weight: float = 0.0
 
+    def depths(self) -> tuple[int, int, int]:
+        """(position, covariance, colour) bit depths."""
+        return self.bits_position, self.bits_covariance, self.bits_color
+
     def bits(self) -> tuple[int, ...]:
         """Bit depth of each of the 8 channels x, y, a, b, c, r, g, b."""
-        p, c, k = self.bits_position, self.bits_covariance, self.bits_color
+        p, c, k = self.depths()
         return (p, p, c, c, c, k, k, k)
 
 
