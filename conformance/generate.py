@@ -28,14 +28,21 @@ sys.path.insert(0, str(HERE))
 import reference_decoder as ref  # noqa: E402
 
 from gipp_codec import errors  # noqa: E402
-from gipp_codec.format import build_container, parse_gimg, write_gimg  # noqa: E402
+from gipp_codec.format import parse_gimg, write_gimg  # noqa: E402
+from gipp_codec.format.container import build_container as _build_container  # noqa: E402
 from gipp_codec.format import constants as K  # noqa: E402
 from gipp_codec.format.header import header_from_gaussians, pack_header  # noqa: E402
 from gipp_codec.format.model import BitDepths  # noqa: E402
 from gipp_codec.format.synthetic import synthetic_float, synthetic_quantized  # noqa: E402
-from gipp_codec.imageio import ImageMetadata, encode_png  # noqa: E402
+from gipp_codec.imageio import ImageMetadata, decode_image_bytes, encode_png  # noqa: E402
 
 RMS_TOLERANCE = 0.5
+
+
+def build_container(chunks, minor: int = 0) -> bytes:
+    """A container at minor version 0 unless told otherwise: the hand-built vectors hold
+    payload coding 1 (or none), which version 1.0 defines."""
+    return _build_container(chunks, minor=minor)
 
 
 def attributes_sha256(parsed) -> str:
@@ -71,8 +78,8 @@ def valid_vectors():
     """(name, description, bytes)."""
     v = []
 
-    def q(name, desc, n, w, h, bits=BitDepths(), seed=0, **kw):
-        v.append((name, desc, write_gimg(synthetic_quantized(n, w, h, bits, seed), **kw)))
+    def q(name, desc, n, w, h, bits=BitDepths(), seed=0, coding=1, **kw):
+        v.append((name, desc, write_gimg(synthetic_quantized(n, w, h, bits, seed), payload_coding=coding, **kw)))
 
     q("tiny_1x1", "1x1 image, one Gaussian", 1, 1, 1, seed=1)
     q("odd_7x3", "7x3 image, 5 Gaussians", 5, 7, 3, seed=2)
@@ -86,12 +93,20 @@ def valid_vectors():
       metadata=ImageMetadata(icc_profile=b"not really an ICC profile", exif=b"Exif\x00\x00MM\x00*"))
     q("unknown_ancillary_chunk", "an unknown ancillary chunk 'zzTx' that must be skipped", 100, 48, 32, seed=10,
       extra_chunks=[(b"zzTx", b"skip me")])
+    # Payload coding 2 (version 1.1): the derived context sources (cells around a position, a + c).
+    q("coding2_small_64x48_n300", "payload coding 2, 64x48, 300 Gaussians", 300, 64, 48, seed=3, coding=2)
+    q("coding2_odd_513x257_n3000", "payload coding 2, 513x257, 3000 Gaussians (cells and a+c contexts)",
+      3000, 513, 257, seed=4, coding=2)
+    q("coding2_kodak_768x512_n5000", "payload coding 2, Kodak size, 5000 Gaussians at 12/10/6",
+      5000, 768, 512, seed=5, coding=2)
+    q("coding2_bits_8_8_4", "payload coding 2, bit depths 8/8/4", 500, 100, 80, BitDepths(8, 8, 4), seed=8, coding=2)
+    q("coding2_bits_1_1_1", "payload coding 2, every bit depth 1", 50, 40, 30, BitDepths(1, 1, 1), seed=7, coding=2)
     v.append(("float32_mode", "lossless float32 attributes, 200 Gaussians",
               write_gimg(synthetic_float(200, 96, 64, seed=11))))
     empty = synthetic_quantized(0, 16, 16, seed=12)
-    v.append(("zero_gaussians", "N = 0: a black image", write_gimg(empty)))
+    v.append(("zero_gaussians", "N = 0: a black image", write_gimg(empty, payload_coding=1)))
     # The same payload split over three consecutive GAUS chunks.
-    chunks = _split_chunks(write_gimg(synthetic_quantized(400, 80, 60, seed=13)))
+    chunks = _split_chunks(write_gimg(synthetic_quantized(400, 80, 60, seed=13), payload_coding=1))
     gaus = b"".join(p for t, p in chunks if t == K.CHUNK_GAUS)
     third = len(gaus) // 3
     split = [c for c in chunks if c[0] == K.CHUNK_HEAD]
@@ -99,7 +114,7 @@ def valid_vectors():
     split += [(K.CHUNK_END, b"")]
     v.append(("gaus_split_in_three", "payload split over three consecutive GAUS chunks", build_container(split)))
     # A newer minor version with 4 extra header bytes and an unknown ancillary chunk.
-    chunks = _split_chunks(write_gimg(synthetic_quantized(200, 60, 40, seed=14)))
+    chunks = _split_chunks(write_gimg(synthetic_quantized(200, 60, 40, seed=14), payload_coding=1))
     newer = [(t, p + b"\x01\x02\x03\x04" if t == K.CHUNK_HEAD else p) for t, p in chunks]
     newer.insert(1, (b"newF", b"a future ancillary chunk"))
     v.append(("newer_minor_version", "minor 7: extra HEAD bytes and a new ancillary chunk are ignored",
@@ -110,9 +125,9 @@ def valid_vectors():
 def invalid_vectors():
     """(name, description, bytes)."""
     g = synthetic_quantized(50, 32, 24, seed=20)
-    base = write_gimg(g)
+    base = write_gimg(g, payload_coding=1)
     chunks = _split_chunks(base)
-    head = header_from_gaussians(g)
+    head = header_from_gaussians(g, payload_coding=1)
     gaus = b"".join(p for t, p in chunks if t == K.CHUNK_GAUS)
     out = []
 
@@ -189,6 +204,8 @@ def invalid_vectors():
     add("payload_lengths_overflow", "side_length larger than the payload",
         raw_header(pack_header(head), struct.pack("<I", 1 << 30) + gaus[4:]))
     add("payload_for_zero_gaussians", "N = 0 with a non-empty payload", with_header(gaussian_count=0))
+    for name, desc, cfg in _bad_coding2_configs():
+        add(name, desc, _coding2_with_a_config(g, cfg))
     fg = synthetic_float(4, 8, 8, seed=22)
     fchunks = _split_chunks(write_gimg(fg))
     rows = fg.rows().copy()
@@ -198,6 +215,40 @@ def invalid_vectors():
     add("float_payload_wrong_length", "float32 payload 4 bytes short",
         build_container([fchunks[0], (K.CHUNK_GAUS, fchunks[1][1][:-4]), (K.CHUNK_END, b"")]))
     return out
+
+
+def _bad_coding2_configs():
+    """(name, description, stream a's configuration) of the payload-coding-2 invalid vectors."""
+    from gipp_codec.entropy.streams import CTX_AREA, CTX_CELLS, StreamConfig
+
+    a = K.CH_A
+    return [
+        ("coding2_unknown_context_source", "payload coding 2: stream a's context source is 12",
+         StreamConfig(a, ctx_source=12, thresholds=(3,))),
+        ("coding2_cell_shift_too_large", "payload coding 2: cells context with g = 13 > bits_position 12",
+         StreamConfig(a, ctx_source=CTX_CELLS, ctx_param=13, thresholds=(3,))),
+        ("coding2_cell_threshold_over_n", "payload coding 2: cells threshold 51 with N = 50",
+         StreamConfig(a, ctx_source=CTX_CELLS, ctx_param=5, thresholds=(2, 51))),
+        ("coding2_area_before_c", "payload coding 2: stream a uses the a+c context before c is decoded",
+         StreamConfig(a, ctx_source=CTX_AREA, thresholds=(100,))),
+    ]
+
+
+def _coding2_with_a_config(g, bad_cfg) -> bytes:
+    """A coding-2 file of g whose stream a has configuration bad_cfg (written as is; the
+    rest of the payload is what the encoder would write, which a decoder never reaches)."""
+    from gipp_codec.entropy import gaussian_coder
+
+    original = gaussian_coder._write_config
+
+    def write(w, cfg, coding):
+        original(w, bad_cfg if cfg.channel == K.CH_A else cfg, coding)
+
+    gaussian_coder._write_config = write
+    try:
+        return write_gimg(g, payload_coding=2)
+    finally:
+        gaussian_coder._write_config = original
 
 
 def _flip_crc(data: bytes, chunk_index: int) -> bytes:
@@ -228,11 +279,14 @@ def main(argv=None) -> int:
     if (out / "manifest.json").exists() and not args.force:
         print("conformance vectors exist; pass --force to regenerate them", file=sys.stderr)
         return 2
+    old_png = {}  # expected images as committed: kept byte for byte when the pixels are unchanged
     for sub in ("valid", "invalid"):
         (out / sub).mkdir(parents=True, exist_ok=True)
         for old in (out / sub).iterdir():
+            if old.suffix == ".png":
+                old_png[old.name] = old.read_bytes()
             old.unlink()
-    manifest = {"format": "gimg", "spec": "format_spec/gimg.md", "version": "1.0",
+    manifest = {"format": "gimg", "spec": "format_spec/gimg.md", "version": "1.1",
                 "tolerance_rule": "max_abs: one 3-sigma cut-off flip of the strongest colour "
                                   "(ceil(255*exp(-4.5)*max|colour|)+1, at least 2); rms: %g 8-bit levels" % RMS_TOLERANCE,
                 "valid": [], "invalid": []}
@@ -245,7 +299,10 @@ def main(argv=None) -> int:
             assert np.array_equal(q_ind, np.asarray(parsed.gaussians.q, np.int64)), name
         image = ref.to_uint8(ref.render_float64(indep["rows"], indep["height"], indep["width"]))
         (out / "valid" / f"{name}.gimg").write_bytes(data)
-        (out / "valid" / f"{name}.png").write_bytes(encode_png(image))
+        png = old_png.get(f"{name}.png")
+        if png is None or not np.array_equal(decode_image_bytes(png)[0], image):
+            png = encode_png(image)
+        (out / "valid" / f"{name}.png").write_bytes(png)
         manifest["valid"].append({
             "name": name, "description": desc,
             "input": f"valid/{name}.gimg", "expected": f"valid/{name}.png",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent .gimg v1 decoder written from format_spec/gimg.md alone.
+"""An independent .gimg 1.1 decoder written from format_spec/gimg.md alone.
 
 It shares no code with ``gipp_codec``: plain Python integers for the container and the
 entropy decoding (the ANS coder is spelled out here, not taken from constriction),
@@ -33,6 +33,7 @@ LIMITS = [2.0**20] * 2 + [2.0**46] * 3 + [2.0**16] * 3  # |value| per channel (a
 MAX_ABS_LOG_VARIANCE = 32.0
 PRECISION = 24
 MAX_LEVEL = 47
+KNOWN_MINOR = 1  # the spec version this decoder implements: 1.1
 
 
 class DecodeError(Exception):
@@ -130,7 +131,20 @@ def f32(x):
     return struct.unpack("<f", struct.pack("<f", x))[0]
 
 
-def decode_quantized(payload, n, bits, scales, offsets):
+def cell_counts(q, g):
+    """Context source 8 (coding 2): Gaussians within one 2^g-unit cell of each one's own cell."""
+    cells = {}
+    for row in q:
+        key = (row[0] >> g, row[1] >> g)
+        cells[key] = cells.get(key, 0) + 1
+    out = []
+    for row in q:
+        cx, cy = row[0] >> g, row[1] >> g
+        out.append(sum(cells.get((cx + dx, cy + dy), 0) for dx in (-1, 0, 1) for dy in (-1, 0, 1)))
+    return out
+
+
+def decode_quantized(payload, n, bits, scales, offsets, coding):
     if len(payload) < 8:
         fail("payload shorter than its prefix")
     side_len, nwords = struct.unpack_from("<II", payload, 0)
@@ -160,20 +174,31 @@ def decode_quantized(payload, n, bits, scales, offsets):
             if nthr > 15:
                 fail("too many thresholds")
             if nthr:
-                src = side.u(3)
-                if src not in decoded:
+                src = side.u(3 if coding == 1 else 4)
+                if src == 8:
+                    g = side.u(4)
+                    if g > bits[0]:
+                        fail("cell shift larger than bits_position")
+                    feature, top = cell_counts(q, g), n
+                elif src == 9:
+                    if 2 not in decoded or 4 not in decoded:
+                        fail("context a+c before a and c")
+                    feature, top = [row[2] + row[4] for row in q], 2 * ((1 << bits[2]) - 1)
+                elif src in decoded:
+                    feature, top = [row[src] for row in q], (1 << bits[src]) - 1
+                else:
                     fail("bad context source")
                 t = -1
                 for _ in range(nthr):
                     t += 1 + side.ue()
-                    if t >= (1 << bits[src]):
+                    if t > top:
                         fail("threshold out of range")
                     thr.append(t)
         k, m = side.u(4), side.u(4)
         if k > 12 or m > min(k, 4):
             fail("bad token parameters")
         umax = (1 << (2 * bits[0])) - 1 if stream < 0 else (maxq if pred == 0 else 2 * maxq)
-        ctx = [0] * n if not thr else [bisect.bisect_right(thr, q[i][src]) for i in range(n)]
+        ctx = [0] * n if not thr else [bisect.bisect_right(thr, feature[i]) for i in range(n)]
         hists = []
         for _ in range(len(thr) + 1):
             ntok = side.ue() + 1
@@ -296,10 +321,10 @@ def parse(data):
     w, h, ch, n, mode, conv, coding = struct.unpack_from("<IIBIBBB", body, 0)
     if not (1 <= w <= MAX_WIDTH and 1 <= h <= MAX_HEIGHT and w * h <= MAX_PIXELS):
         fail("bad dimensions")
-    if ch != 3 or n > MAX_GAUSSIANS or mode not in (0, 1) or conv != 1 or coding != (1 if mode == 0 else 0):
+    if ch != 3 or n > MAX_GAUSSIANS or mode not in (0, 1) or conv != 1 or coding not in ((1, 2) if mode == 0 else (0,)):
         fail("bad header field")
     size = 16 + (67 if mode == 0 else 0)
-    if len(body) < size or (len(body) != size and minor <= 0):
+    if len(body) < size or (len(body) != size and minor <= KNOWN_MINOR):
         fail("bad HEAD length")
     out = {"width": w, "height": h, "n": n, "mode": mode}
     if mode == 1:
@@ -329,7 +354,7 @@ def parse(data):
             fail("payload for N = 0")
         q = []
     else:
-        q = decode_quantized(gaus, n, bits, scales, offsets)
+        q = decode_quantized(gaus, n, bits, scales, offsets, coding)
     out.update(q=q, scales=scales, offsets=offsets)
     qa = np.array(q, dtype=np.float64).reshape(n, 8)
     value = (qa * np.array(scales, np.float64) + np.array(offsets, np.float64)).astype(np.float32)

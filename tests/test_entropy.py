@@ -168,20 +168,43 @@ def test_finish_column_matches_the_numpy_definition(pred):
     assert np.array_equal(out1, col)
 
 
-def _roundtrip(g):
+def _roundtrip(g, coding=2):
     bits = g.bits.per_channel()
-    payload, q_canon, _ = encode_attributes(g.q, bits, g.scales, g.offsets)
-    q, _ = decode_attributes(payload, g.count, bits, g.scales, g.offsets)
+    payload, q_canon, _ = encode_attributes(g.q, bits, g.scales, g.offsets, coding=coding)
+    q, _ = decode_attributes(payload, g.count, bits, g.scales, g.offsets, coding=coding)
     np.testing.assert_array_equal(q, q_canon)
     q0 = np.asarray(g.q, np.int64)
     np.testing.assert_array_equal(q_canon, q0[canonical_order(q0)])
     return payload
 
 
+@pytest.mark.parametrize("coding", [1, 2])
 @pytest.mark.parametrize("bits", [BitDepths(), BitDepths(1, 1, 1), BitDepths(16, 16, 16), BitDepths(16, 2, 9)])
-def test_attributes_roundtrip(bits):
+def test_attributes_roundtrip(bits, coding):
     for n in (1, 2, 17, 700):
-        _roundtrip(synthetic_quantized(n, 97, 61, bits, seed=n))
+        _roundtrip(synthetic_quantized(n, 97, 61, bits, seed=n), coding)
+
+
+def test_coding_2_uses_its_context_sources_and_is_smaller():
+    """On a set whose sizes follow its local density and whose b follows a + c (as fitted
+    sets do), coding 2 picks its derived context sources and codes fewer bits than coding 1;
+    a coding-1 payload read as coding 2 (or the reverse) does not pass for the same set."""
+    from gipp_codec.entropy.streams import CTX_AREA, CTX_CELLS
+
+    g = synthetic_quantized(3000, 513, 257, seed=4)
+    bits = g.bits.per_channel()
+    p1 = _roundtrip(g, 1)
+    p2, _, report = encode_attributes(g.q, bits, g.scales, g.offsets, coding=2)
+    assert len(p2) < len(p1)
+    sources = {report[name].config.get("context_source") for name in ("a", "c", "b", "green", "red", "blue")}
+    assert any(str(s).startswith("cells") for s in sources) and "a+c" in sources
+    assert CTX_CELLS == 8 and CTX_AREA == 9  # the spec's numbers
+    for data, coding in ((p1, 2), (p2, 1)):
+        try:
+            q, _ = decode_attributes(data, g.count, bits, g.scales, g.offsets, coding=coding)
+        except PayloadError:
+            continue
+        assert not np.array_equal(q, decode_attributes(p2, g.count, bits, g.scales, g.offsets)[0])
 
 
 def test_roundtrip_duplicates_and_extremes():
@@ -206,10 +229,10 @@ def test_corrupt_payloads_raise_payload_error_quickly():
             b[int(rng.integers(8, len(b)))] ^= 1 << int(rng.integers(0, 8))
         candidates.append(bytes(b))
     candidates += [payload[:k] for k in range(0, len(payload), 7)]
-    for data in candidates:
+    for i, data in enumerate(candidates):
         t = time.perf_counter()
         try:
-            q, _ = decode_attributes(data, g.count, bits, g.scales, g.offsets)
+            q, _ = decode_attributes(data, g.count, bits, g.scales, g.offsets, coding=1 + i % 2)
         except PayloadError:
             pass
         else:  # a rare undetected corruption must still yield in-range integers
@@ -264,17 +287,17 @@ def test_raw_bits_at_stream_end():
         == token_kernels.OVERRUN
 
 
-def _side_stream(a_levels, a_config=None):
-    """A side stream for the 7 streams: each with the default configuration and a
-    single-token histogram, except stream a (configuration ``a_config``, histogram levels
-    ``a_levels`` for each of its contexts)."""
+def _side_stream_of(a_levels, a_config=None, coding=1):
+    """A side stream (payload coding ``coding``) for the 7 streams: each with the default
+    configuration and a single-token histogram, except stream a (configuration ``a_config``,
+    histogram levels ``a_levels`` for each of its contexts)."""
     from gipp_codec.entropy.gaussian_coder import _write_config
     from gipp_codec.entropy.streams import STREAM_ORDER, StreamConfig
 
     w = BitWriter()
     for channel in STREAM_ORDER:
         cfg = a_config if (channel == 2 and a_config is not None) else StreamConfig(channel)
-        _write_config(w, cfg)
+        _write_config(w, cfg, coding)
         levels = a_levels if channel == 2 else [0]
         for _ in range(cfg.contexts):
             w.ue(len(levels) - 1)
@@ -286,10 +309,17 @@ def _side_stream(a_levels, a_config=None):
     return w.getvalue()
 
 
-def test_side_stream_reader_configs_counts_and_errors():
+@pytest.mark.parametrize("coding", [1, 2])
+def test_side_stream_reader_configs_counts_and_errors(coding):
     from gipp_codec.entropy.models import MAX_LEVEL
-    from gipp_codec.entropy.side_stream import read_side_stream
+    from gipp_codec.entropy.side_stream import read_side_stream as read_n
     from gipp_codec.entropy.streams import PRED_CONST, StreamConfig
+
+    def read_side_stream(reader, bits):
+        return read_n(reader, bits, 100, coding)
+
+    def _side_stream(a_levels, a_config=None):
+        return _side_stream_of(a_levels, a_config, coding)
 
     bits = (12, 12, 10, 10, 10, 6, 6, 6)
     levels = [0, 3, 1, 47, 0, 12]
@@ -319,6 +349,27 @@ def test_side_stream_reader_configs_counts_and_errors():
         read_side_stream(BitReader(_side_stream(levels)[:2], "side"), bits)
 
 
+def test_side_stream_reader_coding_2_context_sources():
+    """Coding 2's derived context sources: cells (with its shift g) and a+c are read back;
+    a shift above bits_position, a+c before c is decoded, an unknown source and a cells
+    threshold above N are rejected."""
+    from gipp_codec.entropy.side_stream import read_side_stream
+    from gipp_codec.entropy.streams import CTX_AREA, CTX_CELLS, StreamConfig
+
+    bits = (12, 12, 10, 10, 10, 6, 6, 6)
+    levels = [0, 3, 1, 47, 0, 12]
+    cfg = StreamConfig(2, ctx_source=CTX_CELLS, ctx_param=5, thresholds=(2, 100))
+    got = read_side_stream(BitReader(_side_stream_of(levels, cfg, 2), "side"), bits, 100, 2)[1][0]
+    assert (got.ctx_source, got.ctx_param, got.thresholds) == (CTX_CELLS, 5, (2, 100))
+    for cfg, match in ((StreamConfig(2, ctx_source=CTX_CELLS, ctx_param=13, thresholds=(1,)),
+                        "cell shift g=13 exceeds bits_position 12"),
+                       (StreamConfig(2, ctx_source=CTX_CELLS, ctx_param=4, thresholds=(101,)), "threshold 101 exceeds 100"),
+                       (StreamConfig(2, ctx_source=CTX_AREA, thresholds=(7,)), "needs a and c decoded first"),
+                       (StreamConfig(2, ctx_source=12, thresholds=(7,)), "not a known context source")):
+        with pytest.raises(PayloadError, match=match):
+            read_side_stream(BitReader(_side_stream_of(levels, cfg, 2), "side"), bits, 100, 2)
+
+
 def test_decoder_kernels_agree_with_the_encoder_rules():
     """The numba copies of two encoder-side rules give the same answers: the context rule
     (contexts_of) and the largest token of a stream (hybrid.max_token)."""
@@ -339,3 +390,22 @@ def test_decoder_kernels_agree_with_the_encoder_rules():
         for m in range(0, min(k, hybrid.MAX_MANTISSA) + 1):
             for u_max in (0, 1, 63, 1023, 2046, (1 << 24) - 1, (1 << 32) - 1):
                 assert _max_token(k, m, u_max) == hybrid.max_token(k, m, u_max)
+
+
+def test_cell_counts_match_a_brute_force_count_on_both_paths(monkeypatch):
+    """CTX_CELLS: the dense-table kernel and the sorting path (used when the table would be
+    large, e.g. g = 0 at 16-bit positions) both count the Gaussians in the 3x3 cells."""
+    import gipp_codec.entropy.streams as streams
+
+    rng = np.random.default_rng(3)
+    for bits, g, n in ((12, 5, 500), (12, 0, 300), (16, 0, 200), (16, 9, 200), (3, 0, 40), (12, 12, 5), (8, 2, 1)):
+        qx = rng.integers(0, 1 << bits, n)
+        qy = rng.integers(0, 1 << bits, n)
+        qx[: n // 2] = (qx[0] + rng.integers(0, 3 << g, n // 2)) % (1 << bits)  # a crowded strip
+        cx, cy = qx >> g, qy >> g
+        brute = ((np.abs(cx[:, None] - cx[None, :]) <= 1) & (np.abs(cy[:, None] - cy[None, :]) <= 1)).sum(1)
+        np.testing.assert_array_equal(streams.cell_counts(qx, qy, g), brute)
+        with monkeypatch.context() as m:
+            m.setattr(streams, "DENSE_CELLS_MAX", 0)  # force the sorting path where 4 N allows it
+            if (int(cx.max()) + 3) * (int(cy.max()) + 3) > 4 * n:
+                np.testing.assert_array_equal(streams.cell_counts(qx, qy, g), brute)

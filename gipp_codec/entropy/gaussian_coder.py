@@ -1,4 +1,4 @@
-"""Entropy coding of quantized Gaussians (spec: "Entropy coding", payload coding 1).
+"""Entropy coding of quantized Gaussians (spec: "Entropy coding", payload codings 1 and 2).
 
 Canonical order: Gaussians sorted by the Morton code M of their quantized position
 (bit j of x -> bit 2j of M, bit j of y -> bit 2j+1), ties by (a, b, c, red, green, blue).
@@ -7,7 +7,8 @@ The set has no order, so coding M as non-negative gaps saves up to log2(N!) bits
 Streams, in STREAM_ORDER: positions (the Morton gaps), then a, c, b, green, red, blue.
 Each non-position stream has a predictor (none, constant, previous Gaussian, or mapped
 from another channel of the same Gaussian) and a context rule (thresholds on another,
-already decoded channel); the residual is zigzag-folded and split into HybridUint
+already decoded channel; coding 2 also on the number of Gaussians in the cells around a
+Gaussian's position, or on q_a + q_c); the residual is zigzag-folded and split into HybridUint
 tokens (ANS-coded, one histogram per context) and raw bits. The encoder picks each
 stream's configuration by measured cost; the decoder just reads it.
 
@@ -24,11 +25,13 @@ from gipp_codec.entropy.bitio import MAX_UE_PREFIX, BitReader, BitWriter, se_len
 from gipp_codec.entropy.models import MAX_LEVEL, categorical, choose_levels, level_count, model_cost_bits
 from gipp_codec.entropy.side_stream import read_side_stream
 from gipp_codec.entropy.streams import (  # noqa: F401  (re-exported)
-    MAX_CONTEXTS, PRED_CHANNEL, PRED_CONST, PRED_NAMES, PRED_NONE, PRED_PREV, STREAM_ORDER, STREAM_POSITION,
-    StreamConfig, stream_name,
+    CTX_AREA, CTX_CELLS, CTX_SOURCE_BITS, MAX_CONTEXTS, PRED_CHANNEL, PRED_CONST, PRED_NAMES, PRED_NONE, PRED_PREV,
+    STREAM_ORDER, STREAM_POSITION, StreamConfig, context_feature, context_source_name, stream_name,
 )
 from gipp_codec.errors import PayloadError
-from gipp_codec.format.constants import CH_A, CH_B, CH_BLUE, CH_C, CH_GREEN, CH_RED, CH_X, CH_Y, CHANNEL_NAMES
+from gipp_codec.format.constants import (
+    CH_A, CH_B, CH_BLUE, CH_C, CH_GREEN, CH_RED, CH_X, CH_Y, CHANNEL_NAMES, PAYLOAD_CODING_ENTROPY_V2,
+)
 
 PAYLOAD_PREFIX = 8  # side_length u32 + ans_words u32
 
@@ -156,9 +159,9 @@ def _config_cost(cfg: StreamConfig, u: np.ndarray, ctx: np.ndarray, km_grid) -> 
     return best
 
 
-def _threshold_candidates(q_src: np.ndarray, max_q: int) -> list[tuple]:
+def _threshold_candidates(q_src: np.ndarray, max_q: int, parts_list=(2, 4)) -> list[tuple]:
     out = []
-    for parts in (2, 4):
+    for parts in parts_list:
         t = np.unique(np.quantile(q_src, np.arange(1, parts) / parts, method="higher").astype(np.int64))
         t = tuple(int(v) for v in t if 0 < v <= max_q)
         if t and t not in out:
@@ -166,37 +169,65 @@ def _threshold_candidates(q_src: np.ndarray, max_q: int) -> list[tuple]:
     return out
 
 
-def _choose_config(channel: int, q: np.ndarray, done: list, bits, scales, offsets) -> StreamConfig:
-    """Pick predictor, contexts and (k, m) of a stream by measured cost."""
+def _cell_shifts(bits_position: int) -> tuple:
+    """The cell sizes 2^g (position units) coding 2's encoder tries: about 1/256, 1/128 and
+    1/64 of the position range."""
+    return tuple(sorted({g for g in (bits_position - 8, bits_position - 7, bits_position - 6) if g >= 0}))
+
+
+def _context_candidates(q: np.ndarray, done: list, bits, derived: bool) -> list[tuple]:
+    """(source, param, thresholds, feature [N]) of the context rules the encoder tries: on
+    the decoded channels, or (``derived``, coding 2) on the derived context features."""
+    n = q.shape[0]
+    out = []
+    if not derived:
+        for j in done:
+            if j in (CH_X, CH_Y):
+                continue
+            out += [(j, 0, t, q[:, j]) for t in _threshold_candidates(q[:, j], (1 << bits[j]) - 1)]
+        return out
+    sources = [(CTX_CELLS, g) for g in _cell_shifts(bits[CH_X])]
+    if CH_A in done and CH_C in done:
+        sources.append((CTX_AREA, 0))
+    for src, param in sources:
+        feature = context_feature(src, param, lambda ch: q[:, ch])
+        limit = n if src == CTX_CELLS else 2 * ((1 << bits[CH_A]) - 1)
+        out += [(src, param, t, feature) for t in _threshold_candidates(feature, limit, (2, 3, 4))]
+    return out
+
+
+def _choose_config(channel: int, q: np.ndarray, done: list, bits, scales, offsets, coding: int) -> StreamConfig:
+    """Pick predictor, contexts and (k, m) of a stream by measured cost: every predictor with
+    every channel context (coding 1's search), then, in coding 2, the derived contexts with
+    the best predictor found."""
     col = q[:, channel]
     preds = [(PRED_NONE, 0), (PRED_CONST, int(np.median(col)) if col.size else 0), (PRED_PREV, 0)]
     preds += [(PRED_CHANNEL, j) for j in done if j not in (CH_X, CH_Y)]
-    ctxs = [(-1, ())]
-    for j in done:
-        if j in (CH_X, CH_Y):
-            continue
-        ctxs += [(j, t) for t in _threshold_candidates(q[:, j], (1 << bits[j]) - 1)]
-    best_cost, best_cfg = np.inf, None
-    for pred, param in preds:
-        cfg0 = StreamConfig(channel, pred, param)
-        u = _stream_values(cfg0, q, bits, scales, offsets)
-        for src, thr in ctxs:
-            cfg = StreamConfig(channel, pred, param, src, thr)
-            ctx = contexts_of(q[:, src], thr) if thr else np.zeros(col.size, np.int64)
-            grid = _KM_QUICK + (((bits[channel], 0),) if pred == PRED_NONE and bits[channel] <= hybrid.MAX_SPLIT else ())
-            cost, (k, m) = _config_cost(cfg, u, ctx, grid)
-            cost += _config_side_bits(cfg)
-            if cost < best_cost:
-                best_cost, best_cfg = cost, StreamConfig(channel, pred, param, src, thr, k, m)
-    cfg = best_cfg
+    stages = [(preds, [(-1, 0, (), None)] + _context_candidates(q, done, bits, derived=False))]
+    if coding >= PAYLOAD_CODING_ENTROPY_V2:
+        stages.append((None, _context_candidates(q, done, bits, derived=True)))
+    best_cost, best = np.inf, None
+    for stage_preds, ctxs in stages:
+        if stage_preds is None:  # the derived contexts: only with the best predictor so far
+            stage_preds = [(best[0].pred, best[0].pred_param)]
+        for pred, param in stage_preds:
+            u = _stream_values(StreamConfig(channel, pred, param), q, bits, scales, offsets)
+            for src, cparam, thr, feature in ctxs:
+                cfg = StreamConfig(channel, pred, param, src, cparam, thr)
+                ctx = np.zeros(col.size, np.int64) if feature is None else contexts_of(feature, thr)
+                grid = _KM_QUICK + (((bits[channel], 0),) if pred == PRED_NONE and bits[channel] <= hybrid.MAX_SPLIT else ())
+                cost, (k, m) = _config_cost(cfg, u, ctx, grid)
+                cost += _config_side_bits(cfg, coding)
+                if cost < best_cost:
+                    best_cost, best = cost, (StreamConfig(channel, pred, param, src, cparam, thr, k, m), ctx)
+    cfg, ctx = best
     u = _stream_values(cfg, q, bits, scales, offsets)
-    ctx = contexts_of(q[:, cfg.ctx_source], cfg.thresholds) if cfg.thresholds else np.zeros(col.size, np.int64)
     grid = tuple((k, m) for k, m in _KM_GRID if hybrid.max_token(k, m, _u_max(cfg, bits)) < 1 << 16)
     _, (cfg.k, cfg.m) = _config_cost(cfg, u, ctx, grid + ((cfg.k, cfg.m),))
     return cfg
 
 
-def _config_side_bits(cfg: StreamConfig) -> int:
+def _config_side_bits(cfg: StreamConfig, coding: int) -> int:
     bits = 2 + 8  # pred + k + m
     if cfg.pred == PRED_CONST:
         bits += int(ue_length([cfg.pred_param])[0])
@@ -204,11 +235,12 @@ def _config_side_bits(cfg: StreamConfig) -> int:
         bits += 3
     bits += int(ue_length([len(cfg.thresholds)])[0])
     if cfg.thresholds:
-        bits += 3 + int(ue_length(np.diff(cfg.thresholds, prepend=0) - np.r_[0, np.ones(len(cfg.thresholds) - 1)]).sum())
+        bits += CTX_SOURCE_BITS[coding] + (4 if cfg.ctx_source == CTX_CELLS else 0)
+        bits += int(ue_length(np.diff(cfg.thresholds, prepend=0) - np.r_[0, np.ones(len(cfg.thresholds) - 1)]).sum())
     return bits
 
 
-def _write_config(w: BitWriter, cfg: StreamConfig) -> None:
+def _write_config(w: BitWriter, cfg: StreamConfig, coding: int) -> None:
     if cfg.channel != STREAM_POSITION:
         w.u(cfg.pred, 2)
         if cfg.pred == PRED_CONST:
@@ -217,7 +249,9 @@ def _write_config(w: BitWriter, cfg: StreamConfig) -> None:
             w.u(cfg.pred_param, 3)
         w.ue(len(cfg.thresholds))
         if cfg.thresholds:
-            w.u(cfg.ctx_source, 3)
+            w.u(cfg.ctx_source, CTX_SOURCE_BITS[coding])
+            if cfg.ctx_source == CTX_CELLS:
+                w.u(cfg.ctx_param, 4)
             prev = -1
             for t in cfg.thresholds:
                 w.ue(t - prev - 1)
@@ -235,8 +269,12 @@ def _write_histogram(w: BitWriter, levels: np.ndarray) -> None:
             prev = int(e)
 
 
-def encode_attributes(q: np.ndarray, bits: tuple, scales, offsets) -> tuple[bytes, np.ndarray, dict]:
-    """Code q [N, 8] (any order) -> (payload bytes, q in canonical order, per-stream StreamBits)."""
+def encode_attributes(q: np.ndarray, bits: tuple, scales, offsets,
+                      coding: int = PAYLOAD_CODING_ENTROPY_V2) -> tuple[bytes, np.ndarray, dict]:
+    """Code q [N, 8] (any order) with payload coding ``coding`` (1 or 2) -> (payload bytes,
+    q in canonical order, per-stream StreamBits)."""
+    if coding not in CTX_SOURCE_BITS:
+        raise ValueError(f"payload coding {coding!r} unknown")
     q = np.asarray(q, dtype=np.int64)
     q = q[canonical_order(q)]
     n = q.shape[0]
@@ -255,11 +293,12 @@ def encode_attributes(q: np.ndarray, bits: tuple, scales, offsets) -> tuple[byte
             _, (cfg.k, cfg.m) = _config_cost(cfg, u, np.zeros(n, np.int64), grid)
             ctx = np.zeros(n, np.int64)
         else:
-            cfg = _choose_config(channel, q, done, bits, scales, offsets)
+            cfg = _choose_config(channel, q, done, bits, scales, offsets, coding)
             u = _stream_values(cfg, q, bits, scales, offsets)
-            ctx = contexts_of(q[:, cfg.ctx_source], cfg.thresholds) if cfg.thresholds else np.zeros(n, np.int64)
+            ctx = (contexts_of(context_feature(cfg.ctx_source, cfg.ctx_param, lambda ch: q[:, ch]), cfg.thresholds)
+                   if cfg.thresholds else np.zeros(n, np.int64))
             done.append(channel)
-        _write_config(side, cfg)
+        _write_config(side, cfg, coding)
         per_ctx = []
         for c in range(cfg.contexts):
             tokens, raw_vals, nbits = hybrid.tokenize(u[ctx == c], cfg.k, cfg.m)
@@ -297,7 +336,7 @@ def _describe(cfg: StreamConfig) -> dict:
         if cfg.pred == PRED_CHANNEL:
             d["source"] = CHANNEL_NAMES[cfg.pred_param]
         if cfg.thresholds:
-            d["context_source"] = CHANNEL_NAMES[cfg.ctx_source]
+            d["context_source"] = context_source_name(cfg.ctx_source, cfg.ctx_param)
             d["thresholds"] = list(cfg.thresholds)
     return d
 
@@ -309,8 +348,10 @@ def _describe(cfg: StreamConfig) -> dict:
 _NO_CONTEXTS = np.zeros(0, np.int64)
 
 
-def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base_offset: int = 0):
-    """Payload -> (q int64 [N, 8] in file (canonical) order, per-stream StreamBits)."""
+def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base_offset: int = 0,
+                      coding: int = PAYLOAD_CODING_ENTROPY_V2):
+    """Payload (payload coding ``coding``, 1 or 2) -> (q int64 [N, 8] in file (canonical)
+    order, per-stream StreamBits)."""
     if len(payload) < PAYLOAD_PREFIX:
         raise PayloadError(f"Gaussian payload of {len(payload)} bytes is shorter than its {PAYLOAD_PREFIX}-byte prefix")
     side_len, n_words = (int(v) for v in np.frombuffer(payload[:8], dtype="<u4"))
@@ -330,7 +371,8 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         raise PayloadError(f"ANS stream at byte {base_offset + ans_start} is invalid: {exc}") from None
     qt = np.zeros((8, n), dtype=np.int64)  # channel-major while decoding: contiguous columns
     report = {}
-    for cfg, hists, side_bits in read_side_stream(side, bits):
+    features = {}  # (context source, param) -> feature [N]; valid as long as no stream redefines its inputs
+    for cfg, hists, side_bits in read_side_stream(side, bits, n, coding):
         channel = cfg.channel
         name = stream_name(channel)
         sb = StreamBits()
@@ -338,7 +380,11 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         if cfg.thresholds:
             ctx = np.empty(n, np.int64)  # [N]
             sizes = np.empty(cfg.contexts, np.int64)  # [contexts]
-            token_kernels.contexts_and_sizes(qt[cfg.ctx_source], np.array(cfg.thresholds, np.int64), ctx, sizes)
+            key = (cfg.ctx_source, cfg.ctx_param)
+            if key not in features:  # a and c often share one cells feature
+                features[key] = context_feature(cfg.ctx_source, cfg.ctx_param, qt.__getitem__)  # [N]
+            feature = features[key]
+            token_kernels.contexts_and_sizes(feature, np.array(cfg.thresholds, np.int64), ctx, sizes)
         else:  # one context: the kernels never read ctx
             ctx, sizes = _NO_CONTEXTS, np.array([n], np.int64)
         token_parts = []  # Gaussians of context 0, then of context 1, ... each in file order

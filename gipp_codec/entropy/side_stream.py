@@ -15,7 +15,8 @@ from gipp_codec.entropy import hybrid
 from gipp_codec.entropy.bitio import MAX_UE_PREFIX, BitReader
 from gipp_codec.entropy.models import MAX_LEVEL
 from gipp_codec.entropy.streams import (
-    MAX_CONTEXTS, PRED_CHANNEL, PRED_CONST, STREAM_ORDER, STREAM_POSITION, StreamConfig, stream_name,
+    CTX_AREA, CTX_CELLS, CTX_SOURCE_BITS, MAX_CONTEXTS, PRED_CHANNEL, PRED_CONST, STREAM_ORDER, STREAM_POSITION,
+    StreamConfig, stream_name,
 )
 from gipp_codec.entropy.token_kernels import ALL_ZERO, BAD_LEVEL, OVERRUN, TOO_LONG, histogram_counts
 from gipp_codec.errors import PayloadError
@@ -34,9 +35,10 @@ E_LEVEL = 10  # stream, level
 E_ALL_ZERO = 11  # stream, tokens
 E_HIST_LONG = 12  # stream, bit position of the histogram's levels
 E_HIST_OVERRUN = 13  # stream, bit position of the histogram's levels
+E_CELL_SHIFT = 14  # stream, g, largest allowed
 
-# Columns of the per-stream configuration table cfg [streams, 8] (int64).
-C_PRED, C_PARAM, C_SOURCE, C_THRESHOLDS, C_K, C_M, C_SIDE_START, C_SIDE_END = range(8)
+# Columns of the per-stream configuration table cfg [streams, 9] (int64).
+C_PRED, C_PARAM, C_SOURCE, C_THRESHOLDS, C_K, C_M, C_SIDE_START, C_SIDE_END, C_CTX_PARAM = range(9)
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False)
 
@@ -101,10 +103,12 @@ def _fail(err, code, a, b, c):
 
 @njit(**_OPTS)
 def read_side_kernel(data, size, channel_bits, channels, max_contexts, max_split, max_mantissa, max_prefix,
-                     max_level, cfg, thr, hist_start, counts, err):
+                     max_level, source_bits, n, cfg, thr, hist_start, counts, err):
     """Read every stream's configuration and histograms from bit 0 of data (uint8, ``size``
     bits). channels [S]: the streams' channels in STREAM_ORDER (-1 = positions);
-    channel_bits [8]. Fills cfg [S, 8] (columns C_*), thr [S, max_contexts - 1], hist_start
+    channel_bits [8]; source_bits: width of the context-source field (3 in coding 1, where
+    only channels are sources; 4 in coding 2, which adds CTX_CELLS and CTX_AREA); n: the
+    Gaussian count. Fills cfg [S, 9] (columns C_*), thr [S, max_contexts - 1], hist_start
     [S, max_contexts + 1] (offsets into counts of each context's histogram) and counts
     (int64, at least size + S * max_contexts long). Returns the end position, or -1 with err
     [4] = (code, details)."""
@@ -144,12 +148,25 @@ def read_side_kernel(data, size, channel_bits, channels, max_contexts, max_split
             if nthr > max_contexts - 1:
                 return _fail(err, E_THRESHOLD_COUNT, s, nthr, 0)
             if nthr:
-                source, pos = _u(data, size, pos, 3, err)
+                source, pos = _u(data, size, pos, source_bits, err)
                 if pos < 0:
                     return -1
-                if not decoded[source]:
+                if source == CTX_CELLS:  # needs the positions only, which come first
+                    g, pos = _u(data, size, pos, 4, err)
+                    if pos < 0:
+                        return -1
+                    if g > channel_bits[0]:
+                        return _fail(err, E_CELL_SHIFT, s, g, channel_bits[0])
+                    cfg[s, C_CTX_PARAM] = g
+                    limit = n + 1
+                elif source == CTX_AREA:  # q_a + q_c
+                    if not (decoded[2] and decoded[4]):
+                        return _fail(err, E_CONTEXT_SOURCE, s, source, 0)
+                    limit = 2 * ((1 << channel_bits[2]) - 1) + 1
+                elif source > CTX_AREA or not decoded[source]:
                     return _fail(err, E_CONTEXT_SOURCE, s, source, 0)
-                limit = 1 << channel_bits[source]
+                else:
+                    limit = 1 << channel_bits[source]
                 prev = -1
                 for t in range(nthr):
                     step, pos = _ue(data, size, pos, max_prefix, err)
@@ -220,7 +237,10 @@ def _raise(err: np.ndarray, reader: BitReader) -> None:
         E_CONST: f"stream {name}: constant predictor {b} exceeds {c}",
         E_PRED_SOURCE: f"stream {name}: predictor source channel {b} is not an earlier non-position stream",
         E_THRESHOLD_COUNT: f"stream {name}: {b} context thresholds, at most {MAX_CONTEXTS - 1} allowed",
-        E_CONTEXT_SOURCE: f"stream {name}: context source channel {b} is not decoded yet",
+        E_CONTEXT_SOURCE: (f"stream {name}: context source {b} (a+c) needs a and c decoded first" if b == CTX_AREA
+                           else f"stream {name}: context source {b} is not a known context source" if b > CTX_AREA
+                           else f"stream {name}: context source channel {b} is not decoded yet"),
+        E_CELL_SHIFT: f"stream {name}: cell shift g={b} exceeds bits_position {c}",
         E_THRESHOLD: f"stream {name}: context threshold {b} exceeds {c}",
         E_TOKEN_PARAMS: f"stream {name}: token parameters k={b}, m={c} invalid "
                         f"(need k <= {hybrid.MAX_SPLIT}, m <= min(k, {hybrid.MAX_MANTISSA}))",
@@ -237,19 +257,20 @@ def _raise(err: np.ndarray, reader: BitReader) -> None:
 _CHANNELS = np.array([-1 if ch == STREAM_POSITION else ch for ch in STREAM_ORDER], np.int64)
 
 
-def read_side_stream(reader: BitReader, channel_bits) -> list[tuple[StreamConfig, list, int]]:
+def read_side_stream(reader: BitReader, channel_bits, n: int, coding: int) -> list[tuple[StreamConfig, list, int]]:
     """Every stream's (configuration, histogram counts [one int64 array per context], side
     bits it took), in STREAM_ORDER; leaves ``reader`` at the end of the last histogram.
-    channel_bits: the 8 channels' bit depths. Raises PayloadError on any invalid field."""
+    channel_bits: the 8 channels' bit depths; n: the Gaussian count; coding: the payload
+    coding (1 or 2). Raises PayloadError on any invalid field."""
     streams = _CHANNELS.shape[0]
-    cfg = np.zeros((streams, 8), np.int64)
+    cfg = np.zeros((streams, 9), np.int64)
     thr = np.zeros((streams, MAX_CONTEXTS - 1), np.int64)
     hist_start = np.zeros((streams, MAX_CONTEXTS + 1), np.int64)
     counts = np.empty(reader.nbits + streams * MAX_CONTEXTS, np.int64)  # each token's level takes >= 1 bit
     err = np.zeros(4, np.int64)
     end = read_side_kernel(reader.array, reader.nbits, np.asarray(channel_bits, np.int64), _CHANNELS,
                            MAX_CONTEXTS, hybrid.MAX_SPLIT, hybrid.MAX_MANTISSA, MAX_UE_PREFIX, MAX_LEVEL,
-                           cfg, thr, hist_start, counts, err)
+                           CTX_SOURCE_BITS[coding], int(n), cfg, thr, hist_start, counts, err)
     if end < 0:
         _raise(err, reader)
     reader.pos = int(end)
@@ -263,6 +284,7 @@ def read_side_stream(reader: BitReader, channel_bits) -> list[tuple[StreamConfig
                 config.pred_param = row[C_PARAM]
             if row[C_THRESHOLDS]:
                 config.ctx_source = row[C_SOURCE]
+                config.ctx_param = row[C_CTX_PARAM]
                 config.thresholds = tuple(thr[s, :row[C_THRESHOLDS]].tolist())
         starts = hist_start[s, :config.contexts + 1].tolist()
         hists = [counts[starts[c]:starts[c + 1]] for c in range(config.contexts)]

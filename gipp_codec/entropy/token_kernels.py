@@ -193,3 +193,25 @@ def contexts_and_sizes(src, thresholds, ctx, sizes):
             c += 1
         ctx[i] = c
         sizes[c] += 1
+
+
+@njit(**_OPTS)
+def cell_counts_dense(cx, cy, width, out):
+    """Coding 2's CTX_CELLS feature with a dense table: cx, cy [N] (int64) are the cells
+    (position >> g) shifted by +1 so that a one-cell margin surrounds them; width: the
+    table's row length (max cx + 2); out [N] (int64) gets, per Gaussian, the Gaussians in
+    the 3x3 cells around its own. The table has (max cy + 2) * width entries."""
+    n = cx.shape[0]
+    height = 0
+    for i in range(n):
+        height = max(height, cy[i] + 2)
+    grid = np.zeros(height * width, np.int64)
+    for i in range(n):
+        grid[cy[i] * width + cx[i]] += 1
+    for i in range(n):
+        base = cy[i] * width + cx[i]
+        total = 0
+        for dy in (-width, 0, width):
+            row = base + dy
+            total += grid[row - 1] + grid[row] + grid[row + 1]
+        out[i] = total

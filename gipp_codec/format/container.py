@@ -86,15 +86,17 @@ def _check_float_values(rows: np.ndarray, error) -> None:
         )
 
 
-def encode_payload(gaussians) -> tuple[bytes, object]:
-    """Gaussians -> (GAUS payload, gaussians as they will be parsed: canonical order for quantized)."""
+def encode_payload(gaussians, payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2) -> tuple[bytes, object]:
+    """Gaussians -> (GAUS payload, gaussians as they will be parsed: canonical order for quantized).
+    ``payload_coding`` (1 or 2) is the entropy coding of quantized Gaussians."""
     if isinstance(gaussians, QuantizedGaussians):
         gaussians.check_values(ConfigError)
         if gaussians.count == 0:
             return b"", gaussians
         from gipp_codec.entropy.gaussian_coder import encode_attributes
 
-        payload, q_canon, _ = encode_attributes(gaussians.q, gaussians.bits.per_channel(), gaussians.scales, gaussians.offsets)
+        payload, q_canon, _ = encode_attributes(gaussians.q, gaussians.bits.per_channel(), gaussians.scales,
+                                                gaussians.offsets, coding=payload_coding)
         canon = QuantizedGaussians(gaussians.width, gaussians.height, gaussians.bits, q_canon.astype(np.uint16),
                                    gaussians.scales, gaussians.offsets)
         return payload, canon
@@ -106,12 +108,16 @@ def encode_payload(gaussians) -> tuple[bytes, object]:
 
 
 def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMetadata | None = None,
-               extra_chunks=()) -> bytes:
+               extra_chunks=(), payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2) -> bytes:
     """Serialize Gaussians (+ optional ICC/EXIF, + extra (type, payload) chunks before DONE) to .gimg bytes.
 
-    Quantized Gaussians are stored in canonical order (see ``gipp_codec.entropy``).
+    Quantized Gaussians are stored in canonical order (see ``gipp_codec.entropy``), with
+    entropy coding ``payload_coding`` (2, the default, or 1 for readers of version 1.0).
+    The file's minor version is the first one that defines its payload coding.
     """
-    header = header_from_gaussians(gaussians)
+    if isinstance(gaussians, QuantizedGaussians) and payload_coding not in K.PAYLOAD_CODINGS_QUANTIZED:
+        raise ConfigError(f"payload_coding {payload_coding!r} unknown, expected one of {K.PAYLOAD_CODINGS_QUANTIZED}")
+    header = header_from_gaussians(gaussians, payload_coding)
     try:
         for name, limit in (("width", K.MAX_WIDTH), ("height", K.MAX_HEIGHT)):
             if not 1 <= header[name] <= limit:
@@ -126,7 +132,7 @@ def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMe
             unpack_header(pack_header(header), 0, allow_extra=False)
     except FormatError as exc:
         raise ConfigError(f"cannot write .gimg: {exc}") from None
-    payload, _ = encode_payload(gaussians)
+    payload, _ = encode_payload(gaussians, header["payload_coding"])
     chunks = [(K.CHUNK_HEAD, pack_header(header))]
     if metadata is not None and metadata.icc_profile:
         chunks.append((K.CHUNK_ICCP, bytes(metadata.icc_profile)))
@@ -137,7 +143,7 @@ def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMe
     chunks += [(K.CHUNK_GAUS, p) for p in pieces]
     chunks += [(bytes(t), bytes(p)) for t, p in extra_chunks]
     chunks.append((K.CHUNK_END, b""))
-    return build_container(chunks)
+    return build_container(chunks, minor=K.MINOR_OF_PAYLOAD_CODING[header["payload_coding"]])
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -257,7 +263,8 @@ def _decode_payload(payload: bytes, header: dict, offset: int):
         return QuantizedGaussians(w, h, depths, q, header["scales"], header["offsets"]), {}
     from gipp_codec.entropy.gaussian_coder import decode_attributes
 
-    q, report = decode_attributes(payload, n, bits, header["scales"], header["offsets"], offset)
+    q, report = decode_attributes(payload, n, bits, header["scales"], header["offsets"], offset,
+                                  coding=int(header["payload_coding"]))
     return QuantizedGaussians(w, h, depths, q.astype(np.uint16), header["scales"], header["offsets"]), report
 
 

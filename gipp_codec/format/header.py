@@ -26,8 +26,9 @@ from gipp_codec.format.constants import (
     MAX_PIXELS,
     MAX_WIDTH,
     MIN_BITS,
-    PAYLOAD_CODING_ENTROPY_V1,
+    PAYLOAD_CODING_ENTROPY_V2,
     PAYLOAD_CODING_RAW,
+    PAYLOAD_CODINGS_QUANTIZED,
     RENDER_CONVENTION_V1,
 )
 
@@ -55,7 +56,7 @@ HEADER_FIELDS = (
     Field("gaussian_count", "I", 1, None, "N, number of Gaussians, 0..MAX_GAUSSIANS"),
     Field("attribute_mode", "B", 1, None, "0 = quantized, 1 = float32"),
     Field("render_convention", "B", 1, None, "1 = the rendering of this spec"),
-    Field("payload_coding", "B", 1, None, "quantized: 1 = entropy coding v1; float32: 0 = raw"),
+    Field("payload_coding", "B", 1, None, "quantized: 1 or 2 = entropy coding 1 or 2; float32: 0 = raw"),
     Field("bits_position", "B", 1, "quantized", "bits of x and y, 1..16"),
     Field("bits_covariance", "B", 1, "quantized", "bits of a, b and c, 1..16"),
     Field("bits_color", "B", 1, "quantized", "bits of red, green and blue, 1..16"),
@@ -128,8 +129,10 @@ def _validate_field(f: Field, v: dict, at: int, items: tuple) -> None:
     if f.name == "render_convention" and x != RENDER_CONVENTION_V1:
         raise HeaderError(f"render_convention {x} at byte {at} unknown, expected {RENDER_CONVENTION_V1}")
     if f.name == "payload_coding":
-        want = PAYLOAD_CODING_ENTROPY_V1 if v["attribute_mode"] == ATTRIBUTE_MODE_QUANTIZED else PAYLOAD_CODING_RAW
-        if x != want:
+        quantized = v["attribute_mode"] == ATTRIBUTE_MODE_QUANTIZED
+        allowed = PAYLOAD_CODINGS_QUANTIZED if quantized else (PAYLOAD_CODING_RAW,)
+        if x not in allowed:
+            want = " or ".join(str(c) for c in allowed)
             raise HeaderError(f"payload_coding {x} at byte {at} unknown for this attribute_mode, expected {want}")
     if f.name.startswith("bits_") and not MIN_BITS <= x <= MAX_BITS:
         raise HeaderError(f"{f.name} = {x} at byte {at}, expected {MIN_BITS}..{MAX_BITS}")
@@ -166,8 +169,9 @@ def validate_header(values: dict, at: int = 0) -> None:
             )
 
 
-def header_from_gaussians(g) -> dict:
-    """Header values for QuantizedGaussians or FloatGaussians."""
+def header_from_gaussians(g, payload_coding: int = PAYLOAD_CODING_ENTROPY_V2) -> dict:
+    """Header values for QuantizedGaussians or FloatGaussians (``payload_coding``: the entropy
+    coding of quantized Gaussians, 1 or 2; float32 mode is always raw)."""
     from gipp_codec.format.model import QuantizedGaussians
 
     v = {
@@ -180,7 +184,7 @@ def header_from_gaussians(g) -> dict:
     if isinstance(g, QuantizedGaussians):
         v.update(
             attribute_mode=ATTRIBUTE_MODE_QUANTIZED,
-            payload_coding=PAYLOAD_CODING_ENTROPY_V1,
+            payload_coding=int(payload_coding),
             bits_position=int(g.bits.position),
             bits_covariance=int(g.bits.covariance),
             bits_color=int(g.bits.color),

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Would broad Gaussians do with coarser positions? A what-if for a future payload coding.
+
+    python tools/position_precision_by_scale.py FILE.gimg [FILE.gimg ...] --images DIR [--json OUT]
+
+Coding v1 codes every position at the header's depth. A coding that split the set into
+groups, each sorted and gap-coded at its own position depth, would need no per-Gaussian
+flag (the set has no order, so the groups are just written one after the other). This
+tool estimates what that would buy, without retraining: each Gaussian whose smaller
+standard deviation sqrt(lambda_min) of the dequantized covariance is at least T pixels
+gets d fewer position bits (q -> centre of its 2^d-wide bin), for a few rules
+(T1 -> d = 1, T2 -> d = 2, ...). For each rule it prints the PSNR change of the decoder's
+render against the file as written, and the change in position bits per Gaussian, each
+group's Morton gaps costed with coding v1's cost model (one context, best (k, m)).
+The reference image of FILE is DIR/<name>.png, <name> the file name up to the first "_".
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from context_headroom import cost_per_gaussian
+from gipp_codec.entropy.gaussian_coder import morton_encode
+from gipp_codec.format.constants import CH_X, CH_Y
+from gipp_codec.format.container import parse_gimg
+from gipp_codec.format.model import QuantizedGaussians
+from gipp_codec.imageio import load_image
+from gipp_codec.quant.dequant import dequantize
+from precision_cost import render_psnr
+
+# rule name -> ((sigma_min threshold in pixels, position bits dropped), ...), ascending
+RULES = {
+    "d1 from 2 px": ((2.0, 1),),
+    "d1 from 4 px": ((4.0, 1),),
+    "d2 from 4 px": ((4.0, 2),),
+    "d2 from 8 px": ((8.0, 2),),
+    "d3 from 8 px": ((8.0, 3),),
+    "d1/d2/d3 from 3/6/12 px": ((3.0, 1), (6.0, 2), (12.0, 3)),
+}
+
+
+def gap_bits(qx: np.ndarray, qy: np.ndarray) -> float:
+    """Bits to code the positions qx, qy [M] as sorted Morton gaps (coding v1's cost model)."""
+    if qx.size == 0:
+        return 0.0
+    m = np.sort(morton_encode(qx, qy))
+    gaps = np.diff(m, prepend=np.uint64(0))  # [M]
+    return cost_per_gaussian(gaps, np.zeros(qx.size, np.int64)) * qx.size
+
+
+def sigma_min(g: QuantizedGaussians) -> np.ndarray:
+    """Smaller standard deviation [N] (pixels) of each dequantized covariance."""
+    _, covs, _ = dequantize(g)
+    cv = np.asarray(covs, np.float64).reshape(g.q.shape[0], -1)  # [N, 3] = a, b, c
+    a, b, c = cv[:, 0], cv[:, 1], cv[:, 2]
+    lam = 0.5 * (a + c) - np.sqrt(0.25 * (a - c) ** 2 + b * b)
+    return np.sqrt(np.maximum(lam, 0.0))
+
+
+def study(path: Path, images: Path) -> dict:
+    """PSNR change and position bits per Gaussian of every rule, for one file."""
+    g = parse_gimg(path.read_bytes()).gaussians
+    if not isinstance(g, QuantizedGaussians):
+        raise SystemExit(f"{path}: a float32 file has no quantized positions")
+    reference, _ = load_image(images / (path.name.split("_")[0] + ".png"))
+    q = g.q.astype(np.int64)  # [N, 8]
+    n = q.shape[0]
+    top = (1 << g.bits.position) - 1
+    sig = sigma_min(g)
+    base_psnr = render_psnr(g, q, g.scales, g.offsets, reference)
+    base_bits = gap_bits(q[:, CH_X], q[:, CH_Y]) / n
+    out = {"file": str(path), "gaussians": n, "psnr": base_psnr, "position_bits": base_bits, "rules": []}
+    for name, rule in RULES.items():
+        drop = np.zeros(n, np.int64)  # [N] bits dropped per Gaussian
+        for threshold, d in rule:
+            drop[sig >= threshold] = d
+        q2, bits = q.copy(), 0.0
+        for d in np.unique(drop):
+            sel = drop == d
+            cx, cy = q[sel, CH_X] >> d, q[sel, CH_Y] >> d
+            bits += gap_bits(cx, cy)
+            half = (1 << d) >> 1
+            q2[sel, CH_X] = np.minimum((cx << d) + half, top)
+            q2[sel, CH_Y] = np.minimum((cy << d) + half, top)
+        out["rules"].append({"rule": name, "coarser_fraction": float(np.mean(drop > 0)),
+                             "delta_psnr": render_psnr(g, q2, g.scales, g.offsets, reference) - base_psnr,
+                             "delta_position_bits": bits / n - base_bits})
+    return out
+
+
+def main(argv=None) -> int:
+    """Entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", nargs="+", type=Path)
+    ap.add_argument("--images", type=Path, required=True, help="folder of the reference PNGs")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    rows = []
+    for path in args.files:
+        r = study(path, args.images)
+        rows.append(r)
+        print(f"{path.name}: N={r['gaussians']}, {r['psnr']:.3f} dB, positions {r['position_bits']:.3f} bits/Gaussian")
+        for c in r["rules"]:
+            print(f"  {c['rule']:24s} {100 * c['coarser_fraction']:5.1f} % coarser: {c['delta_psnr']:+.3f} dB, "
+                  f"{c['delta_position_bits']:+.3f} bits/Gaussian", flush=True)
+    print(f"\nMean over {len(rows)} files\n\n| rule | coarser | PSNR change dB | position bits/Gaussian | dB lost per bit saved |")
+    print("|---|---|---|---|---|")
+    for i, name in enumerate(RULES):
+        frac = np.mean([r["rules"][i]["coarser_fraction"] for r in rows])
+        dp = np.mean([r["rules"][i]["delta_psnr"] for r in rows])
+        db = np.mean([r["rules"][i]["delta_position_bits"] for r in rows])
+        ratio = f"{dp / db:.3f}" if db < 0 else "no saving"
+        print(f"| {name} | {100 * frac:.0f} % | {dp:+.3f} | {db:+.3f} | {ratio} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
