@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """How many bits per Gaussian would neighbour contexts save? (a what-if for a future
-payload coding; coding v1 can only use channels of the same Gaussian as contexts)
+payload coding; codings 1 and 2 use channels of the same Gaussian and, in coding 2, the
+crowding of the cells around it and a + c as contexts)
 
     python tools/context_headroom.py FILE.gimg [FILE.gimg ...]
 
@@ -20,11 +21,11 @@ histograms, raw bits; ``gaussian_coder._context_cost``) and the best (k, m) per 
   decoded (its relative place in K equal bins, ideal cost -log2 p(bin) + log2(values in
   the bin), plus 8 bits per transmitted bin count; an estimate, not the coder's cost
   model).
-Every saving is counted against what the file's own coding v1 spent on that stream (its
+Every saving is counted against what the file's own coding spent on that stream (its
 chosen predictor and contexts, side information included).
 Contexts are quantile splits into 2 to 16 classes (the thresholds would be transmitted;
 their few bits are ignored here). Prints bits per Gaussian per case and the mean saving,
-twice: over every case, and over the cases a revision of coding v1 could adopt as they
+twice: over every case, and over the cases a batch decoder could adopt as they
 are ("batch" cases: contexts computable from already decoded streams with integer
 arithmetic, so each context's symbols can still be decoded together). The previous-value
 and last-4-gaps contexts depend on the stream being decoded (symbol-by-symbol decoding),
@@ -81,7 +82,7 @@ BATCH_CASES = ("one context", "c x4", "Morton gap x2", "Morton gap x4", "cell co
 
 
 def is_batch(case: str) -> bool:
-    """True for the cases a revision of coding v1 could adopt as they are (see the docstring)."""
+    """True for the cases a batch decoder could adopt as they are (see the docstring)."""
     return case.startswith(BATCH_CASES)
 
 
@@ -160,13 +161,13 @@ def main(argv=None) -> int:
         print(f"{path}: N = {res['gaussians']}")
         total = batch_total = 0.0
         for name, row in res["streams"].items():
-            base = res["coded"][name]  # what coding v1 spent on this stream in the file
+            base = res["coded"][name]  # what the file's own coding spent on this stream
             best_case, best = min(((k, v) for k, v in row.items()), key=lambda kv: kv[1])
             batch_case, batch_best = min(((k, v) for k, v in row.items() if is_batch(k)), key=lambda kv: kv[1])
-            total += max(0.0, base - best)  # a revision keeps coding v1's own options
+            total += max(0.0, base - best)  # a revision keeps the file coding's own options
             batch_total += max(0.0, base - batch_best)
             cells = ", ".join(f"{k} {v:.3f}" for k, v in row.items())
-            print(f"  {name:8s} coding v1 {base:.3f}, {cells}  -> best saves {base - best:.3f} ({best_case}); "
+            print(f"  {name:8s} as coded {base:.3f}, {cells}  -> best saves {base - best:.3f} ({best_case}); "
                   f"batch {base - batch_best:.3f} ({batch_case})")
         print(f"  total saving {total:.3f} bits per Gaussian, batch cases only {batch_total:.3f}")
         savings.append(total)

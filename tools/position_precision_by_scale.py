@@ -11,7 +11,7 @@ standard deviation sqrt(lambda_min) of the dequantized covariance is at least T 
 gets d fewer position bits (q -> centre of its 2^d-wide bin), for a few rules
 (T1 -> d = 1, T2 -> d = 2, ...). For each rule it prints the PSNR change of the decoder's
 render against the file as written, and the change in position bits per Gaussian, each
-group's Morton gaps costed with coding v1's cost model (one context, best (k, m)).
+group's Morton gaps costed with the coder's cost model (one context, best (k, m)).
 The reference image of FILE is DIR/<name>.png, <name> the file name up to the first "_".
 """
 
@@ -43,7 +43,7 @@ RULES = {
 
 
 def gap_bits(qx: np.ndarray, qy: np.ndarray) -> float:
-    """Bits to code the positions qx, qy [M] as sorted Morton gaps (coding v1's cost model)."""
+    """Bits to code the positions qx, qy [M] as sorted Morton gaps (the coder's cost model)."""
     if qx.size == 0:
         return 0.0
     m = np.sort(morton_encode(qx, qy))

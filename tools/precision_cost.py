@@ -10,7 +10,7 @@ off-diagonal b; a,b,c together; the colours), the integers are coarsened by k bi
 (q -> q >> k, scale * 2**k, the offset moved to the centre of the merged bins) and the
 file's Gaussians are rendered again with the decoder's own dequantizer and renderer.
 Prints the PSNR change against the file as written, and the bits per Gaussian the
-coarser integers take with the file's own coder (coding v1). QAT at the coarser depth
+coarser integers take with gimg's coder (payload coding 2 since format 1.1). QAT at the coarser depth
 would recover part of the loss, so the PSNR change is an upper bound on the cost.
 """
 
@@ -57,7 +57,7 @@ def render_psnr(g: QuantizedGaussians, q, scales, offsets, reference: np.ndarray
 
 
 def payload_bits_per_gaussian(q, bits, scales, offsets) -> float:
-    """Bits per Gaussian of coding v1's payload for q [N, 8] at per-channel depths ``bits``."""
+    """Bits per Gaussian of the coded payload (payload coding 2) for q [N, 8] at per-channel depths ``bits``."""
     payload, _, _ = encode_attributes(q, tuple(bits), scales, offsets)
     return 8 * len(payload) / max(1, q.shape[0])
 
