@@ -38,6 +38,7 @@ import sys
 import numpy as np
 
 from gipp_codec.entropy import gaussian_coder as gc
+from gipp_codec.entropy.streams import cell_counts
 from gipp_codec.format.constants import CH_A, CH_B, CH_C, CH_GREEN, CH_X, CH_Y
 from gipp_codec.format.container import parse_gimg
 
@@ -65,15 +66,6 @@ def spacing(qx: np.ndarray, qy: np.ndarray, k: int = 4) -> np.ndarray:
         d2 = ((xy[s:s + 512, None, :] - xy[None, :, :]) ** 2).sum(-1)  # [chunk, N]
         out[s:s + 512] = np.sqrt(np.partition(d2, k, axis=1)[:, k])  # column 0 is the point itself
     return out
-
-
-def cell_counts(qx: np.ndarray, qy: np.ndarray, g: int) -> np.ndarray:
-    """Gaussians [N] in the 3x3 block of 2^g-unit cells around each Gaussian's own cell."""
-    cx, cy = qx >> g, qy >> g
-    grid = np.zeros((int(cy.max()) + 3, int(cx.max()) + 3), np.int64)  # one empty cell of margin
-    np.add.at(grid, (cy + 1, cx + 1), 1)
-    block = sum(np.roll(np.roll(grid, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
-    return block[cy + 1, cx + 1]
 
 
 # cases a decoder can use without decoding symbol by symbol and with integer arithmetic only

@@ -26,7 +26,7 @@ from gipp_codec.entropy.models import MAX_LEVEL, categorical, choose_levels, lev
 from gipp_codec.entropy.side_stream import read_side_stream
 from gipp_codec.entropy.streams import (  # noqa: F401  (re-exported)
     CTX_AREA, CTX_CELLS, CTX_SOURCE_BITS, MAX_CONTEXTS, PRED_CHANNEL, PRED_CONST, PRED_NAMES, PRED_NONE, PRED_PREV,
-    STREAM_ORDER, STREAM_POSITION, StreamConfig, context_feature, context_source_name, stream_name,
+    STREAM_ORDER, STREAM_POSITION, StreamConfig, context_feature, context_source_name, feature_limit, stream_name,
 )
 from gipp_codec.errors import PayloadError
 from gipp_codec.format.constants import (
@@ -178,21 +178,17 @@ def _cell_shifts(bits_position: int) -> tuple:
 def _context_candidates(q: np.ndarray, done: list, bits, derived: bool) -> list[tuple]:
     """(source, param, thresholds, feature [N]) of the context rules the encoder tries: on
     the decoded channels, or (``derived``, coding 2) on the derived context features."""
-    n = q.shape[0]
-    out = []
     if not derived:
-        for j in done:
-            if j in (CH_X, CH_Y):
-                continue
-            out += [(j, 0, t, q[:, j]) for t in _threshold_candidates(q[:, j], (1 << bits[j]) - 1)]
-        return out
-    sources = [(CTX_CELLS, g) for g in _cell_shifts(bits[CH_X])]
-    if CH_A in done and CH_C in done:
-        sources.append((CTX_AREA, 0))
+        sources, parts = [(j, 0) for j in done if j not in (CH_X, CH_Y)], (2, 4)
+    else:
+        sources, parts = [(CTX_CELLS, g) for g in _cell_shifts(bits[CH_X])], (2, 3, 4)
+        if CH_A in done and CH_C in done:
+            sources.append((CTX_AREA, 0))
+    out = []
     for src, param in sources:
-        feature = context_feature(src, param, lambda ch: q[:, ch])
-        limit = n if src == CTX_CELLS else 2 * ((1 << bits[CH_A]) - 1)
-        out += [(src, param, t, feature) for t in _threshold_candidates(feature, limit, (2, 3, 4))]
+        feature = context_feature(src, param, lambda ch: q[:, ch])  # [N]
+        limit = feature_limit(src, bits, q.shape[0])
+        out += [(src, param, t, feature) for t in _threshold_candidates(feature, limit, parts)]
     return out
 
 
