@@ -30,12 +30,14 @@ Parallelism, both race-free and dynamically scheduled (set_parallel_chunksize, s
 thread descheduled on a loaded machine does not hold the others up): the forward runs
 over bands of rows, each with a private buffer, the Gaussians binned to bands first;
 the backward runs over Gaussians (chunks of _BWD_CHUNK), each owning its gradient slots.
-LANES = 16 matches LLVM's AVX-512 vector body, so rows need no scalar remainder loop.
+LANES is the host's float32 vector width (16 with AVX-512, else 8), so rows need no scalar
+remainder loop.
 """
 
 import math
 import threading
 
+import llvmlite.binding as llvm_binding
 import numpy as np
 from numba import njit, prange, set_parallel_chunksize
 
@@ -43,7 +45,14 @@ from numba import njit, prange, set_parallel_chunksize
 PIXEL_CENTER_OFFSET = 0.5
 CUTOFF_M2 = 9.0
 
-LANES = 16  # columns per inner block (one AVX-512 float32 vector)
+
+def _host_lanes() -> int:
+    """Columns per inner block: one float32 vector of the host, 16 with AVX-512, else 8
+    (numba compiles, and caches, for the host CPU, so the choice matches the machine code)."""
+    return 16 if llvm_binding.get_host_cpu_features().get("avx512f", False) else 8
+
+
+LANES = _host_lanes()  # columns per inner block (one float32 vector)
 BAND_ROWS = 16  # rows per forward band
 
 _V_SHIFT = CUTOFF_M2 / 64.0  # v = 9/64 - m2/32
@@ -136,6 +145,17 @@ def _bin(rows, nbands, band_rows):
 
 
 @njit(**_OPTS)
+def _lane_offsets(wp):
+    """[wp] float32 0, 1, 2, ...: the column offsets the inner loops add, loaded instead of
+    converted from the loop counter (AVX2 has no packed int64-to-float conversion, so
+    np.float32(i) costs eight scalar conversions per vector; the values are the same)."""
+    lane = np.empty(wp, np.float32)
+    for i in range(wp):
+        lane[i] = np.float32(i)
+    return lane
+
+
+@njit(**_OPTS)
 def _padded_width(width):
     return ((width + LANES - 1) // LANES + 1) * LANES
 
@@ -182,8 +202,9 @@ def _weight(e, qa, m2r):
 
 
 @njit(**_OPTS)
-def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, buf):
-    """Add every Gaussian binned to band bd (rows r0..r1) into buf [3, band_rows, Wp]."""
+def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf):
+    """Add every Gaussian binned to band bd (rows r0..r1) into buf [3, band_rows, Wp];
+    lane [Wp] holds 0, 1, 2, ... as float32 (see _lane_offsets)."""
     for it in range(offsets[bd], offsets[bd + 1]):
         k = items[it]
         i0, nblk = _column_box(par, k, width)
@@ -198,7 +219,7 @@ def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, buf):
             row1 = buf[1, j - r0]
             row2 = buf[2, j - r0]
             for i in range(nblk * LANES):
-                w = _weight(off + np.float32(i), qa, m2r)
+                w = _weight(off + lane[i], qa, m2r)
                 idx = ub + np.uint64(i)
                 row0[idx] += w * c0
                 row1[idx] += w * c1
@@ -224,11 +245,12 @@ def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, 
     uint8 out) the convention's 8-bit levels, so the decoder never stores a float image."""
     nbands = (height + band_rows - 1) // band_rows
     wp = _padded_width(width)
+    lane = _lane_offsets(wp)
     for bd in prange(nbands):
         buf = np.zeros((3, band_rows, wp), np.float32)
         r0 = bd * band_rows
         r1 = min(r0 + band_rows, height) - 1
-        _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, buf)
+        _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf)
         if levels:
             # levels plane by plane (contiguous, so the float64 conversion vectorises),
             # then interleaved into the output row
@@ -298,6 +320,7 @@ def _spatial_order(par, rows, height, width, cell):
 
 @njit(parallel=True, **_OPTS)
 def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colors):
+    lane = _lane_offsets(gp.shape[2])
     for t in prange(order.shape[0]):
         k = order[t]
         g_means[k, 0] = 0.0
@@ -338,7 +361,7 @@ def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colo
             grow1 = gp[1, j]
             grow2 = gp[2, j]
             for i in range(nblk * LANES):
-                e = off + np.float32(i)
+                e = off + lane[i]
                 w = _weight(e, qa, m2r)
                 idx = np.uint64(b0) + np.uint64(i)
                 g0 = grow0[idx]
