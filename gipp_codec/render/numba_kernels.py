@@ -205,6 +205,9 @@ def _weight(e, qa, m2r):
 def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf):
     """Add every Gaussian binned to band bd (rows r0..r1) into buf [3, band_rows, Wp];
     lane [Wp] holds 0, 1, 2, ... as float32 (see _lane_offsets)."""
+    wp = buf.shape[2]
+    plane = np.uint64(buf.shape[1] * wp)
+    flat = buf.reshape(buf.size)  # rows addressed by offset: no array view (and refcount) per row
     for it in range(offsets[bd], offsets[bd + 1]):
         k = items[it]
         i0, nblk = _column_box(par, k, width)
@@ -215,15 +218,15 @@ def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane,
         qa = np.float32(par[k, 5])
         for j in range(max(rows[k, 0], r0), min(rows[k, 1], r1) + 1):
             off, m2r = _row_start(par, k, j, i0)
-            row0 = buf[0, j - r0]
-            row1 = buf[1, j - r0]
-            row2 = buf[2, j - r0]
+            b0 = np.uint64((j - r0) * wp) + ub
+            b1 = b0 + plane
+            b2 = b1 + plane
             for i in range(nblk * LANES):
                 w = _weight(off + lane[i], qa, m2r)
-                idx = ub + np.uint64(i)
-                row0[idx] += w * c0
-                row1[idx] += w * c1
-                row2[idx] += w * c2
+                ui = np.uint64(i)
+                flat[b0 + ui] += w * c0
+                flat[b1 + ui] += w * c1
+                flat[b2 + ui] += w * c2
 
 
 @njit(**_OPTS)
@@ -320,7 +323,10 @@ def _spatial_order(par, rows, height, width, cell):
 
 @njit(parallel=True, **_OPTS)
 def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colors):
-    lane = _lane_offsets(gp.shape[2])
+    wp = gp.shape[2]
+    lane = _lane_offsets(wp)
+    plane = np.uint64(gp.shape[1] * wp)
+    flat = gp.reshape(gp.size)  # rows addressed by offset: no array view (and refcount) per row
     for t in prange(order.shape[0]):
         k = order[t]
         g_means[k, 0] = 0.0
@@ -357,16 +363,16 @@ def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colo
             r_g0 = np.float32(0.0)
             r_g1 = np.float32(0.0)
             r_g2 = np.float32(0.0)
-            grow0 = gp[0, j]
-            grow1 = gp[1, j]
-            grow2 = gp[2, j]
+            base0 = np.uint64(j * wp + b0)
+            base1 = base0 + plane
+            base2 = base1 + plane
             for i in range(nblk * LANES):
                 e = off + lane[i]
                 w = _weight(e, qa, m2r)
-                idx = np.uint64(b0) + np.uint64(i)
-                g0 = grow0[idx]
-                g1 = grow1[idx]
-                g2 = grow2[idx]
+                ui = np.uint64(i)
+                g0 = flat[base0 + ui]
+                g1 = flat[base1 + ui]
+                g2 = flat[base2 + ui]
                 r_g0 += w * g0
                 r_g1 += w * g1
                 r_g2 += w * g2
