@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gipp_codec.entropy import hybrid, token_kernels
-from gipp_codec.entropy.bitio import MAX_UE_PREFIX, BitReader, BitWriter, se_length, ue_length
+from gipp_codec.entropy.bitio import MAX_UE_PREFIX, READ_PAD, BitReader, BitWriter, se_length, ue_length
 from gipp_codec.entropy.gaussian_coder import (
     canonical_order,
     decode_attributes,
@@ -75,9 +75,10 @@ def test_hybrid_tokens_roundtrip(k, m):
     tokens, raw, nbits = hybrid.tokenize(u, k, m)
     w = BitWriter()
     w.many(raw, nbits)
-    data = np.frombuffer(w.getvalue(), np.uint8)
+    reader = BitReader(w.getvalue(), "test")  # its array carries the readers' padding
     back = np.empty(u.size, np.uint64)
-    assert token_kernels.tokens_to_values(tokens.astype(np.int32), k, m, data, 8 * data.size, 0, back) == nbits.sum()
+    assert token_kernels.tokens_to_values(tokens.astype(np.int32), k, m, reader.array, reader.nbits, 0, back) \
+        == nbits.sum()
     assert np.array_equal(back, u)
     assert tokens.max() <= hybrid.max_token(k, m, int(u.max()))
     assert np.all(raw < (np.uint64(1) << nbits.astype(np.uint64)))
@@ -106,11 +107,25 @@ def test_bitio_roundtrip():
 
 
 def _token_stream(values: np.ndarray, k: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """HybridUint tokens [M] (int32) of values and their raw bits as a uint8 stream."""
+    """HybridUint tokens [M] (int32) of values and their raw bits as a uint8 stream (with
+    the zero padding BitReader.array gives the readers: 8 * (data.size - READ_PAD) bits long)."""
     tokens, raw, nbits = hybrid.tokenize(values.astype(np.uint64), k, m)
     w = BitWriter()
     w.many(raw, nbits)
-    return tokens.astype(np.int32), np.frombuffer(w.getvalue(), np.uint8)
+    return tokens.astype(np.int32), BitReader(w.getvalue(), "test").array
+
+
+def test_bit_read_kernel_matches_the_bit_string():
+    """token_kernels' 64-bit-load reader returns any 0..33 bits at any position, the last
+    bits of a stream included (the reader's padding is never part of a value)."""
+    rng = np.random.default_rng(7)
+    stream = rng.integers(0, 256, 37, dtype=np.uint8).tobytes()
+    text = "".join(f"{b:08b}" for b in stream)
+    data = BitReader(stream, "test").array
+    cases = [(pos, n) for n in (0, 1, 32, 33) for pos in (0, 7, len(text) - n)]
+    cases += [(int(rng.integers(0, len(text) - n + 1)), n) for n in rng.integers(0, 34, 3000).tolist()]
+    for pos, n in cases:
+        assert int(token_kernels._read(data, pos, n)) == (int(text[pos:pos + n], 2) if n else 0), (pos, n)
 
 
 def test_finish_positions_inverts_morton_gaps():
@@ -121,11 +136,11 @@ def test_finish_positions_inverts_morton_gaps():
     assert int(morton_encode(np.array([0]), np.array([1]))[0]) == 2
     tokens, data = _token_stream(np.diff(m, prepend=np.uint64(0)), 4, 1)
     qx, qy = np.empty(m.size, np.int64), np.empty(m.size, np.int64)
-    pos = token_kernels.finish_positions(tokens, 4, 1, data, 8 * data.size, 0, 2**24 - 1, qx, qy)
+    pos = token_kernels.finish_positions(tokens, 4, 1, data, 8 * (data.size - READ_PAD), 0, 2**24 - 1, qx, qy)
     assert pos >= 0
     assert np.array_equal(morton_encode(qx, qy), m)
     # a code above the largest the position bits allow is refused
-    assert token_kernels.finish_positions(tokens, 4, 1, data, 8 * data.size, 0, int(m[-1]) - 1, qx, qy) \
+    assert token_kernels.finish_positions(tokens, 4, 1, data, 8 * (data.size - READ_PAD), 0, int(m[-1]) - 1, qx, qy) \
         == token_kernels.BAD_MORTON
 
 
@@ -153,7 +168,7 @@ def test_finish_column_matches_the_numpy_definition(pred):
     sizes = np.bincount(ctx, minlength=3)
     grouped = u[np.argsort(ctx, kind="stable")]  # context by context, each in file order
     tokens, data = _token_stream(grouped, 4, 2)
-    args = (tokens, 4, 2, data, 8 * data.size, 0, ctx, sizes, pred, 500, src,
+    args = (tokens, 4, 2, data, 8 * (data.size - READ_PAD), 0, ctx, sizes, pred, 500, src,
             float(scales[0]), float(offsets[0]), float(offsets[1]), float(scales[1]))
     out, bad = np.empty(n, np.int64), np.zeros(2, np.int64)
     assert token_kernels.finish_column(*args, max_q, out, bad) >= 0
@@ -163,7 +178,7 @@ def test_finish_column_matches_the_numpy_definition(pred):
     # one context: tokens in file order, ctx never read
     tokens1, data1 = _token_stream(u, 4, 2)
     out1 = np.empty(n, np.int64)
-    assert token_kernels.finish_column(tokens1, 4, 2, data1, 8 * data1.size, 0, np.zeros(0, np.int64),
+    assert token_kernels.finish_column(tokens1, 4, 2, data1, 8 * (data1.size - READ_PAD), 0, np.zeros(0, np.int64),
                                        np.array([n], np.int64), *args[8:], max_q, out1, bad) >= 0
     assert np.array_equal(out1, col)
 
@@ -260,15 +275,15 @@ def test_se_run_kernel_matches_single_reads_and_rejects_bad_codes():
     w = BitWriter()
     for s in svals:
         w.se(int(s))
-    data = np.frombuffer(w.getvalue(), np.uint8)
+    data = BitReader(w.getvalue(), "t").array
     out = np.empty(301, np.int64)
     assert token_kernels.se_run(data, w.nbits, 0, 300, MAX_UE_PREFIX, out) == w.nbits
     assert out[:300].tolist() == [int(s) for s in svals]
     r = BitReader(w.getvalue(), "t")
     assert [r.se() for _ in range(300)] == out[:300].tolist()
     # one value more than the stream holds; 40 zero bits (no valid exp-Golomb code)
-    assert token_kernels.se_run(data, 8 * data.size, 0, 301, MAX_UE_PREFIX, out) == token_kernels.OVERRUN
-    zeros = np.frombuffer(bytes(5) + b"\xff", np.uint8)
+    assert token_kernels.se_run(data, 8 * (data.size - READ_PAD), 0, 301, MAX_UE_PREFIX, out) == token_kernels.OVERRUN
+    zeros = BitReader(bytes(5) + b"\xff", "t").array
     assert token_kernels.se_run(zeros, 48, 0, 1, MAX_UE_PREFIX, out) == token_kernels.TOO_LONG
 
 
@@ -278,7 +293,7 @@ def test_raw_bits_at_stream_end():
     w.u(5, 3)
     tokens, raw, nbits = hybrid.tokenize(np.array([1, 0, 7, 6], np.uint64), 1, 0)  # raw bits 0, 0, 2, 2
     w.many(raw, nbits)
-    data = np.frombuffer(w.getvalue(), np.uint8)
+    data = BitReader(w.getvalue(), "t").array
     out = np.empty(4, np.uint64)
     size = 3 + int(nbits.sum())
     assert token_kernels.tokens_to_values(tokens.astype(np.int32), 1, 0, data, size, 3, out) == size

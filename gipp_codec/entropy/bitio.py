@@ -9,6 +9,7 @@ import numpy as np
 from gipp_codec.errors import PayloadError
 
 MAX_UE_PREFIX = 32  # longest zero prefix of a valid ue() code (values < 2**32 - 1)
+READ_PAD = 8  # zero bytes after BitReader.array: token_kernels' readers load 8 bytes at a time
 
 
 class BitWriter:
@@ -97,9 +98,11 @@ class BitReader:
 
     @property
     def array(self) -> np.ndarray:
-        """The stream's bytes as uint8 [B] (for the numba readers in token_kernels)."""
+        """The stream's bytes as uint8 [B + READ_PAD] (for the numba readers in token_kernels):
+        READ_PAD zero bytes follow the stream so that a reader may load whole 64-bit words;
+        ``nbits`` stays the stream's own length."""
         if self._arr is None:
-            self._arr = np.frombuffer(self._data, dtype=np.uint8)
+            self._arr = np.frombuffer(self._data + bytes(READ_PAD), dtype=np.uint8)
         return self._arr
 
     def _bits_text(self) -> str:

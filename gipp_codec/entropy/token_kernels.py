@@ -20,17 +20,17 @@ _OPTS = dict(cache=True, nogil=True, boundscheck=False)
 
 @njit(**_OPTS)
 def _read(data, pos, nbits):
-    """nbits (0..32) bits MSB first starting at bit pos of data (uint8 [B]); no bounds check.
-    Loads the (at most 5) bytes that hold them, then shifts and masks."""
-    if nbits == 0:
-        return np.uint64(0)
+    """nbits (0..33: exp-Golomb codes reach 33) bits MSB first starting at bit pos of data
+    (uint8 [B], followed by at least 8 bytes of padding: BitReader.array); no bounds check.
+    Loads the 8 bytes from byte pos >> 3 as one big-endian word (a constant-length loop,
+    unrolled) and shifts: pos & 7 + nbits <= 40 of its 64 bits are used."""
     first = pos >> 3
-    last = (pos + nbits - 1) >> 3
-    value = np.uint64(0)
-    for b in range(first, last + 1):
-        value = (value << np.uint64(8)) | np.uint64(data[b])
-    tail = (last + 1) * 8 - (pos + nbits)
-    return (value >> np.uint64(tail)) & ((np.uint64(1) << np.uint64(nbits)) - np.uint64(1))
+    word = np.uint64(0)
+    for b in range(8):
+        word = (word << np.uint64(8)) | np.uint64(data[first + b])
+    word = word << np.uint64(pos & 7)
+    # two shifts, each below 64: one shift by 64 - nbits would be undefined for nbits = 0
+    return (word >> np.uint64(1)) >> np.uint64(63 - nbits)
 
 
 @njit(**_OPTS)
@@ -121,14 +121,22 @@ def finish_positions(tokens, k, m, data, size, pos, u_max, qx, qy):
         if gaps[i] > limit - code:
             return BAD_MORTON
         code += gaps[i]
-        x = np.int64(0)
-        y = np.int64(0)
-        for b in range(32):
-            x |= np.int64((code >> np.uint64(2 * b)) & np.uint64(1)) << b
-            y |= np.int64((code >> np.uint64(2 * b + 1)) & np.uint64(1)) << b
-        qx[i] = x
-        qy[i] = y
+        qx[i] = _even_bits(code)
+        qy[i] = _even_bits(code >> np.uint64(1))
     return pos
+
+
+@njit(**_OPTS)
+def _even_bits(v):
+    """Bits 0, 2, 4, ... 62 of v (uint64) packed into bits 0..31 (int64): the x half of a
+    Morton code. Each step halves the spread, moving pairs, nibbles, bytes, then words."""
+    v = v & np.uint64(0x5555555555555555)
+    v = (v | (v >> np.uint64(1))) & np.uint64(0x3333333333333333)
+    v = (v | (v >> np.uint64(2))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    v = (v | (v >> np.uint64(4))) & np.uint64(0x00FF00FF00FF00FF)
+    v = (v | (v >> np.uint64(8))) & np.uint64(0x0000FFFF0000FFFF)
+    v = (v | (v >> np.uint64(16))) & np.uint64(0x00000000FFFFFFFF)
+    return np.int64(v)
 
 
 @njit(**_OPTS)
