@@ -83,9 +83,9 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def decode(input_path, output_path, png_level, as_json):
     """Decode IN.gimg to the PNG image OUT.png."""
-    from gipp_codec.commands.quick_start import without_scipy
+    from gipp_codec.commands.quick_start import decoder_process
 
-    with without_scipy():  # a short-lived process: skip numba's SciPy probes
+    with decoder_process():  # a short-lived process: prebuilt kernels, or numba without SciPy
         from gipp_codec.decoder import decode_file
 
         facts = decode_file(input_path, output_path, png_level)
@@ -124,9 +124,9 @@ def _format_info(info: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def info(input_path, as_json):
     """Show the header fields and the bits spent per attribute of IN.gimg."""
-    from gipp_codec.commands.quick_start import without_scipy
+    from gipp_codec.commands.quick_start import decoder_process
 
-    with without_scipy():  # a short-lived process: skip numba's SciPy probes
+    with decoder_process():  # a short-lived process: prebuilt kernels, or numba without SciPy
         from gipp_codec.decoder import read_info, read_input_file
 
         facts = read_info(read_input_file(input_path))

@@ -1,4 +1,8 @@
-"""Faster start-up of the numba kernels in short-lived processes (the ``gimg`` CLI).
+"""Faster start-up of the decoder in short-lived processes (the ``gimg`` CLI).
+
+``decoder_process`` first switches the process to the prebuilt decoder kernels when they
+are built (``gimg compile-decoder``; see ``gipp_codec.jit``): then numba is never
+imported. Otherwise the kernels come from numba's JIT cache, with the following help.
 
 Importing numba and loading its first cached kernel probe SciPy (a version check, and
 a BLAS probe that imports ``scipy.linalg``): about 0.3–0.5 s of a cold ``gimg decode``.
@@ -20,6 +24,18 @@ class _HideScipy(importlib.abc.MetaPathFinder):
         if fullname == "scipy" or fullname.startswith("scipy."):
             raise ImportError(f"{fullname} hidden while gimg loads its kernels")
         return None
+
+
+@contextmanager
+def decoder_process():
+    """Within the block, the decoder runs on the prebuilt kernels if they are built and
+    current, else on numba's with SciPy hidden (``without_scipy``). Enter it before
+    anything imports the decoder."""
+    from gipp_codec import jit
+
+    jit.use_prebuilt()
+    with without_scipy():
+        yield
 
 
 @contextmanager

@@ -102,7 +102,7 @@ class BitReader:
         READ_PAD zero bytes follow the stream so that a reader may load whole 64-bit words;
         ``nbits`` stays the stream's own length."""
         if self._arr is None:
-            self._arr = np.frombuffer(self._data + bytes(READ_PAD), dtype=np.uint8)
+            self._arr = np.frombuffer(bytearray(self._data + bytes(READ_PAD)), dtype=np.uint8)  # writeable
         return self._arr
 
     def _bits_text(self) -> str:

@@ -9,7 +9,6 @@ Torch-free.
 """
 
 import numpy as np
-from numba import njit
 
 from gipp_codec.entropy import hybrid
 from gipp_codec.entropy.bitio import MAX_UE_PREFIX, BitReader
@@ -20,6 +19,7 @@ from gipp_codec.entropy.streams import (
 )
 from gipp_codec.entropy.token_kernels import ALL_ZERO, BAD_LEVEL, OVERRUN, TOO_LONG, histogram_counts
 from gipp_codec.errors import PayloadError
+from gipp_codec.jit import njit
 
 # Error codes of the kernel; err [4] (int64) holds the details named in the comment.
 E_OVERRUN = 1  # bit position, bits needed, bits left

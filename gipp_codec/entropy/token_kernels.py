@@ -8,7 +8,7 @@ returned as negative positions and turned into PayloadError by the caller.
 """
 
 import numpy as np
-from numba import njit
+from gipp_codec.jit import njit
 
 OVERRUN = -1  # the stream ended inside a code
 TOO_LONG = -2  # an exp-Golomb prefix longer than MAX_UE_PREFIX zero bits

@@ -12,10 +12,10 @@ that the two agree bit for bit).
 """
 
 import numpy as np
-from numba import njit
 
 from gipp_codec.format.constants import CH_A, CH_C, LOG_CHANNELS
 from gipp_codec.format.model import QuantizedGaussians
+from gipp_codec.jit import njit
 
 
 def dequantize_rows(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -37,22 +37,16 @@ remainder loop.
 import math
 import threading
 
-import llvmlite.binding as llvm_binding
 import numpy as np
-from numba import njit, prange, set_parallel_chunksize
+
+from gipp_codec.jit import host_vector_lanes, njit, prange, set_parallel_chunksize
 
 # Mirrors gipp_codec.render.convention (checked by tests/test_render.py).
 PIXEL_CENTER_OFFSET = 0.5
 CUTOFF_M2 = 9.0
 
 
-def _host_lanes() -> int:
-    """Columns per inner block: one float32 vector of the host, 16 with AVX-512, else 8
-    (numba compiles, and caches, for the host CPU, so the choice matches the machine code)."""
-    return 16 if llvm_binding.get_host_cpu_features().get("avx512f", False) else 8
-
-
-LANES = _host_lanes()  # columns per inner block (one float32 vector)
+LANES = host_vector_lanes()  # columns per inner block: one float32 vector (16 with AVX-512, else 8)
 BAND_ROWS = 16  # rows per forward band
 
 _V_SHIFT = CUTOFF_M2 / 64.0  # v = 9/64 - m2/32

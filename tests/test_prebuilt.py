@@ -1,0 +1,118 @@
+"""The prebuilt decoder (gimg compile-decoder): built once per session into a temporary
+folder, then decoding through it must run without numba, agree with the JIT decoder,
+pass the conformance suite, and never be used when stale."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gipp_codec import prebuilt
+from gipp_codec.decoder import decode
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conformance"
+MANIFEST = json.loads((CONF / "manifest.json").read_text())
+# valid vectors with quantized Gaussians of several sizes and codings
+VECTORS = [e for e in MANIFEST["valid"] if e["attribute_mode"] == "quantized" and e["gaussians"]]
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                                reason="numba's ahead-of-time compiler needs a C compiler")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("prebuilt")
+    path = prebuilt.build(directory, log=lambda msg: None)
+    assert path.is_file() and path.parent == directory
+    return directory
+
+
+def _env(directory):
+    return {**os.environ, "GIMG_PREBUILT_DIR": str(directory)}
+
+
+_DECODE_WITHOUT_NUMBA = """
+import sys
+from gipp_codec import jit
+assert jit.use_prebuilt(), "prebuilt decoder not used"
+import numpy as np
+from gipp_codec.decoder import decode
+for src, dst in zip(sys.argv[1::2], sys.argv[2::2]):
+    np.save(dst, decode(open(src, "rb").read()))
+assert "numba" not in sys.modules and "llvmlite" not in sys.modules, "numba was imported"
+"""
+
+
+def test_prebuilt_decoder_agrees_with_the_jit_without_numba(built, tmp_path):
+    args = []
+    for e in VECTORS:
+        args += [str(CONF / e["input"]), str(tmp_path / f"{e['name']}.npy")]
+    r = subprocess.run([sys.executable, "-c", _DECODE_WITHOUT_NUMBA, *args], env=_env(built),
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for e in VECTORS:
+        ours = np.load(tmp_path / f"{e['name']}.npy")
+        jit = decode((CONF / e["input"]).read_bytes())
+        assert ours.shape == jit.shape and ours.dtype == np.uint8
+        diff = np.abs(ours.astype(np.int16) - jit)
+        # generic-CPU machine code may round a product-sum differently from the host's
+        # fused multiply-adds: at most one level, on a tiny share of the values
+        assert diff.max() <= 1 and np.count_nonzero(diff) <= max(3, 1e-3 * diff.size), e["name"]
+
+
+def test_cli_with_the_prebuilt_decoder_passes_the_conformance_suite(built):
+    r = subprocess.run([sys.executable, str(CONF / "run.py")], env=_env(built), capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    total = len(MANIFEST["valid"]) + len(MANIFEST["invalid"])
+    assert f"{total}/{total} conformance vectors passed" in r.stdout
+
+
+def test_a_stale_or_missing_build_is_not_used(built, tmp_path):
+    assert prebuilt.status(built)[0]
+    stale = tmp_path / "stale"
+    shutil.copytree(built, stale)
+    manifest = json.loads((stale / prebuilt.MANIFEST_NAME).read_text())
+    manifest["sources"] = "0" * 64  # built from other kernel sources
+    (stale / prebuilt.MANIFEST_NAME).write_text(json.dumps(manifest))
+    usable, why = prebuilt.status(stale)
+    assert not usable and "stale" in why
+    assert prebuilt.load(stale) is None
+    assert prebuilt.load(tmp_path / "nothing") is None
+    # the CLI still decodes (on the JIT) and --check says why the build is not used
+    out = tmp_path / "o.png"
+    r = subprocess.run([sys.executable, "-m", "gipp_codec", "decode", str(CONF / VECTORS[0]["input"]), str(out)],
+                       env=_env(stale), capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and out.is_file(), r.stderr
+    r = subprocess.run([sys.executable, "-m", "gipp_codec", "compile-decoder", "--check"], env=_env(stale),
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 1 and "stale" in r.stdout
+
+
+def test_entry_points_refuse_arrays_of_the_wrong_type(built):
+    from gipp_codec.entropy import token_kernels
+
+    entry = prebuilt.load(built).entry_point(token_kernels.contexts_and_sizes.py_func)
+    src, thr = np.array([0, 5, 9], np.int64), np.array([4], np.int64)
+    ctx, sizes = np.empty(3, np.int64), np.empty(2, np.int64)
+    entry(src, thr, ctx, sizes)
+    assert ctx.tolist() == [0, 1, 1] and sizes.tolist() == [1, 2]
+    with pytest.raises(TypeError, match="argument 0"):
+        entry(src.astype(np.int32), thr, ctx, sizes)  # compiled code would misread it
+    with pytest.raises(TypeError, match="argument 2"):
+        entry(src, thr, np.empty((3, 2), np.int64)[:, 0], sizes)  # not contiguous
+    with pytest.raises(TypeError, match="arguments"):
+        entry(src, thr, ctx)
+
+
+def test_use_prebuilt_refuses_once_kernels_are_jit_compiled():
+    from gipp_codec import jit
+    from gipp_codec.entropy import token_kernels  # noqa: F401  (imported: the JIT is bound)
+
+    assert jit.use_prebuilt() is False and not jit.prebuilt_in_use()
