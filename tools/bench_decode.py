@@ -13,8 +13,9 @@ the median of ``--repeats`` calls of
   - Pillow WebP bytes -> pixels,
 the three calls interleaved round by round so that they see the same machine load,
 and the cold CLI ``gimg decode IN.gimg OUT.png`` (a new process each time, so it
-includes interpreter start-up and imports), median of ``--cli-repeats``.
-Prints a markdown table with the ratio gimg / WebP.
+includes interpreter start-up and imports), median of ``--cli-repeats``: it runs on the
+prebuilt decoder when one is built and current (``gimg compile-decoder``), else on numba's
+JIT; the output says which. Prints a markdown table with the ratio gimg / WebP.
 """
 
 import argparse
@@ -102,9 +103,15 @@ def main(argv=None) -> int:
         ap.error("give IMAGE.png FILE.gimg pairs")
     import numba
 
+    from gipp_codec import prebuilt
+
+    cli_mode = "prebuilt decoder" if prebuilt.status()[0] else "numba JIT"
     rows = [bench_pair(args.pairs[i], args.pairs[i + 1], args.repeats, args.cli_repeats)
             for i in range(0, len(args.pairs), 2)]
-    print(f"numba threads: {numba.get_num_threads()}, repeats: {args.repeats} (median, warm)\n")
+    print(f"numba threads: {numba.get_num_threads()}, repeats: {args.repeats} (median, warm); "
+          f"cold CLI on the {cli_mode}\n")
+    for r in rows:
+        r["cli_mode"] = cli_mode
     print("| image | N | gimg bpp / PSNR | WebP bpp / PSNR | gimg file->pixels ms | gimg render ms "
           "| WebP decode ms | file->pixels / WebP | render / WebP | cold `gimg decode` s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
