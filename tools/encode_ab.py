@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""A/B ``gimg encode`` between two git revisions, interleaved run by run.
+
+    python tools/encode_ab.py IMAGE.png --a REV [--b REV] [--bpp 0.5] [--iterations 1500]
+        [--rounds 2] [--json OUT]
+
+Checks out both revisions as temporary worktrees, and runs
+``python -m gipp_codec encode IMAGE OUT --bpp B --iterations K --json`` with each tree first
+on PYTHONPATH (each with its own numba cache, warmed by one untimed encode), alternating
+a, b, a, b, ... so that both see the same machine load. Reports each run's wall time as
+the encoder measured it (``seconds``), PSNR, bpp and N, and the ratio of the medians b / a.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def encode_once(tree: Path, image: Path, out: Path, bpp: float, iterations: int) -> dict:
+    """One encode with the code of ``tree``; the encoder's JSON facts plus the module path used."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "NUMBA_CACHE_DIR": str(tree / ".numba_cache")}
+    cmd = [sys.executable, "-c", "import gipp_codec, runpy, sys; print('MODULE', gipp_codec.__file__, file=sys.stderr);"
+           "sys.argv = ['gimg'] + sys.argv[1:]; runpy.run_module('gipp_codec', run_name='__main__')",
+           "encode", str(image), str(out), "--bpp", str(bpp), "--iterations", str(iterations), "--json"]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tree)
+    if run.returncode != 0:
+        raise SystemExit(f"encode with {tree} failed: {run.stderr[-2000:]}")
+    module = next(line.split(" ", 1)[1] for line in run.stderr.splitlines() if line.startswith("MODULE "))
+    if not Path(module).resolve().is_relative_to(tree.resolve()):
+        raise SystemExit(f"the encode with {tree} imported {module}, not that tree's code")
+    facts = json.loads(run.stdout.strip().splitlines()[-1])
+    return {k: facts[k] for k in ("seconds", "psnr", "bpp", "gaussians")}
+
+
+def main(argv=None) -> int:
+    """Entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("image", type=Path)
+    ap.add_argument("--a", required=True, help="baseline revision")
+    ap.add_argument("--b", default="HEAD", help="revision to compare (default HEAD)")
+    ap.add_argument("--bpp", type=float, default=0.5)
+    ap.add_argument("--iterations", type=int, default=1500)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    image = args.image.resolve()
+    runs = {"a": [], "b": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {}
+        for k, rev in (("a", args.a), ("b", args.b)):
+            trees[k] = Path(tmp) / k
+            subprocess.run(["git", "worktree", "add", "--detach", "-q", str(trees[k]), rev], cwd=ROOT, check=True)
+        try:
+            for k in ("a", "b"):  # warm numba's caches, untimed
+                encode_once(trees[k], image, Path(tmp) / f"warm_{k}.gimg", args.bpp, min(args.iterations, 200))
+            for r in range(args.rounds):
+                for k in ("a", "b"):
+                    facts = encode_once(trees[k], image, Path(tmp) / f"{k}_{r}.gimg", args.bpp, args.iterations)
+                    runs[k].append(facts)
+                    print(f"round {r + 1} {k} ({args.a if k == 'a' else args.b}): {facts['seconds']:.1f} s, "
+                          f"{facts['psnr']:.2f} dB, {facts['bpp']:.4f} bpp, N = {facts['gaussians']}", flush=True)
+        finally:
+            for tree in trees.values():
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+    med = {k: statistics.median(r["seconds"] for r in runs[k]) for k in runs}
+    print(f"median seconds: a {med['a']:.1f}, b {med['b']:.1f}; b / a = {med['b'] / med['a']:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"image": str(args.image), "a": args.a, "b": args.b, "bpp": args.bpp,
+                                               "iterations": args.iterations, "runs": runs,
+                                               "median_seconds": med, "ratio": med["b"] / med["a"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
