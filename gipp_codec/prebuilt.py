@@ -147,12 +147,14 @@ def status(directory: Path | None = None) -> tuple[bool, str]:
         return False, f"not built (no {directory / MANIFEST_NAME}); run `gimg compile-decoder`"
     except (OSError, ValueError) as exc:
         return False, f"unreadable manifest {directory / MANIFEST_NAME}: {exc}"
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("file"), str):
+        return False, f"malformed manifest {directory / MANIFEST_NAME}; run `gimg compile-decoder` again"
     expected = _expected_manifest()
     what = {"format": "an older gimg", "cache_tag": "another Python", "sources": "other kernel sources"}
     for key, value in expected.items():
         if manifest.get(key) != value:
             return False, f"stale: built for {what[key]} ({directory}); run `gimg compile-decoder` again"
-    if not (directory / manifest.get("file", "")).is_file():
+    if not (directory / manifest["file"]).is_file():
         return False, f"manifest names {manifest.get('file')!r}, which is missing from {directory}"
     return True, f"current ({directory / manifest['file']})"
 
@@ -164,15 +166,15 @@ def load(directory: Path | None = None) -> Prebuilt | None:
     usable, _ = status(directory)
     if not usable:
         return None
-    manifest = json.loads((directory / MANIFEST_NAME).read_text())
-    path = directory / manifest["file"]
     try:
+        manifest = json.loads((directory / MANIFEST_NAME).read_text())
+        path = directory / manifest["file"]
         loader = importlib.machinery.ExtensionFileLoader(EXTENSION_NAME, str(path))
         spec = importlib.util.spec_from_file_location(EXTENSION_NAME, str(path), loader=loader)
         module = importlib.util.module_from_spec(spec)
         loader.exec_module(module)
         return Prebuilt(module, manifest)
-    except (ImportError, OSError, AttributeError):
+    except Exception:  # noqa: BLE001 - any unusable build (damaged file, odd manifest): the JIT is always safe
         return None
 
 

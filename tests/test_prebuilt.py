@@ -85,6 +85,13 @@ def test_a_stale_or_missing_build_is_not_used(built, tmp_path):
     assert not usable and "stale" in why
     assert prebuilt.load(stale) is None
     assert prebuilt.load(tmp_path / "nothing") is None
+    damaged = tmp_path / "damaged"
+    shutil.copytree(built, damaged)
+    manifest = json.loads((damaged / prebuilt.MANIFEST_NAME).read_text())
+    (damaged / manifest["file"]).write_bytes(b"\x7fELF truncated")
+    assert prebuilt.status(damaged)[0] and prebuilt.load(damaged) is None  # current, but unloadable
+    (damaged / prebuilt.MANIFEST_NAME).write_text("[1, 2]")
+    assert not prebuilt.status(damaged)[0] and prebuilt.load(damaged) is None
     # the CLI still decodes (on the JIT) and --check says why the build is not used
     out = tmp_path / "o.png"
     r = subprocess.run([sys.executable, "-m", "gipp_codec", "decode", str(CONF / VECTORS[0]["input"]), str(out)],
