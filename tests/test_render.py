@@ -339,3 +339,31 @@ def test_reference_gradients_stay_finite_with_invalid_gaussians():
         assert torch.isfinite(t.grad).all()
     assert not means.grad[1].any() and not covs.grad[1].any() and not colors.grad[1].any()
     assert means.grad[0].abs().sum() > 0  # the valid ones still get gradients
+
+
+def test_both_block_widths_give_the_same_render_and_gradients(tmp_path):
+    """LANES is the host's vector width (8, or 16 with AVX-512), so CI exercises one of them:
+    the kernel module compiled with the other width must give the same image bit for bit
+    (each pixel sums the same Gaussians in the same order; the extra lanes hold zero
+    weights) and the same gradients up to the order of the row sums' vector reduction."""
+    import importlib.util
+
+    other = 8 if nk.LANES == 16 else 16
+    source = Path(nk.__file__).read_text()
+    assert "LANES = host_vector_lanes()" in source
+    path = tmp_path / "nk_other_lanes.py"
+    path.write_text(source.replace("LANES = host_vector_lanes()", f"LANES = {other}"))
+    spec = importlib.util.spec_from_file_location("nk_other_lanes", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.LANES == other
+    for height, width, n in ((37, 53, 60), (16, 40, 30), (5, 7, 12)):
+        means, covs, colors = random_scene(n, height, width, seed=height)
+        g = np.random.default_rng(height).normal(size=(height, width, 3)).astype(np.float32)
+        np.testing.assert_array_equal(mod.forward_uint8(means, covs, colors, height, width),
+                                      nk.forward_uint8(means, covs, colors, height, width))
+        np.testing.assert_array_equal(mod.forward(means, covs, colors, height, width),
+                                      nk.forward(means, covs, colors, height, width))
+        for a, b in zip(mod.backward(means, covs, colors, height, width, g),
+                        nk.backward(means, covs, colors, height, width, g)):
+            assert rel(a, b) <= 1e-5
