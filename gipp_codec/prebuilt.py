@@ -57,7 +57,7 @@ KERNELS = {
     "gipp_codec.render.numba_kernels._setup": (
         "void", ("f4[:, ::1]", "f4[:, ::1]", "f4[:, ::1]", "i8", "i8", "f8[:, ::1]", "i8[:, ::1]")),
     "gipp_codec.render.numba_kernels._bin": (
-        "Tuple((i8[::1], i4[::1]))", ("i8[:, ::1]", "i8", "i8")),
+        "Tuple((i8[::1], i4[::1]))", ("i8[:, ::1]", "i8")),
     "gipp_codec.render.numba_kernels._forward_bands": (
         "void", ("f8[:, ::1]", "i8[:, ::1]", "f4[:, ::1]", "i8[::1]", "i4[::1]", "i8", "i8", "i8",
                  "u1[:, :, ::1]", "b1")),

@@ -47,7 +47,7 @@ CUTOFF_M2 = 9.0
 
 
 LANES = host_vector_lanes()  # columns per inner block: one float32 vector (16 with AVX-512, else 8)
-BAND_ROWS = 16  # rows per forward band
+BAND_ROWS = 16  # rows per forward band (a power of two: _bin divides by it)
 
 _V_SHIFT = CUTOFF_M2 / 64.0  # v = 9/64 - m2/32
 _EXP_SCALE = math.exp(-16.0 * _V_SHIFT)  # exp(-9/4): exp(-m2/2) = _EXP_SCALE * exp(v)**16
@@ -118,13 +118,15 @@ def _setup(means, covs, colors, height, width, par, rows):
 
 
 @njit(**_OPTS)
-def _bin(rows, nbands, band_rows):
-    """Gaussian indices per band: (offsets [nbands + 1], items) in CSR form."""
+def _bin(rows, nbands):
+    """Gaussian indices per band of BAND_ROWS rows: (offsets [nbands + 1], items) in CSR
+    form. BAND_ROWS is a compile-time constant (a power of two), so the row-to-band
+    divisions are shifts."""
     n = rows.shape[0]
     counts = np.zeros(nbands + 1, np.int64)
     for k in range(n):
         if rows[k, 1] >= rows[k, 0]:
-            for bd in range(rows[k, 0] // band_rows, rows[k, 1] // band_rows + 1):
+            for bd in range(rows[k, 0] // BAND_ROWS, rows[k, 1] // BAND_ROWS + 1):
                 counts[bd + 1] += 1
     for bd in range(nbands):
         counts[bd + 1] += counts[bd]
@@ -132,7 +134,7 @@ def _bin(rows, nbands, band_rows):
     fill = counts[:nbands].copy()
     for k in range(n):
         if rows[k, 1] >= rows[k, 0]:
-            for bd in range(rows[k, 0] // band_rows, rows[k, 1] // band_rows + 1):
+            for bd in range(rows[k, 0] // BAND_ROWS, rows[k, 1] // BAND_ROWS + 1):
                 items[fill[bd]] = k
                 fill[bd] += 1
     return counts, items
@@ -454,7 +456,7 @@ def forward_prepared(pp, out=None, uint8=False):
     if out is None:
         out = np.empty((h, w, 3), np.uint8 if uint8 else np.float32)
     nbands = (h + BAND_ROWS - 1) // BAND_ROWS
-    offsets, items = _bin(pp.rows, nbands, BAND_ROWS)
+    offsets, items = _bin(pp.rows, nbands)
     old = set_parallel_chunksize(_FWD_CHUNK)
     try:
         _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out, bool(uint8))
