@@ -123,3 +123,14 @@ def test_use_prebuilt_refuses_once_kernels_are_jit_compiled():
     from gipp_codec.entropy import token_kernels  # noqa: F401  (imported: the JIT is bound)
 
     assert jit.use_prebuilt() is False and not jit.prebuilt_in_use()
+
+
+def test_info_is_the_same_with_the_prebuilt_decoder(built, tmp_path):
+    vector = str(CONF / max(VECTORS, key=lambda e: e["gaussians"])["input"])
+    outputs = []
+    for directory in (built, tmp_path):  # tmp_path holds no build: the JIT
+        r = subprocess.run([sys.executable, "-m", "gipp_codec", "info", vector, "--json"], env=_env(directory),
+                           capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+        outputs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    assert outputs[0] == outputs[1] and outputs[0]["bits"]["gaussians"] > 0
