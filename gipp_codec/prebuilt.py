@@ -224,7 +224,7 @@ def build(directory: Path | None = None, log=print) -> Path:
             if kernel.targetoptions.get("parallel"):
                 kernel = numba.njit(**options)(kernel.py_func)  # prange runs as range
             cc.export(_symbol(key), f"{ret}({', '.join(args)})")(_trampoline(kernel, len(args)))
-        log(f"compiling {len(KERNELS)} decoder kernels ahead of time (about a minute)...")
+        log(f"compiling {len(KERNELS)} decoder kernels ahead of time (10-60 s)...")
         try:
             cc.compile()
         except Exception as exc:  # numba.pycc reports compiler and linker failures in many types
