@@ -94,9 +94,11 @@ def test_a_stale_or_missing_build_is_not_used(built, tmp_path):
     assert not prebuilt.status(damaged)[0] and prebuilt.load(damaged) is None
     # the CLI still decodes (on the JIT) and --check says why the build is not used
     out = tmp_path / "o.png"
-    r = subprocess.run([sys.executable, "-m", "gipp_codec", "decode", str(CONF / VECTORS[0]["input"]), str(out)],
-                       env=_env(stale), capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0 and out.is_file(), r.stderr
+    for directory, kernels in ((stale, "jit"), (built, "prebuilt")):
+        r = subprocess.run([sys.executable, "-m", "gipp_codec", "decode", str(CONF / VECTORS[0]["input"]), str(out),
+                            "--json"], env=_env(directory), capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 0 and out.is_file(), r.stderr
+        assert json.loads(r.stdout.strip().splitlines()[-1])["kernels"] == kernels
     r = subprocess.run([sys.executable, "-m", "gipp_codec", "compile-decoder", "--check"], env=_env(stale),
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 1 and "stale" in r.stdout

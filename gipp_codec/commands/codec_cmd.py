@@ -86,9 +86,11 @@ def decode(input_path, output_path, png_level, as_json):
     from gipp_codec.commands.quick_start import decoder_process
 
     with decoder_process():  # a short-lived process: prebuilt kernels, or numba without SciPy
+        from gipp_codec import jit
         from gipp_codec.decoder import decode_file
 
         facts = decode_file(input_path, output_path, png_level)
+        facts["kernels"] = "prebuilt" if jit.prebuilt_in_use() else "jit"
     if as_json:
         _emit_json(facts)
     else:
