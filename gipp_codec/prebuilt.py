@@ -208,27 +208,29 @@ def build(directory: Path | None = None, log=print) -> Path:
         raise ConfigError(f"cannot compile the decoder ahead of time: {exc}") from None
     import importlib
 
+    created = not directory.exists()
     try:
         directory.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=directory))
     except OSError as exc:
         raise ConfigError(f"cannot write {directory}: {exc}; set GIMG_PREBUILT_DIR to a writable folder") from None
     try:
-        cc = CC(EXTENSION_NAME)
-        cc.output_dir = str(work)
-        cc.verbose = False
-        for key, (ret, args) in KERNELS.items():
-            module_name, name = key.rsplit(".", 1)
-            kernel = getattr(importlib.import_module(module_name), name)
-            options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
-            if kernel.targetoptions.get("parallel"):
-                kernel = numba.njit(**options)(kernel.py_func)  # prange runs as range
-            cc.export(_symbol(key), f"{ret}({', '.join(args)})")(_trampoline(kernel, len(args)))
-        log(f"compiling {len(KERNELS)} decoder kernels ahead of time (10-60 s)...")
         try:
+            cc = CC(EXTENSION_NAME)  # checks for a C compiler
+            cc.output_dir = str(work)
+            cc.verbose = False
+            for key, (ret, args) in KERNELS.items():
+                module_name, name = key.rsplit(".", 1)
+                kernel = getattr(importlib.import_module(module_name), name)
+                options = {k: v for k, v in kernel.targetoptions.items() if k not in ("parallel", "nopython")}
+                if kernel.targetoptions.get("parallel"):
+                    kernel = numba.njit(**options)(kernel.py_func)  # prange runs as range
+                cc.export(_symbol(key), f"{ret}({', '.join(args)})")(_trampoline(kernel, len(args)))
+            log(f"compiling {len(KERNELS)} decoder kernels ahead of time (10-60 s)...")
             cc.compile()
-        except Exception as exc:  # numba.pycc reports compiler and linker failures in many types
-            raise ConfigError(f"ahead-of-time compilation failed (a C compiler is needed): {exc}") from None
+        except Exception as exc:  # numba.pycc reports missing compilers and build failures in many types
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+            raise ConfigError(f"ahead-of-time compilation failed (it needs a C compiler): {first}") from None
         built = [p for p in work.iterdir() if p.name.startswith(EXTENSION_NAME)]
         if len(built) != 1:
             raise ConfigError(f"ahead-of-time compilation left {len(built)} extension files in {work}")
@@ -243,3 +245,5 @@ def build(directory: Path | None = None, log=print) -> Path:
         return target
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if created and not any(directory.iterdir()):
+            directory.rmdir()  # a failed first build leaves nothing behind

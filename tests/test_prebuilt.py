@@ -136,3 +136,17 @@ def test_info_is_the_same_with_the_prebuilt_decoder(built, tmp_path):
         assert r.returncode == 0, r.stderr
         outputs.append(json.loads(r.stdout.strip().splitlines()[-1]))
     assert outputs[0] == outputs[1] and outputs[0]["bits"]["gaussians"] > 0
+
+
+def test_without_a_c_compiler_the_build_fails_cleanly(tmp_path):
+    """One line on stderr, a non-zero exit, and no folder left behind."""
+    bindir = tmp_path / "bin"  # only Python on PATH: no cc, gcc or clang
+    bindir.mkdir()
+    (bindir / "python").symlink_to(os.path.realpath(sys.executable))
+    target = tmp_path / "prebuilt"
+    r = subprocess.run([str(bindir / "python"), "-m", "gipp_codec", "compile-decoder"], capture_output=True, text=True,
+                       cwd=ROOT, env={**os.environ, "PATH": str(bindir), "GIMG_PREBUILT_DIR": str(target)})
+    assert r.returncode != 0
+    assert r.stderr.startswith("gimg: error: ahead-of-time compilation failed") and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not target.exists()
