@@ -2,8 +2,8 @@
 
 ``gimg compile-decoder`` (``build``) compiles every kernel that the decoder calls from
 Python into one extension module with numba's ahead-of-time compiler (``numba.pycc``; it
-needs a C compiler once, at build time), for a generic CPU of the machine's architecture,
-single-threaded. A process that loads it (``gipp_codec.jit.use_prebuilt``, done by
+needs a C compiler and Python's headers once, at build time), for a generic CPU of the
+machine's architecture, single-threaded. A process that loads it (``gipp_codec.jit.use_prebuilt``, done by
 ``gimg decode`` and ``gimg info``) decodes without importing numba; see
 ``gipp_codec.jit`` for why.
 
@@ -230,7 +230,8 @@ def build(directory: Path | None = None, log=print) -> Path:
             cc.compile()
         except Exception as exc:  # numba.pycc reports missing compilers and build failures in many types
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
-            raise ConfigError(f"ahead-of-time compilation failed (it needs a C compiler): {first}") from None
+            raise ConfigError("ahead-of-time compilation failed (it needs a C compiler and Python's headers): "
+                              f"{first}") from None
         built = [p for p in work.iterdir() if p.name.startswith(EXTENSION_NAME)]
         if len(built) != 1:
             raise ConfigError(f"ahead-of-time compilation left {len(built)} extension files in {work}")

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,10 @@ MANIFEST = json.loads((CONF / "manifest.json").read_text())
 # valid vectors with quantized Gaussians of several sizes and codings
 VECTORS = [e for e in MANIFEST["valid"] if e["attribute_mode"] == "quantized" and e["gaussians"]]
 
-pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
-                                reason="numba's ahead-of-time compiler needs a C compiler")
+_HAS_TOOLCHAIN = (shutil.which("cc") is not None or shutil.which("gcc") is not None) and \
+    (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file()
+pytestmark = pytest.mark.skipif(not _HAS_TOOLCHAIN,
+                                reason="numba's ahead-of-time compiler needs a C compiler and Python's headers")
 
 
 @pytest.fixture(scope="module")
