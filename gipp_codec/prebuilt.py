@@ -50,6 +50,8 @@ KERNELS = {
     "gipp_codec.entropy.token_kernels.finish_column": (
         "i8", ("i4[::1]", "i8", "i8", "u1[::1]", "i8", "i8", "i8[::1]", "i8[::1]", "i8", "i8", "i8[::1]",
                "f8", "f8", "f8", "f8", "i8", "i8[::1]", "i8[::1]")),
+    "gipp_codec.entropy.token_kernels.stream_contexts": (
+        "i8", ("i8", "i8", "i8[:, ::1]", "i8[::1]", "i8", "i8[::1]", "i8[::1]")),
     "gipp_codec.entropy.token_kernels.cell_counts_dense": (
         "void", ("i8[::1]", "i8[::1]", "i8", "i8[::1]")),
     "gipp_codec.quant.dequant._dequantize_kernel": (

@@ -407,6 +407,56 @@ def test_decoder_kernels_agree_with_the_encoder_rules():
                 assert _max_token(k, m, u_max) == hybrid.max_token(k, m, u_max)
 
 
+def test_stream_contexts_kernel_matches_feature_then_thresholds():
+    """The decoder's fused kernel gives the contexts of context_feature + contexts_and_sizes
+    for every kind of source, and hands over (writing nothing) when the cells table would
+    exceed its bound."""
+    from gipp_codec.entropy.streams import CTX_AREA, CTX_CELLS, context_feature
+
+    rng = np.random.default_rng(11)
+    for n, bits in ((700, 12), (1, 12), (300, 16)):
+        q = rng.integers(0, 1 << bits, (8, n)).astype(np.int64)  # channel-major, as decoded
+        q[0, : n // 2] = q[0, 0]  # a crowded column
+        for source, param in ((2, 0), (5, 0), (CTX_AREA, 0), (CTX_CELLS, 4), (CTX_CELLS, 9), (CTX_CELLS, bits)):
+            feature = context_feature(source, param, q.__getitem__)
+            thresholds = np.unique(rng.choice(feature, 3))
+            want_ctx, want_sizes = np.empty(n, np.int64), np.empty(thresholds.size + 1, np.int64)
+            token_kernels.contexts_and_sizes(feature, thresholds, want_ctx, want_sizes)
+            ctx, sizes = np.full(n, -7, np.int64), np.full(thresholds.size + 1, -7, np.int64)
+            if token_kernels.stream_contexts(source, param, q, thresholds, 1 << 20, ctx, sizes):
+                assert source == CTX_CELLS and (ctx == -7).all() and (sizes == -7).all()
+                continue
+            np.testing.assert_array_equal(ctx, want_ctx)
+            np.testing.assert_array_equal(sizes, want_sizes)
+    # a table above max(dense_max, 4 N): nothing written, the caller sorts instead
+    q = rng.integers(0, 1 << 12, (8, 50)).astype(np.int64)
+    ctx, sizes = np.full(50, -7, np.int64), np.full(2, -7, np.int64)
+    assert token_kernels.stream_contexts(CTX_CELLS, 2, q, np.array([3], np.int64), 0, ctx, sizes) \
+        == token_kernels.NEEDS_SPARSE_CELLS
+    assert (ctx == -7).all() and (sizes == -7).all()
+
+
+def test_decoder_sorts_cells_when_the_table_would_be_too_large(monkeypatch):
+    """The decoder's fallback for a cells table above its bound gives the same Gaussians."""
+    from gipp_codec.entropy.streams import CTX_CELLS
+
+    g = synthetic_quantized(3000, 513, 257, seed=4)
+    bits = g.bits.per_channel()
+    payload, q_canon, report = encode_attributes(g.q, bits, g.scales, g.offsets, coding=2)
+    assert any(str(report[c].config.get("context_source")).startswith("cells") for c in ("a", "c", "b"))
+    fused = token_kernels.stream_contexts
+    calls = []
+
+    def refuse_cells(source, *args):
+        calls.append(source)
+        return token_kernels.NEEDS_SPARSE_CELLS if source == CTX_CELLS else fused(source, *args)
+
+    monkeypatch.setattr(token_kernels, "stream_contexts", refuse_cells)
+    q, _ = decode_attributes(payload, g.count, bits, g.scales, g.offsets, coding=2)
+    assert CTX_CELLS in calls
+    np.testing.assert_array_equal(q, q_canon)
+
+
 def test_cell_counts_match_a_brute_force_count_on_both_paths(monkeypatch):
     """CTX_CELLS: the dense-table kernel and the sorting path (used when the table would be
     large, e.g. g = 0 at 16-bit positions) both count the Gaussians in the 3x3 cells."""

@@ -25,7 +25,7 @@ from gipp_codec.entropy.bitio import MAX_UE_PREFIX, BitReader, BitWriter, se_len
 from gipp_codec.entropy.models import MAX_LEVEL, categorical, choose_levels, level_count, model_cost_bits
 from gipp_codec.entropy.side_stream import read_side_stream
 from gipp_codec.entropy.streams import (  # noqa: F401  (re-exported)
-    CTX_AREA, CTX_CELLS, CTX_SOURCE_BITS, MAX_CONTEXTS, PRED_CHANNEL, PRED_CONST, PRED_NAMES, PRED_NONE, PRED_PREV,
+    CTX_AREA, CTX_CELLS, CTX_SOURCE_BITS, DENSE_CELLS_MAX, MAX_CONTEXTS, PRED_CHANNEL, PRED_CONST, PRED_NAMES, PRED_NONE, PRED_PREV,
     STREAM_ORDER, STREAM_POSITION, StreamConfig, context_feature, context_source_name, feature_limit, stream_name,
 )
 from gipp_codec.errors import PayloadError
@@ -367,7 +367,6 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         raise PayloadError(f"ANS stream at byte {base_offset + ans_start} is invalid: {exc}") from None
     qt = np.zeros((8, n), dtype=np.int64)  # channel-major while decoding: contiguous columns
     report = {}
-    features = {}  # (context source, param) -> feature [N]; valid as long as no stream redefines its inputs
     for cfg, hists, side_bits in read_side_stream(side, bits, n, coding):
         channel = cfg.channel
         name = stream_name(channel)
@@ -376,11 +375,11 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         if cfg.thresholds:
             ctx = np.empty(n, np.int64)  # [N]
             sizes = np.empty(cfg.contexts, np.int64)  # [contexts]
-            key = (cfg.ctx_source, cfg.ctx_param)
-            if key not in features:  # a and c often share one cells feature
-                features[key] = context_feature(cfg.ctx_source, cfg.ctx_param, qt.__getitem__)  # [N]
-            feature = features[key]
-            token_kernels.contexts_and_sizes(feature, np.array(cfg.thresholds, np.int64), ctx, sizes)
+            thresholds = np.array(cfg.thresholds, np.int64)
+            if token_kernels.stream_contexts(cfg.ctx_source, cfg.ctx_param, qt, thresholds, DENSE_CELLS_MAX,
+                                             ctx, sizes):  # a cells table above the bound: sort instead
+                feature = context_feature(cfg.ctx_source, cfg.ctx_param, qt.__getitem__)  # [N]
+                token_kernels.contexts_and_sizes(feature, thresholds, ctx, sizes)
         else:  # one context: the kernels never read ctx
             ctx, sizes = _NO_CONTEXTS, np.array([n], np.int64)
         token_parts = []  # Gaussians of context 0, then of context 1, ... each in file order

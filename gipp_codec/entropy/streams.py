@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from gipp_codec.entropy.token_kernels import cell_counts_dense
-from gipp_codec.format.constants import (
-    CH_A, CH_B, CH_BLUE, CH_C, CH_GREEN, CH_RED, CH_X, CH_Y, CHANNEL_NAMES,
+from gipp_codec.format.constants import (  # noqa: F401  (CTX_* re-exported)
+    CH_A, CH_B, CH_BLUE, CH_C, CH_GREEN, CH_RED, CH_X, CH_Y, CHANNEL_NAMES, CTX_AREA, CTX_CELLS,
 )
 
 STREAM_POSITION = -1
@@ -19,9 +19,8 @@ PRED_NAMES = ("none", "const", "prev", "channel")
 MAX_CONTEXTS = 16
 
 # Context sources: 0..7 are the channels (both codings); payload coding 2 adds two derived
-# features of already decoded channels (spec: "Context features").
-CTX_CELLS = 8  # Gaussians in the 3x3 block of 2^g-unit cells around the Gaussian's own cell
-CTX_AREA = 9  # q_a + q_c (the log of the area; it bounds |b|)
+# features of already decoded channels, CTX_CELLS and CTX_AREA (format.constants; spec:
+# "Context features").
 CTX_SOURCE_BITS = {1: 3, 2: 4}  # width of the ctx_src field per payload coding
 
 

@@ -51,6 +51,9 @@ MAX_BITS = 16
 NUM_CHANNELS = 8
 CHANNEL_NAMES = ("x", "y", "a", "b", "c", "red", "green", "blue")
 CH_X, CH_Y, CH_A, CH_B, CH_C, CH_RED, CH_GREEN, CH_BLUE = range(8)
+# Context sources beyond the channels 0..7 (payload coding 2; spec: "Context features")
+CTX_CELLS = 8  # Gaussians in the 3x3 block of 2^g-unit cells around the Gaussian's own cell
+CTX_AREA = 9  # q_a + q_c (the log of the area; it bounds |b|)
 LOG_CHANNELS = (CH_A, CH_C)  # quantized in the log domain
 # Largest |value| of each channel's dequantized range (log-variance for a and c).
 CHANNEL_LIMITS = (MAX_ABS_POSITION, MAX_ABS_POSITION, MAX_ABS_LOG_VARIANCE, MAX_ABS_COVARIANCE,
