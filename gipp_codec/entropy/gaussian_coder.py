@@ -46,8 +46,13 @@ class StreamBits:
 
     raw: int = 0
     side: int = 0
-    config: dict = field(default_factory=dict)
+    stream: StreamConfig | None = None  # the stream's configuration
     coded: list = field(default_factory=list)  # (counts, tokens) of each ANS-coded context
+
+    @property
+    def config(self) -> dict:
+        """The stream's configuration, readable (k, m, predictor, context source, thresholds)."""
+        return _describe(self.stream) if self.stream is not None else {}
 
     @property
     def tokens(self) -> float:
@@ -307,7 +312,7 @@ def encode_attributes(q: np.ndarray, bits: tuple, scales, offsets,
             sb.coded.append((counts, tokens))
         sb.side = side.nbits - side0
         sb.raw = raw.nbits - raw0
-        sb.config = _describe(cfg)
+        sb.stream = cfg
         report["position" if channel == STREAM_POSITION else CHANNEL_NAMES[channel]] = sb
     ans = constriction.stream.stack.AnsCoder()
     for tokens, counts in reversed(batches):
@@ -416,7 +421,7 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         raw.pos = pos
         sb.side = side_bits
         sb.raw = raw.pos - raw0
-        sb.config = _describe(cfg)
+        sb.stream = cfg
         report[name] = sb
     side.finish()
     raw.finish()
