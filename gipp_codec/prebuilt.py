@@ -37,7 +37,8 @@ EXTENSION_NAME = "_gimg_decoder_kernels"
 MANIFEST_NAME = "manifest.json"
 FORMAT = 1  # bump when the manifest or the export rules change
 
-# "module.function": (return type, argument types), in numba's signature notation.
+# The kernels the decoder calls from Python ("module.function": (return type, argument
+# types), in numba's signature notation); the kernels they call are compiled in with them.
 # Arrays: "i8[::1]" C-contiguous, "u2[:, :]" any layout; scalars: i8, f8, b1.
 KERNELS = {
     "gipp_codec.entropy.side_stream.read_side_kernel": (
@@ -52,8 +53,6 @@ KERNELS = {
                "f8", "f8", "f8", "f8", "i8", "i8[::1]", "i8[::1]")),
     "gipp_codec.entropy.token_kernels.stream_contexts": (
         "i8", ("i8", "i8", "i8[:, ::1]", "i8[::1]", "i8", "i8[::1]", "i8[::1]")),
-    "gipp_codec.entropy.token_kernels.cell_counts_dense": (
-        "void", ("i8[::1]", "i8[::1]", "i8", "i8[::1]")),
     "gipp_codec.quant.dequant._dequantize_kernel": (
         "void", ("u2[:, :]", "f8[::1]", "f8[::1]", "f4[:, ::1]", "f4[:, ::1]", "f4[:, ::1]", "f8[:, ::1]")),
     "gipp_codec.render.numba_kernels._setup": (
@@ -152,7 +151,7 @@ def status(directory: Path | None = None) -> tuple[bool, str]:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("file"), str):
         return False, f"malformed manifest {directory / MANIFEST_NAME}; run `gimg compile-decoder` again"
     expected = _expected_manifest()
-    what = {"format": "an older gimg", "cache_tag": "another Python", "sources": "other kernel sources"}
+    what = {"format": "another version of gimg", "cache_tag": "another Python", "sources": "other kernel sources"}
     for key, value in expected.items():
         if manifest.get(key) != value:
             return False, f"stale: built for {what[key]} ({directory}); run `gimg compile-decoder` again"
@@ -228,7 +227,7 @@ def build(directory: Path | None = None, log=print) -> Path:
                 if kernel.targetoptions.get("parallel"):
                     kernel = numba.njit(**options)(kernel.py_func)  # prange runs as range
                 cc.export(_symbol(key), f"{ret}({', '.join(args)})")(_trampoline(kernel, len(args)))
-            log(f"compiling {len(KERNELS)} decoder kernels ahead of time (10-60 s)...")
+            log(f"compiling {len(KERNELS)} decoder kernels ahead of time (a few tens of seconds)")
             cc.compile()
         except Exception as exc:  # numba.pycc reports missing compilers and build failures in many types
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]

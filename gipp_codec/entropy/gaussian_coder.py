@@ -25,8 +25,9 @@ from gipp_codec.entropy.bitio import MAX_UE_PREFIX, BitReader, BitWriter, se_len
 from gipp_codec.entropy.models import MAX_LEVEL, categorical, choose_levels, level_count, model_cost_bits
 from gipp_codec.entropy.side_stream import read_side_stream
 from gipp_codec.entropy.streams import (  # noqa: F401  (re-exported)
-    CTX_AREA, CTX_CELLS, CTX_SOURCE_BITS, DENSE_CELLS_MAX, MAX_CONTEXTS, PRED_CHANNEL, PRED_CONST, PRED_NAMES, PRED_NONE, PRED_PREV,
-    STREAM_ORDER, STREAM_POSITION, StreamConfig, context_feature, context_source_name, feature_limit, stream_name,
+    CTX_AREA, CTX_CELLS, CTX_SOURCE_BITS, DENSE_CELLS_MAX, MAX_CONTEXTS, PRED_CHANNEL, PRED_CONST, PRED_NAMES,
+    PRED_NONE, PRED_PREV, STREAM_ORDER, STREAM_POSITION, StreamConfig, context_feature, context_source_name,
+    feature_limit, stream_name,
 )
 from gipp_codec.errors import PayloadError
 from gipp_codec.format.constants import (

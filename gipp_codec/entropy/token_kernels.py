@@ -233,43 +233,24 @@ NEEDS_SPARSE_CELLS = 1  # stream_contexts: the cells table would exceed its boun
 @njit(**_OPTS)
 def stream_contexts(source, param, q, thresholds, dense_max, ctx, sizes):
     """One stream's contexts from the channels decoded so far, q [8, N] (int64, channel-
-    major), in one pass: each Gaussian's feature (channel ``source``; CTX_AREA: q_a + q_c;
-    CTX_CELLS with cell shift g = ``param``: the Gaussians in the 3x3 cells around its own,
-    as ``streams.cell_counts`` counts them, with a dense table), then its context, the
-    number of thresholds [T] (ascending) the feature reaches, into ctx [N], and each
-    context's count into sizes [T + 1]. Returns 0, or NEEDS_SPARSE_CELLS, having written
-    nothing, when the cells table would have more than max(dense_max, 4 N) entries (the
-    caller then uses streams.cell_counts' sorting path)."""
+    major), in one call: each Gaussian's feature (channel ``source``; CTX_AREA: q_a + q_c;
+    CTX_CELLS with cell shift g = ``param``: ``cell_counts_dense`` on the cells, as
+    ``streams.cell_counts`` computes it), then ``contexts_and_sizes`` into ctx [N] and
+    sizes [T + 1]. Returns 0, or NEEDS_SPARSE_CELLS, having written nothing, when the cells
+    table would have more than max(dense_max, 4 N) entries (the caller then uses
+    streams.cell_counts' sorting path)."""
     n = q.shape[1]
-    width = 0
-    grid = np.zeros(0, np.int64)
     if source == CTX_CELLS:
-        max_x = 0
-        max_y = 0
-        for i in range(n):
-            max_x = max(max_x, (q[CH_X, i] >> param) + 1)
-            max_y = max(max_y, (q[CH_Y, i] >> param) + 1)
-        width = max_x + 2  # one empty cell of margin on each side
-        if width * (max_y + 2) > max(dense_max, 4 * n):
+        cx = (q[CH_X] >> param) + 1  # [N], one empty cell of margin below
+        cy = (q[CH_Y] >> param) + 1  # [N]
+        width = (cx.max() + 2) if n else 2
+        if width * ((cy.max() + 2) if n else 2) > max(dense_max, 4 * n):
             return NEEDS_SPARSE_CELLS
-        grid = np.zeros((max_y + 2) * width, np.int64)
-        for i in range(n):
-            grid[((q[CH_Y, i] >> param) + 1) * width + (q[CH_X, i] >> param) + 1] += 1
-    sizes[:] = 0
-    nthr = thresholds.shape[0]
-    for i in range(n):
-        if source == CTX_CELLS:
-            at = ((q[CH_Y, i] >> param) + 1) * width + (q[CH_X, i] >> param) + 1
-            f = 0
-            for row in (at - width, at, at + width):
-                f += grid[row - 1] + grid[row] + grid[row + 1]
-        elif source == CTX_AREA:
-            f = q[CH_A, i] + q[CH_C, i]
-        else:
-            f = q[source, i]
-        c = 0
-        while c < nthr and f >= thresholds[c]:
-            c += 1
-        ctx[i] = c
-        sizes[c] += 1
+        feature = np.zeros(n, np.int64)
+        cell_counts_dense(cx, cy, width, feature)
+    elif source == CTX_AREA:
+        feature = q[CH_A] + q[CH_C]
+    else:
+        feature = q[source]
+    contexts_and_sizes(feature, thresholds, ctx, sizes)
     return 0

@@ -45,7 +45,6 @@ from gipp_codec.jit import host_vector_lanes, njit, prange, set_parallel_chunksi
 PIXEL_CENTER_OFFSET = 0.5
 CUTOFF_M2 = 9.0
 
-
 LANES = host_vector_lanes()  # columns per inner block: one float32 vector (16 with AVX-512, else 8)
 BAND_ROWS = 16  # rows per forward band (a power of two: _bin divides by it)
 
