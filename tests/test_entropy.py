@@ -222,6 +222,80 @@ def test_coding_2_uses_its_context_sources_and_is_smaller():
         assert not np.array_equal(q, decode_attributes(p2, g.count, bits, g.scales, g.offsets)[0])
 
 
+def _numpy_config_cost(cfg, u, ctx, km_grid):
+    """The encoder's search cost by its numpy definition: _context_cost summed over contexts."""
+    from gipp_codec.entropy.gaussian_coder import _context_cost
+
+    best = (np.inf, (cfg.k, cfg.m))
+    for k, m in km_grid:
+        total = sum(_context_cost(u[ctx == c], k, m)[0] for c in range(cfg.contexts))
+        if total < best[0]:
+            best = (total, (k, m))
+    return best
+
+
+def test_split_cost_kernel_matches_the_numpy_definition():
+    """cost_kernels.split_costs gives _context_cost's bits summed over contexts, for every
+    (k, m) of the encoder's grid: small and large values (Morton gaps reach 2**24), one
+    value, all zeros, and an empty context."""
+    from gipp_codec.entropy import cost_kernels, models
+    from gipp_codec.entropy.gaussian_coder import _KM_GRID, _context_cost
+
+    assert cost_kernels.PRECISION == models.PRECISION
+    rng = np.random.default_rng(7)
+    cases = [
+        (rng.geometric(0.05, 900) - 1, rng.integers(0, 3, 900)),
+        (rng.integers(0, 1 << 24, 400), rng.integers(0, 2, 400)),
+        (np.zeros(50, np.int64), np.zeros(50, np.int64)),
+        (np.array([5]), np.array([0])),
+        (rng.integers(0, 64, 300), np.where(rng.random(300) < 0.5, 0, 2)),  # context 1 empty
+    ]
+    ks = np.array([k for k, _ in _KM_GRID], np.int64)
+    ms = np.array([m for _, m in _KM_GRID], np.int64)
+    for u, ctx in cases:
+        u, ctx = u.astype(np.uint64), ctx.astype(np.int64)
+        contexts = 3 if ctx.max() == 2 else int(ctx.max()) + 1
+        got = np.empty(ks.size)
+        cost_kernels.split_costs(u, ctx, contexts, ks, ms, models.LOG_COUNTS, got)
+        want = [sum(_context_cost(u[ctx == c], int(k), int(m))[0] for c in range(contexts)) for k, m in _KM_GRID]
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_stream_search_with_the_kernel_writes_what_the_numpy_costs_write(monkeypatch):
+    """The encoder's search on the kernel's costs picks the configurations the numpy
+    definition picks: the same payload, byte for byte."""
+    import gipp_codec.entropy.gaussian_coder as gc
+
+    g = synthetic_quantized(400, 97, 61, seed=11)
+    bits = g.bits.per_channel()
+    fast = encode_attributes(g.q, bits, g.scales, g.offsets)[0]
+    monkeypatch.setattr(gc, "_config_cost", _numpy_config_cost)
+    assert encode_attributes(g.q, bits, g.scales, g.offsets)[0] == fast
+
+
+def test_config_side_bits_count_what_write_config_writes():
+    from gipp_codec.entropy.gaussian_coder import (
+        PRED_CHANNEL, PRED_CONST, PRED_NONE, PRED_PREV, StreamConfig, _config_side_bits, _write_config,
+    )
+    from gipp_codec.entropy.streams import CTX_AREA, CTX_CELLS
+    from gipp_codec.format.constants import CH_A, CH_B, CH_C
+
+    configs = [
+        StreamConfig(CH_A, PRED_NONE, 0, k=4, m=2),
+        StreamConfig(CH_C, PRED_CONST, 300, k=2, m=1),
+        StreamConfig(CH_C, PRED_CHANNEL, CH_A, CH_A, 0, (5, 90, 700), 4, 4),
+        StreamConfig(CH_B, PRED_PREV, 0, CTX_CELLS, 5, (1, 2), 3, 0),
+        StreamConfig(CH_B, PRED_CONST, 0, CTX_AREA, 0, (0, 1000), 10, 4),
+    ]
+    for coding in (1, 2):
+        for cfg in configs:
+            if coding == 1 and cfg.ctx_source in (CTX_CELLS, CTX_AREA):
+                continue
+            w = BitWriter()
+            _write_config(w, cfg, coding)
+            assert _config_side_bits(cfg, coding) == w.nbits, (cfg, coding)
+
+
 def test_roundtrip_duplicates_and_extremes():
     g = synthetic_quantized(64, 32, 32, seed=4)
     g.q[:] = g.q[0]  # all identical

@@ -22,7 +22,7 @@ import numpy as np
 
 from gipp_codec.entropy import hybrid, token_kernels
 from gipp_codec.entropy.bitio import MAX_UE_PREFIX, BitReader, BitWriter, se_length, ue_length
-from gipp_codec.entropy.models import MAX_LEVEL, categorical, choose_levels, level_count, model_cost_bits
+from gipp_codec.entropy.models import LOG_COUNTS, MAX_LEVEL, categorical, choose_levels, level_count, model_cost_bits
 from gipp_codec.entropy.side_stream import read_side_stream
 from gipp_codec.entropy.streams import (  # noqa: F401  (re-exported)
     CTX_AREA, CTX_CELLS, CTX_SOURCE_BITS, DENSE_CELLS_MAX, MAX_CONTEXTS, PRED_CHANNEL, PRED_CONST, PRED_NAMES,
@@ -155,11 +155,18 @@ def _context_cost(u: np.ndarray, k: int, m: int) -> tuple[float, np.ndarray]:
 
 
 def _config_cost(cfg: StreamConfig, u: np.ndarray, ctx: np.ndarray, km_grid) -> tuple[float, tuple]:
+    """(bits, (k, m)) of the cheapest split in km_grid (the first on a tie) for u [N] split
+    by ctx [N] into cfg.contexts histograms: the sum over contexts of ``_context_cost``,
+    computed by one kernel call (``cost_kernels.split_costs``)."""
+    from gipp_codec.entropy.cost_kernels import split_costs  # encoder only: keeps numba off the decode path
+
+    ks = np.array([k for k, _ in km_grid], np.int64)
+    ms = np.array([m for _, m in km_grid], np.int64)
+    costs = np.empty(len(km_grid), np.float64)  # [grid]
+    split_costs(np.ascontiguousarray(u, dtype=np.uint64), np.ascontiguousarray(ctx, dtype=np.int64),
+                int(cfg.contexts), ks, ms, LOG_COUNTS, costs)
     best = (np.inf, (cfg.k, cfg.m))
-    for k, m in km_grid:
-        total = 0.0
-        for c in range(cfg.contexts):
-            total += _context_cost(u[ctx == c], k, m)[0]
+    for (k, m), total in zip(km_grid, costs.tolist()):
         if total < best[0]:
             best = (total, (k, m))
     return best
@@ -229,16 +236,25 @@ def _choose_config(channel: int, q: np.ndarray, done: list, bits, scales, offset
     return cfg
 
 
+def _ue_bits(v: int) -> int:
+    """Bit length of ue(v) for one v >= 0 (bitio.ue_length without numpy)."""
+    return 2 * (v + 1).bit_length() - 1
+
+
 def _config_side_bits(cfg: StreamConfig, coding: int) -> int:
+    """Side-stream bits of the configuration ``_write_config`` writes (k and m included)."""
     bits = 2 + 8  # pred + k + m
     if cfg.pred == PRED_CONST:
-        bits += int(ue_length([cfg.pred_param])[0])
+        bits += _ue_bits(cfg.pred_param)
     elif cfg.pred == PRED_CHANNEL:
         bits += 3
-    bits += int(ue_length([len(cfg.thresholds)])[0])
+    bits += _ue_bits(len(cfg.thresholds))
     if cfg.thresholds:
         bits += CTX_SOURCE_BITS[coding] + (4 if cfg.ctx_source == CTX_CELLS else 0)
-        bits += int(ue_length(np.diff(cfg.thresholds, prepend=0) - np.r_[0, np.ones(len(cfg.thresholds) - 1)]).sum())
+        prev = -1
+        for t in cfg.thresholds:
+            bits += _ue_bits(t - prev - 1)
+            prev = t
     return bits
 
 

@@ -28,7 +28,7 @@ def level_count(e: np.ndarray) -> np.ndarray:
     return np.where(e == 0, 0, (2 + (h & 1)) << (h >> 1))
 
 
-_LOG_COUNTS = np.log(level_count(np.arange(1, MAX_LEVEL + 1)).astype(np.float64))
+LOG_COUNTS = np.log(level_count(np.arange(1, MAX_LEVEL + 1)).astype(np.float64))
 
 
 def choose_levels(hist: np.ndarray) -> np.ndarray:
@@ -38,7 +38,7 @@ def choose_levels(hist: np.ndarray) -> np.ndarray:
     nz = hist > 0
     if nz.any():
         target = np.log(2.0 * hist[nz])
-        out[nz] = 1 + np.argmin(np.abs(target[:, None] - _LOG_COUNTS[None, :]), axis=1)
+        out[nz] = 1 + np.argmin(np.abs(target[:, None] - LOG_COUNTS[None, :]), axis=1)
     return out
 
 
