@@ -8,12 +8,15 @@ Each file is parsed, its quantized integers are coded again with ``--coding`` (1
 1.0's coding; 2: the derived contexts of version 1.1), the result is parsed back and must
 hold the same integers, scales and offsets (the tool stops otherwise). The new file is
 written to DIR/<same name> with ``--out``; ICC and EXIF chunks are kept. Prints, per file
-and as a mean, the bits per Gaussian before and after and each stream's change.
+and as a mean, the bits per Gaussian before and after and each stream's change, whether
+the new file is byte for byte the input (re-coding with the file's own coding must give
+the file back when the encoder's search is unchanged), and the time the coding took.
 """
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +33,9 @@ def recode(data: bytes, coding: int) -> tuple[bytes, dict]:
     g = before.gaussians
     if not isinstance(g, QuantizedGaussians):
         raise SystemExit("a float32 file has no entropy-coded payload to re-code")
+    t0 = time.perf_counter()
     out = write_gimg(g, before.metadata, payload_coding=coding)
+    seconds = time.perf_counter() - t0
     after = parse_gimg(out)
     same = (np.array_equal(after.gaussians.q, g.q) and np.array_equal(after.gaussians.scales, g.scales)
             and np.array_equal(after.gaussians.offsets, g.offsets))
@@ -41,7 +46,8 @@ def recode(data: bytes, coding: int) -> tuple[bytes, dict]:
            "bits_per_gaussian_before": before.bits["total_bits"] / n, "bits_per_gaussian_after": after.bits["total_bits"] / n,
            "streams_before": {a: before.bits["attributes"][a] / n for a in ATTRIBUTES},
            "streams_after": {a: after.bits["attributes"][a] / n for a in ATTRIBUTES},
-           "contexts_after": {a: s.get("context_source") for a, s in after.bits.get("streams", {}).items()}}
+           "contexts_after": {a: s.get("context_source") for a, s in after.bits.get("streams", {}).items()},
+           "identical": out == bytes(data), "seconds": seconds}
     return out, row
 
 
@@ -64,7 +70,8 @@ def main(argv=None) -> int:
             atomic_write_bytes(args.out / path.name, data)
         deltas = ", ".join(f"{a} {row['streams_after'][a] - row['streams_before'][a]:+.3f}" for a in ATTRIBUTES)
         print(f"{path.name}: N={row['gaussians']}, coding {row['coding_before']} -> {args.coding}: "
-              f"{row['bits_per_gaussian_before']:.3f} -> {row['bits_per_gaussian_after']:.3f} bits/Gaussian ({deltas})",
+              f"{row['bits_per_gaussian_before']:.3f} -> {row['bits_per_gaussian_after']:.3f} bits/Gaussian ({deltas}); "
+              f"{'byte-identical' if row['identical'] else 'differs'}, coded in {row['seconds']:.3f} s",
               flush=True)
     if len(rows) > 1:
         before = np.mean([r["bits_per_gaussian_before"] for r in rows])
@@ -72,6 +79,9 @@ def main(argv=None) -> int:
         per = {a: np.mean([r["streams_after"][a] - r["streams_before"][a] for r in rows]) for a in ATTRIBUTES}
         print(f"mean over {len(rows)} files: {before:.3f} -> {after:.3f} bits/Gaussian ({after - before:+.3f}, "
               f"{100 * (after / before - 1):+.2f} %); per stream: " + ", ".join(f"{a} {v:+.3f}" for a, v in per.items()))
+        times = [r["seconds"] for r in rows]
+        print(f"{sum(r['identical'] for r in rows)} of {len(rows)} byte-identical to the input; coding time "
+              f"median {np.median(times):.3f} s, total {sum(times):.2f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

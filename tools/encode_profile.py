@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Where one encode spends its time: a cProfile of ``encode_with_report`` summed into parts.
+
+    python tools/encode_profile.py IMAGE.png [--bpp 0.5] [--iterations 1000] [--json OUT]
+
+Runs one untimed tiny encode first (numba's kernels loaded from its cache), then the
+encode under cProfile, and prints the wall time and the cumulative time of each part:
+the training loop, the render kernels inside it (forward, backward, the gradient's planar
+copy), and the entropy coder's work (every coding of the set: the search and the writing).
+cProfile slows Python-heavy code more than the kernels, so the parts are for finding
+where the time goes, not timings of record; compare revisions with ``tools/encode_ab.py``.
+"""
+
+import argparse
+import cProfile
+import json
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gipp_codec.encoder import encode_with_report
+from gipp_codec.imageio import load_image
+
+# part -> (file suffix, function name) whose cumulative time it is
+PARTS = {
+    "training loop": ("fit/trainer.py", "train"),
+    "render forward kernel": ("render/numba_kernels.py", "_forward_bands"),
+    "render backward kernel": ("render/numba_kernels.py", "_backward_gauss"),
+    "gradient planar copy": ("render/numba_kernels.py", "_planar_grad"),
+    "entropy coding (all codings)": ("entropy/gaussian_coder.py", "encode_attributes"),
+    "coding search": ("entropy/gaussian_coder.py", "_choose_config"),
+}
+
+
+def main(argv=None) -> int:
+    """Entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("image", type=Path)
+    ap.add_argument("--bpp", type=float, default=0.5)
+    ap.add_argument("--iterations", type=int, default=1000)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    image = load_image(args.image)[0]
+    encode_with_report(image[:32, :32], gaussians=20, iterations=5)  # load the kernels
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    encode_with_report(image, bpp=args.bpp, iterations=args.iterations)
+    prof.disable()
+    wall = time.perf_counter() - t0
+    stats = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
+    parts = {}
+    for part, (suffix, name) in PARTS.items():
+        hits = [(v[1], v[3]) for (f, _, fn), v in stats.items() if fn == name and f.endswith(suffix)]
+        parts[part] = {"calls": int(sum(c for c, _ in hits)), "seconds": float(sum(s for _, s in hits))}
+    print(f"{args.image.name}, {args.bpp} bpp, {args.iterations} iterations: {wall:.1f} s under cProfile")
+    for part, v in parts.items():
+        print(f"  {part:30s} {v['seconds']:7.2f} s  ({v['calls']} calls)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"image": str(args.image), "bpp": args.bpp, "iterations": args.iterations,
+                                               "wall_seconds": wall, "parts": parts}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    sys.exit(main())
