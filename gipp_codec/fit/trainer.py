@@ -31,6 +31,7 @@ from gipp_codec.fit.prune import keep_mask, most_important
 from gipp_codec.fit.rate_proxy import attribute_bits
 from gipp_codec.metrics import psnr_from_mse
 from gipp_codec.quant.lsq import LSQPlus, split_attributes
+from gipp_codec.render import mse_step as render_mse_step
 
 
 class RowAdam:
@@ -159,6 +160,7 @@ def train(
     """
     device = target.device
     height, width = int(target.shape[0]), int(target.shape[1])
+    mse_step = render_mse_step(renderer)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     # QAT always gets at least the last iteration when quantizing
     qat_start = min(round(cfg.qat.start_frac * iterations), iterations - 1) if quantize else iterations
@@ -240,17 +242,13 @@ def train(
             for g in qopt.param_groups:
                 g["lr"] = cfg.qat.lr * 0.5 ** ((t - qat_start - 1) // qat_every)
 
-        m_r, c_r, col_r = attributes(params, quant)
-        img = renderer(m_r, c_r, col_r, height, width)  # [H, W, 3] unclamped
         for p in params:
             p.grad = None
         if qopt is not None:
             qopt.zero_grad(set_to_none=True)
-        # loss = mean((img - target)^2); its gradient 2 (img - target) / numel goes straight
-        # into the renderer's backward (no autograd nodes for the loss itself)
-        with torch.no_grad():
-            grad_img = (img.detach() - target).mul_(2.0 / img.numel())  # [H, W, 3]
-        img.backward(grad_img)
+        # loss = mean((img - target)^2): rendered and backpropagated in one call, its gradient
+        # 2 (img - target) / numel going straight into the renderer's backward
+        img = mse_step(*attributes(params, quant), target)  # [H, W, 3] unclamped, detached
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
             with torch.no_grad():
                 mse_now = float(torch.mean((img.detach() - target) ** 2))

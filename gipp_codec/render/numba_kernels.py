@@ -286,6 +286,23 @@ def _planar_grad(grad_image, height, width, gp):
             gp[2, j, i] = 0.0
 
 
+@njit(parallel=True, **_OPTS)
+def _planar_residual(image, target, scale, height, width, gp):
+    """gp [3, H, Wp] = scale * (image - target) (image, target [H, W, 3] float32; scale
+    float32; padding columns zero): the gradient of sum((image - target)^2) * scale / 2,
+    written straight in the backward's planar layout, each value rounded as
+    ``(image - target) * scale`` in float32 (no fused multiply-add: _OPTS has no fastmath)."""
+    for j in prange(height):
+        for i in range(width):
+            gp[0, j, i] = (image[j, i, 0] - target[j, i, 0]) * scale
+            gp[1, j, i] = (image[j, i, 1] - target[j, i, 1]) * scale
+            gp[2, j, i] = (image[j, i, 2] - target[j, i, 2]) * scale
+        for i in range(width, gp.shape[2]):
+            gp[0, j, i] = 0.0
+            gp[1, j, i] = 0.0
+            gp[2, j, i] = 0.0
+
+
 @njit(**_OPTS)
 def _spatial_order(par, rows, height, width, cell):
     """Indices of the drawable Gaussians ordered by the cell x cell pixel cell of their
@@ -464,15 +481,9 @@ def forward_prepared(pp, out=None, uint8=False):
     return out
 
 
-def backward_prepared(pp, grad_image, g_means=None, g_covs=None, g_colors=None):
-    """Gradients (means [N,2], covs [N,3], colors [N,3]) float32 of sum(grad_image * image),
-    written into the given arrays (allocated when None)."""
-    h, w = pp.height, pp.width
-    grad_image = np.asarray(grad_image)
-    if grad_image.dtype != np.float32:
-        grad_image = grad_image.astype(np.float32)
-    if grad_image.shape != (h, w, 3):
-        raise ValueError(f"grad_image must be [{h}, {w}, 3], got {grad_image.shape}")
+def _output_grads(pp, g_means, g_covs, g_colors):
+    """The gradient arrays (means [N,2], covs [N,3], colors [N,3]) float32, allocated when
+    None, zeroed."""
     n = pp.means.shape[0]
     if g_means is None:
         g_means = np.empty((n, 2), np.float32)
@@ -483,16 +494,49 @@ def backward_prepared(pp, grad_image, g_means=None, g_covs=None, g_colors=None):
     g_means[:] = 0.0
     g_covs[:] = 0.0
     g_colors[:] = 0.0
+    return g_means, g_covs, g_colors
+
+
+def _backward_from(pp, fill_planar, g_means, g_covs, g_colors):
+    """Gradients from the planar image gradient that ``fill_planar(gp)`` writes into the
+    per-thread buffer gp [3, H, Wp]; skipped when no Gaussian is drawable."""
+    h, w = pp.height, pp.width
+    g_means, g_covs, g_colors = _output_grads(pp, g_means, g_covs, g_colors)
     order = _spatial_order(pp.par, pp.rows, h, w, 32)
     if order.shape[0]:
         gp = _scratch("gp", (3, h, _padded_width(w)), np.float32)
         old = set_parallel_chunksize(_BWD_CHUNK)
         try:
-            _planar_grad(grad_image, h, w, gp)
+            fill_planar(gp)
             _backward_gauss(pp.par, pp.rows, pp.colors, gp, w, order, g_means, g_covs, g_colors)
         finally:
             set_parallel_chunksize(old)
     return g_means, g_covs, g_colors
+
+
+def backward_prepared(pp, grad_image, g_means=None, g_covs=None, g_colors=None):
+    """Gradients (means [N,2], covs [N,3], colors [N,3]) float32 of sum(grad_image * image),
+    written into the given arrays (allocated when None)."""
+    h, w = pp.height, pp.width
+    grad_image = np.asarray(grad_image)
+    if grad_image.dtype != np.float32:
+        grad_image = grad_image.astype(np.float32)
+    if grad_image.shape != (h, w, 3):
+        raise ValueError(f"grad_image must be [{h}, {w}, 3], got {grad_image.shape}")
+    return _backward_from(pp, lambda gp: _planar_grad(grad_image, h, w, gp), g_means, g_covs, g_colors)
+
+
+def mse_backward_prepared(pp, image, target, scale):
+    """Gradients (means [N,2], covs [N,3], colors [N,3]) float32 of
+    ``sum((image - target)^2) * scale / 2`` for image = forward_prepared(pp) and target
+    [H, W, 3] float32: the same numbers as ``backward_prepared(pp, (image - target) * scale)``
+    (float32 steps), without the [H, W, 3] gradient or its planar copy."""
+    h, w = pp.height, pp.width
+    target = np.ascontiguousarray(target, dtype=np.float32)
+    if image.shape != (h, w, 3) or target.shape != (h, w, 3):
+        raise ValueError(f"image and target must be [{h}, {w}, 3], got {image.shape} and {target.shape}")
+    return _backward_from(pp, lambda gp: _planar_residual(image, target, np.float32(scale), h, w, gp),
+                          None, None, None)
 
 
 def forward(means, covs, colors, height, width):
