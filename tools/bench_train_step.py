@@ -9,8 +9,8 @@ on one thread as in a CPU fit (``fit.threads``). Both ways leave the same gradie
 the leaves (checked here, bit for bit):
 - ``autograd``: ``render_cpu`` then ``image.backward(2 (image - target) / numel)``, the
   trainer's step before ``render.mse_step``;
-- ``fused``: ``render.mse_step(render_cpu)``, the loss gradient written by a numba kernel
-  straight into the backward's planar buffer.
+- ``fused``: ``render.mse_step(render_cpu, target)``, the loss gradient written by the
+  forward kernel, from its band buffers, straight into the backward's planar buffer.
 Prints the median time of each per file and the ratio fused / autograd.
 """
 
@@ -40,15 +40,12 @@ def _autograd_step(leaves, target):
     image.backward(grad)
 
 
-def _fused_step(leaves, target):
-    mse_step(render_cpu)(*leaves, target)
-
-
 def bench(gimg: Path, png: Path, repeats: int) -> dict:
     """Median seconds of each way on one scene, and the gradient check."""
     means, covs, colors = gaussians_as_floats(parse_gimg(gimg.read_bytes()))
     target = torch.from_numpy(load_image(png)[0].astype("float32") / 255.0)
-    ways = {"autograd": _autograd_step, "fused": _fused_step}
+    fused = mse_step(render_cpu, target)  # prepares the target once, as the trainer does
+    ways = {"autograd": _autograd_step, "fused": lambda leaves, _target: fused(*leaves)}
     grads = {}
     for name, step in ways.items():  # warm-up, and the gradients each way leaves
         leaves = _leaves(means, covs, colors)

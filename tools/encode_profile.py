@@ -5,10 +5,11 @@
 
 Runs one untimed tiny encode first (numba's kernels loaded from its cache), then the
 encode under cProfile, and prints the wall time and the cumulative time of each part:
-the training loop, the render kernels inside it (forward, backward, the gradient's planar
-copy), and the entropy coder's work (every coding of the set: the search and the writing).
-cProfile slows Python-heavy code more than the kernels, so the parts are for finding
-where the time goes, not timings of record; compare revisions with ``tools/encode_ab.py``.
+the training loop, the render kernels inside it (forward, backward, and the image
+gradient's planar copy, or since 95d0b76 the planar loss gradient), and the entropy
+coder's work (every coding of the set: the search and the writing). cProfile slows
+Python-heavy code more than the kernels, so the parts are for finding where the time
+goes, not timings of record; compare revisions with ``tools/encode_ab.py``.
 """
 
 import argparse
@@ -29,7 +30,8 @@ PARTS = {
     "training loop": ("fit/trainer.py", "train"),
     "render forward kernel": ("render/numba_kernels.py", "_forward_bands"),
     "render backward kernel": ("render/numba_kernels.py", "_backward_gauss"),
-    "gradient planar copy": ("render/numba_kernels.py", "_planar_grad"),
+    "gradient planar copy": ("render/numba_kernels.py", "_planar_grad"),  # before 95d0b76
+    "loss gradient, planar": ("render/numba_kernels.py", "_planar_residual"),  # since 95d0b76
     "entropy coding (all codings)": ("entropy/gaussian_coder.py", "encode_attributes"),
     "coding search": ("entropy/gaussian_coder.py", "_choose_config"),
 }

@@ -160,7 +160,7 @@ def train(
     """
     device = target.device
     height, width = int(target.shape[0]), int(target.shape[1])
-    mse_step = render_mse_step(renderer)
+    mse_step = render_mse_step(renderer, target)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     # QAT always gets at least the last iteration when quantizing
     qat_start = min(round(cfg.qat.start_frac * iterations), iterations - 1) if quantize else iterations
@@ -248,7 +248,7 @@ def train(
             qopt.zero_grad(set_to_none=True)
         # loss = mean((img - target)^2): rendered and backpropagated in one call, its gradient
         # 2 (img - target) / numel going straight into the renderer's backward
-        img = mse_step(*attributes(params, quant), target)  # [H, W, 3] unclamped, detached
+        img = mse_step(*attributes(params, quant))  # [H, W, 3] unclamped, detached
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
             with torch.no_grad():
                 mse_now = float(torch.mean((img.detach() - target) ** 2))

@@ -9,7 +9,7 @@ following ``gipp_codec.render.convention``. Backends:
 - ``cuda``: Triton kernels with GPU tile binning; the default on CUDA when triton
   is installed (it ships with CUDA builds of torch).
 
-Training steps use ``mse_step(renderer)``: render and backpropagate the MSE in one call
+Training steps use ``mse_step(renderer, target)``: render and backpropagate the MSE in one call
 (fused for the ``cpu`` backend). The torch-free forward used by the decoder lives in
 ``gipp_codec.render.numba_kernels``.
 """
@@ -58,25 +58,26 @@ def get_renderer(backend: str = "auto", device="cpu") -> Callable:
     raise ConfigError(f"unknown renderer backend {backend!r}; expected one of auto, {', '.join(BACKENDS)}")
 
 
-def mse_step(renderer: Callable) -> Callable:
-    """``step(means, covs, colors, target [H, W, 3]) -> image [H, W, 3]`` (detached): renders
-    with ``renderer`` and backpropagates mean((image - target)^2) into means, covs and
-    colors. For the ``cpu`` renderer the numba path (``render_cpu_mse_step``) writes the loss
-    gradient straight into its backward's buffer; any other renderer goes through autograd
-    with the gradient 2 (image - target) / numel. Both give the same numbers."""
-    from gipp_codec.render.cpu import render_cpu, render_cpu_mse_step
+def mse_step(renderer: Callable, target) -> Callable:
+    """``step(means, covs, colors) -> image [H, W, 3]`` (detached) for training against
+    ``target`` [H, W, 3]: renders with ``renderer`` and backpropagates
+    mean((image - target)^2) into means, covs and colors. For the ``cpu`` renderer the
+    numba path (``cpu_mse_step``) writes the loss gradient straight into its backward's
+    buffer; any other renderer goes through autograd with the gradient
+    2 (image - target) / numel. Both give the same numbers."""
+    from gipp_codec.render.cpu import cpu_mse_step, render_cpu
 
     if renderer is render_cpu:
-        return render_cpu_mse_step
+        return cpu_mse_step(target)
+    height, width = int(target.shape[0]), int(target.shape[1])
 
-    def step(means, covs, colors, target):
+    def step(means, covs, colors):
         import torch
 
-        image = renderer(means, covs, colors, int(target.shape[0]), int(target.shape[1]))
+        image = renderer(means, covs, colors, height, width)
         with torch.no_grad():
             grad = (image.detach() - target).mul_(2.0 / image.numel())  # [H, W, 3]
         image.backward(grad)
         return image.detach()
 
     return step
-

@@ -73,27 +73,31 @@ def render_cpu(
     return _RenderCPU.apply(means, covs, colors, int(height), int(width))
 
 
-def render_cpu_mse_step(
-    means: torch.Tensor,  # [N, 2]
-    covs: torch.Tensor,  # [N, 3]
-    colors: torch.Tensor,  # [N, 3]
-    target: torch.Tensor,  # [H, W, 3] float32
-) -> torch.Tensor:  # [H, W, 3] unclamped render, detached
-    """One training step's render and backward pass of mean((render - target)^2): renders,
-    then pushes the loss gradient into means, covs and colors (``torch.autograd.backward``,
-    so it flows on through whatever computed them). The same numbers as
-    ``render_cpu(...).backward(2 * (image - target) / numel)``, with the image gradient
-    written straight into the backward kernel's planar buffer (``mse_backward_prepared``)."""
-    for t in (means, covs, colors):
-        if t.device.type != "cpu":
-            raise ConfigError(f"render_cpu_mse_step needs CPU tensors, got {t.device}")
+def cpu_mse_step(target: torch.Tensor):  # target [H, W, 3]
+    """``step(means [N,2], covs [N,3], colors [N,3]) -> image [H, W, 3]`` (detached, unclamped)
+    for training against ``target`` on the CPU: renders, and backpropagates
+    mean((image - target)^2) into means, covs and colors (``torch.autograd.backward``, so it
+    flows on through whatever computed them). The same numbers as
+    ``render_cpu(...).backward(2 * (image - target) / numel)``, with the loss gradient
+    written by the forward kernel, from its band buffers, straight into the planar buffer
+    the backward kernel reads (``forward_residual_prepared``)."""
+    if target.device.type != "cpu":
+        raise ConfigError(f"cpu_mse_step needs a CPU target, got {target.device}")
     height, width = int(target.shape[0]), int(target.shape[1])
-    pp = numba_kernels.prepare(_as_f32_numpy(means), _as_f32_numpy(covs), _as_f32_numpy(colors), height, width)
-    image = numba_kernels.forward_prepared(pp)  # [H, W, 3] float32
-    grads = numba_kernels.mse_backward_prepared(pp, image, _as_f32_numpy(target), 2.0 / image.size)
-    pairs = [(t, _to(g, t.dtype)) for t, g in zip((means, covs, colors), grads) if t.requires_grad]
-    if pairs:
-        torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
-    out = torch.from_numpy(image)
-    return out if means.dtype == torch.float32 or not means.dtype.is_floating_point else out.to(means.dtype)
+    target_planar = np.ascontiguousarray(_as_f32_numpy(target).transpose(2, 0, 1))  # [3, H, W], once
+    scale = 2.0 / (3 * height * width)
 
+    def step(means: torch.Tensor, covs: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:
+        for t in (means, covs, colors):
+            if t.device.type != "cpu":
+                raise ConfigError(f"cpu_mse_step needs CPU tensors, got {t.device}")
+        pp = numba_kernels.prepare(_as_f32_numpy(means), _as_f32_numpy(covs), _as_f32_numpy(colors), height, width)
+        image, gp = numba_kernels.forward_residual_prepared(pp, target_planar, scale)  # [H, W, 3], [3, H, Wp]
+        grads = numba_kernels.backward_planar_prepared(pp, gp)
+        pairs = [(t, _to(g, t.dtype)) for t, g in zip((means, covs, colors), grads) if t.requires_grad]
+        if pairs:
+            torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
+        out = torch.from_numpy(image)
+        return out if means.dtype == torch.float32 or not means.dtype.is_floating_point else out.to(means.dtype)
+
+    return step

@@ -235,12 +235,63 @@ def _level(v):
     return np.uint8(np.int32(x * 255.0 + 0.5))
 
 
+@njit(**_OPTS)
+def _store_levels(buf, out, r0, r1, width, planes):
+    """Rows r0..r1 of out [H, W, 3] uint8 = the 8-bit levels of band buffer buf [3, rows, Wp]:
+    levels plane by plane into planes [3, Wp] (contiguous, so the float64 conversion
+    vectorises), then interleaved into the output row."""
+    for rr in range(r1 - r0 + 1):
+        for ch in range(3):
+            src = buf[ch, rr]
+            dst = planes[ch]
+            for i in range(width):
+                dst[i] = _level(src[i])
+        orow = out[r0 + rr]
+        for i in range(width):
+            orow[i, 0] = planes[0, i]
+            orow[i, 1] = planes[1, i]
+            orow[i, 2] = planes[2, i]
+
+
+@njit(**_OPTS)
+def _store_floats(buf, out, r0, r1, width):
+    """Rows r0..r1 of out [H, W, 3] float32 = band buffer buf [3, rows, Wp], interleaved."""
+    for rr in range(r1 - r0 + 1):
+        for i in range(width):
+            out[r0 + rr, i, 0] = buf[0, rr, i]
+            out[r0 + rr, i, 1] = buf[1, rr, i]
+            out[r0 + rr, i, 2] = buf[2, rr, i]
+
+
+@njit(**_OPTS)
+def _store_residual(buf, target_planar, scale, gp, r0, r1, width):
+    """Rows r0..r1 of gp [3, H, Wp] = (buf - target) * scale, each value rounded as
+    ``(image - target) * scale`` in float32 (no fused multiply-add: _OPTS has no fastmath);
+    target_planar [3, H, W]; padding columns zero. All planar: contiguous, vectorised."""
+    for ch in range(3):
+        for rr in range(r1 - r0 + 1):
+            src = buf[ch, rr]
+            tgt = target_planar[ch, r0 + rr]
+            dst = gp[ch, r0 + rr]
+            for i in range(width):
+                dst[i] = (src[i] - tgt[i]) * scale
+            for i in range(width, dst.shape[0]):
+                dst[i] = 0.0
+
+
+OUT_FLOATS, OUT_LEVELS, OUT_FLOATS_AND_RESIDUAL = 0, 1, 2  # _forward_bands output modes
+
+
 @njit(parallel=True, **_OPTS)
-def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, out, levels):
+def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, out, mode,
+                   target_planar, scale, gp):
     """One prange iteration per band (scheduled dynamically by the caller's chunk size);
     a band accumulates in a private planar buffer [channel, row, column] (L2-resident)
-    that is then interleaved into out [H, W, 3]: float32 values, or with ``levels`` (and a
-    uint8 out) the convention's 8-bit levels, so the decoder never stores a float image."""
+    that is then interleaved into out [H, W, 3]: float32 values (OUT_FLOATS), or (and a
+    uint8 out) the convention's 8-bit levels (OUT_LEVELS), so the decoder never stores a
+    float image. OUT_FLOATS_AND_RESIDUAL also writes, from the same buffers, the MSE
+    gradient gp [3, H, Wp] = (out - target) * scale (target_planar [3, H, W]) in the
+    backward's planar layout; the other modes ignore target_planar, scale and gp."""
     nbands = (height + band_rows - 1) // band_rows
     wp = _padded_width(width)
     lane = _lane_offsets(wp)
@@ -249,27 +300,12 @@ def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, 
         r0 = bd * band_rows
         r1 = min(r0 + band_rows, height) - 1
         _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf)
-        if levels:
-            # levels plane by plane (contiguous, so the float64 conversion vectorises),
-            # then interleaved into the output row
-            planes = np.empty((3, wp), np.uint8)
-            for rr in range(r1 - r0 + 1):
-                for ch in range(3):
-                    src = buf[ch, rr]
-                    dst = planes[ch]
-                    for i in range(width):
-                        dst[i] = _level(src[i])
-                orow = out[r0 + rr]
-                for i in range(width):
-                    orow[i, 0] = planes[0, i]
-                    orow[i, 1] = planes[1, i]
-                    orow[i, 2] = planes[2, i]
+        if mode == OUT_LEVELS:
+            _store_levels(buf, out, r0, r1, width, np.empty((3, wp), np.uint8))
         else:
-            for rr in range(r1 - r0 + 1):
-                for i in range(width):
-                    out[r0 + rr, i, 0] = buf[0, rr, i]
-                    out[r0 + rr, i, 1] = buf[1, rr, i]
-                    out[r0 + rr, i, 2] = buf[2, rr, i]
+            _store_floats(buf, out, r0, r1, width)
+        if mode == OUT_FLOATS_AND_RESIDUAL:
+            _store_residual(buf, target_planar, scale, gp, r0, r1, width)
 
 
 @njit(parallel=True, **_OPTS)
@@ -280,23 +316,6 @@ def _planar_grad(grad_image, height, width, gp):
             gp[0, j, i] = grad_image[j, i, 0]
             gp[1, j, i] = grad_image[j, i, 1]
             gp[2, j, i] = grad_image[j, i, 2]
-        for i in range(width, gp.shape[2]):
-            gp[0, j, i] = 0.0
-            gp[1, j, i] = 0.0
-            gp[2, j, i] = 0.0
-
-
-@njit(parallel=True, **_OPTS)
-def _planar_residual(image, target, scale, height, width, gp):
-    """gp [3, H, Wp] = scale * (image - target) (image, target [H, W, 3] float32; scale
-    float32; padding columns zero): the gradient of sum((image - target)^2) * scale / 2,
-    written straight in the backward's planar layout, each value rounded as
-    ``(image - target) * scale`` in float32 (no fused multiply-add: _OPTS has no fastmath)."""
-    for j in prange(height):
-        for i in range(width):
-            gp[0, j, i] = (image[j, i, 0] - target[j, i, 0]) * scale
-            gp[1, j, i] = (image[j, i, 1] - target[j, i, 1]) * scale
-            gp[2, j, i] = (image[j, i, 2] - target[j, i, 2]) * scale
         for i in range(width, gp.shape[2]):
             gp[0, j, i] = 0.0
             gp[1, j, i] = 0.0
@@ -416,6 +435,7 @@ def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colo
 
 
 _FWD_CHUNK = 1  # bands per dynamically scheduled forward work item
+_NO_PLANES = np.zeros((3, 0, 0), np.float32)  # target_planar and gp of the modes that write no residual
 _BWD_CHUNK = 64  # Gaussians per dynamically scheduled backward work item
 _tls = threading.local()  # per-thread scratch: concurrent callers never share buffers
 
@@ -475,10 +495,33 @@ def forward_prepared(pp, out=None, uint8=False):
     offsets, items = _bin(pp.rows, nbands)
     old = set_parallel_chunksize(_FWD_CHUNK)
     try:
-        _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out, bool(uint8))
+        _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out,
+                       OUT_LEVELS if uint8 else OUT_FLOATS, _NO_PLANES, np.float32(0.0), _NO_PLANES)
     finally:
         set_parallel_chunksize(old)
     return out
+
+
+def forward_residual_prepared(pp, target_planar, scale):
+    """Render (float32 [H, W, 3], unclamped) and, from the same band buffers, the gradient of
+    ``sum((image - target)^2) * scale / 2``: gp [3, H, Wp] = (image - target) * scale, in
+    the per-thread buffer ``backward_planar_prepared`` reads. target_planar [3, H, W]
+    float32 (the target's channels as planes). Returns (image, gp)."""
+    h, w = pp.height, pp.width
+    target_planar = np.ascontiguousarray(target_planar, dtype=np.float32)
+    if target_planar.shape != (3, h, w):
+        raise ValueError(f"target_planar must be [3, {h}, {w}], got {target_planar.shape}")
+    out = np.empty((h, w, 3), np.float32)
+    gp = _scratch("gp", (3, h, _padded_width(w)), np.float32)
+    nbands = (h + BAND_ROWS - 1) // BAND_ROWS
+    offsets, items = _bin(pp.rows, nbands)
+    old = set_parallel_chunksize(_FWD_CHUNK)
+    try:
+        _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out,
+                       OUT_FLOATS_AND_RESIDUAL, target_planar, np.float32(scale), gp)
+    finally:
+        set_parallel_chunksize(old)
+    return out, gp
 
 
 def _output_grads(pp, g_means, g_covs, g_colors):
@@ -497,17 +540,18 @@ def _output_grads(pp, g_means, g_covs, g_colors):
     return g_means, g_covs, g_colors
 
 
-def _backward_from(pp, fill_planar, g_means, g_covs, g_colors):
-    """Gradients from the planar image gradient that ``fill_planar(gp)`` writes into the
-    per-thread buffer gp [3, H, Wp]; skipped when no Gaussian is drawable."""
+def backward_planar_prepared(pp, gp, g_means=None, g_covs=None, g_colors=None):
+    """Gradients (means [N,2], covs [N,3], colors [N,3]) float32 of sum(G * image) for the
+    image gradient G given as planes gp [3, H, Wp] (padding columns zero), written into the
+    given arrays (allocated when None)."""
     h, w = pp.height, pp.width
+    if gp.shape != (3, h, _padded_width(w)) or gp.dtype != np.float32:
+        raise ValueError(f"gp must be float32 [3, {h}, {_padded_width(w)}], got {gp.dtype} {gp.shape}")
     g_means, g_covs, g_colors = _output_grads(pp, g_means, g_covs, g_colors)
     order = _spatial_order(pp.par, pp.rows, h, w, 32)
     if order.shape[0]:
-        gp = _scratch("gp", (3, h, _padded_width(w)), np.float32)
         old = set_parallel_chunksize(_BWD_CHUNK)
         try:
-            fill_planar(gp)
             _backward_gauss(pp.par, pp.rows, pp.colors, gp, w, order, g_means, g_covs, g_colors)
         finally:
             set_parallel_chunksize(old)
@@ -523,20 +567,13 @@ def backward_prepared(pp, grad_image, g_means=None, g_covs=None, g_colors=None):
         grad_image = grad_image.astype(np.float32)
     if grad_image.shape != (h, w, 3):
         raise ValueError(f"grad_image must be [{h}, {w}, 3], got {grad_image.shape}")
-    return _backward_from(pp, lambda gp: _planar_grad(grad_image, h, w, gp), g_means, g_covs, g_colors)
-
-
-def mse_backward_prepared(pp, image, target, scale):
-    """Gradients (means [N,2], covs [N,3], colors [N,3]) float32 of
-    ``sum((image - target)^2) * scale / 2`` for image = forward_prepared(pp) and target
-    [H, W, 3] float32: the same numbers as ``backward_prepared(pp, (image - target) * scale)``
-    (float32 steps), without the [H, W, 3] gradient or its planar copy."""
-    h, w = pp.height, pp.width
-    target = np.ascontiguousarray(target, dtype=np.float32)
-    if image.shape != (h, w, 3) or target.shape != (h, w, 3):
-        raise ValueError(f"image and target must be [{h}, {w}, 3], got {image.shape} and {target.shape}")
-    return _backward_from(pp, lambda gp: _planar_residual(image, target, np.float32(scale), h, w, gp),
-                          None, None, None)
+    gp = _scratch("gp", (3, h, _padded_width(w)), np.float32)
+    old = set_parallel_chunksize(_BWD_CHUNK)
+    try:
+        _planar_grad(grad_image, h, w, gp)
+    finally:
+        set_parallel_chunksize(old)
+    return backward_planar_prepared(pp, gp, g_means, g_covs, g_colors)
 
 
 def forward(means, covs, colors, height, width):
