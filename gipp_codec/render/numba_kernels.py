@@ -23,8 +23,9 @@ exp without a vector math library: ``exp(-m2/2) = exp(-9/4) * exp(v)**16`` with
 is folded into the colours. Everything is plain multiply-adds, which LLVM vectorises.
 
 Backward: with s = w * (g . colour) per pixel and u = Q d (Q = Sigma^-1, d = p - mu),
-dL/dmu = sum s*u and dL/dSigma = 0.5 * sum s*u*u^T; on a row u = (qa*e, qb*e + dy/c)
-(qb = -b/det), so three row sums (s, s*e, s*e*e) give every gradient.
+dL/dmu = sum s*u and dL/dSigma = 0.5 * sum s*u*u^T; on a row u = (qa*e, qb*e + dyc)
+(qb = -b/det, dyc = dy/c), so five sums over the Gaussian's pixels (s*e, s*e*e, s*dyc,
+s*e*dyc, s*dyc*dyc) give every gradient; they are kept per SIMD lane across rows.
 
 Parallelism, both race-free and dynamically scheduled (set_parallel_chunksize, so a
 thread descheduled on a loaded machine does not hold the others up): the forward runs
@@ -352,8 +353,18 @@ def _spatial_order(par, rows, height, width, cell):
     return order
 
 
+_ACC = 8  # per-lane accumulators of the backward: colour sums (3), then A1, A2, B0, B1, C0
+
+
 @njit(parallel=True, **_OPTS)
 def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colors):
+    """Gradients of Gaussian order[t], one prange item each (chunks of _BWD_CHUNK).
+
+    With s = w * (g . colour), e the row offset and dyc = dy / c of each pixel, the
+    gradients need five sums over the Gaussian's pixels (module docstring):
+    A1 = sum s*e, A2 = sum s*e*e, B0 = sum s*dyc, B1 = sum s*e*dyc, C0 = sum s*dyc*dyc,
+    and the colour sums sum w*g. Each is kept per lane (acc [_ACC, LANES], float32) over
+    all rows and reduced once per Gaussian, so a row costs no horizontal reduction."""
     wp = gp.shape[2]
     lane = _lane_offsets(wp)
     plane = np.uint64(gp.shape[1] * wp)
@@ -375,63 +386,47 @@ def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colo
         c2 = np.float32(colors[k, 2] * _EXP_SCALE)
         qa64 = par[k, 5]
         qb64 = par[k, 6]
-        invc = par[k, 3]
         qa = np.float32(qa64)
-        su_x = 0.0
-        su_y = 0.0
-        suxx = 0.0
-        suxy = 0.0
-        suyy = 0.0
-        gc0 = 0.0
-        gc1 = 0.0
-        gc2 = 0.0
         b0, nblk = _column_box(par, k, width)
+        acc = np.zeros((_ACC, LANES), np.float32)
         for j in range(rows[k, 0], rows[k, 1] + 1):
             off, m2r = _row_start(par, k, j, b0)
-            r_s = np.float32(0.0)
-            r_se = np.float32(0.0)
-            r_see = np.float32(0.0)
-            r_g0 = np.float32(0.0)
-            r_g1 = np.float32(0.0)
-            r_g2 = np.float32(0.0)
+            dyc = np.float32((j + PIXEL_CENTER_OFFSET - par[k, 1]) * par[k, 3])
             base0 = np.uint64(j * wp + b0)
             base1 = base0 + plane
             base2 = base1 + plane
-            for i in range(nblk * LANES):
-                e = off + lane[i]
-                w = _weight(e, qa, m2r)
-                ui = np.uint64(i)
-                g0 = flat[base0 + ui]
-                g1 = flat[base1 + ui]
-                g2 = flat[base2 + ui]
-                r_g0 += w * g0
-                r_g1 += w * g1
-                r_g2 += w * g2
-                s = w * (g0 * c0 + g1 * c1 + g2 * c2)
-                r_s += s
-                r_se += s * e
-                r_see += s * e * e
-            dy = j + PIXEL_CENTER_OFFSET - par[k, 1]
-            dyc = dy * invc
-            R0 = np.float64(r_s)
-            R1 = np.float64(r_se)
-            R2 = np.float64(r_see)
-            su_x += qa64 * R1
-            su_y += qb64 * R1 + dyc * R0
-            suxx += qa64 * qa64 * R2
-            suxy += qa64 * (qb64 * R2 + dyc * R1)
-            suyy += qb64 * qb64 * R2 + 2.0 * qb64 * dyc * R1 + dyc * dyc * R0
-            gc0 += r_g0
-            gc1 += r_g1
-            gc2 += r_g2
-        g_means[k, 0] = su_x
-        g_means[k, 1] = su_y
-        g_covs[k, 0] = 0.5 * suxx
-        g_covs[k, 1] = suxy
-        g_covs[k, 2] = 0.5 * suyy
-        g_colors[k, 0] = gc0 * _EXP_SCALE
-        g_colors[k, 1] = gc1 * _EXP_SCALE
-        g_colors[k, 2] = gc2 * _EXP_SCALE
+            for blk in range(nblk):
+                for ln in range(LANES):  # one SIMD vector: the acc rows stay in registers
+                    i = np.uint64(blk * LANES + ln)
+                    e = off + lane[i]
+                    w = _weight(e, qa, m2r)
+                    g0 = flat[base0 + i]
+                    g1 = flat[base1 + i]
+                    g2 = flat[base2 + i]
+                    acc[0, ln] += w * g0
+                    acc[1, ln] += w * g1
+                    acc[2, ln] += w * g2
+                    s = w * (g0 * c0 + g1 * c1 + g2 * c2)
+                    se = s * e
+                    sd = s * dyc
+                    acc[3, ln] += se
+                    acc[4, ln] += se * e
+                    acc[5, ln] += sd
+                    acc[6, ln] += se * dyc
+                    acc[7, ln] += sd * dyc
+        tot = np.zeros(_ACC)  # float64 sums of the lanes
+        for q in range(_ACC):
+            for ln in range(LANES):
+                tot[q] += acc[q, ln]
+        a1, a2, b0s, b1s, c0s = tot[3], tot[4], tot[5], tot[6], tot[7]
+        g_means[k, 0] = qa64 * a1
+        g_means[k, 1] = qb64 * a1 + b0s
+        g_covs[k, 0] = 0.5 * qa64 * qa64 * a2
+        g_covs[k, 1] = qa64 * (qb64 * a2 + b1s)
+        g_covs[k, 2] = 0.5 * (qb64 * qb64 * a2 + 2.0 * qb64 * b1s + c0s)
+        g_colors[k, 0] = tot[0] * _EXP_SCALE
+        g_colors[k, 1] = tot[1] * _EXP_SCALE
+        g_colors[k, 2] = tot[2] * _EXP_SCALE
 
 
 _FWD_CHUNK = 1  # bands per dynamically scheduled forward work item
