@@ -10,6 +10,9 @@ gradient's planar copy, or since 95d0b76 the planar loss gradient), and the entr
 coder's work (every coding of the set: the search and the writing). cProfile slows
 Python-heavy code more than the kernels, so the parts are for finding where the time
 goes, not timings of record; compare revisions with ``tools/encode_ab.py``.
+
+``--phases`` runs the encode once more without cProfile and prints the median wall time
+of one iteration in each training phase (float, QAT), from the trainer's progress calls.
 """
 
 import argparse
@@ -37,12 +40,28 @@ PARTS = {
 }
 
 
+def iteration_times(image: np.ndarray, bpp: float, iterations: int) -> dict:
+    """{phase: {"iterations", "median_ms"}} of one encode: the time between the trainer's
+    consecutive progress calls, by the phase of the later one (a rate-hook iteration and
+    the first of each phase are included; the median is robust to them)."""
+    stamps = []  # (perf_counter, phase)
+    encode_with_report(image, bpp=bpp, iterations=iterations,
+                       progress=lambda t, total, info: stamps.append((time.perf_counter(), info["phase"])))
+    out = {}
+    for phase in ("float", "qat"):
+        dts = [b[0] - a[0] for a, b in zip(stamps, stamps[1:]) if b[1] == phase]
+        if dts:
+            out[phase] = {"iterations": len(dts), "median_ms": 1e3 * float(np.median(dts))}
+    return out
+
+
 def main(argv=None) -> int:
     """Entry point."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("image", type=Path)
     ap.add_argument("--bpp", type=float, default=0.5)
     ap.add_argument("--iterations", type=int, default=1000)
+    ap.add_argument("--phases", action="store_true", help="also time one iteration per phase, unprofiled")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     image = load_image(args.image)[0]
@@ -61,9 +80,12 @@ def main(argv=None) -> int:
     print(f"{args.image.name}, {args.bpp} bpp, {args.iterations} iterations: {wall:.1f} s under cProfile")
     for part, v in parts.items():
         print(f"  {part:30s} {v['seconds']:7.2f} s  ({v['calls']} calls)")
+    phases = iteration_times(image, args.bpp, args.iterations) if args.phases else {}
+    for phase, v in phases.items():
+        print(f"  one {phase} iteration (no cProfile): median {v['median_ms']:.2f} ms over {v['iterations']}")
     if args.json:
         Path(args.json).write_text(json.dumps({"image": str(args.image), "bpp": args.bpp, "iterations": args.iterations,
-                                               "wall_seconds": wall, "parts": parts}, indent=1))
+                                               "wall_seconds": wall, "parts": parts, "phases": phases}, indent=1))
     return 0
 
 
