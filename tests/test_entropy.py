@@ -273,6 +273,17 @@ def test_stream_search_with_the_kernel_writes_what_the_numpy_costs_write(monkeyp
     assert encode_attributes(g.q, bits, g.scales, g.offsets)[0] == fast
 
 
+def test_ue_bits_matches_ue_length_and_the_writer():
+    from gipp_codec.entropy.bitio import ue_bits
+
+    values = list(range(0, 1100)) + [(1 << 20) - 2, (1 << 20) - 1, 1 << 20, (1 << 40) + 3]
+    assert [ue_bits(v) for v in values] == ue_length(values).tolist()
+    for v in values[:40]:
+        w = BitWriter()
+        w.ue(v)
+        assert w.nbits == ue_bits(v)
+
+
 def test_config_side_bits_count_what_write_config_writes():
     from gipp_codec.entropy.gaussian_coder import (
         PRED_CHANNEL, PRED_CONST, PRED_NONE, PRED_PREV, StreamConfig, _config_side_bits, _write_config,

@@ -7,8 +7,8 @@
 The scene is a coded file's Gaussians (dequantized), the target its source image, torch
 on one thread as in a CPU fit (``fit.threads``). Both ways leave the same gradients in
 the leaves (checked here, bit for bit):
-- ``autograd``: ``render_cpu`` then ``image.backward(2 (image - target) / numel)``, the
-  trainer's step before ``render.mse_step``;
+- ``autograd``: ``render_cpu`` then ``image.backward(2 (image - target) / numel)`` (the
+  generic path of ``render.mse_step``, and the trainer's step before it);
 - ``fused``: ``render.mse_step(render_cpu, target)``, the loss gradient written by the
   forward kernel, from its band buffers, straight into the backward's planar buffer.
 Prints the median time of each per file and the ratio fused / autograd.
@@ -33,23 +33,18 @@ def _leaves(means, covs, colors):
     return [torch.tensor(a, dtype=torch.float32, requires_grad=True) for a in (means, covs, colors)]
 
 
-def _autograd_step(leaves, target):
-    image = render_cpu(*leaves, int(target.shape[0]), int(target.shape[1]))
-    with torch.no_grad():
-        grad = (image.detach() - target).mul_(2.0 / image.numel())
-    image.backward(grad)
-
-
 def bench(gimg: Path, png: Path, repeats: int) -> dict:
     """Median seconds of each way on one scene, and the gradient check."""
     means, covs, colors = gaussians_as_floats(parse_gimg(gimg.read_bytes()))
     target = torch.from_numpy(load_image(png)[0].astype("float32") / 255.0)
     fused = mse_step(render_cpu, target)  # prepares the target once, as the trainer does
-    ways = {"autograd": _autograd_step, "fused": lambda leaves, _target: fused(*leaves)}
+    # mse_step's generic path (autograd through render_cpu) is taken for any other callable
+    autograd = mse_step(lambda *args: render_cpu(*args), target)
+    ways = {"autograd": lambda leaves: autograd(*leaves), "fused": lambda leaves: fused(*leaves)}
     grads = {}
     for name, step in ways.items():  # warm-up, and the gradients each way leaves
         leaves = _leaves(means, covs, colors)
-        step(leaves, target)
+        step(leaves)
         grads[name] = [t.grad.clone() for t in leaves]
     same = all(torch.equal(a, b) for a, b in zip(grads["autograd"], grads["fused"]))
     times = {name: [] for name in ways}
@@ -59,7 +54,7 @@ def bench(gimg: Path, png: Path, repeats: int) -> dict:
             for t in leaves:
                 t.grad = None
             t0 = time.perf_counter()
-            step(leaves, target)
+            step(leaves)
             times[name].append(time.perf_counter() - t0)
     med = {name: statistics.median(v) for name, v in times.items()}
     return {"file": str(gimg), "gaussians": int(means.shape[0]), "same_gradients": same,

@@ -71,6 +71,11 @@ def ue_length(values: np.ndarray) -> np.ndarray:
     return 2 * nb - 1
 
 
+def ue_bits(v: int) -> int:
+    """Bit length of ue(v) for one Python int v >= 0 (ue_length without numpy)."""
+    return 2 * (v + 1).bit_length() - 1
+
+
 def se_length(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=np.int64)
     return ue_length(np.where(v > 0, 2 * v - 1, -2 * v))

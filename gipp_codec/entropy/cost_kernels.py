@@ -2,17 +2,17 @@
 a stream under each candidate HybridUint split (k, m), all contexts in one pass.
 
 The encoder tries a few hundred (predictor, context rule, k, m) combinations per stream
-and file, and the rate control codes a file a dozen times per encode; costing each
-combination with numpy (tokenize, bincount, levels, fixed-point model) took about 1.3 s
-per file at N = 4000, half of a 1000-iteration encode. This kernel computes the same
-number as ``gaussian_coder._context_cost`` summed over contexts:
+and file, and the rate control codes the set 18 times in an encode; costing each
+combination with numpy (tokenize, bincount, levels, fixed-point model) took most of a
+1000-iteration encode (BENCHMARKS.md §8: 27.2 of 44.4 s under cProfile). This kernel
+computes the same number as ``gaussian_coder._context_cost`` summed over contexts:
 
     tokens' information content under the fixed-point model of their levels
     + raw bits + the histogram's side bits (ue(size - 1), then se() of the level steps)
 
-with the same integer steps and binary64 arithmetic (only the order of the final float
-additions differs, which moves a cost by about 1e-12 bits). Encoder only: the decoder
-never imports it.
+with the same integer steps and binary64 arithmetic; only the order of the final float
+additions differs (about 1e-15 relative on Kodak files; tests/test_entropy.py allows
+1e-12). Encoder only: the decoder never imports it.
 """
 
 import math

@@ -21,7 +21,7 @@ import constriction
 import numpy as np
 
 from gipp_codec.entropy import hybrid, token_kernels
-from gipp_codec.entropy.bitio import MAX_UE_PREFIX, BitReader, BitWriter, se_length, ue_length
+from gipp_codec.entropy.bitio import MAX_UE_PREFIX, BitReader, BitWriter, se_length, ue_bits, ue_length
 from gipp_codec.entropy.models import LOG_COUNTS, MAX_LEVEL, categorical, choose_levels, level_count, model_cost_bits
 from gipp_codec.entropy.side_stream import read_side_stream
 from gipp_codec.entropy.streams import (  # noqa: F401  (re-exported)
@@ -236,24 +236,19 @@ def _choose_config(channel: int, q: np.ndarray, done: list, bits, scales, offset
     return cfg
 
 
-def _ue_bits(v: int) -> int:
-    """Bit length of ue(v) for one v >= 0 (bitio.ue_length without numpy)."""
-    return 2 * (v + 1).bit_length() - 1
-
-
 def _config_side_bits(cfg: StreamConfig, coding: int) -> int:
     """Side-stream bits of the configuration ``_write_config`` writes (k and m included)."""
     bits = 2 + 8  # pred + k + m
     if cfg.pred == PRED_CONST:
-        bits += _ue_bits(cfg.pred_param)
+        bits += ue_bits(cfg.pred_param)
     elif cfg.pred == PRED_CHANNEL:
         bits += 3
-    bits += _ue_bits(len(cfg.thresholds))
+    bits += ue_bits(len(cfg.thresholds))
     if cfg.thresholds:
         bits += CTX_SOURCE_BITS[coding] + (4 if cfg.ctx_source == CTX_CELLS else 0)
         prev = -1
         for t in cfg.thresholds:
-            bits += _ue_bits(t - prev - 1)
+            bits += ue_bits(t - prev - 1)
             prev = t
     return bits
 
