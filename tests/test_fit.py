@@ -176,6 +176,35 @@ def test_row_adam_matches_torch_adam_and_resizes():
     assert torch.allclose((before - p2.detach())[4:], torch.full((2, 3), 0.01), atol=1e-6)
 
 
+def test_row_adam_kernel_step_agrees_with_the_torch_step():
+    """RowAdam.step on CPU float32 rows runs adam_kernels; step_composed is the torch form.
+    They agree to float32 rounding through steps, a row removal and appended rows (whose
+    step counts differ from the others')."""
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(40, c, generator=gen) for c in (2, 3)]
+    kern = [t.clone().requires_grad_(True) for t in start]
+    comp = [t.clone().requires_grad_(True) for t in start]
+    a, b = RowAdam(kern, [0.01, 0.003]), RowAdam(comp, [0.01, 0.003])
+    for i in range(12):
+        if i == 5:  # drop rows, append fresh ones: runs of different step counts
+            keep = torch.arange(40) % 3 != 0
+            kern = [torch.cat((p.detach()[keep], torch.ones(7, p.shape[1]))).requires_grad_(True) for p in kern]
+            comp = [torch.cat((p.detach()[keep], torch.ones(7, p.shape[1]))).requires_grad_(True) for p in comp]
+            a.replace(kern, keep, 7)
+            b.replace(comp, keep, 7)
+        for pk, pc in zip(kern, comp):
+            g = torch.randn(pk.shape, generator=gen)
+            pk.grad, pc.grad = g.clone(), g.clone()
+        before = [p.detach().clone() for p in kern]
+        a.step()
+        b.step_composed()
+    assert torch.equal(a.steps, b.steps) and sorted(set(a.steps.view(-1).tolist())) == [7.0, 12.0]
+    for pk, pc, mk, mc, vk, vc, p0 in zip(kern, comp, a.m, b.m, a.v, b.v, before):
+        assert torch.allclose(pk, pc, rtol=0, atol=2e-6)
+        assert torch.allclose(mk, mc, rtol=1e-5, atol=1e-7) and torch.allclose(vk, vc, rtol=1e-5, atol=1e-7)
+        assert bool((pk.detach() != p0).all())  # the last step moved every value
+
+
 def test_lr_schedules():
     paper = FitConfig.paper()
     assert lr_factor(1, 50_000, paper) == 1.0

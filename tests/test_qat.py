@@ -195,6 +195,46 @@ def test_gradient_scaling_of_scale_and_offset():
     assert torch.equal(x.grad[:, 0], inside[:, 0].float())
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cpu_kernels_agree_with_the_composed_torch_quantizer(seed):
+    """LSQPlus.forward on the CPU runs lsq_kernels; forward_composed is the torch definition.
+    Values and integers agree (the kernels use libm's log and exp where torch uses its own,
+    which may move an element by an ulp: allowed on one element in a thousand), the rows'
+    gradients agree bit for bit where the values do, and the gradients of scale and offset
+    (summed in another order) to float32 summation error."""
+    rows = _rows(n=2000, seed=seed)
+    quant = LSQPlus(BITS)
+    quant.init_minmax(rows)
+    with torch.no_grad():  # clip some values on both sides, as a learned range does
+        quant.offset.add_(quant.scale * quant.qmax * 0.05)
+        quant.scale.mul_(0.9)
+    w = torch.randn(2000, 8, generator=torch.Generator().manual_seed(seed))
+    results = []
+    for forward in (quant.forward, quant.forward_composed):
+        x = rows.clone().requires_grad_(True)
+        quant.zero_grad()
+        out = forward(x)
+        (out * w).sum().backward()
+        results.append((out.detach(), x.grad.clone(), quant.scale.grad.clone(), quant.offset.grad.clone()))
+    (out_k, gx_k, gs_k, go_k), (out_c, gx_c, gs_c, go_c) = results
+    same = out_k == out_c
+    assert float(same.float().mean()) >= 0.999
+    assert torch.equal(gx_k[same], gx_c[same])
+    assert torch.allclose(gs_k, gs_c, rtol=1e-3, atol=1e-6)
+    assert torch.allclose(go_k, go_c, rtol=1e-3, atol=1e-6)
+    assert (gs_k != 0).all() and (go_k != 0).all()
+    # the integers written to a file are those the training forward used
+    q = quant.quantize(rows)
+    s, o = quant.export()
+    assert np.array_equal(out_k.numpy().view(np.uint32), _numpy_dequant(q, s, o).view(np.uint32))
+
+
+def test_cpu_kernels_floor_matches_the_torch_path():
+    from gipp_codec.quant import lsq, lsq_kernels
+
+    assert float(lsq_kernels.LOG_FLOOR) == float(np.float32(lsq._LOG_FLOOR))
+
+
 def _image(h=16, w=24) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     img = np.stack([128 + 100 * np.sin(xx / 3.0), 128 + 100 * np.cos(yy / 2.5), (xx * 9 + yy * 5) % 256], -1)

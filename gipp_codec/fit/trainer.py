@@ -22,8 +22,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 
+from gipp_codec.fit import adam_kernels
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
 from gipp_codec.fit.init import sparse_init
@@ -58,6 +60,23 @@ class RowAdam:
 
     @torch.no_grad()
     def step(self) -> None:
+        """One Adam step of every parameter that has a gradient: on float32 CPU tensors by
+        the one-pass kernels of ``adam_kernels``, elsewhere by ``step_composed``."""
+        if not all(_cpu_f32(t) for t in [self.steps] + self.params):
+            self.step_composed()
+            return
+        steps = self.steps.view(-1).numpy()  # [N] (a view: steps is [N, 1], contiguous)
+        bc1, bc2 = np.empty_like(steps), np.empty_like(steps)
+        adam_kernels.advance_steps(steps, self.b1, self.b2, bc1, bc2)
+        for p, m, v, lr in zip(self.params, self.m, self.v, self.lrs):
+            if p.grad is None:
+                continue
+            adam_kernels.adam_rows(p.detach().numpy(), p.grad.contiguous().numpy(), m.numpy(), v.numpy(),
+                                   bc1, bc2, lr, self.b1, self.b2, self.eps)
+
+    @torch.no_grad()
+    def step_composed(self) -> None:
+        """``step`` written with torch operations (any device)."""
         self.steps += 1
         bc1 = 1.0 - self.b1 ** self.steps  # [N, 1]
         bc2 = 1.0 - self.b2 ** self.steps
@@ -82,6 +101,11 @@ class RowAdam:
         self.m = [fix(m) for m in self.m]
         self.v = [fix(v) for v in self.v]
         self.steps = fix(self.steps)
+
+
+def _cpu_f32(t: torch.Tensor) -> bool:
+    """A contiguous float32 CPU tensor (numpy can share its memory)."""
+    return t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
 
 
 @dataclass

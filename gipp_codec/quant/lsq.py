@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from gipp_codec.format.constants import CHANNEL_LIMITS
+from gipp_codec.quant import lsq_kernels
 
 CHANNELS = ("x", "y", "a", "b", "c", "r", "g", "b_color")  # order of the 8 channels in q [N, 8]
 LOG_CHANNELS = (2, 4)  # a and c are quantized in the log domain
@@ -45,6 +46,50 @@ class _RoundSTE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return grad
+
+
+_IS_LOG = np.array([j in LOG_CHANNELS for j in range(len(CHANNELS))])  # [8] bool
+
+
+def _numpy_f32(t: torch.Tensor) -> np.ndarray:
+    """A contiguous float32 numpy view of a CPU tensor (a copy only if needed)."""
+    return t.detach().contiguous().numpy()
+
+
+def _fake_quant_numpy(x: torch.Tensor, scale, offset, qmax):
+    """(dequantized rows [N, 8], integers q [N, 8], v [N, 8], e [N, 8] float64) by
+    ``lsq_kernels.fake_quant_forward`` (v and e are what its backward needs)."""
+    xs = _numpy_f32(x)
+    out, q, v = np.empty_like(xs), np.empty_like(xs), np.empty_like(xs)
+    e = np.empty(xs.shape, np.float64)
+    lsq_kernels.fake_quant_forward(xs, _numpy_f32(scale), _numpy_f32(offset), _numpy_f32(qmax), _IS_LOG,
+                                   out, q, v, e)
+    return out, q, v, e
+
+
+class _FakeQuantCPU(torch.autograd.Function):
+    """LSQ+ fake quantization of CPU rows [N, 8] in one kernel pass each way; the gradients
+    of scale and offset [8] are multiplied by LSQ's gradient scale ``g`` [8]."""
+
+    @staticmethod
+    def forward(ctx, x, scale, offset, qmax, g):
+        out, _, v, e = _fake_quant_numpy(x, scale, offset, qmax)
+        ctx.save_for_backward(x, scale, qmax, g)
+        ctx.kernel_state = (v, e)
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, scale, qmax, g = ctx.saved_tensors
+        v, e = ctx.kernel_state
+        ctx.kernel_state = None
+        xs = _numpy_f32(x)
+        grad_x = np.empty_like(xs)
+        grad_s = np.empty(xs.shape[1], np.float32)
+        grad_o = np.empty(xs.shape[1], np.float32)
+        lsq_kernels.fake_quant_backward(xs, v, e, _numpy_f32(scale), _numpy_f32(qmax), _IS_LOG,
+                                        _numpy_f32(grad_out.float()), grad_x, grad_s, grad_o)
+        return torch.from_numpy(grad_x), torch.from_numpy(grad_s) * g, torch.from_numpy(grad_o) * g, None, None
 
 
 class _GradScale(torch.autograd.Function):
@@ -208,7 +253,21 @@ class LSQPlus(nn.Module):
 
     # -- forward ----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
-        """Fake-quantize attribute rows: the dequantized values, differentiable (LSQ+)."""
+        """Fake-quantize attribute rows: the dequantized values, differentiable (LSQ+).
+        On the CPU (without ``psd_safe``) by the one-pass kernels of ``lsq_kernels``,
+        elsewhere by ``forward_composed``; the two agree (tests/test_qat.py)."""
+        if self._fused(x):
+            g = (1.0 / torch.sqrt(max(x.shape[0], 1) * self.qmax))  # [8]
+            return _FakeQuantCPU.apply(x, self.scale, self.offset, self.qmax, g)
+        return self.forward_composed(x)
+
+    def _fused(self, x: torch.Tensor) -> bool:
+        """Whether the CPU kernels serve x: float32 CPU rows, no psd_safe adjustment."""
+        return (not self.psd_safe and x.device.type == "cpu" and x.dtype == torch.float32
+                and self.scale.device.type == "cpu")
+
+    def forward_composed(self, x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
+        """``forward`` written with torch operations (any device; autograd's backward)."""
         n = x.shape[0]
         g = (1.0 / torch.sqrt(max(n, 1) * self.qmax)).to(x.device)  # [8]
         s = _GradScale.apply(self.scale, g)
@@ -251,6 +310,9 @@ class LSQPlus(nn.Module):
     @torch.no_grad()
     def quantize(self, x: torch.Tensor) -> np.ndarray:  # [N, 8] uint16
         """The integers q the forward pass uses, as uint16 [N, 8] (channel order x,y,a,b,c,r,g,b)."""
+        if self._fused(x.float()):  # the integers the CPU training forward used, exactly
+            _, q, _, _ = _fake_quant_numpy(x.float(), self.scale, self.offset, self.qmax)
+            return q.astype(np.uint16)
         t = to_coding_domain(x.float())
         v = torch.clamp((t - self.offset) / self.scale, torch.zeros_like(self.qmax), self.qmax)
         q = torch.round(v)

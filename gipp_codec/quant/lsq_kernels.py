@@ -1,0 +1,113 @@
+"""numba kernels of the LSQ+ fake quantizer on the CPU: one pass forward, one pass backward.
+
+``LSQPlus.forward`` written with torch operations (``LSQPlus.forward_composed``, the
+readable definition) costs some forty small tensor operations forward and as many in
+autograd's backward on [N, 8] rows: about 2 ms per QAT iteration at N = 4000, a third of
+the iteration (BENCHMARKS.md §8). These kernels compute the same values element by
+element, with the same float32 / binary64 operations in the same order and no fast-math
+(so no fused multiply-adds):
+
+    t     = log(max(x, 1e-12)) for the log channels (a, c), else x       float32
+    v     = (t - offset) / scale                                          float32
+    q     = rint(min(max(v, 0), qmax))                                    half to even
+    value = float32(float64(q) * float64(scale) + float64(offset))
+    out   = float32(exp(float64(value))) for the log channels, else value
+
+and the backward is the chain rule of those lines (round straight through, clamp passing
+the gradient where 0 <= v <= qmax), with the gradients of scale and offset summed over the
+rows in binary64. What may differ from the composed form is libm against torch's
+vectorised log and exp (at most an ulp, rarely visible after rounding) and the order of
+those sums. Training code only: the decoder never imports this module.
+"""
+
+import math
+
+import numpy as np
+
+from gipp_codec.jit import njit
+
+_OPTS = dict(cache=True, nogil=True, boundscheck=False)  # no fastmath: every rounding as written
+
+LOG_FLOOR = np.float32(1e-12)  # lsq._LOG_FLOOR (tests/test_qat.py checks they agree)
+
+
+@njit(**_OPTS)
+def _coding_value(x, is_log):
+    """The value in the quantizer's domain: float32 log(max(x, floor)) or x."""
+    if is_log:
+        return np.float32(math.log(max(x, LOG_FLOOR)))
+    return x
+
+
+@njit(**_OPTS)
+def _level(v, qmax):
+    """rint(clamp(v, 0, qmax)), float32 (a NaN stays NaN)."""
+    if v < np.float32(0.0):
+        v = np.float32(0.0)
+    if v > qmax:
+        v = qmax
+    return np.float32(np.rint(v))
+
+
+@njit(**_OPTS)
+def _dequantized(q, scale, offset):
+    """The decoder's value: float32(float64(q) * float64(scale) + float64(offset))."""
+    return np.float32(np.float64(q) * np.float64(scale) + np.float64(offset))
+
+
+@njit(**_OPTS)
+def fake_quant_forward(x, scale, offset, qmax, is_log, out, q, v, e):
+    """out [N, C] float32 = the dequantized values of rows x [N, C] float32; also q [N, C]
+    float32 = their integers, and for the backward v [N, C] float32 = (t - offset) / scale
+    before clamping and e [N, C] float64 = exp(value) on the log channels (0 elsewhere).
+    scale, offset, qmax [C] float32; is_log [C] bool (channels quantized as logs)."""
+    n, nc = x.shape
+    for i in range(n):
+        for j in range(nc):
+            vv = (_coding_value(x[i, j], is_log[j]) - offset[j]) / scale[j]
+            v[i, j] = vv
+            qq = _level(vv, qmax[j])
+            q[i, j] = qq
+            value = _dequantized(qq, scale[j], offset[j])
+            e[i, j] = 0.0
+            if is_log[j]:
+                ev = math.exp(np.float64(value))
+                e[i, j] = ev
+                value = np.float32(ev)
+            out[i, j] = value
+
+
+@njit(**_OPTS)
+def fake_quant_backward(x, v, e, scale, qmax, is_log, grad_out, grad_x, grad_scale, grad_offset):
+    """Gradients of fake_quant_forward (straight-through rounding) from its x, v and e:
+    grad_x [N, C] float32; grad_scale and grad_offset [C] float32, the unscaled LSQ+
+    gradients (the caller applies LSQ's gradient scale). grad_out [N, C] float32 is the
+    loss gradient of out."""
+    n, nc = x.shape
+    # per channel: the two uses of scale (in v and in value) and of offset, summed apart
+    s_value = np.zeros(nc, np.float64)
+    s_ratio = np.zeros(nc, np.float64)
+    o_value = np.zeros(nc, np.float64)
+    o_ratio = np.zeros(nc, np.float64)
+    for i in range(n):
+        for j in range(nc):
+            s = scale[j]
+            vv = v[i, j]
+            g = grad_out[i, j]
+            if is_log[j]:  # d exp(value) / d value = exp(value), in binary64 as torch's chain
+                g = np.float32(np.float64(g) * e[i, j])
+            g64 = np.float64(g)
+            s_value[j] += g64 * np.float64(_level(vv, qmax[j]))
+            o_value[j] += g64
+            gq = np.float32(g64 * np.float64(s))  # d value / d q, straight through the rounding
+            gv = gq if (vv >= np.float32(0.0) and vv <= qmax[j]) else np.float32(0.0)
+            gt = gv / s
+            s_ratio[j] += np.float64(-gv * (vv / s))
+            o_ratio[j] -= np.float64(gt)
+            if is_log[j]:
+                xv = x[i, j]
+                gt = gt / xv if xv >= LOG_FLOOR else np.float32(0.0)
+            grad_x[i, j] = gt
+    for j in range(nc):
+        grad_scale[j] = np.float32(s_value[j]) + np.float32(s_ratio[j])
+        grad_offset[j] = np.float32(o_value[j]) + np.float32(o_ratio[j])
