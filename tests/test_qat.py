@@ -389,3 +389,29 @@ def test_second_rate_hook_call_resizes_the_set_during_qat(first, second):
                                     rate_hook=lambda rows, quant: answers.pop(0))
     assert not answers
     assert second - 3 <= rep.gaussians <= second
+
+
+@pytest.mark.parametrize("answers,rate_weight", [((40, 50), 0.0), ((40, 50), 0.3)])
+def test_skipping_unused_renders_changes_nothing(monkeypatch, answers, rate_weight):
+    """The CPU training step stores the image only on iterations that read it afterwards
+    (trainer._image_needed: evaluation, growth, the rate hook's sizings, the rate term).
+    Storing it on every iteration must give the same file, bit for bit."""
+    from gipp_codec.fit import trainer
+
+    img = _image()
+    cfg = FitConfig().replace(qat=QATConfig(start_frac=0.6, resize_frac=0.5, rate_weight=rate_weight),
+                              prune_offscreen=False)
+
+    def run():
+        pending = list(answers)
+        return fit_and_quantize(img, 30, 40, seed=0, device="cpu", config=cfg, backend="cpu",
+                                rate_hook=lambda rows, quant: pending.pop(0))
+
+    q1, s1, o1, rep1 = run()
+    asked = []
+    needed = trainer._image_needed
+    monkeypatch.setattr(trainer, "_image_needed", lambda *a: asked.append(needed(*a)) or True)
+    q2, s2, o2, rep2 = run()
+    assert np.array_equal(q1, q2) and np.array_equal(s1, s2) and np.array_equal(o1, o2)
+    assert rep1.psnr == rep2.psnr and rep1.gaussians == rep2.gaussians
+    assert asked.count(False) > 0 and asked.count(True) > 0  # some renders were skipped

@@ -319,6 +319,29 @@ def test_fused_cpu_mse_step_gives_the_autograd_numbers_exactly(size):
         assert rel(got, want) <= 1e-3
 
 
+def test_fused_cpu_mse_step_on_leaves_and_without_the_image():
+    """On leaf tensors the fused step assigns the gradients itself (no autograd engine) and
+    with image=False it stores no image: the gradients are still autograd's, bit for bit,
+    and a gradient already present is added to, as autograd does."""
+    from gipp_codec.render import mse_step
+
+    height, width = 21, 30
+    means, covs, colors = random_scene(50, height, width, seed=8)
+    target = torch.rand(height, width, 3, generator=torch.Generator().manual_seed(4))
+    leaves = [t32(x, grad=True) for x in (means, covs, colors)]
+    image = render_cpu(*leaves, height, width)
+    image.backward((image.detach() - target).mul_(2.0 / image.numel()))
+    want = [t.grad.clone() for t in leaves]
+    step = mse_step(render_cpu, target)
+    for keep_image in (True, False):
+        leaves = [t32(x, grad=True) for x in (means, covs, colors)]
+        out = step(*leaves, image=keep_image)
+        assert torch.equal(out, image.detach()) if keep_image else out is None
+        assert all(torch.equal(t.grad, w) for t, w in zip(leaves, want))
+    step(*leaves, image=False)  # the gradients are there now: they accumulate
+    assert all(torch.equal(t.grad, w + w) for t, w in zip(leaves, want))
+
+
 def test_get_renderer_dispatch():
     assert get_renderer("cpu") is render_cpu
     assert get_renderer("auto", "cpu") is render_cpu

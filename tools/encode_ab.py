@@ -8,7 +8,7 @@ Checks out both revisions as temporary worktrees, and runs
 ``python -m gipp_codec encode IMAGE OUT --bpp B --iterations K --json`` with each tree first
 on PYTHONPATH (each with its own numba cache, warmed by one untimed encode), alternating
 a, b, a, b, ... so that both see the same machine load. Reports each run's wall time as
-the encoder measured it (``seconds``), PSNR, bpp and N, and the ratio of the medians b / a.
+the encoder measured it (``seconds``), PSNR, bpp and N, and the ratio of the medians b / a. The JSON record names the commit each revision was.
 """
 
 import argparse
@@ -51,6 +51,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     image = args.image.resolve()
+    commits = {k: subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, check=True, capture_output=True,
+                                 text=True).stdout.strip() for k, rev in (("a", args.a), ("b", args.b))}
     runs = {"a": [], "b": []}
     with tempfile.TemporaryDirectory() as tmp:
         trees = {}
@@ -72,7 +74,8 @@ def main(argv=None) -> int:
     med = {k: statistics.median(r["seconds"] for r in runs[k]) for k in runs}
     print(f"median seconds: a {med['a']:.1f}, b {med['b']:.1f}; b / a = {med['b'] / med['a']:.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"image": str(args.image), "a": args.a, "b": args.b, "bpp": args.bpp,
+        Path(args.json).write_text(json.dumps({"image": str(args.image), "a": args.a, "b": args.b, "commits": commits,
+                                               "bpp": args.bpp,
                                                "iterations": args.iterations, "runs": runs,
                                                "median_seconds": med, "ratio": med["b"] / med["a"]}, indent=1))
     return 0

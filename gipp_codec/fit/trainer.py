@@ -155,6 +155,25 @@ def _init_quantizer(quant: LSQPlus, rows: torch.Tensor, init: str, rendered_erro
         quant.init_minmax(rows)
 
 
+@dataclass(frozen=True)
+class _ImageUses:
+    """Iterations whose render the rate hook reads after the step (-1: none)."""
+
+    resize_at: int  # the second sizing, during QAT
+    sizing_at: int  # the first sizing reads the render of the last float iteration
+
+
+def _image_needed(t: int, in_qat: bool, cfg: FitConfig, schedule: GrowthSchedule, uses: _ImageUses) -> bool:
+    """Whether iteration t's render is read after its training step: for the PSNR of the
+    best-state tracking, growth at the largest errors, the rate hook's sizings, or the rate
+    term's MSE. Other iterations only need the loss gradient, and the CPU step then skips
+    storing the image."""
+    every = cfg.qat.eval_every if in_qat else cfg.eval_every
+    grows = not in_qat and t % schedule.every == 0 and t <= schedule.stop
+    return (t % every == 0 or t == 1 or grows or t in (uses.resize_at, uses.sizing_at)
+            or (in_qat and cfg.qat.rate_weight > 0))
+
+
 def _leaf(t: torch.Tensor) -> torch.Tensor:
     return t.detach().clone().requires_grad_(True)
 
@@ -209,6 +228,7 @@ def train(
     t_qat0 = None
 
     n_max_total = max(n_max, 4 * height * width)  # the rate hook may ask for more than n_max
+    uses = _ImageUses(resize_at=resize_at, sizing_at=qat_start if (quantize and rate_hook is not None) else -1)
 
     def add_at_errors(ps, k, img_now):  # -> params with up to k new Gaussians at the largest errors
         with torch.no_grad():
@@ -272,7 +292,8 @@ def train(
             qopt.zero_grad(set_to_none=True)
         # loss = mean((img - target)^2): rendered and backpropagated in one call, its gradient
         # 2 (img - target) / numel going straight into the renderer's backward
-        img = mse_step(*attributes(params, quant))  # [H, W, 3] unclamped, detached
+        # [H, W, 3] unclamped, detached; None where no step below uses it (not stored)
+        img = mse_step(*attributes(params, quant), image=_image_needed(t, in_qat, cfg, schedule, uses))
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
             with torch.no_grad():
                 mse_now = float(torch.mean((img.detach() - target) ** 2))

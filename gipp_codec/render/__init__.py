@@ -59,25 +59,26 @@ def get_renderer(backend: str = "auto", device="cpu") -> Callable:
 
 
 def mse_step(renderer: Callable, target) -> Callable:
-    """``step(means, covs, colors) -> image [H, W, 3]`` (detached) for training against
-    ``target`` [H, W, 3]: renders with ``renderer`` and backpropagates
-    mean((image - target)^2) into means, covs and colors. For the ``cpu`` renderer the
+    """``step(means, covs, colors, image=True) -> image [H, W, 3]`` (detached) for training
+    against ``target`` [H, W, 3]: renders with ``renderer`` and backpropagates
+    mean((image - target)^2) into means, covs and colors. With ``image=False`` the caller
+    does not need the image: the step may return None instead. For the ``cpu`` renderer the
     numba path (``cpu_mse_step``) writes the loss gradient straight into its backward's
-    buffer; any other renderer goes through autograd with the gradient
-    2 (image - target) / numel. Both give the same numbers."""
+    buffer (and then stores no image unless asked); any other renderer goes through
+    autograd with the gradient 2 (image - target) / numel. Both give the same numbers."""
     from gipp_codec.render.cpu import cpu_mse_step, render_cpu
 
     if renderer is render_cpu:
         return cpu_mse_step(target)
     height, width = int(target.shape[0]), int(target.shape[1])
 
-    def step(means, covs, colors):
+    def step(means, covs, colors, image=True):
         import torch
 
-        image = renderer(means, covs, colors, height, width)
+        rendered = renderer(means, covs, colors, height, width)
         with torch.no_grad():
-            grad = (image.detach() - target).mul_(2.0 / image.numel())  # [H, W, 3]
-        image.backward(grad)
-        return image.detach()
+            grad = (rendered.detach() - target).mul_(2.0 / rendered.numel())  # [H, W, 3]
+        rendered.backward(grad)
+        return rendered.detach()
 
     return step

@@ -74,10 +74,12 @@ def render_cpu(
 
 
 def cpu_mse_step(target: torch.Tensor):  # target [H, W, 3]
-    """``step(means [N,2], covs [N,3], colors [N,3]) -> image [H, W, 3]`` (detached, unclamped)
+    """``step(means [N,2], covs [N,3], colors [N,3], image=True) -> image [H, W, 3]``
+    (detached, unclamped; None with ``image=False``, which skips storing it)
     for training against ``target`` on the CPU: renders, and backpropagates
     mean((image - target)^2) into means, covs and colors (``torch.autograd.backward``, so it
-    flows on through whatever computed them). The same numbers as
+    flows on through whatever computed them; leaves without a gradient yet get theirs
+    assigned directly, as the engine would, so leaf hooks do not run). The same numbers as
     ``render_cpu(...).backward(2 * (image - target) / numel)``, with the loss gradient
     written by the forward kernel, from its band buffers, straight into the planar buffer
     the backward kernel reads (``forward_residual_prepared``)."""
@@ -87,17 +89,22 @@ def cpu_mse_step(target: torch.Tensor):  # target [H, W, 3]
     target_planar = np.ascontiguousarray(_as_f32_numpy(target).transpose(2, 0, 1))  # [3, H, W], once
     scale = 2.0 / (3 * height * width)
 
-    def step(means: torch.Tensor, covs: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:
+    def step(means: torch.Tensor, covs: torch.Tensor, colors: torch.Tensor, image: bool = True) -> torch.Tensor | None:
         for t in (means, covs, colors):
             if t.device.type != "cpu":
                 raise ConfigError(f"cpu_mse_step needs CPU tensors, got {t.device}")
         pp = numba_kernels.prepare(_as_f32_numpy(means), _as_f32_numpy(covs), _as_f32_numpy(colors), height, width)
-        image, gp = numba_kernels.forward_residual_prepared(pp, target_planar, scale)  # [H, W, 3], [3, H, Wp]
+        rendered, gp = numba_kernels.forward_residual_prepared(pp, target_planar, scale, image)  # [H, W, 3], [3, H, Wp]
         grads = numba_kernels.backward_planar_prepared(pp, gp)
         pairs = [(t, _to(g, t.dtype)) for t, g in zip((means, covs, colors), grads) if t.requires_grad]
-        if pairs:
+        if pairs and all(t.is_leaf and t.grad is None for t, _ in pairs):
+            for t, g in pairs:  # what autograd's engine would store, without starting it
+                t.grad = g
+        elif pairs:
             torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
-        out = torch.from_numpy(image)
+        if rendered is None:
+            return None
+        out = torch.from_numpy(rendered)
         return out if means.dtype == torch.float32 or not means.dtype.is_floating_point else out.to(means.dtype)
 
     return step

@@ -280,7 +280,7 @@ def _store_residual(buf, target_planar, scale, gp, r0, r1, width):
                 dst[i] = 0.0
 
 
-OUT_FLOATS, OUT_LEVELS, OUT_FLOATS_AND_RESIDUAL = 0, 1, 2  # _forward_bands output modes
+OUT_FLOATS, OUT_LEVELS, OUT_FLOATS_AND_RESIDUAL, OUT_RESIDUAL = 0, 1, 2, 3  # _forward_bands output modes
 
 
 @njit(parallel=True, **_OPTS)
@@ -292,7 +292,8 @@ def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, 
     uint8 out) the convention's 8-bit levels (OUT_LEVELS), so the decoder never stores a
     float image. OUT_FLOATS_AND_RESIDUAL also writes, from the same buffers, the MSE
     gradient gp [3, H, Wp] = (out - target) * scale (target_planar [3, H, W]) in the
-    backward's planar layout; the other modes ignore target_planar, scale and gp."""
+    backward's planar layout, and OUT_RESIDUAL writes only that gradient (out unused); the
+    other modes ignore target_planar, scale and gp."""
     nbands = (height + band_rows - 1) // band_rows
     wp = _padded_width(width)
     lane = _lane_offsets(wp)
@@ -303,9 +304,9 @@ def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, 
         _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf)
         if mode == OUT_LEVELS:
             _store_levels(buf, out, r0, r1, width, np.empty((3, wp), np.uint8))
-        else:
+        elif mode != OUT_RESIDUAL:
             _store_floats(buf, out, r0, r1, width)
-        if mode == OUT_FLOATS_AND_RESIDUAL:
+        if mode == OUT_FLOATS_AND_RESIDUAL or mode == OUT_RESIDUAL:
             _store_residual(buf, target_planar, scale, gp, r0, r1, width)
 
 
@@ -431,6 +432,7 @@ def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colo
 
 _FWD_CHUNK = 1  # bands per dynamically scheduled forward work item
 _NO_PLANES = np.zeros((3, 0, 0), np.float32)  # target_planar and gp of the modes that write no residual
+_NO_IMAGE = np.zeros((0, 0, 3), np.float32)  # out of OUT_RESIDUAL, which stores no image
 _BWD_CHUNK = 64  # Gaussians per dynamically scheduled backward work item
 _tls = threading.local()  # per-thread scratch: concurrent callers never share buffers
 
@@ -497,26 +499,27 @@ def forward_prepared(pp, out=None, uint8=False):
     return out
 
 
-def forward_residual_prepared(pp, target_planar, scale):
+def forward_residual_prepared(pp, target_planar, scale, image=True):
     """Render (float32 [H, W, 3], unclamped) and, from the same band buffers, the gradient of
     ``sum((image - target)^2) * scale / 2``: gp [3, H, Wp] = (image - target) * scale, in
     the per-thread buffer ``backward_planar_prepared`` reads. target_planar [3, H, W]
-    float32 (the target's channels as planes). Returns (image, gp)."""
+    float32 (the target's channels as planes). Returns (image, gp); with ``image=False``
+    the image is not stored and None takes its place."""
     h, w = pp.height, pp.width
     target_planar = np.ascontiguousarray(target_planar, dtype=np.float32)
     if target_planar.shape != (3, h, w):
         raise ValueError(f"target_planar must be [3, {h}, {w}], got {target_planar.shape}")
-    out = np.empty((h, w, 3), np.float32)
+    out = np.empty((h, w, 3), np.float32) if image else _NO_IMAGE
     gp = _scratch("gp", (3, h, _padded_width(w)), np.float32)
     nbands = (h + BAND_ROWS - 1) // BAND_ROWS
     offsets, items = _bin(pp.rows, nbands)
     old = set_parallel_chunksize(_FWD_CHUNK)
     try:
         _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out,
-                       OUT_FLOATS_AND_RESIDUAL, target_planar, np.float32(scale), gp)
+                       OUT_FLOATS_AND_RESIDUAL if image else OUT_RESIDUAL, target_planar, np.float32(scale), gp)
     finally:
         set_parallel_chunksize(old)
-    return out, gp
+    return (out if image else None), gp
 
 
 def _output_grads(pp, g_means, g_covs, g_colors):
