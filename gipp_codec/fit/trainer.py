@@ -261,7 +261,8 @@ def train(
     def attributes(ps, q):  # -> means, covs, colors used for rendering
         if q is None:
             return ps
-        return q.forward_parts(*ps)  # dequantized means [N, 2], covs [N, 3], colors [N, 3]
+        rows = q(torch.cat(ps, dim=1))  # [N, 8] dequantized
+        return split_attributes(rows)
 
     for t in range(1, iterations + 1):
         in_qat = t > qat_start

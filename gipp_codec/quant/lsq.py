@@ -56,47 +56,40 @@ def _numpy_f32(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def _fake_quant_numpy(parts, scale, offset, qmax):
-    """((means [N, 2], covs [N, 3], colors [N, 3]) dequantized, integers q [N, 8], v [N, 8],
-    e [N, 8] float64) of the attribute blocks ``parts`` by ``lsq_kernels.fake_quant_forward``
-    (v and e are what its backward needs); float32 numpy arrays."""
-    xs = [_numpy_f32(t) for t in parts]
-    outs = [np.empty_like(x) for x in xs]
-    n = xs[0].shape[0]
-    q, v = np.empty((n, len(CHANNELS)), np.float32), np.empty((n, len(CHANNELS)), np.float32)
-    e = np.empty((n, len(CHANNELS)), np.float64)
-    lsq_kernels.fake_quant_forward(*xs, _numpy_f32(scale), _numpy_f32(offset), _numpy_f32(qmax), _IS_LOG,
-                                   *outs, q, v, e)
-    return outs, q, v, e
+def _fake_quant_numpy(x: torch.Tensor, scale, offset, qmax):
+    """(dequantized rows [N, 8], integers q [N, 8], v [N, 8], e [N, 8] float64) by
+    ``lsq_kernels.fake_quant_forward`` (v and e are what its backward needs)."""
+    xs = _numpy_f32(x)
+    out, q, v = np.empty_like(xs), np.empty_like(xs), np.empty_like(xs)
+    e = np.empty(xs.shape, np.float64)
+    lsq_kernels.fake_quant_forward(xs, _numpy_f32(scale), _numpy_f32(offset), _numpy_f32(qmax), _IS_LOG,
+                                   out, q, v, e)
+    return out, q, v, e
 
 
 class _FakeQuantCPU(torch.autograd.Function):
-    """LSQ+ fake quantization of CPU attribute blocks (means [N, 2], covs [N, 3], colors
-    [N, 3]) in one kernel pass each way, one autograd node; the gradients of scale and
-    offset [8] are multiplied by LSQ's gradient scale ``g`` [8]."""
+    """LSQ+ fake quantization of CPU rows [N, 8] in one kernel pass each way; the gradients
+    of scale and offset [8] are multiplied by LSQ's gradient scale ``g`` [8]."""
 
     @staticmethod
-    def forward(ctx, means, covs, colors, scale, offset, qmax, g):
-        outs, _, v, e = _fake_quant_numpy((means, covs, colors), scale, offset, qmax)
-        ctx.save_for_backward(means, covs, colors, scale, qmax, g)
+    def forward(ctx, x, scale, offset, qmax, g):
+        out, _, v, e = _fake_quant_numpy(x, scale, offset, qmax)
+        ctx.save_for_backward(x, scale, qmax, g)
         ctx.kernel_state = (v, e)
-        return tuple(torch.from_numpy(o) for o in outs)
+        return torch.from_numpy(out)
 
     @staticmethod
-    def backward(ctx, grad_means, grad_covs, grad_colors):
-        means, covs, colors, scale, qmax, g = ctx.saved_tensors
+    def backward(ctx, grad_out):
+        x, scale, qmax, g = ctx.saved_tensors
         v, e = ctx.kernel_state
         ctx.kernel_state = None
-        xs = [_numpy_f32(t) for t in (means, covs, colors)]
-        grads = [_numpy_f32(gr.float()) if gr is not None else np.zeros_like(x)
-                 for gr, x in zip((grad_means, grad_covs, grad_colors), xs)]
-        outs = [np.empty_like(x) for x in xs]
-        grad_s = np.empty(len(CHANNELS), np.float32)
-        grad_o = np.empty(len(CHANNELS), np.float32)
-        lsq_kernels.fake_quant_backward(*xs, v, e, _numpy_f32(scale), _numpy_f32(qmax), _IS_LOG, *grads, *outs,
-                                        grad_s, grad_o)
-        return (*(torch.from_numpy(o) for o in outs), torch.from_numpy(grad_s) * g, torch.from_numpy(grad_o) * g,
-                None, None)
+        xs = _numpy_f32(x)
+        grad_x = np.empty_like(xs)
+        grad_s = np.empty(xs.shape[1], np.float32)
+        grad_o = np.empty(xs.shape[1], np.float32)
+        lsq_kernels.fake_quant_backward(xs, v, e, _numpy_f32(scale), _numpy_f32(qmax), _IS_LOG,
+                                        _numpy_f32(grad_out.float()), grad_x, grad_s, grad_o)
+        return torch.from_numpy(grad_x), torch.from_numpy(grad_s) * g, torch.from_numpy(grad_o) * g, None, None
 
 
 class _GradScale(torch.autograd.Function):
@@ -264,17 +257,9 @@ class LSQPlus(nn.Module):
         On the CPU (without ``psd_safe``) by the one-pass kernels of ``lsq_kernels``,
         elsewhere by ``forward_composed``; the two agree (tests/test_qat.py)."""
         if self._fused(x):
-            return torch.cat(self.forward_parts(*split_attributes(x)), dim=1)
+            g = (1.0 / torch.sqrt(max(x.shape[0], 1) * self.qmax))  # [8]
+            return _FakeQuantCPU.apply(x, self.scale, self.offset, self.qmax, g)
         return self.forward_composed(x)
-
-    def forward_parts(self, means: torch.Tensor, covs: torch.Tensor, colors: torch.Tensor):
-        """``forward`` on the attribute blocks means [N, 2], covs [N, 3], colors [N, 3]:
-        (means, covs, colors) dequantized. On the CPU one autograd node from the blocks to
-        the (contiguous) results, with no concatenation or column split (the trainer's path)."""
-        if self._fused(means):
-            g = 1.0 / torch.sqrt(max(means.shape[0], 1) * self.qmax)  # [8]
-            return _FakeQuantCPU.apply(means, covs, colors, self.scale, self.offset, self.qmax, g)
-        return split_attributes(self.forward_composed(torch.cat((means, covs, colors), dim=1)))
 
     def _fused(self, x: torch.Tensor) -> bool:
         """Whether the CPU kernels serve x: float32 CPU rows, no psd_safe adjustment."""
@@ -326,7 +311,7 @@ class LSQPlus(nn.Module):
     def quantize(self, x: torch.Tensor) -> np.ndarray:  # [N, 8] uint16
         """The integers q the forward pass uses, as uint16 [N, 8] (channel order x,y,a,b,c,r,g,b)."""
         if self._fused(x.float()):  # the integers the CPU training forward used, exactly
-            _, q, _, _ = _fake_quant_numpy(split_attributes(x.float()), self.scale, self.offset, self.qmax)
+            _, q, _, _ = _fake_quant_numpy(x.float(), self.scale, self.offset, self.qmax)
             return q.astype(np.uint16)
         t = to_coding_domain(x.float())
         v = torch.clamp((t - self.offset) / self.scale, torch.zeros_like(self.qmax), self.qmax)

@@ -56,76 +56,58 @@ def _dequantized(q, scale, offset):
 
 
 @njit(**_OPTS)
-def _forward_block(x, j0, scale, offset, qmax, is_log, out, q, v, e):
-    """fake_quant_forward on one attribute block x [N, C] whose channel j is channel j0 + j."""
+def fake_quant_forward(x, scale, offset, qmax, is_log, out, q, v, e):
+    """out [N, C] float32 = the dequantized values of rows x [N, C] float32; also q [N, C]
+    float32 = their integers, and for the backward v [N, C] float32 = (t - offset) / scale
+    before clamping and e [N, C] float64 = exp(value) on the log channels (0 elsewhere).
+    scale, offset, qmax [C] float32; is_log [C] bool (channels quantized as logs)."""
     n, nc = x.shape
     for i in range(n):
         for j in range(nc):
-            ch = j0 + j
-            vv = (_coding_value(x[i, j], is_log[ch]) - offset[ch]) / scale[ch]
-            v[i, ch] = vv
-            qq = _level(vv, qmax[ch])
-            q[i, ch] = qq
-            value = _dequantized(qq, scale[ch], offset[ch])
-            e[i, ch] = 0.0
-            if is_log[ch]:
+            vv = (_coding_value(x[i, j], is_log[j]) - offset[j]) / scale[j]
+            v[i, j] = vv
+            qq = _level(vv, qmax[j])
+            q[i, j] = qq
+            value = _dequantized(qq, scale[j], offset[j])
+            e[i, j] = 0.0
+            if is_log[j]:
                 ev = math.exp(np.float64(value))
-                e[i, ch] = ev
+                e[i, j] = ev
                 value = np.float32(ev)
             out[i, j] = value
 
 
 @njit(**_OPTS)
-def fake_quant_forward(means, covs, colors, scale, offset, qmax, is_log, out_means, out_covs, out_colors, q, v, e):
-    """The dequantized values of the attribute rows, block by block: means [N, 2] (channels
-    x, y), covs [N, 3] (a, b, c), colors [N, 3] (r, g, b), float32, into out_means, out_covs,
-    out_colors of the same shapes; also q [N, 8] float32 = their integers, and for the
-    backward v [N, 8] float32 = (t - offset) / scale before clamping and e [N, 8] float64 =
-    exp(value) on the log channels (0 elsewhere). scale, offset, qmax [8] float32; is_log [8]
-    bool (channels quantized as logs)."""
-    _forward_block(means, 0, scale, offset, qmax, is_log, out_means, q, v, e)
-    _forward_block(covs, 2, scale, offset, qmax, is_log, out_covs, q, v, e)
-    _forward_block(colors, 5, scale, offset, qmax, is_log, out_colors, q, v, e)
-
-
-@njit(**_OPTS)
-def _backward_block(x, j0, v, e, scale, qmax, is_log, grad_out, grad_x, sums):
-    """fake_quant_backward on one block (see _forward_block); sums [4, 8] float64 gathers the
-    per-channel sums of the scale's and the offset's two uses."""
+def fake_quant_backward(x, v, e, scale, qmax, is_log, grad_out, grad_x, grad_scale, grad_offset):
+    """Gradients of fake_quant_forward (straight-through rounding) from its x, v and e:
+    grad_x [N, C] float32; grad_scale and grad_offset [C] float32, the unscaled LSQ+
+    gradients (the caller applies LSQ's gradient scale). grad_out [N, C] float32 is the
+    loss gradient of out."""
     n, nc = x.shape
+    # per channel: the two uses of scale (in v and in value) and of offset, summed apart
+    s_value = np.zeros(nc, np.float64)
+    s_ratio = np.zeros(nc, np.float64)
+    o_value = np.zeros(nc, np.float64)
+    o_ratio = np.zeros(nc, np.float64)
     for i in range(n):
         for j in range(nc):
-            ch = j0 + j
-            s = scale[ch]
-            vv = v[i, ch]
+            s = scale[j]
+            vv = v[i, j]
             g = grad_out[i, j]
-            if is_log[ch]:  # d exp(value) / d value = exp(value), in binary64 as torch's chain
-                g = np.float32(np.float64(g) * e[i, ch])
+            if is_log[j]:  # d exp(value) / d value = exp(value), in binary64 as torch's chain
+                g = np.float32(np.float64(g) * e[i, j])
             g64 = np.float64(g)
-            sums[0, ch] += g64 * np.float64(_level(vv, qmax[ch]))  # scale, in value
-            sums[2, ch] += g64  # offset, in value
+            s_value[j] += g64 * np.float64(_level(vv, qmax[j]))
+            o_value[j] += g64
             gq = np.float32(g64 * np.float64(s))  # d value / d q, straight through the rounding
-            gv = gq if (vv >= np.float32(0.0) and vv <= qmax[ch]) else np.float32(0.0)
+            gv = gq if (vv >= np.float32(0.0) and vv <= qmax[j]) else np.float32(0.0)
             gt = gv / s
-            sums[1, ch] += np.float64(-gv * (vv / s))  # scale, in v
-            sums[3, ch] -= np.float64(gt)  # offset, in v
-            if is_log[ch]:
+            s_ratio[j] += np.float64(-gv * (vv / s))
+            o_ratio[j] -= np.float64(gt)
+            if is_log[j]:
                 xv = x[i, j]
                 gt = gt / xv if xv >= LOG_FLOOR else np.float32(0.0)
             grad_x[i, j] = gt
-
-
-@njit(**_OPTS)
-def fake_quant_backward(means, covs, colors, v, e, scale, qmax, is_log, grad_means, grad_covs, grad_colors,
-                        out_means, out_covs, out_colors, grad_scale, grad_offset):
-    """Gradients of fake_quant_forward (straight-through rounding) from its v and e: the loss
-    gradients grad_means, grad_covs, grad_colors of its outputs give out_means [N, 2],
-    out_covs [N, 3], out_colors [N, 3] float32 for its inputs, and grad_scale, grad_offset [8]
-    float32, the unscaled LSQ+ gradients (the caller applies LSQ's gradient scale)."""
-    sums = np.zeros((4, scale.shape[0]), np.float64)
-    _backward_block(means, 0, v, e, scale, qmax, is_log, grad_means, out_means, sums)
-    _backward_block(covs, 2, v, e, scale, qmax, is_log, grad_covs, out_covs, sums)
-    _backward_block(colors, 5, v, e, scale, qmax, is_log, grad_colors, out_colors, sums)
-    for j in range(scale.shape[0]):
-        grad_scale[j] = np.float32(sums[0, j]) + np.float32(sums[1, j])
-        grad_offset[j] = np.float32(sums[2, j]) + np.float32(sums[3, j])
+    for j in range(nc):
+        grad_scale[j] = np.float32(s_value[j]) + np.float32(s_ratio[j])
+        grad_offset[j] = np.float32(o_value[j]) + np.float32(o_ratio[j])
