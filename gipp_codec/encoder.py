@@ -109,7 +109,13 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
 def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float, file_of: Callable) -> tuple[bytes, int]:
     """Drop the least important Gaussians (smallest rendered energy, ``fit.prune.importance``)
     of q [N, 8] until the file fits ``budget_bits``; returns the largest file that fits and
-    how many Gaussians it holds."""
+    how many Gaussians it holds.
+
+    The count is searched like a bisection that keeps a bracket (lo fits, hi + 1 does not),
+    but each step probes where the straight line through the bracket's two file sizes meets
+    the budget (file size grows almost linearly with the count), falling back to the
+    bracket's middle after a step that did not halve it: a few codings of the set instead
+    of log2(N) (each coding runs the entropy coder's configuration search)."""
     import torch
 
     from gipp_codec.fit.prune import importance
@@ -121,15 +127,22 @@ def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float, file_of:
     n = q.shape[0]
     best = file_of(q[np.sort(order[:1])])
     lo, hi = 1, n - 1  # largest count that fits lies in [lo, hi]; count n is known not to fit
-    guess = int(n * budget_bits / (8.0 * len(file_of(q))))
+    bits_lo, bits_out = 8.0 * len(best), 8.0 * len(file_of(q))  # files of lo and of hi + 1 Gaussians
+    interpolate = True
     while lo < hi:
-        mid = min(max((lo + hi + 1) // 2 if guess is None else guess, lo + 1), hi)
-        guess = None
+        width = hi - lo
+        if interpolate:
+            frac = (budget_bits - bits_lo) / max(bits_out - bits_lo, 1.0)
+            mid = lo + int(frac * (hi + 1 - lo))
+        else:
+            mid = (lo + hi + 1) // 2
+        mid = min(max(mid, lo + 1), hi)
         data = file_of(q[np.sort(order[:mid])])
         if 8 * len(data) <= budget_bits:
-            lo, best = mid, data
+            lo, best, bits_lo = mid, data, 8.0 * len(data)
         else:
-            hi = mid - 1
+            hi, bits_out = mid - 1, 8.0 * len(data)
+        interpolate = 2 * (hi - lo) <= width  # the step halved the bracket: keep interpolating
     return best, lo  # best is always the file of the top ``lo`` Gaussians
 
 

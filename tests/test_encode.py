@@ -1,6 +1,7 @@
 """Encoder end to end: API and CLI, report measured on the file, rate control, float mode."""
 
 import json
+import math
 import os
 
 import numpy as np
@@ -92,6 +93,32 @@ def test_trim_to_budget_keeps_the_most_important():
     assert sorted(map(tuple, kept.tolist())) == sorted(map(tuple, top.tolist()))
     more = q[np.argsort(-energy, kind="stable")[: n + 1]]
     assert 8 * len(file_of(more)) > budget  # one more Gaussian would not have fitted
+
+
+@pytest.mark.parametrize("share", [0.2, 0.55, 0.93])
+def test_trim_to_budget_finds_the_count_in_a_few_codings(share):
+    """The trim's search probes where the bracket's line meets the budget: it still ends
+    on the largest count that fits (one more does not), in far fewer codings of the set
+    than a bisection's log2(N)."""
+    from gipp_codec.encoder import _trim_to_budget
+    from gipp_codec.format.container import parse_gimg, write_gimg
+    from gipp_codec.format.model import QuantizedGaussians
+    from gipp_codec.format.synthetic import synthetic_quantized
+
+    g = synthetic_quantized(2000, 256, 192, seed=3)
+    calls = []
+
+    def file_of(qq):
+        calls.append(qq.shape[0])
+        return write_gimg(QuantizedGaussians(g.width, g.height, g.bits, qq, g.scales, g.offsets))
+
+    budget = share * 8 * len(file_of(g.q))
+    calls.clear()
+    data, n_kept = _trim_to_budget(g.q.copy(), g.scales, g.offsets, budget, file_of)
+    assert parse_gimg(data).gaussians.q.shape[0] == n_kept and 8 * len(data) <= budget
+    probes = calls[2:]  # after the files of 1 and of all 2000 Gaussians
+    assert n_kept in probes and n_kept + 1 in probes  # the boundary was measured on both sides
+    assert len(calls) <= 8 < math.ceil(math.log2(2000))
 
 
 def test_rate_model_prediction():
