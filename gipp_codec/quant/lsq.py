@@ -19,6 +19,10 @@ and the stored float32 scales/offsets:
 
 ``dequantize_reference`` is that formula in numpy; the tests check that the training-time
 ``LSQPlus.forward`` reproduces it bit for bit.
+
+On float32 CPU rows (and without ``psd_safe``) the forward and its backward run as one
+numba pass each (``gipp_codec.quant.lsq_kernels``); ``forward_composed`` is the same
+computation in torch operations, used on other devices and as the tests' reference.
 """
 
 import numpy as np
