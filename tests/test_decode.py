@@ -134,6 +134,26 @@ def test_cli_decode_and_info_json(gimg_file, tmp_path):
     assert r.exit_code == 0 and "bits_position: 12" in r.output
 
 
+def test_cli_decode_on_the_jit_hints_at_compile_decoder_only_on_a_terminal(gimg_file, tmp_path, monkeypatch):
+    """A person at a terminal decoding without a prebuilt decoder is told, in one line on
+    stderr, why and which command gives a faster start; scripts (no terminal) and --json
+    are not."""
+    from gipp_codec.commands import codec_cmd
+
+    monkeypatch.setenv("GIMG_PREBUILT_DIR", str(tmp_path / "no_build"))
+    cli = _cli()
+    out = tmp_path / "out.png"
+    r = CliRunner().invoke(cli, ["decode", str(gimg_file), str(out)])
+    assert r.exit_code == 0 and r.stderr == ""
+    monkeypatch.setattr(codec_cmd, "_stderr_is_terminal", lambda: True)
+    r = CliRunner().invoke(cli, ["decode", str(gimg_file), str(out)])
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 0 and len(lines) == 1
+    assert lines[0].startswith("gimg: note:") and "not built" in lines[0] and "gimg compile-decoder" in lines[0]
+    r = CliRunner().invoke(cli, ["decode", str(gimg_file), str(out), "--json"])
+    assert r.exit_code == 0 and r.stderr == ""
+
+
 @pytest.mark.parametrize("content", [b"", b"hello", b"\x89GIM\r\n\x1a\n\x01\x00"])
 def test_cli_bad_input_one_line_error_no_output(tmp_path, content):
     bad = tmp_path / "bad.gimg"

@@ -6,6 +6,7 @@ never overwritten; on failure no output file is left behind.
 """
 
 import json
+import sys
 
 import click
 
@@ -98,6 +99,24 @@ def decode(input_path, output_path, png_level, as_json):
             f"{facts['output']}: {facts['width']}x{facts['height']}, {facts['gaussians']} Gaussians, "
             f"{facts['bytes']} bytes, {facts['bpp']:.4f} bpp"
         )
+        if facts["kernels"] == "jit" and _stderr_is_terminal():
+            _prebuilt_hint()
+
+
+def _stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal (hints are for people, not for scripts and logs)."""
+    return sys.stderr.isatty()
+
+
+def _prebuilt_hint() -> None:
+    """One line on stderr: why this decode ran on numba's JIT, and the one-time command
+    that makes later decodes start faster (README, ``compile-decoder``)."""
+    from gipp_codec import prebuilt
+
+    usable, why = prebuilt.status()
+    if not usable:
+        click.echo(f"gimg: note: decoded on numba's JIT; the prebuilt decoder is {why} "
+                   f"(once, for a faster start of every later decode)", err=True)
 
 
 def _format_info(info: dict) -> str:
