@@ -8,7 +8,8 @@ Checks out both revisions as temporary worktrees, and runs
 ``python -m gipp_codec encode IMAGE OUT --bpp B --iterations K --json`` with each tree first
 on PYTHONPATH (each with its own numba cache, warmed by one untimed encode), alternating
 a, b, a, b, ... so that both see the same machine load. Reports each run's wall time as
-the encoder measured it (``seconds``), PSNR, bpp and N, and the ratio of the medians b / a. The JSON record names the commit each revision was.
+the encoder measured it (``seconds``), PSNR, bpp and N, and the ratio of the medians b / a.
+The JSON record names the commit each revision was.
 """
 
 import argparse

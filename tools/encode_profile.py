@@ -5,9 +5,12 @@
 
 Runs one untimed tiny encode first (numba's kernels loaded from its cache), then the
 encode under cProfile, and prints the wall time and the cumulative time of each part:
-the training loop, the render kernels inside it (forward, backward, and the image
-gradient's planar copy, or since 95d0b76 the planar loss gradient), and the entropy
-coder's work (every coding of the set: the search and the writing). cProfile slows
+the training loop, the render kernels inside it (forward, backward, and for older
+revisions the image gradient's planar copy (before 95d0b76) or the planar loss gradient
+(95d0b76 to f936cd4); since f936cd4 the forward kernel writes the loss gradient itself, so
+it is inside the forward's time), and the entropy coder's work (every coding of the set:
+the search and the writing). Parts that were not called are left out of the printout
+(the JSON keeps them, with 0 calls). cProfile slows
 Python-heavy code more than the kernels, so the parts are for finding where the time
 goes, not timings of record; compare revisions with ``tools/encode_ab.py``.
 
@@ -34,7 +37,7 @@ PARTS = {
     "render forward kernel": ("render/numba_kernels.py", "_forward_bands"),
     "render backward kernel": ("render/numba_kernels.py", "_backward_gauss"),
     "gradient planar copy": ("render/numba_kernels.py", "_planar_grad"),  # before 95d0b76
-    "loss gradient, planar": ("render/numba_kernels.py", "_planar_residual"),  # since 95d0b76
+    "loss gradient, planar": ("render/numba_kernels.py", "_planar_residual"),  # 95d0b76 to f936cd4
     "entropy coding (all codings)": ("entropy/gaussian_coder.py", "encode_attributes"),
     "coding search": ("entropy/gaussian_coder.py", "_choose_config"),
 }
@@ -79,7 +82,8 @@ def main(argv=None) -> int:
         parts[part] = {"calls": int(sum(c for c, _ in hits)), "seconds": float(sum(s for _, s in hits))}
     print(f"{args.image.name}, {args.bpp} bpp, {args.iterations} iterations: {wall:.1f} s under cProfile")
     for part, v in parts.items():
-        print(f"  {part:30s} {v['seconds']:7.2f} s  ({v['calls']} calls)")
+        if v["calls"]:
+            print(f"  {part:30s} {v['seconds']:7.2f} s  ({v['calls']} calls)")
     phases = iteration_times(image, args.bpp, args.iterations) if args.phases else {}
     for phase, v in phases.items():
         print(f"  one {phase} iteration (no cProfile): median {v['median_ms']:.2f} ms over {v['iterations']}")

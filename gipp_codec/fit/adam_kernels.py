@@ -1,9 +1,9 @@
 """numba kernels of ``trainer.RowAdam``'s step on the CPU.
 
 The torch form of the step (``RowAdam.step_composed``) is about twenty tensor operations on
-[N, C] tensors per iteration, each a separate pass with its own dispatch: ~0.75 ms at
-N = 4000 under cProfile, in every one of an encode's iterations (BENCHMARKS.md §8). Here
-each parameter tensor is updated in one pass, with the same float32 formula:
+[N, C] tensors per iteration, each a separate pass with its own dispatch, in every one of
+an encode's iterations. Here each parameter tensor is updated in one pass, with the same
+float32 formula (the whole-encode effect: BENCHMARKS.md §8):
 
     m = m * b1 + (1 - b1) * g
     v = v * b2 + (1 - b2) * g * g
@@ -12,8 +12,6 @@ each parameter tensor is updated in one pass, with the same float32 formula:
 (torch may fuse a multiply-add where these kernels round twice, so the two forms agree to
 float32 rounding, not bit for bit; tests/test_fit.py). Training code only.
 """
-
-import math
 
 import numpy as np
 
@@ -47,8 +45,8 @@ def advance_steps(steps, b1, b2, bc1, bc2):
 @njit(**_OPTS)
 def adam_rows(p, g, m, v, bc1, bc2, lr, b1, b2, eps):
     """One Adam step of p [N, C] float32 with gradient g [N, C] and moments m, v [N, C], in
-    place; bc1, bc2 [N] are each row's bias corrections (see advance_steps). Serial: at
-    these sizes waking numba's threads costs more than the loop (measured on cpu2)."""
+    place; bc1, bc2 [N] are each row's bias corrections (see advance_steps). Serial: the
+    loop is short, and a parallel loop's thread start-up is a fixed cost of its own."""
     f1 = np.float32(b1)
     f2 = np.float32(b2)
     c1 = np.float32(1.0 - b1)

@@ -2,8 +2,8 @@
 
 ``LSQPlus.forward`` written with torch operations (``LSQPlus.forward_composed``, the
 readable definition) costs some forty small tensor operations forward and as many in
-autograd's backward on [N, 8] rows: about 2 ms per QAT iteration at N = 4000, a third of
-the iteration (BENCHMARKS.md §8). These kernels compute the same values element by
+autograd's backward on [N, 8] rows, in every QAT iteration (the whole-encode effect of
+these kernels: BENCHMARKS.md §8). These kernels compute the same values element by
 element, with the same float32 / binary64 operations in the same order and no fast-math
 (so no fused multiply-adds):
 
