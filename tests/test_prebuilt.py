@@ -153,3 +153,48 @@ def test_without_a_c_compiler_the_build_fails_cleanly(tmp_path):
     assert r.stderr.startswith("gimg: error: ahead-of-time compilation failed") and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not target.exists()
+
+
+def _setup_module():
+    """setup.py loaded as a module (its setup() call runs only as __main__)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gimg_setup_hook", ROOT / "setup.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_install_hook_builds_into_the_package_it_installs(monkeypatch, tmp_path):
+    """pip's build step compiles the decoder into <package root>/gipp_codec/_prebuilt:
+    the source tree for an editable install, build_lib for a wheel."""
+    hook = _setup_module()
+    monkeypatch.delenv(hook.SKIP_VARIABLE, raising=False)
+    calls = []
+    monkeypatch.setattr(prebuilt, "build", lambda directory, log: calls.append(directory) or directory / "x.so")
+    messages, path_before = [], list(sys.path)
+    assert hook.build_prebuilt_decoder(ROOT, log=messages.append) == ROOT / "gipp_codec" / "_prebuilt" / "x.so"
+    assert calls == [ROOT / "gipp_codec" / "_prebuilt"] and "prebuilt decoder at" in messages[-1]
+    assert sys.path == path_before  # the package root it put first on sys.path is taken off again
+
+
+def test_install_hook_never_fails_the_install(monkeypatch):
+    """Without a C compiler (or anything else going wrong) the install goes on, on the JIT;
+    GIMG_SKIP_PREBUILT=1 skips the step."""
+    from gipp_codec.errors import ConfigError
+
+    hook = _setup_module()
+    monkeypatch.delenv(hook.SKIP_VARIABLE, raising=False)
+
+    def no_compiler(directory, log):
+        raise ConfigError("ahead-of-time compilation failed (it needs a C compiler and Python's headers)")
+
+    monkeypatch.setattr(prebuilt, "build", no_compiler)
+    messages = []
+    assert hook.build_prebuilt_decoder(ROOT, log=messages.append) is None
+    assert "was not compiled" in messages[-1] and "gimg compile-decoder" in messages[-1]
+
+    calls = []
+    monkeypatch.setattr(prebuilt, "build", lambda directory, log: calls.append(directory))
+    monkeypatch.setenv(hook.SKIP_VARIABLE, "1")
+    assert hook.build_prebuilt_decoder(ROOT, log=messages.append) is None and calls == []

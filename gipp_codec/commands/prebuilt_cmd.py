@@ -15,7 +15,9 @@ def compile_decoder(check, as_json):
     Afterwards `gimg decode` and `gimg info` start without numba: a cold decode takes a
     fraction of a second instead of about one. The build goes to $GIMG_PREBUILT_DIR, else
     to gipp_codec/_prebuilt; it is used only while it matches the kernel sources and this
-    Python, and is simply rebuilt by running this command again.
+    Python, and is simply rebuilt by running this command again. `pip install` runs the
+    same build (best effort), so this is needed only after editing the kernels, after
+    switching Python, or when the install could not compile.
     """
     from gipp_codec import prebuilt
 
