@@ -1,6 +1,8 @@
 """The fitting pipeline: init, CAF, growth, pruning, optimisation, determinism, validation."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -151,6 +153,46 @@ def test_top_k_pixels_and_new_gaussians():
     render = torch.zeros(H, W, 3)
     target = torch.ones(H, W, 3) * 0.5
     assert torch.allclose(pixel_error(render, target), torch.full((H, W), 1.5))
+
+
+def test_tensor_adam_takes_torch_adams_steps_exactly():
+    """The quantizer's optimizer: the same values as torch.optim.Adam on the CPU, bit for
+    bit, through learning-rate changes and steps where one tensor has no gradient."""
+    from gipp_codec.fit.tensor_adam import TensorAdam
+
+    gen = torch.Generator().manual_seed(3)
+    ours = [torch.randn(8, generator=gen).requires_grad_(True), torch.randn(8, generator=gen).requires_grad_(True)]
+    theirs = [p.detach().clone().requires_grad_(True) for p in ours]
+    mine, ref = TensorAdam(ours, lr=0.02), torch.optim.Adam(theirs, lr=0.02)
+    for step in range(12):
+        lr = 0.02 * 0.5 ** (step // 4)
+        mine.lr = lr
+        for group in ref.param_groups:
+            group["lr"] = lr
+        mine.zero_grad()
+        ref.zero_grad(set_to_none=True)
+        for i, (p, q) in enumerate(zip(ours, theirs)):
+            if i == 1 and step % 5 == 2:
+                continue  # no gradient: neither steps it (nor counts the step)
+            g = torch.randn(8, generator=gen) * 10.0 ** (step % 3 - 1)
+            p.grad, q.grad = g.clone(), g.clone()
+        mine.step()
+        ref.step()
+        for p, q in zip(ours, theirs):
+            assert torch.equal(p, q), step
+
+
+def test_training_never_imports_torch_dynamo():
+    """torch.optim's first optimizer imports torch._dynamo (seconds); an encode must not."""
+    script = (
+        "import sys, numpy as np\n"
+        "from gipp_codec.encoder import encode\n"
+        "img = (np.random.default_rng(0).random((12, 16, 3)) * 255).astype(np.uint8)\n"
+        "encode(img, gaussians=20, iterations=30)\n"
+        "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_row_adam_matches_torch_adam_and_resizes():

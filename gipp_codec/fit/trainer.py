@@ -31,6 +31,7 @@ from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, s
 from gipp_codec.fit.init import sparse_init
 from gipp_codec.fit.prune import keep_mask, most_important
 from gipp_codec.fit.rate_proxy import attribute_bits
+from gipp_codec.fit.tensor_adam import TensorAdam
 from gipp_codec.metrics import psnr_from_mse
 from gipp_codec.quant.lsq import LSQPlus, split_attributes
 from gipp_codec.render import mse_step as render_mse_step
@@ -278,18 +279,17 @@ def train(
             _init_quantizer(quant, rows, cfg.qat.init, lambda r: _quantized_mse(r, renderer, target))
             if rate_hook is not None:
                 params = resize(params, rate_hook(rows, quant), None if t == 1 else img.detach())
-            qopt = torch.optim.Adam(quant.parameters(), lr=cfg.qat.lr)
+            qopt = TensorAdam(list(quant.parameters()), lr=cfg.qat.lr)
             best = (-math.inf, 0, None)  # the float best is not a candidate for a quantized output
 
         opt.set_factor(lr_factor(t, iterations, cfg))
         if qopt is not None:
-            for g in qopt.param_groups:
-                g["lr"] = cfg.qat.lr * 0.5 ** ((t - qat_start - 1) // qat_every)
+            qopt.lr = cfg.qat.lr * 0.5 ** ((t - qat_start - 1) // qat_every)
 
         for p in params:
             p.grad = None
         if qopt is not None:
-            qopt.zero_grad(set_to_none=True)
+            qopt.zero_grad()
         # loss = mean((img - target)^2): rendered and backpropagated in one call, its gradient
         # 2 (img - target) / numel going straight into the renderer's backward
         # [H, W, 3] unclamped, detached; None where no step below uses it (not stored)
