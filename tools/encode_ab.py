@@ -7,18 +7,22 @@
 Checks out both revisions as temporary worktrees, and runs
 ``python -m gipp_codec encode IMAGE OUT --bpp B --iterations K --json`` with each tree first
 on PYTHONPATH (each with its own numba cache, warmed by one untimed encode), alternating
-a, b, a, b, ... so that both see the same machine load. Reports each run's wall time as
-the encoder measured it (``seconds``), PSNR, bpp and N, and the ratio of the medians b / a.
-The JSON record names the commit each revision was.
+a, b, a, b, ... so that both see the same machine load. Reports each run's time as the
+encoder measured it (``seconds``), the whole process's wall time (``process_seconds``:
+interpreter start and imports too), PSNR, bpp, N and the start of the file's sha256, the
+ratio of the medians b / a, and whether every run wrote the same file. The JSON record
+names the commit each revision was.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,14 +34,17 @@ def encode_once(tree: Path, image: Path, out: Path, bpp: float, iterations: int)
     cmd = [sys.executable, "-c", "import gipp_codec, runpy, sys; print('MODULE', gipp_codec.__file__, file=sys.stderr);"
            "sys.argv = ['gimg'] + sys.argv[1:]; runpy.run_module('gipp_codec', run_name='__main__')",
            "encode", str(image), str(out), "--bpp", str(bpp), "--iterations", str(iterations), "--json"]
+    start = time.perf_counter()
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tree)
+    process_seconds = time.perf_counter() - start
     if run.returncode != 0:
         raise SystemExit(f"encode with {tree} failed: {run.stderr[-2000:]}")
     module = next(line.split(" ", 1)[1] for line in run.stderr.splitlines() if line.startswith("MODULE "))
     if not Path(module).resolve().is_relative_to(tree.resolve()):
         raise SystemExit(f"the encode with {tree} imported {module}, not that tree's code")
     facts = json.loads(run.stdout.strip().splitlines()[-1])
-    return {k: facts[k] for k in ("seconds", "psnr", "bpp", "gaussians")}
+    return {**{k: facts[k] for k in ("seconds", "psnr", "bpp", "gaussians")}, "process_seconds": process_seconds,
+            "sha256": hashlib.sha256(out.read_bytes()).hexdigest()[:16]}
 
 
 def main(argv=None) -> int:
@@ -67,18 +74,27 @@ def main(argv=None) -> int:
                 for k in ("a", "b"):
                     facts = encode_once(trees[k], image, Path(tmp) / f"{k}_{r}.gimg", args.bpp, args.iterations)
                     runs[k].append(facts)
-                    print(f"round {r + 1} {k} ({args.a if k == 'a' else args.b}): {facts['seconds']:.1f} s, "
-                          f"{facts['psnr']:.2f} dB, {facts['bpp']:.4f} bpp, N = {facts['gaussians']}", flush=True)
+                    print(f"round {r + 1} {k} ({args.a if k == 'a' else args.b}): {facts['seconds']:.1f} s "
+                          f"(process {facts['process_seconds']:.1f} s), {facts['psnr']:.2f} dB, "
+                          f"{facts['bpp']:.4f} bpp, N = {facts['gaussians']}, sha256 {facts['sha256']}", flush=True)
         finally:
             for tree in trees.values():
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
     med = {k: statistics.median(r["seconds"] for r in runs[k]) for k in runs}
-    print(f"median seconds: a {med['a']:.1f}, b {med['b']:.1f}; b / a = {med['b'] / med['a']:.2f}")
+    med_process = {k: statistics.median(r["process_seconds"] for r in runs[k]) for k in runs}
+    same_file = len({r["sha256"] for k in runs for r in runs[k]}) == 1
+    print(f"median seconds: a {med['a']:.2f}, b {med['b']:.2f}; b / a = {med['b'] / med['a']:.2f}")
+    print(f"median process seconds: a {med_process['a']:.2f}, b {med_process['b']:.2f}; "
+          f"b / a = {med_process['b'] / med_process['a']:.2f}")
+    print("files: " + ("all runs wrote the same file" if same_file else "the runs wrote different files"))
     if args.json:
         Path(args.json).write_text(json.dumps({"image": str(args.image), "a": args.a, "b": args.b, "commits": commits,
                                                "bpp": args.bpp,
                                                "iterations": args.iterations, "runs": runs,
-                                               "median_seconds": med, "ratio": med["b"] / med["a"]}, indent=1))
+                                               "median_seconds": med, "ratio": med["b"] / med["a"],
+                                               "median_process_seconds": med_process,
+                                               "process_ratio": med_process["b"] / med_process["a"],
+                                               "same_file": same_file}, indent=1))
     return 0
 
 
