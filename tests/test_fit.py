@@ -182,14 +182,17 @@ def test_tensor_adam_takes_torch_adams_steps_exactly():
             assert torch.equal(p, q), step
 
 
-def test_training_never_imports_torch_dynamo():
-    """torch.optim's first optimizer imports torch._dynamo (seconds); an encode must not."""
+def test_an_encode_never_imports_torch_dynamo_or_sympy():
+    """torch.optim's first optimizer imports torch._dynamo, and autograd given explicit
+    gradients imports torch's symbolic shapes (and sympy): seconds of start-up that an
+    encode (float phase and QAT) must not pay."""
     script = (
         "import sys, numpy as np\n"
         "from gipp_codec.encoder import encode\n"
         "img = (np.random.default_rng(0).random((12, 16, 3)) * 255).astype(np.uint8)\n"
         "encode(img, gaussians=20, iterations=30)\n"
-        "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'\n"
+        "late = [m for m in ('torch._dynamo', 'torch.fx.experimental.symbolic_shapes', 'sympy') if m in sys.modules]\n"
+        "assert not late, f'imported {late}'\n"
     )
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -433,3 +433,25 @@ def test_both_block_widths_give_the_same_render_and_gradients(tmp_path):
         for a, b in zip(mod.backward(means, covs, colors, height, width, g),
                         nk.backward(means, covs, colors, height, width, g)):
             assert rel(a, b) <= 1e-5
+
+
+def test_known_gradients_backpropagate_like_autograd_backward():
+    """cpu_mse_step's way into autograd gives the same gradients as
+    torch.autograd.backward(tensors, grads), through non-leaf tensors and accumulation."""
+    from gipp_codec.render.cpu import _KnownGradients
+
+    gen = torch.Generator().manual_seed(5)
+    x0 = torch.randn(6, 4, generator=gen)
+    grads = [torch.randn(6, 2, generator=gen), torch.randn(6, 2, generator=gen)]
+    results = []
+    for use_known in (False, True):
+        x = x0.clone().requires_grad_(True)
+        x.grad = torch.ones_like(x)  # accumulates onto an existing gradient
+        y = torch.exp(x) * 3.0
+        parts = [y[:, :2], y[:, 2:]]
+        if use_known:
+            _KnownGradients.apply(2, *parts, *grads).backward()
+        else:
+            torch.autograd.backward(parts, grads)
+        results.append(x.grad.clone())
+    assert torch.equal(results[0], results[1]) and not torch.equal(results[0], torch.ones_like(x0))

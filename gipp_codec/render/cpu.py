@@ -55,6 +55,24 @@ class _RenderCPU(torch.autograd.Function):
         )
 
 
+class _KnownGradients(torch.autograd.Function):
+    """A scalar whose backward hands each input a gradient computed beforehand:
+    ``_KnownGradients.apply(n, *tensors, *grads).backward()`` backpropagates ``grads`` into
+    ``tensors`` and on through whatever computed them, the same numbers as
+    ``torch.autograd.backward(tensors, grads)``, whose explicit gradients make torch import
+    its symbolic-shapes module (and sympy) on first use, most of a second per process."""
+
+    @staticmethod
+    def forward(ctx, n, *tensors_and_grads):
+        ctx.grads = tensors_and_grads[n:]
+        return tensors_and_grads[0].new_zeros(())
+
+    @staticmethod
+    def backward(ctx, grad_out):  # grad_out is exactly 1 (a root without gradient)
+        grads, ctx.grads = ctx.grads, None
+        return (None, *grads, *(None,) * len(grads))
+
+
 def _to(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     t = torch.from_numpy(a)
     return t if dtype == torch.float32 else t.to(dtype)
@@ -77,8 +95,8 @@ def cpu_mse_step(target: torch.Tensor):  # target [H, W, 3]
     """``step(means [N,2], covs [N,3], colors [N,3], image=True) -> image [H, W, 3]``
     (detached, unclamped; None with ``image=False``, which skips storing it)
     for training against ``target`` on the CPU: renders, and backpropagates
-    mean((image - target)^2) into means, covs and colors (``torch.autograd.backward``, so it
-    flows on through whatever computed them; leaves without a gradient yet get theirs
+    mean((image - target)^2) into means, covs and colors (through autograd, so it flows on
+    through whatever computed them; leaves without a gradient yet get theirs
     assigned directly, as the engine would, so leaf hooks do not run). The same numbers as
     ``render_cpu(...).backward(2 * (image - target) / numel)``, with the loss gradient
     written by the forward kernel, from its band buffers, straight into the planar buffer
@@ -101,7 +119,7 @@ def cpu_mse_step(target: torch.Tensor):  # target [H, W, 3]
             for t, g in pairs:  # what autograd's engine would store, without starting it
                 t.grad = g
         elif pairs:
-            torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
+            _KnownGradients.apply(len(pairs), *(t for t, _ in pairs), *(g for _, g in pairs)).backward()
         if rendered is None:
             return None
         out = torch.from_numpy(rendered)
