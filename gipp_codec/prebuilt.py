@@ -1,9 +1,10 @@
 """The prebuilt decoder: the decode path's numba kernels compiled ahead of time.
 
 ``gimg compile-decoder`` (``build``; ``pip install`` runs it too, through setup.py)
-compiles every kernel that the decoder calls from Python into one extension module with numba's ahead-of-time compiler (``numba.pycc``; it
-needs a C compiler and Python's headers once, at build time), for a generic CPU of the
-machine's architecture, single-threaded. A process that loads it (``gipp_codec.jit.use_prebuilt``, done by
+compiles every kernel that the decoder calls from Python into one extension module with
+numba's ahead-of-time compiler (``numba.pycc``; it needs a C compiler and Python's
+headers once, at build time), for a generic CPU of the machine's architecture,
+single-threaded. A process that loads it (``gipp_codec.jit.use_prebuilt``, done by
 ``gimg decode`` and ``gimg info``) decodes without importing numba; see
 ``gipp_codec.jit`` for why.
 
