@@ -60,7 +60,8 @@ class _KnownGradients(torch.autograd.Function):
     ``_KnownGradients.apply(n, *tensors, *grads).backward()`` backpropagates ``grads`` into
     ``tensors`` and on through whatever computed them, the same numbers as
     ``torch.autograd.backward(tensors, grads)``, whose explicit gradients make torch import
-    its symbolic-shapes module (and sympy) on first use, most of a second per process."""
+    its symbolic-shapes module (and sympy) on first use: start-up time that every encode
+    would pay (BENCHMARKS.md §8)."""
 
     @staticmethod
     def forward(ctx, n, *tensors_and_grads):
