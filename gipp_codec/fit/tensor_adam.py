@@ -5,7 +5,10 @@ The first torch optimizer a process constructs imports ``torch._dynamo`` (its me
 wrapped to keep the compiler out), which takes seconds on a CPU machine and would be paid
 by every encode (BENCHMARKS.md §8). The update here is torch's single-tensor Adam without
 weight decay or amsgrad, operation for operation, so a run takes the same steps as with
-``torch.optim.Adam`` on the CPU (tests/test_fit.py compares them).
+``torch.optim.Adam`` on the CPU (tests/test_fit.py compares them) and the encoder writes
+the same files as before. ``trainer.RowAdam`` (per-row step counts for the Gaussians) is
+not used here: its float32 formula rounds differently from torch's, which would move every
+encode's quantizer, and hence its file, by float rounding.
 """
 
 from __future__ import annotations

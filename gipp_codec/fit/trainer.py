@@ -164,14 +164,18 @@ class _ImageUses:
     sizing_at: int  # the first sizing reads the render of the last float iteration
 
 
+def _evaluates(t: int, in_qat: bool, cfg: FitConfig) -> bool:
+    """Whether iteration t measures the PSNR of its render (for the best-state tracking)."""
+    return t % (cfg.qat.eval_every if in_qat else cfg.eval_every) == 0 or t == 1
+
+
 def _image_needed(t: int, in_qat: bool, cfg: FitConfig, schedule: GrowthSchedule, uses: _ImageUses) -> bool:
     """Whether iteration t's render is read after its training step: for the PSNR of the
     best-state tracking, growth at the largest errors, the rate hook's sizings, or the rate
     term's MSE. Other iterations only need the loss gradient, and the CPU step then skips
     storing the image."""
-    every = cfg.qat.eval_every if in_qat else cfg.eval_every
     grows = not in_qat and t % schedule.every == 0 and t <= schedule.stop
-    return (t % every == 0 or t == 1 or grows or t in (uses.resize_at, uses.sizing_at)
+    return (_evaluates(t, in_qat, cfg) or grows or t in (uses.resize_at, uses.sizing_at)
             or (in_qat and cfg.qat.rate_weight > 0))
 
 
@@ -300,8 +304,7 @@ def train(
             bits = attribute_bits(torch.cat(params, dim=1), quant)
             (bits * (cfg.qat.rate_weight * mse_now / (height * width))).backward()
 
-        eval_every = cfg.qat.eval_every if in_qat else cfg.eval_every
-        if t % eval_every == 0 or t == 1:
+        if _evaluates(t, in_qat, cfg):
             with torch.no_grad():
                 mse = float(torch.mean((img.detach().clamp(0.0, 1.0) - target) ** 2))
             last_psnr = psnr_from_mse(mse)
