@@ -455,3 +455,22 @@ def test_known_gradients_backpropagate_like_autograd_backward():
             torch.autograd.backward(parts, grads)
         results.append(x.grad.clone())
     assert torch.equal(results[0], results[1]) and not torch.equal(results[0], torch.ones_like(x0))
+
+
+def test_kernel_weight_is_exp_to_float32_accuracy_and_zero_outside():
+    """The kernels' weight exp(-m2/2) / exp(-9/4) (polynomial, four squarings) stays within
+    3e-6 of exp in relative terms over the whole ellipse, m2 in [0, 9], and is 0 past the
+    cut-off and for NaN; its polynomial is the one tools/fit_exp_polynomial.py derives."""
+    m2 = np.linspace(0.0, 9.0, 4001).astype(np.float32)  # [4001]
+    zero, one = np.float32(0.0), np.float32(1.0)
+    got = np.array([nk._weight(zero, one, v) for v in m2], np.float64) * nk._EXP_SCALE  # e = 0: m2 = m2r
+    exact = np.exp(-0.5 * m2.astype(np.float64))
+    assert np.abs(got / exact - 1.0).max() < 3e-6
+    for outside in (np.nextafter(np.float32(9.0), np.float32(10.0)), np.float32(40.0), np.float32("nan")):
+        assert nk._weight(zero, one, outside) == 0.0
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import fit_exp_polynomial
+
+    fitted = fit_exp_polynomial.lawson_fit(len(nk._EXP_POLY) - 1, 200).astype(np.float32)
+    np.testing.assert_array_equal(fitted, np.array(nk._EXP_POLY, np.float32))

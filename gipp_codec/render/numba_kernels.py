@@ -18,9 +18,11 @@ evaluate the wider bounding-box range ``|x - mx| <= 3*sqrt(a)`` on every row ins
 SIMD-friendly block) only bounds the work.
 
 exp without a vector math library: ``exp(-m2/2) = exp(-9/4) * exp(v)**16`` with
-``v = 9/64 - m2/32`` in [-9/64, 9/64]; exp(v) is a degree-5 Taylor polynomial
-(relative error < 2e-8, < 1e-6 after the four squarings) and the constant exp(-9/4)
-is folded into the colours. Everything is plain multiply-adds, which LLVM vectorises.
+``v = 9/64 - m2/32`` in [-9/64, 9/64]; exp(v) is the degree-4 polynomial of least
+largest relative error there (``_EXP_POLY``, from ``tools/fit_exp_polynomial.py``:
+3.3e-8, 5.2e-7 after the four squarings; evaluated in binary32, 2.0e-6, as the
+degree-5 Taylor polynomial it replaced, one multiply-add fewer) and the constant
+exp(-9/4) is folded into the colours. Everything is plain multiply-adds, which LLVM vectorises.
 
 Backward: with s = w * (g . colour) per pixel and u = Q d (Q = Sigma^-1, d = p - mu),
 dL/dmu = sum s*u and dL/dSigma = 0.5 * sum s*u*u^T; on a row u = (qa*e, qb*e + dyc)
@@ -51,6 +53,8 @@ BAND_ROWS = 16  # rows per forward band (a power of two: _bin divides by it)
 
 _V_SHIFT = CUTOFF_M2 / 64.0  # v = 9/64 - m2/32
 _EXP_SCALE = math.exp(-16.0 * _V_SHIFT)  # exp(-9/4): exp(-m2/2) = _EXP_SCALE * exp(v)**16
+# exp(v) ~ sum _EXP_POLY[n] * v**n on [-9/64, 9/64] (float32; `python tools/fit_exp_polynomial.py`)
+_EXP_POLY = (1.0, 0.9999989867210388, 0.5000011920928955, 0.16687242686748505, 0.04163234680891037)
 # Slack (pixels) on the analytic ranges; the per-pixel m2 test is the authority.
 _RANGE_SLACK = 1e-3
 
@@ -188,8 +192,8 @@ def _weight(e, qa, m2r):
     """Block-lane weight exp(-m2/2) / exp(-9/4) (the scale lives in the colours), 0 outside."""
     m2 = qa * e * e + m2r
     v = np.float32(_V_SHIFT) - m2 * np.float32(1.0 / 32.0)
-    p = np.float32(1.0) + v * (np.float32(1.0) + v * (np.float32(0.5) + v * (
-        np.float32(1.0 / 6.0) + v * (np.float32(1.0 / 24.0) + v * np.float32(1.0 / 120.0)))))
+    p = np.float32(_EXP_POLY[0]) + v * (np.float32(_EXP_POLY[1]) + v * (np.float32(_EXP_POLY[2]) + v * (
+        np.float32(_EXP_POLY[3]) + v * np.float32(_EXP_POLY[4]))))
     p = p * p
     p = p * p
     p = p * p
