@@ -43,6 +43,7 @@ HOOK_MARGIN = 0.05  # the rate hook's budget over the target: QAT and its prunin
 # is more (at 0.5 bpp 12/8/6 lost 13-32 % on kodim15 and kodim05, 12/9/6 11-13 % on kodim05,
 # BENCHMARKS.md §4)
 MAX_BPP = 64.0
+DEFAULT_BPP = 0.5  # the rate when neither gaussians nor bpp is given (the field's usual mid-rate point)
 
 
 @dataclass
@@ -226,7 +227,8 @@ def encode_with_report(
     metadata: ImageMetadata | None = None,
     progress: Callable | None = None,
 ) -> tuple[bytes, EncodeReport]:
-    """Encode an 8-bit RGB image [H, W, 3] at N Gaussians or a target bpp; return bytes and a report.
+    """Encode an 8-bit RGB image [H, W, 3] at N Gaussians or a target bpp (``DEFAULT_BPP``, 0.5,
+    when neither is given); return bytes and a report.
 
     ``bits`` = (position, covariance, colour) bit depths; None takes them from ``config``
     (``FitConfig()``: 12/9/6; ``FitConfig.paper()``: the paper's 12/10/6)."""
@@ -239,8 +241,10 @@ def encode_with_report(
     if not isinstance(bits, BitDepths):
         bits = BitDepths(*bits)
     bits.check(ConfigError)
-    if (gaussians is None) == (bpp is None):
-        raise ConfigError("give exactly one of gaussians= or bpp=")
+    if gaussians is not None and bpp is not None:
+        raise ConfigError("give at most one of gaussians= and bpp=")
+    if gaussians is None and bpp is None:
+        bpp = DEFAULT_BPP
     t0 = time.perf_counter()
     passes = 1
     if gaussians is not None:
@@ -281,7 +285,8 @@ def encode_with_report(
 
 
 def encode(image: np.ndarray, gaussians: int | None = None, bpp: float | None = None, **kwargs) -> bytes:
-    """Encode an 8-bit RGB image [H, W, 3] to .gimg bytes (see ``encode_with_report`` for options)."""
+    """Encode an 8-bit RGB image [H, W, 3] to .gimg bytes at N Gaussians or a target bpp (0.5 when
+    neither is given; see ``encode_with_report`` for the other options)."""
     data, _ = encode_with_report(image, gaussians=gaussians, bpp=bpp, **kwargs)
     return data
 

@@ -170,8 +170,7 @@ def test_rate_hook_makes_up_for_gaussians_pruned_since_its_last_call():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(), "exactly one"),
-    (dict(gaussians=10, bpp=1.0), "exactly one"),
+    (dict(gaussians=10, bpp=1.0), "at most one"),
     (dict(bpp=-1.0), "bpp"),
     (dict(bpp=float("nan")), "bpp"),
     (dict(gaussians=0), "Gaussians"),
@@ -217,6 +216,25 @@ def test_cli_warns_when_the_rate_target_is_missed(tmp_path):
     assert res.exit_code == 0, res.output
     assert abs(json.loads(res.stdout.strip().splitlines()[-1])["bpp"] / 4 - 1) <= 0.05
     assert "warning" not in res.stderr
+
+
+def test_rate_defaults_to_half_a_bit_per_pixel(tmp_path):
+    """Neither --gaussians nor --bpp: the CLI and the API both aim at DEFAULT_BPP (0.5) and
+    write the same file; giving both is an error."""
+    from gipp_codec.encoder import DEFAULT_BPP, encode
+
+    assert DEFAULT_BPP == 0.5
+    image = _image(96, 96)
+    src = tmp_path / "in.png"
+    Image.fromarray(image).save(src)
+    out = tmp_path / "o.gimg"
+    res = CliRunner().invoke(cli, ["encode", str(src), str(out), "-i", "20", "--json"])
+    assert res.exit_code == 0, res.output
+    assert abs(json.loads(res.stdout.strip().splitlines()[-1])["bpp"] / DEFAULT_BPP - 1) <= 0.05
+    assert encode(image, iterations=20) == out.read_bytes()
+    res = CliRunner().invoke(cli, ["encode", str(src), str(tmp_path / "b.gimg"), "-n", "5", "--bpp", "1"])
+    assert res.exit_code == 2 and "at most one" in res.output
+    assert not (tmp_path / "b.gimg").exists()
 
 
 def test_default_bit_depths_are_12_8_6_and_paper_keeps_12_10_6(tmp_path):

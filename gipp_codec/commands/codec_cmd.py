@@ -22,7 +22,8 @@ def _emit_json(obj: dict) -> None:
 @click.argument("input_path", metavar="IN.png", type=click.Path(dir_okay=False))
 @click.argument("output_path", metavar="OUT.gimg", type=click.Path(dir_okay=False))
 @click.option("--gaussians", "-n", type=int, default=None, help="Number of Gaussians N.")
-@click.option("--bpp", type=float, default=None, help="Target bits per pixel (instead of --gaussians).")
+@click.option("--bpp", type=float, default=None,
+              help="Target bits per pixel (instead of --gaussians) [default: 0.5 when neither is given].")
 @click.option("--iterations", "-i", type=int, default=None, help="Optimisation steps (default: the config's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (deterministic on CPU).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -31,14 +32,16 @@ def _emit_json(obj: dict) -> None:
 @click.option("--paper", is_flag=True, help="Use the paper's training settings instead of ours.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, as_json):
-    """Encode the image IN.png to OUT.gimg at N Gaussians or a target bpp."""
+    """Encode the image IN.png to OUT.gimg at N Gaussians or a target bpp (default 0.5 bpp)."""
     from gipp_codec.commands.progress import progress_bar
-    from gipp_codec.encoder import BPP_PROMISE, encode_with_report
+    from gipp_codec.encoder import BPP_PROMISE, DEFAULT_BPP, encode_with_report
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.imageio import atomic_write_bytes, check_distinct_paths, load_image
 
-    if (gaussians is None) == (bpp is None):
-        raise ConfigError("give exactly one of --gaussians N or --bpp B")
+    if gaussians is not None and bpp is not None:
+        raise ConfigError("give at most one of --gaussians N and --bpp B")
+    if gaussians is None and bpp is None:
+        bpp = DEFAULT_BPP
     if gaussians is not None and gaussians <= 0:
         raise ConfigError(f"--gaussians must be >= 1, got {gaussians}")
     if bpp is not None and not bpp > 0:
