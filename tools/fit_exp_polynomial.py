@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The render kernels' exp polynomial: a minimax fit of exp(v) on [-9/64, 9/64], relative error.
 
-    python tools/fit_exp_polynomial.py [--degree 4] [--iterations 200]
+    python tools/fit_exp_polynomial.py [--degree 4] [--iterations 200] [--taylor]
 
 ``gipp_codec/render/numba_kernels.py`` evaluates a Gaussian's weight as
 ``exp(-m2/2) = exp(-9/4) * exp(v)**16`` with ``v = 9/64 - m2/32`` (m2 in [0, 9], so v in
@@ -11,10 +11,15 @@ minimax solution) on 4001 Chebyshev points, minimising the largest relative erro
 |p(v) / exp(v) - 1|. It prints the coefficients (lowest power first) rounded to float32, as
 the kernel stores them, and the largest relative error of exp(v) and of exp(v)**16, both in
 exact (binary64) arithmetic with the float32 coefficients and as the kernel evaluates them
-(binary32 Horner steps and squarings).
+(binary32 Horner steps and squarings). ``--taylor`` reports the same for the degree-D
+Taylor polynomial instead (the kernels used degree 5 before 2026-11-30). It also prints the polynomial's smallest value over
+v in [-64, 9/64] (m2 up to 2052): the kernels evaluate it, then square it four times, on
+every lane of a Gaussian's box, also outside the ellipse, where the result is discarded; a
+value near zero there would make that 16th power subnormal, which x86 multiplies slowly.
 """
 
 import argparse
+import math
 import sys
 
 import numpy as np
@@ -63,12 +68,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--degree", type=int, default=4)
     ap.add_argument("--iterations", type=int, default=200)
+    ap.add_argument("--taylor", action="store_true", help="the Taylor polynomial instead of the fit")
     args = ap.parse_args(argv)
-    coef32 = lawson_fit(args.degree, args.iterations).astype(np.float32)
-    print(f"degree {args.degree} on [-9/64, 9/64], coefficients (lowest power first, float32):")
+    if args.taylor:
+        coef32 = np.array([1.0 / math.factorial(n) for n in range(args.degree + 1)], np.float32)
+    else:
+        coef32 = lawson_fit(args.degree, args.iterations).astype(np.float32)
+    kind = "Taylor polynomial" if args.taylor else "minimax fit"
+    print(f"degree {args.degree} {kind} on [-9/64, 9/64], coefficients (lowest power first, float32):")
     print("(" + ", ".join(repr(float(c)) for c in coef32) + ")")
     for name, value in errors(coef32).items():
         print(f"largest relative error of {name}: {value:.2e}")
+    v = np.linspace(-64.0, HALF_RANGE, 2_000_001)
+    print(f"smallest value over v in [-64, 9/64]: {np.polynomial.polynomial.polyval(v, coef32.astype(np.float64)).min():.4f}")
     return 0
 
 
