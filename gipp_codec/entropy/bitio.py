@@ -59,6 +59,7 @@ class BitWriter:
         self.nbits += total
 
     def getvalue(self) -> bytes:
+        """The bits written so far, MSB first, zero-padded to whole bytes."""
         if not self._bits:
             return b""
         return np.packbits(np.concatenate(self._bits)).tobytes()
@@ -77,6 +78,7 @@ def ue_bits(v: int) -> int:
 
 
 def se_length(values: np.ndarray) -> np.ndarray:
+    """Bit length of se(v) for each v (vectorised)."""
     v = np.asarray(values, dtype=np.int64)
     return ue_length(np.where(v > 0, 2 * v - 1, -2 * v))
 
@@ -99,6 +101,7 @@ class BitReader:
 
     @property
     def nbits(self) -> int:
+        """The stream's length in bits (without the read padding)."""
         return self._size
 
     @property
@@ -123,6 +126,7 @@ class BitReader:
             )
 
     def u(self, nbits: int) -> int:
+        """The next ``nbits`` bits as an unsigned integer, MSB first (0 for nbits = 0)."""
         if nbits == 0:
             return 0
         self._need(nbits)
@@ -131,6 +135,7 @@ class BitReader:
         return value
 
     def ue(self) -> int:
+        """The next order-0 exp-Golomb code's value (a prefix longer than MAX_UE_PREFIX is an error)."""
         text = self._bits_text()
         one = text.find("1", self.pos, self.pos + MAX_UE_PREFIX + 1)
         if one < 0:
@@ -145,6 +150,7 @@ class BitReader:
         return self.u(zeros + 1) - 1
 
     def se(self) -> int:
+        """The next signed exp-Golomb code's value: ue 0, 1, 2, 3, 4 ... map to 0, 1, -1, 2, -2 ..."""
         v = self.ue()
         return (v + 1) // 2 if v & 1 else -(v // 2)
 

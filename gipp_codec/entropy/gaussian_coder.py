@@ -88,6 +88,7 @@ def canonical_order(q: np.ndarray) -> np.ndarray:
 
 
 def zigzag(r: np.ndarray) -> np.ndarray:
+    """Signed residuals [N] to unsigned: 0, -1, 1, -2, 2 ... map to 0, 1, 2, 3, 4 ... (uint64)."""
     r = np.asarray(r, dtype=np.int64)
     return np.where(r >= 0, 2 * r, -2 * r - 1).astype(np.uint64)
 

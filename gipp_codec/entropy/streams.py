@@ -99,4 +99,5 @@ class StreamConfig:
 
     @property
     def contexts(self) -> int:
+        """Number of contexts the thresholds split the stream into."""
         return len(self.thresholds) + 1

@@ -84,6 +84,7 @@ class QuantReport:
     device: str = "cpu"
 
     def summary(self) -> dict:
+        """The result's scalar facts and bit depths as a JSON-ready dict (no arrays)."""
         d = {k: getattr(self, k) for k in ("psnr", "ms_ssim", "psnr_float_warmup", "gaussians", "iterations",
                                            "qat_start", "seconds", "seconds_float", "seconds_qat", "device")}
         d["bits"] = list(self.bits)

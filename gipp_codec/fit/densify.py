@@ -23,6 +23,8 @@ class GrowthSchedule:
 
     @classmethod
     def from_config(cls, cfg, iterations: int, n_max: int, grow_until: int | None = None) -> "GrowthSchedule":
+        """The schedule of FitConfig ``cfg`` for a run of ``iterations`` to ``n_max`` Gaussians;
+        no growth after ``grow_until`` (QAT's start) when given."""
         every = max(1, round(cfg.grow_every_frac * iterations))
         stop = int(cfg.grow_stop_frac * iterations)
         if grow_until is not None:

@@ -57,6 +57,7 @@ class RowAdam:
         self.steps = torch.zeros(n, 1, device=params[0].device, dtype=params[0].dtype)
 
     def set_factor(self, factor: float) -> None:
+        """Set every learning rate to its base value times ``factor`` (the schedule's)."""
         self.lrs = [lr * factor for lr in self.base_lrs]
 
     @torch.no_grad()

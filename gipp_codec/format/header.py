@@ -35,6 +35,9 @@ from gipp_codec.format.constants import (
 
 @dataclass(frozen=True)
 class Field:
+    """One header field: name, struct element code, element count, the attribute mode it
+    belongs to, and its description (format_spec/gimg.md's header table)."""
+
     name: str
     fmt: str  # struct code of one element (little-endian)
     count: int
@@ -70,6 +73,7 @@ def _present(f: Field, mode: int) -> bool:
 
 
 def header_size(mode: int) -> int:
+    """Bytes of a header in attribute mode ``mode``."""
     return sum(struct.calcsize("<" + f.fmt) * f.count for f in HEADER_FIELDS if _present(f, mode))
 
 

@@ -64,6 +64,7 @@ class QuantizedGaussians:
 
     @property
     def count(self) -> int:
+        """N, the number of Gaussians."""
         return int(self.q.shape[0])
 
     def check_values(self, error=ValueError) -> None:
@@ -107,6 +108,7 @@ class FloatGaussians:
 
     @property
     def count(self) -> int:
+        """N, the number of Gaussians."""
         return int(self.means.shape[0])
 
     def within_limits(self) -> "FloatGaussians":

@@ -57,4 +57,5 @@ def quantize_minmax(g: FloatGaussians, bits: BitDepths = BitDepths()) -> Quantiz
 
 
 def synthetic_quantized(n: int, width: int, height: int, bits: BitDepths = BitDepths(), seed: int = 0) -> QuantizedGaussians:
+    """``synthetic_float``'s n Gaussians quantized at ``bits`` with min/max ranges."""
     return quantize_minmax(synthetic_float(n, width, height, seed), bits)

@@ -35,6 +35,8 @@ _BOX_MARGIN = 1e-3
 
 
 class TileBins(NamedTuple):
+    """The (Gaussian, tile) pairs of a scene, sorted by tile, with each tile's range."""
+
     gauss_ids: torch.Tensor  # [P] int32, sorted by tile id
     tile_offsets: torch.Tensor  # [T + 1] int32
     pair_slots: torch.Tensor  # [P] int64, Gaussian-major position of each sorted pair
