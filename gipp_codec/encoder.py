@@ -215,6 +215,16 @@ def predict_gaussians(budget_bits: float, bits: BitDepths) -> int:
     return max(1, int(round(n)))
 
 
+def resolve_rate(gaussians: int | None, bpp: float | None, names=("gaussians=", "bpp=")) -> tuple:
+    """(gaussians, bpp) with at most one given; neither means bpp = DEFAULT_BPP. Both given is
+    a ConfigError naming them as ``names`` (the CLI passes its option names)."""
+    if gaussians is not None and bpp is not None:
+        raise ConfigError(f"give at most one of {names[0]} and {names[1]}")
+    if gaussians is None and bpp is None:
+        bpp = DEFAULT_BPP
+    return gaussians, bpp
+
+
 def encode_with_report(
     image: np.ndarray,
     gaussians: int | None = None,
@@ -241,10 +251,7 @@ def encode_with_report(
     if not isinstance(bits, BitDepths):
         bits = BitDepths(*bits)
     bits.check(ConfigError)
-    if gaussians is not None and bpp is not None:
-        raise ConfigError("give at most one of gaussians= and bpp=")
-    if gaussians is None and bpp is None:
-        bpp = DEFAULT_BPP
+    gaussians, bpp = resolve_rate(gaussians, bpp)
     t0 = time.perf_counter()
     passes = 1
     if gaussians is not None:

@@ -34,14 +34,11 @@ def _emit_json(obj: dict) -> None:
 def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, as_json):
     """Encode the image IN.png to OUT.gimg at N Gaussians or a target bpp (default 0.5 bpp)."""
     from gipp_codec.commands.progress import progress_bar
-    from gipp_codec.encoder import BPP_PROMISE, DEFAULT_BPP, encode_with_report
+    from gipp_codec.encoder import BPP_PROMISE, encode_with_report, resolve_rate
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.imageio import atomic_write_bytes, check_distinct_paths, load_image
 
-    if gaussians is not None and bpp is not None:
-        raise ConfigError("give at most one of --gaussians N and --bpp B")
-    if gaussians is None and bpp is None:
-        bpp = DEFAULT_BPP
+    gaussians, bpp = resolve_rate(gaussians, bpp, ("--gaussians N", "--bpp B"))
     if gaussians is not None and gaussians <= 0:
         raise ConfigError(f"--gaussians must be >= 1, got {gaussians}")
     if bpp is not None and not bpp > 0:
