@@ -521,6 +521,36 @@ def test_stream_contexts_kernel_matches_feature_then_thresholds():
     assert (ctx == -7).all() and (sizes == -7).all()
 
 
+def test_streams_sharing_a_context_source_decode_with_their_own_thresholds(monkeypatch):
+    """The decoder computes a stream's contexts once per (source, parameter, thresholds):
+    streams with the same source but other thresholds get their own contexts, streams with
+    all three equal share them, and every stream still decodes to the encoder's values."""
+    from gipp_codec.entropy import gaussian_coder as gc
+    from gipp_codec.entropy.streams import CTX_CELLS
+
+    forced = {2: (CTX_CELLS, 3, (2,)), 4: (CTX_CELLS, 3, (1, 4)),  # a, c: same cells, other thresholds
+              5: (6, 0, (20, 40)), 7: (6, 0, (20, 40))}  # red, blue: both on green, same thresholds
+    choose = gc._choose_config
+
+    def choose_forced(channel, *args):
+        cfg = choose(channel, *args)
+        if channel in forced:
+            cfg.ctx_source, cfg.ctx_param, cfg.thresholds = forced[channel]
+        return cfg
+
+    monkeypatch.setattr(gc, "_choose_config", choose_forced)
+    g = synthetic_quantized(2000, 513, 257, seed=9)
+    bits = g.bits.per_channel()
+    payload, q_canon, report = encode_attributes(g.q, bits, g.scales, g.offsets, coding=2)
+    assert [report[name].config["thresholds"] for name in ("a", "c", "red", "blue")] == [[2], [1, 4], [20, 40], [20, 40]]
+    computed = []
+    fused = token_kernels.stream_contexts
+    monkeypatch.setattr(token_kernels, "stream_contexts", lambda *a: computed.append(a[0]) or fused(*a))
+    q, _ = decode_attributes(payload, g.count, bits, g.scales, g.offsets, coding=2)
+    np.testing.assert_array_equal(q, q_canon)
+    assert computed.count(CTX_CELLS) == 2 and computed.count(6) == 1
+
+
 def test_decoder_sorts_cells_when_the_table_would_be_too_large(monkeypatch):
     """The decoder's fallback for a cells table above its bound gives the same Gaussians."""
     from gipp_codec.entropy.streams import CTX_CELLS

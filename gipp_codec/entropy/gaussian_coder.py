@@ -362,6 +362,26 @@ def _describe(cfg: StreamConfig) -> dict:
 _NO_CONTEXTS = np.zeros(0, np.int64)
 
 
+def _stream_contexts(cfg: StreamConfig, qt: np.ndarray, n: int, cache: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(ctx [N], sizes [contexts]) (int64) of a stream with thresholds, from the channels
+    decoded so far, qt [8, N] (channel-major). A context's sources are decoded before the
+    stream and never change afterwards, so streams with the same source, parameter and
+    thresholds (often a and c, or red and blue) share one computation through ``cache``."""
+    key = (cfg.ctx_source, cfg.ctx_param, cfg.thresholds)
+    found = cache.get(key)
+    if found is not None:
+        return found
+    ctx = np.empty(n, np.int64)  # [N]
+    sizes = np.empty(cfg.contexts, np.int64)  # [contexts]
+    thresholds = np.array(cfg.thresholds, np.int64)
+    if token_kernels.stream_contexts(cfg.ctx_source, cfg.ctx_param, qt, thresholds, DENSE_CELLS_MAX,
+                                     ctx, sizes):  # a cells table above the bound: sort instead
+        feature = context_feature(cfg.ctx_source, cfg.ctx_param, qt.__getitem__)  # [N]
+        token_kernels.contexts_and_sizes(feature, thresholds, ctx, sizes)
+    cache[key] = (ctx, sizes)
+    return ctx, sizes
+
+
 def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base_offset: int = 0,
                       coding: int = PAYLOAD_CODING_ENTROPY_V2):
     """Payload (payload coding ``coding``, 1 or 2) -> (q int64 [N, 8] in file (canonical)
@@ -385,19 +405,14 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         raise PayloadError(f"ANS stream at byte {base_offset + ans_start} is invalid: {exc}") from None
     qt = np.zeros((8, n), dtype=np.int64)  # channel-major while decoding: contiguous columns
     report = {}
+    context_cache = {}  # (source, param, thresholds) -> (ctx, sizes): streams may share contexts
     for cfg, hists, side_bits in read_side_stream(side, bits, n, coding):
         channel = cfg.channel
         name = stream_name(channel)
         sb = StreamBits()
         raw0 = raw.pos
         if cfg.thresholds:
-            ctx = np.empty(n, np.int64)  # [N]
-            sizes = np.empty(cfg.contexts, np.int64)  # [contexts]
-            thresholds = np.array(cfg.thresholds, np.int64)
-            if token_kernels.stream_contexts(cfg.ctx_source, cfg.ctx_param, qt, thresholds, DENSE_CELLS_MAX,
-                                             ctx, sizes):  # a cells table above the bound: sort instead
-                feature = context_feature(cfg.ctx_source, cfg.ctx_param, qt.__getitem__)  # [N]
-                token_kernels.contexts_and_sizes(feature, thresholds, ctx, sizes)
+            ctx, sizes = _stream_contexts(cfg, qt, n, context_cache)
         else:  # one context: the kernels never read ctx
             ctx, sizes = _NO_CONTEXTS, np.array([n], np.int64)
         token_parts = []  # Gaussians of context 0, then of context 1, ... each in file order

@@ -198,9 +198,10 @@ def contexts_and_sizes(src, thresholds, ctx, sizes):
     sizes[:] = 0
     nthr = thresholds.shape[0]
     for i in range(src.shape[0]):
+        v = src[i]
         c = 0
-        while c < nthr and src[i] >= thresholds[c]:
-            c += 1
+        for t in range(nthr):  # no early exit: a sum, not a branch the data decides
+            c += v >= thresholds[t]
         ctx[i] = c
         sizes[c] += 1
 
