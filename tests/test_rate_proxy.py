@@ -84,3 +84,25 @@ def test_rate_term_lowers_the_cost_of_the_fitted_attributes():
         costs.append(_order0_bits(q[:, cols], [(1 << BITS[j]) for j in cols]) / q.shape[0])
         assert rep.psnr > 15.0  # still a fit of the image
     assert costs[1] < costs[0] - 1.0
+
+
+def test_rate_term_on_the_covariance_only_leaves_the_colours_alone():
+    """rate_channels="covariance" lowers the cost of a, b, c, and leaves the colours' where
+    the term's "all" lowers it."""
+    img = _image()
+    cov, col = [2, 3, 4], [5, 6, 7]
+    costs = {}
+    for weight, channels in ((0.0, "all"), (30.0, "all"), (30.0, "covariance")):
+        cfg = FitConfig().replace(qat=QATConfig(start_frac=0.5, rate_weight=weight, rate_channels=channels))
+        q, _, _, _ = fit_and_quantize(img, 40, 200, seed=0, device="cpu", config=cfg, backend="reference")
+        costs[(weight, channels)] = [_order0_bits(q[:, cols], [(1 << BITS[j]) for j in cols]) / q.shape[0]
+                                     for cols in (cov, col)]
+    (cov0, col0), (_, col_all), (cov_cov, col_cov) = costs.values()
+    assert cov_cov < cov0 - 0.5
+    assert col_all < col0 - 0.5
+    assert col_cov > col_all + 0.5
+
+
+def test_rate_channels_is_validated():
+    with pytest.raises(ConfigError, match="rate_channels"):
+        FitConfig().replace(qat=QATConfig(rate_channels="colours"))

@@ -58,6 +58,9 @@ class QATConfig:
     # (dB per bpp) of the RD curve. 0 = off: every weight measured lost PSNR at equal
     # rate (BENCHMARKS.md §5)
     rate_weight: float = 0.0
+    # the channels the rate term covers: "all" (a, b, c and the colours) or "covariance"
+    # (a, b, c only, whose precision buys the least PSNR per bit, BENCHMARKS.md §4)
+    rate_channels: str = "all"
 
     def depths(self) -> tuple[int, int, int]:
         """(position, covariance, colour) bit depths."""
@@ -182,6 +185,8 @@ class FitConfig:
             raise ConfigError(f"QATConfig.resize_frac must be in [0, 1), got {q.resize_frac!r}")
         if not (isinstance(q.rate_weight, (int, float)) and math.isfinite(q.rate_weight) and q.rate_weight >= 0):
             raise ConfigError(f"QATConfig.rate_weight must be a finite number >= 0, got {q.rate_weight!r}")
+        if q.rate_channels not in ("all", "covariance"):
+            raise ConfigError(f"QATConfig.rate_channels must be 'all' or 'covariance', got {q.rate_channels!r}")
         if q.init not in ("render", "minmax", "mse"):
             raise ConfigError(f"QATConfig.init must be 'render', 'minmax' or 'mse', got {q.init!r}")
         if q.eval_every < 1:

@@ -17,6 +17,8 @@ import torch
 from gipp_codec.quant.lsq import LSQPlus, to_coding_domain
 
 RATE_CHANNELS = (2, 3, 4, 5, 6, 7)  # a, b, c, r, g, b: every channel but the positions
+# QATConfig.rate_channels -> the channels the rate term covers
+RATE_CHANNEL_SETS = {"all": RATE_CHANNELS, "covariance": (2, 3, 4)}
 
 
 def attribute_bits(rows: torch.Tensor, quant: LSQPlus, channels: tuple = RATE_CHANNELS) -> torch.Tensor:

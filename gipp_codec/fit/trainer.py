@@ -30,7 +30,7 @@ from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
 from gipp_codec.fit.init import sparse_init
 from gipp_codec.fit.prune import keep_mask, most_important
-from gipp_codec.fit.rate_proxy import attribute_bits
+from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, attribute_bits
 from gipp_codec.fit.tensor_adam import TensorAdam
 from gipp_codec.metrics import psnr_from_mse
 from gipp_codec.quant.lsq import LSQPlus, split_attributes
@@ -302,7 +302,7 @@ def train(
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
             with torch.no_grad():
                 mse_now = float(torch.mean((img.detach() - target) ** 2))
-            bits = attribute_bits(torch.cat(params, dim=1), quant)
+            bits = attribute_bits(torch.cat(params, dim=1), quant, RATE_CHANNEL_SETS[cfg.qat.rate_channels])
             (bits * (cfg.qat.rate_weight * mse_now / (height * width))).backward()
 
         if _evaluates(t, in_qat, cfg):
