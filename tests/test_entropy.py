@@ -526,10 +526,10 @@ def test_streams_sharing_a_context_source_decode_with_their_own_thresholds(monke
     streams with the same source but other thresholds get their own contexts, streams with
     all three equal share them, and every stream still decodes to the encoder's values."""
     from gipp_codec.entropy import gaussian_coder as gc
-    from gipp_codec.entropy.streams import CTX_CELLS
+    from gipp_codec.format.constants import CH_A, CH_BLUE, CH_C, CH_GREEN, CH_RED, CTX_CELLS
 
-    forced = {2: (CTX_CELLS, 3, (2,)), 4: (CTX_CELLS, 3, (1, 4)),  # a, c: same cells, other thresholds
-              5: (6, 0, (20, 40)), 7: (6, 0, (20, 40))}  # red, blue: both on green, same thresholds
+    forced = {CH_A: (CTX_CELLS, 3, (2,)), CH_C: (CTX_CELLS, 3, (1, 4)),  # same cells, other thresholds
+              CH_RED: (CH_GREEN, 0, (20, 40)), CH_BLUE: (CH_GREEN, 0, (20, 40))}  # on green, same thresholds
     choose = gc._choose_config
 
     def choose_forced(channel, *args):
@@ -548,7 +548,7 @@ def test_streams_sharing_a_context_source_decode_with_their_own_thresholds(monke
     monkeypatch.setattr(token_kernels, "stream_contexts", lambda *a: computed.append(a[0]) or fused(*a))
     q, _ = decode_attributes(payload, g.count, bits, g.scales, g.offsets, coding=2)
     np.testing.assert_array_equal(q, q_canon)
-    assert computed.count(CTX_CELLS) == 2 and computed.count(6) == 1
+    assert computed.count(CTX_CELLS) == 2 and computed.count(CH_GREEN) == 1
 
 
 def test_decoder_sorts_cells_when_the_table_would_be_too_large(monkeypatch):

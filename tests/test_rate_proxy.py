@@ -104,5 +104,9 @@ def test_rate_term_on_the_covariance_only_leaves_the_colours_alone():
 
 
 def test_rate_channels_is_validated():
+    from gipp_codec.fit.config import RATE_CHANNEL_CHOICES
+    from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS
+
+    assert set(RATE_CHANNEL_CHOICES) == set(RATE_CHANNEL_SETS)  # every accepted name has its channels
     with pytest.raises(ConfigError, match="rate_channels"):
         FitConfig().replace(qat=QATConfig(rate_channels="colours"))

@@ -21,6 +21,9 @@ DEFAULT_ITERATIONS = 5000
 PAPER_ITERATIONS = 50_000
 
 
+RATE_CHANNEL_CHOICES = ("all", "covariance")  # QATConfig.rate_channels (rate_proxy.RATE_CHANNEL_SETS' keys)
+
+
 @dataclass(frozen=True)
 class QATConfig:
     """Quantization-aware training (LSQ+) settings; bit depths are per attribute group."""
@@ -185,8 +188,8 @@ class FitConfig:
             raise ConfigError(f"QATConfig.resize_frac must be in [0, 1), got {q.resize_frac!r}")
         if not (isinstance(q.rate_weight, (int, float)) and math.isfinite(q.rate_weight) and q.rate_weight >= 0):
             raise ConfigError(f"QATConfig.rate_weight must be a finite number >= 0, got {q.rate_weight!r}")
-        if q.rate_channels not in ("all", "covariance"):
-            raise ConfigError(f"QATConfig.rate_channels must be 'all' or 'covariance', got {q.rate_channels!r}")
+        if q.rate_channels not in RATE_CHANNEL_CHOICES:
+            raise ConfigError(f"QATConfig.rate_channels must be one of {RATE_CHANNEL_CHOICES}, got {q.rate_channels!r}")
         if q.init not in ("render", "minmax", "mse"):
             raise ConfigError(f"QATConfig.init must be 'render', 'minmax' or 'mse', got {q.init!r}")
         if q.eval_every < 1:
