@@ -15,7 +15,7 @@ from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, s
 from gipp_codec.fit.init import caf_lp, sparse_init
 from gipp_codec.fit.prune import keep_mask
 from gipp_codec.render.convention import valid_mask
-from gipp_codec.fit.trainer import RowAdam, lr_factor, train
+from gipp_codec.fit.trainer import RowAdam, half_resolution, lr_factor, train
 from gipp_codec.metrics import psnr
 from gipp_codec.render import get_renderer
 
@@ -259,6 +259,46 @@ def test_lr_schedules():
     assert lr_factor(0, 100, cos) == pytest.approx(1.0)
     assert lr_factor(100, 100, cos) == pytest.approx(0.1)
     assert lr_factor(50, 100, cos) == pytest.approx(0.55)
+
+
+def test_half_resolution_is_the_block_mean_and_renders_gaussians_halved():
+    """Pixel (j, i) of the half image is the mean of the 2x2 block (an odd last row and
+    column dropped), centred at full-resolution (2i + 1, 2j + 1): Gaussians with mean / 2
+    and covariance / 4 render there what the block averages of their full render hold."""
+    img = torch.arange(5 * 7 * 3, dtype=torch.float32).reshape(5, 7, 3)
+    half = half_resolution(img)
+    assert half.shape == (2, 3, 3)
+    assert torch.equal(half[1, 2], img[2:4, 4:6].mean(dim=(0, 1)))
+    render = get_renderer("reference")
+    means = torch.tensor([[10.3, 8.7], [22.1, 15.2]])  # [2, 2]
+    covs = torch.tensor([[9.0, 2.0, 6.0], [4.0, -1.0, 5.0]])  # [2, 3], broad: smooth over a block
+    colors = torch.tensor([[1.0, 0.5, 0.2], [0.3, 0.9, 0.4]])  # [2, 3]
+    blocks = half_resolution(render(means, covs, colors, 24, 32))  # [12, 16, 3]
+    halved = render(means / 2, covs / 4, colors, 12, 16)
+    assert float(((halved - blocks) ** 2).mean().sqrt()) < 0.01  # a quarter-pixel shift gives 0.028
+    assert float((halved - blocks).abs().max()) < 0.08
+
+
+def test_coarse_phase_renders_at_half_resolution_and_trains_the_gaussians():
+    """With coarse_frac the float phase's first iterations render at half size, and the
+    gradients reach the Gaussians through the 1/2 and 1/4 scaling."""
+    reference = get_renderer("reference")
+    sizes = []
+
+    def spy(means, covs, colors, height, width):
+        if torch.is_grad_enabled():  # a training render, not a no-grad one (growth, final)
+            sizes.append((height, width))
+        return reference(means, covs, colors, height, width)
+
+    target = torch.from_numpy(_image().astype(np.float32) / 255.0)  # [16, 24, 3]
+    cfg = FitConfig().replace(coarse_frac=0.5, grow_every_frac=1.0)
+    train(target, 30, 40, cfg, spy, seed=0)
+    assert sizes == [(H // 2, W // 2)] * 20 + [(H, W)] * 20
+    # every iteration but the last at half size: the set still learns the image
+    black = psnr(np.zeros_like(_image()), _image())
+    coarse = train(target, 30, 40, cfg.replace(coarse_frac=1.0), reference, seed=0)
+    assert coarse.history[0][0] == 40  # no evaluation at half size: the first one is the final render
+    assert coarse.psnr > black + 6.0
 
 
 def test_best_state_is_kept():

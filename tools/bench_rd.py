@@ -108,31 +108,45 @@ def gimg_variants(args) -> dict:
     return out
 
 
-def qat_config(settings: list[str]):
-    """The default FitConfig with QATConfig fields overridden by "field=value" strings
-    (booleans as true/false, numbers as numbers, anything else as text)."""
+def _overrides(obj, settings: list[str], option: str) -> dict:
+    """The dataclass fields of ``obj`` changed by "field=value" strings (booleans as
+    true/false, numbers as numbers, anything else as text); ``option`` names the flag in errors."""
     import dataclasses
 
-    from gipp_codec.fit.config import FitConfig
-
-    cfg = FitConfig()
-    fields = [f.name for f in dataclasses.fields(cfg.qat)]
+    fields = [f.name for f in dataclasses.fields(obj) if f.name != "qat"]
     changes = {}
     for item in settings:
         key, sep, text = item.partition("=")
         if not sep or key not in fields:
-            raise SystemExit(f"--gimg-qat: expected FIELD=VALUE with FIELD one of {', '.join(fields)}, got {item!r}")
-        kind = type(getattr(cfg.qat, key))
+            raise SystemExit(f"{option}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}, got {item!r}")
+        kind = type(getattr(obj, key))
+        if getattr(obj, key) is None:  # an optional count (FitConfig.grow_k)
+            kind = int
         if kind is bool:
             if text.lower() not in ("true", "false", "1", "0"):
-                raise SystemExit(f"--gimg-qat: {key} takes true or false, got {text!r}")
+                raise SystemExit(f"{option}: {key} takes true or false, got {text!r}")
             changes[key] = text.lower() in ("true", "1")
         else:
             try:
                 changes[key] = kind(text)
             except ValueError:
-                raise SystemExit(f"--gimg-qat: {key} takes a {kind.__name__}, got {text!r}") from None
-    return cfg.with_qat(**changes)
+                raise SystemExit(f"{option}: {key} takes a {kind.__name__}, got {text!r}") from None
+    return changes
+
+
+def fit_config(fit_settings: list[str], qat_settings: list[str]):
+    """The default FitConfig with FitConfig fields overridden by the "field=value" strings of
+    ``fit_settings`` (``--gimg-fit``) and QATConfig fields by those of ``qat_settings``
+    (``--gimg-qat``); a bad field or value exits with a message."""
+    from gipp_codec.errors import ConfigError
+    from gipp_codec.fit.config import FitConfig
+
+    cfg = FitConfig()
+    try:
+        return cfg.replace(**_overrides(cfg, fit_settings, "--gimg-fit")).with_qat(
+            **_overrides(cfg.qat, qat_settings, "--gimg-qat"))
+    except ConfigError as exc:
+        raise SystemExit(f"--gimg-fit/--gimg-qat: {exc}") from None
 
 
 def run_gimg(image: np.ndarray, point: dict, args, name: str = "image", bits=None, variant: str = "gimg") -> dict:
@@ -144,8 +158,8 @@ def run_gimg(image: np.ndarray, point: dict, args, name: str = "image", bits=Non
                   device=args.gimg_device)
     if bits is not None:
         kwargs["bits"] = bits
-    if args.gimg_qat:
-        kwargs["config"] = qat_config(args.gimg_qat)
+    if args.gimg_qat or args.gimg_fit:
+        kwargs["config"] = fit_config(args.gimg_fit, args.gimg_qat)
     h, w = image.shape[:2]
     (data, report), enc_s = rd_lib.time_call(lambda: gipp_codec.encode_with_report(image, **kwargs),
                                              repeats=args.encode_repeats)
@@ -362,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gimg-device", default="auto")
     p.add_argument("--gimg-qat", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a QATConfig field for gimg (repeatable), e.g. psd_safe=true")
+    p.add_argument("--gimg-fit", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a FitConfig field for gimg (repeatable), e.g. coarse_frac=0.1")
     p.add_argument("--gimg-bits", default=None, metavar="P/V/C[,P/V/C...]",
                    help="run gimg at each of these bit-depth triples (position/covariance/colour), "
                         "as codecs named gimg-P-V-C; default: gimg's own depths, as codec gimg")
@@ -399,8 +415,7 @@ def main(argv=None) -> int:
     if "gimg" in codecs:
         at = codecs.index("gimg")
         codecs[at:at + 1] = list(variants)
-        if args.gimg_qat:
-            qat_config(args.gimg_qat)  # a bad FIELD=VALUE stops the run before any work
+        fit_config(args.gimg_fit, args.gimg_qat)  # a bad FIELD=VALUE stops the run before any work
         try:
             import gipp_codec
 
@@ -427,7 +442,8 @@ def main(argv=None) -> int:
             "targets": targets,
             "gimg": ({"points": [p["point"] for p in gimg_points(args)],
                       "iterations": args.gimg_iterations, "device": args.gimg_device,
-                      "seed": args.seed, "qat": list(args.gimg_qat), "bits": args.gimg_bits}
+                      "seed": args.seed, "qat": list(args.gimg_qat), "fit": list(args.gimg_fit),
+                      "bits": args.gimg_bits}
                      if variants else None),
             "encode_repeats": args.encode_repeats,
             "decode_repeats": args.decode_repeats,

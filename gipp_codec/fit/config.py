@@ -109,6 +109,10 @@ class FitConfig:
     prune_offscreen: bool = True  # also drop Gaussians whose 3-sigma box misses the image
     # --- bookkeeping --------------------------------------------------------------
     eval_every: int = 20  # PSNR of the clamped render for best-state tracking / history
+    # --- coarse-to-fine -----------------------------------------------------------
+    # the first coarse_frac of the budget (float phase only) trains on the image at half
+    # resolution (2x2 means), rendering the Gaussians scaled by 1/2: a quarter of the pixels
+    coarse_frac: float = 0.0
     iterations: int = DEFAULT_ITERATIONS  # used when fit_image(iterations=None)
     qat: QATConfig = field(default_factory=QATConfig)
 
@@ -153,7 +157,7 @@ class FitConfig:
 
         def frac(name, v, lo_open=True):
             if not (0.0 <= v <= 1.0) or (lo_open and v == 0.0):
-                raise ConfigError(f"FitConfig.{name} must be in (0, 1], got {v!r}")
+                raise ConfigError(f"FitConfig.{name} must be in {'(0' if lo_open else '[0'}, 1], got {v!r}")
 
         for name in ("lr_means", "lr_covs", "lr_colors", "adam_eps", "caf_max"):
             pos(name, getattr(self, name))
@@ -165,6 +169,7 @@ class FitConfig:
         frac("init_fraction", self.init_fraction)
         frac("grow_every_frac", self.grow_every_frac)
         frac("grow_stop_frac", self.grow_stop_frac, lo_open=False)
+        frac("coarse_frac", self.coarse_frac, lo_open=False)
         if self.grow_k is not None and self.grow_k < 1:
             raise ConfigError(f"FitConfig.grow_k must be >= 1 or None, got {self.grow_k!r}")
         frac("grow_k_frac", self.grow_k_frac)

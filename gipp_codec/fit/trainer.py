@@ -170,14 +170,24 @@ def _evaluates(t: int, in_qat: bool, cfg: FitConfig) -> bool:
     return t % (cfg.qat.eval_every if in_qat else cfg.eval_every) == 0 or t == 1
 
 
-def _image_needed(t: int, in_qat: bool, cfg: FitConfig, schedule: GrowthSchedule, uses: _ImageUses) -> bool:
+def _image_needed(t: int, in_qat: bool, cfg: FitConfig, schedule: GrowthSchedule, uses: _ImageUses,
+                  evaluates: bool = True) -> bool:
     """Whether iteration t's render is read after its training step: for the PSNR of the
-    best-state tracking, growth at the largest errors, the rate hook's sizings, or the rate
-    term's MSE. Other iterations only need the loss gradient, and the CPU step then skips
-    storing the image."""
+    best-state tracking (unless ``evaluates`` is False), growth at the largest errors, the
+    rate hook's sizings, or the rate term's MSE. Other iterations only need the loss
+    gradient, and the CPU step then skips storing the image."""
     grows = not in_qat and t % schedule.every == 0 and t <= schedule.stop
-    return (_evaluates(t, in_qat, cfg) or grows or t in (uses.resize_at, uses.sizing_at)
+    return ((evaluates and _evaluates(t, in_qat, cfg)) or grows or t in (uses.resize_at, uses.sizing_at)
             or (in_qat and cfg.qat.rate_weight > 0))
+
+
+def half_resolution(target: torch.Tensor) -> torch.Tensor:  # [H//2, W//2, 3]
+    """The mean of each 2x2 block of ``target`` [H, W, 3] (an odd last row or column is
+    dropped). Its pixel (j, i) has its centre at full-resolution (2i + 1, 2j + 1), so a
+    Gaussian with mean m and covariance S renders there as one with m / 2 and S / 4."""
+    h2, w2 = int(target.shape[0]) // 2, int(target.shape[1]) // 2
+    blocks = target[: 2 * h2, : 2 * w2].reshape(h2, 2, w2, 2, target.shape[2])
+    return blocks.mean(dim=(1, 3)).contiguous()
 
 
 def _leaf(t: torch.Tensor) -> torch.Tensor:
@@ -232,6 +242,10 @@ def train(
     last_psnr = None
     t0 = time.perf_counter()
     t_qat0 = None
+
+    # coarse-to-fine: iterations 1 .. coarse_until train at half resolution (float phase only)
+    coarse_until = min(round(cfg.coarse_frac * iterations), qat_start - 1) if min(height, width) >= 2 else 0
+    coarse_step = render_mse_step(renderer, half_resolution(target)) if coarse_until > 0 else None
 
     n_max_total = max(n_max, 4 * height * width)  # the rate hook may ask for more than n_max
     uses = _ImageUses(resize_at=resize_at, sizing_at=qat_start if (quantize and rate_hook is not None) else -1)
@@ -298,14 +312,22 @@ def train(
         # loss = mean((img - target)^2): rendered and backpropagated in one call, its gradient
         # 2 (img - target) / numel going straight into the renderer's backward
         # [H, W, 3] unclamped, detached; None where no step below uses it (not stored)
-        img = mse_step(*attributes(params, quant), image=_image_needed(t, in_qat, cfg, schedule, uses))
+        coarse = t <= coarse_until
+        if coarse:  # half resolution: the gradient reaches the params through the scaling
+            coarse_step(params[0] * 0.5, params[1] * 0.25, params[2], image=False)
+            img = None
+            if _image_needed(t, in_qat, cfg, schedule, uses, evaluates=False):  # growth reads it
+                with torch.no_grad():
+                    img = renderer(*params, height, width)
+        else:
+            img = mse_step(*attributes(params, quant), image=_image_needed(t, in_qat, cfg, schedule, uses))
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
             with torch.no_grad():
                 mse_now = float(torch.mean((img.detach() - target) ** 2))
             bits = attribute_bits(torch.cat(params, dim=1), quant, RATE_CHANNEL_SETS[cfg.qat.rate_channels])
             (bits * (cfg.qat.rate_weight * mse_now / (height * width))).backward()
 
-        if _evaluates(t, in_qat, cfg):
+        if _evaluates(t, in_qat, cfg) and not coarse:
             with torch.no_grad():
                 mse = float(torch.mean((img.detach().clamp(0.0, 1.0) - target) ** 2))
             last_psnr = psnr_from_mse(mse)
