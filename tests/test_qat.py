@@ -415,3 +415,51 @@ def test_skipping_unused_renders_changes_nothing(monkeypatch, answers, rate_weig
     assert np.array_equal(q1, q2) and np.array_equal(s1, s2) and np.array_equal(o1, o2)
     assert rep1.psnr == rep2.psnr and rep1.gaussians == rep2.gaussians
     assert asked.count(False) > 0 and asked.count(True) > 0  # some renders were skipped
+
+
+def test_training_step_gives_the_gradients_of_forward_and_autograd():
+    """LSQPlus.training_step (the kernels, no autograd engine) sets the same gradients on
+    the parts, the scale and the offset as forward followed by autograd's backward."""
+    rows = _rows(n=300, seed=3)
+    quant = LSQPlus(BITS)
+    quant.init_minmax(rows)
+    with torch.no_grad():  # clip some values, as a learned range does
+        quant.offset.add_(quant.scale * quant.qmax * 0.05)
+        quant.scale.mul_(0.9)
+    w = torch.randn(300, 8, generator=torch.Generator().manual_seed(1))
+
+    def loss(means, covs, colors):  # nonlinear in every attribute
+        return (means * w[:, :2]).sum() + (covs.sin() * w[:, 2:5]).sum() + (colors ** 2 * w[:, 5:]).sum()
+
+    parts = [p.clone().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
+    assert quant.fused_for(parts)
+    returned = quant.training_step(parts, lambda m, c, k: loss(m, c, k).backward() or "img")
+    fused = [p.grad.clone() for p in parts] + [quant.scale.grad.clone(), quant.offset.grad.clone()]
+    assert returned == "img"
+
+    quant.zero_grad()
+    parts = [p.clone().detach().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
+    out = quant(torch.cat(parts, dim=1))
+    loss(out[:, 0:2], out[:, 2:5], out[:, 5:8]).backward()
+    composed = [p.grad for p in parts] + [quant.scale.grad, quant.offset.grad]
+    for a, b in zip(fused, composed):
+        assert torch.equal(a, b)
+    assert all(bool((g != 0).any()) for g in fused)
+
+
+@pytest.mark.parametrize("rate_weight", [0.0, 0.3])
+def test_qat_through_the_kernels_gives_the_autograd_file(monkeypatch, rate_weight):
+    """The trainer's QAT steps on the CPU go through LSQPlus.training_step; through
+    forward and autograd instead, the file's integers, scales and offsets are the same."""
+    img = _image()
+    cfg = FitConfig().replace(qat=QATConfig(start_frac=0.5, rate_weight=rate_weight), prune_offscreen=False)
+    used = []
+    step = LSQPlus.training_step
+    monkeypatch.setattr(LSQPlus, "training_step", lambda self, *a: used.append(1) or step(self, *a))
+    q1, s1, o1, rep1 = fit_and_quantize(img, 30, 40, seed=0, device="cpu", config=cfg, backend="cpu")
+    assert len(used) == 20
+    monkeypatch.setattr(LSQPlus, "fused_for", lambda self, parts: False)
+    q2, s2, o2, rep2 = fit_and_quantize(img, 30, 40, seed=0, device="cpu", config=cfg, backend="cpu")
+    assert len(used) == 20
+    assert np.array_equal(q1, q2) and np.array_equal(s1, s2) and np.array_equal(o1, o2)
+    assert rep1.psnr == rep2.psnr

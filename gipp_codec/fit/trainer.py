@@ -319,6 +319,9 @@ def train(
             if _image_needed(t, in_qat, cfg, schedule, uses, evaluates=False):  # growth reads it
                 with torch.no_grad():
                     img = renderer(*params, height, width)
+        elif quant is not None and quant.fused_for(params):  # QAT on the CPU: kernels, no autograd engine
+            need = _image_needed(t, in_qat, cfg, schedule, uses)
+            img = quant.training_step(params, lambda m, c, k: mse_step(m, c, k, image=need))
         else:
             img = mse_step(*attributes(params, quant), image=_image_needed(t, in_qat, cfg, schedule, uses))
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'

@@ -71,6 +71,19 @@ def _fake_quant_numpy(x: torch.Tensor, scale, offset, qmax):
     return out, q, v, e
 
 
+def _fake_quant_backward_numpy(x: torch.Tensor, v, e, scale, qmax, grad_out: torch.Tensor):
+    """(grad_x [N, 8], grad_scale [8], grad_offset [8]) float32 numpy, the unscaled LSQ+
+    gradients by ``lsq_kernels.fake_quant_backward`` from the forward's v and e and the
+    loss gradient ``grad_out`` [N, 8] of its output."""
+    xs = _numpy_f32(x)
+    grad_x = np.empty_like(xs)
+    grad_s = np.empty(xs.shape[1], np.float32)
+    grad_o = np.empty(xs.shape[1], np.float32)
+    lsq_kernels.fake_quant_backward(xs, v, e, _numpy_f32(scale), _numpy_f32(qmax), _IS_LOG,
+                                    _numpy_f32(grad_out.float()), grad_x, grad_s, grad_o)
+    return grad_x, grad_s, grad_o
+
+
 class _FakeQuantCPU(torch.autograd.Function):
     """LSQ+ fake quantization of CPU rows [N, 8] in one kernel pass each way; the gradients
     of scale and offset [8] are multiplied by LSQ's gradient scale ``g`` [8]."""
@@ -87,12 +100,7 @@ class _FakeQuantCPU(torch.autograd.Function):
         x, scale, qmax, g = ctx.saved_tensors
         v, e = ctx.kernel_state
         ctx.kernel_state = None
-        xs = _numpy_f32(x)
-        grad_x = np.empty_like(xs)
-        grad_s = np.empty(xs.shape[1], np.float32)
-        grad_o = np.empty(xs.shape[1], np.float32)
-        lsq_kernels.fake_quant_backward(xs, v, e, _numpy_f32(scale), _numpy_f32(qmax), _IS_LOG,
-                                        _numpy_f32(grad_out.float()), grad_x, grad_s, grad_o)
+        grad_x, grad_s, grad_o = _fake_quant_backward_numpy(x, v, e, scale, qmax, grad_out)
         return torch.from_numpy(grad_x), torch.from_numpy(grad_s) * g, torch.from_numpy(grad_o) * g, None, None
 
 
@@ -264,6 +272,35 @@ class LSQPlus(nn.Module):
             g = (1.0 / torch.sqrt(max(x.shape[0], 1) * self.qmax))  # [8]
             return _FakeQuantCPU.apply(x, self.scale, self.offset, self.qmax, g)
         return self.forward_composed(x)
+
+    def training_step(self, parts: list[torch.Tensor], step) -> "torch.Tensor | None":
+        """One QAT training step without autograd's engine, for ``fused_for(parts)`` rows:
+        fake-quantizes the leaf tensors ``parts`` (means [N, 2], covs [N, 3], colors [N, 3],
+        the rows' columns in order) with the forward kernel, calls ``step(means, covs,
+        colors)`` on the dequantized attributes as new leaves (it must leave their loss
+        gradients in ``.grad``, as ``render.mse_step``'s step does) and returns what it
+        returns; then the backward kernel sets ``parts[i].grad`` and the scale's and offset's
+        ``.grad`` (LSQ's gradient scale applied). The same numbers as ``forward`` followed
+        by autograd's backward (tests/test_qat.py)."""
+        x = torch.cat([p.detach() for p in parts], dim=1)  # [N, 8]
+        out, _, v, e = _fake_quant_numpy(x, self.scale, self.offset, self.qmax)
+        rows = torch.from_numpy(out)  # [N, 8] dequantized
+        widths = [int(p.shape[1]) for p in parts]
+        leaves = [r.contiguous().requires_grad_(True) for r in torch.split(rows, widths, dim=1)]
+        result = step(*leaves)
+        grad_out = torch.cat([leaf.grad if leaf.grad is not None else torch.zeros_like(leaf) for leaf in leaves],
+                             dim=1)  # [N, 8]
+        grad_x, grad_s, grad_o = _fake_quant_backward_numpy(x, v, e, self.scale, self.qmax, grad_out)
+        g = 1.0 / torch.sqrt(max(x.shape[0], 1) * self.qmax)  # [8]
+        for p, grad in zip(parts, torch.split(torch.from_numpy(grad_x), widths, dim=1)):
+            p.grad = grad.contiguous()  # [N, width], the layout autograd would accumulate into
+        self.scale.grad = torch.from_numpy(grad_s) * g
+        self.offset.grad = torch.from_numpy(grad_o) * g
+        return result
+
+    def fused_for(self, parts: list[torch.Tensor]) -> bool:
+        """Whether ``training_step`` serves these parts: float32 CPU tensors, no psd_safe."""
+        return all(self._fused(p) for p in parts)
 
     def _fused(self, x: torch.Tensor) -> bool:
         """Whether the CPU kernels serve x: float32 CPU rows, no psd_safe adjustment."""
