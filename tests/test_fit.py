@@ -93,7 +93,7 @@ def test_training_prunes_non_psd():
 
 
 def test_fit_improves_over_init():
-    res = _fit(n=30, its=80)
+    res = _fit(n=30, its=80, cfg=FitConfig(coarse_frac=0.0))  # full resolution from step 1: evaluated there
     first = res.history[0]
     assert first[0] == 1
     black = psnr(np.zeros_like(_image()), _image())
@@ -121,7 +121,7 @@ def test_fit_deterministic_on_the_default_cpu_backend():
 @pytest.mark.parametrize("cfg", [FitConfig(), FitConfig.paper()], ids=["default", "paper"])
 def test_densification_reaches_nmax(cfg):
     cfg = cfg.replace(grow_k=None, grow_k_frac=0.2, grow_every_frac=0.1, grow_stop_frac=0.9,
-                      prune_offscreen=False)
+                      prune_offscreen=False, coarse_frac=0.0)  # evaluated from step 1, before any growth
     res = _fit(n=40, its=50, cfg=cfg)
     ns = [n for (_, _, n) in res.history]
     assert ns[0] == 20  # N0 = Nmax / 2

@@ -410,7 +410,7 @@ def test_skipping_unused_renders_changes_nothing(monkeypatch, answers, rate_weig
     q1, s1, o1, rep1 = run()
     asked = []
     needed = trainer._image_needed
-    monkeypatch.setattr(trainer, "_image_needed", lambda *a: asked.append(needed(*a)) or True)
+    monkeypatch.setattr(trainer, "_image_needed", lambda *a, **k: asked.append(needed(*a, **k)) or True)
     q2, s2, o2, rep2 = run()
     assert np.array_equal(q1, q2) and np.array_equal(s1, s2) and np.array_equal(o1, o2)
     assert rep1.psnr == rep2.psnr and rep1.gaussians == rep2.gaussians
