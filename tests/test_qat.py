@@ -400,7 +400,7 @@ def test_skipping_unused_renders_changes_nothing(monkeypatch, answers, rate_weig
 
     img = _image()
     cfg = FitConfig().replace(qat=QATConfig(start_frac=0.6, resize_frac=0.5, rate_weight=rate_weight),
-                              prune_offscreen=False)
+                              prune_offscreen=False, coarse_frac=0.2)  # half-resolution steps skip too
 
     def run():
         pending = list(answers)
