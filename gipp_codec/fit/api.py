@@ -20,8 +20,10 @@ import numpy as np
 import torch
 
 from gipp_codec.errors import ConfigError, InputImageError
+from gipp_codec.fit.color_refit import refit_color_codes
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.prune import keep_mask
+from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS
 from gipp_codec.fit.threads import cpu_fitting_threads
 from gipp_codec.fit.trainer import train
 from gipp_codec.metrics import ms_ssim, psnr
@@ -178,6 +180,13 @@ def fit_image(
     )
 
 
+def _refits_colors(cfg: FitConfig) -> bool:
+    """Whether the colour codes are re-chosen after QAT (``QATConfig.refit_colors``): not
+    when a rate term covers the colours, whose savings a rate-blind least squares would undo."""
+    q = cfg.qat
+    return q.refit_colors and not (q.rate_weight > 0 and set(RATE_CHANNEL_SETS[q.rate_channels]) & {5, 6, 7})
+
+
 def _dequantize(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """The decoder's dequantizer (``gipp_codec.quant.dequant.dequantize_rows``) when it is
     importable, else the reference copy of the same formula in ``gipp_codec.quant.lsq``."""
@@ -232,6 +241,12 @@ def fit_and_quantize(
     q = np.ascontiguousarray(q[keep])
     deq = deq[keep]
     m, c, col = (torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in split_attributes(deq))
+    if _refits_colors(cfg) and q.shape[0] > 0:
+        with cpu_fitting_threads(dev):
+            q[:, 5:8] = refit_color_codes(renderer, m, c, q[:, 5:8], scales[5:8], offsets[5:8],
+                                          1 << cfg.qat.bits_color, _target(arr, dev))
+        deq = _dequantize(q, scales, offsets)
+        col = torch.from_numpy(np.ascontiguousarray(split_attributes(deq)[2])).to(dev)
     with torch.no_grad():
         render = renderer(m, c, col, h, w).float().cpu().numpy()
     seconds = time.perf_counter() - t0

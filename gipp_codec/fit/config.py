@@ -64,6 +64,10 @@ class QATConfig:
     # the channels the rate term covers: "all" (a, b, c and the colours) or "covariance"
     # (a, b, c only, whose precision buys the least PSNR per bit, BENCHMARKS.md §4)
     rate_channels: str = "all"
+    # after QAT, re-choose the colour codes by least squares for the finished positions and
+    # shapes, rounded in stages (``color_refit``); kept only where the render gets closer.
+    # Skipped when rate_weight > 0 with the colours in rate_channels (it ignores the rate)
+    refit_colors: bool = True
 
     def depths(self) -> tuple[int, int, int]:
         """(position, covariance, colour) bit depths."""
@@ -136,7 +140,7 @@ class FitConfig:
             prune_offscreen=False,
             coarse_frac=0.0,
             iterations=PAPER_ITERATIONS,
-            qat=QATConfig(bits_covariance=10, start_frac=0.12, init="minmax"),
+            qat=QATConfig(bits_covariance=10, start_frac=0.12, init="minmax", refit_colors=False),
         )
 
     def replace(self, **changes) -> "FitConfig":

@@ -1,0 +1,104 @@
+"""The colour refit after QAT (gipp_codec.fit.color_refit)."""
+
+import numpy as np
+import pytest
+import torch
+
+from gipp_codec.fit import color_refit
+from gipp_codec.fit.api import _refits_colors, fit_and_quantize
+from gipp_codec.fit.config import FitConfig, QATConfig
+from gipp_codec.quant.dequant import dequantize_rows
+from gipp_codec.quant.lsq import split_attributes
+from gipp_codec.render import get_renderer
+
+
+def _image(h=24, w=32) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([128 + 100 * np.sin(xx / 3.0), 128 + 90 * np.cos(yy / 2.5 + xx / 7.0), (xx * 9 + yy * 5) % 256], -1)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _qat_fit(refit: bool, img=None):
+    img = _image() if img is None else img
+    cfg = FitConfig().with_qat(start_frac=0.5, refit_colors=refit)
+    return fit_and_quantize(img, 40, 160, seed=0, device="cpu", config=cfg, backend="cpu")
+
+
+def _scene(q, scales, offsets):
+    m, c, _ = (torch.from_numpy(np.ascontiguousarray(x)) for x in split_attributes(dequantize_rows(q, scales, offsets)))
+    return m, c
+
+
+def _squared_error(renderer, m, c, codes, scales, offsets, target):
+    colors = torch.from_numpy((codes * scales[5:8].astype(np.float64) + offsets[5:8].astype(np.float64)).astype(np.float32))
+    with torch.no_grad():
+        img = renderer(m, c, colors, target.shape[0], target.shape[1]).clamp(0, 1)
+    return float(torch.sum((img - target) ** 2))
+
+
+def test_refit_moves_only_the_colours_and_raises_the_psnr():
+    q0, s0, o0, rep0 = _qat_fit(False)
+    q1, s1, o1, rep1 = _qat_fit(True)
+    assert np.array_equal(q0[:, :5], q1[:, :5]) and np.array_equal(s0, s1) and np.array_equal(o0, o1)
+    assert not np.array_equal(q0[:, 5:8], q1[:, 5:8])
+    assert int(q1[:, 5:8].max()) <= 63
+    assert rep1.psnr > rep0.psnr + 0.1
+
+
+def test_staged_rounding_beats_rounding_the_least_squares_optimum():
+    """Re-solving the free colours after each stage absorbs the rounding of the fixed ones:
+    better than the nearest codes to the continuous optimum, and better than QAT's codes."""
+    q, scales, offsets, _ = _qat_fit(False)
+    img = _image()
+    target = torch.from_numpy(img.astype(np.float32) / np.float32(255.0))
+    renderer = get_renderer("cpu", torch.device("cpu"))
+    m, c = _scene(q, scales, offsets)
+    codes = q[:, 5:8]
+    staged = color_refit.refit_color_codes(renderer, m, c, codes, scales[5:8], offsets[5:8], 64, target)
+    err = lambda k: _squared_error(renderer, m, c, k.astype(np.float64), scales, offsets, target)  # noqa: E731
+
+    # rounding the continuous optimum once: the same first solve, then every value at once
+    orig = color_refit.STAGES
+    try:
+        color_refit.STAGES = (1.0,)
+        rounded = color_refit.refit_color_codes(renderer, m, c, codes, scales[5:8], offsets[5:8], 64, target)
+    finally:
+        color_refit.STAGES = orig
+    assert err(staged) < err(rounded) < err(codes)
+
+
+def test_refit_never_returns_codes_that_render_farther():
+    """Whatever codes come in, the ones returned render at least as close to the image."""
+    q, scales, offsets, _ = _qat_fit(False)
+    target = torch.from_numpy(_image().astype(np.float32) / np.float32(255.0))
+    renderer = get_renderer("cpu", torch.device("cpu"))
+    m, c = _scene(q, scales, offsets)
+    rng = np.random.default_rng(0)
+    for codes in (q[:, 5:8], rng.integers(0, 64, size=(q.shape[0], 3)).astype(q.dtype)):
+        out = color_refit.refit_color_codes(renderer, m, c, codes, scales[5:8], offsets[5:8], 64, target)
+        assert out.dtype == codes.dtype and out.shape == codes.shape
+        assert _squared_error(renderer, m, c, out.astype(np.float64), scales, offsets, target) <= \
+            _squared_error(renderer, m, c, codes.astype(np.float64), scales, offsets, target)
+
+
+def test_a_refit_that_renders_farther_is_not_taken(monkeypatch):
+    """When the solve goes wrong (here: every colour pushed to the top of its range), the
+    codes that came in are returned as they are."""
+    q, scales, offsets, _ = _qat_fit(False)
+    target = torch.from_numpy(_image().astype(np.float32) / np.float32(255.0))
+    renderer = get_renderer("cpu", torch.device("cpu"))
+    m, c = _scene(q, scales, offsets)
+    monkeypatch.setattr(color_refit, "_cg", lambda apply_normal, rhs, x, free, iterations: x + 10.0)
+    out = color_refit.refit_color_codes(renderer, m, c, q[:, 5:8], scales[5:8], offsets[5:8], 64, target)
+    assert np.array_equal(out, q[:, 5:8])
+
+
+@pytest.mark.parametrize("qat,refits", [
+    (QATConfig(), True),
+    (QATConfig(refit_colors=False), False),
+    (QATConfig(rate_weight=0.5), False),  # the term covers the colours: a refit would undo it
+    (QATConfig(rate_weight=0.5, rate_channels="covariance"), True),
+])
+def test_refit_is_skipped_where_a_rate_term_covers_the_colours(qat, refits):
+    assert _refits_colors(FitConfig(qat=qat)) is refits
+    assert _refits_colors(FitConfig.paper()) is False  # the published protocol has none
