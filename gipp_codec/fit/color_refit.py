@@ -3,8 +3,8 @@
 The render is linear in the colours (image = A c, A the Gaussians' weights at each pixel,
 fixed once positions and covariances are), so the best continuous colours solve the
 least-squares problem min ||A c - y||^2, which conjugate gradients on the normal
-equations A^T A c = A^T y solve with one render (A c) and one backward (A^T r) per
-iteration. QAT's straight-through training leaves its colours short of that optimum, and
+equations A^T A c = A^T y solve with one render and its backward per iteration
+(A^T A c is the gradient of ||A c||^2 / 2). QAT's straight-through training leaves its colours short of that optimum, and
 rounding the optimum to the colour grid keeps only part of the gain; so the codes are
 fixed in stages (sequential rounding): each stage rounds the free colours that lie
 closest to a grid value, then re-solves the remaining free ones, which absorb the
@@ -71,8 +71,12 @@ def refit_color_codes(renderer: Callable, means: torch.Tensor, covs: torch.Tenso
             torch.sum(renderer(means, covs, c, h, w).float() * r).backward()
         return c.grad.detach().float()
 
-    def apply_normal(c: torch.Tensor) -> torch.Tensor:  # A^T A c
-        return adjoint(render(c))
+    def apply_normal(c: torch.Tensor) -> torch.Tensor:  # A^T A c, the gradient of ||A c||^2 / 2: one render
+        leaf = c.detach().float().clone().requires_grad_(True)
+        with torch.enable_grad():
+            image = renderer(means, covs, leaf, h, w).float()
+            (0.5 * torch.sum(image * image)).backward()
+        return leaf.grad.detach().float()
 
     def error(q: np.ndarray) -> float:  # squared error of the clamped render
         return float(torch.sum((render(colors_of(q)).clamp(0.0, 1.0) - target) ** 2))
