@@ -7,7 +7,7 @@ import torch
 from gipp_codec.fit import color_refit
 from gipp_codec.fit.api import _refits_colors, fit_and_quantize
 from gipp_codec.fit.config import FitConfig, QATConfig
-from gipp_codec.quant.dequant import dequantize_rows
+from gipp_codec.quant.dequant import dequantize_linear, dequantize_rows
 from gipp_codec.quant.lsq import split_attributes
 from gipp_codec.render import get_renderer
 
@@ -30,7 +30,7 @@ def _scene(q, scales, offsets):
 
 
 def _squared_error(renderer, m, c, codes, scales, offsets, target):
-    colors = torch.from_numpy((codes * scales[5:8].astype(np.float64) + offsets[5:8].astype(np.float64)).astype(np.float32))
+    colors = torch.from_numpy(dequantize_linear(codes, scales[5:8], offsets[5:8]))
     with torch.no_grad():
         img = renderer(m, c, colors, target.shape[0], target.shape[1]).clamp(0, 1)
     return float(torch.sum((img - target) ** 2))

@@ -26,6 +26,7 @@ from gipp_codec.fit.prune import keep_mask
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS
 from gipp_codec.fit.threads import cpu_fitting_threads
 from gipp_codec.fit.trainer import train
+from gipp_codec.format.constants import CH_BLUE, CH_GREEN, CH_RED
 from gipp_codec.metrics import ms_ssim, psnr
 from gipp_codec.quant.lsq import CHANNELS, dequantize_reference, split_attributes
 from gipp_codec.render import get_renderer
@@ -184,7 +185,8 @@ def _refits_colors(cfg: FitConfig) -> bool:
     """Whether the colour codes are re-chosen after QAT (``QATConfig.refit_colors``): not
     when a rate term covers the colours, whose savings a rate-blind least squares would undo."""
     q = cfg.qat
-    return q.refit_colors and not (q.rate_weight > 0 and set(RATE_CHANNEL_SETS[q.rate_channels]) & {5, 6, 7})
+    colors = {CH_RED, CH_GREEN, CH_BLUE}
+    return q.refit_colors and not (q.rate_weight > 0 and bool(set(RATE_CHANNEL_SETS[q.rate_channels]) & colors))
 
 
 def _dequantize(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:

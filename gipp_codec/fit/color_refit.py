@@ -2,12 +2,12 @@
 
 The render is linear in the colours (image = A c, A the Gaussians' weights at each pixel,
 fixed once positions and covariances are), so the best continuous colours solve the
-least-squares problem min ||A c - y||^2, which conjugate gradients on the normal
-equations A^T A c = A^T y solve with one render and its backward per iteration
-(A^T A c is the gradient of ||A c||^2 / 2). QAT's straight-through training leaves its colours short of that optimum, and
-rounding the optimum to the colour grid keeps only part of the gain; so the codes are
-fixed in stages (sequential rounding): each stage rounds the free colours that lie
-closest to a grid value, then re-solves the remaining free ones, which absorb the
+least-squares problem min ||A c - y||^2. Conjugate gradients on the normal equations
+A^T A c = A^T y solve it with one render and its backward per iteration (A^T A c is the
+gradient of ||A c||^2 / 2). QAT's straight-through training leaves its colours short of
+that optimum, and rounding the optimum to the colour grid keeps only part of the gain; so
+the codes are fixed in stages (sequential rounding): each stage rounds the free colours
+that lie closest to a grid value, then re-solves the remaining free ones, which absorb the
 rounding error of those just fixed. The result is kept only if its (clamped) render is
 closer to the image than QAT's own codes. Measured in BENCHMARKS.md §4.
 """
@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from gipp_codec.quant.dequant import dequantize_linear
 
 # fraction of the colour values fixed after each stage (the last stage rounds the rest)
 STAGES = (0.5, 0.75, 0.9, 1.0)
@@ -59,24 +61,20 @@ def refit_color_codes(renderer: Callable, means: torch.Tensor, covs: torch.Tenso
     means, covs = means.detach(), covs.detach()
 
     def colors_of(q: np.ndarray) -> torch.Tensor:  # [N, 3] codes -> float32 colours, as dequantized
-        return torch.from_numpy((q * scale64 + offset64).astype(np.float32)).to(dev)
+        return torch.from_numpy(dequantize_linear(q, scale, offset)).to(dev)
 
     def render(c: torch.Tensor) -> torch.Tensor:  # A c: [H, W, 3]
         with torch.no_grad():
             return renderer(means, covs, c, h, w).float()
 
-    def adjoint(r: torch.Tensor) -> torch.Tensor:  # A^T r: [N, 3]
-        c = torch.zeros((means.shape[0], 3), dtype=torch.float32, device=dev, requires_grad=True)
-        with torch.enable_grad():  # a scalar's backward: explicit grad_outputs would import sympy
-            torch.sum(renderer(means, covs, c, h, w).float() * r).backward()
-        return c.grad.detach().float()
-
-    def apply_normal(c: torch.Tensor) -> torch.Tensor:  # A^T A c, the gradient of ||A c||^2 / 2: one render
+    def color_gradient(c: torch.Tensor, loss_of_image: Callable) -> torch.Tensor:  # d loss(A c) / d c: [N, 3]
         leaf = c.detach().float().clone().requires_grad_(True)
-        with torch.enable_grad():
-            image = renderer(means, covs, leaf, h, w).float()
-            (0.5 * torch.sum(image * image)).backward()
+        with torch.enable_grad():  # a scalar's backward: explicit grad_outputs would import sympy
+            loss_of_image(renderer(means, covs, leaf, h, w).float()).backward()
         return leaf.grad.detach().float()
+
+    def apply_normal(c: torch.Tensor) -> torch.Tensor:  # A^T A c, the gradient of ||A c||^2 / 2
+        return color_gradient(c, lambda image: 0.5 * torch.sum(image * image))
 
     def error(q: np.ndarray) -> float:  # squared error of the clamped render
         return float(torch.sum((render(colors_of(q)).clamp(0.0, 1.0) - target) ** 2))
@@ -85,7 +83,8 @@ def refit_color_codes(renderer: Callable, means: torch.Tensor, covs: torch.Tenso
         return np.clip(np.rint((c.cpu().numpy().astype(np.float64) - offset64) / scale64), 0, levels - 1)
 
     codes = np.asarray(codes)
-    rhs = adjoint(target)
+    zeros = torch.zeros((means.shape[0], 3), dtype=torch.float32, device=dev)
+    rhs = color_gradient(zeros, lambda image: torch.sum(image * target))  # A^T y
     x = _cg(apply_normal, rhs, colors_of(codes.astype(np.float64)), torch.ones_like(rhs), CG_ITERATIONS_FIRST)
     free = np.ones(codes.shape, bool)
     fixed_codes = np.zeros(codes.shape, np.float64)

@@ -117,8 +117,8 @@ class FitConfig:
     # the first coarse_frac of the budget (float phase only) trains on the image at half
     # resolution (2x2 means), rendering the Gaussians scaled by 1/2: a quarter of the pixels.
     # Off by default: 0.1 at 5000 iterations gave +0.00 dB over all 24 Kodak images at 0.5
-    # bpp but -0.05 and -0.04 dB on the four CPU images at 0.15 and 1.0 bpp, for ~0.9x the
-    # encode time, about what the saved time is worth in iterations (BENCHMARKS.md §4)
+    # bpp but -0.05 and -0.04 dB on the four CPU images at 0.15 and 1.0 bpp, and side by
+    # side 0.99x the encode time: nothing saved (BENCHMARKS.md §4, §8)
     coarse_frac: float = 0.0
     iterations: int = DEFAULT_ITERATIONS  # used when fit_image(iterations=None)
     qat: QATConfig = field(default_factory=QATConfig)

@@ -18,14 +18,20 @@ from gipp_codec.format.model import QuantizedGaussians
 from gipp_codec.jit import njit
 
 
-def dequantize_rows(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Integers q [N, 8] -> float32 attribute rows [N, 8] (x, y, a, b, c, red, green, blue)."""
-    s = np.asarray(scales, dtype=np.float32).astype(np.float64)  # [8]
-    o = np.asarray(offsets, dtype=np.float32).astype(np.float64)  # [8]
-    value = np.asarray(q).astype(np.float64)  # [N, 8]
+def dequantize_linear(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """value_j of integers q [N, K] with float32 scales and offsets [K]: float32 [N, K]
+    (any K channels; the log channels' values before exponentiation)."""
+    s = np.asarray(scales, dtype=np.float32).astype(np.float64)  # [K]
+    o = np.asarray(offsets, dtype=np.float32).astype(np.float64)  # [K]
+    value = np.asarray(q).astype(np.float64)  # [N, K]
     value *= s
     value += o
-    out = value.astype(np.float32)  # [N, 8]
+    return value.astype(np.float32)
+
+
+def dequantize_rows(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Integers q [N, 8] -> float32 attribute rows [N, 8] (x, y, a, b, c, red, green, blue)."""
+    out = dequantize_linear(q, scales, offsets)  # [N, 8]
     for j in LOG_CHANNELS:
         out[:, j] = np.exp(out[:, j].astype(np.float64))
     return out
