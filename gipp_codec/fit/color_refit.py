@@ -47,6 +47,35 @@ def _cg(apply_normal: Callable, rhs: torch.Tensor, x: torch.Tensor, free: torch.
     return x
 
 
+def normal_equations(renderer: Callable, means: torch.Tensor, covs: torch.Tensor,
+                     target: torch.Tensor) -> tuple[Callable, torch.Tensor]:
+    """(apply_normal, rhs) of min ||A c - y||^2 over the colours c [N, 3] for fixed means
+    [N, 2] and covs [N, 3], y = ``target`` [H, W, 3]: apply_normal(c) = A^T A c (the gradient
+    of ||A c||^2 / 2: one render and its backward) and rhs = A^T y, float32 [N, 3]."""
+    h, w = int(target.shape[0]), int(target.shape[1])
+    means, covs = means.detach(), covs.detach()
+
+    def color_gradient(c: torch.Tensor, loss_of_image: Callable) -> torch.Tensor:  # d loss(A c) / d c: [N, 3]
+        leaf = c.detach().float().clone().requires_grad_(True)
+        with torch.enable_grad():  # a scalar's backward: explicit grad_outputs would import sympy
+            loss_of_image(renderer(means, covs, leaf, h, w).float()).backward()
+        return leaf.grad.detach().float()
+
+    def apply_normal(c: torch.Tensor) -> torch.Tensor:  # A^T A c
+        return color_gradient(c, lambda image: 0.5 * torch.sum(image * image))
+
+    zeros = torch.zeros((means.shape[0], 3), dtype=torch.float32, device=target.device)
+    return apply_normal, color_gradient(zeros, lambda image: torch.sum(image * target))
+
+
+def least_squares_colors(renderer: Callable, means: torch.Tensor, covs: torch.Tensor, start: torch.Tensor,
+                         target: torch.Tensor, iterations: int = CG_ITERATIONS_FIRST) -> torch.Tensor:
+    """Continuous colours [N, 3] that minimise ||A c - target||^2 for fixed means and covs:
+    ``iterations`` conjugate-gradient steps from ``start`` [N, 3]."""
+    apply_normal, rhs = normal_equations(renderer, means, covs, target)
+    return _cg(apply_normal, rhs, start.float(), torch.ones_like(rhs), iterations)
+
+
 def refit_color_codes(renderer: Callable, means: torch.Tensor, covs: torch.Tensor, codes: np.ndarray,
                       scale: np.ndarray, offset: np.ndarray, levels: int, target: torch.Tensor) -> np.ndarray:
     """Colour codes [N, 3] (integers in 0..levels-1) for fixed means [N, 2] and covs [N, 3]
@@ -59,6 +88,7 @@ def refit_color_codes(renderer: Callable, means: torch.Tensor, covs: torch.Tenso
     scale64 = np.asarray(scale, np.float32).astype(np.float64)  # [3]
     offset64 = np.asarray(offset, np.float32).astype(np.float64)  # [3]
     means, covs = means.detach(), covs.detach()
+    apply_normal, rhs = normal_equations(renderer, means, covs, target)
 
     def colors_of(q: np.ndarray) -> torch.Tensor:  # [N, 3] codes -> float32 colours, as dequantized
         return torch.from_numpy(dequantize_linear(q, scale, offset)).to(dev)
@@ -67,15 +97,6 @@ def refit_color_codes(renderer: Callable, means: torch.Tensor, covs: torch.Tenso
         with torch.no_grad():
             return renderer(means, covs, c, h, w).float()
 
-    def color_gradient(c: torch.Tensor, loss_of_image: Callable) -> torch.Tensor:  # d loss(A c) / d c: [N, 3]
-        leaf = c.detach().float().clone().requires_grad_(True)
-        with torch.enable_grad():  # a scalar's backward: explicit grad_outputs would import sympy
-            loss_of_image(renderer(means, covs, leaf, h, w).float()).backward()
-        return leaf.grad.detach().float()
-
-    def apply_normal(c: torch.Tensor) -> torch.Tensor:  # A^T A c, the gradient of ||A c||^2 / 2
-        return color_gradient(c, lambda image: 0.5 * torch.sum(image * image))
-
     def error(q: np.ndarray) -> float:  # squared error of the clamped render
         return float(torch.sum((render(colors_of(q)).clamp(0.0, 1.0) - target) ** 2))
 
@@ -83,8 +104,6 @@ def refit_color_codes(renderer: Callable, means: torch.Tensor, covs: torch.Tenso
         return np.clip(np.rint((c.cpu().numpy().astype(np.float64) - offset64) / scale64), 0, levels - 1)
 
     codes = np.asarray(codes)
-    zeros = torch.zeros((means.shape[0], 3), dtype=torch.float32, device=dev)
-    rhs = color_gradient(zeros, lambda image: torch.sum(image * target))  # A^T y
     x = _cg(apply_normal, rhs, colors_of(codes.astype(np.float64)), torch.ones_like(rhs), CG_ITERATIONS_FIRST)
     free = np.ones(codes.shape, bool)
     fixed_codes = np.zeros(codes.shape, np.float64)
