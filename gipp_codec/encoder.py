@@ -87,19 +87,28 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
     With ``budget_bits``, a file over the budget is trimmed to it (``_trim_to_budget``)."""
     from gipp_codec.fit.api import fit_and_quantize
 
-    q, scales, offsets, qreport = fit_and_quantize(
-        arr, gaussians, iterations=iterations, bits=(bits.position, bits.covariance, bits.color),
-        seed=seed, device=device, config=config, progress=progress, rate_hook=rate_hook,
-    )
     h, w = arr.shape[:2]
 
-    def file_of(qq):
+    def file_of(qq, scales, offsets):
         return write_gimg(QuantizedGaussians(width=w, height=h, bits=bits, q=qq, scales=scales, offsets=offsets),
                           metadata)
 
-    data = file_of(q)
+    def to_budget(qq, scales, offsets):  # the rows of the largest file within the budget: [N', 8]
+        if budget_bits is None or qq.shape[0] <= 1 or 8 * len(file_of(qq, scales, offsets)) <= budget_bits:
+            return qq
+        return _trim_to_budget(qq, scales, offsets, budget_bits, lambda x: file_of(x, scales, offsets))[1]
+
+    # the set is trimmed to the budget before the colour refit and the code search, which
+    # then tune the Gaussians the file keeps
+    q, scales, offsets, qreport = fit_and_quantize(
+        arr, gaussians, iterations=iterations, bits=(bits.position, bits.covariance, bits.color),
+        seed=seed, device=device, config=config, progress=progress, rate_hook=rate_hook, reduce=to_budget,
+    )
+    data = file_of(q, scales, offsets)
     if budget_bits is not None and 8 * len(data) > budget_bits and q.shape[0] > 1:
-        data, qreport.gaussians = _trim_to_budget(q, scales, offsets, budget_bits, file_of)
+        # the post-QAT steps moved the entropy coder's statistics a little: trim again
+        data, rows = _trim_to_budget(q, scales, offsets, budget_bits, lambda x: file_of(x, scales, offsets))
+        qreport.gaussians = int(rows.shape[0])
         from gipp_codec.decoder import decode
 
         qreport.psnr = psnr(decode(data), arr)  # the encoder's figure is the file's
@@ -107,10 +116,11 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
     return data, qreport
 
 
-def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float, file_of: Callable) -> tuple[bytes, int]:
+def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float,
+                    file_of: Callable) -> tuple[bytes, np.ndarray]:
     """Drop the least important Gaussians (smallest rendered energy, ``fit.prune.importance``)
     of q [N, 8] until the file fits ``budget_bits``; returns the largest file that fits and
-    how many Gaussians it holds.
+    the rows [N', 8] it holds.
 
     The count is searched like a bisection that keeps a bracket (lo fits, hi + 1 does not),
     but each step probes where the straight line through the bracket's two file sizes meets
@@ -144,7 +154,7 @@ def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float, file_of:
         else:
             hi, bits_out = mid - 1, 8.0 * len(data)
         interpolate = 2 * (hi - lo) <= width  # the step halved the bracket: keep interpolating
-    return best, lo  # best is always the file of the top ``lo`` Gaussians
+    return best, q[np.sort(order[:lo])]  # best is always the file of the top ``lo`` Gaussians
 
 
 def _measure(data: bytes, arr: np.ndarray) -> tuple[float, float | None, dict]:

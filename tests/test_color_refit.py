@@ -20,7 +20,7 @@ def _image(h=24, w=32) -> np.ndarray:
 
 def _qat_fit(refit: bool, img=None):
     img = _image() if img is None else img
-    cfg = FitConfig().with_qat(start_frac=0.5, refit_colors=refit)
+    cfg = FitConfig().with_qat(start_frac=0.5, refit_colors=refit, code_search_sweeps=0)
     return fit_and_quantize(img, 40, 160, seed=0, device="cpu", config=cfg, backend="cpu")
 
 

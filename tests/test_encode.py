@@ -82,10 +82,10 @@ def test_trim_to_budget_keeps_the_most_important():
         return write_gimg(QuantizedGaussians(g.width, g.height, g.bits, qq, g.scales, g.offsets))
 
     budget = 0.6 * 8 * len(file_of(q))
-    data, n_kept = _trim_to_budget(q, g.scales, g.offsets, budget, file_of)
+    data, rows = _trim_to_budget(q, g.scales, g.offsets, budget, file_of)
     kept = parse_gimg(data).gaussians.q
     n = kept.shape[0]
-    assert n_kept == n
+    assert rows.shape[0] == n and data == file_of(rows)
     assert 8 * len(data) <= budget and 0 < n < 400
     rows = dequantize_rows(q, g.scales, g.offsets).astype(np.float64)  # independent of fit.prune
     energy = (rows[:, 5:8] ** 2).sum(1) * np.sqrt(np.clip(rows[:, 2] * rows[:, 4] - rows[:, 3] ** 2, 0, None))
@@ -114,7 +114,8 @@ def test_trim_to_budget_finds_the_count_in_a_few_codings(share):
 
     budget = share * 8 * len(file_of(g.q))
     calls.clear()
-    data, n_kept = _trim_to_budget(g.q.copy(), g.scales, g.offsets, budget, file_of)
+    data, rows = _trim_to_budget(g.q.copy(), g.scales, g.offsets, budget, file_of)
+    n_kept = rows.shape[0]
     assert parse_gimg(data).gaussians.q.shape[0] == n_kept and 8 * len(data) <= budget
     probes = calls[2:]  # after the files of 1 and of all 2000 Gaussians
     assert n_kept in probes and n_kept + 1 in probes  # the boundary was measured on both sides

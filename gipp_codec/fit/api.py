@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from gipp_codec.errors import ConfigError, InputImageError
+from gipp_codec.fit.code_search import search_codes
 from gipp_codec.fit.color_refit import refit_color_codes
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.prune import keep_mask
@@ -189,6 +190,32 @@ def _refits_colors(cfg: FitConfig) -> bool:
     return q.refit_colors and not (q.rate_weight > 0 and bool(set(RATE_CHANNEL_SETS[q.rate_channels]) & colors))
 
 
+def _searches_codes(cfg: FitConfig) -> bool:
+    """Whether the code search runs after QAT (``QATConfig.code_search_sweeps``): not with
+    a rate term, whose savings a rate-blind search would partly undo."""
+    return cfg.qat.code_search_sweeps > 0 and not cfg.qat.rate_weight > 0
+
+
+def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConfig, render: np.ndarray,
+            arr: np.ndarray, renderer: Callable, dev: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """(codes [N, 8], their render [H, W, 3]) after ``code_search.search_codes`` from q and its
+    render; q and ``render`` themselves when the searched codes' render (by ``renderer``) is
+    not closer to the image ``arr`` [H, W, 3] uint8 once clamped."""
+    target = arr.astype(np.float32) / np.float32(255.0)  # [H, W, 3]
+    searched, _ = search_codes(q, scales, offsets, cfg.qat.bits(), render, target, cfg.qat.code_search_sweeps)
+    deq = _dequantize(searched, scales, offsets)
+    with torch.no_grad():
+        parts = (torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in split_attributes(deq))
+        new_render = renderer(*parts, arr.shape[0], arr.shape[1]).float().cpu().numpy()
+
+    def error(image: np.ndarray) -> float:
+        return float(np.sum((np.clip(image, 0.0, 1.0, dtype=np.float64) - target) ** 2))
+
+    if error(new_render) < error(render):
+        return searched, new_render
+    return q, render
+
+
 def _dequantize(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """The decoder's dequantizer (``gipp_codec.quant.dequant.dequantize_rows``) when it is
     importable, else the reference copy of the same formula in ``gipp_codec.quant.lsq``."""
@@ -210,11 +237,15 @@ def fit_and_quantize(
     progress: Callable | None = None,
     backend: str = "auto",
     rate_hook: Callable | None = None,
+    reduce: Callable | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, QuantReport]:
     """Fit, then quantization-aware train; return what the file stores.
 
     ``rate_hook(rows [N, 8] float, quantizer) -> N'`` is passed to the trainer (called once when QAT
     starts; the encoder's rate control uses it to resize the set to the rate budget).
+    ``reduce(q [N, 8], scales, offsets) -> q' [N', 8]`` (rows of q) is applied to the
+    quantized set before the colour refit and the code search (the encoder's trim to the
+    rate budget).
 
     ``bits`` = (position, covariance, colour) bit depths, default from ``config.qat``
     (12, 9, 6; the paper's 12, 10, 6 with ``FitConfig.paper()``). Returns ``q`` uint16
@@ -241,7 +272,9 @@ def fit_and_quantize(
     m, c, col = (torch.from_numpy(np.ascontiguousarray(x)) for x in split_attributes(deq))
     keep = keep_mask(m, c, h, w, offscreen=True).numpy()
     q = np.ascontiguousarray(q[keep])
-    deq = deq[keep]
+    if reduce is not None and q.shape[0] > 0:
+        q = np.ascontiguousarray(reduce(q, scales, offsets))
+    deq = _dequantize(q, scales, offsets)
     m, c, col = (torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in split_attributes(deq))
     if _refits_colors(cfg) and q.shape[0] > 0:
         with cpu_fitting_threads(dev):
@@ -251,6 +284,10 @@ def fit_and_quantize(
         col = torch.from_numpy(np.ascontiguousarray(split_attributes(deq)[2])).to(dev)
     with torch.no_grad():
         render = renderer(m, c, col, h, w).float().cpu().numpy()
+    if _searches_codes(cfg) and q.shape[0] > 0:
+        if progress is not None:
+            progress(its, its, {"phase": "code search", "psnr": None, "gaussians": int(q.shape[0])})
+        q, render = _search(q, scales, offsets, cfg, render, arr, renderer, dev)
     seconds = time.perf_counter() - t0
     img8 = to_uint8(render)
     float_hist = [p for (it, p, _) in out.history if it <= out.qat_start]

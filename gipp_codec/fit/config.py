@@ -68,6 +68,11 @@ class QATConfig:
     # shapes, rounded in stages (``color_refit``); kept only where the render gets closer.
     # Skipped when rate_weight > 0 with the colours in rate_channels (it ignores the rate)
     refit_colors: bool = True
+    # after that, sweeps of a greedy search over the integer codes themselves: each Gaussian in
+    # turn takes the single one-step code move (any of its 8 channels) that most lowers the
+    # clamped render's squared error (``code_search``); 0 = off. Skipped with a rate term,
+    # which it would ignore. 8 by measurement (BENCHMARKS.md §4)
+    code_search_sweeps: int = 8
 
     def depths(self) -> tuple[int, int, int]:
         """(position, covariance, colour) bit depths."""
@@ -140,7 +145,8 @@ class FitConfig:
             prune_offscreen=False,
             coarse_frac=0.0,
             iterations=PAPER_ITERATIONS,
-            qat=QATConfig(bits_covariance=10, start_frac=0.12, init="minmax", refit_colors=False),
+            qat=QATConfig(bits_covariance=10, start_frac=0.12, init="minmax", refit_colors=False,
+                          code_search_sweeps=0),
         )
 
     def replace(self, **changes) -> "FitConfig":
@@ -205,5 +211,7 @@ class FitConfig:
             raise ConfigError(f"QATConfig.rate_channels must be one of {RATE_CHANNEL_CHOICES}, got {q.rate_channels!r}")
         if q.init not in ("render", "minmax", "mse"):
             raise ConfigError(f"QATConfig.init must be 'render', 'minmax' or 'mse', got {q.init!r}")
+        if not isinstance(q.code_search_sweeps, int) or q.code_search_sweeps < 0:
+            raise ConfigError(f"QATConfig.code_search_sweeps must be an integer >= 0, got {q.code_search_sweeps!r}")
         if q.eval_every < 1:
             raise ConfigError(f"QATConfig.eval_every must be >= 1, got {q.eval_every!r}")

@@ -1,0 +1,264 @@
+"""After QAT: a greedy search over the integer codes themselves.
+
+QAT trains float attributes through straight-through rounding, so the codes it ends with
+are near, not at, the best codes for the finished set. This search visits each Gaussian in
+turn and tries moving one of its eight codes (x, y, log a, b, log c, red, green, blue) one
+step up or down; it keeps the move that lowers the squared error of the CLAMPED render the
+most (the image the decoder produces, before rounding to 8 bits), updating its own copy of
+the render at once, so later Gaussians see earlier moves. A sweep visits every Gaussian
+once; the encoder runs a few (``QATConfig.code_search_sweeps``). Every error change is
+computed exactly over the pixels the Gaussian touches before and after the move, with the
+render convention of the spec (weights exp(-m2/2) inside the 3-sigma ellipse), in binary64.
+
+Moves that make a covariance (nearly) singular or put a Gaussian wholly off the image are
+not tried. The search does not model the rate: a move changes the file's size only through
+the entropy coder's statistics (measured in BENCHMARKS.md §4). Training code only: the
+decoder never imports this module.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from gipp_codec.format.constants import CH_A, CH_C, CH_RED
+from gipp_codec.jit import njit, prange
+
+_OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+_DET_MARGIN = 1e-6  # a move must leave det > _DET_MARGIN * a * c (valid in binary32 too)
+# a move must lower the squared error by more than this ((1/255)^2 is 1.5e-5): gains within
+# rounding would let two moves undo each other forever
+_MIN_GAIN = 1e-9
+
+
+@njit(**_OPTS)
+def _dequantize_row(qk, s, o, out):
+    """Codes qk [8] -> attribute values out [8] (float64 holding the decoder's float32 values)."""
+    for j in range(8):
+        v = np.float32(np.float64(qk[j]) * s[j] + o[j])
+        if j == CH_A or j == CH_C:
+            v = np.float32(math.exp(np.float64(v)))
+        out[j] = v
+
+
+@njit(**_OPTS)
+def _usable(p):
+    """Whether attribute values p [8] form a Gaussian with a safely positive-definite covariance."""
+    a, b, c = p[2], p[3], p[4]
+    return a > 0.0 and c > 0.0 and a * c - b * b > _DET_MARGIN * a * c
+
+
+@njit(**_OPTS)
+def _box(p, height, width):
+    """Pixel box (i0, i1, j0, j1), inclusive and clipped to the image, of the 3-sigma
+    bounding square of p [8]; empty (i0 > i1 or j0 > j1) when it misses the image."""
+    a, b, c = p[2], p[3], p[4]
+    half = 0.5 * (a + c)
+    lam = half + math.sqrt(max(0.25 * (a - c) * (a - c) + b * b, 0.0))
+    r = 3.0 * math.sqrt(max(lam, 0.0))
+    i0 = max(0, int(math.floor(p[0] - r - 0.5)))
+    i1 = min(width - 1, int(math.ceil(p[0] + r - 0.5)))
+    j0 = max(0, int(math.floor(p[1] - r - 0.5)))
+    j1 = min(height - 1, int(math.ceil(p[1] + r - 0.5)))
+    return i0, i1, j0, j1
+
+
+@njit(**_OPTS)
+def _conic(p):
+    """(A, B, C) with m2 = A dx^2 + B dx dy + C dy^2 for the Gaussian p [8]."""
+    det = p[2] * p[4] - p[3] * p[3]
+    return p[4] / det, -2.0 * p[3] / det, p[2] / det
+
+
+@njit(**_OPTS)
+def _weight(conic, mx, x, row_linear, row_constant):
+    """exp(-m2 / 2) if m2 <= 9, else 0, at column centre x, where on this row
+    m2 = A dx^2 + row_linear dx + row_constant (dx = x - mx)."""
+    dx = x - mx
+    m2 = (conic[0] * dx + row_linear) * dx + row_constant
+    if m2 <= 9.0:
+        return math.exp(-0.5 * m2)
+    return 0.0
+
+
+@njit(**_OPTS)
+def _clamped_sq(v, t):
+    """(clamp(v, 0, 1) - t)^2."""
+    u = 0.0 if v < 0.0 else (1.0 if v > 1.0 else v)
+    return (u - t) * (u - t)
+
+
+@njit(**_OPTS)
+def _row_span(p, y, width):
+    """Columns (lo, hi), inclusive and clipped, that may hold p [8]'s 3-sigma ellipse on the
+    pixel row whose centre is at y (one column of slack either side; empty when lo > hi)."""
+    a, b, c = p[2], p[3], p[4]
+    dy = y - p[1]
+    room = 9.0 * c - dy * dy
+    if room < 0.0:
+        return 0, -1
+    half = math.sqrt((a * c - b * b) * room) / c
+    centre = p[0] + b * dy / c
+    return max(0, int(math.floor(centre - half - 0.5)) - 1), min(width - 1, int(math.ceil(centre + half - 0.5)) + 1)
+
+
+@njit(**_OPTS)
+def _geometry_change(render, target, wo, ob, spans, po, pn, apply):
+    """Change of the clamped squared error when the Gaussian po [8] (weights wo over its box
+    ob, its row spans [rows, 2] within that box) becomes pn [8]; with ``apply``, write the
+    new render instead (returns 0)."""
+    height, width = render.shape[0], render.shape[1]
+    ni0, ni1, nj0, nj1 = _box(pn, height, width)
+    j0, j1 = min(ob[2], nj0), max(ob[3], nj1)
+    conic = _conic(pn)
+    total = 0.0
+    for j in range(j0, j1 + 1):
+        y = j + 0.5
+        dy = y - pn[1]
+        row_linear, row_constant = conic[1] * dy, conic[2] * dy * dy
+        lo, hi = width, -1
+        if ob[2] <= j <= ob[3]:
+            lo, hi = spans[j - ob[2], 0], spans[j - ob[2], 1]
+        if nj0 <= j <= nj1:
+            nlo, nhi = _row_span(pn, y, width)
+            if nlo <= nhi:
+                lo, hi = min(lo, nlo), max(hi, nhi)
+        for i in range(lo, hi + 1):
+            w_old = 0.0
+            if ob[2] <= j <= ob[3] and spans[j - ob[2], 0] <= i <= spans[j - ob[2], 1]:
+                w_old = wo[j - ob[2], i - ob[0]]
+            w_new = _weight(conic, pn[0], i + 0.5, row_linear, row_constant)
+            if w_old == 0.0 and w_new == 0.0:
+                continue
+            for ch in range(3):
+                old = render[j, i, ch]
+                new = old - w_old * po[CH_RED + ch] + w_new * pn[CH_RED + ch]
+                if apply:
+                    render[j, i, ch] = new
+                else:
+                    total += _clamped_sq(new, target[j, i, ch]) - _clamped_sq(old, target[j, i, ch])
+    return total
+
+
+@njit(parallel=True, **_OPTS)
+def _sweep(q, s, o, top, order, render, target):
+    """Visit the Gaussians of q [N, 8] (int64, changed in place) in ``order`` [N], applying
+    each one's best single-code move; render [H, W, 3] float64 (kept current) and target
+    [H, W, 3] float64. s, o [8]: the float32 scales and offsets as float64; top [8]: the
+    largest code of each channel. Returns (moves made, total change of the squared error)."""
+    height, width = render.shape[0], render.shape[1]
+    po = np.empty(8)
+    pn = np.empty(8)
+    color_new = np.empty((3, 2))
+    color_gain = np.empty((3, 2))
+    ob = np.empty(4, np.int64)
+    candidates = np.empty((2 * CH_RED, 8))
+    moved = np.empty((2 * CH_RED, 2), np.int64)
+    changes = np.empty(2 * CH_RED)
+    moves = 0
+    total = 0.0
+    for k in order:
+        _dequantize_row(q[k], s, o, po)
+        if not _usable(po):
+            continue
+        i0, i1, j0, j1 = _box(po, height, width)
+        if i0 > i1 or j0 > j1:
+            continue
+        ob[0], ob[1], ob[2], ob[3] = i0, i1, j0, j1
+        wo = np.zeros((j1 - j0 + 1, i1 - i0 + 1))
+        spans = np.empty((j1 - j0 + 1, 2), np.int64)
+        conic = _conic(po)
+        for j in range(j0, j1 + 1):
+            lo, hi = _row_span(po, j + 0.5, width)
+            lo, hi = max(lo, i0), min(hi, i1)
+            spans[j - j0, 0], spans[j - j0, 1] = lo, hi
+            dy = j + 0.5 - po[1]
+            for i in range(lo, hi + 1):
+                wo[j - j0, i - i0] = _weight(conic, po[0], i + 0.5, conic[1] * dy, conic[2] * dy * dy)
+        # the six colour moves share the old footprint: one pass
+        for ch in range(3):
+            for d in range(2):
+                code = q[k, CH_RED + ch] + (2 * d - 1)
+                color_new[ch, d] = np.float32(np.float64(code) * s[CH_RED + ch] + o[CH_RED + ch])
+                color_gain[ch, d] = 0.0 if 0 <= code <= top[CH_RED + ch] else math.inf
+        for j in range(j0, j1 + 1):
+            for i in range(spans[j - j0, 0], spans[j - j0, 1] + 1):
+                w = wo[j - j0, i - i0]
+                if w == 0.0:
+                    continue
+                for ch in range(3):
+                    old = render[j, i, ch]
+                    t = target[j, i, ch]
+                    e_old = _clamped_sq(old, t)
+                    for d in range(2):
+                        color_gain[ch, d] += _clamped_sq(old + w * (color_new[ch, d] - po[CH_RED + ch]), t) - e_old
+        best, best_j, best_d = -_MIN_GAIN, -1, 0
+        for ch in range(3):
+            for d in range(2):
+                if color_gain[ch, d] < best:
+                    best, best_j, best_d = color_gain[ch, d], CH_RED + ch, 2 * d - 1
+        # the ten geometry moves (x, y, log a, b, log c one step either way), in parallel
+        n_try = 0
+        for jch in range(CH_RED):
+            for d in (-1, 1):
+                code = q[k, jch] + d
+                if code < 0 or code > top[jch]:
+                    continue
+                q[k, jch] = code
+                _dequantize_row(q[k], s, o, candidates[n_try])
+                q[k, jch] = code - d
+                if not _usable(candidates[n_try]):
+                    continue
+                ni0, ni1, nj0, nj1 = _box(candidates[n_try], height, width)
+                if ni0 > ni1 or nj0 > nj1:
+                    continue
+                moved[n_try, 0], moved[n_try, 1] = jch, d
+                n_try += 1
+        for m in prange(n_try):
+            changes[m] = _geometry_change(render, target, wo, ob, spans, po, candidates[m], False)
+        for m in range(n_try):
+            if changes[m] < best:
+                best, best_j, best_d = changes[m], moved[m, 0], moved[m, 1]
+        if best_j < 0:
+            continue
+        q[k, best_j] += best_d
+        _dequantize_row(q[k], s, o, pn)
+        _geometry_change(render, target, wo, ob, spans, po, pn, True)
+        moves += 1
+        total += best
+    return moves, total
+
+
+@dataclass
+class SearchReport:
+    """What ``search_codes`` did: per sweep, the moves made and the squared error they removed."""
+
+    moves: list
+    gains: list  # decrease of the clamped squared error (sum over pixels and channels, [0, 1] units)
+
+
+def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: tuple, render: np.ndarray,
+                 target: np.ndarray, sweeps: int, stop_ratio: float = 0.0) -> tuple[np.ndarray, SearchReport]:
+    """Codes [N, 8] (same dtype as q [N, 8]) after up to ``sweeps`` sweeps of the greedy search
+    (module docstring), and a report. ``scales``, ``offsets`` [8] float32 and ``bits`` (8 bit
+    depths) are the file's; ``render`` [H, W, 3] is the unclamped render of q and ``target``
+    [H, W, 3] the image, both in [0, 1] units. Stops early after a sweep that removed less
+    than ``stop_ratio`` times what the first removed, or that moved nothing."""
+    codes = np.ascontiguousarray(q, dtype=np.int64).copy()  # [N, 8]
+    s = np.asarray(scales, np.float32).astype(np.float64)  # [8]
+    o = np.asarray(offsets, np.float32).astype(np.float64)  # [8]
+    top = np.array([(1 << int(b)) - 1 for b in bits], np.int64)  # [8]
+    current = np.ascontiguousarray(render, dtype=np.float64).copy()  # [H, W, 3]
+    image = np.ascontiguousarray(target, dtype=np.float64)  # [H, W, 3]
+    rows = np.empty((codes.shape[0], 8), np.float64)
+    for k in range(codes.shape[0]):
+        _dequantize_row(codes[k], s, o, rows[k])
+    order = np.lexsort((rows[:, 0], np.floor(rows[:, 1] / 16.0))).astype(np.int64)  # bands of 16 rows, then x
+    report = SearchReport(moves=[], gains=[])
+    for _ in range(int(sweeps)):
+        moves, change = _sweep(codes, s, o, top, order, current, image)
+        report.moves.append(int(moves))
+        report.gains.append(float(-change))
+        if moves == 0 or -change < stop_ratio * report.gains[0]:
+            break
+    return codes.astype(q.dtype), report
