@@ -93,10 +93,10 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
         return write_gimg(QuantizedGaussians(width=w, height=h, bits=bits, q=qq, scales=scales, offsets=offsets),
                           metadata)
 
-    def to_budget(qq, scales, offsets):  # the rows of the largest file within the budget: [N', 8]
+    def to_budget(qq, scales, offsets, priority):  # the rows of the largest file within the budget: [N', 8]
         if budget_bits is None or qq.shape[0] <= 1 or 8 * len(file_of(qq, scales, offsets)) <= budget_bits:
             return qq
-        return _trim_to_budget(qq, scales, offsets, budget_bits, lambda x: file_of(x, scales, offsets))[1]
+        return _trim_to_budget(qq, scales, offsets, budget_bits, lambda x: file_of(x, scales, offsets), priority)[1]
 
     # the set is trimmed to the budget before the colour refit and the code search, which
     # then tune the Gaussians the file keeps
@@ -107,7 +107,13 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
     data = file_of(q, scales, offsets)
     if budget_bits is not None and 8 * len(data) > budget_bits and q.shape[0] > 1:
         # the post-QAT steps moved the entropy coder's statistics a little: trim again
-        data, rows = _trim_to_budget(q, scales, offsets, budget_bits, lambda x: file_of(x, scales, offsets))
+        priority = None
+        if qreport.render is not None:
+            from gipp_codec.fit.code_search import removal_costs
+
+            priority = removal_costs(q, scales, offsets, qreport.render, arr / 255.0)
+        data, rows = _trim_to_budget(q, scales, offsets, budget_bits, lambda x: file_of(x, scales, offsets),
+                                     priority)
         qreport.gaussians = int(rows.shape[0])
         from gipp_codec.decoder import decode
 
@@ -116,11 +122,12 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
     return data, qreport
 
 
-def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float,
-                    file_of: Callable) -> tuple[bytes, np.ndarray]:
-    """Drop the least important Gaussians (smallest rendered energy, ``fit.prune.importance``)
-    of q [N, 8] until the file fits ``budget_bits``; returns the largest file that fits and
-    the rows [N', 8] it holds.
+def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float, file_of: Callable,
+                    priority: np.ndarray | None = None) -> tuple[bytes, np.ndarray]:
+    """Drop the least important Gaussians of q [N, 8] until the file fits ``budget_bits``;
+    returns the largest file that fits and the rows [N', 8] it holds. Importance is
+    ``priority`` [N] (the encoder's: ``code_search.removal_costs``, what removing each one
+    adds to the error), else the smallest rendered energy (``fit.prune.importance``).
 
     The count is searched like a bisection that keeps a bracket (lo fits, hi + 1 does not),
     but each step probes where the straight line through the bracket's two file sizes meets
@@ -132,9 +139,10 @@ def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float,
     from gipp_codec.fit.prune import importance
     from gipp_codec.quant.dequant import dequantize_rows
 
-    rows = torch.from_numpy(dequantize_rows(q, scales, offsets)).double()  # [N, 8]
-    energy = importance(rows[:, 2:5], rows[:, 5:8]).numpy()  # [N]
-    order = np.argsort(-energy, kind="stable")
+    if priority is None:
+        rows = torch.from_numpy(dequantize_rows(q, scales, offsets)).double()  # [N, 8]
+        priority = importance(rows[:, 2:5], rows[:, 5:8]).numpy()  # [N]
+    order = np.argsort(-np.asarray(priority), kind="stable")
     n = q.shape[0]
     best = file_of(q[np.sort(order[:1])])
     lo, hi = 1, n - 1  # largest count that fits lies in [lo, hi]; count n is known not to fit

@@ -139,11 +139,26 @@ def test_the_encoder_trims_before_the_refit_and_the_search():
                              backend="cpu")[0]
     seen = []
 
-    def reduce(q, scales, offsets):
+    def reduce(q, scales, offsets, priority):
         seen.append(q.copy())
+        assert priority.shape == (q.shape[0],)
         return q[: q.shape[0] // 2]
 
     q, _, _, report = fit_and_quantize(img, 40, 160, seed=0, device="cpu", config=cfg, backend="cpu", reduce=reduce)
     assert len(seen) == 1 and np.array_equal(seen[0], plain)
     assert q.shape[0] == plain.shape[0] // 2 == report.gaussians
     assert not np.array_equal(q, plain[: q.shape[0]])
+
+
+def test_removal_costs_are_what_removing_each_gaussian_costs():
+    """``removal_costs`` against the renderer: the clamped error without Gaussian k, minus
+    the error with all of them (some removals help: the costs are signed)."""
+    from gipp_codec.fit.code_search import removal_costs
+
+    g, target, start = _scene(n=16, seed=4, shift=3)
+    costs = removal_costs(start, g.scales, g.offsets, _render(start, g), target)
+    full = _error(start, g, target)
+    for k in range(start.shape[0]):
+        without = np.delete(start, k, axis=0)
+        assert costs[k] == pytest.approx(_error(without, g, target) - full, rel=1e-3, abs=1e-7)
+    assert (costs > 0).any() and (costs < 0).any()

@@ -298,3 +298,23 @@ def test_package_api_names_are_functions():
 
     for name in ("encode", "decode", "read_info", "fit_image"):
         assert callable(getattr(gipp_codec, name)), name
+
+
+def test_trim_to_budget_follows_a_given_priority():
+    """With ``priority`` (the encoder passes what removing each Gaussian costs) the trim drops
+    the lowest first, whatever their energy."""
+    from gipp_codec.encoder import _trim_to_budget
+    from gipp_codec.format.container import write_gimg
+    from gipp_codec.format.model import QuantizedGaussians
+    from gipp_codec.format.synthetic import synthetic_quantized
+
+    g = synthetic_quantized(300, 64, 48, seed=5)
+
+    def file_of(qq):
+        return write_gimg(QuantizedGaussians(g.width, g.height, g.bits, qq, g.scales, g.offsets))
+
+    priority = np.random.default_rng(0).permutation(300).astype(np.float64)
+    data, rows = _trim_to_budget(g.q.copy(), g.scales, g.offsets, 0.5 * 8 * len(file_of(g.q)), file_of, priority)
+    n = rows.shape[0]
+    top = g.q[np.sort(np.argsort(-priority)[:n])]
+    assert 0 < n < 300 and np.array_equal(rows, top) and data == file_of(rows)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from gipp_codec.errors import ConfigError, InputImageError
-from gipp_codec.fit.code_search import search_codes
+from gipp_codec.fit.code_search import removal_costs, search_codes
 from gipp_codec.fit.color_refit import refit_color_codes
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.prune import keep_mask
@@ -243,9 +243,10 @@ def fit_and_quantize(
 
     ``rate_hook(rows [N, 8] float, quantizer) -> N'`` is passed to the trainer (called once when QAT
     starts; the encoder's rate control uses it to resize the set to the rate budget).
-    ``reduce(q [N, 8], scales, offsets) -> q' [N', 8]`` (rows of q) is applied to the
-    quantized set before the colour refit and the code search (the encoder's trim to the
-    rate budget).
+    ``reduce(q [N, 8], scales, offsets, priority [N]) -> q' [N', 8]`` (rows of q) is applied
+    to the quantized set before the colour refit and the code search (the encoder's trim to
+    the rate budget); ``priority`` is ``code_search.removal_costs``: what removing each
+    Gaussian alone would add to the clamped render's squared error.
 
     ``bits`` = (position, covariance, colour) bit depths, default from ``config.qat``
     (12, 9, 6; the paper's 12, 10, 6 with ``FitConfig.paper()``). Returns ``q`` uint16
@@ -273,7 +274,10 @@ def fit_and_quantize(
     keep = keep_mask(m, c, h, w, offscreen=True).numpy()
     q = np.ascontiguousarray(q[keep])
     if reduce is not None and q.shape[0] > 0:
-        q = np.ascontiguousarray(reduce(q, scales, offsets))
+        parts = (torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in split_attributes(deq[keep]))
+        with torch.no_grad():
+            render = renderer(*parts, h, w).float().cpu().numpy()
+        q = np.ascontiguousarray(reduce(q, scales, offsets, removal_costs(q, scales, offsets, render, arr / 255.0)))
     deq = _dequantize(q, scales, offsets)
     m, c, col = (torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in split_attributes(deq))
     if _refits_colors(cfg) and q.shape[0] > 0:

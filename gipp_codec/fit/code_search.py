@@ -23,6 +23,7 @@ import numpy as np
 
 from gipp_codec.format.constants import CH_A, CH_C, CH_RED
 from gipp_codec.jit import njit, prange
+from gipp_codec.quant.dequant import dequantize_rows
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 _DET_MARGIN = 1e-6  # a move must leave det > _DET_MARGIN * a * c (valid in binary32 too)
@@ -144,7 +145,7 @@ def _geometry_change(render, target, wo, ob, spans, po, pn, apply):
 def _sweep(q, s, o, top, order, render, target):
     """Visit the Gaussians of q [N, 8] (int64, changed in place) in ``order`` [N], applying
     each one's best single-code move; render [H, W, 3] float64 (kept current) and target
-    [H, W, 3] float64. s, o [8]: the float32 scales and offsets as float64; top [8]: the
+    [H, W, 3] float32. s, o [8]: the float32 scales and offsets as float64; top [8]: the
     largest code of each channel. Returns (moves made, total change of the squared error)."""
     height, width = render.shape[0], render.shape[1]
     po = np.empty(8)
@@ -229,6 +230,45 @@ def _sweep(q, s, o, top, order, render, target):
     return moves, total
 
 
+@njit(parallel=True, **_OPTS)
+def _removal_costs(rows, render, target, out):
+    """out[k] = the change of the clamped squared error if Gaussian k (attribute values rows
+    [N, 8]) alone were removed from render [H, W, 3] (target [H, W, 3])."""
+    height, width = render.shape[0], render.shape[1]
+    for k in prange(rows.shape[0]):
+        p = rows[k]
+        out[k] = 0.0
+        if not (p[2] > 0.0 and p[4] > 0.0 and p[2] * p[4] - p[3] * p[3] > 0.0):
+            continue
+        i0, i1, j0, j1 = _box(p, height, width)
+        conic = _conic(p)
+        total = 0.0
+        for j in range(j0, j1 + 1):
+            lo, hi = _row_span(p, j + 0.5, width)
+            dy = j + 0.5 - p[1]
+            for i in range(max(lo, i0), min(hi, i1) + 1):
+                w = _weight(conic, p[0], i + 0.5, conic[1] * dy, conic[2] * dy * dy)
+                if w == 0.0:
+                    continue
+                for ch in range(3):
+                    old = render[j, i, ch]
+                    total += _clamped_sq(old - w * p[CH_RED + ch], target[j, i, ch]) - _clamped_sq(old, target[j, i, ch])
+        out[k] = total
+
+
+def removal_costs(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, render: np.ndarray,
+                  target: np.ndarray) -> np.ndarray:
+    """[N] float64: how much the squared error of the clamped render grows if each Gaussian of
+    q [N, 8] alone is removed (negative where removing it helps); ``render`` [H, W, 3] is the
+    unclamped render of q, ``target`` [H, W, 3] the image, in [0, 1] units. The encoder trims
+    to its budget by this, the cheapest first."""
+    rows = dequantize_rows(q, scales, offsets).astype(np.float64)  # [N, 8]
+    out = np.empty(rows.shape[0], np.float64)
+    _removal_costs(rows, np.ascontiguousarray(render, dtype=np.float32),
+                   np.ascontiguousarray(target, dtype=np.float32), out)
+    return out
+
+
 @dataclass
 class SearchReport:
     """What ``search_codes`` did: per sweep, the moves made and the squared error they removed."""
@@ -249,10 +289,8 @@ def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: t
     o = np.asarray(offsets, np.float32).astype(np.float64)  # [8]
     top = np.array([(1 << int(b)) - 1 for b in bits], np.int64)  # [8]
     current = np.ascontiguousarray(render, dtype=np.float64).copy()  # [H, W, 3]
-    image = np.ascontiguousarray(target, dtype=np.float64)  # [H, W, 3]
-    rows = np.empty((codes.shape[0], 8), np.float64)
-    for k in range(codes.shape[0]):
-        _dequantize_row(codes[k], s, o, rows[k])
+    image = np.ascontiguousarray(target, dtype=np.float32)  # [H, W, 3] (widened exactly where read)
+    rows = dequantize_rows(q, scales, offsets)  # [N, 8]
     order = np.lexsort((rows[:, 0], np.floor(rows[:, 1] / 16.0))).astype(np.int64)  # bands of 16 rows, then x
     report = SearchReport(moves=[], gains=[])
     for _ in range(int(sweeps)):
