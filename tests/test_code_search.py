@@ -162,3 +162,17 @@ def test_removal_costs_are_what_removing_each_gaussian_costs():
         without = np.delete(start, k, axis=0)
         assert costs[k] == pytest.approx(_error(without, g, target) - full, rel=1e-3, abs=1e-7)
     assert (costs > 0).any() and (costs < 0).any()
+
+
+def test_the_kernels_dequantize_as_the_decoder():
+    """The search's per-row dequantizer gives the decoder's float32 values bit for bit."""
+    from gipp_codec.fit.code_search import _dequantize_row
+
+    g = synthetic_quantized(50, 40, 30, seed=6)
+    s = np.asarray(g.scales, np.float32).astype(np.float64)
+    o = np.asarray(g.offsets, np.float32).astype(np.float64)
+    expected = dequantize_rows(g.q, g.scales, g.offsets)
+    out = np.empty(8)
+    for k in range(g.q.shape[0]):
+        _dequantize_row(g.q[k].astype(np.int64), s, o, out)
+        assert np.array_equal(out.astype(np.float32), expected[k]) and np.array_equal(out, expected[k].astype(np.float64))

@@ -203,10 +203,7 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     not closer to the image ``arr`` [H, W, 3] uint8 once clamped."""
     target = arr.astype(np.float32) / np.float32(255.0)  # [H, W, 3]
     searched, _ = search_codes(q, scales, offsets, cfg.qat.bits(), render, target, cfg.qat.code_search_sweeps)
-    deq = _dequantize(searched, scales, offsets)
-    with torch.no_grad():
-        parts = (torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in split_attributes(deq))
-        new_render = renderer(*parts, arr.shape[0], arr.shape[1]).float().cpu().numpy()
+    new_render = _render_rows(_dequantize(searched, scales, offsets), renderer, dev, arr.shape[0], arr.shape[1])
 
     def error(image: np.ndarray) -> float:
         return float(np.sum((np.clip(image, 0.0, 1.0, dtype=np.float64) - target) ** 2))
@@ -214,6 +211,13 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     if error(new_render) < error(render):
         return searched, new_render
     return q, render
+
+
+def _render_rows(rows: np.ndarray, renderer: Callable, dev: torch.device, height: int, width: int) -> np.ndarray:
+    """The unclamped render [H, W, 3] float32 of dequantized attribute rows [N, 8]."""
+    parts = (torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in split_attributes(rows))
+    with torch.no_grad():
+        return renderer(*parts, height, width).float().cpu().numpy()
 
 
 def _dequantize(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -274,9 +278,7 @@ def fit_and_quantize(
     keep = keep_mask(m, c, h, w, offscreen=True).numpy()
     q = np.ascontiguousarray(q[keep])
     if reduce is not None and q.shape[0] > 0:
-        parts = (torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in split_attributes(deq[keep]))
-        with torch.no_grad():
-            render = renderer(*parts, h, w).float().cpu().numpy()
+        render = _render_rows(deq[keep], renderer, dev, h, w)
         q = np.ascontiguousarray(reduce(q, scales, offsets, removal_costs(q, scales, offsets, render, arr / 255.0)))
     deq = _dequantize(q, scales, offsets)
     m, c, col = (torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in split_attributes(deq))

@@ -12,8 +12,9 @@ render convention of the spec (weights exp(-m2/2) inside the 3-sigma ellipse), i
 
 Moves that make a covariance (nearly) singular or put a Gaussian wholly off the image are
 not tried. The search does not model the rate: a move changes the file's size only through
-the entropy coder's statistics (measured in BENCHMARKS.md §4). Training code only: the
-decoder never imports this module.
+the entropy coder's statistics (measured in BENCHMARKS.md §4). ``removal_costs`` uses the
+same footprint arithmetic to price each Gaussian for the encoder's trim to its budget.
+Training code only: the decoder never imports this module.
 """
 
 import math
@@ -34,7 +35,8 @@ _MIN_GAIN = 1e-9
 
 @njit(**_OPTS)
 def _dequantize_row(qk, s, o, out):
-    """Codes qk [8] -> attribute values out [8] (float64 holding the decoder's float32 values)."""
+    """Codes qk [8] -> attribute values out [8] (float64 holding the decoder's float32 values):
+    ``quant.dequant.dequantize_rows`` for one row, inside the kernels (a test checks the two agree)."""
     for j in range(8):
         v = np.float32(np.float64(qk[j]) * s[j] + o[j])
         if j == CH_A or j == CH_C:
@@ -278,12 +280,11 @@ class SearchReport:
 
 
 def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: tuple, render: np.ndarray,
-                 target: np.ndarray, sweeps: int, stop_ratio: float = 0.0) -> tuple[np.ndarray, SearchReport]:
+                 target: np.ndarray, sweeps: int) -> tuple[np.ndarray, SearchReport]:
     """Codes [N, 8] (same dtype as q [N, 8]) after up to ``sweeps`` sweeps of the greedy search
     (module docstring), and a report. ``scales``, ``offsets`` [8] float32 and ``bits`` (8 bit
     depths) are the file's; ``render`` [H, W, 3] is the unclamped render of q and ``target``
-    [H, W, 3] the image, both in [0, 1] units. Stops early after a sweep that removed less
-    than ``stop_ratio`` times what the first removed, or that moved nothing."""
+    [H, W, 3] the image, both in [0, 1] units. Stops early after a sweep that moved nothing."""
     codes = np.ascontiguousarray(q, dtype=np.int64).copy()  # [N, 8]
     s = np.asarray(scales, np.float32).astype(np.float64)  # [8]
     o = np.asarray(offsets, np.float32).astype(np.float64)  # [8]
@@ -297,6 +298,6 @@ def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: t
         moves, change = _sweep(codes, s, o, top, order, current, image)
         report.moves.append(int(moves))
         report.gains.append(float(-change))
-        if moves == 0 or -change < stop_ratio * report.gains[0]:
+        if moves == 0:
             break
     return codes.astype(q.dtype), report
