@@ -109,6 +109,8 @@ class FitConfig:
     lr_warmup_frac: float = 0.0  # "cosine": linear warm-up fraction
     lr_final_frac: float = 0.1  # "cosine": final lr as a fraction of the initial one
     adam_eps: float = 1e-8  # torch's default, as the paper's code
+    adam_beta1: float = 0.9  # first-moment decay (torch's default, the paper's)
+    adam_beta2: float = 0.999  # second-moment decay (torch's default, the paper's)
     # --- initialisation -----------------------------------------------------------
     init_fraction: float = 0.5  # N0 = round(init_fraction * Nmax) (paper: Nmax/2)
     caf: bool = True  # content-aware filter lp = min(H*W / (9*pi*N_now), caf_max)
@@ -184,6 +186,9 @@ class FitConfig:
 
         for name in ("lr_means", "lr_covs", "lr_colors", "adam_eps", "caf_max"):
             pos(name, getattr(self, name))
+        for name in ("adam_beta1", "adam_beta2"):
+            if not (0.0 <= getattr(self, name) < 1.0):
+                raise ConfigError(f"FitConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
         if self.lr_schedule not in ("step", "cosine"):
             raise ConfigError(f"FitConfig.lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
         frac("lr_halve_every_frac", self.lr_halve_every_frac)

@@ -228,7 +228,8 @@ def train(
     n0 = max(1, min(n_max, round(cfg.init_fraction * n_max)))
     means, covs, colors = (t.to(device) for t in sparse_init(n0, height, width, gen, cfg.caf, cfg.caf_max))
     params = [_leaf(means), _leaf(covs), _leaf(colors)]
-    opt = RowAdam(params, [cfg.lr_means, cfg.lr_covs, cfg.lr_colors], eps=cfg.adam_eps)
+    opt = RowAdam(params, [cfg.lr_means, cfg.lr_covs, cfg.lr_colors], betas=(cfg.adam_beta1, cfg.adam_beta2),
+                  eps=cfg.adam_eps)
 
     quant: LSQPlus | None = None
     qopt = None
