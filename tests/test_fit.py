@@ -221,6 +221,35 @@ def test_row_adam_matches_torch_adam_and_resizes():
     assert torch.allclose((before - p2.detach())[4:], torch.full((2, 3), 0.01), atol=1e-6)
 
 
+def test_row_adam_takes_torch_adams_steps_with_other_decays():
+    """The decays reach both of RowAdam's step forms: with betas (0.8, 0.99) its kernel step
+    and its torch step each equal torch's Adam with those betas, not with the defaults."""
+    gen = torch.Generator().manual_seed(3)
+    start = torch.randn(8, 3, generator=gen)
+    kern, comp, ref, dflt = (start.clone().requires_grad_(True) for _ in range(4))
+    a, b = RowAdam([kern], [0.01], betas=(0.8, 0.99)), RowAdam([comp], [0.01], betas=(0.8, 0.99))
+    torch_ref = torch.optim.Adam([ref], lr=0.01, betas=(0.8, 0.99))
+    torch_dflt = torch.optim.Adam([dflt], lr=0.01)
+    for _ in range(6):
+        g = torch.randn(8, 3, generator=gen)
+        for p in (kern, comp, ref, dflt):
+            p.grad = g.clone()
+        a.step()
+        b.step_composed()
+        torch_ref.step()
+        torch_dflt.step()
+    assert torch.allclose(kern, ref, rtol=0, atol=1e-6) and torch.allclose(comp, ref, rtol=0, atol=1e-6)
+    assert not torch.allclose(ref, dflt, rtol=0, atol=1e-4)  # the decays matter over these steps
+
+
+def test_the_fit_uses_the_configured_adam_decays():
+    base = _fit(its=40)
+    same = _fit(its=40, cfg=FitConfig().replace(adam_beta1=0.9, adam_beta2=0.999))
+    other = _fit(its=40, cfg=FitConfig().replace(adam_beta2=0.9))
+    assert np.array_equal(base.means, same.means)
+    assert not np.allclose(base.means, other.means, rtol=0, atol=1e-4)
+
+
 def test_row_adam_kernel_step_agrees_with_the_torch_step():
     """RowAdam.step on CPU float32 rows runs adam_kernels; step_composed is the torch form.
     They agree to float32 rounding through steps, a row removal and appended rows (whose
@@ -343,8 +372,12 @@ def test_config_validation_and_presets():
         FitConfig().replace(lr_means=0)
     with pytest.raises(ConfigError):
         FitConfig().replace(lr_schedule="linear")
+    for name, bad in (("adam_beta1", -0.1), ("adam_beta2", 1.0), ("adam_beta2", float("nan"))):
+        with pytest.raises(ConfigError, match=name):
+            FitConfig().replace(**{name: bad})
     p = FitConfig.paper()
     assert (p.lr_means, p.lr_covs, p.lr_colors) == (0.018, 0.018, 0.018)
     assert p.grow_k == 1000 and p.grow_every_frac == 0.1 and p.lr_schedule == "step"
     assert p.qat.bits() == (12, 12, 10, 10, 10, 6, 6, 6) and p.qat.start_frac == 0.12
+    assert (p.adam_beta1, p.adam_beta2) == (0.9, 0.999)  # torch's defaults, as the paper's code
     FitConfig().validate()
