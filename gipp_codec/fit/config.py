@@ -100,9 +100,12 @@ class FitConfig:
     # --- optimisation -------------------------------------------------------------
     # Measured (tools/convergence_sweep.py, kodim01/08/23 at 384x256, N=1250): positions and
     # covariance at 0.5 instead of 0.018 gave +7.6 dB at 1000 iterations and +4.3 dB at 3000;
-    # 1.0 was slightly worse than 0.5; a higher colour lr did not help.
-    lr_means: float = 0.5  # Adam lr for positions, pixels (paper 0.018: <= 0.018 px/step)
-    lr_covs: float = 0.5  # Adam lr for the effective covariance (a, b, c), px^2 (paper 0.018)
+    # 1.0 was slightly worse than 0.5; a higher colour lr did not help. With Adam's second
+    # moment decaying at 0.9 (adam_beta2, below) 0.7 is better: on the four CPU Kodak images at
+    # 0.5 bpp, 5000 iterations, 0.35 / 0.7 gave -0.18 / +0.14 dB against 0.5, each on every
+    # image; 1.0 was +0.03 dB over 0.7 and 1.4 lost (BENCHMARKS.md §4, "Adam's second-moment decay")
+    lr_means: float = 0.7  # Adam lr for positions, pixels (paper 0.018: <= 0.018 px/step)
+    lr_covs: float = 0.7  # Adam lr for the effective covariance (a, b, c), px^2 (paper 0.018)
     lr_colors: float = 0.018  # Adam lr for colours (paper 0.018)
     lr_schedule: str = "step"  # "step" (paper: halve every lr_halve_every_frac) or "cosine" (measured equal)
     lr_halve_every_frac: float = 0.4  # "step": halve every 40 % of the budget (20k/50k)
@@ -110,7 +113,13 @@ class FitConfig:
     lr_final_frac: float = 0.1  # "cosine": final lr as a fraction of the initial one
     adam_eps: float = 1e-8  # torch's default, as the paper's code
     adam_beta1: float = 0.9  # first-moment decay (torch's default, the paper's)
-    adam_beta2: float = 0.999  # second-moment decay (torch's default, the paper's)
+    # second-moment decay (torch's default and the paper's: 0.999). 0.9 by measurement: on
+    # the four CPU Kodak images at 0.5 bpp (5000 iterations), 0.98 / 0.95 / 0.9 / 0.8 gave
+    # +0.28 / +0.32 / +0.32 / +0.34 dB over 0.999, each on every image
+    # (BENCHMARKS.md §4, "Adam's second-moment decay"). Presumably because the gradients
+    # shrink as the fit converges, and a second moment that remembers ~1000 steps of larger
+    # ones keeps Adam's steps well below the lr
+    adam_beta2: float = 0.9
     # --- initialisation -----------------------------------------------------------
     init_fraction: float = 0.5  # N0 = round(init_fraction * Nmax) (paper: Nmax/2)
     caf: bool = True  # content-aware filter lp = min(H*W / (9*pi*N_now), caf_max)
@@ -155,6 +164,8 @@ class FitConfig:
             new_cov="init",
             prune_offscreen=False,
             coarse_frac=0.0,
+            adam_beta1=0.9,
+            adam_beta2=0.999,
             iterations=PAPER_ITERATIONS,
             qat=QATConfig(bits_covariance=10, start_frac=0.12, init="minmax", refit_colors=False,
                           code_search_sweeps=0),
