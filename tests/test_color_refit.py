@@ -18,9 +18,15 @@ def _image(h=24, w=32) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+# The optimiser of the defaults before commit 0afa7cf: on this image its QAT ends with
+# colour codes off their least-squares optimum, which is what these tests need. (With
+# today's defaults QAT converges further here and the refit, rightly, changes nothing.)
+_LOOSER_FIT = dict(lr_means=0.5, lr_covs=0.5, adam_beta2=0.999)
+
+
 def _qat_fit(refit: bool, img=None):
     img = _image() if img is None else img
-    cfg = FitConfig().with_qat(start_frac=0.5, refit_colors=refit, code_search_sweeps=0)
+    cfg = FitConfig().replace(**_LOOSER_FIT).with_qat(start_frac=0.5, refit_colors=refit, code_search_sweeps=0)
     return fit_and_quantize(img, 40, 160, seed=0, device="cpu", config=cfg, backend="cpu")
 
 
