@@ -246,3 +246,23 @@ def test_bench_gimg_bits_rejects_bad_triple(crop192):
     path, _ = crop192
     with pytest.raises(SystemExit, match="--gimg-bits"):
         bench_rd.main([str(path), "--codecs", "gimg", "--gimg-bits", "12/10", "-q"])
+
+
+def test_rd_compare_takes_the_anchor_from_several_runs(tmp_path, capsys):
+    """--anchor-run given once per rate: each test point is compared with the anchor's
+    curve built from all of them, so a point between two runs' rates is interpolated."""
+    import rd_compare
+
+    def run(path, points):
+        recs = [{"image": "im", "codec": "gimg", "bpp": b, "psnr": p} for b, p in points]
+        path.write_text(json.dumps({"records": recs}))
+        return str(path)
+
+    test = run(tmp_path / "test.json", [(0.15, 26.0), (0.5, 31.0)])
+    low = run(tmp_path / "low.json", [(0.15, 25.0)])
+    high = run(tmp_path / "high.json", [(0.5, 30.0)])
+    assert rd_compare.main([test, "--anchor", "gimg", "--anchor-run", low, "--anchor-run", high]) == 0
+    out = capsys.readouterr().out
+    assert "26.00 / 25.00 (0.150), +1.00" in out and "31.00 / 30.00 (0.500), +1.00" in out
+    rd_compare.main([test, "--anchor", "gimg", "--anchor-run", high])  # one run: clamped to its point
+    assert "26.00 / 30.00* (0.150), -4.00" in capsys.readouterr().out

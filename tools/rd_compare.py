@@ -9,6 +9,8 @@ test's achieved bpp, interpolated linearly in bpp along the anchor's points for 
 Prints a markdown table: test PSNR / anchor PSNR (test bpp), and the difference, and the
 mean difference per rate point. With ``--anchor-run`` the anchor's records come from
 another run (for example the same codec at an earlier commit); say so when quoting it.
+``--anchor-run`` may be given several times (for example one run per rate): the anchor's
+records are then those of all of them together.
 """
 
 import argparse
@@ -42,10 +44,11 @@ def main(argv=None) -> int:
     ap.add_argument("run")
     ap.add_argument("--test", default="gimg")
     ap.add_argument("--anchor", default="jpeg")
-    ap.add_argument("--anchor-run", default=None, help="take the anchor's records from this run instead")
+    ap.add_argument("--anchor-run", action="append", default=None,
+                    help="take the anchor's records from this run instead (repeatable: their records together)")
     args = ap.parse_args(argv)
     records = load_records(args.run)
-    anchor_records = load_records(args.anchor_run) if args.anchor_run else records
+    anchor_records = [r for path in args.anchor_run for r in load_records(path)] if args.anchor_run else records
     test, anchor = curves(records, args.test), curves(anchor_records, args.anchor)
     images = [im for im in test if im in anchor]
     if not images:

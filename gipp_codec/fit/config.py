@@ -103,7 +103,8 @@ class FitConfig:
     # 1.0 was slightly worse than 0.5; a higher colour lr did not help. With Adam's second
     # moment decaying at 0.9 (adam_beta2, below) 0.7 is better: on the four CPU Kodak images at
     # 0.5 bpp, 5000 iterations, 0.35 / 0.7 gave -0.18 / +0.14 dB against 0.5, each on every
-    # image; 1.0 was +0.03 dB over 0.7 and 1.4 lost (BENCHMARKS.md §4, "Adam's second-moment decay")
+    # image; 1.0 was +0.03 dB over 0.7, 1.4 only +0.01 over 0.5 (BENCHMARKS.md §4, "Adam's
+    # second-moment decay")
     lr_means: float = 0.7  # Adam lr for positions, pixels (paper 0.018: <= 0.018 px/step)
     lr_covs: float = 0.7  # Adam lr for the effective covariance (a, b, c), px^2 (paper 0.018)
     lr_colors: float = 0.018  # Adam lr for colours (paper 0.018)
