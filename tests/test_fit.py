@@ -244,10 +244,7 @@ def test_row_adam_takes_torch_adams_steps_with_other_decays():
 
 def test_the_fit_uses_the_configured_adam_decays():
     base = _fit(its=40)
-    d = FitConfig()
-    same = _fit(its=40, cfg=d.replace(adam_beta1=d.adam_beta1, adam_beta2=d.adam_beta2))
-    other = _fit(its=40, cfg=d.replace(adam_beta2=0.5 if d.adam_beta2 != 0.5 else 0.999))
-    assert np.array_equal(base.means, same.means)
+    other = _fit(its=40, cfg=FitConfig().replace(adam_beta2=0.5))
     assert base.means.shape != other.means.shape or not np.allclose(base.means, other.means, rtol=0, atol=1e-4)
 
 

@@ -42,7 +42,7 @@ class QATConfig:
     # gained +0.04 dB over 70 % on all 24 Kodak images (20 of 24 up), +0.01 dB at 0.15 bpp
     # (13 of 24), +0.09 dB at 1.0 bpp (21 of 24); before the search 80 % had lost 0.03 dB
     # (BENCHMARKS.md §4). With a rate term (search off) 0.8 and 0.7 measured level: +0.00 dB
-    # on the four CPU images at 0.5 bpp, 12/10/6, rate_weight 0.5
+    # on the four CPU images at 0.5 bpp, 12/10/6, rate_weight 0.5 (Adam at 0.999 / lr 0.5 then)
     start_frac: float = 0.8
     lr: float = 1e-3  # quantizers' own Adam (paper 1e-3)
     lr_halve_every_frac: float = 0.4  # quantizer lr halves every 40 % of the budget (paper 20k/50k)
