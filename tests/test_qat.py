@@ -463,3 +463,23 @@ def test_qat_through_the_kernels_gives_the_autograd_file(monkeypatch, rate_weigh
     assert len(used) == 20
     assert np.array_equal(q1, q2) and np.array_equal(s1, s2) and np.array_equal(o1, o2)
     assert rep1.psnr == rep2.psnr
+
+
+def test_the_quantizers_adam_takes_the_configured_epsilon(monkeypatch):
+    """QATConfig.adam_eps reaches the quantizers' Adam, and validation refuses eps <= 0."""
+    from gipp_codec.fit import trainer
+
+    made = []
+    real = trainer.TensorAdam
+
+    def spy(params, lr, eps=1e-8, **kw):
+        made.append(eps)
+        return real(params, lr, eps=eps, **kw)
+
+    monkeypatch.setattr(trainer, "TensorAdam", spy)
+    cfg = FitConfig().replace(qat=QATConfig(start_frac=0.5, adam_eps=3e-13))
+    fit_and_quantize(_image(), 20, 10, device="cpu", config=cfg, backend="reference")
+    assert made == [3e-13]
+    for bad in (0.0, -1e-9, float("nan")):
+        with pytest.raises(ConfigError, match="adam_eps"):
+            FitConfig().replace(qat=QATConfig(adam_eps=bad))

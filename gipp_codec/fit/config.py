@@ -45,6 +45,7 @@ class QATConfig:
     # on the four CPU images at 0.5 bpp, 12/10/6, rate_weight 0.5 (Adam at 0.999 / lr 0.5 then)
     start_frac: float = 0.8
     lr: float = 1e-3  # quantizers' own Adam (paper 1e-3)
+    adam_eps: float = 1e-8  # the quantizers' Adam's epsilon (torch's default, the paper's)
     lr_halve_every_frac: float = 0.4  # quantizer lr halves every 40 % of the budget (paper 20k/50k)
     # LSQ+ range initialisation: "render" (minmax, then per group the clipping range whose
     # quantized render has the smallest error), "minmax", or "mse" (per channel, the clipping
@@ -228,6 +229,7 @@ class FitConfig:
         if not (0.0 <= q.start_frac < 1.0):
             raise ConfigError(f"QATConfig.start_frac must be in [0, 1), got {q.start_frac!r}")
         pos("qat.lr", q.lr)
+        pos("qat.adam_eps", q.adam_eps)
         frac("qat.lr_halve_every_frac", q.lr_halve_every_frac)
         if not (0.0 <= q.resize_frac < 1.0):
             raise ConfigError(f"QATConfig.resize_frac must be in [0, 1), got {q.resize_frac!r}")

@@ -299,7 +299,7 @@ def train(
             _init_quantizer(quant, rows, cfg.qat.init, lambda r: _quantized_mse(r, renderer, target))
             if rate_hook is not None:
                 params = resize(params, rate_hook(rows, quant), None if t == 1 else img.detach())
-            qopt = TensorAdam(list(quant.parameters()), lr=cfg.qat.lr)
+            qopt = TensorAdam(list(quant.parameters()), lr=cfg.qat.lr, eps=cfg.qat.adam_eps)
             best = (-math.inf, 0, None)  # the float best is not a candidate for a quantized output
 
         opt.set_factor(lr_factor(t, iterations, cfg))
