@@ -248,6 +248,12 @@ def test_the_fit_uses_the_configured_adam_decays():
     assert base.means.shape != other.means.shape or not np.allclose(base.means, other.means, rtol=0, atol=1e-4)
 
 
+def test_the_fit_uses_the_configured_adam_epsilon():
+    base = _fit(its=40)
+    other = _fit(its=40, cfg=FitConfig().replace(adam_eps=1e-3))  # far above the gradients
+    assert base.means.shape != other.means.shape or not np.allclose(base.means, other.means, rtol=0, atol=1e-4)
+
+
 def test_row_adam_kernel_step_agrees_with_the_torch_step():
     """RowAdam.step on CPU float32 rows runs adam_kernels; step_composed is the torch form.
     They agree to float32 rounding through steps, a row removal and appended rows (whose
@@ -378,4 +384,5 @@ def test_config_validation_and_presets():
     assert p.grow_k == 1000 and p.grow_every_frac == 0.1 and p.lr_schedule == "step"
     assert p.qat.bits() == (12, 12, 10, 10, 10, 6, 6, 6) and p.qat.start_frac == 0.12
     assert (p.adam_beta1, p.adam_beta2) == (0.9, 0.999)  # torch's defaults, as the paper's code
+    assert p.adam_eps == 1e-8 and FitConfig().adam_eps < 1e-8
     FitConfig().validate()
