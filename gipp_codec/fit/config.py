@@ -117,12 +117,13 @@ class FitConfig:
     lr_warmup_frac: float = 0.0  # "cosine": linear warm-up fraction
     lr_final_frac: float = 0.1  # "cosine": final lr as a fraction of the initial one
     # Adam's epsilon (torch's default and the paper's: 1e-8). The loss is a mean over the
-    # H*W*3 values, so its gradients are tiny: on a 384x256 crop of kodim15 the median RMS
-    # gradient of a covariance entry was ~4e-8 and its 10th percentile ~5e-9 (they shrink
-    # with the pixel count), and 1e-8 damped most covariance steps. 1e-14 takes it out of
-    # the way: on the four CPU Kodak images at 0.5 bpp, 5000 iterations, 1e-10 / 1e-12 /
-    # 1e-14 gave +0.21 / +0.15 / +0.25 dB over 1e-8, each on every image; with it, lr 0.5
-    # and 1.0 and adam_beta2 0.8 each lost (BENCHMARKS.md §4, "Adam's epsilon")
+    # H*W*3 values, so its gradients are tiny and shrink with the pixel count: fitting kodim15
+    # (768x512) with 1e-8, the median RMS gradient (sqrt of Adam's v) of a covariance entry
+    # was 0.8e-8 to 2.6e-8 and 26-54 % of them were below 1e-8, which shrank their steps
+    # (tools/adam_gradient_scale.py). 1e-14 takes it out of the way: on the four CPU Kodak
+    # images at 0.5 bpp, 5000 iterations, 1e-10 / 1e-12 / 1e-14 gave +0.21 / +0.15 / +0.25 dB
+    # over 1e-8, each on every image; with it, lr 0.5 and 1.0 and adam_beta2 0.8 each lost
+    # (BENCHMARKS.md §4, "Adam's epsilon")
     adam_eps: float = 1e-14
     adam_beta1: float = 0.9  # first-moment decay (torch's default, the paper's)
     # second-moment decay (torch's default and the paper's: 0.999). 0.9 by measurement: on
