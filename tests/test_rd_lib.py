@@ -266,3 +266,43 @@ def test_rd_compare_takes_the_anchor_from_several_runs(tmp_path, capsys):
     assert "26.00 / 25.00 (0.150), +1.00" in out and "31.00 / 30.00 (0.500), +1.00" in out
     rd_compare.main([test, "--anchor", "gimg", "--anchor-run", high])  # one run: clamped to its point
     assert "26.00 / 30.00* (0.150), -4.00" in capsys.readouterr().out
+
+
+def _records(codec, images, curve, nbytes=None):
+    """bench_rd-like records of one codec: the same (bpp, PSNR) curve on every image."""
+    return [{"image": im, "codec": codec, "point": f"{b:g}", "bpp": b, "psnr": p, "ms_ssim": None,
+             "bytes": (nbytes or {}).get(b, int(b * 1000)), "encode_s": 1.0, "decode_s": 0.1}
+            for im in images for b, p in curve]
+
+
+def test_rd_merge_adds_a_peer_only_from_a_run_that_agrees(tmp_path, capsys):
+    """The donor's AVIF gets a BD row against gimg; a donor whose shared peer (JPEG) has
+    other bytes, covers other images, or whose codec the run already has, is refused."""
+    import rd_merge
+
+    ims = ["a", "b"]
+    jpeg = list(zip(RATES, PSNRS))
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"records": _records("jpeg", ims, jpeg)
+                               + _records("gimg", ims, [(b, p + 1.0) for b, p in jpeg])}))
+    donor = tmp_path / "donor.json"
+    donor.write_text(json.dumps({"records": _records("jpeg", ims, jpeg)
+                                 + _records("avif", ims, [(b, p + 3.0) for b, p in jpeg])}))
+    merged = tmp_path / "merged.json"
+    assert rd_merge.main([str(run), "--codec-from", f"avif={donor}", "--json", str(merged)]) == 0
+    out = capsys.readouterr().out
+    avif_row = [line for line in out.splitlines() if line.startswith("| avif |")]
+    assert len(avif_row) == 1 and "+0.0 %" not in avif_row[0] and "-2.00 dB" in avif_row[0]  # 3 dB vs 1 dB above JPEG
+    assert {r["codec"] for r in json.loads(merged.read_text())["records"]} == {"jpeg", "gimg", "avif"}
+
+    other_bytes = tmp_path / "other_bytes.json"
+    other_bytes.write_text(json.dumps({"records": _records("jpeg", ims, jpeg, {0.5: 1})
+                                       + _records("avif", ims, jpeg)}))
+    with pytest.raises(SystemExit, match="jpeg differs"):
+        rd_merge.main([str(run), "--codec-from", f"avif={other_bytes}"])
+    other_images = tmp_path / "other_images.json"
+    other_images.write_text(json.dumps({"records": _records("jpeg", ["a"], jpeg) + _records("avif", ["a"], jpeg)}))
+    with pytest.raises(SystemExit, match="other images"):
+        rd_merge.main([str(run), "--codec-from", f"avif={other_images}"])
+    with pytest.raises(SystemExit, match="already measured"):
+        rd_merge.main([str(run), "--codec-from", f"jpeg={donor}"])

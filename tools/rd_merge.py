@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Add a codec measured in another ``tools/bench_rd.py`` run to a run's BD-rate table.
+
+    python tools/rd_merge.py RUN.json --codec-from avif=OTHER.json [--test gimg] [--json OUT.json]
+
+For a peer whose encoder is deterministic (AVIF's took 19 of a full-set run's 76 minutes)
+its records from an earlier run of the same images can stand in. That holds only if the
+runs agree, so before merging this checks that every codec the two runs share, other than
+``--test``, has the same bytes and PSNR on every image and rate point, and that the two
+runs cover the same images; it refuses otherwise. Prints each codec's mean curve and the
+BD-rate / BD-PSNR of ``--test`` against every other codec (``rd_lib.bd_table``), and says
+which codec came from which run. The merged records can be written with ``--json``.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import rd_lib  # noqa: E402
+
+
+def load_run(path: str) -> dict:
+    """A bench_rd.py JSON; a one-line SystemExit when it is not one."""
+    try:
+        run = json.loads(Path(path).read_text())
+        run["records"]  # noqa: B018  (must exist)
+        return run
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"{path}: not a bench_rd.py JSON ({exc})") from None
+
+
+def _by_key(records: list, codec: str) -> dict:
+    """(image, point) -> record of one codec, records with an error skipped."""
+    return {(r["image"], r["point"]): r for r in records if r.get("codec") == codec and not r.get("error")}
+
+
+def merge(run: dict, donors: list[tuple[str, dict, str]], test: str) -> list:
+    """The run's records plus each donor codec's; SystemExit where the runs disagree.
+
+    ``donors``: (codec, donor run, donor path). A donor run must cover the same images as
+    ``run``, the codec must be absent from ``run``, and every other codec both runs hold
+    (``test`` aside) must have equal bytes and PSNR at every (image, point)."""
+    records = list(run["records"])
+    images = {r["image"] for r in records}
+    codecs = {r["codec"] for r in records}
+    for codec, donor, path in donors:
+        if codec in codecs:
+            raise SystemExit(f"{codec}: already measured in the run; nothing to merge")
+        d_images = {r["image"] for r in donor["records"]}
+        if d_images != images:
+            raise SystemExit(f"{path}: covers other images than the run ({len(d_images ^ images)} differ)")
+        shared = sorted(({r["codec"] for r in donor["records"]} & codecs) - {test})
+        if not shared:
+            raise SystemExit(f"{path}: shares no codec with the run, so nothing shows the two runs agree")
+        for other in shared:
+            mine, theirs = _by_key(records, other), _by_key(donor["records"], other)
+            for key in sorted(set(mine) & set(theirs)):
+                a, b = mine[key], theirs[key]
+                if a["bytes"] != b["bytes"] or a["psnr"] != b["psnr"]:
+                    raise SystemExit(f"{path}: {other} differs from the run at {key[0]} {key[1]} "
+                                     f"({a['bytes']} / {b['bytes']} bytes): not the same encoder or images")
+            if not set(mine) & set(theirs):
+                raise SystemExit(f"{path}: {other} has no rate point in common with the run")
+        added = [r for r in donor["records"] if r.get("codec") == codec]
+        if not added:
+            raise SystemExit(f"{path}: has no {codec} records")
+        records += added
+        codecs.add(codec)
+    return records
+
+
+def report(records: list, test: str, sources: dict, method: str) -> str:
+    """Markdown: mean curves per codec (with their source) and ``test``'s BD rows."""
+    curves = rd_lib.mean_curves(records)
+    if test not in curves:
+        raise SystemExit(f"{test}: no records of it in the run")
+    out = ["| codec (source) | mean bpp : PSNR per point |", "|---|---|"]
+    for codec, curve in curves.items():
+        pts = "  ".join(f"{p['bpp']:.3f} : {p['psnr']:.2f}" for p in curve)
+        out.append(f"| {codec} ({sources.get(codec, 'the run')}) | {pts} |")
+    out += ["", f"| {test} against | BD-rate | BD-PSNR |", "|---|---|---|"]
+    for row in rd_lib.bd_table(curves, method):
+        if row["test"] == test:
+            rate = "n/a" if row["bd_rate_pct"] is None else f"{row['bd_rate_pct']:+.1f} %"
+            dpsnr = "n/a" if row["bd_psnr_db"] is None else f"{row['bd_psnr_db']:+.2f} dB"
+            out.append(f"| {row['anchor']} | {rate} | {dpsnr} |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    """Merge, check, print; exit 0."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run")
+    p.add_argument("--codec-from", action="append", default=[], metavar="CODEC=RUN.json", required=True)
+    p.add_argument("--test", default="gimg")
+    p.add_argument("--bd-method", choices=("pchip", "poly"), default="pchip")
+    p.add_argument("--json", help="write the run with the merged records here")
+    args = p.parse_args(argv)
+    run = load_run(args.run)
+    donors, sources = [], {}
+    for item in args.codec_from:
+        codec, sep, path = item.partition("=")
+        if not sep or not codec or not path:
+            raise SystemExit(f"--codec-from: expected CODEC=RUN.json, got {item!r}")
+        donors.append((codec, load_run(path), path))
+        sources[codec] = path
+    records = merge(run, donors, args.test)
+    print(report(records, args.test, sources, args.bd_method))
+    if args.json:
+        merged = dict(run, records=records, merged_from=sources)
+        merged.pop("summary", None)  # the run's own summary no longer covers every codec
+        Path(args.json).write_text(json.dumps(merged, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
