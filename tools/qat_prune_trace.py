@@ -3,7 +3,7 @@ QAT logged by cause (covariance no longer positive definite after quantization, 
 off screen) and, for the non-positive-definite ones, their median sqrt(a*c) and |b| as
 dequantized (b's grid step is set by the largest Gaussians).
 
-    python tools/qat_prune_trace.py kodim15.png --bpp 0.5 --iterations 4000 [--psd-safe] [--json out.json]
+    python tools/qat_prune_trace.py kodim15.png --bpp 0.5 --iterations 4000 [--psd-safe] [--adam-eps E] [--json out.json]
 """
 
 import argparse
@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     p.add_argument("--bpp", type=float, default=0.5)
     p.add_argument("--iterations", type=int, default=4000)
     p.add_argument("--psd-safe", action="store_true", help="QATConfig.psd_safe on")
+    p.add_argument("--adam-eps", type=float, default=None, help="FitConfig.adam_eps (default: the default's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the trace here too")
     args = p.parse_args(argv)
@@ -34,6 +35,8 @@ def main(argv=None) -> int:
     image = load_image(args.image)[0]
     h, w = image.shape[:2]
     cfg = FitConfig().with_qat(psd_safe=args.psd_safe)
+    if args.adam_eps is not None:
+        cfg = cfg.replace(adam_eps=args.adam_eps)
     state = {"t": 0, "phase": "float"}
     steps = []
     plain_keep_mask = trainer.keep_mask
