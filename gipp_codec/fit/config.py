@@ -133,6 +133,10 @@ class FitConfig:
     # shrink as the fit converges, and a second moment that remembers ~1000 steps of larger
     # ones keeps Adam's steps well below the lr
     adam_beta2: float = 0.9
+    # Adam's second moment for Gaussians added during the run: "zero" (a fresh Adam state,
+    # whose first steps are the full lr once eps no longer damps them) or "median" (the
+    # median of the other Gaussians' per entry, so their first steps are gentler)
+    adam_new_rows: str = "zero"
     # --- initialisation -----------------------------------------------------------
     init_fraction: float = 0.5  # N0 = round(init_fraction * Nmax) (paper: Nmax/2)
     caf: bool = True  # content-aware filter lp = min(H*W / (9*pi*N_now), caf_max)
@@ -214,6 +218,8 @@ class FitConfig:
         for name in ("adam_beta1", "adam_beta2"):
             if not (0.0 <= getattr(self, name) < 1.0):
                 raise ConfigError(f"FitConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.adam_new_rows not in ("zero", "median"):
+            raise ConfigError(f"FitConfig.adam_new_rows must be 'zero' or 'median', got {self.adam_new_rows!r}")
         if self.lr_schedule not in ("step", "cosine"):
             raise ConfigError(f"FitConfig.lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
         frac("lr_halve_every_frac", self.lr_halve_every_frac)

@@ -45,7 +45,9 @@ class RowAdam:
     size lr (torch's Adam with state surgery would give it ~3x lr).
     """
 
-    def __init__(self, params: list[torch.Tensor], lrs: list[float], betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, params: list[torch.Tensor], lrs: list[float], betas=(0.9, 0.999), eps=1e-8,
+                 new_rows: str = "zero"):
+        self.new_rows = new_rows  # second moment of appended rows: "zero", or "median" of the others'
         self.params = params
         self.base_lrs = list(lrs)
         self.lrs = list(lrs)
@@ -92,16 +94,23 @@ class RowAdam:
 
     def replace(self, params: list[torch.Tensor], keep: torch.Tensor | None, n_new: int) -> None:
         """Re-point at ``params`` after rows were kept by ``keep`` and ``n_new`` rows appended."""
-        def fix(t):
+        def fix(t, start=None):  # start: [k] per-column values of the appended rows (default 0)
             if keep is not None:
                 t = t[keep]
             if n_new:
-                t = torch.cat((t, t.new_zeros((n_new,) + t.shape[1:])), dim=0)
+                tail = t.new_zeros((n_new,) + t.shape[1:])
+                if start is not None:
+                    tail += start
+                t = torch.cat((t, tail), dim=0)
             return t
+
+        def v_start(v):  # [k] or None: the kept rows' median second moment, per column
+            kept = v[keep] if keep is not None else v
+            return kept.median(dim=0).values if self.new_rows == "median" and kept.shape[0] else None
 
         self.params = params
         self.m = [fix(m) for m in self.m]
-        self.v = [fix(v) for v in self.v]
+        self.v = [fix(v, v_start(v)) for v in self.v]
         self.steps = fix(self.steps)
 
 
@@ -229,7 +238,7 @@ def train(
     means, covs, colors = (t.to(device) for t in sparse_init(n0, height, width, gen, cfg.caf, cfg.caf_max))
     params = [_leaf(means), _leaf(covs), _leaf(colors)]
     opt = RowAdam(params, [cfg.lr_means, cfg.lr_covs, cfg.lr_colors], betas=(cfg.adam_beta1, cfg.adam_beta2),
-                  eps=cfg.adam_eps)
+                  eps=cfg.adam_eps, new_rows=cfg.adam_new_rows)
 
     quant: LSQPlus | None = None
     qopt = None
