@@ -386,3 +386,29 @@ def test_config_validation_and_presets():
     assert (p.adam_beta1, p.adam_beta2) == (0.9, 0.999)  # torch's defaults, as the paper's code
     assert p.adam_eps == 1e-8 and FitConfig().adam_eps < 1e-8
     FitConfig().validate()
+
+
+def test_row_adam_appended_rows_start_at_zero_or_at_the_median_second_moment():
+    """new_rows="median": rows appended by replace() start with the kept rows' median v per
+    column (their m still 0); "zero": a fresh state. FitConfig refuses any other value."""
+    gen = torch.Generator().manual_seed(1)
+    for mode in ("zero", "median"):
+        p = torch.randn(6, 3, generator=gen).requires_grad_(True)
+        opt = RowAdam([p], [0.01], betas=(0.9, 0.9), new_rows=mode)
+        for _ in range(3):
+            p.grad = torch.randn(6, 3, generator=gen)
+            opt.step()
+        keep = torch.tensor([True, True, False, True, True, True])
+        want = opt.v[0][keep].median(dim=0).values if mode == "median" else torch.zeros(3)
+        grown = torch.cat((p.detach()[keep], torch.zeros(2, 3)), dim=0).requires_grad_(True)
+        opt.replace([grown], keep, 2)
+        assert opt.v[0].shape == (7, 3) and torch.equal(opt.v[0][5:], torch.stack([want, want]))
+        assert not bool(opt.m[0][5:].any()) and bool((want > 0).all()) == (mode == "median")
+    with pytest.raises(ConfigError, match="adam_new_rows"):
+        FitConfig().replace(adam_new_rows="mean")
+
+
+def test_the_fit_uses_the_configured_start_of_added_rows():
+    base = _fit(its=40)
+    other = _fit(its=40, cfg=FitConfig().replace(adam_new_rows="median"))
+    assert base.means.shape != other.means.shape or not np.allclose(base.means, other.means, rtol=0, atol=1e-4)
