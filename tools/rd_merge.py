@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rd_lib  # noqa: E402
+from bench_rd import write_atomic  # noqa: E402
 
 
 def load_run(path: str) -> dict:
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
     if args.json:
         merged = dict(run, records=records, merged_from=sources)
         merged.pop("summary", None)  # the run's own summary no longer covers every codec
-        Path(args.json).write_text(json.dumps(merged, indent=1))
+        write_atomic(args.json, json.dumps(merged, indent=1))
     return 0
 
 

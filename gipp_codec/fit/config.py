@@ -135,7 +135,10 @@ class FitConfig:
     adam_beta2: float = 0.9
     # Adam's second moment for Gaussians added during the run: "zero" (a fresh Adam state,
     # whose first steps are the full lr once eps no longer damps them) or "median" (the
-    # median of the other Gaussians' per entry, so their first steps are gentler)
+    # median of the other Gaussians' per entry, so their first steps are gentler). "median"
+    # is not the default: on the four CPU Kodak images it gained +0.09 dB at 1.0 bpp, where
+    # fewer of the Gaussians added in QAT were pruned, and lost 0.03 dB at 0.5 bpp
+    # (BENCHMARKS.md §4, "All 24 Kodak images at Adam's epsilon 1e-14", the rate bullet)
     adam_new_rows: str = "zero"
     # --- initialisation -----------------------------------------------------------
     init_fraction: float = 0.5  # N0 = round(init_fraction * Nmax) (paper: Nmax/2)
