@@ -9,6 +9,8 @@ float32 formula (the whole-encode effect: BENCHMARKS.md §8):
     v = v * b2 + (1 - b2) * g * g
     p = p - lr * (m / bc1) / (sqrt(v / bc2) + eps),   bc = 1 - beta ** step (per row)
 
+(with a per-row warm-up of W steps, bc1 is further divided by min(1, step / W))
+
 (torch may fuse a multiply-add where these kernels round twice, so the two forms agree to
 float32 rounding, not bit for bit; tests/test_fit.py). Training code only.
 """
@@ -21,12 +23,15 @@ _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")  # 
 
 
 @njit(**_OPTS)
-def advance_steps(steps, b1, b2, bc1, bc2):
+def advance_steps(steps, b1, b2, bc1, bc2, warmup=0.0):
     """steps [N] float32 += 1; bc1, bc2 [N] float32 = 1 - b1 ** steps, 1 - b2 ** steps.
+    With ``warmup`` W > 0, bc1 is also divided by min(1, steps / W), which scales a row's
+    step by its age for its first W steps (a per-row lr warm-up; W = 0 leaves bc1 as it is).
     Rows added together share a step count, so a power is computed only where the count
     changes from the previous row's."""
     f1 = np.float32(b1)
     f2 = np.float32(b2)
+    fw = np.float32(warmup)
     one = np.float32(1.0)
     last = np.float32(-1.0)
     r1 = one
@@ -36,6 +41,8 @@ def advance_steps(steps, b1, b2, bc1, bc2):
         steps[i] = s
         if s != last:
             r1 = one - f1 ** s
+            if s < fw:
+                r1 = r1 * (fw / s)
             r2 = one - f2 ** s
             last = s
         bc1[i] = r1

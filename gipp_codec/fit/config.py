@@ -140,6 +140,10 @@ class FitConfig:
     # fewer of the Gaussians added in QAT were pruned, and lost 0.03 dB at 0.5 bpp
     # (BENCHMARKS.md §4, "All 24 Kodak images at Adam's epsilon 1e-14", the rate bullet)
     adam_new_rows: str = "zero"
+    # per-Gaussian lr warm-up, in the Gaussian's own steps: its step is scaled by
+    # min(1, age / adam_row_warmup) (0: none). New Gaussians otherwise take full-lr steps
+    # from a fresh Adam state while the others' are damped by their history
+    adam_row_warmup: int = 0
     # --- initialisation -----------------------------------------------------------
     init_fraction: float = 0.5  # N0 = round(init_fraction * Nmax) (paper: Nmax/2)
     caf: bool = True  # content-aware filter lp = min(H*W / (9*pi*N_now), caf_max)
@@ -221,6 +225,9 @@ class FitConfig:
         for name in ("adam_beta1", "adam_beta2"):
             if not (0.0 <= getattr(self, name) < 1.0):
                 raise ConfigError(f"FitConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if isinstance(self.adam_row_warmup, bool) or not isinstance(self.adam_row_warmup, int) \
+                or self.adam_row_warmup < 0:
+            raise ConfigError(f"FitConfig.adam_row_warmup must be an integer >= 0, got {self.adam_row_warmup!r}")
         if self.adam_new_rows not in ("zero", "median"):
             raise ConfigError(f"FitConfig.adam_new_rows must be 'zero' or 'median', got {self.adam_new_rows!r}")
         if self.lr_schedule not in ("step", "cosine"):

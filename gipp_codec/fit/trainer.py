@@ -42,12 +42,14 @@ class RowAdam:
 
     Rows can be removed (``keep``) or appended (``append``); appended rows start with zero
     moments and their own bias correction, so a new Gaussian's first step has the nominal
-    size lr (torch's Adam with state surgery would give it ~3x lr).
+    size lr (torch's Adam with state surgery would give it ~3x lr). With ``warmup`` W > 0 a
+    row's steps are scaled by min(1, age / W), its age counted in its own steps.
     """
 
     def __init__(self, params: list[torch.Tensor], lrs: list[float], betas=(0.9, 0.999), eps=1e-8,
-                 new_rows: str = "zero"):
+                 new_rows: str = "zero", warmup: int = 0):
         self.new_rows = new_rows  # second moment of appended rows: "zero", or "median" of the others'
+        self.warmup = int(warmup)  # per-row lr warm-up, steps (0: none)
         self.params = params
         self.base_lrs = list(lrs)
         self.lrs = list(lrs)
@@ -71,7 +73,7 @@ class RowAdam:
             return
         steps = self.steps.view(-1).numpy()  # [N] (a view: steps is [N, 1], contiguous)
         bc1, bc2 = np.empty_like(steps), np.empty_like(steps)
-        adam_kernels.advance_steps(steps, self.b1, self.b2, bc1, bc2)
+        adam_kernels.advance_steps(steps, self.b1, self.b2, bc1, bc2, float(self.warmup))
         for p, m, v, lr in zip(self.params, self.m, self.v, self.lrs):
             if p.grad is None:
                 continue
@@ -83,6 +85,8 @@ class RowAdam:
         """``step`` written with torch operations (any device)."""
         self.steps += 1
         bc1 = 1.0 - self.b1 ** self.steps  # [N, 1]
+        if self.warmup > 0:
+            bc1 = bc1 / (self.steps / self.warmup).clamp(max=1.0)
         bc2 = 1.0 - self.b2 ** self.steps
         for p, m, v, lr in zip(self.params, self.m, self.v, self.lrs):
             g = p.grad
@@ -238,7 +242,7 @@ def train(
     means, covs, colors = (t.to(device) for t in sparse_init(n0, height, width, gen, cfg.caf, cfg.caf_max))
     params = [_leaf(means), _leaf(covs), _leaf(colors)]
     opt = RowAdam(params, [cfg.lr_means, cfg.lr_covs, cfg.lr_colors], betas=(cfg.adam_beta1, cfg.adam_beta2),
-                  eps=cfg.adam_eps, new_rows=cfg.adam_new_rows)
+                  eps=cfg.adam_eps, new_rows=cfg.adam_new_rows, warmup=cfg.adam_row_warmup)
 
     quant: LSQPlus | None = None
     qopt = None
