@@ -412,3 +412,45 @@ def test_the_fit_uses_the_configured_start_of_added_rows():
     base = _fit(its=40)
     other = _fit(its=40, cfg=FitConfig().replace(adam_new_rows="median"))
     assert base.means.shape != other.means.shape or not np.allclose(base.means, other.means, rtol=0, atol=1e-4)
+
+
+def test_row_adam_warmup_scales_each_rows_steps_by_its_own_age():
+    """warmup=W: a row's step is the plain Adam step times min(1, age / W), age counted in
+    the row's own steps, so an appended row starts small while older rows are unchanged.
+    The kernel step and the torch step agree; FitConfig refuses a negative or non-integer W."""
+    gen = torch.Generator().manual_seed(5)
+    start = torch.randn(10, 3, generator=gen)
+    plain, kern, comp = (start.clone().requires_grad_(True) for _ in range(3))
+    opts = [RowAdam([plain], [0.01]), RowAdam([kern], [0.01], warmup=4), RowAdam([comp], [0.01], warmup=4)]
+    keep = torch.ones(10, dtype=torch.bool)
+    keep[2] = False
+    for i in range(8):
+        if i == 5:  # append two fresh rows to every optimiser
+            rows = []
+            for o, p in zip(opts, (plain, kern, comp)):
+                grown = torch.cat((p.detach()[keep], torch.zeros(2, 3))).requires_grad_(True)
+                o.replace([grown], keep, 2)
+                rows.append(grown)
+            plain, kern, comp = rows
+        g = torch.randn(plain.shape, generator=gen)
+        before = [p.detach().clone() for p in (plain, kern, comp)]
+        for p in (plain, kern, comp):
+            p.grad = g.clone()
+        opts[0].step()
+        opts[1].step()
+        opts[2].step_composed()
+        steps = [b - p.detach() for b, p in zip(before, (plain, kern, comp))]
+        age = opts[1].steps  # [N, 1]
+        want = steps[0] * (age / 4).clamp(max=1.0)
+        assert torch.allclose(steps[1], want, rtol=0, atol=2e-7)
+        assert torch.allclose(steps[2], want, rtol=0, atol=2e-7)
+    assert opts[1].steps.view(-1).tolist() == [8.0] * 9 + [3.0, 3.0]
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ConfigError, match="adam_row_warmup"):
+            FitConfig().replace(adam_row_warmup=bad)
+
+
+def test_the_fit_uses_the_configured_row_warmup():
+    base = _fit(its=40)
+    other = _fit(its=40, cfg=FitConfig().replace(adam_row_warmup=30))
+    assert base.means.shape != other.means.shape or not np.allclose(base.means, other.means, rtol=0, atol=1e-4)
