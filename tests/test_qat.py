@@ -195,19 +195,23 @@ def test_gradient_scaling_of_scale_and_offset():
     assert torch.equal(x.grad[:, 0], inside[:, 0].float())
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_cpu_kernels_agree_with_the_composed_torch_quantizer(seed):
+@pytest.mark.parametrize("seed,psd_safe", [(0, False), (1, False), (2, False), (0, True), (1, True)])
+def test_cpu_kernels_agree_with_the_composed_torch_quantizer(seed, psd_safe):
     """LSQPlus.forward on the CPU runs lsq_kernels; forward_composed is the torch definition.
     Values and integers agree (the kernels use libm's log and exp where torch uses its own,
     which may move an element by an ulp: allowed on one element in a thousand), the rows'
     gradients agree bit for bit where the values do, and the gradients of scale and offset
-    (summed in another order) to float32 summation error."""
-    rows = _rows(n=2000, seed=seed)
-    quant = LSQPlus(BITS)
+    (summed in another order) to float32 summation error. With psd_safe (on rows with many
+    small Gaussians, whose b the rule moves) the kernels move b as the torch form does."""
+    rows = _rows_with_small_gaussians(n=2000, seed=7 + seed) if psd_safe else _rows(n=2000, seed=seed)
+    quant = LSQPlus(BITS, psd_safe=psd_safe)
     quant.init_minmax(rows)
     with torch.no_grad():  # clip some values on both sides, as a learned range does
         quant.offset.add_(quant.scale * quant.qmax * 0.05)
         quant.scale.mul_(0.9)
+        if psd_safe:  # a learned offset that puts 0 between two grid values of b
+            quant.offset[3] += 0.37 * quant.scale[3]
+            quant.constrain_()
     w = torch.randn(2000, 8, generator=torch.Generator().manual_seed(seed))
     results = []
     for forward in (quant.forward, quant.forward_composed):
@@ -227,12 +231,18 @@ def test_cpu_kernels_agree_with_the_composed_torch_quantizer(seed):
     q = quant.quantize(rows)
     s, o = quant.export()
     assert np.array_equal(out_k.numpy().view(np.uint32), _numpy_dequant(q, s, o).view(np.uint32))
+    if psd_safe:  # the rule had work to do, and every covariance came out valid
+        plain = LSQPlus(BITS)
+        plain.load_state_dict(quant.state_dict())
+        assert int((plain.quantize(rows)[:, 3] != q[:, 3]).sum()) > 20
+        assert bool(valid_mask(_numpy_dequant(q, s, o)[:, 2:5]).all())
 
 
 def test_cpu_kernels_floor_matches_the_torch_path():
     from gipp_codec.quant import lsq, lsq_kernels
 
     assert float(lsq_kernels.LOG_FLOOR) == float(np.float32(lsq._LOG_FLOOR))
+    assert (lsq_kernels.A, lsq_kernels.C) == lsq.LOG_CHANNELS and lsq_kernels.B == lsq.B_CHANNEL
 
 
 def _image(h=16, w=24) -> np.ndarray:
@@ -417,11 +427,12 @@ def test_skipping_unused_renders_changes_nothing(monkeypatch, answers, rate_weig
     assert asked.count(False) > 0 and asked.count(True) > 0  # some renders were skipped
 
 
-def test_training_step_gives_the_gradients_of_forward_and_autograd():
+@pytest.mark.parametrize("psd_safe", [False, True])
+def test_training_step_gives_the_gradients_of_forward_and_autograd(psd_safe):
     """LSQPlus.training_step (the kernels, no autograd engine) sets the same gradients on
     the parts, the scale and the offset as forward followed by autograd's backward."""
-    rows = _rows(n=300, seed=3)
-    quant = LSQPlus(BITS)
+    rows = _rows_with_small_gaussians(n=300) if psd_safe else _rows(n=300, seed=3)
+    quant = LSQPlus(BITS, psd_safe=psd_safe)
     quant.init_minmax(rows)
     with torch.no_grad():  # clip some values, as a learned range does
         quant.offset.add_(quant.scale * quant.qmax * 0.05)

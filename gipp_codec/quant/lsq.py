@@ -20,7 +20,7 @@ and the stored float32 scales/offsets:
 ``dequantize_reference`` is that formula in numpy; the tests check that the training-time
 ``LSQPlus.forward`` reproduces it bit for bit.
 
-On float32 CPU rows (and without ``psd_safe``) the forward and its backward run as one
+On float32 CPU rows (with or without ``psd_safe``) the forward and its backward run as one
 numba pass each (``gipp_codec.quant.lsq_kernels``); ``forward_composed`` is the same
 computation in torch operations, used on other devices and as the tests' reference.
 """
@@ -60,26 +60,26 @@ def _numpy_f32(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def _fake_quant_numpy(x: torch.Tensor, scale, offset, qmax):
+def _fake_quant_numpy(x: torch.Tensor, scale, offset, qmax, psd_safe: bool = False):
     """(dequantized rows [N, 8], integers q [N, 8], v [N, 8], e [N, 8] float64) by
-    ``lsq_kernels.fake_quant_forward`` (v and e are what its backward needs)."""
+    ``lsq_kernels.fake_quant_forward`` (q, v and e are what its backward needs)."""
     xs = _numpy_f32(x)
     out, q, v = np.empty_like(xs), np.empty_like(xs), np.empty_like(xs)
     e = np.empty(xs.shape, np.float64)
     lsq_kernels.fake_quant_forward(xs, _numpy_f32(scale), _numpy_f32(offset), _numpy_f32(qmax), _IS_LOG,
-                                   out, q, v, e)
+                                   out, q, v, e, psd_safe)
     return out, q, v, e
 
 
-def _fake_quant_backward_numpy(x: torch.Tensor, v, e, scale, qmax, grad_out: torch.Tensor):
+def _fake_quant_backward_numpy(x: torch.Tensor, q, v, e, scale, qmax, grad_out: torch.Tensor):
     """(grad_x [N, 8], grad_scale [8], grad_offset [8]) float32 numpy, the unscaled LSQ+
-    gradients by ``lsq_kernels.fake_quant_backward`` from the forward's v and e and the
+    gradients by ``lsq_kernels.fake_quant_backward`` from the forward's q, v and e and the
     loss gradient ``grad_out`` [N, 8] of its output."""
     xs = _numpy_f32(x)
     grad_x = np.empty_like(xs)
     grad_s = np.empty(xs.shape[1], np.float32)
     grad_o = np.empty(xs.shape[1], np.float32)
-    lsq_kernels.fake_quant_backward(xs, v, e, _numpy_f32(scale), _numpy_f32(qmax), _IS_LOG,
+    lsq_kernels.fake_quant_backward(xs, q, v, e, _numpy_f32(scale), _numpy_f32(qmax), _IS_LOG,
                                     _numpy_f32(grad_out.float()), grad_x, grad_s, grad_o)
     return grad_x, grad_s, grad_o
 
@@ -89,19 +89,20 @@ class _FakeQuantCPU(torch.autograd.Function):
     of scale and offset [8] are multiplied by LSQ's gradient scale ``g`` [8]."""
 
     @staticmethod
-    def forward(ctx, x, scale, offset, qmax, g):
-        out, _, v, e = _fake_quant_numpy(x, scale, offset, qmax)
+    def forward(ctx, x, scale, offset, qmax, g, psd_safe):
+        out, q, v, e = _fake_quant_numpy(x, scale, offset, qmax, psd_safe)
         ctx.save_for_backward(x, scale, qmax, g)
-        ctx.kernel_state = (v, e)
+        ctx.kernel_state = (q, v, e)
         return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, grad_out):
         x, scale, qmax, g = ctx.saved_tensors
-        v, e = ctx.kernel_state
+        q, v, e = ctx.kernel_state
         ctx.kernel_state = None
-        grad_x, grad_s, grad_o = _fake_quant_backward_numpy(x, v, e, scale, qmax, grad_out)
-        return torch.from_numpy(grad_x), torch.from_numpy(grad_s) * g, torch.from_numpy(grad_o) * g, None, None
+        grad_x, grad_s, grad_o = _fake_quant_backward_numpy(x, q, v, e, scale, qmax, grad_out)
+        return (torch.from_numpy(grad_x), torch.from_numpy(grad_s) * g, torch.from_numpy(grad_o) * g, None, None,
+                None)
 
 
 class _GradScale(torch.autograd.Function):
@@ -266,11 +267,11 @@ class LSQPlus(nn.Module):
     # -- forward ----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
         """Fake-quantize attribute rows: the dequantized values, differentiable (LSQ+).
-        On the CPU (without ``psd_safe``) by the one-pass kernels of ``lsq_kernels``,
+        On the CPU by the one-pass kernels of ``lsq_kernels``,
         elsewhere by ``forward_composed``; the two agree (tests/test_qat.py)."""
         if self._fused(x):
             g = (1.0 / torch.sqrt(max(x.shape[0], 1) * self.qmax))  # [8]
-            return _FakeQuantCPU.apply(x, self.scale, self.offset, self.qmax, g)
+            return _FakeQuantCPU.apply(x, self.scale, self.offset, self.qmax, g, self.psd_safe)
         return self.forward_composed(x)
 
     def training_step(self, parts: list[torch.Tensor], step) -> "torch.Tensor | None":
@@ -283,14 +284,14 @@ class LSQPlus(nn.Module):
         ``.grad`` (LSQ's gradient scale applied). The same numbers as ``forward`` followed
         by autograd's backward (tests/test_qat.py)."""
         x = torch.cat([p.detach() for p in parts], dim=1)  # [N, 8]
-        out, _, v, e = _fake_quant_numpy(x, self.scale, self.offset, self.qmax)
+        out, q, v, e = _fake_quant_numpy(x, self.scale, self.offset, self.qmax, self.psd_safe)
         rows = torch.from_numpy(out)  # [N, 8] dequantized
         widths = [int(p.shape[1]) for p in parts]
         leaves = [r.contiguous().requires_grad_(True) for r in torch.split(rows, widths, dim=1)]
         result = step(*leaves)
         grad_out = torch.cat([leaf.grad if leaf.grad is not None else torch.zeros_like(leaf) for leaf in leaves],
                              dim=1)  # [N, 8]
-        grad_x, grad_s, grad_o = _fake_quant_backward_numpy(x, v, e, self.scale, self.qmax, grad_out)
+        grad_x, grad_s, grad_o = _fake_quant_backward_numpy(x, q, v, e, self.scale, self.qmax, grad_out)
         g = 1.0 / torch.sqrt(max(x.shape[0], 1) * self.qmax)  # [8]
         for p, grad in zip(parts, torch.split(torch.from_numpy(grad_x), widths, dim=1)):
             p.grad = grad.contiguous()  # [N, width], the layout autograd would accumulate into
@@ -299,12 +300,12 @@ class LSQPlus(nn.Module):
         return result
 
     def fused_for(self, parts: list[torch.Tensor]) -> bool:
-        """Whether ``training_step`` serves these parts: float32 CPU tensors, no psd_safe."""
+        """Whether ``training_step`` serves these parts: float32 CPU tensors."""
         return all(self._fused(p) for p in parts)
 
     def _fused(self, x: torch.Tensor) -> bool:
-        """Whether the CPU kernels serve x: float32 CPU rows, no psd_safe adjustment."""
-        return (not self.psd_safe and x.device.type == "cpu" and x.dtype == torch.float32
+        """Whether the CPU kernels serve x: float32 CPU rows."""
+        return (x.device.type == "cpu" and x.dtype == torch.float32
                 and self.scale.device.type == "cpu")
 
     def forward_composed(self, x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
@@ -326,7 +327,8 @@ class LSQPlus(nn.Module):
         """Integer change of each row's b (column ``B_CHANNEL``; zero elsewhere) that moves b
         to the grid value nearest its rounded one for which a*c - b*b > 0 holds in float32
         with the dequantized a and c (``convention.valid_mask``'s rule, as every decoder
-        applies it). Rows with no such grid value are left as they are."""
+        applies it). Rows with no such grid value are left as they are. The CPU kernels do the
+        same per row (``lsq_kernels.psd_safe_level``)."""
         s64, beta64 = self.scale.double(), self.offset.double()  # [8]
         value = (q.double() * s64 + beta64).float()  # [N, 8] the decoder's values
         a = torch.exp(value[:, LOG_CHANNELS[0]].double()).float()  # [N]
@@ -352,7 +354,7 @@ class LSQPlus(nn.Module):
     def quantize(self, x: torch.Tensor) -> np.ndarray:  # [N, 8] uint16
         """The integers q the forward pass uses, as uint16 [N, 8] (channel order x,y,a,b,c,r,g,b)."""
         if self._fused(x.float()):  # the integers the CPU training forward used, exactly
-            _, q, _, _ = _fake_quant_numpy(x.float(), self.scale, self.offset, self.qmax)
+            _, q, _, _ = _fake_quant_numpy(x.float(), self.scale, self.offset, self.qmax, self.psd_safe)
             return q.astype(np.uint16)
         t = to_coding_domain(x.float())
         v = torch.clamp((t - self.offset) / self.scale, torch.zeros_like(self.qmax), self.qmax)

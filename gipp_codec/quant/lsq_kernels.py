@@ -13,6 +13,7 @@ element, with the same float32 / binary64 operations in the same order and no fa
     value = float32(float64(q) * float64(scale) + float64(offset))
     out   = float32(exp(float64(value))) for the log channels, else value
 
+(with ``psd_safe``, b's integer then moves as ``LSQPlus._psd_shift`` moves it: ``psd_safe_level``)
 and the backward is the chain rule of those lines (round straight through, clamp passing
 the gradient where 0 <= v <= qmax), with the gradients of scale and offset summed over the
 rows in binary64. What may differ from the composed form is libm against torch's
@@ -56,11 +57,12 @@ def _dequantized(q, scale, offset):
 
 
 @njit(**_OPTS)
-def fake_quant_forward(x, scale, offset, qmax, is_log, out, q, v, e):
+def fake_quant_forward(x, scale, offset, qmax, is_log, out, q, v, e, psd_safe=False):
     """out [N, C] float32 = the dequantized values of rows x [N, C] float32; also q [N, C]
     float32 = their integers, and for the backward v [N, C] float32 = (t - offset) / scale
     before clamping and e [N, C] float64 = exp(value) on the log channels (0 elsewhere).
-    scale, offset, qmax [C] float32; is_log [C] bool (channels quantized as logs)."""
+    scale, offset, qmax [C] float32; is_log [C] bool (channels quantized as logs). With
+    ``psd_safe`` each row's b then moves as ``psd_safe_level`` says (``LSQPlus.psd_safe``)."""
     n, nc = x.shape
     for i in range(n):
         for j in range(nc):
@@ -75,11 +77,43 @@ def fake_quant_forward(x, scale, offset, qmax, is_log, out, q, v, e):
                 e[i, j] = ev
                 value = np.float32(ev)
             out[i, j] = value
+        if psd_safe:
+            qb = psd_safe_level(q[i, B], out[i, A], out[i, C], scale[B], offset[B], qmax[B])
+            if qb != q[i, B]:
+                q[i, B] = qb
+                out[i, B] = _dequantized(qb, scale[B], offset[B])
+
+
+A, B, C = 2, 3, 4  # the channels of the covariance (a, b, c) in a row (lsq.CHANNELS)
 
 
 @njit(**_OPTS)
-def fake_quant_backward(x, v, e, scale, qmax, is_log, grad_out, grad_x, grad_scale, grad_offset):
-    """Gradients of fake_quant_forward (straight-through rounding) from its x, v and e:
+def psd_safe_level(qb, a, c, scale, offset, qmax):
+    """The integer of b (float32) nearest its rounded one ``qb`` whose value keeps
+    a * c - b * b > 0 in float32 with the dequantized a and c (float32), as
+    ``LSQPlus._psd_shift`` computes it: the bound sqrt(a c) (1 - 1e-4) in binary64 gives the
+    safe integers; then at most four steps towards the integer nearest b = 0 while float32
+    still says otherwise. qb itself where no integer is safe."""
+    sb = np.float64(scale)
+    ob = np.float64(offset)
+    qm = np.float64(qmax)
+    q64 = np.float64(qb)
+    bound = math.sqrt(np.float64(a) * np.float64(c)) * (1.0 - 1e-4)
+    lo = min(max(math.ceil((-bound - ob) / sb), 0.0), qm)
+    hi = min(max(math.floor((bound - ob) / sb), 0.0), qm)
+    target = min(max(q64, lo), hi) if lo <= hi else q64
+    zero = min(max(np.rint(-ob / sb), 0.0), qm)
+    for _ in range(4):
+        vb = np.float32(target * sb + ob)
+        if a * c - vb * vb > np.float32(0.0) or target == zero:
+            break
+        target += 1.0 if zero > target else -1.0
+    return np.float32(target)
+
+
+@njit(**_OPTS)
+def fake_quant_backward(x, q, v, e, scale, qmax, is_log, grad_out, grad_x, grad_scale, grad_offset):
+    """Gradients of fake_quant_forward (straight-through rounding) from its x, q, v and e:
     grad_x [N, C] float32; grad_scale and grad_offset [C] float32, the unscaled LSQ+
     gradients (the caller applies LSQ's gradient scale). grad_out [N, C] float32 is the
     loss gradient of out."""
@@ -97,7 +131,7 @@ def fake_quant_backward(x, v, e, scale, qmax, is_log, grad_out, grad_x, grad_sca
             if is_log[j]:  # d exp(value) / d value = exp(value), in binary64 as torch's chain
                 g = np.float32(np.float64(g) * e[i, j])
             g64 = np.float64(g)
-            s_value[j] += g64 * np.float64(_level(vv, qmax[j]))
+            s_value[j] += g64 * np.float64(q[i, j])
             o_value[j] += g64
             gq = np.float32(g64 * np.float64(s))  # d value / d q, straight through the rounding
             gv = gq if (vv >= np.float32(0.0) and vv <= qmax[j]) else np.float32(0.0)
