@@ -385,6 +385,7 @@ def test_config_validation_and_presets():
     assert p.qat.bits() == (12, 12, 10, 10, 10, 6, 6, 6) and p.qat.start_frac == 0.12
     assert (p.adam_beta1, p.adam_beta2) == (0.9, 0.999)  # torch's defaults, as the paper's code
     assert p.adam_eps == 1e-8 and FitConfig().adam_eps < 1e-8
+    assert not p.qat.psd_safe and FitConfig().qat.psd_safe  # the paper pruned what rounding broke
     FitConfig().validate()
 
 

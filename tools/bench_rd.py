@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gimg-keep", default=None, help="keep every encoded .gimg file in this folder")
     p.add_argument("--gimg-device", default="auto")
     p.add_argument("--gimg-qat", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a QATConfig field for gimg (repeatable), e.g. psd_safe=true")
+                   help="override a QATConfig field for gimg (repeatable), e.g. psd_safe=false")
     p.add_argument("--gimg-fit", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a FitConfig field for gimg (repeatable), e.g. coarse_frac=0.1")
     p.add_argument("--gimg-bits", default=None, metavar="P/V/C[,P/V/C...]",

@@ -3,7 +3,7 @@ QAT logged by cause (covariance no longer positive definite after quantization, 
 off screen) and, for the non-positive-definite ones, their median sqrt(a*c) and |b| as
 dequantized (b's grid step is set by the largest Gaussians).
 
-    python tools/qat_prune_trace.py kodim15.png --bpp 0.5 --iterations 4000 [--psd-safe] [--adam-eps E] [--json out.json]
+    python tools/qat_prune_trace.py kodim15.png --bpp 0.5 --iterations 4000 [--psd-safe | --no-psd-safe] [--adam-eps E] [--json out.json]
 """
 
 import argparse
@@ -26,7 +26,8 @@ def main(argv=None) -> int:
     p.add_argument("image")
     p.add_argument("--bpp", type=float, default=0.5)
     p.add_argument("--iterations", type=int, default=4000)
-    p.add_argument("--psd-safe", action="store_true", help="QATConfig.psd_safe on")
+    p.add_argument("--psd-safe", action=argparse.BooleanOptionalAction, default=None,
+                   help="QATConfig.psd_safe on or off (default: the default's)")
     p.add_argument("--adam-eps", type=float, default=None, help="FitConfig.adam_eps (default: the default's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the trace here too")
@@ -34,7 +35,9 @@ def main(argv=None) -> int:
 
     image = load_image(args.image)[0]
     h, w = image.shape[:2]
-    cfg = FitConfig().with_qat(psd_safe=args.psd_safe)
+    cfg = FitConfig()
+    if args.psd_safe is not None:
+        cfg = cfg.with_qat(psd_safe=args.psd_safe)
     if args.adam_eps is not None:
         cfg = cfg.replace(adam_eps=args.adam_eps)
     state = {"t": 0, "phase": "float"}
@@ -66,7 +69,7 @@ def main(argv=None) -> int:
     finally:
         trainer.keep_mask = plain_keep_mask
     summary = {"image": args.image, "bpp_target": args.bpp, "iterations": args.iterations,
-               "psd_safe": args.psd_safe, "removed_in_qat": sum(s["removed"] for s in steps),
+               "psd_safe": cfg.qat.psd_safe, "removed_in_qat": sum(s["removed"] for s in steps),
                "not_positive_definite": sum(s["not_positive_definite"] for s in steps),
                "off_screen": sum(s["off_screen"] for s in steps),
                "bpp": len(data) * 8 / (h * w), "psnr": report.psnr, "gaussians": report.gaussians}

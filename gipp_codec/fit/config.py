@@ -66,7 +66,7 @@ class QATConfig:
     # sizing adds shrink below b's step too: QAT pruned 86 % of those it added on kodim15
     # at 1.0 bpp, so files fell up to 4 % short of their rate. Keeping them: on the four
     # CPU Kodak images at 5000 iterations, +0.18 / +0.05 / +0.01 / +0.17 dB at 0.15 / 0.25 /
-    # 0.5 / 1.0 bpp, every file within 0.7 % of its rate (BENCHMARKS.md §4, "PSD-safe
+    # 0.5 / 1.0 bpp, every file within 0.6 % of its rate (BENCHMARKS.md §4, "PSD-safe
     # rounding again"). With Adam's 1e-8 it had measured 0.0-0.24 dB worse (10 000 iterations)
     psd_safe: bool = True
     # rate term in QAT: loss = mse + rate_weight * mse_now * bits / pixels (mse_now the
