@@ -37,7 +37,7 @@ POSITION_EXCESS_BITS = 1.2
 ATTRIBUTE_BITS = 36.3
 BPP_TOLERANCE = 0.04  # relative; the CLI promises +-5 %
 BPP_PROMISE = 0.05  # relative; the CLI warns when a file misses its target by more
-HOOK_MARGIN = 0.05  # the rate hook's budget over the target: QAT and its pruning shrink the file
+HOOK_MARGIN = 0.05  # (QATConfig.hook_margin's default) the rate hook's budget over the target: QAT and its pruning shrink the file
 # a little after the hook, and the trim removes any excess. From the second call on, the hook
 # aims over the target by the fraction of Gaussians pruned since its previous call, when that
 # is more (at 0.5 bpp 12/8/6 lost 13-32 % on kodim15 and kodim05, 12/9/6 11-13 % on kodim05,
@@ -187,14 +187,15 @@ def measured_file_bits(rows, quant, bits: BitDepths, width: int, height: int, me
     return fixed, max(1.0, (file_bits(q) - fixed) / max(1, int(q.shape[0])))
 
 
-def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata) -> Callable:
+def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata,
+                   margin: float = HOOK_MARGIN) -> Callable:
     """The trainer's rate hook for a file of ``budget_bits``: (rows [N, 8], quantizer) -> N'.
 
     It quantizes the float Gaussians with the trainer's quantizer (at QAT start: its
     initialised ranges), codes them into a complete file, and from the measured bits per
     Gaussian (``measured_file_bits``) solves for the N' that fills the budget, with position
     gaps costing log2(N/N') bits more per Gaussian when the set shrinks (Morton gaps grow).
-    The budget it fills is ``budget_bits`` * (1 + ``HOOK_MARGIN``) at the first call; at later
+    The budget it fills is ``budget_bits`` * (1 + ``margin``) at the first call; at later
     calls the margin is at least the fraction of Gaussians lost since the previous call
     (QAT's pruning goes on after the hook; the encoder trims any excess at the end).
     """
@@ -202,7 +203,7 @@ def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int,
 
     def hook(rows, quant):  # rows: torch [N, 8] float (x, y, a, b, c, r, g, b); quant: LSQPlus
         n = int(rows.shape[0])
-        over = 1.0 + HOOK_MARGIN
+        over = 1.0 + margin
         if asked["n"]:
             lost = min(0.5, max(0.0, 1.0 - n / asked["n"]))
             over = max(over, 1.0 / (1.0 - lost))
@@ -281,7 +282,8 @@ def encode_with_report(
         n = predict_gaussians(budget, bits)  # the rate hook then accounts for headers and metadata
         # aim a little high at QAT start (QAT and its pruning shrink the file by a few %),
         # then trim the finished file to the budget
-        hook = size_to_budget(budget, bits, w, h, metadata)
+        margin = config.qat.hook_margin if config is not None else HOOK_MARGIN
+        hook = size_to_budget(budget, bits, w, h, metadata, margin)
         data, qreport = _encode_once(arr, n, iterations, bits, seed, device, config, metadata, progress, hook,
                                      budget)
         achieved = len(data) * 8 / (h * w)
@@ -289,7 +291,7 @@ def encode_with_report(
             # the hook sized the set at QAT start; what QAT did to the rate after that is
             # now measured: ask again with the budget corrected by that drift
             drift = achieved / bpp
-            hook2 = size_to_budget(budget / drift, bits, w, h, metadata)
+            hook2 = size_to_budget(budget / drift, bits, w, h, metadata, margin)
             n2 = max(1, int(round(qreport.gaussians / drift)))
             data2, qreport2 = _encode_once(arr, n2, iterations, bits, seed, device, config, metadata, progress,
                                            hook2, budget)

@@ -170,6 +170,29 @@ def test_rate_hook_makes_up_for_gaussians_pruned_since_its_last_call():
     assert mild(rows[: int(0.99 * first)], quant) == fresh()(rows[: int(0.99 * first)], quant)  # margin floor
 
 
+def test_the_rate_hooks_margin_comes_from_the_config(monkeypatch):
+    """QATConfig.hook_margin reaches the rate hook (its default is the encoder's HOOK_MARGIN),
+    and validation refuses a margin outside [0, 1)."""
+    import gipp_codec.encoder as enc
+    from gipp_codec.fit.config import FitConfig, QATConfig
+
+    assert QATConfig().hook_margin == enc.HOOK_MARGIN
+    seen = []
+    real = enc.size_to_budget
+
+    def spy(*args):
+        seen.append(args[-1] if len(args) > 5 else enc.HOOK_MARGIN)
+        return real(*args)
+
+    monkeypatch.setattr(enc, "size_to_budget", spy)
+    img = _image(h=16, w=24)
+    enc.encode(img, bpp=4.0, iterations=12, config=FitConfig().with_qat(hook_margin=0.2))
+    enc.encode(img, bpp=4.0, iterations=12)
+    assert seen[0] == 0.2 and seen[-1] == enc.HOOK_MARGIN
+    with pytest.raises(ConfigError, match="hook_margin"):
+        FitConfig().with_qat(hook_margin=1.0)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(gaussians=10, bpp=1.0), "at most one"),
     (dict(bpp=-1.0), "bpp"),

@@ -59,6 +59,9 @@ class QATConfig:
     # the QAT iterations; 0 = only at QAT start): QAT's pruning and its learned ranges
     # move the rate after the first sizing
     resize_frac: float = 0.5
+    # with a rate budget, the rate hook aims this fraction over it (the encoder trims the
+    # finished set to the budget); the encoder's HOOK_MARGIN
+    hook_margin: float = 0.05
     # quantize the off-diagonal b so that the covariance stays positive definite (0 on b's
     # grid, b moved towards 0 where rounding breaks a*c > b*b). Plain rounding lets QAT's
     # pruning drop the small Gaussians, whose sqrt(a*c) is below b's step. With the fit's
@@ -265,6 +268,8 @@ class FitConfig:
         pos("qat.lr", q.lr)
         pos("qat.adam_eps", q.adam_eps)
         frac("qat.lr_halve_every_frac", q.lr_halve_every_frac)
+        if not (0.0 <= q.hook_margin < 1.0):
+            raise ConfigError(f"QATConfig.hook_margin must be in [0, 1), got {q.hook_margin!r}")
         if not (0.0 <= q.resize_frac < 1.0):
             raise ConfigError(f"QATConfig.resize_frac must be in [0, 1), got {q.resize_frac!r}")
         if not (isinstance(q.rate_weight, (int, float)) and math.isfinite(q.rate_weight) and q.rate_weight >= 0):
