@@ -37,11 +37,6 @@ POSITION_EXCESS_BITS = 1.2
 ATTRIBUTE_BITS = 36.3
 BPP_TOLERANCE = 0.04  # relative; the CLI promises +-5 %
 BPP_PROMISE = 0.05  # relative; the CLI warns when a file misses its target by more
-HOOK_MARGIN = 0.05  # (QATConfig.hook_margin's default) the rate hook's budget over the target: QAT and its pruning shrink the file
-# a little after the hook, and the trim removes any excess. From the second call on, the hook
-# aims over the target by the fraction of Gaussians pruned since its previous call, when that
-# is more (at 0.5 bpp 12/8/6 lost 13-32 % on kodim15 and kodim05, 12/9/6 11-13 % on kodim05,
-# BENCHMARKS.md §4)
 MAX_BPP = 64.0
 DEFAULT_BPP = 0.5  # the rate when neither gaussians nor bpp is given (the field's usual mid-rate point)
 
@@ -188,14 +183,15 @@ def measured_file_bits(rows, quant, bits: BitDepths, width: int, height: int, me
 
 
 def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata,
-                   margin: float = HOOK_MARGIN) -> Callable:
+                   margin: float) -> Callable:
     """The trainer's rate hook for a file of ``budget_bits``: (rows [N, 8], quantizer) -> N'.
 
     It quantizes the float Gaussians with the trainer's quantizer (at QAT start: its
     initialised ranges), codes them into a complete file, and from the measured bits per
     Gaussian (``measured_file_bits``) solves for the N' that fills the budget, with position
     gaps costing log2(N/N') bits more per Gaussian when the set shrinks (Morton gaps grow).
-    The budget it fills is ``budget_bits`` * (1 + ``margin``) at the first call; at later
+    The budget it fills is ``budget_bits`` * (1 + ``margin``) at the first call (the
+    encoder's margin is ``QATConfig.hook_margin``); at later
     calls the margin is at least the fraction of Gaussians lost since the previous call
     (QAT's pruning goes on after the hook; the encoder trims any excess at the end).
     """
@@ -261,12 +257,13 @@ def encode_with_report(
 
     ``bits`` = (position, covariance, colour) bit depths; None takes them from ``config``
     (``FitConfig()``: 12/9/6; ``FitConfig.paper()``: the paper's 12/10/6)."""
+    from gipp_codec.fit.config import FitConfig
+
     arr = _check_image(image)
     h, w = arr.shape[:2]
+    qat = (config if config is not None else FitConfig()).qat
     if bits is None:
-        from gipp_codec.fit.config import FitConfig
-
-        bits = BitDepths(*(config if config is not None else FitConfig()).qat.depths())
+        bits = BitDepths(*qat.depths())
     if not isinstance(bits, BitDepths):
         bits = BitDepths(*bits)
     bits.check(ConfigError)
@@ -282,8 +279,7 @@ def encode_with_report(
         n = predict_gaussians(budget, bits)  # the rate hook then accounts for headers and metadata
         # aim a little high at QAT start (QAT and its pruning shrink the file by a few %),
         # then trim the finished file to the budget
-        margin = config.qat.hook_margin if config is not None else HOOK_MARGIN
-        hook = size_to_budget(budget, bits, w, h, metadata, margin)
+        hook = size_to_budget(budget, bits, w, h, metadata, qat.hook_margin)
         data, qreport = _encode_once(arr, n, iterations, bits, seed, device, config, metadata, progress, hook,
                                      budget)
         achieved = len(data) * 8 / (h * w)
@@ -291,7 +287,7 @@ def encode_with_report(
             # the hook sized the set at QAT start; what QAT did to the rate after that is
             # now measured: ask again with the budget corrected by that drift
             drift = achieved / bpp
-            hook2 = size_to_budget(budget / drift, bits, w, h, metadata, margin)
+            hook2 = size_to_budget(budget / drift, bits, w, h, metadata, qat.hook_margin)
             n2 = max(1, int(round(qreport.gaussians / drift)))
             data2, qreport2 = _encode_once(arr, n2, iterations, bits, seed, device, config, metadata, progress,
                                            hook2, budget)

@@ -140,7 +140,8 @@ def test_rate_hook_makes_up_for_gaussians_pruned_since_its_last_call():
     its first call (QAT's pruning goes on after it), never by less than its margin."""
     import torch
 
-    from gipp_codec.encoder import HOOK_MARGIN, size_to_budget
+    from gipp_codec.encoder import size_to_budget
+    from gipp_codec.fit.config import QATConfig
     from gipp_codec.format.model import BitDepths
     from gipp_codec.quant.lsq import LSQPlus
 
@@ -155,8 +156,9 @@ def test_rate_hook_makes_up_for_gaussians_pruned_since_its_last_call():
     budget = 30.0 * n
 
     def fresh():
-        return size_to_budget(budget, bits, w, h, None)
+        return size_to_budget(budget, bits, w, h, None, margin)
 
+    margin = QATConfig().hook_margin
     first = fresh()(rows, quant)
     plain = fresh()
     plain(rows, quant)
@@ -164,31 +166,30 @@ def test_rate_hook_makes_up_for_gaussians_pruned_since_its_last_call():
     again = plain(kept, quant)
     alone = fresh()(kept, quant)  # the same set seen by a first call: the plain margin
     assert again > alone * 1.1  # ~ (1 / 0.8) / (1 + margin) = 1.19 more
-    assert again == pytest.approx(alone * (1 / 0.8) / (1 + HOOK_MARGIN), rel=0.05)
+    assert again == pytest.approx(alone * (1 / 0.8) / (1 + margin), rel=0.05)
     mild = fresh()
     mild(rows, quant)
     assert mild(rows[: int(0.99 * first)], quant) == fresh()(rows[: int(0.99 * first)], quant)  # margin floor
 
 
 def test_the_rate_hooks_margin_comes_from_the_config(monkeypatch):
-    """QATConfig.hook_margin reaches the rate hook (its default is the encoder's HOOK_MARGIN),
+    """QATConfig.hook_margin (the given config's, else the default's) reaches the rate hook,
     and validation refuses a margin outside [0, 1)."""
     import gipp_codec.encoder as enc
     from gipp_codec.fit.config import FitConfig, QATConfig
 
-    assert QATConfig().hook_margin == enc.HOOK_MARGIN
     seen = []
     real = enc.size_to_budget
 
     def spy(*args):
-        seen.append(args[-1] if len(args) > 5 else enc.HOOK_MARGIN)
+        seen.append(args[5])
         return real(*args)
 
     monkeypatch.setattr(enc, "size_to_budget", spy)
     img = _image(h=16, w=24)
     enc.encode(img, bpp=4.0, iterations=12, config=FitConfig().with_qat(hook_margin=0.2))
     enc.encode(img, bpp=4.0, iterations=12)
-    assert seen[0] == 0.2 and seen[-1] == enc.HOOK_MARGIN
+    assert seen[0] == 0.2 and seen[-1] == QATConfig().hook_margin
     with pytest.raises(ConfigError, match="hook_margin"):
         FitConfig().with_qat(hook_margin=1.0)
 

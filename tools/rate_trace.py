@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     bits = BitDepths(*depths)
     budget = args.bpp * h * w
     cfg = FitConfig().with_qat(init=args.init, resize_frac=args.resize_frac)
-    sizing = encoder.size_to_budget(budget, bits, w, h, None)
+    sizing = encoder.size_to_budget(budget, bits, w, h, None, cfg.qat.hook_margin)
     calls, counts, seen = [], [], {"t": 0}
 
     def hook(rows, quant):

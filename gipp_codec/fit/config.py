@@ -59,10 +59,13 @@ class QATConfig:
     # the QAT iterations; 0 = only at QAT start): QAT's pruning and its learned ranges
     # move the rate after the first sizing
     resize_frac: float = 0.5
-    # with a rate budget, the rate hook aims this fraction over it (the encoder trims the
-    # finished set to the budget); the encoder's HOOK_MARGIN. 0.01 measured -0.05 dB at 1.0
-    # bpp and +0.01 at 0.5 on the four CPU Kodak images (BENCHMARKS.md §4, "PSD-safe
-    # rounding again")
+    # with a rate budget, the rate hook aims this fraction over it: QAT and its pruning may
+    # shrink the file a little after the hook, and the encoder trims the finished set to the
+    # budget. From its second call on, the hook aims over by the fraction of Gaussians pruned
+    # since its previous call when that is more (with plain rounding of b, at 0.5 bpp, 12/8/6
+    # lost 13-32 % on kodim15 and kodim05, 12/9/6 11-13 % on kodim05, BENCHMARKS.md §4).
+    # 0.01 measured -0.05 dB at 1.0 bpp and +0.01 at 0.5 on the four CPU Kodak images
+    # (BENCHMARKS.md §4, "PSD-safe rounding again")
     hook_margin: float = 0.05
     # quantize the off-diagonal b so that the covariance stays positive definite (0 on b's
     # grid, b moved towards 0 where rounding breaks a*c > b*b). Plain rounding lets QAT's

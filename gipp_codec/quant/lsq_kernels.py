@@ -30,6 +30,7 @@ from gipp_codec.jit import njit
 _OPTS = dict(cache=True, nogil=True, boundscheck=False)  # no fastmath: every rounding as written
 
 LOG_FLOOR = np.float32(1e-12)  # lsq._LOG_FLOOR (tests/test_qat.py checks they agree)
+A, B, C = 2, 3, 4  # the channels of the covariance (a, b, c) in a row (lsq.CHANNELS; tested too)
 
 
 @njit(**_OPTS)
@@ -82,9 +83,6 @@ def fake_quant_forward(x, scale, offset, qmax, is_log, out, q, v, e, psd_safe=Fa
             if qb != q[i, B]:
                 q[i, B] = qb
                 out[i, B] = _dequantized(qb, scale[B], offset[B])
-
-
-A, B, C = 2, 3, 4  # the channels of the covariance (a, b, c) in a row (lsq.CHANNELS)
 
 
 @njit(**_OPTS)
