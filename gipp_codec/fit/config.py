@@ -29,13 +29,15 @@ class QATConfig:
     """Quantization-aware training (LSQ+) settings; bit depths are per attribute group."""
 
     bits_position: int = 12  # x, y, uniform (paper 12)
-    # log(a), b, log(c) (paper 10). 9 by measurement: a bit fewer on a, b and c costs the
-    # render ~0.02 dB, and the ~2 bits per Gaussian it saves buy ~4 % more Gaussians at the
-    # same rate: +0.01 to +0.38 dB at equal rate on all 10 points of 5 Kodak images at 0.15
-    # and 0.5 bpp. 8 gains more on most images but QAT's pruning of Gaussians that rounding
-    # b makes non-positive-definite removed a quarter to a third of the set on kodim05
-    # (-0.48 dB) (BENCHMARKS.md §4, "Covariance bit depth"). FitConfig.paper() keeps 10
-    bits_covariance: int = 9
+    # log(a), b, log(c) (paper 10). 8 by measurement: a bit of covariance precision costs
+    # the render 0.01-0.03 dB, less than the ~3 bits per Gaussian it saves buy in more
+    # Gaussians at the same rate. 12/9/6 was ahead of 12/10/6 on all 10 points of 5 Kodak
+    # images; 12/8/6 was then held back by QAT pruning the Gaussians that rounding b made
+    # non-positive-definite (kodim05 -0.48 dB at 0.5 bpp). With psd_safe (below) it keeps
+    # them: against 12/9/6 on kodim01/05/08/15/23 at 0.15 / 0.25 / 0.5 / 1.0 bpp, +0.11 /
+    # +0.13 / +0.12 / +0.09 dB at equal rate, 19 of 20 points up (BENCHMARKS.md §4,
+    # "Covariance at 8 bits with PSD-safe rounding"). FitConfig.paper() keeps 10
+    bits_covariance: int = 8
     bits_color: int = 6  # r, g, b, uniform (paper 6)
     # float warm-up fraction of the budget, then QAT (paper: 6000/50000 = 0.12). 0.8 since the
     # code search (below) finishes what QAT leaves: at 5000 iterations, 0.5 bpp, QAT from 80 %
