@@ -256,7 +256,7 @@ def encode_with_report(
     when neither is given); return bytes and a report.
 
     ``bits`` = (position, covariance, colour) bit depths; None takes them from ``config``
-    (``FitConfig()``: 12/8/6; ``FitConfig.paper()``: the paper's 12/10/6)."""
+    (``FitConfig()``: 12/7/6; ``FitConfig.paper()``: the paper's 12/10/6)."""
     from gipp_codec.fit.config import FitConfig
 
     arr = _check_image(image)

@@ -262,13 +262,13 @@ def test_rate_defaults_to_half_a_bit_per_pixel(tmp_path):
     assert not (tmp_path / "b.gimg").exists()
 
 
-def test_default_bit_depths_are_12_8_6_and_paper_keeps_12_10_6(tmp_path):
-    """The encoder's default covariance depth is 8 (measured, BENCHMARKS.md §4); --paper and
+def test_default_bit_depths_are_12_7_6_and_paper_keeps_12_10_6(tmp_path):
+    """The encoder's default covariance depth is 7 (measured, BENCHMARKS.md §4); --paper and
     --bits choose others; the file's header says which."""
     src = tmp_path / "in.png"
     Image.fromarray(_image(24, 32)).save(src)
     runner = CliRunner()
-    for extra, expected in (([], (12, 8, 6)), (["--paper"], (12, 10, 6)), (["--bits", "11,9,5"], (11, 9, 5)),
+    for extra, expected in (([], (12, 7, 6)), (["--paper"], (12, 10, 6)), (["--bits", "11,9,5"], (11, 9, 5)),
                             (["--paper", "--bits", "12,9,6"], (12, 9, 6))):
         out = tmp_path / "o.gimg"
         res = runner.invoke(cli, ["encode", str(src), str(out), "-n", "12", "-i", "20", *extra])
@@ -276,7 +276,7 @@ def test_default_bit_depths_are_12_8_6_and_paper_keeps_12_10_6(tmp_path):
         header = read_info(out.read_bytes())["header"]
         assert (header["bits_position"], header["bits_covariance"], header["bits_color"]) == expected, extra
     _, report = encode_with_report(_image(24, 32), gaussians=12, iterations=20)
-    assert report.bits == (12, 8, 6)
+    assert report.bits == (12, 7, 6)
 
 
 def test_cli_encode_refuses_bad_input(tmp_path):

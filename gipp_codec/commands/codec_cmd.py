@@ -28,7 +28,7 @@ def _emit_json(obj: dict) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (deterministic on CPU).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--bits", default=None,
-              help="Bit depths position,covariance,colour [default: 12,8,6; 12,10,6 with --paper].")
+              help="Bit depths position,covariance,colour [default: 12,7,6; 12,10,6 with --paper].")
 @click.option("--paper", is_flag=True, help="Use the paper's training settings instead of ours.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, as_json):
@@ -46,9 +46,9 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     try:
         depths = None if bits is None else tuple(int(v) for v in bits.split(","))
     except ValueError:
-        raise ConfigError(f"--bits must be three integers like 12,8,6, got {bits!r}") from None
+        raise ConfigError(f"--bits must be three integers like 12,7,6, got {bits!r}") from None
     if depths is not None and len(depths) != 3:
-        raise ConfigError(f"--bits must be three integers like 12,8,6, got {bits!r}")
+        raise ConfigError(f"--bits must be three integers like 12,7,6, got {bits!r}")
     check_distinct_paths(input_path, output_path)
     image, meta = load_image(input_path)
     config = FitConfig.paper() if paper else FitConfig()

@@ -29,15 +29,17 @@ class QATConfig:
     """Quantization-aware training (LSQ+) settings; bit depths are per attribute group."""
 
     bits_position: int = 12  # x, y, uniform (paper 12)
-    # log(a), b, log(c) (paper 10). 8 by measurement: a bit of covariance precision costs
-    # the render 0.01-0.03 dB, less than the ~3 bits per Gaussian it saves buy in more
-    # Gaussians at the same rate. 12/9/6 was ahead of 12/10/6 on all 10 points of 5 Kodak
-    # images; 12/8/6 was then held back by QAT pruning the Gaussians that rounding b made
-    # non-positive-definite (kodim05 -0.48 dB at 0.5 bpp). With psd_safe (below) it keeps
-    # them: against 12/9/6 on kodim01/05/08/15/23 at 0.15 / 0.25 / 0.5 / 1.0 bpp, +0.11 /
-    # +0.13 / +0.12 / +0.09 dB at equal rate, 19 of 20 points up (BENCHMARKS.md §4,
-    # "Covariance at 8 bits with PSD-safe rounding"). FitConfig.paper() keeps 10
-    bits_covariance: int = 8
+    # log(a), b, log(c) (paper 10). 7 by measurement: a bit of covariance precision costs
+    # the render less than the ~3 bits per Gaussian it takes buy in more Gaussians at the
+    # same rate. 12/9/6 was ahead of 12/10/6 on all 10 points of 5 Kodak images; coarser
+    # depths were held back by QAT pruning the Gaussians that rounding b made
+    # non-positive-definite (12/8/6: kodim05 -0.48 dB at 0.5 bpp) until psd_safe (below)
+    # kept them. Then, on kodim01/05/08/15/23, 12/8/6 was ahead of 12/9/6 on 19 of 20 points
+    # and 12/7/6 ahead of 12/8/6 on 10 of 10 (0.15 and 0.5 bpp); 12/6/6 lost on 2 of 3
+    # images. 12/7/6 over all 24 Kodak images against 12/9/6 at equal rate: +0.21 / +0.21 /
+    # +0.18 / +0.10 dB at 0.15 / 0.25 / 0.5 / 1.0 bpp, up on 24 / 24 / 24 / 19 of 24
+    # (BENCHMARKS.md §4, "All 24 Kodak images at 12/7/6"). FitConfig.paper() keeps 10
+    bits_covariance: int = 7
     bits_color: int = 6  # r, g, b, uniform (paper 6)
     # float warm-up fraction of the budget, then QAT (paper: 6000/50000 = 0.12). 0.8 since the
     # code search (below) finishes what QAT leaves: at 5000 iterations, 0.5 bpp, QAT from 80 %
