@@ -214,20 +214,34 @@ def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int,
     return hook
 
 
+def model_bits_per_gaussian(n: float, bits: BitDepths) -> float:
+    """The rate model's bits per Gaussian for a file of ``n`` Gaussians at depths ``bits``:
+    log2(4**p / n) + POSITION_EXCESS_BITS for the position gaps (p the position depth) plus
+    ATTRIBUTE_BITS * s, with s the covariance and colour depths relative to 10/6."""
+    per_attr = ATTRIBUTE_BITS * (3 * bits.covariance + 3 * bits.color) / 48.0
+    return max(1.0, 2.0 * bits.position - np.log2(max(1.0, n)) + POSITION_EXCESS_BITS) + per_attr
+
+
 def predict_gaussians(budget_bits: float, bits: BitDepths) -> int:
     """N whose file should take about ``budget_bits`` at bit depths ``bits`` (first rate guess).
 
-    Solves N * (log2(4**p / N) + POSITION_EXCESS_BITS + ATTRIBUTE_BITS * s) = budget by
-    fixed-point iteration, with p the position depth and s the covariance and colour
-    depths relative to 10/6.
+    Solves N * ``model_bits_per_gaussian(N, bits)`` = budget by fixed-point iteration.
     """
-    grid_bits = 2.0 * bits.position
-    per_attr = ATTRIBUTE_BITS * (3 * bits.covariance + 3 * bits.color) / 48.0
-    n = max(1.0, budget_bits / (grid_bits + per_attr))
+    n = max(1.0, budget_bits / model_bits_per_gaussian(1.0, bits))
     for _ in range(20):
-        per = max(1.0, grid_bits - np.log2(n) + POSITION_EXCESS_BITS) + per_attr
-        n = max(1.0, budget_bits / per)
+        n = max(1.0, budget_bits / model_bits_per_gaussian(n, bits))
     return max(1, int(round(n)))
+
+
+def default_depths(qat, gaussians: int | None, bpp: float | None, width: int, height: int) -> BitDepths:
+    """The depths an encode uses when none are given: ``qat.depths_at(rate)``, the rate being
+    ``bpp``, or for N Gaussians the bpp that N takes in the rate model at ``qat.depths()``."""
+    if bpp is None:
+        if isinstance(gaussians, bool) or not isinstance(gaussians, (int, np.integer)) or gaussians < 1:
+            return BitDepths(*qat.depths())  # not a count: fit_and_quantize says what is wrong with it
+        low = BitDepths(*qat.depths())
+        bpp = int(gaussians) * model_bits_per_gaussian(int(gaussians), low) / (width * height)
+    return BitDepths(*qat.depths_at(bpp))
 
 
 def resolve_rate(gaussians: int | None, bpp: float | None, names=("gaussians=", "bpp=")) -> tuple:
@@ -256,25 +270,26 @@ def encode_with_report(
     when neither is given); return bytes and a report.
 
     ``bits`` = (position, covariance, colour) bit depths; None takes them from ``config``
-    (``FitConfig()``: 12/7/6; ``FitConfig.paper()``: the paper's 12/10/6)."""
+    at the rate asked for (``default_depths``; ``FitConfig()``: 12/7/6, 12/8/6 from
+    ``HIGH_RATE_BPP`` up; ``FitConfig.paper()``: the paper's 12/10/6 at every rate)."""
     from gipp_codec.fit.config import FitConfig
 
     arr = _check_image(image)
     h, w = arr.shape[:2]
     qat = (config if config is not None else FitConfig()).qat
+    gaussians, bpp = resolve_rate(gaussians, bpp)
+    if bpp is not None and not (isinstance(bpp, (int, float)) and np.isfinite(bpp) and 0 < bpp <= MAX_BPP):
+        raise ConfigError(f"bpp must be a number in (0, {MAX_BPP}], got {bpp!r}")
     if bits is None:
-        bits = BitDepths(*qat.depths())
+        bits = default_depths(qat, gaussians, bpp, w, h)
     if not isinstance(bits, BitDepths):
         bits = BitDepths(*bits)
     bits.check(ConfigError)
-    gaussians, bpp = resolve_rate(gaussians, bpp)
     t0 = time.perf_counter()
     passes = 1
     if gaussians is not None:
         data, qreport = _encode_once(arr, gaussians, iterations, bits, seed, device, config, metadata, progress)
     else:
-        if not (isinstance(bpp, (int, float)) and np.isfinite(bpp) and 0 < bpp <= MAX_BPP):
-            raise ConfigError(f"bpp must be a number in (0, {MAX_BPP}], got {bpp!r}")
         budget = bpp * h * w
         n = predict_gaussians(budget, bits)  # the rate hook then accounts for headers and metadata
         # aim a little high at QAT start (QAT and its pruning shrink the file by a few %),

@@ -262,21 +262,58 @@ def test_rate_defaults_to_half_a_bit_per_pixel(tmp_path):
     assert not (tmp_path / "b.gimg").exists()
 
 
-def test_default_bit_depths_are_12_7_6_and_paper_keeps_12_10_6(tmp_path):
-    """The encoder's default covariance depth is 7 (measured, BENCHMARKS.md §4); --paper and
-    --bits choose others; the file's header says which."""
+def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
+    """The encoder's default depths are 12/7/6 below HIGH_RATE_BPP and 12/8/6 from it up
+    (measured, BENCHMARKS.md §4); for --gaussians N the rate is the one the rate model gives
+    N. --paper (12/10/6 at every rate) and --bits choose others; the file's header says which."""
+    from gipp_codec.fit.config import HIGH_RATE_BPP
+
+    assert 1.0 < HIGH_RATE_BPP <= 2.0  # the measured range: level at 1.0 bpp, 8 bits ahead at 2.0
     src = tmp_path / "in.png"
     Image.fromarray(_image(24, 32)).save(src)
     runner = CliRunner()
-    for extra, expected in (([], (12, 7, 6)), (["--paper"], (12, 10, 6)), (["--bits", "11,9,5"], (11, 9, 5)),
-                            (["--paper", "--bits", "12,9,6"], (12, 9, 6))):
+    assert f"below {HIGH_RATE_BPP:g} bpp" in " ".join(runner.invoke(cli, ["encode", "--help"]).output.split())
+    high = ["--bpp", str(HIGH_RATE_BPP)]
+    cases = (([], (12, 7, 6)), (["--paper"], (12, 10, 6)), (["--bits", "11,9,5"], (11, 9, 5)),
+             (["--paper", "--bits", "12,9,6"], (12, 9, 6)), (["--bpp", "1.2"], (12, 7, 6)), (high, (12, 8, 6)),
+             (["--bpp", "3"], (12, 8, 6)), ([*high, "--paper"], (12, 10, 6)), ([*high, "--bits", "12,7,6"], (12, 7, 6)))
+    for extra, expected in cases:
         out = tmp_path / "o.gimg"
-        res = runner.invoke(cli, ["encode", str(src), str(out), "-n", "12", "-i", "20", *extra])
+        rate = [] if "--bpp" in extra else ["-n", "12"]
+        res = runner.invoke(cli, ["encode", str(src), str(out), *rate, "-i", "20", *extra])
         assert res.exit_code == 0, (extra, res.output)
         header = read_info(out.read_bytes())["header"]
         assert (header["bits_position"], header["bits_covariance"], header["bits_color"]) == expected, extra
-    _, report = encode_with_report(_image(24, 32), gaussians=12, iterations=20)
-    assert report.bits == (12, 7, 6)
+    # N Gaussians: 12 on 24 x 32 pixels is ~0.8 bpp in the rate model, 40 is ~2.6 bpp
+    for n, expected in ((12, (12, 7, 6)), (40, (12, 8, 6))):
+        _, report = encode_with_report(_image(24, 32), gaussians=n, iterations=20)
+        assert report.bits == expected, n
+
+
+def test_depths_at_a_rate():
+    """QATConfig.depths_at switches the covariance depth at high_rate_bpp, not below it; an
+    unknown rate or bits_covariance_high_rate None keeps depths(); validation refuses bad values."""
+    from gipp_codec.encoder import default_depths, model_bits_per_gaussian
+    from gipp_codec.fit.config import FitConfig, QATConfig
+    from gipp_codec.format.model import BitDepths
+
+    q = QATConfig(bits_covariance=7, bits_covariance_high_rate=9, high_rate_bpp=1.25)
+    assert q.depths_at(1.2499) == (12, 7, 6) and q.depths_at(1.25) == (12, 9, 6) and q.depths_at(8.0) == (12, 9, 6)
+    assert q.depths_at(None) == q.depths() == (12, 7, 6)
+    assert QATConfig(bits_covariance_high_rate=None).depths_at(4.0) == QATConfig().depths()
+    assert FitConfig.paper().qat.depths_at(4.0) == (12, 10, 6)
+    # N Gaussians: the switch is where N's modelled file reaches high_rate_bpp
+    n = 20_000
+    rate = n * model_bits_per_gaussian(n, BitDepths(12, 7, 6)) / (768 * 512)
+    at = QATConfig(high_rate_bpp=rate)
+    assert default_depths(at, n, None, 768, 512).covariance == 8
+    assert default_depths(at, n - 100, None, 768, 512).covariance == 7
+    assert default_depths(at, None, rate, 768, 512).covariance == 8
+    assert default_depths(at, "many", None, 768, 512).covariance == 7  # left for the fit to refuse
+    for bad in (dict(bits_covariance_high_rate=0), dict(bits_covariance_high_rate=17),
+                dict(bits_covariance_high_rate=8.0), dict(high_rate_bpp=0.0), dict(high_rate_bpp=float("nan"))):
+        with pytest.raises(ConfigError):
+            FitConfig().with_qat(**bad)
 
 
 def test_cli_encode_refuses_bad_input(tmp_path):

@@ -253,7 +253,7 @@ def fit_and_quantize(
     Gaussian alone would add to the clamped render's squared error.
 
     ``bits`` = (position, covariance, colour) bit depths, default from ``config.qat``
-    (12, 9, 6; the paper's 12, 10, 6 with ``FitConfig.paper()``). Returns ``q`` uint16
+    (12, 7, 6; the paper's 12, 10, 6 with ``FitConfig.paper()``). Returns ``q`` uint16
     [N, 8] (channels x, y, a, b, c, r, g, b; a and c in the log domain), ``scales`` float32 [8], ``offsets`` float32 [8], and a QuantReport whose
     PSNR is that of the decoder's output: every Gaussian of ``q`` is valid after
     dequantization, and ``render(dequantize(q, scales, offsets))`` is the image measured.

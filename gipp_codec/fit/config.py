@@ -19,6 +19,7 @@ from gipp_codec.errors import ConfigError
 
 DEFAULT_ITERATIONS = 5000
 PAPER_ITERATIONS = 50_000
+HIGH_RATE_BPP = 2.0  # QATConfig.high_rate_bpp: from this rate up the covariance takes a bit more
 
 
 RATE_CHANNEL_CHOICES = ("all", "covariance")  # QATConfig.rate_channels (rate_proxy.RATE_CHANNEL_SETS' keys)
@@ -40,6 +41,14 @@ class QATConfig:
     # +0.18 / +0.10 dB at 0.15 / 0.25 / 0.5 / 1.0 bpp, up on 24 / 24 / 24 / 19 of 24
     # (BENCHMARKS.md §4, "All 24 Kodak images at 12/7/6"). FitConfig.paper() keeps 10
     bits_covariance: int = 7
+    # the covariance depth at high_rate_bpp and above (None: bits_covariance at every rate).
+    # The trade moves with the rate: 12/8/6 against 12/7/6 measured -0.12 / -0.08 / -0.07 dB
+    # at 0.15 / 0.25 / 0.5 bpp on the five-image sweep, +0.00 dB at 1.0 bpp on all 24 Kodak
+    # images (14 of 24 up), +0.02 dB at 1.5 bpp and +0.11 dB at 2.0 bpp (4 of 5 up each) on
+    # kodim01/05/08/15/23, MS-SSIM level at 2.0 (-0.0001) and lower at 1.5 (-0.0005); so 8
+    # bits from 2.0 bpp (BENCHMARKS.md §4, "The covariance depth at high rates")
+    bits_covariance_high_rate: int | None = 8
+    high_rate_bpp: float = HIGH_RATE_BPP
     bits_color: int = 6  # r, g, b, uniform (paper 6)
     # float warm-up fraction of the budget, then QAT (paper: 6000/50000 = 0.12). 0.8 since the
     # code search (below) finishes what QAT leaves: at 5000 iterations, 0.5 bpp, QAT from 80 %
@@ -104,8 +113,17 @@ class QATConfig:
     code_search_sweeps: int = 8
 
     def depths(self) -> tuple[int, int, int]:
-        """(position, covariance, colour) bit depths."""
+        """(position, covariance, colour) bit depths below ``high_rate_bpp``."""
         return self.bits_position, self.bits_covariance, self.bits_color
+
+    def depths_at(self, bpp: float | None) -> tuple[int, int, int]:
+        """(position, covariance, colour) bit depths for a file of ``bpp`` bits per pixel:
+        ``depths()``, with the covariance at ``bits_covariance_high_rate`` from
+        ``high_rate_bpp`` up (None: the rate is unknown, ``depths()``)."""
+        p, c, k = self.depths()
+        if self.bits_covariance_high_rate is not None and bpp is not None and bpp >= self.high_rate_bpp:
+            c = self.bits_covariance_high_rate
+        return p, c, k
 
     def bits(self) -> tuple[int, ...]:
         """Bit depth of each of the 8 channels x, y, a, b, c, r, g, b."""
@@ -210,8 +228,8 @@ class FitConfig:
             adam_beta2=0.999,
             adam_eps=1e-8,
             iterations=PAPER_ITERATIONS,
-            qat=QATConfig(bits_covariance=10, start_frac=0.12, init="minmax", refit_colors=False,
-                          code_search_sweeps=0, psd_safe=False),
+            qat=QATConfig(bits_covariance=10, bits_covariance_high_rate=None, start_frac=0.12, init="minmax",
+                          refit_colors=False, code_search_sweeps=0, psd_safe=False),
         )
 
     def replace(self, **changes) -> "FitConfig":
@@ -272,6 +290,10 @@ class FitConfig:
                         ("bits_color", q.bits_color)):
             if not isinstance(b, int) or not (1 <= b <= 16):
                 raise ConfigError(f"QATConfig.{name} must be an integer in 1..16, got {b!r}")
+        high = q.bits_covariance_high_rate
+        if high is not None and (not isinstance(high, int) or not (1 <= high <= 16)):
+            raise ConfigError(f"QATConfig.bits_covariance_high_rate must be None or an integer in 1..16, got {high!r}")
+        pos("qat.high_rate_bpp", q.high_rate_bpp)
         if not (0.0 <= q.start_frac < 1.0):
             raise ConfigError(f"QATConfig.start_frac must be in [0, 1), got {q.start_frac!r}")
         pos("qat.lr", q.lr)
