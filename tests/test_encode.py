@@ -284,6 +284,7 @@ def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
         assert res.exit_code == 0, (extra, res.output)
         header = read_info(out.read_bytes())["header"]
         assert (header["bits_position"], header["bits_covariance"], header["bits_color"]) == expected, extra
+        assert f"depths {'/'.join(map(str, expected))})" in res.output, extra  # and the summary line says so
     # N Gaussians: 12 on 24 x 32 pixels is ~0.8 bpp in the rate model, 40 is ~2.6 bpp
     for n, expected in ((12, (12, 7, 6)), (40, (12, 8, 6))):
         _, report = encode_with_report(_image(24, 32), gaussians=n, iterations=20)

@@ -73,7 +73,8 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
         return
     ms = "n/a (image too small)" if report.ms_ssim is None else f"{report.ms_ssim:.4f}"
     click.echo(f"{output_path}: {report.width}x{report.height}, {report.gaussians} Gaussians, "
-               f"{report.bytes} bytes, {report.bpp:.4f} bpp ({report.bits_per_gaussian:.1f} bits/Gaussian)")
+               f"{report.bytes} bytes, {report.bpp:.4f} bpp ({report.bits_per_gaussian:.1f} bits/Gaussian, "
+               f"depths {'/'.join(str(b) for b in report.bits)})")
     click.echo(f"PSNR {report.psnr:.2f} dB, MS-SSIM {ms}, {report.seconds:.1f} s on {report.device}")
 
 
