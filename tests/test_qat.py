@@ -279,6 +279,58 @@ def test_quantizer_range_stays_inside_the_format_limits():
     assert float(quant.offset.detach()[5]) >= -MAX_ABS_COLOR
 
 
+def test_held_position_ranges_may_widen_but_not_shrink():
+    """hold_range_ keeps a channel's range covered: a learned step that shrinks it (LSQ+ once
+    left kodim16's y grid 15 pixels short of the bottom edge) is undone by constrain_, a
+    widening one stays, unheld channels move freely, and a held range untouched is left bit
+    for bit."""
+    rows = _rows()
+    quant = LSQPlus(BITS)
+    quant.init_minmax(rows)
+    quant.hold_range_((0, 1))
+    s0, o0 = quant.export()
+    quant.constrain_()
+    assert np.array_equal(quant.export()[0], s0) and np.array_equal(quant.export()[1], o0)
+
+    def ranges():
+        s, o = (v.astype(np.float64) for v in quant.export())
+        return o, o + s * (2.0 ** np.array(BITS) - 1)
+
+    lo0, hi0 = ranges()
+    with torch.no_grad():
+        quant.scale[1] *= 0.97  # y's grid stops short of the largest y
+        quant.offset[0] += 1.0  # x's grid starts past the smallest x
+        quant.scale[5] *= 0.5  # an unheld channel shrinks
+    quant.constrain_()
+    lo, hi = ranges()
+    assert lo[1] <= lo0[1] + 1e-4 and hi[1] >= hi0[1] - 1e-4 and lo[0] <= lo0[0] + 1e-4 and hi[0] >= hi0[0] - 1e-4
+    assert hi[5] < 0.6 * hi0[5] + 0.4 * lo0[5]  # not held: shrunk as learned
+    with torch.no_grad():
+        quant.scale[0] *= 1.5  # widening stays
+    wide = float(quant.scale.detach()[0])
+    quant.constrain_()
+    assert float(quant.scale.detach()[0]) == wide
+
+
+def test_qat_holds_the_position_ranges_it_starts_with(monkeypatch):
+    """The trainer holds x's and y's ranges once the quantizer is initialised, unless
+    QATConfig.hold_position_range is off."""
+    held = []
+    real = LSQPlus.hold_range_
+
+    def spy(self, channels):
+        held.append(tuple(channels))
+        return real(self, channels)
+
+    monkeypatch.setattr(LSQPlus, "hold_range_", spy)
+    img = _image()
+    for hold, expected in ((True, [(0, 1)]), (False, [])):
+        held.clear()
+        cfg = FitConfig().replace(qat=QATConfig(start_frac=0.5, hold_position_range=hold))
+        fit_and_quantize(img, 20, 12, device="cpu", config=cfg, backend="reference")
+        assert held == expected, hold
+
+
 def test_fit_and_quantize_report_matches_decoder():
     img = _image()
     cfg = FitConfig().replace(qat=QATConfig(start_frac=0.6))

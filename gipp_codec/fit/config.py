@@ -67,6 +67,10 @@ class QATConfig:
     # quantized render has the smallest error), "minmax", or "mse" (per channel, the clipping
     # range minimising the attributes' quantization MSE)
     init: str = "render"
+    # keep the position ranges the initialisation chose covered while LSQ+ learns the rest:
+    # learning may widen them, not shrink them. Unheld, kodim16 at 12/10/6 ended with its y
+    # grid stopping 15 pixels above the image's bottom edge (-1.3 dB; BENCHMARKS.md §4)
+    hold_position_range: bool = True
     eval_every: int = 10  # best-state tracking interval during QAT (quantized render)
     # with a rate budget, the rate hook sizes the set again this far into QAT (fraction of
     # the QAT iterations; 0 = only at QAT start): QAT's pruning and its learned ranges

@@ -33,7 +33,7 @@ from gipp_codec.fit.prune import keep_mask, most_important
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, attribute_bits
 from gipp_codec.fit.tensor_adam import TensorAdam
 from gipp_codec.metrics import psnr_from_mse
-from gipp_codec.quant.lsq import LSQPlus, split_attributes
+from gipp_codec.quant.lsq import POSITION_CHANNELS, LSQPlus, split_attributes
 from gipp_codec.render import mse_step as render_mse_step
 
 
@@ -310,6 +310,8 @@ def train(
             quant = LSQPlus(cfg.qat.bits(), psd_safe=cfg.qat.psd_safe).to(device)
             rows = torch.cat([p.detach() for p in params], dim=1)  # [N, 8]
             _init_quantizer(quant, rows, cfg.qat.init, lambda r: _quantized_mse(r, renderer, target))
+            if cfg.qat.hold_position_range:
+                quant.hold_range_(POSITION_CHANNELS)
             if rate_hook is not None:
                 params = resize(params, rate_hook(rows, quant), None if t == 1 else img.detach())
             qopt = TensorAdam(list(quant.parameters()), lr=cfg.qat.lr, eps=cfg.qat.adam_eps)

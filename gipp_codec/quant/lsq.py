@@ -35,6 +35,7 @@ from gipp_codec.quant import lsq_kernels
 CHANNELS = ("x", "y", "a", "b", "c", "r", "g", "b_color")  # order of the 8 channels in q [N, 8]
 LOG_CHANNELS = (2, 4)  # a and c are quantized in the log domain
 B_CHANNEL = 3  # the off-diagonal covariance b, uniform
+POSITION_CHANNELS = (0, 1)  # x and y
 # Smallest variance representable in the log domain for a latent value <= 0 (such a Gaussian is
 # invalid and pruned; the clamp only keeps log() finite until then).
 _LOG_FLOOR = 1e-12
@@ -160,6 +161,8 @@ class LSQPlus(nn.Module):
         self.register_buffer("qmax", torch.tensor([(1 << b) - 1 for b in self.bits], dtype=torch.float32))
         self.scale = nn.Parameter(torch.ones(len(bits), dtype=torch.float32))
         self.offset = nn.Parameter(torch.zeros(len(bits), dtype=torch.float32))
+        # [2, 8] float64: the range [lo, hi] each channel's grid must keep covering (NaN: none)
+        self.held = torch.full((2, len(bits)), float("nan"), dtype=torch.float64)
 
     # -- initialisation ---------------------------------------------------------------
     @torch.no_grad()
@@ -227,6 +230,18 @@ class LSQPlus(nn.Module):
         self.constrain_()
 
     @torch.no_grad()
+    def hold_range_(self, channels) -> None:
+        """From now on keep the current range [offset, offset + qmax * scale] of ``channels``
+        covered: learning may widen it but not shrink it (``constrain_``). For positions: LSQ+
+        once shrank kodim16's y range at 12/10/6 to end 15 pixels above the image's bottom
+        edge, clamping every Gaussian below it there (-1.3 dB; BENCHMARKS.md §4)."""
+        lo = self.offset.detach().double().cpu()
+        hi = lo + self.qmax.double().cpu() * self.scale.detach().double().cpu()
+        for j in channels:
+            self.held[0, j] = lo[j]
+            self.held[1, j] = hi[j]
+
+    @torch.no_grad()
     def constrain_(self) -> None:
         """Keep each scale > 0 and each channel's dequantized range [offset, offset +
         qmax * scale] inside the file format's limits (``CHANNEL_LIMITS``, less 1e-4 of them
@@ -236,6 +251,14 @@ class LSQPlus(nn.Module):
         a near-constant term over the whole image, is then clamped to the limit.)"""
         self.scale.clamp_(min=1e-8)
         qmax = self.qmax.double()
+        held = self.held.to(qmax.device)
+        lo, hi = self.offset.double(), self.offset.double() + qmax * self.scale.double()
+        shrunk = (lo > held[0]) | (hi < held[1])  # NaN (not held) compares False
+        if bool(shrunk.any()):
+            lo_new = torch.where(lo > held[0], held[0], lo)
+            hi_new = torch.where(hi < held[1], held[1], hi)
+            self.offset.copy_(torch.where(shrunk, lo_new, lo).float())
+            self.scale.copy_(torch.where(shrunk, (hi_new - lo_new) / qmax, self.scale.double()).float())
         lim = torch.tensor(CHANNEL_LIMITS, dtype=torch.float64, device=qmax.device) * (1.0 - 1e-4)
         lo = self.offset.double()
         hi = lo + qmax * self.scale.double()
