@@ -44,8 +44,8 @@ class QATConfig:
     # the covariance depth at high_rate_bpp and above (None: bits_covariance at every rate).
     # The trade moves with the rate: 12/8/6 against 12/7/6 measured -0.12 / -0.08 / -0.07 dB
     # at 0.15 / 0.25 / 0.5 bpp on the five-image sweep, +0.00 dB at 1.0 bpp on all 24 Kodak
-    # images (14 of 24 up), +0.02 dB at 1.5 bpp and +0.11 dB at 2.0 bpp (4 of 5 up each) on
-    # kodim01/05/08/15/23, MS-SSIM level at 2.0 (-0.0001) and lower at 1.5 (-0.0005); so 8
+    # images (14 of 24 up), +0.02 dB at 1.5 bpp on kodim01/05/08/15/23 (MS-SSIM -0.0005) and
+    # +0.07 dB at 2.0 bpp on those and kodim02/03/04/06/07 (7 of 10 up, MS-SSIM level); so 8
     # bits from 2.0 bpp (BENCHMARKS.md §4, "The covariance depth at high rates")
     bits_covariance_high_rate: int | None = 8
     high_rate_bpp: float = HIGH_RATE_BPP
