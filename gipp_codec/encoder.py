@@ -237,9 +237,9 @@ def default_depths(qat, gaussians: int | None, bpp: float | None, width: int, he
     """The depths an encode uses when none are given: ``qat.depths_at(rate)``, the rate being
     ``bpp``, or for N Gaussians the bpp that N takes in the rate model at ``qat.depths()``."""
     if bpp is None:
-        if isinstance(gaussians, bool) or not isinstance(gaussians, (int, np.integer)) or gaussians < 1:
-            return BitDepths(*qat.depths())  # not a count: fit_and_quantize says what is wrong with it
         low = BitDepths(*qat.depths())
+        if isinstance(gaussians, bool) or not isinstance(gaussians, (int, np.integer)) or gaussians < 1:
+            return low  # not a count: fit_and_quantize says what is wrong with it
         bpp = int(gaussians) * model_bits_per_gaussian(int(gaussians), low) / (width * height)
     return BitDepths(*qat.depths_at(bpp))
 

@@ -268,6 +268,51 @@ def test_rd_compare_takes_the_anchor_from_several_runs(tmp_path, capsys):
     assert "26.00 / 30.00* (0.150), -4.00" in capsys.readouterr().out
 
 
+def test_rd_compare_pools_test_runs_and_prints_per_target_means(tmp_path, capsys):
+    """Several RUNs pool the test codec's records; each target gets a line of means for the
+    test and for the anchor at that target, and the paired MS-SSIM difference."""
+    import rd_compare
+
+    def run(path, codec, rows):
+        recs = [{"image": im, "codec": codec, "target_bpp": 1.0, "bpp": b, "psnr": p, "ms_ssim": m,
+                 "gaussians_final": n, "bits_per_gaussian": 40.0 + k} for k, (im, b, p, m, n) in enumerate(rows)]
+        path.write_text(json.dumps({"records": recs}))
+        return str(path)
+
+    t1 = run(tmp_path / "t1.json", "new", [("a", 1.0, 30.0, 0.90, 100)])
+    t2 = run(tmp_path / "t2.json", "new", [("b", 0.99, 32.0, 0.95, 300)])
+    old = run(tmp_path / "old.json", "old", [("a", 1.0, 29.0, 0.92, 110), ("b", 1.0, 31.5, 0.95, 310)])
+    assert rd_compare.main([t1, t2, "--test", "new", "--anchor", "old", "--anchor-run", old]) == 0
+    out = capsys.readouterr().out
+    assert "mean +0.75 dB, median +0.75, 2 of 2 above" in out
+    assert ("new at 1 bpp: 2 images, bpp 0.9950 (files -1.000 % to +0.000 %), PSNR 31.000, MS-SSIM 0.9250, "
+            "N 200, bits/Gaussian 40.00") in out
+    assert "old at 1 bpp: 2 images, bpp 1.0000 (files +0.000 % to +0.000 %), PSNR 30.250" in out
+    assert "MS-SSIM difference, paired over 2 images: mean -0.01000" in out
+
+
+def test_position_grid_lists_files_whose_grid_stops_inside_the_image(tmp_path, capsys):
+    """A y grid ending 15 px above the bottom edge is SHORT; one covering the image is ok."""
+    import position_grid
+
+    from gipp_codec.format import BitDepths, QuantizedGaussians, write_gimg
+
+    q = np.zeros((2, 8), np.uint16)
+    scales = np.full(8, 0.01, np.float32)
+    paths = []
+    for name, y_scale in (("short", (497.0 + 2.0) / 4095), ("ok", (512.0 + 2.0) / 4095)):
+        s = scales.copy()
+        s[0], s[1] = np.float32(772.0 / 4095), np.float32(y_scale)
+        o = np.array([-2, -2, -1, -1, -1, -1, -1, -1], np.float32)
+        path = tmp_path / f"{name}.gimg"
+        path.write_bytes(write_gimg(QuantizedGaussians(768, 512, BitDepths(12, 7, 6), q, s, o)))
+        paths.append(str(path))
+    assert position_grid.main(paths) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("short by 15.0 px: SHORT") and out[1].endswith("short by 0.0 px: ok")
+    assert out[-1] == "1 of 2 files short by more than 1 px"
+
+
 def _records(codec, images, curve, nbytes=None):
     """bench_rd-like records of one codec: the same (bpp, PSNR) curve on every image."""
     return [{"image": im, "codec": codec, "point": f"{b:g}", "bpp": b, "psnr": p, "ms_ssim": None,

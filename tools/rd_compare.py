@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-image comparison of two codecs from a ``tools/bench_rd.py`` JSON.
 
-    python tools/rd_compare.py RUN.json [--test gimg] [--anchor jpeg] [--anchor-run OTHER.json]
+    python tools/rd_compare.py RUN.json [RUN2.json ...] [--test gimg] [--anchor jpeg] [--anchor-run OTHER.json]
 
 For every image and every rate point of the ``--test`` codec, the anchor's PSNR at the
 test's achieved bpp, interpolated linearly in bpp along the anchor's points for that image
@@ -10,7 +10,13 @@ Prints a markdown table: test PSNR / anchor PSNR (test bpp), and the difference,
 mean difference per rate point. With ``--anchor-run`` the anchor's records come from
 another run (for example the same codec at an earlier commit); say so when quoting it.
 ``--anchor-run`` may be given several times (for example one run per rate): the anchor's
-records are then those of all of them together.
+records are then those of all of them together; several RUNs likewise pool the test's.
+
+Per point, the summary line gives the mean, median, count above, and range of the
+differences. Then, per target rate of the test codec, a line of means over the images
+compared (bpp, PSNR, MS-SSIM, Gaussians, bits per Gaussian, and the range of each file's
+deviation from the target), the same for the anchor's records at that target where it
+has any, and the mean paired MS-SSIM difference.
 """
 
 import argparse
@@ -38,16 +44,53 @@ def load_records(path: str) -> list:
         raise SystemExit(f"{path}: not a bench_rd.py JSON ({exc})") from None
 
 
+def by_target(records: list, codec: str, images: list) -> dict:
+    """target bpp -> {image: record} of one codec over ``images`` (records with a target only)."""
+    out: dict = {}
+    for r in records:
+        if r.get("codec") == codec and "error" not in r and r.get("target_bpp") and r["image"] in images:
+            out.setdefault(float(r["target_bpp"]), {})[r["image"]] = r
+    return out
+
+
+def _mean(recs: list, key: str) -> float:
+    values = [float(r[key]) for r in recs if r.get(key) is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def target_means(recs: list, target: float) -> str:
+    """One line of means over the records ``recs`` of one codec at one target bpp."""
+    dev = [100.0 * (float(r["bpp"]) / target - 1.0) for r in recs]
+    return (f"{len(recs)} images, bpp {_mean(recs, 'bpp'):.4f} (files {min(dev):+.3f} % to {max(dev):+.3f} %), "
+            f"PSNR {_mean(recs, 'psnr'):.3f}, MS-SSIM {_mean(recs, 'ms_ssim'):.4f}, "
+            f"N {_mean(recs, 'gaussians_final'):.0f}, bits/Gaussian {_mean(recs, 'bits_per_gaussian'):.2f}")
+
+
+def print_target_means(records, anchor_records, test_codec, anchor_codec, images) -> None:
+    """The per-target mean lines of the test codec and, where it has the target, the anchor."""
+    test_t, anchor_t = by_target(records, test_codec, images), by_target(anchor_records, anchor_codec, images)
+    for target, recs in sorted(test_t.items()):
+        print(f"\n{test_codec} at {target:g} bpp: {target_means(list(recs.values()), target)}")
+        if target in anchor_t:
+            paired = [im for im in recs if im in anchor_t[target]]
+            print(f"{anchor_codec} at {target:g} bpp: "
+                  f"{target_means([anchor_t[target][im] for im in paired], target)}")
+            d = [float(recs[im]["ms_ssim"]) - float(anchor_t[target][im]["ms_ssim"]) for im in paired
+                 if recs[im].get("ms_ssim") is not None and anchor_t[target][im].get("ms_ssim") is not None]
+            if d:
+                print(f"MS-SSIM difference, paired over {len(d)} images: mean {np.mean(d):+.5f}")
+
+
 def main(argv=None) -> int:
     """Entry point."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run")
+    ap.add_argument("run", nargs="+", help="bench_rd.py JSON(s) with the test codec (several: their records together)")
     ap.add_argument("--test", default="gimg")
     ap.add_argument("--anchor", default="jpeg")
     ap.add_argument("--anchor-run", action="append", default=None,
                     help="take the anchor's records from this run instead (repeatable: their records together)")
     args = ap.parse_args(argv)
-    records = load_records(args.run)
+    records = [r for path in args.run for r in load_records(path)]
     anchor_records = [r for path in args.anchor_run for r in load_records(path)] if args.anchor_run else records
     test, anchor = curves(records, args.test), curves(anchor_records, args.anchor)
     images = [im for im in test if im in anchor]
@@ -69,9 +112,10 @@ def main(argv=None) -> int:
     summary = []
     for i, d in sorted(deltas.items()):
         d = np.asarray(d)
-        summary.append(f"point {i + 1}: mean {d.mean():+.2f} dB, {int((d > 0).sum())} of {d.size} above "
-                       f"(range {d.min():+.2f} to {d.max():+.2f})")
+        summary.append(f"point {i + 1}: mean {d.mean():+.2f} dB, median {np.median(d):+.2f}, "
+                       f"{int((d > 0).sum())} of {d.size} above (range {d.min():+.2f} to {d.max():+.2f})")
     print("\n" + "; ".join(summary))
+    print_target_means(records, anchor_records, args.test, args.anchor, images)
     return 0
 
 

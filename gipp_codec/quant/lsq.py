@@ -234,7 +234,7 @@ class LSQPlus(nn.Module):
         """From now on keep the current range [offset, offset + qmax * scale] of ``channels``
         covered: learning may widen it but not shrink it (``constrain_``). For positions: LSQ+
         once shrank kodim16's y range at 12/10/6 to end 15 pixels above the image's bottom
-        edge, clamping every Gaussian below it there (-1.3 dB; BENCHMARKS.md §4)."""
+        edge, clamping every Gaussian below it there (holding it: +1.13 dB; BENCHMARKS.md §4)."""
         lo = self.offset.detach().double().cpu()
         hi = lo + self.qmax.double().cpu() * self.scale.detach().double().cpu()
         for j in channels:
@@ -248,7 +248,8 @@ class LSQPlus(nn.Module):
         for float32 rounding), so that every state can be written; a range already inside
         is left bit for bit as it is, except that with ``psd_safe`` b's offset is moved
         (by at most half a step) to put 0 on b's grid. (A Gaussian whose log-variance ran past the limit,
-        a near-constant term over the whole image, is then clamped to the limit.)"""
+        a near-constant term over the whole image, is then clamped to the limit.) First, a
+        range ``hold_range_`` holds is widened back to cover what it held."""
         self.scale.clamp_(min=1e-8)
         qmax = self.qmax.double()
         held = self.held.to(qmax.device)
