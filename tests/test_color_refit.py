@@ -22,7 +22,7 @@ def _image(h=24, w=32) -> np.ndarray:
 # fourteenth session): on this image its QAT ends with colour codes off their least-squares
 # optimum, which is what these tests need. (With today's defaults QAT converges further
 # here and the refit, rightly, changes nothing.) The scene is also pinned to the position
-# ranges QAT learned before the seventeenth session (hold_position_range off): staged rounding
+# ranges QAT learned before the seventeenth session (position_hold "none"): staged rounding
 # beats rounding once on the measured Kodak files, not on every scene, and on the scene the
 # held ranges give, rounding once ends 0.15 % closer.
 _LOOSER_FIT = dict(lr_means=0.5, lr_covs=0.5, adam_beta2=0.999, adam_eps=1e-8)
@@ -31,7 +31,7 @@ _LOOSER_FIT = dict(lr_means=0.5, lr_covs=0.5, adam_beta2=0.999, adam_eps=1e-8)
 def _qat_fit(refit: bool, img=None):
     img = _image() if img is None else img
     cfg = FitConfig().replace(**_LOOSER_FIT).with_qat(start_frac=0.5, refit_colors=refit, code_search_sweeps=0,
-                                                      hold_position_range=False)
+                                                      position_hold="none")
     return fit_and_quantize(img, 40, 160, seed=0, device="cpu", config=cfg, backend="cpu")
 
 

@@ -313,22 +313,51 @@ def test_held_position_ranges_may_widen_but_not_shrink():
 
 
 def test_qat_holds_the_position_ranges_it_starts_with(monkeypatch):
-    """The trainer holds x's and y's ranges once the quantizer is initialised, unless
-    QATConfig.hold_position_range is off."""
+    """The trainer holds x's and y's ranges once the quantizer is initialised: the ranges it
+    chose ("initial"), the image's extent ("image"), or none."""
     held = []
     real = LSQPlus.hold_range_
 
-    def spy(self, channels):
-        held.append(tuple(channels))
-        return real(self, channels)
+    def spy(self, channels, bounds=None):
+        held.append((tuple(channels), bounds))
+        return real(self, channels, bounds)
 
     monkeypatch.setattr(LSQPlus, "hold_range_", spy)
-    img = _image()
-    for hold, expected in ((True, [(0, 1)]), (False, [])):
+    img = _image()  # [H, W, 3]
+    h, w = img.shape[:2]
+    for hold, expected in (("initial", [((0, 1), None)]), ("image", [((0, 1), ((0.0, w), (0.0, h)))]),
+                           ("none", [])):
         held.clear()
-        cfg = FitConfig().replace(qat=QATConfig(start_frac=0.5, hold_position_range=hold))
+        cfg = FitConfig().replace(qat=QATConfig(start_frac=0.5, position_hold=hold))
         fit_and_quantize(img, 20, 12, device="cpu", config=cfg, backend="reference")
         assert held == expected, hold
+
+
+def test_held_image_extent_widens_a_short_grid_and_lets_margins_shrink():
+    """hold_range_ with bounds: a grid that stops inside the bounds is widened to cover them at
+    once; afterwards its margins beyond the bounds may shrink, the bounds may not."""
+    rows = _rows()
+    quant = LSQPlus(BITS)
+    quant.init_minmax(rows)
+
+    def ranges():
+        s, o = (v.astype(np.float64) for v in quant.export())
+        return o, o + s * (2.0 ** np.array(BITS) - 1)
+
+    lo0, hi0 = ranges()
+    inner = (lo0[0] + 0.25 * (hi0[0] - lo0[0]), hi0[0] + 3.0)  # x: margin below, grid short above
+    quant.hold_range_((0,), bounds=(inner,))
+    lo, hi = ranges()
+    assert hi[0] >= inner[1] - 1e-4 and abs(lo[0] - lo0[0]) < 1e-4  # widened up, margin kept
+    with torch.no_grad():
+        quant.offset[0] = float(inner[0]) + 0.5 * float(quant.scale[0])  # margin gone, past the bound
+    quant.constrain_()
+    lo, hi = ranges()
+    assert abs(lo[0] - inner[0]) < 1e-4 and hi[0] >= inner[1] - 1e-4
+    with pytest.raises(ValueError, match="one"):
+        quant.hold_range_((0, 1), bounds=(inner,))
+    with pytest.raises(ValueError, match="lo < hi"):
+        quant.hold_range_((0,), bounds=((2.0, 1.0),))
 
 
 def test_fit_and_quantize_report_matches_decoder():

@@ -22,6 +22,7 @@ PAPER_ITERATIONS = 50_000
 HIGH_RATE_BPP = 2.0  # QATConfig.high_rate_bpp: from this rate up the covariance takes a bit more
 
 
+POSITION_HOLD_CHOICES = ("initial", "image", "none")  # QATConfig.position_hold
 RATE_CHANNEL_CHOICES = ("all", "covariance")  # QATConfig.rate_channels (rate_proxy.RATE_CHANNEL_SETS' keys)
 
 
@@ -67,11 +68,14 @@ class QATConfig:
     # quantized render has the smallest error), "minmax", or "mse" (per channel, the clipping
     # range minimising the attributes' quantization MSE)
     init: str = "render"
-    # keep the position ranges the initialisation chose covered while LSQ+ learns the rest:
-    # learning may widen them, not shrink them. Unheld, kodim16 at 12/10/6 ended with its y
-    # grid stopping 15 pixels above the image's bottom edge; held, +1.13 dB there and -0.01
-    # dB on all 24 Kodak images at 12/7/6, 0.5 bpp (BENCHMARKS.md §4)
-    hold_position_range: bool = True
+    # the position ranges held while LSQ+ learns the rest (learning may widen a held range,
+    # not shrink it): "initial" (the ranges the initialisation chose), "image" (the image's
+    # own extent, [0, width] and [0, height]: margins off the image may shrink, and a range
+    # the initialisation clipped inside the image is widened back), or "none". Unheld,
+    # kodim16 at 12/10/6 ended with its y grid stopping 15 pixels above the image's bottom
+    # edge; held ("initial"), +1.13 dB there and -0.01 dB on all 24 Kodak images at 12/7/6,
+    # 0.5 bpp (BENCHMARKS.md §4)
+    position_hold: str = "initial"
     eval_every: int = 10  # best-state tracking interval during QAT (quantized render)
     # with a rate budget, the rate hook sizes the set again this far into QAT (fraction of
     # the QAT iterations; 0 = only at QAT start): QAT's pruning and its learned ranges
@@ -312,6 +316,8 @@ class FitConfig:
             raise ConfigError(f"QATConfig.rate_weight must be a finite number >= 0, got {q.rate_weight!r}")
         if q.rate_channels not in RATE_CHANNEL_CHOICES:
             raise ConfigError(f"QATConfig.rate_channels must be one of {RATE_CHANNEL_CHOICES}, got {q.rate_channels!r}")
+        if q.position_hold not in POSITION_HOLD_CHOICES:
+            raise ConfigError(f"QATConfig.position_hold must be one of {POSITION_HOLD_CHOICES}, got {q.position_hold!r}")
         if q.init not in ("render", "minmax", "mse"):
             raise ConfigError(f"QATConfig.init must be 'render', 'minmax' or 'mse', got {q.init!r}")
         if not isinstance(q.code_search_sweeps, int) or q.code_search_sweeps < 0:

@@ -310,8 +310,10 @@ def train(
             quant = LSQPlus(cfg.qat.bits(), psd_safe=cfg.qat.psd_safe).to(device)
             rows = torch.cat([p.detach() for p in params], dim=1)  # [N, 8]
             _init_quantizer(quant, rows, cfg.qat.init, lambda r: _quantized_mse(r, renderer, target))
-            if cfg.qat.hold_position_range:
+            if cfg.qat.position_hold == "initial":
                 quant.hold_range_(POSITION_CHANNELS)
+            elif cfg.qat.position_hold == "image":
+                quant.hold_range_(POSITION_CHANNELS, bounds=((0.0, float(width)), (0.0, float(height))))
             if rate_hook is not None:
                 params = resize(params, rate_hook(rows, quant), None if t == 1 else img.detach())
             qopt = TensorAdam(list(quant.parameters()), lr=cfg.qat.lr, eps=cfg.qat.adam_eps)

@@ -230,16 +230,28 @@ class LSQPlus(nn.Module):
         self.constrain_()
 
     @torch.no_grad()
-    def hold_range_(self, channels) -> None:
-        """From now on keep the current range [offset, offset + qmax * scale] of ``channels``
-        covered: learning may widen it but not shrink it (``constrain_``). For positions: LSQ+
-        once shrank kodim16's y range at 12/10/6 to end 15 pixels above the image's bottom
-        edge, clamping every Gaussian below it there (holding it: +1.13 dB; BENCHMARKS.md §4)."""
-        lo = self.offset.detach().double().cpu()
-        hi = lo + self.qmax.double().cpu() * self.scale.detach().double().cpu()
-        for j in channels:
-            self.held[0, j] = lo[j]
-            self.held[1, j] = hi[j]
+    def hold_range_(self, channels, bounds=None) -> None:
+        """From now on keep a range of each of ``channels`` covered: learning may widen it but
+        not shrink it (``constrain_``). The range held is the current one, [offset, offset +
+        qmax * scale], or with ``bounds`` (one (lo, hi) per channel) that one, which the
+        grid is widened to cover at once. For positions: LSQ+ once shrank kodim16's y range
+        at 12/10/6 to end 15 pixels above the image's bottom edge, clamping every Gaussian
+        below it there (holding it: +1.13 dB; BENCHMARKS.md §4)."""
+        channels = list(channels)
+        given = bounds is not None
+        if not given:
+            lo = self.offset.detach().double().cpu()
+            hi = lo + self.qmax.double().cpu() * self.scale.detach().double().cpu()
+            bounds = [(float(lo[j]), float(hi[j])) for j in channels]
+        if len(bounds) != len(channels):
+            raise ValueError(f"need one (lo, hi) per channel, got {len(bounds)} for {len(channels)}")
+        for j, (lo_j, hi_j) in zip(channels, bounds):
+            if not lo_j < hi_j:
+                raise ValueError(f"channel {j}: held range needs lo < hi, got ({lo_j}, {hi_j})")
+            self.held[0, j] = lo_j
+            self.held[1, j] = hi_j
+        if given:
+            self.constrain_()
 
     @torch.no_grad()
     def constrain_(self) -> None:
