@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gipp_codec.fit.api import _searches_codes, fit_and_quantize
-from gipp_codec.fit.code_search import search_codes
+from gipp_codec.fit.code_search import code_bits, order0_bits, search_codes
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.format.model import BitDepths
 from gipp_codec.format.synthetic import synthetic_quantized
@@ -107,11 +107,46 @@ def test_the_encoder_pipeline_gains_from_the_search():
     assert rep1.psnr > rep0.psnr + 0.1
 
 
-def test_the_search_is_skipped_with_a_rate_term_or_zero_sweeps():
+def test_the_search_is_skipped_with_zero_sweeps_only():
     assert _searches_codes(FitConfig())
+    assert _searches_codes(FitConfig().with_qat(rate_weight=0.5))
     assert not _searches_codes(FitConfig().with_qat(code_search_sweeps=0))
-    assert not _searches_codes(FitConfig().with_qat(rate_weight=0.5))
     assert not _searches_codes(FitConfig.paper())
+
+
+def test_with_a_rate_weight_a_sweep_lowers_error_plus_weighted_bits_by_what_it_reports():
+    """With a rate weight the sweep's bookkeeping is squared error + mu * bits (bits from the
+    code histograms at the sweep's start, mu = w * error / pixels): its reported gain is
+    what the real render and those bits lost; and the weighted search ends with fewer
+    order-0 bits than the rate-blind one."""
+    g, target, start = _scene(n=60, width=24, height=20, seed=3, shift=3)
+    bits = g.bits.per_channel()
+    channels = (2, 3, 4, 5, 6, 7)
+    w = 2.0
+    cost = code_bits(start, bits, channels)  # [8, L]
+    mu = w * _error(start, g, target) / (g.width * g.height)
+
+    def objective(q):
+        return _error(q, g, target) + mu * sum(cost[j, q[:, j].astype(np.int64)].sum() for j in channels)
+
+    q, report = search_codes(start, g.scales, g.offsets, bits, _render(start, g), target, 1,
+                             rate_weight=w, rate_channels=channels)
+    assert report.moves[0] > 0
+    assert objective(start) - objective(q) == pytest.approx(report.gains[0], rel=1e-3, abs=1e-6)
+    blind, _ = search_codes(start, g.scales, g.offsets, bits, _render(start, g), target, 4)
+    weighted, _ = search_codes(start, g.scales, g.offsets, bits, _render(start, g), target, 4,
+                               rate_weight=w, rate_channels=channels)
+    assert order0_bits(weighted, bits, channels) < order0_bits(blind, bits, channels) - 1.0
+
+
+def test_code_bits_are_the_order0_costs_of_each_channel():
+    q = np.array([[0, 0, 1, 0, 0, 3, 0, 0], [0, 0, 1, 0, 0, 3, 0, 0], [0, 0, 2, 0, 0, 0, 0, 0]], np.uint16)
+    bits = (2, 2, 2, 2, 2, 2, 2, 2)
+    cost = code_bits(q, bits, (2, 5))
+    p = np.array([0.5, 2.5, 1.5, 0.5]) / 5.0  # channel 2: counts 0, 2, 1, 0 plus 1/2
+    assert np.allclose(cost[2, :4], -np.log2(p)) and np.allclose(cost[5, :4], -np.log2(np.array([1.5, .5, .5, 2.5]) / 5))
+    assert not cost[[0, 1, 3, 4, 6, 7]].any()
+    assert order0_bits(q, bits, (2, 5)) == pytest.approx(cost[2, [1, 1, 2]].sum() + cost[5, [3, 3, 0]].sum())
 
 
 def test_moves_to_a_nearly_singular_covariance_are_not_tried():

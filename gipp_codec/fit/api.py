@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from gipp_codec.errors import ConfigError, InputImageError
-from gipp_codec.fit.code_search import removal_costs, search_codes
+from gipp_codec.fit.code_search import order0_bits, removal_costs, search_codes
 from gipp_codec.fit.color_refit import refit_color_codes
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.prune import keep_mask
@@ -191,24 +191,35 @@ def _refits_colors(cfg: FitConfig) -> bool:
 
 
 def _searches_codes(cfg: FitConfig) -> bool:
-    """Whether the code search runs after QAT (``QATConfig.code_search_sweeps``): not with
-    a rate term, whose savings a rate-blind search would partly undo."""
-    return cfg.qat.code_search_sweeps > 0 and not cfg.qat.rate_weight > 0
+    """Whether the code search runs after QAT (``QATConfig.code_search_sweeps``); with a rate
+    term it weighs the rate of the channels the term covers (``_search``)."""
+    return cfg.qat.code_search_sweeps > 0
 
 
 def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConfig, render: np.ndarray,
             arr: np.ndarray, renderer: Callable, dev: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """(codes [N, 8], their render [H, W, 3]) after ``code_search.search_codes`` from q and its
-    render; q and ``render`` themselves when the searched codes' render (by ``renderer``) is
-    not closer to the image ``arr`` [H, W, 3] uint8 once clamped."""
+    render; q and ``render`` themselves when the searched codes are not better by the
+    renderer's own render of them against the image ``arr`` [H, W, 3] uint8: a smaller
+    squared error once clamped, or with a rate term (``QATConfig.rate_weight`` w) a smaller
+    squared error + mu * order-0 bits of the channels the term covers, mu = w * (q's squared
+    error) / pixels."""
     target = arr.astype(np.float32) / np.float32(255.0)  # [H, W, 3]
-    searched, _ = search_codes(q, scales, offsets, cfg.qat.bits(), render, target, cfg.qat.code_search_sweeps)
+    qat = cfg.qat
+    channels = tuple(RATE_CHANNEL_SETS[qat.rate_channels]) if qat.rate_weight > 0 else ()
+    searched, _ = search_codes(q, scales, offsets, qat.bits(), render, target, qat.code_search_sweeps,
+                               rate_weight=qat.rate_weight, rate_channels=channels)
     new_render = _render_rows(_dequantize(searched, scales, offsets), renderer, dev, arr.shape[0], arr.shape[1])
 
     def error(image: np.ndarray) -> float:
         return float(np.sum((np.clip(image, 0.0, 1.0, dtype=np.float64) - target) ** 2))
 
-    if error(new_render) < error(render):
+    before, after = error(render), error(new_render)
+    if channels:
+        mu = qat.rate_weight * before / (arr.shape[0] * arr.shape[1])
+        before += mu * order0_bits(q, qat.bits(), channels)
+        after += mu * order0_bits(searched, qat.bits(), channels)
+    if after < before:
         return searched, new_render
     return q, render
 

@@ -11,8 +11,12 @@ computed exactly over the pixels the Gaussian touches before and after the move,
 render convention of the spec (weights exp(-m2/2) inside the 3-sigma ellipse), in binary64.
 
 Moves that make a covariance (nearly) singular or put a Gaussian wholly off the image are
-not tried. The search does not model the rate: a move changes the file's size only through
-the entropy coder's statistics (measured in BENCHMARKS.md §4). ``removal_costs`` uses the
+not tried. By default the search does not model the rate: a move changes the file's size
+only through the entropy coder's statistics (measured in BENCHMARKS.md §4). Given a rate
+weight mu (squared error per bit) it minimises squared error + mu * bits instead, the bits
+of a code being -log2 of its channel's order-0 frequency among the codes at the start of
+the sweep (``code_bits``): the search for files trained with a rate term
+(``QATConfig.rate_weight``), whose savings a rate-blind search would partly undo. ``removal_costs`` uses the
 same footprint arithmetic to price each Gaussian for the encoder's trim to its budget.
 Training code only: the decoder never imports this module.
 """
@@ -143,12 +147,22 @@ def _geometry_change(render, target, wo, ob, spans, po, pn, apply):
     return total
 
 
+@njit(**_OPTS)
+def _rate_change(cost, mu, ch, old, new):
+    """mu * (bits of code ``new`` - bits of code ``old``) in channel ``ch`` (0 when mu is 0)."""
+    if mu == 0.0:
+        return 0.0
+    return mu * (cost[ch, new] - cost[ch, old])
+
+
 @njit(parallel=True, **_OPTS)
-def _sweep(q, s, o, top, order, render, target):
+def _sweep(q, s, o, top, order, render, target, cost, mu):
     """Visit the Gaussians of q [N, 8] (int64, changed in place) in ``order`` [N], applying
     each one's best single-code move; render [H, W, 3] float64 (kept current) and target
     [H, W, 3] float32. s, o [8]: the float32 scales and offsets as float64; top [8]: the
-    largest code of each channel. Returns (moves made, total change of the squared error)."""
+    largest code of each channel; cost [8, L] the bits of each code (L > top), weighed by mu
+    (squared error per bit; 0: the rate is ignored). Returns (moves made, total change of
+    squared error + mu * bits)."""
     height, width = render.shape[0], render.shape[1]
     po = np.empty(8)
     pn = np.empty(8)
@@ -183,7 +197,9 @@ def _sweep(q, s, o, top, order, render, target):
             for d in range(2):
                 code = q[k, CH_RED + ch] + (2 * d - 1)
                 color_new[ch, d] = np.float32(np.float64(code) * s[CH_RED + ch] + o[CH_RED + ch])
-                color_gain[ch, d] = 0.0 if 0 <= code <= top[CH_RED + ch] else math.inf
+                color_gain[ch, d] = math.inf
+                if 0 <= code <= top[CH_RED + ch]:
+                    color_gain[ch, d] = _rate_change(cost, mu, CH_RED + ch, q[k, CH_RED + ch], code)
         for j in range(j0, j1 + 1):
             for i in range(spans[j - j0, 0], spans[j - j0, 1] + 1):
                 w = wo[j - j0, i - i0]
@@ -219,6 +235,7 @@ def _sweep(q, s, o, top, order, render, target):
                 n_try += 1
         for m in prange(n_try):
             changes[m] = _geometry_change(render, target, wo, ob, spans, po, candidates[m], False)
+            changes[m] += _rate_change(cost, mu, moved[m, 0], q[k, moved[m, 0]], q[k, moved[m, 0]] + moved[m, 1])
         for m in range(n_try):
             if changes[m] < best:
                 best, best_j, best_d = changes[m], moved[m, 0], moved[m, 1]
@@ -273,18 +290,42 @@ def removal_costs(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, render
 
 @dataclass
 class SearchReport:
-    """What ``search_codes`` did: per sweep, the moves made and the squared error they removed."""
+    """What ``search_codes`` did: per sweep, the moves made and the squared error (plus, with
+    a rate weight, mu * bits) they removed."""
 
     moves: list
-    gains: list  # decrease of the clamped squared error (sum over pixels and channels, [0, 1] units)
+    gains: list  # decrease of the clamped squared error (sum over pixels and channels, [0, 1] units) [+ mu * bits]
+
+
+def code_bits(q: np.ndarray, bits: tuple, channels: tuple) -> np.ndarray:
+    """[8, 2^max(bits)] float64: for each of ``channels``, -log2 of each code's frequency in
+    q [N, 8] (counts + 1/2 over the channel's 2^bits codes, as ``rate_proxy``); 0 elsewhere."""
+    levels = 1 << max(int(b) for b in bits)
+    cost = np.zeros((8, levels), np.float64)
+    for j in channels:
+        n = 1 << int(bits[j])
+        counts = np.bincount(np.asarray(q[:, j], np.int64), minlength=n)[:n] + 0.5
+        cost[j, :n] = -np.log2(counts / counts.sum())
+    return cost
+
+
+def order0_bits(q: np.ndarray, bits: tuple, channels: tuple) -> float:
+    """Order-0 bits of ``channels`` of q [N, 8] under their own histograms (``code_bits``)."""
+    cost = code_bits(q, bits, channels)
+    return float(sum(cost[j, np.asarray(q[:, j], np.int64)].sum() for j in channels))
 
 
 def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: tuple, render: np.ndarray,
-                 target: np.ndarray, sweeps: int) -> tuple[np.ndarray, SearchReport]:
+                 target: np.ndarray, sweeps: int, rate_weight: float = 0.0,
+                 rate_channels: tuple = ()) -> tuple[np.ndarray, SearchReport]:
     """Codes [N, 8] (same dtype as q [N, 8]) after up to ``sweeps`` sweeps of the greedy search
     (module docstring), and a report. ``scales``, ``offsets`` [8] float32 and ``bits`` (8 bit
     depths) are the file's; ``render`` [H, W, 3] is the unclamped render of q and ``target``
-    [H, W, 3] the image, both in [0, 1] units. Stops early after a sweep that moved nothing."""
+    [H, W, 3] the image, both in [0, 1] units. With ``rate_weight`` w > 0 each sweep minimises
+    squared error + mu * bits of ``rate_channels`` (``code_bits`` at the sweep's start), mu =
+    w * (squared error at the sweep's start) / pixels: the weighting of the trainer's rate
+    term (``QATConfig.rate_weight``) in units of squared error. Stops early after a sweep
+    that moved nothing."""
     codes = np.ascontiguousarray(q, dtype=np.int64).copy()  # [N, 8]
     s = np.asarray(scales, np.float32).astype(np.float64)  # [8]
     o = np.asarray(offsets, np.float32).astype(np.float64)  # [8]
@@ -293,9 +334,15 @@ def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: t
     image = np.ascontiguousarray(target, dtype=np.float32)  # [H, W, 3] (widened exactly where read)
     rows = dequantize_rows(q, scales, offsets)  # [N, 8]
     order = np.lexsort((rows[:, 0], np.floor(rows[:, 1] / 16.0))).astype(np.int64)  # bands of 16 rows, then x
+    pixels = image.shape[0] * image.shape[1]
     report = SearchReport(moves=[], gains=[])
+    cost = np.zeros((8, int(top.max()) + 1), np.float64)
+    mu = 0.0
     for _ in range(int(sweeps)):
-        moves, change = _sweep(codes, s, o, top, order, current, image)
+        if rate_weight > 0 and rate_channels:
+            cost = code_bits(codes, bits, rate_channels)
+            mu = float(rate_weight) * float(np.sum((np.clip(current, 0.0, 1.0) - image) ** 2)) / pixels
+        moves, change = _sweep(codes, s, o, top, order, current, image, cost, mu)
         report.moves.append(int(moves))
         report.gains.append(float(-change))
         if moves == 0:
