@@ -94,14 +94,15 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
         return _trim_to_budget(qq, scales, offsets, budget_bits, lambda x: file_of(x, scales, offsets), priority)[1]
 
     # the set is trimmed to the budget before the colour refit and the code search, which
-    # then tune the Gaussians the file keeps
+    # then tune the Gaussians the file keeps (with a rate term, after the search, which saves bits)
     q, scales, offsets, qreport = fit_and_quantize(
         arr, gaussians, iterations=iterations, bits=(bits.position, bits.covariance, bits.color),
         seed=seed, device=device, config=config, progress=progress, rate_hook=rate_hook, reduce=to_budget,
     )
     data = file_of(q, scales, offsets)
     if budget_bits is not None and 8 * len(data) > budget_bits and q.shape[0] > 1:
-        # the post-QAT steps moved the entropy coder's statistics a little: trim again
+        # the post-QAT steps moved the entropy coder's statistics a little (or, with a rate
+        # term, the set was not trimmed before the search): trim again
         priority = None
         if qreport.render is not None:
             from gipp_codec.fit.code_search import removal_costs

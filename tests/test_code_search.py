@@ -185,6 +185,21 @@ def test_the_encoder_trims_before_the_refit_and_the_search():
     assert not np.array_equal(q, plain[: q.shape[0]])
 
 
+def test_with_a_rate_term_the_encoder_trims_after_the_search():
+    """With a rate term the search saves bits, so ``reduce`` is not applied before it and the
+    encoder's trim after it keeps the file within its budget."""
+    from gipp_codec.encoder import encode_with_report
+
+    img = _image()
+    cfg = FitConfig().with_qat(start_frac=0.5, rate_weight=0.5)
+    calls = []
+    fit_and_quantize(img, 40, 160, seed=0, device="cpu", config=cfg, backend="cpu",
+                     reduce=lambda q, s, o, p: calls.append(1) or q[: q.shape[0] // 2])
+    assert calls == []
+    data, report = encode_with_report(img, bpp=3.0, iterations=160, config=cfg, device="cpu")
+    assert 8 * len(data) <= 3.0 * img.shape[0] * img.shape[1]
+
+
 def test_removal_costs_are_what_removing_each_gaussian_costs():
     """``removal_costs`` against the renderer: the clamped error without Gaussian k, minus
     the error with all of them (some removals help: the costs are signed)."""

@@ -261,7 +261,10 @@ def fit_and_quantize(
     ``reduce(q [N, 8], scales, offsets, priority [N]) -> q' [N', 8]`` (rows of q) is applied
     to the quantized set before the colour refit and the code search (the encoder's trim to
     the rate budget); ``priority`` is ``code_search.removal_costs``: what removing each
-    Gaussian alone would add to the clamped render's squared error.
+    Gaussian alone would add to the clamped render's squared error. Not with a rate term and
+    the code search: that search saves bits (up to 3.4 % of a file on the four CPU Kodak
+    images at 12/10/6, BENCHMARKS.md §5), which a set trimmed before it would leave unspent,
+    so the caller trims after it.
 
     ``bits`` = (position, covariance, colour) bit depths, default from ``config.qat``
     (12, 7, 6; the paper's 12, 10, 6 with ``FitConfig.paper()``). Returns ``q`` uint16
@@ -288,7 +291,7 @@ def fit_and_quantize(
     m, c, col = (torch.from_numpy(np.ascontiguousarray(x)) for x in split_attributes(deq))
     keep = keep_mask(m, c, h, w, offscreen=True).numpy()
     q = np.ascontiguousarray(q[keep])
-    if reduce is not None and q.shape[0] > 0:
+    if reduce is not None and q.shape[0] > 0 and not (cfg.qat.rate_weight > 0 and _searches_codes(cfg)):
         render = _render_rows(deq[keep], renderer, dev, h, w)
         q = np.ascontiguousarray(reduce(q, scales, offsets, removal_costs(q, scales, offsets, render, arr / 255.0)))
     deq = _dequantize(q, scales, offsets)
