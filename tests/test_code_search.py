@@ -185,17 +185,26 @@ def test_the_encoder_trims_before_the_refit_and_the_search():
     assert not np.array_equal(q, plain[: q.shape[0]])
 
 
-def test_with_a_rate_term_the_encoder_trims_after_the_search():
-    """With a rate term the search saves bits, so ``reduce`` is not applied before it and the
-    encoder's trim after it keeps the file within its budget."""
+def test_with_a_rate_term_the_set_is_trimmed_after_the_search_and_searched_again():
+    """With a rate term the search saves bits, so ``reduce`` is applied after it, not before
+    (it then sees searched codes) and the rows it keeps are searched again; the encoder's
+    file stays within its budget."""
     from gipp_codec.encoder import encode_with_report
 
     img = _image()
     cfg = FitConfig().with_qat(start_frac=0.5, rate_weight=0.5)
-    calls = []
-    fit_and_quantize(img, 40, 160, seed=0, device="cpu", config=cfg, backend="cpu",
-                     reduce=lambda q, s, o, p: calls.append(1) or q[: q.shape[0] // 2])
-    assert calls == []
+    unsearched = fit_and_quantize(img, 40, 160, seed=0, device="cpu", config=cfg.with_qat(code_search_sweeps=0),
+                                  backend="cpu")[0]
+    seen = []
+
+    def reduce(q, scales, offsets, priority):
+        seen.append(q.copy())
+        return q[: q.shape[0] // 2]
+
+    q = fit_and_quantize(img, 40, 160, seed=0, device="cpu", config=cfg, backend="cpu", reduce=reduce)[0]
+    assert len(seen) == 1 and seen[0].shape == unsearched.shape and not np.array_equal(seen[0], unsearched)
+    assert q.shape[0] == unsearched.shape[0] // 2
+    assert not np.array_equal(q, seen[0][: q.shape[0]])  # searched again after the trim
     data, report = encode_with_report(img, bpp=3.0, iterations=160, config=cfg, device="cpu")
     assert 8 * len(data) <= 3.0 * img.shape[0] * img.shape[1]
 

@@ -261,10 +261,10 @@ def fit_and_quantize(
     ``reduce(q [N, 8], scales, offsets, priority [N]) -> q' [N', 8]`` (rows of q) is applied
     to the quantized set before the colour refit and the code search (the encoder's trim to
     the rate budget); ``priority`` is ``code_search.removal_costs``: what removing each
-    Gaussian alone would add to the clamped render's squared error. Not with a rate term and
-    the code search: that search saves bits (up to 3.4 % of a file on the four CPU Kodak
-    images at 12/10/6, BENCHMARKS.md §5), which a set trimmed before it would leave unspent,
-    so the caller trims after it.
+    Gaussian alone would add to the clamped render's squared error. With a rate term and
+    the code search it is applied after the search instead, and the search runs again on
+    the rows kept: that search saves bits (up to 3.4 % of a file on the four CPU Kodak images
+    at 12/10/6, BENCHMARKS.md §5), which a set trimmed before it would leave unspent.
 
     ``bits`` = (position, covariance, colour) bit depths, default from ``config.qat``
     (12, 7, 6; the paper's 12, 10, 6 with ``FitConfig.paper()``). Returns ``q`` uint16
@@ -291,7 +291,8 @@ def fit_and_quantize(
     m, c, col = (torch.from_numpy(np.ascontiguousarray(x)) for x in split_attributes(deq))
     keep = keep_mask(m, c, h, w, offscreen=True).numpy()
     q = np.ascontiguousarray(q[keep])
-    if reduce is not None and q.shape[0] > 0 and not (cfg.qat.rate_weight > 0 and _searches_codes(cfg)):
+    rate_search = cfg.qat.rate_weight > 0 and _searches_codes(cfg)  # the search saves bits: trim after it
+    if reduce is not None and q.shape[0] > 0 and not rate_search:
         render = _render_rows(deq[keep], renderer, dev, h, w)
         q = np.ascontiguousarray(reduce(q, scales, offsets, removal_costs(q, scales, offsets, render, arr / 255.0)))
     deq = _dequantize(q, scales, offsets)
@@ -308,6 +309,11 @@ def fit_and_quantize(
         if progress is not None:
             progress(its, its, {"phase": "code search", "psnr": None, "gaussians": int(q.shape[0])})
         q, render = _search(q, scales, offsets, cfg, render, arr, renderer, dev)
+        if rate_search and reduce is not None:
+            kept = np.ascontiguousarray(reduce(q, scales, offsets, removal_costs(q, scales, offsets, render, arr / 255.0)))
+            if 0 < kept.shape[0] < q.shape[0]:  # trimmed: search again for the Gaussians kept
+                render = _render_rows(_dequantize(kept, scales, offsets), renderer, dev, h, w)
+                q, render = _search(kept, scales, offsets, cfg, render, arr, renderer, dev)
     seconds = time.perf_counter() - t0
     img8 = to_uint8(render)
     float_hist = [p for (it, p, _) in out.history if it <= out.qat_start]
