@@ -30,8 +30,9 @@ _LOOSER_FIT = dict(lr_means=0.5, lr_covs=0.5, adam_beta2=0.999, adam_eps=1e-8)
 
 def _qat_fit(refit: bool, img=None):
     img = _image() if img is None else img
+    # no rate term: the refit runs only where no rate term covers the colours
     cfg = FitConfig().replace(**_LOOSER_FIT).with_qat(start_frac=0.5, refit_colors=refit, code_search_sweeps=0,
-                                                      position_hold="none")
+                                                      position_hold="none", rate_weight=0.0)
     return fit_and_quantize(img, 40, 160, seed=0, device="cpu", config=cfg, backend="cpu")
 
 
@@ -105,8 +106,9 @@ def test_a_refit_that_renders_farther_is_not_taken(monkeypatch):
 
 
 @pytest.mark.parametrize("qat,refits", [
-    (QATConfig(), True),
-    (QATConfig(refit_colors=False), False),
+    (QATConfig(), False),  # the default rate term covers the colours
+    (QATConfig(rate_weight=0.0), True),
+    (QATConfig(rate_weight=0.0, refit_colors=False), False),
     (QATConfig(rate_weight=0.5), False),  # the term covers the colours: a refit would undo it
     (QATConfig(rate_weight=0.5, rate_channels="covariance"), True),
 ])
