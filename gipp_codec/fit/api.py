@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from gipp_codec.errors import ConfigError, InputImageError
-from gipp_codec.fit.code_search import order0_bits, removal_costs, search_codes
+from gipp_codec.fit.code_search import bit_price, order0_bits, removal_costs, search_codes
 from gipp_codec.fit.color_refit import refit_color_codes
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.prune import keep_mask
@@ -202,8 +202,8 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     render; q and ``render`` themselves when the searched codes are not better by the
     renderer's own render of them against the image ``arr`` [H, W, 3] uint8: a smaller
     squared error once clamped, or with a rate term (``QATConfig.rate_weight`` w) a smaller
-    squared error + mu * order-0 bits of the channels the term covers, mu = w * (q's squared
-    error) / pixels."""
+    squared error + mu * order-0 bits of the channels the term covers, mu = ``bit_price`` of
+    q's squared error."""
     target = arr.astype(np.float32) / np.float32(255.0)  # [H, W, 3]
     qat = cfg.qat
     channels = tuple(RATE_CHANNEL_SETS[qat.rate_channels]) if qat.rate_weight > 0 else ()
@@ -216,7 +216,7 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
 
     before, after = error(render), error(new_render)
     if channels:
-        mu = qat.rate_weight * before / (arr.shape[0] * arr.shape[1])
+        mu = bit_price(qat.rate_weight, before, arr.shape[0] * arr.shape[1])
         before += mu * order0_bits(q, qat.bits(), channels)
         after += mu * order0_bits(searched, qat.bits(), channels)
     if after < before:

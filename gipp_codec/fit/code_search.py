@@ -16,8 +16,8 @@ only through the entropy coder's statistics (measured in BENCHMARKS.md §4). Giv
 weight mu (squared error per bit) it minimises squared error + mu * bits instead, the bits
 of a code being -log2 of its channel's order-0 frequency among the codes at the start of
 the sweep (``code_bits``): the search for files trained with a rate term
-(``QATConfig.rate_weight``), whose savings a rate-blind search would partly undo. ``removal_costs`` uses the
-same footprint arithmetic to price each Gaussian for the encoder's trim to its budget.
+(``QATConfig.rate_weight``), whose savings a rate-blind search would partly undo.
+``removal_costs`` uses the same footprint arithmetic to price each Gaussian for the encoder's trim to its budget.
 Training code only: the decoder never imports this module.
 """
 
@@ -294,7 +294,9 @@ class SearchReport:
     a rate weight, mu * bits) they removed."""
 
     moves: list
-    gains: list  # decrease of the clamped squared error (sum over pixels and channels, [0, 1] units) [+ mu * bits]
+    # decrease of the clamped squared error (sum over pixels and channels, [0, 1] units),
+    # plus mu * bits with a rate weight
+    gains: list
 
 
 def code_bits(q: np.ndarray, bits: tuple, channels: tuple) -> np.ndarray:
@@ -307,6 +309,12 @@ def code_bits(q: np.ndarray, bits: tuple, channels: tuple) -> np.ndarray:
         counts = np.bincount(np.asarray(q[:, j], np.int64), minlength=n)[:n] + 0.5
         cost[j, :n] = -np.log2(counts / counts.sum())
     return cost
+
+
+def bit_price(rate_weight: float, squared_error: float, pixels: int) -> float:
+    """mu, the squared error one bit is worth: ``rate_weight`` * squared error / pixels, the
+    trainer's rate term (loss = mse + w * mse * bits / pixels) in units of squared error."""
+    return float(rate_weight) * float(squared_error) / int(pixels)
 
 
 def order0_bits(q: np.ndarray, bits: tuple, channels: tuple) -> float:
@@ -322,9 +330,8 @@ def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: t
     (module docstring), and a report. ``scales``, ``offsets`` [8] float32 and ``bits`` (8 bit
     depths) are the file's; ``render`` [H, W, 3] is the unclamped render of q and ``target``
     [H, W, 3] the image, both in [0, 1] units. With ``rate_weight`` w > 0 each sweep minimises
-    squared error + mu * bits of ``rate_channels`` (``code_bits`` at the sweep's start), mu =
-    w * (squared error at the sweep's start) / pixels: the weighting of the trainer's rate
-    term (``QATConfig.rate_weight``) in units of squared error. Stops early after a sweep
+    squared error + mu * bits of ``rate_channels`` (``code_bits`` at the sweep's start), mu
+    = ``bit_price`` of the squared error at the sweep's start. Stops early after a sweep
     that moved nothing."""
     codes = np.ascontiguousarray(q, dtype=np.int64).copy()  # [N, 8]
     s = np.asarray(scales, np.float32).astype(np.float64)  # [8]
@@ -341,7 +348,7 @@ def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: t
     for _ in range(int(sweeps)):
         if rate_weight > 0 and rate_channels:
             cost = code_bits(codes, bits, rate_channels)
-            mu = float(rate_weight) * float(np.sum((np.clip(current, 0.0, 1.0) - image) ** 2)) / pixels
+            mu = bit_price(rate_weight, np.sum((np.clip(current, 0.0, 1.0) - image) ** 2), pixels)
         moves, change = _sweep(codes, s, o, top, order, current, image, cost, mu)
         report.moves.append(int(moves))
         report.gains.append(float(-change))
