@@ -351,3 +351,42 @@ def test_rd_merge_adds_a_peer_only_from_a_run_that_agrees(tmp_path, capsys):
         rd_merge.main([str(run), "--codec-from", f"avif={other_images}"])
     with pytest.raises(SystemExit, match="already measured"):
         rd_merge.main([str(run), "--codec-from", f"jpeg={donor}"])
+
+
+def test_rd_merge_adds_missing_points_only_with_a_witness_that_agrees(tmp_path, capsys):
+    """A run without gimg's 0.5 point, pooled with a one-image witness run at 0.5, takes the
+    donor's 0.5 records once the witness matches the donor; a witness with other bytes, no
+    witness, or a donor that leaves an image out at the added point is refused."""
+    import rd_merge
+
+    ims = ["a", "b"]
+    jpeg = list(zip(RATES, PSNRS))
+    gimg = [(b, p + 1.0) for b, p in jpeg]
+    without_05 = [pt for pt in gimg if pt[0] != 0.5]
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"records": _records("jpeg", ims, jpeg) + _records("gimg", ims, without_05)}))
+    witness = tmp_path / "witness.json"
+    witness.write_text(json.dumps({"records": _records("gimg", ["a"], [(0.5, gimg[2][1])])}))
+    donor = tmp_path / "donor.json"
+    donor.write_text(json.dumps({"records": _records("gimg", ims, [(0.5, gimg[2][1])])}))
+    merged = tmp_path / "merged.json"
+    assert rd_merge.main([str(run), str(witness), "--points-from", f"gimg={donor}", "--json", str(merged)]) == 0
+    records = json.loads(merged.read_text())["records"]
+    assert sorted(r["image"] for r in records if r["codec"] == "gimg" and r["point"] == "0.5") == ["a", "b"]
+    jpeg_row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| jpeg |")]
+    assert len(jpeg_row) == 1 and "+1.00 dB" in jpeg_row[0]
+
+    with pytest.raises(SystemExit, match="nothing shows it is the same encoder"):
+        rd_merge.main([str(run), "--points-from", f"gimg={donor}"])
+    other = tmp_path / "other_witness.json"
+    other.write_text(json.dumps({"records": _records("gimg", ["a"], [(0.5, gimg[2][1])], {0.5: 7})}))
+    with pytest.raises(SystemExit, match="not the same encoder"):
+        rd_merge.main([str(run), str(other), "--points-from", f"gimg={donor}"])
+    short = tmp_path / "short_donor.json"
+    short.write_text(json.dumps({"records": _records("gimg", ["a"], [(0.5, gimg[2][1]), (2.0, 35.0)])}))
+    with pytest.raises(SystemExit, match="1 of the run's 2 images"):
+        rd_merge.main([str(run), str(witness), "--points-from", f"gimg={short}"])
+    clash = tmp_path / "clash.json"
+    clash.write_text(json.dumps({"records": _records("jpeg", ["a"], jpeg, {0.5: 3})}))
+    with pytest.raises(SystemExit, match="differs from an earlier run"):
+        rd_merge.main([str(run), str(clash), "--points-from", f"gimg={donor}"])

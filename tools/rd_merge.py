@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Add a codec measured in another ``tools/bench_rd.py`` run to a run's BD-rate table.
+"""Add a codec, or a codec's missing rate points, from other ``tools/bench_rd.py`` runs.
 
-    python tools/rd_merge.py RUN.json --codec-from avif=OTHER.json [--test gimg] [--json OUT.json]
+    python tools/rd_merge.py RUN.json [RUN2.json ...] [--codec-from avif=OTHER.json]
+        [--points-from gimg=OTHER.json] [--test gimg] [--json OUT.json]
 
 For a peer whose encoder is deterministic (AVIF's took 19 of a full-set run's 76 minutes)
 its records from an earlier run of the same images can stand in. That holds only if the
@@ -10,6 +11,13 @@ runs agree, so before merging this checks that every codec the two runs share, o
 runs cover the same images; it refuses otherwise. Prints each codec's mean curve and the
 BD-rate / BD-PSNR of ``--test`` against every other codec (``rd_lib.bd_table``), and says
 which codec came from which run. The merged records can be written with ``--json``.
+
+Several RUN files pool into one run (a record measured twice must agree byte for byte).
+``--points-from CODEC=OTHER.json`` adds the rate points of CODEC that the run lacks, for
+example a full-set point measured by an earlier run of the same encoder. It refuses unless
+the donor and the run share at least one (image, point) of CODEC with equal bytes and PSNR
+(so a one-image run of the run's encoder at the donor's rate is the witness that the
+encoders agree), and unless every added point covers all of the run's images.
 """
 
 import argparse
@@ -36,6 +44,56 @@ def load_run(path: str) -> dict:
 def _by_key(records: list, codec: str) -> dict:
     """(image, point) -> record of one codec, records with an error skipped."""
     return {(r["image"], r["point"]): r for r in records if r.get("codec") == codec and not r.get("error")}
+
+
+def pool(runs: list[tuple[dict, str]]) -> list:
+    """The records of several runs as one list; SystemExit where a record measured twice
+    (same codec, image and point) differs in bytes or PSNR. ``runs``: (run, path)."""
+    records, seen = [], {}
+    for run, path in runs:
+        for r in run["records"]:
+            if r.get("error"):
+                records.append(r)
+                continue
+            key = (r["codec"], r["image"], r["point"])
+            if key in seen:
+                if (seen[key]["bytes"], seen[key]["psnr"]) != (r["bytes"], r["psnr"]):
+                    raise SystemExit(f"{path}: {key[0]} at {key[1]} {key[2]} differs from an earlier "
+                                     f"run ({r['bytes']} / {seen[key]['bytes']} bytes)")
+                continue
+            seen[key] = r
+            records.append(r)
+    return records
+
+
+def add_points(records: list, codec: str, donor: dict, path: str) -> list:
+    """``records`` plus the donor's ``codec`` records at the rate points the run lacks.
+
+    SystemExit unless the two share an (image, point) of ``codec``, agree (bytes and PSNR)
+    on every one they share, and each added point then covers every image of the run."""
+    mine, theirs = _by_key(records, codec), _by_key(donor["records"], codec)
+    if not mine:
+        raise SystemExit(f"{codec}: not in the run; use --codec-from to add a whole codec")
+    shared = sorted(set(mine) & set(theirs))
+    if not shared:
+        raise SystemExit(f"{path}: no {codec} record at an (image, point) the run has, so nothing "
+                         "shows it is the same encoder")
+    for key in shared:
+        a, b = mine[key], theirs[key]
+        if a["bytes"] != b["bytes"] or a["psnr"] != b["psnr"]:
+            raise SystemExit(f"{path}: {codec} differs from the run at {key[0]} {key[1]} "
+                             f"({a['bytes']} / {b['bytes']} bytes): not the same encoder")
+    added = [r for key, r in theirs.items() if key not in mine]
+    if not added:
+        raise SystemExit(f"{path}: adds no {codec} record the run lacks")
+    images = {r["image"] for r in records}
+    merged = {**mine, **{(r["image"], r["point"]): r for r in added}}
+    for point in sorted({r["point"] for r in added}):
+        covered = {im for im, p in merged if p == point}
+        if covered != images:
+            raise SystemExit(f"{path}: {codec} at {point} would cover {len(covered)} of the run's "
+                             f"{len(images)} images")
+    return records + added
 
 
 def merge(run: dict, donors: list[tuple[str, dict, str]], test: str) -> list:
@@ -91,27 +149,42 @@ def report(records: list, test: str, sources: dict, method: str) -> str:
     return "\n".join(out)
 
 
+def _codec_and_path(flag: str, item: str) -> tuple[str, str]:
+    """CODEC=RUN.json split in two; SystemExit naming ``flag`` when malformed."""
+    codec, sep, path = item.partition("=")
+    if not sep or not codec or not path:
+        raise SystemExit(f"{flag}: expected CODEC=RUN.json, got {item!r}")
+    return codec, path
+
+
 def main(argv=None) -> int:
     """Merge, check, print; exit 0."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run")
-    p.add_argument("--codec-from", action="append", default=[], metavar="CODEC=RUN.json", required=True)
+    p.add_argument("run", nargs="+", help="one or more bench_rd.py JSONs, pooled")
+    p.add_argument("--codec-from", action="append", default=[], metavar="CODEC=RUN.json")
+    p.add_argument("--points-from", action="append", default=[], metavar="CODEC=RUN.json")
     p.add_argument("--test", default="gimg")
     p.add_argument("--bd-method", choices=("pchip", "poly"), default="pchip")
     p.add_argument("--json", help="write the run with the merged records here")
     args = p.parse_args(argv)
-    run = load_run(args.run)
-    donors, sources = [], {}
+    if not args.codec_from and not args.points_from:
+        p.error("give --codec-from or --points-from (or both)")
+    runs = [(load_run(path), path) for path in args.run]
+    run = dict(runs[0][0], records=pool(runs))
+    sources = {}
+    for item in args.points_from:
+        codec, path = _codec_and_path("--points-from", item)
+        run["records"] = add_points(run["records"], codec, load_run(path), path)
+        sources[codec] = f"the run, points missing there from {path}"
+    donors = []
     for item in args.codec_from:
-        codec, sep, path = item.partition("=")
-        if not sep or not codec or not path:
-            raise SystemExit(f"--codec-from: expected CODEC=RUN.json, got {item!r}")
+        codec, path = _codec_and_path("--codec-from", item)
         donors.append((codec, load_run(path), path))
         sources[codec] = path
     records = merge(run, donors, args.test)
     print(report(records, args.test, sources, args.bd_method))
     if args.json:
-        merged = dict(run, records=records, merged_from=sources)
+        merged = dict(run, records=records, merged_from=sources, pooled=list(args.run))
         merged.pop("summary", None)  # the run's own summary no longer covers every codec
         write_atomic(args.json, json.dumps(merged, indent=1))
     return 0
