@@ -69,13 +69,15 @@ class QATConfig:
     # range minimising the attributes' quantization MSE)
     init: str = "render"
     # the position ranges held while LSQ+ learns the rest (learning may widen a held range,
-    # not shrink it): "initial" (the ranges the initialisation chose), "image" (the image's
-    # own extent, [0, width] and [0, height]: margins off the image may shrink, and a range
-    # the initialisation clipped inside the image is widened back), or "none". Unheld,
+    # not shrink it): "image" (the image's own extent, [0, width] and [0, height]: margins
+    # off the image may shrink, and a range the initialisation clipped inside the image is
+    # widened back), "initial" (the ranges the initialisation chose), or "none". Unheld,
     # kodim16 at 12/10/6 ended with its y grid stopping 15 pixels above the image's bottom
     # edge; held ("initial"), +1.13 dB there and -0.01 dB on all 24 Kodak images at 12/7/6,
-    # 0.5 bpp (BENCHMARKS.md §4)
-    position_hold: str = "initial"
+    # 0.5 bpp, but 2 of the 24 grids still stopped 1.7-1.8 px short. "image" against
+    # "initial" with the rate term: +0.01 dB on all 24 at 0.5 bpp, no grid short
+    # (BENCHMARKS.md §4)
+    position_hold: str = "image"
     eval_every: int = 10  # best-state tracking interval during QAT (quantized render)
     # with a rate budget, the rate hook sizes the set again this far into QAT (fraction of
     # the QAT iterations; 0 = only at QAT start): QAT's pruning and its learned ranges
