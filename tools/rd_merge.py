@@ -46,6 +46,11 @@ def _by_key(records: list, codec: str) -> dict:
     return {(r["image"], r["point"]): r for r in records if r.get("codec") == codec and not r.get("error")}
 
 
+def _same(a: dict, b: dict) -> bool:
+    """Whether two records of one (codec, image, point) hold the same file: bytes and PSNR."""
+    return (a["bytes"], a["psnr"]) == (b["bytes"], b["psnr"])
+
+
 def pool(runs: list[tuple[dict, str]]) -> list:
     """The records of several runs as one list; SystemExit where a record measured twice
     (same codec, image and point) differs in bytes or PSNR. ``runs``: (run, path)."""
@@ -57,7 +62,7 @@ def pool(runs: list[tuple[dict, str]]) -> list:
                 continue
             key = (r["codec"], r["image"], r["point"])
             if key in seen:
-                if (seen[key]["bytes"], seen[key]["psnr"]) != (r["bytes"], r["psnr"]):
+                if not _same(seen[key], r):
                     raise SystemExit(f"{path}: {key[0]} at {key[1]} {key[2]} differs from an earlier "
                                      f"run ({r['bytes']} / {seen[key]['bytes']} bytes)")
                 continue
@@ -79,10 +84,9 @@ def add_points(records: list, codec: str, donor: dict, path: str) -> list:
         raise SystemExit(f"{path}: no {codec} record at an (image, point) the run has, so nothing "
                          "shows it is the same encoder")
     for key in shared:
-        a, b = mine[key], theirs[key]
-        if a["bytes"] != b["bytes"] or a["psnr"] != b["psnr"]:
+        if not _same(mine[key], theirs[key]):
             raise SystemExit(f"{path}: {codec} differs from the run at {key[0]} {key[1]} "
-                             f"({a['bytes']} / {b['bytes']} bytes): not the same encoder")
+                             f"({mine[key]['bytes']} / {theirs[key]['bytes']} bytes): not the same encoder")
     added = [r for key, r in theirs.items() if key not in mine]
     if not added:
         raise SystemExit(f"{path}: adds no {codec} record the run lacks")
@@ -117,10 +121,10 @@ def merge(run: dict, donors: list[tuple[str, dict, str]], test: str) -> list:
         for other in shared:
             mine, theirs = _by_key(records, other), _by_key(donor["records"], other)
             for key in sorted(set(mine) & set(theirs)):
-                a, b = mine[key], theirs[key]
-                if a["bytes"] != b["bytes"] or a["psnr"] != b["psnr"]:
+                if not _same(mine[key], theirs[key]):
                     raise SystemExit(f"{path}: {other} differs from the run at {key[0]} {key[1]} "
-                                     f"({a['bytes']} / {b['bytes']} bytes): not the same encoder or images")
+                                     f"({mine[key]['bytes']} / {theirs[key]['bytes']} bytes): "
+                                     "not the same encoder or images")
             if not set(mine) & set(theirs):
                 raise SystemExit(f"{path}: {other} has no rate point in common with the run")
         added = [r for r in donor["records"] if r.get("codec") == codec]

@@ -125,8 +125,8 @@ class QATConfig:
     # squared error + the term's weight times the order-0 bits of the channels the term
     # covers instead (a rate-blind search would undo the term's savings). 8: on two 0.5 bpp
     # files, 3 / 8 / 20 sweeps gained +0.33 / +0.40 / +0.44 dB (kodim15) and +0.14 / +0.18 /
-    # +0.21 dB (kodim01), each sweep 1.0-1.4 s on two shared cores; a whole encode takes 1.16x the time (BENCHMARKS.md §4 "The code
-    # search", §8)
+    # +0.21 dB (kodim01), each sweep 1.0-1.4 s on two shared cores; a whole encode takes
+    # 1.16x the time (BENCHMARKS.md §4 "The code search", §8)
     code_search_sweeps: int = 8
 
     def depths(self) -> tuple[int, int, int]:
