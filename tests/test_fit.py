@@ -1,6 +1,7 @@
 """The fitting pipeline: init, CAF, growth, pruning, optimisation, determinism, validation."""
 
 import math
+import os
 import subprocess
 import sys
 
@@ -196,6 +197,49 @@ def test_an_encode_never_imports_torch_dynamo_or_sympy():
     )
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_fitting_threads_hold_torch_at_one_thread_once_numba_starts_its_pool():
+    """numba's OpenMP pool, started by its first parallel kernel, resets the process's OpenMP
+    thread count (torch's intra-op count) to all cores: the first fit of a process ran its
+    torch work on every core (in a fresh process: the conftest's setting does not apply)."""
+    script = (
+        "import numba, numpy as np, torch\n"
+        "from gipp_codec.fit.threads import cpu_fitting_threads\n"
+        "@numba.njit(parallel=True)\n"
+        "def total(x):\n"
+        "    s = 0.0\n"
+        "    for i in numba.prange(x.shape[0]):\n"
+        "        s += x[i]\n"
+        "    return s\n"
+        "with cpu_fitting_threads(torch.device('cpu')):\n"
+        "    total(np.ones(4096))\n"
+        "    print(torch.get_num_threads())\n"
+    )
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")  # a pool of two even on one core
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["1"]
+
+
+def test_the_first_encode_of_a_process_equals_the_next():
+    """The same image and seed give the same file whether or not the process has encoded
+    before: with torch on all cores the first encode's QAT rate term summed the squared
+    error in another order. The image is large enough (over 32768 values) for torch to
+    split that sum between threads."""
+    script = (
+        "import numpy as np\n"
+        "from gipp_codec.encoder import encode\n"
+        "y, x = np.mgrid[0:112, 0:112]\n"
+        "img = np.stack([128 + 90 * np.sin(x / 5.0), 128 + 90 * np.cos(y / 7.0), (x * 3 + y * 5) % 256], -1)\n"
+        "img = np.clip(img, 0, 255).astype(np.uint8)\n"
+        "a, b = (encode(img, gaussians=120, iterations=150) for _ in range(2))\n"
+        "print(a == b)\n"
+    )
+    env = dict(os.environ, NUMBA_NUM_THREADS="2")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["True"]
 
 
 def test_row_adam_matches_torch_adam_and_resizes():

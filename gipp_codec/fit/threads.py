@@ -18,6 +18,12 @@ def cpu_fitting_threads(device: torch.device):
     if torch.device(device).type != "cpu":
         yield
         return
+    # numba's OpenMP pool, when its first parallel kernel starts it, sets the process's
+    # OpenMP thread count back to all cores, which torch's intra-op count is: started
+    # here, before torch is set to one thread, it leaves that setting alone
+    import numba
+
+    numba.get_num_threads()
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
