@@ -16,7 +16,7 @@ from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, s
 from gipp_codec.fit.init import caf_lp, sparse_init
 from gipp_codec.fit.prune import keep_mask
 from gipp_codec.render.convention import valid_mask
-from gipp_codec.fit.trainer import RowAdam, half_resolution, lr_factor, train
+from gipp_codec.fit.trainer import RowAdam, _mse, half_resolution, lr_factor, train
 from gipp_codec.metrics import psnr
 from gipp_codec.render import get_renderer
 
@@ -240,6 +240,18 @@ def test_the_first_encode_of_a_process_equals_the_next():
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == ["True"]
+
+
+def test_the_trainers_mse_is_the_written_out_mean_to_the_bit():
+    """The trainer's MSE (QAT's rate term scales with it every iteration) must be the very
+    float32 value of mean((img - target) ** 2), or encodes would change with the speed-up."""
+    gen = torch.Generator().manual_seed(3)
+    for h, w in ((1, 1), (7, 3), (64, 96), (181, 257)):
+        img = torch.rand(h, w, 3, generator=gen) * 1.4 - 0.2  # some values outside [0, 1]
+        target = torch.rand(h, w, 3, generator=gen)
+        assert _mse(img, target) == float(torch.mean((img - target) ** 2))
+        assert _mse(img, target, clamp=True) == float(torch.mean((img.clamp(0.0, 1.0) - target) ** 2))
+        assert _mse(img, target, clamp=True) != _mse(img, target)
 
 
 def test_row_adam_matches_torch_adam_and_resizes():

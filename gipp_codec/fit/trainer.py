@@ -152,12 +152,19 @@ def lr_factor(t: int, total: int, cfg: FitConfig) -> float:
     return cfg.lr_final_frac + (1.0 - cfg.lr_final_frac) * 0.5 * (1.0 + math.cos(math.pi * min(p, 1.0)))
 
 
+def _mse(img: torch.Tensor, target: torch.Tensor, clamp: bool = False) -> float:
+    """mean((img - target)^2) over [H, W, 3], with img clamped to [0, 1] first when ``clamp``.
+    ``mse_loss`` gives the same float32 value as writing it out with ``** 2`` (tested) in a
+    third of the time: torch's pow was a sixth of a QAT iteration with the rate term."""
+    return float(torch.nn.functional.mse_loss(img.clamp(0.0, 1.0) if clamp else img, target))
+
+
 def _quantized_mse(rows: torch.Tensor, renderer: Callable, target: torch.Tensor) -> float:
     """Mean squared error of the clamped render of attribute rows [N, 8] against target [H, W, 3]."""
     means, covs, colors = split_attributes(rows)
     with torch.no_grad():
         img = renderer(means.contiguous(), covs.contiguous(), colors.contiguous(), target.shape[0], target.shape[1])
-        return float(torch.mean((img.clamp(0.0, 1.0) - target) ** 2))
+        return _mse(img, target, clamp=True)
 
 
 def _init_quantizer(quant: LSQPlus, rows: torch.Tensor, init: str, rendered_error: Callable) -> None:
@@ -344,13 +351,13 @@ def train(
             img = mse_step(*attributes(params, quant), image=_image_needed(t, in_qat, cfg, schedule, uses))
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
             with torch.no_grad():
-                mse_now = float(torch.mean((img.detach() - target) ** 2))
+                mse_now = _mse(img.detach(), target)
             bits = attribute_bits(torch.cat(params, dim=1), quant, RATE_CHANNEL_SETS[cfg.qat.rate_channels])
             (bits * (cfg.qat.rate_weight * mse_now / (height * width))).backward()
 
         if _evaluates(t, in_qat, cfg) and not coarse:
             with torch.no_grad():
-                mse = float(torch.mean((img.detach().clamp(0.0, 1.0) - target) ** 2))
+                mse = _mse(img.detach(), target, clamp=True)
             last_psnr = psnr_from_mse(mse)
             history.append((t, last_psnr, int(params[0].shape[0])))
             if last_psnr > best[0]:  # snapshot of the state that produced this render (pre-step)
@@ -391,7 +398,7 @@ def train(
     with torch.no_grad():
         m_r, c_r, col_r = attributes(params, quant)
         img = renderer(m_r, c_r, col_r, height, width)
-        final_psnr = psnr_from_mse(float(torch.mean((img.clamp(0.0, 1.0) - target) ** 2)))
+        final_psnr = psnr_from_mse(_mse(img, target, clamp=True))
     history.append((iterations, final_psnr, int(params[0].shape[0])))
     if final_psnr >= best[0]:
         snap = [p.detach().clone() for p in params]
