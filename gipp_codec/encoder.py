@@ -234,15 +234,20 @@ def predict_gaussians(budget_bits: float, bits: BitDepths) -> int:
     return max(1, int(round(n)))
 
 
+def nominal_bpp(qat, gaussians: int | None, bpp: float | None, width: int, height: int) -> float | None:
+    """The rate an encode's defaults are chosen for: ``bpp``, or for N Gaussians the bpp that N
+    takes in the rate model at ``qat.depths()``; None when N is not a count (fit_and_quantize
+    then says what is wrong with it)."""
+    if bpp is not None:
+        return bpp
+    if isinstance(gaussians, bool) or not isinstance(gaussians, (int, np.integer)) or gaussians < 1:
+        return None
+    return int(gaussians) * model_bits_per_gaussian(int(gaussians), BitDepths(*qat.depths())) / (width * height)
+
+
 def default_depths(qat, gaussians: int | None, bpp: float | None, width: int, height: int) -> BitDepths:
-    """The depths an encode uses when none are given: ``qat.depths_at(rate)``, the rate being
-    ``bpp``, or for N Gaussians the bpp that N takes in the rate model at ``qat.depths()``."""
-    if bpp is None:
-        low = BitDepths(*qat.depths())
-        if isinstance(gaussians, bool) or not isinstance(gaussians, (int, np.integer)) or gaussians < 1:
-            return low  # not a count: fit_and_quantize says what is wrong with it
-        bpp = int(gaussians) * model_bits_per_gaussian(int(gaussians), low) / (width * height)
-    return BitDepths(*qat.depths_at(bpp))
+    """The depths an encode uses when none are given: ``qat.depths_at`` the ``nominal_bpp``."""
+    return BitDepths(*qat.depths_at(nominal_bpp(qat, gaussians, bpp, width, height)))
 
 
 def resolve_rate(gaussians: int | None, bpp: float | None, names=("gaussians=", "bpp=")) -> tuple:
@@ -277,12 +282,17 @@ def encode_with_report(
 
     arr = _check_image(image)
     h, w = arr.shape[:2]
-    qat = (config if config is not None else FitConfig()).qat
+    config = config if config is not None else FitConfig()
+    qat = config.qat
     gaussians, bpp = resolve_rate(gaussians, bpp)
     if bpp is not None and not (isinstance(bpp, (int, float)) and np.isfinite(bpp) and 0 < bpp <= MAX_BPP):
         raise ConfigError(f"bpp must be a number in (0, {MAX_BPP}], got {bpp!r}")
     if bits is None:
         bits = default_depths(qat, gaussians, bpp, w, h)
+    config.validate()
+    weight = qat.rate_weight_at(nominal_bpp(qat, gaussians, bpp, w, h))
+    if weight != qat.rate_weight:  # the fit reads one weight
+        config = config.with_qat(rate_weight=weight)
     if not isinstance(bits, BitDepths):
         bits = BitDepths(*bits)
     bits.check(ConfigError)

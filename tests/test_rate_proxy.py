@@ -68,6 +68,39 @@ def test_rate_weight_is_validated():
         FitConfig().replace(qat=QATConfig(rate_weight=float("nan")))
 
 
+def test_the_weight_falls_as_one_over_the_rate_above_its_rate():
+    q = QATConfig(rate_weight=0.5, rate_weight_until_bpp=0.5)
+    assert q.rate_weight_at(0.15) == q.rate_weight_at(0.5) == q.rate_weight_at(None) == 0.5
+    assert q.rate_weight_at(1.0) == pytest.approx(0.25)
+    assert q.rate_weight_at(2.0) == pytest.approx(0.125)
+    assert QATConfig(rate_weight=0.5, rate_weight_until_bpp=None).rate_weight_at(2.0) == 0.5
+    with pytest.raises(ConfigError, match="rate_weight_until_bpp"):
+        FitConfig().replace(qat=QATConfig(rate_weight_until_bpp=0.0))
+
+
+@pytest.mark.parametrize("rate,weight", [(dict(bpp=0.3), 0.5), (dict(bpp=1.0), 0.25), (dict(bpp=2.5), 0.1),
+                                         (dict(gaussians=12), None)])
+def test_the_encoder_trains_with_the_weight_of_its_rate(monkeypatch, rate, weight):
+    from gipp_codec import encoder
+    from gipp_codec.fit import api
+
+    seen = []
+    real = api.fit_and_quantize
+
+    def spy(*args, config=None, **kwargs):
+        seen.append(config.qat.rate_weight)
+        return real(*args, config=config, **kwargs)
+
+    monkeypatch.setattr(api, "fit_and_quantize", spy)
+    img = _image()
+    encoder.encode_with_report(img, iterations=8, **rate)
+    if weight is None:  # N Gaussians: the weight at the rate N takes in the rate model
+        nominal = encoder.nominal_bpp(QATConfig(), 12, None, img.shape[1], img.shape[0])
+        assert nominal > 0.5
+        weight = 0.5 * 0.5 / nominal
+    assert seen and all(w == pytest.approx(weight) for w in seen)
+
+
 def _image(h=20, w=28) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     img = np.stack([128 + 100 * np.sin(xx / 3.0), 128 + 100 * np.cos(yy / 2.5), (xx * 9 + yy * 5) % 256], -1)

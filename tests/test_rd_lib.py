@@ -390,3 +390,12 @@ def test_rd_merge_adds_missing_points_only_with_a_witness_that_agrees(tmp_path, 
     clash.write_text(json.dumps({"records": _records("jpeg", ["a"], jpeg, {0.5: 3})}))
     with pytest.raises(SystemExit, match="differs from an earlier run"):
         rd_merge.main([str(run), str(clash), "--points-from", f"gimg={donor}"])
+
+
+def test_gimg_qat_none_switches_an_optional_setting_off_but_stays_text_where_text_is_held():
+    cfg = bench_rd.fit_config([], ["rate_weight_until_bpp=none", "position_hold=none"])
+    assert cfg.qat.rate_weight_until_bpp is None
+    assert cfg.qat.position_hold == "none"
+    assert cfg.qat.rate_weight_at(2.0) == cfg.qat.rate_weight
+    with pytest.raises(SystemExit, match="rate_weight must be"):
+        bench_rd.fit_config([], ["rate_weight=none"])

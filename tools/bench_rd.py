@@ -110,7 +110,8 @@ def gimg_variants(args) -> dict:
 
 def _overrides(obj, settings: list[str], option: str) -> dict:
     """The dataclass fields of ``obj`` changed by "field=value" strings (booleans as
-    true/false, numbers as numbers, anything else as text); ``option`` names the flag in errors."""
+    true/false, numbers as numbers, "none" as None unless the field holds text, anything
+    else as text); ``option`` names the flag in errors."""
     import dataclasses
 
     fields = [f.name for f in dataclasses.fields(obj) if f.name != "qat"]
@@ -122,7 +123,9 @@ def _overrides(obj, settings: list[str], option: str) -> dict:
         kind = type(getattr(obj, key))
         if getattr(obj, key) is None:  # an optional count (FitConfig.grow_k)
             kind = int
-        if kind is bool:
+        if text.lower() == "none" and kind is not str:  # an optional setting switched off (validation says where it cannot be)
+            changes[key] = None
+        elif kind is bool:
             if text.lower() not in ("true", "false", "1", "0"):
                 raise SystemExit(f"{option}: {key} takes true or false, got {text!r}")
             changes[key] = text.lower() in ("true", "1")

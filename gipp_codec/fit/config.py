@@ -111,6 +111,13 @@ class QATConfig:
     # images and +0.07 dB at 0.5 bpp on all 24, 23 of 24 up (BENCHMARKS.md §4, "A rate
     # term with the rate-weighted code search")
     rate_weight: float = 0.5
+    # above this rate (bits per pixel) the encoder scales the weight by rate_weight_until_bpp
+    # / bpp, so that rate_weight * bpp, the term's pull on a Gaussian against its share of
+    # the squared error, stays what it is at this rate (``rate_weight_at``; None: the same
+    # weight at every rate). On the four CPU Kodak images at 1.0 bpp, weight 0.25 against
+    # 0.5: +0.06 dB, each image up; at 0.5 bpp 0.25 lost (-0.02 dB) and 1.0 lost (-0.10 dB),
+    # at 0.15 bpp 1.0 lost (-0.04 dB) (BENCHMARKS.md §4)
+    rate_weight_until_bpp: float | None = 0.5
     # the channels the rate term covers: "all" (a, b, c and the colours) or "covariance"
     # (a, b, c only, whose precision buys the least PSNR per bit, BENCHMARKS.md §4)
     rate_channels: str = "all"
@@ -141,6 +148,15 @@ class QATConfig:
         if self.bits_covariance_high_rate is not None and bpp is not None and bpp >= self.high_rate_bpp:
             c = self.bits_covariance_high_rate
         return p, c, k
+
+    def rate_weight_at(self, bpp: float | None) -> float:
+        """The rate term's weight for a file of ``bpp`` bits per pixel: ``rate_weight``, times
+        ``rate_weight_until_bpp`` / bpp above that rate (None: the rate is unknown, or no
+        fall: ``rate_weight``)."""
+        until = self.rate_weight_until_bpp
+        if until is None or bpp is None or bpp <= until:
+            return self.rate_weight
+        return self.rate_weight * until / bpp
 
     def bits(self) -> tuple[int, ...]:
         """Bit depth of each of the 8 channels x, y, a, b, c, r, g, b."""
@@ -322,6 +338,8 @@ class FitConfig:
             raise ConfigError(f"QATConfig.resize_frac must be in [0, 1), got {q.resize_frac!r}")
         if not (isinstance(q.rate_weight, (int, float)) and math.isfinite(q.rate_weight) and q.rate_weight >= 0):
             raise ConfigError(f"QATConfig.rate_weight must be a finite number >= 0, got {q.rate_weight!r}")
+        if q.rate_weight_until_bpp is not None:
+            pos("qat.rate_weight_until_bpp", q.rate_weight_until_bpp)
         if q.rate_channels not in RATE_CHANNEL_CHOICES:
             raise ConfigError(f"QATConfig.rate_channels must be one of {RATE_CHANNEL_CHOICES}, got {q.rate_channels!r}")
         if q.position_hold not in POSITION_HOLD_CHOICES:
