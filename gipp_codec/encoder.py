@@ -283,13 +283,15 @@ def encode_with_report(
     arr = _check_image(image)
     h, w = arr.shape[:2]
     config = config if config is not None else FitConfig()
+    if not isinstance(config, FitConfig):
+        raise ConfigError(f"config must be a FitConfig, got {type(config).__name__}")
     qat = config.qat
     gaussians, bpp = resolve_rate(gaussians, bpp)
     if bpp is not None and not (isinstance(bpp, (int, float)) and np.isfinite(bpp) and 0 < bpp <= MAX_BPP):
         raise ConfigError(f"bpp must be a number in (0, {MAX_BPP}], got {bpp!r}")
+    config.validate()
     if bits is None:
         bits = default_depths(qat, gaussians, bpp, w, h)
-    config.validate()
     weight = qat.rate_weight_at(nominal_bpp(qat, gaussians, bpp, w, h))
     if weight != qat.rate_weight:  # the fit reads one weight
         config = config.with_qat(rate_weight=weight)

@@ -200,6 +200,7 @@ def test_the_rate_hooks_margin_comes_from_the_config(monkeypatch):
     (dict(bpp=float("nan")), "bpp"),
     (dict(gaussians=0), "Gaussians"),
     (dict(gaussians=10, bits=(12, 10, 0)), "bit depth"),
+    (dict(gaussians=10, config="fast"), "FitConfig"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ConfigError, match=match):

@@ -123,8 +123,8 @@ def _overrides(obj, settings: list[str], option: str) -> dict:
         kind = type(getattr(obj, key))
         if getattr(obj, key) is None:  # an optional count (FitConfig.grow_k)
             kind = int
-        if text.lower() == "none" and kind is not str:  # an optional setting switched off (validation says where it cannot be)
-            changes[key] = None
+        if text.lower() == "none" and kind is not str:
+            changes[key] = None  # an optional setting switched off; validation refuses it elsewhere
         elif kind is bool:
             if text.lower() not in ("true", "false", "1", "0"):
                 raise SystemExit(f"{option}: {key} takes true or false, got {text!r}")
