@@ -117,7 +117,8 @@ class QATConfig:
     # weight at every rate). On the four CPU Kodak images at 1.0 bpp, weight 0.25 against
     # 0.5: +0.06 dB, each image up; at 0.5 bpp 0.25 lost (-0.02 dB) and 1.0 lost (-0.10 dB),
     # at 0.15 bpp 1.0 lost (-0.04 dB). On all 24 at 1.0 bpp: level (+0.01 dB, 14 of 24 up,
-    # against a run that also held the initial position ranges) (BENCHMARKS.md §4)
+    # against a run that also held the initial position ranges). At 2 bpp on the four,
+    # 0.125 against a fixed 0.5: +0.46 dB, each image up (BENCHMARKS.md §4)
     rate_weight_until_bpp: float | None = 0.5
     # the channels the rate term covers: "all" (a, b, c and the colours) or "covariance"
     # (a, b, c only, whose precision buys the least PSNR per bit, BENCHMARKS.md §4)
