@@ -277,7 +277,8 @@ def encode_with_report(
 
     ``bits`` = (position, covariance, colour) bit depths; None takes them from ``config``
     at the rate asked for (``default_depths``; ``FitConfig()``: 12/7/6, 12/8/6 from
-    ``HIGH_RATE_BPP`` up; ``FitConfig.paper()``: the paper's 12/10/6 at every rate)."""
+    ``HIGH_RATE_BPP`` up; ``FitConfig.paper()``: the paper's 12/10/6 at every rate). The QAT
+    rate term's weight follows the same rate (``QATConfig.rate_weight_at``)."""
     from gipp_codec.fit.config import FitConfig
 
     arr = _check_image(image)
