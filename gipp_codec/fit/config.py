@@ -50,7 +50,9 @@ class QATConfig:
     # bits from 2.0 bpp (BENCHMARKS.md §4, "The covariance depth at high rates")
     bits_covariance_high_rate: int | None = 8
     high_rate_bpp: float = HIGH_RATE_BPP
-    bits_color: int = 6  # r, g, b, uniform (paper 6)
+    # r, g, b, uniform (paper 6). 7 bits lost on the four CPU Kodak images at 1.0 and 2 bpp
+    # (-0.12 and -0.08 dB: fewer Gaussians for finer colours; BENCHMARKS.md §4)
+    bits_color: int = 6
     # float warm-up fraction of the budget, then QAT (paper: 6000/50000 = 0.12). 0.8 since the
     # code search (below) finishes what QAT leaves: at 5000 iterations, 0.5 bpp, QAT from 80 %
     # gained +0.04 dB over 70 % on all 24 Kodak images (20 of 24 up), +0.01 dB at 0.15 bpp
@@ -118,7 +120,9 @@ class QATConfig:
     # 0.5: +0.06 dB, each image up; at 0.5 bpp 0.25 lost (-0.02 dB) and 1.0 lost (-0.10 dB),
     # at 0.15 bpp 1.0 lost (-0.04 dB). On all 24 at 1.0 bpp: level (+0.01 dB, 14 of 24 up,
     # against a run that also held the initial position ranges). At 2 bpp on the four,
-    # 0.125 against a fixed 0.5: +0.46 dB, each image up (BENCHMARKS.md §4)
+    # 0.125 against a fixed 0.5: +0.46 dB, each image up; 0.0625 there +0.02 dB, 0.25
+    # -0.08 dB, and 0.25 below 0.5 bpp +0.01 dB at 0.15 and at 0.25 bpp, all level or
+    # worse, so the schedule stays (BENCHMARKS.md §4)
     rate_weight_until_bpp: float | None = 0.5
     # the channels the rate term covers: "all" (a, b, c and the colours) or "covariance"
     # (a, b, c only, whose precision buys the least PSNR per bit, BENCHMARKS.md §4)
