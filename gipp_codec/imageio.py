@@ -19,6 +19,7 @@ partial file.
 
 import io
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,16 +118,32 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, 
     return rgb, meta
 
 
+def _new_file_mode(path: Path) -> int:
+    """Permission bits for a file written to ``path``: those of the regular file it replaces,
+    else 0o666 less the process's umask (what a plain ``open(path, "w")`` would create)."""
+    try:
+        st = path.stat()
+        if stat.S_ISREG(st.st_mode):
+            return stat.S_IMODE(st.st_mode)
+    except OSError:
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise GimgError(f"{path}: output folder {folder} does not exist")
+    mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, mode)  # mkstemp makes 0600; the result gets what open() would give it
         os.replace(tmp, path)
     except BaseException:
         try:

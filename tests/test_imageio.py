@@ -3,6 +3,7 @@
 import io
 import math
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -108,6 +109,26 @@ def test_atomic_write_leaves_no_temp(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["out.bin"]
     with pytest.raises(GimgError, match="does not exist"):
         atomic_write_bytes(tmp_path / "missing_dir" / "x.bin", b"abc")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_atomic_write_gives_a_new_file_the_umask_mode(tmp_path):
+    old = os.umask(0o027)
+    try:
+        atomic_write_bytes(tmp_path / "new.bin", b"abc")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o640  # 0666 less 027, not mkstemp's 0600
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_atomic_write_keeps_the_mode_of_the_file_it_replaces(tmp_path):
+    out = tmp_path / "old.bin"
+    out.write_bytes(b"x")
+    out.chmod(0o604)
+    atomic_write_bytes(out, b"abc")
+    assert out.read_bytes() == b"abc"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o604
 
 
 def test_refuse_output_over_input(tmp_path):

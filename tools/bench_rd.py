@@ -34,7 +34,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -199,17 +198,12 @@ def _json_safe(obj):
 
 
 def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` (its folder created) through a temporary file and a rename."""
+    from gipp_codec.imageio import atomic_write_bytes
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, text.encode())
 
 
 def summarize(records: list[dict], codecs: list[str], bd_method: str, anchor: str) -> dict:
