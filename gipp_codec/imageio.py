@@ -19,8 +19,8 @@ partial file.
 
 import io
 import os
+import secrets
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,32 +118,36 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, 
     return rgb, meta
 
 
-def _new_file_mode(path: Path) -> int:
-    """Permission bits for a file written to ``path``: those of the regular file it replaces,
-    else 0o666 less the process's umask (what a plain ``open(path, "w")`` would create)."""
-    try:
-        st = path.stat()
-        if stat.S_ISREG(st.st_mode):
-            return stat.S_IMODE(st.st_mode)
-    except OSError:
-        pass
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+def _open_temporary(folder: Path, name: str) -> tuple[int, Path]:
+    """A new file beside ``name`` in ``folder``, opened for writing: (descriptor, path). It is
+    created with mode 0o666, which the OS reduces by the umask, as a plain open() would
+    (mkstemp's 0600 would leave the output unreadable to everyone else)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename. A new
+    file gets the umask's permissions; a regular file it replaces keeps its own."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise GimgError(f"{path}: output folder {folder} does not exist")
-    mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    fd, tmp = _open_temporary(folder, path.name)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, mode)  # mkstemp makes 0600; the result gets what open() would give it
+        try:
+            old = path.stat()
+            if stat.S_ISREG(old.st_mode):
+                os.chmod(tmp, stat.S_IMODE(old.st_mode))
+        except FileNotFoundError:
+            pass
         os.replace(tmp, path)
     except BaseException:
         try:
