@@ -8,7 +8,10 @@ most (the image the decoder produces, before rounding to 8 bits), updating its o
 the render at once, so later Gaussians see earlier moves. A sweep visits every Gaussian
 once; the encoder runs a few (``QATConfig.code_search_sweeps``). Every error change is
 computed exactly over the pixels the Gaussian touches before and after the move, with the
-render convention of the spec (weights exp(-m2/2) inside the 3-sigma ellipse), in binary64.
+render convention of the spec (weights exp(-m2/2) inside the 3-sigma ellipse), in binary64;
+the two moves of a channel share one pass over the pixels, and along a row a move's weights
+follow from the first by the ratio of neighbours (two products a pixel instead of an exp,
+the same decisions as the exp on the Kodak states tried, BENCHMARKS.md §8).
 
 Moves that make a covariance (nearly) singular or put a Gaussian wholly off the image are
 not tried. By default the search does not model the rate: a move changes the file's size
@@ -110,16 +113,13 @@ def _row_span(p, y, width):
 
 
 @njit(**_OPTS)
-def _geometry_change(render, target, wo, ob, spans, po, pn, apply):
-    """Change of the clamped squared error when the Gaussian po [8] (weights wo over its box
-    ob, its row spans [rows, 2] within that box) becomes pn [8]; with ``apply``, write the
-    new render instead (returns 0)."""
+def _apply_change(render, wo, ob, spans, po, pn):
+    """Write into render [H, W, 3] the change when the Gaussian po [8] (weights wo over its
+    box ob, its row spans [rows, 2] within that box) becomes pn [8]."""
     height, width = render.shape[0], render.shape[1]
     ni0, ni1, nj0, nj1 = _box(pn, height, width)
-    j0, j1 = min(ob[2], nj0), max(ob[3], nj1)
     conic = _conic(pn)
-    total = 0.0
-    for j in range(j0, j1 + 1):
+    for j in range(min(ob[2], nj0), max(ob[3], nj1) + 1):
         y = j + 0.5
         dy = y - pn[1]
         row_linear, row_constant = conic[1] * dy, conic[2] * dy * dy
@@ -138,13 +138,75 @@ def _geometry_change(render, target, wo, ob, spans, po, pn, apply):
             if w_old == 0.0 and w_new == 0.0:
                 continue
             for ch in range(3):
-                old = render[j, i, ch]
-                new = old - w_old * po[CH_RED + ch] + w_new * pn[CH_RED + ch]
-                if apply:
-                    render[j, i, ch] = new
-                else:
-                    total += _clamped_sq(new, target[j, i, ch]) - _clamped_sq(old, target[j, i, ch])
-    return total
+                render[j, i, ch] = render[j, i, ch] - w_old * po[CH_RED + ch] + w_new * pn[CH_RED + ch]
+
+
+@njit(**_OPTS)
+def _pair_changes(render, target, wo, ob, spans, po, cand, boxes, n, out):
+    """out[m] = the change of the clamped squared error when the Gaussian po [8] (weights
+    wo over its box ob, its row spans [rows, 2] within that box) becomes cand[m] [8] (box
+    boxes[m] [4]), for m < n (one or two moves, evaluated in one pass over the pixels)."""
+    width = render.shape[1]
+    a_coef = np.empty(2)
+    b_coef = np.empty(2)
+    c_coef = np.empty(2)
+    lin = np.empty(2)
+    const = np.empty(2)
+    decay = np.empty(2)
+    w_run = np.empty(2)
+    w_new = np.empty(2)
+    e_old = np.empty(3)
+    ratio = np.empty(2)
+    j0, j1 = ob[2], ob[3]
+    for m in range(n):
+        out[m] = 0.0
+        j0, j1 = min(j0, boxes[m, 2]), max(j1, boxes[m, 3])
+        a_coef[m], b_coef[m], c_coef[m] = _conic(cand[m])
+        decay[m] = math.exp(-a_coef[m])
+    for j in range(j0, j1 + 1):
+        y = j + 0.5
+        olo, ohi = width, -1
+        if ob[2] <= j <= ob[3]:
+            olo, ohi = spans[j - ob[2], 0], spans[j - ob[2], 1]
+        lo, hi = olo, ohi
+        for m in range(n):
+            dy = y - cand[m, 1]
+            lin[m], const[m] = b_coef[m] * dy, c_coef[m] * dy * dy
+            w_run[m] = -1.0  # the running weight on this row (< 0: not started)
+            if boxes[m, 2] <= j <= boxes[m, 3]:
+                nlo, nhi = _row_span(cand[m], y, width)
+                if nlo <= nhi:
+                    lo, hi = min(lo, nlo), max(hi, nhi)
+        for i in range(lo, hi + 1):
+            w_old = 0.0
+            if olo <= i <= ohi:
+                w_old = wo[j - ob[2], i - ob[0]]
+            touched = w_old != 0.0
+            for m in range(n):
+                # exp(-m2 / 2) along the row by its recurrence: one exp where the ellipse
+                # starts, then the ratio of neighbours, itself falling by exp(-A) a column
+                dx = i + 0.5 - cand[m, 0]
+                m2 = (a_coef[m] * dx + lin[m]) * dx + const[m]
+                w_new[m] = 0.0
+                if m2 <= 9.0:
+                    if w_run[m] < 0.0:
+                        w_run[m] = math.exp(-0.5 * m2)
+                        ratio[m] = math.exp(-0.5 * (a_coef[m] * (2.0 * dx + 1.0) + lin[m]))
+                    w_new[m] = w_run[m]
+                    touched = True
+                if w_run[m] >= 0.0:
+                    w_run[m] *= ratio[m]
+                    ratio[m] *= decay[m]
+            if not touched:
+                continue
+            for ch in range(3):
+                e_old[ch] = _clamped_sq(render[j, i, ch], target[j, i, ch])
+            for m in range(n):
+                if w_old == 0.0 and w_new[m] == 0.0:
+                    continue
+                for ch in range(3):
+                    new = render[j, i, ch] - w_old * po[CH_RED + ch] + w_new[m] * cand[m, CH_RED + ch]
+                    out[m] += _clamped_sq(new, target[j, i, ch]) - e_old[ch]
 
 
 @njit(**_OPTS)
@@ -172,6 +234,8 @@ def _sweep(q, s, o, top, order, render, target, cost, mu):
     candidates = np.empty((2 * CH_RED, 8))
     moved = np.empty((2 * CH_RED, 2), np.int64)
     changes = np.empty(2 * CH_RED)
+    boxes = np.empty((2 * CH_RED, 4), np.int64)
+    group_start = np.empty(CH_RED + 1, np.int64)
     moves = 0
     total = 0.0
     for k in order:
@@ -216,7 +280,7 @@ def _sweep(q, s, o, top, order, render, target, cost, mu):
             for d in range(2):
                 if color_gain[ch, d] < best:
                     best, best_j, best_d = color_gain[ch, d], CH_RED + ch, 2 * d - 1
-        # the ten geometry moves (x, y, log a, b, log c one step either way), in parallel
+        # the ten geometry moves (x, y, log a, b, log c one step either way)
         n_try = 0
         for jch in range(CH_RED):
             for d in (-1, 1):
@@ -232,10 +296,20 @@ def _sweep(q, s, o, top, order, render, target, cost, mu):
                 if ni0 > ni1 or nj0 > nj1:
                     continue
                 moved[n_try, 0], moved[n_try, 1] = jch, d
+                boxes[n_try, 0], boxes[n_try, 1], boxes[n_try, 2], boxes[n_try, 3] = ni0, ni1, nj0, nj1
                 n_try += 1
-        for m in prange(n_try):
-            changes[m] = _geometry_change(render, target, wo, ob, spans, po, candidates[m], False)
-            changes[m] += _rate_change(cost, mu, moved[m, 0], q[k, moved[m, 0]], q[k, moved[m, 0]] + moved[m, 1])
+        # each channel's moves (one or two) in one pass over the pixels, the channels in parallel
+        n_group = 0
+        for m in range(n_try):
+            if m == 0 or moved[m, 0] != moved[m - 1, 0]:
+                group_start[n_group] = m
+                n_group += 1
+        group_start[n_group] = n_try
+        for g in prange(n_group):
+            m0, m1 = group_start[g], group_start[g + 1]
+            _pair_changes(render, target, wo, ob, spans, po, candidates[m0:m1], boxes[m0:m1], m1 - m0, changes[m0:m1])
+            for m in range(m0, m1):
+                changes[m] += _rate_change(cost, mu, moved[m, 0], q[k, moved[m, 0]], q[k, moved[m, 0]] + moved[m, 1])
         for m in range(n_try):
             if changes[m] < best:
                 best, best_j, best_d = changes[m], moved[m, 0], moved[m, 1]
@@ -243,7 +317,7 @@ def _sweep(q, s, o, top, order, render, target, cost, mu):
             continue
         q[k, best_j] += best_d
         _dequantize_row(q[k], s, o, pn)
-        _geometry_change(render, target, wo, ob, spans, po, pn, True)
+        _apply_change(render, wo, ob, spans, po, pn)
         moves += 1
         total += best
     return moves, total
