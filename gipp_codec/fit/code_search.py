@@ -217,7 +217,7 @@ def _rate_change(cost, mu, ch, old, new):
     return mu * (cost[ch, new] - cost[ch, old])
 
 
-@njit(parallel=True, **_OPTS)
+@njit(**_OPTS)
 def _sweep(q, s, o, top, order, render, target, cost, mu):
     """Visit the Gaussians of q [N, 8] (int64, changed in place) in ``order`` [N], applying
     each one's best single-code move; render [H, W, 3] float64 (kept current) and target
@@ -298,14 +298,15 @@ def _sweep(q, s, o, top, order, render, target, cost, mu):
                 moved[n_try, 0], moved[n_try, 1] = jch, d
                 boxes[n_try, 0], boxes[n_try, 1], boxes[n_try, 2], boxes[n_try, 3] = ni0, ni1, nj0, nj1
                 n_try += 1
-        # each channel's moves (one or two) in one pass over the pixels, the channels in parallel
+        # each channel's moves (one or two) in one pass over the pixels (serially: a parallel
+        # region a Gaussian cost more than it saved: BENCHMARKS.md §8)
         n_group = 0
         for m in range(n_try):
             if m == 0 or moved[m, 0] != moved[m - 1, 0]:
                 group_start[n_group] = m
                 n_group += 1
         group_start[n_group] = n_try
-        for g in prange(n_group):
+        for g in range(n_group):
             m0, m1 = group_start[g], group_start[g + 1]
             _pair_changes(render, target, wo, ob, spans, po, candidates[m0:m1], boxes[m0:m1], m1 - m0, changes[m0:m1])
             for m in range(m0, m1):
