@@ -32,7 +32,7 @@ from gipp_codec.format import parse_gimg, write_gimg  # noqa: E402
 from gipp_codec.format.container import build_container as _build_container  # noqa: E402
 from gipp_codec.format import constants as K  # noqa: E402
 from gipp_codec.format.header import header_from_gaussians, pack_header  # noqa: E402
-from gipp_codec.format.model import BitDepths  # noqa: E402
+from gipp_codec.format.model import BitDepths, QuantizedGaussians  # noqa: E402
 from gipp_codec.format.synthetic import synthetic_float, synthetic_quantized  # noqa: E402
 from gipp_codec.imageio import ImageMetadata, decode_image_bytes, encode_png  # noqa: E402
 
@@ -177,6 +177,8 @@ def invalid_vectors():
     add("huge_width", "width 70000 > MAX_WIDTH", with_header(width=70000))
     add("huge_dimensions", "60000 x 60000 > MAX_PIXELS", with_header(width=60000, height=60000))
     add("huge_gaussian_count", "N = 2^30 > MAX_GAUSSIANS", with_header(gaussian_count=1 << 30))
+    add("render_work_too_large", "20000 identical Gaussians, each covering the 256 x 256 image: "
+        "render work 20000 * 65536 above MAX_RENDER_WORK 2^30 + 256 * 65536", _render_work_bomb())
     add("bad_channels", "channels = 4", with_header(channels=4))
     add("unknown_attribute_mode", "attribute_mode = 7", with_header(attribute_mode=7))
     add("unknown_render_convention", "render_convention = 2", with_header(render_convention=2))
@@ -215,6 +217,14 @@ def invalid_vectors():
     add("float_payload_wrong_length", "float32 payload 4 bytes short",
         build_container([fchunks[0], (K.CHUNK_GAUS, fchunks[1][1][:-4]), (K.CHUNK_END, b"")]))
     return out
+
+
+def _render_work_bomb() -> bytes:
+    """A small valid-looking file whose render work is above MAX_RENDER_WORK (spec §8)."""
+    q = np.tile(np.array([2048, 2048, 0, 0, 0, 1, 1, 1], np.uint16), (20000, 1))  # [N, 8], all alike
+    scales = np.array([256 / 4095, 256 / 4095, 0.01, 1.0, 0.01, 0.01, 0.01, 0.01], np.float32)
+    offsets = np.array([0, 0, 8.0, 0, 8.0, 0, 0, 0], np.float32)  # a = c = e^8: r = 164 pixels
+    return write_gimg(QuantizedGaussians(256, 256, BitDepths(12, 10, 6), q, scales, offsets))
 
 
 def _bad_coding2_configs():

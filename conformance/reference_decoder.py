@@ -28,6 +28,7 @@ SIGNATURE = b"\x89GIM\r\n\x1a\n"
 MAX_WIDTH = MAX_HEIGHT = 65535
 MAX_PIXELS = 1 << 28
 MAX_GAUSSIANS = 1 << 22
+MAX_RENDER_WORK_BASE = 1 << 30
 MAX_CHUNK_LENGTH = 1 << 26
 LIMITS = [2.0**20] * 2 + [2.0**46] * 3 + [2.0**16] * 3  # |value| per channel (a, c: float32 mode)
 MAX_ABS_LOG_VARIANCE = 32.0
@@ -333,7 +334,7 @@ def parse(data):
         rows = np.frombuffer(gaus, dtype="<f4").reshape(n, 8).astype(np.float64)
         if not np.all(np.isfinite(rows)) or np.any(np.abs(rows) > np.array(LIMITS)):
             fail("float attribute out of range")
-        out["rows"] = rows
+        out["rows"] = check_render_work(rows, w, h)
         return out
     bp, bc, bcol = body[16:19]
     if not all(1 <= b <= 16 for b in (bp, bc, bcol)):
@@ -360,8 +361,24 @@ def parse(data):
     value = (qa * np.array(scales, np.float64) + np.array(offsets, np.float64)).astype(np.float32)
     rows = value.astype(np.float64)
     rows[:, [2, 4]] = np.exp(rows[:, [2, 4]]).astype(np.float32).astype(np.float64)
-    out["rows"] = rows
+    out["rows"] = check_render_work(rows, w, h)
     return out
+
+
+def check_render_work(rows, width, height):
+    """rows [N, 8] if their render work (spec §8: the pixels, over the valid Gaussians, whose
+    centres lie within r = 3 sqrt(lambda_max) of the mean on both axes) is within
+    MAX_RENDER_WORK; else fail."""
+    x, y, a, b, c = (rows[:, k] for k in range(5))
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = 3.0 * np.sqrt(np.maximum((a + c) / 2 + np.sqrt(((a - c) / 2) ** 2 + b * b), 0.0))
+        nx = np.minimum(np.floor(x + r - 0.5), width - 1) - np.maximum(np.ceil(x - r - 0.5), 0) + 1
+        ny = np.minimum(np.floor(y + r - 0.5), height - 1) - np.maximum(np.ceil(y - r - 0.5), 0) + 1
+    valid = (a > 0) & (c > 0) & (a * c - b * b > 0)
+    work = np.sum(np.where(valid & (nx > 0) & (ny > 0), nx * ny, 0.0))
+    if work > MAX_RENDER_WORK_BASE + 256 * width * height:
+        fail("render work above MAX_RENDER_WORK")
+    return rows
 
 
 # ------------------------------------------------------------------ rendering

@@ -10,7 +10,8 @@ import numpy as np
 
 from gipp_codec.format.container import ParsedGimg, parse_gimg
 from gipp_codec.format.model import QuantizedGaussians
-from gipp_codec.imageio import DEFAULT_PNG_LEVEL, ImageMetadata, check_distinct_paths, read_input_bytes, save_png
+from gipp_codec.imageio import (DEFAULT_PNG_LEVEL, ImageMetadata, check_distinct_paths, check_output_path,
+                                read_input_bytes, save_png)
 from gipp_codec.quant.dequant import dequantize
 from gipp_codec.render.convention import to_uint8  # noqa: F401  (re-exported: floor(clamp(v, 0, 1) * 255 + 0.5))
 
@@ -76,6 +77,7 @@ def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_lev
     """Decode a .gimg file to a PNG (zlib level ``png_level``) written atomically (ICC/EXIF carried);
     returns the facts ``gimg decode`` prints."""
     check_distinct_paths(in_path, out_path)
+    check_output_path(out_path)
     data = read_input_file(in_path)
     parsed = parse_gimg(data)
     image = render_parsed_uint8(parsed)

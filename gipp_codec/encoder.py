@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from gipp_codec.errors import ConfigError
+from gipp_codec.format import constants as K
 from gipp_codec.format.container import write_gimg
 from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussians
 from gipp_codec.imageio import ImageMetadata
@@ -73,6 +74,10 @@ def _check_image(image) -> np.ndarray:
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
         raise ConfigError(f"expected a uint8 image of shape [H, W, 3], got {arr.dtype} {arr.shape}")
+    h, w = arr.shape[:2]
+    if w > K.MAX_WIDTH or h > K.MAX_HEIGHT or w * h > K.MAX_PIXELS:
+        raise ConfigError(f"a {w}x{h} image is over the .gimg limits (width and height at most "
+                          f"{K.MAX_WIDTH}, {K.MAX_PIXELS} pixels in all)")
     return np.ascontiguousarray(arr)
 
 
@@ -279,16 +284,19 @@ def encode_with_report(
     at the rate asked for (``default_depths``; ``FitConfig()``: 12/7/6, 12/8/6 from
     ``HIGH_RATE_BPP`` up; ``FitConfig.paper()``: the paper's 12/10/6 at every rate). The QAT
     rate term's weight follows the same rate (``QATConfig.rate_weight_at``)."""
+    from gipp_codec.fit.api import check_seed
     from gipp_codec.fit.config import FitConfig
 
     arr = _check_image(image)
+    check_seed(seed)
     h, w = arr.shape[:2]
     config = config if config is not None else FitConfig()
     if not isinstance(config, FitConfig):
         raise ConfigError(f"config must be a FitConfig, got {type(config).__name__}")
     qat = config.qat
     gaussians, bpp = resolve_rate(gaussians, bpp)
-    if bpp is not None and not (isinstance(bpp, (int, float)) and np.isfinite(bpp) and 0 < bpp <= MAX_BPP):
+    if bpp is not None and (isinstance(bpp, bool) or not (isinstance(bpp, (int, float, np.integer, np.floating))
+                                                         and np.isfinite(bpp) and 0 < bpp <= MAX_BPP)):
         raise ConfigError(f"bpp must be a number in (0, {MAX_BPP}], got {bpp!r}")
     config.validate()
     if bits is None:
@@ -297,6 +305,8 @@ def encode_with_report(
     if weight != qat.rate_weight:  # the fit reads one weight
         config = config.with_qat(rate_weight=weight)
     if not isinstance(bits, BitDepths):
+        if isinstance(bits, (str, bytes)) or not hasattr(bits, "__len__") or len(bits) != 3:
+            raise ConfigError(f"bits must be three bit depths (position, covariance, colour), got {bits!r}")
         bits = BitDepths(*bits)
     bits.check(ConfigError)
     t0 = time.perf_counter()

@@ -10,6 +10,8 @@ conversions to 8-bit RGB:
 - RGBA / LA: accepted when fully opaque (alpha dropped); refused when any pixel is
   transparent, because gimg codes colour only and would silently lose the alpha.
 - CMYK / YCbCr: converted to RGB by Pillow.
+- Animations and multi-page files (more than one frame): refused, rather than coding the
+  first frame silently.
 
 ICC profiles and EXIF blocks of the input are returned so they can be carried into
 the .gimg file and back into the decoded PNG. Outputs are written to a temporary
@@ -21,6 +23,7 @@ import io
 import os
 import secrets
 import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,11 +74,11 @@ def read_input_bytes(path: str | os.PathLike, kind: str, error: type[GimgError] 
     """The bytes of an input file; a missing, directory or unreadable path raises ``error``
     with a one-line message (``kind`` names what was expected, e.g. "an image file")."""
     path = Path(path)
-    if not path.exists():
-        raise error(f"{path}: no such file")
-    if path.is_dir():
-        raise error(f"{path}: is a directory, expected {kind}")
     try:
+        if not path.exists():
+            raise error(f"{path}: no such file")
+        if path.is_dir():
+            raise error(f"{path}: is a directory, expected {kind}")
         return path.read_bytes()
     except OSError as exc:
         raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
@@ -86,6 +89,14 @@ def load_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageMetadata]:
     return decode_image_bytes(read_input_bytes(path, "an image file", InputImageError), str(Path(path)))
 
 
+def _open_quietly(data: bytes) -> Image.Image:
+    """Pillow's lazy open of ``data`` without its decompression-bomb warning, which it gives
+    between its limit and twice it: ``decode_image_bytes`` checks the size itself."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data))
+
+
 def decode_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, ImageMetadata]:
     """Decode encoded image bytes (PNG, JPEG, ...) to uint8 [H, W, 3] plus metadata."""
     if len(data) == 0:
@@ -93,12 +104,16 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, 
     old_limit = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS // 2  # Pillow errors above 2x this
-        with Image.open(io.BytesIO(data)) as im:
+        with _open_quietly(data) as im:
             w, h = im.size
             if w <= 0 or h <= 0:
                 raise InputImageError(f"{name}: image has zero size ({w}x{h})")
             if w * h > MAX_INPUT_PIXELS:
                 raise InputImageError(f"{name}: image too large ({w}x{h} pixels)")
+            frames = int(getattr(im, "n_frames", 1))
+            if frames > 1:
+                raise InputImageError(f"{name}: image has {frames} frames (an animation or a multi-page "
+                                      f"file); gimg codes one image, extract a frame first")
             im.load()
             meta = ImageMetadata(
                 icc_profile=im.info.get("icc_profile") or None,
@@ -118,13 +133,44 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, 
     return rgb, meta
 
 
-def _open_temporary(folder: Path, name: str) -> tuple[int, Path]:
-    """A new file beside ``name`` in ``folder``, opened for writing: (descriptor, path). It is
-    created with mode 0o666, which the OS reduces by the umask, as a plain open() would
-    (mkstemp's 0600 would leave the output unreadable to everyone else)."""
+def check_output_path(path: str | os.PathLike) -> Path:
+    """The file an output written to ``path`` will create or replace, checked before any
+    work is done: a symbolic link is followed to the file it names; a GimgError when the
+    path is empty or ends in a separator, names a folder, a device, a pipe or a socket
+    (never replaced), or lies in a folder that does not exist or cannot be written."""
+    raw = os.fspath(path)
+    if raw == "":
+        raise GimgError("the output path is empty")
+    if raw.endswith(("/", os.sep)):
+        raise GimgError(f"{raw}: the output path ends in a separator; name a file")
+    target = Path(os.path.realpath(raw)) if os.path.islink(raw) else Path(raw)
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise GimgError(f"{raw}: cannot write ({exc.strerror or exc})") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise GimgError(f"{raw}: is a folder, expected a file name")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise GimgError(f"{raw}: exists and is not a regular file (a device, pipe or socket); "
+                        f"gimg does not replace it")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise GimgError(f"{raw}: output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise GimgError(f"{raw}: output folder {folder} is not writable")
+    return target
+
+
+def _open_temporary(folder: Path) -> tuple[int, Path]:
+    """A new file in ``folder``, opened for writing: (descriptor, path). Its name is short
+    (``.gimg-<12 hex>.tmp``) so that an output name up to the system's limit still works.
+    It is created with mode 0o666, which the OS reduces by the umask, as a plain open()
+    would (mkstemp's 0600 would leave the output unreadable to everyone else)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = folder / f".{name}.{secrets.token_hex(6)}.tmp"
+        tmp = folder / f".gimg-{secrets.token_hex(6)}.tmp"
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
@@ -132,28 +178,32 @@ def _open_temporary(folder: Path, name: str) -> tuple[int, Path]:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename. A new
-    file gets the umask's permissions; a regular file it replaces keeps its own."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise GimgError(f"{path}: output folder {folder} does not exist")
-    fd, tmp = _open_temporary(folder, path.name)
+    """Write ``data`` to ``path`` (``check_output_path``: through a symbolic link, never over
+    a device, pipe or folder) via a temporary file in the same folder and a rename. A new
+    file gets the umask's permissions; a regular file it replaces keeps its own. Any OS
+    failure (disk full, permissions, name too long) is a GimgError, with nothing left behind."""
+    target = check_output_path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    tmp = None
     try:
+        fd, tmp = _open_temporary(folder)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         try:
-            old = path.stat()
+            old = target.stat()
             if stat.S_ISREG(old.st_mode):
                 os.chmod(tmp, stat.S_IMODE(old.st_mode))
         except FileNotFoundError:
             pass
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        os.replace(tmp, target)
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise GimgError(f"{os.fspath(path)}: cannot write ({exc.strerror or exc})") from None
         raise
 
 

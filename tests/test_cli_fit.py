@@ -64,14 +64,20 @@ def test_fit_human_summary(runner, tiny_png):
         (["fit", "{png}", "-n", "5", "-i", "0"], "--iterations must be >= 1"),
         (["fit", "{png}", "-n", "100000"], "too large"),
         (["fit", "{text}", "-n", "5"], "not a readable image"),
+        (["fit", "{png}", "-n", "5", "--seed", "99999999999999999999"], "seed must be"),
+        (["fit", "{png}", "-n", "5", "--preview", "{same}", "--out", "{same}"], "same file"),
+        (["fit", "{png}", "-n", "5", "--preview", "{prev}", "--out", "{nodir}"], "does not exist"),
     ],
 )
 def test_fit_errors_are_one_line(runner, tiny_png, tmp_path, args, needle):
     text = tmp_path / "notes.png"
     text.write_text("this is not an image\n")
-    subst = {"{missing}": str(tmp_path / "missing.png"), "{png}": str(tiny_png), "{text}": str(text)}
+    subst = {"{missing}": str(tmp_path / "missing.png"), "{png}": str(tiny_png), "{text}": str(text),
+             "{same}": str(tmp_path / "same.out"), "{prev}": str(tmp_path / "prev.png"),
+             "{nodir}": str(tmp_path / "no_dir" / "o.gimg")}
     args = [subst.get(a, a) for a in args] + ["--backend", "reference"]
     res = runner.invoke(cli, args)
+    assert not (tmp_path / "same.out").exists() and not (tmp_path / "prev.png").exists()  # checked before the fit
     assert res.exit_code == 2
     err_lines = res.stderr.strip().splitlines()
     assert len(err_lines) == 1 and err_lines[0].startswith("gimg: error: ") and needle in err_lines[0]

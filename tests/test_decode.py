@@ -1,6 +1,8 @@
 """The torch-free decoder and the decode/info CLI."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -249,3 +251,12 @@ def test_without_scipy_hides_it_only_inside_the_block():
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX named pipes")
+def test_cli_decode_never_replaces_a_pipe(gimg_file, tmp_path):
+    fifo = tmp_path / "out.png"
+    os.mkfifo(fifo)
+    r = CliRunner().invoke(_cli(), ["decode", str(gimg_file), str(fifo)])
+    assert r.exit_code == 2 and "not a regular file" in r.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)

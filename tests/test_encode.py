@@ -201,6 +201,11 @@ def test_the_rate_hooks_margin_comes_from_the_config(monkeypatch):
     (dict(gaussians=0), "Gaussians"),
     (dict(gaussians=10, bits=(12, 10, 0)), "bit depth"),
     (dict(gaussians=10, config="fast"), "FitConfig"),
+    (dict(gaussians=10, bits=(12, 7)), "three bit depths"),
+    (dict(bpp=True), "bpp"),
+    (dict(gaussians=10, seed=2 ** 70), "seed"),
+    (dict(gaussians=10, seed=-1), "seed"),
+    (dict(gaussians=10, seed=1.5), "seed"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ConfigError, match=match):
@@ -381,3 +386,35 @@ def test_trim_to_budget_follows_a_given_priority():
     n = rows.shape[0]
     top = g.q[np.sort(np.argsort(-priority)[:n])]
     assert 0 < n < 300 and np.array_equal(rows, top) and data == file_of(rows)
+
+
+def test_an_image_over_the_format_limits_is_refused_before_fitting():
+    with pytest.raises(ConfigError, match="over the .gimg limits"):
+        encode_with_report(np.zeros((1, 70000, 3), np.uint8), gaussians=10, iterations=1)
+
+
+def test_cli_encode_checks_the_output_and_the_seed_before_fitting(tmp_path, monkeypatch):
+    import gipp_codec.encoder as encoder
+
+    png = tmp_path / "in.png"
+    Image.fromarray(_image()).save(png)
+    monkeypatch.setattr(encoder, "_encode_once", lambda *a, **k: pytest.fail("fitted before the checks"))
+    runner = CliRunner()
+    for out, extra, needle in ((tmp_path / "no_dir" / "o.gimg", [], "does not exist"),
+                               ("", [], "empty"), (str(tmp_path / "new") + os.sep, [], "separator"),
+                               (tmp_path / "o.gimg", ["--seed", "99999999999999999999"], "seed")):
+        res = runner.invoke(cli, ["encode", str(png), str(out), "-n", "5", "-i", "3", *extra])
+        assert res.exit_code == 2, res.output
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("gimg: error:") and needle in lines[0], res.output
+    assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
+
+def test_cli_json_is_strict_when_the_psnr_is_infinite(tmp_path):
+    """A flat image coded exactly has an infinite PSNR: the JSON line says null, not Infinity."""
+    png, out = tmp_path / "black.png", tmp_path / "black.gimg"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(png)
+    res = CliRunner().invoke(cli, ["encode", str(png), str(out), "-n", "4", "-i", "20", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1], parse_constant=lambda c: pytest.fail(c))
+    assert summary["psnr"] is None

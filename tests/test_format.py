@@ -237,3 +237,25 @@ def test_payload_codings_set_the_minor_version_and_recode_losslessly(tmp_path):
     assert recode.main([str(src), "--coding", "2", "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "in.gimg").read_bytes() == v2
     assert src.read_bytes() == v1  # the input is not touched
+
+
+def _bomb(n: int, side: int, a_log: float) -> bytes:
+    """n identical Gaussians at the centre of a side x side image, a = c = exp(a_log)."""
+    q = np.tile(np.array([2048, 2048, 0, 0, 0, 1, 1, 1], np.uint16), (n, 1))  # [N, 8]
+    scales = np.array([side / 4095, side / 4095, 0.01, 1.0, 0.01, 0.01, 0.01, 0.01], np.float32)
+    offsets = np.array([0, 0, a_log, 0, a_log, 0, 0, 0], np.float32)
+    return write_gimg(QuantizedGaussians(side, side, BitDepths(12, 10, 6), q, scales, offsets))
+
+
+def test_a_small_file_cannot_ask_for_hours_of_rendering():
+    """Identical image-sized Gaussians code to a few bytes each; above MAX_RENDER_WORK (spec
+    §8) the file is refused at parse time, below it it parses."""
+    side = 64
+    limit = K.MAX_RENDER_WORK_BASE + K.MAX_RENDER_WORK_PER_PIXEL * side * side
+    n_over = limit // (side * side) + 1  # each Gaussian's bounding square covers the image
+    data = _bomb(n_over, side, 8.0)
+    assert len(data) < 1000
+    with pytest.raises(errors.LimitError, match="render work"):
+        parse_gimg(data)
+    assert parse_gimg(_bomb(n_over - 1, side, 8.0)).header["gaussian_count"] == n_over - 1
+    assert parse_gimg(_bomb(n_over, side, -2.0)).header["gaussian_count"] == n_over  # tiny Gaussians

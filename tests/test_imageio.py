@@ -14,6 +14,7 @@ from gipp_codec.imageio import (
     ImageMetadata,
     atomic_write_bytes,
     check_distinct_paths,
+    check_output_path,
     decode_image_bytes,
     encode_png,
     load_image,
@@ -155,3 +156,90 @@ def test_ms_ssim_small_image_none_and_identity():
     assert ms_ssim(big, big) == pytest.approx(1.0, abs=1e-5)
     noisy = np.clip(big.astype(int) + rng.integers(-40, 41, size=big.shape), 0, 255).astype(np.uint8)
     assert ms_ssim(big, noisy) < 0.99
+
+
+def test_outputs_are_refused_before_any_work_when_they_cannot_be_files(tmp_path):
+    """An empty path, a trailing separator, a folder or a missing folder: a GimgError from
+    ``check_output_path``, and nothing written."""
+    for bad, needle in (("", "empty"), (str(tmp_path / "new") + os.sep, "separator"),
+                        (str(tmp_path), "folder"), (str(tmp_path / "no_dir" / "x.png"), "does not exist")):
+        with pytest.raises(GimgError, match=needle):
+            check_output_path(bad)
+        with pytest.raises(GimgError, match=needle):
+            atomic_write_bytes(bad, b"abc")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX named pipes")
+def test_a_pipe_or_a_device_is_never_replaced(tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(GimgError, match="not a regular file"):
+        atomic_write_bytes(fifo, b"abc")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    if os.path.exists("/dev/null"):
+        with pytest.raises(GimgError, match="not a regular file"):
+            check_output_path("/dev/null")
+    assert sorted(os.listdir(tmp_path)) == ["pipe.png"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="symbolic links")
+def test_an_output_link_is_written_through(tmp_path):
+    target = tmp_path / "real.bin"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.bin"
+    os.symlink(target, link)
+    atomic_write_bytes(link, b"new")
+    assert os.path.islink(link) and target.read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path)) == ["link.bin", "real.bin"]
+
+
+def test_a_long_output_name_fits_beside_its_temporary_file(tmp_path):
+    out = tmp_path / ("b" * 236 + ".png")  # 240 characters, under the usual 255
+    atomic_write_bytes(out, b"abc")
+    assert out.read_bytes() == b"abc"
+    assert os.listdir(tmp_path) == [out.name]
+
+
+def test_a_failed_write_is_a_gimg_error_and_leaves_nothing(tmp_path, monkeypatch):
+    def no_space(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", no_space)
+    with pytest.raises(GimgError, match="cannot write .*No space left"):
+        atomic_write_bytes(tmp_path / "out.bin", b"abc")
+    assert os.listdir(tmp_path) == []
+
+
+def test_unreadable_input_names_are_input_errors(tmp_path):
+    with pytest.raises(InputImageError, match="cannot read"):
+        load_image(tmp_path / ("a" * 300 + ".png"))  # over the file name limit
+
+
+def test_animations_are_refused_not_cut_to_their_first_frame():
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    with pytest.raises(InputImageError, match="2 frames"):
+        decode_image_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF")
+    assert decode_image_bytes(buf.getvalue())[0].shape == (8, 8, 3)
+
+
+def test_a_large_declared_size_gives_no_pillow_warning():
+    """Between Pillow's limit and twice it Pillow only warns; the size check is ours, and a
+    warning would break the one-line error."""
+    import struct
+    import warnings
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 10000, 8, 2, 0, 0, 0)) \
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputImageError):
+            decode_image_bytes(png)

@@ -478,3 +478,21 @@ def test_kernel_weight_is_exp_to_float32_accuracy_and_zero_outside():
     # well away from 0 there, its 16th power never goes subnormal (slow on x86)
     v = np.linspace(-64.0, 9.0 / 64.0, 200001)
     assert np.polynomial.polynomial.polyval(v, np.array(nk._EXP_POLY, np.float64)).min() > 0.1
+
+
+def test_render_work_counts_the_pixels_of_each_bounding_square():
+    """``convention.render_work`` against a count of the pixel centres within r of the mean
+    on both axes, Gaussian by Gaussian (invalid ones count nothing)."""
+    rng = np.random.default_rng(5)
+    n, width, height = 60, 23, 17
+    means = rng.uniform(-10, 33, (n, 2))  # [N, 2], some off the image
+    covs = np.stack([rng.uniform(0.1, 30, n), rng.uniform(-3, 3, n), rng.uniform(0.1, 30, n)], 1)  # [N, 3]
+    covs[:5, 1] = 100.0  # not positive definite
+    r = convention.bounding_radius(covs)
+    cols, rows = np.arange(width) + 0.5, np.arange(height) + 0.5
+    expected = 0
+    for k in range(n):
+        if convention.valid_mask(covs[k:k + 1])[0]:
+            expected += int((np.abs(cols - means[k, 0]) <= r[k]).sum() * (np.abs(rows - means[k, 1]) <= r[k]).sum())
+    assert expected > 0
+    assert convention.render_work(means, covs, width, height) == expected

@@ -5,17 +5,13 @@ one JSON object. Outputs are written atomically (temp file + rename); the input 
 never overwritten; on failure no output file is left behind.
 """
 
-import json
 import sys
 
 import click
 
+from gipp_codec.commands.json_line import emit_json
 from gipp_codec.errors import ConfigError
 from gipp_codec.imageio import DEFAULT_PNG_LEVEL
-
-
-def _emit_json(obj: dict) -> None:
-    click.echo(json.dumps(obj, sort_keys=True))
 
 
 @click.command("encode")
@@ -37,7 +33,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     from gipp_codec.commands.progress import progress_bar
     from gipp_codec.encoder import BPP_PROMISE, encode_with_report, resolve_rate
     from gipp_codec.fit.config import FitConfig
-    from gipp_codec.imageio import atomic_write_bytes, check_distinct_paths, load_image
+    from gipp_codec.imageio import atomic_write_bytes, check_distinct_paths, check_output_path, load_image
 
     gaussians, bpp = resolve_rate(gaussians, bpp, ("--gaussians N", "--bpp B"))
     if gaussians is not None and gaussians <= 0:
@@ -51,6 +47,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     if depths is not None and len(depths) != 3:
         raise ConfigError(f"--bits must be three integers like 12,7,6, got {bits!r}")
     check_distinct_paths(input_path, output_path)
+    check_output_path(output_path)  # before minutes of fitting
     image, meta = load_image(input_path)
     config = FitConfig.paper() if paper else FitConfig()
     total = iterations if iterations is not None else config.iterations
@@ -69,7 +66,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
                    f"budget unused)", err=True)
     summary = {"input": str(input_path), "output": str(output_path), **report.summary()}
     if as_json:
-        _emit_json(summary)
+        emit_json(summary)
         return
     ms = "n/a (image too small)" if report.ms_ssim is None else f"{report.ms_ssim:.4f}"
     click.echo(f"{output_path}: {report.width}x{report.height}, {report.gaussians} Gaussians, "
@@ -95,7 +92,7 @@ def decode(input_path, output_path, png_level, as_json):
         facts = decode_file(input_path, output_path, png_level)
         facts["kernels"] = "prebuilt" if jit.prebuilt_in_use() else "jit"
     if as_json:
-        _emit_json(facts)
+        emit_json(facts)
     else:
         click.echo(
             f"{facts['output']}: {facts['width']}x{facts['height']}, {facts['gaussians']} Gaussians, "
@@ -154,6 +151,6 @@ def info(input_path, as_json):
 
         facts = read_info(read_input_file(input_path))
     if as_json:
-        _emit_json({"input": str(input_path), **facts})
+        emit_json({"input": str(input_path), **facts})
     else:
         click.echo(_format_info(facts))

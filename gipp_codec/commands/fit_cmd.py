@@ -4,12 +4,12 @@ Prints a human summary, or with ``--json`` one JSON object on the last line of s
 A progress bar is drawn on stderr only when stderr is a terminal.
 """
 
-import json
+import os
 
 import click
 
+from gipp_codec.commands.json_line import emit_json
 from gipp_codec.errors import ConfigError
-
 
 
 @click.command("fit")
@@ -31,15 +31,19 @@ def fit(image, gaussians, iterations, preview, out_path, seed, device, paper, ba
     from gipp_codec.fit.api import fit_image
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.commands.progress import progress_bar
-    from gipp_codec.imageio import check_distinct_paths, load_image, save_png
+    from gipp_codec.imageio import check_distinct_paths, check_output_path, load_image, save_png
 
     if gaussians is not None and gaussians <= 0:
         raise ConfigError(f"--gaussians must be >= 1, got {gaussians}")
     if iterations is not None and iterations < 1:
         raise ConfigError(f"--iterations must be >= 1, got {iterations}")
+    targets = []
     for output in (preview, out_path):
         if output is not None:
             check_distinct_paths(image, output)
+            targets.append(check_output_path(output))  # before the fit, not after it
+    if len(targets) == 2 and os.path.abspath(targets[0]) == os.path.abspath(targets[1]):
+        raise ConfigError(f"--preview and --out name the same file {out_path}")
     arr, meta = load_image(image)
     config = FitConfig.paper() if paper else FitConfig()
     total = iterations if iterations is not None else config.iterations
@@ -67,7 +71,7 @@ def fit(image, gaussians, iterations, preview, out_path, seed, device, paper, ba
     if out_path is not None:
         summary["out"] = out_path
     if as_json:
-        click.echo(json.dumps(summary))
+        emit_json(summary)
         return
     ms = "n/a (image too small)" if result.ms_ssim is None else f"{result.ms_ssim:.4f}"
     click.echo(f"{image}: {arr.shape[1]}x{arr.shape[0]}, {result.gaussians} Gaussians, "

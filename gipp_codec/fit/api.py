@@ -35,6 +35,7 @@ from gipp_codec.render.convention import to_uint8
 
 MAX_GAUSSIANS = 1 << 24  # absolute cap on N (also bounded by 4 x the pixel count)
 MAX_ITERATIONS = 10_000_000
+MAX_SEED = (1 << 63) - 1
 
 
 @dataclass
@@ -111,7 +112,16 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def _validate(image, gaussians, iterations, config: FitConfig | None) -> tuple[np.ndarray, int, FitConfig]:
+def check_seed(seed) -> int:
+    """``seed`` as an int if it is an integer in 0 .. 2^63 - 1 (what the random generators
+    take), else a ConfigError."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
+        raise ConfigError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
+    return int(seed)
+
+
+def _validate(image, gaussians, iterations, config: FitConfig | None, seed) -> tuple[np.ndarray, int, FitConfig]:
+    check_seed(seed)
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
         raise InputImageError(f"expected a uint8 image of shape [H, W, 3], got {arr.dtype} {arr.shape}")
@@ -165,7 +175,7 @@ def fit_image(
     backend: str = "auto",
 ) -> FitResult:
     """Fit ``gaussians`` 2D Gaussians to an 8-bit RGB image [H, W, 3] (GaussianImage++ representation)."""
-    arr, its, cfg = _validate(image_uint8, gaussians, iterations, config)
+    arr, its, cfg = _validate(image_uint8, gaussians, iterations, config, seed)
     t0 = time.perf_counter()
     out, renderer, dev = _train_on_device(arr, gaussians, its, cfg, device, backend, seed, False, progress)
     seconds = time.perf_counter() - t0
@@ -278,7 +288,7 @@ def fit_and_quantize(
             raise ConfigError(f"bits must be (position, covariance, colour), got {bits!r}")
         p, c, k = (int(b) for b in bits)
         cfg = cfg.with_qat(bits_position=p, bits_covariance=c, bits_color=k)
-    arr, its, cfg = _validate(image, gaussians, iterations, cfg)
+    arr, its, cfg = _validate(image, gaussians, iterations, cfg, seed)
     t0 = time.perf_counter()
     out, renderer, dev = _train_on_device(arr, gaussians, its, cfg, device, backend, seed, True, progress,
                                           rate_hook)

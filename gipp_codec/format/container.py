@@ -240,8 +240,30 @@ def parse_gimg(data: bytes) -> ParsedGimg:
         seen.add(ctype)
         pos = end
     gaussians, stream_bits = _decode_payload(b"".join(gaus_parts), header, gaus_offset)
+    _check_render_work(gaussians)
     accounting = (len(data), header, stream_bits, sum(len(p) for p in gaus_parts), meta_bytes)
     return ParsedGimg((major, minor), header, gaussians, metadata, chunks, skipped, accounting)
+
+
+def _check_render_work(g) -> None:
+    """LimitError when the Gaussians' render work (``render.convention.render_work``) is above
+    MAX_RENDER_WORK_BASE + MAX_RENDER_WORK_PER_PIXEL * width * height (spec §8)."""
+    from gipp_codec.render.convention import render_work
+
+    if isinstance(g, QuantizedGaussians):
+        from gipp_codec.quant.dequant import dequantize_rows
+
+        rows = np.empty((g.q.shape[0], 5), np.float32)  # [N, 5]: x, y, a, b, c
+        for start in range(0, g.q.shape[0], 1 << 18):  # bounded binary64 temporaries
+            rows[start:start + (1 << 18)] = dequantize_rows(g.q[start:start + (1 << 18), :5], g.scales[:5], g.offsets[:5])
+        means, covs = rows[:, 0:2], rows[:, 2:5]
+    else:
+        means, covs = g.means, g.covs
+    limit = K.MAX_RENDER_WORK_BASE + K.MAX_RENDER_WORK_PER_PIXEL * g.width * g.height
+    work = render_work(means, covs, g.width, g.height)
+    if work > limit:
+        raise LimitError(f"render work {work} (pixels of the Gaussians' bounding squares) is above "
+                         f"MAX_RENDER_WORK {limit} for a {g.width}x{g.height} image")
 
 
 def _decode_payload(payload: bytes, header: dict, offset: int):

@@ -163,8 +163,9 @@ def validate_header(values: dict, at: int = 0) -> None:
     s = values["scales"].astype(np.float64)
     o = values["offsets"].astype(np.float64)
     for j in range(8):
-        lo = float(np.float32(o[j]))
-        hi = float(np.float32(((1 << bits[j]) - 1) * s[j] + o[j]))
+        with np.errstate(over="ignore"):  # a binary32 overflow is an infinite hi, refused below
+            lo = float(np.float32(o[j]))
+            hi = float(np.float32(((1 << bits[j]) - 1) * s[j] + o[j]))
         limit = CHANNEL_LIMITS[j]
         if not (math.isfinite(hi) and -limit <= lo and hi <= limit):
             what = "log-variance" if j in LOG_CHANNELS else "value"

@@ -48,6 +48,27 @@ def bounding_radius(covs: np.ndarray) -> np.ndarray:
     return CUTOFF_SIGMA * np.sqrt(np.maximum(lam_max, 0.0))
 
 
+def render_work(means: np.ndarray, covs: np.ndarray, width: int, height: int) -> int:
+    """The render work of the spec's limits: the number of pixels, summed over the valid
+    Gaussians (means [N, 2], covs [N, 3]), whose centres lie in the Gaussian's bounding
+    square (``bounding_radius`` r: |i + 0.5 - mx| <= r and |j + 0.5 - my| <= r), in binary64."""
+    total = 0
+    block = 1 << 18  # rows at a time: bounded temporaries for any N
+    for start in range(0, means.shape[0], block):
+        m = np.asarray(means[start:start + block], np.float64)  # [B, 2]
+        c = np.asarray(covs[start:start + block], np.float64)  # [B, 3]
+        with np.errstate(invalid="ignore", over="ignore"):
+            r = bounding_radius(c)  # [B]
+            counts = []
+            for axis, size in ((0, width), (1, height)):
+                lo = np.clip(np.ceil(m[:, axis] - r - PIXEL_CENTER_OFFSET), 0, size)
+                hi = np.clip(np.floor(m[:, axis] + r - PIXEL_CENTER_OFFSET), -1, size - 1)
+                counts.append(np.maximum(np.nan_to_num(hi - lo + 1, nan=0.0), 0.0))
+        area = counts[0] * counts[1]  # [B], each at most width * height
+        total += int(area[valid_mask(c)].sum())
+    return total
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Convert an unclamped float image [H, W, 3] in [0, 1] nominal range to uint8 [H, W, 3].
 
