@@ -260,3 +260,13 @@ def test_cli_decode_never_replaces_a_pipe(gimg_file, tmp_path):
     r = CliRunner().invoke(_cli(), ["decode", str(gimg_file), str(fifo)])
     assert r.exit_code == 2 and "not a regular file" in r.stderr
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+@pytest.mark.parametrize("not_bytes", [5, "file.gimg", None])
+def test_decode_takes_bytes_only(not_bytes):
+    """An int would otherwise become that many zero bytes (``bytes(5)``), a str a TypeError
+    deep inside."""
+    with pytest.raises(TypeError, match="bytes of a .gimg file"):
+        decode(not_bytes)
+    with pytest.raises(TypeError, match="bytes of a .gimg file"):
+        read_info(not_bytes)

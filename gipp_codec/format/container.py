@@ -163,7 +163,10 @@ def _check_signature(data: bytes) -> None:
 
 
 def parse_gimg(data: bytes) -> ParsedGimg:
-    """Parse and fully validate .gimg bytes; raise a FormatError subclass on any problem."""
+    """Parse and fully validate .gimg bytes (bytes, bytearray or memoryview); raise a
+    FormatError subclass on any problem in them, a TypeError for anything else."""
+    if isinstance(data, (int, str)) or data is None:  # bytes(5) would be five zero bytes
+        raise TypeError(f"expected the bytes of a .gimg file, got {type(data).__name__}")
     data = bytes(data)
     _check_signature(data)
     if len(data) < K.PREAMBLE_SIZE:
