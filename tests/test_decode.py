@@ -270,3 +270,16 @@ def test_decode_takes_bytes_only(not_bytes):
         decode(not_bytes)
     with pytest.raises(TypeError, match="bytes of a .gimg file"):
         read_info(not_bytes)
+
+
+def test_info_reports_the_render_work_against_its_limit(gimg_bytes):
+    from gipp_codec.decoder import gaussians_as_floats
+    from gipp_codec.format import parse_gimg
+    from gipp_codec.render.convention import render_work
+
+    parsed = parse_gimg(gimg_bytes)
+    means, covs, _ = gaussians_as_floats(parsed)
+    h, w = parsed.header["height"], parsed.header["width"]
+    work = read_info(gimg_bytes)["render_work"]
+    assert work["pixels"] == render_work(means, covs, w, h) > 0
+    assert work["limit"] == (1 << 30) + 256 * w * h

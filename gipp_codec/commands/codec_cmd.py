@@ -134,6 +134,9 @@ def _format_info(info: dict) -> str:
         lines.append(f"  {name:>8}: {bits:12.1f} bits{per}")
     lines.append(f"  coding overhead: {b['coding_overhead']:.1f} bits, container: {b['container']} bits, "
                  f"metadata: {b['metadata']} bits")
+    work = info["render_work"]
+    lines.append(f"  render work: {work['pixels']} pixels of bounding squares "
+                 f"({work['pixels'] / work['limit']:.2%} of MAX_RENDER_WORK {work['limit']})")
     if info["skipped_chunks"]:
         lines.append(f"  skipped ancillary chunks: {', '.join(info['skipped_chunks'])}")
     return "\n".join(lines)

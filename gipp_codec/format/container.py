@@ -34,6 +34,7 @@ class ParsedGimg:
     skipped_chunks: list = field(default_factory=list)  # unknown ancillary chunk types
     accounting_inputs: tuple = ()  # arguments of _bit_accounting, evaluated on first use of .bits
     _bits: dict | None = None
+    render_work: int = 0  # pixels of the Gaussians' bounding squares (spec §8, MAX_RENDER_WORK)
 
     @property
     def bits(self) -> dict:
@@ -52,6 +53,7 @@ class ParsedGimg:
             "bpp": self.bits["total_bits"] / (w * h),
             "chunks": self.chunks,
             "skipped_chunks": self.skipped_chunks,
+            "render_work": {"pixels": self.render_work, "limit": max_render_work(w, h)},
         }
 
 
@@ -243,13 +245,18 @@ def parse_gimg(data: bytes) -> ParsedGimg:
         seen.add(ctype)
         pos = end
     gaussians, stream_bits = _decode_payload(b"".join(gaus_parts), header, gaus_offset)
-    _check_render_work(gaussians)
+    work = _check_render_work(gaussians)
     accounting = (len(data), header, stream_bits, sum(len(p) for p in gaus_parts), meta_bytes)
-    return ParsedGimg((major, minor), header, gaussians, metadata, chunks, skipped, accounting)
+    return ParsedGimg((major, minor), header, gaussians, metadata, chunks, skipped, accounting, render_work=work)
 
 
-def _check_render_work(g) -> None:
-    """LimitError when the Gaussians' render work (``render.convention.render_work``) is above
+def max_render_work(width: int, height: int) -> int:
+    """MAX_RENDER_WORK of a width x height image (spec §8)."""
+    return K.MAX_RENDER_WORK_BASE + K.MAX_RENDER_WORK_PER_PIXEL * width * height
+
+
+def _check_render_work(g) -> int:
+    """The Gaussians' render work; LimitError when the Gaussians' render work (``render.convention.render_work``) is above
     MAX_RENDER_WORK_BASE + MAX_RENDER_WORK_PER_PIXEL * width * height (spec §8)."""
     from gipp_codec.render.convention import render_work
 
@@ -262,11 +269,12 @@ def _check_render_work(g) -> None:
         means, covs = rows[:, 0:2], rows[:, 2:5]
     else:
         means, covs = g.means, g.covs
-    limit = K.MAX_RENDER_WORK_BASE + K.MAX_RENDER_WORK_PER_PIXEL * g.width * g.height
+    limit = max_render_work(g.width, g.height)
     work = render_work(means, covs, g.width, g.height)
     if work > limit:
         raise LimitError(f"render work {work} (pixels of the Gaussians' bounding squares) is above "
                          f"MAX_RENDER_WORK {limit} for a {g.width}x{g.height} image")
+    return work
 
 
 def _decode_payload(payload: bytes, header: dict, offset: int):
