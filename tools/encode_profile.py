@@ -9,7 +9,7 @@ the training loop, the render kernels inside it (forward, backward, and for olde
 revisions the image gradient's planar copy (before 95d0b76) or the planar loss gradient
 (95d0b76 to f936cd4); since f936cd4 the forward kernel writes the loss gradient itself, so
 it is inside the forward's time), and the entropy coder's work (every coding of the set:
-the search and the writing). Parts that were not called are left out of the printout
+the search and the writing), and the code search after QAT (all its sweeps). Parts that were not called are left out of the printout
 (the JSON keeps them, with 0 calls). cProfile slows
 Python-heavy code more than the kernels, so the parts are for finding where the time
 goes, not timings of record; compare revisions with ``tools/encode_ab.py``.
@@ -40,6 +40,7 @@ PARTS = {
     "loss gradient, planar": ("render/numba_kernels.py", "_planar_residual"),  # 95d0b76 to f936cd4
     "entropy coding (all codings)": ("entropy/gaussian_coder.py", "encode_attributes"),
     "coding search": ("entropy/gaussian_coder.py", "_choose_config"),
+    "code search after QAT (all sweeps)": ("fit/code_search.py", "search_codes"),
 }
 
 
