@@ -1,6 +1,6 @@
 """``python -m gipp_codec`` runs the gimg command-line interface."""
 
-from gipp_codec.cli import main
+from gipp_codec._entry import main
 
 if __name__ == "__main__":
     main()

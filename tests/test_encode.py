@@ -418,3 +418,18 @@ def test_cli_json_is_strict_when_the_psnr_is_infinite(tmp_path):
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.strip().splitlines()[-1], parse_constant=lambda c: pytest.fail(c))
     assert summary["psnr"] is None
+
+
+def test_ctrl_c_while_the_cli_starts_is_one_line_and_exit_130(monkeypatch, capsys):
+    """The console script (``gipp_codec._entry``) guards the CLI's imports too."""
+    import gipp_codec.cli
+    from gipp_codec import _entry
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gipp_codec.cli, "main", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        _entry.main()
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "gimg: interrupted\n"
