@@ -433,3 +433,11 @@ def test_ctrl_c_while_the_cli_starts_is_one_line_and_exit_130(monkeypatch, capsy
         _entry.main()
     assert exit_info.value.code == 130
     assert capsys.readouterr().err == "gimg: interrupted\n"
+
+
+@pytest.mark.parametrize("bpp", ["0", "-1", "nan", "inf", "65"])
+def test_cli_bpp_out_of_range_is_one_message(tmp_path, bpp):
+    png = tmp_path / "in.png"
+    Image.fromarray(_image()).save(png)
+    res = CliRunner().invoke(cli, ["encode", str(png), str(tmp_path / "o.gimg"), "--bpp", bpp])
+    assert res.exit_code == 2 and res.stderr.strip().startswith("gimg: error: --bpp must be a number in (0, 64]")

@@ -19,7 +19,7 @@ from gipp_codec.imageio import DEFAULT_PNG_LEVEL
 @click.argument("output_path", metavar="OUT.gimg", type=click.Path(dir_okay=False))
 @click.option("--gaussians", "-n", type=int, default=None, help="Number of Gaussians N.")
 @click.option("--bpp", type=float, default=None,
-              help="Target bits per pixel (instead of --gaussians) [default: 0.5 when neither is given].")
+              help="Target bits per pixel, up to 64 (instead of --gaussians) [default: 0.5 when neither is given].")
 @click.option("--iterations", "-i", type=int, default=None, help="Optimisation steps (default: the config's).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (deterministic on CPU).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -31,15 +31,15 @@ from gipp_codec.imageio import DEFAULT_PNG_LEVEL
 def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, as_json):
     """Encode the image IN.png to OUT.gimg at N Gaussians or a target bpp (default 0.5 bpp)."""
     from gipp_codec.commands.progress import progress_bar
-    from gipp_codec.encoder import BPP_PROMISE, encode_with_report, resolve_rate
+    from gipp_codec.encoder import BPP_PROMISE, MAX_BPP, encode_with_report, resolve_rate
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.imageio import atomic_write_bytes, check_distinct_paths, check_output_path, load_image
 
     gaussians, bpp = resolve_rate(gaussians, bpp, ("--gaussians N", "--bpp B"))
     if gaussians is not None and gaussians <= 0:
         raise ConfigError(f"--gaussians must be >= 1, got {gaussians}")
-    if bpp is not None and not bpp > 0:
-        raise ConfigError(f"--bpp must be > 0, got {bpp}")
+    if bpp is not None and not 0 < bpp <= MAX_BPP:
+        raise ConfigError(f"--bpp must be a number in (0, {MAX_BPP:g}], got {bpp}")
     try:
         depths = None if bits is None else tuple(int(v) for v in bits.split(","))
     except ValueError:
