@@ -11,7 +11,7 @@ computed exactly over the pixels the Gaussian touches before and after the move,
 render convention of the spec (weights exp(-m2/2) inside the 3-sigma ellipse), in binary64;
 the two moves of a channel share one pass over the pixels, and along a row a move's weights
 follow from the first by the ratio of neighbours (two products a pixel instead of an exp,
-the same file as with the exp on kodim15, BENCHMARKS.md §8).
+the same files as with the exp on kodim15 and kodim01, BENCHMARKS.md §8).
 
 Moves that make a covariance (nearly) singular or put a Gaussian wholly off the image are
 not tried. By default the search does not model the rate: a move changes the file's size
