@@ -28,7 +28,7 @@ MAX_GAUSSIANS = 1 << 22  # N
 MAX_CHUNK_LENGTH = 1 << 26  # payload bytes of one chunk
 # the render work (the pixels of every valid Gaussian's bounding box, spec §8) may not exceed
 # MAX_RENDER_WORK_BASE + MAX_RENDER_WORK_PER_PIXEL * width * height: a small file cannot ask for
-# hours of rendering (millions of identical image-sized Gaussians code to a few bytes)
+# unbounded rendering (millions of identical image-sized Gaussians code to a few bytes)
 MAX_RENDER_WORK_BASE = 1 << 30
 MAX_RENDER_WORK_PER_PIXEL = 256
 # Ranges of dequantized values (keep a float32 renderer free of overflow).

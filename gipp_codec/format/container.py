@@ -256,8 +256,8 @@ def max_render_work(width: int, height: int) -> int:
 
 
 def _check_render_work(g) -> int:
-    """The Gaussians' render work; LimitError when the Gaussians' render work (``render.convention.render_work``) is above
-    MAX_RENDER_WORK_BASE + MAX_RENDER_WORK_PER_PIXEL * width * height (spec §8)."""
+    """The Gaussians' render work (``render.convention.render_work``); a LimitError when it is
+    above ``max_render_work`` (spec §8)."""
     from gipp_codec.render.convention import render_work
 
     if isinstance(g, QuantizedGaussians):
