@@ -61,6 +61,37 @@ def test_gradient_moves_a_value_towards_the_more_probable_grid_value():
     assert float(probe.grad[:, 0:2].abs().sum()) == 0.0  # positions carry no rate term
 
 
+@pytest.mark.parametrize("channels", [RATE_CHANNELS, (2, 3, 4)])
+def test_the_cpu_kernel_adds_the_gradient_autograd_would(channels):
+    """``add_rate_gradients`` (the QAT loop's form on the CPU) adds to existing gradients what
+    ``(attribute_bits * factor).backward()`` adds, up to float32 rounding, off the grid and
+    with values clamped at both ends of a range and below a and c's log floor."""
+    from gipp_codec.fit.rate_proxy import add_rate_gradients
+
+    rows = _rows(n=300, seed=3)
+    quant = LSQPlus(BITS)
+    quant.init_minmax(rows[:250])  # the last 50 rows partly outside the ranges: clamped
+    rows[260, 2] = 0.0  # a at 0: below the log floor
+    rows[261, 5] = -5.0
+    rows[262, 7] = 9.0
+    factor = 0.37
+    start = [torch.randn(300, w, generator=torch.Generator().manual_seed(w)) for w in (2, 3, 3)]
+    reference = [p.clone().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
+    for p, g in zip(reference, start):
+        p.grad = g.clone()
+    (attribute_bits(torch.cat(reference, dim=1), quant, channels) * factor).backward()
+    params = [p.clone().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
+    for p, g in zip(params, start):
+        p.grad = g.clone()
+    bits = add_rate_gradients(params, quant, channels, factor)
+    assert bits == pytest.approx(float(attribute_bits(rows, quant, channels)), rel=1e-5)
+    for ours, theirs, g in zip(params, reference, start):
+        torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-4, atol=1e-6)
+    moved = torch.cat([p.grad - g for p, g in zip(params, start)], dim=1)
+    assert float(moved[:, [j for j in range(8) if j not in channels]].abs().max()) == 0.0
+    assert int((moved[:, list(channels)] != 0).sum()) > 150 * len(channels)  # a real gradient, not zeros
+
+
 def test_rate_weight_is_validated():
     with pytest.raises(ConfigError, match="rate_weight"):
         FitConfig().replace(qat=QATConfig(rate_weight=-1.0))

@@ -342,6 +342,31 @@ def test_fused_cpu_mse_step_on_leaves_and_without_the_image():
     assert all(torch.equal(t.grad, w + w) for t, w in zip(leaves, want))
 
 
+@pytest.mark.parametrize("size", [(21, 30), (40, 16)])
+def test_mse_steps_return_the_loss_they_backpropagate(size):
+    """With loss=True both steps (the CPU kernels' and the generic one) also return
+    mean((image - target)^2) of the image they rendered, with or without storing it, and
+    the same gradients as without it."""
+    from gipp_codec.render import mse_step
+
+    height, width = size
+    means, covs, colors = random_scene(50, height, width, seed=9)
+    target = torch.rand(height, width, 3, generator=torch.Generator().manual_seed(6))
+    image = render_cpu(t32(means), t32(covs), t32(colors), height, width)
+    want = float(((image.double() - target.double()) ** 2).mean())
+    for renderer in (render_cpu, render_reference):
+        step = mse_step(renderer, target)
+        plain = [t32(x, grad=True) for x in (means, covs, colors)]
+        step(*plain)
+        for keep_image in (True, False):
+            leaves = [t32(x, grad=True) for x in (means, covs, colors)]
+            out, value = step(*leaves, image=keep_image, loss=True)
+            assert value == pytest.approx(want, rel=1e-5)
+            assert all(torch.equal(a.grad, b.grad) for a, b in zip(leaves, plain))
+            if renderer is render_cpu:
+                assert torch.equal(out, image) if keep_image else out is None
+
+
 def test_get_renderer_dispatch():
     assert get_renderer("cpu") is render_cpu
     assert get_renderer("auto", "cpu") is render_cpu

@@ -44,3 +44,33 @@ def attribute_bits(rows: torch.Tensor, quant: LSQPlus, channels: tuple = RATE_CH
         p_hi = prob.reshape(-1)[(lo.long() + 1 + base).reshape(-1)].reshape(n, c)
     p = p_lo + (v - lo) * (p_hi - p_lo)  # [N, C], differentiable in v
     return -(torch.log(p.clamp_min(1e-12)).sum()) / math.log(2.0)
+
+
+def add_rate_gradients(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, factor: float) -> float:
+    """Add ``factor`` * d ``attribute_bits`` / d params to the ``.grad`` of ``params`` (means
+    [N, 2], covs [N, 3], colors [N, 3]: the rows' columns in order, float32 CPU leaves), as
+    ``(attribute_bits(cat(params), quant, channels) * factor).backward()`` would, by the
+    kernel of ``rate_kernels`` (without autograd's engine); returns the estimated bits."""
+    import numpy as np
+
+    from gipp_codec.fit.rate_kernels import rate_gradient
+    from gipp_codec.quant.lsq import LOG_CHANNELS
+
+    rows = torch.cat([p.detach() for p in params], dim=1).numpy()  # [N, 8] float32
+    cols = np.asarray(channels, np.int64)  # [C]
+    is_log = np.array([c in LOG_CHANNELS for c in channels], np.bool_)  # [C]
+    scale = quant.scale.detach().double().numpy()[cols]  # [C]
+    offset = quant.offset.detach().double().numpy()[cols]
+    qmax = quant.qmax.detach().double().numpy()[cols]
+    grad = np.zeros(rows.shape, np.float32)  # [N, 8]
+    bits = rate_gradient(rows, cols, is_log, scale, offset, qmax, float(factor), grad)
+    start = 0
+    for p in params:
+        width = int(p.shape[1])
+        part = torch.from_numpy(grad[:, start:start + width])
+        if p.grad is None:
+            p.grad = part.contiguous()
+        else:
+            p.grad.add_(part)
+        start += width
+    return float(bits)

@@ -30,7 +30,7 @@ from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
 from gipp_codec.fit.init import sparse_init
 from gipp_codec.fit.prune import keep_mask, most_important
-from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, attribute_bits
+from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, add_rate_gradients, attribute_bits
 from gipp_codec.fit.tensor_adam import TensorAdam
 from gipp_codec.metrics import psnr_from_mse
 from gipp_codec.quant.lsq import POSITION_CHANNELS, LSQPlus, split_attributes
@@ -155,8 +155,7 @@ def lr_factor(t: int, total: int, cfg: FitConfig) -> float:
 def _mse(img: torch.Tensor, target: torch.Tensor, clamp: bool = False) -> float:
     """mean((img - target)^2) over [H, W, 3], with img clamped to [0, 1] first when ``clamp``.
     ``mse_loss`` gives the same float32 value as writing it out with ``** 2`` (tested)
-    without torch's pow and its image-sized temporaries, on every QAT iteration of the rate
-    term."""
+    without torch's pow and its image-sized temporaries."""
     return float(torch.nn.functional.mse_loss(img.clamp(0.0, 1.0) if clamp else img, target))
 
 
@@ -194,12 +193,11 @@ def _evaluates(t: int, in_qat: bool, cfg: FitConfig) -> bool:
 def _image_needed(t: int, in_qat: bool, cfg: FitConfig, schedule: GrowthSchedule, uses: _ImageUses,
                   evaluates: bool = True) -> bool:
     """Whether iteration t's render is read after its training step: for the PSNR of the
-    best-state tracking (unless ``evaluates`` is False), growth at the largest errors, the
-    rate hook's sizings, or the rate term's MSE. Other iterations only need the loss
-    gradient, and the CPU step then skips storing the image."""
+    best-state tracking (unless ``evaluates`` is False), growth at the largest errors, or the
+    rate hook's sizings. Other iterations only need the loss gradient (and the rate term
+    the loss, which the step returns), and the CPU step then skips storing the image."""
     grows = not in_qat and t % schedule.every == 0 and t <= schedule.stop
-    return ((evaluates and _evaluates(t, in_qat, cfg)) or grows or t in (uses.resize_at, uses.sizing_at)
-            or (in_qat and cfg.qat.rate_weight > 0))
+    return (evaluates and _evaluates(t, in_qat, cfg)) or grows or t in (uses.resize_at, uses.sizing_at)
 
 
 def half_resolution(target: torch.Tensor) -> torch.Tensor:  # [H//2, W//2, 3]
@@ -345,16 +343,22 @@ def train(
             if _image_needed(t, in_qat, cfg, schedule, uses, evaluates=False):  # growth reads it
                 with torch.no_grad():
                     img = renderer(*params, height, width)
-        elif quant is not None and quant.fused_for(params):  # QAT on the CPU: kernels, no autograd engine
-            need = _image_needed(t, in_qat, cfg, schedule, uses)
-            img = quant.training_step(params, lambda m, c, k: mse_step(m, c, k, image=need))
         else:
-            img = mse_step(*attributes(params, quant), image=_image_needed(t, in_qat, cfg, schedule, uses))
+            need = _image_needed(t, in_qat, cfg, schedule, uses)
+            rated = quant is not None and cfg.qat.rate_weight > 0  # the rate term reads the loss
+            if quant is not None and quant.fused_for(params):  # QAT on the CPU: kernels, no autograd engine
+                img = quant.training_step(params, lambda m, c, k: mse_step(m, c, k, image=need, loss=rated))
+            else:
+                img = mse_step(*attributes(params, quant), image=need, loss=rated)
+            if rated:
+                img, mse_now = img
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
-            with torch.no_grad():
-                mse_now = _mse(img.detach(), target)
-            bits = attribute_bits(torch.cat(params, dim=1), quant, RATE_CHANNEL_SETS[cfg.qat.rate_channels])
-            (bits * (cfg.qat.rate_weight * mse_now / (height * width))).backward()
+            factor = cfg.qat.rate_weight * mse_now / (height * width)
+            channels = RATE_CHANNEL_SETS[cfg.qat.rate_channels]
+            if quant.fused_for(params):  # the CPU kernel, without autograd's engine
+                add_rate_gradients(params, quant, channels, factor)
+            else:
+                (attribute_bits(torch.cat(params, dim=1), quant, channels) * factor).backward()
 
         if _evaluates(t, in_qat, cfg) and not coarse:
             with torch.no_grad():

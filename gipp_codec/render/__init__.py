@@ -59,10 +59,11 @@ def get_renderer(backend: str = "auto", device="cpu") -> Callable:
 
 
 def mse_step(renderer: Callable, target) -> Callable:
-    """``step(means, covs, colors, image=True) -> image [H, W, 3]`` (detached) for training
-    against ``target`` [H, W, 3]: renders with ``renderer`` and backpropagates
+    """``step(means, covs, colors, image=True, loss=False) -> image [H, W, 3]`` (detached) for
+    training against ``target`` [H, W, 3]: renders with ``renderer`` and backpropagates
     mean((image - target)^2) into means, covs and colors. With ``image=False`` the caller
-    does not need the image: the step may return None instead. For the ``cpu`` renderer the
+    does not need the image: the step may return None instead. With ``loss=True`` it
+    returns (image or None, that mean squared error as a float). For the ``cpu`` renderer the
     numba path (``cpu_mse_step``) writes the loss gradient straight into its backward's
     buffer (and then stores no image unless asked); any other renderer goes through
     autograd with the gradient 2 (image - target) / numel. Both give the same numbers."""
@@ -72,13 +73,15 @@ def mse_step(renderer: Callable, target) -> Callable:
         return cpu_mse_step(target)
     height, width = int(target.shape[0]), int(target.shape[1])
 
-    def step(means, covs, colors, image=True):
+    def step(means, covs, colors, image=True, loss=False):
         import torch
 
         rendered = renderer(means, covs, colors, height, width)
         with torch.no_grad():
-            grad = (rendered.detach() - target).mul_(2.0 / rendered.numel())  # [H, W, 3]
+            residual = rendered.detach() - target  # [H, W, 3]
+            value = float(residual.square().mean()) if loss else None
+            grad = residual.mul_(2.0 / rendered.numel())
         rendered.backward(grad)
-        return rendered.detach()
+        return (rendered.detach(), value) if loss else rendered.detach()
 
     return step

@@ -93,7 +93,7 @@ def render_cpu(
 
 
 def cpu_mse_step(target: torch.Tensor):  # target [H, W, 3]
-    """``step(means [N,2], covs [N,3], colors [N,3], image=True) -> image [H, W, 3]``
+    """``step(means [N,2], covs [N,3], colors [N,3], image=True, loss=False) -> image [H, W, 3]``
     (detached, unclamped; None with ``image=False``, which skips storing it)
     for training against ``target`` on the CPU: renders, and backpropagates
     mean((image - target)^2) into means, covs and colors (through autograd, so it flows on
@@ -101,19 +101,22 @@ def cpu_mse_step(target: torch.Tensor):  # target [H, W, 3]
     assigned directly, as the engine would, so leaf hooks do not run). The same numbers as
     ``render_cpu(...).backward(2 * (image - target) / numel)``, with the loss gradient
     written by the forward kernel, from its band buffers, straight into the planar buffer
-    the backward kernel reads (``forward_residual_prepared``)."""
+    the backward kernel reads (``forward_residual_prepared``). With ``loss=True`` it
+    returns (image or None, the loss as a float), the loss summed by the same kernel."""
     if target.device.type != "cpu":
         raise ConfigError(f"cpu_mse_step needs a CPU target, got {target.device}")
     height, width = int(target.shape[0]), int(target.shape[1])
     target_planar = np.ascontiguousarray(_as_f32_numpy(target).transpose(2, 0, 1))  # [3, H, W], once
-    scale = 2.0 / (3 * height * width)
+    numel = 3 * height * width
+    scale = 2.0 / numel
 
-    def step(means: torch.Tensor, covs: torch.Tensor, colors: torch.Tensor, image: bool = True) -> torch.Tensor | None:
+    def step(means: torch.Tensor, covs: torch.Tensor, colors: torch.Tensor, image: bool = True,
+             loss: bool = False):
         for t in (means, covs, colors):
             if t.device.type != "cpu":
                 raise ConfigError(f"cpu_mse_step needs CPU tensors, got {t.device}")
         pp = numba_kernels.prepare(_as_f32_numpy(means), _as_f32_numpy(covs), _as_f32_numpy(colors), height, width)
-        rendered, gp = numba_kernels.forward_residual_prepared(pp, target_planar, scale, image)  # [H, W, 3], [3, H, Wp]
+        rendered, gp, sse = numba_kernels.forward_residual_prepared(pp, target_planar, scale, image)  # [H, W, 3], [3, H, Wp]
         grads = numba_kernels.backward_planar_prepared(pp, gp)
         pairs = [(t, _to(g, t.dtype)) for t, g in zip((means, covs, colors), grads) if t.requires_grad]
         if pairs and all(t.is_leaf and t.grad is None for t, _ in pairs):
@@ -121,9 +124,11 @@ def cpu_mse_step(target: torch.Tensor):  # target [H, W, 3]
                 t.grad = g
         elif pairs:
             _KnownGradients.apply(len(pairs), *(t for t, _ in pairs), *(g for _, g in pairs)).backward()
-        if rendered is None:
-            return None
-        out = torch.from_numpy(rendered)
-        return out if means.dtype == torch.float32 or not means.dtype.is_floating_point else out.to(means.dtype)
+        out = None
+        if rendered is not None:
+            out = torch.from_numpy(rendered)
+            if means.dtype != torch.float32 and means.dtype.is_floating_point:
+                out = out.to(means.dtype)
+        return (out, sse / numel) if loss else out
 
     return step

@@ -272,16 +272,21 @@ def _store_floats(buf, out, r0, r1, width):
 def _store_residual(buf, target_planar, scale, gp, r0, r1, width):
     """Rows r0..r1 of gp [3, H, Wp] = (buf - target) * scale, each value rounded as
     ``(image - target) * scale`` in float32 (no fused multiply-add: _OPTS has no fastmath);
-    target_planar [3, H, W]; padding columns zero. All planar: contiguous, vectorised."""
+    target_planar [3, H, W]; padding columns zero. All planar: contiguous, vectorised.
+    Returns the rows' sum of squared residuals (buf - target)^2, summed in float64."""
+    total = 0.0
     for ch in range(3):
         for rr in range(r1 - r0 + 1):
             src = buf[ch, rr]
             tgt = target_planar[ch, r0 + rr]
             dst = gp[ch, r0 + rr]
             for i in range(width):
-                dst[i] = (src[i] - tgt[i]) * scale
+                d = src[i] - tgt[i]
+                dst[i] = d * scale
+                total += np.float64(d) * np.float64(d)
             for i in range(width, dst.shape[0]):
                 dst[i] = 0.0
+    return total
 
 
 OUT_FLOATS, OUT_LEVELS, OUT_FLOATS_AND_RESIDUAL, OUT_RESIDUAL = 0, 1, 2, 3  # _forward_bands output modes
@@ -289,15 +294,16 @@ OUT_FLOATS, OUT_LEVELS, OUT_FLOATS_AND_RESIDUAL, OUT_RESIDUAL = 0, 1, 2, 3  # _f
 
 @njit(parallel=True, **_OPTS)
 def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, out, mode,
-                   target_planar, scale, gp):
+                   target_planar, scale, gp, sse):
     """One prange iteration per band (scheduled dynamically by the caller's chunk size);
     a band accumulates in a private planar buffer [channel, row, column] (L2-resident)
     that is then interleaved into out [H, W, 3]: float32 values (OUT_FLOATS), or (and a
     uint8 out) the convention's 8-bit levels (OUT_LEVELS), so the decoder never stores a
     float image. OUT_FLOATS_AND_RESIDUAL also writes, from the same buffers, the MSE
     gradient gp [3, H, Wp] = (out - target) * scale (target_planar [3, H, W]) in the
-    backward's planar layout, and OUT_RESIDUAL writes only that gradient (out unused); the
-    other modes ignore target_planar, scale and gp."""
+    backward's planar layout, and OUT_RESIDUAL writes only that gradient (out unused); both
+    also write each band's sum of squared residuals to sse [nbands] float64. The other
+    modes ignore target_planar, scale, gp and sse."""
     nbands = (height + band_rows - 1) // band_rows
     wp = _padded_width(width)
     lane = _lane_offsets(wp)
@@ -311,7 +317,7 @@ def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, 
         elif mode != OUT_RESIDUAL:
             _store_floats(buf, out, r0, r1, width)
         if mode == OUT_FLOATS_AND_RESIDUAL or mode == OUT_RESIDUAL:
-            _store_residual(buf, target_planar, scale, gp, r0, r1, width)
+            sse[bd] = _store_residual(buf, target_planar, scale, gp, r0, r1, width)
 
 
 @njit(parallel=True, **_OPTS)
@@ -437,6 +443,7 @@ def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colo
 _FWD_CHUNK = 1  # bands per dynamically scheduled forward work item
 _NO_PLANES = np.zeros((3, 0, 0), np.float32)  # target_planar and gp of the modes that write no residual
 _NO_IMAGE = np.zeros((0, 0, 3), np.float32)  # out of OUT_RESIDUAL, which stores no image
+_NO_SSE = np.zeros(0, np.float64)  # sse of the modes that write no residual
 _BWD_CHUNK = 64  # Gaussians per dynamically scheduled backward work item
 _tls = threading.local()  # per-thread scratch: concurrent callers never share buffers
 
@@ -497,7 +504,7 @@ def forward_prepared(pp, out=None, uint8=False):
     old = set_parallel_chunksize(_FWD_CHUNK)
     try:
         _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out,
-                       OUT_LEVELS if uint8 else OUT_FLOATS, _NO_PLANES, np.float32(0.0), _NO_PLANES)
+                       OUT_LEVELS if uint8 else OUT_FLOATS, _NO_PLANES, np.float32(0.0), _NO_PLANES, _NO_SSE)
     finally:
         set_parallel_chunksize(old)
     return out
@@ -507,8 +514,9 @@ def forward_residual_prepared(pp, target_planar, scale, image=True):
     """Render (float32 [H, W, 3], unclamped) and, from the same band buffers, the gradient of
     ``sum((image - target)^2) * scale / 2``: gp [3, H, Wp] = (image - target) * scale, in
     the per-thread buffer ``backward_planar_prepared`` reads. target_planar [3, H, W]
-    float32 (the target's channels as planes). Returns (image, gp); with ``image=False``
-    the image is not stored and None takes its place."""
+    float32 (the target's channels as planes). Returns (image, gp, sse), sse the sum of
+    (image - target)^2 over the image (summed in float64); with ``image=False`` the image
+    is not stored and None takes its place."""
     h, w = pp.height, pp.width
     target_planar = np.ascontiguousarray(target_planar, dtype=np.float32)
     if target_planar.shape != (3, h, w):
@@ -516,14 +524,16 @@ def forward_residual_prepared(pp, target_planar, scale, image=True):
     out = np.empty((h, w, 3), np.float32) if image else _NO_IMAGE
     gp = _scratch("gp", (3, h, _padded_width(w)), np.float32)
     nbands = (h + BAND_ROWS - 1) // BAND_ROWS
+    sse = np.zeros(nbands, np.float64)  # [nbands]
     offsets, items = _bin(pp.rows, nbands)
     old = set_parallel_chunksize(_FWD_CHUNK)
     try:
         _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out,
-                       OUT_FLOATS_AND_RESIDUAL if image else OUT_RESIDUAL, target_planar, np.float32(scale), gp)
+                       OUT_FLOATS_AND_RESIDUAL if image else OUT_RESIDUAL, target_planar, np.float32(scale), gp,
+                       sse)
     finally:
         set_parallel_chunksize(old)
-    return (out if image else None), gp
+    return (out if image else None), gp, float(sse.sum())
 
 
 def _output_grads(pp, g_means, g_covs, g_colors):

@@ -1,0 +1,96 @@
+"""numba kernel of the rate term's gradient (``rate_proxy.attribute_bits``) on the CPU.
+
+The torch form is about thirty small tensor operations and a pass of autograd's engine on
+every QAT iteration, for a set of a few thousand rows: its cost is dispatch, not
+arithmetic. Here the histogram and the gradient of the estimated bits are two passes over
+the rows, with the torch form's formula:
+
+    t = log(max(x, 1e-12)) for a and c, else x           (the coding domain)
+    v = min(max((t - offset) / scale, 0), qmax)
+    P = (counts of round(v) + 1/2) / their sum, per channel (detached)
+    lo = max(min(floor(v), qmax - 1), 0)
+    p = P[lo] + (v - lo) * (P[lo + 1] - P[lo])
+    bits = -sum(log2(p))    d bits / d v = -(P[lo + 1] - P[lo]) / (p ln 2)
+
+with v rounded to float32 as in the torch form (so that both take the same grid cells, and
+the same gradient at the ends of a range: a tie with qmax halves it, as torch.minimum
+does) and the rest in float64, so the two agree to float32 rounding
+(tests/test_rate_proxy.py). Training code only.
+"""
+
+import math
+
+import numpy as np
+
+from gipp_codec.jit import njit
+
+_OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+_LOG_FLOOR = 1e-12  # lsq._LOG_FLOOR: where the coding domain's log stops
+
+
+@njit(**_OPTS)
+def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad):
+    """Add ``factor`` * d bits / d rows to grad [N, 8] float32 for rows [N, 8] float32, over
+    the columns ``channels`` [C] int64 (``is_log`` [C] bool: coded in the log domain) with
+    their grids ``scale``, ``offset`` [C] float64 (float32 values) and ``qmax`` [C] float64;
+    returns the estimated bits."""
+    n = rows.shape[0]
+    nc = channels.shape[0]
+    levels = 1
+    for k in range(nc):
+        levels = max(levels, int(qmax[k]) + 1)
+    v = np.empty((n, nc), np.float64)
+    dv = np.empty((n, nc), np.float64)  # d v / d x
+    counts = np.zeros((nc, levels), np.float64)
+    for i in range(n):
+        for k in range(nc):
+            x = rows[i, channels[k]]
+            d = 1.0
+            if is_log[k]:
+                if x < np.float32(_LOG_FLOOR):
+                    t = np.float32(math.log(_LOG_FLOOR))
+                    d = 0.0
+                else:
+                    t = np.float32(math.log(np.float64(x)))
+                    d = 1.0 / np.float64(x)
+            else:
+                t = x
+            u = np.float64((t - np.float32(offset[k])) / np.float32(scale[k]))  # float32, as torch's
+            d = d / scale[k]
+            if u < 0.0:
+                u = 0.0
+                d = 0.0
+            elif u > qmax[k]:
+                u = qmax[k]
+                d = 0.0
+            elif u == qmax[k]:
+                d = 0.5 * d  # torch.minimum splits a tie's gradient between its two inputs
+            v[i, k] = u
+            dv[i, k] = d
+            counts[k, int(np.rint(u))] += 1.0
+    prob = np.zeros((nc, levels), np.float64)
+    for k in range(nc):
+        top = int(qmax[k])
+        total = 0.0
+        for q in range(top + 1):
+            total += counts[k, q] + 0.5
+        for q in range(top + 1):
+            prob[k, q] = (counts[k, q] + 0.5) / total
+    bits = 0.0
+    inv_ln2 = 1.0 / math.log(2.0)
+    for i in range(n):
+        for k in range(nc):
+            u = v[i, k]
+            lo = min(math.floor(u), qmax[k] - 1.0)
+            if lo < 0.0:
+                lo = 0.0
+            j = int(lo)
+            p_lo = prob[k, j]
+            slope = prob[k, j + 1] - p_lo
+            p = p_lo + (u - lo) * slope
+            if p < 1e-12:
+                bits -= math.log(1e-12) * inv_ln2
+                continue
+            bits -= math.log(p) * inv_ln2
+            grad[i, channels[k]] += np.float32(factor * (-slope / p) * inv_ln2 * dv[i, k])
+    return bits
