@@ -9,7 +9,11 @@ the training loop, the render kernels inside it (forward, backward, and for olde
 revisions the image gradient's planar copy (before 95d0b76) or the planar loss gradient
 (95d0b76 to f936cd4); since f936cd4 the forward kernel writes the loss gradient itself, so
 it is inside the forward's time), and the entropy coder's work (every coding of the set:
-the search and the writing), and the code search after QAT (all its sweeps). Parts that were not called are left out of the printout
+the search and the writing), the code search after QAT (all its sweeps), QAT's rate term
+(the CPU kernel since f7086d8; before it the torch form, whose backward pass through
+autograd's engine is not inside its time), and the trainer's MSE of a render in torch
+(before f7086d8 also on every QAT iteration, for the rate term), and every pass of
+autograd's engine (on the CPU before f7086d8: the rate term's backward). Parts that were not called are left out of the printout
 (the JSON keeps them, with 0 calls). cProfile slows
 Python-heavy code more than the kernels, so the parts are for finding where the time
 goes, not timings of record; compare revisions with ``tools/encode_ab.py``.
@@ -41,6 +45,10 @@ PARTS = {
     "entropy coding (all codings)": ("entropy/gaussian_coder.py", "encode_attributes"),
     "coding search": ("entropy/gaussian_coder.py", "_choose_config"),
     "code search after QAT (all sweeps)": ("fit/code_search.py", "search_codes"),
+    "rate term, CPU kernel": ("fit/rate_proxy.py", "add_rate_gradients"),  # since f7086d8
+    "rate term, torch form": ("fit/rate_proxy.py", "attribute_bits"),  # its backward is not inside
+    "MSE of a render (torch)": ("fit/trainer.py", "_mse"),
+    "autograd's backward (all calls)": ("~", "<method 'run_backward' of 'torch._C._EngineBase' objects>"),
 }
 
 
