@@ -236,3 +236,47 @@ def test_the_kernels_dequantize_as_the_decoder():
     for k in range(g.q.shape[0]):
         _dequantize_row(g.q[k].astype(np.int64), s, o, out)
         assert np.array_equal(out.astype(np.float32), expected[k]) and np.array_equal(out, expected[k].astype(np.float64))
+
+
+def _sweep_inputs(g, start, target):
+    """What a sweep kernel takes: codes [N, 8] int64, scales and offsets [8] float64, top [8],
+    the spatial order [N], the unclamped render [H, W, 3] float64 and the target."""
+    rows = dequantize_rows(start, g.scales, g.offsets)
+    order = np.lexsort((rows[:, 0], np.floor(rows[:, 1] / 16.0))).astype(np.int64)
+    top = ((1 << np.array(g.bits.per_channel())) - 1).astype(np.int64)
+    return (start.astype(np.int64), g.scales.astype(np.float64), g.offsets.astype(np.float64), top, order,
+            _render(start, g).astype(np.float64), np.ascontiguousarray(target, dtype=np.float32))
+
+
+def test_a_striped_sweep_is_the_serial_sweep_in_the_schedules_order():
+    """The sweep runs the groups of each phase of ``stripe_schedule`` in parallel; that is
+    race-free and deterministic only if no two groups of a phase reach the same rows. Then it
+    makes exactly the moves the serial sweep makes visiting the Gaussians phase by phase,
+    group by group: the same codes and the same render, bit for bit. The schedule visits
+    every Gaussian once, keeps the search's order inside a group, and on this tall scene has
+    phases of several groups (else nothing here would run in parallel)."""
+    from gipp_codec.fit import code_search as cs
+
+    g, target, start = _scene(n=160, width=24, height=240, seed=4, shift=2)
+    codes, s, o, top, order, render, image = _sweep_inputs(g, start, target)
+    reach = np.empty((codes.shape[0], 2), np.int64)
+    cs._reach_rows(codes, s, o, top, g.height, g.width, reach)
+    phases = cs.stripe_schedule(order, reach, g.height)
+    visited = np.concatenate([grp for phase in phases for grp in phase])
+    assert sorted(visited.tolist()) == list(range(codes.shape[0]))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    assert max(len(phase) for phase in phases) >= 2
+    for phase in phases:
+        for grp in phase:
+            assert np.all(np.diff(rank[grp]) > 0)
+        spans = sorted((int(reach[grp, 0].min()), int(reach[grp, 1].max())) for grp in phase
+                       if (reach[grp, 1] >= reach[grp, 0]).any())
+        assert all(a[1] < b[0] for a, b in zip(spans, spans[1:]))  # disjoint rows
+    cost, mu = np.zeros((8, int(top.max()) + 1)), 0.0
+    striped_codes, striped_render = codes.copy(), render.copy()
+    moves, change = cs.striped_sweep(striped_codes, s, o, top, order, striped_render, image, cost, mu)
+    serial_codes, serial_render = codes.copy(), render.copy()
+    m2, c2 = cs._sweep(serial_codes, s, o, top, visited.astype(np.int64), serial_render, image, cost, mu)
+    assert moves == m2 > 0 and change == pytest.approx(c2, rel=1e-9)
+    assert np.array_equal(striped_codes, serial_codes) and np.array_equal(striped_render, serial_render)

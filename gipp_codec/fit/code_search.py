@@ -11,7 +11,10 @@ computed exactly over the pixels the Gaussian touches before and after the move,
 render convention of the spec (weights exp(-m2/2) inside the 3-sigma ellipse), in binary64;
 the two moves of a channel share one pass over the pixels, and along a row a move's weights
 follow from the first by the ratio of neighbours (two products a pixel instead of an exp,
-the same files as with the exp on kodim15 and kodim01, BENCHMARKS.md §8).
+the same files as with the exp on kodim15 and kodim01, BENCHMARKS.md §8). A sweep runs on
+all threads: the Gaussians are grouped by horizontal stripes of the rows they reach, and
+groups that share no row are visited in parallel (``stripe_schedule``), so the moves are
+those of one serial visit in the schedule's order, whatever the number of threads.
 
 Moves that make a covariance (nearly) singular or put a Gaussian wholly off the image are
 not tried. By default the search does not model the rate: a move changes the file's size
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gipp_codec.format.constants import CH_A, CH_C, CH_RED
-from gipp_codec.jit import njit, prange
+from gipp_codec.jit import njit, prange, set_parallel_chunksize
 from gipp_codec.quant.dequant import dequantize_rows
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
@@ -218,6 +221,32 @@ def _rate_change(cost, mu, ch, old, new):
 
 
 @njit(**_OPTS)
+def _geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes):
+    """The usable one-step moves of Gaussian k's geometry codes (x, y, log a, b, log c, each
+    down and up) that leave it on the image; returns their count n and writes, for each,
+    the attribute values candidates[m] [8], the move moved[m] = (channel, step) and the
+    clipped box boxes[m] = (i0, i1, j0, j1), m < n. q [N, 8] is restored as it was."""
+    n_try = 0
+    for jch in range(CH_RED):
+        for d in (-1, 1):
+            code = q[k, jch] + d
+            if code < 0 or code > top[jch]:
+                continue
+            q[k, jch] = code
+            _dequantize_row(q[k], s, o, candidates[n_try])
+            q[k, jch] = code - d
+            if not _usable(candidates[n_try]):
+                continue
+            ni0, ni1, nj0, nj1 = _box(candidates[n_try], height, width)
+            if ni0 > ni1 or nj0 > nj1:
+                continue
+            moved[n_try, 0], moved[n_try, 1] = jch, d
+            boxes[n_try, 0], boxes[n_try, 1], boxes[n_try, 2], boxes[n_try, 3] = ni0, ni1, nj0, nj1
+            n_try += 1
+    return n_try
+
+
+@njit(**_OPTS)
 def _sweep(q, s, o, top, order, render, target, cost, mu):
     """Visit the Gaussians of q [N, 8] (int64, changed in place) in ``order`` [N], applying
     each one's best single-code move; render [H, W, 3] float64 (kept current) and target
@@ -281,23 +310,7 @@ def _sweep(q, s, o, top, order, render, target, cost, mu):
                 if color_gain[ch, d] < best:
                     best, best_j, best_d = color_gain[ch, d], CH_RED + ch, 2 * d - 1
         # the ten geometry moves (x, y, log a, b, log c one step either way)
-        n_try = 0
-        for jch in range(CH_RED):
-            for d in (-1, 1):
-                code = q[k, jch] + d
-                if code < 0 or code > top[jch]:
-                    continue
-                q[k, jch] = code
-                _dequantize_row(q[k], s, o, candidates[n_try])
-                q[k, jch] = code - d
-                if not _usable(candidates[n_try]):
-                    continue
-                ni0, ni1, nj0, nj1 = _box(candidates[n_try], height, width)
-                if ni0 > ni1 or nj0 > nj1:
-                    continue
-                moved[n_try, 0], moved[n_try, 1] = jch, d
-                boxes[n_try, 0], boxes[n_try, 1], boxes[n_try, 2], boxes[n_try, 3] = ni0, ni1, nj0, nj1
-                n_try += 1
+        n_try = _geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes)
         # each channel's moves (one or two) in one pass over the pixels (serially: a parallel
         # region a Gaussian cost more than it saved: BENCHMARKS.md §8)
         n_group = 0
@@ -322,6 +335,73 @@ def _sweep(q, s, o, top, order, render, target, cost, mu):
         moves += 1
         total += best
     return moves, total
+
+
+@njit(**_OPTS)
+def _reach_rows(q, s, o, top, height, width, out):
+    """out [N, 2]: the rows (first, last) a visit of each Gaussian of q [N, 8] reads or writes
+    (the union of its box and the boxes of its geometry moves, ``_sweep``'s arithmetic); (0,
+    -1) for a Gaussian the sweep skips."""
+    p = np.empty(8)
+    candidates = np.empty((2 * CH_RED, 8))
+    moved = np.empty((2 * CH_RED, 2), np.int64)
+    boxes = np.empty((2 * CH_RED, 4), np.int64)
+    for k in range(q.shape[0]):
+        out[k, 0], out[k, 1] = 0, -1
+        _dequantize_row(q[k], s, o, p)
+        if not _usable(p):
+            continue
+        i0, i1, j0, j1 = _box(p, height, width)
+        if i0 > i1 or j0 > j1:
+            continue
+        for m in range(_geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes)):
+            j0, j1 = min(j0, boxes[m, 2]), max(j1, boxes[m, 3])
+        out[k, 0], out[k, 1] = j0, j1
+
+
+@njit(parallel=True, **_OPTS)
+def _sweep_stripes(q, s, o, top, items, offsets, render, target, cost, mu, moves, changes):
+    """``_sweep`` over the groups items[offsets[g]:offsets[g + 1]] in parallel, one task per
+    group; the groups' Gaussians must reach disjoint rows (``stripe_schedule``), so no two
+    tasks touch the same pixel. moves, changes [G]: each group's result."""
+    for g in prange(offsets.shape[0] - 1):
+        m, c = _sweep(q, s, o, top, items[offsets[g]:offsets[g + 1]], render, target, cost, mu)
+        moves[g] = m
+        changes[g] = c
+
+
+def stripe_schedule(order: np.ndarray, reach: np.ndarray, height: int) -> list:
+    """How a sweep visits the Gaussians in ``order`` [N] on several threads with no two
+    touching one pixel at once: a list of phases run one after another, each a list of
+    groups (int64 arrays of Gaussians, in ``order``'s order) that may run in parallel.
+    ``reach`` [N, 2]: the rows each visit touches (``_reach_rows``).
+
+    Rows are cut into stripes of S rows, S the 95th percentile of the reach heights (at
+    least 16). A Gaussian whose reach starts in stripe f and ends by stripe f + 1 joins group
+    f; the even groups make one phase and the odd ones the next, so two groups of a phase
+    (rows [f S, (f + 2) S) and from (f + 2) S on) never share a row. The Gaussians left (a
+    reach over S + 1 rows) go the same way with stripes twice as tall, and so on; any that
+    reach over half the image make a last phase of one group."""
+    heights = reach[:, 1] - reach[:, 0] + 1  # [N], 0 for skipped Gaussians
+    drawn = heights > 0
+    left = np.asarray(order, np.int64)
+    if not drawn.any():
+        return [[left]]
+    stripe = max(16, int(np.ceil(np.percentile(heights[drawn], 95))))
+    phases = []
+    while left.size and 2 * stripe <= height:
+        first = np.maximum(reach[left, 0], 0) // stripe  # [M] stripe of the reach's first row
+        fits = np.maximum(reach[left, 1], reach[left, 0]) // stripe <= first + 1
+        for parity in (0, 1):
+            take = fits & (first % 2 == parity)
+            if take.any():
+                chosen, ids = left[take], first[take]
+                phases.append([chosen[ids == f] for f in np.unique(ids)])  # each keeps the order
+        left = left[~fits]
+        stripe *= 2
+    if left.size:
+        phases.append([left])
+    return phases
 
 
 @njit(parallel=True, **_OPTS)
@@ -374,6 +454,30 @@ class SearchReport:
     gains: list
 
 
+def striped_sweep(codes: np.ndarray, s: np.ndarray, o: np.ndarray, top: np.ndarray, order: np.ndarray,
+                  render: np.ndarray, target: np.ndarray, cost: np.ndarray, mu: float) -> tuple[int, float]:
+    """One sweep of ``_sweep`` (same arguments) in the phases and groups of
+    ``stripe_schedule``, each phase's groups in parallel: the same moves as ``_sweep`` visiting
+    the Gaussians in the schedule's order (phase by phase, group by group), whatever the
+    number of threads. Returns (moves made, total change)."""
+    reach = np.empty((codes.shape[0], 2), np.int64)  # [N, 2]
+    _reach_rows(codes, s, o, top, render.shape[0], render.shape[1], reach)
+    moves, total = 0, 0.0
+    for groups in stripe_schedule(order, reach, render.shape[0]):
+        items = np.concatenate(groups).astype(np.int64)  # [M]
+        offsets = np.cumsum([0] + [g.size for g in groups]).astype(np.int64)  # [G + 1]
+        group_moves = np.zeros(len(groups), np.int64)
+        group_changes = np.zeros(len(groups), np.float64)
+        old = set_parallel_chunksize(1)  # groups differ in size: a thread takes the next when done
+        try:
+            _sweep_stripes(codes, s, o, top, items, offsets, render, target, cost, mu, group_moves, group_changes)
+        finally:
+            set_parallel_chunksize(old)
+        moves += int(group_moves.sum())
+        total += float(group_changes.sum())
+    return moves, total
+
+
 def code_bits(q: np.ndarray, bits: tuple, channels: tuple) -> np.ndarray:
     """[8, 2^max(bits)] float64: for each of ``channels``, -log2 of each code's frequency in
     q [N, 8] (counts + 1/2 over the channel's 2^bits codes, as ``rate_proxy``); 0 elsewhere."""
@@ -424,7 +528,7 @@ def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: t
         if rate_weight > 0 and rate_channels:
             cost = code_bits(codes, bits, rate_channels)
             mu = bit_price(rate_weight, np.sum((np.clip(current, 0.0, 1.0) - image) ** 2), pixels)
-        moves, change = _sweep(codes, s, o, top, order, current, image, cost, mu)
+        moves, change = striped_sweep(codes, s, o, top, order, current, image, cost, mu)
         report.moves.append(int(moves))
         report.gains.append(float(-change))
         if moves == 0:
