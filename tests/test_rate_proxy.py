@@ -83,10 +83,15 @@ def test_the_cpu_kernel_adds_the_gradient_autograd_would(channels):
     params = [p.clone().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
     for p, g in zip(params, start):
         p.grad = g.clone()
-    bits = add_rate_gradients(params, quant, channels, factor)
+    bits = add_rate_gradients(params, quant, channels, factor, want_bits=True)
     assert bits == pytest.approx(float(attribute_bits(rows, quant, channels)), rel=1e-5)
     for ours, theirs, g in zip(params, reference, start):
         torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-4, atol=1e-6)
+    quiet = [p.clone().detach().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
+    for p, g in zip(quiet, start):
+        p.grad = g.clone()
+    assert add_rate_gradients(quiet, quant, channels, factor) is None  # the trainer's call: no bits
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(quiet, params))
     moved = torch.cat([p.grad - g for p, g in zip(params, start)], dim=1)
     assert float(moved[:, [j for j in range(8) if j not in channels]].abs().max()) == 0.0
     assert int((moved[:, list(channels)] != 0).sum()) > 150 * len(channels)  # a real gradient, not zeros

@@ -29,11 +29,11 @@ _LOG_FLOOR = 1e-12  # lsq._LOG_FLOOR: where the coding domain's log stops
 
 
 @njit(**_OPTS)
-def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad):
+def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, want_bits):
     """Add ``factor`` * d bits / d rows to grad [N, 8] float32 for rows [N, 8] float32, over
     the columns ``channels`` [C] int64 (``is_log`` [C] bool: coded in the log domain) with
     their grids ``scale``, ``offset`` [C] float64 (float32 values) and ``qmax`` [C] float64;
-    returns the estimated bits."""
+    returns the estimated bits when ``want_bits`` (a logarithm per value), else 0."""
     n = rows.shape[0]
     nc = channels.shape[0]
     levels = 1
@@ -89,8 +89,10 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad):
             slope = prob[k, j + 1] - p_lo
             p = p_lo + (u - lo) * slope
             if p < 1e-12:
-                bits -= math.log(1e-12) * inv_ln2
+                if want_bits:
+                    bits -= math.log(1e-12) * inv_ln2
                 continue
-            bits -= math.log(p) * inv_ln2
+            if want_bits:
+                bits -= math.log(p) * inv_ln2
             grad[i, channels[k]] += np.float32(factor * (-slope / p) * inv_ln2 * dv[i, k])
     return bits

@@ -46,11 +46,13 @@ def attribute_bits(rows: torch.Tensor, quant: LSQPlus, channels: tuple = RATE_CH
     return -(torch.log(p.clamp_min(1e-12)).sum()) / math.log(2.0)
 
 
-def add_rate_gradients(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, factor: float) -> float:
+def add_rate_gradients(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, factor: float,
+                       want_bits: bool = False) -> float | None:
     """Add ``factor`` * d ``attribute_bits`` / d params to the ``.grad`` of ``params`` (means
     [N, 2], covs [N, 3], colors [N, 3]: the rows' columns in order, float32 CPU leaves), as
     ``(attribute_bits(cat(params), quant, channels) * factor).backward()`` would, by the
-    kernel of ``rate_kernels`` (without autograd's engine); returns the estimated bits."""
+    kernel of ``rate_kernels`` (without autograd's engine); returns the estimated bits with
+    ``want_bits`` (which costs a logarithm per value), else None."""
     import numpy as np
 
     from gipp_codec.fit.rate_kernels import rate_gradient
@@ -63,7 +65,7 @@ def add_rate_gradients(params: list[torch.Tensor], quant: LSQPlus, channels: tup
     offset = quant.offset.detach().double().numpy()[cols]
     qmax = quant.qmax.detach().double().numpy()[cols]
     grad = np.zeros(rows.shape, np.float32)  # [N, 8]
-    bits = rate_gradient(rows, cols, is_log, scale, offset, qmax, float(factor), grad)
+    bits = rate_gradient(rows, cols, is_log, scale, offset, qmax, float(factor), grad, bool(want_bits))
     start = 0
     for p in params:
         width = int(p.shape[1])
@@ -73,4 +75,4 @@ def add_rate_gradients(params: list[torch.Tensor], quant: LSQPlus, channels: tup
         else:
             p.grad.add_(part)
         start += width
-    return float(bits)
+    return float(bits) if want_bits else None
