@@ -95,6 +95,11 @@ def test_the_cpu_kernel_adds_the_gradient_autograd_would(channels):
     moved = torch.cat([p.grad - g for p, g in zip(params, start)], dim=1)
     assert float(moved[:, [j for j in range(8) if j not in channels]].abs().max()) == 0.0
     assert int((moved[:, list(channels)] != 0).sum()) > 150 * len(channels)  # a real gradient, not zeros
+    broken = [p.clone().detach().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
+    with torch.no_grad():
+        broken[1][5, 0] = float("nan")  # a NaN a: no gradient for it, and no stray histogram write
+    add_rate_gradients(broken, quant, channels, factor)
+    assert float(broken[1].grad[5, 0]) == 0.0 and bool(torch.isfinite(torch.cat([p.grad for p in broken], 1)).all())
 
 
 def test_rate_weight_is_validated():

@@ -57,7 +57,7 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
                 t = x
             u = np.float64((t - np.float32(offset[k])) / np.float32(scale[k]))  # float32, as torch's
             d = d / scale[k]
-            if u < 0.0:
+            if not u >= 0.0:  # below the range, or NaN: no gradient, and a valid histogram cell
                 u = 0.0
                 d = 0.0
             elif u > qmax[k]:
