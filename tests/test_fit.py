@@ -242,8 +242,30 @@ def test_the_first_encode_of_a_process_equals_the_next():
     assert r.stdout.split() == ["True"]
 
 
+def test_an_encode_is_the_same_on_one_thread_and_on_two():
+    """Every parallel part of an encode (the render kernels, QAT's loss summed band by band,
+    the code search's striped sweeps) gives the same numbers on any number of threads, so
+    the file does not depend on the machine's core count. 112 rows: several stripes, so the
+    search runs groups in parallel."""
+    script = (
+        "import hashlib, numpy as np\n"
+        "from gipp_codec.encoder import encode\n"
+        "y, x = np.mgrid[0:112, 0:96]\n"
+        "img = np.stack([128 + 90 * np.sin(x / 5.0), 128 + 90 * np.cos(y / 7.0), (x * 3 + y * 5) % 256], -1)\n"
+        "img = np.clip(img, 0, 255).astype(np.uint8)\n"
+        "print(hashlib.sha256(encode(img, gaussians=150, iterations=150)).hexdigest())\n"
+    )
+    digests = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        digests.append(r.stdout.split()[-1])
+    assert digests[0] == digests[1]
+
+
 def test_the_trainers_mse_is_the_written_out_mean_to_the_bit():
-    """The trainer's MSE (QAT's rate term scales with it every iteration) must be the very
+    """The trainer's MSE (the PSNR its best-state tracking compares) must be the very
     float32 value of mean((img - target) ** 2), or encodes would change with the speed-up."""
     gen = torch.Generator().manual_seed(3)
     for h, w in ((1, 1), (7, 3), (64, 96), (181, 257)):
