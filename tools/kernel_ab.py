@@ -9,7 +9,10 @@ and times, interleaved round by round so that both see the same machine load:
 
 - forward: ``prepare`` + ``forward_prepared(uint8=True)``, the decoder's render;
 - backward: ``backward_prepared`` with a fixed random image gradient, the training step's
-  second half.
+  second half;
+- training forward: ``forward_residual_prepared(..., image=False)`` against a fixed random
+  target, the training step's first half (which writes the loss gradient, and since
+  f7086d8 also sums the squared error; revisions from f936cd4 on have it).
 
 Prints the medians (ms) and the ratio b / a per file, and checks that the two revisions
 agree: the largest difference of the 8-bit renders (levels) and of the gradients (relative
@@ -67,11 +70,15 @@ def main(argv=None) -> int:
             h, w = int(parsed.header["height"]), int(parsed.header["width"])
             means, covs, colors = gaussians_as_floats(parsed)
             grad = np.random.default_rng(0).standard_normal((h, w, 3)).astype(np.float32)
+            target = np.random.default_rng(1).random((3, h, w)).astype(np.float32)  # planar
+            scale = 2.0 / (3 * h * w)
             out, grads = {}, {}
             for k, m in mods.items():  # compile and warm up
                 out[k] = m.forward_prepared(m.prepare(means, covs, colors, h, w), uint8=True)
                 grads[k] = m.backward_prepared(m.prepare(means, covs, colors, h, w), grad)
-            times = {(k, s): [] for k in mods for s in ("forward", "backward")}
+            for m in mods.values():
+                m.forward_residual_prepared(m.prepare(means, covs, colors, h, w), target, scale, image=False)
+            times = {(k, s): [] for k in mods for s in ("forward", "backward", "residual")}
             prepared = {k: m.prepare(means, covs, colors, h, w) for k, m in mods.items()}
             for _ in range(args.repeats):
                 for k, m in mods.items():
@@ -81,12 +88,16 @@ def main(argv=None) -> int:
                     t = time.perf_counter()
                     m.backward_prepared(prepared[k], grad)
                     times[(k, "backward")].append(time.perf_counter() - t)
+                    t = time.perf_counter()
+                    m.forward_residual_prepared(prepared[k], target, scale, image=False)
+                    times[(k, "residual")].append(time.perf_counter() - t)
             med = {f"{s}_{k}_ms": 1000 * statistics.median(v) for (k, s), v in times.items()}
             scale = max(float(np.abs(g).max()) for g in grads["a"]) or 1.0
             row = {
                 "file": str(f), "gaussians": int(means.shape[0]), **med,
                 "forward_ratio": med["forward_b_ms"] / med["forward_a_ms"],
                 "backward_ratio": med["backward_b_ms"] / med["backward_a_ms"],
+                "residual_ratio": med["residual_b_ms"] / med["residual_a_ms"],
                 "render_max_level_diff": int(np.abs(out["a"].astype(np.int16) - out["b"]).max()),
                 "render_values_differing": int(np.count_nonzero(out["a"] != out["b"])),
                 "grad_max_rel_diff": max(float(np.abs(ga - gb).max()) for ga, gb in zip(grads["a"], grads["b"]))
@@ -95,16 +106,18 @@ def main(argv=None) -> int:
             rows.append(row)
     print(f"a = {args.a}, b = {args.b}; medians of {args.repeats} interleaved rounds")
     print("| file | N | forward a / b ms | b / a | backward a / b ms | b / a | render diff (max, values) "
-          "| gradient max rel. diff |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| gradient max rel. diff | training forward a / b ms | b / a |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {Path(r['file']).name} | {r['gaussians']} | {r['forward_a_ms']:.2f} / {r['forward_b_ms']:.2f} "
               f"| {r['forward_ratio']:.2f} | {r['backward_a_ms']:.2f} / {r['backward_b_ms']:.2f} "
               f"| {r['backward_ratio']:.2f} | {r['render_max_level_diff']}, {r['render_values_differing']} "
-              f"| {r['grad_max_rel_diff']:.1e} |")
+              f"| {r['grad_max_rel_diff']:.1e} | {r['residual_a_ms']:.2f} / {r['residual_b_ms']:.2f} "
+              f"| {r['residual_ratio']:.2f} |")
     if len(rows) > 1:
         print(f"| median | | | {statistics.median(r['forward_ratio'] for r in rows):.2f} | "
-              f"| {statistics.median(r['backward_ratio'] for r in rows):.2f} | | |")
+              f"| {statistics.median(r['backward_ratio'] for r in rows):.2f} | | | "
+              f"| {statistics.median(r['residual_ratio'] for r in rows):.2f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"a": args.a, "b": args.b, "repeats": args.repeats, "rows": rows},
                                               indent=1))
