@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gipp_codec.fit.api import _searches_codes, fit_and_quantize
-from gipp_codec.fit.code_search import code_bits, order0_bits, search_codes
+from gipp_codec.fit.code_search import code_bits, order0_bits, search_codes, visit_order
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.format.model import BitDepths
 from gipp_codec.format.synthetic import synthetic_quantized
@@ -242,7 +242,7 @@ def _sweep_inputs(g, start, target):
     """What a sweep kernel takes: codes [N, 8] int64, scales and offsets [8] float64, top [8],
     the spatial order [N], the unclamped render [H, W, 3] float64 and the target."""
     rows = dequantize_rows(start, g.scales, g.offsets)
-    order = np.lexsort((rows[:, 0], np.floor(rows[:, 1] / 16.0))).astype(np.int64)
+    order = visit_order(rows)
     top = ((1 << np.array(g.bits.per_channel())) - 1).astype(np.int64)
     return (start.astype(np.int64), g.scales.astype(np.float64), g.offsets.astype(np.float64), top, order,
             _render(start, g).astype(np.float64), np.ascontiguousarray(target, dtype=np.float32))

@@ -53,7 +53,7 @@ def sweep_ways(gimg: Path, png: Path):
     s, o = g.scales.astype(np.float64), g.offsets.astype(np.float64)
     bits = g.bits.per_channel()
     top = np.array([(1 << int(b)) - 1 for b in bits], np.int64)
-    order = np.lexsort((rows[:, 0], np.floor(rows[:, 1] / 16.0))).astype(np.int64)
+    order = cs.visit_order(rows)
     cost = cs.code_bits(codes, bits, RATE_CHANNELS)
     mu = cs.bit_price(0.5, float(np.sum((np.clip(render, 0.0, 1.0) - target) ** 2)), g.height * g.width)
 

@@ -221,6 +221,17 @@ def _rate_change(cost, mu, ch, old, new):
 
 
 @njit(**_OPTS)
+def _visited_box(q, k, s, o, height, width, p):
+    """The box (i0, i1, j0, j1) of Gaussian k of q [N, 8] that a sweep visits, its attribute
+    values written to p [8]; an empty box (i0 > i1) when the sweep skips it (a covariance not
+    safely positive definite, or wholly off the image)."""
+    _dequantize_row(q[k], s, o, p)
+    if not _usable(p):
+        return 0, -1, 0, -1
+    return _box(p, height, width)
+
+
+@njit(**_OPTS)
 def _geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes):
     """The usable one-step moves of Gaussian k's geometry codes (x, y, log a, b, log c, each
     down and up) that leave it on the image; returns their count n and writes, for each,
@@ -268,10 +279,7 @@ def _sweep(q, s, o, top, order, render, target, cost, mu):
     moves = 0
     total = 0.0
     for k in order:
-        _dequantize_row(q[k], s, o, po)
-        if not _usable(po):
-            continue
-        i0, i1, j0, j1 = _box(po, height, width)
+        i0, i1, j0, j1 = _visited_box(q, k, s, o, height, width, po)
         if i0 > i1 or j0 > j1:
             continue
         ob[0], ob[1], ob[2], ob[3] = i0, i1, j0, j1
@@ -348,10 +356,7 @@ def _reach_rows(q, s, o, top, height, width, out):
     boxes = np.empty((2 * CH_RED, 4), np.int64)
     for k in range(q.shape[0]):
         out[k, 0], out[k, 1] = 0, -1
-        _dequantize_row(q[k], s, o, p)
-        if not _usable(p):
-            continue
-        i0, i1, j0, j1 = _box(p, height, width)
+        i0, i1, j0, j1 = _visited_box(q, k, s, o, height, width, p)
         if i0 > i1 or j0 > j1:
             continue
         for m in range(_geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes)):
@@ -454,6 +459,13 @@ class SearchReport:
     gains: list
 
 
+def visit_order(rows: np.ndarray) -> np.ndarray:
+    """The order [N] int64 in which a sweep visits the Gaussians of attribute rows [N, 8]:
+    by bands of 16 pixel rows of their centre, then by x (neighbours in the order share
+    pixels, which stay in cache)."""
+    return np.lexsort((rows[:, 0], np.floor(rows[:, 1] / 16.0))).astype(np.int64)
+
+
 def striped_sweep(codes: np.ndarray, s: np.ndarray, o: np.ndarray, top: np.ndarray, order: np.ndarray,
                   render: np.ndarray, target: np.ndarray, cost: np.ndarray, mu: float) -> tuple[int, float]:
     """One sweep of ``_sweep`` (same arguments) in the phases and groups of
@@ -519,7 +531,7 @@ def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: t
     current = np.ascontiguousarray(render, dtype=np.float64).copy()  # [H, W, 3]
     image = np.ascontiguousarray(target, dtype=np.float32)  # [H, W, 3] (widened exactly where read)
     rows = dequantize_rows(q, scales, offsets)  # [N, 8]
-    order = np.lexsort((rows[:, 0], np.floor(rows[:, 1] / 16.0))).astype(np.int64)  # bands of 16 rows, then x
+    order = visit_order(rows)
     pixels = image.shape[0] * image.shape[1]
     report = SearchReport(moves=[], gains=[])
     cost = np.zeros((8, int(top.max()) + 1), np.float64)

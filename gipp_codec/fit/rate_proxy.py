@@ -12,9 +12,11 @@ grids (a coarser grid is a bit-depth question, measured in BENCHMARKS.md §4).
 
 import math
 
+import numpy as np
 import torch
 
-from gipp_codec.quant.lsq import LSQPlus, to_coding_domain
+from gipp_codec.fit.rate_kernels import rate_gradient
+from gipp_codec.quant.lsq import LOG_CHANNELS, LSQPlus, to_coding_domain
 
 RATE_CHANNELS = (2, 3, 4, 5, 6, 7)  # a, b, c, r, g, b: every channel but the positions
 # QATConfig.rate_channels -> the channels the rate term covers
@@ -53,11 +55,6 @@ def add_rate_gradients(params: list[torch.Tensor], quant: LSQPlus, channels: tup
     ``(attribute_bits(cat(params), quant, channels) * factor).backward()`` would, by the
     kernel of ``rate_kernels`` (without autograd's engine); returns the estimated bits with
     ``want_bits`` (which costs a logarithm per value), else None."""
-    import numpy as np
-
-    from gipp_codec.fit.rate_kernels import rate_gradient
-    from gipp_codec.quant.lsq import LOG_CHANNELS
-
     rows = torch.cat([p.detach() for p in params], dim=1).numpy()  # [N, 8] float32
     cols = np.asarray(channels, np.int64)  # [C]
     is_log = np.array([c in LOG_CHANNELS for c in channels], np.bool_)  # [C]

@@ -347,11 +347,10 @@ def train(
             need = _image_needed(t, in_qat, cfg, schedule, uses)
             rated = quant is not None and cfg.qat.rate_weight > 0  # the rate term reads the loss
             if quant is not None and quant.fused_for(params):  # QAT on the CPU: kernels, no autograd engine
-                img = quant.training_step(params, lambda m, c, k: mse_step(m, c, k, image=need, loss=rated))
+                out = quant.training_step(params, lambda m, c, k: mse_step(m, c, k, image=need, loss=rated))
             else:
-                img = mse_step(*attributes(params, quant), image=need, loss=rated)
-            if rated:
-                img, mse_now = img
+                out = mse_step(*attributes(params, quant), image=need, loss=rated)
+            img, mse_now = out if rated else (out, None)  # the render (or None) and, for the term, its MSE
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
             factor = cfg.qat.rate_weight * mse_now / (height * width)
             channels = RATE_CHANNEL_SETS[cfg.qat.rate_channels]
