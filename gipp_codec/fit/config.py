@@ -141,6 +141,9 @@ class QATConfig:
     # +0.21 dB (kodim01), each sweep 1.0-1.4 s on two shared cores; a whole encode takes
     # 1.16x the time (BENCHMARKS.md §4 "The code search", §8)
     code_search_sweeps: int = 8
+    # multiplier of the Gaussians' own learning rates (FitConfig.lr_means, lr_covs, lr_colors,
+    # on their schedule) during QAT; 1.0: the schedule as it is
+    params_lr_scale: float = 1.0
 
     def depths(self) -> tuple[int, int, int]:
         """(position, covariance, colour) bit depths below ``high_rate_bpp``."""
@@ -336,6 +339,7 @@ class FitConfig:
         if not (0.0 <= q.start_frac < 1.0):
             raise ConfigError(f"QATConfig.start_frac must be in [0, 1), got {q.start_frac!r}")
         pos("qat.lr", q.lr)
+        pos("qat.params_lr_scale", q.params_lr_scale)
         pos("qat.adam_eps", q.adam_eps)
         frac("qat.lr_halve_every_frac", q.lr_halve_every_frac)
         if not (0.0 <= q.hook_margin < 1.0):

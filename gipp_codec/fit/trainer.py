@@ -325,7 +325,7 @@ def train(
             qopt = TensorAdam(list(quant.parameters()), lr=cfg.qat.lr, eps=cfg.qat.adam_eps)
             best = (-math.inf, 0, None)  # the float best is not a candidate for a quantized output
 
-        opt.set_factor(lr_factor(t, iterations, cfg))
+        opt.set_factor(lr_factor(t, iterations, cfg) * (cfg.qat.params_lr_scale if in_qat else 1.0))
         if qopt is not None:
             qopt.lr = cfg.qat.lr * 0.5 ** ((t - qat_start - 1) // qat_every)
 
