@@ -188,6 +188,10 @@ class FitConfig:
     lr_means: float = 0.7  # Adam lr for positions, pixels (paper 0.018: <= 0.018 px/step)
     lr_covs: float = 0.7  # Adam lr for the effective covariance (a, b, c), px^2 (paper 0.018)
     lr_colors: float = 0.018  # Adam lr for colours (paper 0.018)
+    # Gaussians per pixel at which lr_means and lr_covs apply as given; at another density d
+    # (N / (H * W), N the count the fit aims at) both are scaled by sqrt(lr_density_ref / d),
+    # the Gaussians' spacing relative to the reference one. None: the same lr at every density
+    lr_density_ref: float | None = None
     lr_schedule: str = "step"  # "step" (paper: halve every lr_halve_every_frac) or "cosine" (measured equal)
     lr_halve_every_frac: float = 0.4  # "step": halve every 40 % of the budget (20k/50k)
     lr_warmup_frac: float = 0.0  # "cosine": linear warm-up fraction
@@ -298,6 +302,8 @@ class FitConfig:
             if not (0.0 <= v <= 1.0) or (lo_open and v == 0.0):
                 raise ConfigError(f"FitConfig.{name} must be in {'(0' if lo_open else '[0'}, 1], got {v!r}")
 
+        if self.lr_density_ref is not None:
+            pos("lr_density_ref", self.lr_density_ref)
         for name in ("lr_means", "lr_covs", "lr_colors", "adam_eps", "caf_max"):
             pos(name, getattr(self, name))
         for name in ("adam_beta1", "adam_beta2"):

@@ -152,6 +152,14 @@ def lr_factor(t: int, total: int, cfg: FitConfig) -> float:
     return cfg.lr_final_frac + (1.0 - cfg.lr_final_frac) * 0.5 * (1.0 + math.cos(math.pi * min(p, 1.0)))
 
 
+def geometry_lr_scale(n_max: int, height: int, width: int, cfg: FitConfig) -> float:
+    """Multiplier of ``lr_means`` and ``lr_covs`` for a fit of ``n_max`` Gaussians to an image
+    of height x width: sqrt(``cfg.lr_density_ref`` / (n_max / pixels)), or 1 when that is None."""
+    if cfg.lr_density_ref is None:
+        return 1.0
+    return math.sqrt(cfg.lr_density_ref / (max(1, n_max) / (height * width)))
+
+
 def _mse(img: torch.Tensor, target: torch.Tensor, clamp: bool = False) -> float:
     """mean((img - target)^2) over [H, W, 3], with img clamped to [0, 1] first when ``clamp``.
     ``mse_loss`` gives the same float32 value as writing it out with ``** 2`` (tested)
@@ -247,7 +255,9 @@ def train(
     n0 = max(1, min(n_max, round(cfg.init_fraction * n_max)))
     means, covs, colors = (t.to(device) for t in sparse_init(n0, height, width, gen, cfg.caf, cfg.caf_max))
     params = [_leaf(means), _leaf(covs), _leaf(colors)]
-    opt = RowAdam(params, [cfg.lr_means, cfg.lr_covs, cfg.lr_colors], betas=(cfg.adam_beta1, cfg.adam_beta2),
+    geometry = geometry_lr_scale(n_max, height, width, cfg)
+    opt = RowAdam(params, [cfg.lr_means * geometry, cfg.lr_covs * geometry, cfg.lr_colors],
+                  betas=(cfg.adam_beta1, cfg.adam_beta2),
                   eps=cfg.adam_eps, new_rows=cfg.adam_new_rows, warmup=cfg.adam_row_warmup)
 
     quant: LSQPlus | None = None
