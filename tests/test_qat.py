@@ -584,3 +584,26 @@ def test_the_quantizers_adam_takes_the_configured_epsilon(monkeypatch):
     for bad in (0.0, -1e-9, float("nan")):
         with pytest.raises(ConfigError, match="adam_eps"):
             FitConfig().replace(qat=QATConfig(adam_eps=bad))
+
+
+def test_params_lr_scale_multiplies_the_gaussians_lr_in_qat_only(monkeypatch):
+    """QATConfig.params_lr_scale multiplies the factor the Gaussians' optimiser gets on QAT's
+    iterations and leaves the float phase's alone; validation refuses a scale <= 0."""
+    from gipp_codec.fit import trainer
+
+    def factors(scale):
+        seen = []
+        real = trainer.RowAdam.set_factor
+        monkeypatch.setattr(trainer.RowAdam, "set_factor", lambda self, f: (seen.append(f), real(self, f))[1])
+        cfg = FitConfig().replace(qat=QATConfig(start_frac=0.5, params_lr_scale=scale))
+        fit_and_quantize(_image(), 20, 10, device="cpu", config=cfg, backend="reference")
+        monkeypatch.undo()
+        return seen
+
+    plain, scaled = factors(1.0), factors(3.0)
+    assert len(plain) == len(scaled) == 10
+    assert scaled[:5] == plain[:5]  # float phase: iterations 1..5
+    assert scaled[5:] == [3.0 * f for f in plain[5:]]  # QAT
+    for bad in (0.0, -1.0):
+        with pytest.raises(ConfigError, match="params_lr_scale"):
+            FitConfig().replace(qat=QATConfig(params_lr_scale=bad))
