@@ -399,3 +399,12 @@ def test_gimg_qat_none_switches_an_optional_setting_off_but_stays_text_where_tex
     assert cfg.qat.rate_weight_at(2.0) == cfg.qat.rate_weight
     with pytest.raises(SystemExit, match="rate_weight must be"):
         bench_rd.fit_config([], ["rate_weight=none"])
+
+
+def test_gimg_fit_parses_an_optional_field_by_the_type_it_holds():
+    """A field whose default is None takes a value of its declared type: a float for
+    lr_density_ref, an int for grow_k (which refuses a fraction)."""
+    cfg = bench_rd.fit_config(["lr_density_ref=0.024", "grow_k=5"], ["bits_covariance_high_rate=9"])
+    assert cfg.lr_density_ref == 0.024 and cfg.grow_k == 5 and cfg.qat.bits_covariance_high_rate == 9
+    with pytest.raises(SystemExit, match="grow_k takes a int"):
+        bench_rd.fit_config(["grow_k=2.5"], [])

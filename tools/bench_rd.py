@@ -112,16 +112,17 @@ def _overrides(obj, settings: list[str], option: str) -> dict:
     true/false, numbers as numbers, "none" as None unless the field holds text, anything
     else as text); ``option`` names the flag in errors."""
     import dataclasses
+    import typing
 
     fields = [f.name for f in dataclasses.fields(obj) if f.name != "qat"]
+    hints = typing.get_type_hints(type(obj))
     changes = {}
     for item in settings:
         key, sep, text = item.partition("=")
         if not sep or key not in fields:
             raise SystemExit(f"{option}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}, got {item!r}")
-        kind = type(getattr(obj, key))
-        if getattr(obj, key) is None:  # an optional count (FitConfig.grow_k)
-            kind = int
+        kind = hints[key]  # the field's type; of an optional one (int | None), the type it holds
+        kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
         if text.lower() == "none" and kind is not str:
             changes[key] = None  # an optional setting switched off; validation refuses it elsewhere
         elif kind is bool:
