@@ -538,14 +538,15 @@ def test_the_fit_uses_the_configured_row_warmup():
 def test_lr_density_ref_scales_the_geometry_lr_by_the_spacing():
     """lr_density_ref at 4x the fit's density (N / pixels) halves its spacing against the
     reference, so positions and covariances train exactly as with twice their lr; colours
-    keep theirs. Validation refuses a reference <= 0."""
+    keep theirs; a fit denser than the reference keeps its lr. Validation refuses a
+    reference <= 0."""
     from gipp_codec.fit.trainer import geometry_lr_scale
 
     density = 30 / (H * W)  # _fit's N over the test image's pixels: an exact binary fraction
-    assert geometry_lr_scale(30, H, W, FitConfig()) == 1.0
+    assert geometry_lr_scale(30, H, W, FitConfig(lr_density_ref=None)) == 1.0
     assert geometry_lr_scale(30, H, W, FitConfig(lr_density_ref=4 * density)) == 2.0
-    assert geometry_lr_scale(30, H, W, FitConfig(lr_density_ref=density / 4)) == 0.5
-    base = FitConfig()
+    assert geometry_lr_scale(30, H, W, FitConfig(lr_density_ref=density / 4)) == 1.0  # denser: as given
+    base = FitConfig(lr_density_ref=None)
     scaled = _fit(its=40, cfg=base.replace(lr_density_ref=4 * density))
     doubled = _fit(its=40, cfg=base.replace(lr_means=2 * base.lr_means, lr_covs=2 * base.lr_covs))
     plain = _fit(its=40, cfg=base)

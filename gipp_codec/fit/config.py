@@ -188,10 +188,16 @@ class FitConfig:
     lr_means: float = 0.7  # Adam lr for positions, pixels (paper 0.018: <= 0.018 px/step)
     lr_covs: float = 0.7  # Adam lr for the effective covariance (a, b, c), px^2 (paper 0.018)
     lr_colors: float = 0.018  # Adam lr for colours (paper 0.018)
-    # Gaussians per pixel at which lr_means and lr_covs apply as given; at another density d
-    # (N / (H * W), N the count the fit aims at) both are scaled by sqrt(lr_density_ref / d),
-    # the Gaussians' spacing relative to the reference one. None: the same lr at every density
-    lr_density_ref: float | None = None
+    # Gaussians per pixel from which up lr_means and lr_covs apply as given; a sparser fit, at
+    # density d = N / (H * W) (N the count the fit aims at), scales both by
+    # sqrt(lr_density_ref / d), its Gaussians' spacing against the reference spacing (None:
+    # the same lr at every density). Sparse fits have larger Gaussians, which take larger
+    # steps well: on the four CPU Kodak images at 5000 iterations a flat lr of 1.0 / 1.4
+    # against 0.7 gained +0.07 / +0.10 dB at 0.15 bpp, 1.0 gained +0.07 dB at 0.5 bpp and
+    # lost 0.15 dB at 1.0 bpp, where 0.5 was level; 0.024 (about Kodak's density at 1.0
+    # bpp; lr 1.9 / 1.45 / 1.0 at 0.15 / 0.25 / 0.5 bpp) gained +0.12 / +0.11 / -0.02 dB,
+    # 4 / 4 / 3 of 4 up (BENCHMARKS.md §4, "The lr by density")
+    lr_density_ref: float | None = 0.024
     lr_schedule: str = "step"  # "step" (paper: halve every lr_halve_every_frac) or "cosine" (measured equal)
     lr_halve_every_frac: float = 0.4  # "step": halve every 40 % of the budget (20k/50k)
     lr_warmup_frac: float = 0.0  # "cosine": linear warm-up fraction
@@ -261,6 +267,7 @@ class FitConfig:
             lr_means=0.018,
             lr_covs=0.018,
             lr_colors=0.018,
+            lr_density_ref=None,
             lr_schedule="step",
             lr_halve_every_frac=0.4,
             grow_every_frac=0.1,

@@ -154,10 +154,11 @@ def lr_factor(t: int, total: int, cfg: FitConfig) -> float:
 
 def geometry_lr_scale(n_max: int, height: int, width: int, cfg: FitConfig) -> float:
     """Multiplier of ``lr_means`` and ``lr_covs`` for a fit of ``n_max`` Gaussians to an image
-    of height x width: sqrt(``cfg.lr_density_ref`` / (n_max / pixels)), or 1 when that is None."""
+    of height x width: sqrt(``cfg.lr_density_ref`` / (n_max / pixels)) where the fit is
+    sparser than that reference, else (or when it is None) 1."""
     if cfg.lr_density_ref is None:
         return 1.0
-    return math.sqrt(cfg.lr_density_ref / (max(1, n_max) / (height * width)))
+    return max(1.0, math.sqrt(cfg.lr_density_ref / (max(1, n_max) / (height * width))))
 
 
 def _mse(img: torch.Tensor, target: torch.Tensor, clamp: bool = False) -> float:
