@@ -142,7 +142,9 @@ class QATConfig:
     # 1.16x the time (BENCHMARKS.md §4 "The code search", §8)
     code_search_sweeps: int = 8
     # multiplier of the Gaussians' own learning rates (FitConfig.lr_means, lr_covs, lr_colors,
-    # on their schedule) during QAT; 1.0: the schedule as it is
+    # on their schedule) during QAT; 1.0: the schedule as it is. On the four CPU Kodak images
+    # at 0.5 bpp (lr 0.7 then) x0.5 lost 0.06 dB (0 of 4 up) and x2 gained +0.05 dB (3 of 4
+    # up; BENCHMARKS.md §4, "The lr by density"): not yet measured with lr_density_ref
     params_lr_scale: float = 1.0
 
     def depths(self) -> tuple[int, int, int]:
@@ -185,6 +187,7 @@ class FitConfig:
     # 0.5 bpp, 5000 iterations, 0.35 / 0.7 gave -0.18 / +0.14 dB against 0.5, each on every
     # image; 1.0 was +0.03 dB over 0.7, 1.4 only +0.01 over 0.5 (BENCHMARKS.md §4, "Adam's
     # second-moment decay")
+    # (both at the density lr_density_ref and above; sparser fits scale them up, below)
     lr_means: float = 0.7  # Adam lr for positions, pixels (paper 0.018: <= 0.018 px/step)
     lr_covs: float = 0.7  # Adam lr for the effective covariance (a, b, c), px^2 (paper 0.018)
     lr_colors: float = 0.018  # Adam lr for colours (paper 0.018)
