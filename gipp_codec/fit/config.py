@@ -198,8 +198,9 @@ class FitConfig:
     # steps well: on the four CPU Kodak images at 5000 iterations a flat lr of 1.0 / 1.4
     # against 0.7 gained +0.07 / +0.10 dB at 0.15 bpp, 1.0 gained +0.07 dB at 0.5 bpp and
     # lost 0.15 dB at 1.0 bpp, where 0.5 was level; 0.024 (about Kodak's density at 1.0
-    # bpp; lr 1.9 / 1.45 / 1.0 at 0.15 / 0.25 / 0.5 bpp) gained +0.12 / +0.11 / -0.02 dB,
-    # 4 / 4 / 3 of 4 up (BENCHMARKS.md §4, "The lr by density")
+    # bpp; lr 1.86 / 1.43 / 1.0 at 0.15 / 0.25 / 0.5 bpp) gained +0.12 / +0.11 / -0.02 dB,
+    # 4 / 4 / 3 of 4 up; on all 24 Kodak images +0.08 / +0.06 / -0.03 dB, 17 / 16 / 10 of
+    # 24 up (BENCHMARKS.md §4, "The lr by density")
     lr_density_ref: float | None = 0.024
     lr_schedule: str = "step"  # "step" (paper: halve every lr_halve_every_frac) or "cosine" (measured equal)
     lr_halve_every_frac: float = 0.4  # "step": halve every 40 % of the budget (20k/50k)
