@@ -552,6 +552,6 @@ def test_lr_density_ref_scales_the_geometry_lr_by_the_spacing():
     plain = _fit(its=40, cfg=base)
     assert np.array_equal(scaled.means, doubled.means) and np.array_equal(scaled.colors, doubled.colors)
     assert scaled.means.shape != plain.means.shape or not np.allclose(scaled.means, plain.means, rtol=0, atol=1e-4)
-    for bad in (0.0, -0.01):
+    for bad in (0.0, -0.01, float("inf"), float("nan")):
         with pytest.raises(ConfigError, match="lr_density_ref"):
             FitConfig().replace(lr_density_ref=bad)
