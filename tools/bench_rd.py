@@ -108,9 +108,10 @@ def gimg_variants(args) -> dict:
 
 
 def _overrides(obj, settings: list[str], option: str) -> dict:
-    """The dataclass fields of ``obj`` changed by "field=value" strings (booleans as
-    true/false, numbers as numbers, "none" as None unless the field holds text, anything
-    else as text); ``option`` names the flag in errors."""
+    """The dataclass fields of ``obj`` changed by "field=value" strings, each value read as
+    its field's declared type (an optional field's: the type it holds; booleans as
+    true/false), "none" as None unless the field holds text; ``option`` names the flag in
+    errors."""
     import dataclasses
     import typing
 

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""The position/covariance learning rate a ``--bpp`` encode trains with, by rate.
+
+    python tools/lr_by_rate.py [--width 768] [--height 512] [--bpp 0.15,0.25,0.5,0.75,1,2]
+        [--density-ref R]
+
+For each rate: the N the rate model guesses first (``encoder.predict_gaussians`` at the
+default depths for that rate, the N the fit aims at), its density N / pixels, the spacing
+factor sqrt(ref / density) without the floor, and the lr ``trainer.geometry_lr_scale``
+gives the fit (``FitConfig().lr_means`` times it; ``lr_covs`` is the same at the defaults).
+``--density-ref`` replaces the default ``FitConfig.lr_density_ref``.
+"""
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gipp_codec.encoder import default_depths, predict_gaussians  # noqa: E402
+from gipp_codec.fit.config import FitConfig  # noqa: E402
+from gipp_codec.fit.trainer import geometry_lr_scale  # noqa: E402
+
+
+def main(argv=None) -> int:
+    """Entry point."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--width", type=int, default=768)
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument("--bpp", default="0.15,0.25,0.5,0.75,1,2", help="comma list of rates")
+    p.add_argument("--density-ref", type=float, default=None, help="instead of FitConfig's default")
+    args = p.parse_args(argv)
+    cfg = FitConfig()
+    if args.density_ref is not None:
+        cfg = cfg.replace(lr_density_ref=args.density_ref)
+    ref = cfg.lr_density_ref
+    pixels = args.width * args.height
+    print(f"{args.width}x{args.height}, lr_density_ref {ref}, lr_means {cfg.lr_means}")
+    print("| bpp | N guessed | density | sqrt(ref / density) | lr |")
+    print("|---|---|---|---|---|")
+    for bpp in (float(b) for b in args.bpp.split(",")):
+        bits = default_depths(cfg.qat, None, bpp, args.width, args.height)
+        n = predict_gaussians(bpp * pixels, bits)
+        raw = math.sqrt(ref / (n / pixels)) if ref is not None else 1.0
+        lr = cfg.lr_means * geometry_lr_scale(n, args.height, args.width, cfg)
+        print(f"| {bpp:g} | {n} | {n / pixels:.5f} | {raw:.5f} | {lr:.5f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
