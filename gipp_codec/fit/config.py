@@ -144,7 +144,8 @@ class QATConfig:
     # multiplier of the Gaussians' own learning rates (FitConfig.lr_means, lr_covs, lr_colors,
     # on their schedule) during QAT; 1.0: the schedule as it is. On the four CPU Kodak images
     # at 0.5 bpp (lr 0.7 then) x0.5 lost 0.06 dB (0 of 4 up) and x2 gained +0.05 dB (3 of 4
-    # up; BENCHMARKS.md §4, "The lr by density"): not yet measured with lr_density_ref
+    # up; BENCHMARKS.md §4, "The lr by density"); with lr_density_ref on, x2 measured -0.02 / -0.04 dB
+    # at 0.15 / 0.5 bpp (BENCHMARKS.md §4, "11-bit positions at low rates")
     params_lr_scale: float = 1.0
 
     def depths(self) -> tuple[int, int, int]:
