@@ -314,9 +314,9 @@ class FitConfig:
             if not (0.0 <= v <= 1.0) or (lo_open and v == 0.0):
                 raise ConfigError(f"FitConfig.{name} must be in {'(0' if lo_open else '[0'}, 1], got {v!r}")
 
-        if self.lr_density_ref is not None and not math.isfinite(self.lr_density_ref):
-            raise ConfigError(f"FitConfig.lr_density_ref must be None or a finite number > 0, got {self.lr_density_ref!r}")
         if self.lr_density_ref is not None:
+            if not math.isfinite(self.lr_density_ref):
+                raise ConfigError(f"FitConfig.lr_density_ref must be None or a finite number > 0, got {self.lr_density_ref!r}")
             pos("lr_density_ref", self.lr_density_ref)
         for name in ("lr_means", "lr_covs", "lr_colors", "adam_eps", "caf_max"):
             pos(name, getattr(self, name))
