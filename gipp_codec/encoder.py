@@ -251,8 +251,15 @@ def nominal_bpp(qat, gaussians: int | None, bpp: float | None, width: int, heigh
 
 
 def default_depths(qat, gaussians: int | None, bpp: float | None, width: int, height: int) -> BitDepths:
-    """The depths an encode uses when none are given: ``qat.depths_at`` the ``nominal_bpp``."""
-    return BitDepths(*qat.depths_at(nominal_bpp(qat, gaussians, bpp, width, height)))
+    """The depths an encode uses when none are given: ``qat.depths_at`` the ``nominal_bpp``,
+    with the position depth from ``qat.position_depth`` for N Gaussians, or at a rate for
+    the N that the rate model predicts at the depths ``depths_at`` gives."""
+    rate = nominal_bpp(qat, gaussians, bpp, width, height)
+    if rate is None:  # N is not a count: fit_and_quantize says what is wrong with it
+        return BitDepths(*qat.depths_at(None))
+    p, c, k = qat.depths_at(rate)
+    n = int(gaussians) if bpp is None else predict_gaussians(bpp * width * height, BitDepths(p, c, k))
+    return BitDepths(qat.position_depth(n, width, height), c, k)
 
 
 def resolve_rate(gaussians: int | None, bpp: float | None, names=("gaussians=", "bpp=")) -> tuple:

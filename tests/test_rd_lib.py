@@ -268,6 +268,33 @@ def test_rd_compare_takes_the_anchor_from_several_runs(tmp_path, capsys):
     assert "26.00 / 30.00* (0.150), -4.00" in capsys.readouterr().out
 
 
+def test_bench_rd_downscale_averages_blocks_and_refuses_below_1(crop192, capsys):
+    """--downscale F codes each image shrunk F times by F x F block means; F < 1 is refused."""
+    path, arr = crop192
+    small = bench_rd.load_rgb(path, 2)  # [96, 96, 3]
+    blocks = arr.reshape(96, 2, 96, 2, 3).astype(np.float64).mean(axis=(1, 3))
+    assert small.shape == (96, 96, 3) and small.dtype == np.uint8
+    assert np.abs(small - blocks).max() <= 0.5 + 1e-9
+    assert np.array_equal(bench_rd.load_rgb(path), arr)
+    assert bench_rd.main([str(path), "--codecs", "jpeg", "--downscale", "0", "-q"]) == 2
+    assert "--downscale must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_rd_compare_refuses_one_image_at_two_sizes(tmp_path):
+    """Runs that coded the same image at different sizes (--downscale) are not compared."""
+    import rd_compare
+
+    def run(path, width):
+        path.write_text(json.dumps({"images": [{"name": "im", "width": width, "height": 64}],
+                                    "records": [{"image": "im", "codec": "gimg", "bpp": 0.5, "psnr": 30.0}]}))
+        return str(path)
+
+    full, half, same = run(tmp_path / "a.json", 128), run(tmp_path / "b.json", 64), run(tmp_path / "c.json", 128)
+    with pytest.raises(SystemExit, match="im is 64x64 here and 128x64 in another run"):
+        rd_compare.main([full, "--anchor", "gimg", "--anchor-run", half])
+    assert rd_compare.main([full, "--anchor", "gimg", "--anchor-run", same]) == 0
+
+
 def test_rd_compare_pools_test_runs_and_prints_per_target_means(tmp_path, capsys):
     """Several RUNs pool the test codec's records; each target gets a line of means for the
     test and for the anchor at that target, and the paired MS-SSIM difference."""

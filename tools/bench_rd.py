@@ -70,10 +70,17 @@ def collect_images(paths: list[str], folder: str | None, limit: int | None) -> l
     return files
 
 
-def load_rgb(path: Path) -> np.ndarray:
+def load_rgb(path: Path, downscale: int = 1) -> np.ndarray:
+    """The image at ``path`` as uint8 RGB [H, W, 3], shrunk ``downscale`` times in each
+    direction by averaging ``downscale`` x ``downscale`` blocks (Pillow's ``reduce``; the
+    last partial row and column of blocks are averaged over what they hold)."""
     from gipp_codec.imageio import load_image
 
     image, _meta = load_image(path)
+    if downscale > 1:
+        from PIL import Image
+
+        image = np.asarray(Image.fromarray(np.ascontiguousarray(image)).reduce(downscale))
     return np.ascontiguousarray(image)
 
 
@@ -363,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="*", help="input images")
     p.add_argument("--folder", help="take every image in this folder (sorted by name)")
     p.add_argument("--limit", type=int, help="use only the first K images")
+    p.add_argument("--downscale", type=int, default=1, metavar="F",
+                   help="shrink each image F times in each direction (F x F block means) before coding; "
+                        "to measure at other image sizes")
     p.add_argument("--codecs", default=DEFAULT_CODECS,
                    help=f"comma list from {','.join(rd_lib.CLASSICAL_CODECS)},gimg (default {DEFAULT_CODECS})")
     p.add_argument("--targets", default=DEFAULT_TARGETS, help="target bpps for classical codecs")
@@ -398,6 +408,9 @@ def main(argv=None) -> int:
     unknown = [c for c in codecs if c != "gimg" and c not in rd_lib.CLASSICAL_CODECS]
     if unknown:
         print(f"unknown codec(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    if args.downscale < 1:
+        print(f"--downscale must be an integer >= 1, got {args.downscale}", file=sys.stderr)
         return 2
     files = collect_images(args.images, args.folder, args.limit)
     if not files:
@@ -446,6 +459,7 @@ def main(argv=None) -> int:
                      if variants else None),
             "encode_repeats": args.encode_repeats,
             "decode_repeats": args.decode_repeats,
+            "downscale": args.downscale,
             "environment": environment(),
         },
         "images": [],
@@ -461,7 +475,7 @@ def main(argv=None) -> int:
 
     t_start = time.perf_counter()
     for i, path in enumerate(files):
-        image = load_rgb(path)
+        image = load_rgb(path, args.downscale)
         h, w = image.shape[:2]
         result["images"].append({"name": path.stem, "path": str(path), "width": w, "height": h})
         log(f"[{i + 1}/{len(files)}] {path.name} {w}x{h}")

@@ -44,6 +44,20 @@ def load_records(path: str) -> list:
         raise SystemExit(f"{path}: not a bench_rd.py JSON ({exc})") from None
 
 
+def image_sizes(paths: list) -> dict:
+    """image name -> (width, height) over the bench_rd.py JSONs ``paths``; a one-line
+    SystemExit when one name has two sizes (runs at different --downscale, say)."""
+    sizes: dict = {}
+    for path in paths:
+        for im in json.loads(Path(path).read_text()).get("images", []):
+            size = (im.get("width"), im.get("height"))
+            if sizes.setdefault(im["name"], size) != size:
+                raise SystemExit(f"{path}: {im['name']} is {size[0]}x{size[1]} here and "
+                                 f"{sizes[im['name']][0]}x{sizes[im['name']][1]} in another run; "
+                                 f"compare runs of the same images at the same size")
+    return sizes
+
+
 def by_target(records: list, codec: str, images: list) -> dict:
     """target bpp -> {image: record} of one codec over ``images`` (records with a target only)."""
     out: dict = {}
@@ -92,6 +106,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     records = [r for path in args.run for r in load_records(path)]
     anchor_records = [r for path in args.anchor_run for r in load_records(path)] if args.anchor_run else records
+    image_sizes(args.run + (args.anchor_run or []))
     test, anchor = curves(records, args.test), curves(anchor_records, args.anchor)
     images = [im for im in test if im in anchor]
     if not images:

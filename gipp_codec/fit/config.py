@@ -30,7 +30,19 @@ RATE_CHANNEL_CHOICES = ("all", "covariance")  # QATConfig.rate_channels (rate_pr
 class QATConfig:
     """Quantization-aware training (LSQ+) settings; bit depths are per attribute group."""
 
-    bits_position: int = 12  # x, y, uniform (paper 12)
+    # x, y, uniform (paper 12); with position_steps_per_spacing set, the most the rule below
+    # gives (the depth where the rule is off)
+    bits_position: int = 12
+    # the position depth by rule: the fewest bits (at most bits_position) whose step,
+    # max(width, height) / 2**p, is at most 1/K of the Gaussians' mean spacing
+    # sqrt(width * height / N) (N: the count asked for, or the rate model's count at the rate);
+    # None: bits_position at every rate. 32 gives 11/11/12/12 bits on a Kodak-sized image at
+    # 0.15 / 0.25 / 0.5 / 1.0 bpp (Gaussians about 17 / 13 / 9 / 6 px apart, steps 0.375 px
+    # at 11 bits, 0.19 at 12). On kodim01/08/15/23 against 12 bits: 11 bits +0.10 / +0.07 dB at
+    # 0.15 / 0.25 bpp (4 of 4 up at both), +0.08 at 0.5 (3 of 4, median +0.03), -0.05 at 1.0
+    # (1 of 4); 10 bits +0.01 / -0.07 dB against 11 at 0.15 / 0.25 (BENCHMARKS.md §4, "The
+    # position depth by spacing")
+    position_steps_per_spacing: float | None = 32.0
     # log(a), b, log(c) (paper 10). 7 by measurement: a bit of covariance precision costs
     # the render less than the ~3 bits per Gaussian it takes buy in more Gaussians at the
     # same rate. 12/9/6 was ahead of 12/10/6 on all 10 points of 5 Kodak images; coarser
@@ -151,6 +163,18 @@ class QATConfig:
     def depths(self) -> tuple[int, int, int]:
         """(position, covariance, colour) bit depths below ``high_rate_bpp``."""
         return self.bits_position, self.bits_covariance, self.bits_color
+
+    def position_depth(self, gaussians: float | None, width: int, height: int) -> int:
+        """The position bit depth for ``gaussians`` Gaussians on a ``width`` x ``height`` image:
+        the smallest p <= ``bits_position`` with max(width, height) / 2**p <= mean spacing /
+        ``position_steps_per_spacing`` (mean spacing sqrt(width * height / gaussians));
+        ``bits_position`` when the rule is off or the count is unknown (None)."""
+        k = self.position_steps_per_spacing
+        if k is None or gaussians is None or gaussians <= 0:
+            return self.bits_position
+        spacing = math.sqrt(width * height / gaussians)
+        need = math.ceil(math.log2(k * max(width, height) / spacing))
+        return int(min(self.bits_position, max(1, need)))
 
     def depths_at(self, bpp: float | None) -> tuple[int, int, int]:
         """(position, covariance, colour) bit depths for a file of ``bpp`` bits per pixel:
@@ -286,7 +310,8 @@ class FitConfig:
             adam_beta2=0.999,
             adam_eps=1e-8,
             iterations=PAPER_ITERATIONS,
-            qat=QATConfig(bits_covariance=10, bits_covariance_high_rate=None, start_frac=0.12, init="minmax",
+            qat=QATConfig(bits_covariance=10, bits_covariance_high_rate=None, position_steps_per_spacing=None,
+                          start_frac=0.12, init="minmax",
                           refit_colors=False, code_search_sweeps=0, psd_safe=False, rate_weight=0.0),
         )
 
@@ -352,6 +377,9 @@ class FitConfig:
                         ("bits_color", q.bits_color)):
             if not isinstance(b, int) or not (1 <= b <= 16):
                 raise ConfigError(f"QATConfig.{name} must be an integer in 1..16, got {b!r}")
+        k = q.position_steps_per_spacing
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, float)) or not (math.isfinite(k) and k > 0)):
+            raise ConfigError(f"QATConfig.position_steps_per_spacing must be None or a finite number > 0, got {k!r}")
         high = q.bits_covariance_high_rate
         if high is not None and (not isinstance(high, int) or not (1 <= high <= 16)):
             raise ConfigError(f"QATConfig.bits_covariance_high_rate must be None or an integer in 1..16, got {high!r}")
