@@ -288,8 +288,9 @@ def encode_with_report(
     when neither is given); return bytes and a report.
 
     ``bits`` = (position, covariance, colour) bit depths; None takes them from ``config``
-    at the rate asked for (``default_depths``; ``FitConfig()``: 12/7/6, 12/8/6 from
-    ``HIGH_RATE_BPP`` up; ``FitConfig.paper()``: the paper's 12/10/6 at every rate). The QAT
+    at the rate asked for (``default_depths``; ``FitConfig()``: P/7/6, P/8/6 from
+    ``HIGH_RATE_BPP`` up, P from the Gaussians' spacing, ``QATConfig.position_depth``: 11 or
+    12; ``FitConfig.paper()``: the paper's 12/10/6 at every rate). The QAT
     rate term's weight follows the same rate (``QATConfig.rate_weight_at``)."""
     from gipp_codec.fit.api import check_seed
     from gipp_codec.fit.config import FitConfig

@@ -4,8 +4,9 @@
     python tools/lr_by_rate.py [--width 768] [--height 512] [--bpp 0.15,0.25,0.5,0.75,1,2]
         [--density-ref R]
 
-For each rate: the N the rate model guesses first (``encoder.predict_gaussians`` at the
-default depths for that rate, the N the fit aims at), its density N / pixels, the spacing
+For each rate: the default bit depths (``encoder.default_depths``: the position depth
+follows the Gaussians' spacing), the N the rate model guesses first
+(``encoder.predict_gaussians`` at those depths, the N the fit aims at), its density N / pixels, the spacing
 factor sqrt(ref / density) without the floor, and the lr ``trainer.geometry_lr_scale``
 gives the fit (``FitConfig().lr_means`` times it; ``lr_covs`` is the same at the defaults).
 ``--density-ref`` replaces the default ``FitConfig.lr_density_ref``.
@@ -37,14 +38,14 @@ def main(argv=None) -> int:
     ref = cfg.lr_density_ref
     pixels = args.width * args.height
     print(f"{args.width}x{args.height}, lr_density_ref {ref}, lr_means {cfg.lr_means}")
-    print("| bpp | N guessed | density | sqrt(ref / density) | lr |")
-    print("|---|---|---|---|---|")
+    print("| bpp | depths | N guessed | density | sqrt(ref / density) | lr |")
+    print("|---|---|---|---|---|---|")
     for bpp in (float(b) for b in args.bpp.split(",")):
         bits = default_depths(cfg.qat, None, bpp, args.width, args.height)
         n = predict_gaussians(bpp * pixels, bits)
         raw = math.sqrt(ref / (n / pixels)) if ref is not None else 1.0
         lr = cfg.lr_means * geometry_lr_scale(n, args.height, args.width, cfg)
-        print(f"| {bpp:g} | {n} | {n / pixels:.5f} | {raw:.5f} | {lr:.5f} |")
+        print(f"| {bpp:g} | {bits.position}/{bits.covariance}/{bits.color} | {n} | {n / pixels:.5f} | {raw:.5f} | {lr:.5f} |")
     return 0
 
 

@@ -37,10 +37,12 @@ def main(argv=None) -> int:
 
     image = load_image(args.image)[0]
     h, w = image.shape[:2]
-    depths = FitConfig().qat.depths() if args.bits is None else (int(v) for v in args.bits.split(","))
-    bits = BitDepths(*depths)
-    budget = args.bpp * h * w
     cfg = FitConfig().with_qat(init=args.init, resize_frac=args.resize_frac)
+    if args.bits is None:
+        bits = encoder.default_depths(cfg.qat, None, args.bpp, w, h)
+    else:
+        bits = BitDepths(*(int(v) for v in args.bits.split(",")))
+    budget = args.bpp * h * w
     sizing = encoder.size_to_budget(budget, bits, w, h, None, cfg.qat.hook_margin)
     calls, counts, seen = [], [], {"t": 0}
 
