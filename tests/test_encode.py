@@ -272,9 +272,9 @@ def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
     """The encoder's default depths are ?/7/6 below HIGH_RATE_BPP and ?/8/6 from it up
     (measured, BENCHMARKS.md §4); for --gaussians N the rate is the one the rate model gives
     N. The position depth ? follows the Gaussians' spacing: on this 32 x 24 image 12
-    Gaussians are 8 px apart, so a step of 1/32 of that, 0.25 px, needs 32 / 0.25 = 2**7
-    steps; 18 at 1.2 bpp and 29 at 2 bpp (the rate model's N) are 5.8 and 5.1 px apart:
-    8 bits. --paper (12/10/6 at every rate) and --bits choose others; the header says which."""
+    Gaussians are 8 px apart, so a step of at most 1/24 of that, 0.33 px, needs 2**7 steps
+    (0.25 px; 2**6 give 0.5), as do 18 at 1.2 bpp (the rate model's N: 6.5 px apart, at
+    most 0.27 px); 29 at 2 bpp are 5.1 px apart: at most 0.21 px, 8 bits. --paper (12/10/6 at every rate) and --bits choose others; the header says which."""
     from gipp_codec.fit.config import HIGH_RATE_BPP
 
     assert 1.0 < HIGH_RATE_BPP <= 2.0  # the measured range: level at 1.0 bpp, 8 bits ahead at 2.0
@@ -284,7 +284,7 @@ def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
     assert f"below {HIGH_RATE_BPP:g} bpp" in " ".join(runner.invoke(cli, ["encode", "--help"]).output.split())
     high = ["--bpp", str(HIGH_RATE_BPP)]
     cases = (([], (7, 7, 6)), (["--paper"], (12, 10, 6)), (["--bits", "11,9,5"], (11, 9, 5)),
-             (["--paper", "--bits", "12,9,6"], (12, 9, 6)), (["--bpp", "1.2"], (8, 7, 6)), (high, (8, 8, 6)),
+             (["--paper", "--bits", "12,9,6"], (12, 9, 6)), (["--bpp", "1.2"], (7, 7, 6)), (high, (8, 8, 6)),
              (["--bpp", "3"], (8, 8, 6)), ([*high, "--paper"], (12, 10, 6)), ([*high, "--bits", "12,7,6"], (12, 7, 6)))
     for extra, expected in cases:
         out = tmp_path / "o.gimg"
@@ -329,24 +329,25 @@ def test_depths_at_a_rate():
 def test_position_depth_follows_the_gaussians_spacing():
     """The position depth is the fewest bits, at most bits_position, whose step is at most
     1/position_steps_per_spacing of the Gaussians' mean spacing: 11 bits on a Kodak-sized
-    image at 0.15 and 0.25 bpp, 12 from 0.5 bpp (measured, BENCHMARKS.md §4), 12 (the cap)
+    image at 0.15 to 0.5 bpp, 12 from 1 bpp (measured, BENCHMARKS.md §4), 12 (the cap)
     on a 4K image; off (None), unknown N or FitConfig.paper(): bits_position."""
     from gipp_codec.encoder import default_depths
     from gipp_codec.fit.config import FitConfig, QATConfig
     from gipp_codec.format.model import BitDepths
 
     q = QATConfig()
-    assert q.position_steps_per_spacing == 32 and q.bits_position == 12
+    assert q.position_steps_per_spacing == 24 and q.bits_position == 12
     for w, h in ((768, 512), (512, 768), (97, 13), (3840, 2160), (1, 1)):
         for n in (1, 7, 300, 1331, 4624, 50_000):
             p = q.position_depth(n, w, h)
             spacing = (w * h / n) ** 0.5
-            fits = [b for b in range(1, 17) if max(w, h) / 2 ** b <= spacing / 32]
+            fits = [b for b in range(1, 17) if max(w, h) / 2 ** b <= spacing / 24]
             assert p == min(12, fits[0]), (w, h, n)
-    # 768 x 512 at 0.15 bpp: the rate model's 1331 Gaussians are 17.2 px apart, and
-    # 768 / 2**11 = 0.375 px <= 17.2 / 32 = 0.54 px < 768 / 2**10
-    assert q.position_depth(1331, 768, 512) == 11 and q.position_depth(4624, 768, 512) == 12
-    assert [default_depths(q, None, b, 768, 512).position for b in (0.15, 0.25, 0.5, 1.0, 2.0)] == [11, 11, 12, 12, 12]
+    # 768 x 512 at 0.5 bpp: the rate model's 4624 Gaussians are 9.22 px apart, and
+    # 768 / 2**11 = 0.375 px <= 9.22 / 24 = 0.384 px < 768 / 2**10; at 1.0 bpp 9479 are 6.44 px apart
+    assert q.position_depth(1331, 768, 512) == 11 and q.position_depth(4624, 768, 512) == 11
+    assert q.position_depth(9479, 768, 512) == 12
+    assert [default_depths(q, None, b, 768, 512).position for b in (0.15, 0.25, 0.5, 1.0, 2.0)] == [11, 11, 11, 12, 12]
     assert default_depths(q, None, 0.15, 3840, 2160).position == 12  # 13 wanted: capped
     assert QATConfig(bits_position=14).position_depth(31_292, 3840, 2160) == 13
     assert QATConfig(position_steps_per_spacing=16).position_depth(1331, 768, 512) == 10

@@ -36,13 +36,15 @@ class QATConfig:
     # the position depth by rule: the fewest bits (at most bits_position) whose step,
     # max(width, height) / 2**p, is at most 1/K of the Gaussians' mean spacing
     # sqrt(width * height / N) (N: the count asked for, or the rate model's count at the rate);
-    # None: bits_position at every rate. 32 gives 11/11/12/12 bits on a Kodak-sized image at
+    # None: bits_position at every rate. 24 gives 11/11/11/12 bits on a Kodak-sized image at
     # 0.15 / 0.25 / 0.5 / 1.0 bpp (Gaussians about 17 / 13 / 9 / 6 px apart, steps 0.375 px
-    # at 11 bits, 0.19 at 12). On kodim01/08/15/23 against 12 bits: 11 bits +0.10 / +0.07 dB at
-    # 0.15 / 0.25 bpp (4 of 4 up at both), +0.08 at 0.5 (3 of 4, median +0.03), -0.05 at 1.0
-    # (1 of 4); 10 bits +0.01 / -0.07 dB against 11 at 0.15 / 0.25 (BENCHMARKS.md §4, "The
-    # position depth by spacing")
-    position_steps_per_spacing: float | None = 32.0
+    # at 11 bits, 0.19 at 12). On kodim01/08/15/23 against 12 bits: 11 bits +0.10 / +0.07 /
+    # +0.08 dB at 0.15 / 0.25 / 0.5 bpp (4, 4, 3 of 4 up), -0.05 at 1.0 (1 of 4); 10 bits
+    # +0.01 / -0.07 dB against 11 at 0.15 / 0.25. On all 24 Kodak images 11 bits at 0.5 bpp
+    # +0.08 dB (20 of 24 up); at 384 x 256 the rule's 10 bits beat 12 by +0.17 / +0.23 dB at
+    # 0.15 / 0.25 bpp (8 of 8 Kodak images up; BENCHMARKS.md §4, "The position depth by
+    # spacing")
+    position_steps_per_spacing: float | None = 24.0
     # log(a), b, log(c) (paper 10). 7 by measurement: a bit of covariance precision costs
     # the render less than the ~3 bits per Gaussian it takes buy in more Gaussians at the
     # same rate. 12/9/6 was ahead of 12/10/6 on all 10 points of 5 Kodak images; coarser
