@@ -40,8 +40,8 @@ class QATConfig:
     # 0.15 / 0.25 / 0.5 / 1.0 bpp (Gaussians about 17 / 13 / 9 / 6 px apart, steps 0.375 px
     # at 11 bits, 0.19 at 12). On kodim01/08/15/23 against 12 bits: 11 bits +0.10 / +0.07 /
     # +0.08 dB at 0.15 / 0.25 / 0.5 bpp (4, 4, 3 of 4 up), -0.05 at 1.0 (1 of 4); 10 bits
-    # +0.01 / -0.07 dB against 11 at 0.15 / 0.25. On all 24 Kodak images 11 bits at 0.5 bpp
-    # +0.08 dB (20 of 24 up); at 384 x 256 the rule's 10 bits beat 12 by +0.17 / +0.23 dB at
+    # +0.01 / -0.07 dB against 11 at 0.15 / 0.25. On all 24 Kodak images 11 bits +0.10 /
+    # +0.10 / +0.08 dB at 0.15 / 0.25 / 0.5 bpp (19 / 24 / 20 of 24 up); at 384 x 256 the rule's 10 bits beat 12 by +0.17 / +0.23 dB at
     # 0.15 / 0.25 bpp (8 of 8 Kodak images up; BENCHMARKS.md §4, "The position depth by
     # spacing")
     position_steps_per_spacing: float | None = 24.0
