@@ -360,8 +360,11 @@ def test_rd_merge_adds_a_peer_only_from_a_run_that_agrees(tmp_path, capsys):
     donor = tmp_path / "donor.json"
     donor.write_text(json.dumps({"records": _records("jpeg", ims, jpeg)
                                  + _records("avif", ims, [(b, p + 3.0) for b, p in jpeg])}))
-    merged = tmp_path / "merged.json"
-    assert rd_merge.main([str(run), "--codec-from", f"avif={donor}", "--json", str(merged)]) == 0
+    merged, drawn = tmp_path / "merged.json", tmp_path / "merged.png"
+    assert rd_merge.main([str(run), "--codec-from", f"avif={donor}", "--json", str(merged),
+                          "--plot", str(drawn)]) == 0
+    with Image.open(drawn) as im:
+        assert im.format == "PNG" and im.size[0] > im.size[1] > 100
     out = capsys.readouterr().out
     avif_row = [line for line in out.splitlines() if line.startswith("| avif |")]
     assert len(avif_row) == 1 and "+0.0 %" not in avif_row[0] and "-2.00 dB" in avif_row[0]  # 3 dB vs 1 dB above JPEG

@@ -2,7 +2,7 @@
 """Add a codec, or a codec's missing rate points, from other ``tools/bench_rd.py`` runs.
 
     python tools/rd_merge.py RUN.json [RUN2.json ...] [--codec-from avif=OTHER.json]
-        [--points-from gimg=OTHER.json] [--test gimg] [--json OUT.json]
+        [--points-from gimg=OTHER.json] [--test gimg] [--json OUT.json] [--plot OUT.png]
 
 For a peer whose encoder is deterministic (AVIF's took 19 of a full-set run's 76 minutes)
 its records from an earlier run of the same images can stand in. That holds only if the
@@ -10,7 +10,8 @@ runs agree, so before merging this checks that every codec the two runs share, o
 ``--test``, has the same bytes and PSNR on every image and rate point, and that the two
 runs cover the same images; it refuses otherwise. Prints each codec's mean curve and the
 BD-rate / BD-PSNR of ``--test`` against every other codec (``rd_lib.bd_table``), and says
-which codec came from which run. The merged records can be written with ``--json``.
+which codec came from which run. The merged records can be written with ``--json``, their
+mean curves drawn with ``--plot``.
 
 Several RUN files pool into one run (a record measured twice must agree byte for byte).
 ``--points-from CODEC=OTHER.json`` adds the rate points of CODEC that the run lacks, for
@@ -28,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rd_lib  # noqa: E402
-from bench_rd import write_atomic  # noqa: E402
+from bench_rd import plot, write_atomic  # noqa: E402
 
 
 def load_run(path: str) -> dict:
@@ -170,9 +171,15 @@ def main(argv=None) -> int:
     p.add_argument("--test", default="gimg")
     p.add_argument("--bd-method", choices=("pchip", "poly"), default="pchip")
     p.add_argument("--json", help="write the run with the merged records here")
+    p.add_argument("--plot", help="write the merged PSNR/MS-SSIM vs bpp curves here (PNG)")
     args = p.parse_args(argv)
     if not args.codec_from and not args.points_from:
         p.error("give --codec-from or --points-from (or both)")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            p.error("--plot needs matplotlib: pip install -e '.[bench]' (or drop --plot)")
     runs = [(load_run(path), path) for path in args.run]
     run = dict(runs[0][0], records=pool(runs))
     sources = {}
@@ -191,6 +198,11 @@ def main(argv=None) -> int:
         merged = dict(run, records=records, merged_from=sources, pooled=list(args.run))
         merged.pop("summary", None)  # the run's own summary no longer covers every codec
         write_atomic(args.json, json.dumps(merged, indent=1))
+    if args.plot:
+        images = sorted({r["image"] for r in records})
+        labels = run.get("meta", {}).get("codec_labels", {})
+        plot({"summary": {"mean_curves": rd_lib.mean_curves(records)}, "meta": {"codec_labels": labels},
+              "images": images}, args.plot)
     return 0
 
 
