@@ -329,7 +329,7 @@ def test_depths_at_a_rate():
 def test_position_depth_follows_the_gaussians_spacing():
     """The position depth is the fewest bits, at most bits_position, whose step is at most
     1/position_steps_per_spacing of the Gaussians' mean spacing: 11 bits on a Kodak-sized
-    image at 0.15 to 0.5 bpp, 12 from 1 bpp (measured, BENCHMARKS.md §4), 12 (the cap)
+    image at 0.15 to 0.5 bpp, 12 from 0.75 bpp (measured, BENCHMARKS.md §4), 12 (the cap)
     on a 4K image; off (None), unknown N or FitConfig.paper(): bits_position."""
     from gipp_codec.encoder import default_depths
     from gipp_codec.fit.config import FitConfig, QATConfig
@@ -347,7 +347,7 @@ def test_position_depth_follows_the_gaussians_spacing():
     # 768 / 2**11 = 0.375 px <= 9.22 / 24 = 0.384 px < 768 / 2**10; at 1.0 bpp 9479 are 6.44 px apart
     assert q.position_depth(1331, 768, 512) == 11 and q.position_depth(4624, 768, 512) == 11
     assert q.position_depth(9479, 768, 512) == 12
-    assert [default_depths(q, None, b, 768, 512).position for b in (0.15, 0.25, 0.5, 1.0, 2.0)] == [11, 11, 11, 12, 12]
+    assert [default_depths(q, None, b, 768, 512).position for b in (0.15, 0.25, 0.5, 0.75, 1.0, 2.0)] == [11, 11, 11, 12, 12, 12]
     assert default_depths(q, None, 0.15, 3840, 2160).position == 12  # 13 wanted: capped
     assert QATConfig(bits_position=14).position_depth(31_292, 3840, 2160) == 13
     assert QATConfig(position_steps_per_spacing=16).position_depth(1331, 768, 512) == 10
