@@ -41,8 +41,9 @@ class QATConfig:
     # at 11 bits, 0.19 at 12). On kodim01/08/15/23 against 12 bits: 11 bits +0.10 / +0.07 /
     # +0.08 dB at 0.15 / 0.25 / 0.5 bpp (4, 4, 3 of 4 up), -0.05 at 1.0 (1 of 4); 10 bits
     # +0.01 / -0.07 dB against 11 at 0.15 / 0.25. On all 24 Kodak images 11 bits +0.10 /
-    # +0.10 / +0.08 dB at 0.15 / 0.25 / 0.5 bpp (19 / 24 / 20 of 24 up); at 384 x 256 the rule's 10 bits beat 12 by +0.17 / +0.23 dB at
-    # 0.15 / 0.25 bpp (8 of 8 Kodak images up; BENCHMARKS.md §4, "The position depth by
+    # +0.10 / +0.08 dB at 0.15 / 0.25 / 0.5 bpp (19 / 24 / 20 of 24 up); at 384 x 256 the
+    # rule's 10 bits beat 12 by +0.17 / +0.23 dB at 0.15 / 0.25 bpp (8 of 8 Kodak images
+    # up), and 11 and 9 bits do not beat 10 (BENCHMARKS.md §4, "The position depth by
     # spacing")
     position_steps_per_spacing: float | None = 24.0
     # log(a), b, log(c) (paper 10). 7 by measurement: a bit of covariance precision costs
