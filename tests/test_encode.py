@@ -269,59 +269,74 @@ def test_rate_defaults_to_half_a_bit_per_pixel(tmp_path):
 
 
 def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
-    """The encoder's default depths are ?/7/6 below HIGH_RATE_BPP and ?/8/6 from it up
-    (measured, BENCHMARKS.md §4); for --gaussians N the rate is the one the rate model gives
-    N. The position depth ? follows the Gaussians' spacing: on this 32 x 24 image 12
-    Gaussians are 8 px apart, so a step of at most 1/24 of that, 0.33 px, needs 2**7 steps
-    (0.25 px; 2**6 give 0.5), as do 18 at 1.2 bpp (the rate model's N: 6.5 px apart, at
-    most 0.27 px); 29 at 2 bpp are 5.1 px apart: at most 0.21 px, 8 bits. --paper (12/10/6 at every rate) and --bits choose others; the header says which."""
-    from gipp_codec.fit.config import HIGH_RATE_BPP
+    """The encoder's default depths are ?/7/5 below COLOR_HIGH_RATE_BPP, ?/7/6 from it up and
+    ?/8/6 from HIGH_RATE_BPP up (measured, BENCHMARKS.md §4); for --gaussians N the rate is
+    the one the rate model gives N. The position depth ? follows the Gaussians' spacing: on
+    this 32 x 24 image 8 Gaussians are 9.8 px apart, so a step of at most 1/23 of that,
+    0.43 px, needs 2**7 steps (0.25 px; 2**6 give 0.5), as do 18 at 1.2 bpp (the rate
+    model's N: 6.5 px apart, at most 0.28 px); 29 at 2 bpp are 5.1 px apart: at most 0.22
+    px, 8 bits. --paper (12/10/6 at every rate) and --bits choose others; the header says
+    which."""
+    from gipp_codec.fit.config import COLOR_HIGH_RATE_BPP, HIGH_RATE_BPP
 
+    assert 0.5 < COLOR_HIGH_RATE_BPP <= 1.0  # the measured range: 5 bits ahead at 0.5 bpp, level at 1.0
     assert 1.0 < HIGH_RATE_BPP <= 2.0  # the measured range: level at 1.0 bpp, 8 bits ahead at 2.0
     src = tmp_path / "in.png"
     Image.fromarray(_image(24, 32)).save(src)
     runner = CliRunner()
-    assert f"below {HIGH_RATE_BPP:g} bpp" in " ".join(runner.invoke(cli, ["encode", "--help"]).output.split())
-    high = ["--bpp", str(HIGH_RATE_BPP)]
-    cases = (([], (7, 7, 6)), (["--paper"], (12, 10, 6)), (["--bits", "11,9,5"], (11, 9, 5)),
-             (["--paper", "--bits", "12,9,6"], (12, 9, 6)), (["--bpp", "1.2"], (7, 7, 6)), (high, (8, 8, 6)),
-             (["--bpp", "3"], (8, 8, 6)), ([*high, "--paper"], (12, 10, 6)), ([*high, "--bits", "12,7,6"], (12, 7, 6)))
+    helptext = " ".join(runner.invoke(cli, ["encode", "--help"]).output.split())
+    assert f"P,7,5 below {COLOR_HIGH_RATE_BPP:g} bpp, P,7,6 below {HIGH_RATE_BPP:g} bpp" in helptext
+    high, mid = ["--bpp", str(HIGH_RATE_BPP)], ["--bpp", str(COLOR_HIGH_RATE_BPP)]
+    cases = (([], (7, 7, 5)), (["--paper"], (12, 10, 6)), (["--bits", "11,9,5"], (11, 9, 5)),
+             (["--paper", "--bits", "12,9,6"], (12, 9, 6)), (["--bpp", "0.5"], (7, 7, 5)), (mid, (7, 7, 6)),
+             (["--bpp", "1.2"], (7, 7, 6)), (high, (8, 8, 6)), (["--bpp", "3"], (8, 8, 6)),
+             ([*high, "--paper"], (12, 10, 6)), ([*high, "--bits", "12,7,6"], (12, 7, 6)))
     for extra, expected in cases:
         out = tmp_path / "o.gimg"
-        rate = [] if "--bpp" in extra else ["-n", "12"]
+        rate = [] if "--bpp" in extra else ["-n", "8"]
         res = runner.invoke(cli, ["encode", str(src), str(out), *rate, "-i", "20", *extra])
         assert res.exit_code == 0, (extra, res.output)
         header = read_info(out.read_bytes())["header"]
         assert (header["bits_position"], header["bits_covariance"], header["bits_color"]) == expected, extra
         assert f"depths {'/'.join(map(str, expected))})" in res.output, extra  # and the summary line says so
-    # N Gaussians: 12 on 24 x 32 pixels is ~0.8 bpp in the rate model, 40 is ~2.6 bpp
-    for n, expected in ((12, (7, 7, 6)), (40, (8, 8, 6))):
+    # N Gaussians: 8 on 24 x 32 pixels is ~0.5 bpp in the rate model, 12 ~0.76, 40 ~2.5
+    for n, expected in ((8, (7, 7, 5)), (12, (7, 7, 6)), (40, (8, 8, 6))):
         _, report = encode_with_report(_image(24, 32), gaussians=n, iterations=20)
         assert report.bits == expected, n
 
 
 def test_depths_at_a_rate():
-    """QATConfig.depths_at switches the covariance depth at high_rate_bpp, not below it; an
-    unknown rate or bits_covariance_high_rate None keeps depths(); validation refuses bad values."""
+    """QATConfig.depths_at switches the covariance depth at high_rate_bpp and the colour depth
+    at color_high_rate_bpp, not below them; an unknown rate, or a *_high_rate None, keeps
+    depths(); validation refuses bad values."""
     from gipp_codec.encoder import default_depths, model_bits_per_gaussian
     from gipp_codec.fit.config import FitConfig, QATConfig
     from gipp_codec.format.model import BitDepths
 
-    q = QATConfig(bits_covariance=7, bits_covariance_high_rate=9, high_rate_bpp=1.25)
-    assert q.depths_at(1.2499) == (12, 7, 6) and q.depths_at(1.25) == (12, 9, 6) and q.depths_at(8.0) == (12, 9, 6)
-    assert q.depths_at(None) == q.depths() == (12, 7, 6)
-    assert QATConfig(bits_covariance_high_rate=None).depths_at(4.0) == QATConfig().depths()
-    assert FitConfig.paper().qat.depths_at(4.0) == (12, 10, 6)
-    # N Gaussians: the switch is where N's modelled file reaches high_rate_bpp
-    n = 20_000
-    rate = n * model_bits_per_gaussian(n, BitDepths(12, 7, 6)) / (768 * 512)
-    at = QATConfig(high_rate_bpp=rate)
-    assert default_depths(at, n, None, 768, 512).covariance == 8
-    assert default_depths(at, n - 100, None, 768, 512).covariance == 7
-    assert default_depths(at, None, rate, 768, 512).covariance == 8
-    assert default_depths(at, "many", None, 768, 512).covariance == 7  # left for the fit to refuse
+    q = QATConfig(bits_covariance=7, bits_covariance_high_rate=9, high_rate_bpp=1.25,
+                  bits_color=4, bits_color_high_rate=7, color_high_rate_bpp=0.6)
+    assert q.depths_at(0.5999) == (12, 7, 4) and q.depths_at(0.6) == (12, 7, 7)
+    assert q.depths_at(1.2499) == (12, 7, 7) and q.depths_at(1.25) == (12, 9, 7) and q.depths_at(8.0) == (12, 9, 7)
+    assert q.depths_at(None) == q.depths() == (12, 7, 4)
+    assert QATConfig(color_high_rate_bpp=1.5).depths_at(1.25) == (12, 7, 5)
+    assert QATConfig(bits_covariance_high_rate=None, bits_color_high_rate=None).depths_at(4.0) == QATConfig().depths()
+    assert QATConfig(bits_color_high_rate=None).depths_at(4.0) == (12, 8, 5)
+    assert FitConfig.paper().qat.depths_at(4.0) == FitConfig.paper().qat.depths_at(0.1) == (12, 10, 6)
+    # N Gaussians: each switch is where N's modelled file (at depths()) reaches its rate
+    for n, field in ((20_000, "high_rate_bpp"), (7_000, "color_high_rate_bpp")):
+        rate = n * model_bits_per_gaussian(n, BitDepths(*QATConfig().depths())) / (768 * 512)
+        at = QATConfig(**{field: rate})
+        changed = "covariance" if field == "high_rate_bpp" else "color"
+        low, high = getattr(BitDepths(12, 7, 5), changed), getattr(BitDepths(12, 8, 6), changed)
+        assert getattr(default_depths(at, n, None, 768, 512), changed) == high, field
+        assert getattr(default_depths(at, n - 100, None, 768, 512), changed) == low, field
+        assert getattr(default_depths(at, None, rate, 768, 512), changed) == high, field
+        assert getattr(default_depths(at, "many", None, 768, 512), changed) == low, field  # left for the fit
     for bad in (dict(bits_covariance_high_rate=0), dict(bits_covariance_high_rate=17),
-                dict(bits_covariance_high_rate=8.0), dict(high_rate_bpp=0.0), dict(high_rate_bpp=float("nan"))):
+                dict(bits_covariance_high_rate=8.0), dict(high_rate_bpp=0.0), dict(high_rate_bpp=float("nan")),
+                dict(bits_color_high_rate=0), dict(bits_color_high_rate=17), dict(bits_color_high_rate=6.0),
+                dict(bits_color_high_rate=True), dict(color_high_rate_bpp=0.0),
+                dict(color_high_rate_bpp=float("nan")), dict(color_high_rate_bpp=-1.0)):
         with pytest.raises(ConfigError):
             FitConfig().with_qat(**bad)
 
@@ -336,18 +351,21 @@ def test_position_depth_follows_the_gaussians_spacing():
     from gipp_codec.format.model import BitDepths
 
     q = QATConfig()
-    assert q.position_steps_per_spacing == 24 and q.bits_position == 12
+    assert q.position_steps_per_spacing == 23 and q.bits_position == 12
     for w, h in ((768, 512), (512, 768), (97, 13), (3840, 2160), (1, 1)):
-        for n in (1, 7, 300, 1331, 4624, 50_000):
+        for n in (1, 7, 300, 1331, 4895, 50_000):
             p = q.position_depth(n, w, h)
             spacing = (w * h / n) ** 0.5
-            fits = [b for b in range(1, 17) if max(w, h) / 2 ** b <= spacing / 24]
+            fits = [b for b in range(1, 17) if max(w, h) / 2 ** b <= spacing / 23]
             assert p == min(12, fits[0]), (w, h, n)
-    # 768 x 512 at 0.5 bpp: the rate model's 4624 Gaussians are 9.22 px apart, and
-    # 768 / 2**11 = 0.375 px <= 9.22 / 24 = 0.384 px < 768 / 2**10; at 1.0 bpp 9479 are 6.44 px apart
-    assert q.position_depth(1331, 768, 512) == 11 and q.position_depth(4624, 768, 512) == 11
-    assert q.position_depth(9479, 768, 512) == 12
+    # 768 x 512 at 0.5 bpp: the rate model's 4895 Gaussians (at 12/7/5) are 8.96 px apart,
+    # and 768 / 2**11 = 0.375 px <= 8.96 / 23 = 0.390 px < 768 / 2**10; at 0.75 bpp 7036 (at
+    # 12/7/6) are 7.48 px apart
+    assert q.position_depth(1331, 768, 512) == 11 and q.position_depth(4895, 768, 512) == 11
+    assert q.position_depth(7036, 768, 512) == 12
     assert [default_depths(q, None, b, 768, 512).position for b in (0.15, 0.25, 0.5, 0.75, 1.0, 2.0)] == [11, 11, 11, 12, 12, 12]
+    # 384 x 256: 10 bits up to 0.5 bpp, the depth measured best at 0.15 and 0.25 bpp
+    assert [default_depths(q, None, b, 384, 256).position for b in (0.15, 0.25, 0.5, 0.75)] == [10, 10, 10, 11]
     assert default_depths(q, None, 0.15, 3840, 2160).position == 12  # 13 wanted: capped
     assert QATConfig(bits_position=14).position_depth(31_292, 3840, 2160) == 13
     assert QATConfig(position_steps_per_spacing=16).position_depth(1331, 768, 512) == 10

@@ -373,7 +373,7 @@ def test_fit_and_quantize_report_matches_decoder():
         out = render(*(torch.from_numpy(np.ascontiguousarray(x)) for x in (rows[:, 0:2], rows[:, 2:5], rows[:, 5:8])),
                      img.shape[0], img.shape[1]).numpy()
     assert rep.psnr == psnr(to_uint8(out), img)  # the encoder's number is the decoder's
-    assert rep.qat_start == 36 and rep.bits == QATConfig().bits() == (12, 12, 7, 7, 7, 6, 6, 6)
+    assert rep.qat_start == 36 and rep.bits == QATConfig().bits() == (12, 12, 7, 7, 7, 5, 5, 5)
     black = psnr(np.zeros_like(img), img)
     assert rep.psnr > black + 2.0 and math.isfinite(rep.psnr_float_warmup)
 

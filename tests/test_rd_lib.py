@@ -422,6 +422,53 @@ def test_rd_merge_adds_missing_points_only_with_a_witness_that_agrees(tmp_path, 
         rd_merge.main([str(run), str(clash), "--points-from", f"gimg={donor}"])
 
 
+def test_rd_merge_renames_a_codec_only_with_a_witness_at_every_point(tmp_path, capsys):
+    """gimg-11-7-5's 0.15 and 0.25 records count as gimg's (whose 1.0 point the run has) once
+    a witness shows both wrote the same file at each of those points; a witness missing a
+    point, one whose files differ, no witness, or a rename onto a record gimg already
+    has is refused."""
+    import rd_merge
+
+    ims = ["a", "b"]
+    jpeg = list(zip(RATES, PSNRS))
+    low, high = [(0.15, 26.0), (0.25, 28.0)], [(1.0, 34.0)]
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"records": _records("jpeg", ims, jpeg) + _records("gimg-11-7-5", ims, low)
+                               + _records("gimg", ims, high)}))
+
+    def witness(name, curve_old, curve_new, nbytes=None):
+        path = tmp_path / name
+        path.write_text(json.dumps({"records": _records("gimg-11-7-5", ["w"], curve_old)
+                                    + _records("gimg", ["w"], curve_new, nbytes)}))
+        return str(path)
+
+    good = witness("good.json", [(0.15, 20.0), (0.25, 21.0)], [(0.15, 20.0), (0.25, 21.0)])
+    merged = tmp_path / "merged.json"
+    assert rd_merge.main([str(run), "--rename", "gimg-11-7-5=gimg", "--witness", good, "--json", str(merged)]) == 0
+    records = json.loads(merged.read_text())["records"]
+    gimg = sorted((r["image"], r["point"], r.get("renamed_from")) for r in records if r["codec"] == "gimg")
+    assert gimg == [(im, pt, src) for im in ims for pt, src in (("0.15", "gimg-11-7-5"), ("0.25", "gimg-11-7-5"),
+                                                                 ("1", None))]
+    assert not any(r["codec"] == "gimg-11-7-5" for r in records)
+    out = capsys.readouterr().out
+    assert "| gimg (the run, gimg-11-7-5's records counted as gimg's" in out and "| jpeg |" in out
+
+    one_point = witness("one.json", [(0.15, 20.0)], [(0.15, 20.0)])
+    with pytest.raises(SystemExit, match="no witness image at 0.25"):
+        rd_merge.main([str(run), "--rename", "gimg-11-7-5=gimg", "--witness", one_point])
+    differ = witness("differ.json", [(0.15, 20.0), (0.25, 21.0)], [(0.15, 20.0), (0.25, 21.0)], {0.25: 9})
+    with pytest.raises(SystemExit, match="no witness image at 0.25"):
+        rd_merge.main([str(run), "--rename", "gimg-11-7-5=gimg", "--witness", differ])
+    with pytest.raises(SystemExit, match="2"):  # argparse: --rename needs --witness
+        rd_merge.main([str(run), "--rename", "gimg-11-7-5=gimg"])
+    clash = tmp_path / "clash.json"
+    clash.write_text(json.dumps({"records": _records("gimg-11-7-5", ims, low) + _records("gimg", ims, low)}))
+    with pytest.raises(SystemExit, match="gimg already has a at 0.15"):
+        rd_merge.main([str(clash), "--rename", "gimg-11-7-5=gimg", "--witness", good])
+    with pytest.raises(SystemExit, match="no avif records"):
+        rd_merge.main([str(run), "--rename", "avif=gimg", "--witness", good])
+
+
 def test_gimg_qat_none_switches_an_optional_setting_off_but_stays_text_where_text_is_held():
     cfg = bench_rd.fit_config([], ["rate_weight_until_bpp=none", "position_hold=none"])
     assert cfg.qat.rate_weight_until_bpp is None

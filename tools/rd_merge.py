@@ -2,7 +2,8 @@
 """Add a codec, or a codec's missing rate points, from other ``tools/bench_rd.py`` runs.
 
     python tools/rd_merge.py RUN.json [RUN2.json ...] [--codec-from avif=OTHER.json]
-        [--points-from gimg=OTHER.json] [--test gimg] [--json OUT.json] [--plot OUT.png]
+        [--points-from gimg=OTHER.json] [--rename OLD=NEW --witness W.json] [--test gimg]
+        [--json OUT.json] [--plot OUT.png]
 
 For a peer whose encoder is deterministic (AVIF's took 19 of a full-set run's 76 minutes)
 its records from an earlier run of the same images can stand in. That holds only if the
@@ -19,6 +20,14 @@ example a full-set point measured by an earlier run of the same encoder. It refu
 the donor and the run share at least one (image, point) of CODEC with equal bytes and PSNR
 (so a one-image run of the run's encoder at the donor's rate is the witness that the
 encoders agree), and unless every added point covers all of the run's images.
+
+``--rename OLD=NEW --witness W.json`` counts codec OLD's records as NEW's: for records
+of a setting that became the default (``--gimg-bits 11/7/5`` runs are ``gimg-11-7-5``;
+once the default writes the same files they are ``gimg``'s). It refuses unless the
+witness runs (pooled; not merged into the result) hold, at every rate point renamed, an
+image whose OLD and NEW records agree (bytes and PSNR), and unless no renamed record
+lands on an (image, point) that NEW already has. Renames come first, then
+``--points-from``, then ``--codec-from``.
 """
 
 import argparse
@@ -70,6 +79,26 @@ def pool(runs: list[tuple[dict, str]]) -> list:
             seen[key] = r
             records.append(r)
     return records
+
+
+def rename(records: list, old: str, new: str, witness: list) -> list:
+    """``records`` with codec ``old``'s records counted as ``new``'s (each keeps
+    ``renamed_from``). SystemExit unless ``witness`` (records) has, at each rate point of
+    ``old`` here, an image where ``old`` and ``new`` agree, and unless a renamed record
+    would land where ``new`` already has one."""
+    olds = _by_key(records, old)
+    if not olds:
+        raise SystemExit(f"--rename {old}={new}: no {old} records in the run")
+    w_old, w_new = _by_key(witness, old), _by_key(witness, new)
+    for point in sorted({p for _, p in olds}):
+        agree = [k for k in w_old if k[1] == point and k in w_new and _same(w_old[k], w_new[k])]
+        if not agree:
+            raise SystemExit(f"--rename {old}={new}: no witness image at {point} where {old} and {new} "
+                             "wrote the same file, so nothing shows the two are one encoder")
+    clash = sorted(set(olds) & set(_by_key(records, new)))
+    if clash:
+        raise SystemExit(f"--rename {old}={new}: {new} already has {clash[0][0]} at {clash[0][1]}")
+    return [dict(r, codec=new, renamed_from=old) if r.get("codec") == old else r for r in records]
 
 
 def add_points(records: list, codec: str, donor: dict, path: str) -> list:
@@ -168,13 +197,18 @@ def main(argv=None) -> int:
     p.add_argument("run", nargs="+", help="one or more bench_rd.py JSONs, pooled")
     p.add_argument("--codec-from", action="append", default=[], metavar="CODEC=RUN.json")
     p.add_argument("--points-from", action="append", default=[], metavar="CODEC=RUN.json")
+    p.add_argument("--rename", action="append", default=[], metavar="OLD=NEW")
+    p.add_argument("--witness", action="append", default=[], metavar="RUN.json",
+                   help="runs where OLD and NEW of each --rename wrote the same files")
     p.add_argument("--test", default="gimg")
     p.add_argument("--bd-method", choices=("pchip", "poly"), default="pchip")
     p.add_argument("--json", help="write the run with the merged records here")
     p.add_argument("--plot", help="write the merged PSNR/MS-SSIM vs bpp curves here (PNG)")
     args = p.parse_args(argv)
-    if not args.codec_from and not args.points_from:
-        p.error("give --codec-from or --points-from (or both)")
+    if not args.codec_from and not args.points_from and not args.rename:
+        p.error("give --rename, --points-from or --codec-from")
+    if args.rename and not args.witness:
+        p.error("--rename needs --witness RUN.json")
     if args.plot:
         try:
             import matplotlib  # noqa: F401
@@ -183,6 +217,13 @@ def main(argv=None) -> int:
     runs = [(load_run(path), path) for path in args.run]
     run = dict(runs[0][0], records=pool(runs))
     sources = {}
+    witness = pool([(load_run(path), path) for path in args.witness]) if args.rename else []
+    for item in args.rename:
+        old, sep, new = item.partition("=")
+        if not sep or not old or not new or old == new:
+            raise SystemExit(f"--rename: expected OLD=NEW with two codec names, got {item!r}")
+        run["records"] = rename(run["records"], old, new, witness)
+        sources[new] = f"the run, {old}'s records counted as {new}'s (witnesses: {', '.join(args.witness)})"
     for item in args.points_from:
         codec, path = _codec_and_path("--points-from", item)
         run["records"] = add_points(run["records"], codec, load_run(path), path)

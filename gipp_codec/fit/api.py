@@ -276,8 +276,9 @@ def fit_and_quantize(
     the rows kept: that search saves bits (up to 3.4 % of a file on the four CPU Kodak images
     at 12/10/6, BENCHMARKS.md §5), which a set trimmed before it would leave unspent.
 
-    ``bits`` = (position, covariance, colour) bit depths, default from ``config.qat``
-    (12, 7, 6; the paper's 12, 10, 6 with ``FitConfig.paper()``). Returns ``q`` uint16
+    ``bits`` = (position, covariance, colour) bit depths, default ``config.qat.depths()``
+    (12, 7, 5, the rate-free depths; the encoder picks them by rate, ``encoder.default_depths``;
+    the paper's 12, 10, 6 with ``FitConfig.paper()``). Returns ``q`` uint16
     [N, 8] (channels x, y, a, b, c, r, g, b; a and c in the log domain), ``scales`` float32 [8], ``offsets`` float32 [8], and a QuantReport whose
     PSNR is that of the decoder's output: every Gaussian of ``q`` is valid after
     dequantization, and ``render(dequantize(q, scales, offsets))`` is the image measured.

@@ -20,6 +20,7 @@ from gipp_codec.errors import ConfigError
 DEFAULT_ITERATIONS = 5000
 PAPER_ITERATIONS = 50_000
 HIGH_RATE_BPP = 2.0  # QATConfig.high_rate_bpp: from this rate up the covariance takes a bit more
+COLOR_HIGH_RATE_BPP = 0.75  # QATConfig.color_high_rate_bpp: from this rate up the colours take a bit more
 
 
 POSITION_HOLD_CHOICES = ("initial", "image", "none")  # QATConfig.position_hold
@@ -36,16 +37,18 @@ class QATConfig:
     # the position depth by rule: the fewest bits (at most bits_position) whose step,
     # max(width, height) / 2**p, is at most 1/K of the Gaussians' mean spacing
     # sqrt(width * height / N) (N: the count asked for, or the rate model's count at the rate);
-    # None: bits_position at every rate. 24 gives 11/11/11/12 bits on a Kodak-sized image at
-    # 0.15 / 0.25 / 0.5 / 1.0 bpp (Gaussians about 17 / 13 / 9 / 6 px apart, steps 0.375 px
-    # at 11 bits, 0.19 at 12). On kodim01/08/15/23 against 12 bits: 11 bits +0.10 / +0.07 /
+    # None: bits_position at every rate. 23 gives 11/11/11/12/12 bits on a Kodak-sized image
+    # at 0.15 / 0.25 / 0.5 / 0.75 / 1.0 bpp (Gaussians about 17 / 13 / 9 / 7.5 / 6 px apart,
+    # steps 0.375 px at 11 bits, 0.19 at 12) and 10/10/10/11/11 at 384 x 256: the depths
+    # measured best, the same as 24 gave with 6-bit colours (5-bit colours, below, put ~6 %
+    # more Gaussians at a rate, 23.9 steps of 11 bits apart at 0.5 bpp). On kodim01/08/15/23 against 12 bits: 11 bits +0.10 / +0.07 /
     # +0.08 dB at 0.15 / 0.25 / 0.5 bpp (4, 4, 3 of 4 up), -0.05 at 1.0 (1 of 4); 10 bits
     # +0.01 / -0.07 dB against 11 at 0.15 / 0.25. On all 24 Kodak images 11 bits +0.10 /
     # +0.10 / +0.08 dB at 0.15 / 0.25 / 0.5 bpp (19 / 24 / 20 of 24 up); at 384 x 256 the
     # rule's 10 bits beat 12 by +0.17 / +0.23 dB at 0.15 / 0.25 bpp (8 of 8 Kodak images
     # up), and 11 and 9 bits do not beat 10 (BENCHMARKS.md §4, "The position depth by
     # spacing")
-    position_steps_per_spacing: float | None = 24.0
+    position_steps_per_spacing: float | None = 23.0
     # log(a), b, log(c) (paper 10). 7 by measurement: a bit of covariance precision costs
     # the render less than the ~3 bits per Gaussian it takes buy in more Gaussians at the
     # same rate. 12/9/6 was ahead of 12/10/6 on all 10 points of 5 Kodak images; coarser
@@ -65,9 +68,17 @@ class QATConfig:
     # bits from 2.0 bpp (BENCHMARKS.md §4, "The covariance depth at high rates")
     bits_covariance_high_rate: int | None = 8
     high_rate_bpp: float = HIGH_RATE_BPP
-    # r, g, b, uniform (paper 6). 7 bits lost on the four CPU Kodak images at 1.0 and 2 bpp
-    # (-0.12 and -0.08 dB: fewer Gaussians for finer colours; BENCHMARKS.md §4)
-    bits_color: int = 6
+    # r, g, b, uniform (paper 6) below color_high_rate_bpp. 5 by measurement at low rates: the
+    # colour bit saved, ~2 bits per Gaussian, buys ~5 % more Gaussians. On all 24 Kodak
+    # images 11/7/5 against 11/7/6: +0.04 / +0.05 / +0.05 dB at 0.15 / 0.25 / 0.5 bpp
+    # (17 / 19 / 17 of 24 up); 12/7/5 against 12/7/6 at 1.0 bpp: level (BENCHMARKS.md §4,
+    # "5-bit colours below 0.75 bpp"); so 6 bits from 0.75 bpp, between the two
+    bits_color: int = 5
+    # the colour depth at color_high_rate_bpp and above (None: bits_color at every rate). 7
+    # bits lost to 6 on the four CPU Kodak images at 1.0 and 2 bpp (-0.12 and -0.08 dB: fewer
+    # Gaussians for finer colours; BENCHMARKS.md §4)
+    bits_color_high_rate: int | None = 6
+    color_high_rate_bpp: float = COLOR_HIGH_RATE_BPP
     # float warm-up fraction of the budget, then QAT (paper: 6000/50000 = 0.12). 0.8 since the
     # code search (below) finishes what QAT leaves: at 5000 iterations, 0.5 bpp, QAT from 80 %
     # gained +0.04 dB over 70 % on all 24 Kodak images (20 of 24 up), +0.01 dB at 0.15 bpp
@@ -164,7 +175,8 @@ class QATConfig:
     params_lr_scale: float = 1.0
 
     def depths(self) -> tuple[int, int, int]:
-        """(position, covariance, colour) bit depths below ``high_rate_bpp``."""
+        """(position, covariance, colour) bit depths below ``color_high_rate_bpp`` and
+        ``high_rate_bpp``."""
         return self.bits_position, self.bits_covariance, self.bits_color
 
     def position_depth(self, gaussians: float | None, width: int, height: int) -> int:
@@ -182,10 +194,15 @@ class QATConfig:
     def depths_at(self, bpp: float | None) -> tuple[int, int, int]:
         """(position, covariance, colour) bit depths for a file of ``bpp`` bits per pixel:
         ``depths()``, with the covariance at ``bits_covariance_high_rate`` from
-        ``high_rate_bpp`` up (None: the rate is unknown, ``depths()``)."""
+        ``high_rate_bpp`` up and the colours at ``bits_color_high_rate`` from
+        ``color_high_rate_bpp`` up (None: the rate is unknown, ``depths()``)."""
         p, c, k = self.depths()
-        if self.bits_covariance_high_rate is not None and bpp is not None and bpp >= self.high_rate_bpp:
+        if bpp is None:
+            return p, c, k
+        if self.bits_covariance_high_rate is not None and bpp >= self.high_rate_bpp:
             c = self.bits_covariance_high_rate
+        if self.bits_color_high_rate is not None and bpp >= self.color_high_rate_bpp:
+            k = self.bits_color_high_rate
         return p, c, k
 
     def rate_weight_at(self, bpp: float | None) -> float:
@@ -314,7 +331,7 @@ class FitConfig:
             adam_eps=1e-8,
             iterations=PAPER_ITERATIONS,
             qat=QATConfig(bits_covariance=10, bits_covariance_high_rate=None, position_steps_per_spacing=None,
-                          start_frac=0.12, init="minmax",
+                          bits_color=6, bits_color_high_rate=None, start_frac=0.12, init="minmax",
                           refit_colors=False, code_search_sweeps=0, psd_safe=False, rate_weight=0.0),
         )
 
@@ -383,10 +400,12 @@ class FitConfig:
         k = q.position_steps_per_spacing
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, float)) or not (math.isfinite(k) and k > 0)):
             raise ConfigError(f"QATConfig.position_steps_per_spacing must be None or a finite number > 0, got {k!r}")
-        high = q.bits_covariance_high_rate
-        if high is not None and (not isinstance(high, int) or not (1 <= high <= 16)):
-            raise ConfigError(f"QATConfig.bits_covariance_high_rate must be None or an integer in 1..16, got {high!r}")
+        for name in ("bits_covariance_high_rate", "bits_color_high_rate"):
+            high = getattr(q, name)
+            if high is not None and (isinstance(high, bool) or not isinstance(high, int) or not (1 <= high <= 16)):
+                raise ConfigError(f"QATConfig.{name} must be None or an integer in 1..16, got {high!r}")
         pos("qat.high_rate_bpp", q.high_rate_bpp)
+        pos("qat.color_high_rate_bpp", q.color_high_rate_bpp)
         if not (0.0 <= q.start_frac < 1.0):
             raise ConfigError(f"QATConfig.start_frac must be in [0, 1), got {q.start_frac!r}")
         pos("qat.lr", q.lr)
