@@ -71,8 +71,9 @@ class QATConfig:
     # r, g, b, uniform (paper 6) below color_high_rate_bpp. 5 by measurement at low rates: the
     # colour bit saved, ~2 bits per Gaussian, buys ~5 % more Gaussians. On all 24 Kodak
     # images 11/7/5 against 11/7/6: +0.04 / +0.05 / +0.05 dB at 0.15 / 0.25 / 0.5 bpp
-    # (17 / 19 / 17 of 24 up); 12/7/5 against 12/7/6 at 1.0 bpp: level (BENCHMARKS.md §4,
-    # "5-bit colours below 0.75 bpp"); so 6 bits from 0.75 bpp, between the two
+    # (17 / 19 / 17 of 24 up); 12/7/5 against 12/7/6 at 1.0 bpp -0.03 dB (median -0.00, 12
+    # of 24 up, MS-SSIM -0.0010; BENCHMARKS.md §4, "5-bit colours below 0.75 bpp"); so 6
+    # bits from 0.75 bpp, between the two
     bits_color: int = 5
     # the colour depth at color_high_rate_bpp and above (None: bits_color at every rate). 7
     # bits lost to 6 on the four CPU Kodak images at 1.0 and 2 bpp (-0.12 and -0.08 dB: fewer
