@@ -39,15 +39,16 @@ class QATConfig:
     # sqrt(width * height / N) (N: the count asked for, or the rate model's count at the rate);
     # None: bits_position at every rate. 23 gives 11/11/11/12/12 bits on a Kodak-sized image
     # at 0.15 / 0.25 / 0.5 / 0.75 / 1.0 bpp (Gaussians about 17 / 13 / 9 / 7.5 / 6 px apart,
-    # steps 0.375 px at 11 bits, 0.19 at 12) and 10/10/10/11/11 at 384 x 256: the depths
-    # measured best, the same as 24 gave with 6-bit colours (5-bit colours, below, put ~6 %
-    # more Gaussians at a rate, 23.9 steps of 11 bits apart at 0.5 bpp). On kodim01/08/15/23 against 12 bits: 11 bits +0.10 / +0.07 /
-    # +0.08 dB at 0.15 / 0.25 / 0.5 bpp (4, 4, 3 of 4 up), -0.05 at 1.0 (1 of 4); 10 bits
-    # +0.01 / -0.07 dB against 11 at 0.15 / 0.25. On all 24 Kodak images 11 bits +0.10 /
-    # +0.10 / +0.08 dB at 0.15 / 0.25 / 0.5 bpp (19 / 24 / 20 of 24 up); at 384 x 256 the
-    # rule's 10 bits beat 12 by +0.17 / +0.23 dB at 0.15 / 0.25 bpp (8 of 8 Kodak images
-    # up), and 11 and 9 bits do not beat 10 (BENCHMARKS.md §4, "The position depth by
-    # spacing")
+    # steps 0.375 px at 11 bits, 0.19 at 12) and 10/10/10/11/11 at 384 x 256: where measured
+    # (Kodak size at 0.15 / 0.25 / 0.5 / 1.0 bpp, 384 x 256 at 0.15 / 0.25), the best depths,
+    # and the same as 24 gave with 6-bit colours (5-bit colours, below, put ~6 % more
+    # Gaussians at a rate: 23.9 steps of 11 bits apart at 0.5 bpp). On kodim01/08/15/23
+    # against 12 bits: 11 bits +0.10 / +0.07 / +0.08 dB at 0.15 / 0.25 / 0.5 bpp (4, 4, 3 of
+    # 4 up), -0.05 at 1.0 (1 of 4); 10 bits +0.01 / -0.07 dB against 11 at 0.15 / 0.25. On
+    # all 24 Kodak images 11 bits +0.10 / +0.10 / +0.08 dB at 0.15 / 0.25 / 0.5 bpp (19 / 24
+    # / 20 of 24 up); at 384 x 256 the rule's 10 bits beat 12 by +0.17 / +0.23 dB at 0.15 /
+    # 0.25 bpp (8 of 8 Kodak images up), and 11 and 9 bits do not beat 10 (BENCHMARKS.md §4,
+    # "The position depth by spacing")
     position_steps_per_spacing: float | None = 23.0
     # log(a), b, log(c) (paper 10). 7 by measurement: a bit of covariance precision costs
     # the render less than the ~3 bits per Gaussian it takes buy in more Gaussians at the
