@@ -279,7 +279,7 @@ def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
     which."""
     from gipp_codec.fit.config import COLOR_HIGH_RATE_BPP, HIGH_RATE_BPP
 
-    assert 0.5 < COLOR_HIGH_RATE_BPP <= 1.0  # the measured range: 5 bits ahead at 0.5 bpp, level at 1.0
+    assert 0.75 < COLOR_HIGH_RATE_BPP <= 1.0  # the measured range: 5 bits ahead at 0.75 bpp, behind at 1.0
     assert 1.0 < HIGH_RATE_BPP <= 2.0  # the measured range: level at 1.0 bpp, 8 bits ahead at 2.0
     src = tmp_path / "in.png"
     Image.fromarray(_image(24, 32)).save(src)
@@ -299,8 +299,8 @@ def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
         header = read_info(out.read_bytes())["header"]
         assert (header["bits_position"], header["bits_covariance"], header["bits_color"]) == expected, extra
         assert f"depths {'/'.join(map(str, expected))})" in res.output, extra  # and the summary line says so
-    # N Gaussians: 8 on 24 x 32 pixels is ~0.5 bpp in the rate model, 12 ~0.76, 40 ~2.5
-    for n, expected in ((8, (7, 7, 5)), (12, (7, 7, 6)), (40, (8, 8, 6))):
+    # N Gaussians: 8 on 24 x 32 pixels is ~0.5 bpp in the rate model, 12 ~0.76, 18 ~1.13, 40 ~2.5
+    for n, expected in ((8, (7, 7, 5)), (12, (7, 7, 5)), (18, (7, 7, 6)), (40, (8, 8, 6))):
         _, report = encode_with_report(_image(24, 32), gaussians=n, iterations=20)
         assert report.bits == expected, n
 
@@ -359,10 +359,10 @@ def test_position_depth_follows_the_gaussians_spacing():
             fits = [b for b in range(1, 17) if max(w, h) / 2 ** b <= spacing / 23]
             assert p == min(12, fits[0]), (w, h, n)
     # 768 x 512 at 0.5 bpp: the rate model's 4895 Gaussians (at 12/7/5) are 8.96 px apart,
-    # and 768 / 2**11 = 0.375 px <= 8.96 / 23 = 0.390 px < 768 / 2**10; at 0.75 bpp 7036 (at
-    # 12/7/6) are 7.48 px apart
+    # and 768 / 2**11 = 0.375 px <= 8.96 / 23 = 0.390 px < 768 / 2**10; at 0.75 bpp 7455 (at
+    # 12/7/5) are 7.26 px apart
     assert q.position_depth(1331, 768, 512) == 11 and q.position_depth(4895, 768, 512) == 11
-    assert q.position_depth(7036, 768, 512) == 12
+    assert q.position_depth(7455, 768, 512) == 12
     assert [default_depths(q, None, b, 768, 512).position for b in (0.15, 0.25, 0.5, 0.75, 1.0, 2.0)] == [11, 11, 11, 12, 12, 12]
     # 384 x 256: 10 bits up to 0.5 bpp, the depth measured best at 0.15 and 0.25 bpp
     assert [default_depths(q, None, b, 384, 256).position for b in (0.15, 0.25, 0.5, 0.75)] == [10, 10, 10, 11]

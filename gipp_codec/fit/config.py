@@ -20,7 +20,7 @@ from gipp_codec.errors import ConfigError
 DEFAULT_ITERATIONS = 5000
 PAPER_ITERATIONS = 50_000
 HIGH_RATE_BPP = 2.0  # QATConfig.high_rate_bpp: from this rate up the covariance takes a bit more
-COLOR_HIGH_RATE_BPP = 0.75  # QATConfig.color_high_rate_bpp: from this rate up the colours take a bit more
+COLOR_HIGH_RATE_BPP = 1.0  # QATConfig.color_high_rate_bpp: from this rate up the colours take a bit more
 
 
 POSITION_HOLD_CHOICES = ("initial", "image", "none")  # QATConfig.position_hold
@@ -38,7 +38,7 @@ class QATConfig:
     # max(width, height) / 2**p, is at most 1/K of the Gaussians' mean spacing
     # sqrt(width * height / N) (N: the count asked for, or the rate model's count at the rate);
     # None: bits_position at every rate. 23 gives 11/11/11/12/12 bits on a Kodak-sized image
-    # at 0.15 / 0.25 / 0.5 / 0.75 / 1.0 bpp (Gaussians about 17 / 13 / 9 / 7.5 / 6 px apart,
+    # at 0.15 / 0.25 / 0.5 / 0.75 / 1.0 bpp (Gaussians about 17 / 13 / 9 / 7.3 / 6 px apart,
     # steps 0.375 px at 11 bits, 0.19 at 12) and 10/10/10/11/11 at 384 x 256: where measured
     # (Kodak size at 0.15 / 0.25 / 0.5 / 1.0 bpp, 384 x 256 at 0.15 / 0.25), the best depths,
     # and the same as 24 gave with 6-bit colours (5-bit colours, below, put ~6 % more
@@ -72,9 +72,9 @@ class QATConfig:
     # r, g, b, uniform (paper 6) below color_high_rate_bpp. 5 by measurement at low rates: the
     # colour bit saved, ~2 bits per Gaussian, buys ~5 % more Gaussians. On all 24 Kodak
     # images 11/7/5 against 11/7/6: +0.04 / +0.05 / +0.05 dB at 0.15 / 0.25 / 0.5 bpp
-    # (17 / 19 / 17 of 24 up); 12/7/5 against 12/7/6 at 1.0 bpp -0.03 dB (median -0.00, 12
-    # of 24 up, MS-SSIM -0.0010; BENCHMARKS.md §4, "5-bit colours below 0.75 bpp"); so 6
-    # bits from 0.75 bpp, between the two
+    # (17 / 19 / 17 of 24 up); 12/7/5 against 12/7/6 +0.05 dB at 0.75 bpp on kodim01-08 (5
+    # of 8 up), -0.03 dB at 1.0 bpp on all 24 (median -0.00, 12 of 24 up, MS-SSIM -0.0010;
+    # BENCHMARKS.md §4, "5-bit colours below 1 bpp"); so 6 bits from 1.0 bpp
     bits_color: int = 5
     # the colour depth at color_high_rate_bpp and above (None: bits_color at every rate). 7
     # bits lost to 6 on the four CPU Kodak images at 1.0 and 2 bpp (-0.12 and -0.08 dB: fewer
