@@ -459,14 +459,39 @@ def test_rd_merge_renames_a_codec_only_with_a_witness_at_every_point(tmp_path, c
     differ = witness("differ.json", [(0.15, 20.0), (0.25, 21.0)], [(0.15, 20.0), (0.25, 21.0)], {0.25: 9})
     with pytest.raises(SystemExit, match="no witness image at 0.25"):
         rd_merge.main([str(run), "--rename", "gimg-11-7-5=gimg", "--witness", differ])
-    with pytest.raises(SystemExit, match="2"):  # argparse: --rename needs --witness
+    with pytest.raises(SystemExit):  # argparse exits 2 with the reason on stderr
         rd_merge.main([str(run), "--rename", "gimg-11-7-5=gimg"])
+    assert "--rename needs --witness" in capsys.readouterr().err
     clash = tmp_path / "clash.json"
     clash.write_text(json.dumps({"records": _records("gimg-11-7-5", ims, low) + _records("gimg", ims, low)}))
     with pytest.raises(SystemExit, match="gimg already has a at 0.15"):
         rd_merge.main([str(clash), "--rename", "gimg-11-7-5=gimg", "--witness", good])
     with pytest.raises(SystemExit, match="no avif records"):
         rd_merge.main([str(run), "--rename", "avif=gimg", "--witness", good])
+
+
+def test_lr_by_rate_prints_the_depths_whose_spacing_the_position_rule_accepts(capsys):
+    """Each row's N for the rule is the rate model's at depths_at; its position depth holds at
+    least position_steps_per_spacing steps per mean spacing of that N, and one bit fewer
+    would not (or the depth is the cap)."""
+    import lr_by_rate
+
+    from gipp_codec.encoder import predict_gaussians
+    from gipp_codec.fit.config import QATConfig
+    from gipp_codec.format.model import BitDepths
+
+    q = QATConfig()
+    for w, h in ((768, 512), (384, 256)):
+        assert lr_by_rate.main(["--width", str(w), "--height", str(h)]) == 0
+        rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()[3:]]
+        assert len(rows) == 6
+        for bpp, depths, n_rule, steps, *_ in rows:
+            p = int(depths.split("/")[0])
+            # the rule's N is the rate model's at depths_at (bits_position), not at the final depths
+            assert int(n_rule) == predict_gaussians(float(bpp) * w * h, BitDepths(*q.depths_at(float(bpp))))
+            assert float(steps) >= q.position_steps_per_spacing, (w, bpp)
+            assert p == q.bits_position or float(steps) / 2 < q.position_steps_per_spacing, (w, bpp)
+            assert abs(float(steps) - ((w * h / int(n_rule)) ** 0.5) / (max(w, h) / 2 ** p)) < 0.01
 
 
 def test_gimg_qat_none_switches_an_optional_setting_off_but_stays_text_where_text_is_held():

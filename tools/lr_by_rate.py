@@ -5,7 +5,9 @@
         [--density-ref R]
 
 For each rate: the default bit depths (``encoder.default_depths``: the position depth
-follows the Gaussians' spacing), the N the rate model guesses first
+follows the Gaussians' spacing), the N the position rule takes (the rate model's at
+``QATConfig.depths_at``, with ``bits_position``) and its mean spacing in steps of the
+chosen position depth (the rule wants at least ``position_steps_per_spacing``), the N the rate model guesses first
 (``encoder.predict_gaussians`` at those depths, the N the fit aims at), its density N / pixels, the spacing
 factor sqrt(ref / density) without the floor, and the lr ``trainer.geometry_lr_scale``
 gives the fit (``FitConfig().lr_means`` times it; ``lr_covs`` is the same at the defaults).
@@ -22,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gipp_codec.encoder import default_depths, predict_gaussians  # noqa: E402
 from gipp_codec.fit.config import FitConfig  # noqa: E402
 from gipp_codec.fit.trainer import geometry_lr_scale  # noqa: E402
+from gipp_codec.format.model import BitDepths  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -38,14 +41,19 @@ def main(argv=None) -> int:
     ref = cfg.lr_density_ref
     pixels = args.width * args.height
     print(f"{args.width}x{args.height}, lr_density_ref {ref}, lr_means {cfg.lr_means}")
-    print("| bpp | depths | N guessed | density | sqrt(ref / density) | lr |")
-    print("|---|---|---|---|---|---|")
+    print("| bpp | depths | N the position rule uses | spacing / position step | N guessed | density "
+          "| sqrt(ref / density) | lr |")
+    print("|---|---|---|---|---|---|---|---|")
     for bpp in (float(b) for b in args.bpp.split(",")):
         bits = default_depths(cfg.qat, None, bpp, args.width, args.height)
+        # the rule's N: the rate model's at depths_at (bits_position), as default_depths takes it
+        n_rule = predict_gaussians(bpp * pixels, BitDepths(*cfg.qat.depths_at(bpp)))
+        steps = math.sqrt(pixels / n_rule) / (max(args.width, args.height) / 2 ** bits.position)
         n = predict_gaussians(bpp * pixels, bits)
         raw = math.sqrt(ref / (n / pixels)) if ref is not None else 1.0
         lr = cfg.lr_means * geometry_lr_scale(n, args.height, args.width, cfg)
-        print(f"| {bpp:g} | {bits.position}/{bits.covariance}/{bits.color} | {n} | {n / pixels:.5f} | {raw:.5f} | {lr:.5f} |")
+        print(f"| {bpp:g} | {bits.position}/{bits.covariance}/{bits.color} | {n_rule} | {steps:.2f} | {n} "
+              f"| {n / pixels:.5f} | {raw:.5f} | {lr:.5f} |")
     return 0
 
 

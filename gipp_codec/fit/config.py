@@ -41,8 +41,8 @@ class QATConfig:
     # at 0.15 / 0.25 / 0.5 / 0.75 / 1.0 bpp (Gaussians about 17 / 13 / 9 / 7.3 / 6 px apart,
     # steps 0.375 px at 11 bits, 0.19 at 12) and 10/10/10/11/11 at 384 x 256: where measured
     # (Kodak size at 0.15 / 0.25 / 0.5 / 1.0 bpp, 384 x 256 at 0.15 / 0.25), the best depths,
-    # and the same as 24 gave with 6-bit colours (5-bit colours, below, put ~6 % more
-    # Gaussians at a rate: 23.9 steps of 11 bits apart at 0.5 bpp). On kodim01/08/15/23
+    # and the same as 24 gave with 6-bit colours (5-bit colours, below, put ~5 % more
+    # Gaussians at a rate: 23.9 steps of 11 bits apart at 0.5 bpp, tools/lr_by_rate.py). On kodim01/08/15/23
     # against 12 bits: 11 bits +0.10 / +0.07 / +0.08 dB at 0.15 / 0.25 / 0.5 bpp (4, 4, 3 of
     # 4 up), -0.05 at 1.0 (1 of 4); 10 bits +0.01 / -0.07 dB against 11 at 0.15 / 0.25. On
     # all 24 Kodak images 11 bits +0.10 / +0.10 / +0.08 dB at 0.15 / 0.25 / 0.5 bpp (19 / 24
