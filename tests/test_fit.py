@@ -13,7 +13,7 @@ from gipp_codec.errors import ConfigError, InputImageError
 from gipp_codec.fit.api import fit_image, resolve_device
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
-from gipp_codec.fit.init import caf_lp, sparse_init
+from gipp_codec.fit.init import caf_lp, gradient_density, sample_positions, sparse_init
 from gipp_codec.fit.prune import keep_mask
 from gipp_codec.render.convention import valid_mask
 from gipp_codec.fit.trainer import RowAdam, _mse, half_resolution, lr_factor, train
@@ -59,6 +59,50 @@ def test_sparse_init_ranges_and_caf():
     assert torch.count_nonzero(colors) == 0
     _, covs_nocaf, _ = sparse_init(500, H, W, torch.Generator().manual_seed(3), caf=False)
     assert torch.allclose(covs - covs_nocaf, torch.tensor([lp, 0.0, lp]).expand(500, 3), atol=1e-4)
+
+
+def test_gradient_density_puts_the_non_uniform_share_on_the_edges():
+    img = torch.zeros(6, 8, 3)
+    img[:, 5:] = 1.0  # a vertical edge between columns 4 and 5
+    d = gradient_density(img, 0.3)
+    assert d.shape == (6, 8) and float(d.sum()) == pytest.approx(1.0)
+    even = 0.3 / 48
+    assert torch.allclose(d[:, 4], torch.full((6,), even + 0.7 / 6, dtype=torch.float64))
+    others = torch.cat((d[:, :4], d[:, 5:]), dim=1)
+    assert torch.allclose(others, torch.full_like(others, even))
+    assert torch.allclose(gradient_density(img, 1.0), torch.full((6, 8), 1 / 48, dtype=torch.float64))
+    flat = gradient_density(torch.full((3, 5, 3), 0.4), 0.0)  # no gradient anywhere: uniform
+    assert torch.allclose(flat, torch.full((3, 5), 1 / 15, dtype=torch.float64))
+    assert torch.allclose(gradient_density(torch.rand(1, 1, 3), 0.2), torch.ones(1, 1, dtype=torch.float64))
+
+
+def test_sample_positions_draw_pixels_by_the_density():
+    d = torch.zeros(4, 5, dtype=torch.float64)
+    d[1, 3] = 3.0  # unnormalised is fine
+    d[2, 0] = 1.0
+    pos = sample_positions(d, 4000, torch.Generator().manual_seed(0))
+    assert pos.shape == (4000, 2) and pos.dtype == torch.float32
+    pix = pos.floor().long()
+    in_13 = (pix[:, 0] == 3) & (pix[:, 1] == 1)
+    in_20 = (pix[:, 0] == 0) & (pix[:, 1] == 2)
+    assert bool((in_13 | in_20).all())
+    assert 0.70 < float(in_13.float().mean()) < 0.80  # 3 : 1
+    frac = pos - pos.floor()
+    assert float(frac.min()) >= 0.0 and float(frac.max()) < 1.0 and float(frac.std()) > 0.2
+
+
+def test_gradient_placement_starts_the_gaussians_on_the_edges():
+    img = np.zeros((16, 24, 3), dtype=np.uint8)
+    img[:, 12:] = 255
+    target = torch.from_numpy(img.astype(np.float32) / 255.0)
+    gen = torch.Generator().manual_seed(1)
+    means, _, _ = sparse_init(400, 16, 24, gen, density=gradient_density(target, 0.0))
+    assert bool(((means[:, 0] >= 11.0) & (means[:, 0] < 12.0)).all())
+    cfg = FitConfig(init_positions="gradient", init_uniform_share=0.0, grow_stop_frac=0.0)
+    out = train(target, 20, 1, cfg, get_renderer("reference"), seed=0)  # one step moves <= 0.7 px
+    assert out.means.shape[0] == 10 and bool(((out.means[:, 0] > 10.0) & (out.means[:, 0] < 13.0)).all())
+    out = train(target, 20, 1, FitConfig(grow_stop_frac=0.0), get_renderer("reference"), seed=0)
+    assert bool(((out.means[:, 0] < 10.0) | (out.means[:, 0] > 13.0)).any())  # uniform: spread out
 
 
 def test_psd_pruning_mask():
@@ -454,7 +498,8 @@ def test_config_validation_and_presets():
         FitConfig().replace(lr_means=0)
     with pytest.raises(ConfigError):
         FitConfig().replace(lr_schedule="linear")
-    for name, bad in (("adam_beta1", -0.1), ("adam_beta2", 1.0), ("adam_beta2", float("nan"))):
+    for name, bad in (("adam_beta1", -0.1), ("adam_beta2", 1.0), ("adam_beta2", float("nan")),
+                      ("init_positions", "edges"), ("init_uniform_share", 1.5), ("init_uniform_share", -0.1)):
         with pytest.raises(ConfigError, match=name):
             FitConfig().replace(**{name: bad})
     p = FitConfig.paper()
@@ -464,6 +509,7 @@ def test_config_validation_and_presets():
     assert (p.adam_beta1, p.adam_beta2) == (0.9, 0.999)  # torch's defaults, as the paper's code
     assert p.adam_eps == 1e-8 and FitConfig().adam_eps < 1e-8
     assert not p.qat.psd_safe and FitConfig().qat.psd_safe  # the paper pruned what rounding broke
+    assert p.init_positions == "uniform"
     FitConfig().validate()
 
 

@@ -23,6 +23,7 @@ HIGH_RATE_BPP = 2.0  # QATConfig.high_rate_bpp: from this rate up the covariance
 COLOR_HIGH_RATE_BPP = 1.0  # QATConfig.color_high_rate_bpp: from this rate up the colours take a bit more
 
 
+INIT_POSITION_CHOICES = ("uniform", "gradient")  # FitConfig.init_positions
 POSITION_HOLD_CHOICES = ("initial", "image", "none")  # QATConfig.position_hold
 RATE_CHANNEL_CHOICES = ("all", "covariance")  # QATConfig.rate_channels (rate_proxy.RATE_CHANNEL_SETS' keys)
 
@@ -285,6 +286,11 @@ class FitConfig:
     adam_row_warmup: int = 0
     # --- initialisation -----------------------------------------------------------
     init_fraction: float = 0.5  # N0 = round(init_fraction * Nmax) (paper: Nmax/2)
+    # where the N0 initial Gaussians go: "uniform" (paper: uniformly random over the image) or
+    # "gradient" (random pixels drawn with probability init_uniform_share / pixels +
+    # (1 - init_uniform_share) * |gradient| / sum |gradient|, a uniform offset inside the pixel)
+    init_positions: str = "uniform"
+    init_uniform_share: float = 0.3
     caf: bool = True  # content-aware filter lp = min(H*W / (9*pi*N_now), caf_max)
     caf_max: float = 300.0
     # --- densification ------------------------------------------------------------
@@ -381,6 +387,9 @@ class FitConfig:
         frac("lr_warmup_frac", self.lr_warmup_frac, lo_open=False)
         frac("lr_final_frac", self.lr_final_frac, lo_open=False)
         frac("init_fraction", self.init_fraction)
+        if self.init_positions not in INIT_POSITION_CHOICES:
+            raise ConfigError(f"FitConfig.init_positions must be one of {INIT_POSITION_CHOICES}, got {self.init_positions!r}")
+        frac("init_uniform_share", self.init_uniform_share, lo_open=False)
         frac("grow_every_frac", self.grow_every_frac)
         frac("grow_stop_frac", self.grow_stop_frac, lo_open=False)
         frac("coarse_frac", self.coarse_frac, lo_open=False)

@@ -28,15 +28,54 @@ def add_caf(covs: torch.Tensor, lp: float) -> torch.Tensor:  # [n, 3]
     return covs + torch.tensor([lp, 0.0, lp], dtype=covs.dtype, device=covs.device)
 
 
+def gradient_density(target: torch.Tensor, uniform_share: float) -> torch.Tensor:  # [H, W] float64
+    """A probability per pixel of ``target`` [H, W, C]: ``uniform_share`` spread evenly, the rest
+    in proportion to the gradient magnitude (channel sum of the forward differences' norms;
+    a flat image gets the uniform density). Sums to 1."""
+    img = target.detach().to("cpu", torch.float64)
+    h, w = int(img.shape[0]), int(img.shape[1])
+    gx = torch.zeros(h, w, dtype=torch.float64)
+    gy = torch.zeros(h, w, dtype=torch.float64)
+    if w > 1:
+        gx[:, :-1] = (img[:, 1:] - img[:, :-1]).abs().sum(dim=-1)
+    if h > 1:
+        gy[:-1, :] = (img[1:] - img[:-1]).abs().sum(dim=-1)
+    mag = torch.sqrt(gx * gx + gy * gy)
+    total = float(mag.sum())
+    even = torch.full((h, w), 1.0 / (h * w), dtype=torch.float64)
+    if not (total > 0.0) or uniform_share >= 1.0:
+        return even
+    return uniform_share * even + (1.0 - uniform_share) * mag / total
+
+
+def sample_positions(density: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:  # [n, 2]
+    """``n`` (x, y) positions in pixels: a pixel drawn with the probabilities ``density`` [H, W]
+    (inverse CDF, so any image size), then a uniform offset inside it."""
+    h, w = int(density.shape[0]), int(density.shape[1])
+    cdf = torch.cumsum(density.reshape(-1), dim=0)
+    cdf = cdf / cdf[-1]
+    u = torch.rand(n, generator=generator, dtype=torch.float64)
+    idx = torch.searchsorted(cdf, u, right=True).clamp_(max=h * w - 1)
+    jitter = torch.rand(n, 2, generator=generator, dtype=torch.float32)
+    col = (idx % w).to(torch.float32)
+    row = torch.div(idx, w, rounding_mode="floor").to(torch.float32)
+    return torch.stack((col, row), dim=1) + jitter
+
+
 def sparse_init(
-    n0: int, height: int, width: int, generator: torch.Generator, caf: bool = True, caf_max: float = 300.0
+    n0: int, height: int, width: int, generator: torch.Generator, caf: bool = True, caf_max: float = 300.0,
+    density: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """N0 Gaussians at uniform random positions, random covariance (+ CAF), zero colour.
+    """N0 Gaussians at random positions (uniform, or drawn from ``density`` [H, W] when given),
+    random covariance (+ CAF), zero colour.
 
     Returns CPU float32 tensors means [n0, 2] (x, y pixels), covs [n0, 3], colors [n0, 3].
     """
-    u = torch.rand(n0, 2, generator=generator, dtype=torch.float32)
-    means = u * torch.tensor([float(width), float(height)], dtype=torch.float32)
+    if density is None:
+        u = torch.rand(n0, 2, generator=generator, dtype=torch.float32)
+        means = u * torch.tensor([float(width), float(height)], dtype=torch.float32)
+    else:
+        means = sample_positions(density, n0, generator)
     covs = random_covariances(n0, generator)
     if caf:
         covs = add_caf(covs, caf_lp(height, width, n0, caf_max))

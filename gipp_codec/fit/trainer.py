@@ -28,7 +28,7 @@ import torch
 from gipp_codec.fit import adam_kernels
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
-from gipp_codec.fit.init import sparse_init
+from gipp_codec.fit.init import gradient_density, sparse_init
 from gipp_codec.fit.prune import keep_mask, most_important
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, add_rate_gradients, attribute_bits
 from gipp_codec.fit.tensor_adam import TensorAdam
@@ -254,7 +254,8 @@ def train(
     schedule = GrowthSchedule.from_config(cfg, iterations, n_max, grow_until=qat_start)
 
     n0 = max(1, min(n_max, round(cfg.init_fraction * n_max)))
-    means, covs, colors = (t.to(device) for t in sparse_init(n0, height, width, gen, cfg.caf, cfg.caf_max))
+    density = gradient_density(target, cfg.init_uniform_share) if cfg.init_positions == "gradient" else None
+    means, covs, colors = (t.to(device) for t in sparse_init(n0, height, width, gen, cfg.caf, cfg.caf_max, density))
     params = [_leaf(means), _leaf(covs), _leaf(colors)]
     geometry = geometry_lr_scale(n_max, height, width, cfg)
     opt = RowAdam(params, [cfg.lr_means * geometry, cfg.lr_covs * geometry, cfg.lr_colors],
