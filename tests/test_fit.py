@@ -101,7 +101,7 @@ def test_gradient_placement_starts_the_gaussians_on_the_edges():
     cfg = FitConfig(init_positions="gradient", init_uniform_share=0.0, grow_stop_frac=0.0)
     out = train(target, 20, 1, cfg, get_renderer("reference"), seed=0)  # one step moves <= 0.7 px
     assert out.means.shape[0] == 10 and bool(((out.means[:, 0] > 10.0) & (out.means[:, 0] < 13.0)).all())
-    out = train(target, 20, 1, FitConfig(grow_stop_frac=0.0), get_renderer("reference"), seed=0)
+    out = train(target, 20, 1, FitConfig(init_positions="uniform", grow_stop_frac=0.0), get_renderer("reference"), seed=0)
     assert bool(((out.means[:, 0] < 10.0) | (out.means[:, 0] > 13.0)).any())  # uniform: spread out
 
 
@@ -509,7 +509,7 @@ def test_config_validation_and_presets():
     assert (p.adam_beta1, p.adam_beta2) == (0.9, 0.999)  # torch's defaults, as the paper's code
     assert p.adam_eps == 1e-8 and FitConfig().adam_eps < 1e-8
     assert not p.qat.psd_safe and FitConfig().qat.psd_safe  # the paper pruned what rounding broke
-    assert p.init_positions == "uniform"
+    assert p.init_positions == "uniform" and FitConfig().init_positions == "gradient"
     FitConfig().validate()
 
 
