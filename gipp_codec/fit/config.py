@@ -289,9 +289,10 @@ class FitConfig:
     # where the N0 initial Gaussians go: "uniform" (paper: uniformly random over the image) or
     # "gradient" (random pixels drawn with probability init_uniform_share / pixels +
     # (1 - init_uniform_share) * |gradient| / sum |gradient|, a uniform offset inside the pixel).
-    # "gradient" against "uniform" on all 24 Kodak images: +0.10 dB at 0.5 bpp (median +0.09,
-    # 18 of 24 up, MS-SSIM -0.0005); on kodim01/08/15/23 +0.10 dB at 1.0 bpp (3 of 4 up) and
-    # -0.02 at 0.15 (BENCHMARKS.md §4, "Initial positions by gradient")
+    # "gradient" against "uniform" on all 24 Kodak images: +0.02 / +0.10 / +0.12 dB at 0.15 /
+    # 0.5 / 1.0 bpp (14 / 18 / 19 of 24 up; MS-SSIM -0.0004 / -0.0005 / -0.0008; BENCHMARKS.md
+    # §4, "Initial positions by gradient"). init_uniform_share 0.6 measured no better at 0.15
+    # bpp on kodim01/08/15/23
     init_positions: str = "gradient"
     init_uniform_share: float = 0.3
     caf: bool = True  # content-aware filter lp = min(H*W / (9*pi*N_now), caf_max)

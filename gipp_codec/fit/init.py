@@ -1,5 +1,8 @@
 """Sparse initialisation and the content-aware filter (CAF), DESIGN.md §1.
 
+The initial positions are uniform (the paper) or drawn by the image's gradient magnitude
+(``gradient_density``, ``sample_positions``; FitConfig.init_positions).
+
 The learnable covariance is the EFFECTIVE one, Sigma_eff = Sigma + lp * I, with lp added
 once when a Gaussian is created: ``lp = min(H*W / (9*pi*N_now), caf_max)`` where N_now is
 the total count right after that insertion.
