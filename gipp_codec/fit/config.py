@@ -289,9 +289,9 @@ class FitConfig:
     # where the N0 initial Gaussians go: "uniform" (paper: uniformly random over the image) or
     # "gradient" (random pixels drawn with probability init_uniform_share / pixels +
     # (1 - init_uniform_share) * |gradient| / sum |gradient|, a uniform offset inside the pixel).
-    # "gradient" against "uniform" on all 24 Kodak images: +0.02 / +0.10 / +0.12 dB at 0.15 /
-    # 0.5 / 1.0 bpp (14 / 18 / 19 of 24 up; MS-SSIM -0.0004 / -0.0005 / -0.0008; BENCHMARKS.md
-    # §4, "Initial positions by gradient"). init_uniform_share 0.6 measured no better at 0.15
+    # "gradient" against "uniform" on all 24 Kodak images: +0.02 / +0.05 / +0.10 / +0.12 dB at
+    # 0.15 / 0.25 / 0.5 / 1.0 bpp (14 / 17 / 18 / 19 of 24 up; MS-SSIM -0.0004 to -0.0008;
+    # BENCHMARKS.md §4, "Initial positions by gradient"). init_uniform_share 0.6 measured no better at 0.15
     # bpp on kodim01/08/15/23
     init_positions: str = "gradient"
     init_uniform_share: float = 0.3
