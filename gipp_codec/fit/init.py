@@ -35,14 +35,16 @@ def gradient_density(target: torch.Tensor, uniform_share: float) -> torch.Tensor
     """A probability per pixel of ``target`` [H, W, C]: ``uniform_share`` spread evenly, the rest
     in proportion to the gradient magnitude (channel sum of the forward differences' norms;
     a flat image gets the uniform density). Sums to 1."""
-    img = target.detach().to("cpu", torch.float64)
+    img = target.detach().to("cpu")
     h, w = int(img.shape[0]), int(img.shape[1])
     gx = torch.zeros(h, w, dtype=torch.float64)
     gy = torch.zeros(h, w, dtype=torch.float64)
-    if w > 1:
-        gx[:, :-1] = (img[:, 1:] - img[:, :-1]).abs().sum(dim=-1)
-    if h > 1:
-        gy[:-1, :] = (img[1:] - img[:-1]).abs().sum(dim=-1)
+    for c in range(int(img.shape[2])):  # a channel at a time: no float64 copy of the whole image
+        ch = img[..., c].to(torch.float64)  # [H, W]
+        if w > 1:
+            gx[:, :-1] += (ch[:, 1:] - ch[:, :-1]).abs()
+        if h > 1:
+            gy[:-1, :] += (ch[1:] - ch[:-1]).abs()
     mag = torch.sqrt(gx * gx + gy * gy)
     total = float(mag.sum())
     even = torch.full((h, w), 1.0 / (h * w), dtype=torch.float64)
