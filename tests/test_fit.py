@@ -13,7 +13,7 @@ from gipp_codec.errors import ConfigError, InputImageError
 from gipp_codec.fit.api import fit_image, resolve_device
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
-from gipp_codec.fit.init import caf_lp, gradient_density, sample_positions, sparse_init
+from gipp_codec.fit.init import caf_lp, density_caf_lp, gradient_density, sample_positions, sparse_init
 from gipp_codec.fit.prune import keep_mask
 from gipp_codec.render.convention import valid_mask
 from gipp_codec.fit.trainer import RowAdam, _mse, half_resolution, lr_factor, train
@@ -80,9 +80,10 @@ def test_sample_positions_draw_pixels_by_the_density():
     d = torch.zeros(4, 5, dtype=torch.float64)
     d[1, 3] = 3.0  # unnormalised is fine
     d[2, 0] = 1.0
-    pos = sample_positions(d, 4000, torch.Generator().manual_seed(0))
+    pos, idx = sample_positions(d, 4000, torch.Generator().manual_seed(0))
     assert pos.shape == (4000, 2) and pos.dtype == torch.float32
     pix = pos.floor().long()
+    assert torch.equal(idx, pix[:, 1] * 5 + pix[:, 0])
     in_13 = (pix[:, 0] == 3) & (pix[:, 1] == 1)
     in_20 = (pix[:, 0] == 0) & (pix[:, 1] == 2)
     assert bool((in_13 | in_20).all())
@@ -103,6 +104,64 @@ def test_gradient_placement_starts_the_gaussians_on_the_edges():
     assert out.means.shape[0] == 10 and bool(((out.means[:, 0] > 10.0) & (out.means[:, 0] < 13.0)).all())
     out = train(target, 20, 1, FitConfig(init_positions="uniform", grow_stop_frac=0.0), get_renderer("reference"), seed=0)
     assert bool(((out.means[:, 0] < 10.0) | (out.means[:, 0] > 13.0)).any())  # uniform: spread out
+
+
+def test_density_caf_gives_each_gaussian_the_area_where_it_sits():
+    even = torch.full((3,), 1.0 / (H * W), dtype=torch.float64)
+    assert torch.allclose(density_caf_lp(even, 40), torch.full((3,), caf_lp(H, W, 40)))  # uniform = the paper's
+    lp = density_caf_lp(torch.tensor([0.01, 0.001, 1e-9], dtype=torch.float64), 50, caf_max=100.0)
+    assert lp.tolist() == pytest.approx([1 / (9 * math.pi * 50 * 0.01), 1 / (9 * math.pi * 50 * 0.001), 100.0], rel=1e-6)
+    with pytest.raises(ValueError):
+        density_caf_lp(even, 0)
+    d = torch.full((16, 24), 0.1 / 384, dtype=torch.float64)
+    d[:, 11] += 0.9 / 16  # an edge column holds 90 % of the probability
+    gen = torch.Generator().manual_seed(2)
+    means, covs, _ = sparse_init(300, 16, 24, gen, density=d, caf_by_density=True)
+    on_edge = (means[:, 0] >= 11.0) & (means[:, 0] < 12.0)
+    assert 0 < int((~on_edge).sum()) < int(on_edge.sum())
+    lp_edge, lp_flat = 1 / (9 * math.pi * 300 * float(d[0, 11])), 1 / (9 * math.pi * 300 * float(d[0, 0]))
+    lp = torch.where(on_edge, lp_edge, lp_flat)
+    base, base_c = covs[:, 0] - lp, covs[:, 2] - lp  # the random parts, U[0.5, 1.5)
+    for part in (base, base_c):
+        assert float(part.min()) >= 0.5 - 1e-4 and float(part.max()) < 1.5 + 1e-4
+    # the same draws with one lp for all: only the CAF term differs
+    _, covs_even, _ = sparse_init(300, 16, 24, torch.Generator().manual_seed(2), density=d)
+    assert torch.allclose(covs[:, 1], covs_even[:, 1])
+    assert torch.allclose(covs_even[:, 0] - base, torch.full((300,), caf_lp(16, 24, 300)), atol=1e-4)
+
+
+def test_sampled_growth_pixels_follow_the_error():
+    err = torch.zeros(4, 5)
+    err[1, 3] = 3.0
+    err[2, 0] = 1.0
+    err[0, 4] = 0.5
+    pix = select_pixels(err, 5, torch.Generator().manual_seed(0))
+    assert pix.shape == (5, 2) and len({tuple(p) for p in pix.tolist()}) == 5  # distinct
+    assert sorted(map(tuple, pix[:3].tolist())) == [(0, 4), (1, 3), (2, 0)]  # every non-zero one first
+    flat = [select_pixels(torch.zeros(4, 5), 3, torch.Generator().manual_seed(s)).tolist() for s in range(4)]
+    assert len({str(p) for p in flat}) > 1  # no error anywhere: random pixels, not the first ones
+    firsts = [tuple(select_pixels(err, 1, torch.Generator().manual_seed(s))[0].tolist()) for s in range(3000)]
+    share = {p: firsts.count(p) / 3000 for p in ((1, 3), (2, 0), (0, 4))}
+    assert share[(1, 3)] == pytest.approx(3 / 4.5, abs=0.03) and share[(2, 0)] == pytest.approx(1 / 4.5, abs=0.03)
+    sq = [tuple(select_pixels(err, 1, torch.Generator().manual_seed(s), power=2.0)[0].tolist()) for s in range(3000)]
+    assert sq.count((1, 3)) / 3000 == pytest.approx(9 / 10.25, abs=0.03)
+
+
+def test_growth_options_are_validated_and_sampled_growth_trains():
+    for bad in (dict(init_caf="local"), dict(grow_pixels="random"), dict(grow_error_power=0.0),
+                dict(grow_error_power=float("nan"))):
+        with pytest.raises(ConfigError):
+            FitConfig(**bad).validate()
+    target = torch.from_numpy(_image().astype(np.float32) / 255)
+    cfg = FitConfig(grow_pixels="sample", init_caf="density", grow_every_frac=0.5, grow_stop_frac=0.5)
+    out = train(target, 40, 20, cfg, get_renderer("reference"), seed=0)
+    top = train(target, 40, 20, cfg.replace(grow_pixels="top"), get_renderer("reference"), seed=0)
+    assert out.means.shape[0] == 40 and top.means.shape[0] == 40  # grown to n_max at iteration 10
+    assert not torch.equal(out.means, top.means)
+    one = FitConfig(init_caf="density", init_uniform_share=0.0, grow_stop_frac=0.0)
+    dens = train(target, 20, 1, one, get_renderer("reference"), seed=0)
+    even = train(target, 20, 1, one.replace(init_caf="even"), get_renderer("reference"), seed=0)
+    assert not torch.allclose(dens.covs, even.covs)  # each its own CAF at the start
 
 
 def test_psd_pruning_mask():
@@ -510,6 +569,7 @@ def test_config_validation_and_presets():
     assert p.adam_eps == 1e-8 and FitConfig().adam_eps < 1e-8
     assert not p.qat.psd_safe and FitConfig().qat.psd_safe  # the paper pruned what rounding broke
     assert p.init_positions == "uniform" and FitConfig().init_positions == "gradient"
+    assert p.init_caf == "even" and p.grow_pixels == "top"  # one filter for all, the k largest errors
     FitConfig().validate()
 
 

@@ -24,6 +24,8 @@ COLOR_HIGH_RATE_BPP = 1.0  # QATConfig.color_high_rate_bpp: from this rate up th
 
 
 INIT_POSITION_CHOICES = ("uniform", "gradient")  # FitConfig.init_positions
+INIT_CAF_CHOICES = ("even", "density")  # FitConfig.init_caf
+GROW_PIXEL_CHOICES = ("top", "sample")  # FitConfig.grow_pixels
 POSITION_HOLD_CHOICES = ("initial", "image", "none")  # QATConfig.position_hold
 RATE_CHANNEL_CHOICES = ("all", "covariance")  # QATConfig.rate_channels (rate_proxy.RATE_CHANNEL_SETS' keys)
 
@@ -297,6 +299,12 @@ class FitConfig:
     init_uniform_share: float = 0.3
     caf: bool = True  # content-aware filter lp = min(H*W / (9*pi*N_now), caf_max)
     caf_max: float = 300.0
+    # the initial Gaussians' CAF: "even" (the paper's lp above, the same for all) or "density"
+    # (each its own: lp_i = min(1 / (9*pi*N0*p_i), caf_max), p_i the init density at its pixel,
+    # so the area per Gaussian where it sits; the same as "even" for uniform positions).
+    # "density" measured +0.01 dB at 0.5 bpp on the four CPU Kodak images (3 of 4 up), noise
+    # (BENCHMARKS.md §4, "Each initial Gaussian's own CAF")
+    init_caf: str = "even"
     # --- densification ------------------------------------------------------------
     # Measured: growing 5 % of Nmax every 2 % (Nmax reached at 20 %) was 0.2-0.3 dB worse than
     # filling up to Nmax at the first growth step (10 %) and refilling pruned ones afterwards.
@@ -306,6 +314,12 @@ class FitConfig:
     grow_k_frac: float = 0.5  # k = grow_k_frac * Nmax per step when grow_k is None (0.5: fill at once)
     new_color: str = "zero"  # "zero" (paper) or "residual" (measured worse, DESIGN.md §5)
     new_cov: str = "init"  # "init": as at initialisation (paper); "error_scale": from the error spacing
+    # which pixels get the new Gaussians: "top" (the paper: the k largest per-pixel errors) or
+    # "sample" (k distinct pixels drawn with probability proportional to error ** grow_error_power).
+    # "sample" at power 1 lost 0.64 dB at 0.5 bpp on the four CPU Kodak images, 0 of 4 up
+    # (BENCHMARKS.md §4, "Each initial Gaussian's own CAF, and growth pixels drawn by the error")
+    grow_pixels: str = "top"
+    grow_error_power: float = 1.0
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
     prune_offscreen: bool = True  # also drop Gaussians whose 3-sigma box misses the image
@@ -337,6 +351,8 @@ class FitConfig:
             new_color="zero",
             new_cov="init",
             init_positions="uniform",
+            init_caf="even",
+            grow_pixels="top",
             prune_offscreen=False,
             coarse_frac=0.0,
             adam_beta1=0.9,
@@ -395,6 +411,12 @@ class FitConfig:
         if self.init_positions not in INIT_POSITION_CHOICES:
             raise ConfigError(f"FitConfig.init_positions must be one of {INIT_POSITION_CHOICES}, got {self.init_positions!r}")
         frac("init_uniform_share", self.init_uniform_share, lo_open=False)
+        if self.init_caf not in INIT_CAF_CHOICES:
+            raise ConfigError(f"FitConfig.init_caf must be one of {INIT_CAF_CHOICES}, got {self.init_caf!r}")
+        if self.grow_pixels not in GROW_PIXEL_CHOICES:
+            raise ConfigError(f"FitConfig.grow_pixels must be one of {GROW_PIXEL_CHOICES}, got {self.grow_pixels!r}")
+        if not (math.isfinite(self.grow_error_power) and self.grow_error_power > 0):
+            raise ConfigError(f"FitConfig.grow_error_power must be a finite number > 0, got {self.grow_error_power!r}")
         frac("grow_every_frac", self.grow_every_frac)
         frac("grow_stop_frac", self.grow_stop_frac, lo_open=False)
         frac("coarse_frac", self.coarse_frac, lo_open=False)

@@ -44,11 +44,25 @@ def pixel_error(render: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # 
     return (render - target).abs().sum(dim=-1)
 
 
-def select_pixels(error: torch.Tensor, k: int) -> torch.Tensor:  # [k', 2] long (row, col)
-    """The (row, col) of the k largest entries of ``error`` [H, W] (ties broken by torch.topk)."""
+def select_pixels(
+    error: torch.Tensor, k: int, generator: torch.Generator | None = None, power: float = 1.0,
+) -> torch.Tensor:  # [k', 2] long (row, col)
+    """The (row, col) of the k largest entries of ``error`` [H, W] (ties broken by torch.topk),
+    or with a ``generator`` k distinct pixels drawn with probability proportional to
+    ``error ** power`` (Gumbel top-k, so any image size; zero-error pixels only once the
+    others are used up)."""
     h, w = error.shape
     k = min(k, h * w)
-    idx = torch.topk(error.reshape(-1), k, sorted=True).indices
+    flat = error.reshape(-1)
+    if generator is not None:
+        weight = flat.detach().to("cpu", torch.float64).clamp(min=0.0).pow(power)  # [H*W]
+        u = torch.rand(flat.shape[0], generator=generator, dtype=torch.float64).clamp_(min=1e-300)
+        gumbel = -(-u.log()).log()  # [H*W]
+        # zero-error pixels after all others, in random order
+        key = torch.where(weight > 0, weight.log() + gumbel, -1e300 * (1.0 + u))
+        idx = torch.topk(key, k, sorted=True).indices.to(error.device)
+    else:
+        idx = torch.topk(flat, k, sorted=True).indices
     return torch.stack((idx // w, idx % w), dim=1)
 
 

@@ -53,9 +53,12 @@ def gradient_density(target: torch.Tensor, uniform_share: float) -> torch.Tensor
     return uniform_share * even + (1.0 - uniform_share) * mag / total
 
 
-def sample_positions(density: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:  # [n, 2]
+def sample_positions(
+    density: torch.Tensor, n: int, generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:  # [n, 2] float32, [n] long
     """``n`` (x, y) positions in pixels: a pixel drawn with the probabilities ``density`` [H, W]
-    (inverse CDF, so any image size), then a uniform offset inside it."""
+    (inverse CDF, so any image size), then a uniform offset inside it. Also returns each
+    position's flat pixel index (row * W + col)."""
     h, w = int(density.shape[0]), int(density.shape[1])
     cdf = torch.cumsum(density.reshape(-1), dim=0)
     cdf = cdf / cdf[-1]
@@ -64,25 +67,40 @@ def sample_positions(density: torch.Tensor, n: int, generator: torch.Generator) 
     jitter = torch.rand(n, 2, generator=generator, dtype=torch.float32)
     col = (idx % w).to(torch.float32)
     row = torch.div(idx, w, rounding_mode="floor").to(torch.float32)
-    return torch.stack((col, row), dim=1) + jitter
+    return torch.stack((col, row), dim=1) + jitter, idx
+
+
+def density_caf_lp(density_at: torch.Tensor, n_now: int, caf_max: float = 300.0) -> torch.Tensor:  # [n] float32
+    """Each Gaussian's own CAF variance: the area per Gaussian where it sits,
+    min(1 / (9 * pi * n_now * p), caf_max), for ``density_at`` [n] the density p at its pixel.
+    A uniform density (p = 1 / (H*W)) gives ``caf_lp``'s value."""
+    if n_now < 1:
+        raise ValueError(f"n_now must be >= 1, got {n_now}")
+    lp = 1.0 / (9.0 * math.pi * n_now * density_at.to(torch.float64))
+    return lp.clamp(max=caf_max).to(torch.float32)
 
 
 def sparse_init(
     n0: int, height: int, width: int, generator: torch.Generator, caf: bool = True, caf_max: float = 300.0,
-    density: torch.Tensor | None = None,
+    density: torch.Tensor | None = None, caf_by_density: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """N0 Gaussians at random positions (uniform, or drawn from ``density`` [H, W] when given),
-    random covariance (+ CAF), zero colour.
+    random covariance (+ CAF: the same lp for all, or with ``caf_by_density`` and a
+    ``density`` each Gaussian's ``density_caf_lp``), zero colour.
 
     Returns CPU float32 tensors means [n0, 2] (x, y pixels), covs [n0, 3], colors [n0, 3].
     """
+    idx = None
     if density is None:
         u = torch.rand(n0, 2, generator=generator, dtype=torch.float32)
         means = u * torch.tensor([float(width), float(height)], dtype=torch.float32)
     else:
-        means = sample_positions(density, n0, generator)
+        means, idx = sample_positions(density, n0, generator)
     covs = random_covariances(n0, generator)
-    if caf:
+    if caf and caf_by_density and idx is not None:
+        lp = density_caf_lp(density.reshape(-1)[idx], n0, caf_max)  # [n0]
+        covs = covs + lp[:, None] * torch.tensor([1.0, 0.0, 1.0], dtype=covs.dtype)
+    elif caf:
         covs = add_caf(covs, caf_lp(height, width, n0, caf_max))
     colors = torch.zeros(n0, 3, dtype=torch.float32)
     return means, covs, colors

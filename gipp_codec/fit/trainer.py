@@ -255,7 +255,8 @@ def train(
 
     n0 = max(1, min(n_max, round(cfg.init_fraction * n_max)))
     density = gradient_density(target, cfg.init_uniform_share) if cfg.init_positions == "gradient" else None
-    means, covs, colors = (t.to(device) for t in sparse_init(n0, height, width, gen, cfg.caf, cfg.caf_max, density))
+    means, covs, colors = (t.to(device) for t in sparse_init(
+        n0, height, width, gen, cfg.caf, cfg.caf_max, density, caf_by_density=cfg.init_caf == "density"))
     params = [_leaf(means), _leaf(covs), _leaf(colors)]
     geometry = geometry_lr_scale(n_max, height, width, cfg)
     opt = RowAdam(params, [cfg.lr_means * geometry, cfg.lr_covs * geometry, cfg.lr_colors],
@@ -284,7 +285,8 @@ def train(
 
     def add_at_errors(ps, k, img_now):  # -> params with up to k new Gaussians at the largest errors
         with torch.no_grad():
-            pix = select_pixels(pixel_error(img_now, target), k)
+            pix = select_pixels(pixel_error(img_now, target), k,
+                                gen if cfg.grow_pixels == "sample" else None, cfg.grow_error_power)
             k = int(pix.shape[0])
             if k == 0:
                 return ps
