@@ -405,6 +405,14 @@ def _mean(values):
     return float(np.mean(vals)) if vals else None
 
 
+def ms_ssim_db(value: float | None) -> float | None:
+    """MS-SSIM as -10 log10(1 - MS-SSIM), the scale on which its rate curves are near linear
+    like PSNR's (None when unknown or 1)."""
+    if value is None or not math.isfinite(value) or value >= 1.0:
+        return None
+    return -10.0 * math.log10(1.0 - value)
+
+
 def mean_curves(records: list[dict]) -> dict[str, list[dict]]:
     """Mean bpp / PSNR / MS-SSIM / timings per codec per rate point across images.
 
@@ -428,6 +436,7 @@ def mean_curves(records: list[dict]) -> dict[str, list[dict]]:
                 "bpp": _mean(r["bpp"] for r in rs),
                 "psnr": _mean(r["psnr"] for r in rs),
                 "ms_ssim": _mean(r.get("ms_ssim") for r in rs),
+                "ms_ssim_db": _mean(ms_ssim_db(r.get("ms_ssim")) for r in rs),
                 "encode_s": _mean(r["encode_s"] for r in rs),
                 "decode_s": _mean(r["decode_s"] for r in rs),
             })
@@ -437,7 +446,8 @@ def mean_curves(records: list[dict]) -> dict[str, list[dict]]:
 
 
 def bd_table(curves: dict[str, list[dict]], method: str = "pchip") -> list[dict]:
-    """BD-rate and BD-PSNR of every codec (test) against every other (anchor)."""
+    """BD-rate and BD-PSNR of every codec (test) against every other (anchor), and the BD-rate
+    on MS-SSIM in dB (``ms_ssim_db``; None where a curve has no MS-SSIM)."""
     rows = []
     for anchor, ca in curves.items():
         for test, ct in curves.items():
@@ -447,7 +457,12 @@ def bd_table(curves: dict[str, list[dict]], method: str = "pchip") -> list[dict]
                     [p["bpp"] for p in ct], [p["psnr"] for p in ct])
             rate, why_r = bd_rate(*args, method=method)
             dpsnr, why_p = bd_psnr(*args, method=method)
+            ms_rate, why_ms = None, "no MS-SSIM"
+            qa, qt = [p.get("ms_ssim_db") for p in ca], [p.get("ms_ssim_db") for p in ct]
+            if None not in qa and None not in qt:
+                ms_rate, why_ms = bd_rate(args[0], qa, args[2], qt, method=method)
             rows.append({"test": test, "anchor": anchor, "bd_rate_pct": rate,
                          "bd_psnr_db": dpsnr, "bd_rate_reason": why_r,
-                         "bd_psnr_reason": why_p})
+                         "bd_psnr_reason": why_p, "bd_rate_ms_ssim_pct": ms_rate,
+                         "bd_rate_ms_ssim_reason": why_ms})
     return rows

@@ -10,7 +10,8 @@ its records from an earlier run of the same images can stand in. That holds only
 runs agree, so before merging this checks that every codec the two runs share, other than
 ``--test``, has the same bytes and PSNR on every image and rate point, and that the two
 runs cover the same images; it refuses otherwise. Prints each codec's mean curve and the
-BD-rate / BD-PSNR of ``--test`` against every other codec (``rd_lib.bd_table``), and says
+BD-rate / BD-PSNR of ``--test`` against every other codec, and its BD-rate on MS-SSIM in dB,
+-10 log10(1 - MS-SSIM) (``rd_lib.bd_table``), and says
 which codec came from which run. The merged records can be written with ``--json``, their
 mean curves drawn with ``--plot``.
 
@@ -174,12 +175,13 @@ def report(records: list, test: str, sources: dict, method: str) -> str:
     for codec, curve in curves.items():
         pts = "  ".join(f"{p['bpp']:.3f} : {p['psnr']:.2f}" for p in curve)
         out.append(f"| {codec} ({sources.get(codec, 'the run')}) | {pts} |")
-    out += ["", f"| {test} against | BD-rate | BD-PSNR |", "|---|---|---|"]
+    out += ["", f"| {test} against | BD-rate | BD-PSNR | BD-rate on MS-SSIM (dB) |", "|---|---|---|---|"]
     for row in rd_lib.bd_table(curves, method):
         if row["test"] == test:
             rate = "n/a" if row["bd_rate_pct"] is None else f"{row['bd_rate_pct']:+.1f} %"
             dpsnr = "n/a" if row["bd_psnr_db"] is None else f"{row['bd_psnr_db']:+.2f} dB"
-            out.append(f"| {row['anchor']} | {rate} | {dpsnr} |")
+            ms = "n/a" if row["bd_rate_ms_ssim_pct"] is None else f"{row['bd_rate_ms_ssim_pct']:+.1f} %"
+            out.append(f"| {row['anchor']} | {rate} | {dpsnr} | {ms} |")
     return "\n".join(out)
 
 
