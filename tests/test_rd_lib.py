@@ -132,12 +132,13 @@ def test_mean_curves_and_bd_table():
     assert rows[("y", "x")]["bd_rate_pct"] == pytest.approx(-20.0, abs=0.01)
     assert rows[("x", "y")]["bd_rate_pct"] == pytest.approx(25.0, abs=0.01)
     assert rows[("y", "x")]["bd_rate_ms_ssim_pct"] is None  # no MS-SSIM in these records
-    for rec in records:  # MS-SSIM whose dB scale is PSNR / 2: the same rate saving
-        rec["ms_ssim"] = 1.0 - 10.0 ** (-rec["psnr"] / 20.0)
+    for rec in records:  # the same MS-SSIM at the same bpp for both codecs: no saving on it
+        rec["ms_ssim"] = 1.0 - 10.0 ** (-(10.0 + 5.0 * math.log10(rec["bpp"])) / 10.0)
     curves = rd_lib.mean_curves(records)
-    assert curves["x"][0]["ms_ssim_db"] == pytest.approx((PSNRS[0] + 1.0) / 2)
+    assert curves["x"][0]["ms_ssim_db"] == pytest.approx(10.0 + 5.0 * math.log10(RATES[0]))
     rows = {(r["test"], r["anchor"]): r for r in rd_lib.bd_table(curves)}
-    assert rows[("y", "x")]["bd_rate_ms_ssim_pct"] == pytest.approx(-20.0, abs=0.01)
+    assert rows[("y", "x")]["bd_rate_ms_ssim_pct"] == pytest.approx(0.0, abs=0.01)
+    assert rows[("y", "x")]["bd_rate_pct"] == pytest.approx(-20.0, abs=0.01)  # PSNR still says -20 %
     assert rd_lib.ms_ssim_db(0.99) == pytest.approx(20.0) and rd_lib.ms_ssim_db(1.0) is None
 
 
