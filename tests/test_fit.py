@@ -164,6 +164,22 @@ def test_growth_options_are_validated_and_sampled_growth_trains():
     assert not torch.allclose(dens.covs, even.covs)  # each its own CAF at the start
 
 
+def test_dense_fits_can_start_with_fewer_gaussians():
+    cfg = FitConfig(init_fraction_dense=0.2)
+    assert cfg.init_fraction_at(99, 10_000) == 0.5 and cfg.init_fraction_at(100, 10_000) == 0.2  # 0.01 per pixel
+    assert FitConfig.paper().init_fraction_at(10_000, 100) == 0.5  # the paper: N/2 at every density
+    assert FitConfig().init_fraction_at(10_000, 100) == 0.5  # off by default
+    for bad in (dict(init_fraction_dense=0.0), dict(init_fraction_dense=1.5), dict(init_dense_from=0.0),
+                dict(init_dense_from=float("inf"))):
+        with pytest.raises(ConfigError):
+            cfg.replace(**bad)
+    target = torch.from_numpy(_image().astype(np.float32) / 255)  # 384 pixels
+    start = FitConfig(grow_stop_frac=0.0, init_fraction_dense=0.2, init_dense_from=0.1)
+    dense = train(target, 40, 1, start, get_renderer("reference"), seed=0)  # 40 >= 0.1 * 384
+    sparse = train(target, 38, 1, start, get_renderer("reference"), seed=0)
+    assert dense.means.shape[0] == 8 and sparse.means.shape[0] == 19
+
+
 def test_psd_pruning_mask():
     covs = torch.tensor([[2.0, 0.5, 2.0], [1.0, 1.0, 1.0], [-1.0, 0.0, 2.0], [2.0, 0.0, 0.0], [1.0, -0.9, 1.0]])
     assert valid_mask(covs).tolist() == [True, False, False, False, True]

@@ -324,7 +324,7 @@ def test_rd_compare_pools_test_runs_and_prints_per_target_means(tmp_path, capsys
     assert ("new at 1 bpp: 2 images, bpp 0.9950 (files -1.000 % to +0.000 %), PSNR 31.000, MS-SSIM 0.9250, "
             "N 200, bits/Gaussian 40.00") in out
     assert "old at 1 bpp: 2 images, bpp 1.0000 (files +0.000 % to +0.000 %), PSNR 30.250" in out
-    assert "MS-SSIM difference, paired over 2 images: mean -0.01000" in out
+    assert "MS-SSIM difference, paired over 2 images: mean -0.01000, 0 above, from -0.0200 (a) to +0.0000 (b)" in out
 
 
 def test_position_grid_lists_files_whose_grid_stops_inside_the_image(tmp_path, capsys):

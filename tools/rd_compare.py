@@ -16,7 +16,7 @@ Per point, the summary line gives the mean, median, count above, and range of th
 differences. Then, per target rate of the test codec, a line of means over the images
 compared (bpp, PSNR, MS-SSIM, Gaussians, bits per Gaussian, and the range of each file's
 deviation from the target), the same for the anchor's records at that target where it
-has any, and the mean paired MS-SSIM difference.
+has any, and the paired MS-SSIM difference (mean, images above, lowest and highest).
 """
 
 import argparse
@@ -89,10 +89,12 @@ def print_target_means(records, anchor_records, test_codec, anchor_codec, images
             paired = [im for im in recs if im in anchor_t[target]]
             print(f"{anchor_codec} at {target:g} bpp: "
                   f"{target_means([anchor_t[target][im] for im in paired], target)}")
-            d = [float(recs[im]["ms_ssim"]) - float(anchor_t[target][im]["ms_ssim"]) for im in paired
-                 if recs[im].get("ms_ssim") is not None and anchor_t[target][im].get("ms_ssim") is not None]
+            d = {im: float(recs[im]["ms_ssim"]) - float(anchor_t[target][im]["ms_ssim"]) for im in paired
+                 if recs[im].get("ms_ssim") is not None and anchor_t[target][im].get("ms_ssim") is not None}
             if d:
-                print(f"MS-SSIM difference, paired over {len(d)} images: mean {np.mean(d):+.5f}")
+                lo, hi = min(d, key=d.get), max(d, key=d.get)
+                print(f"MS-SSIM difference, paired over {len(d)} images: mean {np.mean(list(d.values())):+.5f}, "
+                      f"{sum(v > 0 for v in d.values())} above, from {d[lo]:+.4f} ({lo}) to {d[hi]:+.4f} ({hi})")
 
 
 def main(argv=None) -> int:

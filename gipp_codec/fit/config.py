@@ -287,7 +287,18 @@ class FitConfig:
     # at 1.0 bpp (BENCHMARKS.md §4, "PSD-safe rounding again")
     adam_row_warmup: int = 0
     # --- initialisation -----------------------------------------------------------
-    init_fraction: float = 0.5  # N0 = round(init_fraction * Nmax) (paper: Nmax/2)
+    # N0 = round(f * Nmax) (paper: f = 1/2), f = init_fraction below init_dense_from Gaussians per
+    # pixel (Nmax / (H*W)) and init_fraction_dense from there (None: init_fraction at every
+    # density). Fewer at the start leaves more to the growth at the largest errors: on the four
+    # CPU Kodak images 0.2 / 0.3 / 0.75 against 0.5 gave +0.23 / +0.15 / -0.34 dB at 1.0 bpp
+    # (4 / 4 / 0 of 4 up), 0.3 +0.11 dB at 0.5 bpp and +0.01 at 0.15 bpp, where MS-SSIM fell
+    # 0.006 (BENCHMARKS.md §4, "How many Gaussians the fit starts with"). On all 24 Kodak
+    # images 0.2 from 0.01 per pixel (between Kodak's densities at 0.25 bpp, <= 0.0067, and at
+    # 0.5 bpp, >= 0.012) gained PSNR but lost more in MS-SSIM, most on textured images, so it
+    # is off (BENCHMARKS.md §4, "Starting dense fits from a fifth")
+    init_fraction: float = 0.5
+    init_fraction_dense: float | None = None
+    init_dense_from: float = 0.01
     # where the N0 initial Gaussians go: "uniform" (paper: uniformly random over the image) or
     # "gradient" (random pixels drawn with probability init_uniform_share / pixels +
     # (1 - init_uniform_share) * |gradient| / sum |gradient|, a uniform offset inside the pixel).
@@ -351,6 +362,8 @@ class FitConfig:
             new_color="zero",
             new_cov="init",
             init_positions="uniform",
+            init_fraction=0.5,
+            init_fraction_dense=None,
             init_caf="even",
             grow_pixels="top",
             prune_offscreen=False,
@@ -363,6 +376,11 @@ class FitConfig:
                           bits_color=6, bits_color_high_rate=None, start_frac=0.12, init="minmax",
                           refit_colors=False, code_search_sweeps=0, psd_safe=False, rate_weight=0.0),
         )
+
+    def init_fraction_at(self, n_max: int, pixels: int) -> float:
+        """The share of ``n_max`` Gaussians a fit of an image of ``pixels`` starts with."""
+        dense = self.init_fraction_dense is not None and n_max >= self.init_dense_from * pixels
+        return self.init_fraction_dense if dense else self.init_fraction
 
     def replace(self, **changes) -> "FitConfig":
         """A copy with ``changes`` applied (validated)."""
@@ -408,6 +426,10 @@ class FitConfig:
         frac("lr_warmup_frac", self.lr_warmup_frac, lo_open=False)
         frac("lr_final_frac", self.lr_final_frac, lo_open=False)
         frac("init_fraction", self.init_fraction)
+        if self.init_fraction_dense is not None:
+            frac("init_fraction_dense", self.init_fraction_dense)
+        if not (math.isfinite(self.init_dense_from) and self.init_dense_from > 0):
+            raise ConfigError(f"FitConfig.init_dense_from must be a finite number > 0, got {self.init_dense_from!r}")
         if self.init_positions not in INIT_POSITION_CHOICES:
             raise ConfigError(f"FitConfig.init_positions must be one of {INIT_POSITION_CHOICES}, got {self.init_positions!r}")
         frac("init_uniform_share", self.init_uniform_share, lo_open=False)

@@ -253,7 +253,7 @@ def train(
     qat_start = min(round(cfg.qat.start_frac * iterations), iterations - 1) if quantize else iterations
     schedule = GrowthSchedule.from_config(cfg, iterations, n_max, grow_until=qat_start)
 
-    n0 = max(1, min(n_max, round(cfg.init_fraction * n_max)))
+    n0 = max(1, min(n_max, round(cfg.init_fraction_at(n_max, height * width) * n_max)))
     density = gradient_density(target, cfg.init_uniform_share) if cfg.init_positions == "gradient" else None
     means, covs, colors = (t.to(device) for t in sparse_init(
         n0, height, width, gen, cfg.caf, cfg.caf_max, density, caf_by_density=cfg.init_caf == "density"))
