@@ -26,8 +26,10 @@ def random_covariances(n: int, generator: torch.Generator) -> torch.Tensor:  # [
     return abc + torch.tensor([0.5, 0.0, 0.5], dtype=torch.float32)
 
 
-def add_caf(covs: torch.Tensor, lp: float) -> torch.Tensor:  # [n, 3]
-    """Sigma + lp * I on (a, b, c) rows."""
+def add_caf(covs: torch.Tensor, lp: float | torch.Tensor) -> torch.Tensor:  # [n, 3]
+    """Sigma + lp * I on (a, b, c) rows; ``lp`` one value for all or one per row [n]."""
+    if isinstance(lp, torch.Tensor):
+        return covs + lp.to(covs.dtype)[:, None] * torch.tensor([1.0, 0.0, 1.0], dtype=covs.dtype, device=covs.device)
     return covs + torch.tensor([lp, 0.0, lp], dtype=covs.dtype, device=covs.device)
 
 
@@ -98,8 +100,7 @@ def sparse_init(
         means, idx = sample_positions(density, n0, generator)
     covs = random_covariances(n0, generator)
     if caf and caf_by_density and idx is not None:
-        lp = density_caf_lp(density.reshape(-1)[idx], n0, caf_max)  # [n0]
-        covs = covs + lp[:, None] * torch.tensor([1.0, 0.0, 1.0], dtype=covs.dtype)
+        covs = add_caf(covs, density_caf_lp(density.reshape(-1)[idx], n0, caf_max))
     elif caf:
         covs = add_caf(covs, caf_lp(height, width, n0, caf_max))
     colors = torch.zeros(n0, 3, dtype=torch.float32)
