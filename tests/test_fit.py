@@ -147,9 +147,30 @@ def test_sampled_growth_pixels_follow_the_error():
     assert sq.count((1, 3)) / 3000 == pytest.approx(9 / 10.25, abs=0.03)
 
 
+def test_peak_growth_takes_local_maxima_first():
+    err = torch.zeros(5, 6)
+    err[1, 1:5] = torch.tensor([4.0, 5.0, 4.5, 3.0])  # an edge: four large errors side by side
+    err[4, 5] = 1.0  # a lone, smaller error far from it
+    assert sorted(map(tuple, select_pixels(err, 2).tolist())) == [(1, 2), (1, 3)]  # the two largest
+    peaks = select_pixels(err, 2, peak_radius=1)
+    assert peaks.tolist() == [[1, 2], [4, 5]]  # the edge's peak, then the lone one
+    every = select_pixels(err, 30, peak_radius=1).tolist()  # all 30 pixels, each once
+    assert every[:2] == [[1, 2], [4, 5]] and len({tuple(p) for p in every}) == 30
+    def is_peak(r, c):  # the largest error within one pixel each way (flat zero areas count)
+        return all(err[r, c] >= err[i, j] for i in range(max(0, r - 1), min(5, r + 2))
+                   for j in range(max(0, c - 1), min(6, c + 2)))
+    n_peaks = sum(is_peak(r, c) for r in range(5) for c in range(6))
+    assert all(is_peak(r, c) for r, c in every[:n_peaks])
+    # the edge's other pixels are not peaks: right after the peaks, largest first
+    assert every[n_peaks:n_peaks + 3] == [[1, 3], [1, 1], [1, 4]]
+    wide = select_pixels(err, 1, peak_radius=4).tolist()
+    assert wide == [[1, 2]]
+
+
 def test_growth_options_are_validated_and_sampled_growth_trains():
     for bad in (dict(init_caf="local"), dict(grow_pixels="random"), dict(grow_error_power=0.0),
-                dict(grow_error_power=float("nan"))):
+                dict(grow_error_power=float("nan")), dict(grow_peak_radius=-1), dict(grow_peak_radius=1.5),
+                dict(grow_peak_radius=2, grow_pixels="sample")):
         with pytest.raises(ConfigError):
             FitConfig(**bad).validate()
     target = torch.from_numpy(_image().astype(np.float32) / 255)
@@ -158,6 +179,8 @@ def test_growth_options_are_validated_and_sampled_growth_trains():
     top = train(target, 40, 20, cfg.replace(grow_pixels="top"), get_renderer("reference"), seed=0)
     assert out.means.shape[0] == 40 and top.means.shape[0] == 40  # grown to n_max at iteration 10
     assert not torch.equal(out.means, top.means)
+    peaks = train(target, 40, 20, cfg.replace(grow_pixels="top", grow_peak_radius=2), get_renderer("reference"), seed=0)
+    assert peaks.means.shape[0] == 40 and not torch.equal(peaks.means, top.means)
     one = FitConfig(init_caf="density", init_uniform_share=0.0, grow_stop_frac=0.0)
     dens = train(target, 20, 1, one, get_renderer("reference"), seed=0)
     even = train(target, 20, 1, one.replace(init_caf="even"), get_renderer("reference"), seed=0)

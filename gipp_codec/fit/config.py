@@ -332,6 +332,10 @@ class FitConfig:
     # (BENCHMARKS.md §4, "Each initial Gaussian's own CAF, and growth pixels drawn by the error")
     grow_pixels: str = "top"
     grow_error_power: float = 1.0
+    # with grow_pixels="top": r > 0 takes the error's local peaks first (pixels whose error is
+    # the largest within r pixels each way), so that the new Gaussians spread along an edge
+    # and into textured areas instead of lining up on adjacent pixels; 0: the k largest
+    grow_peak_radius: int = 0
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
     prune_offscreen: bool = True  # also drop Gaussians whose 3-sigma box misses the image
@@ -367,6 +371,7 @@ class FitConfig:
             init_fraction_dense=None,
             init_caf="even",
             grow_pixels="top",
+            grow_peak_radius=0,
             prune_offscreen=False,
             coarse_frac=0.0,
             adam_beta1=0.9,
@@ -440,6 +445,10 @@ class FitConfig:
             raise ConfigError(f"FitConfig.grow_pixels must be one of {GROW_PIXEL_CHOICES}, got {self.grow_pixels!r}")
         if not (math.isfinite(self.grow_error_power) and self.grow_error_power > 0):
             raise ConfigError(f"FitConfig.grow_error_power must be a finite number > 0, got {self.grow_error_power!r}")
+        if not (isinstance(self.grow_peak_radius, int) and 0 <= self.grow_peak_radius <= 64):
+            raise ConfigError(f"FitConfig.grow_peak_radius must be an integer from 0 to 64, got {self.grow_peak_radius!r}")
+        if self.grow_peak_radius and self.grow_pixels != "top":
+            raise ConfigError("FitConfig.grow_peak_radius applies to grow_pixels='top' only")
         frac("grow_every_frac", self.grow_every_frac)
         frac("grow_stop_frac", self.grow_stop_frac, lo_open=False)
         frac("coarse_frac", self.coarse_frac, lo_open=False)

@@ -46,15 +46,26 @@ def pixel_error(render: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # 
 
 def select_pixels(
     error: torch.Tensor, k: int, generator: torch.Generator | None = None, power: float = 1.0,
+    peak_radius: int = 0,
 ) -> torch.Tensor:  # [k', 2] long (row, col)
     """The (row, col) of the k largest entries of ``error`` [H, W] (ties broken by torch.topk),
     or with a ``generator`` k distinct pixels drawn with probability proportional to
     ``error ** power`` (Gumbel top-k, so any image size; zero-error pixels only once the
-    others are used up)."""
+    others are used up). Without a generator and with ``peak_radius`` r > 0 the local
+    peaks come first: the pixels whose error is the largest in the (2r+1) x (2r+1) window
+    around them, largest first, then the other pixels, largest first."""
     h, w = error.shape
     k = min(k, h * w)
     flat = error.reshape(-1)
-    if generator is not None:
+    if generator is None and peak_radius > 0:
+        size = 2 * peak_radius + 1
+        window_max = torch.nn.functional.max_pool2d(error[None, None], size, stride=1, padding=peak_radius)[0, 0]
+        peak = (error >= window_max).reshape(-1)  # [H*W]
+        key = flat.detach().to(torch.float64)
+        # every peak above every other pixel: shift the peaks by more than the error's range
+        key = torch.where(peak, key + (key.max() - key.min() + 1.0), key)
+        idx = torch.topk(key, k, sorted=True).indices.to(error.device)
+    elif generator is not None:
         weight = flat.detach().to("cpu", torch.float64).clamp(min=0.0).pow(power)  # [H*W]
         u = torch.rand(flat.shape[0], generator=generator, dtype=torch.float64).clamp_(min=1e-300)
         gumbel = -(-u.log()).log()  # [H*W]

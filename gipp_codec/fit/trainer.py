@@ -286,7 +286,8 @@ def train(
     def add_at_errors(ps, k, img_now):  # -> params with up to k new Gaussians at the largest errors
         with torch.no_grad():
             pix = select_pixels(pixel_error(img_now, target), k,
-                                gen if cfg.grow_pixels == "sample" else None, cfg.grow_error_power)
+                                gen if cfg.grow_pixels == "sample" else None, cfg.grow_error_power,
+                                cfg.grow_peak_radius)
             k = int(pix.shape[0])
             if k == 0:
                 return ps
