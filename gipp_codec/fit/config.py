@@ -296,7 +296,10 @@ class FitConfig:
     # images 0.2 from 0.01 per pixel (between Kodak's densities at 0.25 bpp, <= 0.0067, and at
     # 0.5 bpp, >= 0.012) gained PSNR but lost more in MS-SSIM, most on textured images, so it
     # is off (BENCHMARKS.md §4, "Starting dense fits from a fifth"). 0.35 on the four images:
-    # +0.13 / +0.19 dB at 0.5 / 1.0 bpp, MS-SSIM -0.0005 / -0.0004; all 24 not yet run
+    # +0.13 / +0.19 dB at 0.5 / 1.0 bpp, MS-SSIM -0.0005 / -0.0004; on all 24 +0.10 / +0.16 dB
+    # (21 / 21 of 24 up) but MS-SSIM -0.0024 / -0.0011, BD-rate against WebP +11.6 % instead
+    # of +13.3 %, on MS-SSIM +33.3 % instead of +29.7 %: off too (BENCHMARKS.md §4,
+    # "Starting dense fits from 0.35")
     init_fraction: float = 0.5
     init_fraction_dense: float | None = None
     init_dense_from: float = 0.01
