@@ -340,7 +340,8 @@ class FitConfig:
     # and into textured areas instead of lining up on adjacent pixels; 0: the k largest. On
     # the four CPU Kodak images r = 2 gave +0.06 / +0.17 / +0.04 / +0.05 dB at 0.15 / 0.25 / 0.5 /
     # 1.0 bpp with MS-SSIM +0.0024 / +0.0028 / +0.0016 / +0.0014; r = 1, 3 and 4 +0.01, -0.02 and
-    # -0.21 dB at 0.5 bpp (MS-SSIM +0.0004, +0.0028, +0.0041); all 24 not yet run (BENCHMARKS.md §4, "Growth at the error's local peaks")
+    # -0.21 dB at 0.5 bpp (MS-SSIM +0.0004, +0.0028, +0.0041); all 24 not yet run
+    # (BENCHMARKS.md §4, "Growth at the error's local peaks")
     grow_peak_radius: int = 0
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled

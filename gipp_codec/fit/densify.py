@@ -64,7 +64,7 @@ def select_pixels(
         key = flat.detach().to(torch.float64)
         # every peak above every other pixel: shift the peaks by more than the error's range
         key = torch.where(peak, key + (key.max() - key.min() + 1.0), key)
-        idx = torch.topk(key, k, sorted=True).indices.to(error.device)
+        idx = torch.topk(key, k, sorted=True).indices
     elif generator is not None:
         weight = flat.detach().to("cpu", torch.float64).clamp(min=0.0).pow(power)  # [H*W]
         u = torch.rand(flat.shape[0], generator=generator, dtype=torch.float64).clamp_(min=1e-300)
