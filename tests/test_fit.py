@@ -170,13 +170,16 @@ def test_peak_growth_takes_local_maxima_first():
 def test_growth_options_are_validated_and_sampled_growth_trains():
     for bad in (dict(init_caf="local"), dict(grow_pixels="random"), dict(grow_error_power=0.0),
                 dict(grow_error_power=float("nan")), dict(grow_peak_radius=-1), dict(grow_peak_radius=1.5),
-                dict(grow_peak_radius=2, grow_pixels="sample")):
+                dict(grow_peak_radius=65)):
         with pytest.raises(ConfigError):
             FitConfig(**bad).validate()
     target = torch.from_numpy(_image().astype(np.float32) / 255)
     cfg = FitConfig(grow_pixels="sample", init_caf="density", grow_every_frac=0.5, grow_stop_frac=0.5)
     out = train(target, 40, 20, cfg, get_renderer("reference"), seed=0)
-    top = train(target, 40, 20, cfg.replace(grow_pixels="top"), get_renderer("reference"), seed=0)
+    assert cfg.grow_peak_radius == 2  # the default, which sampled growth ignores
+    flat = train(target, 40, 20, cfg.replace(grow_peak_radius=0), get_renderer("reference"), seed=0)
+    assert torch.equal(out.means, flat.means)
+    top = train(target, 40, 20, cfg.replace(grow_pixels="top", grow_peak_radius=0), get_renderer("reference"), seed=0)
     assert out.means.shape[0] == 40 and top.means.shape[0] == 40  # grown to n_max at iteration 10
     assert not torch.equal(out.means, top.means)
     peaks = train(target, 40, 20, cfg.replace(grow_pixels="top", grow_peak_radius=2), get_renderer("reference"), seed=0)
@@ -609,6 +612,7 @@ def test_config_validation_and_presets():
     assert not p.qat.psd_safe and FitConfig().qat.psd_safe  # the paper pruned what rounding broke
     assert p.init_positions == "uniform" and FitConfig().init_positions == "gradient"
     assert p.init_caf == "even" and p.grow_pixels == "top"  # one filter for all, the k largest errors
+    assert p.grow_peak_radius == 0 and FitConfig().grow_peak_radius == 2
     FitConfig().validate()
 
 

@@ -337,12 +337,14 @@ class FitConfig:
     grow_error_power: float = 1.0
     # with grow_pixels="top": r > 0 takes the error's local peaks first (pixels whose error is
     # the largest within r pixels each way), so that the new Gaussians spread along an edge
-    # and into textured areas instead of lining up on adjacent pixels; 0: the k largest. On
-    # the four CPU Kodak images r = 2 gave +0.06 / +0.17 / +0.04 / +0.05 dB at 0.15 / 0.25 / 0.5 /
-    # 1.0 bpp with MS-SSIM +0.0024 / +0.0028 / +0.0016 / +0.0014; r = 1, 3 and 4 +0.01, -0.02 and
-    # -0.21 dB at 0.5 bpp (MS-SSIM +0.0004, +0.0028, +0.0041); all 24 not yet run
-    # (BENCHMARKS.md §4, "Growth at the error's local peaks")
-    grow_peak_radius: int = 0
+    # and into textured areas instead of lining up on adjacent pixels; 0: the k largest (the
+    # paper). "sample" ignores it. On the four CPU Kodak images r = 2 gave +0.06 / +0.17 /
+    # +0.04 / +0.05 dB at 0.15 / 0.25 / 0.5 / 1.0 bpp with MS-SSIM +0.0024 / +0.0028 / +0.0016
+    # / +0.0014; r = 1, 3 and 4 +0.01, -0.02 and -0.21 dB at 0.5 bpp (MS-SSIM +0.0004, +0.0028,
+    # +0.0041). On all 24 images r = 2 gave +0.12 / +0.07 / +0.06 / +0.04 dB with MS-SSIM
+    # +0.0038 / +0.0029 / +0.0020 / +0.0017; BD-rate against WebP +13.3 % -> +11.4 %, on
+    # MS-SSIM +29.7 % -> +22.7 % (BENCHMARKS.md §4, "Growth at the error's local peaks")
+    grow_peak_radius: int = 2
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
     prune_offscreen: bool = True  # also drop Gaussians whose 3-sigma box misses the image
@@ -454,8 +456,6 @@ class FitConfig:
             raise ConfigError(f"FitConfig.grow_error_power must be a finite number > 0, got {self.grow_error_power!r}")
         if not (isinstance(self.grow_peak_radius, int) and 0 <= self.grow_peak_radius <= 64):
             raise ConfigError(f"FitConfig.grow_peak_radius must be an integer from 0 to 64, got {self.grow_peak_radius!r}")
-        if self.grow_peak_radius and self.grow_pixels != "top":
-            raise ConfigError("FitConfig.grow_peak_radius applies to grow_pixels='top' only")
         frac("grow_every_frac", self.grow_every_frac)
         frac("grow_stop_frac", self.grow_stop_frac, lo_open=False)
         frac("coarse_frac", self.coarse_frac, lo_open=False)
