@@ -299,7 +299,9 @@ class FitConfig:
     # +0.13 / +0.19 dB at 0.5 / 1.0 bpp, MS-SSIM -0.0005 / -0.0004; on all 24 +0.10 / +0.16 dB
     # (21 / 21 of 24 up) but MS-SSIM -0.0024 / -0.0011, BD-rate against WebP +11.6 % instead
     # of +13.3 %, on MS-SSIM +33.3 % instead of +29.7 %: off too (BENCHMARKS.md §4,
-    # "Starting dense fits from 0.35")
+    # "Starting dense fits from 0.35"). With the peaks (grow_peak_radius 2) on all 24: +0.12 /
+    # +0.17 dB, MS-SSIM -0.0020 / -0.0009, against WebP +9.5 % instead of +11.4 %, on MS-SSIM
+    # +25.2 % instead of +22.7 % ("Starting dense fits from 0.35 with the peaks"): still off
     init_fraction: float = 0.5
     init_fraction_dense: float | None = None
     init_dense_from: float = 0.01
