@@ -345,7 +345,9 @@ class FitConfig:
     # / +0.0014; r = 1, 3 and 4 +0.01, -0.02 and -0.21 dB at 0.5 bpp (MS-SSIM +0.0004, +0.0028,
     # +0.0041). On all 24 images r = 2 gave +0.12 / +0.07 / +0.06 / +0.04 dB with MS-SSIM
     # +0.0038 / +0.0029 / +0.0020 / +0.0017; BD-rate against WebP +13.3 % -> +11.4 %, on
-    # MS-SSIM +29.7 % -> +22.7 % (BENCHMARKS.md §4, "Growth at the error's local peaks")
+    # MS-SSIM +29.7 % -> +22.7 % (BENCHMARKS.md §4, "Growth at the error's local peaks"); at
+    # 2 bpp -0.05 dB (6 of 24 up) with MS-SSIM +0.0013 on all 24 ("All 24 Kodak images at 2 bpp
+    # with the peaks")
     grow_peak_radius: int = 2
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
