@@ -206,6 +206,25 @@ def test_dense_fits_can_start_with_fewer_gaussians():
     assert dense.means.shape[0] == 8 and sparse.means.shape[0] == 19
 
 
+def test_dense_fits_can_grow_at_wider_peaks():
+    cfg = FitConfig(grow_peak_radius_dense=3)
+    assert cfg.grow_peak_radius_at(99, 10_000) == 2 and cfg.grow_peak_radius_at(100, 10_000) == 3  # 0.01 per pixel
+    assert FitConfig().grow_peak_radius_at(10_000, 100) == 2  # off by default: one radius at every density
+    assert FitConfig.paper().grow_peak_radius_at(10_000, 100) == 0
+    for bad in (dict(grow_peak_radius_dense=-1), dict(grow_peak_radius_dense=65), dict(grow_peak_radius_dense=1.5)):
+        with pytest.raises(ConfigError):
+            cfg.replace(**bad)
+    target = torch.from_numpy(_image().astype(np.float32) / 255)  # 384 pixels
+    base = FitConfig(grow_every_frac=0.5, grow_stop_frac=0.5, grow_peak_radius=0, init_dense_from=0.1)
+    wide = base.replace(grow_peak_radius_dense=2)
+    reference = get_renderer("reference")
+    dense = train(target, 40, 20, wide, reference, seed=0)  # 40 >= 0.1 * 384: radius 2
+    assert torch.equal(dense.means, train(target, 40, 20, base.replace(grow_peak_radius=2), reference, seed=0).means)
+    assert not torch.equal(dense.means, train(target, 40, 20, base, reference, seed=0).means)
+    sparse = train(target, 38, 20, wide, reference, seed=0)  # below: radius 0
+    assert torch.equal(sparse.means, train(target, 38, 20, base, reference, seed=0).means)
+
+
 def test_psd_pruning_mask():
     covs = torch.tensor([[2.0, 0.5, 2.0], [1.0, 1.0, 1.0], [-1.0, 0.0, 2.0], [2.0, 0.0, 0.0], [1.0, -0.9, 1.0]])
     assert valid_mask(covs).tolist() == [True, False, False, False, True]

@@ -349,6 +349,9 @@ class FitConfig:
     # 2 bpp -0.05 dB (6 of 24 up) with MS-SSIM +0.0013 on all 24 ("All 24 Kodak images at 2 bpp
     # with the peaks")
     grow_peak_radius: int = 2
+    # the radius from init_dense_from Gaussians per pixel up (None: grow_peak_radius at every
+    # density), so that dense fits can spread their growth wider than sparse ones
+    grow_peak_radius_dense: int | None = None
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
     prune_offscreen: bool = True  # also drop Gaussians whose 3-sigma box misses the image
@@ -385,6 +388,7 @@ class FitConfig:
             init_caf="even",
             grow_pixels="top",
             grow_peak_radius=0,
+            grow_peak_radius_dense=None,
             prune_offscreen=False,
             coarse_frac=0.0,
             adam_beta1=0.9,
@@ -396,10 +400,19 @@ class FitConfig:
                           refit_colors=False, code_search_sweeps=0, psd_safe=False, rate_weight=0.0),
         )
 
+    def is_dense(self, n_max: int, pixels: int) -> bool:
+        """Whether ``n_max`` Gaussians on ``pixels`` pixels reach ``init_dense_from`` per pixel."""
+        return n_max >= self.init_dense_from * pixels
+
     def init_fraction_at(self, n_max: int, pixels: int) -> float:
         """The share of ``n_max`` Gaussians a fit of an image of ``pixels`` starts with."""
-        dense = self.init_fraction_dense is not None and n_max >= self.init_dense_from * pixels
+        dense = self.init_fraction_dense is not None and self.is_dense(n_max, pixels)
         return self.init_fraction_dense if dense else self.init_fraction
+
+    def grow_peak_radius_at(self, n_max: int, pixels: int) -> int:
+        """The growth's peak radius for a fit of ``n_max`` Gaussians to ``pixels`` pixels."""
+        dense = self.grow_peak_radius_dense is not None and self.is_dense(n_max, pixels)
+        return self.grow_peak_radius_dense if dense else self.grow_peak_radius
 
     def replace(self, **changes) -> "FitConfig":
         """A copy with ``changes`` applied (validated)."""
@@ -458,8 +471,12 @@ class FitConfig:
             raise ConfigError(f"FitConfig.grow_pixels must be one of {GROW_PIXEL_CHOICES}, got {self.grow_pixels!r}")
         if not (math.isfinite(self.grow_error_power) and self.grow_error_power > 0):
             raise ConfigError(f"FitConfig.grow_error_power must be a finite number > 0, got {self.grow_error_power!r}")
-        if not (isinstance(self.grow_peak_radius, int) and 0 <= self.grow_peak_radius <= 64):
-            raise ConfigError(f"FitConfig.grow_peak_radius must be an integer from 0 to 64, got {self.grow_peak_radius!r}")
+        for name in ("grow_peak_radius", "grow_peak_radius_dense"):
+            radius = getattr(self, name)
+            if radius is None and name == "grow_peak_radius_dense":
+                continue
+            if not (isinstance(radius, int) and not isinstance(radius, bool) and 0 <= radius <= 64):
+                raise ConfigError(f"FitConfig.{name} must be an integer from 0 to 64, got {radius!r}")
         frac("grow_every_frac", self.grow_every_frac)
         frac("grow_stop_frac", self.grow_stop_frac, lo_open=False)
         frac("coarse_frac", self.coarse_frac, lo_open=False)

@@ -254,6 +254,7 @@ def train(
     schedule = GrowthSchedule.from_config(cfg, iterations, n_max, grow_until=qat_start)
 
     n0 = max(1, min(n_max, round(cfg.init_fraction_at(n_max, height * width) * n_max)))
+    peak_radius = cfg.grow_peak_radius_at(n_max, height * width)
     density = gradient_density(target, cfg.init_uniform_share) if cfg.init_positions == "gradient" else None
     means, covs, colors = (t.to(device) for t in sparse_init(
         n0, height, width, gen, cfg.caf, cfg.caf_max, density, caf_by_density=cfg.init_caf == "density"))
@@ -287,7 +288,7 @@ def train(
         with torch.no_grad():
             pix = select_pixels(pixel_error(img_now, target), k,
                                 gen if cfg.grow_pixels == "sample" else None, cfg.grow_error_power,
-                                cfg.grow_peak_radius)
+                                peak_radius)
             k = int(pix.shape[0])
             if k == 0:
                 return ps
