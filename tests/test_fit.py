@@ -99,8 +99,8 @@ def test_gradient_placement_starts_the_gaussians_on_the_edges():
     gen = torch.Generator().manual_seed(1)
     means, _, _ = sparse_init(400, 16, 24, gen, density=gradient_density(target, 0.0))
     assert bool(((means[:, 0] >= 11.0) & (means[:, 0] < 12.0)).all())
-    cfg = FitConfig(init_positions="gradient", init_uniform_share=0.0, grow_stop_frac=0.0)
-    out = train(target, 20, 1, cfg, get_renderer("reference"), seed=0)  # one step moves <= 0.7 px
+    cfg = FitConfig(init_positions="gradient", init_uniform_share=0.0, grow_stop_frac=0.0, init_fraction_dense=None)
+    out = train(target, 20, 1, cfg, get_renderer("reference"), seed=0)  # N/2; one step moves <= 0.7 px
     assert out.means.shape[0] == 10 and bool(((out.means[:, 0] > 10.0) & (out.means[:, 0] < 13.0)).all())
     out = train(target, 20, 1, FitConfig(init_positions="uniform", grow_stop_frac=0.0), get_renderer("reference"), seed=0)
     assert bool(((out.means[:, 0] < 10.0) | (out.means[:, 0] > 13.0)).any())  # uniform: spread out
@@ -174,7 +174,8 @@ def test_growth_options_are_validated_and_sampled_growth_trains():
         with pytest.raises(ConfigError):
             FitConfig(**bad).validate()
     target = torch.from_numpy(_image().astype(np.float32) / 255)
-    cfg = FitConfig(grow_pixels="sample", init_caf="density", grow_every_frac=0.5, grow_stop_frac=0.5)
+    cfg = FitConfig(grow_pixels="sample", init_caf="density", grow_every_frac=0.5, grow_stop_frac=0.5,
+                    init_fraction_dense=None, grow_peak_radius_dense=None)  # N/2, one radius
     out = train(target, 40, 20, cfg, get_renderer("reference"), seed=0)
     assert cfg.grow_peak_radius == 2  # the default, which sampled growth ignores
     flat = train(target, 40, 20, cfg.replace(grow_peak_radius=0), get_renderer("reference"), seed=0)
@@ -194,7 +195,7 @@ def test_dense_fits_can_start_with_fewer_gaussians():
     cfg = FitConfig(init_fraction_dense=0.2)
     assert cfg.init_fraction_at(99, 10_000) == 0.5 and cfg.init_fraction_at(100, 10_000) == 0.2  # 0.01 per pixel
     assert FitConfig.paper().init_fraction_at(10_000, 100) == 0.5  # the paper: N/2 at every density
-    assert FitConfig().init_fraction_at(10_000, 100) == 0.5  # off by default
+    assert FitConfig().init_fraction_at(10_000, 100) == 0.35 and FitConfig().init_fraction_at(99, 10_000) == 0.5
     for bad in (dict(init_fraction_dense=0.0), dict(init_fraction_dense=1.5), dict(init_dense_from=0.0),
                 dict(init_dense_from=float("inf"))):
         with pytest.raises(ConfigError):
@@ -209,13 +210,14 @@ def test_dense_fits_can_start_with_fewer_gaussians():
 def test_dense_fits_can_grow_at_wider_peaks():
     cfg = FitConfig(grow_peak_radius_dense=3)
     assert cfg.grow_peak_radius_at(99, 10_000) == 2 and cfg.grow_peak_radius_at(100, 10_000) == 3  # 0.01 per pixel
-    assert FitConfig().grow_peak_radius_at(10_000, 100) == 2  # off by default: one radius at every density
+    assert FitConfig().grow_peak_radius_at(10_000, 100) == 3 and FitConfig().grow_peak_radius_at(99, 10_000) == 2
     assert FitConfig.paper().grow_peak_radius_at(10_000, 100) == 0
     for bad in (dict(grow_peak_radius_dense=-1), dict(grow_peak_radius_dense=65), dict(grow_peak_radius_dense=1.5)):
         with pytest.raises(ConfigError):
             cfg.replace(**bad)
     target = torch.from_numpy(_image().astype(np.float32) / 255)  # 384 pixels
-    base = FitConfig(grow_every_frac=0.5, grow_stop_frac=0.5, grow_peak_radius=0, init_dense_from=0.1)
+    base = FitConfig(grow_every_frac=0.5, grow_stop_frac=0.5, grow_peak_radius=0, grow_peak_radius_dense=None,
+                     init_dense_from=0.1)
     wide = base.replace(grow_peak_radius_dense=2)
     reference = get_renderer("reference")
     dense = train(target, 40, 20, wide, reference, seed=0)  # 40 >= 0.1 * 384: radius 2
@@ -252,7 +254,7 @@ def test_training_prunes_non_psd():
         return render(means, covs, colors, h, w)
 
     out = train(target, 20, 5, cfg, corrupting, seed=0)
-    assert state["n"] == 10
+    assert state["n"] == round(cfg.init_fraction_at(20, target.shape[0] * target.shape[1]) * 20)  # N0, no growth
     assert out.means.shape[0] == state["n"] - 2
     assert bool(valid_mask(out.covs).all())
 
@@ -289,7 +291,9 @@ def test_densification_reaches_nmax(cfg):
                       prune_offscreen=False, coarse_frac=0.0)  # evaluated from step 1, before any growth
     res = _fit(n=40, its=50, cfg=cfg)
     ns = [n for (_, _, n) in res.history]
-    assert ns[0] == 20  # N0 = Nmax / 2
+    img = _image()
+    assert ns[0] == round(cfg.init_fraction_at(40, img.shape[0] * img.shape[1]) * 40)  # N0
+    assert ns[0] == (20 if cfg.init_fraction_dense is None else 14)  # Nmax / 2, or 0.35 Nmax when dense
     assert max(ns) == 40 and res.gaussians <= 40  # reached Nmax; pruning may remove a few later
 
 

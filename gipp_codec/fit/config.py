@@ -301,9 +301,11 @@ class FitConfig:
     # of +13.3 %, on MS-SSIM +33.3 % instead of +29.7 %: off too (BENCHMARKS.md §4,
     # "Starting dense fits from 0.35"). With the peaks (grow_peak_radius 2) on all 24: +0.12 /
     # +0.17 dB, MS-SSIM -0.0020 / -0.0009, against WebP +9.5 % instead of +11.4 %, on MS-SSIM
-    # +25.2 % instead of +22.7 % ("Starting dense fits from 0.35 with the peaks"): still off
+    # +25.2 % instead of +22.7 % ("Starting dense fits from 0.35 with the peaks"): off alone.
+    # With grow_peak_radius_dense 3 as well (both the default since the thirty-third session):
+    # see that field
     init_fraction: float = 0.5
-    init_fraction_dense: float | None = None
+    init_fraction_dense: float | None = 0.35
     init_dense_from: float = 0.01
     # where the N0 initial Gaussians go: "uniform" (paper: uniformly random over the image) or
     # "gradient" (random pixels drawn with probability init_uniform_share / pixels +
@@ -350,8 +352,13 @@ class FitConfig:
     # with the peaks")
     grow_peak_radius: int = 2
     # the radius from init_dense_from Gaussians per pixel up (None: grow_peak_radius at every
-    # density), so that dense fits can spread their growth wider than sparse ones
-    grow_peak_radius_dense: int | None = None
+    # density), so that dense fits can spread their growth wider than sparse ones. 3 with
+    # init_fraction_dense 0.35 against r = 2 from N/2, on all 24 Kodak images (0.5 and 1.0 bpp
+    # are dense, 0.15 and 0.25 not): +0.08 / -0.09 dB at 0.5 / 1.0 bpp (17 / 9 of 24 up),
+    # MS-SSIM +0.0012 / +0.0017 (20 / 22 of 24 up); BD-rate over 0.15-1.0 bpp against WebP
+    # +11.4 % -> +10.6 %, on MS-SSIM +22.7 % -> +18.8 %, better against every peer on both
+    # (BENCHMARKS.md §4, "Dense fits from 0.35 with growth peaks of radius 3"). 2 bpp not measured
+    grow_peak_radius_dense: int | None = 3
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
     prune_offscreen: bool = True  # also drop Gaussians whose 3-sigma box misses the image
