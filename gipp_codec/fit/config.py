@@ -357,7 +357,8 @@ class FitConfig:
     # are dense, 0.15 and 0.25 not): +0.08 / -0.09 dB at 0.5 / 1.0 bpp (17 / 9 of 24 up),
     # MS-SSIM +0.0012 / +0.0017 (20 / 22 of 24 up); BD-rate over 0.15-1.0 bpp against WebP
     # +11.4 % -> +10.6 %, on MS-SSIM +22.7 % -> +18.8 %, better against every peer on both
-    # (BENCHMARKS.md §4, "Dense fits from 0.35 with growth peaks of radius 3"). 2 bpp not measured
+    # (BENCHMARKS.md §4, "Dense fits from 0.35 with growth peaks of radius 3"). At 2 bpp they
+    # cost 0.22 dB (3 of 24 up) for MS-SSIM +0.0005: an upper density is still to be measured
     grow_peak_radius_dense: int | None = 3
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
