@@ -254,7 +254,7 @@ def test_training_prunes_non_psd():
         return render(means, covs, colors, h, w)
 
     out = train(target, 20, 5, cfg, corrupting, seed=0)
-    assert state["n"] == round(cfg.init_fraction_at(20, target.shape[0] * target.shape[1]) * 20)  # N0, no growth
+    assert state["n"] == 7  # N0 = 0.35 * 20 (20 Gaussians on 384 pixels is a dense fit), no growth
     assert out.means.shape[0] == state["n"] - 2
     assert bool(valid_mask(out.covs).all())
 
@@ -291,9 +291,7 @@ def test_densification_reaches_nmax(cfg):
                       prune_offscreen=False, coarse_frac=0.0)  # evaluated from step 1, before any growth
     res = _fit(n=40, its=50, cfg=cfg)
     ns = [n for (_, _, n) in res.history]
-    img = _image()
-    assert ns[0] == round(cfg.init_fraction_at(40, img.shape[0] * img.shape[1]) * 40)  # N0
-    assert ns[0] == (20 if cfg.init_fraction_dense is None else 14)  # Nmax / 2, or 0.35 Nmax when dense
+    assert ns[0] == (20 if cfg.init_fraction_dense is None else 14)  # N0: Nmax / 2 (paper), 0.35 Nmax (dense)
     assert max(ns) == 40 and res.gaussians <= 40  # reached Nmax; pruning may remove a few later
 
 

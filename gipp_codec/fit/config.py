@@ -479,10 +479,10 @@ class FitConfig:
             raise ConfigError(f"FitConfig.grow_pixels must be one of {GROW_PIXEL_CHOICES}, got {self.grow_pixels!r}")
         if not (math.isfinite(self.grow_error_power) and self.grow_error_power > 0):
             raise ConfigError(f"FitConfig.grow_error_power must be a finite number > 0, got {self.grow_error_power!r}")
-        for name in ("grow_peak_radius", "grow_peak_radius_dense"):
-            radius = getattr(self, name)
-            if radius is None and name == "grow_peak_radius_dense":
-                continue
+        radii = {"grow_peak_radius": self.grow_peak_radius}
+        if self.grow_peak_radius_dense is not None:
+            radii["grow_peak_radius_dense"] = self.grow_peak_radius_dense
+        for name, radius in radii.items():
             if not (isinstance(radius, int) and not isinstance(radius, bool) and 0 <= radius <= 64):
                 raise ConfigError(f"FitConfig.{name} must be an integer from 0 to 64, got {radius!r}")
         frac("grow_every_frac", self.grow_every_frac)
