@@ -195,29 +195,35 @@ def test_dense_fits_can_start_with_fewer_gaussians():
     cfg = FitConfig(init_fraction_dense=0.2)
     assert cfg.init_fraction_at(99, 10_000) == 0.5 and cfg.init_fraction_at(100, 10_000) == 0.2  # 0.01 per pixel
     assert FitConfig.paper().init_fraction_at(10_000, 100) == 0.5  # the paper: N/2 at every density
-    assert FitConfig().init_fraction_at(10_000, 100) == 0.35 and FitConfig().init_fraction_at(99, 10_000) == 0.5
+    default = FitConfig()  # dense from 0.01 up to 0.035 per pixel
+    assert [default.init_fraction_at(n, 10_000) for n in (99, 100, 349, 350, 10_000)] == [0.5, 0.35, 0.35, 0.5, 0.5]
+    assert FitConfig(init_dense_until=None).init_fraction_at(10_000, 100) == 0.35  # no upper bound
     for bad in (dict(init_fraction_dense=0.0), dict(init_fraction_dense=1.5), dict(init_dense_from=0.0),
-                dict(init_dense_from=float("inf"))):
+                dict(init_dense_from=float("inf")), dict(init_dense_until=0.01), dict(init_dense_until=0.005),
+                dict(init_dense_until=float("inf")), dict(init_dense_until=float("nan"))):
         with pytest.raises(ConfigError):
             cfg.replace(**bad)
     target = torch.from_numpy(_image().astype(np.float32) / 255)  # 384 pixels
-    start = FitConfig(grow_stop_frac=0.0, init_fraction_dense=0.2, init_dense_from=0.1)
+    start = FitConfig(grow_stop_frac=0.0, init_fraction_dense=0.2, init_dense_from=0.1, init_dense_until=0.12)
     dense = train(target, 40, 1, start, get_renderer("reference"), seed=0)  # 40 >= 0.1 * 384
     sparse = train(target, 38, 1, start, get_renderer("reference"), seed=0)
-    assert dense.means.shape[0] == 8 and sparse.means.shape[0] == 19
+    above = train(target, 47, 1, start, get_renderer("reference"), seed=0)  # 47 >= 0.12 * 384: N/2 again
+    assert dense.means.shape[0] == 8 and sparse.means.shape[0] == 19 and above.means.shape[0] == 24
 
 
 def test_dense_fits_can_grow_at_wider_peaks():
     cfg = FitConfig(grow_peak_radius_dense=3)
     assert cfg.grow_peak_radius_at(99, 10_000) == 2 and cfg.grow_peak_radius_at(100, 10_000) == 3  # 0.01 per pixel
-    assert FitConfig().grow_peak_radius_at(10_000, 100) == 3 and FitConfig().grow_peak_radius_at(99, 10_000) == 2
+    default = FitConfig()  # dense from 0.01 up to 0.035 per pixel
+    assert [default.grow_peak_radius_at(n, 10_000) for n in (99, 100, 349, 350, 10_000)] == [2, 3, 3, 2, 2]
+    assert FitConfig(init_dense_until=None).grow_peak_radius_at(10_000, 100) == 3  # no upper bound
     assert FitConfig.paper().grow_peak_radius_at(10_000, 100) == 0
     for bad in (dict(grow_peak_radius_dense=-1), dict(grow_peak_radius_dense=65), dict(grow_peak_radius_dense=1.5)):
         with pytest.raises(ConfigError):
             cfg.replace(**bad)
     target = torch.from_numpy(_image().astype(np.float32) / 255)  # 384 pixels
     base = FitConfig(grow_every_frac=0.5, grow_stop_frac=0.5, grow_peak_radius=0, grow_peak_radius_dense=None,
-                     init_dense_from=0.1)
+                     init_dense_from=0.1, init_dense_until=0.12)
     wide = base.replace(grow_peak_radius_dense=2)
     reference = get_renderer("reference")
     dense = train(target, 40, 20, wide, reference, seed=0)  # 40 >= 0.1 * 384: radius 2
@@ -225,6 +231,10 @@ def test_dense_fits_can_grow_at_wider_peaks():
     assert not torch.equal(dense.means, train(target, 40, 20, base, reference, seed=0).means)
     sparse = train(target, 38, 20, wide, reference, seed=0)  # below: radius 0
     assert torch.equal(sparse.means, train(target, 38, 20, base, reference, seed=0).means)
+    above = train(target, 47, 20, wide, reference, seed=0)  # 47 >= 0.12 * 384: radius 0 again
+    assert torch.equal(above.means, train(target, 47, 20, base, reference, seed=0).means)
+    assert not torch.equal(above.means, train(target, 47, 20, base.replace(grow_peak_radius=2), reference,
+                                              seed=0).means)
 
 
 def test_psd_pruning_mask():
@@ -254,7 +264,7 @@ def test_training_prunes_non_psd():
         return render(means, covs, colors, h, w)
 
     out = train(target, 20, 5, cfg, corrupting, seed=0)
-    assert state["n"] == 7  # N0 = 0.35 * 20 (20 Gaussians on 384 pixels is a dense fit), no growth
+    assert state["n"] == 10  # N0 = 20 / 2 (20 Gaussians on 384 pixels is above the dense range), no growth
     assert out.means.shape[0] == state["n"] - 2
     assert bool(valid_mask(out.covs).all())
 
@@ -291,7 +301,7 @@ def test_densification_reaches_nmax(cfg):
                       prune_offscreen=False, coarse_frac=0.0)  # evaluated from step 1, before any growth
     res = _fit(n=40, its=50, cfg=cfg)
     ns = [n for (_, _, n) in res.history]
-    assert ns[0] == (20 if cfg.init_fraction_dense is None else 14)  # N0: Nmax / 2 (paper), 0.35 Nmax (dense)
+    assert ns[0] == 20  # N0 = Nmax / 2: the paper's, and 40 on 384 pixels is above the default's dense range
     assert max(ns) == 40 and res.gaussians <= 40  # reached Nmax; pruning may remove a few later
 
 

@@ -287,26 +287,32 @@ class FitConfig:
     # at 1.0 bpp (BENCHMARKS.md §4, "PSD-safe rounding again")
     adam_row_warmup: int = 0
     # --- initialisation -----------------------------------------------------------
-    # N0 = round(f * Nmax) (paper: f = 1/2), f = init_fraction below init_dense_from Gaussians per
-    # pixel (Nmax / (H*W)) and init_fraction_dense from there (None: init_fraction at every
-    # density). Fewer at the start leaves more to the growth at the largest errors: on the four
-    # CPU Kodak images 0.2 / 0.3 / 0.75 against 0.5 gave +0.23 / +0.15 / -0.34 dB at 1.0 bpp
-    # (4 / 4 / 0 of 4 up), 0.3 +0.11 dB at 0.5 bpp and +0.01 at 0.15 bpp, where MS-SSIM fell
-    # 0.006 (BENCHMARKS.md §4, "How many Gaussians the fit starts with"). On all 24 Kodak
-    # images 0.2 from 0.01 per pixel (between Kodak's densities at 0.25 bpp, <= 0.0067, and at
-    # 0.5 bpp, >= 0.012) gained PSNR but lost more in MS-SSIM, most on textured images, so it
-    # is off (BENCHMARKS.md §4, "Starting dense fits from a fifth"). 0.35 on the four images:
-    # +0.13 / +0.19 dB at 0.5 / 1.0 bpp, MS-SSIM -0.0005 / -0.0004; on all 24 +0.10 / +0.16 dB
-    # (21 / 21 of 24 up) but MS-SSIM -0.0024 / -0.0011, BD-rate against WebP +11.6 % instead
-    # of +13.3 %, on MS-SSIM +33.3 % instead of +29.7 %: off too (BENCHMARKS.md §4,
-    # "Starting dense fits from 0.35"). With the peaks (grow_peak_radius 2) on all 24: +0.12 /
-    # +0.17 dB, MS-SSIM -0.0020 / -0.0009, against WebP +9.5 % instead of +11.4 %, on MS-SSIM
+    # N0 = round(f * Nmax) (paper: f = 1/2), f = init_fraction_dense from init_dense_from up to
+    # init_dense_until Gaussians per pixel (Nmax / (H*W)) and init_fraction elsewhere (None:
+    # init_fraction at every density). Fewer at the start leaves more to the growth at the
+    # largest errors: on the four CPU Kodak images 0.2 / 0.3 / 0.75 against 0.5 gave +0.23 /
+    # +0.15 / -0.34 dB at 1.0 bpp (4 / 4 / 0 of 4 up), 0.3 +0.11 dB at 0.5 bpp and +0.01 at 0.15
+    # bpp, where MS-SSIM fell 0.006 (BENCHMARKS.md §4, "How many Gaussians the fit starts
+    # with"). On all 24 Kodak images 0.2 from 0.01 per pixel (between Kodak's densities at 0.25
+    # bpp, <= 0.0067, and at 0.5 bpp, >= 0.012) gained PSNR but lost more in MS-SSIM, most on
+    # textured images, so it is off (BENCHMARKS.md §4, "Starting dense fits from a fifth"). 0.35
+    # on the four images: +0.13 / +0.19 dB at 0.5 / 1.0 bpp, MS-SSIM -0.0005 / -0.0004; on all
+    # 24 +0.10 / +0.16 dB (21 / 21 of 24 up) but MS-SSIM -0.0024 / -0.0011, BD-rate against WebP
+    # +11.6 % instead of +13.3 %, on MS-SSIM +33.3 % instead of +29.7 %: off too (BENCHMARKS.md
+    # §4, "Starting dense fits from 0.35"). With the peaks (grow_peak_radius 2) on all 24: +0.12
+    # / +0.17 dB, MS-SSIM -0.0020 / -0.0009, against WebP +9.5 % instead of +11.4 %, on MS-SSIM
     # +25.2 % instead of +22.7 % ("Starting dense fits from 0.35 with the peaks"): off alone.
     # With grow_peak_radius_dense 3 as well (both the default since the thirty-third session):
     # see that field
     init_fraction: float = 0.5
     init_fraction_dense: float | None = 0.35
     init_dense_from: float = 0.01
+    # the dense settings (init_fraction_dense, grow_peak_radius_dense) stop at this many
+    # Gaussians per pixel (None: no upper bound), so that they apply from init_dense_from up to
+    # and not including it. 0.035 lies between Kodak's densities at 1.0 bpp (<= 0.026) and at
+    # 2 bpp (>= 0.045): without it the dense settings cost 0.22 dB at 2 bpp on all 24 images
+    # (3 of 24 up; BENCHMARKS.md §4, "All 24 Kodak images at 2 bpp at the dense default")
+    init_dense_until: float | None = 0.035
     # where the N0 initial Gaussians go: "uniform" (paper: uniformly random over the image) or
     # "gradient" (random pixels drawn with probability init_uniform_share / pixels +
     # (1 - init_uniform_share) * |gradient| / sum |gradient|, a uniform offset inside the pixel).
@@ -351,14 +357,15 @@ class FitConfig:
     # 2 bpp -0.05 dB (6 of 24 up) with MS-SSIM +0.0013 on all 24 ("All 24 Kodak images at 2 bpp
     # with the peaks")
     grow_peak_radius: int = 2
-    # the radius from init_dense_from Gaussians per pixel up (None: grow_peak_radius at every
-    # density), so that dense fits can spread their growth wider than sparse ones. 3 with
-    # init_fraction_dense 0.35 against r = 2 from N/2, on all 24 Kodak images (0.5 and 1.0 bpp
-    # are dense, 0.15 and 0.25 not): +0.08 / -0.09 dB at 0.5 / 1.0 bpp (17 / 9 of 24 up),
-    # MS-SSIM +0.0012 / +0.0017 (20 / 22 of 24 up); BD-rate over 0.15-1.0 bpp against WebP
-    # +11.4 % -> +10.6 %, on MS-SSIM +22.7 % -> +18.8 %, better against every peer on both
-    # (BENCHMARKS.md §4, "Dense fits from 0.35 with growth peaks of radius 3"). At 2 bpp they
-    # cost 0.22 dB (3 of 24 up) for MS-SSIM +0.0005: an upper density is still to be measured
+    # the radius from init_dense_from up to init_dense_until Gaussians per pixel (None:
+    # grow_peak_radius at every density), so that dense fits can spread their growth wider than
+    # sparse ones. 3 with init_fraction_dense 0.35 against r = 2 from N/2, on all 24 Kodak
+    # images (0.5 and 1.0 bpp are dense, 0.15 and 0.25 not): +0.08 / -0.09 dB at 0.5 / 1.0 bpp
+    # (17 / 9 of 24 up), MS-SSIM +0.0012 / +0.0017 (20 / 22 of 24 up); BD-rate over 0.15-1.0 bpp
+    # against WebP +11.4 % -> +10.6 %, on MS-SSIM +22.7 % -> +18.8 %, better against every peer
+    # on both (BENCHMARKS.md §4, "Dense fits from 0.35 with growth peaks of radius 3"). At 2 bpp
+    # they cost 0.22 dB (3 of 24 up) for MS-SSIM +0.0005: an upper density is still to be
+    # measured
     grow_peak_radius_dense: int | None = 3
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
@@ -409,8 +416,11 @@ class FitConfig:
         )
 
     def is_dense(self, n_max: int, pixels: int) -> bool:
-        """Whether ``n_max`` Gaussians on ``pixels`` pixels reach ``init_dense_from`` per pixel."""
-        return n_max >= self.init_dense_from * pixels
+        """Whether ``n_max`` Gaussians on ``pixels`` pixels are from init_dense_from up to (not
+        including) init_dense_until per pixel."""
+        density = n_max / pixels  # a quotient, so that 350 / 10_000 == 0.035 exactly
+        below_top = self.init_dense_until is None or density < self.init_dense_until
+        return density >= self.init_dense_from and below_top
 
     def init_fraction_at(self, n_max: int, pixels: int) -> float:
         """The share of ``n_max`` Gaussians a fit of an image of ``pixels`` starts with."""
@@ -470,6 +480,10 @@ class FitConfig:
             frac("init_fraction_dense", self.init_fraction_dense)
         if not (math.isfinite(self.init_dense_from) and self.init_dense_from > 0):
             raise ConfigError(f"FitConfig.init_dense_from must be a finite number > 0, got {self.init_dense_from!r}")
+        until = self.init_dense_until
+        if until is not None and not (math.isfinite(until) and until > self.init_dense_from):
+            raise ConfigError("FitConfig.init_dense_until must be None or a finite number above "
+                              f"init_dense_from ({self.init_dense_from!r}), got {until!r}")
         if self.init_positions not in INIT_POSITION_CHOICES:
             raise ConfigError(f"FitConfig.init_positions must be one of {INIT_POSITION_CHOICES}, got {self.init_positions!r}")
         frac("init_uniform_share", self.init_uniform_share, lo_open=False)
