@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The position/covariance learning rate a ``--bpp`` encode trains with, by rate.
+"""The position/covariance learning rate a ``--bpp`` encode trains with, by rate, and its
+start and growth settings.
 
     python tools/lr_by_rate.py [--width 768] [--height 512] [--bpp 0.15,0.25,0.5,0.75,1,2]
         [--density-ref R]
@@ -10,7 +11,10 @@ follows the Gaussians' spacing), the N the position rule takes (the rate model's
 chosen position depth (the rule wants at least ``position_steps_per_spacing``), the N the rate model guesses first
 (``encoder.predict_gaussians`` at those depths, the N the fit aims at), its density N / pixels, the spacing
 factor sqrt(ref / density) without the floor, and the lr ``trainer.geometry_lr_scale``
-gives the fit (``FitConfig().lr_means`` times it; ``lr_covs`` is the same at the defaults).
+gives the fit (``FitConfig().lr_means`` times it; ``lr_covs`` is the same at the defaults),
+then the share of N the fit starts with (``FitConfig.init_fraction_at``) and its growth's
+peak radius (``FitConfig.grow_peak_radius_at``), which take their dense values from
+``init_dense_from`` up to (not including) ``init_dense_until`` Gaussians per pixel.
 ``--density-ref`` replaces the default ``FitConfig.lr_density_ref``.
 """
 
@@ -42,8 +46,8 @@ def main(argv=None) -> int:
     pixels = args.width * args.height
     print(f"{args.width}x{args.height}, lr_density_ref {ref}, lr_means {cfg.lr_means}")
     print("| bpp | depths | N the position rule uses | spacing / position step | N guessed | density "
-          "| sqrt(ref / density) | lr |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| sqrt(ref / density) | lr | N0 / N | peak radius |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for bpp in (float(b) for b in args.bpp.split(",")):
         bits = default_depths(cfg.qat, None, bpp, args.width, args.height)
         # the rule's N: the rate model's at depths_at (bits_position), as default_depths takes it
@@ -53,7 +57,8 @@ def main(argv=None) -> int:
         raw = math.sqrt(ref / (n / pixels)) if ref is not None else 1.0
         lr = cfg.lr_means * geometry_lr_scale(n, args.height, args.width, cfg)
         print(f"| {bpp:g} | {bits.position}/{bits.covariance}/{bits.color} | {n_rule} | {steps:.2f} | {n} "
-              f"| {n / pixels:.5f} | {raw:.5f} | {lr:.5f} |")
+              f"| {n / pixels:.5f} | {raw:.5f} | {lr:.5f} | {cfg.init_fraction_at(n, pixels):g} "
+              f"| {cfg.grow_peak_radius_at(n, pixels)} |")
     return 0
 
 

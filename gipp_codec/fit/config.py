@@ -309,9 +309,10 @@ class FitConfig:
     init_dense_from: float = 0.01
     # the dense settings (init_fraction_dense, grow_peak_radius_dense) stop at this many
     # Gaussians per pixel (None: no upper bound), so that they apply from init_dense_from up to
-    # and not including it. 0.035 lies between Kodak's densities at 1.0 bpp (<= 0.026) and at
-    # 2 bpp (>= 0.045): without it the dense settings cost 0.22 dB at 2 bpp on all 24 images
-    # (3 of 24 up; BENCHMARKS.md §4, "All 24 Kodak images at 2 bpp at the dense default")
+    # and not including it. 0.035 lies between Kodak's densities at 1.0 bpp (0.024) and at 2
+    # bpp (0.047): without it the dense settings cost 0.22 dB at 2 bpp on all 24 images (3 of
+    # 24 up); with it 2 bpp fits as before them (BENCHMARKS.md §4, "An upper density for the
+    # dense settings")
     init_dense_until: float | None = 0.035
     # where the N0 initial Gaussians go: "uniform" (paper: uniformly random over the image) or
     # "gradient" (random pixels drawn with probability init_uniform_share / pixels +
@@ -364,8 +365,7 @@ class FitConfig:
     # (17 / 9 of 24 up), MS-SSIM +0.0012 / +0.0017 (20 / 22 of 24 up); BD-rate over 0.15-1.0 bpp
     # against WebP +11.4 % -> +10.6 %, on MS-SSIM +22.7 % -> +18.8 %, better against every peer
     # on both (BENCHMARKS.md §4, "Dense fits from 0.35 with growth peaks of radius 3"). At 2 bpp
-    # they cost 0.22 dB (3 of 24 up) for MS-SSIM +0.0005: an upper density is still to be
-    # measured
+    # they cost 0.22 dB (3 of 24 up) for MS-SSIM +0.0005, so they stop at init_dense_until
     grow_peak_radius_dense: int | None = 3
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
