@@ -237,6 +237,25 @@ def test_dense_fits_can_grow_at_wider_peaks():
                                               seed=0).means)
 
 
+def test_sparse_fits_take_a_peak_radius_from_their_spacing():
+    cfg = FitConfig(grow_peak_radius_per_spacing=0.33, grow_peak_radius_dense=None)
+    # the mean spacing sqrt(pixels / n): 10, 20 and 1000 pixels; 0.1 (the radius then is grow_peak_radius)
+    assert [cfg.grow_peak_radius_at(n, p) for n, p in ((100, 10_000), (25, 10_000), (1, 1_000_000),
+                                                       (1_000_000, 10_000))] == [3, 7, 64, 2]
+    kodak = FitConfig(grow_peak_radius_per_spacing=0.33)  # N at 0.15 / 0.25 / 0.5 / 1 / 2 bpp on 768 x 512
+    assert [kodak.grow_peak_radius_at(n, 768 * 512) for n in (1478, 2512, 5161, 9479, 18376)] == [5, 4, 3, 3, 2]
+    assert FitConfig.paper().grow_peak_radius_at(1, 1_000_000) == 0
+    for bad in (0.0, -0.5, float("inf"), float("nan")):
+        with pytest.raises(ConfigError):
+            cfg.replace(grow_peak_radius_per_spacing=bad)
+    target = torch.from_numpy(_image().astype(np.float32) / 255)  # 384 pixels
+    base = FitConfig(grow_every_frac=0.5, grow_stop_frac=0.5, grow_peak_radius=0, grow_peak_radius_dense=None)
+    reference = get_renderer("reference")
+    spaced = train(target, 38, 20, base.replace(grow_peak_radius_per_spacing=0.63), reference, seed=0)  # 0.63 * 3.18
+    assert torch.equal(spaced.means, train(target, 38, 20, base.replace(grow_peak_radius=2), reference, seed=0).means)
+    assert not torch.equal(spaced.means, train(target, 38, 20, base, reference, seed=0).means)
+
+
 def test_psd_pruning_mask():
     covs = torch.tensor([[2.0, 0.5, 2.0], [1.0, 1.0, 1.0], [-1.0, 0.0, 2.0], [2.0, 0.0, 0.0], [1.0, -0.9, 1.0]])
     assert valid_mask(covs).tolist() == [True, False, False, False, True]

@@ -26,6 +26,7 @@ COLOR_HIGH_RATE_BPP = 1.0  # QATConfig.color_high_rate_bpp: from this rate up th
 INIT_POSITION_CHOICES = ("uniform", "gradient")  # FitConfig.init_positions
 INIT_CAF_CHOICES = ("even", "density")  # FitConfig.init_caf
 GROW_PIXEL_CHOICES = ("top", "sample")  # FitConfig.grow_pixels
+MAX_PEAK_RADIUS = 64  # FitConfig.grow_peak_radius*: the largest radius, in pixels
 POSITION_HOLD_CHOICES = ("initial", "image", "none")  # QATConfig.position_hold
 RATE_CHANNEL_CHOICES = ("all", "covariance")  # QATConfig.rate_channels (rate_proxy.RATE_CHANNEL_SETS' keys)
 
@@ -367,6 +368,10 @@ class FitConfig:
     # on both (BENCHMARKS.md §4, "Dense fits from 0.35 with growth peaks of radius 3"). At 2 bpp
     # they cost 0.22 dB (3 of 24 up) for MS-SSIM +0.0005, so they stop at init_dense_until
     grow_peak_radius_dense: int | None = 3
+    # outside the dense range the radius is at least this share of the Gaussians' mean spacing
+    # sqrt(H*W / Nmax) in pixels, rounded half to even (None: grow_peak_radius alone), so that
+    # sparse fits, whose Gaussians lie further apart, spread their growth further
+    grow_peak_radius_per_spacing: float | None = None
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
     prune_offscreen: bool = True  # also drop Gaussians whose 3-sigma box misses the image
@@ -429,8 +434,12 @@ class FitConfig:
 
     def grow_peak_radius_at(self, n_max: int, pixels: int) -> int:
         """The growth's peak radius for a fit of ``n_max`` Gaussians to ``pixels`` pixels."""
-        dense = self.grow_peak_radius_dense is not None and self.is_dense(n_max, pixels)
-        return self.grow_peak_radius_dense if dense else self.grow_peak_radius
+        if self.grow_peak_radius_dense is not None and self.is_dense(n_max, pixels):
+            return self.grow_peak_radius_dense
+        if self.grow_peak_radius_per_spacing is None:
+            return self.grow_peak_radius
+        spacing = math.sqrt(pixels / n_max)  # pixels between neighbouring Gaussians, on average
+        return max(self.grow_peak_radius, min(MAX_PEAK_RADIUS, round(self.grow_peak_radius_per_spacing * spacing)))
 
     def replace(self, **changes) -> "FitConfig":
         """A copy with ``changes`` applied (validated)."""
@@ -497,8 +506,12 @@ class FitConfig:
         if self.grow_peak_radius_dense is not None:
             radii["grow_peak_radius_dense"] = self.grow_peak_radius_dense
         for name, radius in radii.items():
-            if not (isinstance(radius, int) and not isinstance(radius, bool) and 0 <= radius <= 64):
-                raise ConfigError(f"FitConfig.{name} must be an integer from 0 to 64, got {radius!r}")
+            if not (isinstance(radius, int) and not isinstance(radius, bool) and 0 <= radius <= MAX_PEAK_RADIUS):
+                raise ConfigError(f"FitConfig.{name} must be an integer from 0 to {MAX_PEAK_RADIUS}, got {radius!r}")
+        share = self.grow_peak_radius_per_spacing
+        if share is not None and not (math.isfinite(share) and share > 0):
+            raise ConfigError("FitConfig.grow_peak_radius_per_spacing must be None or a finite number > 0, "
+                              f"got {share!r}")
         frac("grow_every_frac", self.grow_every_frac)
         frac("grow_stop_frac", self.grow_stop_frac, lo_open=False)
         frac("coarse_frac", self.coarse_frac, lo_open=False)
