@@ -25,8 +25,10 @@ def _image(h=24, w=32) -> np.ndarray:
 # ranges QAT learned before the seventeenth session (position_hold "none"): staged rounding
 # beats rounding once on the measured Kodak files, not on every scene, and on the scene the
 # held ranges give, rounding once ends 0.15 % closer. Growth takes the k largest errors, as
-# before the thirty-second session: with the peaks QAT's colours end at their optimum here.
-_LOOSER_FIT = dict(lr_means=0.5, lr_covs=0.5, adam_beta2=0.999, adam_eps=1e-8, grow_peak_radius=0)
+# before the thirty-second session, at every density: with the peaks QAT's colours end at
+# their optimum here.
+_LOOSER_FIT = dict(lr_means=0.5, lr_covs=0.5, adam_beta2=0.999, adam_eps=1e-8, grow_peak_radius=0,
+                   grow_peak_radius_per_spacing=None)
 
 
 def _qat_fit(refit: bool, img=None):

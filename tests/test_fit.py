@@ -212,10 +212,12 @@ def test_dense_fits_can_start_with_fewer_gaussians():
 
 
 def test_dense_fits_can_grow_at_wider_peaks():
-    cfg = FitConfig(grow_peak_radius_dense=3)
+    cfg = FitConfig(grow_peak_radius_dense=3, grow_peak_radius_per_spacing=None)
     assert cfg.grow_peak_radius_at(99, 10_000) == 2 and cfg.grow_peak_radius_at(100, 10_000) == 3  # 0.01 per pixel
-    default = FitConfig()  # dense from 0.01 up to 0.035 per pixel
-    assert [default.grow_peak_radius_at(n, 10_000) for n in (99, 100, 349, 350, 10_000)] == [2, 3, 3, 2, 2]
+    ranged = FitConfig(grow_peak_radius_per_spacing=None)  # dense from 0.01 up to 0.035 per pixel
+    assert [ranged.grow_peak_radius_at(n, 10_000) for n in (99, 100, 349, 350, 10_000)] == [2, 3, 3, 2, 2]
+    # the default: below the range 0.33 of the spacing (sqrt(10_000 / 99) = 10.05: 3), above it at least 2
+    assert [FitConfig().grow_peak_radius_at(n, 10_000) for n in (25, 99, 100, 349, 350, 10_000)] == [7, 3, 3, 3, 2, 2]
     assert FitConfig(init_dense_until=None).grow_peak_radius_at(10_000, 100) == 3  # no upper bound
     assert FitConfig.paper().grow_peak_radius_at(10_000, 100) == 0
     for bad in (dict(grow_peak_radius_dense=-1), dict(grow_peak_radius_dense=65), dict(grow_peak_radius_dense=1.5)):
@@ -223,7 +225,7 @@ def test_dense_fits_can_grow_at_wider_peaks():
             cfg.replace(**bad)
     target = torch.from_numpy(_image().astype(np.float32) / 255)  # 384 pixels
     base = FitConfig(grow_every_frac=0.5, grow_stop_frac=0.5, grow_peak_radius=0, grow_peak_radius_dense=None,
-                     init_dense_from=0.1, init_dense_until=0.12)
+                     grow_peak_radius_per_spacing=None, init_dense_from=0.1, init_dense_until=0.12)
     wide = base.replace(grow_peak_radius_dense=2)
     reference = get_renderer("reference")
     dense = train(target, 40, 20, wide, reference, seed=0)  # 40 >= 0.1 * 384: radius 2
@@ -242,14 +244,16 @@ def test_sparse_fits_take_a_peak_radius_from_their_spacing():
     # the mean spacing sqrt(pixels / n): 10, 20 and 1000 pixels; 0.1 (the radius then is grow_peak_radius)
     assert [cfg.grow_peak_radius_at(n, p) for n, p in ((100, 10_000), (25, 10_000), (1, 1_000_000),
                                                        (1_000_000, 10_000))] == [3, 7, 64, 2]
-    kodak = FitConfig(grow_peak_radius_per_spacing=0.33)  # N at 0.15 / 0.25 / 0.5 / 1 / 2 bpp on 768 x 512
+    assert FitConfig().grow_peak_radius_per_spacing == 0.33  # the default
+    kodak = FitConfig()  # N at 0.15 / 0.25 / 0.5 / 1 / 2 bpp on 768 x 512
     assert [kodak.grow_peak_radius_at(n, 768 * 512) for n in (1478, 2512, 5161, 9479, 18376)] == [5, 4, 3, 3, 2]
     assert FitConfig.paper().grow_peak_radius_at(1, 1_000_000) == 0
     for bad in (0.0, -0.5, float("inf"), float("nan")):
         with pytest.raises(ConfigError):
             cfg.replace(grow_peak_radius_per_spacing=bad)
     target = torch.from_numpy(_image().astype(np.float32) / 255)  # 384 pixels
-    base = FitConfig(grow_every_frac=0.5, grow_stop_frac=0.5, grow_peak_radius=0, grow_peak_radius_dense=None)
+    base = FitConfig(grow_every_frac=0.5, grow_stop_frac=0.5, grow_peak_radius=0, grow_peak_radius_dense=None,
+                     grow_peak_radius_per_spacing=None)
     reference = get_renderer("reference")
     spaced = train(target, 38, 20, base.replace(grow_peak_radius_per_spacing=0.63), reference, seed=0)  # 0.63 * 3.18
     assert torch.equal(spaced.means, train(target, 38, 20, base.replace(grow_peak_radius=2), reference, seed=0).means)

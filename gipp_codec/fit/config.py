@@ -370,8 +370,12 @@ class FitConfig:
     grow_peak_radius_dense: int | None = 3
     # outside the dense range the radius is at least this share of the Gaussians' mean spacing
     # sqrt(H*W / Nmax) in pixels, rounded half to even (None: grow_peak_radius alone), so that
-    # sparse fits, whose Gaussians lie further apart, spread their growth further
-    grow_peak_radius_per_spacing: float | None = None
+    # sparse fits, whose Gaussians lie further apart, spread their growth further. On Kodak
+    # 0.33 gives radius 5 / 4 at 0.15 / 0.25 bpp and leaves 0.5-2 bpp as they were; on all 24
+    # images against r = 2: +0.01 / -0.05 dB with MS-SSIM +0.0061 / +0.0045 (24 of 24 up at
+    # both); BD-rate over 0.15-1.0 bpp against WebP +10.6 % -> +11.1 %, on MS-SSIM +18.8 % ->
+    # +15.4 % (BENCHMARKS.md §4, "Wider growth peaks at the sparse rates")
+    grow_peak_radius_per_spacing: float | None = 0.33
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
     prune_offscreen: bool = True  # also drop Gaussians whose 3-sigma box misses the image
@@ -409,6 +413,7 @@ class FitConfig:
             grow_pixels="top",
             grow_peak_radius=0,
             grow_peak_radius_dense=None,
+            grow_peak_radius_per_spacing=None,
             prune_offscreen=False,
             coarse_frac=0.0,
             adam_beta1=0.9,
