@@ -192,13 +192,18 @@ def test_growth_options_are_validated_and_sampled_growth_trains():
 
 
 def test_dense_fits_can_start_with_fewer_gaussians():
-    cfg = FitConfig(init_fraction_dense=0.2)
+    cfg = FitConfig(init_fraction_dense=0.2, init_fraction_sparse=None)
     assert cfg.init_fraction_at(99, 10_000) == 0.5 and cfg.init_fraction_at(100, 10_000) == 0.2  # 0.01 per pixel
     assert FitConfig.paper().init_fraction_at(10_000, 100) == 0.5  # the paper: N/2 at every density
-    default = FitConfig()  # dense from 0.01 up to 0.035 per pixel
-    assert [default.init_fraction_at(n, 10_000) for n in (99, 100, 349, 350, 10_000)] == [0.5, 0.35, 0.35, 0.5, 0.5]
+    assert FitConfig.paper().init_fraction_at(1, 10_000) == 0.5
+    default = FitConfig()  # sparse below 0.01 per pixel, dense from 0.01 up to 0.035, N/2 above
+    assert [default.init_fraction_at(n, 10_000) for n in (1, 99, 100, 349, 350, 10_000)] == [
+        0.35, 0.35, 0.35, 0.35, 0.5, 0.5]
+    sparse_only = FitConfig(init_fraction_sparse=0.25, init_fraction_dense=None)
+    assert [sparse_only.init_fraction_at(n, 10_000) for n in (99, 100, 350)] == [0.25, 0.5, 0.5]
     assert FitConfig(init_dense_until=None).init_fraction_at(10_000, 100) == 0.35  # no upper bound
-    for bad in (dict(init_fraction_dense=0.0), dict(init_fraction_dense=1.5), dict(init_dense_from=0.0),
+    for bad in (dict(init_fraction_dense=0.0), dict(init_fraction_dense=1.5), dict(init_fraction_sparse=0.0),
+                dict(init_fraction_sparse=1.5), dict(init_fraction_sparse=float("nan")), dict(init_dense_from=0.0),
                 dict(init_dense_from=float("inf")), dict(init_dense_until=0.01), dict(init_dense_until=0.005),
                 dict(init_dense_until=float("inf")), dict(init_dense_until=float("nan"))):
         with pytest.raises(ConfigError):
@@ -208,7 +213,9 @@ def test_dense_fits_can_start_with_fewer_gaussians():
     dense = train(target, 40, 1, start, get_renderer("reference"), seed=0)  # 40 >= 0.1 * 384
     sparse = train(target, 38, 1, start, get_renderer("reference"), seed=0)
     above = train(target, 47, 1, start, get_renderer("reference"), seed=0)  # 47 >= 0.12 * 384: N/2 again
-    assert dense.means.shape[0] == 8 and sparse.means.shape[0] == 19 and above.means.shape[0] == 24
+    assert dense.means.shape[0] == 8 and sparse.means.shape[0] == 13 and above.means.shape[0] == 24  # 0.35 * 38
+    half = train(target, 38, 1, start.replace(init_fraction_sparse=None), get_renderer("reference"), seed=0)
+    assert half.means.shape[0] == 19
 
 
 def test_dense_fits_can_grow_at_wider_peaks():
@@ -216,8 +223,8 @@ def test_dense_fits_can_grow_at_wider_peaks():
     assert cfg.grow_peak_radius_at(99, 10_000) == 2 and cfg.grow_peak_radius_at(100, 10_000) == 3  # 0.01 per pixel
     ranged = FitConfig(grow_peak_radius_per_spacing=None)  # dense from 0.01 up to 0.035 per pixel
     assert [ranged.grow_peak_radius_at(n, 10_000) for n in (99, 100, 349, 350, 10_000)] == [2, 3, 3, 2, 2]
-    # the default: below the range 0.33 of the spacing (sqrt(10_000 / 99) = 10.05: 3), above it at least 2
-    assert [FitConfig().grow_peak_radius_at(n, 10_000) for n in (25, 99, 100, 349, 350, 10_000)] == [7, 3, 3, 3, 2, 2]
+    # the default: below the range 0.38 of the spacing (sqrt(10_000 / 99) = 10.05: 4), above it at least 2
+    assert [FitConfig().grow_peak_radius_at(n, 10_000) for n in (25, 99, 100, 349, 350, 10_000)] == [8, 4, 3, 3, 2, 2]
     assert FitConfig(init_dense_until=None).grow_peak_radius_at(10_000, 100) == 3  # no upper bound
     assert FitConfig.paper().grow_peak_radius_at(10_000, 100) == 0
     for bad in (dict(grow_peak_radius_dense=-1), dict(grow_peak_radius_dense=65), dict(grow_peak_radius_dense=1.5)):
@@ -244,9 +251,10 @@ def test_sparse_fits_take_a_peak_radius_from_their_spacing():
     # the mean spacing sqrt(pixels / n): 10, 20 and 1000 pixels; 0.1 (the radius then is grow_peak_radius)
     assert [cfg.grow_peak_radius_at(n, p) for n, p in ((100, 10_000), (25, 10_000), (1, 1_000_000),
                                                        (1_000_000, 10_000))] == [3, 7, 64, 2]
-    assert FitConfig().grow_peak_radius_per_spacing == 0.33  # the default
-    kodak = FitConfig()  # N at 0.15 / 0.25 / 0.5 / 1 / 2 bpp on 768 x 512
-    assert [kodak.grow_peak_radius_at(n, 768 * 512) for n in (1478, 2512, 5161, 9479, 18376)] == [5, 4, 3, 3, 2]
+    assert FitConfig().grow_peak_radius_per_spacing == 0.38  # the default
+    kodak = FitConfig()  # N at 0.15 / 0.25 / 0.5 / 1 / 2 bpp on 768 x 512: 0.38 * 4.63 at 2 bpp rounds to 2
+    assert [kodak.grow_peak_radius_at(n, 768 * 512) for n in (1478, 2512, 5161, 9479, 18376)] == [6, 5, 3, 3, 2]
+    assert [cfg.grow_peak_radius_at(n, 768 * 512) for n in (1478, 2512)] == [5, 4]  # 0.33 of 16.3 and 12.5
     assert FitConfig.paper().grow_peak_radius_at(1, 1_000_000) == 0
     for bad in (0.0, -0.5, float("inf"), float("nan")):
         with pytest.raises(ConfigError):

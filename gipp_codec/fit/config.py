@@ -307,6 +307,16 @@ class FitConfig:
     # see that field
     init_fraction: float = 0.5
     init_fraction_dense: float | None = 0.35
+    # the share below init_dense_from Gaussians per pixel (None: init_fraction there too), so
+    # that sparse fits can start with fewer without changing fits above init_dense_until. 0.35
+    # with grow_peak_radius_per_spacing 0.38 (radius 6 / 5 at 0.15 / 0.25 bpp on Kodak) against
+    # N/2 with 0.33 (radius 5 / 4), on all 24 Kodak images: +0.06 / +0.07 dB (17 / 20 of 24
+    # up), MS-SSIM +0.0009 / +0.0008 (16 / 14 of 24 up); BD-rate over 0.15-1.0 bpp against
+    # WebP +11.1 % -> +10.3 %, on MS-SSIM +15.4 % -> +14.6 % (BENCHMARKS.md §4, "A 0.35 · N
+    # start at the sparse rates as the default"). 0.35 with 0.33 gained more PSNR (+0.09 /
+    # +0.16 dB) but lost MS-SSIM (-0.0025 / -0.0026), with 0.45 the other way round ("A 0.35 ·
+    # N start at the sparse rates, with the wider peaks")
+    init_fraction_sparse: float | None = 0.35
     init_dense_from: float = 0.01
     # the dense settings (init_fraction_dense, grow_peak_radius_dense) stop at this many
     # Gaussians per pixel (None: no upper bound), so that they apply from init_dense_from up to
@@ -374,8 +384,10 @@ class FitConfig:
     # 0.33 gives radius 5 / 4 at 0.15 / 0.25 bpp and leaves 0.5-2 bpp as they were; on all 24
     # images against r = 2: +0.01 / -0.05 dB with MS-SSIM +0.0061 / +0.0045 (24 of 24 up at
     # both); BD-rate over 0.15-1.0 bpp against WebP +10.6 % -> +11.1 %, on MS-SSIM +18.8 % ->
-    # +15.4 % (BENCHMARKS.md §4, "Wider growth peaks at the sparse rates")
-    grow_peak_radius_per_spacing: float | None = 0.33
+    # +15.4 % (BENCHMARKS.md §4, "Wider growth peaks at the sparse rates"). 0.38 (radius 6 / 5
+    # on Kodak, 2 at 2 bpp as before) with init_fraction_sparse 0.35 since the thirty-sixth
+    # session: see that field
+    grow_peak_radius_per_spacing: float | None = 0.38
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
     prune_offscreen: bool = True  # also drop Gaussians whose 3-sigma box misses the image
@@ -409,6 +421,7 @@ class FitConfig:
             init_positions="uniform",
             init_fraction=0.5,
             init_fraction_dense=None,
+            init_fraction_sparse=None,
             init_caf="even",
             grow_pixels="top",
             grow_peak_radius=0,
@@ -434,8 +447,11 @@ class FitConfig:
 
     def init_fraction_at(self, n_max: int, pixels: int) -> float:
         """The share of ``n_max`` Gaussians a fit of an image of ``pixels`` starts with."""
-        dense = self.init_fraction_dense is not None and self.is_dense(n_max, pixels)
-        return self.init_fraction_dense if dense else self.init_fraction
+        if self.init_fraction_dense is not None and self.is_dense(n_max, pixels):
+            return self.init_fraction_dense
+        if self.init_fraction_sparse is not None and n_max / pixels < self.init_dense_from:
+            return self.init_fraction_sparse
+        return self.init_fraction
 
     def grow_peak_radius_at(self, n_max: int, pixels: int) -> int:
         """The growth's peak radius for a fit of ``n_max`` Gaussians to ``pixels`` pixels."""
@@ -490,8 +506,9 @@ class FitConfig:
         frac("lr_warmup_frac", self.lr_warmup_frac, lo_open=False)
         frac("lr_final_frac", self.lr_final_frac, lo_open=False)
         frac("init_fraction", self.init_fraction)
-        if self.init_fraction_dense is not None:
-            frac("init_fraction_dense", self.init_fraction_dense)
+        for name in ("init_fraction_dense", "init_fraction_sparse"):
+            if getattr(self, name) is not None:
+                frac(name, getattr(self, name))
         if not (math.isfinite(self.init_dense_from) and self.init_dense_from > 0):
             raise ConfigError(f"FitConfig.init_dense_from must be a finite number > 0, got {self.init_dense_from!r}")
         until = self.init_dense_until
