@@ -315,7 +315,8 @@ class FitConfig:
     # WebP +11.1 % -> +10.3 %, on MS-SSIM +15.4 % -> +14.6 % (BENCHMARKS.md §4, "A 0.35 · N
     # start at the sparse rates as the default"). 0.35 with 0.33 gained more PSNR (+0.09 /
     # +0.16 dB) but lost MS-SSIM (-0.0025 / -0.0026), with 0.45 the other way round ("A 0.35 ·
-    # N start at the sparse rates, with the wider peaks")
+    # N start at the sparse rates, with the wider peaks"); 0.25 with 0.38 +0.03 / +0.04 dB but
+    # MS-SSIM -0.0017 / -0.0006 ("A 0.25 · N start at the sparse rates")
     init_fraction_sparse: float | None = 0.35
     init_dense_from: float = 0.01
     # the dense settings (init_fraction_dense, grow_peak_radius_dense) stop at this many
