@@ -196,20 +196,26 @@ def test_dense_fits_can_start_with_fewer_gaussians():
     assert cfg.init_fraction_at(99, 10_000) == 0.5 and cfg.init_fraction_at(100, 10_000) == 0.2  # 0.01 per pixel
     assert FitConfig.paper().init_fraction_at(10_000, 100) == 0.5  # the paper: N/2 at every density
     assert FitConfig.paper().init_fraction_at(1, 10_000) == 0.5
-    default = FitConfig()  # sparse below 0.01 per pixel, dense from 0.01 up to 0.035, N/2 above
-    assert [default.init_fraction_at(n, 10_000) for n in (1, 99, 100, 349, 350, 10_000)] == [
-        0.35, 0.35, 0.35, 0.35, 0.5, 0.5]
+    default = FitConfig()  # sparse below 0.01 per pixel, dense from 0.01 up to 0.035 (denser from 0.02), N/2 above
+    assert [default.init_fraction_at(n, 10_000) for n in (1, 99, 100, 199, 200, 349, 350, 10_000)] == [
+        0.35, 0.35, 0.35, 0.35, 0.25, 0.25, 0.5, 0.5]
+    assert FitConfig(init_fraction_denser=None).init_fraction_at(349, 10_000) == 0.35  # one dense start
+    assert FitConfig(init_denser_from=0.001).init_fraction_at(100, 10_000) == 0.25  # the whole dense range
+    assert FitConfig(init_fraction_dense=None).init_fraction_at(349, 10_000) == 0.5  # no dense start at all
     sparse_only = FitConfig(init_fraction_sparse=0.25, init_fraction_dense=None)
     assert [sparse_only.init_fraction_at(n, 10_000) for n in (99, 100, 350)] == [0.25, 0.5, 0.5]
-    assert FitConfig(init_dense_until=None).init_fraction_at(10_000, 100) == 0.35  # no upper bound
+    assert FitConfig(init_dense_until=None).init_fraction_at(10_000, 100) == 0.25  # no upper bound: the denser start
     for bad in (dict(init_fraction_dense=0.0), dict(init_fraction_dense=1.5), dict(init_fraction_sparse=0.0),
                 dict(init_fraction_sparse=1.5), dict(init_fraction_sparse=float("nan")), dict(init_dense_from=0.0),
                 dict(init_dense_from=float("inf")), dict(init_dense_until=0.01), dict(init_dense_until=0.005),
-                dict(init_dense_until=float("inf")), dict(init_dense_until=float("nan"))):
+                dict(init_dense_until=float("inf")), dict(init_dense_until=float("nan")),
+                dict(init_fraction_denser=0.0), dict(init_fraction_denser=1.5), dict(init_denser_from=0.0),
+                dict(init_denser_from=float("nan"))):
         with pytest.raises(ConfigError):
             cfg.replace(**bad)
     target = torch.from_numpy(_image().astype(np.float32) / 255)  # 384 pixels
-    start = FitConfig(grow_stop_frac=0.0, init_fraction_dense=0.2, init_dense_from=0.1, init_dense_until=0.12)
+    start = FitConfig(grow_stop_frac=0.0, init_fraction_dense=0.2, init_fraction_denser=None, init_dense_from=0.1,
+                      init_dense_until=0.12)
     dense = train(target, 40, 1, start, get_renderer("reference"), seed=0)  # 40 >= 0.1 * 384
     sparse = train(target, 38, 1, start, get_renderer("reference"), seed=0)
     above = train(target, 47, 1, start, get_renderer("reference"), seed=0)  # 47 >= 0.12 * 384: N/2 again

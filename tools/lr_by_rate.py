@@ -14,8 +14,8 @@ factor sqrt(ref / density) without the floor, and the lr ``trainer.geometry_lr_s
 gives the fit (``FitConfig().lr_means`` times it; ``lr_covs`` is the same at the defaults),
 then the share of N the fit starts with (``FitConfig.init_fraction_at``) and its growth's
 peak radius (``FitConfig.grow_peak_radius_at``), which take their dense values from
-``init_dense_from`` up to (not including) ``init_dense_until`` Gaussians per pixel, and
-below ``init_dense_from`` the sparse start (``init_fraction_sparse``) and a radius from the
+``init_dense_from`` up to (not including) ``init_dense_until`` Gaussians per pixel (the
+start ``init_fraction_denser`` from ``init_denser_from`` up), and below ``init_dense_from`` the sparse start (``init_fraction_sparse``) and a radius from the
 Gaussians' spacing (``grow_peak_radius_per_spacing``).
 ``--density-ref`` replaces the default ``FitConfig.lr_density_ref``.
 """

@@ -326,6 +326,15 @@ class FitConfig:
     # 24 up); with it 2 bpp fits as before them (BENCHMARKS.md §4, "An upper density for the
     # dense settings")
     init_dense_until: float | None = 0.035
+    # the dense start from init_denser_from Gaussians per pixel up to init_dense_until (None:
+    # init_fraction_dense over the whole dense range; at or below init_dense_from it covers
+    # the whole dense range). 0.25 against 0.35 on all 24 Kodak
+    # images: +0.05 dB at 1.0 bpp (0.024 per pixel; 19 of 24 up) with MS-SSIM +0.0002 (15 of
+    # 24 up), but at 0.5 bpp (0.013) +0.06 dB with MS-SSIM -0.0008 (8 of 24 up); so 0.02 lies
+    # between them, and the merged BD-rate over 0.15-1.0 bpp against WebP goes +10.3 % ->
+    # +10.2 %, on MS-SSIM +14.6 % -> +14.4 % (BENCHMARKS.md §4, "A 0.25 · N start at 1.0 bpp")
+    init_fraction_denser: float | None = 0.25
+    init_denser_from: float = 0.02
     # where the N0 initial Gaussians go: "uniform" (paper: uniformly random over the image) or
     # "gradient" (random pixels drawn with probability init_uniform_share / pixels +
     # (1 - init_uniform_share) * |gradient| / sum |gradient|, a uniform offset inside the pixel).
@@ -422,6 +431,7 @@ class FitConfig:
             init_positions="uniform",
             init_fraction=0.5,
             init_fraction_dense=None,
+            init_fraction_denser=None,
             init_fraction_sparse=None,
             init_caf="even",
             grow_pixels="top",
@@ -449,6 +459,8 @@ class FitConfig:
     def init_fraction_at(self, n_max: int, pixels: int) -> float:
         """The share of ``n_max`` Gaussians a fit of an image of ``pixels`` starts with."""
         if self.init_fraction_dense is not None and self.is_dense(n_max, pixels):
+            if self.init_fraction_denser is not None and n_max / pixels >= self.init_denser_from:
+                return self.init_fraction_denser
             return self.init_fraction_dense
         if self.init_fraction_sparse is not None and n_max / pixels < self.init_dense_from:
             return self.init_fraction_sparse
@@ -507,7 +519,7 @@ class FitConfig:
         frac("lr_warmup_frac", self.lr_warmup_frac, lo_open=False)
         frac("lr_final_frac", self.lr_final_frac, lo_open=False)
         frac("init_fraction", self.init_fraction)
-        for name in ("init_fraction_dense", "init_fraction_sparse"):
+        for name in ("init_fraction_dense", "init_fraction_denser", "init_fraction_sparse"):
             if getattr(self, name) is not None:
                 frac(name, getattr(self, name))
         if not (math.isfinite(self.init_dense_from) and self.init_dense_from > 0):
@@ -516,6 +528,8 @@ class FitConfig:
         if until is not None and not (math.isfinite(until) and until > self.init_dense_from):
             raise ConfigError("FitConfig.init_dense_until must be None or a finite number above "
                               f"init_dense_from ({self.init_dense_from!r}), got {until!r}")
+        if not (math.isfinite(self.init_denser_from) and self.init_denser_from > 0):
+            raise ConfigError(f"FitConfig.init_denser_from must be a finite number > 0, got {self.init_denser_from!r}")
         if self.init_positions not in INIT_POSITION_CHOICES:
             raise ConfigError(f"FitConfig.init_positions must be one of {INIT_POSITION_CHOICES}, got {self.init_positions!r}")
         frac("init_uniform_share", self.init_uniform_share, lo_open=False)
