@@ -220,6 +220,8 @@ def test_dense_fits_can_start_with_fewer_gaussians():
     sparse = train(target, 38, 1, start, get_renderer("reference"), seed=0)
     above = train(target, 47, 1, start, get_renderer("reference"), seed=0)  # 47 >= 0.12 * 384: N/2 again
     assert dense.means.shape[0] == 8 and sparse.means.shape[0] == 13 and above.means.shape[0] == 24  # 0.35 * 38
+    denser = train(target, 40, 1, start.replace(init_fraction_denser=0.1), get_renderer("reference"), seed=0)
+    assert denser.means.shape[0] == 4  # 40 / 384 >= init_denser_from (0.02): 0.1 * 40
     half = train(target, 38, 1, start.replace(init_fraction_sparse=None), get_renderer("reference"), seed=0)
     assert half.means.shape[0] == 19
 

@@ -501,8 +501,9 @@ def test_lr_by_rate_prints_the_depths_whose_spacing_the_position_rule_accepts(ca
             assert float(steps) >= q.position_steps_per_spacing, (w, bpp)
             assert p == q.bits_position or float(steps) / 2 < q.position_steps_per_spacing, (w, bpp)
             assert abs(float(steps) - ((w * h / int(n_rule)) ** 0.5) / (max(w, h) / 2 ** p)) < 0.01
-        if w == 768:  # Kodak: the dense start and radius at 0.5 to 1 bpp (0.013 to 0.024 per pixel; the denser
-            # start from 0.02, so at 1 bpp), not at 2 (0.047); below, the sparse start and radii of 0.38 of the spacing (16.3 and 12.5 pixels)
+        if w == 768:  # Kodak: the dense start and radius at 0.5 to 1 bpp (0.013 to 0.024 per pixel; the
+            # denser start from 0.02, so at 1 bpp), not at 2 (0.047); below, the sparse start and radii of
+            # 0.38 of the spacing (16.3 and 12.5 pixels)
             assert [(row[0].strip(), row[-2].strip(), row[-1].strip()) for row in rows] == [
                 ("0.15", "0.35", "6"), ("0.25", "0.35", "5"), ("0.5", "0.35", "3"), ("0.75", "0.35", "3"),
                 ("1", "0.25", "3"), ("2", "0.5", "2")]

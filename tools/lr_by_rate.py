@@ -15,8 +15,9 @@ gives the fit (``FitConfig().lr_means`` times it; ``lr_covs`` is the same at the
 then the share of N the fit starts with (``FitConfig.init_fraction_at``) and its growth's
 peak radius (``FitConfig.grow_peak_radius_at``), which take their dense values from
 ``init_dense_from`` up to (not including) ``init_dense_until`` Gaussians per pixel (the
-start ``init_fraction_denser`` from ``init_denser_from`` up), and below ``init_dense_from`` the sparse start (``init_fraction_sparse``) and a radius from the
-Gaussians' spacing (``grow_peak_radius_per_spacing``).
+start ``init_fraction_denser`` from ``init_denser_from`` up), and below ``init_dense_from``
+the sparse start (``init_fraction_sparse``) and a radius from the Gaussians' spacing
+(``grow_peak_radius_per_spacing``).
 ``--density-ref`` replaces the default ``FitConfig.lr_density_ref``.
 """
 

@@ -328,11 +328,11 @@ class FitConfig:
     init_dense_until: float | None = 0.035
     # the dense start from init_denser_from Gaussians per pixel up to init_dense_until (None:
     # init_fraction_dense over the whole dense range; at or below init_dense_from it covers
-    # the whole dense range). 0.25 against 0.35 on all 24 Kodak
-    # images: +0.05 dB at 1.0 bpp (0.024 per pixel; 19 of 24 up) with MS-SSIM +0.0002 (15 of
-    # 24 up), but at 0.5 bpp (0.013) +0.06 dB with MS-SSIM -0.0008 (8 of 24 up); so 0.02 lies
-    # between them, and the merged BD-rate over 0.15-1.0 bpp against WebP goes +10.3 % ->
-    # +10.2 %, on MS-SSIM +14.6 % -> +14.4 % (BENCHMARKS.md §4, "A 0.25 · N start at 1.0 bpp as the default")
+    # the whole dense range). 0.25 against 0.35 on all 24 Kodak images: +0.05 dB at 1.0 bpp
+    # (0.024 per pixel; 19 of 24 up) with MS-SSIM +0.0002 (15 of 24 up), but at 0.5 bpp
+    # (0.013) +0.06 dB with MS-SSIM -0.0008 (8 of 24 up); so 0.02 lies between them, and the
+    # merged BD-rate over 0.15-1.0 bpp against WebP goes +10.3 % -> +10.2 %, on MS-SSIM
+    # +14.6 % -> +14.4 % (BENCHMARKS.md §4, "A 0.25 · N start at 1.0 bpp as the default")
     init_fraction_denser: float | None = 0.25
     init_denser_from: float = 0.02
     # where the N0 initial Gaussians go: "uniform" (paper: uniformly random over the image) or
