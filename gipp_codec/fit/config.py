@@ -171,7 +171,10 @@ class QATConfig:
     # covers instead (a rate-blind search would undo the term's savings). 8: on two 0.5 bpp
     # files, 3 / 8 / 20 sweeps gained +0.33 / +0.40 / +0.44 dB (kodim15) and +0.14 / +0.18 /
     # +0.21 dB (kodim01), each sweep 1.0-1.4 s on two shared cores; a whole encode takes
-    # 1.16x the time (BENCHMARKS.md §4 "The code search", §8)
+    # 1.16x the time (BENCHMARKS.md §4 "The code search", §8). 16 on all 24 Kodak images:
+    # +0.01 / +0.01 / +0.01 / +0.03 dB at 0.15 / 0.25 / 0.5 / 1.0 bpp, MS-SSIM +0.0001 to
+    # +0.0002 (21 to 24 of 24 up); 2 bpp not yet measured, so 8 stays for now ("Sixteen
+    # code-search sweeps on all 24 Kodak images")
     code_search_sweeps: int = 8
     # multiplier of the Gaussians' own learning rates (FitConfig.lr_means, lr_covs, lr_colors,
     # on their schedule) during QAT; 1.0: the schedule as it is. On the four CPU Kodak images
