@@ -311,7 +311,8 @@ def test_rd_compare_pools_test_runs_and_prints_per_target_means(tmp_path, capsys
 
     def run(path, codec, rows):
         recs = [{"image": im, "codec": codec, "target_bpp": 1.0, "bpp": b, "psnr": p, "ms_ssim": m,
-                 "gaussians_final": n, "bits_per_gaussian": 40.0 + k} for k, (im, b, p, m, n) in enumerate(rows)]
+                 "gaussians_final": n, "bits_per_gaussian": 40.0 + k, "encode_s": n / 10}
+                for k, (im, b, p, m, n) in enumerate(rows)]
         path.write_text(json.dumps({"records": recs}))
         return str(path)
 
@@ -325,6 +326,7 @@ def test_rd_compare_pools_test_runs_and_prints_per_target_means(tmp_path, capsys
             "N 200, bits/Gaussian 40.00") in out
     assert "old at 1 bpp: 2 images, bpp 1.0000 (files +0.000 % to +0.000 %), PSNR 30.250" in out
     assert "MS-SSIM difference, paired over 2 images: mean -0.01000, 0 above, from -0.0200 (a) to +0.0000 (b)" in out
+    assert "Encode time, paired over 2 images: mean 20.0 s against 21.0 s (0.952x;" in out
 
 
 def test_position_grid_lists_files_whose_grid_stops_inside_the_image(tmp_path, capsys):

@@ -16,7 +16,8 @@ Per point, the summary line gives the mean, median, count above, and range of th
 differences. Then, per target rate of the test codec, a line of means over the images
 compared (bpp, PSNR, MS-SSIM, Gaussians, bits per Gaussian, and the range of each file's
 deviation from the target), the same for the anchor's records at that target where it
-has any, and the paired MS-SSIM difference (mean, images above, lowest and highest).
+has any, the paired MS-SSIM difference (mean, images above, lowest and highest), and,
+where both runs recorded it, the paired mean encode time and its ratio.
 """
 
 import argparse
@@ -95,6 +96,13 @@ def print_target_means(records, anchor_records, test_codec, anchor_codec, images
                 lo, hi = min(d, key=d.get), max(d, key=d.get)
                 print(f"MS-SSIM difference, paired over {len(d)} images: mean {np.mean(list(d.values())):+.5f}, "
                       f"{sum(v > 0 for v in d.values())} above, from {d[lo]:+.4f} ({lo}) to {d[hi]:+.4f} ({hi})")
+            timed = [im for im in paired
+                     if recs[im].get("encode_s") is not None and anchor_t[target][im].get("encode_s") is not None]
+            if timed:
+                new = float(np.mean([float(recs[im]["encode_s"]) for im in timed]))
+                old = float(np.mean([float(anchor_t[target][im]["encode_s"]) for im in timed]))
+                print(f"Encode time, paired over {len(timed)} images: mean {new:.1f} s against {old:.1f} s "
+                      f"({new / old:.3f}x; from different runs unless they shared the machine the same way)")
 
 
 def main(argv=None) -> int:

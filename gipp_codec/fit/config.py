@@ -330,8 +330,8 @@ class FitConfig:
     # dense settings")
     init_dense_until: float | None = 0.035
     # the dense start from init_denser_from Gaussians per pixel up to init_dense_until (None:
-    # init_fraction_dense over the whole dense range; at or below init_dense_from it covers
-    # the whole dense range). 0.25 against 0.35 on all 24 Kodak images: +0.05 dB at 1.0 bpp
+    # init_fraction_dense over the whole dense range; an init_denser_from at or below
+    # init_dense_from puts it over the whole dense range). 0.25 against 0.35 on all 24 Kodak images: +0.05 dB at 1.0 bpp
     # (0.024 per pixel; 19 of 24 up) with MS-SSIM +0.0002 (15 of 24 up), but at 0.5 bpp
     # (0.013) +0.06 dB with MS-SSIM -0.0008 (8 of 24 up); so 0.02 lies between them, and the
     # merged BD-rate over 0.15-1.0 bpp against WebP goes +10.3 % -> +10.2 %, on MS-SSIM
