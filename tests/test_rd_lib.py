@@ -251,6 +251,44 @@ def test_bench_gimg_bit_depth_variants(crop192, tmp_path, monkeypatch):
     assert ("gimg-12-8-6", "gimg-12-10-6") in bd
 
 
+def test_bench_rd_gimg_warmup_encodes_once_untimed_before_the_images(crop192, tmp_path, monkeypatch):
+    """--gimg-warmup: one small encode (64x96, 50 iterations, the run's device) before the
+    first image, recorded in meta and not among the records; without it, none."""
+    import gipp_codec
+
+    warm, timed = [], []
+
+    def fake_encode(image, bpp=None, iterations=None, seed=0, device="auto"):
+        warm.append((image.shape, bpp, iterations, device))
+        return b"warm"
+
+    def fake_encode_with_report(image, gaussians=None, bpp=None, iterations=None, seed=0, device="auto"):
+        timed.append((image.shape, iterations, device))
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, "JPEG", quality=50)
+        return buf.getvalue(), SimpleNamespace(device=device, gaussians=gaussians, passes=1, bits_per_gaussian=1.0)
+
+    def fake_decode(data):
+        return np.zeros((64, 96, 3), np.uint8) if data == b"warm" else np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    monkeypatch.setitem(vars(gipp_codec), "encode", fake_encode)
+    monkeypatch.setitem(vars(gipp_codec), "encode_with_report", fake_encode_with_report)
+    monkeypatch.setitem(vars(gipp_codec), "decode", fake_decode)
+    path, _ = crop192
+    out_json = tmp_path / "rd.json"
+    argv = [str(path), "--codecs", "gimg", "--gimg-bpp", "0.5", "--gimg-iterations", "9", "--gimg-device", "cpu",
+            "--decode-repeats", "1", "--json", str(out_json), "-q"]
+    assert bench_rd.main(argv + ["--gimg-warmup"]) == 0
+    assert warm == [((64, 96, 3), 1.0, 50, "cpu")]
+    assert timed == [((192, 192, 3), 9, "cpu")]
+    res = json.loads(out_json.read_text())
+    assert res["meta"]["gimg_warmup_s"] >= 0
+    assert [r["image"] for r in res["records"]] == ["crop192"]
+    assert bench_rd.main(argv) == 0
+    assert len(warm) == 1 and len(timed) == 2
+    assert "gimg_warmup_s" not in json.loads(out_json.read_text())["meta"]
+
+
 def test_bench_gimg_bits_rejects_bad_triple(crop192):
     path, _ = crop192
     with pytest.raises(SystemExit, match="--gimg-bits"):
@@ -527,3 +565,33 @@ def test_gimg_fit_parses_an_optional_field_by_the_type_it_holds():
     assert cfg.lr_density_ref == 0.024 and cfg.grow_k == 5 and cfg.qat.bits_covariance_high_rate == 9
     with pytest.raises(SystemExit, match="grow_k takes a int"):
         bench_rd.fit_config(["grow_k=2.5"], [])
+
+
+def test_verify_files_decodes_kept_files_and_flags_any_difference(tmp_path, capsys):
+    """tools/verify_files.py: a kept file that decodes to its recorded PSNR passes; a record
+    whose PSNR is off by more than the tolerance, or whose file is missing, fails (exit 1)."""
+    import verify_files
+
+    from gipp_codec.encoder import encode_with_report
+
+    y, x = np.mgrid[0:24, 0:32]
+    img = np.stack([8 * x, 10 * y, (x * y) % 256], axis=2).clip(0, 255).astype(np.uint8)  # [24, 32, 3]
+    (tmp_path / "imgs").mkdir()
+    Image.fromarray(img).save(tmp_path / "imgs" / "tiny.png")
+    data, report = encode_with_report(img, gaussians=20, iterations=20, device="cpu")
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "tiny_N20.gimg").write_bytes(data)
+    rec = {"image": "tiny", "codec": "gimg", "point": "N=20", "bytes": len(data), "psnr": report.psnr,
+           "file": "/elsewhere/tiny_N20.gimg"}
+
+    def run(records):
+        path = tmp_path / "run.json"
+        path.write_text(json.dumps({"records": records}))
+        return verify_files.main([str(path), "--files", str(tmp_path / "files"), "--images", str(tmp_path / "imgs")])
+
+    assert run([rec]) == 0
+    assert "1 files decoded here, 0 off" in capsys.readouterr().out
+    assert run([{**rec, "psnr": report.psnr + 0.02}]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
+    assert run([rec, {**rec, "file": "/elsewhere/gone.gimg"}]) == 1
+    assert "cannot decode" in capsys.readouterr().out

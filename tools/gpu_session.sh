@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The GPU measurements of BENCHMARKS.md §7 in one call on a lent GPU machine.
+#
+# Usage, from the repository root:  tools/gpu_session.sh OUTDIR KODAKDIR BUDGET_S
+#   OUTDIR    where results.tgz (every record and log) and summary.txt are written
+#   KODAKDIR  the Kodak PNGs (kodim01.png ... kodim24.png)
+#   BUDGET_S  wall-clock seconds this script may take; it stops its last step in time
+#             to pack the results (give the caller's own limit some 30 s more)
+#
+# Steps (UTC times in session.log; a failing step does not stop the independent ones):
+#   1. the machine: GPU, CPU count, Python and package versions
+#   2. a tiny --bpp encode and decode on the CPU (compiles every numba kernel into
+#      NUMBA_CACHE_DIR once for all later processes); meanwhile the renderer
+#      micro-benchmark tools/bench_gpu.py (forward, forward+backward, parity)
+#   3. the GPU tests: pytest -m gpu (Triton renderer parity, fitting and encoding on CUDA)
+#      -- if they fail, steps 4 and 5 are skipped (the encoder on CUDA is not trusted)
+#   4. one Kodak image (kodim23) at 0.5 bpp, 5000 iterations, encoded on cuda and then on
+#      the same machine's CPU, one after the other, each after an untimed warm-up encode
+#      (bench_rd --gimg-warmup): the encode-time ratio
+#   5. every Kodak image on cuda at RATES (0.15, 1.0, 0.5, 0.25 bpp), 5000 iterations,
+#      WORKERS processes sharing the GPU, each taking every WORKERS-th image, rate by rate
+#      (one bench_rd JSON per rate and worker, rewritten after every image), until the
+#      budget ends; the .gimg files are kept
+#
+# Overrides for a dry run on a machine without CUDA: GS_DEVICE=cpu GS_ITERS=30
+# GS_IMAGES="kodim01.png kodim02.png" GS_DOWNSCALE=4 GS_WORKERS=2 GS_RATES=0.5 GS_PAIR_BPP=0.5.
+set -u
+OUTDIR=${1:?usage: tools/gpu_session.sh OUTDIR KODAKDIR BUDGET_S}
+KODAK=${2:?usage: tools/gpu_session.sh OUTDIR KODAKDIR BUDGET_S}
+BUDGET=${3:?usage: tools/gpu_session.sh OUTDIR KODAKDIR BUDGET_S}
+DEVICE=${GS_DEVICE:-cuda}
+ITERS=${GS_ITERS:-5000}
+WORKERS=${GS_WORKERS:-8}
+RATES=${GS_RATES:-"0.15 1.0 0.5 0.25"}
+DOWNSCALE=${GS_DOWNSCALE:-1}
+PAIR_BPP=${GS_PAIR_BPP:-0.5}
+REPO=$(pwd)
+START=$(date +%s)
+DEADLINE=$((START + BUDGET - 25))  # leave time to pack the results
+WORK=$(mktemp -d /tmp/gpu_session.XXXX)
+LOG=$WORK/session.log
+mkdir -p "$OUTDIR" "$WORK/rd" "$WORK/files"
+export PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=$WORK/numba_cache
+if ls "$REPO"/.whl/*.whl >/dev/null 2>&1; then  # carried wheels (constriction, pytorch-msssim)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target "$WORK/site" "$REPO"/.whl/*.whl >"$WORK/pip.log" 2>&1 || echo "wheel install failed" >>"$LOG"
+    export PYTHONPATH=$WORK/site:$REPO
+else
+    export PYTHONPATH=$REPO
+fi
+if [ -n "${GS_IMAGES:-}" ]; then IMAGES=$GS_IMAGES; else IMAGES=$(cd "$KODAK" && ls kodim*.png | sort); fi
+
+say() { echo "$(date -u +%T) $*" | tee -a "$LOG"; }
+left() { echo $((DEADLINE - $(date +%s))); }
+step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to NAME.log, record rc
+    local name=$1 limit=$2; shift 2
+    local cap; cap=$(left); [ "$limit" -gt "$cap" ] && limit=$cap
+    if [ "$limit" -le 5 ]; then say "$name skipped: budget spent"; return 99; fi
+    say "$name start (limit ${limit}s): $*"
+    timeout "$limit" "$@" >"$WORK/$name.log" 2>&1
+    local rc=$?
+    say "$name end rc=$rc"
+    return $rc
+}
+pack() {
+    say "packing"
+    cp "$LOG" "$OUTDIR/session.log"
+    tar czf "$OUTDIR/results.tgz" -C "$WORK" --exclude numba_cache --exclude site . 2>/dev/null
+    summary >"$OUTDIR/summary.txt" 2>&1
+    cat "$OUTDIR/summary.txt"
+}
+summary() {
+    echo "== session.log"; cat "$LOG"
+    echo "== bench_gpu"; tail -n 20 "$WORK/bench_gpu.log" 2>/dev/null
+    echo "== gpu tests"; tail -n 15 "$WORK/gpu_tests.log" 2>/dev/null
+    python3 - "$WORK" <<'EOF'
+import glob, json, os, sys
+work = sys.argv[1]
+for name in ("pair_gpu", "pair_cpu"):
+    path = os.path.join(work, name + ".json")
+    if os.path.exists(path):
+        recs = [r for r in json.load(open(path)).get("records", []) if r.get("codec") == "gimg"]
+        for r in recs:
+            if r.get("error"):
+                print(f"{name}: {r['image']} error {r['error']}")
+                continue
+            print(f"{name}: {r['image']} bpp {r['bpp']:.4f} psnr {r['psnr']:.3f} encode {r['encode_s']:.2f} s")
+by_rate = {}
+for path in sorted(glob.glob(os.path.join(work, "rd", "*.json"))):
+    for r in json.load(open(path)).get("records", []):
+        if r.get("codec") == "gimg":
+            by_rate.setdefault(os.path.basename(path).split("_w")[0], []).append(r)
+for rate, recs in sorted(by_rate.items()):
+    errors = [r for r in recs if r.get("error")]
+    for r in errors:
+        print(f"{rate}: {r['image']} error {r['error']}")
+    recs = [r for r in recs if not r.get("error")]
+    n = len(recs)
+    if not n:
+        continue
+    mean = lambda k: sum(r[k] for r in recs) / n
+    print(f"{rate}: {n} images, mean bpp {mean('bpp'):.4f} psnr {mean('psnr'):.3f} encode {mean('encode_s'):.1f} s")
+EOF
+}
+trap 'say "interrupted"; pack; exit 1' INT TERM
+
+say "budget ${BUDGET}s, device $DEVICE, $ITERS iterations, $WORKERS workers, rates $RATES"
+# 1. the machine
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv 2>&1
+    echo "cpus: $(nproc)"; lscpu 2>/dev/null | grep -m1 "Model name"
+    python3 -c "import sys, numpy, numba, torch, PIL; print(sys.version.split()[0], 'numpy', numpy.__version__, 'numba', numba.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'PIL', PIL.__version__)"
+    python3 -c "import triton; print('triton', triton.__version__)"
+    python3 -c "import constriction, pytorch_msssim; print('constriction and pytorch_msssim import')"
+} >"$WORK/machine.log" 2>&1
+cat "$WORK/machine.log" >>"$LOG"
+
+# 2. numba warm-up on the CPU, and meanwhile the renderer micro-benchmark on the GPU
+python3 -c "
+import numpy as np; from PIL import Image
+y, x = np.mgrid[0:64, 0:96]
+img = np.stack([128 + 100 * np.sin(x / 9), 128 + 100 * np.cos(y / 7), (x * y) % 256], 2)
+Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save('$WORK/tiny.png')"
+step warmup 240 bash -c "python3 -m gipp_codec encode $WORK/tiny.png $WORK/tiny.gimg --bpp 1 --iterations 200 --device cpu --json && python3 -m gipp_codec decode $WORK/tiny.gimg $WORK/tiny_out.png" &
+WARM=$!
+if [ "$DEVICE" = cuda ]; then
+    step bench_gpu 150 python3 tools/bench_gpu.py --n 5000 10000 --json
+fi
+wait $WARM
+
+# 3. the GPU tests
+TESTS_OK=1
+if [ "$DEVICE" = cuda ]; then
+    step gpu_tests 240 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_render_triton.py tests/test_gpu_codec.py || TESTS_OK=0
+fi
+if [ $TESTS_OK = 0 ]; then
+    say "GPU tests failed: encodes on $DEVICE skipped"
+    pack; exit 0
+fi
+
+# 4. one image, GPU then CPU
+PAIR=(kodim23.png --codecs gimg --gimg-bpp "$PAIR_BPP" --gimg-iterations "$ITERS" --downscale "$DOWNSCALE" --decode-repeats 1 --gimg-warmup -q)
+(cd "$KODAK" && step pair_gpu 150 python3 "$REPO/tools/bench_rd.py" "${PAIR[@]}" --gimg-device "$DEVICE" --json "$WORK/pair_gpu.json")
+(cd "$KODAK" && step pair_cpu 200 python3 "$REPO/tools/bench_rd.py" "${PAIR[@]}" --gimg-device cpu --json "$WORK/pair_cpu.json")
+
+# 5. every image on the GPU, WORKERS processes, rate by rate
+worker() {  # worker INDEX: its images, every rate in turn
+    local k=$1 mine="" i=0 im
+    for im in $IMAGES; do [ $((i % WORKERS)) -eq "$k" ] && mine="$mine $im"; i=$((i + 1)); done
+    [ -z "$mine" ] && return 0
+    for r in $RATES; do
+        mkdir -p "$WORK/files/$r"
+        # shellcheck disable=SC2086
+        (cd "$KODAK" && NUMBA_NUM_THREADS=2 OMP_NUM_THREADS=1 step "rd_${r}_w$k" 600 python3 "$REPO/tools/bench_rd.py" $mine \
+            --codecs gimg --gimg-bpp "$r" --gimg-iterations "$ITERS" --gimg-device "$DEVICE" --downscale "$DOWNSCALE" \
+            --decode-repeats 1 --gimg-warmup --gimg-keep "$WORK/files/$r" --json "$WORK/rd/rd_${r}_w$k.json" -q) || return 0
+    done
+}
+for k in $(seq 0 $((WORKERS - 1))); do worker "$k" & done
+wait
+pack
