@@ -22,6 +22,7 @@ import torch
 from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET
 from gipp_codec.render.reference import render_reference
 from gipp_codec.render.tiles import TILE, bin_gaussians, tile_rects
+from triton_aot import compile_sm90
 
 TOL = 1e-4  # norm-relative error, outputs and gradients
 CASE_NAMES = ("borders_20x13", "mixed_33x17", "empty_20x13", "offscreen_20x13", "crowded_33x17", "strip_1x37")
@@ -229,6 +230,13 @@ def test_interpreter_float32_in_float32_out(interpreter_results):
     assert interpreter_results["float32_ok"]
 
 
+def test_interpreter_triton_binning_matches_torch(interpreter_results):
+    """The renderer's Triton binning lists the same pairs, in the same order, with the same
+    offsets and counts as the torch reference, on every scene (invalid ones included)."""
+    assert len(interpreter_results["bins_match"]) == len(CASE_NAMES) + 2
+    assert all(interpreter_results["bins_match"].values()), interpreter_results["bins_match"]
+
+
 def test_cpu_tensors_without_interpreter_are_refused():
     pytest.importorskip("triton")
     if os.environ.get("TRITON_INTERPRET") == "1":
@@ -242,38 +250,33 @@ def test_cpu_tensors_without_interpreter_are_refused():
 
 
 def test_kernels_compile_for_sm90_without_a_gpu():
-    """Ahead-of-time compile both kernels to an H100/H200 cubin (bundled ptxas, no GPU needed).
-
-    The interpreter runs the kernels' maths but not Triton's compiler, which is stricter.
-    """
-    triton = pytest.importorskip("triton")
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        pytest.skip("this process runs triton in interpreter mode")
-    try:
-        from triton.backends.compiler import GPUTarget
-        from triton.compiler import ASTSource
-    except ImportError as exc:
-        pytest.skip(f"triton's ahead-of-time API differs in this version: {exc}")
+    """Ahead-of-time compile the renderer's and the binning's kernels to an H100/H200 cubin."""
+    pytest.importorskip("triton")
     from gipp_codec.render import cuda_triton as ct
+    from gipp_codec.render import tiles_triton as tt
 
     consts = {"TILE_SIZE": TILE, "BLOCK": ct.BLOCK_G, "CUT": CUTOFF_M2, "CENTER": PIXEL_CENTER_OFFSET}
     ints = {"height": "i32", "width": "i32", "tiles_x": "i32"}
     cexpr = {k: "constexpr" for k in consts}
-    sigs = {
-        ct._forward_kernel: {"params_ptr": "*fp32", "gauss_ids_ptr": "*i32", "tile_offsets_ptr": "*i32",
-                             "out_ptr": "*fp32", **ints, **cexpr},
-        ct._backward_kernel: {"params_ptr": "*fp32", "gauss_ids_ptr": "*i32", "pair_slots_ptr": "*i64",
-                              "tile_offsets_ptr": "*i32", "grad_out_ptr": "*fp32", "partial_ptr": "*fp32",
-                              **ints, **cexpr},
-    }
-    for kernel, sig in sigs.items():
-        try:
-            src = ASTSource(fn=kernel, signature=sig, constexprs=consts)
-        except (TypeError, AttributeError) as exc:
-            pytest.skip(f"triton's ASTSource API differs in this version: {exc}")
-        options = {"num_warps": ct.NUM_WARPS, "enable_fp_fusion": ct.FP_FUSION}
-        compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
-        assert compiled.asm["cubin"], kernel
+    render_options = {"num_warps": ct.NUM_WARPS, "enable_fp_fusion": ct.FP_FUSION}
+    compile_sm90(ct._forward_kernel, {"params_ptr": "*fp32", "gauss_ids_ptr": "*i32", "tile_offsets_ptr": "*i32",
+                                      "out_ptr": "*fp32", **ints, **cexpr}, consts, render_options)
+    compile_sm90(ct._backward_kernel, {"params_ptr": "*fp32", "gauss_ids_ptr": "*i32", "pair_slots_ptr": "*i64",
+                                       "tile_offsets_ptr": "*i32", "grad_out_ptr": "*fp32", "partial_ptr": "*fp32",
+                                       **ints, **cexpr}, consts, render_options)
+    rect = compile_sm90(
+        tt._tile_rect_kernel,
+        {"means_ptr": "*fp32", "covs_ptr": "*fp32", "valid_ptr": "*i1", "consts_ptr": "*fp64",
+         "x0_ptr": "*i32", "y0_ptr": "*i32", "nx_ptr": "*i32", "counts_ptr": "*i64",
+         "n": "i32", "height": "i32", "width": "i32",
+         "TILE_SIZE": "constexpr", "CUT": "constexpr", "CENTER": "constexpr", "BLOCK": "constexpr"},
+        {"TILE_SIZE": TILE, "CUT": CUTOFF_M2, "CENTER": PIXEL_CENTER_OFFSET, "BLOCK": tt.RECT_BLOCK},
+        {"num_warps": 4, "enable_fp_fusion": False})
+    assert "sqrt.rn.f64" in rect.asm["ptx"] and "fma" not in rect.asm["ptx"]  # the torch form's roundings
+    compile_sm90(tt._expand_pairs_kernel,
+                 {"x0_ptr": "*i32", "y0_ptr": "*i32", "nx_ptr": "*i32", "counts_ptr": "*i64", "first_ptr": "*i64",
+                  "tile_ids_ptr": "*i32", "owners_ptr": "*i32", "tiles_x": "i32", "BLOCK": "constexpr"},
+                 {"BLOCK": tt.EXPAND_BLOCK}, {"num_warps": 1})
 
 
 _NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -290,6 +293,13 @@ def test_cuda_parity(name):
     assert errs["shape_ok"], errs
     for key in ("out", "means", "covs", "colors"):
         assert errs[key] <= TOL, (name, key, errs)
+
+
+@pytest.mark.gpu
+@_NEEDS_CUDA
+def test_cuda_binning_matches_torch():
+    pytest.importorskip("triton")
+    assert all(_bins_match("cuda").values())
 
 
 @pytest.mark.gpu
@@ -346,6 +356,43 @@ def _float32_ok(render, device: str) -> bool:
     return out.dtype == torch.float32 and _rel(out, ref, ref) <= TOL
 
 
+def _binning_scenes():
+    """(name, height, width, means [N, 2] f32, covs [N, 3] f32, valid [N] bool or None): the
+    cases, plus a larger mixed scene with huge, degenerate, non-finite and far-away Gaussians."""
+    for name in CASE_NAMES:
+        h, w, means, covs, _ = make_case(name)
+        yield name, h, w, means.float(), covs.float(), None
+    gen = torch.Generator().manual_seed(11)
+    h, w, n = 70, 99, 400
+    means = torch.rand(n, 2, generator=gen, dtype=torch.float64) * torch.tensor([w + 40.0, h + 40.0]) - 20.0
+    covs = _rand_covs(gen, n, 0.05, 400.0)
+    covs[::37, 1] = torch.sqrt(covs[::37, 0] * covs[::37, 2])  # det = 0: invalid
+    covs[5::41, 0] = -1.0
+    means[7::43, 0] = float("nan")
+    covs[9::47, 2] = float("inf")
+    means[11::53, 1] = 1e30
+    valid = torch.rand(n, generator=gen) > 0.1
+    yield "mixed_99x70", h, w, means.float(), covs.float(), None
+    yield "mixed_99x70_valid", h, w, means.float(), covs.float(), valid
+
+
+def _bins_match(device: str) -> dict:
+    """Per scene: whether ``bin_gaussians_triton`` gives exactly ``bin_gaussians``'s bins."""
+    from gipp_codec.render.tiles_triton import bin_gaussians_triton
+
+    out = {}
+    for name, h, w, means, covs, valid in _binning_scenes():
+        ref = bin_gaussians(means, covs, h, w, valid=valid)
+        dev_valid = None if valid is None else valid.to(device)
+        got = bin_gaussians_triton(means.to(device), covs.to(device), h, w, valid=dev_valid)
+        out[name] = bool(
+            got.tiles_x == ref.tiles_x and got.tiles_y == ref.tiles_y
+            and got.gauss_ids.dtype == torch.int32 and got.tile_offsets.dtype == torch.int32
+            and torch.equal(got.gauss_ids.cpu(), ref.gauss_ids) and torch.equal(got.tile_offsets.cpu(), ref.tile_offsets)
+            and torch.equal(got.pair_slots.cpu(), ref.pair_slots) and torch.equal(got.counts.cpu(), ref.counts))
+    return out
+
+
 def _worker_main() -> None:
     """Check every case under the interpreter on CPU; print one JSON line."""
     assert os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1"
@@ -357,6 +404,7 @@ def _worker_main() -> None:
     result = {"cases": cases, "deterministic": _deterministic(render_cuda, "cpu"),
               "nonfinite_ok": _nonfinite_ok(render_cuda, "cpu"),
               "float32_ok": _float32_ok(render_cuda, "cpu"),
+              "bins_match": _bins_match("cpu"),
               "seconds": time.perf_counter() - t0}
     print(json.dumps(result))
 

@@ -5,7 +5,8 @@ Scenes have fitted sizes: 3-sigma radius (3*sqrt(lambda_max)) log-normal with me
 lambda_min/lambda_max ~ U(0.1, 1), uniform rotation, means uniform over the image.
 Timings use CUDA events; the median over ``--repeats`` runs after ``--warmup`` is reported:
 
-- bin:       tile binning alone (torch; includes its one host sync)
+- bin:       tile binning alone, as the renderer does it (Triton kernels and torch's sort;
+             includes its one host sync); bin_torch: the torch reference form, for comparison
 - fwd:       render (binning + forward kernel), no autograd: the decoder's render
 - fwd+bwd:   render + backward with a random incoming gradient: a training step's renderer
 - decode:    fwd plus clamp, 8-bit rounding and the copy to host memory
@@ -69,6 +70,7 @@ def bench_one(n, args, block=None, bwd_block=None, num_warps=None, check=False) 
 
     from gipp_codec.render import cuda_triton
     from gipp_codec.render.tiles import bin_gaussians
+    from gipp_codec.render.tiles_triton import bin_gaussians_triton
 
     cuda_triton.NUM_WARPS = num_warps if num_warps is not None else _DEFAULT_WARPS
     kw = {}
@@ -95,14 +97,15 @@ def bench_one(n, args, block=None, bwd_block=None, num_warps=None, check=False) 
             img = render(means, covs, colors, h, w, **kw)
             return torch.floor(img.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).cpu()
 
-    bins = bin_gaussians(means, covs, h, w)
+    bins = bin_gaussians_triton(means, covs, h, w)
     per_tile = (bins.tile_offsets[1:] - bins.tile_offsets[:-1]).long()
     row = {
         "n": n, "height": h, "width": w,
         "block": kw.get("block", cuda_triton.BLOCK_G), "bwd_block": kw.get("bwd_block", cuda_triton.BWD_BLOCK_G),
         "num_warps": cuda_triton.NUM_WARPS,
         "pairs": int(bins.gauss_ids.numel()), "max_per_tile": int(per_tile.max()),
-        "bin_ms": median_ms(lambda: bin_gaussians(means, covs, h, w), args.warmup, args.repeats),
+        "bin_ms": median_ms(lambda: bin_gaussians_triton(means, covs, h, w), args.warmup, args.repeats),
+        "bin_torch_ms": median_ms(lambda: bin_gaussians(means, covs, h, w), args.warmup, args.repeats),
         "fwd_ms": median_ms(fwd, args.warmup, args.repeats),
         "fwd_bwd_ms": median_ms(fwd_bwd, args.warmup, args.repeats),
         "decode_ms": median_ms(decode, args.warmup, args.repeats),
@@ -123,7 +126,7 @@ def bench_one(n, args, block=None, bwd_block=None, num_warps=None, check=False) 
 
 
 def markdown(rows) -> str:
-    cols = ["n", "block", "bwd_block", "num_warps", "pairs", "max_per_tile", "bin_ms", "fwd_ms",
+    cols = ["n", "block", "bwd_block", "num_warps", "pairs", "max_per_tile", "bin_ms", "bin_torch_ms", "fwd_ms",
             "fwd_bwd_ms", "decode_ms", "images_per_s"]
     cols += [c for c in ("err_out", "err_means", "err_covs", "err_colors") if c in rows[0]]
     fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731

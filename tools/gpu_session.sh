@@ -12,11 +12,14 @@
 #   2. a tiny --bpp encode and decode on the CPU (compiles every numba kernel into
 #      NUMBA_CACHE_DIR once for all later processes); meanwhile the renderer
 #      micro-benchmark tools/bench_gpu.py (forward, forward+backward, parity)
-#   3. the GPU tests: pytest -m gpu (Triton renderer parity, fitting and encoding on CUDA)
+#   3. the GPU tests: pytest -m gpu (Triton renderer and binning parity, Adam's Triton step,
+#      fitting and encoding on CUDA)
 #      -- if they fail, steps 4 and 5 are skipped (the encoder on CUDA is not trusted)
 #   4. one Kodak image (kodim23) at 0.5 bpp, 5000 iterations, encoded on cuda and then on
 #      the same machine's CPU, one after the other, each after an untimed warm-up encode
 #      (bench_rd --gimg-warmup): the encode-time ratio
+#   4b. tools/encode_profile.py on kodim23 (0.5 bpp, 1000 iterations, --phases): the time
+#      of one float and one QAT iteration on the GPU, and where an encode's time goes
 #   5. every Kodak image on cuda at RATES (0.15, 1.0, 0.5, 0.25 bpp), 5000 iterations,
 #      WORKERS processes sharing the GPU, each taking every WORKERS-th image, rate by rate
 #      (one bench_rd JSON per rate and worker, rewritten after every image), until the
@@ -73,6 +76,7 @@ summary() {
     echo "== session.log"; cat "$LOG"
     echo "== bench_gpu"; tail -n 20 "$WORK/bench_gpu.log" 2>/dev/null
     echo "== gpu tests"; tail -n 15 "$WORK/gpu_tests.log" 2>/dev/null
+    echo "== encode profile"; tail -n 12 "$WORK/profile.log" 2>/dev/null
     python3 - "$WORK" <<'EOF'
 import glob, json, os, sys
 work = sys.argv[1]
@@ -131,7 +135,7 @@ wait $WARM
 # 3. the GPU tests
 TESTS_OK=1
 if [ "$DEVICE" = cuda ]; then
-    step gpu_tests 240 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_render_triton.py tests/test_gpu_codec.py || TESTS_OK=0
+    step gpu_tests 240 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_render_triton.py tests/test_adam_triton.py tests/test_gpu_codec.py || TESTS_OK=0
 fi
 if [ $TESTS_OK = 0 ]; then
     say "GPU tests failed: encodes on $DEVICE skipped"
@@ -142,6 +146,12 @@ fi
 PAIR=(kodim23.png --codecs gimg --gimg-bpp "$PAIR_BPP" --gimg-iterations "$ITERS" --downscale "$DOWNSCALE" --decode-repeats 1 --gimg-warmup -q)
 (cd "$KODAK" && step pair_gpu 150 python3 "$REPO/tools/bench_rd.py" "${PAIR[@]}" --gimg-device "$DEVICE" --json "$WORK/pair_gpu.json")
 (cd "$KODAK" && step pair_cpu 200 python3 "$REPO/tools/bench_rd.py" "${PAIR[@]}" --gimg-device cpu --json "$WORK/pair_cpu.json")
+
+# 4b. where a GPU encode's time goes: the median time of one float and one QAT iteration
+if [ "$DEVICE" = cuda ]; then
+    step profile 150 python3 tools/encode_profile.py "$KODAK/kodim23.png" --bpp "$PAIR_BPP" --iterations 1000 \
+        --phases --json "$WORK/encode_profile.json"
+fi
 
 # 5. every image on the GPU, WORKERS processes, rate by rate
 worker() {  # worker INDEX: its images, every rate in turn

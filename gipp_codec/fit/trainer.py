@@ -67,8 +67,17 @@ class RowAdam:
     @torch.no_grad()
     def step(self) -> None:
         """One Adam step of every parameter that has a gradient: on float32 CPU tensors by
-        the one-pass kernels of ``adam_kernels``, elsewhere by ``step_composed``."""
+        the one-pass kernels of ``adam_kernels``, on CUDA by the one Triton kernel of
+        ``adam_triton`` (three float32 parameters with gradients), elsewhere by
+        ``step_composed``."""
         if not all(_cpu_f32(t) for t in [self.steps] + self.params):
+            if _triton_rows(self.steps):
+                from gipp_codec.fit import adam_triton
+
+                if adam_triton.fits(self.steps, self.params, self.m, self.v):
+                    adam_triton.row_adam_step(self.steps, self.params, self.m, self.v, self.lrs,
+                                              self.b1, self.b2, self.eps, self.warmup)
+                    return
             self.step_composed()
             return
         steps = self.steps.view(-1).numpy()  # [N] (a view: steps is [N, 1], contiguous)
@@ -116,6 +125,15 @@ class RowAdam:
         self.m = [fix(m) for m in self.m]
         self.v = [fix(v, v_start(v)) for v in self.v]
         self.steps = fix(self.steps)
+
+
+def _triton_rows(t: torch.Tensor) -> bool:
+    """Whether RowAdam's step runs as one Triton kernel (``adam_triton``): on CUDA with triton."""
+    if t.device.type != "cuda":
+        return False
+    import importlib.util
+
+    return importlib.util.find_spec("triton") is not None
 
 
 def _cpu_f32(t: torch.Tensor) -> bool:

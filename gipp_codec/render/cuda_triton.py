@@ -9,7 +9,8 @@ Pipeline of one render:
 1. torch: conic (inverse covariance) terms ``(ia, ib, ic) = (c, b, a) / det`` so that
    ``m2 = ia*dx*dx - 2*ib*dx*dy + ic*dy*dy``; this step is ordinary differentiable torch,
    so autograd chains d/dconic (from the kernel) to d/dcovs.
-2. torch (``tiles.bin_gaussians``): (tile, Gaussian) pairs sorted by tile, no cap.
+2. Triton and torch (``tiles_triton.bin_gaussians_triton``, the same bins as the torch
+   reference ``tiles.bin_gaussians``): (tile, Gaussian) pairs sorted by tile, no cap.
 3. Triton forward: one program per 16x16 tile; it walks the tile's Gaussians in blocks of
    BLOCK_G, evaluates a [BLOCK_G, 256] weight block and accumulates the three channels.
 4. Triton backward: the same walk; for every (tile, Gaussian) pair the program reduces its
@@ -38,7 +39,8 @@ import triton.language as tl
 
 from gipp_codec.errors import ConfigError
 from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET, valid_mask
-from gipp_codec.render.tiles import TILE, bin_gaussians
+from gipp_codec.render.tiles import TILE
+from gipp_codec.render.tiles_triton import bin_gaussians_triton
 
 # Gaussians per inner block and warps per tile program. Not yet timed on a GPU (none was at
 # hand); chosen from an ahead-of-time sm_90 compile (triton.compile with
@@ -270,7 +272,7 @@ def render_cuda(
     sa, sb, sc = safe[:, 0], safe[:, 1], safe[:, 2]
     sdet = sa * sc - sb * sb
     conic = torch.stack([sc / sdet, sb / sdet, sa / sdet], dim=1)  # [N, 3] (ia, ib, ic)
-    bins = bin_gaussians(m32, cv32, height, width, valid=valid)  # invalid ones are in no tile
+    bins = bin_gaussians_triton(m32, cv32, height, width, valid=valid)  # invalid ones are in no tile
     out = _TiledSum.apply(m32.contiguous(), conic.contiguous(), colors.to(torch.float32).contiguous(),
                           bins, height, width, block, bwd_block)
     return out.to(dtype)

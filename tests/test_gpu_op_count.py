@@ -1,0 +1,40 @@
+"""tools/gpu_op_count.py: what one training iteration of the CUDA code path launches, counted
+on the CPU under Triton's interpreter (in a subprocess: the interpreter is fixed when triton
+is imported)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def counts(tmp_path_factory):
+    pytest.importorskip("triton")
+    out = tmp_path_factory.mktemp("ops") / "ops.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_op_count.py"), "--iterations", "12",
+                           "--top", "0", "--json", str(out)],
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(out.read_text())
+
+
+def test_a_float_iteration_syncs_once_and_launches_each_kernel_once(counts):
+    """One host sync per float iteration (sizing the tile pairs), and the binning, render and
+    Adam kernels once each: nothing falls back to the torch forms on CUDA."""
+    float_phase = counts["float"]
+    assert float_phase["syncs_median"] == 1
+    ops = float_phase["ops_per_iteration"]
+    for kernel in ("_tile_rect_kernel", "_expand_pairs_kernel", "_forward_kernel", "_backward_kernel",
+                   "_row_adam_kernel"):
+        assert ops[f"triton:{kernel}"] == pytest.approx(1.0, abs=0.15), (kernel, ops)
+    assert "repeat_interleave" not in ops and "addcmul_" not in ops  # the torch binning and Adam
+
+
+def test_qat_iterations_are_counted_too(counts):
+    assert counts["qat"]["iterations"] >= 1 and counts["qat"]["ops_median"] > counts["float"]["ops_median"]
