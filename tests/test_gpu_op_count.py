@@ -25,15 +25,17 @@ def counts(tmp_path_factory):
 
 
 def test_a_float_iteration_syncs_once_and_launches_each_kernel_once(counts):
-    """One host sync per float iteration (sizing the tile pairs), and the binning, render and
-    Adam kernels once each: nothing falls back to the torch forms on CUDA."""
+    """One host sync per float iteration (sizing the tile pairs), and the packing, binning,
+    render, covariance-gradient and Adam kernels once each: nothing falls back to the torch
+    forms on CUDA."""
     float_phase = counts["float"]
     assert float_phase["syncs_median"] == 1
     ops = float_phase["ops_per_iteration"]
-    for kernel in ("_tile_rect_kernel", "_expand_pairs_kernel", "_forward_kernel", "_backward_kernel",
-                   "_row_adam_kernel"):
+    for kernel in ("_pack_kernel", "_tile_rect_kernel", "_expand_pairs_kernel", "_forward_kernel",
+                   "_backward_kernel", "_covariance_grad_kernel", "_row_adam_kernel"):
         assert ops[f"triton:{kernel}"] == pytest.approx(1.0, abs=0.15), (kernel, ops)
-    assert "repeat_interleave" not in ops and "addcmul_" not in ops  # the torch binning and Adam
+    # the torch forms of the binning, Adam and the conic (with its autograd backward)
+    assert "repeat_interleave" not in ops and "addcmul_" not in ops and "select_backward" not in ops
 
 
 def test_qat_iterations_are_counted_too(counts):

@@ -264,6 +264,13 @@ def test_kernels_compile_for_sm90_without_a_gpu():
     compile_sm90(ct._backward_kernel, {"params_ptr": "*fp32", "gauss_ids_ptr": "*i32", "pair_slots_ptr": "*i64",
                                        "tile_offsets_ptr": "*i32", "grad_out_ptr": "*fp32", "partial_ptr": "*fp32",
                                        **ints, **cexpr}, consts, render_options)
+    rows = {"BLOCK": ct.ROWS_PER_PROGRAM}
+    compile_sm90(ct._pack_kernel, {"means_ptr": "*fp32", "covs_ptr": "*fp32", "colors_ptr": "*fp32",
+                                   "params_ptr": "*fp32", "valid_ptr": "*i1", "n": "i32", "BLOCK": "constexpr"},
+                 rows, {"num_warps": 4, "enable_fp_fusion": False})
+    compile_sm90(ct._covariance_grad_kernel, {"params_ptr": "*fp32", "valid_ptr": "*i1", "grads_ptr": "*fp32",
+                                              "dcovs_ptr": "*fp32", "n": "i32", "BLOCK": "constexpr"},
+                 rows, {"num_warps": 4, "enable_fp_fusion": False})
     rect = compile_sm90(
         tt._tile_rect_kernel,
         {"means_ptr": "*fp32", "covs_ptr": "*fp32", "valid_ptr": "*i1", "consts_ptr": "*fp64",

@@ -6,9 +6,10 @@ sum, no per-tile cap). Computation is float32 whatever the input dtype; the outp
 cast back to the input dtype.
 
 Pipeline of one render:
-1. torch: conic (inverse covariance) terms ``(ia, ib, ic) = (c, b, a) / det`` so that
-   ``m2 = ia*dx*dx - 2*ib*dx*dy + ic*dy*dy``; this step is ordinary differentiable torch,
-   so autograd chains d/dconic (from the kernel) to d/dcovs.
+1. Triton (``_pack_kernel``): each Gaussian's packed row with its conic (inverse
+   covariance) terms ``(ia, ib, ic) = (c, b, a) / det``, so that
+   ``m2 = ia*dx*dx - 2*ib*dx*dy + ic*dy*dy``, and its validity; in the backward pass
+   ``_covariance_grad_kernel`` turns d/dconic into d/dcovs (the formula is in its docstring).
 2. Triton and torch (``tiles_triton.bin_gaussians_triton``, the same bins as the torch
    reference ``tiles.bin_gaussians``): (tile, Gaussian) pairs sorted by tile, no cap.
 3. Triton forward: one program per 16x16 tile; it walks the tile's Gaussians in blocks of
@@ -38,7 +39,7 @@ import triton
 import triton.language as tl
 
 from gipp_codec.errors import ConfigError
-from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET, valid_mask
+from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET
 from gipp_codec.render.tiles import TILE
 from gipp_codec.render.tiles_triton import bin_gaussians_triton
 
@@ -196,12 +197,86 @@ def _backward_kernel(
         tl.store(dst + 7, d_cb, mask=live)
 
 
+@triton.jit
+def _pack_kernel(
+    means_ptr, covs_ptr, colors_ptr,  # [N, 2], [N, 3], [N, 3] float32
+    params_ptr, valid_ptr,  # outputs: [N, 8] float32 packed rows, [N] bool
+    n,
+    BLOCK: tl.constexpr,
+):
+    """Each Gaussian's packed row (mx, my, ia, ib, ic, r, g, b) with the conic (c, b, a) / det
+    of its covariance, and whether it is valid (positive definite, finite det). An invalid
+    row gets the identity's conic, so that no inf or NaN reaches the kernels (it is in no
+    tile anyway)."""
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    live = i < n
+    a = tl.load(covs_ptr + 3 * i, mask=live, other=1.0)
+    b = tl.load(covs_ptr + 3 * i + 1, mask=live, other=0.0)
+    c = tl.load(covs_ptr + 3 * i + 2, mask=live, other=1.0)
+    det = a * c - b * b
+    ok = (a > 0.0) & (c > 0.0) & (det > 0.0) & ((det - det) == 0.0)  # the last: det is finite
+    a = tl.where(ok, a, 1.0)
+    b = tl.where(ok, b, 0.0)
+    c = tl.where(ok, c, 1.0)
+    det = a * c - b * b
+    row = params_ptr + i.to(tl.int64) * 8
+    tl.store(row + 0, tl.load(means_ptr + 2 * i, mask=live, other=0.0), mask=live)
+    tl.store(row + 1, tl.load(means_ptr + 2 * i + 1, mask=live, other=0.0), mask=live)
+    tl.store(row + 2, tl.div_rn(c, det), mask=live)
+    tl.store(row + 3, tl.div_rn(b, det), mask=live)
+    tl.store(row + 4, tl.div_rn(a, det), mask=live)
+    for j in tl.static_range(3):
+        tl.store(row + 5 + j, tl.load(colors_ptr + 3 * i + j, mask=live, other=0.0), mask=live)
+    tl.store(valid_ptr + i, ok, mask=live)
+
+
+@triton.jit
+def _covariance_grad_kernel(
+    params_ptr,  # [N, 8] float32 packed rows (the conic ia, ib, ic in columns 2..4)
+    valid_ptr,  # [N] bool
+    grads_ptr,  # [N, 8] float32: d mx, d my, d ia, d ib, d ic, d r, d g, d b
+    dcovs_ptr,  # output [N, 3] float32: d a, d b, d c
+    n,
+    BLOCK: tl.constexpr,
+):
+    """The loss gradient of each covariance from that of its conic. With the conic
+    (ia, ib, ic) = (c, b, a) / det and its gradients (gi, gb, gc):
+    d a = -(gi ia^2 + gb ia ib + gc ib^2), d c = -(gi ib^2 + gb ib ic + gc ic^2),
+    d b = 2 gi ia ib + gb (ia ic + ib^2) + 2 gc ib ic  (b enters det as b^2); zero where invalid."""
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    live = i < n
+    row = i.to(tl.int64) * 8
+    ia = tl.load(params_ptr + row + 2, mask=live, other=0.0)
+    ib = tl.load(params_ptr + row + 3, mask=live, other=0.0)
+    ic = tl.load(params_ptr + row + 4, mask=live, other=0.0)
+    gi = tl.load(grads_ptr + row + 2, mask=live, other=0.0)
+    gb = tl.load(grads_ptr + row + 3, mask=live, other=0.0)
+    gc = tl.load(grads_ptr + row + 4, mask=live, other=0.0)
+    ok = tl.load(valid_ptr + i, mask=live, other=0) != 0
+    da = -(gi * ia * ia + gb * ia * ib + gc * ib * ib)
+    db = 2.0 * gi * ia * ib + gb * (ia * ic + ib * ib) + 2.0 * gc * ib * ic
+    dc = -(gi * ib * ib + gb * ib * ic + gc * ic * ic)
+    tl.store(dcovs_ptr + 3 * i, tl.where(ok, da, 0.0), mask=live)
+    tl.store(dcovs_ptr + 3 * i + 1, tl.where(ok, db, 0.0), mask=live)
+    tl.store(dcovs_ptr + 3 * i + 2, tl.where(ok, dc, 0.0), mask=live)
+
+
+ROWS_PER_PROGRAM = 256  # Gaussians per program of the packing and covariance-gradient kernels
+
+
 class _TiledSum(torch.autograd.Function):
-    """means [N,2], conic [N,3], colors [N,3] (float32, contiguous) -> image [H,W,3]."""
+    """Render float32 (means, covs, colors): pack, bin, forward kernel; backward kernel,
+    per-Gaussian sums, and the covariance gradient from the conic's."""
 
     @staticmethod
-    def forward(ctx, means, conic, colors, bins, height, width, block, bwd_block):
-        params = torch.cat([means, conic, colors], dim=1).contiguous()  # [N, 8]
+    def forward(ctx, means, covs, colors, height, width, block, bwd_block):
+        n = means.shape[0]
+        params = torch.empty(n, 8, device=means.device, dtype=torch.float32)
+        valid = torch.empty(n, device=means.device, dtype=torch.bool)
+        grid = (triton.cdiv(n, ROWS_PER_PROGRAM),)
+        _pack_kernel[grid](means, covs, colors, params, valid, n, BLOCK=ROWS_PER_PROGRAM,
+                           num_warps=4, enable_fp_fusion=False)
+        bins = bin_gaussians_triton(means, covs, height, width, valid=valid)  # invalid ones are in no tile
         out = torch.zeros(height, width, 3, device=means.device, dtype=torch.float32)
         num_tiles = bins.tiles_x * bins.tiles_y
         if num_tiles > 0:
@@ -210,20 +285,22 @@ class _TiledSum(torch.autograd.Function):
                 TILE_SIZE=TILE, BLOCK=block, CUT=CUTOFF_M2, CENTER=PIXEL_CENTER_OFFSET,
                 num_warps=NUM_WARPS, enable_fp_fusion=FP_FUSION,
             )
-        ctx.save_for_backward(params)
+        ctx.save_for_backward(params, valid)
         ctx.bins, ctx.height, ctx.width, ctx.block = bins, height, width, bwd_block
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        (params,) = ctx.saved_tensors
+        params, valid = ctx.saved_tensors
         bins = ctx.bins
         n = params.shape[0]
         num_pairs = bins.gauss_ids.shape[0]
-        partial = torch.empty(num_pairs, 8, device=params.device, dtype=torch.float32)
         num_tiles = bins.tiles_x * bins.tiles_y
-        if num_pairs > 0 and num_tiles > 0:
+        if num_pairs == 0 or num_tiles == 0:  # nothing drawn
+            grads = params.new_zeros(n, 8)
+        else:
+            partial = torch.empty(num_pairs, 8, device=params.device, dtype=torch.float32)
             _backward_kernel[(num_tiles,)](
                 params, bins.gauss_ids, bins.pair_slots, bins.tile_offsets,
                 grad_out.to(torch.float32).contiguous(), partial,
@@ -231,12 +308,12 @@ class _TiledSum(torch.autograd.Function):
                 TILE_SIZE=TILE, BLOCK=ctx.block, CUT=CUTOFF_M2, CENTER=PIXEL_CENTER_OFFSET,
                 num_warps=NUM_WARPS, enable_fp_fusion=FP_FUSION,
             )
-        if num_pairs == 0:  # nothing drawn (also covers N = 0)
-            grads = params.new_zeros(n, 8)
-        else:
             # Deterministic per-Gaussian sum of its pairs (contiguous, Gaussian-major).
             grads = torch.segment_reduce(partial, "sum", lengths=bins.counts, axis=0)  # [N, 8]
-        return grads[:, 0:2], grads[:, 2:5], grads[:, 5:8], None, None, None, None, None
+        dcovs = torch.empty(n, 3, device=params.device, dtype=torch.float32)
+        _covariance_grad_kernel[(triton.cdiv(n, ROWS_PER_PROGRAM),)](
+            params, valid, grads, dcovs, n, BLOCK=ROWS_PER_PROGRAM, num_warps=4, enable_fp_fusion=False)
+        return grads[:, 0:2], dcovs, grads[:, 5:8], None, None, None, None
 
 
 def render_cuda(
@@ -259,20 +336,6 @@ def render_cuda(
         zero = (means.sum() + covs.sum() + colors.sum()) * 0.0
         return zero + torch.zeros(height, width, 3, device=means.device, dtype=means.dtype)
     dtype = means.dtype
-    m32 = means.to(torch.float32)
-    cv32 = covs.to(torch.float32)
-    with torch.no_grad():
-        det = cv32[:, 0] * cv32[:, 2] - cv32[:, 1] * cv32[:, 1]
-        # Non-finite rows count as invalid too (binning drops them as well).
-        valid = valid_mask(cv32) & torch.isfinite(det)
-    # Invalid rows are replaced by the identity before any arithmetic, so no inf/NaN can reach
-    # autograd (0 * NaN would poison the valid-looking gradients); they are in no tile anyway.
-    identity = torch.tensor([1.0, 0.0, 1.0], device=cv32.device, dtype=cv32.dtype)
-    safe = torch.where(valid[:, None], cv32, identity)  # [N, 3]
-    sa, sb, sc = safe[:, 0], safe[:, 1], safe[:, 2]
-    sdet = sa * sc - sb * sb
-    conic = torch.stack([sc / sdet, sb / sdet, sa / sdet], dim=1)  # [N, 3] (ia, ib, ic)
-    bins = bin_gaussians_triton(m32, cv32, height, width, valid=valid)  # invalid ones are in no tile
-    out = _TiledSum.apply(m32.contiguous(), conic.contiguous(), colors.to(torch.float32).contiguous(),
-                          bins, height, width, block, bwd_block)
+    f32 = [t.to(torch.float32).contiguous() for t in (means, covs, colors)]
+    out = _TiledSum.apply(*f32, height, width, block, bwd_block)
     return out.to(dtype)
