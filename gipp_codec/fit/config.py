@@ -168,14 +168,14 @@ class QATConfig:
     # turn takes the single one-step code move (any of its 8 channels) that most lowers the
     # clamped render's squared error (``code_search``); 0 = off. With a rate term it lowers
     # squared error + the term's weight times the order-0 bits of the channels the term
-    # covers instead (a rate-blind search would undo the term's savings). 8: on two 0.5 bpp
+    # covers instead (a rate-blind search would undo the term's savings). On two 0.5 bpp
     # files, 3 / 8 / 20 sweeps gained +0.33 / +0.40 / +0.44 dB (kodim15) and +0.14 / +0.18 /
-    # +0.21 dB (kodim01), each sweep 1.0-1.4 s on two shared cores; a whole encode takes
-    # 1.16x the time (BENCHMARKS.md §4 "The code search", §8). 16 on all 24 Kodak images:
-    # +0.01 / +0.01 / +0.01 / +0.03 dB at 0.15 / 0.25 / 0.5 / 1.0 bpp, MS-SSIM +0.0001 to
-    # +0.0002 (21 to 24 of 24 up); 2 bpp not yet measured, so 8 stays for now ("Sixteen
-    # code-search sweeps on all 24 Kodak images")
-    code_search_sweeps: int = 8
+    # +0.21 dB (kodim01), each sweep 1.0-1.4 s on two shared cores; a whole encode with 8
+    # took 1.16x the time (BENCHMARKS.md §4 "The code search", §8). 16 against 8 on all 24
+    # Kodak images: +0.01 / +0.01 / +0.01 / +0.03 / +0.06 dB at 0.15 / 0.25 / 0.5 / 1.0 / 2
+    # bpp, MS-SSIM +0.0001 to +0.0002 (21 to 24 of 24 up), 1.05x the encode time at 1.0 bpp
+    # ("Sixteen code-search sweeps as the default")
+    code_search_sweeps: int = 16
     # multiplier of the Gaussians' own learning rates (FitConfig.lr_means, lr_covs, lr_colors,
     # on their schedule) during QAT; 1.0: the schedule as it is. On the four CPU Kodak images
     # at 0.5 bpp (lr 0.7 then) x0.5 lost 0.06 dB (0 of 4 up) and x2 gained +0.05 dB (3 of 4
