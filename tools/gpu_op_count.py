@@ -17,7 +17,10 @@ taken on CUDA, and counts what reaches torch's dispatcher per iteration:
   ``repeat_interleave`` without an output size, boolean-mask indexing, ...);
 - the operations, most frequent first, with ``--top K``.
 
-    python tools/gpu_op_count.py [--iterations 40] [--gaussians 60] [--top 25] [--json OUT]
+    python tools/gpu_op_count.py [--iterations 40] [--gaussians 60] [--top 25] [--json OUT] [--repo DIR]
+
+``--repo DIR`` counts the ``gipp_codec`` of another checkout (say a worktree of an older
+commit) with this tool.
 
 Medians per phase (float iterations, QAT iterations) over the iterations run; the image is a
 small synthetic one (the counts do not depend on its size, the kernels' work does).
@@ -32,7 +35,7 @@ import sys
 from pathlib import Path
 
 os.environ["TRITON_INTERPRET"] = "1"  # before triton is imported anywhere
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -177,7 +180,9 @@ def main(argv=None) -> int:
     ap.add_argument("--gaussians", type=int, default=60)
     ap.add_argument("--top", type=int, default=25, help="list the K most frequent operations per phase")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--repo", type=Path, default=REPO, help="checkout whose gipp_codec is counted")
     args = ap.parse_args(argv)
+    sys.path.insert(0, str(args.repo.resolve()))
     result = count(args.iterations, args.gaussians)
     for phase, r in result.items():
         print(f"{phase}: median {r['ops_median']:g} operations and {r['syncs_median']:g} host syncs "
@@ -187,7 +192,10 @@ def main(argv=None) -> int:
         for name, per in r["syncs_per_iteration"].items():
             print(f"  sync {per:5.2f}  {name}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"argv": sys.argv[1:] if argv is None else argv, **result}, indent=1))
+        import gipp_codec
+
+        meta = {"argv": sys.argv[1:] if argv is None else argv, "gipp_codec": str(Path(gipp_codec.__file__).parent)}
+        Path(args.json).write_text(json.dumps({**meta, **result}, indent=1))
     return 0
 
 
