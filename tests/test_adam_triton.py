@@ -8,14 +8,13 @@ same comparison runs in-process. The sm_90 compile checks Triton's compiler acce
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 import torch
 
 from gipp_codec.fit.trainer import RowAdam
-from triton_aot import compile_sm90
+from triton_aot import compile_sm90, run_interpreted
 
 
 def compare(device: str, warmup: int) -> dict:
@@ -58,12 +57,7 @@ def _check(res: dict) -> None:
 
 @pytest.fixture(scope="module")
 def interpreted():
-    pytest.importorskip("triton")
-    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--interpret-worker"],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_interpreted(__file__)
 
 
 @pytest.mark.parametrize("warmup", ["0", "4"])

@@ -24,3 +24,19 @@ def compile_sm90(kernel, signature: dict, constexprs: dict, options: dict):
     compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
     assert compiled.asm["cubin"], kernel
     return compiled
+
+
+def run_interpreted(test_file: str) -> dict:
+    """Run ``python test_file --interpret-worker`` with ``TRITON_INTERPRET=1`` (Triton's
+    interpreter is fixed when triton is imported, so it needs its own process) and return
+    the JSON object its last stdout line holds; skips where triton is missing."""
+    import json
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, os.path.abspath(test_file), "--interpret-worker"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -8,8 +8,9 @@ fraction of that. What an iteration costs there therefore follows the number of 
 it launches and the host syncs that stall the queue. This tool counts both without a GPU:
 it runs the trainer on CPU tensors with the 'cuda' renderer's Triton kernels under
 ``TRITON_INTERPRET=1``, with the CPU-only shortcuts switched off (numba Adam, fused QAT
-kernels) and the CUDA-only ones on (Adam's Triton step), so every branch taken is the one
-taken on CUDA, and counts what reaches torch's dispatcher per iteration:
+kernels) and the CUDA-only ones on (Adam's and the quantizer constraints' Triton kernels),
+so every branch taken is the one taken on CUDA, and counts what reaches torch's dispatcher
+per iteration:
 
 - ``ops``: aten operations that compute (views, reshapes and other aliasing operations are
   left out: on CUDA they launch nothing), plus Triton kernel launches;
@@ -82,7 +83,8 @@ class OpCounter(TorchDispatchMode):
 
 
 # modules whose Triton kernels the CUDA path launches (those a revision has)
-KERNEL_MODULES = ("gipp_codec.render.cuda_triton", "gipp_codec.render.tiles_triton", "gipp_codec.fit.adam_triton")
+KERNEL_MODULES = ("gipp_codec.render.cuda_triton", "gipp_codec.render.tiles_triton", "gipp_codec.fit.adam_triton",
+                  "gipp_codec.quant.lsq_triton")
 
 
 def count_triton_launches(counter: OpCounter) -> None:
@@ -126,6 +128,7 @@ def use_cuda_branches() -> None:
 
     trainer._cpu_f32 = lambda t: False  # RowAdam: not the numba kernels ...
     trainer._triton_rows = lambda t: True  # ... but the Triton step CUDA takes
+    lsq._constrains_on_triton = lambda scale: True  # the quantizer's constraints: one kernel
     lsq.LSQPlus.fused_for = lambda self, parts: False  # QAT: autograd, the torch rate term
 
 

@@ -32,7 +32,7 @@ def attribute_bits(rows: torch.Tensor, quant: LSQPlus, channels: tuple = RATE_CH
     offset = quant.offset.detach()[cols]
     qmax = quant.qmax[cols]  # [C]
     v = torch.minimum(((t - offset) / scale).clamp_min(0.0), qmax)  # [N, C]
-    levels = int(qmax.max().item()) + 1
+    levels = max((1 << quant.bits[j]) - 1 for j in cols) + 1  # from the depths: no host sync
     n, c = v.shape
     with torch.no_grad():
         base = torch.arange(c, device=v.device) * levels  # [C] row of each channel in the table

@@ -25,6 +25,8 @@ numba pass each (``gipp_codec.quant.lsq_kernels``); ``forward_composed`` is the 
 computation in torch operations, used on other devices and as the tests' reference.
 """
 
+import importlib.util
+
 import numpy as np
 import torch
 from torch import nn
@@ -118,6 +120,11 @@ class _GradScale(torch.autograd.Function):
     def backward(ctx, grad):
         (scale,) = ctx.saved_tensors
         return grad * scale, None
+
+
+def _constrains_on_triton(scale: torch.Tensor) -> bool:
+    """Whether ``LSQPlus.constrain_`` runs as one Triton kernel (``lsq_triton``): on CUDA."""
+    return scale.is_cuda and importlib.util.find_spec("triton") is not None
 
 
 def to_coding_domain(x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
@@ -262,43 +269,55 @@ class LSQPlus(nn.Module):
         (by at most half a step) to put 0 on b's grid. (A Gaussian whose log-variance ran past the limit,
         a near-constant term over the whole image, is then clamped to the limit.) First, a
         range ``hold_range_`` holds is widened back to cover what it held."""
+        if _constrains_on_triton(self.scale):
+            from gipp_codec.quant.lsq_triton import constrain_triton  # the same values, one launch
+
+            constrain_triton(self.scale.data, self.offset.data, self.qmax, self.held, B_CHANNEL, self.psd_safe)
+            return
+        # Written without host syncs (no ``if bool(mask.any())``): where a mask is False the
+        # float32 values go through float64 and back unchanged, so each step is a no-op there.
         self.scale.clamp_(min=1e-8)
         qmax = self.qmax.double()
         held = self.held.to(qmax.device)
         lo, hi = self.offset.double(), self.offset.double() + qmax * self.scale.double()
         shrunk = (lo > held[0]) | (hi < held[1])  # NaN (not held) compares False
-        if bool(shrunk.any()):
-            lo_new = torch.where(lo > held[0], held[0], lo)
-            hi_new = torch.where(hi < held[1], held[1], hi)
-            self.offset.copy_(torch.where(shrunk, lo_new, lo).float())
-            self.scale.copy_(torch.where(shrunk, (hi_new - lo_new) / qmax, self.scale.double()).float())
-        lim = torch.tensor(CHANNEL_LIMITS, dtype=torch.float64, device=qmax.device) * (1.0 - 1e-4)
+        lo_new = torch.where(lo > held[0], held[0], lo)
+        hi_new = torch.where(hi < held[1], held[1], hi)
+        self.offset.copy_(torch.where(shrunk, lo_new, lo).float())
+        self.scale.copy_(torch.where(shrunk, (hi_new - lo_new) / qmax, self.scale.double()).float())
+        lim = self._limits(qmax.device)
         lo = self.offset.double()
         hi = lo + qmax * self.scale.double()
         out = (lo < -lim) | (hi > lim)
-        if bool(out.any()):
-            lo_new = lo.clamp(-lim, lim)
-            hi_new = torch.maximum(hi.clamp(-lim, lim), lo_new + qmax * 1e-8)
-            self.offset.copy_(torch.where(out, lo_new, lo).float())
-            self.scale.copy_(torch.where(out, (hi_new - lo_new) / qmax, self.scale.double()).float())
+        lo_new = lo.clamp(-lim, lim)
+        hi_new = torch.maximum(hi.clamp(-lim, lim), lo_new + qmax * 1e-8)
+        self.offset.copy_(torch.where(out, lo_new, lo).float())
+        self.scale.copy_(torch.where(out, (hi_new - lo_new) / qmax, self.scale.double()).float())
         if self.psd_safe:
-            self._zero_on_b_grid_(float(lim[B_CHANNEL]))
+            self._zero_on_b_grid_(CHANNEL_LIMITS[B_CHANNEL] * (1.0 - 1e-4))
+
+    def _limits(self, device: torch.device) -> torch.Tensor:
+        """[8] float64 on ``device``: each channel's format limit less 1e-4 of it (cached)."""
+        key = str(device)
+        cache = self.__dict__.setdefault("_limits_cache", {})
+        if key not in cache:
+            cache[key] = torch.tensor(CHANNEL_LIMITS, dtype=torch.float64, device=device) * (1.0 - 1e-4)
+        return cache[key]
 
     @torch.no_grad()
     def _zero_on_b_grid_(self, lim: float) -> None:
         """Move b's offset to the nearest whole number of steps below 0 (staying inside
-        +-``lim``) when b's range spans 0, so that the grid value q = -offset / scale is 0."""
-        s = float(self.scale[B_CHANNEL])
-        lo = float(self.offset[B_CHANNEL])
-        qmax = float(self.qmax[B_CHANNEL])
-        if not (lo < 0.0 < lo + qmax * s):
-            return
-        k = min(max(round(-lo / s), 0), int(qmax))
-        if -k * s < -lim:
-            k -= 1
-        if -k * s + qmax * s > lim:
-            k += 1
-        self.offset[B_CHANNEL] = -k * s
+        +-``lim``) when b's range spans 0, so that the grid value q = -offset / scale is 0.
+        In float64 tensor operations on the parameters' device (no host sync); the steps k
+        are whole numbers, rounded half to even."""
+        s = self.scale[B_CHANNEL].double()
+        lo = self.offset[B_CHANNEL].double()
+        qmax = self.qmax[B_CHANNEL].double()
+        spans = (lo < 0.0) & (lo + qmax * s > 0.0)
+        k = torch.minimum(torch.clamp(torch.round(-lo / s), min=0.0), qmax)
+        k = torch.where(-k * s < -lim, k - 1.0, k)
+        k = torch.where(-k * s + qmax * s > lim, k + 1.0, k)
+        self.offset[B_CHANNEL] = torch.where(spans, (-k * s).float(), self.offset[B_CHANNEL])
 
     # -- forward ----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]

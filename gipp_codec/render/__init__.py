@@ -63,7 +63,8 @@ def mse_step(renderer: Callable, target) -> Callable:
     training against ``target`` [H, W, 3]: renders with ``renderer`` and backpropagates
     mean((image - target)^2) into means, covs and colors. With ``image=False`` the caller
     does not need the image: the step may return None instead. With ``loss=True`` it
-    returns (image or None, that mean squared error as a float). For the ``cpu`` renderer the
+    returns (image or None, that mean squared error: a float from the numba path, a 0-dim
+    float64 tensor from the others, which a GPU need not sync for). For the ``cpu`` renderer the
     numba path (``cpu_mse_step``) writes the loss gradient straight into its backward's
     buffer (and then stores no image unless asked); any other renderer goes through
     autograd with the gradient 2 (image - target) / numel. Both give the same numbers."""
@@ -79,7 +80,8 @@ def mse_step(renderer: Callable, target) -> Callable:
         rendered = renderer(means, covs, colors, height, width)
         with torch.no_grad():
             residual = rendered.detach() - target  # [H, W, 3]
-            value = float(residual.square().mean()) if loss else None
+            # a 0-dim float64 tensor, not a float: reading it on the host would sync a GPU
+            value = residual.square().mean().double() if loss else None
             grad = residual.mul_(2.0 / rendered.numel())
         rendered.backward(grad)
         return (rendered.detach(), value) if loss else rendered.detach()
