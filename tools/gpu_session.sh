@@ -20,6 +20,9 @@
 #      (bench_rd --gimg-warmup): the encode-time ratio
 #   4b. tools/encode_profile.py on kodim23 (0.5 bpp, 1000 iterations, --phases): the time
 #      of one float and one QAT iteration on the GPU, and where an encode's time goes
+#   4c. if .gpu/base holds an older commit's code (made here with
+#      `mkdir -p .gpu/base && git archive COMMIT gipp_codec tools | tar -x -C .gpu/base`),
+#      the same profile with it right after: a before/after on one machine in one call
 #   5. every Kodak image on cuda at RATES (0.15, 1.0, 0.5, 0.25 bpp), 5000 iterations,
 #      WORKERS processes sharing the GPU, each taking every WORKERS-th image, rate by rate
 #      (one bench_rd JSON per rate and worker, rewritten after every image), until the
@@ -68,7 +71,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to NAME.log
 pack() {
     say "packing"
     cp "$LOG" "$OUTDIR/session.log"
-    tar czf "$OUTDIR/results.tgz" -C "$WORK" --exclude numba_cache --exclude site . 2>/dev/null
+    tar czf "$OUTDIR/results.tgz" -C "$WORK" --exclude numba_cache --exclude numba_cache_base --exclude site . 2>/dev/null
     summary >"$OUTDIR/summary.txt" 2>&1
     cat "$OUTDIR/summary.txt"
 }
@@ -77,6 +80,7 @@ summary() {
     echo "== bench_gpu"; tail -n 20 "$WORK/bench_gpu.log" 2>/dev/null
     echo "== gpu tests"; tail -n 15 "$WORK/gpu_tests.log" 2>/dev/null
     echo "== encode profile"; tail -n 12 "$WORK/profile.log" 2>/dev/null
+    echo "== encode profile, .gpu/base"; tail -n 12 "$WORK/profile_base.log" 2>/dev/null
     python3 - "$WORK" <<'EOF'
 import glob, json, os, sys
 work = sys.argv[1]
@@ -151,6 +155,12 @@ PAIR=(kodim23.png --codecs gimg --gimg-bpp "$PAIR_BPP" --gimg-iterations "$ITERS
 if [ "$DEVICE" = cuda ]; then
     step profile 150 python3 tools/encode_profile.py "$KODAK/kodim23.png" --bpp "$PAIR_BPP" --iterations 1000 \
         --phases --json "$WORK/encode_profile.json"
+    # 4c. the same with an older checkout's code, when one was carried in .gpu/base
+    if [ -d "$REPO/.gpu/base/gipp_codec" ]; then
+        (export PYTHONPATH=$WORK/site:$REPO/.gpu/base NUMBA_CACHE_DIR=$WORK/numba_cache_base
+         step profile_base 200 python3 "$REPO/.gpu/base/tools/encode_profile.py" "$KODAK/kodim23.png" \
+            --bpp "$PAIR_BPP" --iterations 1000 --phases --json "$WORK/encode_profile_base.json")
+    fi
 fi
 
 # 5. every image on the GPU, WORKERS processes, rate by rate
