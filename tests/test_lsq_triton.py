@@ -1,8 +1,14 @@
-"""``LSQPlus.constrain_``'s Triton kernel (``quant/lsq_triton.py``, used on CUDA) against
-the torch form, bit for bit, on quantizer states that exercise every branch: ranges that
-shrank inside what they hold, ranges past the format's limits, b's range spanning 0 (psd_safe)
-and not. Under Triton's interpreter in a subprocess (this file with ``--interpret-worker``),
-and on CUDA in-process (``@pytest.mark.gpu``)."""
+"""LSQ+'s Triton kernels (``quant/lsq_triton.py``, used on CUDA) against the CPU's forms:
+
+- ``LSQPlus.constrain_``'s kernel against the torch form, bit for bit, on quantizer states
+  that exercise every branch: ranges that shrank inside what they hold, ranges past the
+  format's limits, b's range spanning 0 (psd_safe) and not;
+- the fake quantizer's forward and backward (``LSQPlus.training_step`` on CUDA) against the
+  numba kernels' training step (itself equal to forward + autograd, tests/test_qat.py): the
+  same integers and dequantized rows, gradients within float32 rounding.
+
+Under Triton's interpreter in a subprocess (this file with ``--interpret-worker``), and on
+CUDA in-process (``@pytest.mark.gpu``)."""
 
 import json
 import os
@@ -56,10 +62,77 @@ def compare(device: str) -> dict:
     return {"same": same, "total": total, "changed": changed}
 
 
-def test_kernel_equals_the_torch_form_under_the_interpreter():
-    res = run_interpreted(__file__)
+def quantizer_rows(n: int, psd_safe: bool):
+    """(rows [n, 8], a quantizer with clipped ranges) as tests/test_qat.py builds them; with
+    ``psd_safe`` variances over ~5 decades, so b's step exceeds small Gaussians' sqrt(a c)."""
+    g = torch.Generator().manual_seed(7 if psd_safe else 3)
+    x = torch.rand(n, 2, generator=g) * torch.tensor([768.0, 512.0])
+    spread = 2.5 if psd_safe else 1.5
+    a = torch.exp(torch.randn(n, generator=g) * spread + 1.0)
+    c = torch.exp(torch.randn(n, generator=g) * spread + 1.0)
+    b = (torch.rand(n, generator=g) - 0.5) * 1.9 * torch.sqrt(a * c)
+    rows = torch.cat((x, a[:, None], b[:, None], c[:, None], torch.randn(n, 3, generator=g) * 3), dim=1)
+    quant = LSQPlus((12, 12, 10, 10, 10, 6, 6, 6), psd_safe=psd_safe)
+    quant.init_minmax(rows)
+    with torch.no_grad():  # clip some values, as a learned range does
+        quant.offset.add_(quant.scale * quant.qmax * 0.05)
+        quant.scale.mul_(0.9)
+    return rows, quant
+
+
+def training_step_diffs(device: str, psd_safe: bool) -> dict:
+    """The Triton training step (on ``device``) against the numba one (on the CPU): whether the
+    dequantized rows agree exactly, and the largest relative gradient differences."""
+    from gipp_codec.quant import lsq
+
+    rows, quant = quantizer_rows(700, psd_safe)  # several programs of the backward
+    w = torch.randn(700, 8, generator=torch.Generator().manual_seed(1))
+
+    def run(dev: str, triton_path: bool):
+        q = LSQPlus(quant.bits, psd_safe=psd_safe).to(dev)
+        with torch.no_grad():
+            q.scale.copy_(quant.scale)
+            q.offset.copy_(quant.offset)
+        parts = [p.clone().to(dev).requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
+        seen = {}
+        ww = w.to(dev)
+
+        def step(means, covs, colors):  # nonlinear in every attribute
+            seen["rows"] = torch.cat([means, covs, colors], dim=1).detach().cpu()
+            ((means * ww[:, :2]).sum() + (covs.sin() * ww[:, 2:5]).sum() + (colors ** 2 * ww[:, 5:]).sum()).backward()
+
+        original = lsq._fake_quant_on_triton
+        lsq._fake_quant_on_triton = (lambda x: True) if triton_path else (lambda x: False)
+        try:
+            assert q.fused_for(parts)
+            q.training_step(parts, step)
+        finally:
+            lsq._fake_quant_on_triton = original
+        return seen["rows"], [p.grad.cpu() for p in parts] + [q.scale.grad.cpu(), q.offset.grad.cpu()]
+
+    rows_t, grads_t = run(device, True)
+    rows_n, grads_n = run("cpu", False)
+    rel = [float((a - b).abs().max() / b.abs().max().clamp(min=1e-30)) for a, b in zip(grads_t, grads_n)]
+    return {"rows_equal": bool(torch.equal(rows_t, rows_n)), "grad_rel": rel,
+            "nonzero": all(bool((g != 0).any()) for g in grads_t)}
+
+
+@pytest.fixture(scope="module")
+def interpreted():
+    return run_interpreted(__file__)
+
+
+def test_kernel_equals_the_torch_form_under_the_interpreter(interpreted):
+    res = interpreted["constrain"]
     assert res["total"] == 40 and res["same"] == 40, res
     assert res["changed"] >= 20, res  # the states do exercise the constraints
+
+
+@pytest.mark.parametrize("psd_safe", ["False", "True"])
+def test_fake_quantizer_kernels_match_the_numba_training_step_under_the_interpreter(interpreted, psd_safe):
+    res = interpreted["training_step"][psd_safe]
+    assert res["rows_equal"] and res["nonzero"], res
+    assert max(res["grad_rel"]) <= 1e-5, res
 
 
 def test_kernel_compiles_for_sm90_without_a_gpu():
@@ -72,6 +145,23 @@ def test_kernel_compiles_for_sm90_without_a_gpu():
          "C": "constexpr", "B": "constexpr", "PSD": "constexpr", "BLOCK": "constexpr"},
         {"C": 8, "B": B_CHANNEL, "PSD": True, "BLOCK": 8}, {"num_warps": 1, "enable_fp_fusion": False})
     assert "div.rn.f64" in compiled.asm["ptx"] and "fma" not in compiled.asm["ptx"]  # the torch form's roundings
+    fake = {"x_ptr": "*fp32", "scale_ptr": "*fp32", "offset_ptr": "*fp32", "qmax_ptr": "*fp32", "consts_ptr": "*fp64",
+            "out_ptr": "*fp32", "q_ptr": "*fp32", "v_ptr": "*fp32", "e_ptr": "*fp64", "n": "i32",
+            "PSD": "constexpr", "NCH": "constexpr", "BLOCK": "constexpr"}
+    compile_sm90(lsq_triton._fake_quant_forward_kernel, fake, {"PSD": True, "NCH": 8, "BLOCK": lsq_triton.ROWS_PER_PROGRAM},
+                 {"num_warps": 4, "enable_fp_fusion": False})  # (its float32 log is CUDA's, with FMAs inside)
+    compile_sm90(lsq_triton._fake_quant_backward_kernel,
+                 {"x_ptr": "*fp32", "q_ptr": "*fp32", "v_ptr": "*fp32", "e_ptr": "*fp64", "scale_ptr": "*fp32",
+                  "qmax_ptr": "*fp32", "grad_out_ptr": "*fp32", "grad_x_ptr": "*fp32", "partial_ptr": "*fp64",
+                  "n": "i32", "BLOCK": "constexpr"},
+                 {"BLOCK": lsq_triton.ROWS_PER_PROGRAM}, {"num_warps": 4, "enable_fp_fusion": False})
+
+
+def test_channel_layout_agrees_with_lsq():
+    from gipp_codec.quant import lsq, lsq_triton
+
+    layout = (lsq_triton.LOG_A.value, lsq_triton.LOG_C.value, lsq_triton.B_COL.value)
+    assert layout == (*lsq.LOG_CHANNELS, lsq.B_CHANNEL)
 
 
 @pytest.mark.gpu
@@ -82,6 +172,18 @@ def test_kernel_equals_the_torch_form_on_cuda():
     assert res["same"] == res["total"] == 40, res
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("psd_safe", [False, True])
+def test_fake_quantizer_kernels_match_the_numba_training_step_on_cuda(psd_safe):
+    """On the GPU the float32 log and the float64 exp are CUDA's, not libm's: a value may
+    round to the neighbouring integer now and then, so rows agree to float32 rounding there."""
+    pytest.importorskip("triton")
+    res = training_step_diffs("cuda", psd_safe)
+    assert res["nonzero"] and max(res["grad_rel"]) <= 1e-3, res
+
+
 if __name__ == "__main__" and "--interpret-worker" in sys.argv:
     assert os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1"
-    print(json.dumps(compare("cpu")))
+    print(json.dumps({"constrain": compare("cpu"),
+                      "training_step": {str(p): training_step_diffs("cpu", p) for p in (False, True)}}))

@@ -7,8 +7,9 @@ On the GPU the encoder's iterations are bound by per-operation overhead, not by 
 fraction of that. What an iteration costs there therefore follows the number of operations
 it launches and the host syncs that stall the queue. This tool counts both without a GPU:
 it runs the trainer on CPU tensors with the 'cuda' renderer's Triton kernels under
-``TRITON_INTERPRET=1``, with the CPU-only shortcuts switched off (numba Adam, fused QAT
-kernels) and the CUDA-only ones on (Adam's and the quantizer constraints' Triton kernels),
+``TRITON_INTERPRET=1``, with the CPU-only shortcuts switched off (numba Adam, the numba QAT
+and rate kernels) and the CUDA-only ones on (the Triton kernels of Adam, the fake quantizer
+and the quantizer's constraints),
 so every branch taken is the one taken on CUDA, and counts what reaches torch's dispatcher
 per iteration:
 
@@ -129,7 +130,9 @@ def use_cuda_branches() -> None:
     trainer._cpu_f32 = lambda t: False  # RowAdam: not the numba kernels ...
     trainer._triton_rows = lambda t: True  # ... but the Triton step CUDA takes
     lsq._constrains_on_triton = lambda scale: True  # the quantizer's constraints: one kernel
-    lsq.LSQPlus.fused_for = lambda self, parts: False  # QAT: autograd, the torch rate term
+    lsq.LSQPlus._fused = lambda self, x: False  # forward() and quantize(): the torch forms CUDA runs
+    lsq._fake_quant_on_triton = lambda x: True  # QAT's training step: the Triton fake quantizer ...
+    trainer._rate_kernel_for = lambda params, quant: False  # ... and the torch rate term
 
 
 def synthetic_image(h: int = 48, w: int = 64) -> np.ndarray:

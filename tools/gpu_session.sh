@@ -12,8 +12,8 @@
 #   2. a tiny --bpp encode and decode on the CPU (compiles every numba kernel into
 #      NUMBA_CACHE_DIR once for all later processes); meanwhile the renderer
 #      micro-benchmark tools/bench_gpu.py (forward, forward+backward, parity)
-#   3. the GPU tests: pytest -m gpu (Triton renderer and binning parity, Adam's and the
-#      quantizer constraints' Triton kernels, fitting and encoding on CUDA)
+#   3. the GPU tests: pytest -m gpu (Triton renderer and binning parity, the Triton kernels
+#      of Adam, the fake quantizer and its constraints, fitting and encoding on CUDA)
 #      -- if they fail, steps 4 and 5 are skipped (the encoder on CUDA is not trusted)
 #   4. one Kodak image (kodim23) at 0.5 bpp, 5000 iterations, encoded on cuda and then on
 #      the same machine's CPU, one after the other, each after an untimed warm-up encode

@@ -127,6 +127,12 @@ class RowAdam:
         self.steps = fix(self.steps)
 
 
+def _rate_kernel_for(params: list[torch.Tensor], quant: LSQPlus) -> bool:
+    """Whether QAT's rate term runs as the CPU kernel of ``rate_kernels`` (float32 CPU rows);
+    elsewhere it is ``attribute_bits`` through autograd."""
+    return all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params) and quant.scale.device.type == "cpu"
+
+
 def _triton_rows(t: torch.Tensor) -> bool:
     """Whether RowAdam's step runs as one Triton kernel (``adam_triton``): on CUDA with triton."""
     if t.device.type != "cuda":
@@ -380,7 +386,7 @@ def train(
         else:
             need = _image_needed(t, in_qat, cfg, schedule, uses)
             rated = quant is not None and cfg.qat.rate_weight > 0  # the rate term reads the loss
-            if quant is not None and quant.fused_for(params):  # QAT on the CPU: kernels, no autograd engine
+            if quant is not None and quant.fused_for(params):  # QAT in kernels (CPU or CUDA), no autograd engine
                 out = quant.training_step(params, lambda m, c, k: mse_step(m, c, k, image=need, loss=rated))
             else:
                 out = mse_step(*attributes(params, quant), image=need, loss=rated)
@@ -388,7 +394,7 @@ def train(
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
             factor = cfg.qat.rate_weight * mse_now / (height * width)
             channels = RATE_CHANNEL_SETS[cfg.qat.rate_channels]
-            if quant.fused_for(params):  # the CPU kernel, without autograd's engine
+            if _rate_kernel_for(params, quant):  # the CPU kernel, without autograd's engine
                 add_rate_gradients(params, quant, channels, factor)
             else:
                 (attribute_bits(torch.cat(params, dim=1), quant, channels) * factor).backward()

@@ -122,6 +122,11 @@ class _GradScale(torch.autograd.Function):
         return grad * scale, None
 
 
+def _fake_quant_on_triton(x: torch.Tensor) -> bool:
+    """Whether ``LSQPlus.training_step`` fake-quantizes ``x`` with Triton kernels: on CUDA."""
+    return x.is_cuda and importlib.util.find_spec("triton") is not None
+
+
 def _constrains_on_triton(scale: torch.Tensor) -> bool:
     """Whether ``LSQPlus.constrain_`` runs as one Triton kernel (``lsq_triton``): on CUDA."""
     return scale.is_cuda and importlib.util.find_spec("triton") is not None
@@ -330,8 +335,8 @@ class LSQPlus(nn.Module):
         return self.forward_composed(x)
 
     def training_step(self, parts: list[torch.Tensor], step) -> "torch.Tensor | None":
-        """One QAT training step without autograd's engine, for ``fused_for(parts)`` rows:
-        fake-quantizes the leaf tensors ``parts`` (means [N, 2], covs [N, 3], colors [N, 3],
+        """One QAT training step without autograd's engine, for ``fused_for(parts)`` rows (numba
+        kernels on the CPU, Triton ones on CUDA): fake-quantizes the leaf tensors ``parts`` (means [N, 2], covs [N, 3], colors [N, 3],
         the rows' columns in order) with the forward kernel, calls ``step(means, covs,
         colors)`` on the dequantized attributes as new leaves (it must leave their loss
         gradients in ``.grad``, as ``render.mse_step``'s step does) and returns what it
@@ -339,24 +344,36 @@ class LSQPlus(nn.Module):
         ``.grad`` (LSQ's gradient scale applied). The same numbers as ``forward`` followed
         by autograd's backward (tests/test_qat.py)."""
         x = torch.cat([p.detach() for p in parts], dim=1)  # [N, 8]
-        out, q, v, e = _fake_quant_numpy(x, self.scale, self.offset, self.qmax, self.psd_safe)
-        rows = torch.from_numpy(out)  # [N, 8] dequantized
+        on_triton = _fake_quant_on_triton(x)
+        if on_triton:  # CUDA: the same passes in Triton (lsq_triton)
+            from gipp_codec.quant import lsq_triton
+
+            rows, state = lsq_triton.fake_quant_forward_triton(x, self.scale, self.offset, self.qmax, self.psd_safe)
+        else:
+            out, q, v, e = _fake_quant_numpy(x, self.scale, self.offset, self.qmax, self.psd_safe)
+            rows = torch.from_numpy(out)  # [N, 8] dequantized
         widths = [int(p.shape[1]) for p in parts]
         leaves = [r.contiguous().requires_grad_(True) for r in torch.split(rows, widths, dim=1)]
         result = step(*leaves)
         grad_out = torch.cat([leaf.grad if leaf.grad is not None else torch.zeros_like(leaf) for leaf in leaves],
                              dim=1)  # [N, 8]
-        grad_x, grad_s, grad_o = _fake_quant_backward_numpy(x, q, v, e, self.scale, self.qmax, grad_out)
+        if on_triton:
+            grad_x, grad_s, grad_o = lsq_triton.fake_quant_backward_triton(state, self.scale, self.qmax, grad_out)
+        else:
+            grad_x, grad_s, grad_o = (torch.from_numpy(a) for a in _fake_quant_backward_numpy(
+                x, q, v, e, self.scale, self.qmax, grad_out))
         g = 1.0 / torch.sqrt(max(x.shape[0], 1) * self.qmax)  # [8]
-        for p, grad in zip(parts, torch.split(torch.from_numpy(grad_x), widths, dim=1)):
+        for p, grad in zip(parts, torch.split(grad_x, widths, dim=1)):
             p.grad = grad.contiguous()  # [N, width], the layout autograd would accumulate into
-        self.scale.grad = torch.from_numpy(grad_s) * g
-        self.offset.grad = torch.from_numpy(grad_o) * g
+        self.scale.grad = grad_s * g
+        self.offset.grad = grad_o * g
         return result
 
     def fused_for(self, parts: list[torch.Tensor]) -> bool:
-        """Whether ``training_step`` serves these parts: float32 CPU tensors."""
-        return all(self._fused(p) for p in parts)
+        """Whether ``training_step`` serves these parts: float32 tensors on the CPU (numba
+        kernels) or, with triton, on CUDA (``lsq_triton``), on the quantizer's device."""
+        return all(self._fused(p) or (p.dtype == torch.float32 and p.device == self.scale.device
+                                      and _fake_quant_on_triton(p)) for p in parts)
 
     def _fused(self, x: torch.Tensor) -> bool:
         """Whether the CPU kernels serve x: float32 CPU rows."""

@@ -1,4 +1,13 @@
-"""``LSQPlus.constrain_`` on CUDA in one Triton launch.
+"""LSQ+ on CUDA in Triton: ``LSQPlus.constrain_`` in one launch, and the fake quantizer's
+forward and backward passes in one launch each (with a sum of per-program partials).
+
+The fake quantizer's kernels follow ``lsq_kernels`` (the CPU's numba kernels) line for line,
+with the same float32 / float64 operations and no FMA contraction; what may differ is the
+float32 log and the float64 exp against libm's, and the order of the sums over rows of the
+scale's and offset's gradients (per program, then over programs). A test holds them to the
+torch form within float32 rounding.
+
+``LSQPlus.constrain_`` on CUDA in one Triton launch.
 
 QAT constrains the quantizer after every step: each scale stays positive, each channel's
 range keeps covering what it holds and stays inside the format's limits, and (``psd_safe``)
@@ -18,18 +27,19 @@ _CONSTANTS: dict = {}
 
 
 def _constants(device: torch.device) -> torch.Tensor:
-    """[9] float64 on ``device``: the channels' limits less 1e-4 of them [8], then 1e-8
-    (float64 values a Triton literal would round to float32); cached per device."""
+    """[10] float64 on ``device``: the channels' limits less 1e-4 of them [8], then 1e-8 and
+    1 - 1e-4 (float64 values a Triton literal would round to float32); cached per device."""
     key = str(device)
     if key not in _CONSTANTS:
         lim = torch.tensor(CHANNEL_LIMITS, dtype=torch.float64) * (1.0 - 1e-4)
-        _CONSTANTS[key] = torch.cat([lim, torch.tensor([1e-8], dtype=torch.float64)]).to(device)
+        _CONSTANTS[key] = torch.cat([lim, torch.tensor([1e-8, 1.0 - 1e-4], dtype=torch.float64)]).to(device)
     return _CONSTANTS[key]
 
 
 @triton.jit
 def _round_half_even(x):
-    """float64 x rounded to the nearest whole number, ties to even (|x| < 2^51)."""
+    """x rounded to the nearest whole number, ties to even, as numpy's rint and torch.round
+    (float64 with |x| < 2^51, float32 with |x| < 2^22: x + 0.5 is exact then)."""
     r = tl.floor(x + 0.5)
     tie = (r - x) == 0.5
     odd = (r - 2.0 * tl.floor(r * 0.5)) == 1.0
@@ -89,3 +99,154 @@ def constrain_triton(scale: torch.Tensor, offset: torch.Tensor, qmax: torch.Tens
     _constrain_kernel[(1,)](scale, offset, qmax, held.to(device=scale.device).contiguous(),
                             _constants(scale.device), C=c, B=int(b_channel), PSD=bool(psd_safe),
                             BLOCK=triton.next_power_of_2(c), num_warps=1, enable_fp_fusion=False)
+
+
+# ------------------------------------------------------------------ the fake quantizer
+
+ROWS_PER_PROGRAM = 128
+# lsq.LOG_CHANNELS and lsq.B_CHANNEL (a test checks they agree), as constants the kernels read
+LOG_A = tl.constexpr(2)
+B_COL = tl.constexpr(3)
+LOG_C = tl.constexpr(4)
+
+
+@triton.jit
+def _dequantized(q, s, o):
+    """The decoder's value float32(float64(q) * float64(s) + float64(o))."""
+    return (q.to(tl.float64) * s.to(tl.float64) + o.to(tl.float64)).to(tl.float32)
+
+
+@triton.jit
+def _fake_quant_forward_kernel(
+    x_ptr,  # [N, 8] float32 rows
+    scale_ptr, offset_ptr, qmax_ptr,  # [8] float32
+    consts_ptr,  # float64 constants (``_constants``)
+    out_ptr, q_ptr, v_ptr,  # [N, 8] float32: dequantized rows, integers, (t - offset) / scale
+    e_ptr,  # [N, 8] float64: exp(value) on the log channels, else 0
+    n,
+    PSD: tl.constexpr, NCH: tl.constexpr, BLOCK: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    live = rows < n
+    base = rows.to(tl.int64) * 8
+    for j in tl.static_range(8):
+        x = tl.load(x_ptr + base + j, mask=live, other=1.0)
+        s = tl.load(scale_ptr + j)
+        o = tl.load(offset_ptr + j)
+        qm = tl.load(qmax_ptr + j)
+        if j == LOG_A or j == LOG_C:
+            t = tl.log(tl.maximum(x, 1e-12))
+        else:
+            t = x
+        v = tl.div_rn(t - o, s)
+        q = _round_half_even(tl.minimum(tl.maximum(v, 0.0), qm))
+        value = _dequantized(q, s, o)
+        if j == LOG_A or j == LOG_C:
+            e = tl.exp(value.to(tl.float64))
+            value = e.to(tl.float32)
+        else:
+            e = tl.zeros_like(value).to(tl.float64)
+        tl.store(v_ptr + base + j, v, mask=live)
+        tl.store(q_ptr + base + j, q, mask=live)
+        tl.store(e_ptr + base + j, e, mask=live)
+        tl.store(out_ptr + base + j, value, mask=live)
+    if PSD:  # b's integer moves to the nearest one that keeps a c - b b > 0 (lsq_kernels.psd_safe_level)
+        a = tl.load(out_ptr + base + LOG_A, mask=live, other=1.0)
+        c = tl.load(out_ptr + base + LOG_C, mask=live, other=1.0)
+        qb = tl.load(q_ptr + base + B_COL, mask=live, other=0.0)
+        sb32 = tl.load(scale_ptr + B_COL)
+        ob32 = tl.load(offset_ptr + B_COL)
+        sb = sb32.to(tl.float64)
+        ob = ob32.to(tl.float64)
+        qm = tl.load(qmax_ptr + B_COL).to(tl.float64)
+        keep = tl.load(consts_ptr + NCH + 1)  # 1 - 1e-4
+        q64 = qb.to(tl.float64)
+        bound = tl.sqrt(a.to(tl.float64) * c.to(tl.float64)) * keep
+        lo = tl.minimum(tl.maximum(tl.ceil((-bound - ob) / sb), 0.0), qm)
+        hi = tl.minimum(tl.maximum(tl.floor((bound - ob) / sb), 0.0), qm)
+        target = tl.where(lo <= hi, tl.minimum(tl.maximum(q64, lo), hi), q64)
+        zero = tl.minimum(tl.maximum(_round_half_even(-ob / sb), 0.0), qm)
+        for _ in tl.static_range(4):
+            vb = (target * sb + ob).to(tl.float32)
+            done = (a * c - vb * vb > 0.0) | (target == zero)
+            target = tl.where(done, target, target + tl.where(zero > target, 1.0, -1.0))
+        qnew = target.to(tl.float32)
+        moved = live & (qnew != qb)
+        tl.store(q_ptr + base + B_COL, qnew, mask=moved)
+        tl.store(out_ptr + base + B_COL, _dequantized(qnew, sb32, ob32), mask=moved)
+
+
+@triton.jit
+def _fake_quant_backward_kernel(
+    x_ptr, q_ptr, v_ptr, e_ptr,  # the forward's x, q, v [N, 8] float32 and e [N, 8] float64
+    scale_ptr, qmax_ptr,  # [8] float32
+    grad_out_ptr,  # [N, 8] float32: the loss gradient of the dequantized rows
+    grad_x_ptr,  # [N, 8] float32 output
+    partial_ptr,  # [programs, 8, 4] float64 output: this program's sums of the scale's and offset's terms
+    n,
+    BLOCK: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    rows = pid * BLOCK + tl.arange(0, BLOCK)
+    live = rows < n
+    base = rows.to(tl.int64) * 8
+    for j in tl.static_range(8):
+        s = tl.load(scale_ptr + j)
+        qm = tl.load(qmax_ptr + j)
+        v = tl.load(v_ptr + base + j, mask=live, other=0.0)
+        q = tl.load(q_ptr + base + j, mask=live, other=0.0)
+        g = tl.load(grad_out_ptr + base + j, mask=live, other=0.0)
+        if j == LOG_A or j == LOG_C:  # d exp(value) / d value = exp(value), in float64
+            g = (g.to(tl.float64) * tl.load(e_ptr + base + j, mask=live, other=0.0)).to(tl.float32)
+        g64 = g.to(tl.float64)
+        s_value = tl.sum(tl.where(live, g64 * q.to(tl.float64), 0.0), axis=0)
+        o_value = tl.sum(tl.where(live, g64, 0.0), axis=0)
+        gq = (g64 * s.to(tl.float64)).to(tl.float32)  # d value / d q, straight through the rounding
+        gv = tl.where((v >= 0.0) & (v <= qm), gq, 0.0)
+        gt = tl.div_rn(gv, s)
+        s_ratio = tl.sum(tl.where(live, (-gv * tl.div_rn(v, s)).to(tl.float64), 0.0), axis=0)
+        o_ratio = -tl.sum(tl.where(live, gt.to(tl.float64), 0.0), axis=0)
+        if j == LOG_A or j == LOG_C:
+            xv = tl.load(x_ptr + base + j, mask=live, other=1.0)
+            gt = tl.where(xv >= 1e-12, tl.div_rn(gt, xv), 0.0)
+        tl.store(grad_x_ptr + base + j, gt, mask=live)
+        at = partial_ptr + (pid * 8 + j) * 4
+        tl.store(at + 0, s_value)
+        tl.store(at + 1, s_ratio)
+        tl.store(at + 2, o_value)
+        tl.store(at + 3, o_ratio)
+
+
+def fake_quant_forward_triton(x: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor, qmax: torch.Tensor,
+                              psd_safe: bool) -> tuple[torch.Tensor, tuple]:
+    """(dequantized rows [N, 8] float32, the state the backward needs) of rows ``x`` [N, 8]
+    float32: ``lsq_kernels.fake_quant_forward`` in one launch."""
+    n = int(x.shape[0])
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    q = torch.empty_like(x)
+    v = torch.empty_like(x)
+    e = torch.empty(x.shape, dtype=torch.float64, device=x.device)
+    if n > 0:
+        _fake_quant_forward_kernel[(triton.cdiv(n, ROWS_PER_PROGRAM),)](
+            x, scale.detach(), offset.detach(), qmax, _constants(x.device), out, q, v, e, n,
+            PSD=bool(psd_safe), NCH=len(CHANNEL_LIMITS), BLOCK=ROWS_PER_PROGRAM, num_warps=4,
+            enable_fp_fusion=False)
+    return out, (x, q, v, e)
+
+
+def fake_quant_backward_triton(state: tuple, scale: torch.Tensor, qmax: torch.Tensor,
+                               grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(grad_x [N, 8], grad_scale [8], grad_offset [8]) float32, the unscaled LSQ+ gradients
+    (``lsq_kernels.fake_quant_backward``) from the forward's ``state`` and ``grad_out`` [N, 8]."""
+    x, q, v, e = state
+    n = int(x.shape[0])
+    programs = max(triton.cdiv(n, ROWS_PER_PROGRAM), 1)
+    grad_x = torch.empty_like(x)
+    partial = torch.zeros(programs, 8, 4, dtype=torch.float64, device=x.device)
+    if n > 0:
+        _fake_quant_backward_kernel[(programs,)](
+            x, q, v, e, scale.detach(), qmax, grad_out.float().contiguous(), grad_x, partial, n,
+            BLOCK=ROWS_PER_PROGRAM, num_warps=4, enable_fp_fusion=False)
+    sums = partial.sum(dim=0).float()  # [8, 4]: scale (value, ratio), offset (value, ratio)
+    return grad_x, sums[:, 0] + sums[:, 1], sums[:, 2] + sums[:, 3]
