@@ -1,20 +1,18 @@
 """LSQ+ on CUDA in Triton: ``LSQPlus.constrain_`` in one launch, and the fake quantizer's
-forward and backward passes in one launch each (with a sum of per-program partials).
+forward and backward passes in one launch each (with a sum of per-program partials). In
+torch each is tens of small operations per QAT iteration, whose launch overhead is what a
+GPU pays for them (BENCHMARKS.md §7).
+
+The constraints (after every QAT step each scale stays positive, each channel's range keeps
+covering what it holds and stays inside the format's limits, and with ``psd_safe`` b's grid
+keeps 0 on it): lane j for channel j, the same float32 / float64 operations as the torch
+form without FMA contraction, so the same values bit for bit (a test).
 
 The fake quantizer's kernels follow ``lsq_kernels`` (the CPU's numba kernels) line for line,
-with the same float32 / float64 operations and no FMA contraction; what may differ is the
-float32 log and the float64 exp against libm's, and the order of the sums over rows of the
-scale's and offset's gradients (per program, then over programs). A test holds them to the
-torch form within float32 rounding.
-
-``LSQPlus.constrain_`` on CUDA in one Triton launch.
-
-QAT constrains the quantizer after every step: each scale stays positive, each channel's
-range keeps covering what it holds and stays inside the format's limits, and (``psd_safe``)
-b's grid keeps 0 on it. In torch that is some forty operations on [8]-element tensors per
-iteration, whose launch overhead is what a GPU pays for them (BENCHMARKS.md §7). This kernel
-does the same arithmetic, lane j for channel j, in the same float32 / float64 operations
-without FMA contraction, so it gives the torch form's values bit for bit (a test).
+with the same float32 / float64 operations and no FMA contraction in our expressions; what
+may differ is the float32 log and the float64 exp against libm's, and the order of the sums
+over rows of the scale's and offset's gradients (per program, then over programs). A test
+holds them to the numba training step. Training code only: the decoder never imports this.
 """
 
 import torch
