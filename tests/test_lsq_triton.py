@@ -148,7 +148,8 @@ def test_kernel_compiles_for_sm90_without_a_gpu():
     fake = {"x_ptr": "*fp32", "scale_ptr": "*fp32", "offset_ptr": "*fp32", "qmax_ptr": "*fp32", "consts_ptr": "*fp64",
             "out_ptr": "*fp32", "q_ptr": "*fp32", "v_ptr": "*fp32", "e_ptr": "*fp64", "n": "i32",
             "PSD": "constexpr", "NCH": "constexpr", "BLOCK": "constexpr"}
-    compile_sm90(lsq_triton._fake_quant_forward_kernel, fake, {"PSD": True, "NCH": 8, "BLOCK": lsq_triton.ROWS_PER_PROGRAM},
+    compile_sm90(lsq_triton._fake_quant_forward_kernel, fake,
+                 {"PSD": True, "NCH": 8, "BLOCK": lsq_triton.ROWS_PER_PROGRAM},
                  {"num_warps": 4, "enable_fp_fusion": False})  # (its float32 log is CUDA's, with FMAs inside)
     compile_sm90(lsq_triton._fake_quant_backward_kernel,
                  {"x_ptr": "*fp32", "q_ptr": "*fp32", "v_ptr": "*fp32", "e_ptr": "*fp64", "scale_ptr": "*fp32",

@@ -130,7 +130,8 @@ class RowAdam:
 def _rate_kernel_for(params: list[torch.Tensor], quant: LSQPlus) -> bool:
     """Whether QAT's rate term runs as the CPU kernel of ``rate_kernels`` (float32 CPU rows);
     elsewhere it is ``attribute_bits`` through autograd."""
-    return all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params) and quant.scale.device.type == "cpu"
+    on_cpu = all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params)
+    return on_cpu and quant.scale.device.type == "cpu"
 
 
 def _triton_rows(t: torch.Tensor) -> bool:

@@ -336,10 +336,11 @@ class LSQPlus(nn.Module):
 
     def training_step(self, parts: list[torch.Tensor], step) -> "torch.Tensor | None":
         """One QAT training step without autograd's engine, for ``fused_for(parts)`` rows (numba
-        kernels on the CPU, Triton ones on CUDA): fake-quantizes the leaf tensors ``parts`` (means [N, 2], covs [N, 3], colors [N, 3],
-        the rows' columns in order) with the forward kernel, calls ``step(means, covs,
-        colors)`` on the dequantized attributes as new leaves (it must leave their loss
-        gradients in ``.grad``, as ``render.mse_step``'s step does) and returns what it
+        kernels on the CPU, Triton ones on CUDA): fake-quantizes the leaf tensors ``parts``
+        (means [N, 2], covs [N, 3], colors [N, 3], the rows' columns in order) with the
+        forward kernel, calls ``step(means, covs, colors)`` on the dequantized attributes as
+        new leaves (it must leave their loss gradients in ``.grad``, as ``render.mse_step``'s
+        step does) and returns what it
         returns; then the backward kernel sets ``parts[i].grad`` and the scale's and offset's
         ``.grad`` (LSQ's gradient scale applied). The same numbers as ``forward`` followed
         by autograd's backward (tests/test_qat.py)."""
