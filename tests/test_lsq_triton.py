@@ -83,12 +83,12 @@ def quantizer_rows(n: int, psd_safe: bool):
 def training_step_diffs(device: str, psd_safe: bool) -> dict:
     """The Triton training step (on ``device``) against the numba one (on the CPU): whether the
     dequantized rows agree exactly, and the largest relative gradient differences."""
-    from gipp_codec.quant import lsq
+    from gipp_codec import triton_path
 
     rows, quant = quantizer_rows(700, psd_safe)  # several programs of the backward
     w = torch.randn(700, 8, generator=torch.Generator().manual_seed(1))
 
-    def run(dev: str, triton_path: bool):
+    def run(dev: str, on_triton: bool):
         q = LSQPlus(quant.bits, psd_safe=psd_safe).to(dev)
         with torch.no_grad():
             q.scale.copy_(quant.scale)
@@ -101,13 +101,13 @@ def training_step_diffs(device: str, psd_safe: bool) -> dict:
             seen["rows"] = torch.cat([means, covs, colors], dim=1).detach().cpu()
             ((means * ww[:, :2]).sum() + (covs.sin() * ww[:, 2:5]).sum() + (colors ** 2 * ww[:, 5:]).sum()).backward()
 
-        original = lsq._fake_quant_on_triton
-        lsq._fake_quant_on_triton = (lambda x: True) if triton_path else (lambda x: False)
+        original = triton_path.serves
+        triton_path.serves = (lambda t: True) if on_triton else (lambda t: False)
         try:
             assert q.fused_for(parts)
             q.training_step(parts, step)
         finally:
-            lsq._fake_quant_on_triton = original
+            triton_path.serves = original
         return seen["rows"], [p.grad.cpu() for p in parts] + [q.scale.grad.cpu(), q.offset.grad.cpu()]
 
     rows_t, grads_t = run(device, True)

@@ -127,12 +127,20 @@ def use_cuda_branches() -> None:
     from gipp_codec.fit import trainer
     from gipp_codec.quant import lsq
 
-    trainer._cpu_f32 = lambda t: False  # RowAdam: not the numba kernels ...
-    trainer._triton_rows = lambda t: True  # ... but the Triton step CUDA takes
-    lsq._constrains_on_triton = lambda scale: True  # the quantizer's constraints: one kernel
+    trainer._cpu_f32 = lambda t: False  # RowAdam: not the numba kernels
     lsq.LSQPlus._fused = lambda self, x: False  # forward() and quantize(): the torch forms CUDA runs
-    lsq._fake_quant_on_triton = lambda x: True  # QAT's training step: the Triton fake quantizer ...
-    trainer._rate_kernel_for = lambda params, quant: False  # ... and the torch rate term
+    trainer._rate_kernel_for = lambda params, quant: False  # the rate term: the torch form
+    # every Triton fast path (Adam, LSQ+'s training step and constraints) takes CPU tensors too:
+    # through triton_path, or in a checkout from before it (--repo) through its own hooks
+    try:
+        from gipp_codec import triton_path
+
+        triton_path.serves = lambda t: True
+    except ImportError:
+        pass
+    for module, name in ((trainer, "_triton_rows"), (lsq, "_constrains_on_triton"), (lsq, "_fake_quant_on_triton")):
+        if hasattr(module, name):
+            setattr(module, name, lambda t: True)
 
 
 def synthetic_image(h: int = 48, w: int = 64) -> np.ndarray:

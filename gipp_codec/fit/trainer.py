@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from gipp_codec import triton_path
 from gipp_codec.fit import adam_kernels
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
@@ -71,7 +72,7 @@ class RowAdam:
         ``adam_triton`` (three float32 parameters with gradients), elsewhere by
         ``step_composed``."""
         if not all(_cpu_f32(t) for t in [self.steps] + self.params):
-            if _triton_rows(self.steps):
+            if triton_path.serves(self.steps):
                 from gipp_codec.fit import adam_triton
 
                 if adam_triton.fits(self.steps, self.params, self.m, self.v):
@@ -132,15 +133,6 @@ def _rate_kernel_for(params: list[torch.Tensor], quant: LSQPlus) -> bool:
     elsewhere it is ``attribute_bits`` through autograd."""
     on_cpu = all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params)
     return on_cpu and quant.scale.device.type == "cpu"
-
-
-def _triton_rows(t: torch.Tensor) -> bool:
-    """Whether RowAdam's step runs as one Triton kernel (``adam_triton``): on CUDA with triton."""
-    if t.device.type != "cuda":
-        return False
-    import importlib.util
-
-    return importlib.util.find_spec("triton") is not None
 
 
 def _cpu_f32(t: torch.Tensor) -> bool:

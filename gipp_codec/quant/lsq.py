@@ -25,12 +25,11 @@ numba pass each (``gipp_codec.quant.lsq_kernels``); ``forward_composed`` is the 
 computation in torch operations, used on other devices and as the tests' reference.
 """
 
-import importlib.util
-
 import numpy as np
 import torch
 from torch import nn
 
+from gipp_codec import triton_path
 from gipp_codec.format.constants import CHANNEL_LIMITS
 from gipp_codec.quant import lsq_kernels
 
@@ -120,16 +119,6 @@ class _GradScale(torch.autograd.Function):
     def backward(ctx, grad):
         (scale,) = ctx.saved_tensors
         return grad * scale, None
-
-
-def _fake_quant_on_triton(x: torch.Tensor) -> bool:
-    """Whether ``LSQPlus.training_step`` fake-quantizes ``x`` with Triton kernels: on CUDA."""
-    return x.is_cuda and importlib.util.find_spec("triton") is not None
-
-
-def _constrains_on_triton(scale: torch.Tensor) -> bool:
-    """Whether ``LSQPlus.constrain_`` runs as one Triton kernel (``lsq_triton``): on CUDA."""
-    return scale.is_cuda and importlib.util.find_spec("triton") is not None
 
 
 def to_coding_domain(x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
@@ -274,7 +263,7 @@ class LSQPlus(nn.Module):
         (by at most half a step) to put 0 on b's grid. (A Gaussian whose log-variance ran past the limit,
         a near-constant term over the whole image, is then clamped to the limit.) First, a
         range ``hold_range_`` holds is widened back to cover what it held."""
-        if _constrains_on_triton(self.scale):
+        if triton_path.serves(self.scale):
             from gipp_codec.quant.lsq_triton import constrain_triton  # the same values, one launch
 
             constrain_triton(self.scale.data, self.offset.data, self.qmax, self.held, B_CHANNEL, self.psd_safe)
@@ -290,7 +279,7 @@ class LSQPlus(nn.Module):
         hi_new = torch.where(hi < held[1], held[1], hi)
         self.offset.copy_(torch.where(shrunk, lo_new, lo).float())
         self.scale.copy_(torch.where(shrunk, (hi_new - lo_new) / qmax, self.scale.double()).float())
-        lim = self._limits(qmax.device)
+        lim = torch.tensor(CHANNEL_LIMITS, dtype=torch.float64, device=qmax.device) * (1.0 - 1e-4)
         lo = self.offset.double()
         hi = lo + qmax * self.scale.double()
         out = (lo < -lim) | (hi > lim)
@@ -300,14 +289,6 @@ class LSQPlus(nn.Module):
         self.scale.copy_(torch.where(out, (hi_new - lo_new) / qmax, self.scale.double()).float())
         if self.psd_safe:
             self._zero_on_b_grid_(CHANNEL_LIMITS[B_CHANNEL] * (1.0 - 1e-4))
-
-    def _limits(self, device: torch.device) -> torch.Tensor:
-        """[8] float64 on ``device``: each channel's format limit less 1e-4 of it (cached)."""
-        key = str(device)
-        cache = self.__dict__.setdefault("_limits_cache", {})
-        if key not in cache:
-            cache[key] = torch.tensor(CHANNEL_LIMITS, dtype=torch.float64, device=device) * (1.0 - 1e-4)
-        return cache[key]
 
     @torch.no_grad()
     def _zero_on_b_grid_(self, lim: float) -> None:
@@ -345,7 +326,7 @@ class LSQPlus(nn.Module):
         ``.grad`` (LSQ's gradient scale applied). The same numbers as ``forward`` followed
         by autograd's backward (tests/test_qat.py)."""
         x = torch.cat([p.detach() for p in parts], dim=1)  # [N, 8]
-        on_triton = _fake_quant_on_triton(x)
+        on_triton = triton_path.serves(x)
         if on_triton:  # CUDA: the same passes in Triton (lsq_triton)
             from gipp_codec.quant import lsq_triton
 
@@ -374,7 +355,7 @@ class LSQPlus(nn.Module):
         """Whether ``training_step`` serves these parts: float32 tensors on the CPU (numba
         kernels) or, with triton, on CUDA (``lsq_triton``), on the quantizer's device."""
         return all(self._fused(p) or (p.dtype == torch.float32 and p.device == self.scale.device
-                                      and _fake_quant_on_triton(p)) for p in parts)
+                                      and triton_path.serves(p)) for p in parts)
 
     def _fused(self, x: torch.Tensor) -> bool:
         """Whether the CPU kernels serve x: float32 CPU rows."""

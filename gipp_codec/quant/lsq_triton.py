@@ -19,19 +19,13 @@ import torch
 import triton
 import triton.language as tl
 
+from gipp_codec import triton_path
 from gipp_codec.format.constants import CHANNEL_LIMITS
-
-_CONSTANTS: dict = {}
-
 
 def _constants(device: torch.device) -> torch.Tensor:
     """[10] float64 on ``device``: the channels' limits less 1e-4 of them [8], then 1e-8 and
-    1 - 1e-4 (float64 values a Triton literal would round to float32); cached per device."""
-    key = str(device)
-    if key not in _CONSTANTS:
-        lim = torch.tensor(CHANNEL_LIMITS, dtype=torch.float64) * (1.0 - 1e-4)
-        _CONSTANTS[key] = torch.cat([lim, torch.tensor([1e-8, 1.0 - 1e-4], dtype=torch.float64)]).to(device)
-    return _CONSTANTS[key]
+    1 - 1e-4 (``triton_path.constants``: values a Triton literal would round to float32)."""
+    return triton_path.constants(tuple(x * (1.0 - 1e-4) for x in CHANNEL_LIMITS) + (1e-8, 1.0 - 1e-4), device)
 
 
 @triton.jit

@@ -14,7 +14,6 @@ Training steps use ``mse_step(renderer, target)``: render and backpropagate the 
 ``gipp_codec.render.numba_kernels``.
 """
 
-import importlib.util
 from typing import Callable
 
 from gipp_codec.errors import ConfigError
@@ -29,11 +28,13 @@ def get_renderer(backend: str = "auto", device="cpu") -> Callable:
     """Return the render function for ``backend`` ("auto", "reference", "cpu", "cuda") on ``device``."""
     import torch
 
+    from gipp_codec import triton_path
+
     device = torch.device(device)
     if backend == "auto":
         if device.type == "cpu":
             backend = "cpu"
-        elif device.type == "cuda" and importlib.util.find_spec("triton") is not None:
+        elif device.type == "cuda" and triton_path.available():
             backend = "cuda"
         else:
             backend = "reference"

@@ -21,23 +21,12 @@ import torch
 import triton
 import triton.language as tl
 
+from gipp_codec import triton_path
 from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET
 from gipp_codec.render.tiles import _BOX_MARGIN, TILE, TileBins
 
 RECT_BLOCK = 128  # Gaussians per program of the rectangle kernel
 EXPAND_BLOCK = 64  # pairs written per step of the expansion kernel
-
-# float64 constants the kernel reads from memory: a Python float passed to a Triton kernel
-# becomes float32, and the box margin (1e-3) is not exact in float32.
-_CONSTANTS: dict = {}
-
-
-def _constants(device: torch.device) -> torch.Tensor:
-    """[1] float64 on ``device``: the box margin (cached per device: no work per render)."""
-    key = str(device)
-    if key not in _CONSTANTS:
-        _CONSTANTS[key] = torch.tensor([_BOX_MARGIN], dtype=torch.float64, device=device)
-    return _CONSTANTS[key]
 
 
 @triton.jit
@@ -138,7 +127,8 @@ def bin_gaussians_triton(
     counts = torch.empty(n, dtype=torch.int64, device=device)
     if n > 0:
         _tile_rect_kernel[(triton.cdiv(n, RECT_BLOCK),)](
-            m, cv, given, _constants(device), x0, y0, nx, counts, n, height, width,
+            # the box margin (1e-3) from memory: float32 cannot hold it
+            m, cv, given, triton_path.constants((_BOX_MARGIN,), device), x0, y0, nx, counts, n, height, width,
             TILE_SIZE=TILE, CUT=CUTOFF_M2, CENTER=PIXEL_CENTER_OFFSET, BLOCK=RECT_BLOCK,
             enable_fp_fusion=False,
         )
