@@ -271,15 +271,18 @@ def test_kernels_compile_for_sm90_without_a_gpu():
     compile_sm90(ct._covariance_grad_kernel, {"params_ptr": "*fp32", "valid_ptr": "*i1", "grads_ptr": "*fp32",
                                               "dcovs_ptr": "*fp32", "n": "i32", "BLOCK": "constexpr"},
                  rows, {"num_warps": 4, "enable_fp_fusion": False})
-    rect = compile_sm90(
-        tt._tile_rect_kernel,
-        {"means_ptr": "*fp32", "covs_ptr": "*fp32", "valid_ptr": "*i1", "consts_ptr": "*fp64",
-         "x0_ptr": "*i32", "y0_ptr": "*i32", "nx_ptr": "*i32", "counts_ptr": "*i64",
-         "n": "i32", "height": "i32", "width": "i32",
-         "TILE_SIZE": "constexpr", "CUT": "constexpr", "CENTER": "constexpr", "BLOCK": "constexpr"},
-        {"TILE_SIZE": TILE, "CUT": CUTOFF_M2, "CENTER": PIXEL_CENTER_OFFSET, "BLOCK": tt.RECT_BLOCK},
-        {"num_warps": 4, "enable_fp_fusion": False})
+    rect_sig = {"means_ptr": "*fp32", "covs_ptr": "*fp32", "valid_ptr": "*i1", "consts_ptr": "*fp64",
+                "x0_ptr": "*i32", "y0_ptr": "*i32", "nx_ptr": "*i32", "counts_ptr": "*i64",
+                "n": "i32", "height": "i32", "width": "i32",
+                "TILE_SIZE": "constexpr", "CUT": "constexpr", "CENTER": "constexpr", "BLOCK": "constexpr"}
+    rect_consts = {"TILE_SIZE": TILE, "CUT": CUTOFF_M2, "CENTER": PIXEL_CENTER_OFFSET, "BLOCK": tt.RECT_BLOCK}
+    rect = compile_sm90(tt._tile_rect_kernel, rect_sig, rect_consts, {"num_warps": 4, "enable_fp_fusion": False})
     assert "sqrt.rn.f64" in rect.asm["ptx"] and "fma" not in rect.asm["ptx"]  # the torch form's roundings
+    # Triton's launcher turns an int argument equal to 1 into a constant (a 1-pixel-wide or
+    # -high image, a single Gaussian or tile column): the kernels must compile that way too
+    ones = {"n": "constexpr", "height": "constexpr", "width": "constexpr"}
+    compile_sm90(tt._tile_rect_kernel, {**rect_sig, **ones}, {**rect_consts, "n": 1, "height": 1, "width": 1},
+                 {"num_warps": 4, "enable_fp_fusion": False})
     compile_sm90(tt._expand_pairs_kernel,
                  {"x0_ptr": "*i32", "y0_ptr": "*i32", "nx_ptr": "*i32", "counts_ptr": "*i64", "first_ptr": "*i64",
                   "tile_ids_ptr": "*i32", "owners_ptr": "*i32", "tiles_x": "i32", "BLOCK": "constexpr"},

@@ -56,8 +56,10 @@ def _tile_rect_kernel(
     # half-widths of the cut-off ellipse's bounding box, widened by the margin
     hx = tl.sqrt(tl.maximum(a * CUT, 0.0)) + margin  # float64: sqrt.rn.f64, exact (a test reads the PTX)
     hy = tl.sqrt(tl.maximum(c * CUT, 0.0)) + margin
-    w64 = width.to(tl.float64)
-    h64 = height.to(tl.float64)
+    # the launcher specializes an int argument equal to 1 into a Python int, which has no
+    # .to(): adding a float64 zero converts either form exactly
+    w64 = width + tl.zeros_like(mx)
+    h64 = height + tl.zeros_like(mx)
     lo_x = tl.ceil(tl.minimum(tl.maximum(mx - hx - CENTER, -1.0), w64 + 1.0))
     hi_x = tl.floor(tl.minimum(tl.maximum(mx + hx - CENTER, -1.0), w64 + 1.0))
     lo_y = tl.ceil(tl.minimum(tl.maximum(my - hy - CENTER, -1.0), h64 + 1.0))
