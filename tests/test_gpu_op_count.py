@@ -41,11 +41,14 @@ def test_a_float_iteration_syncs_once_and_launches_each_kernel_once(counts):
 def test_a_qat_iteration_syncs_once_too(counts):
     """QAT on CUDA reads nothing on the host but the binning's pair count: the fake quantizer
     runs as Triton kernels (not the torch form, whose PSD-safe rounding syncs), the rate
-    term's levels come from the bit depths, the loss stays a device tensor and the
-    quantizer's constraints run as one kernel."""
+    term as two kernels (its table's width from the bit depths, not its torch form with a
+    bincount), the loss stays a device tensor and the quantizer's constraints run as one
+    kernel."""
     qat = counts["qat"]
     assert qat["iterations"] >= 1 and qat["ops_median"] > counts["float"]["ops_median"]
     assert qat["syncs_median"] == 1
     ops = qat["ops_per_iteration"]
-    for kernel in ("_constrain_kernel", "_fake_quant_forward_kernel", "_fake_quant_backward_kernel"):
+    for kernel in ("_constrain_kernel", "_fake_quant_forward_kernel", "_fake_quant_backward_kernel",
+                   "_rate_histogram_kernel", "_rate_gradient_kernel"):
         assert ops[f"triton:{kernel}"] >= 1, (kernel, ops)
+    assert "bincount" not in ops, ops

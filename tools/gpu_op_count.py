@@ -85,7 +85,7 @@ class OpCounter(TorchDispatchMode):
 
 # modules whose Triton kernels the CUDA path launches (those a revision has)
 KERNEL_MODULES = ("gipp_codec.render.cuda_triton", "gipp_codec.render.tiles_triton", "gipp_codec.fit.adam_triton",
-                  "gipp_codec.quant.lsq_triton")
+                  "gipp_codec.quant.lsq_triton", "gipp_codec.fit.rate_triton")
 
 
 def count_triton_launches(counter: OpCounter) -> None:
@@ -129,7 +129,7 @@ def use_cuda_branches() -> None:
 
     trainer._cpu_f32 = lambda t: False  # RowAdam: not the numba kernels
     lsq.LSQPlus._fused = lambda self, x: False  # forward() and quantize(): the torch forms CUDA runs
-    trainer._rate_kernel_for = lambda params, quant: False  # the rate term: the torch form
+    trainer._rate_kernel_for = lambda params, quant: False  # the rate term: not the numba kernel
     # every Triton fast path (Adam, LSQ+'s training step and constraints) takes CPU tensors too:
     # through triton_path, or in a checkout from before it (--repo) through its own hooks
     try:

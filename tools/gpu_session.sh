@@ -13,7 +13,7 @@
 #      NUMBA_CACHE_DIR once for all later processes); meanwhile the renderer
 #      micro-benchmark tools/bench_gpu.py (forward, forward+backward, parity)
 #   3. the GPU tests: pytest -m gpu (Triton renderer and binning parity, the Triton kernels
-#      of Adam, the fake quantizer and its constraints, fitting and encoding on CUDA)
+#      of Adam, the fake quantizer and its constraints, the rate term, fitting and encoding on CUDA)
 #      -- if they fail, steps 4 and 5 are skipped (the encoder on CUDA is not trusted)
 #   4. one Kodak image (kodim23) at 0.5 bpp, 5000 iterations, encoded on cuda and then on
 #      the same machine's CPU, one after the other, each after an untimed warm-up encode
@@ -139,7 +139,7 @@ wait $WARM
 # 3. the GPU tests
 TESTS_OK=1
 if [ "$DEVICE" = cuda ]; then
-    step gpu_tests 240 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_render_triton.py tests/test_adam_triton.py tests/test_lsq_triton.py tests/test_gpu_codec.py || TESTS_OK=0
+    step gpu_tests 240 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_render_triton.py tests/test_adam_triton.py tests/test_lsq_triton.py tests/test_rate_triton.py tests/test_gpu_codec.py || TESTS_OK=0
 fi
 if [ $TESTS_OK = 0 ]; then
     say "GPU tests failed: encodes on $DEVICE skipped"

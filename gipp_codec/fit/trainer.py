@@ -135,6 +135,23 @@ def _rate_kernel_for(params: list[torch.Tensor], quant: LSQPlus) -> bool:
     return on_cpu and quant.scale.device.type == "cpu"
 
 
+def _add_rate_term(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, factor) -> None:
+    """Add ``factor`` * d ``attribute_bits`` / d params to the params' ``.grad``: by the CPU
+    kernel of ``rate_kernels`` on float32 CPU rows, by the two Triton kernels of
+    ``rate_triton`` on CUDA, elsewhere through autograd (the three agree: tests)."""
+    if _rate_kernel_for(params, quant):  # the CPU kernel, without autograd's engine
+        add_rate_gradients(params, quant, channels, factor)
+        return
+    if triton_path.serves(quant.scale):
+        from gipp_codec.fit import rate_triton
+
+        if rate_triton.fits(params, channels):
+            rate_triton.add_rate_gradients_triton(params, quant.scale, quant.offset, quant.qmax, quant.bits,
+                                                  channels, factor)
+            return
+    (attribute_bits(torch.cat(params, dim=1), quant, channels) * factor).backward()
+
+
 def _cpu_f32(t: torch.Tensor) -> bool:
     """A contiguous float32 CPU tensor (numpy can share its memory)."""
     return t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
@@ -387,10 +404,7 @@ def train(
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
             factor = cfg.qat.rate_weight * mse_now / (height * width)
             channels = RATE_CHANNEL_SETS[cfg.qat.rate_channels]
-            if _rate_kernel_for(params, quant):  # the CPU kernel, without autograd's engine
-                add_rate_gradients(params, quant, channels, factor)
-            else:
-                (attribute_bits(torch.cat(params, dim=1), quant, channels) * factor).backward()
+            _add_rate_term(params, quant, channels, factor)
 
         if _evaluates(t, in_qat, cfg) and not coarse:
             with torch.no_grad():
