@@ -28,8 +28,11 @@
 #      (one bench_rd JSON per rate and worker, rewritten after every image), until the
 #      budget ends; the .gimg files are kept
 #
-# Overrides for a dry run on a machine without CUDA: GS_DEVICE=cpu GS_ITERS=30
-# GS_IMAGES="kodim01.png kodim02.png" GS_DOWNSCALE=4 GS_WORKERS=2 GS_RATES=0.5 GS_PAIR_BPP=0.5.
+# GS_STEPS (default "bench pair profile rd") picks the optional steps: bench (2's
+# micro-benchmark), pair (4), profile (4b and 4c), rd (5); the machine facts, the warm-up and
+# the GPU tests always run. Overrides for a dry run on a machine without CUDA: GS_DEVICE=cpu
+# GS_ITERS=30 GS_IMAGES="kodim01.png kodim02.png" GS_DOWNSCALE=4 GS_WORKERS=2 GS_RATES=0.5
+# GS_PAIR_BPP=0.5.
 set -u
 OUTDIR=${1:?usage: tools/gpu_session.sh OUTDIR KODAKDIR BUDGET_S}
 KODAK=${2:?usage: tools/gpu_session.sh OUTDIR KODAKDIR BUDGET_S}
@@ -40,6 +43,7 @@ WORKERS=${GS_WORKERS:-8}
 RATES=${GS_RATES:-"0.15 1.0 0.5 0.25"}
 DOWNSCALE=${GS_DOWNSCALE:-1}
 PAIR_BPP=${GS_PAIR_BPP:-0.5}
+STEPS=" ${GS_STEPS:-bench pair profile rd} "
 REPO=$(pwd)
 START=$(date +%s)
 DEADLINE=$((START + BUDGET - 25))  # leave time to pack the results
@@ -56,6 +60,7 @@ else
 fi
 if [ -n "${GS_IMAGES:-}" ]; then IMAGES=$GS_IMAGES; else IMAGES=$(cd "$KODAK" && ls kodim*.png | sort); fi
 
+wants() { [[ "$STEPS" == *" $1 "* ]]; }  # wants STEP: whether GS_STEPS names it
 say() { echo "$(date -u +%T) $*" | tee -a "$LOG"; }
 left() { echo $((DEADLINE - $(date +%s))); }
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to NAME.log, record rc
@@ -112,7 +117,7 @@ EOF
 }
 trap 'say "interrupted"; pack; exit 1' INT TERM
 
-say "budget ${BUDGET}s, device $DEVICE, $ITERS iterations, $WORKERS workers, rates $RATES"
+say "budget ${BUDGET}s, device $DEVICE, $ITERS iterations, $WORKERS workers, rates $RATES, steps$STEPS"
 # 1. the machine
 {
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv 2>&1
@@ -131,7 +136,7 @@ img = np.stack([128 + 100 * np.sin(x / 9), 128 + 100 * np.cos(y / 7), (x * y) % 
 Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save('$WORK/tiny.png')"
 step warmup 240 bash -c "python3 -m gipp_codec encode $WORK/tiny.png $WORK/tiny.gimg --bpp 1 --iterations 200 --device cpu --json && python3 -m gipp_codec decode $WORK/tiny.gimg $WORK/tiny_out.png" &
 WARM=$!
-if [ "$DEVICE" = cuda ]; then
+if [ "$DEVICE" = cuda ] && wants bench; then
     step bench_gpu 150 python3 tools/bench_gpu.py --n 5000 10000 --json
 fi
 wait $WARM
@@ -148,11 +153,13 @@ fi
 
 # 4. one image, GPU then CPU
 PAIR=(kodim23.png --codecs gimg --gimg-bpp "$PAIR_BPP" --gimg-iterations "$ITERS" --downscale "$DOWNSCALE" --decode-repeats 1 --gimg-warmup -q)
-(cd "$KODAK" && step pair_gpu 150 python3 "$REPO/tools/bench_rd.py" "${PAIR[@]}" --gimg-device "$DEVICE" --json "$WORK/pair_gpu.json")
-(cd "$KODAK" && step pair_cpu 200 python3 "$REPO/tools/bench_rd.py" "${PAIR[@]}" --gimg-device cpu --json "$WORK/pair_cpu.json")
+if wants pair; then
+    (cd "$KODAK" && step pair_gpu 150 python3 "$REPO/tools/bench_rd.py" "${PAIR[@]}" --gimg-device "$DEVICE" --json "$WORK/pair_gpu.json")
+    (cd "$KODAK" && step pair_cpu 200 python3 "$REPO/tools/bench_rd.py" "${PAIR[@]}" --gimg-device cpu --json "$WORK/pair_cpu.json")
+fi
 
 # 4b. where a GPU encode's time goes: the median time of one float and one QAT iteration
-if [ "$DEVICE" = cuda ]; then
+if [ "$DEVICE" = cuda ] && wants profile; then
     step profile 150 python3 tools/encode_profile.py "$KODAK/kodim23.png" --bpp "$PAIR_BPP" --iterations 1000 \
         --phases --json "$WORK/encode_profile.json"
     # 4c. the same with an older checkout's code, when one was carried in .gpu/base
@@ -176,6 +183,8 @@ worker() {  # worker INDEX: its images, every rate in turn
             --decode-repeats 1 --gimg-warmup --gimg-keep "$WORK/files/$r" --json "$WORK/rd/rd_${r}_w$k.json" -q) || return 0
     done
 }
-for k in $(seq 0 $((WORKERS - 1))); do worker "$k" & done
+if wants rd; then
+    for k in $(seq 0 $((WORKERS - 1))); do worker "$k" & done
+fi
 wait
 pack
