@@ -19,7 +19,8 @@
 #      the same machine's CPU, one after the other, each after an untimed warm-up encode
 #      (bench_rd --gimg-warmup): the encode-time ratio
 #   4b. tools/encode_profile.py on kodim23 (0.5 bpp, 1000 iterations, --phases): the time
-#      of one float and one QAT iteration on the GPU, and where an encode's time goes
+#      of one float and one QAT iteration on the GPU, and where an encode's time goes; then
+#      tools/gpu_kernel_profile.py: the kernels and host operations inside an iteration
 #   4c. if .gpu/base holds an older commit's code (made here with
 #      `mkdir -p .gpu/base && git archive COMMIT gipp_codec tools | tar -x -C .gpu/base`),
 #      the same profile with it right after: a before/after on one machine in one call
@@ -86,6 +87,7 @@ summary() {
     echo "== gpu tests"; tail -n 15 "$WORK/gpu_tests.log" 2>/dev/null
     echo "== encode profile"; tail -n 12 "$WORK/profile.log" 2>/dev/null
     echo "== encode profile, .gpu/base"; tail -n 12 "$WORK/profile_base.log" 2>/dev/null
+    echo "== kernel profile"; grep -v "^USDT" "$WORK/kernels.log" 2>/dev/null | tail -n 40
     python3 - "$WORK" <<'EOF'
 import glob, json, os, sys
 work = sys.argv[1]
@@ -162,6 +164,9 @@ fi
 if [ "$DEVICE" = cuda ] && wants profile; then
     step profile 150 python3 tools/encode_profile.py "$KODAK/kodim23.png" --bpp "$PAIR_BPP" --iterations 1000 \
         --phases --json "$WORK/encode_profile.json"
+    # which kernels and host operations an iteration's time goes to (torch's profiler)
+    step kernels 120 python3 tools/gpu_kernel_profile.py "$KODAK/kodim23.png" --bpp "$PAIR_BPP" --iterations 1000 \
+        --json "$WORK/kernel_profile.json"
     # 4c. the same with an older checkout's code, when one was carried in .gpu/base
     if [ -d "$REPO/.gpu/base/gipp_codec" ]; then
         (export PYTHONPATH=$WORK/site:$REPO/.gpu/base NUMBA_CACHE_DIR=$WORK/numba_cache_base
