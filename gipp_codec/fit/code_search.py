@@ -9,8 +9,9 @@ the render at once, so later Gaussians see earlier moves. A sweep visits every G
 once; the encoder runs a few (``QATConfig.code_search_sweeps``). Every error change is
 computed exactly over the pixels the Gaussian touches before and after the move, with the
 render convention of the spec (weights exp(-m2/2) inside the 3-sigma ellipse), in binary64;
-the two moves of a channel share one pass over the pixels, and along a row a move's weights
-follow from the first by the ratio of neighbours (two products a pixel instead of an exp,
+the ten geometry moves share one pass over the pixels (the six colour moves another), and
+along a row a move's weights follow from the first by the ratio of neighbours (two products
+a pixel instead of an exp,
 the same files as with the exp on kodim15 and kodim01, BENCHMARKS.md §8). A sweep runs on
 all threads: the Gaussians are grouped by horizontal stripes of the rows they reach, and
 groups that share no row are visited in parallel (``stripe_schedule``), so the moves are
@@ -148,18 +149,19 @@ def _apply_change(render, wo, ob, spans, po, pn):
 def _pair_changes(render, target, wo, ob, spans, po, cand, boxes, n, out):
     """out[m] = the change of the clamped squared error when the Gaussian po [8] (weights
     wo over its box ob, its row spans [rows, 2] within that box) becomes cand[m] [8] (box
-    boxes[m] [4]), for m < n (one or two moves, evaluated in one pass over the pixels)."""
+    boxes[m] [4]), for m < n (all of a Gaussian's geometry moves, evaluated in one pass over
+    the pixels: each move's sum takes its terms in the same order as in a pass of its own)."""
     width = render.shape[1]
-    a_coef = np.empty(2)
-    b_coef = np.empty(2)
-    c_coef = np.empty(2)
-    lin = np.empty(2)
-    const = np.empty(2)
-    decay = np.empty(2)
-    w_run = np.empty(2)
-    w_new = np.empty(2)
+    a_coef = np.empty(n)
+    b_coef = np.empty(n)
+    c_coef = np.empty(n)
+    lin = np.empty(n)
+    const = np.empty(n)
+    decay = np.empty(n)
+    w_run = np.empty(n)
+    w_new = np.empty(n)
     e_old = np.empty(3)
-    ratio = np.empty(2)
+    ratio = np.empty(n)
     j0, j1 = ob[2], ob[3]
     for m in range(n):
         out[m] = 0.0
@@ -275,7 +277,6 @@ def _sweep(q, s, o, top, order, render, target, cost, mu):
     moved = np.empty((2 * CH_RED, 2), np.int64)
     changes = np.empty(2 * CH_RED)
     boxes = np.empty((2 * CH_RED, 4), np.int64)
-    group_start = np.empty(CH_RED + 1, np.int64)
     moves = 0
     total = 0.0
     for k in order:
@@ -319,19 +320,12 @@ def _sweep(q, s, o, top, order, render, target, cost, mu):
                     best, best_j, best_d = color_gain[ch, d], CH_RED + ch, 2 * d - 1
         # the ten geometry moves (x, y, log a, b, log c one step either way)
         n_try = _geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes)
-        # each channel's moves (one or two) in one pass over the pixels (serially: a parallel
-        # region a Gaussian cost more than it saved: BENCHMARKS.md §8)
-        n_group = 0
+        # all of them in one pass over the pixels (serially: a parallel region a Gaussian cost
+        # more than it saved: BENCHMARKS.md §8), the old error of each pixel taken once
+        if n_try > 0:
+            _pair_changes(render, target, wo, ob, spans, po, candidates, boxes, n_try, changes)
         for m in range(n_try):
-            if m == 0 or moved[m, 0] != moved[m - 1, 0]:
-                group_start[n_group] = m
-                n_group += 1
-        group_start[n_group] = n_try
-        for g in range(n_group):
-            m0, m1 = group_start[g], group_start[g + 1]
-            _pair_changes(render, target, wo, ob, spans, po, candidates[m0:m1], boxes[m0:m1], m1 - m0, changes[m0:m1])
-            for m in range(m0, m1):
-                changes[m] += _rate_change(cost, mu, moved[m, 0], q[k, moved[m, 0]], q[k, moved[m, 0]] + moved[m, 1])
+            changes[m] += _rate_change(cost, mu, moved[m, 0], q[k, moved[m, 0]], q[k, moved[m, 0]] + moved[m, 1])
         for m in range(n_try):
             if changes[m] < best:
                 best, best_j, best_d = changes[m], moved[m, 0], moved[m, 1]
