@@ -11,8 +11,8 @@ computed exactly over the pixels the Gaussian touches before and after the move,
 render convention of the spec (weights exp(-m2/2) inside the 3-sigma ellipse), in binary64;
 the ten geometry moves share one pass over the pixels (the six colour moves another), and
 along a row a move's weights follow from the first by the ratio of neighbours (two products
-a pixel instead of an exp,
-the same files as with the exp on kodim15 and kodim01, BENCHMARKS.md §8). A sweep runs on
+a pixel instead of an exp, the same files as with the exp on kodim15 and kodim01,
+BENCHMARKS.md §8). A sweep runs on
 all threads: the Gaussians are grouped by horizontal stripes of the rows they reach, and
 groups that share no row are visited in parallel (``stripe_schedule``), so the moves are
 those of one serial visit in the schedule's order, whatever the number of threads.
