@@ -27,6 +27,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from gipp_codec.encoder import encode_with_report
 from gipp_codec.fit.api import resolve_device
+from gipp_codec.fit.config import QATConfig
 from gipp_codec.imageio import load_image
 
 
@@ -59,7 +60,7 @@ class _Windows:
     """The trainer's progress callback: profiles ``window`` iterations of each phase."""
 
     def __init__(self, iterations: int, window: int, activities: list):
-        qat_start = int(0.8 * iterations)  # QATConfig.start_frac's default: where QAT begins
+        qat_start = int(QATConfig().start_frac * iterations)  # where the default QAT begins
         self.starts = {"float": max(1, int(0.4 * qat_start)), "qat": None}
         self.window, self.activities = window, activities
         self.active = None  # (phase, profiler, first iteration, t0)

@@ -20,6 +20,7 @@ import triton.language as tl
 from gipp_codec import triton_path
 from gipp_codec.fit.rate_kernels import _LOG_FLOOR
 from gipp_codec.quant.lsq import LOG_CHANNELS
+from gipp_codec.quant.lsq_triton import _round_half_even
 
 ROWS_PER_PROGRAM = 256
 FIRST_CHANNEL = 2  # the rate channels are a prefix of (a, b, c, red, green, blue): columns 2..7
@@ -56,16 +57,6 @@ def _coded_value(x_ptr, x_stride, col, rows, live, scale_ptr, offset_ptr, qmax_p
 
 
 @triton.jit
-def _round_half_even(u):
-    """np.rint of u >= 0 (float64): the nearest integer, ties to even, as int32."""
-    f = tl.floor(u)
-    r = u - f
-    fi = f.to(tl.int32)
-    up = (r > 0.5) | ((r == 0.5) & ((fi % 2) == 1))
-    return tl.where(up, fi + 1, fi)
-
-
-@triton.jit
 def _rate_histogram_kernel(
     covs_ptr, colors_ptr,  # [N, 3] float32 each
     scale_ptr, offset_ptr, qmax_ptr,  # [8] float32: the quantizer's grids
@@ -82,7 +73,7 @@ def _rate_histogram_kernel(
         else:
             u, d, qmax = _coded_value(colors_ptr, 3, k - 3, rows, live, scale_ptr, offset_ptr, qmax_ptr, k + 2,
                                       False, LOG_FLOOR)
-        cell = _round_half_even(u)
+        cell = _round_half_even(u).to(tl.int32)  # np.rint, as the numba kernel's histogram
         tl.atomic_add(counts_ptr + k * LEVELS + cell, tl.full(cell.shape, 1, tl.int32), mask=live)
 
 
