@@ -6,9 +6,10 @@
 The code search after QAT (``gipp_codec.fit.code_search``) visits one Gaussian at a time;
 Gaussians whose pixels no other member of a set touches could be visited at once. This
 colours each file's Gaussians greedily, in the search's visit order, so that no two of one
-colour have overlapping boxes (the 3-sigma bounding square, 5 % and one pixel wider for the
-moves), and prints the number of colours (sets, launches per sweep) and their sizes (the
-parallelism of each launch): the numbers a GPU code search's design starts from.
+colour have overlapping boxes (the pixels a visit reads or writes: the union of the
+Gaussian's box and its geometry moves' boxes, by the search's own arithmetic), and prints
+the number of colours (sets, launches per sweep) and their sizes (the parallelism of each
+launch): the numbers a GPU code search's design starts from.
 """
 
 import argparse
@@ -16,30 +17,47 @@ import sys
 
 import numpy as np
 
-from gipp_codec.decoder import gaussians_as_floats
-from gipp_codec.fit.code_search import visit_order
+from gipp_codec.fit.code_search import _geometry_moves, _visited_box, visit_order
 from gipp_codec.format import parse_gimg
+from gipp_codec.format.constants import CH_RED
+from gipp_codec.format.model import QuantizedGaussians
+from gipp_codec.quant.dequant import dequantize_rows
 
 WORDS = 8  # colours are tracked as 8 x 64 bits per pixel: at most 512 sets
 
 
-def boxes(means: np.ndarray, covs: np.ndarray, height: int, width: int) -> np.ndarray:
-    """[N, 4] int (x0, x1, y0, y1), inclusive and clipped: each Gaussian's widened box."""
-    a, b, c = (covs[:, j].astype(np.float64) for j in range(3))
-    lam = 0.5 * (a + c) + np.sqrt(np.maximum(0.25 * (a - c) ** 2 + b * b, 0.0))
-    r = 3.0 * np.sqrt(lam) * 1.05 + 1.0
-    mx, my = means[:, 0].astype(np.float64), means[:, 1].astype(np.float64)
-    return np.stack([np.clip(np.floor(mx - r), 0, width - 1), np.clip(np.ceil(mx + r), 0, width - 1),
-                     np.clip(np.floor(my - r), 0, height - 1), np.clip(np.ceil(my + r), 0, height - 1)],
-                    axis=1).astype(np.int64)
+def visit_boxes(g) -> np.ndarray:
+    """[N, 4] int (x0, x1, y0, y1), inclusive: the pixels a code-search visit of each of the
+    quantized Gaussians ``g`` reads or writes (``code_search._visited_box`` and the boxes of
+    ``code_search._geometry_moves``); x0 > x1 for a Gaussian the search skips."""
+    q = np.ascontiguousarray(g.q, dtype=np.int64)  # [N, 8]
+    s = np.asarray(g.scales, np.float32).astype(np.float64)  # [8]
+    o = np.asarray(g.offsets, np.float32).astype(np.float64)
+    top = np.array([(1 << b) - 1 for b in g.bits.per_channel()], np.int64)
+    p = np.empty(8)
+    candidates = np.empty((2 * CH_RED, 8))
+    moved = np.empty((2 * CH_RED, 2), np.int64)
+    move_boxes = np.empty((2 * CH_RED, 4), np.int64)
+    out = np.zeros((q.shape[0], 4), np.int64)
+    for k in range(q.shape[0]):
+        i0, i1, j0, j1 = _visited_box(q, k, s, o, g.height, g.width, p)
+        if i0 <= i1 and j0 <= j1:
+            for m in range(_geometry_moves(q, k, s, o, top, g.height, g.width, candidates, moved, move_boxes)):
+                i0, i1 = min(i0, move_boxes[m, 0]), max(i1, move_boxes[m, 1])
+                j0, j1 = min(j0, move_boxes[m, 2]), max(j1, move_boxes[m, 3])
+        out[k] = (i0, i1, j0, j1)
+    return out
 
 
 def greedy_sets(box: np.ndarray, order: np.ndarray, height: int, width: int) -> np.ndarray:
-    """[N] the set of each Gaussian: the lowest one no earlier overlapping Gaussian took."""
+    """[N] the set of each Gaussian: the lowest one no earlier overlapping Gaussian took
+    (-1 for one with an empty box, which the search skips)."""
     used = np.zeros((WORDS, height, width), np.uint64)
     colour = np.full(box.shape[0], -1, np.int64)
     for k in order:
         x0, x1, y0, y1 = box[k]
+        if x0 > x1 or y0 > y1:
+            continue
         taken = np.bitwise_or.reduce(used[:, y0:y1 + 1, x0:x1 + 1].reshape(WORDS, -1), axis=1)  # [WORDS]
         for word in range(WORDS):
             free = ~int(taken[word]) & ((1 << 64) - 1)
@@ -61,13 +79,16 @@ def main(argv=None) -> int:
     for path in args.files:
         with open(path, "rb") as f:
             parsed = parse_gimg(f.read())
-        means, covs, colors = gaussians_as_floats(parsed)
-        h, w = int(parsed.header["height"]), int(parsed.header["width"])
-        box = boxes(means, covs, h, w)
-        order = visit_order(np.concatenate([means, covs, colors], axis=1))
-        colour = greedy_sets(box, order, h, w)
+        g = parsed.gaussians
+        if not isinstance(g, QuantizedGaussians):
+            raise SystemExit(f"{path}: float32 mode, no codes to search")
+        box = visit_boxes(g)
+        order = visit_order(dequantize_rows(g.q, g.scales, g.offsets))
+        colour = greedy_sets(box, order, g.height, g.width)
+        colour = colour[colour >= 0]
         sizes = np.bincount(colour)
-        area = (box[:, 1] - box[:, 0] + 1) * (box[:, 3] - box[:, 2] + 1)
+        visited = box[box[:, 0] <= box[:, 1]]
+        area = (visited[:, 1] - visited[:, 0] + 1) * (visited[:, 3] - visited[:, 2] + 1)
         print(f"{path}: N {len(order)}, sets {len(sizes)}, set size median {int(np.median(sizes))} "
               f"(largest {sizes.max()}, smallest {sizes.min()}), box area mean {area.mean():.0f} px (largest {area.max()})")
     return 0
