@@ -52,14 +52,23 @@ def _squared_error(renderer, m, c, codes, scales, offsets, target):
 
 
 def test_refit_moves_only_the_colours_and_raises_the_psnr():
-    q0, s0, o0, rep0 = _qat_fit(False)
-    q1, s1, o1, rep1 = _qat_fit(True)
-    assert np.array_equal(q0[:, :5], q1[:, :5]) and np.array_equal(s0, s1) and np.array_equal(o0, o1)
-    assert not np.array_equal(q0[:, 5:8], q1[:, 5:8])
-    assert int(q1[:, 5:8].max()) <= 63
-    # the gain depends on where this tiny fit's QAT leaves the colours, which differs between
-    # CPUs (numba compiles other code for AVX-512): 0.07 dB on a Zen 4, more elsewhere
-    assert rep1.psnr > rep0.psnr + 0.02
+    """Over six fits (seeds), the refit leaves every geometry code, scale and offset as it
+    is, never lowers the PSNR, and moves the colours of most fits, which raises the PSNR on
+    average. (Whether one tiny fit's QAT leaves its colours off their optimum depends on
+    the CPU numba compiles for: on a Zen 4 seed 3's are already at it, on the CI's machine
+    seed 0's, so no single fit is asserted.)"""
+    gains, moved = [], 0
+    for seed in range(6):
+        q0, s0, o0, rep0 = _qat_fit(False, seed=seed)
+        q1, s1, o1, rep1 = _qat_fit(True, seed=seed)
+        assert np.array_equal(q0[:, :5], q1[:, :5]) and np.array_equal(s0, s1) and np.array_equal(o0, o1), seed
+        assert int(q1[:, 5:8].max()) <= 63
+        assert rep1.psnr >= rep0.psnr - 1e-9, seed
+        moved += not np.array_equal(q0[:, 5:8], q1[:, 5:8])
+        gains.append(rep1.psnr - rep0.psnr)
+    # on a Zen 4: five of six moved, gains 0.07 to 0.50 dB, mean 0.25 dB
+    assert moved >= 3
+    assert np.mean(gains) > 0.05
 
 
 def test_staged_rounding_beats_rounding_the_least_squares_optimum():
