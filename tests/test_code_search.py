@@ -248,35 +248,59 @@ def _sweep_inputs(g, start, target):
             _render(start, g).astype(np.float64), np.ascontiguousarray(target, dtype=np.float32))
 
 
-def test_a_striped_sweep_is_the_serial_sweep_in_the_schedules_order():
-    """The sweep runs the groups of each phase of ``stripe_schedule`` in parallel; that is
-    race-free and deterministic only if no two groups of a phase reach the same rows. Then it
-    makes exactly the moves the serial sweep makes visiting the Gaussians phase by phase,
+def test_a_tiled_sweep_is_the_serial_sweep_in_the_schedules_order():
+    """The sweep runs the groups of each phase of ``tile_schedule`` in parallel; that is
+    race-free and deterministic only if no two groups of a phase reach the same pixel. Then
+    it makes exactly the moves the serial sweep makes visiting the Gaussians phase by phase,
     group by group: the same codes and the same render, bit for bit. The schedule visits
-    every Gaussian once, keeps the search's order inside a group, and on this tall scene has
-    phases of several groups (else nothing here would run in parallel)."""
+    every Gaussian once, keeps the search's order inside a group, and on these scenes (one
+    tall and narrow: tiles along one axis only; one wide: along both) has phases of several
+    groups (else nothing here would run in parallel)."""
     from gipp_codec.fit import code_search as cs
 
-    g, target, start = _scene(n=160, width=24, height=240, seed=4, shift=2)
-    codes, s, o, top, order, render, image = _sweep_inputs(g, start, target)
-    reach = np.empty((codes.shape[0], 2), np.int64)
-    cs._reach_rows(codes, s, o, top, g.height, g.width, reach)
-    phases = cs.stripe_schedule(order, reach, g.height)
-    visited = np.concatenate([grp for phase in phases for grp in phase])
-    assert sorted(visited.tolist()) == list(range(codes.shape[0]))
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    assert max(len(phase) for phase in phases) >= 2
-    for phase in phases:
-        for grp in phase:
-            assert np.all(np.diff(rank[grp]) > 0)
-        spans = sorted((int(reach[grp, 0].min()), int(reach[grp, 1].max())) for grp in phase
-                       if (reach[grp, 1] >= reach[grp, 0]).any())
-        assert all(a[1] < b[0] for a, b in zip(spans, spans[1:]))  # disjoint rows
-    cost, mu = np.zeros((8, int(top.max()) + 1)), 0.0
-    striped_codes, striped_render = codes.copy(), render.copy()
-    moves, change = cs.striped_sweep(striped_codes, s, o, top, order, striped_render, image, cost, mu)
-    serial_codes, serial_render = codes.copy(), render.copy()
-    m2, c2 = cs._sweep(serial_codes, s, o, top, visited.astype(np.int64), serial_render, image, cost, mu)
-    assert moves == m2 > 0 and change == pytest.approx(c2, rel=1e-9)
-    assert np.array_equal(striped_codes, serial_codes) and np.array_equal(striped_render, serial_render)
+    for n, width, height, seed in ((160, 24, 240, 4), (200, 160, 96, 5)):
+        g, target, start = _scene(n=n, width=width, height=height, seed=seed, shift=2)
+        codes, s, o, top, order, render, image = _sweep_inputs(g, start, target)
+        reach = np.empty((codes.shape[0], 4), np.int64)
+        cs._reach_boxes(codes, s, o, top, g.height, g.width, reach)
+        phases = cs.tile_schedule(order, reach, g.height, g.width)
+        visited = np.concatenate([grp for phase in phases for grp in phase])
+        assert sorted(visited.tolist()) == list(range(codes.shape[0]))
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        assert max(len(phase) for phase in phases) >= 2
+        for phase in phases:
+            for grp in phase:
+                assert np.all(np.diff(rank[grp]) > 0)
+            covered = np.zeros((g.height, g.width), np.int64)
+            for number, grp in enumerate(phase):
+                for i0, i1, j0, j1 in reach[grp]:
+                    if i0 <= i1 and j0 <= j1:
+                        block = covered[j0:j1 + 1, i0:i1 + 1]
+                        assert np.isin(block, (0, number + 1)).all()  # no pixel of another group
+                        block[...] = number + 1
+        cost, mu = np.zeros((8, int(top.max()) + 1)), 0.0
+        tiled_codes, tiled_render = codes.copy(), render.copy()
+        moves, change = cs.tiled_sweep(tiled_codes, s, o, top, order, tiled_render, image, cost, mu)
+        serial_codes, serial_render = codes.copy(), render.copy()
+        m2, c2 = cs._sweep(serial_codes, s, o, top, visited.astype(np.int64), serial_render, image, cost, mu)
+        assert moves == m2 > 0 and change == pytest.approx(c2, rel=1e-9)
+        assert np.array_equal(tiled_codes, serial_codes) and np.array_equal(tiled_render, serial_render)
+
+
+def test_the_schedule_runs_the_tiles_of_a_wide_image_side_by_side():
+    """On an image wider and taller than two tiles, a phase holds groups side by side along
+    both axes (which rows alone could not run at once), and a Gaussian reaching over half
+    the image falls to the last phase, alone."""
+    from gipp_codec.fit.code_search import tile_schedule
+
+    # 64 small boxes on an 8 x 8 grid of 20-pixel cells, then one huge box
+    reach = [(20 * cx + 2, 20 * cx + 10, 20 * cy + 2, 20 * cy + 10) for cy in range(8) for cx in range(8)]
+    reach = np.array(reach + [(0, 150, 0, 150)], np.int64)
+    phases = tile_schedule(np.arange(reach.shape[0]), reach, 160, 160)
+    assert len(phases[-1]) == 1 and phases[-1][0].tolist() == [64]
+    first = phases[0]
+    rows = {int(reach[grp[0], 2]) // 16 for grp in first}
+    cols = {int(reach[grp[0], 0]) // 16 for grp in first}
+    assert len(first) >= 9 and len(rows) >= 3 and len(cols) >= 3
+    assert sum(len(grp) for phase in phases for grp in phase) == 65

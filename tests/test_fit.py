@@ -459,8 +459,8 @@ def test_the_first_encode_of_a_process_equals_the_next():
 
 def test_an_encode_is_the_same_on_one_thread_and_on_two():
     """Every parallel part of an encode (the render kernels, QAT's loss summed band by band,
-    the code search's striped sweeps) gives the same numbers on any number of threads, so
-    the file does not depend on the machine's core count. 112 rows: several stripes, so the
+    the code search's tiled sweeps) gives the same numbers on any number of threads, so
+    the file does not depend on the machine's core count. 112 x 96 pixels: several tiles, so the
     search runs groups in parallel."""
     script = (
         "import hashlib, numpy as np\n"

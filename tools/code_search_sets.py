@@ -7,7 +7,7 @@ The code search after QAT (``gipp_codec.fit.code_search``) visits one Gaussian a
 Gaussians whose pixels no other member of a set touches could be visited at once. This
 colours each file's Gaussians greedily, in the search's visit order, so that no two of one
 colour have overlapping boxes (the pixels a visit reads or writes: the union of the
-Gaussian's box and its geometry moves' boxes, by the search's own arithmetic), and prints
+Gaussian's box and its geometry moves' boxes, by which the search itself schedules), and prints
 the number of colours (sets, launches per sweep) and their sizes (the parallelism of each
 launch): the numbers a GPU code search's design starts from.
 """
@@ -17,9 +17,8 @@ import sys
 
 import numpy as np
 
-from gipp_codec.fit.code_search import _geometry_moves, _visited_box, visit_order
+from gipp_codec.fit.code_search import _reach_boxes, visit_order
 from gipp_codec.format import parse_gimg
-from gipp_codec.format.constants import CH_RED
 from gipp_codec.format.model import QuantizedGaussians
 from gipp_codec.quant.dequant import dequantize_rows
 
@@ -28,24 +27,14 @@ WORDS = 8  # colours are tracked as 8 x 64 bits per pixel: at most 512 sets
 
 def visit_boxes(g) -> np.ndarray:
     """[N, 4] int (x0, x1, y0, y1), inclusive: the pixels a code-search visit of each of the
-    quantized Gaussians ``g`` reads or writes (``code_search._visited_box`` and the boxes of
-    ``code_search._geometry_moves``); x0 > x1 for a Gaussian the search skips."""
+    quantized Gaussians ``g`` reads or writes (``code_search._reach_boxes``: its box and the
+    boxes of its geometry moves); x0 > x1 for a Gaussian the search skips."""
     q = np.ascontiguousarray(g.q, dtype=np.int64)  # [N, 8]
     s = np.asarray(g.scales, np.float32).astype(np.float64)  # [8]
     o = np.asarray(g.offsets, np.float32).astype(np.float64)
     top = np.array([(1 << b) - 1 for b in g.bits.per_channel()], np.int64)
-    p = np.empty(8)
-    candidates = np.empty((2 * CH_RED, 8))
-    moved = np.empty((2 * CH_RED, 2), np.int64)
-    move_boxes = np.empty((2 * CH_RED, 4), np.int64)
-    out = np.zeros((q.shape[0], 4), np.int64)
-    for k in range(q.shape[0]):
-        i0, i1, j0, j1 = _visited_box(q, k, s, o, g.height, g.width, p)
-        if i0 <= i1 and j0 <= j1:
-            for m in range(_geometry_moves(q, k, s, o, top, g.height, g.width, candidates, moved, move_boxes)):
-                i0, i1 = min(i0, move_boxes[m, 0]), max(i1, move_boxes[m, 1])
-                j0, j1 = min(j0, move_boxes[m, 2]), max(j1, move_boxes[m, 3])
-        out[k] = (i0, i1, j0, j1)
+    out = np.empty((q.shape[0], 4), np.int64)
+    _reach_boxes(q, s, o, top, g.height, g.width, out)
     return out
 
 

@@ -9,7 +9,7 @@ in turns, in one process, on the same input, gives a steadier ratio. Parts:
 - ``sweep``: one sweep of the code search from the file's codes against the image, rate
   weighed as the encoder does (``code_search.bit_price`` at 0.5): the serial kernel
   ``_sweep`` in the search's order (the search before commit 8eda463) against
-  ``striped_sweep`` (since then: groups of rows in parallel on all threads);
+  ``tiled_sweep`` (since then: groups of rows, since the fortieth session of square tiles, in parallel on all threads);
 - ``rate``: one QAT iteration's rate term on the file's Gaussians (a quantizer at the file's
   depths, ranges from the set's min and max): the torch form ``attribute_bits`` and
   autograd's backward (before commit f7086d8) against the kernel ``add_rate_gradients``.

@@ -13,9 +13,9 @@ the ten geometry moves share one pass over the pixels (the six colour moves anot
 along a row a move's weights follow from the first by the ratio of neighbours (two products
 a pixel instead of an exp, the same files as with the exp on kodim15 and kodim01,
 BENCHMARKS.md §8). A sweep runs on
-all threads: the Gaussians are grouped by horizontal stripes of the rows they reach, and
-groups that share no row are visited in parallel (``stripe_schedule``), so the moves are
-those of one serial visit in the schedule's order, whatever the number of threads.
+all threads: the Gaussians are grouped by square tiles of the pixels they reach, and groups
+that share no pixel are visited in parallel (``tile_schedule``), so the moves are those of
+one serial visit in the schedule's order, whatever the number of threads.
 
 Moves that make a covariance (nearly) singular or put a Gaussian wholly off the image are
 not tried. By default the search does not model the rate: a move changes the file's size
@@ -340,28 +340,29 @@ def _sweep(q, s, o, top, order, render, target, cost, mu):
 
 
 @njit(**_OPTS)
-def _reach_rows(q, s, o, top, height, width, out):
-    """out [N, 2]: the rows (first, last) a visit of each Gaussian of q [N, 8] reads or writes
-    (the union of its box and the boxes of its geometry moves, ``_sweep``'s arithmetic); (0,
-    -1) for a Gaussian the sweep skips."""
+def _reach_boxes(q, s, o, top, height, width, out):
+    """out [N, 4]: the box (i0, i1, j0, j1), inclusive, of the pixels a visit of each
+    Gaussian of q [N, 8] reads or writes (the union of its box and the boxes of its geometry
+    moves, ``_sweep``'s arithmetic); (0, -1, 0, -1) for a Gaussian the sweep skips."""
     p = np.empty(8)
     candidates = np.empty((2 * CH_RED, 8))
     moved = np.empty((2 * CH_RED, 2), np.int64)
     boxes = np.empty((2 * CH_RED, 4), np.int64)
     for k in range(q.shape[0]):
-        out[k, 0], out[k, 1] = 0, -1
+        out[k, 0], out[k, 1], out[k, 2], out[k, 3] = 0, -1, 0, -1
         i0, i1, j0, j1 = _visited_box(q, k, s, o, height, width, p)
         if i0 > i1 or j0 > j1:
             continue
         for m in range(_geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes)):
+            i0, i1 = min(i0, boxes[m, 0]), max(i1, boxes[m, 1])
             j0, j1 = min(j0, boxes[m, 2]), max(j1, boxes[m, 3])
-        out[k, 0], out[k, 1] = j0, j1
+        out[k, 0], out[k, 1], out[k, 2], out[k, 3] = i0, i1, j0, j1
 
 
 @njit(parallel=True, **_OPTS)
-def _sweep_stripes(q, s, o, top, items, offsets, render, target, cost, mu, moves, changes):
+def _sweep_groups(q, s, o, top, items, offsets, render, target, cost, mu, moves, changes):
     """``_sweep`` over the groups items[offsets[g]:offsets[g + 1]] in parallel, one task per
-    group; the groups' Gaussians must reach disjoint rows (``stripe_schedule``), so no two
+    group; the groups' Gaussians must reach disjoint pixels (``tile_schedule``), so no two
     tasks touch the same pixel. moves, changes [G]: each group's result."""
     for g in prange(offsets.shape[0] - 1):
         m, c = _sweep(q, s, o, top, items[offsets[g]:offsets[g + 1]], render, target, cost, mu)
@@ -369,38 +370,52 @@ def _sweep_stripes(q, s, o, top, items, offsets, render, target, cost, mu, moves
         changes[g] = c
 
 
-def stripe_schedule(order: np.ndarray, reach: np.ndarray, height: int) -> list:
+def tile_schedule(order: np.ndarray, reach: np.ndarray, height: int, width: int) -> list:
     """How a sweep visits the Gaussians in ``order`` [N] on several threads with no two
     touching one pixel at once: a list of phases run one after another, each a list of
     groups (int64 arrays of Gaussians, in ``order``'s order) that may run in parallel.
-    ``reach`` [N, 2]: the rows each visit touches (``_reach_rows``).
+    ``reach`` [N, 4]: the box (i0, i1, j0, j1) each visit touches (``_reach_boxes``).
 
-    Rows are cut into stripes of S rows, S the 95th percentile of the reach heights (at
-    least 16). A Gaussian whose reach starts in stripe f and ends by stripe f + 1 joins group
-    f; the even groups make one phase and the odd ones the next, so two groups of a phase
-    (rows [f S, (f + 2) S) and from (f + 2) S on) never share a row. The Gaussians left (a
-    reach over S + 1 rows) go the same way with stripes twice as tall, and so on; any that
-    reach over half the image make a last phase of one group."""
-    heights = reach[:, 1] - reach[:, 0] + 1  # [N], 0 for skipped Gaussians
-    drawn = heights > 0
+    The image is cut into square tiles of S pixels, S the 95th percentile of the reach
+    boxes' longer sides (at least 16); an axis shorter than 2 S is one tile. A Gaussian whose
+    reach starts in tile (fy, fx) and ends within tiles fy + 1 and fx + 1 joins group (fy,
+    fx); the groups with fy and fx both even make one phase, then (even, odd), (odd, even)
+    and (odd, odd), so two groups of a phase are two tiles apart along one axis at least and
+    never share a pixel. The Gaussians left (a reach over S + 1 pixels) go the same way with
+    tiles twice as large, and so on, until both axes are one tile: those make a last phase of
+    one group. (Rows alone, as before the fortieth session, gave kodim23 at 0.5 bpp four
+    phases of at most four groups: at most 2.5 threads' worth of work.)"""
+    drawn = (reach[:, 1] >= reach[:, 0]) & (reach[:, 3] >= reach[:, 2])  # [N]
     left = np.asarray(order, np.int64)
     if not drawn.any():
         return [[left]]
-    stripe = max(16, int(np.ceil(np.percentile(heights[drawn], 95))))
+    sides = np.maximum(reach[:, 1] - reach[:, 0], reach[:, 3] - reach[:, 2]) + 1  # [N]
+    tile = max(16, int(np.ceil(np.percentile(sides[drawn], 95))))
     phases = []
-    while left.size and 2 * stripe <= height:
-        first = np.maximum(reach[left, 0], 0) // stripe  # [M] stripe of the reach's first row
-        fits = np.maximum(reach[left, 1], reach[left, 0]) // stripe <= first + 1
-        for parity in (0, 1):
-            take = fits & (first % 2 == parity)
+    while left.size and (2 * tile <= height or 2 * tile <= width):
+        fx, fits_x = _tiles(reach[left, 0], reach[left, 1], tile, width)
+        fy, fits_y = _tiles(reach[left, 2], reach[left, 3], tile, height)
+        fits = fits_x & fits_y
+        for py, px in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            take = fits & (fy % 2 == py) & (fx % 2 == px)
             if take.any():
-                chosen, ids = left[take], first[take]
+                chosen, ids = left[take], fy[take] * (width + 1) + fx[take]
                 phases.append([chosen[ids == f] for f in np.unique(ids)])  # each keeps the order
         left = left[~fits]
-        stripe *= 2
+        tile *= 2
     if left.size:
         phases.append([left])
     return phases
+
+
+def _tiles(lo: np.ndarray, hi: np.ndarray, tile: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Along one axis of ``size`` pixels cut into tiles of ``tile`` (one tile when shorter
+    than two): the tile [M] in which each span lo..hi [M] starts, and whether it ends by the
+    next one (always, on a single tile)."""
+    if 2 * tile > size:
+        return np.zeros(lo.shape, np.int64), np.ones(lo.shape, bool)
+    first = np.maximum(lo, 0) // tile
+    return first, np.maximum(hi, lo) // tile <= first + 1
 
 
 @njit(parallel=True, **_OPTS)
@@ -460,23 +475,23 @@ def visit_order(rows: np.ndarray) -> np.ndarray:
     return np.lexsort((rows[:, 0], np.floor(rows[:, 1] / 16.0))).astype(np.int64)
 
 
-def striped_sweep(codes: np.ndarray, s: np.ndarray, o: np.ndarray, top: np.ndarray, order: np.ndarray,
-                  render: np.ndarray, target: np.ndarray, cost: np.ndarray, mu: float) -> tuple[int, float]:
+def tiled_sweep(codes: np.ndarray, s: np.ndarray, o: np.ndarray, top: np.ndarray, order: np.ndarray,
+                render: np.ndarray, target: np.ndarray, cost: np.ndarray, mu: float) -> tuple[int, float]:
     """One sweep of ``_sweep`` (same arguments) in the phases and groups of
-    ``stripe_schedule``, each phase's groups in parallel: the same moves as ``_sweep`` visiting
+    ``tile_schedule``, each phase's groups in parallel: the same moves as ``_sweep`` visiting
     the Gaussians in the schedule's order (phase by phase, group by group), whatever the
     number of threads. Returns (moves made, total change)."""
-    reach = np.empty((codes.shape[0], 2), np.int64)  # [N, 2]
-    _reach_rows(codes, s, o, top, render.shape[0], render.shape[1], reach)
+    reach = np.empty((codes.shape[0], 4), np.int64)  # [N, 4]
+    _reach_boxes(codes, s, o, top, render.shape[0], render.shape[1], reach)
     moves, total = 0, 0.0
-    for groups in stripe_schedule(order, reach, render.shape[0]):
+    for groups in tile_schedule(order, reach, render.shape[0], render.shape[1]):
         items = np.concatenate(groups).astype(np.int64)  # [M]
         offsets = np.cumsum([0] + [g.size for g in groups]).astype(np.int64)  # [G + 1]
         group_moves = np.zeros(len(groups), np.int64)
         group_changes = np.zeros(len(groups), np.float64)
         old = set_parallel_chunksize(1)  # groups differ in size: a thread takes the next when done
         try:
-            _sweep_stripes(codes, s, o, top, items, offsets, render, target, cost, mu, group_moves, group_changes)
+            _sweep_groups(codes, s, o, top, items, offsets, render, target, cost, mu, group_moves, group_changes)
         finally:
             set_parallel_chunksize(old)
         moves += int(group_moves.sum())
@@ -534,7 +549,7 @@ def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: t
         if rate_weight > 0 and rate_channels:
             cost = code_bits(codes, bits, rate_channels)
             mu = bit_price(rate_weight, np.sum((np.clip(current, 0.0, 1.0) - image) ** 2), pixels)
-        moves, change = striped_sweep(codes, s, o, top, order, current, image, cost, mu)
+        moves, change = tiled_sweep(codes, s, o, top, order, current, image, cost, mu)
         report.moves.append(int(moves))
         report.gains.append(float(-change))
         if moves == 0:
