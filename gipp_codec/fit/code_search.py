@@ -42,6 +42,7 @@ _DET_MARGIN = 1e-6  # a move must leave det > _DET_MARGIN * a * c (valid in bina
 # a move must lower the squared error by more than this ((1/255)^2 is 1.5e-5): gains within
 # rounding would let two moves undo each other forever
 _MIN_GAIN = 1e-9
+_TILE_PERCENTILE = 95
 
 
 @njit(**_OPTS)
@@ -390,7 +391,7 @@ def tile_schedule(order: np.ndarray, reach: np.ndarray, height: int, width: int)
     if not drawn.any():
         return [[left]]
     sides = np.maximum(reach[:, 1] - reach[:, 0], reach[:, 3] - reach[:, 2]) + 1  # [N]
-    tile = max(16, int(np.ceil(np.percentile(sides[drawn], 95))))
+    tile = max(16, int(np.ceil(np.percentile(sides[drawn], _TILE_PERCENTILE))))
     phases = []
     while left.size and (2 * tile <= height or 2 * tile <= width):
         fx, fits_x = _tiles(reach[left, 0], reach[left, 1], tile, width)
