@@ -146,7 +146,7 @@ wait $WARM
 # 3. the GPU tests
 TESTS_OK=1
 if [ "$DEVICE" = cuda ]; then
-    step gpu_tests 240 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_render_triton.py tests/test_adam_triton.py tests/test_lsq_triton.py tests/test_rate_triton.py tests/test_gpu_codec.py || TESTS_OK=0
+    step gpu_tests 240 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_render_triton.py tests/test_adam_triton.py tests/test_lsq_triton.py tests/test_rate_triton.py tests/test_code_search_triton.py tests/test_gpu_codec.py || TESTS_OK=0
 fi
 if [ $TESTS_OK = 0 ]; then
     say "GPU tests failed: encodes on $DEVICE skipped"

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from gipp_codec import triton_path
 from gipp_codec.errors import ConfigError, InputImageError
 from gipp_codec.fit.code_search import bit_price, order0_bits, removal_costs, search_codes
 from gipp_codec.fit.color_refit import refit_color_codes
@@ -208,17 +209,23 @@ def _searches_codes(cfg: FitConfig) -> bool:
 
 def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConfig, render: np.ndarray,
             arr: np.ndarray, renderer: Callable, dev: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """(codes [N, 8], their render [H, W, 3]) after ``code_search.search_codes`` from q and its
-    render; q and ``render`` themselves when the searched codes are not better by the
-    renderer's own render of them against the image ``arr`` [H, W, 3] uint8: a smaller
-    squared error once clamped, or with a rate term (``QATConfig.rate_weight`` w) a smaller
+    """(codes [N, 8], their render [H, W, 3]) after ``code_search.search_codes`` (on CUDA
+    ``code_search_triton.search_codes_triton``, the same search) from q and its render; q
+    and ``render`` themselves when the searched codes are not better by the renderer's own
+    render of them against the image ``arr`` [H, W, 3] uint8: a smaller squared error once clamped, or with a rate term (``QATConfig.rate_weight`` w) a smaller
     squared error + mu * order-0 bits of the channels the term covers, mu = ``bit_price`` of
     q's squared error."""
     target = arr.astype(np.float32) / np.float32(255.0)  # [H, W, 3]
     qat = cfg.qat
     channels = tuple(RATE_CHANNEL_SETS[qat.rate_channels]) if qat.rate_weight > 0 else ()
-    searched, _ = search_codes(q, scales, offsets, qat.bits(), render, target, qat.code_search_sweeps,
-                               rate_weight=qat.rate_weight, rate_channels=channels)
+    search = search_codes
+    args = (render, target)
+    if triton_path.serves(torch.empty(0, device=dev)):  # on CUDA: the sweeps in Triton, the render kept there
+        from gipp_codec.fit.code_search_triton import search_codes_triton as search
+
+        args = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev))
+    searched, _ = search(q, scales, offsets, qat.bits(), *args, qat.code_search_sweeps,
+                         rate_weight=qat.rate_weight, rate_channels=channels)
     new_render = _render_rows(_dequantize(searched, scales, offsets), renderer, dev, arr.shape[0], arr.shape[1])
 
     def error(image: np.ndarray) -> float:

@@ -1,0 +1,113 @@
+"""The code search's sweeps on CUDA (``fit/code_search_triton.py``) against the CPU's.
+
+The kernel runs on CPU tensors under Triton's interpreter, which is fixed when triton is
+imported, so the comparison runs in a subprocess with ``TRITON_INTERPRET=1`` (this file with
+``--interpret-worker``) that prints one JSON line; the interpreter is slow, so the scenes are
+tiny. On CUDA (``@pytest.mark.gpu``) the same comparison runs in-process on larger scenes. The
+sm_90 compile checks Triton's compiler accepts the kernel.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_code_search import _scene, _sweep_inputs  # noqa: E402
+from triton_aot import compile_sm90, run_interpreted  # noqa: E402
+
+# (name, Gaussians, width, height, seed): two tiles along each axis of the second, so its
+# phases hold several groups (programs)
+SCENES = [("small", 40, 32, 24, 1), ("tiled", 30, 40, 40, 2)]
+LARGE_SCENES = [("tall", 160, 24, 240, 4), ("wide", 200, 160, 96, 5)]
+
+
+def compare(device: str, scenes) -> dict:
+    """Per scene and rate price (0, and the encoder's at weight 0.5): one sweep by the CPU's
+    ``tiled_sweep`` and by ``tiled_sweep_triton`` from the same codes; the moves and gains of
+    each, how many codes differ after, and the largest difference of the renders."""
+    from gipp_codec.fit import code_search as cs
+    from gipp_codec.fit.code_search_triton import search_codes_triton, tiled_sweep_triton
+
+    out = {}
+    for name, n, width, height, seed in scenes:
+        g, target, start = _scene(n=n, width=width, height=height, seed=seed, shift=2)
+        codes, s, o, top, order, render, image = _sweep_inputs(g, start, target)
+        cost = cs.code_bits(codes, g.bits.per_channel(), tuple(range(2, 8)))
+        error = float(np.sum((np.clip(render, 0.0, 1.0) - image) ** 2))
+        for label, mu in (("blind", 0.0), ("priced", cs.bit_price(0.5, error, width * height))):
+            cpu_codes, cpu_render = codes.copy(), render.copy()
+            cpu = cs.tiled_sweep(cpu_codes, s, o, top, order, cpu_render, image, cost, mu)
+            dev_codes = torch.from_numpy(codes.copy()).to(device)
+            dev_render = torch.from_numpy(render.copy()).to(device)
+            got = tiled_sweep_triton(dev_codes, s, o, top, order, dev_render, torch.from_numpy(image).to(device),
+                                     cost, mu)
+            out[f"{name}_{label}"] = {
+                "cpu": list(cpu), "triton": list(got),
+                "codes_differ": int((dev_codes.cpu().numpy() != cpu_codes).sum()),
+                "render_diff": float(np.abs(dev_render.cpu().numpy() - cpu_render).max()),
+            }
+        if name not in ("small", "wide"):
+            continue
+        # the whole search, three sweeps with the rate priced anew each sweep
+        bits = g.bits.per_channel()
+        cpu_q, cpu_report = cs.search_codes(start, g.scales, g.offsets, bits, render, target, 3, 0.5, (2, 3, 4, 5, 6, 7))
+        dev_q, dev_report = search_codes_triton(start, g.scales, g.offsets, bits, torch.from_numpy(render).to(device),
+                                                torch.from_numpy(target).to(device), 3, 0.5, (2, 3, 4, 5, 6, 7))
+        out[f"{name}_search"] = {"cpu_moves": cpu_report.moves, "triton_moves": dev_report.moves,
+                                 "dtype_kept": str(dev_q.dtype) == str(start.dtype),
+                                 "codes_differ": int((dev_q != cpu_q).sum())}
+    return out
+
+
+def _check(result: dict, scenes) -> None:
+    assert set(result) == {f"{s[0]}_{k}" for s in scenes for k in ("blind", "priced")} | \
+        {f"{s[0]}_search" for s in scenes if s[0] in ("small", "wide")}
+    for key, r in result.items():
+        if key.endswith("_search"):
+            assert r["dtype_kept"] and r["triton_moves"] == r["cpu_moves"], (key, r)
+            assert r["codes_differ"] == 0 and sum(r["cpu_moves"]) > 0, (key, r)
+            continue
+        # the same moves (the same codes), the same change of the objective, renders within rounding
+        assert r["codes_differ"] == 0 and r["triton"][0] == r["cpu"][0] > 0, (key, r)
+        assert r["triton"][1] == pytest.approx(r["cpu"][1], rel=1e-9, abs=1e-12), (key, r)
+        assert r["render_diff"] < 1e-12, (key, r)
+
+
+@pytest.fixture(scope="module")
+def interpreted():
+    return run_interpreted(__file__)
+
+
+def test_triton_sweeps_make_the_cpu_moves_under_the_interpreter(interpreted):
+    _check(interpreted, SCENES)
+
+
+def test_kernel_compiles_for_sm90_without_a_gpu():
+    pytest.importorskip("triton")
+    from gipp_codec.fit import code_search_triton as cst
+
+    sig = {"codes_ptr": "*i64", "s_ptr": "*fp64", "o_ptr": "*fp64", "top_ptr": "*i64", "render_ptr": "*fp64",
+           "target_ptr": "*fp32", "cost_ptr": "*fp64", "consts_ptr": "*fp64", "items_ptr": "*i64",
+           "offsets_ptr": "*i64", "moves_ptr": "*i64", "gains_ptr": "*fp64", "width": "i32"}
+    consts = {"LEVELS": 4096, "SLOTS": cst.SLOTS, "PIXELS": cst.PIXELS}
+    options = {"num_warps": 4, "enable_fp_fusion": False}
+    compile_sm90(cst._sweep_phase_kernel, {**sig, **{k: "constexpr" for k in consts}}, consts, options)
+    # an image one pixel wide: the launcher passes width = 1 as a constant
+    compile_sm90(cst._sweep_phase_kernel, {**sig, "width": "constexpr", **{k: "constexpr" for k in consts}},
+                 {**consts, "width": 1}, options)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_triton_sweeps_make_the_cpu_moves_on_cuda():
+    pytest.importorskip("triton")
+    _check(compare("cuda", SCENES + LARGE_SCENES), SCENES + LARGE_SCENES)
+
+
+if __name__ == "__main__" and "--interpret-worker" in sys.argv:
+    assert os.environ.get("TRITON_INTERPRET") == "1", "run with TRITON_INTERPRET=1"
+    print(json.dumps(compare("cpu", SCENES)))
