@@ -60,7 +60,7 @@ def sweep_ways(gimg: Path, png: Path):
     def way(kernel):
         return lambda: kernel(codes.copy(), s, o, top, order, render.copy(), target, cost, mu)
 
-    return way(cs._sweep), way(cs.striped_sweep)
+    return way(cs._sweep), way(cs.tiled_sweep)
 
 
 def rate_ways(gimg: Path):
