@@ -45,6 +45,7 @@ PARTS = {
     "entropy coding (all codings)": ("entropy/gaussian_coder.py", "encode_attributes"),
     "coding search": ("entropy/gaussian_coder.py", "_choose_config"),
     "code search after QAT (all sweeps)": ("fit/code_search.py", "search_codes"),
+    "code search after QAT, Triton (all sweeps)": ("fit/code_search_triton.py", "search_codes_triton"),  # CUDA
     "rate term, CPU kernel": ("fit/rate_proxy.py", "add_rate_gradients"),  # since f7086d8
     "rate term, torch form": ("fit/rate_proxy.py", "attribute_bits"),  # its backward is not inside
     "MSE of a render (torch)": ("fit/trainer.py", "_mse"),

@@ -20,7 +20,8 @@
 #      (bench_rd --gimg-warmup): the encode-time ratio
 #   4b. tools/encode_profile.py on kodim23 (0.5 bpp, 1000 iterations, --phases): the time
 #      of one float and one QAT iteration on the GPU, and where an encode's time goes; then
-#      tools/gpu_kernel_profile.py: the kernels and host operations inside an iteration
+#      tools/part_speed.py --cuda: one code-search sweep on the CPU's cores against the Triton
+#      sweep; tools/gpu_kernel_profile.py: the kernels and host operations inside an iteration
 #   4c. if .gpu/base holds an older commit's code (made here with
 #      `mkdir -p .gpu/base && git archive COMMIT gipp_codec tools | tar -x -C .gpu/base`),
 #      the same profile with it right after: a before/after on one machine in one call
@@ -87,6 +88,7 @@ summary() {
     echo "== gpu tests"; tail -n 15 "$WORK/gpu_tests.log" 2>/dev/null
     echo "== encode profile"; tail -n 12 "$WORK/profile.log" 2>/dev/null
     echo "== encode profile, .gpu/base"; tail -n 12 "$WORK/profile_base.log" 2>/dev/null
+    echo "== code-search sweep, CPU against Triton"; tail -n 6 "$WORK/search_speed.log" 2>/dev/null
     echo "== kernel profile"; grep -v "^USDT" "$WORK/kernels.log" 2>/dev/null | tail -n 40
     python3 - "$WORK" <<'EOF'
 import glob, json, os, sys
@@ -164,6 +166,9 @@ fi
 if [ "$DEVICE" = cuda ] && wants profile; then
     step profile 150 python3 tools/encode_profile.py "$KODAK/kodim23.png" --bpp "$PAIR_BPP" --iterations 1000 \
         --phases --json "$WORK/encode_profile.json"
+    # one code-search sweep on the CPU's cores against the Triton sweep (a file in the repo)
+    step search_speed 90 python3 tools/part_speed.py benchmarks/files_session40/kodim23_05_b7c1233.gimg \
+        "$KODAK/kodim23.png" --cuda --repeats 5 --json "$WORK/part_speed_cuda.json"
     # which kernels and host operations an iteration's time goes to (torch's profiler)
     step kernels 120 python3 tools/gpu_kernel_profile.py "$KODAK/kodim23.png" --bpp "$PAIR_BPP" --iterations 1000 \
         --json "$WORK/kernel_profile.json"

@@ -2,7 +2,7 @@
 """Time two parts of an encode old way against new way, interleaved, on a coded file's set.
 
     python tools/part_speed.py FILE.gimg IMAGE.png [FILE.gimg IMAGE.png ...]
-        [--repeats 15] [--json OUT]
+        [--repeats 15] [--cuda] [--json OUT]
 
 Whole encodes on these shared machines vary by 20 % from run to run; a part timed both ways
 in turns, in one process, on the same input, gives a steadier ratio. Parts:
@@ -10,6 +10,8 @@ in turns, in one process, on the same input, gives a steadier ratio. Parts:
   weighed as the encoder does (``code_search.bit_price`` at 0.5): the serial kernel
   ``_sweep`` in the search's order (the search before commit 8eda463) against
   ``tiled_sweep`` (since then: groups of rows, since the fortieth session of square tiles, in parallel on all threads);
+- ``sweep_cuda`` (with ``--cuda``): the same sweep by ``tiled_sweep`` on the CPU's cores
+  against ``code_search_triton.tiled_sweep_triton`` on the GPU (fortieth session);
 - ``rate``: one QAT iteration's rate term on the file's Gaussians (a quantizer at the file's
   depths, ranges from the set's min and max): the torch form ``attribute_bits`` and
   autograd's backward (before commit f7086d8) against the kernel ``add_rate_gradients``.
@@ -42,8 +44,10 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def sweep_ways(gimg: Path, png: Path):
-    """(old, new) callables that each run one sweep on fresh copies of the file's codes."""
+def _sweep_state(gimg: Path, png: Path):
+    """What one sweep from a coded file's codes takes: (codes [N, 8] int64, s, o [8], top [8],
+    order [N], render [H, W, 3] float64 unclamped, target [H, W, 3] float32, cost, mu), the
+    rate weighed as the encoder does (``code_search.bit_price`` at 0.5)."""
     g = parse_gimg(gimg.read_bytes()).gaussians
     target = np.ascontiguousarray(load_image(png)[0].astype(np.float32) / np.float32(255.0))  # [H, W, 3]
     rows = dequantize_rows(g.q, g.scales, g.offsets)  # [N, 8]
@@ -53,14 +57,40 @@ def sweep_ways(gimg: Path, png: Path):
     s, o = g.scales.astype(np.float64), g.offsets.astype(np.float64)
     bits = g.bits.per_channel()
     top = np.array([(1 << int(b)) - 1 for b in bits], np.int64)
-    order = cs.visit_order(rows)
     cost = cs.code_bits(codes, bits, RATE_CHANNELS)
     mu = cs.bit_price(0.5, float(np.sum((np.clip(render, 0.0, 1.0) - target) ** 2)), g.height * g.width)
+    return codes, s, o, top, cs.visit_order(rows), render, target, cost, mu
+
+
+def sweep_ways(gimg: Path, png: Path):
+    """(old, new) callables that each run one sweep on fresh copies of the file's codes."""
+    codes, s, o, top, order, render, target, cost, mu = _sweep_state(gimg, png)
 
     def way(kernel):
         return lambda: kernel(codes.copy(), s, o, top, order, render.copy(), target, cost, mu)
 
     return way(cs._sweep), way(cs.tiled_sweep)
+
+
+def cuda_sweep_ways(gimg: Path, png: Path, device: str = "cuda"):
+    """(old, new): one sweep by the CPU's ``tiled_sweep`` (numba, every core) and by
+    ``code_search_triton.tiled_sweep_triton`` on ``device`` (CUDA, waited for; the CPU only
+    under Triton's interpreter), each on fresh copies."""
+    from gipp_codec.fit.code_search_triton import tiled_sweep_triton
+
+    codes, s, o, top, order, render, target, cost, mu = _sweep_state(gimg, png)
+    dev = torch.device(device)
+    codes_d, render_d, target_d = (torch.from_numpy(x).to(dev) for x in (codes, render, target))
+
+    def old():
+        cs.tiled_sweep(codes.copy(), s, o, top, order, render.copy(), target, cost, mu)
+
+    def new():
+        tiled_sweep_triton(codes_d.clone(), s, o, top, order, render_d.clone(), target_d, cost, mu)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    return old, new
 
 
 def rate_ways(gimg: Path):
@@ -86,10 +116,13 @@ def rate_ways(gimg: Path):
     return old, new
 
 
-def bench(gimg: Path, png: Path, repeats: int) -> dict:
-    """Median seconds of each way of each part on one file."""
+def bench(gimg: Path, png: Path, repeats: int, cuda: bool = False) -> dict:
+    """Median seconds of each way of each part on one file (with ``cuda``, also ``sweep_cuda``)."""
     out = {}
-    for part, (old, new) in (("sweep", sweep_ways(gimg, png)), ("rate", rate_ways(gimg))):
+    parts = [("sweep", sweep_ways(gimg, png)), ("rate", rate_ways(gimg))]
+    if cuda:
+        parts.append(("sweep_cuda", cuda_sweep_ways(gimg, png)))
+    for part, (old, new) in parts:
         old(), new()  # compile / load kernels
         times = {"old": [], "new": []}
         for _ in range(repeats):
@@ -105,16 +138,19 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("pairs", nargs="+", help="FILE.gimg IMAGE.png pairs")
     p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--cuda", action="store_true", help="also time the code search's sweep in Triton on CUDA")
     p.add_argument("--json")
     args = p.parse_args(argv)
     if len(args.pairs) % 2:
         p.error("give FILE.gimg IMAGE.png pairs")
+    if args.cuda and not torch.cuda.is_available():
+        p.error("--cuda: no CUDA device here")
     from gipp_codec.fit.threads import cpu_fitting_threads
 
     results = {}
     with cpu_fitting_threads(torch.device("cpu")):
         for gimg, png in zip(args.pairs[::2], args.pairs[1::2]):
-            r = bench(Path(gimg), Path(png), args.repeats)
+            r = bench(Path(gimg), Path(png), args.repeats, args.cuda)
             results[gimg] = r
             for part, v in r.items():
                 print(f"{Path(gimg).name} {part}: old {1e3 * v['old_s']:.2f} ms, new {1e3 * v['new_s']:.2f} ms, "
