@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Time two parts of an encode old way against new way, interleaved, on a coded file's set.
+"""Time parts of an encode old way against new way, interleaved, on a coded file's set.
 
     python tools/part_speed.py FILE.gimg IMAGE.png [FILE.gimg IMAGE.png ...]
         [--repeats 15] [--cuda] [--json OUT]
@@ -9,7 +9,8 @@ in turns, in one process, on the same input, gives a steadier ratio. Parts:
 - ``sweep``: one sweep of the code search from the file's codes against the image, rate
   weighed as the encoder does (``code_search.bit_price`` at 0.5): the serial kernel
   ``_sweep`` in the search's order (the search before commit 8eda463) against
-  ``tiled_sweep`` (since then: groups of rows, since the fortieth session of square tiles, in parallel on all threads);
+  ``tiled_sweep`` (since then groups in parallel on all threads: of rows, and since commit
+  2eeb400 of square tiles);
 - ``sweep_cuda`` (with ``--cuda``): the same sweep by ``tiled_sweep`` on the CPU's cores
   against ``code_search_triton.tiled_sweep_triton`` on the GPU (fortieth session);
 - ``rate``: one QAT iteration's rate term on the file's Gaussians (a quantizer at the file's
