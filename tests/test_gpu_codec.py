@@ -1,5 +1,6 @@
 """The codec on CUDA: fitting and encoding with ``device="cuda"`` (the Triton renderer,
-torch's Adam and QAT, the code search on the host) against the same work on the CPU.
+Adam and QAT, the code search in Triton or, asked for, on the host) against the same work
+on the CPU.
 
 Every test here needs CUDA and triton and skips cleanly without them (``@pytest.mark.gpu``);
 CI has no GPU, so these run on a lent GPU machine (``tools/gpu_session.sh``).
@@ -55,6 +56,24 @@ def test_encode_on_cuda_decodes_to_the_reported_psnr_and_matches_the_cpu_encode(
     assert abs(psnr(decoded, img) - rep_gpu.psnr) <= 0.01
     assert abs(rep_gpu.psnr - rep_cpu.psnr) < 1.0, (rep_gpu.psnr, rep_cpu.psnr)
     assert abs(rep_gpu.bpp - rep_cpu.bpp) / rep_cpu.bpp < 0.1, (rep_gpu.bpp, rep_cpu.bpp)
+
+
+def test_encode_on_cuda_with_the_search_on_the_cpu(monkeypatch):
+    """``QATConfig.code_search_on_gpu`` off: the encode on CUDA never calls the Triton search
+    and still writes a file that decodes to its reported PSNR."""
+    pytest.importorskip("triton")
+    from gipp_codec.fit import code_search_triton
+    from gipp_codec.fit.config import FitConfig
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the Triton code search ran")
+
+    monkeypatch.setattr(code_search_triton, "search_codes_triton", refuse)
+    img = _image()
+    cfg = FitConfig().with_qat(code_search_on_gpu=False)
+    data, rep = encode_with_report(img, bpp=1.5, iterations=200, seed=0, device="cuda", config=cfg)
+    assert rep.device.startswith("cuda")
+    assert abs(psnr(decode(data), img) - rep.psnr) <= 0.01
 
 
 def test_auto_device_picks_cuda():

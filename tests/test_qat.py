@@ -607,3 +607,11 @@ def test_params_lr_scale_multiplies_the_gaussians_lr_in_qat_only(monkeypatch):
     for bad in (0.0, -1.0):
         with pytest.raises(ConfigError, match="params_lr_scale"):
             FitConfig().replace(qat=QATConfig(params_lr_scale=bad))
+
+
+def test_the_code_search_device_setting_takes_only_a_bool():
+    assert QATConfig().code_search_on_gpu is True
+    FitConfig().replace(qat=QATConfig(code_search_on_gpu=False)).validate()
+    for bad in (0, 1, "false", None):
+        with pytest.raises(ConfigError, match="code_search_on_gpu"):
+            FitConfig().replace(qat=QATConfig(code_search_on_gpu=bad)).validate()

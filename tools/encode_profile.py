@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from gipp_codec.encoder import encode_with_report
+from gipp_codec.fit.config import FitConfig
 from gipp_codec.imageio import load_image
 
 # part -> (file suffix, function name) whose cumulative time it is
@@ -76,13 +77,16 @@ def main(argv=None) -> int:
     ap.add_argument("--iterations", type=int, default=1000)
     ap.add_argument("--phases", action="store_true", help="also time one iteration per phase, unprofiled")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--cpu-search", action="store_true",
+                    help="run the code search after QAT on the CPU even where CUDA serves (QATConfig.code_search_on_gpu off)")
     args = ap.parse_args(argv)
+    config = FitConfig().with_qat(code_search_on_gpu=not args.cpu_search)
     image = load_image(args.image)[0]
-    encode_with_report(image[:32, :32], gaussians=20, iterations=5)  # load the kernels
+    encode_with_report(image[:32, :32], gaussians=20, iterations=5, config=config)  # load the kernels
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
-    encode_with_report(image, bpp=args.bpp, iterations=args.iterations)
+    encode_with_report(image, bpp=args.bpp, iterations=args.iterations, config=config)
     prof.disable()
     wall = time.perf_counter() - t0
     stats = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tt, ct, callers)

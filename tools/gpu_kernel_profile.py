@@ -27,7 +27,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from gipp_codec.encoder import encode_with_report
 from gipp_codec.fit.api import resolve_device
-from gipp_codec.fit.config import QATConfig
+from gipp_codec.fit.config import FitConfig, QATConfig
 from gipp_codec.imageio import load_image
 
 
@@ -98,13 +98,17 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--cpu-search", action="store_true",
+                    help="run the code search after QAT on the CPU even where CUDA serves (QATConfig.code_search_on_gpu off)")
     args = ap.parse_args(argv)
+    config = FitConfig().with_qat(code_search_on_gpu=not args.cpu_search)
     device = resolve_device(args.device)
     image = load_image(args.image)[0]
-    encode_with_report(image[:32, :48], gaussians=20, iterations=20, device=device)  # compile and load kernels
+    encode_with_report(image[:32, :48], gaussians=20, iterations=20, device=device, config=config)  # compile, load
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     windows = _Windows(args.iterations, args.window, activities)
-    encode_with_report(image, bpp=args.bpp, iterations=args.iterations, device=device, progress=windows)
+    encode_with_report(image, bpp=args.bpp, iterations=args.iterations, device=device, progress=windows,
+                       config=config)
     out = {"image": str(args.image), "bpp": args.bpp, "iterations": args.iterations, "device": str(device),
            "torch": torch.__version__, "phases": {}}
     print(f"{args.image.name}, {args.bpp} bpp, {args.iterations} iterations on {device}")

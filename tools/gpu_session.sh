@@ -14,7 +14,9 @@
 #      micro-benchmark tools/bench_gpu.py (forward, forward+backward, parity)
 #   3. the GPU tests: pytest -m gpu (Triton renderer and binning parity, the Triton kernels
 #      of Adam, the fake quantizer and its constraints, the rate term, fitting and encoding on CUDA)
-#      -- if they fail, steps 4 and 5 are skipped (the encoder on CUDA is not trusted)
+#      -- if they fail, steps 4 and 5 are skipped (the encoder on CUDA is not trusted); the
+#      Triton code search's test runs first on its own: if it fails, the encodes keep the
+#      search on the CPU instead
 #   4. one Kodak image (kodim23) at 0.5 bpp, 5000 iterations, encoded on cuda and then on
 #      the same machine's CPU, one after the other, each after an untimed warm-up encode
 #      (bench_rd --gimg-warmup): the encode-time ratio
@@ -85,6 +87,7 @@ pack() {
 summary() {
     echo "== session.log"; cat "$LOG"
     echo "== bench_gpu"; tail -n 20 "$WORK/bench_gpu.log" 2>/dev/null
+    echo "== gpu test of the Triton code search"; tail -n 8 "$WORK/gpu_search_test.log" 2>/dev/null
     echo "== gpu tests"; tail -n 15 "$WORK/gpu_tests.log" 2>/dev/null
     echo "== encode profile"; tail -n 12 "$WORK/profile.log" 2>/dev/null
     echo "== encode profile, .gpu/base"; tail -n 12 "$WORK/profile_base.log" 2>/dev/null
@@ -145,10 +148,21 @@ if [ "$DEVICE" = cuda ] && wants bench; then
 fi
 wait $WARM
 
-# 3. the GPU tests
+# 3. the GPU tests; the Triton code search's first, on its own: if it fails, every encode
+# here keeps the search on the CPU (QATConfig.code_search_on_gpu off) and the codec tests
+# that would run it are left out, so one new kernel cannot cost the lease its encodes
 TESTS_OK=1
+SEARCH_QAT=()   # bench_rd's flags for the encodes
+SEARCH_TOOL=()  # encode_profile's and gpu_kernel_profile's
+CODEC_TESTS=()
 if [ "$DEVICE" = cuda ]; then
-    step gpu_tests 240 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_render_triton.py tests/test_adam_triton.py tests/test_lsq_triton.py tests/test_rate_triton.py tests/test_code_search_triton.py tests/test_gpu_codec.py || TESTS_OK=0
+    if ! step gpu_search_test 180 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_code_search_triton.py; then
+        say "the Triton code search failed its GPU test: the encodes keep the search on the CPU"
+        SEARCH_QAT=(--gimg-qat code_search_on_gpu=false)
+        SEARCH_TOOL=(--cpu-search)
+        CODEC_TESTS=(-k "not test_encode_on_cuda_decodes and not test_auto_device")
+    fi
+    step gpu_tests 240 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_render_triton.py tests/test_adam_triton.py tests/test_lsq_triton.py tests/test_rate_triton.py tests/test_gpu_codec.py "${CODEC_TESTS[@]}" || TESTS_OK=0
 fi
 if [ $TESTS_OK = 0 ]; then
     say "GPU tests failed: encodes on $DEVICE skipped"
@@ -158,20 +172,20 @@ fi
 # 4. one image, GPU then CPU
 PAIR=(kodim23.png --codecs gimg --gimg-bpp "$PAIR_BPP" --gimg-iterations "$ITERS" --downscale "$DOWNSCALE" --decode-repeats 1 --gimg-warmup -q)
 if wants pair; then
-    (cd "$KODAK" && step pair_gpu 150 python3 "$REPO/tools/bench_rd.py" "${PAIR[@]}" --gimg-device "$DEVICE" --json "$WORK/pair_gpu.json")
+    (cd "$KODAK" && step pair_gpu 150 python3 "$REPO/tools/bench_rd.py" "${PAIR[@]}" "${SEARCH_QAT[@]}" --gimg-device "$DEVICE" --json "$WORK/pair_gpu.json")
     (cd "$KODAK" && step pair_cpu 200 python3 "$REPO/tools/bench_rd.py" "${PAIR[@]}" --gimg-device cpu --json "$WORK/pair_cpu.json")
 fi
 
 # 4b. where a GPU encode's time goes: the median time of one float and one QAT iteration
 if [ "$DEVICE" = cuda ] && wants profile; then
     step profile 150 python3 tools/encode_profile.py "$KODAK/kodim23.png" --bpp "$PAIR_BPP" --iterations 1000 \
-        --phases --json "$WORK/encode_profile.json"
+        --phases "${SEARCH_TOOL[@]}" --json "$WORK/encode_profile.json"
     # one code-search sweep on the CPU's cores against the Triton sweep (a file in the repo)
-    step search_speed 90 python3 tools/part_speed.py benchmarks/files_session40/kodim23_05_b7c1233.gimg \
+    [ ${#SEARCH_TOOL[@]} -eq 0 ] && step search_speed 90 python3 tools/part_speed.py benchmarks/files_session40/kodim23_05_b7c1233.gimg \
         "$KODAK/kodim23.png" --cuda --repeats 5 --json "$WORK/part_speed_cuda.json"
     # which kernels and host operations an iteration's time goes to (torch's profiler)
     step kernels 120 python3 tools/gpu_kernel_profile.py "$KODAK/kodim23.png" --bpp "$PAIR_BPP" --iterations 1000 \
-        --json "$WORK/kernel_profile.json"
+        "${SEARCH_TOOL[@]}" --json "$WORK/kernel_profile.json"
     # 4c. the same with an older checkout's code, when one was carried in .gpu/base
     if [ -d "$REPO/.gpu/base/gipp_codec" ]; then
         (export PYTHONPATH=$WORK/site:$REPO/.gpu/base NUMBA_CACHE_DIR=$WORK/numba_cache_base
@@ -189,7 +203,7 @@ worker() {  # worker INDEX: its images, every rate in turn
         mkdir -p "$WORK/files/$r"
         # shellcheck disable=SC2086
         (cd "$KODAK" && NUMBA_NUM_THREADS=2 OMP_NUM_THREADS=1 step "rd_${r}_w$k" 600 python3 "$REPO/tools/bench_rd.py" $mine \
-            --codecs gimg --gimg-bpp "$r" --gimg-iterations "$ITERS" --gimg-device "$DEVICE" --downscale "$DOWNSCALE" \
+            --codecs gimg --gimg-bpp "$r" --gimg-iterations "$ITERS" --gimg-device "$DEVICE" "${SEARCH_QAT[@]}" --downscale "$DOWNSCALE" \
             --decode-repeats 1 --gimg-warmup --gimg-keep "$WORK/files/$r" --json "$WORK/rd/rd_${r}_w$k.json" -q) || return 0
     done
 }

@@ -210,7 +210,8 @@ def _searches_codes(cfg: FitConfig) -> bool:
 def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConfig, render: np.ndarray,
             arr: np.ndarray, renderer: Callable, dev: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """(codes [N, 8], their render [H, W, 3]) after ``code_search.search_codes`` (on CUDA
-    ``code_search_triton.search_codes_triton``, the same search) from q and its render; q
+    ``code_search_triton.search_codes_triton``, the same search, unless
+    ``QATConfig.code_search_on_gpu`` is off) from q and its render; q
     and ``render`` themselves when the searched codes are not better by the renderer's own
     render of them against the image ``arr`` [H, W, 3] uint8: a smaller squared error once clamped, or with a rate term (``QATConfig.rate_weight`` w) a smaller
     squared error + mu * order-0 bits of the channels the term covers, mu = ``bit_price`` of
@@ -220,7 +221,7 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     channels = tuple(RATE_CHANNEL_SETS[qat.rate_channels]) if qat.rate_weight > 0 else ()
     search = search_codes
     args = (render, target)
-    if triton_path.serves(torch.empty(0, device=dev)):  # on CUDA: the sweeps in Triton, the render kept there
+    if qat.code_search_on_gpu and triton_path.serves(torch.empty(0, device=dev)):  # the sweeps in Triton on CUDA
         from gipp_codec.fit.code_search_triton import search_codes_triton as search
 
         args = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev))

@@ -176,6 +176,10 @@ class QATConfig:
     # bpp, MS-SSIM +0.0001 to +0.0002 (21 to 24 of 24 up), 1.05x the encode time at 1.0 bpp
     # ("Sixteen code-search sweeps as the default")
     code_search_sweeps: int = 16
+    # where CUDA serves (a CUDA device, triton installed), run the search's sweeps in Triton on
+    # the GPU (``code_search_triton``, the same moves up to rounding) instead of numba on the
+    # CPU's cores; False keeps them on the CPU (a fallback, and for comparisons)
+    code_search_on_gpu: bool = True
     # multiplier of the Gaussians' own learning rates (FitConfig.lr_means, lr_covs, lr_colors,
     # on their schedule) during QAT; 1.0: the schedule as it is. On the four CPU Kodak images
     # at 0.5 bpp (lr 0.7 then) x0.5 lost 0.06 dB (0 of 4 up) and x2 gained +0.05 dB (3 of 4
@@ -599,6 +603,8 @@ class FitConfig:
             raise ConfigError(f"QATConfig.position_hold must be one of {POSITION_HOLD_CHOICES}, got {q.position_hold!r}")
         if q.init not in ("render", "minmax", "mse"):
             raise ConfigError(f"QATConfig.init must be 'render', 'minmax' or 'mse', got {q.init!r}")
+        if not isinstance(q.code_search_on_gpu, bool):
+            raise ConfigError(f"QATConfig.code_search_on_gpu must be True or False, got {q.code_search_on_gpu!r}")
         if not isinstance(q.code_search_sweeps, int) or q.code_search_sweeps < 0:
             raise ConfigError(f"QATConfig.code_search_sweeps must be an integer >= 0, got {q.code_search_sweeps!r}")
         if q.eval_every < 1:
