@@ -7,7 +7,7 @@ The code search after QAT (``gipp_codec.fit.code_search``) visits one Gaussian a
 Gaussians whose pixels no other member of a set touches could be visited at once. This
 colours each file's Gaussians greedily, in the search's visit order, so that no two of one
 colour have overlapping boxes (the pixels a visit reads or writes: the union of the
-Gaussian's box and its geometry moves' boxes, by which the search itself schedules), and prints
+Gaussian's box and its geometry moves' boxes, the boxes the search schedules by), and prints
 the number of colours (sets, launches per sweep) and their sizes (the parallelism of each
 launch): the numbers a GPU code search's design starts from.
 """

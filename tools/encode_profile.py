@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where one encode spends its time: a cProfile of ``encode_with_report`` summed into parts.
 
-    python tools/encode_profile.py IMAGE.png [--bpp 0.5] [--iterations 1000] [--json OUT]
+    python tools/encode_profile.py IMAGE.png [--bpp 0.5] [--iterations 1000] [--phases]
+        [--cpu-search] [--json OUT]
 
 Runs one untimed tiny encode first (numba's kernels loaded from its cache), then the
 encode under cProfile, and prints the wall time and the cumulative time of each part:
@@ -9,7 +10,8 @@ the training loop, the render kernels inside it (forward, backward, and for olde
 revisions the image gradient's planar copy (before 95d0b76) or the planar loss gradient
 (95d0b76 to f936cd4); since f936cd4 the forward kernel writes the loss gradient itself, so
 it is inside the forward's time), and the entropy coder's work (every coding of the set:
-the search and the writing), the code search after QAT (all its sweeps), QAT's rate term
+the search and the writing), the code search after QAT (all its sweeps; on CUDA, since the
+fortieth session, the Triton search's, unless ``--cpu-search``), QAT's rate term
 (the CPU kernel since f7086d8; before it the torch form, whose backward pass through
 autograd's engine is not inside its time), and the trainer's MSE of a render in torch
 (before f7086d8 also on every QAT iteration, for the rate term), and every pass of
@@ -54,12 +56,12 @@ PARTS = {
 }
 
 
-def iteration_times(image: np.ndarray, bpp: float, iterations: int) -> dict:
+def iteration_times(image: np.ndarray, bpp: float, iterations: int, config=None) -> dict:
     """{phase: {"iterations", "median_ms"}} of one encode: the time between the trainer's
     consecutive progress calls, by the phase of the later one (a rate-hook iteration and
     the first of each phase are included; the median is robust to them)."""
     stamps = []  # (perf_counter, phase)
-    encode_with_report(image, bpp=bpp, iterations=iterations,
+    encode_with_report(image, bpp=bpp, iterations=iterations, config=config,
                        progress=lambda t, total, info: stamps.append((time.perf_counter(), info["phase"])))
     out = {}
     for phase in ("float", "qat"):
@@ -98,7 +100,7 @@ def main(argv=None) -> int:
     for part, v in parts.items():
         if v["calls"]:
             print(f"  {part:30s} {v['seconds']:7.2f} s  ({v['calls']} calls)")
-    phases = iteration_times(image, args.bpp, args.iterations) if args.phases else {}
+    phases = iteration_times(image, args.bpp, args.iterations, config) if args.phases else {}
     for phase, v in phases.items():
         print(f"  one {phase} iteration (no cProfile): median {v['median_ms']:.2f} ms over {v['iterations']}")
     if args.json:

@@ -2,7 +2,7 @@
 """Which kernels and operations a training iteration spends its time in, by torch's profiler.
 
     python tools/gpu_kernel_profile.py IMAGE.png [--bpp 0.5] [--iterations 1000]
-        [--window 50] [--device auto|cpu|cuda] [--top 15] [--json OUT]
+        [--window 50] [--device auto|cpu|cuda] [--top 15] [--cpu-search] [--json OUT]
 
 Runs one untimed tiny encode (kernels compiled and loaded), then one encode whose training
 is profiled in two windows of ``--window`` iterations each: one in the float phase (from

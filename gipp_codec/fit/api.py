@@ -211,11 +211,11 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
             arr: np.ndarray, renderer: Callable, dev: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """(codes [N, 8], their render [H, W, 3]) after ``code_search.search_codes`` (on CUDA
     ``code_search_triton.search_codes_triton``, the same search, unless
-    ``QATConfig.code_search_on_gpu`` is off) from q and its render; q
-    and ``render`` themselves when the searched codes are not better by the renderer's own
-    render of them against the image ``arr`` [H, W, 3] uint8: a smaller squared error once clamped, or with a rate term (``QATConfig.rate_weight`` w) a smaller
-    squared error + mu * order-0 bits of the channels the term covers, mu = ``bit_price`` of
-    q's squared error."""
+    ``QATConfig.code_search_on_gpu`` is off) from q and its render; q and ``render``
+    themselves when the searched codes are not better by the renderer's own render of them
+    against the image ``arr`` [H, W, 3] uint8: a smaller squared error once clamped, or with
+    a rate term (``QATConfig.rate_weight`` w) a smaller squared error + mu * order-0 bits of
+    the channels the term covers, mu = ``bit_price`` of q's squared error."""
     target = arr.astype(np.float32) / np.float32(255.0)  # [H, W, 3]
     qat = cfg.qat
     channels = tuple(RATE_CHANNEL_SETS[qat.rate_channels]) if qat.rate_weight > 0 else ()
