@@ -105,11 +105,29 @@ def test_kernel_compiles_for_sm90_without_a_gpu():
            "target_ptr": "*fp32", "cost_ptr": "*fp64", "consts_ptr": "*fp64", "items_ptr": "*i64",
            "offsets_ptr": "*i64", "moves_ptr": "*i64", "gains_ptr": "*fp64", "width": "i32"}
     consts = {"LEVELS": 4096, "SLOTS": cst.SLOTS, "PIXELS": cst.PIXELS}
-    options = {"num_warps": 4, "enable_fp_fusion": False}
+    options = {"num_warps": cst.NUM_WARPS, "enable_fp_fusion": False}
     compile_sm90(cst._sweep_phase_kernel, {**sig, **{k: "constexpr" for k in consts}}, consts, options)
     # an image one pixel wide: the launcher passes width = 1 as a constant
     compile_sm90(cst._sweep_phase_kernel, {**sig, "width": "constexpr", **{k: "constexpr" for k in consts}},
                  {**consts, "width": 1}, options)
+
+
+def test_the_launch_fits_the_registers_of_sm90():
+    """At the launch's PIXELS and num_warps the kernel needs no stack frame for sm_90 (a
+    spill would: tools/triton_resources.py, cuobjdump's resource usage of the cubin)."""
+    pytest.importorskip("triton")
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        pytest.skip("this process runs triton in interpreter mode")
+    from gipp_codec.fit import code_search_triton as cst
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+    from triton_resources import resource_usage
+
+    try:
+        usage = resource_usage(cst.PIXELS, cst.NUM_WARPS) + " "
+    except (FileNotFoundError, ImportError) as exc:
+        pytest.skip(f"no ahead-of-time compile or cuobjdump here: {exc}")
+    assert "STACK:0 " in usage and "LOCAL:0 " in usage, usage
 
 
 @pytest.mark.gpu

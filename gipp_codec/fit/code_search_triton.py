@@ -27,6 +27,10 @@ from gipp_codec.format.constants import CH_A, CH_C, CH_RED
 from gipp_codec.quant.dequant import dequantize_rows
 
 PIXELS = 128  # pixels per step of a program's pass over a reach box
+# threads per program: a [16, PIXELS] float64 block over 8 warps fits the registers (228 a
+# thread for sm_90, no stack); over 4 it takes all 255 and spills to the stack
+# (tools/triton_resources.py, BENCHMARKS.md §7; tests/test_code_search_triton.py keeps it so)
+NUM_WARPS = 8
 SLOTS = 6 + 2 * CH_RED  # 16: a Gaussian's moves, the colours' six, then the geometry's ten
 
 
@@ -250,7 +254,7 @@ def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: n
         group_gains = torch.zeros(len(groups), dtype=torch.float64, device=dev)
         _sweep_phase_kernel[(len(groups),)](codes, s_d, o_d, top_d, render, target, cost_d, consts, items, offsets,
                                             group_moves, group_gains, width, LEVELS=int(cost.shape[1]),
-                                            SLOTS=SLOTS, PIXELS=PIXELS, num_warps=4, enable_fp_fusion=False)
+                                            SLOTS=SLOTS, PIXELS=PIXELS, num_warps=NUM_WARPS, enable_fp_fusion=False)
         moves += int(group_moves.sum())
         total += float(group_gains.sum())
     return moves, total

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Registers and stack of the Triton code-search kernel compiled for sm_90, without a GPU.
+
+    python tools/triton_resources.py [--pixels 64,128] [--warps 4,8] [--json OUT]
+
+Compiles ``code_search_triton._sweep_phase_kernel`` ahead of time for an H100/H200 (sm_90)
+with each PIXELS (the block's pixels per step) and each num_warps, and prints the resource
+usage that the cuobjdump bundled with triton reads from the cubin: registers a thread,
+stack frame (a spill needs one), shared and local memory. A kernel whose block does not
+fit the 255 registers a thread spills to the stack, which costs memory traffic on every
+step; this shows it on any machine, before a GPU is lent.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+SIGNATURE = {"codes_ptr": "*i64", "s_ptr": "*fp64", "o_ptr": "*fp64", "top_ptr": "*i64", "render_ptr": "*fp64",
+             "target_ptr": "*fp32", "cost_ptr": "*fp64", "consts_ptr": "*fp64", "items_ptr": "*i64",
+             "offsets_ptr": "*i64", "moves_ptr": "*i64", "gains_ptr": "*fp64", "width": "i32"}
+
+
+def resource_usage(pixels: int, warps: int) -> str:
+    """cuobjdump's resource-usage line for the kernel at ``pixels`` and ``warps``."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from gipp_codec.fit import code_search_triton as cst
+
+    consts = {"LEVELS": 4096, "SLOTS": cst.SLOTS, "PIXELS": pixels}
+    src = ASTSource(fn=cst._sweep_phase_kernel, signature={**SIGNATURE, **{k: "constexpr" for k in consts}},
+                    constexprs=consts)
+    compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32),
+                              options={"num_warps": warps, "enable_fp_fusion": False})
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(compiled.asm["cubin"])
+        f.flush()
+        out = subprocess.run([tool, "-res-usage", f.name], capture_output=True, text=True, check=True)
+    return next(line.strip() for line in out.stdout.splitlines() if "REG:" in line)
+
+
+def main(argv=None) -> int:
+    """Entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pixels", default="64,128", help="comma-separated PIXELS values")
+    ap.add_argument("--warps", default="4,8", help="comma-separated num_warps values")
+    ap.add_argument("--json", help="write the results here too")
+    args = ap.parse_args(argv)
+    try:
+        pixels = [int(v) for v in args.pixels.split(",")]
+        warps = [int(v) for v in args.warps.split(",")]
+    except ValueError:
+        raise SystemExit("--pixels and --warps take comma-separated integers") from None
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        raise SystemExit("triton is not installed") from None
+    results = []
+    for p in pixels:
+        for w in warps:
+            try:
+                usage = resource_usage(p, w)
+            except Exception as exc:  # noqa: BLE001 (a tool: one line and a non-zero exit)
+                raise SystemExit(f"PIXELS {p}, num_warps {w}: {exc}") from None
+            print(f"PIXELS {p:4d}, num_warps {w}: {usage}")
+            results.append({"pixels": p, "num_warps": w, "usage": usage})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"command": " ".join(sys.argv), "results": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
