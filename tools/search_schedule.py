@@ -24,6 +24,7 @@ import json
 import sys
 
 import numpy as np
+from code_search_sets import visit_boxes
 
 from gipp_codec.fit import code_search as cs
 from gipp_codec.format import parse_gimg
@@ -32,15 +33,9 @@ from gipp_codec.quant.dequant import dequantize_rows
 
 
 def reach_and_order(g) -> tuple[np.ndarray, np.ndarray]:
-    """(reach boxes [N, 4] (i0, i1, j0, j1) of a sweep's visits, ``code_search._reach_boxes``;
+    """(reach boxes [N, 4] (i0, i1, j0, j1) of a sweep's visits, ``code_search_sets.visit_boxes``;
     the visit order [N]) for the quantized Gaussians ``g``."""
-    q = np.ascontiguousarray(g.q, dtype=np.int64)  # [N, 8]
-    s = np.asarray(g.scales, np.float32).astype(np.float64)  # [8]
-    o = np.asarray(g.offsets, np.float32).astype(np.float64)
-    top = np.array([(1 << b) - 1 for b in g.bits.per_channel()], np.int64)
-    boxes = np.empty((q.shape[0], 4), np.int64)
-    cs._reach_boxes(q, s, o, top, g.height, g.width, boxes)
-    return boxes, cs.visit_order(dequantize_rows(g.q, g.scales, g.offsets))
+    return visit_boxes(g), cs.visit_order(dequantize_rows(g.q, g.scales, g.offsets))
 
 
 def rows_schedule(order: np.ndarray, boxes: np.ndarray, height: int) -> list:
