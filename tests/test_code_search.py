@@ -283,7 +283,8 @@ def test_a_tiled_sweep_is_the_serial_sweep_in_the_schedules_order():
         tiled_codes, tiled_render = codes.copy(), render.copy()
         moves, change = cs.tiled_sweep(tiled_codes, s, o, top, order, tiled_render, image, cost, mu)
         serial_codes, serial_render = codes.copy(), render.copy()
-        m2, c2 = cs._sweep(serial_codes, s, o, top, visited.astype(np.int64), serial_render, image, cost, mu)
+        m2, c2 = cs._sweep(serial_codes, s, o, top, visited.astype(np.int64), serial_render, image, cost,
+                          cs.no_links(cost.shape[1]), mu)
         assert moves == m2 > 0 and change == pytest.approx(c2, rel=1e-9)
         assert np.array_equal(tiled_codes, serial_codes) and np.array_equal(tiled_render, serial_render)
 

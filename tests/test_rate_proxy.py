@@ -61,8 +61,8 @@ def test_gradient_moves_a_value_towards_the_more_probable_grid_value():
     assert float(probe.grad[:, 0:2].abs().sum()) == 0.0  # positions carry no rate term
 
 
-@pytest.mark.parametrize("channels", [RATE_CHANNELS, (2, 3, 4)])
-def test_the_cpu_kernel_adds_the_gradient_autograd_would(channels):
+@pytest.mark.parametrize("channels,residuals", [(RATE_CHANNELS, False), ((2, 3, 4), False), (RATE_CHANNELS, True)])
+def test_the_cpu_kernel_adds_the_gradient_autograd_would(channels, residuals):
     """``add_rate_gradients`` (the QAT loop's form on the CPU) adds to existing gradients what
     ``(attribute_bits * factor).backward()`` adds, up to float32 rounding, off the grid and
     with values clamped at both ends of a range and below a and c's log floor."""
@@ -79,18 +79,18 @@ def test_the_cpu_kernel_adds_the_gradient_autograd_would(channels):
     reference = [p.clone().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
     for p, g in zip(reference, start):
         p.grad = g.clone()
-    (attribute_bits(torch.cat(reference, dim=1), quant, channels) * factor).backward()
+    (attribute_bits(torch.cat(reference, dim=1), quant, channels, residuals) * factor).backward()
     params = [p.clone().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
     for p, g in zip(params, start):
         p.grad = g.clone()
-    bits = add_rate_gradients(params, quant, channels, factor, want_bits=True)
-    assert bits == pytest.approx(float(attribute_bits(rows, quant, channels)), rel=1e-5)
+    bits = add_rate_gradients(params, quant, channels, factor, want_bits=True, residuals=residuals)
+    assert bits == pytest.approx(float(attribute_bits(rows, quant, channels, residuals)), rel=1e-5)
     for ours, theirs, g in zip(params, reference, start):
         torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-4, atol=1e-6)
     quiet = [p.clone().detach().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
     for p, g in zip(quiet, start):
         p.grad = g.clone()
-    assert add_rate_gradients(quiet, quant, channels, factor) is None  # the trainer's call: no bits
+    assert add_rate_gradients(quiet, quant, channels, factor, residuals=residuals) is None  # the trainer's call
     assert all(torch.equal(a.grad, b.grad) for a, b in zip(quiet, params))
     moved = torch.cat([p.grad - g for p, g in zip(params, start)], dim=1)
     assert float(moved[:, [j for j in range(8) if j not in channels]].abs().max()) == 0.0
@@ -98,7 +98,7 @@ def test_the_cpu_kernel_adds_the_gradient_autograd_would(channels):
     broken = [p.clone().detach().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
     with torch.no_grad():
         broken[1][5, 0] = float("nan")  # a NaN a: no gradient for it, and no stray histogram write
-    add_rate_gradients(broken, quant, channels, factor)
+    add_rate_gradients(broken, quant, channels, factor, residuals=residuals)
     assert float(broken[1].grad[5, 0]) == 0.0 and bool(torch.isfinite(torch.cat([p.grad for p in broken], 1)).all())
 
 

@@ -70,7 +70,12 @@ def sweep_ways(gimg: Path, png: Path):
     def way(kernel):
         return lambda: kernel(codes.copy(), s, o, top, order, render.copy(), target, cost, mu)
 
-    return way(cs._sweep), way(cs.tiled_sweep)
+    link = cs.no_links(cost.shape[1])
+
+    def serial():
+        return cs._sweep(codes.copy(), s, o, top, order, render.copy(), target, cost, link, mu)
+
+    return serial, way(cs.tiled_sweep)
 
 
 def cuda_sweep_ways(gimg: Path, png: Path, device: str = "cuda"):

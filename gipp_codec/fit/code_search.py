@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gipp_codec.format.constants import CH_A, CH_C, CH_RED
+from gipp_codec.format.constants import CH_A, CH_BLUE, CH_C, CH_GREEN, CH_RED
 from gipp_codec.jit import njit, prange, set_parallel_chunksize
 from gipp_codec.quant.dequant import dequantize_rows
 
@@ -216,11 +216,29 @@ def _pair_changes(render, target, wo, ob, spans, po, cand, boxes, n, out):
 
 
 @njit(**_OPTS)
-def _rate_change(cost, mu, ch, old, new):
-    """mu * (bits of code ``new`` - bits of code ``old``) in channel ``ch`` (0 when mu is 0)."""
+def _bits_at(cost, link, q, k, ch, code, src_code):
+    """Bits of code ``code`` in channel ``ch`` of Gaussian k of q [N, 8], its source channel
+    (link[ch, 0], if any) holding ``src_code`` (``rate_tables``)."""
+    if link[ch, 0] < 0:
+        return cost[ch, code]
+    return cost[ch, code - link[ch, 2 + src_code] + link[ch, 1]]
+
+
+@njit(**_OPTS)
+def _rate_change(cost, link, mu, q, k, ch, new):
+    """mu * the change of Gaussian k's bits (``rate_tables``' cost [8, W] and link [8, L + 2])
+    when its code in channel ``ch`` moves from q[k, ch] to ``new``: its own, and those of
+    the channels predicted from it (0 when mu is 0)."""
     if mu == 0.0:
         return 0.0
-    return mu * (cost[ch, new] - cost[ch, old])
+    old = q[k, ch]
+    src = link[ch, 0]
+    held = q[k, src] if src >= 0 else 0
+    change = _bits_at(cost, link, q, k, ch, new, held) - _bits_at(cost, link, q, k, ch, old, held)
+    for c in range(link.shape[0]):
+        if link[c, 0] == ch:
+            change += _bits_at(cost, link, q, k, c, q[k, c], new) - _bits_at(cost, link, q, k, c, q[k, c], old)
+    return mu * change
 
 
 @njit(**_OPTS)
@@ -261,12 +279,12 @@ def _geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes):
 
 
 @njit(**_OPTS)
-def _sweep(q, s, o, top, order, render, target, cost, mu):
+def _sweep(q, s, o, top, order, render, target, cost, link, mu):
     """Visit the Gaussians of q [N, 8] (int64, changed in place) in ``order`` [N], applying
     each one's best single-code move; render [H, W, 3] float64 (kept current) and target
     [H, W, 3] float32. s, o [8]: the float32 scales and offsets as float64; top [8]: the
-    largest code of each channel; cost [8, L] the bits of each code (L > top), weighed by mu
-    (squared error per bit; 0: the rate is ignored). Returns (moves made, total change of
+    largest code of each channel; cost [8, W] and link [8, L + 2] the bits of each code
+    (``rate_tables``), weighed by mu (squared error per bit; 0: the rate is ignored). Returns (moves made, total change of
     squared error + mu * bits)."""
     height, width = render.shape[0], render.shape[1]
     po = np.empty(8)
@@ -302,7 +320,7 @@ def _sweep(q, s, o, top, order, render, target, cost, mu):
                 color_new[ch, d] = np.float32(np.float64(code) * s[CH_RED + ch] + o[CH_RED + ch])
                 color_gain[ch, d] = math.inf
                 if 0 <= code <= top[CH_RED + ch]:
-                    color_gain[ch, d] = _rate_change(cost, mu, CH_RED + ch, q[k, CH_RED + ch], code)
+                    color_gain[ch, d] = _rate_change(cost, link, mu, q, k, CH_RED + ch, code)
         for j in range(j0, j1 + 1):
             for i in range(spans[j - j0, 0], spans[j - j0, 1] + 1):
                 w = wo[j - j0, i - i0]
@@ -326,7 +344,7 @@ def _sweep(q, s, o, top, order, render, target, cost, mu):
         if n_try > 0:
             _pair_changes(render, target, wo, ob, spans, po, candidates, boxes, n_try, changes)
         for m in range(n_try):
-            changes[m] += _rate_change(cost, mu, moved[m, 0], q[k, moved[m, 0]], q[k, moved[m, 0]] + moved[m, 1])
+            changes[m] += _rate_change(cost, link, mu, q, k, moved[m, 0], q[k, moved[m, 0]] + moved[m, 1])
         for m in range(n_try):
             if changes[m] < best:
                 best, best_j, best_d = changes[m], moved[m, 0], moved[m, 1]
@@ -361,12 +379,12 @@ def _reach_boxes(q, s, o, top, height, width, out):
 
 
 @njit(parallel=True, **_OPTS)
-def _sweep_groups(q, s, o, top, items, offsets, render, target, cost, mu, moves, changes):
+def _sweep_groups(q, s, o, top, items, offsets, render, target, cost, link, mu, moves, changes):
     """``_sweep`` over the groups items[offsets[g]:offsets[g + 1]] in parallel, one task per
     group; the groups' Gaussians must reach disjoint pixels (``tile_schedule``), so no two
     tasks touch the same pixel. moves, changes [G]: each group's result."""
     for g in prange(offsets.shape[0] - 1):
-        m, c = _sweep(q, s, o, top, items[offsets[g]:offsets[g + 1]], render, target, cost, mu)
+        m, c = _sweep(q, s, o, top, items[offsets[g]:offsets[g + 1]], render, target, cost, link, mu)
         moves[g] = m
         changes[g] = c
 
@@ -477,11 +495,14 @@ def visit_order(rows: np.ndarray) -> np.ndarray:
 
 
 def tiled_sweep(codes: np.ndarray, s: np.ndarray, o: np.ndarray, top: np.ndarray, order: np.ndarray,
-                render: np.ndarray, target: np.ndarray, cost: np.ndarray, mu: float) -> tuple[int, float]:
-    """One sweep of ``_sweep`` (same arguments) in the phases and groups of
-    ``tile_schedule``, each phase's groups in parallel: the same moves as ``_sweep`` visiting
-    the Gaussians in the schedule's order (phase by phase, group by group), whatever the
-    number of threads. Returns (moves made, total change)."""
+                render: np.ndarray, target: np.ndarray, cost: np.ndarray, mu: float,
+                link: np.ndarray | None = None) -> tuple[int, float]:
+    """One sweep of ``_sweep`` (same arguments; ``link`` None: ``no_links``) in the phases
+    and groups of ``tile_schedule``, each phase's groups in parallel: the same moves as
+    ``_sweep`` visiting the Gaussians in the schedule's order (phase by phase, group by
+    group), whatever the number of threads. Returns (moves made, total change)."""
+    if link is None:
+        link = no_links(cost.shape[1])
     reach = np.empty((codes.shape[0], 4), np.int64)  # [N, 4]
     _reach_boxes(codes, s, o, top, render.shape[0], render.shape[1], reach)
     moves, total = 0, 0.0
@@ -492,7 +513,7 @@ def tiled_sweep(codes: np.ndarray, s: np.ndarray, o: np.ndarray, top: np.ndarray
         group_changes = np.zeros(len(groups), np.float64)
         old = set_parallel_chunksize(1)  # groups differ in size: a thread takes the next when done
         try:
-            _sweep_groups(codes, s, o, top, items, offsets, render, target, cost, mu, group_moves, group_changes)
+            _sweep_groups(codes, s, o, top, items, offsets, render, target, cost, link, mu, group_moves, group_changes)
         finally:
             set_parallel_chunksize(old)
         moves += int(group_moves.sum())
@@ -512,6 +533,58 @@ def code_bits(q: np.ndarray, bits: tuple, channels: tuple) -> np.ndarray:
     return cost
 
 
+def no_links(levels: int) -> np.ndarray:
+    """link [8, levels + 2] int64 of ``rate_tables`` where every channel is priced by its own
+    code (no source channel)."""
+    link = np.zeros((8, int(levels) + 2), np.int64)
+    link[:, 0] = -1
+    return link
+
+
+def rate_tables(q: np.ndarray, bits: tuple, channels: tuple, scales: np.ndarray, offsets: np.ndarray,
+                residuals: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(cost [8, 2 L] float64, link [8, L + 2] int64), L = 2^max(bits): the bits of each code
+    of ``channels`` of q [N, 8]. A channel j with link[j, 0] = -1 costs cost[j, code]
+    (``code_bits``). With ``residuals`` (``QATConfig.rate_color_residuals``) red and blue,
+    when green is priced too, are priced as the coder's channel predictor codes them: by
+    the residual r = code - P(green's code), P = link[j, 2 + green's code] (the coder's
+    ``channel_prediction``), at cost[j, r + link[j, 1]], link[j, 0] = green, link[j, 1] = j's
+    largest code; each table entry -log2 of the frequency (counts + 1/2) in q."""
+    from gipp_codec.entropy.gaussian_coder import channel_prediction  # torch-free, numba-free
+
+    levels = 1 << max(int(b) for b in bits)
+    cost = np.zeros((8, 2 * levels), np.float64)
+    cost[:, :levels] = code_bits(q, bits, channels)
+    link = no_links(levels)
+    if not (residuals and CH_GREEN in channels):
+        return cost, link
+    q = np.asarray(q, np.int64)
+    green_codes = np.arange(1 << int(bits[CH_GREEN]), dtype=np.int64)
+    for j in (CH_RED, CH_BLUE):
+        if j not in channels:
+            continue
+        top = (1 << int(bits[j])) - 1
+        pred = channel_prediction(green_codes, CH_GREEN, j, scales, offsets, top)  # [2^B_green]
+        counts = np.bincount(q[:, j] - pred[q[:, CH_GREEN]] + top, minlength=2 * top + 1) + 0.5  # [2 top + 1]
+        cost[j, :] = 0.0
+        cost[j, :2 * top + 1] = -np.log2(counts / counts.sum())
+        link[j, 0], link[j, 1] = CH_GREEN, top
+        link[j, 2:2 + pred.size] = pred
+    return cost, link
+
+
+def table_bits(q: np.ndarray, cost: np.ndarray, link: np.ndarray, channels: tuple) -> float:
+    """Bits of ``channels`` of q [N, 8] under ``rate_tables``' cost and link."""
+    q = np.asarray(q, np.int64)
+    total = 0.0
+    for j in channels:
+        index = q[:, j].copy()  # [N]
+        if link[j, 0] >= 0:
+            index += link[j, 1] - link[j, 2 + q[:, link[j, 0]]]
+        total += float(cost[j, index].sum())
+    return total
+
+
 def bit_price(rate_weight: float, squared_error: float, pixels: int) -> float:
     """mu, the squared error one bit is worth: ``rate_weight`` * squared error / pixels, the
     trainer's rate term (loss = mse + w * mse * bits / pixels) in units of squared error."""
@@ -526,14 +599,15 @@ def order0_bits(q: np.ndarray, bits: tuple, channels: tuple) -> float:
 
 def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: tuple, render: np.ndarray,
                  target: np.ndarray, sweeps: int, rate_weight: float = 0.0,
-                 rate_channels: tuple = ()) -> tuple[np.ndarray, SearchReport]:
+                 rate_channels: tuple = (), residuals: bool = False) -> tuple[np.ndarray, SearchReport]:
     """Codes [N, 8] (same dtype as q [N, 8]) after up to ``sweeps`` sweeps of the greedy search
     (module docstring), and a report. ``scales``, ``offsets`` [8] float32 and ``bits`` (8 bit
     depths) are the file's; ``render`` [H, W, 3] is the unclamped render of q and ``target``
     [H, W, 3] the image, both in [0, 1] units. With ``rate_weight`` w > 0 each sweep minimises
     squared error + mu * bits of ``rate_channels`` (``code_bits`` at the sweep's start), mu
-    = ``bit_price`` of the squared error at the sweep's start. Stops early after a sweep
-    that moved nothing."""
+    = ``bit_price`` of the squared error at the sweep's start; ``residuals``: red and blue
+    priced as residuals from green (``rate_tables``). Stops early after a sweep that moved
+    nothing."""
     codes = np.ascontiguousarray(q, dtype=np.int64).copy()  # [N, 8]
     s = np.asarray(scales, np.float32).astype(np.float64)  # [8]
     o = np.asarray(offsets, np.float32).astype(np.float64)  # [8]
@@ -544,13 +618,14 @@ def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: t
     order = visit_order(rows)
     pixels = image.shape[0] * image.shape[1]
     report = SearchReport(moves=[], gains=[])
-    cost = np.zeros((8, int(top.max()) + 1), np.float64)
+    cost = np.zeros((8, 2 * (int(top.max()) + 1)), np.float64)
+    link = no_links(int(top.max()) + 1)
     mu = 0.0
     for _ in range(int(sweeps)):
         if rate_weight > 0 and rate_channels:
-            cost = code_bits(codes, bits, rate_channels)
+            cost, link = rate_tables(codes, bits, rate_channels, scales, offsets, residuals)
             mu = bit_price(rate_weight, np.sum((np.clip(current, 0.0, 1.0) - image) ** 2), pixels)
-        moves, change = tiled_sweep(codes, s, o, top, order, current, image, cost, mu)
+        moves, change = tiled_sweep(codes, s, o, top, order, current, image, cost, mu, link)
         report.moves.append(int(moves))
         report.gains.append(float(-change))
         if moves == 0:

@@ -159,6 +159,10 @@ class QATConfig:
     # the channels the rate term covers: "all" (a, b, c and the colours) or "covariance"
     # (a, b, c only, whose precision buys the least PSNR per bit, BENCHMARKS.md §4)
     rate_channels: str = "all"
+    # price red and blue as the residuals of their prediction from green, as the coder codes
+    # them (about 3 bits each on Kodak), instead of by their own histograms (about 5 bits),
+    # in the rate term and in the code search (``rate_proxy``, ``code_search``)
+    rate_color_residuals: bool = False
     # after QAT, re-choose the colour codes by least squares for the finished positions and
     # shapes, rounded in stages (``color_refit``); kept only where the render gets closer.
     # Skipped when rate_weight > 0 with the colours in rate_channels (it ignores the rate),
@@ -603,6 +607,8 @@ class FitConfig:
             raise ConfigError(f"QATConfig.position_hold must be one of {POSITION_HOLD_CHOICES}, got {q.position_hold!r}")
         if q.init not in ("render", "minmax", "mse"):
             raise ConfigError(f"QATConfig.init must be 'render', 'minmax' or 'mse', got {q.init!r}")
+        if not isinstance(q.rate_color_residuals, bool):
+            raise ConfigError(f"QATConfig.rate_color_residuals must be True or False, got {q.rate_color_residuals!r}")
         if not isinstance(q.code_search_on_gpu, bool):
             raise ConfigError(f"QATConfig.code_search_on_gpu must be True or False, got {q.code_search_on_gpu!r}")
         if not isinstance(q.code_search_sweeps, int) or q.code_search_sweeps < 0:

@@ -29,16 +29,21 @@ _LOG_FLOOR = 1e-12  # lsq._LOG_FLOOR: where the coding domain's log stops
 
 
 @njit(**_OPTS)
-def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, want_bits):
+def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, want_bits, ref, gain, shift):
     """Add ``factor`` * d bits / d rows to grad [N, 8] float32 for rows [N, 8] float32, over
     the columns ``channels`` [C] int64 (``is_log`` [C] bool: coded in the log domain) with
     their grids ``scale``, ``offset`` [C] float64 (float32 values) and ``qmax`` [C] float64;
-    returns the estimated bits when ``want_bits`` (a logarithm per value), else 0."""
+    returns the estimated bits when ``want_bits`` (a logarithm per value), else 0.
+
+    A column k with ``ref[k]`` = r >= 0 (an index into ``channels``) is priced as the
+    residual v_k - (gain[k] * v_r + shift[k]) (its prediction from column r, in k's grid
+    units), clamped to [-qmax, qmax], instead of as v_k; ref[k] = -1: v_k itself."""
     n = rows.shape[0]
     nc = channels.shape[0]
     levels = 1
     for k in range(nc):
-        levels = max(levels, int(qmax[k]) + 1)
+        span = 2 * int(qmax[k]) if ref[k] >= 0 else int(qmax[k])
+        levels = max(levels, span + 1)
     v = np.empty((n, nc), np.float64)
     dv = np.empty((n, nc), np.float64)  # d v / d x
     counts = np.zeros((nc, levels), np.float64)
@@ -67,10 +72,28 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
                 d = 0.5 * d  # torch.minimum splits a tie's gradient between its two inputs
             v[i, k] = u
             dv[i, k] = d
-            counts[k, int(np.rint(u))] += 1.0
+    low = np.zeros(nc, np.float64)  # the smallest value priced: -qmax for a residual
+    for k in range(nc):
+        if ref[k] >= 0:
+            low[k] = -qmax[k]
+    x_of = np.empty((n, nc), np.float64)  # the value priced: v, or the residual
+    live = np.ones((n, nc), np.bool_)  # False where a residual was clamped: no gradient
+    for i in range(n):
+        for k in range(nc):
+            u = v[i, k]
+            if ref[k] >= 0:
+                u = u - (gain[k] * v[i, ref[k]] + shift[k])
+                if not u >= low[k]:
+                    u = low[k]
+                    live[i, k] = False
+                elif u > qmax[k]:
+                    u = qmax[k]
+                    live[i, k] = False
+            x_of[i, k] = u
+            counts[k, int(np.rint(u - low[k]))] += 1.0
     prob = np.zeros((nc, levels), np.float64)
     for k in range(nc):
-        top = int(qmax[k])
+        top = int(qmax[k] - low[k])
         total = 0.0
         for q in range(top + 1):
             total += counts[k, q] + 0.5
@@ -80,8 +103,8 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
     inv_ln2 = 1.0 / math.log(2.0)
     for i in range(n):
         for k in range(nc):
-            u = v[i, k]
-            lo = min(math.floor(u), qmax[k] - 1.0)
+            u = x_of[i, k] - low[k]
+            lo = min(math.floor(u), qmax[k] - low[k] - 1.0)
             if lo < 0.0:
                 lo = 0.0
             j = int(lo)
@@ -94,5 +117,10 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
                 continue
             if want_bits:
                 bits -= math.log(p) * inv_ln2
-            grad[i, channels[k]] += np.float32(factor * (-slope / p) * inv_ln2 * dv[i, k])
+            g = factor * (-slope / p) * inv_ln2
+            if ref[k] < 0:
+                grad[i, channels[k]] += np.float32(g * dv[i, k])
+            elif live[i, k]:
+                grad[i, channels[k]] += np.float32(g * dv[i, k])
+                grad[i, channels[ref[k]]] -= np.float32(g * gain[k] * dv[i, ref[k]])
     return bits

@@ -135,21 +135,22 @@ def _rate_kernel_for(params: list[torch.Tensor], quant: LSQPlus) -> bool:
     return on_cpu and quant.scale.device.type == "cpu"
 
 
-def _add_rate_term(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, factor) -> None:
+def _add_rate_term(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, factor,
+                   residuals: bool = False) -> None:
     """Add ``factor`` * d ``attribute_bits`` / d params to the params' ``.grad``: by the CPU
     kernel of ``rate_kernels`` on float32 CPU rows, by the two Triton kernels of
     ``rate_triton`` on CUDA, elsewhere through autograd (the three agree: tests)."""
     if _rate_kernel_for(params, quant):  # the CPU kernel, without autograd's engine
-        add_rate_gradients(params, quant, channels, factor)
+        add_rate_gradients(params, quant, channels, factor, residuals=residuals)
         return
-    if triton_path.serves(quant.scale):
+    if triton_path.serves(quant.scale) and not residuals:
         from gipp_codec.fit import rate_triton
 
         if rate_triton.fits(params, channels):
             rate_triton.add_rate_gradients_triton(params, quant.scale, quant.offset, quant.qmax, quant.bits,
                                                   channels, factor)
             return
-    (attribute_bits(torch.cat(params, dim=1), quant, channels) * factor).backward()
+    (attribute_bits(torch.cat(params, dim=1), quant, channels, residuals) * factor).backward()
 
 
 def _cpu_f32(t: torch.Tensor) -> bool:
@@ -404,7 +405,7 @@ def train(
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
             factor = cfg.qat.rate_weight * mse_now / (height * width)
             channels = RATE_CHANNEL_SETS[cfg.qat.rate_channels]
-            _add_rate_term(params, quant, channels, factor)
+            _add_rate_term(params, quant, channels, factor, cfg.qat.rate_color_residuals)
 
         if _evaluates(t, in_qat, cfg) and not coarse:
             with torch.no_grad():
