@@ -139,6 +139,65 @@ def test_with_a_rate_weight_a_sweep_lowers_error_plus_weighted_bits_by_what_it_r
     assert order0_bits(weighted, bits, channels) < order0_bits(blind, bits, channels) - 1.0
 
 
+def test_residual_pricing_is_what_the_search_gains():
+    """With ``residuals`` (``QATConfig.rate_color_residuals``) a sweep prices red and blue by
+    their residual from green's prediction, so a green move also changes their bits: the
+    gain it reports is still exactly what the squared error plus mu * bits under the
+    sweep's tables lost, and the search ends with fewer of those bits than a rate-blind one."""
+    from gipp_codec.fit.code_search import rate_tables, table_bits
+
+    g, target, start = _scene(n=60, width=24, height=20, seed=3, shift=3)
+    bits = g.bits.per_channel()
+    channels = (2, 3, 4, 5, 6, 7)
+    w = 2.0
+    cost, link = rate_tables(start, bits, channels, g.scales, g.offsets, True)
+    assert link[5, 0] == 6 and link[7, 0] == 6 and (link[[2, 3, 4, 6], 0] == -1).all()
+    mu = w * _error(start, g, target) / (g.width * g.height)
+
+    def objective(q):
+        return _error(q, g, target) + mu * table_bits(q, cost, link, channels)
+
+    q, report = search_codes(start, g.scales, g.offsets, bits, _render(start, g), target, 1,
+                             rate_weight=w, rate_channels=channels, residuals=True)
+    assert report.moves[0] > 0
+    assert (q[:, 6] != start[:, 6]).any()  # green moved: its dependants' bits were priced too
+    assert objective(start) - objective(q) == pytest.approx(report.gains[0], rel=1e-3, abs=1e-6)
+    blind, _ = search_codes(start, g.scales, g.offsets, bits, _render(start, g), target, 4)
+    weighted, _ = search_codes(start, g.scales, g.offsets, bits, _render(start, g), target, 4,
+                               rate_weight=w, rate_channels=channels, residuals=True)
+
+    def own_bits(codes):
+        c, k = rate_tables(codes, bits, channels, g.scales, g.offsets, True)
+        return table_bits(codes, c, k, channels)
+
+    assert own_bits(weighted) < own_bits(blind) - 1.0
+
+
+def test_residual_tables_follow_the_coders_channel_predictor():
+    """``rate_tables`` with residuals: red's cost is -log2 of the smoothed frequency of
+    red - P(green), P the coder's ``channel_prediction``; without residuals, or without
+    green among the channels, the order-0 tables of ``code_bits``."""
+    from gipp_codec.entropy.gaussian_coder import channel_prediction
+    from gipp_codec.fit.code_search import rate_tables, table_bits
+
+    rng = np.random.default_rng(5)
+    bits = (8, 8, 5, 5, 5, 4, 4, 4)
+    q = rng.integers(0, 16, size=(200, 8)).astype(np.int64)
+    q[:, 5] = np.clip(q[:, 6] + rng.integers(-1, 2, 200), 0, 15)  # red close to green
+    scales = np.array([1, 1, 1, 1, 1, 0.1, 0.1, 0.1], np.float32)
+    offsets = np.zeros(8, np.float32)
+    cost, link = rate_tables(q, bits, (5, 6, 7), scales, offsets, True)
+    pred = channel_prediction(q[:, 6], 6, 5, scales, offsets, 15)
+    r = q[:, 5] - pred
+    counts = np.bincount(r + 15, minlength=31) + 0.5
+    expected = -np.log2(counts / counts.sum())[r + 15].sum()
+    assert table_bits(q, cost, link, (5,)) == pytest.approx(expected)
+    assert table_bits(q, cost, link, (5,)) < order0_bits(q, bits, (5,)) - 100  # the residual is narrow
+    for residuals, channels in ((False, (5, 6, 7)), (True, (5, 7))):
+        c, k = rate_tables(q, bits, channels, scales, offsets, residuals)
+        assert (k[:, 0] == -1).all() and np.array_equal(c[:, :256], code_bits(q, bits, channels))
+
+
 def test_code_bits_are_the_order0_costs_of_each_channel():
     q = np.array([[0, 0, 1, 0, 0, 3, 0, 0], [0, 0, 1, 0, 0, 3, 0, 0], [0, 0, 2, 0, 0, 0, 0, 0]], np.uint16)
     bits = (2, 2, 2, 2, 2, 2, 2, 2)

@@ -38,14 +38,17 @@ def compare(device: str, scenes) -> dict:
         g, target, start = _scene(n=n, width=width, height=height, seed=seed, shift=2)
         codes, s, o, top, order, render, image = _sweep_inputs(g, start, target)
         cost = cs.code_bits(codes, g.bits.per_channel(), tuple(range(2, 8)))
+        residual = cs.rate_tables(codes, g.bits.per_channel(), tuple(range(2, 8)), g.scales, g.offsets, True)
         error = float(np.sum((np.clip(render, 0.0, 1.0) - image) ** 2))
-        for label, mu in (("blind", 0.0), ("priced", cs.bit_price(0.5, error, width * height))):
+        price = cs.bit_price(0.5, error, width * height)
+        for label, mu, (table, link) in (("blind", 0.0, (cost, None)), ("priced", price, (cost, None)),
+                                         ("residual", price, residual)):
             cpu_codes, cpu_render = codes.copy(), render.copy()
-            cpu = cs.tiled_sweep(cpu_codes, s, o, top, order, cpu_render, image, cost, mu)
+            cpu = cs.tiled_sweep(cpu_codes, s, o, top, order, cpu_render, image, table, mu, link)
             dev_codes = torch.from_numpy(codes.copy()).to(device)
             dev_render = torch.from_numpy(render.copy()).to(device)
             got = tiled_sweep_triton(dev_codes, s, o, top, order, dev_render, torch.from_numpy(image).to(device),
-                                     cost, mu)
+                                     table, mu, link)
             out[f"{name}_{label}"] = {
                 "cpu": list(cpu), "triton": list(got),
                 "codes_differ": int((dev_codes.cpu().numpy() != cpu_codes).sum()), "codes": int(codes.size),
@@ -61,6 +64,15 @@ def compare(device: str, scenes) -> dict:
         out[f"{name}_search"] = {"cpu_moves": cpu_report.moves, "triton_moves": dev_report.moves,
                                  "dtype_kept": str(dev_q.dtype) == str(start.dtype),
                                  "codes_differ": int((dev_q != cpu_q).sum()), "codes": int(start.size)}
+        # and with red and blue priced as residuals from green
+        cpu_q, cpu_report = cs.search_codes(start, g.scales, g.offsets, bits, render, target, 3, 0.5, (2, 3, 4, 5, 6, 7),
+                                            residuals=True)
+        dev_q, dev_report = search_codes_triton(start, g.scales, g.offsets, bits, torch.from_numpy(render).to(device),
+                                                torch.from_numpy(target).to(device), 3, 0.5, (2, 3, 4, 5, 6, 7),
+                                                residuals=True)
+        out[f"{name}_search_residual"] = {"cpu_moves": cpu_report.moves, "triton_moves": dev_report.moves,
+                                          "dtype_kept": str(dev_q.dtype) == str(start.dtype),
+                                          "codes_differ": int((dev_q != cpu_q).sum()), "codes": int(start.size)}
     return out
 
 
@@ -68,10 +80,10 @@ def _check(result: dict, scenes, exact: bool = True) -> None:
     """The Triton sweeps make the CPU's moves: exactly under the interpreter (numpy's exp is
     the CPU's); on CUDA (``exact`` False), whose exp may differ in the last bit, a near tie
     may go the other way, so at most 1 % of the codes may differ, with the gains within 1e-6."""
-    assert set(result) == {f"{s[0]}_{k}" for s in scenes for k in ("blind", "priced")} | \
-        {f"{s[0]}_search" for s in scenes if s[0] in ("small", "wide")}
+    assert set(result) == {f"{s[0]}_{k}" for s in scenes for k in ("blind", "priced", "residual")} | \
+        {f"{s[0]}_{k}" for s in scenes if s[0] in ("small", "wide") for k in ("search", "search_residual")}
     for key, r in result.items():
-        if key.endswith("_search"):
+        if "_search" in key:
             assert r["dtype_kept"] and sum(r["cpu_moves"]) > 0, (key, r)
             if exact:
                 assert r["triton_moves"] == r["cpu_moves"] and r["codes_differ"] == 0, (key, r)
@@ -102,10 +114,8 @@ def test_kernel_compiles_for_sm90_without_a_gpu():
     pytest.importorskip("triton")
     from gipp_codec.fit import code_search_triton as cst
 
-    sig = {"codes_ptr": "*i64", "s_ptr": "*fp64", "o_ptr": "*fp64", "top_ptr": "*i64", "render_ptr": "*fp64",
-           "target_ptr": "*fp32", "cost_ptr": "*fp64", "consts_ptr": "*fp64", "items_ptr": "*i64",
-           "offsets_ptr": "*i64", "moves_ptr": "*i64", "gains_ptr": "*fp64", "width": "i32"}
-    consts = {"LEVELS": 4096, "SLOTS": cst.SLOTS, "PIXELS": cst.PIXELS}
+    sig = cst.AOT_SIGNATURE
+    consts = {**cst.AOT_TABLES, "SLOTS": cst.SLOTS, "PIXELS": cst.PIXELS}
     options = {"num_warps": cst.NUM_WARPS, "enable_fp_fusion": False}
     compile_sm90(cst._sweep_phase_kernel, {**sig, **{k: "constexpr" for k in consts}}, consts, options)
     # an image one pixel wide: the launcher passes width = 1 as a constant

@@ -548,8 +548,8 @@ def test_qat_through_the_kernels_gives_the_autograd_file(monkeypatch, rate_weigh
     from gipp_codec.fit import trainer
     from gipp_codec.fit.rate_proxy import attribute_bits
 
-    def rate_by_autograd(params, quant, channels, factor):
-        (attribute_bits(torch.cat(params, dim=1), quant, channels) * factor).backward()
+    def rate_by_autograd(params, quant, channels, factor, residuals=False):
+        (attribute_bits(torch.cat(params, dim=1), quant, channels, residuals) * factor).backward()
 
     monkeypatch.setattr(trainer, "add_rate_gradients", rate_by_autograd)
     img = _image()

@@ -45,12 +45,18 @@ def test_estimate_is_the_order0_cost_of_the_integers_on_the_grid():
     assert est == pytest.approx(expected, rel=1e-4)
 
 
-def test_gradient_moves_a_value_towards_the_more_probable_grid_value():
-    rows = _rows(n=200)
+def _on_grid(n: int) -> tuple[torch.Tensor, LSQPlus]:
+    """Rows [n, 8] exactly on the grids of a quantizer fitted to them, and the quantizer."""
+    rows = _rows(n=n)
     quant = LSQPlus(BITS)
     quant.init_minmax(rows)
     with torch.no_grad():
-        rows = quant(rows)  # on the grid
+        return quant(rows), quant
+
+
+def test_gradient_moves_a_value_towards_the_more_probable_grid_value():
+    rows, quant = _on_grid(200)
+    with torch.no_grad():
         # put 50 colours (red) on one grid value and a probe 0.3 steps above it
         s, o = float(quant.scale[5]), float(quant.offset[5])
         rows[:50, 5] = o + 20 * s
@@ -59,6 +65,27 @@ def test_gradient_moves_a_value_towards_the_more_probable_grid_value():
     attribute_bits(probe, quant).backward()
     assert float(probe.grad[50, 5]) > 0  # descending the bits lowers it, towards grid value 20
     assert float(probe.grad[:, 0:2].abs().sum()) == 0.0  # positions carry no rate term
+
+
+def test_residual_gradient_moves_red_towards_greens_prediction():
+    """With ``residuals`` red is priced by its residual from green's prediction: a red value
+    0.3 steps above the prediction, where most reds sit on theirs, is pulled down, and its
+    green up (each lowers the residual); and the residuals cost far fewer bits than the reds
+    and blues by their own histograms."""
+    from gipp_codec.fit.rate_proxy import residual_links
+
+    rows, quant = _on_grid(200)
+    with torch.no_grad():
+        sr, or_ = float(quant.scale[5]), float(quant.offset[5])
+        rows[:, 5] = rows[:, 6]  # red = green in value: the residual sits near one value
+        rows[50, 5] = rows[50, 6] + 0.3 * sr
+        rows[:, 5] = rows[:, 5].clamp(or_, or_ + 63 * sr)
+    ref, gain, shift = residual_links(RATE_CHANNELS, quant.scale.detach().numpy(), quant.offset.detach().numpy(), True)
+    assert list(ref) == [-1, -1, -1, 4, -1, 4] and gain[3] == pytest.approx(float(quant.scale.detach()[6]) / sr)
+    probe = rows.clone().requires_grad_(True)
+    attribute_bits(probe, quant, RATE_CHANNELS, residuals=True).backward()
+    assert float(probe.grad[50, 5]) > 0 and float(probe.grad[50, 6]) < 0
+    assert float(attribute_bits(rows, quant, RATE_CHANNELS, residuals=True)) < float(attribute_bits(rows, quant)) - 200
 
 
 @pytest.mark.parametrize("channels,residuals", [(RATE_CHANNELS, False), ((2, 3, 4), False), (RATE_CHANNELS, True)])

@@ -18,10 +18,6 @@ import subprocess
 import sys
 import tempfile
 
-SIGNATURE = {"codes_ptr": "*i64", "s_ptr": "*fp64", "o_ptr": "*fp64", "top_ptr": "*i64", "render_ptr": "*fp64",
-             "target_ptr": "*fp32", "cost_ptr": "*fp64", "consts_ptr": "*fp64", "items_ptr": "*i64",
-             "offsets_ptr": "*i64", "moves_ptr": "*i64", "gains_ptr": "*fp64", "width": "i32"}
-
 
 def resource_usage(pixels: int, warps: int) -> str:
     """cuobjdump's resource-usage line for the kernel at ``pixels`` and ``warps``."""
@@ -31,8 +27,8 @@ def resource_usage(pixels: int, warps: int) -> str:
 
     from gipp_codec.fit import code_search_triton as cst
 
-    consts = {"LEVELS": 4096, "SLOTS": cst.SLOTS, "PIXELS": pixels}
-    src = ASTSource(fn=cst._sweep_phase_kernel, signature={**SIGNATURE, **{k: "constexpr" for k in consts}},
+    consts = {**cst.AOT_TABLES, "SLOTS": cst.SLOTS, "PIXELS": pixels}
+    src = ASTSource(fn=cst._sweep_phase_kernel, signature={**cst.AOT_SIGNATURE, **{k: "constexpr" for k in consts}},
                     constexprs=consts)
     compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32),
                               options={"num_warps": warps, "enable_fp_fusion": False})

@@ -216,19 +216,18 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     against the image ``arr`` [H, W, 3] uint8: a smaller squared error once clamped, or with
     a rate term (``QATConfig.rate_weight`` w) a smaller squared error + mu * bits of the
     channels the term covers (``code_search.rate_tables``), mu = ``bit_price`` of q's
-    squared error. Red and blue priced as residuals (``QATConfig.rate_color_residuals``)
-    keep the search on the CPU: the Triton search prices codes by their own histograms."""
+    squared error."""
     target = arr.astype(np.float32) / np.float32(255.0)  # [H, W, 3]
     qat = cfg.qat
     channels = tuple(RATE_CHANNEL_SETS[qat.rate_channels]) if qat.rate_weight > 0 else ()
-    residuals = qat.rate_color_residuals and bool(channels)
-    search, args, extra = search_codes, (render, target), {"residuals": residuals}
-    if qat.code_search_on_gpu and not residuals and triton_path.serves(torch.empty(0, device=dev)):  # Triton on CUDA
+    residuals = qat.rate_color_residuals
+    search, args = search_codes, (render, target)
+    if qat.code_search_on_gpu and triton_path.serves(torch.empty(0, device=dev)):  # the sweeps in Triton on CUDA
         from gipp_codec.fit.code_search_triton import search_codes_triton as search
 
-        args, extra = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev)), {}
+        args = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev))
     searched, _ = search(q, scales, offsets, qat.bits(), *args, qat.code_search_sweeps,
-                         rate_weight=qat.rate_weight, rate_channels=channels, **extra)
+                         rate_weight=qat.rate_weight, rate_channels=channels, residuals=residuals)
     new_render = _render_rows(_dequantize(searched, scales, offsets), renderer, dev, arr.shape[0], arr.shape[1])
 
     def error(image: np.ndarray) -> float:
@@ -237,13 +236,11 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     before, after = error(render), error(new_render)
     if channels:
         mu = bit_price(qat.rate_weight, before, arr.shape[0] * arr.shape[1])
-        for codes in (q, searched):
-            cost, link = rate_tables(codes, qat.bits(), channels, scales, offsets, residuals)
-            bits = table_bits(codes, cost, link, channels)
-            if codes is q:
-                before += mu * bits
-            else:
-                after += mu * bits
+        def bits(codes: np.ndarray) -> float:
+            return table_bits(codes, *rate_tables(codes, qat.bits(), channels, scales, offsets, residuals), channels)
+
+        before += mu * bits(q)
+        after += mu * bits(searched)
     if after < before:
         return searched, new_render
     return q, render

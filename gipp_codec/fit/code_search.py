@@ -22,7 +22,9 @@ not tried. By default the search does not model the rate: a move changes the fil
 only through the entropy coder's statistics (measured in BENCHMARKS.md §4). Given a rate
 weight mu (squared error per bit) it minimises squared error + mu * bits instead, the bits
 of a code being -log2 of its channel's order-0 frequency among the codes at the start of
-the sweep (``code_bits``): the search for files trained with a rate term
+the sweep (``code_bits``), or for red and blue with ``QATConfig.rate_color_residuals`` the
+frequency of their residual from green's prediction, as the coder codes them (so a green
+move reprices them too: ``rate_tables``): the search for files trained with a rate term
 (``QATConfig.rate_weight``), whose savings a rate-blind search would partly undo.
 ``removal_costs`` uses the same footprint arithmetic to price each Gaussian for the encoder's trim to its budget.
 Training code only: the decoder never imports this module.

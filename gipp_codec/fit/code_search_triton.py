@@ -105,15 +105,37 @@ def _pick(mask, values):
 
 
 @triton.jit
+def _bits_change(cost_ptr, link_ptr, row, ch, q, code, LEVELS: tl.constexpr, LINK: tl.constexpr):
+    """Per slot [S]: the bits the Gaussian (codes at ``row``) gains when channel ``ch`` [S]
+    moves from ``q`` to ``code`` [S], its own and those of the channels predicted from it,
+    as ``code_search._rate_change`` (without mu)."""
+    src = tl.load(link_ptr + ch * LINK)  # [S]
+    held = tl.load(row + tl.maximum(src, 0))
+    pred = tl.where(src >= 0, tl.load(link_ptr + ch * LINK + 2 + held), 0)
+    base = tl.load(link_ptr + ch * LINK + 1) - pred
+    change = tl.load(cost_ptr + ch * LEVELS + code + base) - tl.load(cost_ptr + ch * LEVELS + q + base)
+    for c in tl.static_range(8):
+        dep = ch == tl.load(link_ptr + c * LINK)  # [S]: channel c is predicted from the slot's
+        qc = tl.load(row + c) + tl.load(link_ptr + c * LINK + 1)
+        p_new = tl.load(link_ptr + c * LINK + 2 + code, mask=dep, other=0)
+        p_old = tl.load(link_ptr + c * LINK + 2 + q, mask=dep, other=0)
+        extra = tl.load(cost_ptr + c * LEVELS + qc - p_new, mask=dep, other=0.0) - tl.load(
+            cost_ptr + c * LEVELS + qc - p_old, mask=dep, other=0.0)
+        change += extra
+    return change
+
+
+@triton.jit
 def _sweep_phase_kernel(
     codes_ptr,  # [N, 8] int64: changed in place
     s_ptr, o_ptr, top_ptr,  # [8] float64, [8] float64, [8] int64
     render_ptr, target_ptr,  # [H, W, 3] float64 (changed in place), float32
-    cost_ptr, consts_ptr,  # [8, LEVELS] float64 bits of each code; [5] float64: mu, _MIN_GAIN, _DET_MARGIN, W - 1, H - 1
+    cost_ptr, link_ptr,  # [8, LEVELS] float64 bits of each code, [8, LINK] int64 (``code_search.rate_tables``)
+    consts_ptr,  # [5] float64: mu, _MIN_GAIN, _DET_MARGIN, W - 1, H - 1
     items_ptr, offsets_ptr,  # [M] int64 Gaussians of the phase, [G + 1] int64 group bounds
     moves_ptr, gains_ptr,  # [G] int64, [G] float64: each group's moves and total change
     width,
-    LEVELS: tl.constexpr, SLOTS: tl.constexpr, PIXELS: tl.constexpr,
+    LEVELS: tl.constexpr, LINK: tl.constexpr, SLOTS: tl.constexpr, PIXELS: tl.constexpr,
 ):
     g = tl.program_id(0)
     start = tl.load(offsets_ptr + g)
@@ -191,8 +213,8 @@ def _sweep_phase_kernel(
                 change = _clamped_sq(new, t) - _clamped_sq(ren, t)
                 acc += tl.sum(tl.where(live[None, :], change, 0.0), axis=1)
         # price the bits and take the best move
-        code_c = tl.minimum(tl.maximum(code, 0), LEVELS - 1)
-        rate = mu * (tl.load(cost_ptr + ch * LEVELS + code_c) - tl.load(cost_ptr + ch * LEVELS + q))
+        rate = mu * _bits_change(cost_ptr, link_ptr, row, ch, q, tl.minimum(tl.maximum(code, 0), LINK - 3),
+                                 LEVELS, LINK)
         gain = tl.where(valid, acc + tl.where(mu == 0.0, 0.0, rate), float("inf"))
         best = tl.min(gain, axis=0)
         chosen = tl.min(tl.where(gain == best, slot, SLOTS), axis=0)
@@ -229,7 +251,8 @@ def _sweep_phase_kernel(
 
 
 def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: np.ndarray, order: np.ndarray,
-                       render: torch.Tensor, target: torch.Tensor, cost: np.ndarray, mu: float) -> tuple[int, float]:
+                       render: torch.Tensor, target: torch.Tensor, cost: np.ndarray, mu: float,
+                       link: np.ndarray | None = None) -> tuple[int, float]:
     """One sweep as ``code_search.tiled_sweep`` (same arguments, but codes [N, 8] int64, render
     [H, W, 3] float64 and target [H, W, 3] float32 are tensors on the device, changed in
     place): each phase of ``tile_schedule`` in one launch, a program per group. The
@@ -244,6 +267,8 @@ def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: n
     o_d = torch.as_tensor(o, dtype=torch.float64, device=dev)
     top_d = torch.as_tensor(top, dtype=torch.int64, device=dev)
     cost_d = torch.as_tensor(np.ascontiguousarray(cost, np.float64), device=dev)
+    link = cs.no_links(cost.shape[1]) if link is None else link
+    link_d = torch.as_tensor(np.ascontiguousarray(link, np.int64), device=dev)
     consts = torch.tensor([float(mu), cs._MIN_GAIN, cs._DET_MARGIN, width - 1, height - 1], dtype=torch.float64,
                           device=dev)
     moves, total = 0, 0.0
@@ -252,8 +277,9 @@ def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: n
         offsets = torch.as_tensor(np.cumsum([0] + [g.size for g in groups]).astype(np.int64), device=dev)  # [G + 1]
         group_moves = torch.zeros(len(groups), dtype=torch.int64, device=dev)
         group_gains = torch.zeros(len(groups), dtype=torch.float64, device=dev)
-        _sweep_phase_kernel[(len(groups),)](codes, s_d, o_d, top_d, render, target, cost_d, consts, items, offsets,
-                                            group_moves, group_gains, width, LEVELS=int(cost.shape[1]),
+        _sweep_phase_kernel[(len(groups),)](codes, s_d, o_d, top_d, render, target, cost_d, link_d, consts, items,
+                                            offsets, group_moves, group_gains, width, LEVELS=int(cost.shape[1]),
+                                            LINK=int(link.shape[1]),
                                             SLOTS=SLOTS, PIXELS=PIXELS, num_warps=NUM_WARPS, enable_fp_fusion=False)
         moves += int(group_moves.sum())
         total += float(group_gains.sum())
@@ -262,7 +288,7 @@ def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: n
 
 def search_codes_triton(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: tuple, render: torch.Tensor,
                         target: torch.Tensor, sweeps: int, rate_weight: float = 0.0,
-                        rate_channels: tuple = ()) -> tuple[np.ndarray, cs.SearchReport]:
+                        rate_channels: tuple = (), residuals: bool = False) -> tuple[np.ndarray, cs.SearchReport]:
     """``code_search.search_codes`` with its sweeps on the device of ``render`` [H, W, 3] (the
     unclamped render of q) and ``target`` [H, W, 3] (the image in [0, 1]): the same
     arguments, the same rules; returns the codes [N, 8] (q's dtype) and the report."""
@@ -276,19 +302,27 @@ def search_codes_triton(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, 
     order = cs.visit_order(dequantize_rows(q, scales, offsets))
     pixels = int(image.shape[0]) * int(image.shape[1])
     report = cs.SearchReport(moves=[], gains=[])
-    cost = np.zeros((8, int(top.max()) + 1), np.float64)
+    cost = np.zeros((8, 2 * (int(top.max()) + 1)), np.float64)
+    link = cs.no_links(int(top.max()) + 1)
     mu = 0.0
     for _ in range(int(sweeps)):
         if rate_weight > 0 and rate_channels:
-            cost = cs.code_bits(codes.cpu().numpy(), bits, rate_channels)
+            cost, link = cs.rate_tables(codes.cpu().numpy(), bits, rate_channels, scales, offsets, residuals)
             error = float(torch.sum((current.clamp(0.0, 1.0) - image.to(torch.float64)) ** 2))
             mu = cs.bit_price(rate_weight, error, pixels)
-        moves, change = tiled_sweep_triton(codes, s, o, top, order, current, image, cost, mu)
+        moves, change = tiled_sweep_triton(codes, s, o, top, order, current, image, cost, mu, link)
         report.moves.append(int(moves))
         report.gains.append(float(-change))
         if moves == 0:
             break
     return codes.cpu().numpy().astype(q.dtype), report
 
+
+# the kernel's argument types and table widths (12-bit codes), for compiles ahead of time
+# without a GPU (tests, tools/triton_resources.py)
+AOT_SIGNATURE = {"codes_ptr": "*i64", "s_ptr": "*fp64", "o_ptr": "*fp64", "top_ptr": "*i64", "render_ptr": "*fp64",
+                 "target_ptr": "*fp32", "cost_ptr": "*fp64", "link_ptr": "*i64", "consts_ptr": "*fp64",
+                 "items_ptr": "*i64", "offsets_ptr": "*i64", "moves_ptr": "*i64", "gains_ptr": "*fp64", "width": "i32"}
+AOT_TABLES = {"LEVELS": 2 * 4096, "LINK": 4096 + 2}
 
 assert CH_A == 2 and CH_C == 4 and CH_RED == 5  # the kernel's channel layout

@@ -12,7 +12,9 @@ the rows, with the torch form's formula:
     p = P[lo] + (v - lo) * (P[lo + 1] - P[lo])
     bits = -sum(log2(p))    d bits / d v = -(P[lo + 1] - P[lo]) / (p ln 2)
 
-with v rounded to float32 as in the torch form (so that both take the same grid cells, and
+(a column priced as a residual from another, ``rate_proxy.residual_links``, takes
+r = v - (gain * v_ref + shift) for v, over -qmax..qmax, and its gradient goes to both), with
+v rounded to float32 as in the torch form (so that both take the same grid cells, and
 the same gradient at the ends of a range: a tie with qmax halves it, as torch.minimum
 does) and the rest in float64, so the two agree to float32 rounding
 (tests/test_rate_proxy.py). Training code only.

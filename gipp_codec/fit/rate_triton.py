@@ -7,7 +7,8 @@ kernel) line for line: a first pass counts each channel's integer codes round(v)
 adds, a second adds ``factor`` * d bits / d x to the gradients of the covariance and colour
 rows in place. As there, v is rounded to float32 (the quotient is taken in float64 and
 rounded once, which gives float32 division's result) and the rest is float64, so both
-kernels agree to float32 rounding (tests/test_rate_triton.py). The rate term's factor stays a
+kernels agree to float32 rounding (tests/test_rate_triton.py), also with red and blue priced as
+residuals from green (``RESIDUALS``, ``QATConfig.rate_color_residuals``). The rate term's factor stays a
 device tensor (no host sync). Training code only: the decoder never imports this module.
 """
 
@@ -57,12 +58,29 @@ def _coded_value(x_ptr, x_stride, col, rows, live, scale_ptr, offset_ptr, qmax_p
 
 
 @triton.jit
+def _residual(u, colors_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, ch, qmax, LOG_FLOOR: tl.constexpr):
+    """A colour's value u [BLOCK] (channel ``ch``, red or blue) as ``rate_gradient`` prices it
+    with a ref to green: u - (gain * v_green + shift) clamped to [-qmax, qmax], shifted by
+    qmax to 0..2 qmax; and whether it was not clamped."""
+    ug, _dg, _qg = _coded_value(colors_ptr, 3, 1, rows, live, scale_ptr, offset_ptr, qmax_ptr, 6, False, LOG_FLOOR)
+    sg = tl.load(scale_ptr + 6).to(tl.float64)
+    og = tl.load(offset_ptr + 6).to(tl.float64)
+    sk = tl.load(scale_ptr + ch).to(tl.float64)
+    ok_ = tl.load(offset_ptr + ch).to(tl.float64)
+    r = u - ((sg / sk) * ug + (og - ok_) / sk)
+    inside = (r >= -qmax) & (r <= qmax)
+    r = tl.where(r >= -qmax, tl.where(r > qmax, qmax, r), -qmax)
+    return r + qmax, inside
+
+
+@triton.jit
 def _rate_histogram_kernel(
     covs_ptr, colors_ptr,  # [N, 3] float32 each
     scale_ptr, offset_ptr, qmax_ptr,  # [8] float32: the quantizer's grids
     counts_ptr,  # [C, LEVELS] int32, zeroed: the codes' counts per channel (added to here)
     n,
     CHANNELS: tl.constexpr, LEVELS: tl.constexpr, LOG_FLOOR: tl.constexpr, BLOCK: tl.constexpr,
+    RESIDUALS: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     live = rows < n
@@ -73,8 +91,25 @@ def _rate_histogram_kernel(
         else:
             u, d, qmax = _coded_value(colors_ptr, 3, k - 3, rows, live, scale_ptr, offset_ptr, qmax_ptr, k + 2,
                                       False, LOG_FLOOR)
+        if RESIDUALS and (k == 3 or k == 5):
+            u, _ok = _residual(u, colors_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, k + 2, qmax, LOG_FLOOR)
         cell = _round_half_even(u).to(tl.int32)  # np.rint, as the numba kernel's histogram
         tl.atomic_add(counts_ptr + k * LEVELS + cell, tl.full(cell.shape, 1, tl.int32), mask=live)
+
+
+@triton.jit
+def _bits_slope(u, span, counts_ptr, k, n, live, LEVELS: tl.constexpr):
+    """d(-ln p) / d u [BLOCK] at u in 0..span, p channel k's histogram (span + 1 cells, every
+    row counted once, counts + 1/2) interpolated linearly; and where p is above 1e-12."""
+    lo = tl.maximum(tl.minimum(tl.floor(u), span - 1.0), 0.0)
+    j = lo.to(tl.int32)
+    total = n.to(tl.float64) + 0.5 * (span + 1.0)
+    c_lo = tl.load(counts_ptr + k * LEVELS + j, mask=live, other=0).to(tl.float64)
+    c_hi = tl.load(counts_ptr + k * LEVELS + j + 1, mask=live, other=0).to(tl.float64)
+    p_lo = (c_lo + 0.5) / total
+    slope = (c_hi + 0.5) / total - p_lo
+    p = p_lo + (u - lo) * slope
+    return -slope / p, p >= 1e-12
 
 
 @triton.jit
@@ -82,19 +117,32 @@ def _channel_gradient(x_ptr, g_ptr, col, rows, live, scale_ptr, offset_ptr, qmax
                       factor, inv_ln2, IS_LOG: tl.constexpr, LOG_FLOOR: tl.constexpr, LEVELS: tl.constexpr):
     """Add factor * d bits / d x of one channel to the gradient column ``col`` of g [N, 3]."""
     u, d, qmax = _coded_value(x_ptr, 3, col, rows, live, scale_ptr, offset_ptr, qmax_ptr, ch, IS_LOG, LOG_FLOOR)
-    lo = tl.maximum(tl.minimum(tl.floor(u), qmax - 1.0), 0.0)
-    j = lo.to(tl.int32)
-    total = n.to(tl.float64) + 0.5 * (qmax + 1.0)  # every row counts once, in a cell 0..qmax
-    c_lo = tl.load(counts_ptr + k * LEVELS + j, mask=live, other=0).to(tl.float64)
-    c_hi = tl.load(counts_ptr + k * LEVELS + j + 1, mask=live, other=0).to(tl.float64)
-    p_lo = (c_lo + 0.5) / total
-    slope = (c_hi + 0.5) / total - p_lo
-    p = p_lo + (u - lo) * slope
-    step = factor * (-slope / p) * inv_ln2 * d
-    keep = live & (p >= 1e-12)
+    dbits, above = _bits_slope(u, qmax, counts_ptr, k, n, live, LEVELS)
+    step = factor * dbits * inv_ln2 * d
+    keep = live & above
     at = rows.to(tl.int64) * 3 + col
     g = tl.load(g_ptr + at, mask=keep, other=0.0)
     tl.store(g_ptr + at, g + step.to(tl.float32), mask=keep)
+
+
+@triton.jit
+def _residual_gradient(colors_ptr, g_ptr, col, rows, live, scale_ptr, offset_ptr, qmax_ptr, counts_ptr, ch, k, n,
+                       factor, inv_ln2, LOG_FLOOR: tl.constexpr, LEVELS: tl.constexpr):
+    """``_channel_gradient`` of red or blue priced as its residual from green (``_residual``):
+    add factor * d bits / d x to its column ``col`` of g [N, 3], and minus gain times that to
+    green's."""
+    u, d, qmax = _coded_value(colors_ptr, 3, col, rows, live, scale_ptr, offset_ptr, qmax_ptr, ch, False, LOG_FLOOR)
+    ug, dg, _qg = _coded_value(colors_ptr, 3, 1, rows, live, scale_ptr, offset_ptr, qmax_ptr, 6, False, LOG_FLOOR)
+    r, inside = _residual(u, colors_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, ch, qmax, LOG_FLOOR)
+    dbits, above = _bits_slope(r, 2.0 * qmax, counts_ptr, k, n, live, LEVELS)
+    step = factor * dbits * inv_ln2
+    keep = live & above & inside
+    at = rows.to(tl.int64) * 3
+    gain = tl.load(scale_ptr + 6).to(tl.float64) / tl.load(scale_ptr + ch).to(tl.float64)
+    g = tl.load(g_ptr + at + col, mask=keep, other=0.0)
+    tl.store(g_ptr + at + col, g + (step * d).to(tl.float32), mask=keep)
+    g = tl.load(g_ptr + at + 1, mask=keep, other=0.0)
+    tl.store(g_ptr + at + 1, g - (step * gain * dg).to(tl.float32), mask=keep)
 
 
 @triton.jit
@@ -103,6 +151,7 @@ def _rate_gradient_kernel(
     scale_ptr, offset_ptr, qmax_ptr, counts_ptr, factor_ptr, consts_ptr,  # [8] f32 x3, [C, LEVELS] i32, [1] f32, [1] f64
     n,
     CHANNELS: tl.constexpr, LEVELS: tl.constexpr, LOG_FLOOR: tl.constexpr, BLOCK: tl.constexpr,
+    RESIDUALS: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     live = rows < n
@@ -113,6 +162,9 @@ def _rate_gradient_kernel(
         if k < 3:
             _channel_gradient(covs_ptr, covs_grad_ptr, k, rows, live, scale_ptr, offset_ptr, qmax_ptr, counts_ptr,
                               k + 2, k, nn, factor, inv_ln2, k != 1, LOG_FLOOR, LEVELS)
+        elif RESIDUALS and (k == 3 or k == 5):
+            _residual_gradient(colors_ptr, colors_grad_ptr, k - 3, rows, live, scale_ptr, offset_ptr, qmax_ptr,
+                               counts_ptr, k + 2, k, nn, factor, inv_ln2, LOG_FLOOR, LEVELS)
         else:
             _channel_gradient(colors_ptr, colors_grad_ptr, k - 3, rows, live, scale_ptr, offset_ptr, qmax_ptr,
                               counts_ptr, k + 2, k, nn, factor, inv_ln2, False, LOG_FLOOR, LEVELS)
@@ -129,23 +181,26 @@ def fits(params: list[torch.Tensor], channels: tuple) -> bool:
 
 
 def add_rate_gradients_triton(params: list[torch.Tensor], scale: torch.Tensor, offset: torch.Tensor,
-                              qmax: torch.Tensor, bits: tuple, channels: tuple, factor: torch.Tensor) -> None:
+                              qmax: torch.Tensor, bits: tuple, channels: tuple, factor: torch.Tensor,
+                              residuals: bool = False) -> None:
     """Add ``factor`` * d bits / d params to the ``.grad`` of covs and colors in place, as
     ``(attribute_bits(cat(params), quant, channels) * factor).backward()`` would (``fits``
     must hold); ``scale``, ``offset``, ``qmax`` [8] float32 are the quantizer's, ``bits`` its
     depths (the table's width, known on the host), ``factor`` a scalar (a tensor on the
-    device, so that nothing syncs)."""
+    device, so that nothing syncs); ``residuals``: red and blue priced as residuals from
+    green, as ``attribute_bits(..., residuals=True)`` (with all six channels)."""
     assert LOG_CHANNELS == (2, 4)  # the kernels take channels 2 and 4 (a and c) in the log domain
     covs, colors = params[1], params[2]
     n = int(covs.shape[0])
     if n == 0:
         return
     c = len(channels)
-    levels = max(1 << int(bits[j]) for j in channels)
+    residuals = bool(residuals) and c == 6
+    levels = max(1 << int(bits[j]) for j in channels) * (2 if residuals else 1)  # a residual: 0..2 qmax
     counts = torch.zeros((c, levels), dtype=torch.int32, device=covs.device)
     grid = (triton.cdiv(n, ROWS_PER_PROGRAM),)
-    common = dict(CHANNELS=c, LEVELS=levels, LOG_FLOOR=_LOG_FLOOR, BLOCK=ROWS_PER_PROGRAM, num_warps=4,
-                  enable_fp_fusion=False)
+    common = dict(CHANNELS=c, LEVELS=levels, LOG_FLOOR=_LOG_FLOOR, BLOCK=ROWS_PER_PROGRAM, RESIDUALS=residuals,
+                  num_warps=4, enable_fp_fusion=False)
     s, o, q = scale.detach(), offset.detach(), qmax.detach()
     _rate_histogram_kernel[grid](covs.detach(), colors.detach(), s, o, q, counts, n, **common)
     factor = torch.as_tensor(factor, dtype=torch.float32, device=covs.device).detach().reshape(1)
