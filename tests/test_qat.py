@@ -615,3 +615,25 @@ def test_the_code_search_device_setting_takes_only_a_bool():
     for bad in (0, 1, "false", None):
         with pytest.raises(ConfigError, match="code_search_on_gpu"):
             FitConfig().replace(qat=QATConfig(code_search_on_gpu=bad)).validate()
+
+
+@pytest.mark.parametrize("residuals", [True, False])
+def test_the_residual_colour_pricing_reaches_the_rate_term_and_the_search(monkeypatch, residuals):
+    """``QATConfig.rate_color_residuals`` (on by default) reaches both places that price the
+    bits: every QAT step's rate term and the code search after QAT."""
+    from gipp_codec.fit import api, trainer
+
+    assert QATConfig().rate_color_residuals is True
+    terms, searches = [], []
+    rate = trainer.add_rate_gradients
+    search = api.search_codes
+    monkeypatch.setattr(trainer, "add_rate_gradients",
+                        lambda *a, residuals=False, **k: terms.append(residuals) or rate(*a, residuals=residuals, **k))
+    monkeypatch.setattr(api, "search_codes",
+                        lambda *a, residuals=False, **k: searches.append(residuals) or search(*a, residuals=residuals, **k))
+    cfg = FitConfig().replace(qat=QATConfig(start_frac=0.5, rate_weight=0.3, code_search_sweeps=1,
+                                            rate_color_residuals=residuals))
+    fit_and_quantize(_image(), 30, 20, seed=0, device="cpu", config=cfg, backend="cpu")
+    assert terms and set(terms) == {residuals} and searches == [residuals]
+    with pytest.raises(ConfigError, match="rate_color_residuals"):
+        FitConfig().replace(qat=QATConfig(rate_color_residuals="yes"))
