@@ -61,6 +61,11 @@ _RANGE_SLACK = 1e-3
 # fastmath without nnan/ninf: NaN-producing inputs must still fail the m2 test.
 _FM = {"contract", "afn", "arcp", "reassoc", "nsz"}
 _OPTS = dict(fastmath=_FM, cache=True, nogil=True, error_model="numpy", boundscheck=False)
+# The backward's sums without reassoc: with it, numba's fresh compile of _backward_gauss and
+# the copy it loads from its cache round differently, so an encode with a cold cache wrote
+# other files than one with a warm cache (BENCHMARKS.md §4, "A cold numba cache writes other
+# files"); its per-lane sums are already in vector form and need no reassociation
+_OPTS_ORDERED = dict(_OPTS, fastmath=_FM - {"reassoc"})
 
 
 @njit(**_OPTS)
@@ -367,7 +372,7 @@ def _spatial_order(par, rows, height, width, cell):
 _ACC = 8  # per-lane accumulators of the backward: colour sums (3), then A1, A2, B0, B1, C0
 
 
-@njit(parallel=True, **_OPTS)
+@njit(parallel=True, **_OPTS_ORDERED)
 def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colors):
     """Gradients of Gaussian order[t], one prange item each (chunks of _BWD_CHUNK).
 
