@@ -59,8 +59,15 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     image = args.image.resolve()
-    commits = {k: subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, check=True, capture_output=True,
-                                 text=True).stdout.strip() for k, rev in (("a", args.a), ("b", args.b))}
+    if not image.is_file():
+        raise SystemExit(f"{args.image}: no such image file")
+    commits = {}
+    for k, rev in (("a", args.a), ("b", args.b)):
+        found = subprocess.run(["git", "rev-parse", "--short", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=ROOT,
+                               capture_output=True, text=True)
+        if found.returncode != 0:
+            raise SystemExit(f"--{k} {rev}: not a revision of this repository")
+        commits[k] = found.stdout.strip()
     runs = {"a": [], "b": []}
     with tempfile.TemporaryDirectory() as tmp:
         trees = {}
