@@ -137,7 +137,8 @@ class QATConfig:
     psd_safe: bool = True
     # rate term in QAT: loss = mse + rate_weight * mse_now * bits / pixels (mse_now the
     # current MSE, held constant), bits from ``rate_proxy.attribute_bits`` (order-0 cost of
-    # the quantized a, b, c and colours); the RD balance is at rate_weight ~ ln(10)/10 *
+    # the quantized a, b, c and colours, red and blue as residuals from green with
+    # ``rate_color_residuals``); the RD balance is at rate_weight ~ ln(10)/10 *
     # (dB per bpp) of the RD curve; 0 = off. The code search then weighs the same rate
     # (``code_search``). While the search was switched off by the term, every weight lost
     # PSNR at equal rate (12/10/6, 0.5: -0.62 dB on all 24 Kodak images); with the weighted
@@ -174,8 +175,8 @@ class QATConfig:
     # after that, sweeps of a greedy search over the integer codes themselves: each Gaussian in
     # turn takes the single one-step code move (any of its 8 channels) that most lowers the
     # clamped render's squared error (``code_search``); 0 = off. With a rate term it lowers
-    # squared error + the term's weight times the order-0 bits of the channels the term
-    # covers instead (a rate-blind search would undo the term's savings). On two 0.5 bpp
+    # squared error + the term's weight times the bits of the channels the term covers
+    # (priced as the term prices them, ``code_search.rate_tables``) instead (a rate-blind search would undo the term's savings). On two 0.5 bpp
     # files, 3 / 8 / 20 sweeps gained +0.33 / +0.40 / +0.44 dB (kodim15) and +0.14 / +0.18 /
     # +0.21 dB (kodim01), each sweep 1.0-1.4 s on two shared cores; a whole encode with 8
     # took 1.16x the time (BENCHMARKS.md §4 "The code search", §8). 16 against 8 on all 24
