@@ -20,11 +20,11 @@ bounds what more cores can give, whatever their speed. The schedules:
 
 import argparse
 import heapq
-import json
 import sys
 
 import numpy as np
 from code_search_sets import visit_boxes
+from tool_record import write_record
 
 from gipp_codec.fit import code_search as cs
 from gipp_codec.format import parse_gimg
@@ -110,8 +110,7 @@ def main(argv=None) -> int:
             results.append({"file": str(path), "gaussians": int(g.q.shape[0]), "schedule": name,
                             "groups_per_phase": groups, "speedup_bound": bounds})
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"command": " ".join(sys.argv), "results": results}, f, indent=1)
+        write_record(args.json, results)
     return 0
 
 

@@ -12,11 +12,12 @@ step; this shows it on any machine, before a GPU is lent.
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
+
+from tool_record import write_record
 
 
 def resource_usage(pixels: int, warps: int) -> str:
@@ -66,8 +67,7 @@ def main(argv=None) -> int:
             print(f"PIXELS {p:4d}, num_warps {w}: {usage}")
             results.append({"pixels": p, "num_warps": w, "usage": usage})
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"command": " ".join(sys.argv), "results": results}, f, indent=1)
+        write_record(args.json, results)
     return 0
 
 

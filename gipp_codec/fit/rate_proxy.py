@@ -55,13 +55,12 @@ def attribute_bits(rows: torch.Tensor, quant: LSQPlus, channels: tuple = RATE_CH
     """Estimated bits of ``channels`` of attribute rows [N, 8] under ``quant`` (a scalar
     tensor, differentiable in ``rows``; see the module docstring)."""
     if residuals:
-        return _residual_bits(rows, quant, channels)
+        ref, gain, shift = residual_links(channels, quant.scale.detach().cpu().numpy(),
+                                          quant.offset.detach().cpu().numpy(), True)
+        own = tuple(ch for ch, r in zip(channels, ref) if r < 0)
+        return attribute_bits(rows, quant, own) + _residual_bits(rows, quant, channels, ref, gain, shift)
     cols = list(channels)
-    t = to_coding_domain(rows)[:, cols]  # [N, C]
-    scale = quant.scale.detach()[cols]  # [C]
-    offset = quant.offset.detach()[cols]
-    qmax = quant.qmax[cols]  # [C]
-    v = torch.minimum(((t - offset) / scale).clamp_min(0.0), qmax)  # [N, C]
+    v, qmax = _grid_values(rows, quant, cols)  # [N, C], [C]
     levels = max((1 << quant.bits[j]) - 1 for j in cols) + 1  # from the depths: no host sync
     n, c = v.shape
     with torch.no_grad():
@@ -78,36 +77,36 @@ def attribute_bits(rows: torch.Tensor, quant: LSQPlus, channels: tuple = RATE_CH
     return -(torch.log(p.clamp_min(1e-12)).sum()) / math.log(2.0)
 
 
-def _residual_bits(rows: torch.Tensor, quant: LSQPlus, channels: tuple) -> torch.Tensor:
-    """``attribute_bits`` with ``residuals``: each column's value v [N] (as there), or for
-    red and blue the residual from green (``residual_links``), priced by -log2 of its
-    histogram's probability interpolated linearly (a residual's histogram over -qmax..qmax)."""
-    cols = list(channels)
+def _grid_values(rows: torch.Tensor, quant: LSQPlus, cols: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """(v [N, C], qmax [C]): columns ``cols`` of rows [N, 8] in grid units, clamped to
+    0..qmax, differentiable in ``rows`` (scales and offsets detached)."""
     t = to_coding_domain(rows)[:, cols]  # [N, C]
     scale = quant.scale.detach()[cols]  # [C]
     offset = quant.offset.detach()[cols]
     qmax = quant.qmax[cols]  # [C]
-    v = torch.minimum(((t - offset) / scale).clamp_min(0.0), qmax)  # [N, C]
-    ref, gain, shift = residual_links(channels, quant.scale.detach().cpu().numpy(),
-                                      quant.offset.detach().cpu().numpy(), True)
-    total = rows.new_zeros((), dtype=torch.float64)
-    for k in range(len(cols)):
-        top = float(quant.qmax[cols[k]])
-        x = v[:, k].double()
-        low = 0.0
-        if ref[k] >= 0:
-            low = -top
-            x = (x - (float(gain[k]) * v[:, int(ref[k])].double() + float(shift[k]))).clamp(low, top)
-        u = x - low  # [N], in 0..span
-        span = int(top - low)
+    return torch.minimum(((t - offset) / scale).clamp_min(0.0), qmax), qmax
+
+
+def _residual_bits(rows: torch.Tensor, quant: LSQPlus, channels: tuple, ref, gain, shift) -> torch.Tensor:
+    """Estimated bits of the columns of ``channels`` priced as residuals (``residual_links``'
+    ref >= 0): r = v - (gain * v_ref + shift) clamped to [-qmax, qmax], priced by -log2 of
+    its histogram's probability (counts + 1/2 over the 2 qmax + 1 cells) interpolated
+    linearly, as ``attribute_bits`` prices a value."""
+    v, _ = _grid_values(rows, quant, list(channels))  # [N, C]
+    total = rows.new_zeros((), dtype=torch.float32)
+    for k in (k for k in range(len(channels)) if ref[k] >= 0):
+        top = float(quant.qmax[channels[k]])
+        r = v[:, k].double() - (float(gain[k]) * v[:, int(ref[k])].double() + float(shift[k]))
+        u = r.clamp(-top, top) + top  # [N], in 0..2 top
+        span = int(2 * top)
         with torch.no_grad():
             counts = torch.bincount(torch.round(u).long(), minlength=span + 1)[:span + 1].double() + 0.5
             prob = counts / counts.sum()  # [span + 1]
-            lo = torch.minimum(torch.floor(u), torch.tensor(span - 1.0, dtype=u.dtype, device=u.device)).clamp_min(0.0)
+            lo = torch.clamp(torch.floor(u), 0.0, span - 1.0)  # [N]
             p_lo, p_hi = prob[lo.long()], prob[lo.long() + 1]
         p = p_lo + (u - lo) * (p_hi - p_lo)  # [N], differentiable in u
-        total = total - torch.log(p.clamp_min(1e-12)).sum() / math.log(2.0)
-    return total.float()
+        total = total - (torch.log(p.clamp_min(1e-12)).sum() / math.log(2.0)).float()
+    return total
 
 
 def add_rate_gradients(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, factor: float,
