@@ -6,7 +6,9 @@
 For quantized files it also prints the order-0 entropy of the decoded integers (an
 ideal per-channel static coder with free histograms, in the files' own order) so the
 gain of canonical ordering, prediction and contexts is visible, plus each stream's
-chosen predictor/context configuration.
+chosen predictor/context configuration, and the order-0 entropy of red and blue as
+residuals from green's prediction (the coder's CHANNEL predictor, spec §5.9): what QAT's
+rate term prices them at with ``QATConfig.rate_color_residuals``.
 """
 
 import argparse
@@ -16,21 +18,31 @@ from pathlib import Path
 
 import numpy as np
 
+from gipp_codec.entropy.gaussian_coder import channel_prediction
 from gipp_codec.errors import GimgError
 from gipp_codec.format import parse_gimg
 
 ATTRS = ("position", "a", "b", "c", "red", "green", "blue")
 
 
+def _entropy(values: np.ndarray) -> float:
+    """Order-0 entropy (bits per value) of integers [N]."""
+    _, counts = np.unique(np.asarray(values, np.int64), return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def residual_bits(q: np.ndarray, bits: tuple, scales, offsets) -> dict:
+    """Order-0 entropy (bits per Gaussian) of red and blue of q [N, 8] less their prediction
+    from green (``channel_prediction``, the coder's CHANNEL predictor)."""
+    q = np.asarray(q, np.int64)
+    return {name: _entropy(q[:, j] - channel_prediction(q[:, 6], 6, j, scales, offsets, (1 << bits[j]) - 1))
+            for j, name in ((5, "red"), (7, "blue"))}
+
+
 def order0_bits(q: np.ndarray) -> dict:
     """Order-0 entropy (bits per Gaussian) of each attribute of q [N, 8]; position = x + y."""
-    n = q.shape[0]
-
-    def h(col):
-        p = np.bincount(col.astype(np.int64)) / n
-        p = p[p > 0]
-        return float(-(p * np.log2(p)).sum())
-
+    h = _entropy
     cols = {name: h(q[:, j]) for j, name in enumerate(("x", "y", "a", "b", "c", "red", "green", "blue"))}
     out = {"position": cols.pop("x") + cols.pop("y"), **cols}
     out["total"] = sum(out.values())
@@ -47,7 +59,9 @@ def report(path: Path) -> dict:
         row["per_gaussian"]["overhead"] = (b["coding_overhead"] + b["container"] + b["metadata"]) / n
         row["per_gaussian"]["total"] = b["total_bits"] / n
         if hasattr(parsed.gaussians, "q"):
-            row["order0_per_gaussian"] = order0_bits(np.asarray(parsed.gaussians.q))
+            g = parsed.gaussians
+            row["order0_per_gaussian"] = order0_bits(np.asarray(g.q))
+            row["residual0_per_gaussian"] = residual_bits(g.q, g.bits.per_channel(), g.scales, g.offsets)
         row["streams"] = b.get("streams", {})
     return row
 
@@ -69,8 +83,11 @@ def main(argv=None) -> int:
     mean = {k: float(np.mean([r["per_gaussian"][k] for r in with_n])) for k in keys} if with_n else {}
     o0 = [r["order0_per_gaussian"] for r in with_n if "order0_per_gaussian" in r]
     mean_o0 = {k: float(np.mean([r[k] for r in o0])) for k in o0[0]} if o0 else {}
+    res = [r["residual0_per_gaussian"] for r in with_n if "residual0_per_gaussian" in r]
+    mean_res = {k: float(np.mean([r[k] for r in res])) for k in res[0]} if res else {}
     if args.json:
-        print(json.dumps({"files": rows, "mean_per_gaussian": mean, "mean_order0_per_gaussian": mean_o0}))
+        print(json.dumps({"files": rows, "mean_per_gaussian": mean, "mean_order0_per_gaussian": mean_o0,
+                          "mean_residual0_per_gaussian": mean_res}))
         return 0
     print(f"{'file':40s} {'N':>7s} {'bpp':>7s} " + " ".join(f"{k:>8s}" for k in keys))
     for r in rows:
@@ -87,6 +104,9 @@ def main(argv=None) -> int:
     if mean_o0:
         print(f"{'order-0 entropy (no headers), same data':40s} {'':7s} {'':7s} "
               + " ".join(f"{mean_o0.get(k, 0.0):8.3f}" for k in ATTRS) + f" {'':8s} {mean_o0['total']:8.3f}")
+    if mean_res:
+        print("order-0 entropy of red and blue less green's prediction: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in mean_res.items()))
     return 0
 
 

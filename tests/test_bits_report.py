@@ -1,0 +1,25 @@
+"""``tools/bits_report.py``: red and blue less green's prediction, as the coder predicts them."""
+
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from bits_report import residual_bits  # noqa: E402
+
+from gipp_codec.entropy.gaussian_coder import channel_prediction  # noqa: E402
+
+
+def test_residual_bits_are_the_entropy_of_the_coders_channel_residual():
+    rng = np.random.default_rng(3)
+    bits = (8, 8, 5, 5, 5, 5, 5, 5)
+    scales = np.array([1, 1, 1, 1, 1, 0.05, 0.1, 0.08], np.float32)
+    offsets = np.array([0, 0, 0, 0, 0, -0.2, -0.5, 0.1], np.float32)
+    q = rng.integers(0, 32, size=(400, 8))
+    q[:, 5] = channel_prediction(q[:, 6], 6, 5, scales, offsets, 31)  # red exactly as predicted
+    q[:, 7] = np.clip(channel_prediction(q[:, 6], 6, 7, scales, offsets, 31) + (np.arange(400) % 2), 0, 31)
+    got = residual_bits(q, bits, scales, offsets)
+    r = q[:, 7] - channel_prediction(q[:, 6], 6, 7, scales, offsets, 31)
+    p = np.unique(r, return_counts=True)[1] / r.size
+    assert got["red"] == 0.0 and abs(got["blue"] - float(-(p * np.log2(p)).sum())) < 1e-12 and got["blue"] > 0.5
