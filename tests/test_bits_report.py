@@ -1,4 +1,5 @@
-"""``tools/bits_report.py``: red and blue less green's prediction, as the coder predicts them."""
+"""``tools/bits_report.py``: red and blue less green's prediction, as the coder predicts them;
+b and green within the size contexts the coder splits them on."""
 
 import os
 import sys
@@ -6,7 +7,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
-from bits_report import residual_bits  # noqa: E402
+from bits_report import residual_bits, size_context_bits  # noqa: E402
 
 from gipp_codec.entropy.gaussian_coder import channel_prediction  # noqa: E402
 
@@ -23,3 +24,17 @@ def test_residual_bits_are_the_entropy_of_the_coders_channel_residual():
     r = q[:, 7] - channel_prediction(q[:, 6], 6, 7, scales, offsets, 31)
     p = np.unique(r, return_counts=True)[1] / r.size
     assert got["red"] == 0.0 and abs(got["blue"] - float(-(p * np.log2(p)).sum())) < 1e-12 and got["blue"] > 0.5
+
+
+def test_size_context_bits_are_the_entropy_within_the_size_quartiles():
+    """b fixed within each quarter of the sizes costs nothing there, though it takes four
+    values over the set; green spread the same in every context costs what it costs overall."""
+    rng = np.random.default_rng(4)
+    bits = (8, 8, 5, 5, 5, 5, 5, 5)
+    q = rng.integers(0, 32, size=(400, 8))
+    q[:, 2] = np.repeat(np.arange(4), 100) * 8  # four sizes, 100 Gaussians each
+    q[:, 4] = 0
+    q[:, 3] = np.repeat([3, 9, 17, 30], 100)  # b: one value per size
+    q[:, 6] = np.tile(np.arange(4), 100)  # green: the same four values in each context
+    got = size_context_bits(q, bits)
+    assert got["b"] == 0.0 and abs(got["green"] - 2.0) < 1e-12

@@ -8,7 +8,9 @@ ideal per-channel static coder with free histograms, in the files' own order) so
 gain of canonical ordering, prediction and contexts is visible, plus each stream's
 chosen predictor/context configuration, and the order-0 entropy of red and blue as
 residuals from green's prediction (the coder's CHANNEL predictor, spec §5.9): what QAT's
-rate term prices them at with ``QATConfig.rate_color_residuals``.
+rate term prices them at with ``QATConfig.rate_color_residuals``; and the order-0 entropy
+of b and green within the quartile contexts of the Gaussian's size q_a + q_c (the coder's
+usual contexts for them): what the term prices them at with ``QATConfig.rate_size_contexts``.
 """
 
 import argparse
@@ -40,6 +42,19 @@ def residual_bits(q: np.ndarray, bits: tuple, scales, offsets) -> dict:
             for j, name in ((5, "red"), (7, "blue"))}
 
 
+def size_context_bits(q: np.ndarray, bits: tuple) -> dict:
+    """Entropy (bits per Gaussian) of b and green of q [N, 8] within the contexts of the
+    Gaussian's size q_a + q_c (``rate_kernels.size_thresholds``, the quartiles the coder
+    splits them on): the sum over contexts of each context's share times its order-0 entropy."""
+    from gipp_codec.fit.rate_kernels import SIZE_CONTEXT_PARTS, size_thresholds
+
+    q = np.asarray(q, np.int64)
+    size = q[:, 2] + q[:, 4]  # [N]
+    ctx = np.searchsorted(size_thresholds(size, 2 * ((1 << bits[2]) - 1), SIZE_CONTEXT_PARTS), size, side="right")
+    return {name: sum(_entropy(q[ctx == c, j]) * float(np.mean(ctx == c)) for c in np.unique(ctx))
+            for j, name in ((3, "b"), (6, "green"))}
+
+
 def order0_bits(q: np.ndarray) -> dict:
     """Order-0 entropy (bits per Gaussian) of each attribute of q [N, 8]; position = x + y."""
     h = _entropy
@@ -62,6 +77,7 @@ def report(path: Path) -> dict:
             g = parsed.gaussians
             row["order0_per_gaussian"] = order0_bits(np.asarray(g.q))
             row["residual0_per_gaussian"] = residual_bits(g.q, g.bits.per_channel(), g.scales, g.offsets)
+            row["size_context0_per_gaussian"] = size_context_bits(g.q, g.bits.per_channel())
         row["streams"] = b.get("streams", {})
     return row
 
@@ -85,9 +101,11 @@ def main(argv=None) -> int:
     mean_o0 = {k: float(np.mean([r[k] for r in o0])) for k in o0[0]} if o0 else {}
     res = [r["residual0_per_gaussian"] for r in with_n if "residual0_per_gaussian" in r]
     mean_res = {k: float(np.mean([r[k] for r in res])) for k in res[0]} if res else {}
+    sized = [r["size_context0_per_gaussian"] for r in with_n if "size_context0_per_gaussian" in r]
+    mean_sized = {k: float(np.mean([r[k] for r in sized])) for k in sized[0]} if sized else {}
     if args.json:
         print(json.dumps({"files": rows, "mean_per_gaussian": mean, "mean_order0_per_gaussian": mean_o0,
-                          "mean_residual0_per_gaussian": mean_res}))
+                          "mean_residual0_per_gaussian": mean_res, "mean_size_context0_per_gaussian": mean_sized}))
         return 0
     print(f"{'file':40s} {'N':>7s} {'bpp':>7s} " + " ".join(f"{k:>8s}" for k in keys))
     for r in rows:
@@ -107,6 +125,9 @@ def main(argv=None) -> int:
     if mean_res:
         print("order-0 entropy of red and blue less green's prediction: "
               + ", ".join(f"{k} {v:.3f}" for k, v in mean_res.items()))
+    if mean_sized:
+        print("order-0 entropy of b and green within the quartile contexts of q_a + q_c: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in mean_sized.items()))
     return 0
 
 
