@@ -173,6 +173,10 @@ class QATConfig:
     # about 4.6 bits that way against 5.4 by its own histogram on the Kodak files at 1 bpp):
     # "none", "b" or "b+green"
     rate_size_contexts: str = "none"
+    # the rate term also pulls the grid steps of the channels it covers coarser, by the bits a
+    # step saves (-N log2 s per channel, ``trainer._add_step_rate``), against the squared
+    # error's pull through LSQ+: a continuous, per-image bit-depth choice
+    rate_prices_steps: bool = False
     # after QAT, re-choose the colour codes by least squares for the finished positions and
     # shapes, rounded in stages (``color_refit``); kept only where the render gets closer.
     # Skipped when rate_weight > 0 with the colours in rate_channels (it ignores the rate),
