@@ -17,25 +17,18 @@ from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, add_rate_gradients, att
 from gipp_codec.quant.lsq import LSQPlus
 from triton_aot import compile_sm90, run_interpreted
 
-# (name, bits, channel set, rows, residuals, sized): the encoder's depths and the paper's,
-# both channel sets, one row (an int argument equal to 1 reaches a kernel as a constant), an
-# empty set, red and blue priced as residuals from green (``QATConfig.rate_color_residuals``),
-# and b, or b and green, priced in size contexts (``QATConfig.rate_size_contexts``)
+# (name, bits, channel set, rows, residuals): the encoder's depths and the paper's, both
+# channel sets, one row (an int argument equal to 1 reaches a kernel as a constant), an empty
+# set, and red and blue priced as residuals from green (``QATConfig.rate_color_residuals``)
 CASES = [
-    ("default_all", (12, 12, 7, 7, 7, 5, 5, 5), "all", 300, False, ()),
-    ("paper_all", (12, 12, 10, 10, 10, 6, 6, 6), "all", 257, False, ()),
-    ("covariance", (11, 11, 8, 8, 8, 6, 6, 6), "covariance", 300, False, ()),
-    ("one_row", (12, 12, 7, 7, 7, 5, 5, 5), "all", 1, False, ()),
-    ("empty", (12, 12, 7, 7, 7, 5, 5, 5), "all", 0, False, ()),
-    ("residuals", (12, 12, 7, 7, 7, 5, 5, 5), "all", 300, True, ()),
-    ("residuals_paper", (12, 12, 10, 10, 10, 6, 6, 6), "all", 257, True, ()),
-    ("residuals_one_row", (12, 12, 7, 7, 7, 5, 5, 5), "all", 1, True, ()),
-    ("sized_b", (12, 12, 7, 7, 7, 5, 5, 5), "all", 300, True, (3,)),
-    ("sized_b_green", (12, 12, 7, 7, 7, 5, 5, 5), "all", 300, True, (3, 6)),
-    ("sized_paper", (12, 12, 10, 10, 10, 6, 6, 6), "all", 257, False, (3, 6)),
-    ("sized_covariance", (11, 11, 8, 8, 8, 6, 6, 6), "covariance", 300, False, (3, 6)),
-    ("sized_one_row", (12, 12, 7, 7, 7, 5, 5, 5), "all", 1, True, (3, 6)),
-    ("sized_empty", (12, 12, 7, 7, 7, 5, 5, 5), "all", 0, True, (3, 6)),
+    ("default_all", (12, 12, 7, 7, 7, 5, 5, 5), "all", 300, False),
+    ("paper_all", (12, 12, 10, 10, 10, 6, 6, 6), "all", 257, False),
+    ("covariance", (11, 11, 8, 8, 8, 6, 6, 6), "covariance", 300, False),
+    ("one_row", (12, 12, 7, 7, 7, 5, 5, 5), "all", 1, False),
+    ("empty", (12, 12, 7, 7, 7, 5, 5, 5), "all", 0, False),
+    ("residuals", (12, 12, 7, 7, 7, 5, 5, 5), "all", 300, True),
+    ("residuals_paper", (12, 12, 10, 10, 10, 6, 6, 6), "all", 257, True),
+    ("residuals_one_row", (12, 12, 7, 7, 7, 5, 5, 5), "all", 1, True),
 ]
 
 
@@ -68,7 +61,7 @@ def compare(device: str) -> dict:
     from gipp_codec.fit import rate_triton
 
     out = {}
-    for k, (name, bits, channel_set, n, residuals, sized) in enumerate(CASES):
+    for k, (name, bits, channel_set, n, residuals) in enumerate(CASES):
         rows, quant = _state(bits, n, seed=k)
         channels = RATE_CHANNEL_SETS[channel_set]
         factor = torch.tensor(0.37, dtype=torch.float32)
@@ -81,16 +74,16 @@ def compare(device: str) -> dict:
             return ps
 
         numba_ps = leaves()
-        add_rate_gradients(numba_ps, quant, channels, float(factor), residuals=residuals, sized=sized)
+        add_rate_gradients(numba_ps, quant, channels, float(factor), residuals=residuals)
         auto_ps = leaves()
-        (attribute_bits(torch.cat(auto_ps, dim=1), quant, channels, residuals, sized) * factor).backward()
+        (attribute_bits(torch.cat(auto_ps, dim=1), quant, channels, residuals) * factor).backward()
         tri_ps = [p.detach().to(device).requires_grad_(True) for p in leaves()]
         for p, s in zip(tri_ps, start):
             p.grad = s.clone().to(device)
         q = quant.to(device)
         fits = rate_triton.fits(tri_ps, channels)
         rate_triton.add_rate_gradients_triton(tri_ps, q.scale, q.offset, q.qmax, q.bits, channels,
-                                              factor.to(device), residuals, sized)
+                                              factor.to(device), residuals)
         quant.to("cpu")
         tri = [p.grad.cpu() for p in tri_ps]
 
@@ -137,30 +130,19 @@ def test_kernels_compile_for_sm90_without_a_gpu():
     pytest.importorskip("triton")
     from gipp_codec.fit import rate_triton as rt
 
-    consts = {"CHANNELS": 6, "LEVELS": 128, "LOG_FLOOR": 1e-12, "BLOCK": rt.ROWS_PER_PROGRAM, "RESIDUALS": False,
-              "SIZED_B": False, "SIZED_G": False, "CTX": 1, "PARTS": 4}
+    consts = {"CHANNELS": 6, "LEVELS": 128, "LOG_FLOOR": 1e-12, "BLOCK": rt.ROWS_PER_PROGRAM, "RESIDUALS": False}
     hist = {"covs_ptr": "*fp32", "colors_ptr": "*fp32", "scale_ptr": "*fp32", "offset_ptr": "*fp32",
-            "qmax_ptr": "*fp32", "counts_ptr": "*i32", "thr_ptr": "*i32", "ctx_rows_ptr": "*i32", "n": "i32"}
+            "qmax_ptr": "*fp32", "counts_ptr": "*i32", "n": "i32"}
     grad = {"covs_ptr": "*fp32", "colors_ptr": "*fp32", "covs_grad_ptr": "*fp32", "colors_grad_ptr": "*fp32",
             "scale_ptr": "*fp32", "offset_ptr": "*fp32", "qmax_ptr": "*fp32", "counts_ptr": "*i32",
-            "factor_ptr": "*fp32", "consts_ptr": "*fp64", "thr_ptr": "*i32", "ctx_rows_ptr": "*i32", "n": "i32"}
+            "factor_ptr": "*fp32", "consts_ptr": "*fp64", "n": "i32"}
     options = {"num_warps": 4, "enable_fp_fusion": False}
-    sized = {"RESIDUALS": True, "SIZED_B": True, "SIZED_G": True, "CTX": 4}
     for kernel, sig in ((rt._rate_histogram_kernel, hist), (rt._rate_gradient_kernel, grad)):
         compile_sm90(kernel, {**sig, **{k: "constexpr" for k in consts}}, consts, options)
         compile_sm90(kernel, {**sig, **{k: "constexpr" for k in consts}}, {**consts, "RESIDUALS": True}, options)
-        compile_sm90(kernel, {**sig, **{k: "constexpr" for k in consts}}, {**consts, **sized}, options)
         # one row: the launcher passes n = 1 as a constant
         compile_sm90(kernel, {**sig, "n": "constexpr", **{k: "constexpr" for k in consts}}, {**consts, "n": 1},
                      options)
-    sizes = {"covs_ptr": "*fp32", "scale_ptr": "*fp32", "offset_ptr": "*fp32", "qmax_ptr": "*fp32",
-             "sizes_ptr": "*i32", "n": "i32", "LOG_FLOOR": "constexpr", "BLOCK": "constexpr"}
-    compile_sm90(rt._size_histogram_kernel, sizes, {"LOG_FLOOR": 1e-12, "BLOCK": rt.ROWS_PER_PROGRAM}, options)
-    thresholds = {"sizes_ptr": "*i32", "thr_ptr": "*i32", "n": "i32", "SPAN": "constexpr", "PARTS": "constexpr",
-                  "NO_THRESHOLD": "constexpr"}
-    fixed = {"SPAN": 256, "PARTS": 4, "NO_THRESHOLD": rt._NO_THRESHOLD}
-    compile_sm90(rt._size_threshold_kernel, thresholds, fixed, options)
-    compile_sm90(rt._size_threshold_kernel, {**thresholds, "n": "constexpr"}, {**fixed, "n": 1}, options)
 
 
 @pytest.mark.gpu

@@ -105,34 +105,23 @@ def _pick(mask, values):
 
 
 @triton.jit
-def _bits_change(cost_ptr, link_ptr, row, ch, q, code, LEVELS: tl.constexpr, LINK: tl.constexpr,
-                 SIZED: tl.constexpr):
+def _bits_change(cost_ptr, link_ptr, row, ch, q, code, LEVELS: tl.constexpr, LINK: tl.constexpr):
     """Per slot [S]: the bits the Gaussian (codes at ``row``) gains when channel ``ch`` [S]
-    moves from ``q`` to ``code`` [S], its own, those of the channels predicted from it and,
-    for a or c, those priced by its size, as ``code_search._rate_change`` (without mu)."""
+    moves from ``q`` to ``code`` [S], its own and those of the channels predicted from it,
+    as ``code_search._rate_change`` (without mu)."""
     src = tl.load(link_ptr + ch * LINK)  # [S]
-    size = tl.load(row + 2) + tl.load(row + 4)  # the Gaussian's size q_a + q_c
     held = tl.load(row + tl.maximum(src, 0))
     pred = tl.where(src >= 0, tl.load(link_ptr + ch * LINK + 2 + held), 0)
-    own = tl.where(src == SIZED, tl.load(link_ptr + ch * LINK + 2 + size), ch)  # the cost row
-    base = tl.where(src == SIZED, 0, tl.load(link_ptr + ch * LINK + 1) - pred)
-    change = tl.load(cost_ptr + own * LEVELS + code + base) - tl.load(cost_ptr + own * LEVELS + q + base)
-    resized = tl.minimum(tl.maximum(size + code - q, 0), LINK - 3)  # [S] the size after the move
+    base = tl.load(link_ptr + ch * LINK + 1) - pred
+    change = tl.load(cost_ptr + ch * LEVELS + code + base) - tl.load(cost_ptr + ch * LEVELS + q + base)
     for c in tl.static_range(8):
-        src_c = tl.load(link_ptr + c * LINK)
-        dep = ch == src_c  # [S]: channel c is predicted from the slot's
+        dep = ch == tl.load(link_ptr + c * LINK)  # [S]: channel c is predicted from the slot's
         qc = tl.load(row + c) + tl.load(link_ptr + c * LINK + 1)
         p_new = tl.load(link_ptr + c * LINK + 2 + code, mask=dep, other=0)
         p_old = tl.load(link_ptr + c * LINK + 2 + q, mask=dep, other=0)
         extra = tl.load(cost_ptr + c * LEVELS + qc - p_new, mask=dep, other=0.0) - tl.load(
             cost_ptr + c * LEVELS + qc - p_old, mask=dep, other=0.0)
         change += extra
-        by_size = ((src_c + tl.zeros_like(ch)) == SIZED) & ((ch == 2) | (ch == 4))  # [S]: c priced by the slot's size
-        own_c = tl.load(row + c)
-        r_new = tl.load(link_ptr + c * LINK + 2 + resized, mask=by_size, other=0)
-        r_old = tl.load(link_ptr + c * LINK + 2 + size + tl.zeros_like(ch), mask=by_size, other=0)
-        change += tl.load(cost_ptr + r_new * LEVELS + own_c, mask=by_size, other=0.0) - tl.load(
-            cost_ptr + r_old * LEVELS + own_c, mask=by_size, other=0.0)
     return change
 
 
@@ -141,12 +130,12 @@ def _sweep_phase_kernel(
     codes_ptr,  # [N, 8] int64: changed in place
     s_ptr, o_ptr, top_ptr,  # [8] float64, [8] float64, [8] int64
     render_ptr, target_ptr,  # [H, W, 3] float64 (changed in place), float32
-    cost_ptr, link_ptr,  # [R, LEVELS] float64 bits of each code, [8, LINK] int64 (``code_search.rate_tables``)
+    cost_ptr, link_ptr,  # [8, LEVELS] float64 bits of each code, [8, LINK] int64 (``code_search.rate_tables``)
     consts_ptr,  # [5] float64: mu, _MIN_GAIN, _DET_MARGIN, W - 1, H - 1
     items_ptr, offsets_ptr,  # [M] int64 Gaussians of the phase, [G + 1] int64 group bounds
     moves_ptr, gains_ptr,  # [G] int64, [G] float64: each group's moves and total change
     width,
-    LEVELS: tl.constexpr, LINK: tl.constexpr, SLOTS: tl.constexpr, PIXELS: tl.constexpr, SIZED: tl.constexpr,
+    LEVELS: tl.constexpr, LINK: tl.constexpr, SLOTS: tl.constexpr, PIXELS: tl.constexpr,
 ):
     g = tl.program_id(0)
     start = tl.load(offsets_ptr + g)
@@ -225,7 +214,7 @@ def _sweep_phase_kernel(
                 acc += tl.sum(tl.where(live[None, :], change, 0.0), axis=1)
         # price the bits and take the best move
         rate = mu * _bits_change(cost_ptr, link_ptr, row, ch, q, tl.minimum(tl.maximum(code, 0), LINK - 3),
-                                 LEVELS, LINK, SIZED)
+                                 LEVELS, LINK)
         gain = tl.where(valid, acc + tl.where(mu == 0.0, 0.0, rate), float("inf"))
         best = tl.min(gain, axis=0)
         chosen = tl.min(tl.where(gain == best, slot, SLOTS), axis=0)
@@ -290,8 +279,8 @@ def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: n
         group_gains = torch.zeros(len(groups), dtype=torch.float64, device=dev)
         _sweep_phase_kernel[(len(groups),)](codes, s_d, o_d, top_d, render, target, cost_d, link_d, consts, items,
                                             offsets, group_moves, group_gains, width, LEVELS=int(cost.shape[1]),
-                                            LINK=int(link.shape[1]), SLOTS=SLOTS, PIXELS=PIXELS, SIZED=cs.SIZED,
-                                            num_warps=NUM_WARPS, enable_fp_fusion=False)
+                                            LINK=int(link.shape[1]),
+                                            SLOTS=SLOTS, PIXELS=PIXELS, num_warps=NUM_WARPS, enable_fp_fusion=False)
         moves += int(group_moves.sum())
         total += float(group_gains.sum())
     return moves, total
@@ -299,8 +288,7 @@ def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: n
 
 def search_codes_triton(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: tuple, render: torch.Tensor,
                         target: torch.Tensor, sweeps: int, rate_weight: float = 0.0,
-                        rate_channels: tuple = (), residuals: bool = False,
-                        sized: tuple = ()) -> tuple[np.ndarray, cs.SearchReport]:
+                        rate_channels: tuple = (), residuals: bool = False) -> tuple[np.ndarray, cs.SearchReport]:
     """``code_search.search_codes`` with its sweeps on the device of ``render`` [H, W, 3] (the
     unclamped render of q) and ``target`` [H, W, 3] (the image in [0, 1]): the same
     arguments, the same rules; returns the codes [N, 8] (q's dtype) and the report."""
@@ -319,7 +307,7 @@ def search_codes_triton(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, 
     mu = 0.0
     for _ in range(int(sweeps)):
         if rate_weight > 0 and rate_channels:
-            cost, link = cs.rate_tables(codes.cpu().numpy(), bits, rate_channels, scales, offsets, residuals, sized)
+            cost, link = cs.rate_tables(codes.cpu().numpy(), bits, rate_channels, scales, offsets, residuals)
             error = float(torch.sum((current.clamp(0.0, 1.0) - image.to(torch.float64)) ** 2))
             mu = cs.bit_price(rate_weight, error, pixels)
         moves, change = tiled_sweep_triton(codes, s, o, top, order, current, image, cost, mu, link)
@@ -335,6 +323,6 @@ def search_codes_triton(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, 
 AOT_SIGNATURE = {"codes_ptr": "*i64", "s_ptr": "*fp64", "o_ptr": "*fp64", "top_ptr": "*i64", "render_ptr": "*fp64",
                  "target_ptr": "*fp32", "cost_ptr": "*fp64", "link_ptr": "*i64", "consts_ptr": "*fp64",
                  "items_ptr": "*i64", "offsets_ptr": "*i64", "moves_ptr": "*i64", "gains_ptr": "*fp64", "width": "i32"}
-AOT_TABLES = {"LEVELS": 2 * 4096, "LINK": 4096 + 2, "SIZED": cs.SIZED}
+AOT_TABLES = {"LEVELS": 2 * 4096, "LINK": 4096 + 2}
 
 assert CH_A == 2 and CH_C == 4 and CH_RED == 5  # the kernel's channel layout

@@ -8,10 +8,7 @@ adds, a second adds ``factor`` * d bits / d x to the gradients of the covariance
 rows in place. As there, v is rounded to float32 (the quotient is taken in float64 and
 rounded once, which gives float32 division's result) and the rest is float64, so both
 kernels agree to float32 rounding (tests/test_rate_triton.py), also with red and blue priced as
-residuals from green (``RESIDUALS``, ``QATConfig.rate_color_residuals``) and with b and green
-priced in contexts of the Gaussian's size (``SIZED_B``, ``SIZED_G``,
-``QATConfig.rate_size_contexts``: two launches more, the sizes' histogram and their
-quartile thresholds, ``rate_kernels.size_thresholds``). The rate term's factor stays a
+residuals from green (``RESIDUALS``, ``QATConfig.rate_color_residuals``). The rate term's factor stays a
 device tensor (no host sync). Training code only: the decoder never imports this module.
 """
 
@@ -22,14 +19,13 @@ import triton
 import triton.language as tl
 
 from gipp_codec import triton_path
-from gipp_codec.fit.rate_kernels import _LOG_FLOOR, SIZE_CONTEXT_PARTS
+from gipp_codec.fit.rate_kernels import _LOG_FLOOR
 from gipp_codec.quant.lsq import LOG_CHANNELS
 from gipp_codec.quant.lsq_triton import _round_half_even
 
 ROWS_PER_PROGRAM = 256
 FIRST_CHANNEL = 2  # the rate channels are a prefix of (a, b, c, red, green, blue): columns 2..7
 _INV_LN2 = 1.0 / math.log(2.0)
-_NO_THRESHOLD = 1 << 30  # a dropped threshold: no size reaches it
 
 
 @triton.jit
@@ -78,76 +74,16 @@ def _residual(u, colors_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, ch, qm
 
 
 @triton.jit
-def _size(covs_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, LOG_FLOOR: tl.constexpr):
-    """The size feature round(v_a) + round(v_c) [BLOCK] (int32) of rows, as ``rate_gradient``."""
-    ua, _da, _qa = _coded_value(covs_ptr, 3, 0, rows, live, scale_ptr, offset_ptr, qmax_ptr, 2, True, LOG_FLOOR)
-    uc, _dc, _qc = _coded_value(covs_ptr, 3, 2, rows, live, scale_ptr, offset_ptr, qmax_ptr, 4, True, LOG_FLOOR)
-    return (_round_half_even(ua) + _round_half_even(uc)).to(tl.int32)
-
-
-@triton.jit
-def _size_context(covs_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, thr_ptr, LOG_FLOOR: tl.constexpr,
-                  PARTS: tl.constexpr):
-    """Each row's size context [BLOCK] (int32): how many of the thresholds thr [PARTS - 1]
-    its size reaches (``rate_kernels.size_contexts``)."""
-    size = _size(covs_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, LOG_FLOOR)
-    ctx = tl.zeros(size.shape, tl.int32)
-    for j in tl.static_range(PARTS - 1):
-        ctx += (size >= tl.load(thr_ptr + j)).to(tl.int32)
-    return ctx
-
-
-@triton.jit
-def _size_histogram_kernel(
-    covs_ptr,  # [N, 3] float32
-    scale_ptr, offset_ptr, qmax_ptr,  # [8] float32: the quantizer's grids
-    sizes_ptr,  # [SPAN] int32, zeroed: how many rows have each size (added to here)
-    n,
-    LOG_FLOOR: tl.constexpr, BLOCK: tl.constexpr,
-):
-    rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    live = rows < n
-    size = _size(covs_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, LOG_FLOOR)
-    tl.atomic_add(sizes_ptr + size, tl.full(size.shape, 1, tl.int32), mask=live)
-
-
-@triton.jit
-def _size_threshold_kernel(
-    sizes_ptr,  # [SPAN] int32: the sizes' histogram
-    thr_ptr,  # [PARTS - 1] int32: the thresholds (``_NO_THRESHOLD`` where dropped)
-    n,
-    SPAN: tl.constexpr, PARTS: tl.constexpr, NO_THRESHOLD: tl.constexpr,
-):
-    """One program: ``rate_kernels.size_thresholds`` from the histogram (the "higher"
-    quantiles at j / PARTS, repeats and zeros dropped)."""
-    seen = tl.cumsum(tl.load(sizes_ptr + tl.arange(0, SPAN)), axis=0)  # [SPAN] rows with size <= t
-    last = tl.zeros([1], tl.int32) - 1
-    nn = n + tl.zeros([1], tl.int32)  # an int argument equal to 1 arrives as a Python int
-    for j in tl.static_range(1, PARTS):
-        rank = tl.ceil((nn - 1).to(tl.float64) * (j / PARTS)).to(tl.int32)  # [1]
-        value = tl.sum((seen[None, :] <= rank[:, None]).to(tl.int32), axis=1)  # [1] the smallest t past rank
-        keep = (value > 0) & (value != last)
-        tl.store(thr_ptr + (j - 1) + tl.arange(0, 1), tl.where(keep, value, NO_THRESHOLD))
-        last = value
-
-
-@triton.jit
 def _rate_histogram_kernel(
     covs_ptr, colors_ptr,  # [N, 3] float32 each
     scale_ptr, offset_ptr, qmax_ptr,  # [8] float32: the quantizer's grids
-    counts_ptr,  # [C, CTX, LEVELS] int32, zeroed: the codes' counts per channel and context (added to here)
-    thr_ptr, ctx_rows_ptr,  # [PARTS - 1] int32 size thresholds; [CTX] int32 zeroed: rows per context
+    counts_ptr,  # [C, LEVELS] int32, zeroed: the codes' counts per channel (added to here)
     n,
     CHANNELS: tl.constexpr, LEVELS: tl.constexpr, LOG_FLOOR: tl.constexpr, BLOCK: tl.constexpr,
-    RESIDUALS: tl.constexpr, SIZED_B: tl.constexpr, SIZED_G: tl.constexpr, CTX: tl.constexpr,
-    PARTS: tl.constexpr,
+    RESIDUALS: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     live = rows < n
-    ctx = tl.zeros([BLOCK], tl.int32)
-    if SIZED_B or SIZED_G:
-        ctx = _size_context(covs_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, thr_ptr, LOG_FLOOR, PARTS)
-        tl.atomic_add(ctx_rows_ptr + ctx, tl.full(ctx.shape, 1, tl.int32), mask=live)
     for k in tl.static_range(CHANNELS):
         if k < 3:
             u, d, qmax = _coded_value(covs_ptr, 3, k, rows, live, scale_ptr, offset_ptr, qmax_ptr, k + 2,
@@ -158,22 +94,18 @@ def _rate_histogram_kernel(
         if RESIDUALS and (k == 3 or k == 5):
             u, _ok = _residual(u, colors_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, k + 2, qmax, LOG_FLOOR)
         cell = _round_half_even(u).to(tl.int32)  # np.rint, as the numba kernel's histogram
-        row = k * CTX + tl.zeros([BLOCK], tl.int32)
-        if (SIZED_B and k == 1) or (SIZED_G and k == 4):
-            row += ctx
-        tl.atomic_add(counts_ptr + row * LEVELS + cell, tl.full(cell.shape, 1, tl.int32), mask=live)
+        tl.atomic_add(counts_ptr + k * LEVELS + cell, tl.full(cell.shape, 1, tl.int32), mask=live)
 
 
 @triton.jit
-def _bits_slope(u, span, counts_ptr, row, n, live, LEVELS: tl.constexpr):
-    """d(-ln p) / d u [BLOCK] at u in 0..span, p the histogram of table row ``row`` [BLOCK]
-    (span + 1 cells over n [BLOCK] rows, counts + 1/2) interpolated linearly; and where p is
-    above 1e-12."""
+def _bits_slope(u, span, counts_ptr, k, n, live, LEVELS: tl.constexpr):
+    """d(-ln p) / d u [BLOCK] at u in 0..span, p channel k's histogram (span + 1 cells, every
+    row counted once, counts + 1/2) interpolated linearly; and where p is above 1e-12."""
     lo = tl.maximum(tl.minimum(tl.floor(u), span - 1.0), 0.0)
     j = lo.to(tl.int32)
     total = n.to(tl.float64) + 0.5 * (span + 1.0)
-    c_lo = tl.load(counts_ptr + row * LEVELS + j, mask=live, other=0).to(tl.float64)
-    c_hi = tl.load(counts_ptr + row * LEVELS + j + 1, mask=live, other=0).to(tl.float64)
+    c_lo = tl.load(counts_ptr + k * LEVELS + j, mask=live, other=0).to(tl.float64)
+    c_hi = tl.load(counts_ptr + k * LEVELS + j + 1, mask=live, other=0).to(tl.float64)
     p_lo = (c_lo + 0.5) / total
     slope = (c_hi + 0.5) / total - p_lo
     p = p_lo + (u - lo) * slope
@@ -181,12 +113,11 @@ def _bits_slope(u, span, counts_ptr, row, n, live, LEVELS: tl.constexpr):
 
 
 @triton.jit
-def _channel_gradient(x_ptr, g_ptr, col, rows, live, scale_ptr, offset_ptr, qmax_ptr, counts_ptr, ch, row, n,
+def _channel_gradient(x_ptr, g_ptr, col, rows, live, scale_ptr, offset_ptr, qmax_ptr, counts_ptr, ch, k, n,
                       factor, inv_ln2, IS_LOG: tl.constexpr, LOG_FLOOR: tl.constexpr, LEVELS: tl.constexpr):
-    """Add factor * d bits / d x of one channel, priced by the histograms of table rows
-    ``row`` [BLOCK] over n [BLOCK] rows each, to the gradient column ``col`` of g [N, 3]."""
+    """Add factor * d bits / d x of one channel to the gradient column ``col`` of g [N, 3]."""
     u, d, qmax = _coded_value(x_ptr, 3, col, rows, live, scale_ptr, offset_ptr, qmax_ptr, ch, IS_LOG, LOG_FLOOR)
-    dbits, above = _bits_slope(u, qmax, counts_ptr, row, n, live, LEVELS)
+    dbits, above = _bits_slope(u, qmax, counts_ptr, k, n, live, LEVELS)
     step = factor * dbits * inv_ln2 * d
     keep = live & above
     at = rows.to(tl.int64) * 3 + col
@@ -195,7 +126,7 @@ def _channel_gradient(x_ptr, g_ptr, col, rows, live, scale_ptr, offset_ptr, qmax
 
 
 @triton.jit
-def _residual_gradient(colors_ptr, g_ptr, col, rows, live, scale_ptr, offset_ptr, qmax_ptr, counts_ptr, ch, row, n,
+def _residual_gradient(colors_ptr, g_ptr, col, rows, live, scale_ptr, offset_ptr, qmax_ptr, counts_ptr, ch, k, n,
                        factor, inv_ln2, LOG_FLOOR: tl.constexpr, LEVELS: tl.constexpr):
     """``_channel_gradient`` of red or blue priced as its residual from green (``_residual``):
     add factor * d bits / d x to its column ``col`` of g [N, 3], and minus gain times that to
@@ -203,7 +134,7 @@ def _residual_gradient(colors_ptr, g_ptr, col, rows, live, scale_ptr, offset_ptr
     u, d, qmax = _coded_value(colors_ptr, 3, col, rows, live, scale_ptr, offset_ptr, qmax_ptr, ch, False, LOG_FLOOR)
     ug, dg, _qg = _coded_value(colors_ptr, 3, 1, rows, live, scale_ptr, offset_ptr, qmax_ptr, 6, False, LOG_FLOOR)
     r, inside = _residual(u, colors_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, ch, qmax, LOG_FLOOR)
-    dbits, above = _bits_slope(r, 2.0 * qmax, counts_ptr, row, n, live, LEVELS)
+    dbits, above = _bits_slope(r, 2.0 * qmax, counts_ptr, k, n, live, LEVELS)
     step = factor * dbits * inv_ln2
     keep = live & above & inside
     at = rows.to(tl.int64) * 3
@@ -217,40 +148,26 @@ def _residual_gradient(colors_ptr, g_ptr, col, rows, live, scale_ptr, offset_ptr
 @triton.jit
 def _rate_gradient_kernel(
     covs_ptr, colors_ptr, covs_grad_ptr, colors_grad_ptr,  # [N, 3] float32 each; the gradients added to
-    scale_ptr, offset_ptr, qmax_ptr, counts_ptr, factor_ptr, consts_ptr,  # [8] f32 x3, [C, CTX, LEVELS] i32, [1] f32, [1] f64
-    thr_ptr, ctx_rows_ptr,  # [PARTS - 1] int32 size thresholds, [CTX] int32 rows per context
+    scale_ptr, offset_ptr, qmax_ptr, counts_ptr, factor_ptr, consts_ptr,  # [8] f32 x3, [C, LEVELS] i32, [1] f32, [1] f64
     n,
     CHANNELS: tl.constexpr, LEVELS: tl.constexpr, LOG_FLOOR: tl.constexpr, BLOCK: tl.constexpr,
-    RESIDUALS: tl.constexpr, SIZED_B: tl.constexpr, SIZED_G: tl.constexpr, CTX: tl.constexpr,
-    PARTS: tl.constexpr,
+    RESIDUALS: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     live = rows < n
     factor = tl.load(factor_ptr).to(tl.float64)
     inv_ln2 = tl.load(consts_ptr)
     nn = n + tl.zeros([BLOCK], tl.int32)  # an int argument equal to 1 arrives as a Python int
-    ctx = tl.zeros([BLOCK], tl.int32)
-    in_ctx = nn
-    if SIZED_B or SIZED_G:
-        ctx = _size_context(covs_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, thr_ptr, LOG_FLOOR, PARTS)
-        in_ctx = tl.load(ctx_rows_ptr + ctx, mask=live, other=1)
     for k in tl.static_range(CHANNELS):
-        row = k * CTX + tl.zeros([BLOCK], tl.int32)
-        if SIZED_B and k == 1:  # b, in its size context
-            _channel_gradient(covs_ptr, covs_grad_ptr, 1, rows, live, scale_ptr, offset_ptr, qmax_ptr, counts_ptr,
-                              3, row + ctx, in_ctx, factor, inv_ln2, False, LOG_FLOOR, LEVELS)
-        elif SIZED_G and k == 4:  # green, in its size context
-            _channel_gradient(colors_ptr, colors_grad_ptr, 1, rows, live, scale_ptr, offset_ptr, qmax_ptr, counts_ptr,
-                              6, row + ctx, in_ctx, factor, inv_ln2, False, LOG_FLOOR, LEVELS)
-        elif k < 3:
+        if k < 3:
             _channel_gradient(covs_ptr, covs_grad_ptr, k, rows, live, scale_ptr, offset_ptr, qmax_ptr, counts_ptr,
-                              k + 2, row, nn, factor, inv_ln2, k != 1, LOG_FLOOR, LEVELS)
+                              k + 2, k, nn, factor, inv_ln2, k != 1, LOG_FLOOR, LEVELS)
         elif RESIDUALS and (k == 3 or k == 5):
             _residual_gradient(colors_ptr, colors_grad_ptr, k - 3, rows, live, scale_ptr, offset_ptr, qmax_ptr,
-                               counts_ptr, k + 2, row, nn, factor, inv_ln2, LOG_FLOOR, LEVELS)
+                               counts_ptr, k + 2, k, nn, factor, inv_ln2, LOG_FLOOR, LEVELS)
         else:
             _channel_gradient(colors_ptr, colors_grad_ptr, k - 3, rows, live, scale_ptr, offset_ptr, qmax_ptr,
-                              counts_ptr, k + 2, row, nn, factor, inv_ln2, False, LOG_FLOOR, LEVELS)
+                              counts_ptr, k + 2, k, nn, factor, inv_ln2, False, LOG_FLOOR, LEVELS)
 
 
 def fits(params: list[torch.Tensor], channels: tuple) -> bool:
@@ -265,15 +182,13 @@ def fits(params: list[torch.Tensor], channels: tuple) -> bool:
 
 def add_rate_gradients_triton(params: list[torch.Tensor], scale: torch.Tensor, offset: torch.Tensor,
                               qmax: torch.Tensor, bits: tuple, channels: tuple, factor: torch.Tensor,
-                              residuals: bool = False, sized: tuple = ()) -> None:
+                              residuals: bool = False) -> None:
     """Add ``factor`` * d bits / d params to the ``.grad`` of covs and colors in place, as
     ``(attribute_bits(cat(params), quant, channels) * factor).backward()`` would (``fits``
     must hold); ``scale``, ``offset``, ``qmax`` [8] float32 are the quantizer's, ``bits`` its
     depths (the table's width, known on the host), ``factor`` a scalar (a tensor on the
     device, so that nothing syncs); ``residuals``: red and blue priced as residuals from
-    green, as ``attribute_bits(..., residuals=True)`` (with all six channels); ``sized``: b
-    and green (those of them named) priced in size contexts, as ``attribute_bits(...,
-    sized=sized)`` (with a, b and c among the channels)."""
+    green, as ``attribute_bits(..., residuals=True)`` (with all six channels)."""
     assert LOG_CHANNELS == (2, 4)  # the kernels take channels 2 and 4 (a and c) in the log domain
     covs, colors = params[1], params[2]
     n = int(covs.shape[0])
@@ -282,25 +197,12 @@ def add_rate_gradients_triton(params: list[torch.Tensor], scale: torch.Tensor, o
     c = len(channels)
     residuals = bool(residuals) and c == 6
     levels = max(1 << int(bits[j]) for j in channels) * (2 if residuals else 1)  # a residual: 0..2 qmax
-    sized_b = c >= 3 and 3 in sized
-    sized_g = c == 6 and 6 in sized
-    parts = SIZE_CONTEXT_PARTS
-    ctx = parts if sized_b or sized_g else 1
-    counts = torch.zeros((c, ctx, levels), dtype=torch.int32, device=covs.device)
-    thresholds = torch.full((parts - 1,), _NO_THRESHOLD, dtype=torch.int32, device=covs.device)
-    ctx_rows = torch.zeros(ctx, dtype=torch.int32, device=covs.device)
+    counts = torch.zeros((c, levels), dtype=torch.int32, device=covs.device)
     grid = (triton.cdiv(n, ROWS_PER_PROGRAM),)
-    s, o, q = scale.detach(), offset.detach(), qmax.detach()
-    if sized_b or sized_g:
-        span = triton.next_power_of_2(2 * ((1 << int(bits[2])) - 1) + 1)  # every size, 0..2 qmax_a
-        sizes = torch.zeros(span, dtype=torch.int32, device=covs.device)
-        _size_histogram_kernel[grid](covs.detach(), s, o, q, sizes, n, LOG_FLOOR=_LOG_FLOOR, BLOCK=ROWS_PER_PROGRAM,
-                                     num_warps=4, enable_fp_fusion=False)
-        _size_threshold_kernel[(1,)](sizes, thresholds, n, SPAN=span, PARTS=parts, NO_THRESHOLD=_NO_THRESHOLD,
-                                     num_warps=4)
     common = dict(CHANNELS=c, LEVELS=levels, LOG_FLOOR=_LOG_FLOOR, BLOCK=ROWS_PER_PROGRAM, RESIDUALS=residuals,
-                  SIZED_B=sized_b, SIZED_G=sized_g, CTX=ctx, PARTS=parts, num_warps=4, enable_fp_fusion=False)
-    _rate_histogram_kernel[grid](covs.detach(), colors.detach(), s, o, q, counts, thresholds, ctx_rows, n, **common)
+                  num_warps=4, enable_fp_fusion=False)
+    s, o, q = scale.detach(), offset.detach(), qmax.detach()
+    _rate_histogram_kernel[grid](covs.detach(), colors.detach(), s, o, q, counts, n, **common)
     factor = torch.as_tensor(factor, dtype=torch.float32, device=covs.device).detach().reshape(1)
-    _rate_gradient_kernel[grid](covs.detach(), colors.detach(), covs.grad, colors.grad, s, o, q, counts, factor,
-                                triton_path.constants((_INV_LN2,), covs.device), thresholds, ctx_rows, n, **common)
+    _rate_gradient_kernel[grid](covs.detach(), colors.detach(), covs.grad, colors.grad, s, o, q, counts, factor, triton_path.constants((_INV_LN2,), covs.device),
+                                n, **common)
