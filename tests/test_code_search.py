@@ -198,60 +198,6 @@ def test_residual_tables_follow_the_coders_channel_predictor():
         assert (k[:, 0] == -1).all() and np.array_equal(c[:, :256], code_bits(q, bits, channels))
 
 
-def test_size_context_pricing_is_what_the_search_gains():
-    """With ``sized`` (``QATConfig.rate_size_contexts``) b and green are priced in contexts of
-    the Gaussian's size q_a + q_c, so an a or c move reprices them too: the gain a sweep
-    reports is still exactly what the squared error plus mu * bits under its tables lost."""
-    from gipp_codec.fit.code_search import SIZED, rate_tables, table_bits
-
-    g, target, start = _scene(n=60, width=24, height=20, seed=3, shift=3, bits=BitDepths(10, 6, 5))
-    bits = g.bits.per_channel()
-    channels = (2, 3, 4, 5, 6, 7)
-    w = 2.0
-    cost, link = rate_tables(start, bits, channels, g.scales, g.offsets, True, (3, 6))
-    assert link[3, 0] == SIZED and link[6, 0] == SIZED and link[5, 0] == 6 and cost.shape[0] > 8
-    mu = w * _error(start, g, target) / (g.width * g.height)
-
-    def objective(q):
-        return _error(q, g, target) + mu * table_bits(q, cost, link, channels)
-
-    q, report = search_codes(start, g.scales, g.offsets, bits, _render(start, g), target, 1,
-                             rate_weight=w, rate_channels=channels, residuals=True, sized=(3, 6))
-    assert report.moves[0] > 0 and (q[:, [2, 4]] != start[:, [2, 4]]).any()
-    assert objective(start) - objective(q) == pytest.approx(report.gains[0], rel=1e-3, abs=1e-6)
-
-
-def test_size_tables_split_where_the_coder_splits():
-    """``rate_tables`` with ``sized``: b's cost is -log2 of its smoothed frequency within its
-    context, the contexts split at the quartile thresholds of q_a + q_c that the coder's
-    candidates take (``gaussian_coder._threshold_candidates``); without a and c among the
-    channels, no contexts."""
-    from gipp_codec.entropy.gaussian_coder import _threshold_candidates
-    from gipp_codec.fit.code_search import rate_tables, table_bits
-    from gipp_codec.fit.rate_kernels import size_thresholds
-
-    rng = np.random.default_rng(7)
-    bits = (8, 8, 5, 5, 5, 4, 4, 4)
-    q = rng.integers(0, 32, size=(300, 8)).astype(np.int64)
-    q[:, 2] = rng.integers(0, 12, 300)  # a small: the sizes skewed
-    size = q[:, 2] + q[:, 4]
-    q[:, 3] = np.clip(16 + (rng.normal(size=300) * size / 8).astype(np.int64), 0, 31)  # b wider on big ones
-    for n in (1, 2, 5, 300):
-        assert tuple(size_thresholds(size[:n], 62, 4)) == (_threshold_candidates(size[:n], 62, (4,)) or [()])[0]
-    thresholds = size_thresholds(size, 62, 4)
-    ctx = np.searchsorted(thresholds, size, side="right")
-    expected = 0.0
-    for c in range(thresholds.size + 1):
-        counts = np.bincount(q[ctx == c, 3], minlength=32) + 0.5
-        expected += -np.log2(counts / counts.sum())[q[ctx == c, 3]].sum()
-    scales, offsets = np.ones(8, np.float32), np.zeros(8, np.float32)
-    cost, link = rate_tables(q, bits, (2, 3, 4), scales, offsets, False, (3,))
-    assert table_bits(q, cost, link, (3,)) == pytest.approx(expected)
-    assert table_bits(q, cost, link, (3,)) < order0_bits(q, bits, (3,)) - 20  # the contexts pay
-    c, k = rate_tables(q, bits, (3,), scales, offsets, False, (3,))
-    assert (k[:, 0] == -1).all() and c.shape[0] == 8
-
-
 def test_code_bits_are_the_order0_costs_of_each_channel():
     q = np.array([[0, 0, 1, 0, 0, 3, 0, 0], [0, 0, 1, 0, 0, 3, 0, 0], [0, 0, 2, 0, 0, 0, 0, 0]], np.uint16)
     bits = (2, 2, 2, 2, 2, 2, 2, 2)

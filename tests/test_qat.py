@@ -639,25 +639,6 @@ def test_the_residual_colour_pricing_reaches_the_rate_term_and_the_search(monkey
         FitConfig().replace(qat=QATConfig(rate_color_residuals="yes"))
 
 
-@pytest.mark.parametrize("setting,sized", [("none", ()), ("b", (3,)), ("b+green", (3, 6))])
-def test_the_size_context_pricing_reaches_the_rate_term_and_the_search(monkeypatch, setting, sized):
-    """``QATConfig.rate_size_contexts`` names the channels that every QAT step's rate term and
-    the code search after QAT price in size contexts."""
-    from gipp_codec.fit import api, trainer
-
-    terms, searches = [], []
-    rate = trainer.add_rate_gradients
-    search = api.search_codes
-    monkeypatch.setattr(trainer, "add_rate_gradients",
-                        lambda *a, sized=(), **k: terms.append(sized) or rate(*a, sized=sized, **k))
-    monkeypatch.setattr(api, "search_codes",
-                        lambda *a, sized=(), **k: searches.append(sized) or search(*a, sized=sized, **k))
-    cfg = FitConfig().replace(qat=QATConfig(start_frac=0.5, rate_weight=0.3, code_search_sweeps=1,
-                                            rate_size_contexts=setting))
-    fit_and_quantize(_image(), 30, 20, seed=0, device="cpu", config=cfg, backend="cpu")
-    assert terms and set(terms) == {sized} and searches == [sized]
-
-
 def test_the_step_rate_pulls_each_priced_grid_step_coarser():
     """``trainer._add_step_rate`` adds factor * d(-n log2 s)/ds, LSQ's gradient scale applied,
     to the steps of the channels the rate term covers, and nothing to the others; the option

@@ -88,14 +88,11 @@ def test_residual_gradient_moves_red_towards_greens_prediction():
     assert float(attribute_bits(rows, quant, RATE_CHANNELS, residuals=True)) < float(attribute_bits(rows, quant)) - 200
 
 
-@pytest.mark.parametrize("channels,residuals,sized", [
-    (RATE_CHANNELS, False, ()), ((2, 3, 4), False, ()), (RATE_CHANNELS, True, ()),
-    ((2, 3, 4), False, (3,)), (RATE_CHANNELS, True, (3, 6)), ((3, 5, 6, 7), True, (3, 6))])
-def test_the_cpu_kernel_adds_the_gradient_autograd_would(channels, residuals, sized):
+@pytest.mark.parametrize("channels,residuals", [(RATE_CHANNELS, False), ((2, 3, 4), False), (RATE_CHANNELS, True)])
+def test_the_cpu_kernel_adds_the_gradient_autograd_would(channels, residuals):
     """``add_rate_gradients`` (the QAT loop's form on the CPU) adds to existing gradients what
     ``(attribute_bits * factor).backward()`` adds, up to float32 rounding, off the grid and
-    with values clamped at both ends of a range and below a and c's log floor; with b (and
-    green) priced in size contexts too (without a and c priced, in none)."""
+    with values clamped at both ends of a range and below a and c's log floor."""
     from gipp_codec.fit.rate_proxy import add_rate_gradients
 
     rows = _rows(n=300, seed=3)
@@ -109,20 +106,18 @@ def test_the_cpu_kernel_adds_the_gradient_autograd_would(channels, residuals, si
     reference = [p.clone().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
     for p, g in zip(reference, start):
         p.grad = g.clone()
-    (attribute_bits(torch.cat(reference, dim=1), quant, channels, residuals, sized) * factor).backward()
+    (attribute_bits(torch.cat(reference, dim=1), quant, channels, residuals) * factor).backward()
     params = [p.clone().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
     for p, g in zip(params, start):
         p.grad = g.clone()
-    bits = add_rate_gradients(params, quant, channels, factor, want_bits=True, residuals=residuals, sized=sized)
-    assert bits == pytest.approx(float(attribute_bits(rows, quant, channels, residuals, sized)), rel=1e-5)
-    if sized and 2 in channels:  # the contexts change the estimate
-        assert abs(bits - float(attribute_bits(rows, quant, channels, residuals))) > 1.0
+    bits = add_rate_gradients(params, quant, channels, factor, want_bits=True, residuals=residuals)
+    assert bits == pytest.approx(float(attribute_bits(rows, quant, channels, residuals)), rel=1e-5)
     for ours, theirs, g in zip(params, reference, start):
         torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-4, atol=1e-6)
     quiet = [p.clone().detach().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
     for p, g in zip(quiet, start):
         p.grad = g.clone()
-    assert add_rate_gradients(quiet, quant, channels, factor, residuals=residuals, sized=sized) is None  # the trainer's call
+    assert add_rate_gradients(quiet, quant, channels, factor, residuals=residuals) is None  # the trainer's call
     assert all(torch.equal(a.grad, b.grad) for a, b in zip(quiet, params))
     moved = torch.cat([p.grad - g for p, g in zip(params, start)], dim=1)
     assert float(moved[:, [j for j in range(8) if j not in channels]].abs().max()) == 0.0
@@ -130,13 +125,11 @@ def test_the_cpu_kernel_adds_the_gradient_autograd_would(channels, residuals, si
     broken = [p.clone().detach().requires_grad_(True) for p in torch.split(rows, [2, 3, 3], dim=1)]
     with torch.no_grad():
         broken[1][5, 0] = float("nan")  # a NaN a: no gradient for it, and no stray histogram write
-    add_rate_gradients(broken, quant, channels, factor, residuals=residuals, sized=sized)
+    add_rate_gradients(broken, quant, channels, factor, residuals=residuals)
     assert float(broken[1].grad[5, 0]) == 0.0 and bool(torch.isfinite(torch.cat([p.grad for p in broken], 1)).all())
 
 
 def test_rate_weight_is_validated():
-    with pytest.raises(ConfigError, match="rate_size_contexts"):
-        FitConfig().replace(qat=QATConfig(rate_size_contexts="a"))
     with pytest.raises(ConfigError, match="rate_weight"):
         FitConfig().replace(qat=QATConfig(rate_weight=-1.0))
     with pytest.raises(ConfigError, match="rate_weight"):

@@ -10,7 +10,7 @@ chosen predictor/context configuration, and the order-0 entropy of red and blue 
 residuals from green's prediction (the coder's CHANNEL predictor, spec §5.9): what QAT's
 rate term prices them at with ``QATConfig.rate_color_residuals``; and the order-0 entropy
 of b and green within the quartile contexts of the Gaussian's size q_a + q_c (the coder's
-usual contexts for them): what the term prices them at with ``QATConfig.rate_size_contexts``.
+usual contexts for them).
 """
 
 import argparse
@@ -44,13 +44,15 @@ def residual_bits(q: np.ndarray, bits: tuple, scales, offsets) -> dict:
 
 def size_context_bits(q: np.ndarray, bits: tuple) -> dict:
     """Entropy (bits per Gaussian) of b and green of q [N, 8] within the contexts of the
-    Gaussian's size q_a + q_c (``rate_kernels.size_thresholds``, the quartiles the coder
-    splits them on): the sum over contexts of each context's share times its order-0 entropy."""
-    from gipp_codec.fit.rate_kernels import SIZE_CONTEXT_PARTS, size_thresholds
+    Gaussian's size q_a + q_c split at its quartiles, as the coder's candidates split them
+    (``gaussian_coder._threshold_candidates``): the sum over contexts of each context's share
+    times its order-0 entropy."""
+    from gipp_codec.entropy.gaussian_coder import _threshold_candidates
 
     q = np.asarray(q, np.int64)
     size = q[:, 2] + q[:, 4]  # [N]
-    ctx = np.searchsorted(size_thresholds(size, 2 * ((1 << bits[2]) - 1), SIZE_CONTEXT_PARTS), size, side="right")
+    thresholds = (_threshold_candidates(size, 2 * ((1 << bits[2]) - 1), (4,)) or [()])[0]
+    ctx = np.searchsorted(np.asarray(thresholds, np.int64), size, side="right")
     return {name: sum(_entropy(q[ctx == c, j]) * float(np.mean(ctx == c)) for c in np.unique(ctx))
             for j, name in ((3, "b"), (6, "green"))}
 

@@ -25,7 +25,7 @@ from gipp_codec.fit.code_search import bit_price, rate_tables, removal_costs, se
 from gipp_codec.fit.color_refit import refit_color_codes
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.prune import keep_mask
-from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, SIZE_CONTEXT_SETS
+from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS
 from gipp_codec.fit.threads import cpu_fitting_threads
 from gipp_codec.fit.trainer import train
 from gipp_codec.format.constants import CH_BLUE, CH_GREEN, CH_RED
@@ -221,14 +221,13 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     qat = cfg.qat
     channels = tuple(RATE_CHANNEL_SETS[qat.rate_channels]) if qat.rate_weight > 0 else ()
     residuals = qat.rate_color_residuals
-    sized = SIZE_CONTEXT_SETS[qat.rate_size_contexts]
-    search, args, extra = search_codes, (render, target), {"sized": sized}
-    if qat.code_search_on_gpu and not sized and triton_path.serves(torch.empty(0, device=dev)):  # the sweeps in Triton on CUDA
+    search, args = search_codes, (render, target)
+    if qat.code_search_on_gpu and triton_path.serves(torch.empty(0, device=dev)):  # the sweeps in Triton on CUDA
         from gipp_codec.fit.code_search_triton import search_codes_triton as search
 
-        args, extra = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev)), {}
+        args = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev))
     searched, _ = search(q, scales, offsets, qat.bits(), *args, qat.code_search_sweeps,
-                         rate_weight=qat.rate_weight, rate_channels=channels, residuals=residuals, **extra)
+                         rate_weight=qat.rate_weight, rate_channels=channels, residuals=residuals)
     new_render = _render_rows(_dequantize(searched, scales, offsets), renderer, dev, arr.shape[0], arr.shape[1])
 
     def error(image: np.ndarray) -> float:
@@ -238,7 +237,7 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     if channels:
         mu = bit_price(qat.rate_weight, before, arr.shape[0] * arr.shape[1])
         def bits(codes: np.ndarray) -> float:
-            return table_bits(codes, *rate_tables(codes, qat.bits(), channels, scales, offsets, residuals, sized), channels)
+            return table_bits(codes, *rate_tables(codes, qat.bits(), channels, scales, offsets, residuals), channels)
 
         before += mu * bits(q)
         after += mu * bits(searched)

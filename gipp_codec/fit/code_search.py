@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gipp_codec.fit.rate_kernels import SIZE_CONTEXT_PARTS, size_thresholds
 from gipp_codec.format.constants import CH_A, CH_BLUE, CH_C, CH_GREEN, CH_RED
 from gipp_codec.jit import njit, prange, set_parallel_chunksize
 from gipp_codec.quant.dequant import dequantize_rows
@@ -46,7 +45,6 @@ _DET_MARGIN = 1e-6  # a move must leave det > _DET_MARGIN * a * c (valid in bina
 # rounding would let two moves undo each other forever
 _MIN_GAIN = 1e-9
 _TILE_PERCENTILE = 95
-SIZED = -2  # link[j, 0] of a channel priced in contexts of the Gaussian's size (``rate_tables``)
 
 
 @njit(**_OPTS)
@@ -220,44 +218,28 @@ def _pair_changes(render, target, wo, ob, spans, po, cand, boxes, n, out):
 
 
 @njit(**_OPTS)
-def _source_code(link, q, k, ch):
-    """What channel ``ch`` of Gaussian k of q [N, 8] is priced given (``rate_tables``): its
-    source channel's code, its size q_a + q_c when priced in size contexts, else 0."""
-    src = link[ch, 0]
-    if src == SIZED:
-        return q[k, CH_A] + q[k, CH_C]
-    return q[k, src] if src >= 0 else 0
-
-
-@njit(**_OPTS)
 def _bits_at(cost, link, q, k, ch, code, src_code):
-    """Bits of code ``code`` in channel ``ch`` of Gaussian k of q [N, 8], given ``src_code``
-    (``_source_code``: its source channel's code, or its size; ``rate_tables``)."""
-    src = link[ch, 0]
-    if src == -1:
+    """Bits of code ``code`` in channel ``ch`` of Gaussian k of q [N, 8], its source channel
+    (link[ch, 0], if any) holding ``src_code`` (``rate_tables``)."""
+    if link[ch, 0] < 0:
         return cost[ch, code]
-    if src == SIZED:
-        return cost[link[ch, 2 + src_code], code]
     return cost[ch, code - link[ch, 2 + src_code] + link[ch, 1]]
 
 
 @njit(**_OPTS)
 def _rate_change(cost, link, mu, q, k, ch, new):
-    """mu * the change of Gaussian k's bits (``rate_tables``' cost [R, W] and link [8, S])
-    when its code in channel ``ch`` moves from q[k, ch] to ``new``: its own, those of the
-    channels predicted from it and, for a or c, those priced by its size (0 when mu is 0)."""
+    """mu * the change of Gaussian k's bits (``rate_tables``' cost [8, W] and link [8, L + 2])
+    when its code in channel ``ch`` moves from q[k, ch] to ``new``: its own, and those of
+    the channels predicted from it (0 when mu is 0)."""
     if mu == 0.0:
         return 0.0
     old = q[k, ch]
-    held = _source_code(link, q, k, ch)
+    src = link[ch, 0]
+    held = q[k, src] if src >= 0 else 0
     change = _bits_at(cost, link, q, k, ch, new, held) - _bits_at(cost, link, q, k, ch, old, held)
     for c in range(link.shape[0]):
         if link[c, 0] == ch:
             change += _bits_at(cost, link, q, k, c, q[k, c], new) - _bits_at(cost, link, q, k, c, q[k, c], old)
-        elif link[c, 0] == SIZED and (ch == CH_A or ch == CH_C):
-            size = q[k, CH_A] + q[k, CH_C]
-            change += (_bits_at(cost, link, q, k, c, q[k, c], size + new - old)
-                       - _bits_at(cost, link, q, k, c, q[k, c], size))
     return mu * change
 
 
@@ -562,41 +544,23 @@ def no_links(levels: int) -> np.ndarray:
 
 
 def rate_tables(q: np.ndarray, bits: tuple, channels: tuple, scales: np.ndarray, offsets: np.ndarray,
-                residuals: bool, sized: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
-    """(cost [R, 2 L] float64, link [8, S] int64), L = 2^max(bits): the bits of each code of
-    ``channels`` of q [N, 8]. A channel j with link[j, 0] = -1 costs cost[j, code]
+                residuals: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(cost [8, 2 L] float64, link [8, L + 2] int64), L = 2^max(bits): the bits of each code
+    of ``channels`` of q [N, 8]. A channel j with link[j, 0] = -1 costs cost[j, code]
     (``code_bits``). With ``residuals`` (``QATConfig.rate_color_residuals``) red and blue,
     when green is priced too, are priced as the coder's channel predictor codes them: by
     the residual r = code - P(green's code), P = link[j, 2 + green's code] (the coder's
     ``channel_prediction``), at cost[j, r + link[j, 1]], link[j, 0] = green, link[j, 1] = j's
-    largest code. The channels of ``sized`` (``QATConfig.rate_size_contexts``; when a and c
-    are priced too) are priced in contexts of the Gaussian's size z = q_a + q_c
-    (``rate_kernels.size_contexts``, as the rate term): at cost[link[j, 2 + z], code],
-    link[j, 0] = ``SIZED``, rows 8.. holding each context's table. Each table entry is
-    -log2 of the frequency (counts + 1/2) in q."""
+    largest code; each table entry -log2 of the frequency (counts + 1/2) in q."""
     from gipp_codec.entropy.gaussian_coder import channel_prediction  # torch-free, numba-free
 
     levels = 1 << max(int(b) for b in bits)
-    q = np.asarray(q, np.int64)
-    size_on = [j for j in channels if j in sized] if CH_A in channels and CH_C in channels else []
-    size_top = 2 * ((1 << int(bits[CH_A])) - 1)  # the largest size (a's and c's depths are one)
-    thresholds = size_thresholds(q[:, CH_A] + q[:, CH_C], size_top, SIZE_CONTEXT_PARTS) if size_on else np.zeros(0, np.int64)
-    contexts = thresholds.size + 1
-    cost = np.zeros((8 + contexts * len(size_on), 2 * levels), np.float64)
-    cost[:8, :levels] = code_bits(q, bits, channels)
-    link = no_links(max(levels, size_top + 1) if size_on else levels)
-    if size_on:
-        ctx_of_size = np.searchsorted(thresholds, np.arange(size_top + 1), side="right")  # [size_top + 1]
-        ctx = ctx_of_size[q[:, CH_A] + q[:, CH_C]]  # [N]
-        for i, j in enumerate(size_on):
-            n = 1 << int(bits[j])
-            counts = np.bincount(ctx * n + q[:, j], minlength=contexts * n).reshape(contexts, n) + 0.5
-            row = 8 + i * contexts
-            cost[row:row + contexts, :n] = -np.log2(counts / counts.sum(axis=1, keepdims=True))
-            link[j, 0] = SIZED
-            link[j, 2:2 + size_top + 1] = row + ctx_of_size
+    cost = np.zeros((8, 2 * levels), np.float64)
+    cost[:, :levels] = code_bits(q, bits, channels)
+    link = no_links(levels)
     if not (residuals and CH_GREEN in channels):
         return cost, link
+    q = np.asarray(q, np.int64)
     green_codes = np.arange(1 << int(bits[CH_GREEN]), dtype=np.int64)
     for j in (CH_RED, CH_BLUE):
         if j not in channels:
@@ -617,9 +581,6 @@ def table_bits(q: np.ndarray, cost: np.ndarray, link: np.ndarray, channels: tupl
     total = 0.0
     for j in channels:
         index = q[:, j].copy()  # [N]
-        if link[j, 0] == SIZED:
-            total += float(cost[link[j, 2 + q[:, CH_A] + q[:, CH_C]], index].sum())
-            continue
         if link[j, 0] >= 0:
             index += link[j, 1] - link[j, 2 + q[:, link[j, 0]]]
         total += float(cost[j, index].sum())
@@ -640,15 +601,14 @@ def order0_bits(q: np.ndarray, bits: tuple, channels: tuple) -> float:
 
 def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: tuple, render: np.ndarray,
                  target: np.ndarray, sweeps: int, rate_weight: float = 0.0,
-                 rate_channels: tuple = (), residuals: bool = False, sized: tuple = ()) -> tuple[np.ndarray, SearchReport]:
+                 rate_channels: tuple = (), residuals: bool = False) -> tuple[np.ndarray, SearchReport]:
     """Codes [N, 8] (same dtype as q [N, 8]) after up to ``sweeps`` sweeps of the greedy search
     (module docstring), and a report. ``scales``, ``offsets`` [8] float32 and ``bits`` (8 bit
     depths) are the file's; ``render`` [H, W, 3] is the unclamped render of q and ``target``
     [H, W, 3] the image, both in [0, 1] units. With ``rate_weight`` w > 0 each sweep minimises
     squared error + mu * bits of ``rate_channels`` (``code_bits`` at the sweep's start), mu
     = ``bit_price`` of the squared error at the sweep's start; ``residuals``: red and blue
-    priced as residuals from green, those of ``sized`` in size contexts (``rate_tables``).
-    Stops early after a sweep that moved
+    priced as residuals from green (``rate_tables``). Stops early after a sweep that moved
     nothing."""
     codes = np.ascontiguousarray(q, dtype=np.int64).copy()  # [N, 8]
     s = np.asarray(scales, np.float32).astype(np.float64)  # [8]
@@ -665,7 +625,7 @@ def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: t
     mu = 0.0
     for _ in range(int(sweeps)):
         if rate_weight > 0 and rate_channels:
-            cost, link = rate_tables(codes, bits, rate_channels, scales, offsets, residuals, sized)
+            cost, link = rate_tables(codes, bits, rate_channels, scales, offsets, residuals)
             mu = bit_price(rate_weight, np.sum((np.clip(current, 0.0, 1.0) - image) ** 2), pixels)
         moves, change = tiled_sweep(codes, s, o, top, order, current, image, cost, mu, link)
         report.moves.append(int(moves))

@@ -29,7 +29,6 @@ GROW_PIXEL_CHOICES = ("top", "sample")  # FitConfig.grow_pixels
 MAX_PEAK_RADIUS = 64  # FitConfig.grow_peak_radius*: the largest radius, in pixels
 POSITION_HOLD_CHOICES = ("initial", "image", "none")  # QATConfig.position_hold
 RATE_CHANNEL_CHOICES = ("all", "covariance")  # QATConfig.rate_channels (rate_proxy.RATE_CHANNEL_SETS' keys)
-SIZE_CONTEXT_CHOICES = ("none", "b", "b+green")  # QATConfig.rate_size_contexts (rate_proxy.SIZE_CONTEXT_SETS' keys)
 
 
 @dataclass(frozen=True)
@@ -168,11 +167,6 @@ class QATConfig:
     # images +0.09 / +0.10 dB at 0.5 / 1.0 bpp at equal rate (23 / 24 of 24 up), MS-SSIM
     # +0.0006 / +0.0003 (BENCHMARKS.md §4, "Red and blue priced as residuals from green")
     rate_color_residuals: bool = True
-    # the channels priced, in the rate term and the code search, in contexts of the
-    # Gaussian's size q_a + q_c (its quartiles), as the coder mostly codes b and green (b
-    # about 4.6 bits that way against 5.4 by its own histogram on the Kodak files at 1 bpp):
-    # "none", "b" or "b+green"
-    rate_size_contexts: str = "none"
     # the rate term also pulls the grid steps of the channels it covers coarser, by the bits a
     # step saves (-N log2 s per channel, ``trainer._add_step_rate``), against the squared
     # error's pull through LSQ+: a continuous, per-image bit-depth choice
@@ -615,8 +609,6 @@ class FitConfig:
             raise ConfigError(f"QATConfig.rate_weight must be a finite number >= 0, got {q.rate_weight!r}")
         if q.rate_weight_until_bpp is not None:
             pos("qat.rate_weight_until_bpp", q.rate_weight_until_bpp)
-        if q.rate_size_contexts not in SIZE_CONTEXT_CHOICES:
-            raise ConfigError(f"QATConfig.rate_size_contexts must be one of {SIZE_CONTEXT_CHOICES}, got {q.rate_size_contexts!r}")
         if q.rate_channels not in RATE_CHANNEL_CHOICES:
             raise ConfigError(f"QATConfig.rate_channels must be one of {RATE_CHANNEL_CHOICES}, got {q.rate_channels!r}")
         if q.position_hold not in POSITION_HOLD_CHOICES:

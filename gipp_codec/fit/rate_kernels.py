@@ -13,9 +13,7 @@ the rows, with the torch form's formula:
     bits = -sum(log2(p))    d bits / d v = -(P[lo + 1] - P[lo]) / (p ln 2)
 
 (a column priced as a residual from another, ``rate_proxy.residual_links``, takes
-r = v - (gain * v_ref + shift) for v, over -qmax..qmax, and its gradient goes to both; a
-column priced in size contexts, ``rate_proxy.size_context_columns``, has one histogram P
-per context of round(v_a) + round(v_c), ``size_contexts``, the context held fixed), with
+r = v - (gain * v_ref + shift) for v, over -qmax..qmax, and its gradient goes to both), with
 v rounded to float32 as in the torch form (so that both take the same grid cells, and
 the same gradient at the ends of a range: a tie with qmax halves it, as torch.minimum
 does) and the rest in float64, so the two agree to float32 rounding
@@ -30,55 +28,10 @@ from gipp_codec.jit import njit
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 _LOG_FLOOR = 1e-12  # lsq._LOG_FLOOR: where the coding domain's log stops
-SIZE_CONTEXT_PARTS = 4  # quartiles of the size feature q_a + q_c, as the coder mostly splits b and green
 
 
 @njit(**_OPTS)
-def size_thresholds(s, limit, parts):
-    """The thresholds [M] (int64, ascending) the coder splits a stream on by the size
-    feature s [N] (ints in 0..limit, q_a + q_c; ``gaussian_coder._threshold_candidates``):
-    the "higher" quantiles of s at 1/parts .. (parts - 1)/parts, repeats dropped, each in
-    1..limit."""
-    n = s.shape[0]
-    thresholds = np.empty(max(parts - 1, 0), np.int64)
-    if n == 0:
-        return thresholds[:0]
-    hist = np.zeros(limit + 1, np.int64)
-    for i in range(n):
-        hist[s[i]] += 1
-    m = 0
-    for j in range(1, parts):
-        rank = int(math.ceil(np.float64(n - 1) * (np.float64(j) / np.float64(parts))))
-        seen = 0
-        value = limit
-        for t in range(limit + 1):
-            seen += hist[t]
-            if seen > rank:
-                value = t
-                break
-        if 0 < value <= limit and (m == 0 or value != thresholds[m - 1]):
-            thresholds[m] = value
-            m += 1
-    return thresholds[:m]
-
-
-@njit(**_OPTS)
-def size_contexts(s, limit, parts, out):
-    """Each Gaussian's context by its size feature s [N] (``size_thresholds``): out [N]
-    (int64) = how many thresholds are <= s. Returns the number of contexts (thresholds + 1)."""
-    thresholds = size_thresholds(s, limit, parts)
-    for i in range(s.shape[0]):
-        c = 0
-        for j in range(thresholds.shape[0]):
-            if s[i] >= thresholds[j]:
-                c += 1
-        out[i] = c
-    return thresholds.shape[0] + 1
-
-
-@njit(**_OPTS)
-def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, want_bits, ref, gain, shift,
-                  sized, col_a, col_c, parts):
+def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, want_bits, ref, gain, shift):
     """Add ``factor`` * d bits / d rows to grad [N, 8] float32 for rows [N, 8] float32, over
     the columns ``channels`` [C] int64 (``is_log`` [C] bool: coded in the log domain) with
     their grids ``scale``, ``offset`` [C] float64 (float32 values) and ``qmax`` [C] float64;
@@ -86,9 +39,7 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
 
     A column k with ``ref[k]`` = r >= 0 (an index into ``channels``) is priced as the
     residual v_k - (gain[k] * v_r + shift[k]) (its prediction from column r, in k's grid
-    units), clamped to [-qmax, qmax], instead of as v_k; ref[k] = -1: v_k itself. A column k
-    with ``sized[k]`` is priced in its context of round(v_a) + round(v_c) (columns ``col_a``
-    and ``col_c``; ``size_contexts`` with ``parts``), the context held fixed (no gradient)."""
+    units), clamped to [-qmax, qmax], instead of as v_k; ref[k] = -1: v_k itself."""
     n = rows.shape[0]
     nc = channels.shape[0]
     levels = 1
@@ -97,6 +48,7 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
         levels = max(levels, span + 1)
     v = np.empty((n, nc), np.float64)
     dv = np.empty((n, nc), np.float64)  # d v / d x
+    counts = np.zeros((nc, levels), np.float64)
     for i in range(n):
         for k in range(nc):
             x = rows[i, channels[k]]
@@ -122,17 +74,6 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
                 d = 0.5 * d  # torch.minimum splits a tie's gradient between its two inputs
             v[i, k] = u
             dv[i, k] = d
-    ctx = np.zeros(n, np.int64)  # [N] each Gaussian's size context
-    contexts = 1
-    any_sized = False
-    for k in range(nc):
-        any_sized = any_sized or sized[k]
-    if any_sized and col_a >= 0 and col_c >= 0:
-        size = np.empty(n, np.int64)
-        for i in range(n):
-            size[i] = int(np.rint(v[i, col_a])) + int(np.rint(v[i, col_c]))
-        contexts = size_contexts(size, int(qmax[col_a]) + int(qmax[col_c]), parts, ctx)
-    counts = np.zeros((nc, contexts, levels), np.float64)
     low = np.zeros(nc, np.float64)  # the smallest value priced: -qmax for a residual
     for k in range(nc):
         if ref[k] >= 0:
@@ -151,16 +92,15 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
                     u = qmax[k]
                     live[i, k] = False
             x_of[i, k] = u
-            counts[k, ctx[i] if sized[k] else 0, int(np.rint(u - low[k]))] += 1.0
-    prob = np.zeros((nc, contexts, levels), np.float64)
+            counts[k, int(np.rint(u - low[k]))] += 1.0
+    prob = np.zeros((nc, levels), np.float64)
     for k in range(nc):
         top = int(qmax[k] - low[k])
-        for c in range(contexts if sized[k] else 1):
-            total = 0.0
-            for q in range(top + 1):
-                total += counts[k, c, q] + 0.5
-            for q in range(top + 1):
-                prob[k, c, q] = (counts[k, c, q] + 0.5) / total
+        total = 0.0
+        for q in range(top + 1):
+            total += counts[k, q] + 0.5
+        for q in range(top + 1):
+            prob[k, q] = (counts[k, q] + 0.5) / total
     bits = 0.0
     inv_ln2 = 1.0 / math.log(2.0)
     for i in range(n):
@@ -170,9 +110,8 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
             if lo < 0.0:
                 lo = 0.0
             j = int(lo)
-            c = ctx[i] if sized[k] else 0
-            p_lo = prob[k, c, j]
-            slope = prob[k, c, j + 1] - p_lo
+            p_lo = prob[k, j]
+            slope = prob[k, j + 1] - p_lo
             p = p_lo + (u - lo) * slope
             if p < 1e-12:
                 if want_bits:

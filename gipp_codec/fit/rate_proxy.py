@@ -14,11 +14,6 @@ codes them (its channel predictor, spec "Reconstruction"): as the residual of th
 from green's, mapped onto their grid, v_k - (v_g * s_g + o_g - o_k) / s_k, clamped to
 [-qmax, qmax], whose histogram is far narrower than their own (about 3 bits against 5 on
 the Kodak files); the gradient then moves green too.
-
-With ``sized`` (``QATConfig.rate_size_contexts``) the channels named there are priced as
-the coder splits them: one histogram per context of the Gaussian's size q_a + q_c
-(``rate_kernels.size_contexts``, the quartiles' thresholds the coder mostly picks for b and
-green), the context held fixed.
 """
 
 import math
@@ -26,27 +21,13 @@ import math
 import numpy as np
 import torch
 
-from gipp_codec.fit.rate_kernels import SIZE_CONTEXT_PARTS, rate_gradient, size_contexts
+from gipp_codec.fit.rate_kernels import rate_gradient
 from gipp_codec.quant.lsq import LOG_CHANNELS, LSQPlus, to_coding_domain
 
 RATE_CHANNELS = (2, 3, 4, 5, 6, 7)  # a, b, c, r, g, b: every channel but the positions
 # QATConfig.rate_channels -> the channels the rate term covers
 RATE_CHANNEL_SETS = {"all": RATE_CHANNELS, "covariance": (2, 3, 4)}
 GREEN, RESIDUAL_CHANNELS = 6, (5, 7)  # with ``residuals``: red and blue, from green
-CH_A, CH_C = 2, 4  # the size feature's channels (q_a + q_c)
-# QATConfig.rate_size_contexts -> the channels priced in size contexts
-SIZE_CONTEXT_SETS = {"none": (), "b": (3,), "b+green": (3, 6)}
-
-
-def size_context_columns(channels: tuple, sized: tuple) -> tuple[np.ndarray, int, int]:
-    """(sized [C] bool, col_a, col_c) of ``rate_kernels.rate_gradient`` for ``channels`` [C]:
-    which columns are priced in size contexts (those of ``sized``, when a and c are priced
-    too: else none), and the columns of a and c (-1 when absent)."""
-    cols = list(channels)
-    col_a = cols.index(CH_A) if CH_A in cols else -1
-    col_c = cols.index(CH_C) if CH_C in cols else -1
-    on = col_a >= 0 and col_c >= 0
-    return np.array([on and ch in sized for ch in cols], np.bool_), col_a, col_c
 
 
 def residual_links(channels: tuple, scale: np.ndarray, offset: np.ndarray, residuals: bool):
@@ -70,18 +51,14 @@ def residual_links(channels: tuple, scale: np.ndarray, offset: np.ndarray, resid
 
 
 def attribute_bits(rows: torch.Tensor, quant: LSQPlus, channels: tuple = RATE_CHANNELS,
-                   residuals: bool = False, sized: tuple = ()) -> torch.Tensor:
+                   residuals: bool = False) -> torch.Tensor:
     """Estimated bits of ``channels`` of attribute rows [N, 8] under ``quant`` (a scalar
     tensor, differentiable in ``rows``; see the module docstring)."""
     if residuals:
         ref, gain, shift = residual_links(channels, quant.scale.detach().cpu().numpy(),
                                           quant.offset.detach().cpu().numpy(), True)
         own = tuple(ch for ch, r in zip(channels, ref) if r < 0)
-        return attribute_bits(rows, quant, own, sized=sized) + _residual_bits(rows, quant, channels, ref, gain, shift)
-    in_context = size_context_columns(channels, sized)[0]
-    if in_context.any():
-        plain = tuple(ch for ch, on in zip(channels, in_context) if not on)
-        return attribute_bits(rows, quant, plain) + _sized_bits(rows, quant, tuple(np.asarray(channels)[in_context]))
+        return attribute_bits(rows, quant, own) + _residual_bits(rows, quant, channels, ref, gain, shift)
     cols = list(channels)
     v, qmax = _grid_values(rows, quant, cols)  # [N, C], [C]
     levels = max((1 << quant.bits[j]) - 1 for j in cols) + 1  # from the depths: no host sync
@@ -110,33 +87,6 @@ def _grid_values(rows: torch.Tensor, quant: LSQPlus, cols: list) -> tuple[torch.
     return torch.minimum(((t - offset) / scale).clamp_min(0.0), qmax), qmax
 
 
-def _sized_bits(rows: torch.Tensor, quant: LSQPlus, channels: tuple) -> torch.Tensor:
-    """Estimated bits of ``channels`` of rows [N, 8] priced in size contexts: each value by
-    -log2 of its context's histogram (counts + 1/2) interpolated linearly, as
-    ``attribute_bits`` prices a value; contexts from round(v_a) + round(v_c)
-    (``rate_kernels.size_contexts``), held fixed."""
-    with torch.no_grad():
-        sides, side_top = _grid_values(rows, quant, [CH_A, CH_C])  # [N, 2], [2]
-        size = torch.round(torch.nan_to_num(sides, nan=0.0)).long().sum(dim=1).cpu().numpy()  # [N]
-        ctx_np = np.empty(size.shape[0], np.int64)
-        contexts = size_contexts(size, int(side_top.sum()), SIZE_CONTEXT_PARTS, ctx_np)
-        ctx = torch.from_numpy(ctx_np).to(rows.device)  # [N]
-    v, qmax = _grid_values(rows, quant, list(channels))  # [N, C], [C]
-    total = rows.new_zeros((), dtype=torch.float32)
-    for k in range(len(channels)):
-        levels = int(qmax[k]) + 1
-        with torch.no_grad():
-            cell = ctx * levels + torch.round(v[:, k]).long()  # [N]
-            counts = torch.bincount(cell, minlength=contexts * levels).double() + 0.5  # [contexts * levels]
-            prob = (counts.reshape(contexts, levels) / counts.reshape(contexts, levels).sum(dim=1, keepdim=True)).float()
-            lo = torch.clamp(torch.floor(v[:, k]), 0.0, levels - 2.0)  # [N]
-            p_lo = prob.reshape(-1)[ctx * levels + lo.long()]
-            p_hi = prob.reshape(-1)[ctx * levels + lo.long() + 1]
-        p = p_lo + (v[:, k] - lo) * (p_hi - p_lo)  # [N], differentiable in v
-        total = total - torch.log(p.clamp_min(1e-12)).sum() / math.log(2.0)
-    return total
-
-
 def _residual_bits(rows: torch.Tensor, quant: LSQPlus, channels: tuple, ref, gain, shift) -> torch.Tensor:
     """Estimated bits of the columns of ``channels`` priced as residuals (``residual_links``'
     ref >= 0): r = v - (gain * v_ref + shift) clamped to [-qmax, qmax], priced by -log2 of
@@ -160,10 +110,10 @@ def _residual_bits(rows: torch.Tensor, quant: LSQPlus, channels: tuple, ref, gai
 
 
 def add_rate_gradients(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, factor: float,
-                       want_bits: bool = False, residuals: bool = False, sized: tuple = ()) -> float | None:
+                       want_bits: bool = False, residuals: bool = False) -> float | None:
     """Add ``factor`` * d ``attribute_bits`` / d params to the ``.grad`` of ``params`` (means
     [N, 2], covs [N, 3], colors [N, 3]: the rows' columns in order, float32 CPU leaves), as
-    ``(attribute_bits(cat(params), quant, channels, residuals, sized) * factor).backward()`` would, by the
+    ``(attribute_bits(cat(params), quant, channels, residuals) * factor).backward()`` would, by the
     kernel of ``rate_kernels`` (without autograd's engine); returns the estimated bits with
     ``want_bits`` (which costs a logarithm per value), else None."""
     rows = torch.cat([p.detach() for p in params], dim=1).numpy()  # [N, 8] float32
@@ -174,9 +124,7 @@ def add_rate_gradients(params: list[torch.Tensor], quant: LSQPlus, channels: tup
     qmax = quant.qmax.detach().double().numpy()[cols]
     grad = np.zeros(rows.shape, np.float32)  # [N, 8]
     ref, gain, shift = residual_links(channels, quant.scale.detach().numpy(), quant.offset.detach().numpy(), residuals)
-    in_context, col_a, col_c = size_context_columns(channels, sized)
-    bits = rate_gradient(rows, cols, is_log, scale, offset, qmax, float(factor), grad, bool(want_bits), ref, gain, shift,
-                         in_context, col_a, col_c, SIZE_CONTEXT_PARTS)
+    bits = rate_gradient(rows, cols, is_log, scale, offset, qmax, float(factor), grad, bool(want_bits), ref, gain, shift)
     start = 0
     for p in params:
         width = int(p.shape[1])

@@ -31,7 +31,7 @@ from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
 from gipp_codec.fit.init import gradient_density, sparse_init
 from gipp_codec.fit.prune import keep_mask, most_important
-from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, SIZE_CONTEXT_SETS, add_rate_gradients, attribute_bits
+from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, add_rate_gradients, attribute_bits
 from gipp_codec.fit.tensor_adam import TensorAdam
 from gipp_codec.metrics import psnr_from_mse
 from gipp_codec.quant.lsq import POSITION_CHANNELS, LSQPlus, split_attributes
@@ -136,21 +136,21 @@ def _rate_kernel_for(params: list[torch.Tensor], quant: LSQPlus) -> bool:
 
 
 def _add_rate_term(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, factor,
-                   residuals: bool = False, sized: tuple = ()) -> None:
+                   residuals: bool = False) -> None:
     """Add ``factor`` * d ``attribute_bits`` / d params to the params' ``.grad``: by the CPU
     kernel of ``rate_kernels`` on float32 CPU rows, by the two Triton kernels of
     ``rate_triton`` on CUDA, elsewhere through autograd (the three agree: tests)."""
     if _rate_kernel_for(params, quant):  # the CPU kernel, without autograd's engine
-        add_rate_gradients(params, quant, channels, factor, residuals=residuals, sized=sized)
+        add_rate_gradients(params, quant, channels, factor, residuals=residuals)
         return
-    if triton_path.serves(quant.scale) and not sized:
+    if triton_path.serves(quant.scale):
         from gipp_codec.fit import rate_triton
 
         if rate_triton.fits(params, channels):
             rate_triton.add_rate_gradients_triton(params, quant.scale, quant.offset, quant.qmax, quant.bits,
                                                   channels, factor, residuals)
             return
-    (attribute_bits(torch.cat(params, dim=1), quant, channels, residuals, sized) * factor).backward()
+    (attribute_bits(torch.cat(params, dim=1), quant, channels, residuals) * factor).backward()
 
 
 def _add_step_rate(quant: LSQPlus, channels: tuple, factor, n: int) -> None:
@@ -418,8 +418,7 @@ def train(
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
             factor = cfg.qat.rate_weight * mse_now / (height * width)
             channels = RATE_CHANNEL_SETS[cfg.qat.rate_channels]
-            _add_rate_term(params, quant, channels, factor, cfg.qat.rate_color_residuals,
-                           SIZE_CONTEXT_SETS[cfg.qat.rate_size_contexts])
+            _add_rate_term(params, quant, channels, factor, cfg.qat.rate_color_residuals)
             if cfg.qat.rate_prices_steps and qopt is not None:
                 _add_step_rate(quant, channels, factor, int(params[0].shape[0]))
 
