@@ -637,35 +637,3 @@ def test_the_residual_colour_pricing_reaches_the_rate_term_and_the_search(monkey
     assert terms and set(terms) == {residuals} and searches == [residuals]
     with pytest.raises(ConfigError, match="rate_color_residuals"):
         FitConfig().replace(qat=QATConfig(rate_color_residuals="yes"))
-
-
-def test_the_step_rate_pulls_each_priced_grid_step_coarser():
-    """``trainer._add_step_rate`` adds factor * d(-n log2 s)/ds, LSQ's gradient scale applied,
-    to the steps of the channels the rate term covers, and nothing to the others; the option
-    (``QATConfig.rate_prices_steps``) is off by default and reaches QAT when on."""
-    import math
-
-    from gipp_codec.fit import trainer
-    from gipp_codec.quant.lsq import LSQPlus
-
-    quant = LSQPlus((12, 12, 7, 7, 7, 5, 5, 5))
-    with torch.no_grad():
-        quant.scale.copy_(torch.tensor([0.1, 0.1, 0.05, 0.02, 0.05, 0.03, 0.03, 0.03]))
-    quant.scale.grad = torch.ones(8)
-    trainer._add_step_rate(quant, (2, 3, 4), 0.25, 100)
-    g = quant.grad_scale(100)
-    for j in range(8):
-        want = 1.0 - (0.25 * 100 / math.log(2.0)) / float(quant.scale.detach()[j]) * float(g[j]) if j in (2, 3, 4) else 1.0
-        assert float(quant.scale.grad[j]) == pytest.approx(want, rel=1e-5)
-    assert QATConfig().rate_prices_steps is False
-    calls = []
-    step = trainer._add_step_rate
-    monkey = pytest.MonkeyPatch()
-    monkey.setattr(trainer, "_add_step_rate", lambda *a: calls.append(a[1]) or step(*a))
-    try:
-        cfg = FitConfig().replace(qat=QATConfig(start_frac=0.5, rate_weight=0.3, code_search_sweeps=0,
-                                                rate_prices_steps=True))
-        fit_and_quantize(_image(), 30, 20, seed=0, device="cpu", config=cfg, backend="cpu")
-    finally:
-        monkey.undo()
-    assert calls and set(calls) == {(2, 3, 4, 5, 6, 7)}

@@ -167,10 +167,6 @@ class QATConfig:
     # images +0.09 / +0.10 dB at 0.5 / 1.0 bpp at equal rate (23 / 24 of 24 up), MS-SSIM
     # +0.0006 / +0.0003 (BENCHMARKS.md §4, "Red and blue priced as residuals from green")
     rate_color_residuals: bool = True
-    # the rate term also pulls the grid steps of the channels it covers coarser, by the bits a
-    # step saves (-N log2 s per channel, ``trainer._add_step_rate``), against the squared
-    # error's pull through LSQ+: a continuous, per-image bit-depth choice
-    rate_prices_steps: bool = False
     # after QAT, re-choose the colour codes by least squares for the finished positions and
     # shapes, rounded in stages (``color_refit``); kept only where the render gets closer.
     # Skipped when rate_weight > 0 with the colours in rate_channels (it ignores the rate),

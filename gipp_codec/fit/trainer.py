@@ -153,19 +153,6 @@ def _add_rate_term(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, 
     (attribute_bits(torch.cat(params, dim=1), quant, channels, residuals) * factor).backward()
 
 
-def _add_step_rate(quant: LSQPlus, channels: tuple, factor, n: int) -> None:
-    """Add ``factor`` * d bits / d s to the grid steps s of ``channels`` (``quant.scale.grad``,
-    LSQ's gradient scale applied), bits ~ -n log2 s per channel: a channel's n codes cost
-    about log2 s fewer bits each when its step s grows (fine quantization of a smooth
-    density), so the term pulls each step coarser against the squared error's pull."""
-    cols = list(channels)
-    scale = quant.scale.detach()[cols]  # [C]
-    step_grad = -(factor * n / math.log(2.0)) / scale * quant.grad_scale(n)[cols]  # [C]
-    if quant.scale.grad is None:
-        quant.scale.grad = torch.zeros_like(quant.scale)
-    quant.scale.grad[cols] += step_grad.to(quant.scale.grad.dtype)
-
-
 def _cpu_f32(t: torch.Tensor) -> bool:
     """A contiguous float32 CPU tensor (numpy can share its memory)."""
     return t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
@@ -419,8 +406,6 @@ def train(
             factor = cfg.qat.rate_weight * mse_now / (height * width)
             channels = RATE_CHANNEL_SETS[cfg.qat.rate_channels]
             _add_rate_term(params, quant, channels, factor, cfg.qat.rate_color_residuals)
-            if cfg.qat.rate_prices_steps and qopt is not None:
-                _add_step_rate(quant, channels, factor, int(params[0].shape[0]))
 
         if _evaluates(t, in_qat, cfg) and not coarse:
             with torch.no_grad():
