@@ -41,16 +41,14 @@ def compare(device: str, scenes) -> dict:
         residual = cs.rate_tables(codes, g.bits.per_channel(), tuple(range(2, 8)), g.scales, g.offsets, True)
         error = float(np.sum((np.clip(render, 0.0, 1.0) - image) ** 2))
         price = cs.bit_price(0.5, error, width * height)
-        for label, mu, (table, link), joint in (("blind", 0.0, (cost, None), False),
-                                                ("priced", price, (cost, None), False),
-                                                ("residual", price, residual, False), ("joint", price, residual, True),
-                                                ("joint_blind", 0.0, (cost, None), True)):
+        for label, mu, (table, link) in (("blind", 0.0, (cost, None)), ("priced", price, (cost, None)),
+                                         ("residual", price, residual)):
             cpu_codes, cpu_render = codes.copy(), render.copy()
-            cpu = cs.tiled_sweep(cpu_codes, s, o, top, order, cpu_render, image, table, mu, link, joint)
+            cpu = cs.tiled_sweep(cpu_codes, s, o, top, order, cpu_render, image, table, mu, link)
             dev_codes = torch.from_numpy(codes.copy()).to(device)
             dev_render = torch.from_numpy(render.copy()).to(device)
             got = tiled_sweep_triton(dev_codes, s, o, top, order, dev_render, torch.from_numpy(image).to(device),
-                                     table, mu, link, joint)
+                                     table, mu, link)
             out[f"{name}_{label}"] = {
                 "cpu": list(cpu), "triton": list(got),
                 "codes_differ": int((dev_codes.cpu().numpy() != cpu_codes).sum()), "codes": int(codes.size),
@@ -75,17 +73,6 @@ def compare(device: str, scenes) -> dict:
         out[f"{name}_search_residual"] = {"cpu_moves": cpu_report.moves, "triton_moves": dev_report.moves,
                                           "dtype_kept": str(dev_q.dtype) == str(start.dtype),
                                           "codes_differ": int((dev_q != cpu_q).sum()), "codes": int(start.size)}
-        # and with the joint colour moves
-        cpu_q, cpu_report = cs.search_codes(start, g.scales, g.offsets, bits, render, target, 3, 0.5, (2, 3, 4, 5, 6, 7),
-                                            residuals=True, joint=True)
-        dev_q, dev_report = search_codes_triton(start, g.scales, g.offsets, bits, torch.from_numpy(render).to(device),
-                                                torch.from_numpy(target).to(device), 3, 0.5, (2, 3, 4, 5, 6, 7),
-                                                residuals=True, joint=True)
-        moved = cpu_q.astype(np.int64)[:, 5:8] - start.astype(np.int64)[:, 5:8]
-        out[f"{name}_search_joint"] = {"cpu_moves": cpu_report.moves, "triton_moves": dev_report.moves,
-                                       "dtype_kept": str(dev_q.dtype) == str(start.dtype),
-                                       "joint_taken": bool((np.all(moved == moved[:, :1], axis=1) & (moved[:, 0] != 0)).any()),
-                                       "codes_differ": int((dev_q != cpu_q).sum()), "codes": int(start.size)}
     return out
 
 
@@ -93,12 +80,11 @@ def _check(result: dict, scenes, exact: bool = True) -> None:
     """The Triton sweeps make the CPU's moves: exactly under the interpreter (numpy's exp is
     the CPU's); on CUDA (``exact`` False), whose exp may differ in the last bit, a near tie
     may go the other way, so at most 1 % of the codes may differ, with the gains within 1e-6."""
-    assert set(result) == {f"{s[0]}_{k}" for s in scenes
-                           for k in ("blind", "priced", "residual", "joint", "joint_blind")} | \
-        {f"{s[0]}_{k}" for s in scenes if s[0] in ("small", "wide") for k in ("search", "search_residual", "search_joint")}
+    assert set(result) == {f"{s[0]}_{k}" for s in scenes for k in ("blind", "priced", "residual")} | \
+        {f"{s[0]}_{k}" for s in scenes if s[0] in ("small", "wide") for k in ("search", "search_residual")}
     for key, r in result.items():
         if "_search" in key:
-            assert r["dtype_kept"] and sum(r["cpu_moves"]) > 0 and r.get("joint_taken", True), (key, r)
+            assert r["dtype_kept"] and sum(r["cpu_moves"]) > 0, (key, r)
             if exact:
                 assert r["triton_moves"] == r["cpu_moves"] and r["codes_differ"] == 0, (key, r)
             else:
@@ -132,8 +118,6 @@ def test_kernel_compiles_for_sm90_without_a_gpu():
     consts = {**cst.AOT_TABLES, "SLOTS": cst.SLOTS, "PIXELS": cst.PIXELS}
     options = {"num_warps": cst.NUM_WARPS, "enable_fp_fusion": False}
     compile_sm90(cst._sweep_phase_kernel, {**sig, **{k: "constexpr" for k in consts}}, consts, options)
-    compile_sm90(cst._sweep_phase_kernel, {**sig, **{k: "constexpr" for k in consts}}, {**consts, "JOINT": True},
-                 options)
     # an image one pixel wide: the launcher passes width = 1 as a constant
     compile_sm90(cst._sweep_phase_kernel, {**sig, "width": "constexpr", **{k: "constexpr" for k in consts}},
                  {**consts, "width": 1}, options)
@@ -150,12 +134,11 @@ def test_the_launch_fits_the_registers_of_sm90():
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
     from triton_resources import resource_usage
 
-    for joint in (False, True):  # with and without the joint colour moves
-        try:
-            usage = resource_usage(cst.PIXELS, cst.NUM_WARPS, joint) + " "
-        except (FileNotFoundError, ImportError, subprocess.CalledProcessError, StopIteration) as exc:
-            pytest.skip(f"no ahead-of-time compile or working cuobjdump here: {exc!r}")
-        assert "STACK:0 " in usage and "LOCAL:0 " in usage, (joint, usage)
+    try:
+        usage = resource_usage(cst.PIXELS, cst.NUM_WARPS) + " "
+    except (FileNotFoundError, ImportError, subprocess.CalledProcessError, StopIteration) as exc:
+        pytest.skip(f"no ahead-of-time compile or working cuobjdump here: {exc!r}")
+    assert "STACK:0 " in usage and "LOCAL:0 " in usage, usage
 
 
 @pytest.mark.gpu

@@ -20,16 +20,15 @@ import tempfile
 from tool_record import write_record
 
 
-def resource_usage(pixels: int, warps: int, joint: bool = False) -> str:
-    """cuobjdump's resource-usage line for the kernel at ``pixels`` and ``warps`` (``joint``:
-    built with the joint colour moves)."""
+def resource_usage(pixels: int, warps: int) -> str:
+    """cuobjdump's resource-usage line for the kernel at ``pixels`` and ``warps``."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     from gipp_codec.fit import code_search_triton as cst
 
-    consts = {**cst.AOT_TABLES, "SLOTS": cst.SLOTS, "PIXELS": pixels, "JOINT": bool(joint)}
+    consts = {**cst.AOT_TABLES, "SLOTS": cst.SLOTS, "PIXELS": pixels}
     src = ASTSource(fn=cst._sweep_phase_kernel, signature={**cst.AOT_SIGNATURE, **{k: "constexpr" for k in consts}},
                     constexprs=consts)
     compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32),

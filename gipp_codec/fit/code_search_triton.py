@@ -126,26 +126,6 @@ def _bits_change(cost_ptr, link_ptr, row, ch, q, code, LEVELS: tl.constexpr, LIN
 
 
 @triton.jit
-def _joint_bits_change(cost_ptr, link_ptr, row, step, LEVELS: tl.constexpr, LINK: tl.constexpr):
-    """The bits the Gaussian (codes at ``row``) gains when its three colour codes all move by
-    ``step``, each priced given its source's new code when the source is a colour, as
-    ``code_search._joint_rate_change`` (without mu); codes held inside the tables where the
-    move leaves the range (the move is not valid then)."""
-    change = tl.zeros([1], tl.float64)
-    for c in tl.static_range(5, 8):
-        src = tl.load(link_ptr + c * LINK)
-        held = tl.load(row + tl.maximum(src, 0))
-        moved = tl.minimum(tl.maximum(tl.where((src >= 5) & (src <= 7), held + step, held), 0), LINK - 3)
-        base = tl.load(link_ptr + c * LINK + 1)
-        p_old = tl.where(src >= 0, tl.load(link_ptr + c * LINK + 2 + held), 0)
-        p_new = tl.where(src >= 0, tl.load(link_ptr + c * LINK + 2 + moved), 0)
-        qc = tl.load(row + c)
-        new = tl.minimum(tl.maximum(qc + step, 0), LINK - 3)
-        change += tl.load(cost_ptr + c * LEVELS + new - p_new + base) - tl.load(cost_ptr + c * LEVELS + qc - p_old + base)
-    return tl.sum(change, axis=0)
-
-
-@triton.jit
 def _sweep_phase_kernel(
     codes_ptr,  # [N, 8] int64: changed in place
     s_ptr, o_ptr, top_ptr,  # [8] float64, [8] float64, [8] int64
@@ -155,7 +135,7 @@ def _sweep_phase_kernel(
     items_ptr, offsets_ptr,  # [M] int64 Gaussians of the phase, [G + 1] int64 group bounds
     moves_ptr, gains_ptr,  # [G] int64, [G] float64: each group's moves and total change
     width,
-    LEVELS: tl.constexpr, LINK: tl.constexpr, SLOTS: tl.constexpr, PIXELS: tl.constexpr, JOINT: tl.constexpr,
+    LEVELS: tl.constexpr, LINK: tl.constexpr, SLOTS: tl.constexpr, PIXELS: tl.constexpr,
 ):
     g = tl.program_id(0)
     start = tl.load(offsets_ptr + g)
@@ -238,44 +218,13 @@ def _sweep_phase_kernel(
         gain = tl.where(valid, acc + tl.where(mu == 0.0, 0.0, rate), float("inf"))
         best = tl.min(gain, axis=0)
         chosen = tl.min(tl.where(gain == best, slot, SLOTS), axis=0)
-        joint_step = chosen * 0  # 0: the chosen slot's move; -1 / 1: the joint colour move that way
-        if JOINT:  # as the CPU: the colours' six, then the two joint moves, then the geometry's ten
-            best = tl.min(tl.where(is_colour, gain, float("inf")), axis=0)
-            chosen = tl.min(tl.where(is_colour & (gain == best), slot, SLOTS), axis=0)
-            for d in tl.static_range(2):
-                mine = is_colour & (slot % 2 == d)
-                whole = tl.sum(tl.where(mine & valid, 1, 0), axis=0) == 3
-                joint_gain = tl.sum(tl.where(mine, acc, 0.0), axis=0) + tl.where(
-                    mu == 0.0, 0.0, mu * _joint_bits_change(cost_ptr, link_ptr, row, 2 * d - 1, LEVELS, LINK))
-                take = whole & (joint_gain < best)
-                best = tl.where(take, joint_gain, best)
-                joint_step = tl.where(take, 2 * d - 1, joint_step)
-            geometry_best = tl.min(tl.where(is_colour, float("inf"), gain), axis=0)
-            take = geometry_best < best
-            best = tl.where(take, geometry_best, best)
-            chosen = tl.where(take, tl.min(tl.where(~is_colour & (gain == geometry_best), slot, SLOTS), axis=0), chosen)
-            joint_step = tl.where(take, 0, joint_step)
         if best < -min_gain:
             pick = slot == chosen
             mch = _pick(pick, ch)
-            mcode = _pick(pick, code)
+            tl.store(row + mch, _pick(pick, code))
             mx, my, ma, mb, mc = _pick(pick, nx), _pick(pick, ny), _pick(pick, na), _pick(pick, nb), _pick(pick, nc)
             mv = _pick(pick, v)
             bi0, bi1, bj0, bj1 = _pick(pick, ni0), _pick(pick, ni1), _pick(pick, nj0), _pick(pick, nj1)
-            joint = joint_step != 0
-            if JOINT:  # the joint move: the geometry as it is, every colour one step along
-                mch = tl.where(joint, 5, mch)
-                mcode = tl.where(joint, tl.load(row + 5) + joint_step, mcode)
-                mx, my, ma, mb, mc = (tl.where(joint, px, mx), tl.where(joint, py, my), tl.where(joint, pa, ma),
-                                      tl.where(joint, pb, mb), tl.where(joint, pc, mc))
-                bi0, bi1 = tl.where(joint, oi0, bi0), tl.where(joint, oi1, bi1)
-                bj0, bj1 = tl.where(joint, oj0, bj0), tl.where(joint, oj1, bj1)
-                joint_red = _dequantize(tl.load(row + 5) + joint_step, tl.load(s_ptr + 5), tl.load(o_ptr + 5))
-                joint_green = _dequantize(tl.load(row + 6) + joint_step, tl.load(s_ptr + 6), tl.load(o_ptr + 6))
-                joint_blue = _dequantize(tl.load(row + 7) + joint_step, tl.load(s_ptr + 7), tl.load(o_ptr + 7))
-                tl.store(row + 6, tl.load(row + 6) + joint_step)
-                tl.store(row + 7, tl.load(row + 7) + joint_step)
-            tl.store(row + mch, mcode)
             ui0 = tl.minimum(oi0, bi0)
             uj0 = tl.minimum(oj0, bj0)
             uw = tl.maximum(oi1, bi1) - ui0 + 1
@@ -292,8 +241,6 @@ def _sweep_phase_kernel(
                 for cc in tl.static_range(3):
                     oc = _channel(cc, red, green, blue)
                     new_colour = tl.where(mch == 5 + cc, mv, oc)
-                    if JOINT:
-                        new_colour = tl.where(joint, _channel(cc, joint_red, joint_green, joint_blue), new_colour)
                     ren = tl.load(render_ptr + at + cc, mask=live, other=0.0)
                     tl.store(render_ptr + at + cc, ren - w_old * oc + w_new * new_colour, mask=touched)
             moves += 1
@@ -305,7 +252,7 @@ def _sweep_phase_kernel(
 
 def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: np.ndarray, order: np.ndarray,
                        render: torch.Tensor, target: torch.Tensor, cost: np.ndarray, mu: float,
-                       link: np.ndarray | None = None, joint: bool = False) -> tuple[int, float]:
+                       link: np.ndarray | None = None) -> tuple[int, float]:
     """One sweep as ``code_search.tiled_sweep`` (same arguments, but codes [N, 8] int64, render
     [H, W, 3] float64 and target [H, W, 3] float32 are tensors on the device, changed in
     place): each phase of ``tile_schedule`` in one launch, a program per group. The
@@ -333,8 +280,7 @@ def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: n
         _sweep_phase_kernel[(len(groups),)](codes, s_d, o_d, top_d, render, target, cost_d, link_d, consts, items,
                                             offsets, group_moves, group_gains, width, LEVELS=int(cost.shape[1]),
                                             LINK=int(link.shape[1]),
-                                            SLOTS=SLOTS, PIXELS=PIXELS, JOINT=bool(joint), num_warps=NUM_WARPS,
-                                            enable_fp_fusion=False)
+                                            SLOTS=SLOTS, PIXELS=PIXELS, num_warps=NUM_WARPS, enable_fp_fusion=False)
         moves += int(group_moves.sum())
         total += float(group_gains.sum())
     return moves, total
@@ -342,8 +288,7 @@ def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: n
 
 def search_codes_triton(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: tuple, render: torch.Tensor,
                         target: torch.Tensor, sweeps: int, rate_weight: float = 0.0,
-                        rate_channels: tuple = (), residuals: bool = False,
-                        joint: bool = False) -> tuple[np.ndarray, cs.SearchReport]:
+                        rate_channels: tuple = (), residuals: bool = False) -> tuple[np.ndarray, cs.SearchReport]:
     """``code_search.search_codes`` with its sweeps on the device of ``render`` [H, W, 3] (the
     unclamped render of q) and ``target`` [H, W, 3] (the image in [0, 1]): the same
     arguments, the same rules; returns the codes [N, 8] (q's dtype) and the report."""
@@ -365,7 +310,7 @@ def search_codes_triton(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, 
             cost, link = cs.rate_tables(codes.cpu().numpy(), bits, rate_channels, scales, offsets, residuals)
             error = float(torch.sum((current.clamp(0.0, 1.0) - image.to(torch.float64)) ** 2))
             mu = cs.bit_price(rate_weight, error, pixels)
-        moves, change = tiled_sweep_triton(codes, s, o, top, order, current, image, cost, mu, link, joint)
+        moves, change = tiled_sweep_triton(codes, s, o, top, order, current, image, cost, mu, link)
         report.moves.append(int(moves))
         report.gains.append(float(-change))
         if moves == 0:
@@ -378,6 +323,6 @@ def search_codes_triton(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, 
 AOT_SIGNATURE = {"codes_ptr": "*i64", "s_ptr": "*fp64", "o_ptr": "*fp64", "top_ptr": "*i64", "render_ptr": "*fp64",
                  "target_ptr": "*fp32", "cost_ptr": "*fp64", "link_ptr": "*i64", "consts_ptr": "*fp64",
                  "items_ptr": "*i64", "offsets_ptr": "*i64", "moves_ptr": "*i64", "gains_ptr": "*fp64", "width": "i32"}
-AOT_TABLES = {"LEVELS": 2 * 4096, "LINK": 4096 + 2, "JOINT": False}
+AOT_TABLES = {"LEVELS": 2 * 4096, "LINK": 4096 + 2}
 
 assert CH_A == 2 and CH_C == 4 and CH_RED == 5  # the kernel's channel layout
