@@ -173,34 +173,6 @@ def test_residual_pricing_is_what_the_search_gains():
     assert own_bits(weighted) < own_bits(blind) - 1.0
 
 
-def test_joint_colour_moves_are_what_the_search_gains():
-    """With ``joint`` (``QATConfig.code_search_joint_colors``) a sweep also tries moving all
-    three colour codes of a Gaussian one step together: the gain it reports is still exactly
-    what the squared error plus mu * bits under its tables lost, some Gaussian takes such a
-    move, and the search ends no worse on that objective than without them."""
-    from gipp_codec.fit.code_search import rate_tables, table_bits
-
-    g, target, start = _scene(n=60, width=24, height=20, seed=3, shift=3)
-    bits = g.bits.per_channel()
-    channels = (2, 3, 4, 5, 6, 7)
-    w = 2.0
-    cost, link = rate_tables(start, bits, channels, g.scales, g.offsets, True)
-    mu = w * _error(start, g, target) / (g.width * g.height)
-
-    def objective(q):
-        return _error(q, g, target) + mu * table_bits(q, cost, link, channels)
-
-    q, report = search_codes(start, g.scales, g.offsets, bits, _render(start, g), target, 1,
-                             rate_weight=w, rate_channels=channels, residuals=True, joint=True)
-    assert report.moves[0] > 0
-    assert objective(start) - objective(q) == pytest.approx(report.gains[0], rel=1e-3, abs=1e-6)
-    moved = q.astype(np.int64)[:, 5:8] - start.astype(np.int64)[:, 5:8]  # [N, 3]
-    assert (np.all(moved == 1, axis=1) | np.all(moved == -1, axis=1)).any()  # a joint move was taken
-    single, single_report = search_codes(start, g.scales, g.offsets, bits, _render(start, g), target, 1,
-                                         rate_weight=w, rate_channels=channels, residuals=True)
-    assert report.gains[0] >= single_report.gains[0] - 1e-9
-
-
 def test_residual_tables_follow_the_coders_channel_predictor():
     """``rate_tables`` with residuals: red's cost is -log2 of the smoothed frequency of
     red - P(green), P the coder's ``channel_prediction``; without residuals, or without
@@ -371,7 +343,7 @@ def test_a_tiled_sweep_is_the_serial_sweep_in_the_schedules_order():
         moves, change = cs.tiled_sweep(tiled_codes, s, o, top, order, tiled_render, image, cost, mu)
         serial_codes, serial_render = codes.copy(), render.copy()
         m2, c2 = cs._sweep(serial_codes, s, o, top, visited.astype(np.int64), serial_render, image, cost,
-                          cs.no_links(cost.shape[1]), mu, False)
+                          cs.no_links(cost.shape[1]), mu)
         assert moves == m2 > 0 and change == pytest.approx(c2, rel=1e-9)
         assert np.array_equal(tiled_codes, serial_codes) and np.array_equal(tiled_render, serial_render)
 

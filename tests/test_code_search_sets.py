@@ -77,7 +77,7 @@ def test_a_visit_changes_only_pixels_inside_its_box():
     moved = 0
     for k in np.flatnonzero(visited):
         codes, after = q.copy(), render.copy()
-        moved += _sweep(codes, s, o, top, np.array([k]), after, target, cost, no_links(cost.shape[1]), 0.0, False)[0]
+        moved += _sweep(codes, s, o, top, np.array([k]), after, target, cost, no_links(cost.shape[1]), 0.0)[0]
         rows, cols = np.nonzero(np.any(after != render, axis=2))
         assert (cols >= box[k, 0]).all() and (cols <= box[k, 1]).all(), k
         assert (rows >= box[k, 2]).all() and (rows <= box[k, 3]).all(), k

@@ -637,19 +637,3 @@ def test_the_residual_colour_pricing_reaches_the_rate_term_and_the_search(monkey
     assert terms and set(terms) == {residuals} and searches == [residuals]
     with pytest.raises(ConfigError, match="rate_color_residuals"):
         FitConfig().replace(qat=QATConfig(rate_color_residuals="yes"))
-
-
-@pytest.mark.parametrize("joint", [True, False])
-def test_the_joint_colour_moves_reach_the_search(monkeypatch, joint):
-    """``QATConfig.code_search_joint_colors`` (off by default) reaches the code search."""
-    from gipp_codec.fit import api
-
-    assert QATConfig().code_search_joint_colors is False
-    seen = []
-    search = api.search_codes
-    monkeypatch.setattr(api, "search_codes",
-                        lambda *a, joint=False, **k: seen.append(joint) or search(*a, joint=joint, **k))
-    cfg = FitConfig().replace(qat=QATConfig(start_frac=0.5, rate_weight=0.3, code_search_sweeps=1,
-                                            code_search_joint_colors=joint))
-    fit_and_quantize(_image(), 30, 20, seed=0, device="cpu", config=cfg, backend="cpu")
-    assert seen == [joint]

@@ -73,7 +73,7 @@ def sweep_ways(gimg: Path, png: Path):
     link = cs.no_links(cost.shape[1])
 
     def serial():
-        return cs._sweep(codes.copy(), s, o, top, order, render.copy(), target, cost, link, mu, False)
+        return cs._sweep(codes.copy(), s, o, top, order, render.copy(), target, cost, link, mu)
 
     return serial, way(cs.tiled_sweep)
 

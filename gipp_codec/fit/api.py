@@ -221,14 +221,13 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     qat = cfg.qat
     channels = tuple(RATE_CHANNEL_SETS[qat.rate_channels]) if qat.rate_weight > 0 else ()
     residuals = qat.rate_color_residuals
-    search, args, extra = search_codes, (render, target), {"joint": qat.code_search_joint_colors}
-    if (qat.code_search_on_gpu and not qat.code_search_joint_colors
-            and triton_path.serves(torch.empty(0, device=dev))):  # the sweeps in Triton on CUDA
+    search, args = search_codes, (render, target)
+    if qat.code_search_on_gpu and triton_path.serves(torch.empty(0, device=dev)):  # the sweeps in Triton on CUDA
         from gipp_codec.fit.code_search_triton import search_codes_triton as search
 
-        args, extra = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev)), {}
+        args = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev))
     searched, _ = search(q, scales, offsets, qat.bits(), *args, qat.code_search_sweeps,
-                         rate_weight=qat.rate_weight, rate_channels=channels, residuals=residuals, **extra)
+                         rate_weight=qat.rate_weight, rate_channels=channels, residuals=residuals)
     new_render = _render_rows(_dequantize(searched, scales, offsets), renderer, dev, arr.shape[0], arr.shape[1])
 
     def error(image: np.ndarray) -> float:

@@ -45,7 +45,6 @@ _DET_MARGIN = 1e-6  # a move must leave det > _DET_MARGIN * a * c (valid in bina
 # rounding would let two moves undo each other forever
 _MIN_GAIN = 1e-9
 _TILE_PERCENTILE = 95
-JOINT = 8  # _sweep's best_j of a joint colour move
 
 
 @njit(**_OPTS)
@@ -245,22 +244,6 @@ def _rate_change(cost, link, mu, q, k, ch, new):
 
 
 @njit(**_OPTS)
-def _joint_rate_change(cost, link, mu, q, k, step):
-    """mu * the change of Gaussian k's colour bits when its three colour codes all move by
-    ``step`` (each priced given its source's new code when the source is a colour)."""
-    if mu == 0.0:
-        return 0.0
-    change = 0.0
-    for ch in range(CH_RED, CH_BLUE + 1):
-        src = link[ch, 0]
-        held = q[k, src] if src >= 0 else 0
-        moved = held + step if CH_RED <= src <= CH_BLUE else held
-        change += (_bits_at(cost, link, q, k, ch, q[k, ch] + step, moved)
-                   - _bits_at(cost, link, q, k, ch, q[k, ch], held))
-    return mu * change
-
-
-@njit(**_OPTS)
 def _visited_box(q, k, s, o, height, width, p):
     """The box (i0, i1, j0, j1) of Gaussian k of q [N, 8] that a sweep visits, its attribute
     values written to p [8]; an empty box (i0 > i1) when the sweep skips it (a covariance not
@@ -298,21 +281,18 @@ def _geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes):
 
 
 @njit(**_OPTS)
-def _sweep(q, s, o, top, order, render, target, cost, link, mu, joint):
+def _sweep(q, s, o, top, order, render, target, cost, link, mu):
     """Visit the Gaussians of q [N, 8] (int64, changed in place) in ``order`` [N], applying
     each one's best single-code move; render [H, W, 3] float64 (kept current) and target
     [H, W, 3] float32. s, o [8]: the float32 scales and offsets as float64; top [8]: the
     largest code of each channel; cost [8, W] and link [8, L + 2] the bits of each code
-    (``rate_tables``), weighed by mu (squared error per bit; 0: the rate is ignored); with
-    ``joint`` also the two joint colour moves (all three colour codes one step down, or up),
-    tried after the six single ones. Returns (moves made, total change of squared error +
-    mu * bits)."""
+    (``rate_tables``), weighed by mu (squared error per bit; 0: the rate is ignored). Returns (moves made, total change of
+    squared error + mu * bits)."""
     height, width = render.shape[0], render.shape[1]
     po = np.empty(8)
     pn = np.empty(8)
     color_new = np.empty((3, 2))
     color_gain = np.empty((3, 2))
-    color_rate = np.zeros((3, 2))
     ob = np.empty(4, np.int64)
     candidates = np.empty((2 * CH_RED, 8))
     moved = np.empty((2 * CH_RED, 2), np.int64)
@@ -342,8 +322,7 @@ def _sweep(q, s, o, top, order, render, target, cost, link, mu, joint):
                 color_new[ch, d] = np.float32(np.float64(code) * s[CH_RED + ch] + o[CH_RED + ch])
                 color_gain[ch, d] = math.inf
                 if 0 <= code <= top[CH_RED + ch]:
-                    color_rate[ch, d] = _rate_change(cost, link, mu, q, k, CH_RED + ch, code)
-                    color_gain[ch, d] = color_rate[ch, d]
+                    color_gain[ch, d] = _rate_change(cost, link, mu, q, k, CH_RED + ch, code)
         for j in range(j0, j1 + 1):
             for i in range(spans[j - j0, 0], spans[j - j0, 1] + 1):
                 w = wo[j - j0, i - i0]
@@ -360,14 +339,6 @@ def _sweep(q, s, o, top, order, render, target, cost, link, mu, joint):
             for d in range(2):
                 if color_gain[ch, d] < best:
                     best, best_j, best_d = color_gain[ch, d], CH_RED + ch, 2 * d - 1
-        if joint:  # the two joint colour moves: all three codes one step down, or up
-            for d in range(2):
-                if color_gain[0, d] < math.inf and color_gain[1, d] < math.inf and color_gain[2, d] < math.inf:
-                    gain = _joint_rate_change(cost, link, mu, q, k, 2 * d - 1)
-                    for ch in range(3):
-                        gain += color_gain[ch, d] - color_rate[ch, d]  # each channel's error change
-                    if gain < best:
-                        best, best_j, best_d = gain, JOINT, 2 * d - 1
         # the ten geometry moves (x, y, log a, b, log c one step either way)
         n_try = _geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes)
         # all of them in one pass over the pixels (serially: a parallel region a Gaussian cost
@@ -381,11 +352,7 @@ def _sweep(q, s, o, top, order, render, target, cost, link, mu, joint):
                 best, best_j, best_d = changes[m], moved[m, 0], moved[m, 1]
         if best_j < 0:
             continue
-        if best_j == JOINT:
-            for ch in range(CH_RED, CH_BLUE + 1):
-                q[k, ch] += best_d
-        else:
-            q[k, best_j] += best_d
+        q[k, best_j] += best_d
         _dequantize_row(q[k], s, o, pn)
         _apply_change(render, wo, ob, spans, po, pn)
         moves += 1
@@ -414,12 +381,12 @@ def _reach_boxes(q, s, o, top, height, width, out):
 
 
 @njit(parallel=True, **_OPTS)
-def _sweep_groups(q, s, o, top, items, offsets, render, target, cost, link, mu, moves, changes, joint):
+def _sweep_groups(q, s, o, top, items, offsets, render, target, cost, link, mu, moves, changes):
     """``_sweep`` over the groups items[offsets[g]:offsets[g + 1]] in parallel, one task per
     group; the groups' Gaussians must reach disjoint pixels (``tile_schedule``), so no two
     tasks touch the same pixel. moves, changes [G]: each group's result."""
     for g in prange(offsets.shape[0] - 1):
-        m, c = _sweep(q, s, o, top, items[offsets[g]:offsets[g + 1]], render, target, cost, link, mu, joint)
+        m, c = _sweep(q, s, o, top, items[offsets[g]:offsets[g + 1]], render, target, cost, link, mu)
         moves[g] = m
         changes[g] = c
 
@@ -531,7 +498,7 @@ def visit_order(rows: np.ndarray) -> np.ndarray:
 
 def tiled_sweep(codes: np.ndarray, s: np.ndarray, o: np.ndarray, top: np.ndarray, order: np.ndarray,
                 render: np.ndarray, target: np.ndarray, cost: np.ndarray, mu: float,
-                link: np.ndarray | None = None, joint: bool = False) -> tuple[int, float]:
+                link: np.ndarray | None = None) -> tuple[int, float]:
     """One sweep of ``_sweep`` (same arguments; ``link`` None: ``no_links``) in the phases
     and groups of ``tile_schedule``, each phase's groups in parallel: the same moves as
     ``_sweep`` visiting the Gaussians in the schedule's order (phase by phase, group by
@@ -548,8 +515,7 @@ def tiled_sweep(codes: np.ndarray, s: np.ndarray, o: np.ndarray, top: np.ndarray
         group_changes = np.zeros(len(groups), np.float64)
         old = set_parallel_chunksize(1)  # groups differ in size: a thread takes the next when done
         try:
-            _sweep_groups(codes, s, o, top, items, offsets, render, target, cost, link, mu, group_moves, group_changes,
-                          joint)
+            _sweep_groups(codes, s, o, top, items, offsets, render, target, cost, link, mu, group_moves, group_changes)
         finally:
             set_parallel_chunksize(old)
         moves += int(group_moves.sum())
@@ -635,16 +601,15 @@ def order0_bits(q: np.ndarray, bits: tuple, channels: tuple) -> float:
 
 def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: tuple, render: np.ndarray,
                  target: np.ndarray, sweeps: int, rate_weight: float = 0.0,
-                 rate_channels: tuple = (), residuals: bool = False,
-                 joint: bool = False) -> tuple[np.ndarray, SearchReport]:
+                 rate_channels: tuple = (), residuals: bool = False) -> tuple[np.ndarray, SearchReport]:
     """Codes [N, 8] (same dtype as q [N, 8]) after up to ``sweeps`` sweeps of the greedy search
     (module docstring), and a report. ``scales``, ``offsets`` [8] float32 and ``bits`` (8 bit
     depths) are the file's; ``render`` [H, W, 3] is the unclamped render of q and ``target``
     [H, W, 3] the image, both in [0, 1] units. With ``rate_weight`` w > 0 each sweep minimises
     squared error + mu * bits of ``rate_channels`` (``code_bits`` at the sweep's start), mu
     = ``bit_price`` of the squared error at the sweep's start; ``residuals``: red and blue
-    priced as residuals from green (``rate_tables``); ``joint``: the joint colour moves too
-    (``_sweep``). Stops early after a sweep that moved nothing."""
+    priced as residuals from green (``rate_tables``). Stops early after a sweep that moved
+    nothing."""
     codes = np.ascontiguousarray(q, dtype=np.int64).copy()  # [N, 8]
     s = np.asarray(scales, np.float32).astype(np.float64)  # [8]
     o = np.asarray(offsets, np.float32).astype(np.float64)  # [8]
@@ -662,7 +627,7 @@ def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: t
         if rate_weight > 0 and rate_channels:
             cost, link = rate_tables(codes, bits, rate_channels, scales, offsets, residuals)
             mu = bit_price(rate_weight, np.sum((np.clip(current, 0.0, 1.0) - image) ** 2), pixels)
-        moves, change = tiled_sweep(codes, s, o, top, order, current, image, cost, mu, link, joint)
+        moves, change = tiled_sweep(codes, s, o, top, order, current, image, cost, mu, link)
         report.moves.append(int(moves))
         report.gains.append(float(-change))
         if moves == 0:

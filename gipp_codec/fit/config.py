@@ -184,11 +184,6 @@ class QATConfig:
     # bpp, MS-SSIM +0.0001 to +0.0002 (21 to 24 of 24 up), 1.05x the encode time at 1.0 bpp
     # ("Sixteen code-search sweeps as the default")
     code_search_sweeps: int = 16
-    # the search also tries the two joint colour moves of a Gaussian (its red, green and blue
-    # codes all one step down, or all up): with red and blue priced as residuals from green,
-    # a brighter or darker Gaussian costs about the bits of its green alone that way, where
-    # the single moves each pay for a residual (``code_search._sweep``)
-    code_search_joint_colors: bool = False
     # where CUDA serves (a CUDA device, triton installed), run the search's sweeps in Triton on
     # the GPU (``code_search_triton``, the same moves up to rounding) instead of numba on the
     # CPU's cores; False keeps them on the CPU (a fallback, and for comparisons)
