@@ -272,14 +272,14 @@ def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
     """The encoder's default depths are ?/7/5 below COLOR_HIGH_RATE_BPP, ?/7/6 from it up and
     ?/8/6 from HIGH_RATE_BPP up (measured, BENCHMARKS.md §4); for --gaussians N the rate is
     the one the rate model gives N. The position depth ? follows the Gaussians' spacing: on
-    this 32 x 24 image 8 Gaussians are 9.8 px apart, so a step of at most 1/23 of that,
-    0.43 px, needs 2**7 steps (0.25 px; 2**6 give 0.5), as do 18 at 1.2 bpp (the rate
-    model's N: 6.5 px apart, at most 0.28 px); 29 at 2 bpp are 5.1 px apart: at most 0.22
-    px, 8 bits. --paper (12/10/6 at every rate) and --bits choose others; the header says
+    this 32 x 24 image 6 and 8 Gaussians are 11.3 and 9.8 px apart, so a step of at most
+    1/23 of that, 0.49 and 0.43 px, needs 2**7 steps (0.25 px; 2**6 give 0.5), as do 18 at
+    1.2 bpp (the rate model's N: 6.5 px apart, at most 0.28 px); 29 at 2 bpp are 5.1 px
+    apart: at most 0.22 px, 8 bits. --paper (12/10/6 at every rate) and --bits choose others; the header says
     which."""
     from gipp_codec.fit.config import COLOR_HIGH_RATE_BPP, HIGH_RATE_BPP
 
-    assert 0.75 < COLOR_HIGH_RATE_BPP <= 1.0  # the measured range: 5 bits ahead at 0.75 bpp, behind at 1.0
+    assert 0.25 < COLOR_HIGH_RATE_BPP <= 0.5  # the measured range: 6 bits level at 0.25 bpp, ahead at 0.5 and 0.75
     assert 1.0 < HIGH_RATE_BPP <= 2.0  # the measured range: level at 1.0 bpp, 8 bits ahead at 2.0
     src = tmp_path / "in.png"
     Image.fromarray(_image(24, 32)).save(src)
@@ -287,8 +287,8 @@ def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
     helptext = " ".join(runner.invoke(cli, ["encode", "--help"]).output.split())
     assert f"P,7,5 below {COLOR_HIGH_RATE_BPP:g} bpp, P,7,6 below {HIGH_RATE_BPP:g} bpp" in helptext
     high, mid = ["--bpp", str(HIGH_RATE_BPP)], ["--bpp", str(COLOR_HIGH_RATE_BPP)]
-    cases = (([], (7, 7, 5)), (["--paper"], (12, 10, 6)), (["--bits", "11,9,5"], (11, 9, 5)),
-             (["--paper", "--bits", "12,9,6"], (12, 9, 6)), (["--bpp", "0.5"], (7, 7, 5)), (mid, (7, 7, 6)),
+    cases = (([], (7, 7, 6)), (["--paper"], (12, 10, 6)), (["--bits", "11,9,5"], (11, 9, 5)),
+             (["--paper", "--bits", "12,9,6"], (12, 9, 6)), (["--bpp", "0.45"], (7, 7, 5)), (mid, (7, 7, 6)),
              (["--bpp", "1.2"], (7, 7, 6)), (high, (8, 8, 6)), (["--bpp", "3"], (8, 8, 6)),
              ([*high, "--paper"], (12, 10, 6)), ([*high, "--bits", "12,7,6"], (12, 7, 6)))
     for extra, expected in cases:
@@ -299,8 +299,9 @@ def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
         header = read_info(out.read_bytes())["header"]
         assert (header["bits_position"], header["bits_covariance"], header["bits_color"]) == expected, extra
         assert f"depths {'/'.join(map(str, expected))})" in res.output, extra  # and the summary line says so
-    # N Gaussians: 8 on 24 x 32 pixels is ~0.5 bpp in the rate model, 12 ~0.76, 18 ~1.13, 40 ~2.5
-    for n, expected in ((8, (7, 7, 5)), (12, (7, 7, 5)), (18, (7, 7, 6)), (40, (8, 8, 6))):
+    # N Gaussians: 6 on 24 x 32 pixels is under 0.5 bpp in the rate model, 8 ~0.5, 12 ~0.76,
+    # 18 ~1.13, 40 ~2.5
+    for n, expected in ((6, (7, 7, 5)), (8, (7, 7, 6)), (12, (7, 7, 6)), (18, (7, 7, 6)), (40, (8, 8, 6))):
         _, report = encode_with_report(_image(24, 32), gaussians=n, iterations=20)
         assert report.bits == expected, n
 

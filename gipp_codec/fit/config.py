@@ -20,7 +20,7 @@ from gipp_codec.errors import ConfigError
 DEFAULT_ITERATIONS = 5000
 PAPER_ITERATIONS = 50_000
 HIGH_RATE_BPP = 2.0  # QATConfig.high_rate_bpp: from this rate up the covariance takes a bit more
-COLOR_HIGH_RATE_BPP = 1.0  # QATConfig.color_high_rate_bpp: from this rate up the colours take a bit more
+COLOR_HIGH_RATE_BPP = 0.5  # QATConfig.color_high_rate_bpp: from this rate up the colours take a bit more
 
 
 INIT_POSITION_CHOICES = ("uniform", "gradient")  # FitConfig.init_positions
@@ -78,7 +78,11 @@ class QATConfig:
     # images 11/7/5 against 11/7/6: +0.04 / +0.05 / +0.05 dB at 0.15 / 0.25 / 0.5 bpp
     # (17 / 19 / 17 of 24 up); 12/7/5 against 12/7/6 +0.05 dB at 0.75 bpp on kodim01-08 (5
     # of 8 up), -0.03 dB at 1.0 bpp on all 24 (median -0.00, 12 of 24 up, MS-SSIM -0.0010;
-    # BENCHMARKS.md §4, "5-bit colours below 1 bpp"); so 6 bits from 1.0 bpp
+    # BENCHMARKS.md §4, "5-bit colours below 1 bpp"); so 6 bits from 1.0 bpp. Since red and
+    # blue are priced as residuals from green (``rate_color_residuals``) a colour step costs
+    # fewer bits, and 6 bits pay from 0.5 bpp: 12/7/6 against 12/7/5 on all 24 Kodak images
+    # +0.10 / +0.04 dB at 0.75 / 0.5 bpp (17 / 14 of 24 up, MS-SSIM +0.0008 / +0.0001), +0.01
+    # dB at 0.25 (MS-SSIM -0.0003) (BENCHMARKS.md §4, "Six-bit colours from 0.5 bpp")
     bits_color: int = 5
     # the colour depth at color_high_rate_bpp and above (None: bits_color at every rate). 7
     # bits lost to 6 on the four CPU Kodak images at 1.0 and 2 bpp (-0.12 and -0.08 dB: fewer
