@@ -7,7 +7,7 @@ The coder codes the positions as the gaps between consecutive Morton codes, in o
 histogram (spec: "Entropy coding"). Where the Gaussians' density varies over the image,
 a gap's size follows the sizes of the gaps before it; this tool measures how much. For each
 file it prints the bits a Gaussian the position stream costs in one context (tokens, raw
-bits and the histogram, the coder's own accounting, ``gaussian_coder._context_cost``, best
+bits and the histograms, the coder's own accounting, ``gaussian_coder._config_cost``, best
 (k, m) of its grid) and split into 2, 4 or 8 contexts by the quantiles of the mean log2 of
 the previous w gaps (w = 1, 2, 4, 8; causal, so a decoder could follow), and the mean over
 the files. Encoder-side analysis only; it changes nothing in the format.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gipp_codec.entropy.gaussian_coder import _KM_GRID, _context_cost, morton_encode
+from gipp_codec.entropy.gaussian_coder import _KM_GRID, STREAM_POSITION, StreamConfig, _config_cost, morton_encode
 from gipp_codec.errors import GimgError
 from gipp_codec.format import parse_gimg
 
@@ -29,8 +29,9 @@ SPLITS = (2, 4, 8)
 
 def split_bits(gaps: np.ndarray, ctx: np.ndarray, contexts: int) -> float:
     """Bits of the gaps [N] split by ctx [N] into ``contexts`` histograms, at the (k, m) of
-    the coder's grid that costs least overall."""
-    return min(sum(_context_cost(gaps[ctx == c], k, m)[0] for c in range(contexts)) for k, m in _KM_GRID)
+    the coder's grid that costs least overall (the coder's own ``_config_cost``)."""
+    cfg = StreamConfig(STREAM_POSITION, thresholds=tuple(range(1, contexts)))  # only its context count is read
+    return _config_cost(cfg, gaps, ctx, _KM_GRID)[0]
 
 
 def gap_contexts(gaps: np.ndarray, window: int, contexts: int) -> np.ndarray:
