@@ -78,8 +78,9 @@ def valid_vectors():
     """(name, description, bytes)."""
     v = []
 
-    def q(name, desc, n, w, h, bits=BitDepths(), seed=0, coding=1, **kw):
-        v.append((name, desc, write_gimg(synthetic_quantized(n, w, h, bits, seed), payload_coding=coding, **kw)))
+    def q(name, desc, n, w, h, bits=BitDepths(), seed=0, coding=1, conv=1, **kw):
+        v.append((name, desc, write_gimg(synthetic_quantized(n, w, h, bits, seed), payload_coding=coding,
+                                         render_convention=conv, **kw)))
 
     q("tiny_1x1", "1x1 image, one Gaussian", 1, 1, 1, seed=1)
     q("odd_7x3", "7x3 image, 5 Gaussians", 5, 7, 3, seed=2)
@@ -101,12 +102,23 @@ def valid_vectors():
       5000, 768, 512, seed=5, coding=2)
     q("coding2_bits_8_8_4", "payload coding 2, bit depths 8/8/4", 500, 100, 80, BitDepths(8, 8, 4), seed=8, coding=2)
     q("coding2_bits_1_1_1", "payload coding 2, every bit depth 1", 50, 40, 30, BitDepths(1, 1, 1), seed=7, coding=2)
+    # Render convention 2 (version 1.2): exp(-9/2) subtracted inside the cut-off.
+    q("taper_tiny_1x1", "render convention 2, 1x1 image, one Gaussian", 1, 1, 1, seed=1, coding=2, conv=2)
+    q("taper_odd_7x3", "render convention 2, 7x3 image, 5 Gaussians", 5, 7, 3, seed=2, coding=2, conv=2)
+    q("taper_small_64x48_n300", "render convention 2, 64x48, 300 Gaussians", 300, 64, 48, seed=3, coding=2, conv=2)
+    q("taper_kodak_768x512_n5000", "render convention 2, Kodak size, 5000 Gaussians at 12/7/6",
+      5000, 768, 512, BitDepths(12, 7, 6), seed=5, coding=2, conv=2)
+    q("taper_coding1_bits_8_8_4", "render convention 2 with payload coding 1, bit depths 8/8/4",
+      500, 100, 80, BitDepths(8, 8, 4), seed=8, coding=1, conv=2)
     v.append(("float32_mode", "lossless float32 attributes, 200 Gaussians",
-              write_gimg(synthetic_float(200, 96, 64, seed=11))))
+              write_gimg(synthetic_float(200, 96, 64, seed=11), render_convention=1)))
+    v.append(("taper_float32_mode", "render convention 2, lossless float32 attributes, 200 Gaussians",
+              write_gimg(synthetic_float(200, 96, 64, seed=11), render_convention=2)))
     empty = synthetic_quantized(0, 16, 16, seed=12)
-    v.append(("zero_gaussians", "N = 0: a black image", write_gimg(empty, payload_coding=1)))
+    v.append(("zero_gaussians", "N = 0: a black image", write_gimg(empty, payload_coding=1, render_convention=1)))
     # The same payload split over three consecutive GAUS chunks.
-    chunks = _split_chunks(write_gimg(synthetic_quantized(400, 80, 60, seed=13), payload_coding=1))
+    chunks = _split_chunks(write_gimg(synthetic_quantized(400, 80, 60, seed=13), payload_coding=1,
+                                      render_convention=1))
     gaus = b"".join(p for t, p in chunks if t == K.CHUNK_GAUS)
     third = len(gaus) // 3
     split = [c for c in chunks if c[0] == K.CHUNK_HEAD]
@@ -114,7 +126,8 @@ def valid_vectors():
     split += [(K.CHUNK_END, b"")]
     v.append(("gaus_split_in_three", "payload split over three consecutive GAUS chunks", build_container(split)))
     # A newer minor version with 4 extra header bytes and an unknown ancillary chunk.
-    chunks = _split_chunks(write_gimg(synthetic_quantized(200, 60, 40, seed=14), payload_coding=1))
+    chunks = _split_chunks(write_gimg(synthetic_quantized(200, 60, 40, seed=14), payload_coding=1,
+                                      render_convention=1))
     newer = [(t, p + b"\x01\x02\x03\x04" if t == K.CHUNK_HEAD else p) for t, p in chunks]
     newer.insert(1, (b"newF", b"a future ancillary chunk"))
     v.append(("newer_minor_version", "minor 7: extra HEAD bytes and a new ancillary chunk are ignored",
@@ -125,9 +138,9 @@ def valid_vectors():
 def invalid_vectors():
     """(name, description, bytes)."""
     g = synthetic_quantized(50, 32, 24, seed=20)
-    base = write_gimg(g, payload_coding=1)
+    base = write_gimg(g, payload_coding=1, render_convention=1)
     chunks = _split_chunks(base)
-    head = header_from_gaussians(g, payload_coding=1)
+    head = header_from_gaussians(g, payload_coding=1, render_convention=1)
     gaus = b"".join(p for t, p in chunks if t == K.CHUNK_GAUS)
     out = []
 
@@ -181,7 +194,7 @@ def invalid_vectors():
         "render work 20000 * 65536 above MAX_RENDER_WORK 2^30 + 256 * 65536", _render_work_bomb())
     add("bad_channels", "channels = 4", with_header(channels=4))
     add("unknown_attribute_mode", "attribute_mode = 7", with_header(attribute_mode=7))
-    add("unknown_render_convention", "render_convention = 2", with_header(render_convention=2))
+    add("unknown_render_convention", "render_convention = 3", with_header(render_convention=3))
     add("bad_payload_coding", "payload_coding = 5", with_header(payload_coding=5))
     add("bad_bit_depth_zero", "bits_position = 0", with_header(bits_position=0))
     add("bad_bit_depth_17", "bits_color = 17", with_header(bits_color=17))
@@ -209,7 +222,7 @@ def invalid_vectors():
     for name, desc, cfg in _bad_coding2_configs():
         add(name, desc, _coding2_with_a_config(g, cfg))
     fg = synthetic_float(4, 8, 8, seed=22)
-    fchunks = _split_chunks(write_gimg(fg))
+    fchunks = _split_chunks(write_gimg(fg, render_convention=1))
     rows = fg.rows().copy()
     rows[2, 5] = np.nan
     add("float_payload_nan", "float32 mode with a NaN colour",
@@ -224,7 +237,7 @@ def _render_work_bomb() -> bytes:
     q = np.tile(np.array([2048, 2048, 0, 0, 0, 1, 1, 1], np.uint16), (20000, 1))  # [N, 8], all alike
     scales = np.array([256 / 4095, 256 / 4095, 0.01, 1.0, 0.01, 0.01, 0.01, 0.01], np.float32)
     offsets = np.array([0, 0, 8.0, 0, 8.0, 0, 0, 0], np.float32)  # a = c = e^8: r = 164 pixels
-    return write_gimg(QuantizedGaussians(256, 256, BitDepths(12, 10, 6), q, scales, offsets))
+    return write_gimg(QuantizedGaussians(256, 256, BitDepths(12, 10, 6), q, scales, offsets), render_convention=1)
 
 
 def _bad_coding2_configs():
@@ -256,7 +269,7 @@ def _coding2_with_a_config(g, bad_cfg) -> bytes:
 
     gaussian_coder._write_config = write
     try:
-        return write_gimg(g, payload_coding=2)
+        return write_gimg(g, payload_coding=2, render_convention=1)
     finally:
         gaussian_coder._write_config = original
 
@@ -296,7 +309,7 @@ def main(argv=None) -> int:
             if old.suffix == ".png":
                 old_png[old.name] = old.read_bytes()
             old.unlink()
-    manifest = {"format": "gimg", "spec": "format_spec/gimg.md", "version": "1.1",
+    manifest = {"format": "gimg", "spec": "format_spec/gimg.md", "version": "1.2",
                 "tolerance_rule": "max_abs: one 3-sigma cut-off flip of the strongest colour "
                                   "(ceil(255*exp(-4.5)*max|colour|)+1, at least 2); rms: %g 8-bit levels" % RMS_TOLERANCE,
                 "valid": [], "invalid": []}
@@ -307,7 +320,7 @@ def main(argv=None) -> int:
         if "q" in indep and indep["n"]:
             q_ind = np.array(indep["q"], dtype=np.int64).reshape(-1, 8)
             assert np.array_equal(q_ind, np.asarray(parsed.gaussians.q, np.int64)), name
-        image = ref.to_uint8(ref.render_float64(indep["rows"], indep["height"], indep["width"]))
+        image = ref.to_uint8(ref.render_float64(indep["rows"], indep["height"], indep["width"], indep["convention"]))
         (out / "valid" / f"{name}.gimg").write_bytes(data)
         png = old_png.get(f"{name}.png")
         if png is None or not np.array_equal(decode_image_bytes(png)[0], image):

@@ -34,7 +34,7 @@ LIMITS = [2.0**20] * 2 + [2.0**46] * 3 + [2.0**16] * 3  # |value| per channel (a
 MAX_ABS_LOG_VARIANCE = 32.0
 PRECISION = 24
 MAX_LEVEL = 47
-KNOWN_MINOR = 1  # the spec version this decoder implements: 1.1
+KNOWN_MINOR = 2  # the spec version this decoder implements: 1.2
 
 
 class DecodeError(Exception):
@@ -322,12 +322,12 @@ def parse(data):
     w, h, ch, n, mode, conv, coding = struct.unpack_from("<IIBIBBB", body, 0)
     if not (1 <= w <= MAX_WIDTH and 1 <= h <= MAX_HEIGHT and w * h <= MAX_PIXELS):
         fail("bad dimensions")
-    if ch != 3 or n > MAX_GAUSSIANS or mode not in (0, 1) or conv != 1 or coding not in ((1, 2) if mode == 0 else (0,)):
+    if ch != 3 or n > MAX_GAUSSIANS or mode not in (0, 1) or conv not in (1, 2) or coding not in ((1, 2) if mode == 0 else (0,)):
         fail("bad header field")
     size = 16 + (67 if mode == 0 else 0)
     if len(body) < size or (len(body) != size and minor <= KNOWN_MINOR):
         fail("bad HEAD length")
-    out = {"width": w, "height": h, "n": n, "mode": mode}
+    out = {"width": w, "height": h, "n": n, "mode": mode, "convention": conv}
     if mode == 1:
         if len(gaus) != 32 * n:
             fail("bad float payload length")
@@ -383,8 +383,10 @@ def check_render_work(rows, width, height):
 
 # ------------------------------------------------------------------ rendering
 
-def render_float64(rows, height, width):
-    """The spec's rendering equation in float64: rows [N, 8] (x, y, a, b, c, r, g, b) -> [H, W, 3]."""
+def render_float64(rows, height, width, convention=1):
+    """The spec's rendering equation in float64: rows [N, 8] (x, y, a, b, c, r, g, b) -> [H, W, 3],
+    in render convention 1 (weight exp(-m2/2) inside m2 <= 9) or 2 (exp(-m2/2) - exp(-9/2))."""
+    taper = math.exp(-4.5) if convention == 2 else 0.0
     img = np.zeros((height, width, 3), np.float64)
     for mx, my, a, b, c, r, g, bl in np.asarray(rows, np.float64):
         det = a * c - b * b
@@ -398,7 +400,7 @@ def render_float64(rows, height, width):
         dx = (np.arange(i0, i1 + 1) + 0.5 - mx)[None, :]
         dy = (np.arange(j0, j1 + 1) + 0.5 - my)[:, None]
         m2 = (c * dx * dx - 2.0 * b * dx * dy + a * dy * dy) / det
-        wgt = np.where(m2 <= 9.0, np.exp(-0.5 * m2), 0.0)
+        wgt = np.where(m2 <= 9.0, np.exp(-0.5 * m2) - taper, 0.0)
         img[j0:j1 + 1, i0:i1 + 1] += wgt[:, :, None] * np.array([r, g, bl])
     return img
 
@@ -418,7 +420,7 @@ def main(argv):
     except DecodeError as exc:
         print(f"reference_decoder: invalid file: {exc}", file=sys.stderr)
         return 1
-    img = to_uint8(render_float64(parsed["rows"], parsed["height"], parsed["width"]))
+    img = to_uint8(render_float64(parsed["rows"], parsed["height"], parsed["width"], parsed["convention"]))
     from PIL import Image
 
     folder = os.path.dirname(os.path.abspath(args[1]))

@@ -25,18 +25,18 @@ def gaussians_as_floats(parsed: ParsedGimg) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def render_parsed(parsed: ParsedGimg) -> np.ndarray:
-    """Render a parsed file: float32 [H, W, 3], unclamped."""
+    """Render a parsed file in its render convention: float32 [H, W, 3], unclamped."""
     h, w = int(parsed.header["height"]), int(parsed.header["width"])
     means, covs, colors = gaussians_as_floats(parsed)
     if means.shape[0] == 0:
         return np.zeros((h, w, 3), np.float32)
     from gipp_codec.render.numba_kernels import forward
 
-    return np.asarray(forward(means, covs, colors, h, w), dtype=np.float32)
+    return np.asarray(forward(means, covs, colors, h, w, int(parsed.header["render_convention"])), dtype=np.float32)
 
 
 def render_parsed_uint8(parsed: ParsedGimg) -> np.ndarray:
-    """Render a parsed file straight to the convention's 8-bit levels: uint8 [H, W, 3]
+    """Render a parsed file in its render convention straight to the 8-bit levels: uint8 [H, W, 3]
     (equal to ``to_uint8(render_parsed(parsed))``, without storing the float image)."""
     h, w = int(parsed.header["height"]), int(parsed.header["width"])
     means, covs, colors = gaussians_as_floats(parsed)
@@ -44,7 +44,7 @@ def render_parsed_uint8(parsed: ParsedGimg) -> np.ndarray:
         return np.zeros((h, w, 3), np.uint8)
     from gipp_codec.render.numba_kernels import forward_uint8
 
-    return forward_uint8(means, covs, colors, h, w)
+    return forward_uint8(means, covs, colors, h, w, int(parsed.header["render_convention"]))
 
 
 def decode_float(data: bytes) -> np.ndarray:

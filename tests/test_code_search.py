@@ -37,6 +37,18 @@ def _scene(n=24, width=20, height=16, seed=0, shift=2, bits=BitDepths()):
     return g, target.astype(np.float32), start
 
 
+def test_the_search_weighs_in_the_encoders_render_convention():
+    """The search's own weights subtract the taper of the render convention the encoder
+    writes (its literal mirrors ``render.convention``; the sweep tests below check its
+    bookkeeping against the renderer in that convention)."""
+    from gipp_codec.fit import code_search
+    from gipp_codec.render import convention
+
+    assert code_search._TAPER == convention.CONVENTION_TAPERS[convention.ENCODER_CONVENTION]
+    assert code_search._weight(np.array([1.0, 0.0, 1.0]), 0.0, 0.0, 0.0, 0.0) == pytest.approx(1.0 - code_search._TAPER)
+    assert code_search._weight(np.array([1.0, 0.0, 1.0]), 0.0, 3.0, 0.0, 0.0) == pytest.approx(0.0, abs=1e-15)
+
+
 def test_a_sweep_lowers_the_true_error_by_what_it_reports():
     """The search's own bookkeeping (the render it updates move by move) matches the real
     renderer: the error it says it removed is what the real render lost."""

@@ -1,6 +1,7 @@
 """The torch-free decoder and the decode/info CLI."""
 
 import json
+import math
 import os
 import stat
 import subprocess
@@ -50,7 +51,8 @@ def test_decode_shapes_and_reference(gimg_bytes):
     f = decode_float(gimg_bytes)
     assert f.shape == (32, 48, 3) and f.dtype == np.float32
     parsed = spec.parse(gimg_bytes)
-    ref = spec.render_float64(parsed["rows"], 32, 48)
+    ref = spec.render_float64(parsed["rows"], 32, 48, parsed["convention"])
+    assert parsed["convention"] == 2  # what write_gimg writes by default: the encoder's convention
     assert np.abs(f - ref).max() < 1e-3
     assert np.abs(img.astype(int) - spec.to_uint8(ref).astype(int)).max() <= 1
 
@@ -60,10 +62,13 @@ def test_decode_float_is_unclamped():
     g.means[:] = 4.5
     g.covs[:] = [2.0, 0.0, 2.0]
     g.colors[:] = [3.0, -2.0, 0.5]
+    peak = 1.0 - math.exp(-4.5)  # the weight at the centre in render convention 2
     f = decode_float(write_gimg(g))
-    assert f[4, 4, 0] == pytest.approx(3.0, rel=1e-5) and f[4, 4, 1] == pytest.approx(-2.0, rel=1e-5)
+    assert f[4, 4, 0] == pytest.approx(3.0 * peak, rel=1e-5) and f[4, 4, 1] == pytest.approx(-2.0 * peak, rel=1e-5)
+    f1 = decode_float(write_gimg(g, render_convention=1))  # convention 1: exp(0) = 1 at the centre
+    assert f1[4, 4, 0] == pytest.approx(3.0, rel=1e-5) and f1[4, 4, 1] == pytest.approx(-2.0, rel=1e-5)
     img = decode(write_gimg(g))
-    assert list(img[4, 4, :2]) == [255, 0] and abs(int(img[4, 4, 2]) - 128) <= 1
+    assert list(img[4, 4, :2]) == [255, 0] and abs(int(img[4, 4, 2]) - round(0.5 * peak * 255)) <= 1
 
 
 def test_to_uint8_mirrors_convention():

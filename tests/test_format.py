@@ -210,9 +210,10 @@ def test_float_gaussians_within_limits_keeps_them_writable_and_valid():
 
 
 def test_payload_codings_set_the_minor_version_and_recode_losslessly(tmp_path):
-    """Coding 1 files are version 1.0, coding 2 files 1.1; tools/recode.py moves a file
-    between them keeping the integers, scales, offsets and ICC/EXIF, and coding 2 is the
-    smaller on a structured set."""
+    """Coding 1 files are version 1.0, coding 2 files 1.1 (in render convention 1; any file
+    of convention 2 is 1.2); tools/recode.py moves a file between them keeping the integers,
+    scales, offsets, ICC/EXIF and render convention, and coding 2 is the smaller on a
+    structured set."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
@@ -220,7 +221,7 @@ def test_payload_codings_set_the_minor_version_and_recode_losslessly(tmp_path):
 
     g = synthetic_quantized(2000, 300, 200, seed=31)
     meta = ImageMetadata(icc_profile=b"icc bytes", exif=b"Exif\x00\x00MM")
-    v1 = write_gimg(g, meta, payload_coding=1)
+    v1 = write_gimg(g, meta, payload_coding=1, render_convention=1)
     assert parse_gimg(v1).version == (1, 0) and parse_gimg(v1).header["payload_coding"] == 1
     v2, row = recode.recode(v1, 2)
     p2 = parse_gimg(v2)
@@ -229,7 +230,14 @@ def test_payload_codings_set_the_minor_version_and_recode_losslessly(tmp_path):
     assert row["bits_per_gaussian_after"] < row["bits_per_gaussian_before"]
     back, _ = recode.recode(v2, 1)
     assert back == v1
-    assert write_gimg(g, meta) == v2  # the writer's default is coding 2
+    assert write_gimg(g, meta, render_convention=1) == v2  # the writer's default is coding 2
+    for coding in (1, 2):  # ... and render convention 2, which makes the file 1.2, kept by recode
+        t = write_gimg(g, meta, payload_coding=coding)
+        assert parse_gimg(t).version == (1, 2) and parse_gimg(t).header["render_convention"] == 2
+        moved, _ = recode.recode(t, 3 - coding)
+        assert parse_gimg(moved).version == (1, 2) and parse_gimg(moved).header["render_convention"] == 2
+    with pytest.raises(errors.ConfigError, match="render_convention 3"):
+        write_gimg(g, render_convention=3)
     with pytest.raises(errors.ConfigError, match="payload_coding 3"):
         write_gimg(g, payload_coding=3)
     src = tmp_path / "in.gimg"

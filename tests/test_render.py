@@ -19,10 +19,11 @@ from gipp_codec.render.reference import render_reference
 # ---------------------------------------------------------------- oracles and scenes
 
 
-def dense_numpy(means, covs, colors, height, width):
+def dense_numpy(means, covs, colors, height, width, taper=convention.CONVENTION_TAPERS[convention.ENCODER_CONVENTION]):
     """Brute force, float64, straight from the convention's formula: every Gaussian at
     every pixel centre (i + 0.5, j + 0.5); m2 = (c dx^2 - 2 b dx dy + a dy^2) / det,
-    weight exp(-m2/2) where m2 <= 9; invalid or non-finite Gaussians contribute 0."""
+    weight exp(-m2/2) - taper where m2 <= 9 (the encoder's convention 2 by default: taper
+    exp(-9/2)); invalid or non-finite Gaussians contribute 0."""
     means = np.asarray(means, np.float64)
     covs = np.asarray(covs, np.float64)
     colors = np.asarray(colors, np.float64)
@@ -36,7 +37,7 @@ def dense_numpy(means, covs, colors, height, width):
             continue
         dx, dy = xs - mx, ys - my
         m2 = (c * dx * dx - 2.0 * b * dx * dy + a * dy * dy) / det
-        w = np.where(m2 <= 9.0, np.exp(-0.5 * m2), 0.0)
+        w = np.where(m2 <= 9.0, np.exp(-0.5 * m2) - taper, 0.0)
         out += w[:, :, None] * col[None, None, :]
     return out
 
@@ -125,6 +126,8 @@ def grads(render, means, covs, colors, height, width, grad_image, to_tensor):
 def test_constants_mirror_convention():
     assert nk.CUTOFF_M2 == convention.CUTOFF_M2
     assert nk.PIXEL_CENTER_OFFSET == convention.PIXEL_CENTER_OFFSET
+    assert nk.CONVENTION_TAPERS == convention.CONVENTION_TAPERS
+    assert nk.ENCODER_CONVENTION == convention.ENCODER_CONVENTION
 
 
 def test_dense_oracle_is_sensitive():
@@ -149,6 +152,30 @@ def test_cpu_matches_reference_outputs_and_gradients(size, n, seed):
         assert np.all(np.isfinite(a)), name
         assert rel(a, b) <= 1e-4, (name, rel(a, b))
     assert rel(cpu[0], dense_numpy(means, covs, colors, height, width)) <= 1e-5
+
+
+@pytest.mark.parametrize("conv", [1, 2])
+def test_each_render_convention_against_dense_and_reference(conv):
+    """Convention 1 (a hard step at the cut-off, the files of format 1.0 and 1.1) and 2 (the
+    taper exp(-9/2) subtracted inside): forward, reference and gradients each follow the
+    convention asked for, and the two differ by the taper times each colour inside."""
+    height, width = 24, 40
+    means, covs, colors = random_scene(60, height, width, seed=11)
+    taper = convention.CONVENTION_TAPERS[conv]
+    dense = dense_numpy(means, covs, colors, height, width, taper=taper)
+    assert rel(nk.forward(means, covs, colors, height, width, conv), dense) < 1e-5
+    assert rel(nk.forward_uint8(means, covs, colors, height, width, conv).astype(np.float64),
+               convention.to_uint8(dense).astype(np.float64)) < 1e-2
+    assert rel(render_reference(t64(means), t64(covs), t64(colors), height, width, conv).numpy(), dense) < 1e-9
+    g = torch.tensor(np.random.default_rng(12).normal(size=(height, width, 3)))
+    r = grads(lambda *a: render_reference(*a, convention=conv), means, covs, colors, height, width, g, t64)
+    c = grads(lambda *a: render_cpu(*a, convention=conv), means, covs, colors, height, width, g, t32)
+    for name, a, b in zip(("image", "means", "covs", "colors"), c, r):
+        assert rel(a, b) <= 1e-4, (name, rel(a, b))
+    other = dense_numpy(means, covs, colors, height, width, taper=convention.CONVENTION_TAPERS[3 - conv])
+    assert rel(other, dense) > 1e-3  # the taper is visible
+    with pytest.raises(ValueError, match="render convention"):
+        nk.forward(means, covs, colors, height, width, 3)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (7, 3), (3, 7), (16, 24), (2, 33)])
@@ -488,11 +515,14 @@ def test_kernel_weight_is_exp_to_float32_accuracy_and_zero_outside():
     cut-off and for NaN; its polynomial is the one tools/fit_exp_polynomial.py derives."""
     m2 = np.linspace(0.0, 9.0, 4001).astype(np.float32)  # [4001]
     zero, one = np.float32(0.0), np.float32(1.0)
-    got = np.array([nk._weight(zero, one, v) for v in m2], np.float64) * nk._EXP_SCALE  # e = 0: m2 = m2r
+    got = np.array([nk._weight(zero, one, v, zero) for v in m2], np.float64) * nk._EXP_SCALE  # e = 0: m2 = m2r
     exact = np.exp(-0.5 * m2.astype(np.float64))
     assert np.abs(got / exact - 1.0).max() < 3e-6
+    taper = nk.kernel_taper(2)  # convention 2: exp(-m2/2) - exp(-9/2), continuous at the cut-off
+    tapered = np.array([nk._weight(zero, one, v, taper) for v in m2], np.float64) * nk._EXP_SCALE
+    assert np.abs(tapered - (exact - np.exp(-4.5))).max() < 3e-6 and abs(tapered[-1]) < 1e-7
     for outside in (np.nextafter(np.float32(9.0), np.float32(10.0)), np.float32(40.0), np.float32("nan")):
-        assert nk._weight(zero, one, outside) == 0.0
+        assert nk._weight(zero, one, outside, zero) == 0.0 and nk._weight(zero, one, outside, taper) == 0.0
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
     import fit_exp_polynomial

@@ -19,7 +19,7 @@ import time
 import pytest
 import torch
 
-from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET
+from gipp_codec.render.convention import CONVENTION_TAPERS, CUTOFF_M2, ENCODER_CONVENTION, PIXEL_CENTER_OFFSET
 from gipp_codec.render.reference import render_reference
 from gipp_codec.render.tiles import TILE, bin_gaussians, tile_rects
 from triton_aot import compile_sm90
@@ -255,7 +255,8 @@ def test_kernels_compile_for_sm90_without_a_gpu():
     from gipp_codec.render import cuda_triton as ct
     from gipp_codec.render import tiles_triton as tt
 
-    consts = {"TILE_SIZE": TILE, "BLOCK": ct.BLOCK_G, "CUT": CUTOFF_M2, "CENTER": PIXEL_CENTER_OFFSET}
+    consts = {"TILE_SIZE": TILE, "BLOCK": ct.BLOCK_G, "CUT": CUTOFF_M2, "CENTER": PIXEL_CENTER_OFFSET,
+              "TAPER": CONVENTION_TAPERS[ENCODER_CONVENTION]}
     ints = {"height": "i32", "width": "i32", "tiles_x": "i32"}
     cexpr = {k: "constexpr" for k in consts}
     render_options = {"num_warps": ct.NUM_WARPS, "enable_fp_fusion": ct.FP_FUSION}

@@ -67,7 +67,7 @@ def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int) 
     found = search_bpp(webp, image, bpp)
     calls = {
         "file": lambda: decode(data),
-        "render": lambda: forward_uint8(means, covs, colors, h, w),
+        "render": lambda: forward_uint8(means, covs, colors, h, w, int(parsed.header["render_convention"])),
         "webp": lambda: webp.decode(found.data),
     }
     results, times = interleaved_medians(calls, repeats, warmup=2)

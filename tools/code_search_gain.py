@@ -26,16 +26,20 @@ from gipp_codec.format.container import parse_gimg, write_gimg  # noqa: E402
 from gipp_codec.format.model import QuantizedGaussians  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
 from gipp_codec.metrics import psnr  # noqa: E402
-from gipp_codec.render.numba_kernels import forward  # noqa: E402
+from gipp_codec.render.numba_kernels import ENCODER_CONVENTION, forward  # noqa: E402
 
 
 def gains(gimg_path: str, image_path: str, sweep_counts: list[int]) -> list[dict]:
     """One row per sweep count for one file (see the module docstring)."""
     data = Path(gimg_path).read_bytes()
-    g = parse_gimg(data).gaussians
+    parsed = parse_gimg(data)
+    if parsed.header["render_convention"] != ENCODER_CONVENTION:
+        raise SystemExit(f"{gimg_path}: render convention {parsed.header['render_convention']}; the code search "
+                         f"works in convention {ENCODER_CONVENTION}")
+    g = parsed.gaussians
     arr, _ = load_image(image_path)  # uint8 [H, W, 3]
     target = arr.astype(np.float32) / np.float32(255.0)
-    render = forward(*gaussians_as_floats(parse_gimg(data)), g.height, g.width)  # [H, W, 3] float32
+    render = forward(*gaussians_as_floats(parsed), g.height, g.width)  # [H, W, 3] float32
     base = psnr(decode(data), arr)
     bits = g.bits.per_channel()
     search_codes(g.q[:1], g.scales, g.offsets, bits, render, target, 1)  # compile outside the timing

@@ -49,7 +49,11 @@ def _sweep_state(gimg: Path, png: Path):
     """What one sweep from a coded file's codes takes: (codes [N, 8] int64, s, o [8], top [8],
     order [N], render [H, W, 3] float64 unclamped, target [H, W, 3] float32, cost, mu), the
     rate weighed as the encoder does (``code_search.bit_price`` at 0.5)."""
-    g = parse_gimg(gimg.read_bytes()).gaussians
+    parsed = parse_gimg(gimg.read_bytes())
+    if parsed.header["render_convention"] != numba_kernels.ENCODER_CONVENTION:
+        raise SystemExit(f"{gimg}: render convention {parsed.header['render_convention']}; the code search "
+                         f"works in convention {numba_kernels.ENCODER_CONVENTION}")
+    g = parsed.gaussians
     target = np.ascontiguousarray(load_image(png)[0].astype(np.float32) / np.float32(255.0))  # [H, W, 3]
     rows = dequantize_rows(g.q, g.scales, g.offsets)  # [N, 8]
     pp = numba_kernels.prepare(rows[:, 0:2], rows[:, 2:5], rows[:, 5:8], g.height, g.width)

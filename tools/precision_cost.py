@@ -48,12 +48,13 @@ def coarsen(g: QuantizedGaussians, channels, k: int) -> tuple[np.ndarray, np.nda
     return q, s.astype(np.float32), o.astype(np.float32), bits
 
 
-def render_psnr(g: QuantizedGaussians, q, scales, offsets, reference: np.ndarray) -> float:
-    """PSNR of the decoder's render of (q, scales, offsets) against reference uint8 [H, W, 3]."""
+def render_psnr(g: QuantizedGaussians, q, scales, offsets, reference: np.ndarray, convention: int) -> float:
+    """PSNR of the decoder's render (in render ``convention``) of (q, scales, offsets) against
+    reference uint8 [H, W, 3]."""
     h, w = reference.shape[:2]
     gg = QuantizedGaussians(g.width, g.height, g.bits, q, scales, offsets)
     means, covs, colors = dequantize(gg)
-    return psnr(forward_uint8(means, covs, colors, h, w), reference)
+    return psnr(forward_uint8(means, covs, colors, h, w, convention), reference)
 
 
 def payload_bits_per_gaussian(q, bits, scales, offsets) -> float:
@@ -70,13 +71,14 @@ def study(path: Path, images: Path, drops: list[int]) -> dict:
         raise SystemExit(f"{path}: a float32 file has no quantization to coarsen")
     reference, _ = load_image(images / (path.name.split("_")[0] + ".png"))
     base_q, base_s, base_o, base_bits = coarsen(g, (), 0)
-    base = render_psnr(g, base_q, base_s, base_o, reference)
+    convention = int(parsed.header["render_convention"])
+    base = render_psnr(g, base_q, base_s, base_o, reference, convention)
     out = {"file": str(path), "gaussians": int(g.q.shape[0]), "psnr": base,
            "bits_per_gaussian": payload_bits_per_gaussian(base_q, base_bits, base_s, base_o), "cases": []}
     for name, channels in GROUPS.items():
         for k in drops:
             q, s, o, bits = coarsen(g, channels, k)
-            out["cases"].append({"group": name, "drop": k, "delta_psnr": render_psnr(g, q, s, o, reference) - base,
+            out["cases"].append({"group": name, "drop": k, "delta_psnr": render_psnr(g, q, s, o, reference, convention) - base,
                                  "bits_per_gaussian": payload_bits_per_gaussian(q, bits, s, o)})
     return out
 

@@ -10,7 +10,9 @@ hold the same integers, scales and offsets (the tool stops otherwise). The new f
 written to DIR/<same name> with ``--out``; ICC and EXIF chunks are kept. Prints, per file
 and as a mean, the bits per Gaussian before and after and each stream's change, whether
 the new file is byte for byte the input (re-coding with the file's own coding must give
-the file back when the encoder's search is unchanged), and the time the coding took.
+the file back when the encoder's search is unchanged), and the time the coding took. The
+file keeps its render convention (spec §7): a file of convention 2 needs a 1.2 decoder
+whatever its payload coding.
 """
 
 import argparse
@@ -34,7 +36,8 @@ def recode(data: bytes, coding: int) -> tuple[bytes, dict]:
     if not isinstance(g, QuantizedGaussians):
         raise SystemExit("a float32 file has no entropy-coded payload to re-code")
     t0 = time.perf_counter()
-    out = write_gimg(g, before.metadata, payload_coding=coding)
+    out = write_gimg(g, before.metadata, payload_coding=coding,
+                     render_convention=int(before.header["render_convention"]))  # rendered as before
     seconds = time.perf_counter() - t0
     after = parse_gimg(out)
     same = (np.array_equal(after.gaussians.q, g.q) and np.array_equal(after.gaussians.scales, g.scales)

@@ -44,6 +44,9 @@ _DET_MARGIN = 1e-6  # a move must leave det > _DET_MARGIN * a * c (valid in bina
 # a move must lower the squared error by more than this ((1/255)^2 is 1.5e-5): gains within
 # rounding would let two moves undo each other forever
 _MIN_GAIN = 1e-9
+# the taper of the encoder's render convention 2, exp(-9/2) (``render.convention``; a test
+# checks they agree): a literal, so that a change here also renews numba's cached kernels
+_TAPER = 0.011108996538242306
 _TILE_PERCENTILE = 95
 
 
@@ -89,12 +92,12 @@ def _conic(p):
 
 @njit(**_OPTS)
 def _weight(conic, mx, x, row_linear, row_constant):
-    """exp(-m2 / 2) if m2 <= 9, else 0, at column centre x, where on this row
-    m2 = A dx^2 + row_linear dx + row_constant (dx = x - mx)."""
+    """exp(-m2 / 2) - _TAPER if m2 <= 9, else 0 (render convention 2), at column centre x,
+    where on this row m2 = A dx^2 + row_linear dx + row_constant (dx = x - mx)."""
     dx = x - mx
     m2 = (conic[0] * dx + row_linear) * dx + row_constant
     if m2 <= 9.0:
-        return math.exp(-0.5 * m2)
+        return math.exp(-0.5 * m2) - _TAPER
     return 0.0
 
 
@@ -200,7 +203,7 @@ def _pair_changes(render, target, wo, ob, spans, po, cand, boxes, n, out):
                     if w_run[m] < 0.0:
                         w_run[m] = math.exp(-0.5 * m2)
                         ratio[m] = math.exp(-0.5 * (a_coef[m] * (2.0 * dx + 1.0) + lin[m]))
-                    w_new[m] = w_run[m]
+                    w_new[m] = w_run[m] - _TAPER
                     touched = True
                 if w_run[m] >= 0.0:
                     w_run[m] *= ratio[m]

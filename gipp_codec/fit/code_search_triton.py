@@ -26,6 +26,7 @@ from gipp_codec.fit import code_search as cs
 from gipp_codec.format.constants import CH_A, CH_C, CH_RED
 from gipp_codec.quant.dequant import dequantize_rows
 
+_TAPER = tl.constexpr(cs._TAPER)  # render convention 2's taper, as the CPU search's
 PIXELS = 128  # pixels per step of a program's pass over a reach box
 # threads per program: a [16, PIXELS] float64 block over 8 warps fits the registers (228 a
 # thread for sm_90, no stack); over 4 it takes all 255 and spills to the stack
@@ -69,15 +70,15 @@ def _usable(a, b, c, margin):
 
 @triton.jit
 def _weight(px, py, a, b, c, i, j, i0, i1, j0, j1):
-    """exp(-m2 / 2) at the centre of pixel (i, j) inside the box (i0..i1, j0..j1) where m2 <= 9,
-    else 0 (``code_search._weight``, its conic in the same order of operations)."""
+    """exp(-m2 / 2) - taper at the centre of pixel (i, j) inside the box (i0..i1, j0..j1) where
+    m2 <= 9, else 0 (``code_search._weight``, its conic in the same order of operations)."""
     det = a * c - b * b
     ca, cb, cc = c / det, -2.0 * b / det, a / det
     dx = i.to(tl.float64) + 0.5 - px
     dy = j.to(tl.float64) + 0.5 - py
     m2 = (ca * dx + cb * dy) * dx + cc * dy * dy
     inside = (i >= i0) & (i <= i1) & (j >= j0) & (j <= j1) & (m2 <= 9.0)
-    return tl.where(inside, tl.exp(-0.5 * tl.where(inside, m2, 0.0)), 0.0)
+    return tl.where(inside, tl.exp(-0.5 * tl.where(inside, m2, 0.0)) - _TAPER, 0.0)
 
 
 @triton.jit

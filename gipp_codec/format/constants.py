@@ -8,7 +8,7 @@ Everything multi-byte in a .gimg file is little-endian.
 # CRLF -> LF conversion; 0x1A: stops `type` on DOS; LF: catches LF -> CRLF conversion.
 SIGNATURE = b"\x89GIM\r\n\x1a\n"
 VERSION_MAJOR = 1  # an unknown major version is rejected
-VERSION_MINOR = 1  # a newer minor version is decoded as far as it is understood
+VERSION_MINOR = 2  # a newer minor version is decoded as far as it is understood
 PREAMBLE_SIZE = len(SIGNATURE) + 2  # signature + major (u8) + minor (u8)
 
 # --- Chunks (spec: "Chunks") ----------------------------------------------------------
@@ -43,12 +43,15 @@ ATTRIBUTE_MODE_QUANTIZED = 0
 ATTRIBUTE_MODE_FLOAT32 = 1
 ATTRIBUTE_MODES = {ATTRIBUTE_MODE_QUANTIZED: "quantized", ATTRIBUTE_MODE_FLOAT32: "float32"}
 RENDER_CONVENTION_V1 = 1  # pixel centres at +0.5, inclusive 3-sigma cut-off, plain sum
+RENDER_CONVENTION_V2 = 2  # convention 1 with exp(-9/2) subtracted inside the cut-off: no step at its edge (1.2)
+RENDER_CONVENTIONS = (RENDER_CONVENTION_V1, RENDER_CONVENTION_V2)
 PAYLOAD_CODING_RAW = 0  # float32 mode: raw little-endian float32 rows
 PAYLOAD_CODING_ENTROPY_V1 = 1  # quantized mode: the coding of spec "Entropy coding" (1.0)
 PAYLOAD_CODING_ENTROPY_V2 = 2  # quantized mode: coding 1 plus derived context sources (1.1)
 PAYLOAD_CODINGS_QUANTIZED = (PAYLOAD_CODING_ENTROPY_V1, PAYLOAD_CODING_ENTROPY_V2)
 # A writer sets `minor` to the first minor version that defines what the file uses.
 MINOR_OF_PAYLOAD_CODING = {PAYLOAD_CODING_RAW: 0, PAYLOAD_CODING_ENTROPY_V1: 0, PAYLOAD_CODING_ENTROPY_V2: 1}
+MINOR_OF_RENDER_CONVENTION = {RENDER_CONVENTION_V1: 0, RENDER_CONVENTION_V2: 2}
 MIN_BITS = 1
 MAX_BITS = 16
 

@@ -110,16 +110,21 @@ def encode_payload(gaussians, payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2)
 
 
 def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMetadata | None = None,
-               extra_chunks=(), payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2) -> bytes:
+               extra_chunks=(), payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2,
+               render_convention: int = K.RENDER_CONVENTION_V2) -> bytes:
     """Serialize Gaussians (+ optional ICC/EXIF, + extra (type, payload) chunks before DONE) to .gimg bytes.
 
     Quantized Gaussians are stored in canonical order (see ``gipp_codec.entropy``), with
     entropy coding ``payload_coding`` (2, the default, or 1 for readers of version 1.0).
-    The file's minor version is the first one that defines its payload coding.
+    ``render_convention`` names how they are to be rendered (spec §7): 2, the default and
+    what the encoder trains with, or 1. The file's minor version is the first one that
+    defines both its payload coding and its render convention.
     """
     if isinstance(gaussians, QuantizedGaussians) and payload_coding not in K.PAYLOAD_CODINGS_QUANTIZED:
         raise ConfigError(f"payload_coding {payload_coding!r} unknown, expected one of {K.PAYLOAD_CODINGS_QUANTIZED}")
-    header = header_from_gaussians(gaussians, payload_coding)
+    if render_convention not in K.RENDER_CONVENTIONS:
+        raise ConfigError(f"render_convention {render_convention!r} unknown, expected one of {K.RENDER_CONVENTIONS}")
+    header = header_from_gaussians(gaussians, payload_coding, render_convention)
     try:
         for name, limit in (("width", K.MAX_WIDTH), ("height", K.MAX_HEIGHT)):
             if not 1 <= header[name] <= limit:
@@ -145,7 +150,8 @@ def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMe
     chunks += [(K.CHUNK_GAUS, p) for p in pieces]
     chunks += [(bytes(t), bytes(p)) for t, p in extra_chunks]
     chunks.append((K.CHUNK_END, b""))
-    return build_container(chunks, minor=K.MINOR_OF_PAYLOAD_CODING[header["payload_coding"]])
+    minor = max(K.MINOR_OF_PAYLOAD_CODING[header["payload_coding"]], K.MINOR_OF_RENDER_CONVENTION[render_convention])
+    return build_container(chunks, minor=minor)
 
 
 # ----------------------------------------------------------------------------- parsing

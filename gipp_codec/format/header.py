@@ -29,7 +29,8 @@ from gipp_codec.format.constants import (
     PAYLOAD_CODING_ENTROPY_V2,
     PAYLOAD_CODING_RAW,
     PAYLOAD_CODINGS_QUANTIZED,
-    RENDER_CONVENTION_V1,
+    RENDER_CONVENTION_V2,
+    RENDER_CONVENTIONS,
 )
 
 
@@ -58,7 +59,7 @@ HEADER_FIELDS = (
     Field("channels", "B", 1, None, "colour channels; must be 3 (RGB)"),
     Field("gaussian_count", "I", 1, None, "N, number of Gaussians, 0..MAX_GAUSSIANS"),
     Field("attribute_mode", "B", 1, None, "0 = quantized, 1 = float32"),
-    Field("render_convention", "B", 1, None, "1 = the rendering of this spec"),
+    Field("render_convention", "B", 1, None, "1 or 2 = render convention 1 or 2 (spec §7)"),
     Field("payload_coding", "B", 1, None, "quantized: 1 or 2 = entropy coding 1 or 2; float32: 0 = raw"),
     Field("bits_position", "B", 1, "quantized", "bits of x and y, 1..16"),
     Field("bits_covariance", "B", 1, "quantized", "bits of a, b and c, 1..16"),
@@ -130,8 +131,9 @@ def _validate_field(f: Field, v: dict, at: int, items: tuple) -> None:
         raise LimitError(f"gaussian_count {x} at byte {at} exceeds the limit {MAX_GAUSSIANS}")
     if f.name == "attribute_mode" and x not in ATTRIBUTE_MODES:
         raise HeaderError(f"attribute_mode {x} at byte {at} unknown, expected 0 (quantized) or 1 (float32)")
-    if f.name == "render_convention" and x != RENDER_CONVENTION_V1:
-        raise HeaderError(f"render_convention {x} at byte {at} unknown, expected {RENDER_CONVENTION_V1}")
+    if f.name == "render_convention" and x not in RENDER_CONVENTIONS:
+        want = " or ".join(str(c) for c in RENDER_CONVENTIONS)
+        raise HeaderError(f"render_convention {x} at byte {at} unknown, expected {want}")
     if f.name == "payload_coding":
         quantized = v["attribute_mode"] == ATTRIBUTE_MODE_QUANTIZED
         allowed = PAYLOAD_CODINGS_QUANTIZED if quantized else (PAYLOAD_CODING_RAW,)
@@ -174,9 +176,11 @@ def validate_header(values: dict, at: int = 0) -> None:
             )
 
 
-def header_from_gaussians(g, payload_coding: int = PAYLOAD_CODING_ENTROPY_V2) -> dict:
+def header_from_gaussians(g, payload_coding: int = PAYLOAD_CODING_ENTROPY_V2,
+                          render_convention: int = RENDER_CONVENTION_V2) -> dict:
     """Header values for QuantizedGaussians or FloatGaussians (``payload_coding``: the entropy
-    coding of quantized Gaussians, 1 or 2; float32 mode is always raw)."""
+    coding of quantized Gaussians, 1 or 2; float32 mode is always raw; ``render_convention``:
+    the spec §7 convention they are rendered in, 1 or 2)."""
     from gipp_codec.format.model import QuantizedGaussians
 
     v = {
@@ -184,7 +188,7 @@ def header_from_gaussians(g, payload_coding: int = PAYLOAD_CODING_ENTROPY_V2) ->
         "height": int(g.height),
         "channels": CHANNELS_RGB,
         "gaussian_count": int(g.count),
-        "render_convention": RENDER_CONVENTION_V1,
+        "render_convention": int(render_convention),
     }
     if isinstance(g, QuantizedGaussians):
         v.update(

@@ -13,8 +13,12 @@ With ``d = p - mu_k`` and ``det = a*c - b*b`` the squared Mahalanobis distance i
 
     m2 = (c*dx*dx - 2*b*dx*dy + a*dy*dy) / det
 
-and the Gaussian's weight at p is ``exp(-0.5*m2)`` if ``m2 <= CUTOFF_M2`` else 0
-(the 3-sigma ellipse, inclusive). A pixel's value is the plain sum over Gaussians of
+and the Gaussian's weight at p is ``exp(-0.5*m2) - taper`` if ``m2 <= CUTOFF_M2`` else 0
+(the 3-sigma ellipse, inclusive), where the render convention sets the taper: 0 in
+convention 1 (a step of exp(-4.5) ~ 1.1 % of the colour at the ellipse's edge) and
+``exp(-0.5*CUTOFF_M2)`` in convention 2 (the weight falls continuously to 0 there). Files
+name their convention in the header; the encoder trains and writes ``ENCODER_CONVENTION``.
+A pixel's value is the plain sum over Gaussians of
 weight * colour, unclamped. No per-tile or per-pixel cap on the number of
 contributing Gaussians exists. An 8-bit image is produced as
 ``floor(clamp(v, 0, 1) * 255 + 0.5)`` per channel.
@@ -24,11 +28,24 @@ columns satisfy ``|dx - b*dy/c| <= sqrt(det * (CUTOFF_M2*c - dy*dy)) / c``.
 The axis-aligned bounding radius is ``3 * sqrt(lambda_max(Sigma))``.
 """
 
+import math
+
 import numpy as np
 
 PIXEL_CENTER_OFFSET = 0.5  # sample point of pixel i is i + 0.5
 CUTOFF_SIGMA = 3.0
 CUTOFF_M2 = CUTOFF_SIGMA * CUTOFF_SIGMA  # squared Mahalanobis cut-off, inclusive
+# the taper subtracted from exp(-m2/2) inside the cut-off, by render convention (spec §7)
+CONVENTION_TAPERS = {1: 0.0, 2: math.exp(-0.5 * CUTOFF_M2)}
+ENCODER_CONVENTION = 2  # the convention the encoder trains with and writes
+
+
+def taper_of(convention: int) -> float:
+    """The taper (binary64) of render ``convention``; ValueError for an unknown one."""
+    try:
+        return CONVENTION_TAPERS[int(convention)]
+    except KeyError:
+        raise ValueError(f"unknown render convention {convention!r}; known: {sorted(CONVENTION_TAPERS)}") from None
 
 
 def valid_mask(covs: np.ndarray) -> np.ndarray:

@@ -26,10 +26,11 @@ def _as_f32_numpy(t: torch.Tensor) -> np.ndarray:
 
 class _RenderCPU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, means, covs, colors, height, width):
+    def forward(ctx, means, covs, colors, height, width, convention):
         # The prepared scene (float32 views + per-Gaussian constants) is kept for backward:
         # no second conversion or setup pass there.
-        pp = numba_kernels.prepare(_as_f32_numpy(means), _as_f32_numpy(covs), _as_f32_numpy(colors), height, width)
+        pp = numba_kernels.prepare(_as_f32_numpy(means), _as_f32_numpy(covs), _as_f32_numpy(colors), height, width,
+                                   convention)
         image = numba_kernels.forward_prepared(pp)  # [H, W, 3] float32, C order
         ctx.pp = pp
         ctx.dtypes = (means.dtype, covs.dtype, colors.dtype)
@@ -50,6 +51,7 @@ class _RenderCPU(torch.autograd.Function):
             _to(g_means, dt_m) if need[0] else None,
             _to(g_covs, dt_c) if need[1] else None,
             _to(g_colors, dt_col) if need[2] else None,
+            None,
             None,
             None,
         )
@@ -85,11 +87,13 @@ def render_cpu(
     colors: torch.Tensor,  # [N, 3]
     height: int,
     width: int,
+    convention: int = numba_kernels.ENCODER_CONVENTION,
 ) -> torch.Tensor:  # [H, W, 3] unclamped, in means' dtype (float32 kernels)
-    """Render Gaussians with the numba kernels; differentiable in means, covs and colors."""
+    """Render Gaussians with the numba kernels in render ``convention`` (spec §7; the
+    encoder's by default); differentiable in means, covs and colors."""
     if means.device.type != "cpu":
         raise ConfigError(f"render_cpu needs CPU tensors, got {means.device}")
-    return _RenderCPU.apply(means, covs, colors, int(height), int(width))
+    return _RenderCPU.apply(means, covs, colors, int(height), int(width), int(convention))
 
 
 def cpu_mse_step(target: torch.Tensor):  # target [H, W, 3]

@@ -39,7 +39,7 @@ import triton
 import triton.language as tl
 
 from gipp_codec.errors import ConfigError
-from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET
+from gipp_codec.render.convention import CUTOFF_M2, ENCODER_CONVENTION, PIXEL_CENTER_OFFSET, taper_of
 from gipp_codec.render.tiles import TILE
 from gipp_codec.render.tiles_triton import bin_gaussians_triton
 
@@ -106,6 +106,7 @@ def _forward_kernel(
     BLOCK: tl.constexpr,
     CUT: tl.constexpr,
     CENTER: tl.constexpr,
+    TAPER: tl.constexpr,
 ):
     tile = tl.program_id(0)
     col, row, in_image, px, py = _tile_pixels(tiles_x, height, width, TILE_SIZE, CENTER)
@@ -124,7 +125,7 @@ def _forward_kernel(
         dy = py[None, :] - my[:, None]
         m2 = ia[:, None] * dx * dx - 2.0 * ib[:, None] * dx * dy + ic[:, None] * dy * dy
         inside = (m2 <= CUT) & live[:, None]
-        w = tl.where(inside, tl.exp(-0.5 * m2), 0.0)  # [G, 256]
+        w = tl.where(inside, tl.exp(-0.5 * m2) - TAPER, 0.0)  # [G, 256]
         acc_r += tl.sum(w * cr[:, None], axis=0)
         acc_g += tl.sum(w * cg[:, None], axis=0)
         acc_b += tl.sum(w * cb[:, None], axis=0)
@@ -149,6 +150,7 @@ def _backward_kernel(
     BLOCK: tl.constexpr,
     CUT: tl.constexpr,
     CENTER: tl.constexpr,
+    TAPER: tl.constexpr,
 ):
     tile = tl.program_id(0)
     col, row, in_image, px, py = _tile_pixels(tiles_x, height, width, TILE_SIZE, CENTER)
@@ -169,13 +171,14 @@ def _backward_kernel(
         dy = py[:, None] - my[None, :]
         m2 = ia[None, :] * dx * dx - 2.0 * ib[None, :] * dx * dy + ic[None, :] * dy * dy
         inside = (m2 <= CUT) & live[None, :]
-        w = tl.where(inside, tl.exp(-0.5 * m2), 0.0)  # [256, G]
+        wx = tl.where(inside, tl.exp(-0.5 * m2), 0.0)  # [256, G]: exp(-m2/2), whose derivative the geometry takes
+        w = tl.where(inside, wx - TAPER, 0.0)  # the rendered weight
         # out[p, ch] += w[p, k] * col[k, ch]
         d_cr = tl.sum(w * gr[:, None], axis=0)  # [G]
         d_cg = tl.sum(w * gg[:, None], axis=0)
         d_cb = tl.sum(w * gb[:, None], axis=0)
         dw = gr[:, None] * cr[None, :] + gg[:, None] * cg[None, :] + gb[:, None] * cb[None, :]
-        dm2 = -0.5 * w * dw  # dL/dm2, [256, G]; zero outside the ellipse
+        dm2 = -0.5 * wx * dw  # dL/dm2, [256, G]; zero outside the ellipse
         s_x = tl.sum(dm2 * dx, axis=0)
         s_y = tl.sum(dm2 * dy, axis=0)
         s_xx = tl.sum(dm2 * dx * dx, axis=0)
@@ -269,7 +272,7 @@ class _TiledSum(torch.autograd.Function):
     per-Gaussian sums, and the covariance gradient from the conic's."""
 
     @staticmethod
-    def forward(ctx, means, covs, colors, height, width, block, bwd_block):
+    def forward(ctx, means, covs, colors, height, width, block, bwd_block, taper):
         n = means.shape[0]
         params = torch.empty(n, 8, device=means.device, dtype=torch.float32)
         valid = torch.empty(n, device=means.device, dtype=torch.bool)
@@ -282,11 +285,11 @@ class _TiledSum(torch.autograd.Function):
         if num_tiles > 0:
             _forward_kernel[(num_tiles,)](
                 params, bins.gauss_ids, bins.tile_offsets, out, height, width, bins.tiles_x,
-                TILE_SIZE=TILE, BLOCK=block, CUT=CUTOFF_M2, CENTER=PIXEL_CENTER_OFFSET,
+                TILE_SIZE=TILE, BLOCK=block, CUT=CUTOFF_M2, CENTER=PIXEL_CENTER_OFFSET, TAPER=taper,
                 num_warps=NUM_WARPS, enable_fp_fusion=FP_FUSION,
             )
         ctx.save_for_backward(params, valid)
-        ctx.bins, ctx.height, ctx.width, ctx.block = bins, height, width, bwd_block
+        ctx.bins, ctx.height, ctx.width, ctx.block, ctx.taper = bins, height, width, bwd_block, taper
         return out
 
     @staticmethod
@@ -305,7 +308,7 @@ class _TiledSum(torch.autograd.Function):
                 params, bins.gauss_ids, bins.pair_slots, bins.tile_offsets,
                 grad_out.to(torch.float32).contiguous(), partial,
                 ctx.height, ctx.width, bins.tiles_x,
-                TILE_SIZE=TILE, BLOCK=ctx.block, CUT=CUTOFF_M2, CENTER=PIXEL_CENTER_OFFSET,
+                TILE_SIZE=TILE, BLOCK=ctx.block, CUT=CUTOFF_M2, CENTER=PIXEL_CENTER_OFFSET, TAPER=ctx.taper,
                 num_warps=NUM_WARPS, enable_fp_fusion=FP_FUSION,
             )
             # Deterministic per-Gaussian sum of its pairs (contiguous, Gaussian-major).
@@ -313,7 +316,7 @@ class _TiledSum(torch.autograd.Function):
         dcovs = torch.empty(n, 3, device=params.device, dtype=torch.float32)
         _covariance_grad_kernel[(triton.cdiv(n, ROWS_PER_PROGRAM),)](
             params, valid, grads, dcovs, n, BLOCK=ROWS_PER_PROGRAM, num_warps=4, enable_fp_fusion=False)
-        return grads[:, 0:2], dcovs, grads[:, 5:8], None, None, None, None
+        return grads[:, 0:2], dcovs, grads[:, 5:8], None, None, None, None, None
 
 
 def render_cuda(
@@ -324,8 +327,11 @@ def render_cuda(
     width: int,
     block: int = BLOCK_G,
     bwd_block: int = BWD_BLOCK_G,
+    convention: int = ENCODER_CONVENTION,
 ) -> torch.Tensor:  # [H, W, 3] unclamped
-    """Render with the tiled Triton kernels; differentiable in means, covs and colors."""
+    """Render with the tiled Triton kernels in render ``convention`` (spec §7; the
+    encoder's by default); differentiable in means, covs and colors."""
+    taper = taper_of(convention)
     if not means.is_cuda and not _interpreting():
         raise ConfigError(
             f"the 'cuda' renderer needs CUDA tensors, got device {means.device} "
@@ -337,5 +343,5 @@ def render_cuda(
         return zero + torch.zeros(height, width, 3, device=means.device, dtype=means.dtype)
     dtype = means.dtype
     f32 = [t.to(torch.float32).contiguous() for t in (means, covs, colors)]
-    out = _TiledSum.apply(*f32, height, width, block, bwd_block)
+    out = _TiledSum.apply(*f32, height, width, block, bwd_block, taper)
     return out.to(dtype)

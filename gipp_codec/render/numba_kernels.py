@@ -47,6 +47,8 @@ from gipp_codec.jit import host_vector_lanes, njit, prange, set_parallel_chunksi
 # Mirrors gipp_codec.render.convention (checked by tests/test_render.py).
 PIXEL_CENTER_OFFSET = 0.5
 CUTOFF_M2 = 9.0
+CONVENTION_TAPERS = {1: 0.0, 2: math.exp(-0.5 * CUTOFF_M2)}  # exp(-m2/2) less this inside, by convention
+ENCODER_CONVENTION = 2
 
 LANES = host_vector_lanes()  # columns per inner block: one float32 vector (16 with AVX-512, else 8)
 BAND_ROWS = 16  # rows per forward band (a power of two: _bin divides by it)
@@ -193,8 +195,9 @@ def _row_start(par, k, j, i0):
 
 
 @njit(**_OPTS)
-def _weight(e, qa, m2r):
-    """Block-lane weight exp(-m2/2) / exp(-9/4) (the scale lives in the colours), 0 outside."""
+def _weight(e, qa, m2r, taper):
+    """Block-lane weight (exp(-m2/2) - taper) / exp(-9/4) (the scale lives in the colours;
+    ``taper`` comes scaled so, ``kernel_taper``), 0 outside."""
     m2 = qa * e * e + m2r
     v = np.float32(_V_SHIFT) - m2 * np.float32(1.0 / 32.0)
     p = np.float32(_EXP_POLY[0]) + v * (np.float32(_EXP_POLY[1]) + v * (np.float32(_EXP_POLY[2]) + v * (
@@ -203,11 +206,11 @@ def _weight(e, qa, m2r):
     p = p * p
     p = p * p
     p = p * p
-    return p if m2 <= np.float32(CUTOFF_M2) else np.float32(0.0)
+    return p - taper if m2 <= np.float32(CUTOFF_M2) else np.float32(0.0)
 
 
 @njit(**_OPTS)
-def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf):
+def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf, taper):
     """Add every Gaussian binned to band bd (rows r0..r1) into buf [3, band_rows, Wp];
     lane [Wp] holds 0, 1, 2, ... as float32 (see _lane_offsets)."""
     wp = buf.shape[2]
@@ -227,7 +230,7 @@ def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane,
             b1 = b0 + plane
             b2 = b1 + plane
             for i in range(nblk * LANES):
-                w = _weight(off + lane[i], qa, m2r)
+                w = _weight(off + lane[i], qa, m2r, taper)
                 ui = np.uint64(i)
                 flat[b0 + ui] += w * c0
                 flat[b1 + ui] += w * c1
@@ -299,7 +302,7 @@ OUT_FLOATS, OUT_LEVELS, OUT_FLOATS_AND_RESIDUAL, OUT_RESIDUAL = 0, 1, 2, 3  # _f
 
 @njit(parallel=True, **_OPTS)
 def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, out, mode,
-                   target_planar, scale, gp, sse):
+                   target_planar, scale, gp, sse, taper):
     """One prange iteration per band (scheduled dynamically by the caller's chunk size);
     a band accumulates in a private planar buffer [channel, row, column] (L2-resident)
     that is then interleaved into out [H, W, 3]: float32 values (OUT_FLOATS), or (and a
@@ -316,7 +319,7 @@ def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, 
         buf = np.zeros((3, band_rows, wp), np.float32)
         r0 = bd * band_rows
         r1 = min(r0 + band_rows, height) - 1
-        _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf)
+        _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf, taper)
         if mode == OUT_LEVELS:
             _store_levels(buf, out, r0, r1, width, np.empty((3, wp), np.uint8))
         elif mode != OUT_RESIDUAL:
@@ -373,7 +376,7 @@ _ACC = 8  # per-lane accumulators of the backward: colour sums (3), then A1, A2,
 
 
 @njit(parallel=True, **_OPTS_ORDERED)
-def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colors):
+def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colors, taper):
     """Gradients of Gaussian order[t], one prange item each (chunks of _BWD_CHUNK).
 
     With s = w * (g . colour), e the row offset and dyc = dy / c of each pixel, the
@@ -415,14 +418,15 @@ def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colo
                 for ln in range(LANES):  # one SIMD vector: the acc rows stay in registers
                     i = np.uint64(blk * LANES + ln)
                     e = off + lane[i]
-                    w = _weight(e, qa, m2r)
+                    wx = _weight(e, qa, m2r, np.float32(0.0))  # exp(-m2/2): its derivative
+                    w = wx - taper if wx > np.float32(0.0) else np.float32(0.0)  # the rendered weight
                     g0 = flat[base0 + i]
                     g1 = flat[base1 + i]
                     g2 = flat[base2 + i]
                     acc[0, ln] += w * g0
                     acc[1, ln] += w * g1
                     acc[2, ln] += w * g2
-                    s = w * (g0 * c0 + g1 * c1 + g2 * c2)
+                    s = wx * (g0 * c0 + g1 * c1 + g2 * c2)
                     se = s * e
                     sd = s * dyc
                     acc[3, ln] += se
@@ -472,9 +476,9 @@ def _f32(x, cols):
 class Prepared:
     """Per-Gaussian constants of one scene, shared by forward and backward."""
 
-    __slots__ = ("means", "covs", "colors", "height", "width", "par", "rows")
+    __slots__ = ("means", "covs", "colors", "height", "width", "par", "rows", "convention", "taper")
 
-    def __init__(self, means, covs, colors, height, width):
+    def __init__(self, means, covs, colors, height, width, convention=ENCODER_CONVENTION):
         means, covs, colors = _f32(means, 2), _f32(covs, 3), _f32(colors, 3)
         n = means.shape[0]
         if covs.shape[0] != n or colors.shape[0] != n:
@@ -487,15 +491,25 @@ class Prepared:
             raise ValueError(f"image size must be positive, got {height}x{width}")
         self.means, self.covs, self.colors = means, covs, colors
         self.height, self.width = height, width
+        self.convention = int(convention)
+        self.taper = kernel_taper(self.convention)
         self.par = np.empty((n, 8), np.float64)
         self.rows = np.empty((n, 2), np.int64)
         _setup(means, covs, colors, height, width, self.par, self.rows)
 
 
-def prepare(means, covs, colors, height, width):
+def kernel_taper(convention: int) -> np.float32:
+    """Render ``convention``'s taper in the kernels' weight units (divided by _EXP_SCALE)."""
+    if convention not in CONVENTION_TAPERS:
+        raise ValueError(f"unknown render convention {convention!r}; known: {sorted(CONVENTION_TAPERS)}")
+    return np.float32(CONVENTION_TAPERS[convention] / _EXP_SCALE)
+
+
+def prepare(means, covs, colors, height, width, convention=ENCODER_CONVENTION):
     """Validate and convert the inputs once (float32, C order) and compute the
-    per-Gaussian constants; pass the result to forward_prepared / backward_prepared."""
-    return Prepared(means, covs, colors, height, width)
+    per-Gaussian constants, for render ``convention`` (spec §7; the encoder's by default);
+    pass the result to forward_prepared / backward_prepared."""
+    return Prepared(means, covs, colors, height, width, convention)
 
 
 def forward_prepared(pp, out=None, uint8=False):
@@ -509,7 +523,7 @@ def forward_prepared(pp, out=None, uint8=False):
     old = set_parallel_chunksize(_FWD_CHUNK)
     try:
         _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out,
-                       OUT_LEVELS if uint8 else OUT_FLOATS, _NO_PLANES, np.float32(0.0), _NO_PLANES, _NO_SSE)
+                       OUT_LEVELS if uint8 else OUT_FLOATS, _NO_PLANES, np.float32(0.0), _NO_PLANES, _NO_SSE, pp.taper)
     finally:
         set_parallel_chunksize(old)
     return out
@@ -535,7 +549,7 @@ def forward_residual_prepared(pp, target_planar, scale, image=True):
     try:
         _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out,
                        OUT_FLOATS_AND_RESIDUAL if image else OUT_RESIDUAL, target_planar, np.float32(scale), gp,
-                       sse)
+                       sse, pp.taper)
     finally:
         set_parallel_chunksize(old)
     return (out if image else None), gp, float(sse.sum())
@@ -569,7 +583,7 @@ def backward_planar_prepared(pp, gp, g_means=None, g_covs=None, g_colors=None):
     if order.shape[0]:
         old = set_parallel_chunksize(_BWD_CHUNK)
         try:
-            _backward_gauss(pp.par, pp.rows, pp.colors, gp, w, order, g_means, g_covs, g_colors)
+            _backward_gauss(pp.par, pp.rows, pp.colors, gp, w, order, g_means, g_covs, g_colors, pp.taper)
         finally:
             set_parallel_chunksize(old)
     return g_means, g_covs, g_colors
@@ -593,16 +607,16 @@ def backward_prepared(pp, grad_image, g_means=None, g_covs=None, g_colors=None):
     return backward_planar_prepared(pp, gp, g_means, g_covs, g_colors)
 
 
-def forward(means, covs, colors, height, width):
+def forward(means, covs, colors, height, width, convention=ENCODER_CONVENTION):
     """Render [H, W, 3] float32 (unclamped) from means [N,2], covs [N,3], colors [N,3]."""
-    return forward_prepared(prepare(means, covs, colors, height, width))
+    return forward_prepared(prepare(means, covs, colors, height, width, convention))
 
 
-def forward_uint8(means, covs, colors, height, width):
+def forward_uint8(means, covs, colors, height, width, convention=ENCODER_CONVENTION):
     """Render [H, W, 3] uint8 (the convention's 8-bit levels) from means [N,2], covs [N,3], colors [N,3]."""
-    return forward_prepared(prepare(means, covs, colors, height, width), uint8=True)
+    return forward_prepared(prepare(means, covs, colors, height, width, convention), uint8=True)
 
 
-def backward(means, covs, colors, height, width, grad_image):
+def backward(means, covs, colors, height, width, grad_image, convention=ENCODER_CONVENTION):
     """Gradients (means [N,2], covs [N,3], colors [N,3]) float32 of sum(grad_image * forward)."""
-    return backward_prepared(prepare(means, covs, colors, height, width), grad_image)
+    return backward_prepared(prepare(means, covs, colors, height, width, convention), grad_image)

@@ -8,7 +8,7 @@ readable oracle the fast backends are tested against, not a production path.
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from gipp_codec.render.convention import CUTOFF_M2, PIXEL_CENTER_OFFSET, valid_mask
+from gipp_codec.render.convention import CUTOFF_M2, ENCODER_CONVENTION, PIXEL_CENTER_OFFSET, taper_of, valid_mask
 
 # Elements of one chunk's [n, H, W] weight tensor; bounds the reference's working memory.
 _CHUNK_ELEMENTS = 1 << 22
@@ -20,6 +20,7 @@ def _chunk_contribution(
     colors: torch.Tensor,  # [n, 3]
     xs: torch.Tensor,  # [W] pixel-centre x
     ys: torch.Tensor,  # [H] pixel-centre y
+    taper: float,
 ) -> torch.Tensor:  # [H, W, 3]
     a, b, c = covs[:, 0], covs[:, 1], covs[:, 2]
     det = a * c - b * b
@@ -36,7 +37,7 @@ def _chunk_contribution(
     # exp only of masked values: an invalid Gaussian's m2 can be hugely negative, and
     # exp's inf would turn where()'s zero gradient into NaN (0 * inf)
     m2_in = torch.where(inside, m2, torch.zeros_like(m2))
-    weight = torch.where(inside, torch.exp(-0.5 * m2_in), torch.zeros_like(m2))  # [n, H, W]
+    weight = torch.where(inside, torch.exp(-0.5 * m2_in) - taper, torch.zeros_like(m2))  # [n, H, W]
     return torch.einsum("nhw,nc->hwc", weight, colors)
 
 
@@ -46,8 +47,11 @@ def render_reference(
     colors: torch.Tensor,  # [N, 3]
     height: int,
     width: int,
+    convention: int = ENCODER_CONVENTION,
 ) -> torch.Tensor:  # [H, W, 3] unclamped
-    """Render Gaussians by dense evaluation following the convention in ``convention.py``."""
+    """Render Gaussians by dense evaluation following ``convention.py``, in render
+    ``convention`` (spec §7; the encoder's by default)."""
+    taper = taper_of(convention)
     device, dtype = means.device, means.dtype
     xs = torch.arange(width, device=device, dtype=dtype) + PIXEL_CENTER_OFFSET
     ys = torch.arange(height, device=device, dtype=dtype) + PIXEL_CENTER_OFFSET
@@ -59,7 +63,7 @@ def render_reference(
     )
     for start in range(0, n, chunk):
         sl = slice(start, start + chunk)
-        args = (means[sl], covs[sl], colors[sl], xs, ys)
+        args = (means[sl], covs[sl], colors[sl], xs, ys, taper)
         if needs_grad:
             out = out + checkpoint(_chunk_contribution, *args, use_reentrant=False)
         else:
