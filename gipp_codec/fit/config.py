@@ -7,7 +7,9 @@ same shape as the paper's 50 000-iteration protocol (e.g. the paper grows every 
 - ``FitConfig.paper()``: GaussianImage++ as published (DESIGN.md §1): Adam lr 0.018 on
   every attribute halved every 40 % of the run (20k of 50k), growth every 10 % with
   k = min(1000, Nmax - N), zero colour and initial covariance for new Gaussians,
-  float warm-up 6000 of 50 000 iterations (12 %) before QAT.
+  float warm-up 6000 of 50 000 iterations (12 %) before QAT. Like every fit it renders in
+  render convention 2 (``render.convention``: the weight tapered to 0 at the 3-sigma edge),
+  which the file records; the paper's renderer stops with a step there.
 - ``FitConfig()``: our faster default; see the field comments and tools/convergence_sweep.py
   for the measurements behind each value that differs from the paper.
 """

@@ -379,10 +379,11 @@ _ACC = 8  # per-lane accumulators of the backward: colour sums (3), then A1, A2,
 def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colors, taper):
     """Gradients of Gaussian order[t], one prange item each (chunks of _BWD_CHUNK).
 
-    With s = w * (g . colour), e the row offset and dyc = dy / c of each pixel, the
+    With s = w * (g . colour) (w = exp(-m2/2) here, without the taper, whose derivative it
+    shares), e the row offset and dyc = dy / c of each pixel, the
     gradients need five sums over the Gaussian's pixels (module docstring):
     A1 = sum s*e, A2 = sum s*e*e, B0 = sum s*dyc, B1 = sum s*e*dyc, C0 = sum s*dyc*dyc,
-    and the colour sums sum w*g. Each is kept per lane (acc [_ACC, LANES], float32) over
+    and the colour sums sum (w - taper)*g. Each is kept per lane (acc [_ACC, LANES], float32) over
     all rows and reduced once per Gaussian, so a row costs no horizontal reduction."""
     wp = gp.shape[2]
     lane = _lane_offsets(wp)
