@@ -420,7 +420,7 @@ def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colo
                     i = np.uint64(blk * LANES + ln)
                     e = off + lane[i]
                     wx = _weight(e, qa, m2r, np.float32(0.0))  # exp(-m2/2): its derivative
-                    w = wx - taper if wx > np.float32(0.0) else np.float32(0.0)  # the rendered weight
+                    w = _weight(e, qa, m2r, taper)  # the rendered weight (the same polynomial, shared)
                     g0 = flat[base0 + i]
                     g1 = flat[base1 + i]
                     g2 = flat[base2 + i]
