@@ -354,56 +354,6 @@ def test_growth_schedule():
     assert s2.k_at(10_000, 2500) == 0
 
 
-def test_relocation_steps_are_the_growth_steps_before_the_last():
-    s = GrowthSchedule.from_config(FitConfig(), 5000, 1000, grow_until=4000)
-    assert (s.every, s.stop) == (500, 4000)
-    assert [t for t in range(1, 5001) if s.relocates_at(t)] == list(range(500, 4000, 500))
-
-
-def test_relocation_drops_the_weakest_and_growth_puts_them_back(monkeypatch):
-    """At a relocation step the share of least importance goes, the kept rows are exactly the
-    strongest (in their order), and growth appends as many new zero-colour Gaussians."""
-    import gipp_codec.fit.trainer as trainer_mod
-    from gipp_codec.fit.prune import importance
-
-    spied = []
-    real = trainer_mod.most_important
-
-    def spy(covs, colors, n_keep):
-        idx = real(covs, colors, n_keep)
-        spied.append((covs.clone(), colors.clone(), n_keep, idx))
-        return idx
-
-    monkeypatch.setattr(trainer_mod, "most_important", spy)
-    seen = []
-    render = get_renderer("reference", "cpu")
-
-    def recording(means, covs, colors, h, w):
-        seen.append((covs.detach().clone(), colors.detach().clone()))
-        return render(means, covs, colors, h, w)
-
-    cfg = FitConfig(relocate_frac=0.25, grow_every_frac=0.2, grow_stop_frac=0.9, prune_every=1000,
-                    prune_offscreen=False, coarse_frac=0.0, init_fraction_dense=None, init_fraction_sparse=None)
-    target = torch.from_numpy(_image().astype(np.float32) / 255)
-    train(target, 40, 50, cfg, recording, seed=0)
-    # growth every 10 iterations up to 45: relocations after steps 10, 20 and 30 (not 40, the last)
-    # (N0 = 20; growth adds up to grow_k_frac * 40 = 20 a step)
-    assert [(c.shape[0], n_keep) for c, _, n_keep, _ in spied] == [(20, 15), (35, 27), (40, 30)]
-    for covs, colors, n_keep, idx in spied:
-        n = covs.shape[0]
-        energy = importance(covs, colors)
-        dropped = torch.ones(n, dtype=torch.bool)
-        dropped[idx] = False
-        assert float(energy[dropped].max()) <= float(energy[idx].min())
-        after = next((c, k) for c, k in seen if torch.equal(c[:n_keep], covs[idx]))  # the next render
-        assert torch.equal(after[1][:n_keep], colors[idx]) and after[0].shape[0] == min(40, n_keep + 20)
-        assert bool((after[1][n_keep:] == 0).all())  # those put back start black (new_color "zero")
-    # without relocation no Gaussian is dropped once the set is full
-    spied.clear()
-    train(target, 40, 50, cfg.replace(relocate_frac=0.0), render, seed=0)
-    assert spied == []
-
-
 def test_top_k_pixels_and_new_gaussians():
     err = torch.zeros(H, W)
     err[3, 7] = 5.0
@@ -720,8 +670,7 @@ def test_config_validation_and_presets():
     with pytest.raises(ConfigError):
         FitConfig().replace(lr_schedule="linear")
     for name, bad in (("adam_beta1", -0.1), ("adam_beta2", 1.0), ("adam_beta2", float("nan")),
-                      ("init_positions", "edges"), ("init_uniform_share", 1.5), ("init_uniform_share", -0.1),
-                      ("relocate_frac", 1.0), ("relocate_frac", -0.1), ("relocate_frac", "0.1")):
+                      ("init_positions", "edges"), ("init_uniform_share", 1.5), ("init_uniform_share", -0.1)):
         with pytest.raises(ConfigError, match=name):
             FitConfig().replace(**{name: bad})
     p = FitConfig.paper()

@@ -419,10 +419,6 @@ class FitConfig:
     # on Kodak, 2 at 2 bpp as before) with init_fraction_sparse 0.35 since the thirty-sixth
     # session: see that field
     grow_peak_radius_per_spacing: float | None = 0.38
-    # at each growth step of the float phase before the last, this share of the Gaussians,
-    # those of least rendered energy (``prune.importance``: |colour|^2 * sqrt(det)), is
-    # dropped first, so that the growth puts them back at the error's peaks (0: none)
-    relocate_frac: float = 0.0
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
     prune_offscreen: bool = True  # also drop Gaussians whose 3-sigma box misses the image
@@ -580,8 +576,6 @@ class FitConfig:
         if self.grow_k is not None and self.grow_k < 1:
             raise ConfigError(f"FitConfig.grow_k must be >= 1 or None, got {self.grow_k!r}")
         frac("grow_k_frac", self.grow_k_frac)
-        if not (isinstance(self.relocate_frac, (int, float)) and 0.0 <= self.relocate_frac < 1.0):
-            raise ConfigError(f"FitConfig.relocate_frac must be in [0, 1), got {self.relocate_frac!r}")
         if self.new_color not in ("zero", "residual"):
             raise ConfigError(f"FitConfig.new_color must be 'zero' or 'residual', got {self.new_color!r}")
         if self.new_cov not in ("init", "error_scale"):

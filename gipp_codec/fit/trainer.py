@@ -341,11 +341,6 @@ def train(
         opt.replace(ps, sel, 0)
         return ps
 
-    def relocate_weakest(ps, share):  # -> params without the share of least importance
-        n_now = int(ps[0].shape[0])
-        n_drop = int(share * n_now)
-        return keep_strongest(ps, n_now - n_drop) if 1 <= n_drop < n_now else ps
-
     def resize(ps, n_want, img_now):  # -> params holding the n_want the rate hook asked for
         n_now = int(ps[0].shape[0])
         n_want = max(1, min(int(n_want), n_max_total))
@@ -442,8 +437,6 @@ def train(
         if keep is not None:
             params = [_leaf(p.detach()[keep]) for p in params]
             opt.replace(params, keep, 0)
-        if not in_qat and cfg.relocate_frac > 0 and schedule.relocates_at(t):
-            params = relocate_weakest(params, cfg.relocate_frac)
         k = 0 if in_qat else schedule.k_at(t, int(params[0].shape[0]))
         if k:
             params = add_at_errors(params, k, img.detach())
