@@ -333,19 +333,15 @@ def train(
         opt.replace(ps, None, k)
         return ps
 
-    def keep_strongest(ps, n_keep):  # -> params holding the n_keep most important Gaussians
-        idx = most_important(ps[1].detach(), ps[2].detach(), n_keep)
-        sel = torch.zeros(int(ps[0].shape[0]), dtype=torch.bool, device=idx.device)
-        sel[idx] = True
-        ps = [_leaf(p[sel]) for p in ps]
-        opt.replace(ps, sel, 0)
-        return ps
-
     def resize(ps, n_want, img_now):  # -> params holding the n_want the rate hook asked for
         n_now = int(ps[0].shape[0])
         n_want = max(1, min(int(n_want), n_max_total))
         if n_want < n_now:
-            ps = keep_strongest(ps, n_want)
+            idx = most_important(ps[1].detach(), ps[2].detach(), n_want)
+            sel = torch.zeros(n_now, dtype=torch.bool, device=idx.device)
+            sel[idx] = True
+            ps = [_leaf(p[sel]) for p in ps]
+            opt.replace(ps, sel, 0)
         elif n_want > n_now:
             if img_now is None:  # no render yet (a one-iteration run): make one
                 with torch.no_grad():
@@ -434,10 +430,10 @@ def train(
                 keep = keep_mask(m_p, c_p, height, width, cfg.prune_offscreen)
             if bool(keep.all()) or not bool(keep.any()):
                 keep = None
+        k = 0 if in_qat else schedule.k_at(t, n_now if keep is None else int(keep.sum()))
         if keep is not None:
             params = [_leaf(p.detach()[keep]) for p in params]
             opt.replace(params, keep, 0)
-        k = 0 if in_qat else schedule.k_at(t, int(params[0].shape[0]))
         if k:
             params = add_at_errors(params, k, img.detach())
         if t == resize_at:  # size the set again with the quantizer QAT has learned so far
