@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from gipp_codec.format.base_layer import upsample
 from gipp_codec.format.container import ParsedGimg, parse_gimg
 from gipp_codec.format.model import QuantizedGaussians
 from gipp_codec.imageio import (DEFAULT_PNG_LEVEL, ImageMetadata, check_distinct_paths, check_output_path,
@@ -29,16 +30,22 @@ def render_parsed(parsed: ParsedGimg) -> np.ndarray:
     h, w = int(parsed.header["height"]), int(parsed.header["width"])
     means, covs, colors = gaussians_as_floats(parsed)
     if means.shape[0] == 0:
-        return np.zeros((h, w, 3), np.float32)
-    from gipp_codec.render.numba_kernels import forward
+        image = np.zeros((h, w, 3), np.float32)
+    else:
+        from gipp_codec.render.numba_kernels import forward
 
-    return np.asarray(forward(means, covs, colors, h, w, int(parsed.header["render_convention"])), dtype=np.float32)
+        image = np.asarray(forward(means, covs, colors, h, w, int(parsed.header["render_convention"])), dtype=np.float32)
+    if parsed.base is not None:
+        image += upsample(parsed.base, w, h)  # float32 sums, spec §7
+    return image
 
 
 def render_parsed_uint8(parsed: ParsedGimg) -> np.ndarray:
     """Render a parsed file in its render convention straight to the 8-bit levels: uint8 [H, W, 3]
     (equal to ``to_uint8(render_parsed(parsed))``, without storing the float image)."""
     h, w = int(parsed.header["height"]), int(parsed.header["width"])
+    if parsed.base is not None:  # the base is added before clamping: through the float render
+        return to_uint8(render_parsed(parsed))
     means, covs, colors = gaussians_as_floats(parsed)
     if means.shape[0] == 0:
         return np.zeros((h, w, 3), np.uint8)

@@ -25,6 +25,7 @@ import numpy as np
 
 from gipp_codec.errors import ConfigError
 from gipp_codec.format import constants as K
+from gipp_codec.format.base_layer import BaseLayer, base_from_image, upsample
 from gipp_codec.format.container import write_gimg
 from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussians
 from gipp_codec.imageio import ImageMetadata
@@ -82,16 +83,17 @@ def _check_image(image) -> np.ndarray:
 
 
 def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, config, metadata, progress,
-                 rate_hook=None, budget_bits=None):
+                 rate_hook=None, budget_bits=None, base: BaseLayer | None = None):
     """One fit + QAT + serialisation starting from N Gaussians; returns (bytes, QuantReport).
-    With ``budget_bits``, a file over the budget is trimmed to it (``_trim_to_budget``)."""
+    With ``budget_bits``, a file over the budget is trimmed to it (``_trim_to_budget``).
+    With a ``base`` layer the file carries it and the Gaussians are fitted on top of it."""
     from gipp_codec.fit.api import fit_and_quantize
 
     h, w = arr.shape[:2]
 
     def file_of(qq, scales, offsets):
         return write_gimg(QuantizedGaussians(width=w, height=h, bits=bits, q=qq, scales=scales, offsets=offsets),
-                          metadata)
+                          metadata, base=base)
 
     def to_budget(qq, scales, offsets, priority):  # the rows of the largest file within the budget: [N', 8]
         if budget_bits is None or qq.shape[0] <= 1 or 8 * len(file_of(qq, scales, offsets)) <= budget_bits:
@@ -103,6 +105,7 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
     q, scales, offsets, qreport = fit_and_quantize(
         arr, gaussians, iterations=iterations, bits=(bits.position, bits.covariance, bits.color),
         seed=seed, device=device, config=config, progress=progress, rate_hook=rate_hook, reduce=to_budget,
+        base=None if base is None else upsample(base, w, h),
     )
     data = file_of(q, scales, offsets)
     if budget_bits is not None and 8 * len(data) > budget_bits and q.shape[0] > 1:
@@ -174,7 +177,8 @@ def _measure(data: bytes, arr: np.ndarray) -> tuple[float, float | None, dict]:
     return psnr(decoded, arr), ms_ssim(decoded, arr), read_info(data)
 
 
-def measured_file_bits(rows, quant, bits: BitDepths, width: int, height: int, metadata) -> tuple[float, float]:
+def measured_file_bits(rows, quant, bits: BitDepths, width: int, height: int, metadata,
+                       base: BaseLayer | None = None) -> tuple[float, float]:
     """(fixed bits, bits per Gaussian) of the file that ``quant`` (an LSQPlus) makes of the
     float rows [N, 8]: the cost of an empty file (container, headers, metadata), and what
     each Gaussian adds on average."""
@@ -182,14 +186,14 @@ def measured_file_bits(rows, quant, bits: BitDepths, width: int, height: int, me
     scales, offsets = quant.export()
 
     def file_bits(qq):
-        return 8 * len(write_gimg(QuantizedGaussians(width, height, bits, qq, scales, offsets), metadata))
+        return 8 * len(write_gimg(QuantizedGaussians(width, height, bits, qq, scales, offsets), metadata, base=base))
 
     fixed = file_bits(q[:0])
     return fixed, max(1.0, (file_bits(q) - fixed) / max(1, int(q.shape[0])))
 
 
 def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int, metadata,
-                   margin: float) -> Callable:
+                   margin: float, base: BaseLayer | None = None) -> Callable:
     """The trainer's rate hook for a file of ``budget_bits``: (rows [N, 8], quantizer) -> N'.
 
     It quantizes the float Gaussians with the trainer's quantizer (at QAT start: its
@@ -209,7 +213,7 @@ def size_to_budget(budget_bits: float, bits: BitDepths, width: int, height: int,
         if asked["n"]:
             lost = min(0.5, max(0.0, 1.0 - n / asked["n"]))
             over = max(over, 1.0 / (1.0 - lost))
-        fixed, per = measured_file_bits(rows, quant, bits, width, height, metadata)
+        fixed, per = measured_file_bits(rows, quant, bits, width, height, metadata, base)
         room = max(per, budget_bits * over - fixed)
         n_new = room / per
         for _ in range(20):
@@ -317,27 +321,29 @@ def encode_with_report(
             raise ConfigError(f"bits must be three bit depths (position, covariance, colour), got {bits!r}")
         bits = BitDepths(*bits)
     bits.check(ConfigError)
+    base = None if qat.base_factor_log2 is None else base_from_image(arr, qat.base_factor_log2, qat.base_bits)
     t0 = time.perf_counter()
     passes = 1
     if gaussians is not None:
-        data, qreport = _encode_once(arr, gaussians, iterations, bits, seed, device, config, metadata, progress)
+        data, qreport = _encode_once(arr, gaussians, iterations, bits, seed, device, config, metadata, progress,
+                                     base=base)
     else:
         budget = bpp * h * w
         n = predict_gaussians(budget, bits)  # the rate hook then accounts for headers and metadata
         # aim a little high at QAT start (QAT and its pruning shrink the file by a few %),
         # then trim the finished file to the budget
-        hook = size_to_budget(budget, bits, w, h, metadata, qat.hook_margin)
+        hook = size_to_budget(budget, bits, w, h, metadata, qat.hook_margin, base)
         data, qreport = _encode_once(arr, n, iterations, bits, seed, device, config, metadata, progress, hook,
-                                     budget)
+                                     budget, base)
         achieved = len(data) * 8 / (h * w)
         if abs(achieved / bpp - 1.0) > BPP_TOLERANCE and qreport.gaussians > 0:
             # the hook sized the set at QAT start; what QAT did to the rate after that is
             # now measured: ask again with the budget corrected by that drift
             drift = achieved / bpp
-            hook2 = size_to_budget(budget / drift, bits, w, h, metadata, qat.hook_margin)
+            hook2 = size_to_budget(budget / drift, bits, w, h, metadata, qat.hook_margin, base)
             n2 = max(1, int(round(qreport.gaussians / drift)))
             data2, qreport2 = _encode_once(arr, n2, iterations, bits, seed, device, config, metadata, progress,
-                                           hook2, budget)
+                                           hook2, budget, base)
             passes = 2
             if abs(len(data2) * 8 / (h * w) / bpp - 1.0) <= abs(achieved / bpp - 1.0):
                 data, qreport = data2, qreport2

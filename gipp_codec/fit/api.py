@@ -155,13 +155,14 @@ def _target(arr: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.float32) / np.float32(255.0)).to(device)
 
 
-def _train_on_device(arr, gaussians, its, cfg, device, backend, seed, quantize, progress, rate_hook=None):
+def _train_on_device(arr, gaussians, its, cfg, device, backend, seed, quantize, progress, rate_hook=None, base=None):
     """Resolve the device and renderer, then run the trainer; returns (trainer output, renderer, device)."""
     dev = resolve_device(device)
     renderer = get_renderer(backend, dev)
     with cpu_fitting_threads(dev):
         out = train(_target(arr, dev), int(gaussians), its, cfg, renderer, seed=seed, quantize=quantize,
-                    progress=progress, rate_hook=rate_hook)
+                    progress=progress, rate_hook=rate_hook,
+                    base=None if base is None else torch.from_numpy(base).to(dev))
     return out, renderer, dev
 
 
@@ -208,7 +209,8 @@ def _searches_codes(cfg: FitConfig) -> bool:
 
 
 def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConfig, render: np.ndarray,
-            arr: np.ndarray, renderer: Callable, dev: torch.device) -> tuple[np.ndarray, np.ndarray]:
+            arr: np.ndarray, renderer: Callable, dev: torch.device,
+            base: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(codes [N, 8], their render [H, W, 3]) after ``code_search.search_codes`` (on CUDA
     ``code_search_triton.search_codes_triton``, the same search, unless
     ``QATConfig.code_search_on_gpu`` is off) from q and its render; q and ``render``
@@ -216,7 +218,8 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     against the image ``arr`` [H, W, 3] uint8: a smaller squared error once clamped, or with
     a rate term (``QATConfig.rate_weight`` w) a smaller squared error + mu * bits of the
     channels the term covers (``code_search.rate_tables``), mu = ``bit_price`` of q's
-    squared error."""
+    squared error. ``render`` and the render returned include ``base`` [H, W, 3] when given.
+    """
     target = arr.astype(np.float32) / np.float32(255.0)  # [H, W, 3]
     qat = cfg.qat
     channels = tuple(RATE_CHANNEL_SETS[qat.rate_channels]) if qat.rate_weight > 0 else ()
@@ -228,7 +231,7 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
         args = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev))
     searched, _ = search(q, scales, offsets, qat.bits(), *args, qat.code_search_sweeps,
                          rate_weight=qat.rate_weight, rate_channels=channels, residuals=residuals)
-    new_render = _render_rows(_dequantize(searched, scales, offsets), renderer, dev, arr.shape[0], arr.shape[1])
+    new_render = _render_rows(_dequantize(searched, scales, offsets), renderer, dev, arr.shape[0], arr.shape[1], base)
 
     def error(image: np.ndarray) -> float:
         return float(np.sum((np.clip(image, 0.0, 1.0, dtype=np.float64) - target) ** 2))
@@ -246,11 +249,14 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     return q, render
 
 
-def _render_rows(rows: np.ndarray, renderer: Callable, dev: torch.device, height: int, width: int) -> np.ndarray:
-    """The unclamped render [H, W, 3] float32 of dequantized attribute rows [N, 8]."""
+def _render_rows(rows: np.ndarray, renderer: Callable, dev: torch.device, height: int, width: int,
+                 base: np.ndarray | None = None) -> np.ndarray:
+    """The unclamped render [H, W, 3] float32 of dequantized attribute rows [N, 8], plus
+    ``base`` [H, W, 3] when given (as the decoder adds it)."""
     parts = (torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in split_attributes(rows))
     with torch.no_grad():
-        return renderer(*parts, height, width).float().cpu().numpy()
+        image = renderer(*parts, height, width).float().cpu().numpy()
+    return image if base is None else image + base
 
 
 def _dequantize(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -275,6 +281,7 @@ def fit_and_quantize(
     backend: str = "auto",
     rate_hook: Callable | None = None,
     reduce: Callable | None = None,
+    base: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, QuantReport]:
     """Fit, then quantization-aware train; return what the file stores.
 
@@ -294,6 +301,8 @@ def fit_and_quantize(
     [N, 8] (channels x, y, a, b, c, r, g, b; a and c in the log domain), ``scales`` float32 [8], ``offsets`` float32 [8], and a QuantReport whose
     PSNR is that of the decoder's output: every Gaussian of ``q`` is valid after
     dequantization, and ``render(dequantize(q, scales, offsets))`` is the image measured.
+    ``base`` (float32 [H, W, 3]) is the file's base layer, which the decoder adds to that
+    render before clamping: the Gaussians are fitted to what it leaves.
     """
     cfg = config if config is not None else FitConfig()
     if bits is not None:
@@ -303,8 +312,12 @@ def fit_and_quantize(
         cfg = cfg.with_qat(bits_position=p, bits_covariance=c, bits_color=k)
     arr, its, cfg = _validate(image, gaussians, iterations, cfg, seed)
     t0 = time.perf_counter()
+    if base is not None:
+        base = np.ascontiguousarray(base, dtype=np.float32)
+        if base.shape != arr.shape:
+            raise ConfigError(f"base must have the image's shape {arr.shape}, got {base.shape}")
     out, renderer, dev = _train_on_device(arr, gaussians, its, cfg, device, backend, seed, True, progress,
-                                          rate_hook)
+                                          rate_hook, base)
     quant = out.quantizer
     rows = torch.cat((out.means, out.covs, out.colors), dim=1)
     q = quant.quantize(rows)  # [N, 8] uint16
@@ -316,27 +329,30 @@ def fit_and_quantize(
     q = np.ascontiguousarray(q[keep])
     rate_search = cfg.qat.rate_weight > 0 and _searches_codes(cfg)  # the search saves bits: trim after it
     if reduce is not None and q.shape[0] > 0 and not rate_search:
-        render = _render_rows(deq[keep], renderer, dev, h, w)
+        render = _render_rows(deq[keep], renderer, dev, h, w, base)
         q = np.ascontiguousarray(reduce(q, scales, offsets, removal_costs(q, scales, offsets, render, arr / 255.0)))
     deq = _dequantize(q, scales, offsets)
     m, c, col = (torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in split_attributes(deq))
     if _refits_colors(cfg) and q.shape[0] > 0:
         with cpu_fitting_threads(dev):
             q[:, 5:8] = refit_color_codes(renderer, m, c, q[:, 5:8], scales[5:8], offsets[5:8],
-                                          1 << cfg.qat.bits_color, _target(arr, dev))
+                                          1 << cfg.qat.bits_color, _target(arr, dev),
+                                          None if base is None else torch.from_numpy(base).to(dev))
         deq = _dequantize(q, scales, offsets)
         col = torch.from_numpy(np.ascontiguousarray(split_attributes(deq)[2])).to(dev)
     with torch.no_grad():
-        render = renderer(m, c, col, h, w).float().cpu().numpy()
+        render = renderer(m, c, col, h, w).float().cpu().numpy()  # [H, W, 3], with the base from here on
+    if base is not None:
+        render = render + base
     if _searches_codes(cfg) and q.shape[0] > 0:
         if progress is not None:
             progress(its, its, {"phase": "code search", "psnr": None, "gaussians": int(q.shape[0])})
-        q, render = _search(q, scales, offsets, cfg, render, arr, renderer, dev)
+        q, render = _search(q, scales, offsets, cfg, render, arr, renderer, dev, base)
         if rate_search and reduce is not None:
             kept = np.ascontiguousarray(reduce(q, scales, offsets, removal_costs(q, scales, offsets, render, arr / 255.0)))
             if 0 < kept.shape[0] < q.shape[0]:  # trimmed: search again for the Gaussians kept
-                render = _render_rows(_dequantize(kept, scales, offsets), renderer, dev, h, w)
-                q, render = _search(kept, scales, offsets, cfg, render, arr, renderer, dev)
+                render = _render_rows(_dequantize(kept, scales, offsets), renderer, dev, h, w, base)
+                q, render = _search(kept, scales, offsets, cfg, render, arr, renderer, dev, base)
     seconds = time.perf_counter() - t0
     img8 = to_uint8(render)
     float_hist = [p for (it, p, _) in out.history if it <= out.qat_start]

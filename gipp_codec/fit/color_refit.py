@@ -77,25 +77,28 @@ def least_squares_colors(renderer: Callable, means: torch.Tensor, covs: torch.Te
 
 
 def refit_color_codes(renderer: Callable, means: torch.Tensor, covs: torch.Tensor, codes: np.ndarray,
-                      scale: np.ndarray, offset: np.ndarray, levels: int, target: torch.Tensor) -> np.ndarray:
+                      scale: np.ndarray, offset: np.ndarray, levels: int, target: torch.Tensor,
+                      base: torch.Tensor | None = None) -> np.ndarray:
     """Colour codes [N, 3] (integers in 0..levels-1) for fixed means [N, 2] and covs [N, 3]
     that render closer to ``target`` [H, W, 3] than ``codes`` [N, 3] (QAT's) do, or
     ``codes`` itself when they do not. A colour is ``code * scale + offset`` (scale,
     offset [3], as the dequantizer computes it); ``renderer(means, covs, colors, H, W)``
-    must be differentiable in the colours."""
+    must be differentiable in the colours. With a ``base`` image [H, W, 3] the decoder adds
+    to the render, the colours fit ``target - base`` and the check is on render + base."""
     h, w = int(target.shape[0]), int(target.shape[1])
     dev = target.device
     scale64 = np.asarray(scale, np.float32).astype(np.float64)  # [3]
     offset64 = np.asarray(offset, np.float32).astype(np.float64)  # [3]
     means, covs = means.detach(), covs.detach()
-    apply_normal, rhs = normal_equations(renderer, means, covs, target)
+    apply_normal, rhs = normal_equations(renderer, means, covs, target if base is None else target - base)
 
     def colors_of(q: np.ndarray) -> torch.Tensor:  # [N, 3] codes -> float32 colours, as dequantized
         return torch.from_numpy(dequantize_linear(q, scale, offset)).to(dev)
 
     def render(c: torch.Tensor) -> torch.Tensor:  # A c: [H, W, 3]
         with torch.no_grad():
-            return renderer(means, covs, c, h, w).float()
+            image = renderer(means, covs, c, h, w).float()
+            return image if base is None else image + base
 
     def error(q: np.ndarray) -> float:  # squared error of the clamped render
         return float(torch.sum((render(colors_of(q)).clamp(0.0, 1.0) - target) ** 2))

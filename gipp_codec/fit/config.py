@@ -18,6 +18,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 from gipp_codec.errors import ConfigError
+from gipp_codec.format.base_layer import MAX_FACTOR_LOG2, MAX_SAMPLE_BITS, MIN_FACTOR_LOG2
 
 DEFAULT_ITERATIONS = 5000
 PAPER_ITERATIONS = 50_000
@@ -200,6 +201,11 @@ class QATConfig:
     # up; BENCHMARKS.md §4, "The lr by density"); with lr_density_ref on, x2 measured -0.02 / -0.04 dB
     # at 0.15 / 0.5 bpp (BENCHMARKS.md §4, "11-bit positions at low rates")
     params_lr_scale: float = 1.0
+    # the file's base layer (format 1.3, spec "BASE chunk"): a grid of block means of the
+    # image, one per 2^base_factor_log2-pixel block, of base_bits bits a channel, which the
+    # decoder upsamples bilinearly and adds under the Gaussians; None: no base layer
+    base_factor_log2: int | None = None
+    base_bits: int = 6
 
     def depths(self) -> tuple[int, int, int]:
         """(position, covariance, colour) bit depths below ``color_high_rate_bpp`` and
@@ -625,3 +631,10 @@ class FitConfig:
             raise ConfigError(f"QATConfig.code_search_sweeps must be an integer >= 0, got {q.code_search_sweeps!r}")
         if q.eval_every < 1:
             raise ConfigError(f"QATConfig.eval_every must be >= 1, got {q.eval_every!r}")
+        f = q.base_factor_log2
+        if f is not None and (isinstance(f, bool) or not isinstance(f, int)
+                              or not MIN_FACTOR_LOG2 <= f <= MAX_FACTOR_LOG2):
+            raise ConfigError(f"QATConfig.base_factor_log2 must be None or an integer in "
+                              f"{MIN_FACTOR_LOG2}..{MAX_FACTOR_LOG2}, got {f!r}")
+        if isinstance(q.base_bits, bool) or not isinstance(q.base_bits, int) or not 1 <= q.base_bits <= MAX_SAMPLE_BITS:
+            raise ConfigError(f"QATConfig.base_bits must be an integer in 1..{MAX_SAMPLE_BITS}, got {q.base_bits!r}")

@@ -203,12 +203,14 @@ def _mse(img: torch.Tensor, target: torch.Tensor, clamp: bool = False) -> float:
     return float(torch.nn.functional.mse_loss(img.clamp(0.0, 1.0) if clamp else img, target))
 
 
-def _quantized_mse(rows: torch.Tensor, renderer: Callable, target: torch.Tensor) -> float:
-    """Mean squared error of the clamped render of attribute rows [N, 8] against target [H, W, 3]."""
+def _quantized_mse(rows: torch.Tensor, renderer: Callable, target: torch.Tensor,
+                   base: torch.Tensor | None = None) -> float:
+    """Mean squared error of the clamped render of attribute rows [N, 8] (plus ``base`` [H, W, 3]
+    when given) against target [H, W, 3]."""
     means, covs, colors = split_attributes(rows)
     with torch.no_grad():
         img = renderer(means.contiguous(), covs.contiguous(), colors.contiguous(), target.shape[0], target.shape[1])
-        return _mse(img, target, clamp=True)
+        return _mse(img if base is None else img + base, target, clamp=True)
 
 
 def _init_quantizer(quant: LSQPlus, rows: torch.Tensor, init: str, rendered_error: Callable) -> None:
@@ -267,6 +269,7 @@ def train(
     quantize: bool = False,
     progress: Callable | None = None,
     rate_hook: Callable | None = None,
+    base: torch.Tensor | None = None,  # [H, W, 3] float32: the file's base layer, added before clamping
 ) -> TrainOutput:
     """Fit ``n_max`` Gaussians to ``target`` for ``iterations`` steps (see the module docstring).
 
@@ -279,10 +282,17 @@ def train(
     (``most_important``) or adds N' - N at the largest errors. With ``cfg.qat.resize_frac``
     > 0 it is called again that far into QAT, with the quantizer learned so far, and the set
     is resized the same way (the best-state tracking restarts there).
+    With a ``base`` image the Gaussians fit ``target - base`` (the loss, growth and new
+    colours read that residual), and every clamped measure is of their render plus the base.
     """
     device = target.device
     height, width = int(target.shape[0]), int(target.shape[1])
-    mse_step = render_mse_step(renderer, target)
+    fit_target = target if base is None else (target - base).contiguous()  # [H, W, 3] what the Gaussians add up to
+
+    def shown(img: torch.Tensor) -> torch.Tensor:  # the render as decoded, before clamping
+        return img if base is None else img + base
+
+    mse_step = render_mse_step(renderer, fit_target)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     # QAT always gets at least the last iteration when quantizing
     qat_start = min(round(cfg.qat.start_frac * iterations), iterations - 1) if quantize else iterations
@@ -314,20 +324,20 @@ def train(
 
     # coarse-to-fine: iterations 1 .. coarse_until train at half resolution (float phase only)
     coarse_until = min(round(cfg.coarse_frac * iterations), qat_start - 1) if min(height, width) >= 2 else 0
-    coarse_step = render_mse_step(renderer, half_resolution(target)) if coarse_until > 0 else None
+    coarse_step = render_mse_step(renderer, half_resolution(fit_target)) if coarse_until > 0 else None
 
     n_max_total = max(n_max, 4 * height * width)  # the rate hook may ask for more than n_max
     uses = _ImageUses(resize_at=resize_at, sizing_at=qat_start if (quantize and rate_hook is not None) else -1)
 
     def add_at_errors(ps, k, img_now):  # -> params with up to k new Gaussians at the largest errors
         with torch.no_grad():
-            pix = select_pixels(pixel_error(img_now, target), k,
+            pix = select_pixels(pixel_error(img_now, fit_target), k,
                                 gen if cfg.grow_pixels == "sample" else None, cfg.grow_error_power,
                                 peak_radius)
             k = int(pix.shape[0])
             if k == 0:
                 return ps
-            residual = (target - img_now) if cfg.new_color == "residual" else None
+            residual = (fit_target - img_now) if cfg.new_color == "residual" else None
             new = new_gaussians(pix, int(ps[0].shape[0]) + k, height, width, gen, cfg, residual)
         ps = [_leaf(torch.cat((p.detach(), nw.to(device)), dim=0)) for p, nw in zip(ps, new)]
         opt.replace(ps, None, k)
@@ -366,7 +376,7 @@ def train(
                 opt.replace(params, keep, 0)
             quant = LSQPlus(cfg.qat.bits(), psd_safe=cfg.qat.psd_safe).to(device)
             rows = torch.cat([p.detach() for p in params], dim=1)  # [N, 8]
-            _init_quantizer(quant, rows, cfg.qat.init, lambda r: _quantized_mse(r, renderer, target))
+            _init_quantizer(quant, rows, cfg.qat.init, lambda r: _quantized_mse(r, renderer, target, base))
             if cfg.qat.position_hold == "initial":
                 quant.hold_range_(POSITION_CHANNELS)
             elif cfg.qat.position_hold == "image":
@@ -409,7 +419,7 @@ def train(
 
         if _evaluates(t, in_qat, cfg) and not coarse:
             with torch.no_grad():
-                mse = _mse(img.detach(), target, clamp=True)
+                mse = _mse(shown(img.detach()), target, clamp=True)
             last_psnr = psnr_from_mse(mse)
             history.append((t, last_psnr, int(params[0].shape[0])))
             if last_psnr > best[0]:  # snapshot of the state that produced this render (pre-step)
@@ -450,7 +460,7 @@ def train(
     with torch.no_grad():
         m_r, c_r, col_r = attributes(params, quant)
         img = renderer(m_r, c_r, col_r, height, width)
-        final_psnr = psnr_from_mse(_mse(img, target, clamp=True))
+        final_psnr = psnr_from_mse(_mse(shown(img), target, clamp=True))
     history.append((iterations, final_psnr, int(params[0].shape[0])))
     if final_psnr >= best[0]:
         snap = [p.detach().clone() for p in params]

@@ -8,7 +8,7 @@ Everything multi-byte in a .gimg file is little-endian.
 # CRLF -> LF conversion; 0x1A: stops `type` on DOS; LF: catches LF -> CRLF conversion.
 SIGNATURE = b"\x89GIM\r\n\x1a\n"
 VERSION_MAJOR = 1  # an unknown major version is rejected
-VERSION_MINOR = 2  # a newer minor version is decoded as far as it is understood
+VERSION_MINOR = 3  # a newer minor version is decoded as far as it is understood
 PREAMBLE_SIZE = len(SIGNATURE) + 2  # signature + major (u8) + minor (u8)
 
 # --- Chunks (spec: "Chunks") ----------------------------------------------------------
@@ -18,7 +18,9 @@ CHUNK_GAUS = b"GAUS"  # Gaussian payload, critical, one or more consecutive chun
 CHUNK_END = b"DONE"  # end marker, critical, empty, last
 CHUNK_ICCP = b"iccp"  # ICC profile, ancillary
 CHUNK_EXIF = b"exif"  # EXIF block, ancillary
-KNOWN_CRITICAL = (CHUNK_HEAD, CHUNK_GAUS, CHUNK_END)
+CHUNK_BASE = b"BASE"  # base layer, critical, at most one, before the GAUS run (1.3)
+KNOWN_CRITICAL = (CHUNK_HEAD, CHUNK_BASE, CHUNK_GAUS, CHUNK_END)
+MINOR_OF_BASE = 3  # the first minor version with a BASE chunk
 
 # --- Limits (spec: "Limits"), checked before any allocation ----------------------------
 MAX_WIDTH = 65535

@@ -17,6 +17,7 @@ import numpy as np
 
 from gipp_codec.errors import ChunkError, ConfigError, FormatError, LimitError, PayloadError, SignatureError, TruncatedError, VersionError
 from gipp_codec.format import constants as K
+from gipp_codec.format.base_layer import BaseLayer, decode_base_payload, encode_base_payload, grid_shape
 from gipp_codec.format.header import channel_bits, describe_header, header_from_gaussians, pack_header, unpack_header
 from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussians
 from gipp_codec.imageio import ImageMetadata
@@ -35,6 +36,7 @@ class ParsedGimg:
     accounting_inputs: tuple = ()  # arguments of _bit_accounting, evaluated on first use of .bits
     _bits: dict | None = None
     render_work: int = 0  # pixels of the Gaussians' bounding squares (spec §8, MAX_RENDER_WORK)
+    base: BaseLayer | None = None  # the BASE chunk's grid, when the file has one
 
     @property
     def bits(self) -> dict:
@@ -111,14 +113,15 @@ def encode_payload(gaussians, payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2)
 
 def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMetadata | None = None,
                extra_chunks=(), payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2,
-               render_convention: int = K.RENDER_CONVENTION_V2) -> bytes:
+               render_convention: int = K.RENDER_CONVENTION_V2, base: BaseLayer | None = None) -> bytes:
     """Serialize Gaussians (+ optional ICC/EXIF, + extra (type, payload) chunks before DONE) to .gimg bytes.
 
     Quantized Gaussians are stored in canonical order (see ``gipp_codec.entropy``), with
     entropy coding ``payload_coding`` (2, the default, or 1 for readers of version 1.0).
     ``render_convention`` names how they are to be rendered (spec §7): 2, the default and
     what the encoder trains with, or 1. The file's minor version is the first one that
-    defines both its payload coding and its render convention.
+    defines both its payload coding and its render convention (3 with a ``base`` layer,
+    which goes into a BASE chunk before the Gaussians).
     """
     if isinstance(gaussians, QuantizedGaussians) and payload_coding not in K.PAYLOAD_CODINGS_QUANTIZED:
         raise ConfigError(f"payload_coding {payload_coding!r} unknown, expected one of {K.PAYLOAD_CODINGS_QUANTIZED}")
@@ -141,6 +144,11 @@ def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMe
         raise ConfigError(f"cannot write .gimg: {exc}") from None
     payload, _ = encode_payload(gaussians, header["payload_coding"])
     chunks = [(K.CHUNK_HEAD, pack_header(header))]
+    if base is not None:
+        if grid_shape(header["width"], header["height"], base.factor_log2) != base.samples.shape[:2]:
+            raise ConfigError(f"base grid {base.samples.shape[:2]} does not match a {header['width']}x{header['height']} "
+                              f"image at factor 2^{base.factor_log2}")
+        chunks.append((K.CHUNK_BASE, encode_base_payload(base)))
     if metadata is not None and metadata.icc_profile:
         chunks.append((K.CHUNK_ICCP, bytes(metadata.icc_profile)))
     if metadata is not None and metadata.exif:
@@ -150,7 +158,8 @@ def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMe
     chunks += [(K.CHUNK_GAUS, p) for p in pieces]
     chunks += [(bytes(t), bytes(p)) for t, p in extra_chunks]
     chunks.append((K.CHUNK_END, b""))
-    minor = max(K.MINOR_OF_PAYLOAD_CODING[header["payload_coding"]], K.MINOR_OF_RENDER_CONVENTION[render_convention])
+    minor = max(K.MINOR_OF_PAYLOAD_CODING[header["payload_coding"]], K.MINOR_OF_RENDER_CONVENTION[render_convention],
+                K.MINOR_OF_BASE if base is not None else 0)
     return build_container(chunks, minor=minor)
 
 
@@ -191,6 +200,7 @@ def parse_gimg(data: bytes) -> ParsedGimg:
     seen = set()
     chunks, skipped = [], []
     meta_bytes = 0
+    base = None
     while True:
         if pos == len(data):
             raise TruncatedError(f"file ends at byte {pos} without a {K.CHUNK_END.decode()} chunk")
@@ -235,6 +245,12 @@ def parse_gimg(data: bytes) -> ParsedGimg:
             if end != len(data):
                 raise ChunkError(f"{len(data) - end} bytes of trailing data after the {name} chunk (byte {end})")
             break
+        elif ctype == K.CHUNK_BASE:
+            if base is not None:
+                raise ChunkError(f"second {name} chunk at byte {pos}; at most one is allowed")
+            if gaus_state != "before":
+                raise ChunkError(f"{name} chunk at byte {pos} after the {K.CHUNK_GAUS.decode()} chunks; it must come before them")
+            base = decode_base_payload(payload, header["width"], header["height"], pos + 8)
         elif ctype in (K.CHUNK_ICCP, K.CHUNK_EXIF):
             if ctype in seen:
                 raise ChunkError(f"second {name} chunk at byte {pos}; at most one is allowed")
@@ -252,8 +268,10 @@ def parse_gimg(data: bytes) -> ParsedGimg:
         pos = end
     gaussians, stream_bits = _decode_payload(b"".join(gaus_parts), header, gaus_offset)
     work = _check_render_work(gaussians)
-    accounting = (len(data), header, stream_bits, sum(len(p) for p in gaus_parts), meta_bytes)
-    return ParsedGimg((major, minor), header, gaussians, metadata, chunks, skipped, accounting, render_work=work)
+    base_bytes = sum(c["length"] for c in chunks if c["type"] == K.CHUNK_BASE.decode())
+    accounting = (len(data), header, stream_bits, sum(len(p) for p in gaus_parts), meta_bytes, base_bytes)
+    return ParsedGimg((major, minor), header, gaussians, metadata, chunks, skipped, accounting, render_work=work,
+                      base=base)
 
 
 def max_render_work(width: int, height: int) -> int:
@@ -311,7 +329,8 @@ ATTRIBUTES = ("position", "a", "b", "c", "red", "green", "blue")
 GROUPS = {"position": ("position",), "covariance": ("a", "b", "c"), "color": ("red", "green", "blue")}
 
 
-def _bit_accounting(file_bytes: int, header: dict, stream_bits, payload_bytes: int, meta_bytes: int) -> dict:
+def _bit_accounting(file_bytes: int, header: dict, stream_bits, payload_bytes: int, meta_bytes: int,
+                    base_bytes: int = 0) -> dict:
     n = int(header["gaussian_count"])
     total = 8 * file_bytes
     attrs = {}
@@ -322,7 +341,7 @@ def _bit_accounting(file_bytes: int, header: dict, stream_bits, payload_bytes: i
             sb = stream_bits.get(a)
             attrs[a] = float(sb.tokens + sb.raw + sb.side) if sb is not None else 0.0
     coding_overhead = 8 * payload_bytes - sum(attrs.values())  # payload prefix, ANS flush, padding
-    container = total - 8 * payload_bytes - 8 * meta_bytes
+    container = total - 8 * payload_bytes - 8 * meta_bytes - 8 * base_bytes
     out = {
         "total_bits": total,
         "gaussians": n,
@@ -331,6 +350,7 @@ def _bit_accounting(file_bytes: int, header: dict, stream_bits, payload_bytes: i
         "coding_overhead": round(coding_overhead, 3),
         "container": container,
         "metadata": 8 * meta_bytes,
+        "base": 8 * base_bytes,
         "bits_per_gaussian": round(total / n, 4) if n else None,
         "payload_bits_per_gaussian": round(8 * payload_bytes / n, 4) if n else None,
     }

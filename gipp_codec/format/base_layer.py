@@ -1,0 +1,178 @@
+"""The base layer (spec: "BASE chunk", format 1.3): a coarse image added under the Gaussians.
+
+A file may carry a grid of gh x gw RGB samples, one per F x F block of the image (F = 2^f,
+gw = ceil(width / F), gh = ceil(height / F)), each of ``bits`` bits. The decoder upsamples
+it bilinearly to the image's size and adds it to the Gaussians' render before clamping: the
+Gaussians then code only what the smooth base misses. Decoder-safe (numpy only).
+
+Samples are coded channel by channel in raster order, each as its residual from the MED
+(LOCO-I) prediction of its left, upper and upper-left neighbours, zigzag-folded and
+Rice-coded with the parameter k the payload gives.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gipp_codec.entropy.bitio import BitReader, BitWriter
+from gipp_codec.errors import ChunkError, LimitError, PayloadError
+
+MIN_FACTOR_LOG2 = 3  # F = 8
+MAX_FACTOR_LOG2 = 10  # F = 1024
+MAX_SAMPLE_BITS = 8
+MAX_RICE_K = 7
+PREFIX_SIZE = 3  # factor_log2, sample_bits, rice_k (u8 each)
+
+
+@dataclass
+class BaseLayer:
+    """A base grid: ``samples`` uint8 [gh, gw, 3] of ``bits`` bits, one per 2^``factor_log2`` block."""
+
+    factor_log2: int
+    bits: int
+    samples: np.ndarray  # [gh, gw, 3] integers in 0..2^bits - 1
+
+    @property
+    def factor(self) -> int:
+        """F, the side of a block in pixels."""
+        return 1 << self.factor_log2
+
+    def values(self) -> np.ndarray:
+        """The samples as binary64 values s / (2^bits - 1): [gh, gw, 3]."""
+        return self.samples.astype(np.float64) / float((1 << self.bits) - 1)
+
+
+def grid_shape(width: int, height: int, factor_log2: int) -> tuple[int, int]:
+    """(gh, gw) = (ceil(height / F), ceil(width / F)) for F = 2^factor_log2."""
+    f = 1 << factor_log2
+    return -(-int(height) // f), -(-int(width) // f)
+
+
+def base_from_image(image: np.ndarray, factor_log2: int, bits: int) -> BaseLayer:
+    """The encoder's base: each block's mean colour of image uint8 [H, W, 3] (blocks cut by
+    the image's edge average the pixels they hold), rounded to ``bits`` bits."""
+    h, w = image.shape[:2]
+    gh, gw = grid_shape(w, h, factor_log2)
+    f = 1 << factor_log2
+    padded = np.zeros((gh * f, gw * f, 3), np.float64)
+    padded[:h, :w] = image
+    counts = np.zeros((gh * f, gw * f), np.float64)
+    counts[:h, :w] = 1.0
+    sums = padded.reshape(gh, f, gw, f, 3).sum(axis=(1, 3))  # [gh, gw, 3]
+    n = counts.reshape(gh, f, gw, f).sum(axis=(1, 3))[..., None]  # [gh, gw, 1]
+    levels = (1 << bits) - 1
+    samples = np.clip(np.rint(sums / n / 255.0 * levels), 0, levels).astype(np.uint8)
+    return BaseLayer(int(factor_log2), int(bits), samples)
+
+
+def _axis_weights(size: int, grid: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(index0, index1, fraction) [size] of each pixel along one axis: u = (p + 0.5) / F - 0.5,
+    index0 = floor(u) and fraction = u - index0, clamped to the first and last sample."""
+    u = (np.arange(size, dtype=np.float64) + 0.5) / factor - 0.5
+    i0 = np.floor(u)
+    frac = u - i0
+    low, high = i0 < 0, i0 >= grid - 1
+    i0 = np.clip(i0, 0, grid - 1).astype(np.int64)
+    frac[low | high] = 0.0
+    i1 = np.minimum(i0 + 1, grid - 1)
+    return i0, i1, frac
+
+
+def upsample(base: BaseLayer, width: int, height: int) -> np.ndarray:
+    """The base at every pixel: float32 [H, W, 3], bilinear in binary64 (spec §3a):
+    horizontally first, (1 - t) v0 + t v1 along each grid row, then vertically the same way."""
+    v = base.values()  # [gh, gw, 3]
+    gh, gw = v.shape[:2]
+    f = base.factor
+    j0, j1, t = _axis_weights(width, gw, f)
+    i0, i1, s = _axis_weights(height, gh, f)
+    t = t[None, :, None]
+    rows = (1.0 - t) * v[:, j0] + t * v[:, j1]  # [gh, W, 3]
+    s = s[:, None, None]
+    return ((1.0 - s) * rows[i0] + s * rows[i1]).astype(np.float32)
+
+
+def _predict(s: np.ndarray, i: int, j: int, half: int) -> int:
+    """MED prediction of sample (i, j) of one channel s [gh, gw] from its decoded neighbours."""
+    if i == 0 and j == 0:
+        return half
+    if i == 0:
+        return int(s[i, j - 1])
+    if j == 0:
+        return int(s[i - 1, j])
+    a, b, c = int(s[i, j - 1]), int(s[i - 1, j]), int(s[i - 1, j - 1])
+    if c >= max(a, b):
+        return min(a, b)
+    if c <= min(a, b):
+        return max(a, b)
+    return a + b - c
+
+
+def _residuals(samples: np.ndarray, bits: int) -> np.ndarray:
+    """Zigzag-folded residuals u [3 * gh * gw] of samples [gh, gw, 3] in coding order."""
+    half = 1 << (bits - 1)
+    out = []
+    for ch in range(3):
+        s = samples[:, :, ch].astype(np.int64)
+        for i in range(s.shape[0]):
+            for j in range(s.shape[1]):
+                e = int(s[i, j]) - _predict(s, i, j, half)
+                out.append(2 * e - 1 if e > 0 else -2 * e)
+    return np.asarray(out, np.int64)
+
+
+def _rice_bits(u: np.ndarray, k: int) -> int:
+    return int(((u >> k) + 1 + k).sum())
+
+
+def encode_base_payload(base: BaseLayer) -> bytes:
+    """The BASE chunk's payload: f, bits, k (u8 each), then the Rice-coded residuals, with
+    the k that makes them shortest."""
+    u = _residuals(base.samples, base.bits)
+    k = min(range(MAX_RICE_K + 1), key=lambda kk: _rice_bits(u, kk))
+    w = BitWriter()
+    for value in u.tolist():
+        q = value >> k
+        w.u(1, q + 1)  # q zero bits, then a one bit
+        w.u(value & ((1 << k) - 1), k)
+    return bytes((base.factor_log2, base.bits, k)) + w.getvalue()
+
+
+def decode_base_payload(payload: bytes, width: int, height: int, offset: int = 0) -> BaseLayer:
+    """Parse and validate a BASE payload for a width x height image (``offset``: the payload's
+    position in the file, for messages); raise a FormatError subclass on any problem."""
+    if len(payload) < PREFIX_SIZE:
+        raise ChunkError(f"BASE chunk at byte {offset} has {len(payload)} bytes, expected at least {PREFIX_SIZE}")
+    f, bits, k = payload[0], payload[1], payload[2]
+    if not MIN_FACTOR_LOG2 <= f <= MAX_FACTOR_LOG2:
+        raise ChunkError(f"BASE factor_log2 {f} (byte {offset}) is not in {MIN_FACTOR_LOG2}..{MAX_FACTOR_LOG2}")
+    if not 1 <= bits <= MAX_SAMPLE_BITS:
+        raise ChunkError(f"BASE sample_bits {bits} (byte {offset + 1}) is not in 1..{MAX_SAMPLE_BITS}")
+    if k > MAX_RICE_K:
+        raise ChunkError(f"BASE rice_k {k} (byte {offset + 2}) is not in 0..{MAX_RICE_K}")
+    gh, gw = grid_shape(width, height, f)
+    count = 3 * gh * gw
+    if count > 8 * (len(payload) - PREFIX_SIZE):  # every sample takes at least one bit
+        raise LimitError(f"BASE chunk at byte {offset}: {count} samples cannot fit in {len(payload) - PREFIX_SIZE} bytes")
+    r = BitReader(payload[PREFIX_SIZE:], "BASE", offset + PREFIX_SIZE)
+    levels = (1 << bits) - 1
+    max_q = (2 * levels) >> k
+    samples = np.zeros((gh, gw, 3), np.uint8)
+    half = 1 << (bits - 1)
+    for ch in range(3):
+        s = samples[:, :, ch]
+        for i in range(gh):
+            for j in range(gw):
+                q = 0
+                while r.u(1) == 0:
+                    q += 1
+                    if q > max_q:
+                        raise PayloadError(f"BASE sample ({i}, {j}, {ch}): a Rice prefix longer than {max_q}")
+                u = (q << k) | r.u(k)
+                e = (u + 1) // 2 if u & 1 else -(u // 2)
+                value = _predict(s, i, j, half) + e
+                if not 0 <= value <= levels:
+                    raise PayloadError(f"BASE sample ({i}, {j}, {ch}) decodes to {value}, outside 0..{levels}")
+                s[i, j] = value
+    r.finish()
+    return BaseLayer(int(f), int(bits), samples)
