@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent .gimg 1.1 decoder written from format_spec/gimg.md alone.
+"""An independent .gimg 1.3 decoder written from format_spec/gimg.md alone.
 
 It shares no code with ``gipp_codec``: plain Python integers for the container and the
 entropy decoding (the ANS coder is spelled out here, not taken from constriction),
@@ -34,7 +34,7 @@ LIMITS = [2.0**20] * 2 + [2.0**46] * 3 + [2.0**16] * 3  # |value| per channel (a
 MAX_ABS_LOG_VARIANCE = 32.0
 PRECISION = 24
 MAX_LEVEL = 47
-KNOWN_MINOR = 2  # the spec version this decoder implements: 1.2
+KNOWN_MINOR = 3  # the spec version this decoder implements: 1.3
 
 
 class DecodeError(Exception):
@@ -276,7 +276,7 @@ def parse(data):
     major, minor = data[8], data[9]
     if major != 1:
         fail(f"unsupported major version {major}")
-    pos, head, gaus, state, end_seen = 10, None, b"", 0, False
+    pos, head, gaus, state, end_seen, base = 10, None, b"", 0, False, None
     seen = set()
     while not end_seen:
         if pos + 8 > len(data):
@@ -305,6 +305,10 @@ def parse(data):
                 fail("GAUS chunks not consecutive")
             state = 1
             gaus += body
+        elif ctype == b"BASE":
+            if base is not None or state != 0:
+                fail("BASE chunk repeated or after GAUS")
+            base = body
         elif ctype == b"DONE":
             if length or state == 0 or pos + 12 != len(data):
                 fail("bad DONE chunk")
@@ -327,7 +331,8 @@ def parse(data):
     size = 16 + (67 if mode == 0 else 0)
     if len(body) < size or (len(body) != size and minor <= KNOWN_MINOR):
         fail("bad HEAD length")
-    out = {"width": w, "height": h, "n": n, "mode": mode, "convention": conv}
+    out = {"width": w, "height": h, "n": n, "mode": mode, "convention": conv,
+           "base": None if base is None else parse_base(base, w, h)}
     if mode == 1:
         if len(gaus) != 32 * n:
             fail("bad float payload length")
@@ -363,6 +368,68 @@ def parse(data):
     rows[:, [2, 4]] = np.exp(rows[:, [2, 4]]).astype(np.float32).astype(np.float64)
     out["rows"] = check_render_work(rows, w, h)
     return out
+
+
+def parse_base(body, width, height):
+    """The BASE chunk's samples as values s / (2^b - 1): (F, grid [gh][gw][3] of floats)."""
+    if len(body) < 3:
+        fail("BASE chunk too short")
+    f, b, k = body[0], body[1], body[2]
+    if not (3 <= f <= 10 and 1 <= b <= 8 and k <= 7):
+        fail("bad BASE parameters")
+    F = 1 << f
+    gw, gh = (width + F - 1) // F, (height + F - 1) // F
+    r = Bits(body[3:])
+    levels = (1 << b) - 1
+    grid = [[[0] * 3 for _ in range(gw)] for _ in range(gh)]
+    for ch in range(3):
+        for i in range(gh):
+            for j in range(gw):
+                q = 0
+                while r.u(1) == 0:
+                    q += 1
+                    if q > (2 * levels) >> k:
+                        fail("BASE Rice prefix too long")
+                u = (q << k) | r.u(k)
+                e = (u + 1) // 2 if u % 2 else -(u // 2)
+                if i == 0 and j == 0:
+                    p = 1 << (b - 1)
+                elif i == 0:
+                    p = grid[i][j - 1][ch]
+                elif j == 0:
+                    p = grid[i - 1][j][ch]
+                else:
+                    A, B, C = grid[i][j - 1][ch], grid[i - 1][j][ch], grid[i - 1][j - 1][ch]
+                    p = min(A, B) if C >= max(A, B) else max(A, B) if C <= min(A, B) else A + B - C
+                if not 0 <= p + e <= levels:
+                    fail("BASE sample out of range")
+                grid[i][j][ch] = p + e
+    r.finish()
+    return F, np.array(grid, np.float64) / levels
+
+
+def base_image(base, height, width):
+    """The base layer at every pixel (spec §3a): bilinear, horizontally then vertically, float32."""
+    F, v = base
+    gh, gw = v.shape[:2]
+
+    def axis(size, n):
+        idx0, idx1, fr = [], [], []
+        for p in range(size):
+            u = (p + 0.5) / F - 0.5
+            i0 = math.floor(u)
+            t = u - i0
+            if i0 < 0 or i0 >= n - 1:
+                i0, t = min(max(i0, 0), n - 1), 0.0
+            idx0.append(i0)
+            idx1.append(min(i0 + 1, n - 1))
+            fr.append(t)
+        return np.array(idx0), np.array(idx1), np.array(fr)
+
+    j0, j1, t = axis(width, gw)
+    i0, i1, s = axis(height, gh)
+    rows = (1.0 - t)[None, :, None] * v[:, j0] + t[None, :, None] * v[:, j1]
+    return ((1.0 - s)[:, None, None] * rows[i0] + s[:, None, None] * rows[i1]).astype(np.float32)
 
 
 def check_render_work(rows, width, height):
@@ -420,7 +487,10 @@ def main(argv):
     except DecodeError as exc:
         print(f"reference_decoder: invalid file: {exc}", file=sys.stderr)
         return 1
-    img = to_uint8(render_float64(parsed["rows"], parsed["height"], parsed["width"], parsed["convention"]))
+    img = render_float64(parsed["rows"], parsed["height"], parsed["width"], parsed["convention"])
+    if parsed["base"] is not None:
+        img = img + base_image(parsed["base"], parsed["height"], parsed["width"])
+    img = to_uint8(img)
     from PIL import Image
 
     folder = os.path.dirname(os.path.abspath(args[1]))

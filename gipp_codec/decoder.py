@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from gipp_codec.format.base_layer import upsample
+from gipp_codec.format.base_layer import grid_rows, upsample
 from gipp_codec.format.container import ParsedGimg, parse_gimg
 from gipp_codec.format.model import QuantizedGaussians
 from gipp_codec.imageio import (DEFAULT_PNG_LEVEL, ImageMetadata, check_distinct_paths, check_output_path,
@@ -44,14 +44,14 @@ def render_parsed_uint8(parsed: ParsedGimg) -> np.ndarray:
     """Render a parsed file in its render convention straight to the 8-bit levels: uint8 [H, W, 3]
     (equal to ``to_uint8(render_parsed(parsed))``, without storing the float image)."""
     h, w = int(parsed.header["height"]), int(parsed.header["width"])
-    if parsed.base is not None:  # the base is added before clamping: through the float render
-        return to_uint8(render_parsed(parsed))
     means, covs, colors = gaussians_as_floats(parsed)
     if means.shape[0] == 0:
-        return np.zeros((h, w, 3), np.uint8)
+        return np.zeros((h, w, 3), np.uint8) if parsed.base is None else to_uint8(upsample(parsed.base, w, h))
     from gipp_codec.render.numba_kernels import forward_uint8
 
-    return forward_uint8(means, covs, colors, h, w, int(parsed.header["render_convention"]))
+    base_rows = None if parsed.base is None else grid_rows(parsed.base, w)  # [3, gh, W]
+    return forward_uint8(means, covs, colors, h, w, int(parsed.header["render_convention"]), base_rows,
+                         parsed.base.factor if parsed.base is not None else 0)
 
 
 def decode_float(data: bytes) -> np.ndarray:

@@ -65,9 +65,10 @@ def base_from_image(image: np.ndarray, factor_log2: int, bits: int) -> BaseLayer
     return BaseLayer(int(factor_log2), int(bits), samples)
 
 
-def _axis_weights(size: int, grid: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def axis_weights(size: int, grid: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(index0, index1, fraction) [size] of each pixel along one axis: u = (p + 0.5) / F - 0.5,
-    index0 = floor(u) and fraction = u - index0, clamped to the first and last sample."""
+    index0 = floor(u) and fraction = u - index0, clamped to the first and last sample
+    (all exact in binary64: F is a power of two)."""
     u = (np.arange(size, dtype=np.float64) + 0.5) / factor - 0.5
     i0 = np.floor(u)
     frac = u - i0
@@ -78,18 +79,23 @@ def _axis_weights(size: int, grid: int, factor: int) -> tuple[np.ndarray, np.nda
     return i0, i1, frac
 
 
-def upsample(base: BaseLayer, width: int, height: int) -> np.ndarray:
-    """The base at every pixel: float32 [H, W, 3], bilinear in binary64 (spec §3a):
-    horizontally first, (1 - t) v0 + t v1 along each grid row, then vertically the same way."""
+def grid_rows(base: BaseLayer, width: int) -> np.ndarray:
+    """The first, horizontal pass of the upsampling (spec "BASE chunk"): each grid row at every
+    column, float32((1 - t) v0 + t v1) in binary64: planar float32 [3, gh, W]."""
     v = base.values()  # [gh, gw, 3]
-    gh, gw = v.shape[:2]
-    f = base.factor
-    j0, j1, t = _axis_weights(width, gw, f)
-    i0, i1, s = _axis_weights(height, gh, f)
-    t = t[None, :, None]
-    rows = (1.0 - t) * v[:, j0] + t * v[:, j1]  # [gh, W, 3]
-    s = s[:, None, None]
-    return ((1.0 - s) * rows[i0] + s * rows[i1]).astype(np.float32)
+    j0, j1, t = axis_weights(width, v.shape[1], base.factor)
+    rows = (1.0 - t)[None, :, None] * v[:, j0] + t[None, :, None] * v[:, j1]  # [gh, W, 3]
+    return np.ascontiguousarray(rows.astype(np.float32).transpose(2, 0, 1))
+
+
+def upsample(base: BaseLayer, width: int, height: int) -> np.ndarray:
+    """The base at every pixel: float32 [H, W, 3]. The horizontal pass (``grid_rows``), then
+    vertically float32((1 - s) h0 + s h1) in binary64, as the decoder's kernel adds it."""
+    rows = grid_rows(base, width).astype(np.float64)  # [3, gh, W]
+    i0, i1, s = axis_weights(height, rows.shape[1], base.factor)
+    s = s[None, :, None]
+    out = ((1.0 - s) * rows[:, i0] + s * rows[:, i1]).astype(np.float32)  # [3, H, W]
+    return np.ascontiguousarray(out.transpose(1, 2, 0))
 
 
 def _predict(s: np.ndarray, i: int, j: int, half: int) -> int:

@@ -297,7 +297,31 @@ def _store_residual(buf, target_planar, scale, gp, r0, r1, width):
     return total
 
 
+@njit(**_OPTS)
+def _add_base(buf, rows, factor, r0, r1, width):
+    """Add the base layer to rows r0..r1 of band buffer buf [3, rows, Wp]: the vertical pass
+    of its upsampling from its horizontally upsampled grid rows [3, gh, W] (float32), each
+    value float32((1 - s) h0 + s h1) in binary64 (``format.base_layer.upsample``), then the
+    float32 sum. ``factor``: the block side F (a power of two, so u is exact)."""
+    gh = rows.shape[1]
+    for rr in range(r1 - r0 + 1):
+        u = (np.float64(r0 + rr) + 0.5) / factor - 0.5
+        i0 = int(math.floor(u))
+        s = u - i0
+        if i0 < 0 or i0 >= gh - 1:
+            i0 = min(max(i0, 0), gh - 1)
+            s = 0.0
+        i1 = min(i0 + 1, gh - 1)
+        for ch in range(3):
+            h0 = rows[ch, i0]
+            h1 = rows[ch, i1]
+            dst = buf[ch, rr]
+            for i in range(width):
+                dst[i] += np.float32((1.0 - s) * np.float64(h0[i]) + s * np.float64(h1[i]))
+
+
 OUT_FLOATS, OUT_LEVELS, OUT_FLOATS_AND_RESIDUAL, OUT_RESIDUAL = 0, 1, 2, 3  # _forward_bands output modes
+OUT_LEVELS_BASE = 4  # OUT_LEVELS with a base layer added first: target_planar holds its grid rows, scale its F
 
 
 @njit(parallel=True, **_OPTS)
@@ -311,7 +335,9 @@ def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, 
     gradient gp [3, H, Wp] = (out - target) * scale (target_planar [3, H, W]) in the
     backward's planar layout, and OUT_RESIDUAL writes only that gradient (out unused); both
     also write each band's sum of squared residuals to sse [nbands] float64. The other
-    modes ignore target_planar, scale, gp and sse."""
+    modes ignore target_planar, scale, gp and sse, except OUT_LEVELS_BASE, which adds a
+    base layer (``_add_base``: target_planar its grid rows [3, gh, W], scale its factor F)
+    before storing the levels."""
     nbands = (height + band_rows - 1) // band_rows
     wp = _padded_width(width)
     lane = _lane_offsets(wp)
@@ -320,7 +346,9 @@ def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, 
         r0 = bd * band_rows
         r1 = min(r0 + band_rows, height) - 1
         _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf, taper)
-        if mode == OUT_LEVELS:
+        if mode == OUT_LEVELS_BASE:
+            _add_base(buf, target_planar, np.float64(scale), r0, r1, width)
+        if mode == OUT_LEVELS or mode == OUT_LEVELS_BASE:
             _store_levels(buf, out, r0, r1, width, np.empty((3, wp), np.uint8))
         elif mode != OUT_RESIDUAL:
             _store_floats(buf, out, r0, r1, width)
@@ -513,9 +541,11 @@ def prepare(means, covs, colors, height, width, convention=ENCODER_CONVENTION):
     return Prepared(means, covs, colors, height, width, convention)
 
 
-def forward_prepared(pp, out=None, uint8=False):
+def forward_prepared(pp, out=None, uint8=False, base_rows=None, base_factor=0):
     """Render into out [H, W, 3] (allocated when None) and return it: float32 unclamped, or
-    with ``uint8=True`` the convention's 8-bit levels (floor(clamp(v, 0, 1) * 255 + 0.5))."""
+    with ``uint8=True`` the convention's 8-bit levels (floor(clamp(v, 0, 1) * 255 + 0.5)),
+    of the render plus, when ``base_rows`` (float32 [3, gh, W], ``format.base_layer.grid_rows``)
+    are given (``uint8`` only), the base layer of block side ``base_factor``."""
     h, w = pp.height, pp.width
     if out is None:
         out = np.empty((h, w, 3), np.uint8 if uint8 else np.float32)
@@ -523,8 +553,16 @@ def forward_prepared(pp, out=None, uint8=False):
     offsets, items = _bin(pp.rows, nbands)
     old = set_parallel_chunksize(_FWD_CHUNK)
     try:
-        _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out,
-                       OUT_LEVELS if uint8 else OUT_FLOATS, _NO_PLANES, np.float32(0.0), _NO_PLANES, _NO_SSE, pp.taper)
+        if base_rows is not None:
+            if not uint8:
+                raise ValueError("a base layer is added on the 8-bit render only")
+            _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out, OUT_LEVELS_BASE,
+                           np.ascontiguousarray(base_rows, dtype=np.float32), np.float32(base_factor), _NO_PLANES,
+                           _NO_SSE, pp.taper)
+        else:
+            _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out,
+                           OUT_LEVELS if uint8 else OUT_FLOATS, _NO_PLANES, np.float32(0.0), _NO_PLANES, _NO_SSE,
+                           pp.taper)
     finally:
         set_parallel_chunksize(old)
     return out
@@ -613,9 +651,11 @@ def forward(means, covs, colors, height, width, convention=ENCODER_CONVENTION):
     return forward_prepared(prepare(means, covs, colors, height, width, convention))
 
 
-def forward_uint8(means, covs, colors, height, width, convention=ENCODER_CONVENTION):
-    """Render [H, W, 3] uint8 (the convention's 8-bit levels) from means [N,2], covs [N,3], colors [N,3]."""
-    return forward_prepared(prepare(means, covs, colors, height, width, convention), uint8=True)
+def forward_uint8(means, covs, colors, height, width, convention=ENCODER_CONVENTION, base_rows=None, base_factor=0):
+    """Render [H, W, 3] uint8 (the convention's 8-bit levels) from means [N,2], covs [N,3], colors [N,3],
+    plus a base layer given by its grid rows [3, gh, W] and block side (``forward_prepared``)."""
+    return forward_prepared(prepare(means, covs, colors, height, width, convention), uint8=True,
+                            base_rows=base_rows, base_factor=base_factor)
 
 
 def backward(means, covs, colors, height, width, grad_image, convention=ENCODER_CONVENTION):
