@@ -29,6 +29,7 @@ import reference_decoder as ref  # noqa: E402
 
 from gipp_codec import errors  # noqa: E402
 from gipp_codec.format import parse_gimg, write_gimg  # noqa: E402
+from gipp_codec.format.base_layer import BaseLayer, encode_base_payload, grid_shape  # noqa: E402
 from gipp_codec.format.container import build_container as _build_container  # noqa: E402
 from gipp_codec.format import constants as K  # noqa: E402
 from gipp_codec.format.header import header_from_gaussians, pack_header  # noqa: E402
@@ -74,6 +75,13 @@ def _split_chunks(data: bytes):
     return out
 
 
+def synthetic_base(width: int, height: int, factor_log2: int, bits: int, seed: int) -> BaseLayer:
+    """A base layer of random samples (so that the Rice codes take every length)."""
+    gh, gw = grid_shape(width, height, factor_log2)
+    rng = np.random.default_rng(seed)
+    return BaseLayer(factor_log2, bits, rng.integers(0, 1 << bits, (gh, gw, 3)).astype(np.uint8))
+
+
 def valid_vectors():
     """(name, description, bytes)."""
     v = []
@@ -110,6 +118,22 @@ def valid_vectors():
       5000, 768, 512, BitDepths(12, 7, 6), seed=5, coding=2, conv=2)
     q("taper_coding1_bits_8_8_4", "render convention 2 with payload coding 1, bit depths 8/8/4",
       500, 100, 80, BitDepths(8, 8, 4), seed=8, coding=1, conv=2)
+    # The base layer (version 1.3): a BASE chunk added under the Gaussians.
+    for name, desc, n, w, h, f, b, seed in (
+            ("base_tiny_1x1", "a base layer (F = 8, 8-bit samples), 1x1 image, one Gaussian", 1, 1, 1, 3, 8, 30),
+            ("base_odd_7x3", "a base layer (F = 8, 6-bit samples), 7x3 image, 5 Gaussians", 5, 7, 3, 3, 6, 31),
+            ("base_odd_513x257_n3000", "a base layer (F = 64, 6-bit samples: a 5x9 grid cut by the edges), "
+             "513x257, 3000 Gaussians", 3000, 513, 257, 6, 6, 32),
+            ("base_kodak_768x512_n5000", "a base layer (F = 64, 6-bit samples), Kodak size, 5000 Gaussians at 12/7/6",
+             5000, 768, 512, 6, 6, 33),
+            ("base_1bit_f1024_64x48", "a base layer of one 1-bit sample a channel (F = 1024), 64x48, 100 Gaussians",
+             100, 64, 48, 10, 1, 34)):
+        bits = BitDepths(12, 7, 6) if n == 5000 else BitDepths()
+        v.append((name, desc, write_gimg(synthetic_quantized(n, w, h, bits, seed), payload_coding=2,
+                                         render_convention=2, base=synthetic_base(w, h, f, b, seed))))
+    v.append(("base_zero_gaussians", "N = 0 with a base layer (F = 16): the image is the base alone",
+              write_gimg(synthetic_quantized(0, 40, 24, seed=35), payload_coding=2, render_convention=2,
+                         base=synthetic_base(40, 24, 4, 5, 35))))
     v.append(("float32_mode", "lossless float32 attributes, 200 Gaussians",
               write_gimg(synthetic_float(200, 96, 64, seed=11), render_convention=1)))
     v.append(("taper_float32_mode", "render convention 2, lossless float32 attributes, 200 Gaussians",
@@ -221,6 +245,26 @@ def invalid_vectors():
     add("payload_for_zero_gaussians", "N = 0 with a non-empty payload", with_header(gaussian_count=0))
     for name, desc, cfg in _bad_coding2_configs():
         add(name, desc, _coding2_with_a_config(g, cfg))
+    bl = synthetic_base(32, 24, 3, 6, 23)  # a 3x4 grid
+    good = encode_base_payload(bl)
+    with_base = [chunks[0], (K.CHUNK_BASE, good)] + chunks[1:]
+    add("base_after_gaus", "the BASE chunk after the GAUS chunk", build_container(chunks[:2] + [(K.CHUNK_BASE, good)]
+                                                                               + chunks[2:], minor=3))
+    add("base_duplicate", "two BASE chunks", build_container(with_base[:2] + with_base[1:], minor=3))
+    for name, desc, payload in (
+            ("base_factor_too_small", "BASE factor_log2 2 (F = 4 < 8)", bytes([2]) + good[1:]),
+            ("base_factor_too_large", "BASE factor_log2 11 (F = 2048 > 1024)", bytes([11]) + good[1:]),
+            ("base_sample_bits_zero", "BASE sample_bits 0", good[:1] + bytes([0]) + good[2:]),
+            ("base_sample_bits_9", "BASE sample_bits 9", good[:1] + bytes([9]) + good[2:]),
+            ("base_rice_k_8", "BASE rice_k 8", good[:2] + bytes([8]) + good[3:]),
+            ("base_too_short", "BASE payload of 2 bytes", good[:2]),
+            ("base_truncated", "BASE samples cut short (CRC valid)", good[:len(good) // 2]),
+            ("base_trailing_bytes", "BASE samples followed by a non-zero byte", good + b"\xff"),
+            ("base_sample_out_of_range", "BASE first sample decodes to 2 at 1 bit (prediction 1, residual +1)",
+             bytes([3, 1, 0, 0b01000000]) + bytes(5)),
+            ("base_rice_prefix_too_long", "BASE Rice prefix of 200 zero bits at 6-bit samples, k = 0",
+             bytes([3, 6, 0]) + bytes(25) + b"\xff")):
+        add(name, desc, build_container([chunks[0], (K.CHUNK_BASE, payload)] + chunks[1:], minor=3))
     fg = synthetic_float(4, 8, 8, seed=22)
     fchunks = _split_chunks(write_gimg(fg, render_convention=1))
     rows = fg.rows().copy()
@@ -309,7 +353,7 @@ def main(argv=None) -> int:
             if old.suffix == ".png":
                 old_png[old.name] = old.read_bytes()
             old.unlink()
-    manifest = {"format": "gimg", "spec": "format_spec/gimg.md", "version": "1.2",
+    manifest = {"format": "gimg", "spec": "format_spec/gimg.md", "version": "1.3",
                 "tolerance_rule": "max_abs: one 3-sigma cut-off flip of the strongest colour "
                                   "(ceil(255*exp(-4.5)*max|colour|)+1, at least 2); rms: %g 8-bit levels" % RMS_TOLERANCE,
                 "valid": [], "invalid": []}
@@ -320,7 +364,10 @@ def main(argv=None) -> int:
         if "q" in indep and indep["n"]:
             q_ind = np.array(indep["q"], dtype=np.int64).reshape(-1, 8)
             assert np.array_equal(q_ind, np.asarray(parsed.gaussians.q, np.int64)), name
-        image = ref.to_uint8(ref.render_float64(indep["rows"], indep["height"], indep["width"], indep["convention"]))
+        image = ref.render_float64(indep["rows"], indep["height"], indep["width"], indep["convention"])
+        if indep["base"] is not None:
+            image = image + ref.base_image(indep["base"], indep["height"], indep["width"])
+        image = ref.to_uint8(image)
         (out / "valid" / f"{name}.gimg").write_bytes(data)
         png = old_png.get(f"{name}.png")
         if png is None or not np.array_equal(decode_image_bytes(png)[0], image):

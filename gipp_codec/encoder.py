@@ -321,7 +321,8 @@ def encode_with_report(
             raise ConfigError(f"bits must be three bit depths (position, covariance, colour), got {bits!r}")
         bits = BitDepths(*bits)
     bits.check(ConfigError)
-    base = None if qat.base_factor_log2 is None else base_from_image(arr, qat.base_factor_log2, qat.base_bits)
+    f = qat.base_factor_log2(w, h)
+    base = None if f is None else base_from_image(arr, f, qat.base_bits)
     t0 = time.perf_counter()
     passes = 1
     if gaussians is not None:

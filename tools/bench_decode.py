@@ -9,7 +9,8 @@ For each (original image, .gimg file of it) pair: encode the original with WebP
 the median of ``--repeats`` calls of
   - gimg file -> pixels (``gipp_codec.decoder.decode``: parse, entropy-decode,
     dequantize, render with the numba kernel straight to uint8),
-  - gimg render only (the same uint8 numba forward on already-parsed Gaussians),
+  - gimg render only (the same uint8 numba forward on already-parsed Gaussians, with the
+    base layer's grid rows, when the file has one, computed beforehand),
   - Pillow WebP bytes -> pixels,
 the three calls interleaved round by round so that they see the same machine load,
 and the cold CLI ``gimg decode IN.gimg OUT.png`` (a new process each time, so it
@@ -38,6 +39,7 @@ from gipp_codec.decoder import decode, gaussians_as_floats, read_info  # noqa: E
 from gipp_codec.format.container import parse_gimg  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
 from gipp_codec.metrics import psnr  # noqa: E402
+from gipp_codec.format.base_layer import grid_rows  # noqa: E402
 from gipp_codec.render.numba_kernels import forward_uint8  # noqa: E402
 
 
@@ -63,11 +65,13 @@ def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int) 
     bpp = len(data) * 8 / (h * w)
     parsed = parse_gimg(data)
     means, covs, colors = gaussians_as_floats(parsed)
+    base_rows = None if parsed.base is None else grid_rows(parsed.base, w)  # the base layer's, computed once
     webp = CLASSICAL_CODECS["webp"]
     found = search_bpp(webp, image, bpp)
     calls = {
         "file": lambda: decode(data),
-        "render": lambda: forward_uint8(means, covs, colors, h, w, int(parsed.header["render_convention"])),
+        "render": lambda: forward_uint8(means, covs, colors, h, w, int(parsed.header["render_convention"]),
+                                        base_rows, 0 if parsed.base is None else parsed.base.factor),
         "webp": lambda: webp.decode(found.data),
     }
     results, times = interleaved_medians(calls, repeats, warmup=2)

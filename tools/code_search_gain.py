@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gipp_codec.decoder import decode, gaussians_as_floats  # noqa: E402
 from gipp_codec.fit.code_search import search_codes  # noqa: E402
+from gipp_codec.format.base_layer import upsample  # noqa: E402
 from gipp_codec.format.container import parse_gimg, write_gimg  # noqa: E402
 from gipp_codec.format.model import QuantizedGaussians  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
@@ -40,6 +41,8 @@ def gains(gimg_path: str, image_path: str, sweep_counts: list[int]) -> list[dict
     arr, _ = load_image(image_path)  # uint8 [H, W, 3]
     target = arr.astype(np.float32) / np.float32(255.0)
     render = forward(*gaussians_as_floats(parsed), g.height, g.width)  # [H, W, 3] float32
+    if parsed.base is not None:  # the search sees the image as decoded: the base under the Gaussians
+        render = render + upsample(parsed.base, g.width, g.height)
     base = psnr(decode(data), arr)
     bits = g.bits.per_channel()
     search_codes(g.q[:1], g.scales, g.offsets, bits, render, target, 1)  # compile outside the timing
@@ -48,7 +51,7 @@ def gains(gimg_path: str, image_path: str, sweep_counts: list[int]) -> list[dict
         start = time.perf_counter()
         q, report = search_codes(g.q, g.scales, g.offsets, bits, render, target, sweeps)
         seconds = time.perf_counter() - start
-        out = write_gimg(QuantizedGaussians(g.width, g.height, g.bits, q, g.scales, g.offsets))
+        out = write_gimg(QuantizedGaussians(g.width, g.height, g.bits, q, g.scales, g.offsets), base=parsed.base)
         rows.append({"file": gimg_path, "gaussians": int(g.q.shape[0]), "sweeps": sweeps,
                      "psnr_file": base, "psnr_gain": psnr(decode(out), arr) - base, "seconds": seconds,
                      "last_sweep_moves": report.moves[-1], "size_ratio": len(out) / len(data)})

@@ -72,6 +72,8 @@ def study(path: Path, images: Path, drops: list[int]) -> dict:
     reference, _ = load_image(images / (path.name.split("_")[0] + ".png"))
     base_q, base_s, base_o, base_bits = coarsen(g, (), 0)
     convention = int(parsed.header["render_convention"])
+    if parsed.base is not None:
+        raise SystemExit(f"{path}: a file with a base layer; this tool measures the Gaussians alone")
     base = render_psnr(g, base_q, base_s, base_o, reference, convention)
     out = {"file": str(path), "gaussians": int(g.q.shape[0]), "psnr": base,
            "bits_per_gaussian": payload_bits_per_gaussian(base_q, base_bits, base_s, base_o), "cases": []}

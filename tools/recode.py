@@ -37,7 +37,7 @@ def recode(data: bytes, coding: int) -> tuple[bytes, dict]:
         raise SystemExit("a float32 file has no entropy-coded payload to re-code")
     t0 = time.perf_counter()
     out = write_gimg(g, before.metadata, payload_coding=coding,
-                     render_convention=int(before.header["render_convention"]))  # rendered as before
+                     render_convention=int(before.header["render_convention"]), base=before.base)  # rendered as before
     seconds = time.perf_counter() - t0
     after = parse_gimg(out)
     same = (np.array_equal(after.gaussians.q, g.q) and np.array_equal(after.gaussians.scales, g.scales)

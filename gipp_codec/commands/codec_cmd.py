@@ -29,8 +29,10 @@ from gipp_codec.imageio import DEFAULT_PNG_LEVEL
                    "Gaussians' spacing or less (11 up to 0.5 bpp on a 768x512 image, 12 from 0.75 bpp); "
                    "12,10,6 with --paper].")
 @click.option("--paper", is_flag=True, help="Use the paper's training settings instead of ours.")
+@click.option("--no-base", is_flag=True,
+              help="Write no base layer (format 1.3's BASE chunk): a file that decoders of format 1.2 read.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
-def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, as_json):
+def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, no_base, as_json):
     """Encode the image IN.png to OUT.gimg at N Gaussians or a target bpp (default 0.5 bpp)."""
     from gipp_codec.commands.progress import progress_bar
     from gipp_codec.encoder import BPP_PROMISE, MAX_BPP, encode_with_report, resolve_rate
@@ -52,6 +54,8 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     check_output_path(output_path)  # before minutes of fitting
     image, meta = load_image(input_path)
     config = FitConfig.paper() if paper else FitConfig()
+    if no_base:
+        config = config.with_qat(base_samples_across=None)
     total = iterations if iterations is not None else config.iterations
     callback, bar = progress_bar(total, "encoding")
     kwargs = dict(gaussians=gaussians, bpp=bpp, iterations=iterations, seed=seed, device=device,
@@ -134,6 +138,10 @@ def _format_info(info: dict) -> str:
     for name, bits in b["attributes"].items():
         per = f" ({bits / n:.2f} per Gaussian)" if n else ""
         lines.append(f"  {name:>8}: {bits:12.1f} bits{per}")
+    if info["base"] is not None:
+        base = info["base"]
+        lines.append(f"  base layer: {base['grid'][1]}x{base['grid'][0]} samples of {base['sample_bits']} bits "
+                     f"(one per {base['factor']}x{base['factor']} block), {base['bits']} bits")
     lines.append(f"  coding overhead: {b['coding_overhead']:.1f} bits, container: {b['container']} bits, "
                  f"metadata: {b['metadata']} bits")
     work = info["render_work"]

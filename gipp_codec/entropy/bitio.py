@@ -149,6 +149,20 @@ class BitReader:
         self.pos = one
         return self.u(zeros + 1) - 1
 
+    def rice(self, k: int, max_prefix: int) -> int:
+        """The next Rice code's value: z zero bits before a one bit (z > ``max_prefix`` is an
+        error), then k bits r; the value is (z << k) | r."""
+        text = self._bits_text()
+        one = text.find("1", self.pos, self.pos + max_prefix + 1)
+        if one < 0:
+            if self.pos + max_prefix + 1 <= self._size:
+                raise PayloadError(f"{self.what} stream: a Rice prefix longer than {max_prefix} at byte "
+                                   f"{self.base_offset + self.pos // 8}")
+            self._need(self._size - self.pos + 1)  # ran off the end: overrun
+        zeros = one - self.pos
+        self.pos = one + 1
+        return (zeros << k) | self.u(k)
+
     def se(self) -> int:
         """The next signed exp-Golomb code's value: ue 0, 1, 2, 3, 4 ... map to 0, 1, -1, 2, -2 ..."""
         v = self.ue()

@@ -202,9 +202,13 @@ class QATConfig:
     # at 0.15 / 0.5 bpp (BENCHMARKS.md §4, "11-bit positions at low rates")
     params_lr_scale: float = 1.0
     # the file's base layer (format 1.3, spec "BASE chunk"): a grid of block means of the
-    # image, one per 2^base_factor_log2-pixel block, of base_bits bits a channel, which the
-    # decoder upsamples bilinearly and adds under the Gaussians; None: no base layer
-    base_factor_log2: int | None = None
+    # image, of base_bits bits a channel, which the decoder upsamples bilinearly and adds under
+    # the Gaussians, so that they fit only what it misses; about base_samples_across samples
+    # along the image's geometric-mean side (the block side F the power of two nearest to
+    # sqrt(width * height) / base_samples_across, in 8..1024: 64 on Kodak); None: no base.
+    # On all 24 Kodak images (64-pixel blocks, 6-bit samples, about 1.2 kbit a file) at equal
+    # rate: BENCHMARKS.md §4, "The base layer"
+    base_samples_across: float | None = 10.0
     base_bits: int = 6
 
     def depths(self) -> tuple[int, int, int]:
@@ -246,6 +250,14 @@ class QATConfig:
         if until is None or bpp is None or bpp <= until:
             return self.rate_weight
         return self.rate_weight * until / bpp
+
+    def base_factor_log2(self, width: int, height: int) -> int | None:
+        """log2 of the base layer's block side for a ``width`` x ``height`` image
+        (``base_samples_across``), or None when there is no base layer."""
+        if self.base_samples_across is None:
+            return None
+        f = round(math.log2(math.sqrt(width * height) / self.base_samples_across))
+        return int(min(MAX_FACTOR_LOG2, max(MIN_FACTOR_LOG2, f)))
 
     def bits(self) -> tuple[int, ...]:
         """Bit depth of each of the 8 channels x, y, a, b, c, r, g, b."""
@@ -473,7 +485,8 @@ class FitConfig:
             iterations=PAPER_ITERATIONS,
             qat=QATConfig(bits_covariance=10, bits_covariance_high_rate=None, position_steps_per_spacing=None,
                           bits_color=6, bits_color_high_rate=None, start_frac=0.12, init="minmax",
-                          refit_colors=False, code_search_sweeps=0, psd_safe=False, rate_weight=0.0),
+                          refit_colors=False, code_search_sweeps=0, psd_safe=False, rate_weight=0.0,
+                          base_samples_across=None),
         )
 
     def is_dense(self, n_max: int, pixels: int) -> bool:
@@ -631,10 +644,9 @@ class FitConfig:
             raise ConfigError(f"QATConfig.code_search_sweeps must be an integer >= 0, got {q.code_search_sweeps!r}")
         if q.eval_every < 1:
             raise ConfigError(f"QATConfig.eval_every must be >= 1, got {q.eval_every!r}")
-        f = q.base_factor_log2
-        if f is not None and (isinstance(f, bool) or not isinstance(f, int)
-                              or not MIN_FACTOR_LOG2 <= f <= MAX_FACTOR_LOG2):
-            raise ConfigError(f"QATConfig.base_factor_log2 must be None or an integer in "
-                              f"{MIN_FACTOR_LOG2}..{MAX_FACTOR_LOG2}, got {f!r}")
+        across = q.base_samples_across
+        if across is not None and (isinstance(across, bool) or not isinstance(across, (int, float))
+                                   or not (math.isfinite(across) and across > 0)):
+            raise ConfigError(f"QATConfig.base_samples_across must be None or a finite number > 0, got {across!r}")
         if isinstance(q.base_bits, bool) or not isinstance(q.base_bits, int) or not 1 <= q.base_bits <= MAX_SAMPLE_BITS:
             raise ConfigError(f"QATConfig.base_bits must be an integer in 1..{MAX_SAMPLE_BITS}, got {q.base_bits!r}")

@@ -98,15 +98,15 @@ def upsample(base: BaseLayer, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(1, 2, 0))
 
 
-def _predict(s: np.ndarray, i: int, j: int, half: int) -> int:
-    """MED prediction of sample (i, j) of one channel s [gh, gw] from its decoded neighbours."""
+def _predict(s: list, i: int, j: int, half: int) -> int:
+    """MED prediction of sample (i, j) of one channel s (rows of ints) from its decoded neighbours."""
     if i == 0 and j == 0:
         return half
     if i == 0:
-        return int(s[i, j - 1])
+        return s[i][j - 1]
     if j == 0:
-        return int(s[i - 1, j])
-    a, b, c = int(s[i, j - 1]), int(s[i - 1, j]), int(s[i - 1, j - 1])
+        return s[i - 1][j]
+    a, b, c = s[i][j - 1], s[i - 1][j], s[i - 1][j - 1]
     if c >= max(a, b):
         return min(a, b)
     if c <= min(a, b):
@@ -119,10 +119,10 @@ def _residuals(samples: np.ndarray, bits: int) -> np.ndarray:
     half = 1 << (bits - 1)
     out = []
     for ch in range(3):
-        s = samples[:, :, ch].astype(np.int64)
-        for i in range(s.shape[0]):
-            for j in range(s.shape[1]):
-                e = int(s[i, j]) - _predict(s, i, j, half)
+        s = samples[:, :, ch].astype(np.int64).tolist()
+        for i in range(len(s)):
+            for j in range(len(s[0])):
+                e = s[i][j] - _predict(s, i, j, half)
                 out.append(2 * e - 1 if e > 0 else -2 * e)
     return np.asarray(out, np.int64)
 
@@ -148,7 +148,7 @@ def decode_base_payload(payload: bytes, width: int, height: int, offset: int = 0
     """Parse and validate a BASE payload for a width x height image (``offset``: the payload's
     position in the file, for messages); raise a FormatError subclass on any problem."""
     if len(payload) < PREFIX_SIZE:
-        raise ChunkError(f"BASE chunk at byte {offset} has {len(payload)} bytes, expected at least {PREFIX_SIZE}")
+        raise ChunkError(f"BASE payload at byte {offset} has {len(payload)} bytes, expected at least {PREFIX_SIZE}")
     f, bits, k = payload[0], payload[1], payload[2]
     if not MIN_FACTOR_LOG2 <= f <= MAX_FACTOR_LOG2:
         raise ChunkError(f"BASE factor_log2 {f} (byte {offset}) is not in {MIN_FACTOR_LOG2}..{MAX_FACTOR_LOG2}")
@@ -159,26 +159,22 @@ def decode_base_payload(payload: bytes, width: int, height: int, offset: int = 0
     gh, gw = grid_shape(width, height, f)
     count = 3 * gh * gw
     if count > 8 * (len(payload) - PREFIX_SIZE):  # every sample takes at least one bit
-        raise LimitError(f"BASE chunk at byte {offset}: {count} samples cannot fit in {len(payload) - PREFIX_SIZE} bytes")
+        raise LimitError(f"BASE payload at byte {offset}: {count} samples cannot fit in {len(payload) - PREFIX_SIZE} bytes")
     r = BitReader(payload[PREFIX_SIZE:], "BASE", offset + PREFIX_SIZE)
     levels = (1 << bits) - 1
     max_q = (2 * levels) >> k
-    samples = np.zeros((gh, gw, 3), np.uint8)
+    planes = []
     half = 1 << (bits - 1)
     for ch in range(3):
-        s = samples[:, :, ch]
+        s = [[0] * gw for _ in range(gh)]
         for i in range(gh):
+            row = s[i]
             for j in range(gw):
-                q = 0
-                while r.u(1) == 0:
-                    q += 1
-                    if q > max_q:
-                        raise PayloadError(f"BASE sample ({i}, {j}, {ch}): a Rice prefix longer than {max_q}")
-                u = (q << k) | r.u(k)
-                e = (u + 1) // 2 if u & 1 else -(u // 2)
-                value = _predict(s, i, j, half) + e
+                u = r.rice(k, max_q)
+                value = _predict(s, i, j, half) + ((u + 1) // 2 if u & 1 else -(u // 2))
                 if not 0 <= value <= levels:
                     raise PayloadError(f"BASE sample ({i}, {j}, {ch}) decodes to {value}, outside 0..{levels}")
-                s[i, j] = value
+                row[j] = value
+        planes.append(s)
     r.finish()
-    return BaseLayer(int(f), int(bits), samples)
+    return BaseLayer(int(f), int(bits), np.ascontiguousarray(np.array(planes, np.uint8).transpose(1, 2, 0)))

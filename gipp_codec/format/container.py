@@ -56,6 +56,9 @@ class ParsedGimg:
             "chunks": self.chunks,
             "skipped_chunks": self.skipped_chunks,
             "render_work": {"pixels": self.render_work, "limit": max_render_work(w, h)},
+            "base": None if self.base is None else {
+                "factor": self.base.factor, "grid": list(self.base.samples.shape[:2]),
+                "sample_bits": self.base.bits, "bits": self.bits["base"]},
         }
 
 
