@@ -428,7 +428,7 @@ def base_image(base, height, width):
 
     j0, j1, t = axis(width, gw)
     i0, i1, s = axis(height, gh)
-    rows = (1.0 - t)[None, :, None] * v[:, j0] + t[None, :, None] * v[:, j1]
+    rows = ((1.0 - t)[None, :, None] * v[:, j0] + t[None, :, None] * v[:, j1]).astype(np.float32).astype(np.float64)
     return ((1.0 - s)[:, None, None] * rows[i0] + s[:, None, None] * rows[i1]).astype(np.float32)
 
 

@@ -14,7 +14,9 @@ largest); halfway through QAT (``QATConfig.resize_frac``) the hook does the same
 with the ranges QAT has learned, now also making up for the Gaussians QAT's pruning removed
 since the first sizing. If the final file still misses by more than ``BPP_TOLERANCE`` (QAT moved the
 rate), one more encode runs with the budget corrected by the measured drift, and the
-closer result is kept.
+closer result is kept. Unless the config turns it off (``QATConfig.base_samples_across``),
+the file carries a base layer of the image's block means (``format.base_layer``) and the
+Gaussians are fitted to what it leaves; every file the rate control measures includes it.
 """
 
 import time
