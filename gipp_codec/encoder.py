@@ -323,7 +323,7 @@ def encode_with_report(
             raise ConfigError(f"bits must be three bit depths (position, covariance, colour), got {bits!r}")
         bits = BitDepths(*bits)
     bits.check(ConfigError)
-    f = qat.base_factor_log2(w, h)
+    f = qat.base_factor_log2(w, h, None if bpp is None else bpp * h * w)
     base = None if f is None else base_from_image(arr, f, qat.base_bits)
     t0 = time.perf_counter()
     passes = 1

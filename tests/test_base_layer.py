@@ -141,11 +141,18 @@ def test_the_rule_for_the_block_side():
     assert q.base_factor_log2(256, 256) == 5
     assert q.base_factor_log2(1, 1) == 3 and q.base_factor_log2(65535, 65535) == 10
     assert QATConfig(base_samples_across=None).base_factor_log2(768, 512) is None
+    # with a budget the grid takes at most base_max_share of it at 5 bits a sample
+    assert q.base_factor_log2(768, 512, 0.1 * 768 * 512) == 6  # Kodak keeps 64 down to 0.1 bpp
+    assert q.base_factor_log2(768, 512, 0.05 * 768 * 512) == 7
+    assert q.base_factor_log2(64, 72, 0.5 * 64 * 72) == 5  # 2 x 3 blocks: 90 bits of 2304
+    assert q.base_factor_log2(1, 1, 0.5) is None  # no grid fits: no base
     for bad in (0, -1.0, float("nan"), True, "10"):
         with pytest.raises(errors.ConfigError, match="base_samples_across"):
             FitConfig().with_qat(base_samples_across=bad).validate()
     with pytest.raises(errors.ConfigError, match="base_bits"):
         FitConfig().with_qat(base_bits=9).validate()
+    with pytest.raises(errors.ConfigError, match="base_max_share"):
+        FitConfig().with_qat(base_max_share=0.0).validate()
 
 
 def test_encoder_fits_the_gaussians_over_the_base():

@@ -18,12 +18,15 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 from gipp_codec.errors import ConfigError
-from gipp_codec.format.base_layer import MAX_FACTOR_LOG2, MAX_SAMPLE_BITS, MIN_FACTOR_LOG2
+from gipp_codec.format.base_layer import MAX_FACTOR_LOG2, MAX_SAMPLE_BITS, MIN_FACTOR_LOG2, grid_shape
 
 DEFAULT_ITERATIONS = 5000
 PAPER_ITERATIONS = 50_000
 HIGH_RATE_BPP = 2.0  # QATConfig.high_rate_bpp: from this rate up the covariance takes a bit more
 COLOR_HIGH_RATE_BPP = 0.5  # QATConfig.color_high_rate_bpp: from this rate up the colours take a bit more
+# what a base layer's sample takes, for sizing it against a budget (Kodak's: 4.5 bits a
+# sample at 6 bits, tools/base_layer_bits.py)
+BASE_BITS_PER_SAMPLE = 5.0
 
 
 INIT_POSITION_CHOICES = ("uniform", "gradient")  # FitConfig.init_positions
@@ -210,6 +213,10 @@ class QATConfig:
     # rate: BENCHMARKS.md §4, "The base layer"
     base_samples_across: float | None = 10.0
     base_bits: int = 6
+    # with a rate budget, F doubles until the grid, at BASE_BITS_PER_SAMPLE a sample, takes at
+    # most this share of it (none fits: no base): small images at low rates get a coarser base
+    # (Kodak keeps 64 down to about 0.1 bpp)
+    base_max_share: float = 0.04
 
     def depths(self) -> tuple[int, int, int]:
         """(position, covariance, colour) bit depths below ``color_high_rate_bpp`` and
@@ -251,13 +258,22 @@ class QATConfig:
             return self.rate_weight
         return self.rate_weight * until / bpp
 
-    def base_factor_log2(self, width: int, height: int) -> int | None:
+    def base_factor_log2(self, width: int, height: int, budget_bits: float | None = None) -> int | None:
         """log2 of the base layer's block side for a ``width`` x ``height`` image
-        (``base_samples_across``), or None when there is no base layer."""
+        (``base_samples_across``; with a file budget of ``budget_bits``, coarser until the grid
+        fits ``base_max_share`` of it), or None when there is no base layer."""
         if self.base_samples_across is None:
             return None
         f = round(math.log2(math.sqrt(width * height) / self.base_samples_across))
-        return int(min(MAX_FACTOR_LOG2, max(MIN_FACTOR_LOG2, f)))
+        f = int(min(MAX_FACTOR_LOG2, max(MIN_FACTOR_LOG2, f)))
+        if budget_bits is None:
+            return f
+        while f <= MAX_FACTOR_LOG2:
+            gh, gw = grid_shape(width, height, f)
+            if 3 * gh * gw * BASE_BITS_PER_SAMPLE <= self.base_max_share * budget_bits:
+                return f
+            f += 1
+        return None
 
     def bits(self) -> tuple[int, ...]:
         """Bit depth of each of the 8 channels x, y, a, b, c, r, g, b."""
@@ -650,3 +666,5 @@ class FitConfig:
             raise ConfigError(f"QATConfig.base_samples_across must be None or a finite number > 0, got {across!r}")
         if isinstance(q.base_bits, bool) or not isinstance(q.base_bits, int) or not 1 <= q.base_bits <= MAX_SAMPLE_BITS:
             raise ConfigError(f"QATConfig.base_bits must be an integer in 1..{MAX_SAMPLE_BITS}, got {q.base_bits!r}")
+        if not (isinstance(q.base_max_share, (int, float)) and 0.0 < q.base_max_share <= 1.0):
+            raise ConfigError(f"QATConfig.base_max_share must be in (0, 1], got {q.base_max_share!r}")
