@@ -265,6 +265,10 @@ def invalid_vectors():
             ("base_rice_prefix_too_long", "BASE Rice prefix of 200 zero bits at 6-bit samples, k = 0",
              bytes([3, 6, 0]) + bytes(25) + b"\xff")):
         add(name, desc, build_container([chunks[0], (K.CHUNK_BASE, payload)] + chunks[1:], minor=3))
+    big = dict(head, width=4096, height=4096)  # F = 8: 512 x 512 blocks
+    add("base_grid_too_large", "BASE grid of 512x512 blocks (a 4096x4096 image at F = 8) above MAX_BASE_CELLS 2^16",
+        build_container([(K.CHUNK_HEAD, pack_header(big)), (K.CHUNK_BASE, bytes([3, 6, 0]) + bytes(64))] + chunks[1:],
+                        minor=3))
     fg = synthetic_float(4, 8, 8, seed=22)
     fchunks = _split_chunks(write_gimg(fg, render_convention=1))
     rows = fg.rows().copy()

@@ -379,6 +379,8 @@ def parse_base(body, width, height):
         fail("bad BASE parameters")
     F = 1 << f
     gw, gh = (width + F - 1) // F, (height + F - 1) // F
+    if gw * gh > 1 << 16:
+        fail("BASE grid above MAX_BASE_CELLS")
     r = Bits(body[3:])
     levels = (1 << b) - 1
     grid = [[[0] * 3 for _ in range(gw)] for _ in range(gh)]

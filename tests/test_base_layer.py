@@ -113,6 +113,8 @@ def test_base_chunk_errors():
     base = _random_base(16, 16, 3, 6, seed=2)
     with pytest.raises(errors.ConfigError, match="base grid"):
         write_gimg(g, base=_random_base(17, 16, 3, 6))
+    with pytest.raises(errors.ConfigError, match="MAX_BASE_CELLS"):
+        write_gimg(synthetic_quantized(0, 4096, 4096, seed=3), base=BaseLayer(3, 6, np.zeros((512, 512, 3), np.uint8)))
     data = write_gimg(g, base=base)
     chunks = []
     pos = K.PREAMBLE_SIZE
@@ -146,6 +148,8 @@ def test_the_rule_for_the_block_side():
     assert q.base_factor_log2(768, 512, 0.05 * 768 * 512) == 7
     assert q.base_factor_log2(64, 72, 0.5 * 64 * 72) == 5  # 2 x 3 blocks: 90 bits of 2304
     assert q.base_factor_log2(1, 1, 0.5) is None  # no grid fits: no base
+    many = QATConfig(base_samples_across=4000)  # the grid stays within MAX_BASE_CELLS
+    assert many.base_factor_log2(4096, 4096) == 4  # F = 8 would be 512 x 512 blocks, F = 16 is 256 x 256
     for bad in (0, -1.0, float("nan"), True, "10"):
         with pytest.raises(errors.ConfigError, match="base_samples_across"):
             FitConfig().with_qat(base_samples_across=bad).validate()
@@ -187,8 +191,9 @@ def test_cli_no_base_and_info(tmp_path):
     from click.testing import CliRunner
     from PIL import Image
 
-    from gipp_codec.cli import cli
+    from gipp_codec.cli import _register, cli
 
+    _register()
     src = tmp_path / "in.png"
     Image.fromarray((np.random.default_rng(1).random((24, 32, 3)) * 255).astype(np.uint8)).save(src)
     runner = CliRunner()

@@ -18,7 +18,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 from gipp_codec.errors import ConfigError
-from gipp_codec.format.base_layer import MAX_FACTOR_LOG2, MAX_SAMPLE_BITS, MIN_FACTOR_LOG2, grid_shape
+from gipp_codec.format.base_layer import MAX_BASE_CELLS, MAX_FACTOR_LOG2, MAX_SAMPLE_BITS, MIN_FACTOR_LOG2, grid_shape
 
 DEFAULT_ITERATIONS = 5000
 PAPER_ITERATIONS = 50_000
@@ -266,6 +266,8 @@ class QATConfig:
             return None
         f = round(math.log2(math.sqrt(width * height) / self.base_samples_across))
         f = int(min(MAX_FACTOR_LOG2, max(MIN_FACTOR_LOG2, f)))
+        while f < MAX_FACTOR_LOG2 and math.prod(grid_shape(width, height, f)) > MAX_BASE_CELLS:
+            f += 1
         if budget_bits is None:
             return f
         while f <= MAX_FACTOR_LOG2:

@@ -22,6 +22,7 @@ MAX_FACTOR_LOG2 = 10  # F = 1024
 MAX_SAMPLE_BITS = 8
 MAX_RICE_K = 7
 PREFIX_SIZE = 3  # factor_log2, sample_bits, rice_k (u8 each)
+MAX_BASE_CELLS = 1 << 16  # gh * gw (spec §8): bounds a decoder's work and memory for the grid
 
 
 @dataclass
@@ -157,6 +158,8 @@ def decode_base_payload(payload: bytes, width: int, height: int, offset: int = 0
     if k > MAX_RICE_K:
         raise ChunkError(f"BASE rice_k {k} (byte {offset + 2}) is not in 0..{MAX_RICE_K}")
     gh, gw = grid_shape(width, height, f)
+    if gh * gw > MAX_BASE_CELLS:
+        raise LimitError(f"BASE grid of {gw}x{gh} blocks (F = {1 << f}) exceeds MAX_BASE_CELLS {MAX_BASE_CELLS}")
     count = 3 * gh * gw
     if count > 8 * (len(payload) - PREFIX_SIZE):  # every sample takes at least one bit
         raise LimitError(f"BASE payload at byte {offset}: {count} samples cannot fit in {len(payload) - PREFIX_SIZE} bytes")

@@ -17,7 +17,7 @@ import numpy as np
 
 from gipp_codec.errors import ChunkError, ConfigError, FormatError, LimitError, PayloadError, SignatureError, TruncatedError, VersionError
 from gipp_codec.format import constants as K
-from gipp_codec.format.base_layer import BaseLayer, decode_base_payload, encode_base_payload, grid_shape
+from gipp_codec.format.base_layer import MAX_BASE_CELLS, BaseLayer, decode_base_payload, encode_base_payload, grid_shape
 from gipp_codec.format.header import channel_bits, describe_header, header_from_gaussians, pack_header, unpack_header
 from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussians
 from gipp_codec.imageio import ImageMetadata
@@ -151,6 +151,8 @@ def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMe
         if grid_shape(header["width"], header["height"], base.factor_log2) != base.samples.shape[:2]:
             raise ConfigError(f"base grid {base.samples.shape[:2]} does not match a {header['width']}x{header['height']} "
                               f"image at factor 2^{base.factor_log2}")
+        if base.samples.shape[0] * base.samples.shape[1] > MAX_BASE_CELLS:
+            raise ConfigError(f"base grid {base.samples.shape[:2]} exceeds MAX_BASE_CELLS {MAX_BASE_CELLS}")
         chunks.append((K.CHUNK_BASE, encode_base_payload(base)))
     if metadata is not None and metadata.icc_profile:
         chunks.append((K.CHUNK_ICCP, bytes(metadata.icc_profile)))
