@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rd_lib import CLASSICAL_CODECS, search_bpp  # noqa: E402
 
 from gipp_codec.decoder import decode, gaussians_as_floats, read_info  # noqa: E402
+from gipp_codec.format.base_layer import grid_rows  # noqa: E402
 from gipp_codec.format.container import parse_gimg  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
 from gipp_codec.metrics import psnr  # noqa: E402
-from gipp_codec.format.base_layer import grid_rows  # noqa: E402
 from gipp_codec.render.numba_kernels import forward_uint8  # noqa: E402
 
 
