@@ -371,12 +371,23 @@ def test_position_depth_follows_the_gaussians_spacing():
     assert QATConfig(bits_position=14).position_depth(31_292, 3840, 2160) == 13
     assert QATConfig(position_steps_per_spacing=16).position_depth(1331, 768, 512) == 10
     assert QATConfig(position_steps_per_spacing=None).position_depth(1331, 768, 512) == 12
+    # from position_dense_from (0.02) Gaussians per pixel the dense K: 9479 Gaussians (1.0 bpp)
+    # are 6.47 px apart, 768 / 2**11 = 0.375 <= 6.47 / 16 < 768 / 2**10; 7455 (0.0190 per pixel) keep K
+    dense = QATConfig(position_steps_per_spacing_dense=16)
+    assert [dense.position_depth(n, 768, 512) for n in (1331, 7455, 9479, 18376)] == [11, 12, 11, 12]
+    assert [q.position_depth(n, 768, 512) for n in (1331, 7455, 9479, 18376)] == [11, 12, 12, 12]
+    assert QATConfig(position_steps_per_spacing_dense=16, position_dense_from=0.01).position_depth(7455, 768, 512) == 11
     assert q.position_depth(None, 768, 512) == 12
     assert default_depths(q, "many", None, 768, 512).position == 12  # left for the fit to refuse
     assert default_depths(FitConfig.paper().qat, None, 0.15, 768, 512) == BitDepths(12, 10, 6)
     for bad in (0, -1.0, float("nan"), float("inf"), True, "32"):
         with pytest.raises(ConfigError, match="position_steps_per_spacing"):
             FitConfig().with_qat(position_steps_per_spacing=bad)
+        with pytest.raises(ConfigError, match="position_steps_per_spacing_dense"):
+            FitConfig().with_qat(position_steps_per_spacing_dense=bad)
+    for bad in (0, -0.5, float("nan")):
+        with pytest.raises(ConfigError, match="position_dense_from"):
+            FitConfig().with_qat(position_dense_from=bad)
 
 
 def test_cli_encode_refuses_bad_input(tmp_path):

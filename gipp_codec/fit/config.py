@@ -61,6 +61,10 @@ class QATConfig:
     # 0.25 bpp (8 of 8 Kodak images up), and 11 and 9 bits do not beat 10 (BENCHMARKS.md §4,
     # "The position depth by spacing")
     position_steps_per_spacing: float | None = 23.0
+    # the rule's steps per spacing from position_dense_from Gaussians per pixel up (None:
+    # position_steps_per_spacing there too)
+    position_steps_per_spacing_dense: float | None = None
+    position_dense_from: float = 0.02
     # log(a), b, log(c) (paper 10). 7 by measurement: a bit of covariance precision costs
     # the render less than the ~3 bits per Gaussian it takes buy in more Gaussians at the
     # same rate. 12/9/6 was ahead of 12/10/6 on all 10 points of 5 Kodak images; coarser
@@ -231,11 +235,14 @@ class QATConfig:
     def position_depth(self, gaussians: float | None, width: int, height: int) -> int:
         """The position bit depth for ``gaussians`` Gaussians on a ``width`` x ``height`` image:
         the smallest p <= ``bits_position`` with max(width, height) / 2**p <= mean spacing /
-        ``position_steps_per_spacing`` (mean spacing sqrt(width * height / gaussians));
-        ``bits_position`` when the rule is off or the count is unknown (None)."""
+        ``position_steps_per_spacing`` (mean spacing sqrt(width * height / gaussians); from
+        ``position_dense_from`` Gaussians per pixel up, ``position_steps_per_spacing_dense``
+        where set); ``bits_position`` when the rule is off or the count is unknown (None)."""
         k = self.position_steps_per_spacing
         if k is None or gaussians is None or gaussians <= 0:
             return self.bits_position
+        if self.position_steps_per_spacing_dense is not None and gaussians >= self.position_dense_from * width * height:
+            k = self.position_steps_per_spacing_dense
         spacing = math.sqrt(width * height / gaussians)
         need = math.ceil(math.log2(k * max(width, height) / spacing))
         return int(min(self.bits_position, max(1, need)))
@@ -630,9 +637,11 @@ class FitConfig:
                         ("bits_color", q.bits_color)):
             if not isinstance(b, int) or not (1 <= b <= 16):
                 raise ConfigError(f"QATConfig.{name} must be an integer in 1..16, got {b!r}")
-        k = q.position_steps_per_spacing
-        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, float)) or not (math.isfinite(k) and k > 0)):
-            raise ConfigError(f"QATConfig.position_steps_per_spacing must be None or a finite number > 0, got {k!r}")
+        for name in ("position_steps_per_spacing", "position_steps_per_spacing_dense"):
+            k = getattr(q, name)
+            if k is not None and (isinstance(k, bool) or not isinstance(k, (int, float)) or not (math.isfinite(k) and k > 0)):
+                raise ConfigError(f"QATConfig.{name} must be None or a finite number > 0, got {k!r}")
+        pos("qat.position_dense_from", q.position_dense_from)
         for name in ("bits_covariance_high_rate", "bits_color_high_rate"):
             high = getattr(q, name)
             if high is not None and (isinstance(high, bool) or not isinstance(high, int) or not (1 <= high <= 16)):
