@@ -344,8 +344,9 @@ def test_depths_at_a_rate():
 
 def test_position_depth_follows_the_gaussians_spacing():
     """The position depth is the fewest bits, at most bits_position, whose step is at most
-    1/position_steps_per_spacing of the Gaussians' mean spacing: 11 bits on a Kodak-sized
-    image at 0.15 to 0.5 bpp, 12 from 0.75 bpp (measured, BENCHMARKS.md §4), 12 (the cap)
+    1/position_steps_per_spacing of the Gaussians' mean spacing (1/position_steps_per_spacing_dense
+    from position_dense_from Gaussians per pixel): 11 bits on a Kodak-sized image at 0.15 to
+    0.5 bpp and at 1.0, 12 at 0.75 and 2 bpp (measured, BENCHMARKS.md §4), 12 (the cap)
     on a 4K image; off (None), unknown N or FitConfig.paper(): bits_position."""
     from gipp_codec.encoder import default_depths
     from gipp_codec.fit.config import FitConfig, QATConfig
@@ -353,18 +354,20 @@ def test_position_depth_follows_the_gaussians_spacing():
 
     q = QATConfig()
     assert q.position_steps_per_spacing == 23 and q.bits_position == 12
+    assert q.position_steps_per_spacing_dense == 16 and q.position_dense_from == 0.02
     for w, h in ((768, 512), (512, 768), (97, 13), (3840, 2160), (1, 1)):
-        for n in (1, 7, 300, 1331, 4895, 50_000):
+        for n in (1, 7, 300, 1331, 4895, 9479, 50_000):
             p = q.position_depth(n, w, h)
             spacing = (w * h / n) ** 0.5
-            fits = [b for b in range(1, 17) if max(w, h) / 2 ** b <= spacing / 23]
+            k = 16 if n >= 0.02 * w * h else 23
+            fits = [b for b in range(1, 17) if max(w, h) / 2 ** b <= spacing / k]
             assert p == min(12, fits[0]), (w, h, n)
     # 768 x 512 at 0.5 bpp: the rate model's 4895 Gaussians (at 12/7/5) are 8.96 px apart,
     # and 768 / 2**11 = 0.375 px <= 8.96 / 23 = 0.390 px < 768 / 2**10; at 0.75 bpp 7455 (at
     # 12/7/5) are 7.26 px apart
     assert q.position_depth(1331, 768, 512) == 11 and q.position_depth(4895, 768, 512) == 11
     assert q.position_depth(7455, 768, 512) == 12
-    assert [default_depths(q, None, b, 768, 512).position for b in (0.15, 0.25, 0.5, 0.75, 1.0, 2.0)] == [11, 11, 11, 12, 12, 12]
+    assert [default_depths(q, None, b, 768, 512).position for b in (0.15, 0.25, 0.5, 0.75, 1.0, 2.0)] == [11, 11, 11, 12, 11, 12]
     # 384 x 256: 10 bits up to 0.5 bpp, the depth measured best at 0.15 and 0.25 bpp
     assert [default_depths(q, None, b, 384, 256).position for b in (0.15, 0.25, 0.5, 0.75)] == [10, 10, 10, 11]
     assert default_depths(q, None, 0.15, 3840, 2160).position == 12  # 13 wanted: capped
@@ -375,7 +378,8 @@ def test_position_depth_follows_the_gaussians_spacing():
     # are 6.47 px apart, 768 / 2**11 = 0.375 <= 6.47 / 16 < 768 / 2**10; 7455 (0.0190 per pixel) keep K
     dense = QATConfig(position_steps_per_spacing_dense=16)
     assert [dense.position_depth(n, 768, 512) for n in (1331, 7455, 9479, 18376)] == [11, 12, 11, 12]
-    assert [q.position_depth(n, 768, 512) for n in (1331, 7455, 9479, 18376)] == [11, 12, 12, 12]
+    assert [QATConfig(position_steps_per_spacing_dense=None).position_depth(n, 768, 512)
+            for n in (1331, 7455, 9479, 18376)] == [11, 12, 12, 12]
     assert QATConfig(position_steps_per_spacing_dense=16, position_dense_from=0.01).position_depth(7455, 768, 512) == 11
     assert q.position_depth(None, 768, 512) == 12
     assert default_depths(q, "many", None, 768, 512).position == 12  # left for the fit to refuse

@@ -521,8 +521,9 @@ def test_rd_merge_renames_a_codec_only_with_a_witness_at_every_point(tmp_path, c
 
 def test_lr_by_rate_prints_the_depths_whose_spacing_the_position_rule_accepts(capsys):
     """Each row's N for the rule is the rate model's at depths_at; its position depth holds at
-    least position_steps_per_spacing steps per mean spacing of that N, and one bit fewer
-    would not (or the depth is the cap)."""
+    least position_steps_per_spacing steps per mean spacing of that N (from
+    position_dense_from Gaussians per pixel, position_steps_per_spacing_dense), and one bit
+    fewer would not (or the depth is the cap)."""
     import lr_by_rate
 
     from gipp_codec.encoder import predict_gaussians
@@ -538,8 +539,10 @@ def test_lr_by_rate_prints_the_depths_whose_spacing_the_position_rule_accepts(ca
             p = int(depths.split("/")[0])
             # the rule's N is the rate model's at depths_at (bits_position), not at the final depths
             assert int(n_rule) == predict_gaussians(float(bpp) * w * h, BitDepths(*q.depths_at(float(bpp))))
-            assert float(steps) >= q.position_steps_per_spacing, (w, bpp)
-            assert p == q.bits_position or float(steps) / 2 < q.position_steps_per_spacing, (w, bpp)
+            dense = int(n_rule) >= q.position_dense_from * w * h  # 1 and 2 bpp
+            k = q.position_steps_per_spacing_dense if dense else q.position_steps_per_spacing
+            assert float(steps) >= k, (w, bpp)
+            assert p == q.bits_position or float(steps) / 2 < k, (w, bpp)
             assert abs(float(steps) - ((w * h / int(n_rule)) ** 0.5) / (max(w, h) / 2 ** p)) < 0.01
         if w == 768:  # Kodak: the dense start and radius at 0.5 to 1 bpp (0.013 to 0.024 per pixel; the
             # denser start from 0.02, so at 1 bpp), not at 2 (0.047); below, the sparse start and radii of

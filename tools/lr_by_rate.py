@@ -8,7 +8,8 @@ start and growth settings.
 For each rate: the default bit depths (``encoder.default_depths``: the position depth
 follows the Gaussians' spacing), the N the position rule takes (the rate model's at
 ``QATConfig.depths_at``, with ``bits_position``) and its mean spacing in steps of the
-chosen position depth (the rule wants at least ``position_steps_per_spacing``), the N the rate model guesses first
+chosen position depth (the rule wants at least ``position_steps_per_spacing``, from
+``position_dense_from`` Gaussians per pixel ``position_steps_per_spacing_dense``), the N the rate model guesses first
 (``encoder.predict_gaussians`` at those depths, the N the fit aims at), its density N / pixels, the spacing
 factor sqrt(ref / density) without the floor, and the lr ``trainer.geometry_lr_scale``
 gives the fit (``FitConfig().lr_means`` times it; ``lr_covs`` is the same at the defaults),

@@ -62,8 +62,13 @@ class QATConfig:
     # "The position depth by spacing")
     position_steps_per_spacing: float | None = 23.0
     # the rule's steps per spacing from position_dense_from Gaussians per pixel up (None:
-    # position_steps_per_spacing there too)
-    position_steps_per_spacing_dense: float | None = None
+    # position_steps_per_spacing there too). 16 gives 11 bits at 1.0 bpp on a Kodak-sized
+    # image (17.2 steps apart) and keeps 12 at 2 bpp (24.7); on all 24 Kodak images 11 bits
+    # at 1.0 bpp +0.01 dB (14 of 24 up) and MS-SSIM +0.0009 (22 of 24 up), 7 % more
+    # Gaussians; 11 bits at 2 bpp (K 12) lost 0.20 dB (0 of 6 up) and 10 bits at 0.25 bpp
+    # (K 16 there) 0.05 dB (7 of 24 up), so the sparse rule keeps 23 (BENCHMARKS.md §4,
+    # "Eleven-bit positions at 1.0 bpp")
+    position_steps_per_spacing_dense: float | None = 16.0
     position_dense_from: float = 0.02
     # log(a), b, log(c) (paper 10). 7 by measurement: a bit of covariance precision costs
     # the render less than the ~3 bits per Gaussian it takes buy in more Gaussians at the
