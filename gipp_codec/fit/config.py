@@ -23,7 +23,7 @@ from gipp_codec.format.base_layer import MAX_BASE_CELLS, MAX_FACTOR_LOG2, MAX_SA
 DEFAULT_ITERATIONS = 5000
 PAPER_ITERATIONS = 50_000
 HIGH_RATE_BPP = 2.0  # QATConfig.high_rate_bpp: from this rate up the covariance takes a bit more
-COLOR_HIGH_RATE_BPP = 0.5  # QATConfig.color_high_rate_bpp: from this rate up the colours take a bit more
+COLOR_HIGH_RATE_BPP = 0.25  # QATConfig.color_high_rate_bpp: from this rate up the colours take a bit more
 # what a base layer's sample takes, for sizing it against a budget (Kodak's: 4.5 bits a
 # sample at 6 bits, tools/base_layer_bits.py)
 BASE_BITS_PER_SAMPLE = 5.0
@@ -98,7 +98,11 @@ class QATConfig:
     # blue are priced as residuals from green (``rate_color_residuals``) a colour step costs
     # fewer bits, and 6 bits pay from 0.5 bpp: 12/7/6 against 12/7/5 on all 24 Kodak images
     # +0.10 / +0.04 dB at 0.75 / 0.5 bpp (17 / 14 of 24 up, MS-SSIM +0.0008 / +0.0001), +0.01
-    # dB at 0.25 (MS-SSIM -0.0003) (BENCHMARKS.md §4, "Six-bit colours from 0.5 bpp")
+    # dB at 0.25 (MS-SSIM -0.0003) (BENCHMARKS.md §4, "Six-bit colours from 0.5 bpp"). With
+    # the base layer the colours are residuals around it, and 6 bits pay from 0.25 bpp: on
+    # all 24 Kodak images +0.04 dB at 0.25 bpp (16 of 24 up, MS-SSIM +0.00003), and at 0.15
+    # bpp +0.02 dB (12 of 24 up) but MS-SSIM -0.0010 (BENCHMARKS.md §4, "Six-bit colours
+    # from 0.25 bpp")
     bits_color: int = 5
     # the colour depth at color_high_rate_bpp and above (None: bits_color at every rate). 7
     # bits lost to 6 on the four CPU Kodak images at 1.0 and 2 bpp (-0.12 and -0.08 dB: fewer
