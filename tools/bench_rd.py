@@ -354,7 +354,8 @@ def plot(result: dict, path: str) -> None:
     ax2.set(xlabel="bpp", ylabel="MS-SSIM", title="MS-SSIM vs rate")
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # no legend for a panel with no curve (no MS-SSIM measured)
+            ax.legend(fontsize=8)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
