@@ -312,7 +312,9 @@ def test_rd_compare_takes_the_anchor_from_several_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "26.00 / 25.00 (0.150), +1.00" in out and "31.00 / 30.00 (0.500), +1.00" in out
     rd_compare.main([test, "--anchor", "gimg", "--anchor-run", high])  # one run: clamped to its point
-    assert "26.00 / 30.00* (0.150), -4.00" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "26.00 / 30.00* (0.150), -4.00" in out
+    assert "1 of 1 above (range +1.00 to +1.00), standard error nan dB" in out  # one image: no spread
 
 
 def test_bench_rd_downscale_averages_blocks_and_refuses_below_1(crop192, capsys):
@@ -359,11 +361,12 @@ def test_rd_compare_pools_test_runs_and_prints_per_target_means(tmp_path, capsys
     old = run(tmp_path / "old.json", "old", [("a", 1.0, 29.0, 0.92, 110), ("b", 1.0, 31.5, 0.95, 310)])
     assert rd_compare.main([t1, t2, "--test", "new", "--anchor", "old", "--anchor-run", old]) == 0
     out = capsys.readouterr().out
-    assert "mean +0.75 dB, median +0.75, 2 of 2 above" in out
+    assert "mean +0.75 dB, median +0.75, 2 of 2 above (range +0.50 to +1.00), standard error 0.250 dB" in out
     assert ("new at 1 bpp: 2 images, bpp 0.9950 (files -1.000 % to +0.000 %), PSNR 31.000, MS-SSIM 0.9250, "
             "N 200, bits/Gaussian 40.00") in out
     assert "old at 1 bpp: 2 images, bpp 1.0000 (files +0.000 % to +0.000 %), PSNR 30.250" in out
-    assert "MS-SSIM difference, paired over 2 images: mean -0.01000, 0 above, from -0.0200 (a) to +0.0000 (b)" in out
+    assert ("MS-SSIM difference, paired over 2 images: mean -0.01000, 0 above, from -0.0200 (a) to +0.0000 (b), "
+            "standard error 0.01000") in out
     assert "Encode time, paired over 2 images: mean 20.0 s against 21.0 s (0.952x;" in out
 
 

@@ -13,10 +13,12 @@ another run (for example the same codec at an earlier commit); say so when quoti
 records are then those of all of them together; several RUNs likewise pool the test's.
 
 Per point, the summary line gives the mean, median, count above, and range of the
-differences. Then, per target rate of the test codec, a line of means over the images
+differences, and the standard error of their mean (their sample standard deviation over
+the square root of their count; nan for one image). Then, per target rate of the test codec, a line of means over the images
 compared (bpp, PSNR, MS-SSIM, Gaussians, bits per Gaussian, and the range of each file's
 deviation from the target), the same for the anchor's records at that target where it
-has any, the paired MS-SSIM difference (mean, images above, lowest and highest), and,
+has any, the paired MS-SSIM difference (mean, images above, lowest and highest, standard
+error of the mean), and,
 where both runs recorded it, the paired mean encode time and its ratio.
 """
 
@@ -81,6 +83,13 @@ def target_means(recs: list, target: float) -> str:
             f"N {_mean(recs, 'gaussians_final'):.0f}, bits/Gaussian {_mean(recs, 'bits_per_gaussian'):.2f}")
 
 
+def standard_error(values) -> float:
+    """The standard error of the mean of ``values`` [n]: sample standard deviation / sqrt(n);
+    nan for fewer than two."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
+
+
 def print_target_means(records, anchor_records, test_codec, anchor_codec, images) -> None:
     """The per-target mean lines of the test codec and, where it has the target, the anchor."""
     test_t, anchor_t = by_target(records, test_codec, images), by_target(anchor_records, anchor_codec, images)
@@ -95,7 +104,8 @@ def print_target_means(records, anchor_records, test_codec, anchor_codec, images
             if d:
                 lo, hi = min(d, key=d.get), max(d, key=d.get)
                 print(f"MS-SSIM difference, paired over {len(d)} images: mean {np.mean(list(d.values())):+.5f}, "
-                      f"{sum(v > 0 for v in d.values())} above, from {d[lo]:+.4f} ({lo}) to {d[hi]:+.4f} ({hi})")
+                      f"{sum(v > 0 for v in d.values())} above, from {d[lo]:+.4f} ({lo}) to {d[hi]:+.4f} ({hi}), "
+                      f"standard error {standard_error(list(d.values())):.5f}")
             timed = [im for im in paired
                      if recs[im].get("encode_s") is not None and anchor_t[target][im].get("encode_s") is not None]
             if timed:
@@ -138,7 +148,8 @@ def main(argv=None) -> int:
     for i, d in sorted(deltas.items()):
         d = np.asarray(d)
         summary.append(f"point {i + 1}: mean {d.mean():+.2f} dB, median {np.median(d):+.2f}, "
-                       f"{int((d > 0).sum())} of {d.size} above (range {d.min():+.2f} to {d.max():+.2f})")
+                       f"{int((d > 0).sum())} of {d.size} above (range {d.min():+.2f} to {d.max():+.2f}), "
+                       f"standard error {standard_error(d):.3f} dB")
     print("\n" + "; ".join(summary))
     print_target_means(records, anchor_records, args.test, args.anchor, images)
     return 0
