@@ -27,7 +27,7 @@ import numpy as np
 
 from gipp_codec.errors import ConfigError
 from gipp_codec.format import constants as K
-from gipp_codec.format.base_layer import BaseLayer, base_from_image, base_least_squares, upsample
+from gipp_codec.format.base_layer import BaseLayer, base_from_image, upsample
 from gipp_codec.format.container import write_gimg
 from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussians
 from gipp_codec.imageio import ImageMetadata
@@ -324,8 +324,7 @@ def encode_with_report(
         bits = BitDepths(*bits)
     bits.check(ConfigError)
     f = qat.base_factor_log2(w, h, None if bpp is None else bpp * h * w)
-    fit_base = base_least_squares if qat.base_fit == "lsq" else base_from_image
-    base = None if f is None else fit_base(arr, f, qat.base_bits)
+    base = None if f is None else base_from_image(arr, f, qat.base_bits)
     t0 = time.perf_counter()
     passes = 1
     if gaussians is not None:

@@ -12,8 +12,7 @@ from gipp_codec.fit.config import FitConfig, QATConfig
 from gipp_codec.format import build_container, parse_gimg, write_gimg
 from gipp_codec.format import constants as K
 from gipp_codec.format.base_layer import (
-    BaseLayer, base_from_image, base_least_squares, decode_base_payload, encode_base_payload, grid_shape,
-    upsample,
+    BaseLayer, base_from_image, decode_base_payload, encode_base_payload, grid_shape, upsample,
 )
 from gipp_codec.format.synthetic import synthetic_quantized
 from gipp_codec.render.convention import to_uint8
@@ -50,25 +49,6 @@ def test_block_means_of_an_image():
     assert base.samples.shape == (2, 2, 3)
     assert np.all(base.samples[:, 0] == 0)
     assert np.all(base.samples[:, 1] == 255)  # a block cut by the edge averages the pixels it holds
-
-
-
-def test_least_squares_base_recovers_an_upsampled_grid():
-    """An image that is a grid's bilinear upsampling gives that grid back (the block means
-    do not: they blur it), and on a real-looking image its upsampling is nearer."""
-    grid = _random_base(45, 29, 3, 6, seed=5)  # a 4x6 grid of F = 8, edge blocks cut
-    img = np.rint(upsample(grid, 45, 29) * 255.0).astype(np.uint8)
-    fitted = base_least_squares(img, 3, 6)
-    assert np.array_equal(fitted.samples, grid.samples)
-    assert not np.array_equal(base_from_image(img, 3, 6).samples, grid.samples)
-    y, x = np.mgrid[0:40, 0:56]
-    wavy = np.clip(128 + 100 * np.sin(x / 5.0)[..., None] * np.cos(y / 7.0)[..., None]
-                   + np.zeros(3), 0, 255).astype(np.uint8)
-    err = [np.mean((upsample(fn(wavy, 3, 6), 56, 40) - wavy / 255.0) ** 2)
-           for fn in (base_least_squares, base_from_image)]
-    assert err[0] < err[1]
-    flat = np.full((9, 70, 3), 200, np.uint8)
-    assert np.all(base_least_squares(flat, 4, 5).samples == round(200 / 255 * 31))
 
 
 def _upsample_by_formula(base, width, height):
@@ -229,13 +209,3 @@ def test_cli_no_base_and_info(tmp_path):
             assert base["factor"] == 8 and base["grid"] == [3, 4] and base["sample_bits"] == 6
             text = runner.invoke(cli, ["info", str(out)]).output
             assert "base layer: 4x3 samples of 6 bits (one per 8x8 block)" in text
-
-
-def test_the_encoder_fits_a_least_squares_base_on_request():
-    img = (np.random.default_rng(2).random((40, 48, 3)) * 255).astype(np.uint8)
-    cfg = FitConfig().with_qat(base_samples_across=3, base_fit="lsq")
-    data, report = encode_with_report(img, gaussians=10, iterations=10, config=cfg)
-    assert np.array_equal(parse_gimg(data).base.samples, base_least_squares(img, 4, 6).samples)
-    assert abs(report.psnr_encoder - report.psnr) < 0.01
-    with pytest.raises(errors.ConfigError, match="base_fit"):
-        encode_with_report(img, gaussians=10, iterations=10, config=FitConfig().with_qat(base_fit="median"))

@@ -14,12 +14,12 @@ records are then those of all of them together; several RUNs likewise pool the t
 
 Per point, the summary line gives the mean, median, count above, and range of the
 differences, and the standard error of their mean (their sample standard deviation over
-the square root of their count; nan for one image). Then, per target rate of the test codec, a line of means over the images
-compared (bpp, PSNR, MS-SSIM, Gaussians, bits per Gaussian, and the range of each file's
-deviation from the target), the same for the anchor's records at that target where it
-has any, the paired MS-SSIM difference (mean, images above, lowest and highest, standard
-error of the mean), and,
-where both runs recorded it, the paired mean encode time and its ratio.
+the square root of their count; nan for one image). Then, per target rate of the test
+codec, a line of means over the images compared (bpp, PSNR, MS-SSIM, Gaussians, bits per
+Gaussian, and the range of each file's deviation from the target), the same for the
+anchor's records at that target where it has any, the paired MS-SSIM difference (mean,
+images above, lowest and highest, standard error of the mean), and, where both runs
+recorded it, the paired mean encode time and its ratio.
 """
 
 import argparse

@@ -35,7 +35,6 @@ GROW_PIXEL_CHOICES = ("top", "sample")  # FitConfig.grow_pixels
 MAX_PEAK_RADIUS = 64  # FitConfig.grow_peak_radius*: the largest radius, in pixels
 POSITION_HOLD_CHOICES = ("initial", "image", "none")  # QATConfig.position_hold
 RATE_CHANNEL_CHOICES = ("all", "covariance")  # QATConfig.rate_channels (rate_proxy.RATE_CHANNEL_SETS' keys)
-BASE_FIT_CHOICES = ("mean", "lsq")  # QATConfig.base_fit
 
 
 @dataclass(frozen=True)
@@ -232,9 +231,6 @@ class QATConfig:
     # most this share of it (none fits: no base): small images at low rates get a coarser base
     # (Kodak keeps 64 down to about 0.1 bpp)
     base_max_share: float = 0.04
-    # how the encoder picks the base's samples: "mean" (each block's mean colour) or "lsq"
-    # (the grid whose bilinear upsampling is nearest to the image, ``base_least_squares``)
-    base_fit: str = "mean"
 
     def depths(self) -> tuple[int, int, int]:
         """(position, covariance, colour) bit depths below ``color_high_rate_bpp`` and
@@ -691,7 +687,5 @@ class FitConfig:
             raise ConfigError(f"QATConfig.base_samples_across must be None or a finite number > 0, got {across!r}")
         if isinstance(q.base_bits, bool) or not isinstance(q.base_bits, int) or not 1 <= q.base_bits <= MAX_SAMPLE_BITS:
             raise ConfigError(f"QATConfig.base_bits must be an integer in 1..{MAX_SAMPLE_BITS}, got {q.base_bits!r}")
-        if q.base_fit not in BASE_FIT_CHOICES:
-            raise ConfigError(f"QATConfig.base_fit must be one of {BASE_FIT_CHOICES}, got {q.base_fit!r}")
         if not (isinstance(q.base_max_share, (int, float)) and 0.0 < q.base_max_share <= 1.0):
             raise ConfigError(f"QATConfig.base_max_share must be in (0, 1], got {q.base_max_share!r}")

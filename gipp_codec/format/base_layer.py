@@ -66,33 +66,6 @@ def base_from_image(image: np.ndarray, factor_log2: int, bits: int) -> BaseLayer
     return BaseLayer(int(factor_log2), int(bits), samples)
 
 
-def _axis_matrix(size: int, grid: int, factor: int) -> np.ndarray:
-    """The bilinear weights of ``axis_weights`` as a matrix [size, grid] (rows sum to 1)."""
-    i0, i1, t = axis_weights(size, grid, factor)
-    a = np.zeros((size, grid), np.float64)
-    rows = np.arange(size)
-    np.add.at(a, (rows, i0), 1.0 - t)
-    np.add.at(a, (rows, i1), t)
-    return a
-
-
-def base_least_squares(image: np.ndarray, factor_log2: int, bits: int) -> BaseLayer:
-    """The encoder's base fitted to image uint8 [H, W, 3]: the grid whose bilinear upsampling
-    is nearest to the image in squared error (separable normal equations, one axis at a
-    time), rounded and clipped to ``bits`` bits."""
-    h, w = image.shape[:2]
-    gh, gw = grid_shape(w, h, factor_log2)
-    f = 1 << factor_log2
-    ay, ax = _axis_matrix(h, gh, f), _axis_matrix(w, gw, f)  # [H, gh], [W, gw]
-    py = np.linalg.solve(ay.T @ ay, ay.T)  # [gh, H]
-    px = np.linalg.solve(ax.T @ ax, ax.T)  # [gw, W]
-    x = image.astype(np.float64) / 255.0  # [H, W, 3]
-    fitted = np.einsum("ij,jkc,lk->ilc", py, x, px)  # [gh, gw, 3]
-    levels = (1 << bits) - 1
-    samples = np.clip(np.rint(fitted * levels), 0, levels).astype(np.uint8)
-    return BaseLayer(int(factor_log2), int(bits), samples)
-
-
 def axis_weights(size: int, grid: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(index0, index1, fraction) [size] of each pixel along one axis: u = (p + 0.5) / F - 0.5,
     index0 = floor(u) and fraction = u - index0, clamped to the first and last sample
