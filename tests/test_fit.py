@@ -276,6 +276,38 @@ def test_sparse_fits_take_a_peak_radius_from_their_spacing():
     assert not torch.equal(spaced.means, train(target, 38, 20, base, reference, seed=0).means)
 
 
+def test_growth_recycles_the_faintest_gaussians_once_the_set_is_full():
+    """With grow_recycle_frac the growth step of a full set swaps its least energetic Gaussians
+    for new ones at the error's peaks; without it a full set keeps them."""
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError):
+            FitConfig(grow_recycle_frac=bad).validate()
+    target = torch.from_numpy(_image().astype(np.float32) / 255)
+    render = get_renderer("reference", "cpu")
+    full = FitConfig(init_fraction=1.0, init_fraction_sparse=None, init_fraction_dense=None,
+                     init_fraction_denser=None, grow_every_frac=0.5, grow_stop_frac=0.5)  # grows at 10
+
+    def offscreen_after_growth(cfg):  # -> Gaussians still far off screen after step 10, and the count
+        state = {"t": 0}
+
+        def marking(means, covs, colors, h, w):
+            state["t"] += 1
+            if state["t"] == 9:  # four Gaussians made black and moved far off the image
+                with torch.no_grad():
+                    means.data[:4] = -10.0
+                    colors.data[:4] = 0.0
+            if state["t"] == 11:
+                state["off"], state["n"] = int((means[:, 0] < -5).sum()), int(means.shape[0])
+            return render(means, covs, colors, h, w)
+
+        out = train(target, 40, 20, cfg, marking, seed=0)
+        assert out.means.shape[0] == 40
+        return state["off"], state["n"]
+
+    assert offscreen_after_growth(full) == (4, 40)
+    assert offscreen_after_growth(full.replace(grow_recycle_frac=0.1)) == (0, 40)  # 4 recycled
+
+
 def test_psd_pruning_mask():
     covs = torch.tensor([[2.0, 0.5, 2.0], [1.0, 1.0, 1.0], [-1.0, 0.0, 2.0], [2.0, 0.0, 0.0], [1.0, -0.9, 1.0]])
     assert valid_mask(covs).tolist() == [True, False, False, False, True]

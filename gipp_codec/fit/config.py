@@ -438,6 +438,10 @@ class FitConfig:
     grow_stop_frac: float = 0.9  # no growth after this fraction (paper: refills until 0.9)
     grow_k: int | None = None  # absolute k per growth step (paper: 1000); None -> grow_k_frac
     grow_k_frac: float = 0.5  # k = grow_k_frac * Nmax per step when grow_k is None (0.5: fill at once)
+    # at each growth step once the set is full, this share of Nmax is recycled: the Gaussians
+    # of least rendered energy (|colour|^2 * sqrt(det), prune.importance) are dropped and as
+    # many are added at the error's peaks (0: none, the paper)
+    grow_recycle_frac: float = 0.0
     new_color: str = "zero"  # "zero" (paper) or "residual" (measured worse, DESIGN.md §5)
     new_cov: str = "init"  # "init": as at initialisation (paper); "error_scale": from the error spacing
     # which pixels get the new Gaussians: "top" (the paper: the k largest per-pixel errors) or
@@ -635,6 +639,7 @@ class FitConfig:
         if self.grow_k is not None and self.grow_k < 1:
             raise ConfigError(f"FitConfig.grow_k must be >= 1 or None, got {self.grow_k!r}")
         frac("grow_k_frac", self.grow_k_frac)
+        frac("grow_recycle_frac", self.grow_recycle_frac, lo_open=False)
         if self.new_color not in ("zero", "residual"):
             raise ConfigError(f"FitConfig.new_color must be 'zero' or 'residual', got {self.new_color!r}")
         if self.new_cov not in ("init", "error_scale"):

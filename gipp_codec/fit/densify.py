@@ -32,9 +32,13 @@ class GrowthSchedule:
         k_step = cfg.grow_k if cfg.grow_k is not None else max(1, math.ceil(cfg.grow_k_frac * n_max))
         return cls(every=every, stop=stop, k_step=k_step, n_max=n_max)
 
+    def grows_at(self, iteration: int) -> bool:
+        """Whether ``iteration`` (1-based) is a growth step."""
+        return iteration >= 1 and iteration % self.every == 0 and iteration <= self.stop
+
     def k_at(self, iteration: int, n_now: int) -> int:
         """How many Gaussians to add after ``iteration`` (1-based) when ``n_now`` exist; 0 if none."""
-        if iteration % self.every or iteration > self.stop or iteration < 1:
+        if not self.grows_at(iteration):
             return 0
         return max(0, min(self.k_step, self.n_max - n_now))
 

@@ -343,15 +343,22 @@ def train(
         opt.replace(ps, None, k)
         return ps
 
+    def drop_least_important(ps, n_drop):  # -> params without the n_drop of least rendered energy
+        n_now = int(ps[0].shape[0])
+        idx = most_important(ps[1].detach(), ps[2].detach(), max(1, n_now - n_drop))
+        sel = torch.zeros(n_now, dtype=torch.bool, device=idx.device)
+        sel[idx] = True
+        ps = [_leaf(p.detach()[sel]) for p in ps]
+        opt.replace(ps, sel, 0)
+        return ps
+
+    recycle = math.ceil(cfg.grow_recycle_frac * n_max)  # Gaussians recycled per growth step
+
     def resize(ps, n_want, img_now):  # -> params holding the n_want the rate hook asked for
         n_now = int(ps[0].shape[0])
         n_want = max(1, min(int(n_want), n_max_total))
         if n_want < n_now:
-            idx = most_important(ps[1].detach(), ps[2].detach(), n_want)
-            sel = torch.zeros(n_now, dtype=torch.bool, device=idx.device)
-            sel[idx] = True
-            ps = [_leaf(p[sel]) for p in ps]
-            opt.replace(ps, sel, 0)
+            ps = drop_least_important(ps, n_now - n_want)
         elif n_want > n_now:
             if img_now is None:  # no render yet (a one-iteration run): make one
                 with torch.no_grad():
@@ -444,6 +451,9 @@ def train(
         if keep is not None:
             params = [_leaf(p.detach()[keep]) for p in params]
             opt.replace(params, keep, 0)
+        if recycle and not in_qat and schedule.grows_at(t) and int(params[0].shape[0]) + k >= n_max:
+            params = drop_least_important(params, recycle)
+            k = n_max - int(params[0].shape[0])
         if k:
             params = add_at_errors(params, k, img.detach())
         if t == resize_at:  # size the set again with the quantizer QAT has learned so far
