@@ -442,6 +442,11 @@ class FitConfig:
     # of least rendered energy (|colour|^2 * sqrt(det), prune.importance) are dropped and as
     # many are added at the error's peaks (0: none, the paper)
     grow_recycle_frac: float = 0.0
+    # how the recycled ones are chosen: "energy" (the least rendered energy) or "contrast"
+    # (the least energy over the target's local variance where they sit, plus
+    # recycle_variance_floor, in a box of the Gaussians' mean spacing: prune.contrast_importance)
+    grow_recycle_by: str = "energy"
+    recycle_variance_floor: float = 0.0027  # 3 channels x SSIM's C2 = (0.03)^2
     new_color: str = "zero"  # "zero" (paper) or "residual" (measured worse, DESIGN.md §5)
     new_cov: str = "init"  # "init": as at initialisation (paper); "error_scale": from the error spacing
     # which pixels get the new Gaussians: "top" (the paper: the k largest per-pixel errors) or
@@ -640,6 +645,11 @@ class FitConfig:
             raise ConfigError(f"FitConfig.grow_k must be >= 1 or None, got {self.grow_k!r}")
         frac("grow_k_frac", self.grow_k_frac)
         frac("grow_recycle_frac", self.grow_recycle_frac, lo_open=False)
+        if self.grow_recycle_by not in ("energy", "contrast"):
+            raise ConfigError(f"FitConfig.grow_recycle_by must be 'energy' or 'contrast', got {self.grow_recycle_by!r}")
+        if not (math.isfinite(self.recycle_variance_floor) and self.recycle_variance_floor > 0):
+            raise ConfigError("FitConfig.recycle_variance_floor must be a finite number > 0, "
+                              f"got {self.recycle_variance_floor!r}")
         if self.new_color not in ("zero", "residual"):
             raise ConfigError(f"FitConfig.new_color must be 'zero' or 'residual', got {self.new_color!r}")
         if self.new_cov not in ("init", "error_scale"):

@@ -40,3 +40,25 @@ def most_important(covs: torch.Tensor, colors: torch.Tensor, n_keep: int) -> tor
     energy = importance(covs, colors)
     n_keep = max(0, min(int(n_keep), int(energy.shape[0])))
     return torch.sort(torch.topk(energy, n_keep).indices).values
+
+
+def local_variance(target: torch.Tensor, window: int) -> torch.Tensor:  # [H, W]
+    """The target's variance in the ``window`` x ``window`` box around each pixel, summed over
+    the channels (edges: the box clipped to the image). target: [H, W, C]."""
+    x = target.permute(2, 0, 1)[None].float()  # [1, C, H, W]
+    pad = window // 2
+    pool = lambda t: torch.nn.functional.avg_pool2d(t, window, stride=1, padding=pad, count_include_pad=False)
+    mean = pool(x)
+    var = (pool(x * x) - mean * mean).clamp_min(0)  # [1, C, H', W'] (H' = H for odd windows)
+    return var[0].sum(dim=0)[: target.shape[0], : target.shape[1]]
+
+
+def contrast_importance(means: torch.Tensor, covs: torch.Tensor, colors: torch.Tensor,
+                        variance: torch.Tensor, floor: float) -> torch.Tensor:  # [N]
+    """``importance`` over the local variance of the target where each Gaussian sits (plus
+    ``floor``): a faint Gaussian counts for more in a flat area, where structure-based
+    metrics (MS-SSIM) normalise by that contrast, than among strong edges."""
+    h, w = variance.shape
+    col = means[:, 0].floor().long().clamp(0, w - 1)
+    row = means[:, 1].floor().long().clamp(0, h - 1)
+    return importance(covs, colors) / (variance[row, col] + floor)

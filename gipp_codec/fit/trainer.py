@@ -30,7 +30,7 @@ from gipp_codec.fit import adam_kernels
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
 from gipp_codec.fit.init import gradient_density, sparse_init
-from gipp_codec.fit.prune import keep_mask, most_important
+from gipp_codec.fit.prune import contrast_importance, keep_mask, local_variance, most_important
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, add_rate_gradients, attribute_bits
 from gipp_codec.fit.tensor_adam import TensorAdam
 from gipp_codec.metrics import psnr_from_mse
@@ -343,9 +343,15 @@ def train(
         opt.replace(ps, None, k)
         return ps
 
-    def drop_least_important(ps, n_drop):  # -> params without the n_drop of least rendered energy
+    def drop_least_important(ps, n_drop, by="energy"):  # -> params without the n_drop least important
         n_now = int(ps[0].shape[0])
-        idx = most_important(ps[1].detach(), ps[2].detach(), max(1, n_now - n_drop))
+        n_keep = max(1, n_now - n_drop)
+        if by == "contrast":
+            rank = contrast_importance(ps[0].detach(), ps[1].detach(), ps[2].detach(), contrast_map,
+                                       cfg.recycle_variance_floor)
+            idx = torch.sort(torch.topk(rank, n_keep).indices).values
+        else:
+            idx = most_important(ps[1].detach(), ps[2].detach(), n_keep)
         sel = torch.zeros(n_now, dtype=torch.bool, device=idx.device)
         sel[idx] = True
         ps = [_leaf(p.detach()[sel]) for p in ps]
@@ -353,6 +359,10 @@ def train(
         return ps
 
     recycle = math.ceil(cfg.grow_recycle_frac * n_max)  # Gaussians recycled per growth step
+    contrast_map = None  # [H, W] the target's local variance, for grow_recycle_by="contrast"
+    if recycle and cfg.grow_recycle_by == "contrast":
+        spacing = math.sqrt(height * width / max(1, n_max))
+        contrast_map = local_variance(target, 2 * max(1, round(spacing / 2)) + 1)
 
     def resize(ps, n_want, img_now):  # -> params holding the n_want the rate hook asked for
         n_now = int(ps[0].shape[0])
@@ -452,7 +462,7 @@ def train(
             params = [_leaf(p.detach()[keep]) for p in params]
             opt.replace(params, keep, 0)
         if recycle and not in_qat and schedule.grows_at(t) and int(params[0].shape[0]) + k >= n_max:
-            params = drop_least_important(params, recycle)
+            params = drop_least_important(params, recycle, cfg.grow_recycle_by)
             k = n_max - int(params[0].shape[0])
         if k:
             params = add_at_errors(params, k, img.detach())
