@@ -14,7 +14,7 @@ from gipp_codec.fit.api import fit_image, resolve_device
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
 from gipp_codec.fit.init import caf_lp, density_caf_lp, gradient_density, sample_positions, sparse_init
-from gipp_codec.fit.prune import keep_mask
+from gipp_codec.fit.prune import contrast_importance, importance, keep_mask, local_variance
 from gipp_codec.render.convention import valid_mask
 from gipp_codec.fit.trainer import RowAdam, _mse, half_resolution, lr_factor, train
 from gipp_codec.metrics import psnr
@@ -306,6 +306,28 @@ def test_growth_recycles_the_faintest_gaussians_once_the_set_is_full():
 
     assert offscreen_after_growth(full) == (4, 40)
     assert offscreen_after_growth(full.replace(grow_recycle_frac=0.1)) == (0, 40)  # 4 recycled
+    by_contrast = full.replace(grow_recycle_frac=0.1, grow_recycle_by="contrast")
+    assert offscreen_after_growth(by_contrast) == (0, 40)  # black ones carry no energy at any contrast
+
+
+def test_contrast_importance_favours_faint_gaussians_in_flat_areas():
+    target = torch.full((8, 16, 3), 0.5)
+    target[:, 8:] = torch.rand(8, 8, 3, generator=torch.Generator().manual_seed(0))  # right half textured
+    variance = local_variance(target, 3)  # [8, 16]
+    assert float(variance[:, :7].max()) < 1e-12 and float(variance[:, 9:].min()) > 0.01
+    means = torch.tensor([[3.5, 4.5], [12.5, 4.5]])  # one in the flat half, one in the textured
+    covs = torch.tensor([[1.0, 0.0, 1.0], [1.0, 0.0, 1.0]])
+    colors = torch.full((2, 3), 0.1)
+    plain = importance(covs, colors)
+    assert float(plain[0]) == float(plain[1])
+    ranked = contrast_importance(means, covs, colors, variance, 0.0027)
+    assert float(ranked[0]) > 5 * float(ranked[1])
+    huge_floor = contrast_importance(means, covs, colors, variance, 1e6)  # the floor swamps the contrast
+    assert float(huge_floor[0]) == pytest.approx(float(huge_floor[1]), rel=1e-3)
+    with pytest.raises(ConfigError):
+        FitConfig(grow_recycle_by="opacity").validate()
+    with pytest.raises(ConfigError):
+        FitConfig(recycle_variance_floor=0.0).validate()
 
 
 def test_psd_pruning_mask():
