@@ -285,7 +285,8 @@ def test_growth_recycles_the_faintest_gaussians_once_the_set_is_full():
     target = torch.from_numpy(_image().astype(np.float32) / 255)
     render = get_renderer("reference", "cpu")
     full = FitConfig(init_fraction=1.0, init_fraction_sparse=None, init_fraction_dense=None,
-                     init_fraction_denser=None, grow_every_frac=0.5, grow_stop_frac=0.5)  # grows at 10
+                     init_fraction_denser=None, grow_every_frac=0.5, grow_stop_frac=0.5,
+                     grow_recycle_frac=0.0)  # grows at 10
 
     def offscreen_after_growth(cfg):  # -> Gaussians still far off screen after step 10, and the count
         state = {"t": 0}
@@ -305,7 +306,7 @@ def test_growth_recycles_the_faintest_gaussians_once_the_set_is_full():
         return state["off"], state["n"]
 
     assert offscreen_after_growth(full) == (4, 40)
-    assert offscreen_after_growth(full.replace(grow_recycle_frac=0.1)) == (0, 40)  # 4 recycled
+    assert offscreen_after_growth(full.replace(grow_recycle_frac=0.1, grow_recycle_by="energy")) == (0, 40)
     by_contrast = full.replace(grow_recycle_frac=0.1, grow_recycle_by="contrast")
     assert offscreen_after_growth(by_contrast) == (0, 40)  # black ones carry no energy at any contrast
 
@@ -729,7 +730,7 @@ def test_config_validation_and_presets():
             FitConfig().replace(**{name: bad})
     p = FitConfig.paper()
     assert (p.lr_means, p.lr_covs, p.lr_colors) == (0.018, 0.018, 0.018)
-    assert p.grow_k == 1000 and p.grow_every_frac == 0.1 and p.lr_schedule == "step"
+    assert p.grow_k == 1000 and p.grow_every_frac == 0.1 and p.grow_recycle_frac == 0.0 and p.lr_schedule == "step"
     assert p.qat.bits() == (12, 12, 10, 10, 10, 6, 6, 6) and p.qat.start_frac == 0.12
     assert (p.adam_beta1, p.adam_beta2) == (0.9, 0.999)  # torch's defaults, as the paper's code
     assert p.adam_eps == 1e-8 and FitConfig().adam_eps < 1e-8
