@@ -172,8 +172,12 @@ def count(iterations: int, gaussians: int) -> dict:
         sync_tallies[phase].update(counter.syncs)
         counter.reset()
 
+    # no recycling: a run this short grows at every iteration (every round(0.025 * iterations),
+    # at least 1), so each iteration would recycle, where a 5000-iteration run does so once
+    # every 125; the per-iteration counts are of the iterations between growth steps
+    cfg = FitConfig(grow_recycle_frac=0.0)
     with counter:
-        train(target, gaussians, iterations, FitConfig(), render_cuda, seed=0, quantize=True, progress=progress)
+        train(target, gaussians, iterations, cfg, render_cuda, seed=0, quantize=True, progress=progress)
     out = {}
     for phase, rows in per_phase.items():
         rows = rows[1:] if len(rows) > 1 else rows  # the first iteration also sets things up

@@ -441,10 +441,12 @@ class FitConfig:
     # at each growth step once the set is full, this share of Nmax is recycled: the least
     # important Gaussians (grow_recycle_by) are dropped and as many are added at the error's
     # peaks (0: none, the paper). At 2 % per step the float phase of a 5000-iteration run
-    # recycles 2 % of N about 30 times (every 125 iterations). On all 24 Kodak images, with "contrast" and a
-    # floor of 0.03: +0.09 / +0.06 / +0.16 dB at 0.25 / 0.5 / 1.0 bpp (23 of 24 up at each),
-    # MS-SSIM +0.0002 / -0.0001 / -0.0003 (BENCHMARKS.md §4, "Recycling the least important
-    # Gaussians at each growth step")
+    # recycles 2 % of N about 30 times (every 125 iterations). On all 24 Kodak images, with
+    # "contrast" and a floor of 0.03: +0.05 / +0.09 / +0.06 / +0.16 / +0.11 dB at 0.15 / 0.25 /
+    # 0.5 / 1.0 / 2 bpp (19 / 23 / 23 / 23 / 23 of 24 up), MS-SSIM +0.0001 / +0.0002 / -0.0001
+    # / -0.0003 / -0.0000; BD-rate over 0.15-1.0 bpp against WebP -0.2 % -> -2.0 %, on MS-SSIM
+    # +1.4 % as before (BENCHMARKS.md §4, "Recycling the least important Gaussians at each
+    # growth step")
     grow_recycle_frac: float = 0.02
     # how the recycled ones are chosen: "energy" (the least rendered energy, |colour|^2 *
     # sqrt(det): prune.importance) or "contrast" (that energy over the target's local
@@ -453,9 +455,8 @@ class FitConfig:
     # where MS-SSIM, normalising by the local contrast, sees them. On kodim01/08/15/23:
     # "energy" +0.14 dB at 0.25 bpp (2 %), +0.10 / +0.16 dB at 1.0 bpp (1 % / 3 %), MS-SSIM
     # -0.0008 / -0.0007 / -0.0011; "contrast" (2 %) with floors 0.0027 / 0.01 / 0.03
-    # +0.02 / +0.06 / +0.09 dB at 0.25 bpp (MS-SSIM +0.0014
-    # / +0.0011 / +0.0007) and +0.02 / +0.06 / +0.11 dB at 1.0 bpp (MS-SSIM +0.0002 /
-    # +0.0003 / -0.0000)
+    # +0.02 / +0.06 / +0.09 dB at 0.25 bpp (MS-SSIM +0.0014 / +0.0011 / +0.0007) and
+    # +0.02 / +0.06 / +0.11 dB at 1.0 bpp (MS-SSIM +0.0002 / +0.0003 / -0.0000)
     grow_recycle_by: str = "contrast"
     recycle_variance_floor: float = 0.03  # summed over the 3 channels, on [0, 1] values
     new_color: str = "zero"  # "zero" (paper) or "residual" (measured worse, DESIGN.md §5)
