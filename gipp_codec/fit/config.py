@@ -460,8 +460,8 @@ class FitConfig:
     # +0.02 / +0.06 / +0.11 dB at 1.0 bpp (MS-SSIM +0.0002 / +0.0003 / -0.0000)
     grow_recycle_by: str = "contrast"
     # the floor, the variance summed over the 3 channels of [0, 1] values. 0.01 against 0.03 on
-    # all 24 Kodak images at 1.0 bpp: -0.03 dB (8 of 24 up), MS-SSIM +0.0004 (20 of 24 up);
-    # at the other rates not measured on all 24
+    # all 24 Kodak images at 1.0 / 0.25 bpp: -0.03 / -0.02 dB (8 / 9 of 24 up), MS-SSIM
+    # +0.0004 / +0.0006 (20 / 19 of 24 up); at the other rates not measured on all 24
     recycle_variance_floor: float = 0.03
     new_color: str = "zero"  # "zero" (paper) or "residual" (measured worse, DESIGN.md §5)
     new_cov: str = "init"  # "init": as at initialisation (paper); "error_scale": from the error spacing
