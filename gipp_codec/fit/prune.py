@@ -35,11 +35,10 @@ def importance(covs: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:  # [N]
     return colors.pow(2).sum(dim=1) * det.sqrt()
 
 
-def most_important(covs: torch.Tensor, colors: torch.Tensor, n_keep: int) -> torch.Tensor:  # [n_keep] long
-    """Indices (ascending) of the ``n_keep`` Gaussians of largest ``importance``."""
-    energy = importance(covs, colors)
-    n_keep = max(0, min(int(n_keep), int(energy.shape[0])))
-    return torch.sort(torch.topk(energy, n_keep).indices).values
+def largest(scores: torch.Tensor, n_keep: int) -> torch.Tensor:  # [n_keep] long
+    """Indices (ascending) of the ``n_keep`` largest of ``scores`` [N] (at most N)."""
+    n_keep = max(0, min(int(n_keep), int(scores.shape[0])))
+    return torch.sort(torch.topk(scores, n_keep).indices).values
 
 
 def local_variance(target: torch.Tensor, window: int) -> torch.Tensor:  # [H, W]
@@ -47,7 +46,10 @@ def local_variance(target: torch.Tensor, window: int) -> torch.Tensor:  # [H, W]
     the channels (edges: the box clipped to the image). target: [H, W, C]."""
     x = target.permute(2, 0, 1)[None].float()  # [1, C, H, W]
     pad = window // 2
-    pool = lambda t: torch.nn.functional.avg_pool2d(t, window, stride=1, padding=pad, count_include_pad=False)
+
+    def pool(t):  # [1, C, H', W'] box means, the box clipped at the edges
+        return torch.nn.functional.avg_pool2d(t, window, stride=1, padding=pad, count_include_pad=False)
+
     mean = pool(x)
     var = (pool(x * x) - mean * mean).clamp_min(0)  # [1, C, H', W'] (H' = H for odd windows)
     return var[0].sum(dim=0)[: target.shape[0], : target.shape[1]]

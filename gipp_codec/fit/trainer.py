@@ -30,7 +30,7 @@ from gipp_codec.fit import adam_kernels
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
 from gipp_codec.fit.init import gradient_density, sparse_init
-from gipp_codec.fit.prune import contrast_importance, keep_mask, local_variance, most_important
+from gipp_codec.fit.prune import contrast_importance, importance, keep_mask, largest, local_variance
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, add_rate_gradients, attribute_bits
 from gipp_codec.fit.tensor_adam import TensorAdam
 from gipp_codec.metrics import psnr_from_mse
@@ -279,7 +279,7 @@ def train(
     with the float Gaussians about to be quantized and the LSQ+ quantizer QAT starts from
     (ranges initialised by ``cfg.qat.init`` on those rows); it returns the count N' the
     file's rate budget allows, and the trainer keeps the N' most important Gaussians
-    (``most_important``) or adds N' - N at the largest errors. With ``cfg.qat.resize_frac``
+    (``prune.importance``) or adds N' - N at the largest errors. With ``cfg.qat.resize_frac``
     > 0 it is called again that far into QAT, with the quantizer learned so far, and the set
     is resized the same way (the best-state tracking restarts there).
     With a ``base`` image the Gaussians fit ``target - base`` (the loss, growth and new
@@ -345,13 +345,10 @@ def train(
 
     def drop_least_important(ps, n_drop, by="energy"):  # -> params without the n_drop least important
         n_now = int(ps[0].shape[0])
-        n_keep = max(1, n_now - n_drop)
-        if by == "contrast":
-            rank = contrast_importance(ps[0].detach(), ps[1].detach(), ps[2].detach(), contrast_map,
-                                       cfg.recycle_variance_floor)
-            idx = torch.sort(torch.topk(rank, n_keep).indices).values
-        else:
-            idx = most_important(ps[1].detach(), ps[2].detach(), n_keep)
+        m, c, col = (p.detach() for p in ps)
+        scores = (contrast_importance(m, c, col, contrast_map, cfg.recycle_variance_floor) if by == "contrast"
+                  else importance(c, col))  # [n_now]
+        idx = largest(scores, max(1, n_now - n_drop))
         sel = torch.zeros(n_now, dtype=torch.bool, device=idx.device)
         sel[idx] = True
         ps = [_leaf(p.detach()[sel]) for p in ps]
