@@ -309,6 +309,9 @@ def test_growth_recycles_the_faintest_gaussians_once_the_set_is_full():
     assert offscreen_after_growth(full.replace(grow_recycle_frac=0.1, grow_recycle_by="energy")) == (0, 40)
     by_contrast = full.replace(grow_recycle_frac=0.1, grow_recycle_by="contrast")
     assert offscreen_after_growth(by_contrast) == (0, 40)  # black ones carry no energy at any contrast
+    assert offscreen_after_growth(by_contrast.replace(recycle_stop_frac=0.45)) == (4, 40)  # stops before 10
+    with pytest.raises(ConfigError):
+        FitConfig(recycle_stop_frac=1.5).validate()
 
 
 def test_contrast_importance_favours_faint_gaussians_in_flat_areas():

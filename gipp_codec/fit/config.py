@@ -463,6 +463,9 @@ class FitConfig:
     # all 24 Kodak images at 1.0 / 0.25 bpp: -0.03 / -0.02 dB (8 / 9 of 24 up), MS-SSIM
     # +0.0004 / +0.0006 (20 / 19 of 24 up); at the other rates not measured on all 24
     recycle_variance_floor: float = 0.03
+    # no recycling after this fraction of the run (1.0: at every growth step of a full set,
+    # which stops at QAT's start), so that the last Gaussians added settle before QAT
+    recycle_stop_frac: float = 1.0
     new_color: str = "zero"  # "zero" (paper) or "residual" (measured worse, DESIGN.md §5)
     new_cov: str = "init"  # "init": as at initialisation (paper); "error_scale": from the error spacing
     # which pixels get the new Gaussians: "top" (the paper: the k largest per-pixel errors) or
@@ -662,6 +665,7 @@ class FitConfig:
             raise ConfigError(f"FitConfig.grow_k must be >= 1 or None, got {self.grow_k!r}")
         frac("grow_k_frac", self.grow_k_frac)
         frac("grow_recycle_frac", self.grow_recycle_frac, lo_open=False)
+        frac("recycle_stop_frac", self.recycle_stop_frac, lo_open=False)
         if self.grow_recycle_by not in ("energy", "contrast"):
             raise ConfigError(f"FitConfig.grow_recycle_by must be 'energy' or 'contrast', got {self.grow_recycle_by!r}")
         if not (math.isfinite(self.recycle_variance_floor) and self.recycle_variance_floor > 0):

@@ -356,6 +356,7 @@ def train(
         return ps
 
     recycle = math.ceil(cfg.grow_recycle_frac * n_max)  # Gaussians recycled per growth step
+    recycle_until = int(cfg.recycle_stop_frac * iterations)  # the last iteration that recycles
     contrast_map = None  # [H, W] the target's local variance, for grow_recycle_by="contrast"
     if recycle and cfg.grow_recycle_by == "contrast":
         spacing = math.sqrt(height * width / max(1, n_max))
@@ -458,7 +459,8 @@ def train(
         if keep is not None:
             params = [_leaf(p.detach()[keep]) for p in params]
             opt.replace(params, keep, 0)
-        if recycle and not in_qat and schedule.grows_at(t) and int(params[0].shape[0]) + k >= n_max:
+        if (recycle and not in_qat and t <= recycle_until and schedule.grows_at(t)
+                and int(params[0].shape[0]) + k >= n_max):
             params = drop_least_important(params, recycle, cfg.grow_recycle_by)
             k = n_max - int(params[0].shape[0])
         if k:
