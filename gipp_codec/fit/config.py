@@ -468,10 +468,14 @@ class FitConfig:
     # peer (BENCHMARKS.md §4, "The recycling floor 0.01 as the default")
     recycle_variance_floor: float = 0.01
     # no recycling after this fraction of the run (1.0: at every growth step of a full set,
-    # which stops at QAT's start), so that the last Gaussians added settle before QAT
+    # which stops at QAT's start), so that the last Gaussians added settle before QAT. 0.6 on
+    # kodim01/08/15/23 at 1.0 / 0.25 bpp: +0.02 / +0.02 dB, MS-SSIM -0.0001 / -0.0002, within
+    # noise (BENCHMARKS.md §4, "Recycling only until 60 % of the run")
     recycle_stop_frac: float = 1.0
     new_color: str = "zero"  # "zero" (paper) or "residual" (measured worse, DESIGN.md §5)
-    new_cov: str = "init"  # "init": as at initialisation (paper); "error_scale": from the error spacing
+    # "init": as at initialisation (paper); "error_scale": from the error spacing (with
+    # recycling, on kodim01/08/15/23 +0.03 / -0.01 dB at 1.0 / 0.25 bpp, within noise)
+    new_cov: str = "init"
     # which pixels get the new Gaussians: "top" (the paper: the k largest per-pixel errors) or
     # "sample" (k distinct pixels drawn with probability proportional to error ** grow_error_power).
     # "sample" at power 1 lost 0.64 dB at 0.5 bpp on the four CPU Kodak images, 0 of 4 up
