@@ -179,7 +179,9 @@ class QATConfig:
     # against a run that also held the initial position ranges). At 2 bpp on the four,
     # 0.125 against a fixed 0.5: +0.46 dB, each image up; 0.0625 there +0.02 dB, 0.25
     # -0.08 dB, and 0.25 below 0.5 bpp +0.01 dB at 0.15 and at 0.25 bpp, all level or
-    # worse, so the schedule stays (BENCHMARKS.md §4)
+    # worse, so the schedule stays (BENCHMARKS.md §4); with the encoder of the forty-eighth
+    # session the weight at 1.0 / 2 bpp halved -0.10 / -0.08 dB, doubled -0.08 / -0.01 dB
+    # ("QAT's rate weight halved and doubled at 1.0 and 2 bpp")
     rate_weight_until_bpp: float | None = 0.5
     # the channels the rate term covers: "all" (a, b, c and the colours) or "covariance"
     # (a, b, c only, whose precision buys the least PSNR per bit, BENCHMARKS.md §4)
