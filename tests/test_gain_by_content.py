@@ -1,0 +1,52 @@
+"""``tools/gain_by_content.py``: per-image changes beside the images' texture."""
+
+import json
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from gain_by_content import main, ranks, spearman, texture_stats  # noqa: E402
+
+
+def test_ranks_share_ties_and_spearman_follows_order_not_scale():
+    assert list(ranks(np.array([3.0, 1.0, 3.0, 2.0]))) == [2.5, 0.0, 2.5, 1.0]
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert abs(spearman(x, x ** 3) - 1.0) < 1e-12 and abs(spearman(x, -np.exp(x)) + 1.0) < 1e-12
+    assert abs(spearman(x, np.array([2.0, 1.0, 3.0, 5.0, 4.0])) - 0.8) < 1e-12
+    assert np.isnan(spearman(x, np.ones(5)))
+
+
+def test_a_flat_image_is_flat_and_noise_is_not():
+    flat = np.full((16, 16, 3), 128, np.uint8)
+    noise = np.random.default_rng(0).integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    f_share, f_med = texture_stats(flat, 5, 1e-3)
+    n_share, n_med = texture_stats(noise, 5, 1e-3)
+    assert f_share == 1.0 and n_share == 0.0 and n_med > f_med + 5
+
+
+def test_main_pairs_runs_by_image_and_rate(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    shares = {}
+    for i, name in enumerate(["a", "b", "c"]):  # a flat, b half noise, c all noise
+        img = np.full((12, 12, 3), 100, np.uint8)
+        img[:, 12 - 6 * i:] = rng.integers(0, 256, (12, 6 * i, 3))
+        Image.fromarray(img).save(tmp_path / f"{name}.png")
+        shares[name] = i
+
+    def run(path, offset):  # the gain falls as the image gets noisier
+        recs = [{"image": n, "codec": "gimg", "target_bpp": 1.0, "psnr": 30.0 + offset * (2 - i), "ms_ssim": 0.9}
+                for n, i in shares.items()]
+        recs.append({"image": "a", "codec": "jpeg", "target_bpp": 1.0, "psnr": 1.0, "ms_ssim": 0.1})
+        path.write_text(json.dumps({"records": recs}))
+        return str(path)
+
+    test, base = run(tmp_path / "t.json", 0.1), run(tmp_path / "b.json", 0.0)
+    assert main(["--test", test, "--anchor-run", base, "--images", str(tmp_path), "--window", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "3 images" in out and "| a | 1.000 |" in out and "| c | 0.000 |" in out
+    assert "+0.200" in out and "Spearman with the flat share +1.00" in out
+    assert main(["--test", test, "--anchor-run", base, "--images", str(tmp_path / "none")]) == 2
+    assert main(["--test", test, "--anchor-run", base, "--images", str(tmp_path), "--codec", "webp"]) == 2
