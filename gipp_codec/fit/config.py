@@ -106,7 +106,8 @@ class QATConfig:
     # the colour depth at color_high_rate_bpp and above (None: bits_color at every rate). 7
     # bits lost to 6 on the four CPU Kodak images at 1.0 and 2 bpp (-0.12 and -0.08 dB: fewer
     # Gaussians for finer colours; BENCHMARKS.md §4); again with residual colours and the base
-    # layer -0.02 / +0.00 dB, only the smooth kodim23 up ("Seven-bit colours at 1.0 and 2 bpp again")
+    # layer, on all 24 Kodak images -0.04 / -0.02 dB, the smooth images up a little ("Seven-bit
+    # colours at 1.0 and 2 bpp again")
     bits_color_high_rate: int | None = 6
     color_high_rate_bpp: float = COLOR_HIGH_RATE_BPP
     # float warm-up fraction of the budget, then QAT (paper: 6000/50000 = 0.12). 0.8 since the
