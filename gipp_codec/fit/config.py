@@ -473,8 +473,8 @@ class FitConfig:
     recycle_variance_floor: float = 0.01
     # no recycling after this fraction of the run (1.0: at every growth step of a full set,
     # which stops at QAT's start), so that the last Gaussians added settle before QAT. 0.6 on
-    # kodim01/08/15/23 at 1.0 / 0.25 bpp: +0.02 / +0.02 dB, MS-SSIM -0.0001 / -0.0002, within
-    # noise (BENCHMARKS.md §4, "Recycling only until 60 % of the run")
+    # all 24 Kodak images at 1.0 / 0.25 bpp: +0.01 / +0.00 dB, MS-SSIM -0.0001 / -0.0004
+    # (BENCHMARKS.md §4, "Recycling only until 60 % of the run")
     recycle_stop_frac: float = 1.0
     new_color: str = "zero"  # "zero" (paper) or "residual" (measured worse, DESIGN.md §5)
     # "init": as at initialisation (paper); "error_scale": from the error spacing (with
