@@ -478,7 +478,8 @@ class FitConfig:
     recycle_stop_frac: float = 1.0
     new_color: str = "zero"  # "zero" (paper) or "residual" (measured worse, DESIGN.md §5)
     # "init": as at initialisation (paper); "error_scale": from the error spacing (with
-    # recycling, on kodim01/08/15/23 +0.03 / -0.01 dB at 1.0 / 0.25 bpp, within noise)
+    # recycling, on kodim01/08/15/23 +0.03 / -0.01 dB at 1.0 / 0.25 bpp, on all 24 Kodak
+    # images -0.02 dB at 1.0 bpp: BENCHMARKS.md §4, "Recycling only until 60 % of the run")
     new_cov: str = "init"
     # which pixels get the new Gaussians: "top" (the paper: the k largest per-pixel errors) or
     # "sample" (k distinct pixels drawn with probability proportional to error ** grow_error_power).
