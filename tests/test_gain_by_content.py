@@ -5,6 +5,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
@@ -50,3 +51,6 @@ def test_main_pairs_runs_by_image_and_rate(tmp_path, capsys):
     assert "+0.200" in out and "Spearman with the flat share +1.00" in out
     assert main(["--test", test, "--anchor-run", base, "--images", str(tmp_path / "none")]) == 2
     assert main(["--test", test, "--anchor-run", base, "--images", str(tmp_path), "--codec", "webp"]) == 2
+    (tmp_path / "bad.json").write_text("not json")
+    with pytest.raises(SystemExit, match="not a bench_rd.py JSON"):
+        main(["--test", str(tmp_path / "bad.json"), "--anchor-run", base, "--images", str(tmp_path)])

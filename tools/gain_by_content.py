@@ -21,7 +21,6 @@ content does not tell. Twenty-four images give a rank correlation a standard err
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -29,20 +28,22 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gipp_codec.fit.prune import local_variance  # noqa: E402
+from gipp_codec.errors import InputImageError  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
+from rd_compare import by_target, load_records  # noqa: E402
 
 
 def pooled_records(paths: list[str], codec: str) -> dict:
     """(image, target bpp) -> record of ``codec`` from the bench_rd JSONs at ``paths``
-    (records with an error skipped; a later file's record replaces an earlier one's)."""
-    out = {}
-    for path in paths:
-        for r in json.loads(Path(path).read_text())["records"]:
-            if r.get("codec") == codec and "error" not in r and r.get("psnr") is not None:
-                out[(r["image"], r.get("target_bpp"))] = r
-    return out
+    (``rd_compare.by_target``: records with an error or no target skipped); a one-line
+    SystemExit when a file is not such a JSON."""
+    records = [r for path in paths for r in load_records(path)]
+    images = {r.get("image") for r in records}
+    return {(image, rate): r for rate, per_image in by_target(records, codec, images).items()
+            for image, r in per_image.items()}
 
 
 def texture_stats(rgb: np.ndarray, window: int, flat_below: float) -> tuple[float, float]:
@@ -82,11 +83,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.window < 1 or a.window % 2 == 0:
         p.error("--window must be an odd number >= 1")
-    try:
-        test, base = pooled_records(a.test, a.codec), pooled_records(a.anchor_run, a.codec)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"error: cannot read the runs: {exc}", file=sys.stderr)
-        return 2
+    test, base = pooled_records(a.test, a.codec), pooled_records(a.anchor_run, a.codec)
     pairs = sorted(k for k in test if k in base)
     if not pairs:
         print("error: no image and rate in both the test and the anchor runs", file=sys.stderr)
@@ -95,11 +92,11 @@ def main(argv=None) -> int:
     for image in sorted({k[0] for k in pairs}):
         try:
             rgb, _ = load_image(Path(a.images) / f"{image}.png")
-        except Exception as exc:  # the codec's InputImageError and anything Pillow raises
+        except InputImageError as exc:  # load_image's one error for a missing or unreadable image
             print(f"error: {image}: {exc}", file=sys.stderr)
             return 2
         stats[image] = texture_stats(rgb, a.window, a.flat_below)
-    for rate in sorted({k[1] for k in pairs}, key=lambda v: (v is None, v)):
+    for rate in sorted({k[1] for k in pairs}):
         rows = [k for k in pairs if k[1] == rate]
         print(f"\n{a.codec} at {rate} bpp: {len(rows)} images\n")
         print("| image | flat share | median log10 variance | Δ PSNR (dB) | Δ MS-SSIM |")
