@@ -138,3 +138,35 @@ def test_a_refit_that_renders_farther_is_not_taken(monkeypatch):
 def test_refit_is_skipped_where_a_rate_term_covers_the_colours(qat, refits):
     assert _refits_colors(FitConfig(qat=qat)) is refits
     assert _refits_colors(FitConfig.paper()) is False  # the published protocol has none
+
+
+def test_weighted_normal_equations_solve_the_masked_least_squares():
+    """With pixel weights, conjugate gradients on the normal equations reach the least-squares
+    colours of the masked problem, solved densely from the render's columns; weights of one
+    give exactly the unweighted equations."""
+    rng = np.random.default_rng(3)
+    n, h, w = 6, 10, 12
+    m = torch.from_numpy(rng.uniform(1.0, 11.0, (n, 2)).astype(np.float32))
+    var = rng.uniform(2.0, 6.0, (n, 2))
+    c = torch.from_numpy(np.stack([var[:, 0], rng.uniform(-0.5, 0.5, n), var[:, 1]], 1).astype(np.float32))
+    target = torch.from_numpy(rng.uniform(0.0, 1.0, (h, w, 3)).astype(np.float32))
+    mask = torch.from_numpy((rng.uniform(size=(h, w, 3)) < 0.6).astype(np.float32))
+    renderer = get_renderer("cpu")
+    columns = []  # the render of each Gaussian at colour 1: A's columns, [H * W] each
+    for i in range(n):
+        one = torch.zeros((n, 3))
+        one[i, 0] = 1.0
+        columns.append(renderer(m, c, one, h, w)[..., 0].double().reshape(-1).numpy())
+    a = np.stack(columns, 1)  # [H * W, N]
+    expected = np.stack([np.linalg.lstsq(a * mask[..., k].double().reshape(-1, 1).numpy(),
+                                         (mask[..., k] * target[..., k]).double().reshape(-1).numpy(), rcond=None)[0]
+                         for k in range(3)], 1)  # [N, 3]
+    apply_normal, rhs = color_refit.normal_equations(renderer, m, c, target, mask)
+    got = color_refit._cg(apply_normal, rhs, torch.zeros((n, 3)), torch.ones((n, 3)), 60).double().numpy()
+    assert np.allclose(got, expected, rtol=1e-3, atol=1e-3)
+    plain = color_refit.normal_equations(renderer, m, c, target)
+    ones = color_refit.normal_equations(renderer, m, c, target, torch.ones_like(target))
+    probe = torch.from_numpy(rng.uniform(-1, 1, (n, 3)).astype(np.float32))
+    assert torch.equal(plain[1], ones[1]) and torch.equal(plain[0](probe), ones[0](probe))
+    unmasked = np.linalg.lstsq(a, target[..., 0].double().reshape(-1).numpy(), rcond=None)[0]
+    assert not np.allclose(unmasked, expected[:, 0], rtol=1e-3, atol=1e-3)  # the mask matters here

@@ -48,10 +48,11 @@ def _cg(apply_normal: Callable, rhs: torch.Tensor, x: torch.Tensor, free: torch.
 
 
 def normal_equations(renderer: Callable, means: torch.Tensor, covs: torch.Tensor,
-                     target: torch.Tensor) -> tuple[Callable, torch.Tensor]:
+                     target: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[Callable, torch.Tensor]:
     """(apply_normal, rhs) of min ||A c - y||^2 over the colours c [N, 3] for fixed means
     [N, 2] and covs [N, 3], y = ``target`` [H, W, 3]: apply_normal(c) = A^T A c (the gradient
-    of ||A c||^2 / 2: one render and its backward) and rhs = A^T y, float32 [N, 3]."""
+    of ||A c||^2 / 2: one render and its backward) and rhs = A^T y, float32 [N, 3]. With
+    pixel ``weights`` W [H, W, 3] the problem is min ||W^(1/2) (A c - y)||^2: A^T W A c and A^T W y."""
     h, w = int(target.shape[0]), int(target.shape[1])
     means, covs = means.detach(), covs.detach()
 
@@ -61,11 +62,14 @@ def normal_equations(renderer: Callable, means: torch.Tensor, covs: torch.Tensor
             loss_of_image(renderer(means, covs, leaf, h, w).float()).backward()
         return leaf.grad.detach().float()
 
-    def apply_normal(c: torch.Tensor) -> torch.Tensor:  # A^T A c
-        return color_gradient(c, lambda image: 0.5 * torch.sum(image * image))
+    def apply_normal(c: torch.Tensor) -> torch.Tensor:  # A^T A c, or A^T W A c
+        if weights is None:
+            return color_gradient(c, lambda image: 0.5 * torch.sum(image * image))
+        return color_gradient(c, lambda image: 0.5 * torch.sum(weights * image * image))
 
     zeros = torch.zeros((means.shape[0], 3), dtype=torch.float32, device=target.device)
-    return apply_normal, color_gradient(zeros, lambda image: torch.sum(image * target))
+    weighted = target if weights is None else weights * target
+    return apply_normal, color_gradient(zeros, lambda image: torch.sum(image * weighted))
 
 
 def least_squares_colors(renderer: Callable, means: torch.Tensor, covs: torch.Tensor, start: torch.Tensor,

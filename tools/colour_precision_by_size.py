@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Would colour precision by Gaussian size pay? A what-if for a future payload coding.
+
+    python tools/colour_precision_by_size.py FILE.gimg [FILE.gimg ...] --images DIR [--groups 4] [--json OUT]
+
+Every Gaussian's colour has the header's depth. A colour error of one Gaussian spreads
+over its footprint (the sum of its squared weights, proportional to sqrt(det) of its
+covariance), so the colour of a broad Gaussian looks worth more bits than that of a
+small one, and a coding that stored the set in groups, each at its own colour depth,
+would need no per-Gaussian flag. Without retraining, the tool ranks the Gaussians by
+sqrt(det), cuts them into ``--groups`` equal groups and measures, for each group:
+
+- **one bit less**: the group's colour integers coarsened by one bit (q -> centre of
+  the merged bin), the file rendered again with the decoder's dequantizer, renderer and
+  base layer; the PSNR change, and the share of the file the group's payload saves
+  when coded on its own at the coarser depth (gimg's coder, payload coding 2);
+- **the headroom of more bits**: the group's colours replaced by continuous colours
+  fitted for the fixed geometry (the encoder's normal equations and
+  conjugate gradients, the other Gaussians and the base layer held as a background),
+  i.e. infinite colour precision for the group. The decoder clamps to [0, 1], and the
+  fit leans on it (renders past a bound where the image is near it), so plain least
+  squares can end below the file: the colours come from Gauss-Newton steps on the
+  clamped error (each the least squares over the pixels whose render is strictly inside
+  (0, 1)), the best of them and the file's own. A local optimum, so the headroom is
+  what continuous colours reach this way, not strictly the most a finer grid could
+  approach.
+
+And once for the file: the headroom with every colour continuous at once.
+The reference image of FILE is DIR/<name>.png, <name> the file name up to the first "_".
+"""
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from gipp_codec.decoder import render_parsed_uint8
+from gipp_codec.entropy.gaussian_coder import encode_attributes
+from gipp_codec.format.base_layer import upsample
+from gipp_codec.format.constants import CH_BLUE, CH_GREEN, CH_RED
+from gipp_codec.format.container import parse_gimg
+from gipp_codec.format.model import FloatGaussians, QuantizedGaussians
+from gipp_codec.imageio import load_image
+from gipp_codec.quant.dequant import dequantize
+from precision_cost import coarsen
+
+COLOUR = (CH_RED, CH_GREEN, CH_BLUE)
+CG_ITERATIONS = 60  # conjugate-gradient steps of the least-squares colours
+GN_STEPS = 3  # Gauss-Newton steps on the clamped error
+
+
+def squared_error(parsed, means, covs, colors, reference: np.ndarray) -> float:
+    """Mean squared error (8-bit levels) of the file rendered with these float Gaussians
+    (means [N, 2], covs [N, 3], colors [N, 3]) and the file's own base layer and convention."""
+    h, w = reference.shape[:2]
+    floats = FloatGaussians(w, h, means, covs, colors)
+    out = render_parsed_uint8(dataclasses.replace(parsed, gaussians=floats))  # [H, W, 3] uint8
+    return float(np.mean((out.astype(np.float64) - reference.astype(np.float64)) ** 2))
+
+
+def psnr_of(mse: float) -> float:
+    """PSNR (dB) of a mean squared error in 8-bit levels."""
+    return float("inf") if mse <= 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+
+
+def colours_one_bit_coarser(g: QuantizedGaussians, colors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """colors [N, 3] with the Gaussians ``rows`` dequantized one colour bit coarser (the
+    centre of the two merged grid values)."""
+    q = g.q[rows][:, list(COLOUR)].astype(np.int64)  # [M, 3]
+    centre = ((q >> 1) << 1).astype(np.float64) + 0.5
+    s = g.scales[list(COLOUR)].astype(np.float64)  # [3]
+    o = g.offsets[list(COLOUR)].astype(np.float64)  # [3]
+    out = colors.copy()
+    out[rows] = (o + s * centre).astype(np.float32)
+    return out
+
+
+def payload_bits(g: QuantizedGaussians, rows: np.ndarray, drop: int) -> int:
+    """Bits of the payload of the Gaussians ``rows`` coded on their own, colours ``drop`` bits coarser."""
+    sub = QuantizedGaussians(g.width, g.height, g.bits, g.q[rows], g.scales, g.offsets)
+    q, s, o, bits = coarsen(sub, COLOUR if drop else (), drop)
+    payload, _, _ = encode_attributes(q, tuple(bits), s, o)
+    return 8 * len(payload)
+
+
+def continuous_colours(parsed, means, covs, colors, rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """colors [N, 3] with the Gaussians ``rows`` given continuous colours that bring the
+    clamped render closer to the image for the fixed geometry, the other Gaussians' render
+    and the base layer held as a background: Gauss-Newton on the clamped squared error
+    (each step the least squares over the pixels whose render lies strictly inside (0, 1),
+    where the clamp passes changes on), the best of the file's colours and GN_STEPS steps."""
+    import torch
+
+    from gipp_codec.fit.color_refit import _cg, normal_equations
+    from gipp_codec.render.cpu import render_cpu
+
+    h, w = reference.shape[:2]
+    others = np.setdiff1d(np.arange(means.shape[0]), rows)
+
+    def tensors(idx):  # (means, covs, colors) of the rows idx as tensors
+        return tuple(torch.from_numpy(np.ascontiguousarray(x[idx])) for x in (means, covs, colors))
+
+    with torch.no_grad():
+        background = render_cpu(*tensors(others), h, w).float()  # [H, W, 3]
+    if parsed.base is not None:
+        background = background + torch.from_numpy(upsample(parsed.base, w, h))
+    image = torch.from_numpy(reference.astype(np.float32) / 255.0)  # [H, W, 3]
+    m, c, x = tensors(rows)
+
+    def render(cols):  # the decoder's float render with these group colours: [H, W, 3]
+        with torch.no_grad():
+            return render_cpu(m, c, cols, h, w).float() + background
+
+    v = render(x)
+    best, best_error = x, float(torch.sum((v.clamp(0.0, 1.0) - image) ** 2))
+    for _ in range(GN_STEPS):
+        mask = ((v > 0.0) & (v < 1.0)).float()
+        apply_normal, rhs = normal_equations(render_cpu, m, c, image - background, mask)
+        x = _cg(apply_normal, rhs, x, torch.ones_like(rhs), CG_ITERATIONS)
+        v = render(x)
+        error = float(torch.sum((v.clamp(0.0, 1.0) - image) ** 2))
+        if error < best_error:
+            best, best_error = x, error
+    out = colors.copy()
+    out[rows] = best.numpy()
+    return out
+
+
+def study(path: Path, images: Path, groups: int) -> dict:
+    """One colour bit less, and continuous colours, group by group, for one file."""
+    data = path.read_bytes()
+    parsed = parse_gimg(data)
+    g = parsed.gaussians
+    if not isinstance(g, QuantizedGaussians):
+        raise SystemExit(f"{path}: a float32 file has no quantization to study")
+    if int(parsed.header["render_convention"]) != 2:
+        raise SystemExit(f"{path}: render convention {parsed.header['render_convention']}; the least squares "
+                         "render in the encoder's convention 2")
+    reference, _ = load_image(images / (path.name.split("_")[0] + ".png"))
+    means, covs, colors = dequantize(g)  # [N, 2], [N, 3], [N, 3]
+    det = covs[:, 0].astype(np.float64) * covs[:, 2] - covs[:, 1].astype(np.float64) ** 2  # [N]
+    order = np.argsort(np.sqrt(np.maximum(det, 0.0)), kind="stable")  # small to broad
+    mse0 = squared_error(parsed, means, covs, colors, reference)
+    everything = np.arange(g.count)
+    mse_all = squared_error(parsed, means, covs, continuous_colours(parsed, means, covs, colors, everything, reference),
+                            reference)
+    file_bits = 8 * len(data)
+    out = {"file": str(path), "gaussians": int(g.count), "colour_bits": int(g.bits.per_channel()[CH_GREEN]),
+           "bytes": len(data), "psnr": psnr_of(mse0), "headroom_all": psnr_of(mse_all) - psnr_of(mse0), "groups": []}
+    for k, rows in enumerate(np.array_split(order, groups)):
+        mse_coarse = squared_error(parsed, means, covs, colours_one_bit_coarser(g, colors, rows), reference)
+        mse_cont = squared_error(parsed, means, covs, continuous_colours(parsed, means, covs, colors, rows, reference),
+                                 reference)
+        share = 100.0 * (payload_bits(g, rows, 0) - payload_bits(g, rows, 1)) / file_bits  # % of the file
+        d_drop = psnr_of(mse_coarse) - psnr_of(mse0)
+        out["groups"].append({"group": k, "sqrt_det_median": float(np.median(np.sqrt(np.maximum(det[rows], 0.0)))),
+                              "delta_psnr_drop": d_drop, "file_pct_saved": share,
+                              "db_per_pct_drop": -d_drop / share if share > 0 else float("nan"),
+                              "headroom": psnr_of(mse_cont) - psnr_of(mse0)})
+    return out
+
+
+def main(argv=None) -> int:
+    """Entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", nargs="+", type=Path)
+    ap.add_argument("--images", type=Path, required=True, help="folder of the reference PNGs")
+    ap.add_argument("--groups", type=int, default=4, help="equal groups by size (default 4)")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    if args.groups < 1:
+        ap.error("--groups must be at least 1")
+    rows = []
+    for path in args.files:
+        r = study(path, args.images, args.groups)
+        rows.append(r)
+        print(f"{path.name}: N={r['gaussians']}, colours {r['colour_bits']} bits, {r['psnr']:.3f} dB, "
+              f"{r['bytes']} bytes; every colour continuous {r['headroom_all']:+.3f} dB", flush=True)
+        for c in r["groups"]:
+            print(f"  group {c['group']} (median sqrt(det) {c['sqrt_det_median']:.2f} px^2): one bit less "
+                  f"{c['delta_psnr_drop']:+.3f} dB for {c['file_pct_saved']:.2f} % of the file "
+                  f"({c['db_per_pct_drop']:.3f} dB per %); continuous colours {c['headroom']:+.3f} dB", flush=True)
+    print(f"\nMean over {len(rows)} files (group 0 the smallest Gaussians); every colour continuous: "
+          f"{np.mean([r['headroom_all'] for r in rows]):+.3f} dB\n")
+    print("| group | median sqrt(det) (px²) | one bit less: PSNR | file saved | dB per % | continuous colours: PSNR |")
+    print("|---|---|---|---|---|---|")
+    for k in range(args.groups):
+        cs = [r["groups"][k] for r in rows]
+        mean = {key: float(np.mean([c[key] for c in cs])) for key in cs[0] if key != "group"}
+        print(f"| {k} | {mean['sqrt_det_median']:.2f} | {mean['delta_psnr_drop']:+.3f} dB | "
+              f"{mean['file_pct_saved']:.2f} % | {mean['db_per_pct_drop']:.3f} | {mean['headroom']:+.3f} dB |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
