@@ -52,6 +52,8 @@ KERNELS = {
     "gipp_codec.entropy.token_kernels.finish_column": (
         "i8", ("i4[::1]", "i8", "i8", "u1[::1]", "i8", "i8", "i8[::1]", "i8[::1]", "i8", "i8", "i8[::1]",
                "f8", "f8", "f8", "f8", "i8", "i8[::1]", "i8[::1]")),
+    "gipp_codec.entropy.token_kernels.base_samples": (
+        "i8", ("u1[::1]", "i8", "i8", "i8", "i8", "i8", "i8[:, :, ::1]", "i8[::1]")),
     "gipp_codec.entropy.token_kernels.stream_contexts": (
         "i8", ("i8", "i8", "i8[:, ::1]", "i8[::1]", "i8", "i8[::1]", "i8[::1]")),
     "gipp_codec.quant.dequant._dequantize_kernel": (

@@ -137,6 +137,21 @@ def test_base_chunk_errors():
             parse_gimg(build_container([head, (b"BASE", bad), gaus, done], minor=3))
 
 
+@pytest.mark.parametrize("payload,message", [
+    # 2-bit samples, k = 1: "10", "010", then the third code's prefix runs off the byte
+    (bytes([3, 2, 1, 0x90]), "BASE stream overrun at byte 103: need 4 more bits, 3 left"),
+    # 1-bit samples, k = 1: "010" twice, then "01" and the stream ends before the raw bit
+    (bytes([3, 1, 1, 0x49]), "BASE stream overrun at byte 104: need 1 more bits, 0 left"),
+    (bytes([3, 1, 1, 0x48]), "BASE stream: a Rice prefix longer than 1 at byte 103"),
+    (bytes([3, 1, 0, 0b01000000]), r"BASE sample \(0, 0, 0\) decodes to 2, outside 0..1"),
+])
+def test_base_sample_errors_name_the_place(payload, message):
+    """Each way the samples' bits can be wrong, on a 1 x 1 grid at payload offset 100: the
+    error and the byte it names (the spec's reading order: prefix, one bit, k bits)."""
+    with pytest.raises(errors.PayloadError, match=f"^{message}$"):
+        decode_base_payload(payload, 8, 8, 100)
+
+
 def test_the_rule_for_the_block_side():
     q = QATConfig(base_samples_across=10)
     assert q.base_factor_log2(768, 512) == 6  # Kodak: 12 x 8 samples

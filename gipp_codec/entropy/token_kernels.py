@@ -36,20 +36,30 @@ def _read(data, pos, nbits):
 
 
 @njit(**_OPTS)
+def _zeros_before_one(data, size, pos, max_prefix):
+    """(z, position of the one bit) for the z zero bits from bit ``pos`` of a stream of
+    ``size`` bits up to the first one bit; z is OVERRUN if the stream ends first and
+    TOO_LONG once more than ``max_prefix`` zeros are read."""
+    zeros = 0
+    while True:
+        if pos >= size:
+            return OVERRUN, pos
+        if (data[pos >> 3] >> (7 - (pos & 7))) & 1:
+            return zeros, pos
+        zeros += 1
+        pos += 1
+        if zeros > max_prefix:
+            return TOO_LONG, pos
+
+
+@njit(**_OPTS)
 def se_run(data, size, pos, count, max_prefix, out):
     """Read ``count`` signed exp-Golomb values into out [count] (int64) from bit ``pos`` of
     a stream of ``size`` bits; returns the new position, OVERRUN or TOO_LONG."""
     for i in range(count):
-        zeros = 0
-        while True:
-            if pos >= size:
-                return OVERRUN
-            if (data[pos >> 3] >> (7 - (pos & 7))) & 1:
-                break
-            zeros += 1
-            pos += 1
-            if zeros > max_prefix:
-                return TOO_LONG
+        zeros, pos = _zeros_before_one(data, size, pos, max_prefix)
+        if zeros < 0:
+            return zeros
         if pos + zeros + 1 > size:
             return OVERRUN
         v = np.int64(_read(data, pos, zeros + 1)) - 1
@@ -255,3 +265,54 @@ def stream_contexts(source, param, q, thresholds, dense_max, ctx, sizes):
         feature = q[source]
     contexts_and_sizes(feature, thresholds, ctx, sizes)
     return 0
+
+
+@njit(**_OPTS)
+def base_samples(data, size, pos, k, max_prefix, levels, out, info):
+    """The BASE chunk's samples (spec: "BASE chunk"): for each channel, row by row, a Rice
+    code (z zero bits before a one bit, z <= ``max_prefix``, then k bits: u = (z << k) | r)
+    of the zigzag-folded residual from the MED prediction of the samples already decoded;
+    into out [3, gh, gw] (int64) from bit ``pos`` of a stream of ``size`` bits. Returns the
+    new position or an error: OVERRUN (info = bit position of the read, bits needed),
+    TOO_LONG (info[0] = the code's bit position) or OUT_OF_RANGE (info = flat index into
+    out, the value), a sample outside 0..``levels``."""
+    gh, gw = out.shape[1], out.shape[2]
+    half = (levels + 1) >> 1
+    for ch in range(3):
+        s = out[ch]
+        for i in range(gh):
+            for j in range(gw):
+                start = pos
+                zeros, pos = _zeros_before_one(data, size, pos, max_prefix)
+                if zeros < 0:
+                    info[0] = start
+                    info[1] = size - start + 1
+                    return zeros
+                pos += 1
+                if pos + k > size:
+                    info[0] = pos
+                    info[1] = k
+                    return OVERRUN
+                u = (zeros << k) | np.int64(_read(data, pos, k))
+                pos += k
+                if i == 0 and j == 0:
+                    pred = half
+                elif i == 0:
+                    pred = s[i, j - 1]
+                elif j == 0:
+                    pred = s[i - 1, j]
+                else:
+                    a, b, c = s[i, j - 1], s[i - 1, j], s[i - 1, j - 1]
+                    if c >= max(a, b):
+                        pred = min(a, b)
+                    elif c <= min(a, b):
+                        pred = max(a, b)
+                    else:
+                        pred = a + b - c
+                value = pred + ((u + 1) >> 1 if u & 1 else -(u >> 1))
+                if value < 0 or value > levels:
+                    info[0] = (ch * gh + i) * gw + j
+                    info[1] = value
+                    return OUT_OF_RANGE
+                s[i, j] = value
+    return pos

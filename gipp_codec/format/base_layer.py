@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gipp_codec.entropy import token_kernels
 from gipp_codec.entropy.bitio import BitReader, BitWriter
 from gipp_codec.errors import ChunkError, LimitError, PayloadError
 
@@ -165,19 +166,19 @@ def decode_base_payload(payload: bytes, width: int, height: int, offset: int = 0
         raise LimitError(f"BASE payload at byte {offset}: {count} samples cannot fit in {len(payload) - PREFIX_SIZE} bytes")
     r = BitReader(payload[PREFIX_SIZE:], "BASE", offset + PREFIX_SIZE)
     levels = (1 << bits) - 1
-    max_q = (2 * levels) >> k
-    planes = []
-    half = 1 << (bits - 1)
-    for ch in range(3):
-        s = [[0] * gw for _ in range(gh)]
-        for i in range(gh):
-            row = s[i]
-            for j in range(gw):
-                u = r.rice(k, max_q)
-                value = _predict(s, i, j, half) + ((u + 1) // 2 if u & 1 else -(u // 2))
-                if not 0 <= value <= levels:
-                    raise PayloadError(f"BASE sample ({i}, {j}, {ch}) decodes to {value}, outside 0..{levels}")
-                row[j] = value
-        planes.append(s)
+    planes = np.zeros((3, gh, gw), np.int64)  # [3, gh, gw]
+    info = np.zeros(2, np.int64)
+    pos = token_kernels.base_samples(r.array, r.nbits, 0, k, (2 * levels) >> k, levels, planes, info)
+    if pos == token_kernels.OVERRUN:
+        raise PayloadError(f"BASE stream overrun at byte {r.base_offset + int(info[0]) // 8}: "
+                           f"need {int(info[1])} more bits, {r.nbits - int(info[0])} left")
+    if pos == token_kernels.TOO_LONG:
+        raise PayloadError(f"BASE stream: a Rice prefix longer than {(2 * levels) >> k} at byte "
+                           f"{r.base_offset + int(info[0]) // 8}")
+    if pos == token_kernels.OUT_OF_RANGE:
+        ch, rest = divmod(int(info[0]), gh * gw)
+        raise PayloadError(f"BASE sample ({rest // gw}, {rest % gw}, {ch}) decodes to {int(info[1])}, "
+                           f"outside 0..{levels}")
+    r.pos = int(pos)
     r.finish()
-    return BaseLayer(int(f), int(bits), np.ascontiguousarray(np.array(planes, np.uint8).transpose(1, 2, 0)))
+    return BaseLayer(int(f), int(bits), np.ascontiguousarray(planes.astype(np.uint8).transpose(1, 2, 0)))
