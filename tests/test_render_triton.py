@@ -249,6 +249,52 @@ def test_cpu_tensors_without_interpreter_are_refused():
         render_cuda(means, covs, colors, h, w)
 
 
+TRITON_MODULES = ("render/cuda_triton.py", "render/tiles_triton.py", "fit/adam_triton.py",
+                  "fit/code_search_triton.py", "fit/rate_triton.py", "quant/lsq_triton.py")
+
+
+def _launches_without_fp_fusion(source: str) -> tuple[int, list]:
+    """(launches, those that leave FP fusion to Triton's default): every call ``kernel[grid](...)``
+    must pass ``enable_fp_fusion`` itself or through ``**name``, name a dict built in the same
+    function with that keyword."""
+    import ast
+
+    tree = ast.parse(source)
+    launches, missing = 0, []
+    for fn in ast.walk(tree):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        dicts = {t.id for node in ast.walk(fn) if isinstance(node, ast.Assign)
+                 for t in node.targets if isinstance(t, ast.Name)
+                 and isinstance(node.value, ast.Call) and any(k.arg == "enable_fp_fusion" for k in node.value.keywords)}
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Subscript):
+                launches += 1
+                named = any(k.arg == "enable_fp_fusion" for k in node.keywords)
+                spread = any(k.arg is None and isinstance(k.value, ast.Name) and k.value.id in dicts for k in node.keywords)
+                if not (named or spread):
+                    missing.append(f"line {node.lineno}")
+    return launches, missing
+
+
+def test_every_triton_launch_states_its_fp_fusion():
+    """Triton fuses a * b + c into an FMA unless told otherwise, and its default is to change
+    (off from Triton 3.10): each launch says which it wants, so that the GPU's numbers do not
+    move with Triton's version. The check itself catches a launch without it."""
+    import gipp_codec
+
+    root = os.path.dirname(gipp_codec.__file__)
+    total = 0
+    for name in TRITON_MODULES:
+        with open(os.path.join(root, name)) as f:
+            launches, missing = _launches_without_fp_fusion(f.read())
+        assert not missing, f"{name}: launches without enable_fp_fusion at {missing}"
+        total += launches
+    assert total >= 12
+    bad = "def f(k, x):\n    opts = dict(num_warps=4)\n    k[(1,)](x, **opts)\n    k[(1,)](x, enable_fp_fusion=True)\n"
+    assert _launches_without_fp_fusion(bad) == (2, ["line 3"])
+
+
 def test_kernels_compile_for_sm90_without_a_gpu():
     """Ahead-of-time compile the renderer's and the binning's kernels to an H100/H200 cubin."""
     pytest.importorskip("triton")
@@ -287,7 +333,7 @@ def test_kernels_compile_for_sm90_without_a_gpu():
     compile_sm90(tt._expand_pairs_kernel,
                  {"x0_ptr": "*i32", "y0_ptr": "*i32", "nx_ptr": "*i32", "counts_ptr": "*i64", "first_ptr": "*i64",
                   "tile_ids_ptr": "*i32", "owners_ptr": "*i32", "tiles_x": "i32", "BLOCK": "constexpr"},
-                 {"BLOCK": tt.EXPAND_BLOCK}, {"num_warps": 1})
+                 {"BLOCK": tt.EXPAND_BLOCK}, {"num_warps": 1, "enable_fp_fusion": False})
 
 
 _NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

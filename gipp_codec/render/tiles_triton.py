@@ -143,7 +143,7 @@ def bin_gaussians_triton(
     owners = torch.empty(num_pairs, dtype=torch.int32, device=device)
     if num_pairs > 0:
         _expand_pairs_kernel[(n,)](x0, y0, nx, counts, first, tile_ids, owners, tiles_x,
-                                   BLOCK=EXPAND_BLOCK, num_warps=1)
+                                   BLOCK=EXPAND_BLOCK, num_warps=1, enable_fp_fusion=False)
     # Stable sort: within a tile, pairs stay in Gaussian order (deterministic layout).
     sorted_tile, order = torch.sort(tile_ids, stable=True)  # order: sorted pos -> Gaussian-major pos
     gauss_ids = owners[order]  # [P] int32
