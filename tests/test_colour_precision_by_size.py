@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
-from colour_precision_by_size import continuous_colours, main, psnr_of, squared_error  # noqa: E402
+from colour_precision_by_size import continuous_colours, group_at_depth, main, psnr_of, squared_error  # noqa: E402
 
 from gipp_codec import encode  # noqa: E402
 
@@ -57,6 +57,29 @@ def test_continuous_colours_recover_an_image_the_geometry_can_draw():
         after = psnr_of(squared_error(parsed, means, covs,
                                       continuous_colours(parsed, means, covs, start, rows, reference), reference))
         assert before < 25.0 and after > 45.0, (before, after)
+
+
+def test_the_finer_grid_holds_the_same_colours_and_the_search_runs(tmp_path):
+    """One bit finer (step / 2, q -> 2 q) dequantizes to exactly the file's colours; with
+    ``--search`` each group has its searched arms, the finer one costing bits."""
+    from gipp_codec.format.container import parse_gimg
+    from gipp_codec.quant.dequant import dequantize_rows
+
+    img = _image()
+    data = encode(img, gaussians=40, iterations=120, device="cpu")
+    g = parse_gimg(data).gaussians
+    rows = np.arange(0, 40, 3)
+    q, s, o, bits = group_at_depth(g, rows, 1)
+    assert bits[5:] == [b + 1 for b in g.bits.per_channel()[5:]] and q[:, 5:].max() < 1 << bits[5]
+    assert np.array_equal(dequantize_rows(q, s, o), dequantize_rows(g.q[rows], g.scales, g.offsets))
+    Image.fromarray(img).save(tmp_path / "tiny.png")
+    (tmp_path / "tiny_s.gimg").write_bytes(data)
+    out = tmp_path / "r.json"
+    assert main([str(tmp_path / "tiny_s.gimg"), "--images", str(tmp_path), "--groups", "2", "--search", "4",
+                 "--json", str(out)]) == 0
+    for grp in json.loads(out.read_text())[0]["groups"]:
+        assert grp["file_pct_spent_searched"] > 0.0 and grp["file_pct_saved_searched"] > 0.0
+        assert np.isfinite([grp["delta_psnr_drop_searched"], grp["delta_psnr_add_searched"]]).all()
 
 
 def test_a_float_file_is_refused(tmp_path):

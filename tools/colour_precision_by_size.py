@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Would colour precision by Gaussian size pay? A what-if for a future payload coding.
 
-    python tools/colour_precision_by_size.py FILE.gimg [FILE.gimg ...] --images DIR [--groups 4] [--json OUT]
+    python tools/colour_precision_by_size.py FILE.gimg [FILE.gimg ...] --images DIR [--groups 4]
+        [--search SWEEPS] [--json OUT]
 
 Every Gaussian's colour has the header's depth. A colour error of one Gaussian spreads
 over its footprint (the sum of its squared weights, proportional to sqrt(det) of its
@@ -26,6 +27,14 @@ sqrt(det), cuts them into ``--groups`` equal groups and measures, for each group
   approach.
 
 And once for the file: the headroom with every colour continuous at once.
+
+With ``--search SWEEPS``, both directions are also measured as the encoder would reach them
+without retraining: the group's codes on the grid one bit coarser, at the file's depth, and
+one bit finer (step / 2, the same offset, so it starts from the same colours) each go
+through the encoder's code search (``search_codes``, that many sweeps, no rate term, every
+channel of the group's Gaussians, the others and the base layer held). The changes are
+taken against the search at the file's depth, and the bits come from the group's searched
+codes, coded on their own.
 The reference image of FILE is DIR/<name>.png, <name> the file name up to the first "_".
 """
 
@@ -129,7 +138,50 @@ def continuous_colours(parsed, means, covs, colors, rows: np.ndarray, reference:
     return out
 
 
-def study(path: Path, images: Path, groups: int) -> dict:
+def group_at_depth(g: QuantizedGaussians, rows: np.ndarray, delta: int):
+    """(q [M, 8], scales [8], offsets [8], bits [8]) of the Gaussians ``rows`` with their colour
+    grid ``delta`` (-1, 0 or +1) bits from the file's: one bit coarser as ``coarsen`` makes it
+    (the merged bins' centres), one bit finer with step / 2 from the same offset (q -> 2 q,
+    the same colours)."""
+    sub = QuantizedGaussians(g.width, g.height, g.bits, g.q[rows], g.scales, g.offsets)
+    if delta < 0:
+        return coarsen(sub, COLOUR, -delta)
+    q = sub.q.astype(np.int64).copy()
+    s, o, bits = sub.scales.astype(np.float64).copy(), sub.offsets.astype(np.float64).copy(), list(sub.bits.per_channel())
+    for j in COLOUR:
+        q[:, j] <<= delta
+        s[j] /= 1 << delta
+        bits[j] += delta
+    return q, s.astype(np.float32), o.astype(np.float32), bits
+
+
+def searched_arm(parsed, g: QuantizedGaussians, rows: np.ndarray, means, covs, colors, reference: np.ndarray,
+                 delta: int, sweeps: int) -> tuple[float, int]:
+    """(mean squared error, payload bits of the group coded on its own) after the encoder's code
+    search (``search_codes``, no rate term, every channel of the group's Gaussians, the others
+    and the base layer held) from the group's codes on the grid ``delta`` bits from the file's."""
+    from gipp_codec.decoder import render_parsed
+    from gipp_codec.fit.code_search import search_codes
+    from gipp_codec.quant.dequant import dequantize_rows
+
+    h, w = reference.shape[:2]
+    q, s, o, bits = group_at_depth(g, rows, delta)
+    m2, c2, k2 = means.copy(), covs.copy(), colors.copy()
+
+    def place(codes):  # the group's dequantized rows into (m2, c2, k2)
+        values = dequantize_rows(codes, s, o)  # [M, 8]
+        m2[rows], c2[rows], k2[rows] = values[:, 0:2], values[:, 2:5], values[:, 5:8]
+
+    place(q)
+    render = render_parsed(dataclasses.replace(parsed, gaussians=FloatGaussians(w, h, m2, c2, k2)))  # [H, W, 3]
+    target = reference.astype(np.float32) / np.float32(255.0)
+    codes, _ = search_codes(q, s, o, tuple(bits), render, target, sweeps)
+    place(codes)
+    payload, _, _ = encode_attributes(codes, tuple(bits), s, o)
+    return squared_error(parsed, m2, c2, k2, reference), 8 * len(payload)
+
+
+def study(path: Path, images: Path, groups: int, search_sweeps: int = 0) -> dict:
     """One colour bit less, and continuous colours, group by group, for one file."""
     data = path.read_bytes()
     parsed = parse_gimg(data)
@@ -160,6 +212,13 @@ def study(path: Path, images: Path, groups: int) -> dict:
                               "delta_psnr_drop": d_drop, "file_pct_saved": share,
                               "db_per_pct_drop": -d_drop / share if share > 0 else float("nan"),
                               "headroom": psnr_of(mse_cont) - psnr_of(mse0)})
+        if search_sweeps:
+            arms = {d: searched_arm(parsed, g, rows, means, covs, colors, reference, d, search_sweeps) for d in (0, -1, 1)}
+            (e0, b0), (ec, bc), (ef, bf) = arms[0], arms[-1], arms[1]
+            out["groups"][-1].update({
+                "psnr_searched": psnr_of(e0),
+                "delta_psnr_drop_searched": psnr_of(ec) - psnr_of(e0), "file_pct_saved_searched": 100.0 * (b0 - bc) / file_bits,
+                "delta_psnr_add_searched": psnr_of(ef) - psnr_of(e0), "file_pct_spent_searched": 100.0 * (bf - b0) / file_bits})
     return out
 
 
@@ -169,13 +228,15 @@ def main(argv=None) -> int:
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--images", type=Path, required=True, help="folder of the reference PNGs")
     ap.add_argument("--groups", type=int, default=4, help="equal groups by size (default 4)")
+    ap.add_argument("--search", type=int, default=0, metavar="SWEEPS",
+                    help="also measure one bit less and one more after the code search (this many sweeps; 0: not)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.groups < 1:
         ap.error("--groups must be at least 1")
     rows = []
     for path in args.files:
-        r = study(path, args.images, args.groups)
+        r = study(path, args.images, args.groups, args.search)
         rows.append(r)
         print(f"{path.name}: N={r['gaussians']}, colours {r['colour_bits']} bits, {r['psnr']:.3f} dB, "
               f"{r['bytes']} bytes; every colour continuous {r['headroom_all']:+.3f} dB", flush=True)
@@ -183,6 +244,10 @@ def main(argv=None) -> int:
             print(f"  group {c['group']} (median sqrt(det) {c['sqrt_det_median']:.2f} px^2): one bit less "
                   f"{c['delta_psnr_drop']:+.3f} dB for {c['file_pct_saved']:.2f} % of the file "
                   f"({c['db_per_pct_drop']:.3f} dB per %); continuous colours {c['headroom']:+.3f} dB", flush=True)
+            if args.search:
+                print(f"    searched: one bit less {c['delta_psnr_drop_searched']:+.3f} dB for "
+                      f"{c['file_pct_saved_searched']:.2f} % saved; one bit more {c['delta_psnr_add_searched']:+.3f} dB "
+                      f"for {c['file_pct_spent_searched']:.2f} % spent", flush=True)
     print(f"\nMean over {len(rows)} files (group 0 the smallest Gaussians); every colour continuous: "
           f"{np.mean([r['headroom_all'] for r in rows]):+.3f} dB\n")
     print("| group | median sqrt(det) (px²) | one bit less: PSNR | file saved | dB per % | continuous colours: PSNR |")
@@ -192,6 +257,18 @@ def main(argv=None) -> int:
         mean = {key: float(np.mean([c[key] for c in cs])) for key in cs[0] if key != "group"}
         print(f"| {k} | {mean['sqrt_det_median']:.2f} | {mean['delta_psnr_drop']:+.3f} dB | "
               f"{mean['file_pct_saved']:.2f} % | {mean['db_per_pct_drop']:.3f} | {mean['headroom']:+.3f} dB |")
+    if args.search:
+        print(f"\nAfter the code search ({args.search} sweeps, no rate term), against the group searched at "
+              "the file's depth:\n")
+        print("| group | one bit less: PSNR | file saved | dB per % | one bit more: PSNR | file spent | dB per % |")
+        print("|---|---|---|---|---|---|---|")
+        for k in range(args.groups):
+            cs = [r["groups"][k] for r in rows]
+            mean = {key: float(np.mean([c[key] for c in cs])) for key in cs[0] if key != "group"}
+            saved, spent = mean["file_pct_saved_searched"], mean["file_pct_spent_searched"]
+            print(f"| {k} | {mean['delta_psnr_drop_searched']:+.3f} dB | {saved:.2f} % | "
+                  f"{-mean['delta_psnr_drop_searched'] / saved:.3f} | {mean['delta_psnr_add_searched']:+.3f} dB | "
+                  f"{spent:.2f} % | {mean['delta_psnr_add_searched'] / spent:.3f} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
