@@ -31,8 +31,9 @@ And once for the file: the headroom with every colour continuous at once.
 With ``--search SWEEPS``, both directions are also measured as the encoder would reach them
 without retraining: the group's codes on the grid one bit coarser, at the file's depth, and
 one bit finer (step / 2, the same offset, so it starts from the same colours) each go
-through the encoder's code search (``search_codes``, that many sweeps, no rate term, every
-channel of the group's Gaussians, the others and the base layer held). The changes are
+through the encoder's code search (``search_codes``, that many sweeps, every channel of the
+group's Gaussians, the others and the base layer held), with the rate term's weight the
+encoder takes at the file's rate, the bits priced on the group's own codes. The changes are
 taken against the search at the file's depth, and the bits come from the group's searched
 codes, coded on their own.
 The reference image of FILE is DIR/<name>.png, <name> the file name up to the first "_".
@@ -51,6 +52,7 @@ from gipp_codec.entropy.gaussian_coder import encode_attributes
 from gipp_codec.format.base_layer import upsample
 from gipp_codec.format.constants import CH_BLUE, CH_GREEN, CH_RED
 from gipp_codec.format.container import parse_gimg
+from gipp_codec.fit.config import QATConfig
 from gipp_codec.format.model import FloatGaussians, QuantizedGaussians
 from gipp_codec.imageio import load_image
 from gipp_codec.quant.dequant import dequantize
@@ -156,12 +158,14 @@ def group_at_depth(g: QuantizedGaussians, rows: np.ndarray, delta: int):
 
 
 def searched_arm(parsed, g: QuantizedGaussians, rows: np.ndarray, means, covs, colors, reference: np.ndarray,
-                 delta: int, sweeps: int) -> tuple[float, int]:
+                 delta: int, sweeps: int, rate_weight: float) -> tuple[float, int]:
     """(mean squared error, payload bits of the group coded on its own) after the encoder's code
-    search (``search_codes``, no rate term, every channel of the group's Gaussians, the others
-    and the base layer held) from the group's codes on the grid ``delta`` bits from the file's."""
+    search (``search_codes``, every channel of the group's Gaussians, the others and the base
+    layer held; the rate priced as the encoder prices it at ``rate_weight``, from the group's
+    own codes) from the group's codes on the grid ``delta`` bits from the file's."""
     from gipp_codec.decoder import render_parsed
     from gipp_codec.fit.code_search import search_codes
+    from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS
     from gipp_codec.quant.dequant import dequantize_rows
 
     h, w = reference.shape[:2]
@@ -175,7 +179,9 @@ def searched_arm(parsed, g: QuantizedGaussians, rows: np.ndarray, means, covs, c
     place(q)
     render = render_parsed(dataclasses.replace(parsed, gaussians=FloatGaussians(w, h, m2, c2, k2)))  # [H, W, 3]
     target = reference.astype(np.float32) / np.float32(255.0)
-    codes, _ = search_codes(q, s, o, tuple(bits), render, target, sweeps)
+    qat = QATConfig()
+    codes, _ = search_codes(q, s, o, tuple(bits), render, target, sweeps, rate_weight=rate_weight,
+                            rate_channels=tuple(RATE_CHANNEL_SETS[qat.rate_channels]), residuals=qat.rate_color_residuals)
     place(codes)
     payload, _, _ = encode_attributes(codes, tuple(bits), s, o)
     return squared_error(parsed, m2, c2, k2, reference), 8 * len(payload)
@@ -213,7 +219,9 @@ def study(path: Path, images: Path, groups: int, search_sweeps: int = 0) -> dict
                               "db_per_pct_drop": -d_drop / share if share > 0 else float("nan"),
                               "headroom": psnr_of(mse_cont) - psnr_of(mse0)})
         if search_sweeps:
-            arms = {d: searched_arm(parsed, g, rows, means, covs, colors, reference, d, search_sweeps) for d in (0, -1, 1)}
+            weight = QATConfig().rate_weight_at(file_bits / (g.width * g.height))  # the encoder's at the file's rate
+            arms = {d: searched_arm(parsed, g, rows, means, covs, colors, reference, d, search_sweeps, weight)
+                    for d in (0, -1, 1)}
             (e0, b0), (ec, bc), (ef, bf) = arms[0], arms[-1], arms[1]
             out["groups"][-1].update({
                 "psnr_searched": psnr_of(e0),
@@ -258,7 +266,7 @@ def main(argv=None) -> int:
         print(f"| {k} | {mean['sqrt_det_median']:.2f} | {mean['delta_psnr_drop']:+.3f} dB | "
               f"{mean['file_pct_saved']:.2f} % | {mean['db_per_pct_drop']:.3f} | {mean['headroom']:+.3f} dB |")
     if args.search:
-        print(f"\nAfter the code search ({args.search} sweeps, no rate term), against the group searched at "
+        print(f"\nAfter the code search ({args.search} sweeps, the encoder's rate term), against the group searched at "
               "the file's depth:\n")
         print("| group | one bit less: PSNR | file saved | dB per % | one bit more: PSNR | file spent | dB per % |")
         print("|---|---|---|---|---|---|---|")
