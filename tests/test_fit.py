@@ -167,6 +167,24 @@ def test_peak_growth_takes_local_maxima_first():
     assert wide == [[1, 2]]
 
 
+@pytest.mark.parametrize("h,w,radius", [(40, 56, 1), (40, 56, 3), (31, 17, 6), (5, 3, 4), (1, 1, 2)])
+def test_peaks_are_the_pixels_no_neighbour_within_the_radius_exceeds(h, w, radius):
+    """On random errors with ties (a few values only), the peaks taken first are exactly the
+    pixels whose error is the largest in their (2r+1)-square window clipped to the image,
+    counted by brute force; the order follows the error, largest first."""
+    err = torch.randint(0, 6, (h, w)).float()
+    order = select_pixels(err, h * w, peak_radius=radius).tolist()
+    peak = torch.zeros(h, w, dtype=torch.bool)
+    for r in range(h):
+        for c in range(w):
+            window = err[max(0, r - radius):r + radius + 1, max(0, c - radius):c + radius + 1]
+            peak[r, c] = bool(err[r, c] >= window.max())
+    n = int(peak.sum())
+    assert {tuple(x) for x in order[:n]} == {tuple(x) for x in peak.nonzero().tolist()}
+    values = [float(err[r, c]) for r, c in order[:n]]
+    assert values == sorted(values, reverse=True)
+
+
 def test_growth_options_are_validated_and_sampled_growth_trains():
     for bad in (dict(init_caf="local"), dict(grow_pixels="random"), dict(grow_error_power=0.0),
                 dict(grow_error_power=float("nan")), dict(grow_peak_radius=-1), dict(grow_peak_radius=1.5),
