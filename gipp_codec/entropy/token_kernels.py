@@ -268,6 +268,26 @@ def stream_contexts(source, param, q, thresholds, dense_max, ctx, sizes):
 
 
 @njit(**_OPTS)
+def med_prediction(s, i, j, half):
+    """The BASE chunk's MED prediction of sample (i, j) of one channel s [gh, gw] (int64) from
+    the samples before it in coding order: ``half`` at (0, 0), the left one on the first
+    row, the one above in the first column, else the median of left, above and
+    left + above - above-left (spec: "BASE chunk"). The encoder and the decoder share it."""
+    if i == 0 and j == 0:
+        return half
+    if i == 0:
+        return s[i, j - 1]
+    if j == 0:
+        return s[i - 1, j]
+    a, b, c = s[i, j - 1], s[i - 1, j], s[i - 1, j - 1]
+    if c >= max(a, b):
+        return min(a, b)
+    if c <= min(a, b):
+        return max(a, b)
+    return a + b - c
+
+
+@njit(**_OPTS)
 def base_samples(data, size, pos, k, max_prefix, levels, out, info):
     """The BASE chunk's samples (spec: "BASE chunk"): for each channel, row by row, a Rice
     code (z zero bits before a one bit, z <= ``max_prefix``, then k bits: u = (z << k) | r)
@@ -295,21 +315,7 @@ def base_samples(data, size, pos, k, max_prefix, levels, out, info):
                     return OVERRUN
                 u = (zeros << k) | np.int64(_read(data, pos, k))
                 pos += k
-                if i == 0 and j == 0:
-                    pred = half
-                elif i == 0:
-                    pred = s[i, j - 1]
-                elif j == 0:
-                    pred = s[i - 1, j]
-                else:
-                    a, b, c = s[i, j - 1], s[i - 1, j], s[i - 1, j - 1]
-                    if c >= max(a, b):
-                        pred = min(a, b)
-                    elif c <= min(a, b):
-                        pred = max(a, b)
-                    else:
-                        pred = a + b - c
-                value = pred + ((u + 1) >> 1 if u & 1 else -(u >> 1))
+                value = med_prediction(s, i, j, half) + ((u + 1) >> 1 if u & 1 else -(u >> 1))
                 if value < 0 or value > levels:
                     info[0] = (ch * gh + i) * gw + j
                     info[1] = value

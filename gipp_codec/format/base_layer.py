@@ -100,31 +100,16 @@ def upsample(base: BaseLayer, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(1, 2, 0))
 
 
-def _predict(s: list, i: int, j: int, half: int) -> int:
-    """MED prediction of sample (i, j) of one channel s (rows of ints) from its decoded neighbours."""
-    if i == 0 and j == 0:
-        return half
-    if i == 0:
-        return s[i][j - 1]
-    if j == 0:
-        return s[i - 1][j]
-    a, b, c = s[i][j - 1], s[i - 1][j], s[i - 1][j - 1]
-    if c >= max(a, b):
-        return min(a, b)
-    if c <= min(a, b):
-        return max(a, b)
-    return a + b - c
-
-
 def _residuals(samples: np.ndarray, bits: int) -> np.ndarray:
-    """Zigzag-folded residuals u [3 * gh * gw] of samples [gh, gw, 3] in coding order."""
+    """Zigzag-folded residuals u [3 * gh * gw] of samples [gh, gw, 3] in coding order, from the
+    decoder's own MED prediction (``token_kernels.med_prediction``)."""
     half = 1 << (bits - 1)
     out = []
     for ch in range(3):
-        s = samples[:, :, ch].astype(np.int64).tolist()
-        for i in range(len(s)):
-            for j in range(len(s[0])):
-                e = s[i][j] - _predict(s, i, j, half)
+        s = np.ascontiguousarray(samples[:, :, ch], dtype=np.int64)  # [gh, gw]
+        for i in range(s.shape[0]):
+            for j in range(s.shape[1]):
+                e = int(s[i, j]) - int(token_kernels.med_prediction(s, i, j, half))
                 out.append(2 * e - 1 if e > 0 else -2 * e)
     return np.asarray(out, np.int64)
 
