@@ -47,15 +47,15 @@ from pathlib import Path
 
 import numpy as np
 
-from gipp_codec.decoder import render_parsed_uint8
+from gipp_codec.decoder import render_parsed, render_parsed_uint8
 from gipp_codec.entropy.gaussian_coder import encode_attributes
 from gipp_codec.format.base_layer import upsample
 from gipp_codec.format.constants import CH_BLUE, CH_GREEN, CH_RED
-from gipp_codec.format.container import parse_gimg
 from gipp_codec.fit.config import QATConfig
+from gipp_codec.format.container import parse_gimg
 from gipp_codec.format.model import FloatGaussians, QuantizedGaussians
 from gipp_codec.imageio import load_image
-from gipp_codec.quant.dequant import dequantize
+from gipp_codec.quant.dequant import dequantize, dequantize_rows
 from precision_cost import coarsen
 
 COLOUR = (CH_RED, CH_GREEN, CH_BLUE)
@@ -75,26 +75,6 @@ def squared_error(parsed, means, covs, colors, reference: np.ndarray) -> float:
 def psnr_of(mse: float) -> float:
     """PSNR (dB) of a mean squared error in 8-bit levels."""
     return float("inf") if mse <= 0 else 10.0 * np.log10(255.0 ** 2 / mse)
-
-
-def colours_one_bit_coarser(g: QuantizedGaussians, colors: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """colors [N, 3] with the Gaussians ``rows`` dequantized one colour bit coarser (the
-    centre of the two merged grid values)."""
-    q = g.q[rows][:, list(COLOUR)].astype(np.int64)  # [M, 3]
-    centre = ((q >> 1) << 1).astype(np.float64) + 0.5
-    s = g.scales[list(COLOUR)].astype(np.float64)  # [3]
-    o = g.offsets[list(COLOUR)].astype(np.float64)  # [3]
-    out = colors.copy()
-    out[rows] = (o + s * centre).astype(np.float32)
-    return out
-
-
-def payload_bits(g: QuantizedGaussians, rows: np.ndarray, drop: int) -> int:
-    """Bits of the payload of the Gaussians ``rows`` coded on their own, colours ``drop`` bits coarser."""
-    sub = QuantizedGaussians(g.width, g.height, g.bits, g.q[rows], g.scales, g.offsets)
-    q, s, o, bits = coarsen(sub, COLOUR if drop else (), drop)
-    payload, _, _ = encode_attributes(q, tuple(bits), s, o)
-    return 8 * len(payload)
 
 
 def continuous_colours(parsed, means, covs, colors, rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -157,34 +137,40 @@ def group_at_depth(g: QuantizedGaussians, rows: np.ndarray, delta: int):
     return q, s.astype(np.float32), o.astype(np.float32), bits
 
 
+def with_group(means, covs, colors, rows: np.ndarray, q, scales, offsets):
+    """Copies of (means [N, 2], covs [N, 3], colors [N, 3]) with the Gaussians ``rows`` dequantized
+    from the integers q [M, 8] with these scales and offsets [8]."""
+    values = dequantize_rows(q, scales, offsets)  # [M, 8]
+    m2, c2, k2 = means.copy(), covs.copy(), colors.copy()
+    m2[rows], c2[rows], k2[rows] = values[:, 0:2], values[:, 2:5], values[:, 5:8]
+    return m2, c2, k2
+
+
+def payload_bits(q, scales, offsets, bits) -> int:
+    """Bits of the payload of q [M, 8] coded on its own (gimg's coder) at per-channel depths ``bits``."""
+    payload, _, _ = encode_attributes(q, tuple(bits), scales, offsets)
+    return 8 * len(payload)
+
+
 def searched_arm(parsed, g: QuantizedGaussians, rows: np.ndarray, means, covs, colors, reference: np.ndarray,
                  delta: int, sweeps: int, rate_weight: float) -> tuple[float, int]:
     """(mean squared error, payload bits of the group coded on its own) after the encoder's code
     search (``search_codes``, every channel of the group's Gaussians, the others and the base
     layer held; the rate priced as the encoder prices it at ``rate_weight``, from the group's
     own codes) from the group's codes on the grid ``delta`` bits from the file's."""
-    from gipp_codec.decoder import render_parsed
     from gipp_codec.fit.code_search import search_codes
     from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS
-    from gipp_codec.quant.dequant import dequantize_rows
 
     h, w = reference.shape[:2]
     q, s, o, bits = group_at_depth(g, rows, delta)
-    m2, c2, k2 = means.copy(), covs.copy(), colors.copy()
-
-    def place(codes):  # the group's dequantized rows into (m2, c2, k2)
-        values = dequantize_rows(codes, s, o)  # [M, 8]
-        m2[rows], c2[rows], k2[rows] = values[:, 0:2], values[:, 2:5], values[:, 5:8]
-
-    place(q)
-    render = render_parsed(dataclasses.replace(parsed, gaussians=FloatGaussians(w, h, m2, c2, k2)))  # [H, W, 3]
+    start = with_group(means, covs, colors, rows, q, s, o)
+    render = render_parsed(dataclasses.replace(parsed, gaussians=FloatGaussians(w, h, *start)))  # [H, W, 3]
     target = reference.astype(np.float32) / np.float32(255.0)
     qat = QATConfig()
     codes, _ = search_codes(q, s, o, tuple(bits), render, target, sweeps, rate_weight=rate_weight,
                             rate_channels=tuple(RATE_CHANNEL_SETS[qat.rate_channels]), residuals=qat.rate_color_residuals)
-    place(codes)
-    payload, _, _ = encode_attributes(codes, tuple(bits), s, o)
-    return squared_error(parsed, m2, c2, k2, reference), 8 * len(payload)
+    return squared_error(parsed, *with_group(means, covs, colors, rows, codes, s, o), reference), \
+        payload_bits(codes, s, o, bits)
 
 
 def study(path: Path, images: Path, groups: int, search_sweeps: int = 0) -> dict:
@@ -206,20 +192,21 @@ def study(path: Path, images: Path, groups: int, search_sweeps: int = 0) -> dict
     mse_all = squared_error(parsed, means, covs, continuous_colours(parsed, means, covs, colors, everything, reference),
                             reference)
     file_bits = 8 * len(data)
+    weight = QATConfig().rate_weight_at(file_bits / (g.width * g.height))  # the encoder's at the file's rate
     out = {"file": str(path), "gaussians": int(g.count), "colour_bits": int(g.bits.per_channel()[CH_GREEN]),
            "bytes": len(data), "psnr": psnr_of(mse0), "headroom_all": psnr_of(mse_all) - psnr_of(mse0), "groups": []}
     for k, rows in enumerate(np.array_split(order, groups)):
-        mse_coarse = squared_error(parsed, means, covs, colours_one_bit_coarser(g, colors, rows), reference)
+        coarse = group_at_depth(g, rows, -1)
+        mse_coarse = squared_error(parsed, *with_group(means, covs, colors, rows, *coarse[:3]), reference)
         mse_cont = squared_error(parsed, means, covs, continuous_colours(parsed, means, covs, colors, rows, reference),
                                  reference)
-        share = 100.0 * (payload_bits(g, rows, 0) - payload_bits(g, rows, 1)) / file_bits  # % of the file
+        share = 100.0 * (payload_bits(*group_at_depth(g, rows, 0)) - payload_bits(*coarse)) / file_bits  # % of the file
         d_drop = psnr_of(mse_coarse) - psnr_of(mse0)
         out["groups"].append({"group": k, "sqrt_det_median": float(np.median(np.sqrt(np.maximum(det[rows], 0.0)))),
                               "delta_psnr_drop": d_drop, "file_pct_saved": share,
                               "db_per_pct_drop": -d_drop / share if share > 0 else float("nan"),
                               "headroom": psnr_of(mse_cont) - psnr_of(mse0)})
         if search_sweeps:
-            weight = QATConfig().rate_weight_at(file_bits / (g.width * g.height))  # the encoder's at the file's rate
             arms = {d: searched_arm(parsed, g, rows, means, covs, colors, reference, d, search_sweeps, weight)
                     for d in (0, -1, 1)}
             (e0, b0), (ec, bc), (ef, bf) = arms[0], arms[-1], arms[1]
@@ -228,6 +215,12 @@ def study(path: Path, images: Path, groups: int, search_sweeps: int = 0) -> dict
                 "delta_psnr_drop_searched": psnr_of(ec) - psnr_of(e0), "file_pct_saved_searched": 100.0 * (b0 - bc) / file_bits,
                 "delta_psnr_add_searched": psnr_of(ef) - psnr_of(e0), "file_pct_spent_searched": 100.0 * (bf - b0) / file_bits})
     return out
+
+
+def group_means(rows: list, k: int) -> dict:
+    """Each figure of group ``k``, averaged over the files' studies ``rows``."""
+    cs = [r["groups"][k] for r in rows]
+    return {key: float(np.mean([c[key] for c in cs])) for key in cs[0] if key != "group"}
 
 
 def main(argv=None) -> int:
@@ -261,8 +254,7 @@ def main(argv=None) -> int:
     print("| group | median sqrt(det) (px²) | one bit less: PSNR | file saved | dB per % | continuous colours: PSNR |")
     print("|---|---|---|---|---|---|")
     for k in range(args.groups):
-        cs = [r["groups"][k] for r in rows]
-        mean = {key: float(np.mean([c[key] for c in cs])) for key in cs[0] if key != "group"}
+        mean = group_means(rows, k)
         print(f"| {k} | {mean['sqrt_det_median']:.2f} | {mean['delta_psnr_drop']:+.3f} dB | "
               f"{mean['file_pct_saved']:.2f} % | {mean['db_per_pct_drop']:.3f} | {mean['headroom']:+.3f} dB |")
     if args.search:
@@ -271,8 +263,7 @@ def main(argv=None) -> int:
         print("| group | one bit less: PSNR | file saved | dB per % | one bit more: PSNR | file spent | dB per % |")
         print("|---|---|---|---|---|---|---|")
         for k in range(args.groups):
-            cs = [r["groups"][k] for r in rows]
-            mean = {key: float(np.mean([c[key] for c in cs])) for key in cs[0] if key != "group"}
+            mean = group_means(rows, k)
             saved, spent = mean["file_pct_saved_searched"], mean["file_pct_spent_searched"]
             print(f"| {k} | {mean['delta_psnr_drop_searched']:+.3f} dB | {saved:.2f} % | "
                   f"{-mean['delta_psnr_drop_searched'] / saved:.3f} | {mean['delta_psnr_add_searched']:+.3f} dB | "
