@@ -11,13 +11,10 @@ from PIL import Image
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
 from colour_precision_by_size import continuous_colours, group_at_depth, main, psnr_of, squared_error  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_color_refit import _image  # noqa: E402  (the colour refit's test image)
+
 from gipp_codec import encode  # noqa: E402
-
-
-def _image(h=24, w=32) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w]
-    img = np.stack([128 + 100 * np.sin(xx / 3.0), 128 + 90 * np.cos(yy / 2.5 + xx / 7.0), (xx * 9 + yy * 5) % 256], -1)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def test_groups_by_size_cost_and_headroom(tmp_path, capsys):
