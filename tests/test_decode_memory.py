@@ -1,0 +1,31 @@
+"""``tools/decode_memory.py``: the decoder's peak memory on files of many identical Gaussians."""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from decode_memory import identical_gaussians_file, main  # noqa: E402
+
+from gipp_codec import decode, read_info  # noqa: E402
+
+
+def test_a_bomb_file_is_tiny_and_decodes_to_one_grey_dot():
+    small, large = identical_gaussians_file(9, 7, 1), identical_gaussians_file(9, 7, 50_000)
+    assert len(large) < 400 and len(large) - len(small) < 64  # 50 000 Gaussians cost almost nothing
+    assert read_info(large)["header"]["gaussian_count"] == 50_000
+    image = decode(large)
+    assert image.shape == (7, 9, 3)
+    assert image[3, 4].min() == 255 and image[0, 0].max() == 0  # 50 000 grey dots add up to white at the centre only
+    assert np.array_equal(decode(small)[0], np.zeros((9, 3), np.uint8))
+
+
+def test_the_command_reports_memory_that_grows_with_the_count(tmp_path):
+    out = tmp_path / "memory.json"
+    assert main(["--sizes", "16x8", "--counts", "1,400000", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["width"], r["height"], r["gaussians"], r["exit"]) for r in rows] == [(16, 8, 1, 0), (16, 8, 400_000, 0)]
+    assert all(r["png_bytes"] > 0 and r["seconds"] > 0 for r in rows)
+    assert rows[1]["peak_rss_mib"] > rows[0]["peak_rss_mib"] + 20  # 400 000 Gaussians' arrays are held at once

@@ -1,0 +1,91 @@
+"""``tools/fuzz_decoder.py``: mutated files decode or raise a GimgError, through the API and the CLI."""
+
+import json
+import os
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from fuzz_decoder import MUTATIONS, classify, cli_check, make_case, split_chunks  # noqa: E402
+
+from gipp_codec.errors import PayloadError  # noqa: E402
+
+VALID = sorted(str(p) for p in (Path(__file__).resolve().parents[1] / "conformance" / "valid").glob("*.gimg"))
+
+
+def _crcs_hold(data: bytes) -> bool:
+    pos = 10
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack_from("<I", data, pos)
+        body = data[pos + 4:pos + 8 + length]
+        if struct.unpack_from("<I", data, pos + 8 + length)[0] != zlib.crc32(body):
+            return False
+        pos += 12 + length
+    return pos == len(data)
+
+
+def test_cases_are_reproducible_and_payload_mutations_keep_the_chunk_layer_valid():
+    kinds = set()
+    for i in range(200):
+        data, name, kind = make_case(VALID, 3, i)
+        kinds.add(kind)
+        assert make_case(VALID, 3, i) == (data, name, kind)
+        assert name == Path(VALID[i % len(VALID)]).name
+        if kind not in ("raw", "cut"):
+            assert _crcs_hold(data), (i, kind)  # lengths and CRC-32s fixed: the parsers behind them are reached
+    assert kinds == set(MUTATIONS)
+    source = Path(VALID[0]).read_bytes()
+    assert split_chunks(source)[1][0][0] == b"HEAD"
+    assert any(make_case(VALID, 3, i)[0] != make_case(VALID, 4, i)[0] for i in range(5))  # the seed matters
+
+
+def test_classify_names_a_rejection_and_counts_anything_else_as_a_bug():
+    good = np.zeros((2, 3, 3), np.uint8)
+    info = {"header": {"width": 3, "height": 2}}
+    assert classify(b"", lambda d: good, lambda d: info) == ("decoded", "-")
+
+    def reject(_):
+        raise PayloadError("bad")
+
+    def crash(_):
+        raise IndexError("index 7 is out of bounds")
+
+    assert classify(b"", reject, lambda d: info) == ("rejected", "PayloadError")
+    assert classify(b"", crash, lambda d: info) == ("bug", "IndexError: index 7 is out of bounds")
+    assert classify(b"", lambda d: good[:1], lambda d: info)[0] == "bug"  # wrong size
+    assert classify(b"", lambda d: good.astype(np.float32), lambda d: info)[0] == "bug"
+    assert classify(b"", lambda d: good, crash)[0] == "bug"  # read_info fails after a decode
+
+
+def test_fuzzed_files_decode_or_raise_a_gimg_error(tmp_path):
+    import fuzz_decoder
+
+    out = tmp_path / "fuzz.json"
+    assert fuzz_decoder.main(["--cases", "600", "--seed", "7", "--json", str(out)]) == 0
+    summary = json.loads(out.read_text())["results"][0]
+    counts = summary["counts"]
+    assert counts["bug"] == counts["crash"] == counts["stall"] == 0
+    assert counts["decoded"] + counts["rejected"] == 600
+    assert counts["decoded"] > 0  # some mutations leave a valid file (a swapped ancillary chunk, a colour code)
+    # the mutations reach past the chunk layer into the header and payload decoders
+    assert {"ChunkError", "HeaderError", "PayloadError", "TruncatedError"} <= set(summary["rejected_by_error"])
+
+
+def test_a_crash_and_a_stall_are_reported_and_the_run_goes_on(tmp_path):
+    import fuzz_decoder
+
+    summary = fuzz_decoder.fuzz(VALID, 20, 0, 3.0, str(tmp_path), selftest=(4, 9))
+    assert summary["counts"]["crash"] == 1 and summary["counts"]["stall"] == 1
+    assert summary["counts"]["decoded"] + summary["counts"]["rejected"] == 18  # the worker restarted after each
+    assert [(p["case"], p["outcome"]) for p in summary["problems"]] == [(4, "crash"), (9, "stall")]
+    assert (tmp_path / "case_4.gimg").read_bytes() == make_case(VALID, 0, 4)[0]
+
+
+def test_the_cli_agrees_with_the_api_on_fuzzed_files():
+    result = cli_check(VALID, 11, 12)
+    assert result["problems"] == [] and result["agreed"] == 12
+    assert 0 < result["decoded"] < 12  # both an accepted and a rejected file went through the CLI

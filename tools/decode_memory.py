@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""The decoder's peak memory and time on the largest files the limits allow.
+
+    python tools/decode_memory.py [--sizes 1x1,4096x4096,16384x16384] [--counts 1,4194304]
+        [--json OUT]
+
+For every image size and Gaussian count it writes a file of that many identical small
+Gaussians (one code repeated: the entropy coder makes it a few hundred bytes, the kind of
+file a decompression bomb would be) and runs ``python -m gipp_codec decode IN OUT.png`` on
+it in a fresh process, reporting the file's size, the command's wall time and its peak
+resident memory (its VmHWM at exit, from /proc: Linux only). The largest counts and sizes are the format's
+``MAX_GAUSSIANS`` (2^22) and ``MAX_PIXELS`` (2^28, 16384 x 16384): what a decoder must be
+ready to hold for a valid file. Each Gaussian covers a few pixels, so the render work stays
+far below ``MAX_RENDER_WORK``; memory, not rendering, is what this measures.
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from tool_record import write_record  # noqa: E402
+
+from gipp_codec.format import constants as K  # noqa: E402
+from gipp_codec.format.container import write_gimg  # noqa: E402
+from gipp_codec.format.model import BitDepths, QuantizedGaussians  # noqa: E402
+
+
+def identical_gaussians_file(width: int, height: int, count: int) -> bytes:
+    """A .gimg file of ``count`` copies of one Gaussian (variance 0.25 px^2, grey) at the
+    image's centre, quantized at the default depths."""
+    q = np.zeros((count, 8), np.uint16)  # every code 0: each value is its channel's offset
+    offsets = np.array([width / 2, height / 2, np.log(0.25), 0.0, np.log(0.25), 0.5, 0.5, 0.5], np.float32)
+    scales = np.full(8, 1e-3, np.float32)
+    return write_gimg(QuantizedGaussians(width, height, BitDepths(), q, scales, offsets))
+
+
+# `gimg ARGS` in this interpreter, writing its peak resident memory (VmHWM, kB) to argv[1] at
+# exit. VmHWM belongs to the process's address space since its exec, so unlike ru_maxrss it
+# does not include the memory of the parent that forked it.
+_CLI_WITH_HWM = """
+import atexit, re, sys
+def _hwm(path=sys.argv[1]):
+    status = open("/proc/self/status").read()
+    open(path, "w").write(re.search(r"VmHWM:\\s+(\\d+)", status).group(1))
+atexit.register(_hwm)
+sys.argv = ["gimg"] + sys.argv[2:]
+from gipp_codec._entry import main
+main()
+"""
+
+
+def measure_decode(data: bytes) -> dict:
+    """Decode ``data`` with the CLI in a fresh process: {"seconds", "peak_rss_mib", "exit", "png_bytes"}."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp, "in.gimg"), Path(tmp, "out.png")
+        src.write_bytes(data)
+        hwm = Path(tmp, "vmhwm")
+        t0 = time.perf_counter()
+        run = subprocess.run([sys.executable, "-c", _CLI_WITH_HWM, str(hwm), "decode", str(src), str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        seconds = time.perf_counter() - t0
+        err = run.stderr.decode(errors="replace").strip()
+        return {"seconds": seconds, "peak_rss_mib": int(hwm.read_text()) / 1024 if hwm.exists() else float("nan"),
+                "exit": run.returncode, "png_bytes": out.stat().st_size if out.exists() else 0, "stderr": err[-300:]}
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, h = text.lower().split("x")
+    return int(w), int(h)
+
+
+def main(argv=None) -> int:
+    """Command line (module docstring)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="1x1,4096x4096,16384x16384", help="comma-separated WIDTHxHEIGHT")
+    ap.add_argument("--counts", default=f"1,{K.MAX_GAUSSIANS}", help="comma-separated Gaussian counts")
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    try:
+        sizes = [_size(s) for s in args.sizes.split(",")]
+        counts = [int(c) for c in args.counts.split(",")]
+    except ValueError:
+        ap.error("--sizes takes WIDTHxHEIGHT,... and --counts integers")
+    results = []
+    print(f"{'size':>12s} {'N':>8s} {'file bytes':>10s} {'seconds':>8s} {'peak MiB':>9s}  exit")
+    for width, height in sizes:
+        for count in counts:
+            data = identical_gaussians_file(width, height, count)
+            row = {"width": width, "height": height, "gaussians": count, "file_bytes": len(data), **measure_decode(data)}
+            results.append(row)
+            print(f"{width:>5d}x{height:<6d} {count:>8d} {len(data):>10d} {row['seconds']:>8.2f} "
+                  f"{row['peak_rss_mib']:>9.0f}  {row['exit']} {row['stderr']}", flush=True)
+    if args.json:
+        write_record(args.json, results)
+    return 1 if any(r["exit"] != 0 for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+#!/usr/bin/env python3
+"""Fuzz the decoder: mutated .gimg files must decode or raise a GimgError, nothing else.
+
+    python tools/fuzz_decoder.py [FILE.gimg ...] [--cases 2000] [--seed 0]
+        [--stall-seconds 60] [--cli-cases K] [--save-dir DIR] [--json OUT]
+
+Without files it takes the valid conformance vectors (``conformance/valid/*.gimg``). Case i
+mutates file i mod F with a generator seeded by (seed, i), so a case is reproduced from its
+number alone. Most mutations rewrite a chunk's payload and then fix its length and CRC-32,
+so they reach the header, base-layer and payload parsers and the entropy decoders instead of
+stopping at the CRC check (the payload mutations take, nine times in ten, a chunk whose
+payload is not empty):
+- ``flip``: 1 to 8 random bits of one chunk's payload;
+- ``overwrite``: a run of 1 to 16 payload bytes replaced by random bytes;
+- ``field``: a random aligned 1-, 2- or 4-byte field of one payload set to 0, all ones or
+  a random value (header fields and stream lengths);
+- ``truncate`` / ``extend``: one payload cut at a random point or lengthened by random bytes;
+- ``drop`` / ``duplicate`` / ``swap``: one chunk removed, repeated, or exchanged with the next;
+- ``raw``: random bytes of the file changed with no CRC fix (the checks before the payload);
+- ``cut``: the file truncated at a random byte.
+
+Each case runs ``gipp_codec.decode`` and, when that succeeds, ``read_info`` on the bytes, in
+a worker process. Outcomes: ``decoded`` (a uint8 [H, W, 3] image of the header's size),
+``rejected`` (a GimgError subclass, counted by class), ``bug`` (any other exception, or a
+decoded image of the wrong type or shape), ``crash`` (the worker died: a segfault in a
+kernel, for instance) and ``stall`` (no case finished for ``--stall-seconds``). A crash or a
+stall restarts the worker after the case. Every bug, crash and stall is saved as
+``DIR/case_I.gimg`` with ``--save-dir``. Prints the counts, the slowest case and the
+worker's peak resident memory; exits 1 if any case was a bug, a crash or a stall.
+
+``--cli-cases K`` also runs the first K cases through the command line (``cli_check``): the
+same decision as the API, one ``gimg:`` line on stderr and no output file on rejection.
+"""
+
+import argparse
+import glob
+import os
+import queue
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from tool_record import write_record  # noqa: E402
+
+SIGNATURE_AND_VERSION = 10  # bytes before the first chunk (8-byte signature, major, minor)
+MUTATIONS = ("flip", "overwrite", "field", "truncate", "extend", "drop", "duplicate", "swap", "raw", "cut")
+
+
+def split_chunks(data: bytes) -> tuple[bytes, list]:
+    """(preamble, [(type, payload)]) of a well-formed .gimg file."""
+    pos, chunks = SIGNATURE_AND_VERSION, []
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack_from("<I", data, pos)
+        chunks.append((data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    return data[:SIGNATURE_AND_VERSION], chunks
+
+
+def join_chunks(preamble: bytes, chunks: list) -> bytes:
+    """The file of ``preamble`` and (type, payload) chunks, each with its length and CRC-32 fixed."""
+    out = [preamble]
+    for ctype, payload in chunks:
+        out.append(struct.pack("<I", len(payload)) + ctype + payload + struct.pack("<I", zlib.crc32(ctype + payload)))
+    return b"".join(out)
+
+
+def _random_bytes(rng, n: int) -> bytes:
+    return rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+def mutate(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
+    """One random mutation of ``data`` (module docstring): (the mutated bytes, its name)."""
+    kind = MUTATIONS[int(rng.integers(len(MUTATIONS)))]
+    if kind == "raw":
+        buf = bytearray(data)
+        for _ in range(int(rng.integers(1, 5))):
+            buf[int(rng.integers(len(buf)))] = int(rng.integers(256))
+        return bytes(buf), kind
+    if kind == "cut":
+        return data[:int(rng.integers(len(data)))], kind
+    preamble, chunks = split_chunks(data)
+    k = int(rng.integers(len(chunks)))
+    filled = [j for j, (_, payload) in enumerate(chunks) if payload]
+    if kind not in ("drop", "duplicate", "swap", "extend") and filled and rng.random() < 0.9:
+        k = filled[int(rng.integers(len(filled)))]  # mostly a chunk with a payload to change
+    ctype, payload = chunks[k]
+    if kind in ("drop", "duplicate", "swap"):
+        if kind == "drop":
+            del chunks[k]
+        elif kind == "duplicate":
+            chunks.insert(k, chunks[k])
+        elif k + 1 < len(chunks):
+            chunks[k], chunks[k + 1] = chunks[k + 1], chunks[k]
+        return join_chunks(preamble, chunks), kind
+    buf = bytearray(payload)
+    if kind == "extend":
+        buf += _random_bytes(rng, int(rng.integers(1, 64)))
+    elif not buf:
+        buf += _random_bytes(rng, int(rng.integers(1, 8)))  # an empty payload gets some bytes
+    elif kind == "flip":
+        for _ in range(int(rng.integers(1, 9))):
+            bit = int(rng.integers(8 * len(buf)))
+            buf[bit // 8] ^= 1 << (bit % 8)
+    elif kind == "overwrite":
+        at = int(rng.integers(len(buf)))
+        run = _random_bytes(rng, int(rng.integers(1, 17)))
+        buf[at:at + len(run)] = run[:len(buf) - at]
+    elif kind == "field":
+        size = int(rng.choice([1, 2, 4]))
+        if len(buf) >= size:
+            at = int(rng.integers(len(buf) - size + 1)) // size * size
+            value = int(rng.choice([0, (1 << 8 * size) - 1, int(rng.integers(1 << 8 * size, dtype=np.uint64))]))
+            buf[at:at + size] = value.to_bytes(size, "little")
+    elif kind == "truncate":
+        del buf[int(rng.integers(len(buf))):]
+    chunks[k] = (ctype, bytes(buf))
+    return join_chunks(preamble, chunks), kind
+
+
+def make_case(files: list, seed: int, i: int) -> tuple[bytes, str, str]:
+    """Case i: (mutated bytes, the source file's name, the mutation's name)."""
+    path = files[i % len(files)]
+    rng = np.random.default_rng([seed, i])
+    data, kind = mutate(Path(path).read_bytes(), rng)
+    return data, Path(path).name, kind
+
+
+def classify(data: bytes, decode, read_info) -> tuple[str, str]:
+    """(outcome, detail) of decoding ``data`` with ``decode`` and then ``read_info``:
+    ("decoded", "-"), ("rejected", the GimgError's class) or ("bug", what went wrong)."""
+    from gipp_codec.errors import GimgError
+
+    try:
+        image = decode(data)
+        info = read_info(data)
+        width, height = info["header"]["width"], info["header"]["height"]
+        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape == (height, width, 3)):
+            return "bug", f"decoded {type(image).__name__} {getattr(image, 'shape', '')} for {width}x{height}"
+        return "decoded", "-"
+    except GimgError as err:
+        return "rejected", type(err).__name__
+    except Exception as err:  # noqa: BLE001  (anything else is what this tool looks for)
+        return "bug", f"{type(err).__name__}: {err}".replace("\n", " ")[:300]
+
+
+def run_worker(files: list, seed: int, first: int, last: int, selftest=(-1, -1)) -> None:
+    """Decode cases first..last - 1, one line per case on stdout: 'START i', then
+    'DONE i outcome seconds rss_kib detail'; the parent reads them as they come.
+    ``selftest`` (crash case, stall case): the tool's own test makes the worker die by
+    SIGSEGV at the first and hang at the second (-1: never)."""
+    import resource
+
+    from gipp_codec import decode, read_info
+
+    decode(Path(files[0]).read_bytes())  # kernels loaded outside the cases' times
+    for i in range(first, last):
+        data, _, _ = make_case(files, seed, i)
+        print(f"START {i}", flush=True)
+        if i == selftest[0]:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if i == selftest[1]:
+            time.sleep(3600)
+        t0 = time.perf_counter()
+        outcome, detail = classify(data, decode, read_info)
+        rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(f"DONE {i} {outcome} {time.perf_counter() - t0:.4f} {rss_kib} {detail}", flush=True)
+
+
+def fuzz(files: list, cases: int, seed: int, stall_seconds: float, save_dir: str | None,
+         selftest=(-1, -1)) -> dict:
+    """Run every case in worker processes (restarted after a crash or a stall); the summary.
+    ``selftest``: see ``run_worker``."""
+    counts = {"decoded": 0, "rejected": 0, "bug": 0, "crash": 0, "stall": 0}
+    by_error, by_mutation, problems = {}, {}, []
+    slowest = (0.0, -1)
+    peak_rss_kib = 0
+    i = 0
+    while i < cases:
+        cmd = [sys.executable, __file__, "--worker", str(i), str(cases), "--seed", str(seed),
+               "--selftest", str(selftest[0]), str(selftest[1]), *files]
+        with tempfile.TemporaryFile("w+") as err_file:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err_file, text=True)
+            lines: queue.Queue = queue.Queue()
+            threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True).start()
+            started, stalled = None, False
+            while True:
+                try:
+                    line = lines.get(timeout=stall_seconds)
+                except queue.Empty:
+                    proc.kill()
+                    stalled = True
+                    break
+                if line is None:
+                    break
+                parts = line.rstrip("\n").split(" ", 5)
+                if parts[0] == "START":
+                    started = int(parts[1])
+                elif parts[0] == "DONE":
+                    idx, outcome, secs, rss, detail = int(parts[1]), parts[2], float(parts[3]), int(parts[4]), parts[5]
+                    _, _, kind = make_case(files, seed, idx)
+                    counts[outcome] += 1
+                    by_mutation.setdefault(kind, {}).setdefault(outcome, 0)
+                    by_mutation[kind][outcome] += 1
+                    if outcome == "rejected":
+                        by_error[detail] = by_error.get(detail, 0) + 1
+                    if outcome == "bug":
+                        problems.append({"case": idx, "outcome": outcome, "detail": detail})
+                    slowest = max(slowest, (secs, idx))
+                    peak_rss_kib = max(peak_rss_kib, rss)
+                    started, i = None, idx + 1
+            proc.wait()
+            err_file.seek(0)
+            err_text = err_file.read()[-300:]
+        if started is None and not stalled:
+            if proc.returncode != 0 or i < cases:  # died outside a case: the tool's own failure
+                raise SystemExit(f"fuzz_decoder: the worker failed before case {i}: {err_text}")
+            break
+        if started is None:
+            started = i  # stalled while loading, before its first case
+        counts["stall" if stalled else "crash"] += 1
+        problems.append({"case": started, "outcome": "stall" if stalled else "crash",
+                         "detail": f"exit {proc.returncode}: {err_text}"})
+        i = started + 1
+    for p in problems:
+        data, name, kind = make_case(files, seed, p["case"])
+        p.update(file=name, mutation=kind)
+        if save_dir:
+            Path(save_dir).mkdir(parents=True, exist_ok=True)
+            Path(save_dir, f"case_{p['case']}.gimg").write_bytes(data)
+    return {"files": [Path(f).name for f in files], "cases": cases, "seed": seed, "counts": counts,
+            "rejected_by_error": dict(sorted(by_error.items())), "by_mutation": by_mutation, "problems": problems,
+            "slowest_case": {"case": slowest[1], "seconds": slowest[0]}, "worker_peak_rss_mib": peak_rss_kib / 1024}
+
+
+def cli_check(files: list, seed: int, cases: int) -> dict:
+    """Cases 0..cases - 1 through ``python -m gipp_codec decode IN OUT``, each against its
+    in-process outcome: a file ``decode`` accepts must exit 0 with a PNG of the header's
+    size; one it rejects must exit non-zero with one stderr line starting ``gimg:``, no
+    traceback and no output file. Returns {"cases", "decoded" (of them, by the API), "agreed",
+    "problems"}."""
+    from PIL import Image
+
+    from gipp_codec import decode
+    from gipp_codec.errors import GimgError
+
+    problems, decoded = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp, "case.gimg"), Path(tmp, "case.png")
+        for i in range(cases):
+            data, name, kind = make_case(files, seed, i)
+            try:
+                expected = decode(data).shape
+            except GimgError:
+                expected = None
+            decoded += expected is not None
+            src.write_bytes(data)
+            out.unlink(missing_ok=True)
+            run = subprocess.run([sys.executable, "-m", "gipp_codec", "decode", str(src), str(out)],
+                                 capture_output=True, text=True, timeout=300)
+            err_lines = run.stderr.strip().splitlines()
+            if expected is not None:
+                shape = None
+                if run.returncode == 0 and out.exists():
+                    with Image.open(out) as im:
+                        shape = (im.height, im.width, len(im.getbands()))
+                ok = shape == expected
+            else:
+                ok = (run.returncode != 0 and not out.exists() and len(err_lines) == 1
+                      and err_lines[0].startswith("gimg:") and "Traceback" not in run.stderr)
+            if not ok:
+                problems.append({"case": i, "file": name, "mutation": kind, "exit": run.returncode,
+                                 "stderr": run.stderr[-300:], "output_left": out.exists()})
+    return {"cases": cases, "decoded": decoded, "agreed": cases - len(problems), "problems": problems}
+
+
+def main(argv=None) -> int:
+    """Command line (module docstring)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("files", nargs="*", help="valid .gimg files (default: conformance/valid/*.gimg)")
+    ap.add_argument("--cases", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stall-seconds", type=float, default=60.0)
+    ap.add_argument("--cli-cases", type=int, default=0,
+                    help="also run the first K cases through `python -m gipp_codec decode` (cli_check)")
+    ap.add_argument("--save-dir")
+    ap.add_argument("--json")
+    ap.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--selftest", nargs=2, type=int, default=(-1, -1), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    files = args.files or sorted(glob.glob(str(ROOT / "conformance" / "valid" / "*.gimg")))
+    if not files:
+        ap.error("no .gimg files given and none in conformance/valid")
+    if args.worker:
+        run_worker(files, args.seed, *args.worker, selftest=tuple(args.selftest))
+        return 0
+    if args.cases < 1 or args.stall_seconds <= 0:
+        ap.error("--cases and --stall-seconds must be positive")
+    t0 = time.perf_counter()
+    summary = fuzz(files, args.cases, args.seed, args.stall_seconds, args.save_dir, tuple(args.selftest))
+    summary["seconds"] = time.perf_counter() - t0
+    print(f"{summary['cases']} cases from {len(files)} files, seed {summary['seed']}, {summary['seconds']:.0f} s")
+    print("outcomes: " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items()))
+    print("rejected by error: " + ", ".join(f"{k} {v}" for k, v in summary["rejected_by_error"].items()))
+    for kind in MUTATIONS:
+        if kind in summary["by_mutation"]:
+            print(f"  {kind:10s} " + ", ".join(f"{k} {v}" for k, v in sorted(summary["by_mutation"][kind].items())))
+    print(f"slowest case: {summary['slowest_case']['case']} ({summary['slowest_case']['seconds']:.3f} s); "
+          f"worker peak RSS {summary['worker_peak_rss_mib']:.0f} MiB")
+    for p in summary["problems"]:
+        print(f"PROBLEM case {p['case']} ({p['file']}, {p['mutation']}): {p['outcome']}: {p['detail']}")
+    failed = summary["counts"]["bug"] or summary["counts"]["crash"] or summary["counts"]["stall"]
+    if args.cli_cases > 0:
+        summary["cli"] = cli_check(files, args.seed, min(args.cli_cases, args.cases))
+        print(f"CLI: {summary['cli']['agreed']} of {summary['cli']['cases']} cases as the API decided "
+              f"({summary['cli']['decoded']} decoded), with one-line errors and no output file on rejection")
+        for p in summary["cli"]["problems"]:
+            print(f"CLI PROBLEM case {p['case']} ({p['file']}, {p['mutation']}): exit {p['exit']}, "
+                  f"output left {p['output_left']}: {p['stderr']!r}")
+        failed = failed or summary["cli"]["problems"]
+    if args.json:
+        write_record(args.json, [summary])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
