@@ -242,6 +242,7 @@ def test_cli_warns_when_the_rate_target_is_missed(tmp_path):
     res = runner.invoke(cli, ["encode", str(src), str(tmp_path / "a.gimg"), "--bpp", "0.01", "-i", "20", "--json"])
     assert res.exit_code == 0, res.output
     assert "warning" in res.stderr and "from the target 0.01" in res.stderr
+    assert "file cannot be smaller than its header" in res.stderr  # the reason, not "budget unused"
     assert json.loads(res.stdout.strip().splitlines()[-1])["bpp"] > 0.0105
     res = runner.invoke(cli, ["encode", str(src), str(tmp_path / "b.gimg"), "--bpp", "4", "-i", "40", "--json"])
     assert res.exit_code == 0, res.output

@@ -14,6 +14,16 @@ from gipp_codec.errors import ConfigError
 from gipp_codec.imageio import DEFAULT_PNG_LEVEL
 
 
+def _missed_rate_reason(report, bpp: float) -> str:
+    """Why an encode's file missed its --bpp target, for the warning."""
+    if report.bpp > bpp and report.gaussians <= 1:
+        return (f"a {report.width}x{report.height} file cannot be smaller than its header and "
+                "one Gaussian")
+    if report.bpp > bpp:
+        return "the trim to the budget stopped short"
+    return "long fits can leave part of the budget unused"
+
+
 @click.command("encode")
 @click.argument("input_path", metavar="IN.png", type=click.Path(dir_okay=False))
 @click.argument("output_path", metavar="OUT.gimg", type=click.Path(dir_okay=False))
@@ -68,8 +78,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     atomic_write_bytes(output_path, data)
     if bpp is not None and abs(report.bpp / bpp - 1.0) > BPP_PROMISE:
         click.echo(f"gimg: warning: {report.bpp:.4f} bpp is {100 * (report.bpp / bpp - 1.0):+.1f} % from the "
-                   f"target {bpp} (more than {100 * BPP_PROMISE:.0f} %; long fits can leave part of the "
-                   f"budget unused)", err=True)
+                   f"target {bpp} (more than {100 * BPP_PROMISE:.0f} %; {_missed_rate_reason(report, bpp)})", err=True)
     summary = {"input": str(input_path), "output": str(output_path), **report.summary()}
     if as_json:
         emit_json(summary)
