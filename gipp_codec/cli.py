@@ -7,10 +7,11 @@ anything they can cause.
 """
 
 import sys
+import warnings
 
 import click
 
-from gipp_codec.errors import GimgError
+from gipp_codec.errors import GimgError, GimgWarning
 
 EXIT_USER_ERROR = 2
 
@@ -46,7 +47,20 @@ def _register() -> None:
         cli.add_command(command)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` for the CLI: a GimgWarning is one ``gimg: warning: ...`` line;
+    any other warning is shown as Python shows it."""
+    if issubclass(category, GimgWarning):
+        click.echo(f"gimg: warning: {message}", err=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main() -> None:
     """Console-script entry point."""
+    warnings.showwarning = _show_warning
     _register()
     cli(prog_name="gimg")

@@ -48,3 +48,8 @@ class HeaderError(FormatError):
 
 class PayloadError(FormatError):
     """The Gaussian payload cannot be decoded consistently with the header."""
+
+
+class GimgWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints it as one
+    ``gimg: warning: ...`` line)."""

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from gipp_codec.errors import ConfigError, GimgError, InputImageError
+from gipp_codec.errors import ConfigError, GimgError, GimgWarning, InputImageError
 
 # Pillow's decompression-bomb guard, made an error rather than a warning.
 MAX_INPUT_PIXELS = 1 << 28
@@ -44,6 +44,18 @@ class ImageMetadata:
     exif: bytes | None = None
 
 
+def _gray16_to_8(arr: np.ndarray) -> np.ndarray:
+    """16-bit (or 32-bit) grey levels [H, W] -> uint8 [H, W]: floor(v / 257 + 0.5) clamped to
+    0..255, in integers as (2v + 257) // 514 (the same values; a float64 copy would hold 8
+    bytes a pixel, and a mutated PNG header can declare 2^28 pixels), a block of rows at a time."""
+    out = np.empty(arr.shape, np.uint8)
+    rows = max(1, (1 << 22) // max(1, arr.shape[1]))  # about 4 Mi pixels a block: bounded int64 temporaries
+    for r in range(0, arr.shape[0], rows):
+        v = arr[r:r + rows].astype(np.int64)
+        out[r:r + rows] = np.clip((2 * v + 257) // 514, 0, 255)
+    return out
+
+
 def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
     """Convert a Pillow image of any supported mode to uint8 [H, W, 3]."""
     mode = im.mode
@@ -51,9 +63,7 @@ def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.float64)
-        gray = np.clip(np.floor(arr / 257.0 + 0.5), 0, 255).astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
+        return np.repeat(_gray16_to_8(np.asarray(im))[:, :, None], 3, axis=2)
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         alpha = np.asarray(im.getchannel("A"))
         if alpha.size and alpha.min() < 255:
@@ -61,8 +71,9 @@ def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
                 f"{name}: image has transparent pixels; gimg codes RGB only, flatten the alpha first"
             )
         im = im.convert("RGB")
-    elif mode in ("1", "L"):
-        im = im.convert("L").convert("RGB")
+    elif mode in ("1", "L"):  # replicated in numpy: Pillow's RGB copy would hold 4 bytes a pixel
+        grey = np.asarray(im if mode == "L" else im.convert("L"), dtype=np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
     elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
         im = im.convert("RGB")
     elif mode != "RGB":
@@ -98,9 +109,29 @@ def _open_quietly(data: bytes) -> Image.Image:
 
 
 def decode_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, ImageMetadata]:
-    """Decode encoded image bytes (PNG, JPEG, ...) to uint8 [H, W, 3] plus metadata."""
+    """Decode encoded image bytes (PNG, JPEG, ...) to uint8 [H, W, 3] plus metadata.
+
+    Any failure of Pillow's decoders on damaged bytes (they raise many exception types) is an
+    InputImageError. The warnings Pillow gives while reading (a truncated tag, corrupt EXIF)
+    come back as one GimgWarning per distinct message, naming the file, instead of Pillow's
+    own multi-line form."""
     if len(data) == 0:
         raise InputImageError(f"{name}: file is empty")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rgb, meta = _decode_with_pillow(data, name)
+    seen = set()
+    for w in caught:
+        message = str(w.message).strip()
+        if issubclass(w.category, Image.DecompressionBombWarning) or message in seen:
+            continue
+        seen.add(message)
+        warnings.warn(f"{name}: {message} (Pillow's warning; the image was read)", GimgWarning, stacklevel=2)
+    return rgb, meta
+
+
+def _decode_with_pillow(data: bytes, name: str) -> tuple[np.ndarray, ImageMetadata]:
+    """``decode_image_bytes``'s work: open, check and convert with Pillow."""
     old_limit = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS // 2  # Pillow errors above 2x this
@@ -124,8 +155,9 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, 
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise InputImageError(f"{name}: not a readable image ({exc.__class__.__name__})") from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
-        raise InputImageError(f"{name}: cannot decode image ({exc})") from None
+    except Exception as exc:  # noqa: BLE001  (Pillow's plugins raise TypeError, struct.error, ... on damaged bytes)
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise InputImageError(f"{name}: cannot decode image ({detail})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old_limit
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:

@@ -243,3 +243,73 @@ def test_a_large_declared_size_gives_no_pillow_warning():
         warnings.simplefilter("error")
         with pytest.raises(InputImageError):
             decode_image_bytes(png)
+
+
+@pytest.mark.parametrize("error", [TypeError("Missing dimensions"), KeyError(277), IndexError("tuple index"),
+                                   __import__("struct").error("unpack requires a buffer of 4 bytes")])
+def test_any_failure_of_pillows_decoders_is_an_input_error(monkeypatch, error):
+    """Pillow's plugins raise many exception types on damaged bytes (a fuzzed TIFF gave a
+    TypeError); each is a one-line InputImageError, never a traceback."""
+    def broken_open(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(Image, "open", broken_open)
+    with pytest.raises(InputImageError, match=r"^x\.tif: cannot decode image \(.+\)$"):
+        decode_image_bytes(b"II*\0", "x.tif")
+
+
+def _tiff_with_an_overlong_tag_count() -> tuple[bytes, np.ndarray]:
+    """An 8 x 8 TIFF whose first directory claims 21 * 256 more entries than it holds: Pillow
+    warns (corrupt EXIF data) and still reads the pixels."""
+    pixels = (np.arange(8 * 8 * 3).reshape(8, 8, 3) * 3 % 256).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="TIFF")
+    data = bytearray(buf.getvalue())
+    assert data[:8] == b"II*\0\x08\0\0\0" and data[9] == 0  # the directory at byte 8, its count's high byte
+    data[9] = 21
+    return bytes(data), pixels
+
+
+def test_pillows_warnings_come_back_as_one_gimg_warning_each():
+    import warnings
+
+    from gipp_codec.errors import GimgWarning
+
+    data, pixels = _tiff_with_an_overlong_tag_count()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image, _ = decode_image_bytes(data, "odd.tif")
+    assert np.array_equal(image, pixels)
+    assert caught and all(w.category is GimgWarning for w in caught)
+    messages = [str(w.message) for w in caught]
+    assert len(set(messages)) == len(messages)
+    assert messages[0].startswith("odd.tif: ") and "Corrupt EXIF" in messages[0]
+
+
+def test_the_cli_prints_a_pillow_warning_as_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    data, _ = _tiff_with_an_overlong_tag_count()
+    (tmp_path / "odd.tif").write_bytes(data)
+    run = subprocess.run([sys.executable, "-m", "gipp_codec", "encode", str(tmp_path / "odd.tif"),
+                          str(tmp_path / "odd.gimg"), "-n", "4", "-i", "10"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gimg: warning: ") and "Corrupt EXIF" in lines[0]
+    assert (tmp_path / "odd.gimg").exists()
+
+
+def test_sixteen_bit_grey_rounds_as_the_float_formula_in_integers():
+    """floor(v / 257 + 0.5), clamped, for every 16-bit value and for 32-bit extremes, computed
+    in blocks of rows (the block size is exercised by a width that does not divide it)."""
+    from gipp_codec.imageio import _gray16_to_8
+
+    def reference(a):
+        return np.clip(np.floor(a.astype(np.float64) / 257.0 + 0.5), 0, 255).astype(np.uint8)
+
+    every = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    assert np.array_equal(_gray16_to_8(every), reference(every))
+    wide = np.random.default_rng(0).integers(-2**31, 2**31, (1500, 3001), dtype=np.int64).astype(np.int32)
+    wide[0, :6] = [-(2**31), -1, 65535, 65536, 2**31 - 1, 128]
+    assert np.array_equal(_gray16_to_8(wide), reference(wide))
