@@ -10,19 +10,31 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
-from fuzz_decoder import MUTATIONS, classify, cli_check, make_case, split_chunks  # noqa: E402
+from fuzz_decoder import (  # noqa: E402
+    MUTATIONS,
+    PNG,
+    WHOLE_FILE_MUTATIONS,
+    classify,
+    cli_check,
+    gimg_check,
+    image_check,
+    make_case,
+    mutate,
+    sample_images,
+    split_chunks,
+)
 
 from gipp_codec.errors import PayloadError  # noqa: E402
 
 VALID = sorted(str(p) for p in (Path(__file__).resolve().parents[1] / "conformance" / "valid").glob("*.gimg"))
 
 
-def _crcs_hold(data: bytes) -> bool:
-    pos = 10
+def _crcs_hold(data: bytes, preamble: int = 10, order: str = "<") -> bool:
+    pos = preamble
     while pos + 8 <= len(data):
-        (length,) = struct.unpack_from("<I", data, pos)
+        (length,) = struct.unpack_from(order + "I", data, pos)
         body = data[pos + 4:pos + 8 + length]
-        if struct.unpack_from("<I", data, pos + 8 + length)[0] != zlib.crc32(body):
+        if struct.unpack_from(order + "I", data, pos + 8 + length)[0] != zlib.crc32(body):
             return False
         pos += 12 + length
     return pos == len(data)
@@ -45,8 +57,8 @@ def test_cases_are_reproducible_and_payload_mutations_keep_the_chunk_layer_valid
 
 def test_classify_names_a_rejection_and_counts_anything_else_as_a_bug():
     good = np.zeros((2, 3, 3), np.uint8)
-    info = {"header": {"width": 3, "height": 2}}
-    assert classify(b"", lambda d: good, lambda d: info) == ("decoded", "-")
+    check = gimg_check(lambda d: {"header": {"width": 3, "height": 2}})
+    assert classify(b"", lambda d: good, check) == ("decoded", "-")
 
     def reject(_):
         raise PayloadError("bad")
@@ -54,11 +66,14 @@ def test_classify_names_a_rejection_and_counts_anything_else_as_a_bug():
     def crash(_):
         raise IndexError("index 7 is out of bounds")
 
-    assert classify(b"", reject, lambda d: info) == ("rejected", "PayloadError")
-    assert classify(b"", crash, lambda d: info) == ("bug", "IndexError: index 7 is out of bounds")
-    assert classify(b"", lambda d: good[:1], lambda d: info)[0] == "bug"  # wrong size
-    assert classify(b"", lambda d: good.astype(np.float32), lambda d: info)[0] == "bug"
-    assert classify(b"", lambda d: good, crash)[0] == "bug"  # read_info fails after a decode
+    assert classify(b"", reject, check) == ("rejected", "PayloadError")
+    assert classify(b"", crash, check) == ("bug", "IndexError: index 7 is out of bounds")
+    assert classify(b"", lambda d: good[:1], check)[0] == "bug"  # wrong size
+    assert classify(b"", lambda d: good.astype(np.float32), check)[0] == "bug"
+    assert classify(b"", lambda d: good, gimg_check(crash))[0] == "bug"  # read_info fails after a decode
+    assert classify(b"", lambda d: (good, None), image_check) == ("decoded", "-")
+    assert classify(b"", lambda d: (good[:, :, :2], None), image_check)[0] == "bug"  # not three channels
+    assert classify(b"", lambda d: (good[:0], None), image_check)[0] == "bug"  # empty
 
 
 def test_fuzzed_files_decode_or_raise_a_gimg_error(tmp_path):
@@ -89,3 +104,27 @@ def test_the_cli_agrees_with_the_api_on_fuzzed_files():
     result = cli_check(VALID, 11, 12)
     assert result["problems"] == [] and result["agreed"] == 12
     assert 0 < result["decoded"] < 12  # both an accepted and a rejected file went through the CLI
+
+
+def test_pngs_are_mutated_chunk_by_chunk_and_other_formats_as_a_whole(tmp_path):
+    images = sample_images(tmp_path)
+    png, jpeg = Path(images[0]).read_bytes(), next(Path(p).read_bytes() for p in images if p.endswith(".jpg"))
+    kinds = set()
+    for i in range(300):
+        data, kind = mutate(png, np.random.default_rng(i))
+        kinds.add(kind)
+        if kind not in ("raw", "cut"):
+            assert _crcs_hold(data, PNG.preamble, ">"), (i, kind)  # big-endian lengths and CRCs fixed
+        assert mutate(jpeg, np.random.default_rng(i))[1] in WHOLE_FILE_MUTATIONS
+    assert kinds == set(MUTATIONS)
+
+
+def test_fuzzed_input_images_decode_or_raise_an_input_error(tmp_path):
+    import fuzz_decoder
+
+    out = tmp_path / "fuzz.json"
+    assert fuzz_decoder.main(["--images", "--cases", "400", "--seed", "7", "--json", str(out)]) == 0
+    summary = json.loads(out.read_text())["results"][0]
+    assert summary["counts"]["bug"] == summary["counts"]["crash"] == summary["counts"]["stall"] == 0
+    assert summary["counts"]["decoded"] > 0 and set(summary["rejected_by_error"]) == {"InputImageError"}
+    assert len(summary["files"]) == 11

@@ -3,6 +3,7 @@
 
     python tools/fuzz_decoder.py [FILE.gimg ...] [--cases 2000] [--seed 0]
         [--stall-seconds 60] [--cli-cases K] [--save-dir DIR] [--json OUT]
+    python tools/fuzz_decoder.py --images [IMAGE ...] [--cases 2000] ...
 
 Without files it takes the valid conformance vectors (``conformance/valid/*.gimg``). Case i
 mutates file i mod F with a generator seeded by (seed, i), so a case is reproduced from its
@@ -30,6 +31,11 @@ worker's peak resident memory; exits 1 if any case was a bug, a crash or a stall
 
 ``--cli-cases K`` also runs the first K cases through the command line (``cli_check``): the
 same decision as the API, one ``gimg:`` line on stderr and no output file on rejection.
+
+``--images`` fuzzes the encoder's input instead: ``imageio.decode_image_bytes`` must return
+a uint8 [H, W, 3] image or raise an InputImageError. PNGs are mutated chunk by chunk (their
+big-endian lengths and CRCs fixed), other formats as one payload (``WHOLE_FILE_MUTATIONS``);
+without files it writes ``sample_images`` (one 48 x 48 crop in eleven formats and modes).
 """
 
 import argparse
@@ -44,6 +50,7 @@ import tempfile
 import threading
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,25 +61,45 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from tool_record import write_record  # noqa: E402
 
-SIGNATURE_AND_VERSION = 10  # bytes before the first chunk (8-byte signature, major, minor)
+from gipp_codec.format.constants import PREAMBLE_SIZE, SIGNATURE  # noqa: E402
+
 MUTATIONS = ("flip", "overwrite", "field", "truncate", "extend", "drop", "duplicate", "swap", "raw", "cut")
+WHOLE_FILE_MUTATIONS = ("flip", "overwrite", "raw", "cut")  # for files without chunks (JPEG, TIFF, ...)
 
 
-def split_chunks(data: bytes) -> tuple[bytes, list]:
-    """(preamble, [(type, payload)]) of a well-formed .gimg file."""
-    pos, chunks = SIGNATURE_AND_VERSION, []
+@dataclass(frozen=True)
+class ChunkLayout:
+    """How a file of length | type | payload | CRC-32 chunks is framed."""
+
+    signature: bytes
+    preamble: int  # bytes before the first chunk
+    order: str  # byte order of the lengths and CRCs (struct's "<" or ">")
+
+
+GIMG = ChunkLayout(SIGNATURE, PREAMBLE_SIZE, "<")  # signature, major, minor; little-endian
+PNG = ChunkLayout(b"\x89PNG\r\n\x1a\n", 8, ">")
+
+
+def layout_of(data: bytes) -> ChunkLayout | None:
+    """The chunk layout of ``data`` (a .gimg file or a PNG), or None for other formats."""
+    return next((lay for lay in (GIMG, PNG) if data.startswith(lay.signature)), None)
+
+
+def split_chunks(data: bytes, layout: ChunkLayout = GIMG) -> tuple[bytes, list]:
+    """(preamble, [(type, payload)]) of a well-formed chunked file."""
+    pos, chunks = layout.preamble, []
     while pos + 8 <= len(data):
-        (length,) = struct.unpack_from("<I", data, pos)
+        (length,) = struct.unpack_from(layout.order + "I", data, pos)
         chunks.append((data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]))
         pos += 12 + length
-    return data[:SIGNATURE_AND_VERSION], chunks
+    return data[:layout.preamble], chunks
 
 
-def join_chunks(preamble: bytes, chunks: list) -> bytes:
+def join_chunks(preamble: bytes, chunks: list, layout: ChunkLayout = GIMG) -> bytes:
     """The file of ``preamble`` and (type, payload) chunks, each with its length and CRC-32 fixed."""
-    out = [preamble]
+    out, fmt = [preamble], layout.order + "I"
     for ctype, payload in chunks:
-        out.append(struct.pack("<I", len(payload)) + ctype + payload + struct.pack("<I", zlib.crc32(ctype + payload)))
+        out.append(struct.pack(fmt, len(payload)) + ctype + payload + struct.pack(fmt, zlib.crc32(ctype + payload)))
     return b"".join(out)
 
 
@@ -81,8 +108,12 @@ def _random_bytes(rng, n: int) -> bytes:
 
 
 def mutate(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
-    """One random mutation of ``data`` (module docstring): (the mutated bytes, its name)."""
-    kind = MUTATIONS[int(rng.integers(len(MUTATIONS)))]
+    """One random mutation of ``data`` (module docstring): (the mutated bytes, its name). A
+    .gimg file or a PNG is mutated chunk by chunk; any other file as one payload, by the
+    ``WHOLE_FILE_MUTATIONS``."""
+    layout = layout_of(data)
+    kinds = MUTATIONS if layout is not None else WHOLE_FILE_MUTATIONS
+    kind = kinds[int(rng.integers(len(kinds)))]
     if kind == "raw":
         buf = bytearray(data)
         for _ in range(int(rng.integers(1, 5))):
@@ -90,7 +121,9 @@ def mutate(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
         return bytes(buf), kind
     if kind == "cut":
         return data[:int(rng.integers(len(data)))], kind
-    preamble, chunks = split_chunks(data)
+    if layout is None:
+        return _mutate_payload(bytearray(data), kind, rng, "<"), kind
+    preamble, chunks = split_chunks(data, layout)
     k = int(rng.integers(len(chunks)))
     filled = [j for j, (_, payload) in enumerate(chunks) if payload]
     if kind not in ("drop", "duplicate", "swap", "extend") and filled and rng.random() < 0.9:
@@ -103,8 +136,13 @@ def mutate(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
             chunks.insert(k, chunks[k])
         elif k + 1 < len(chunks):
             chunks[k], chunks[k + 1] = chunks[k + 1], chunks[k]
-        return join_chunks(preamble, chunks), kind
-    buf = bytearray(payload)
+        return join_chunks(preamble, chunks, layout), kind
+    chunks[k] = (ctype, _mutate_payload(bytearray(payload), kind, rng, layout.order))
+    return join_chunks(preamble, chunks, layout), kind
+
+
+def _mutate_payload(buf: bytearray, kind: str, rng: np.random.Generator, order: str) -> bytes:
+    """``buf`` changed by one payload mutation (``field`` writes its value in byte ``order``)."""
     if kind == "extend":
         buf += _random_bytes(rng, int(rng.integers(1, 64)))
     elif not buf:
@@ -122,11 +160,10 @@ def mutate(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
         if len(buf) >= size:
             at = int(rng.integers(len(buf) - size + 1)) // size * size
             value = int(rng.choice([0, (1 << 8 * size) - 1, int(rng.integers(1 << 8 * size, dtype=np.uint64))]))
-            buf[at:at + size] = value.to_bytes(size, "little")
+            buf[at:at + size] = value.to_bytes(size, "little" if order == "<" else "big")
     elif kind == "truncate":
         del buf[int(rng.integers(len(buf))):]
-    chunks[k] = (ctype, bytes(buf))
-    return join_chunks(preamble, chunks), kind
+    return bytes(buf)
 
 
 def make_case(files: list, seed: int, i: int) -> tuple[bytes, str, str]:
@@ -137,33 +174,78 @@ def make_case(files: list, seed: int, i: int) -> tuple[bytes, str, str]:
     return data, Path(path).name, kind
 
 
-def classify(data: bytes, decode, read_info) -> tuple[str, str]:
-    """(outcome, detail) of decoding ``data`` with ``decode`` and then ``read_info``:
-    ("decoded", "-"), ("rejected", the GimgError's class) or ("bug", what went wrong)."""
+def classify(data: bytes, decode, check) -> tuple[str, str]:
+    """(outcome, detail) of ``decode(data)`` followed by ``check(data, result)`` (None when the
+    result is right, else what is wrong): ("decoded", "-"), ("rejected", the GimgError's
+    class) or ("bug", what went wrong)."""
     from gipp_codec.errors import GimgError
 
     try:
-        image = decode(data)
-        info = read_info(data)
-        width, height = info["header"]["width"], info["header"]["height"]
-        if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape == (height, width, 3)):
-            return "bug", f"decoded {type(image).__name__} {getattr(image, 'shape', '')} for {width}x{height}"
-        return "decoded", "-"
+        problem = check(data, decode(data))
+        return ("bug", problem) if problem else ("decoded", "-")
     except GimgError as err:
         return "rejected", type(err).__name__
     except Exception as err:  # noqa: BLE001  (anything else is what this tool looks for)
         return "bug", f"{type(err).__name__}: {err}".replace("\n", " ")[:300]
 
 
-def run_worker(files: list, seed: int, first: int, last: int, selftest=(-1, -1)) -> None:
+def rgb_problem(image) -> str | None:
+    """What is wrong with a decoded image that should be uint8 [H, W, 3] with H, W > 0 (None: nothing)."""
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 \
+            and image.shape[0] > 0 and image.shape[1] > 0:
+        return None
+    return f"decoded {type(image).__name__} {getattr(image, 'dtype', '')} {getattr(image, 'shape', '')}"
+
+
+def gimg_check(read_info):
+    """``classify``'s check for .gimg decodes: a uint8 [H, W, 3] image of the size ``read_info`` reports."""
+    def check(data: bytes, image) -> str | None:
+        header = read_info(data)["header"]
+        problem = rgb_problem(image)
+        if problem is None and image.shape[:2] != (header["height"], header["width"]):
+            problem = f"decoded {image.shape} for a {header['width']}x{header['height']} header"
+        return problem
+    return check
+
+
+def image_check(data: bytes, result) -> str | None:
+    """``classify``'s check for input images: ``decode_image_bytes`` gives (uint8 [H, W, 3], metadata)."""
+    return rgb_problem(result[0])
+
+
+def sample_images(folder: Path) -> list:
+    """The input-image fuzzer's default sources, written to ``folder``: a 48 x 48 crop of the
+    example image as PNG (RGB, grey, RGBA, palette, 16-bit grey), JPEG, GIF, TIFF, WebP, BMP
+    and PPM."""
+    from PIL import Image
+
+    crop = Image.open(ROOT / "examples" / "kodim23_crop256.png").convert("RGB").crop((96, 96, 144, 144))
+    variants = [("rgb.png", crop, {}), ("grey.png", crop.convert("L"), {}), ("rgba.png", crop.convert("RGBA"), {}),
+                ("palette.png", crop.convert("P"), {}), ("grey16.png", crop.convert("I;16"), {}),
+                ("image.jpg", crop, {"quality": 90}), ("image.gif", crop, {}), ("image.tif", crop, {}),
+                ("image.webp", crop, {"quality": 90}), ("image.bmp", crop, {}), ("image.ppm", crop, {})]
+    paths = []
+    for name, im, kw in variants:
+        im.save(folder / name, **kw)
+        paths.append(str(folder / name))
+    return paths
+
+
+def run_worker(files: list, seed: int, first: int, last: int, selftest=(-1, -1), images: bool = False) -> None:
     """Decode cases first..last - 1, one line per case on stdout: 'START i', then
     'DONE i outcome seconds rss_kib detail'; the parent reads them as they come.
     ``selftest`` (crash case, stall case): the tool's own test makes the worker die by
     SIGSEGV at the first and hang at the second (-1: never)."""
     import resource
+    import warnings
 
-    from gipp_codec import decode, read_info
-
+    if images:
+        from gipp_codec.imageio import decode_image_bytes as decode
+        check = image_check
+        warnings.simplefilter("ignore")  # GimgWarnings from damaged images: expected, not counted
+    else:
+        from gipp_codec import decode, read_info
+        check = gimg_check(read_info)
     decode(Path(files[0]).read_bytes())  # kernels loaded outside the cases' times
     for i in range(first, last):
         data, _, _ = make_case(files, seed, i)
@@ -173,15 +255,16 @@ def run_worker(files: list, seed: int, first: int, last: int, selftest=(-1, -1))
         if i == selftest[1]:
             time.sleep(3600)
         t0 = time.perf_counter()
-        outcome, detail = classify(data, decode, read_info)
+        outcome, detail = classify(data, decode, check)
         rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(f"DONE {i} {outcome} {time.perf_counter() - t0:.4f} {rss_kib} {detail}", flush=True)
 
 
 def fuzz(files: list, cases: int, seed: int, stall_seconds: float, save_dir: str | None,
-         selftest=(-1, -1)) -> dict:
+         selftest=(-1, -1), images: bool = False) -> dict:
     """Run every case in worker processes (restarted after a crash or a stall); the summary.
-    ``selftest``: see ``run_worker``."""
+    ``selftest``: see ``run_worker``; ``images``: the files are input images, decoded by
+    ``imageio.decode_image_bytes``."""
     counts = {"decoded": 0, "rejected": 0, "bug": 0, "crash": 0, "stall": 0}
     by_error, by_mutation, problems = {}, {}, []
     slowest = (0.0, -1)
@@ -189,7 +272,7 @@ def fuzz(files: list, cases: int, seed: int, stall_seconds: float, save_dir: str
     i = 0
     while i < cases:
         cmd = [sys.executable, __file__, "--worker", str(i), str(cases), "--seed", str(seed),
-               "--selftest", str(selftest[0]), str(selftest[1]), *files]
+               "--selftest", str(selftest[0]), str(selftest[1]), *(["--images"] if images else []), *files]
         with tempfile.TemporaryFile("w+") as err_file:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err_file, text=True)
             lines: queue.Queue = queue.Queue()
@@ -239,7 +322,9 @@ def fuzz(files: list, cases: int, seed: int, stall_seconds: float, save_dir: str
         if save_dir:
             Path(save_dir).mkdir(parents=True, exist_ok=True)
             Path(save_dir, f"case_{p['case']}.gimg").write_bytes(data)
-    return {"files": [Path(f).name for f in files], "cases": cases, "seed": seed, "counts": counts,
+    from PIL import __version__ as pillow_version
+
+    return {"files": [Path(f).name for f in files], "pillow": pillow_version, "cases": cases, "seed": seed, "counts": counts,
             "rejected_by_error": dict(sorted(by_error.items())), "by_mutation": by_mutation, "problems": problems,
             "slowest_case": {"case": slowest[1], "seconds": slowest[0]}, "worker_peak_rss_mib": peak_rss_kib / 1024}
 
@@ -288,7 +373,10 @@ def cli_check(files: list, seed: int, cases: int) -> dict:
 def main(argv=None) -> int:
     """Command line (module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("files", nargs="*", help="valid .gimg files (default: conformance/valid/*.gimg)")
+    ap.add_argument("files", nargs="*", help="valid .gimg files (default: conformance/valid/*.gimg), or with "
+                    "--images input images (default: sample_images)")
+    ap.add_argument("--images", action="store_true",
+                    help="fuzz the input-image reader (imageio.decode_image_bytes) instead of the .gimg decoder")
     ap.add_argument("--cases", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stall-seconds", type=float, default=60.0)
@@ -299,18 +387,33 @@ def main(argv=None) -> int:
     ap.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
     ap.add_argument("--selftest", nargs=2, type=int, default=(-1, -1), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    files = args.files or sorted(glob.glob(str(ROOT / "conformance" / "valid" / "*.gimg")))
-    if not files:
-        ap.error("no .gimg files given and none in conformance/valid")
     if args.worker:
-        run_worker(files, args.seed, *args.worker, selftest=tuple(args.selftest))
+        run_worker(args.files, args.seed, *args.worker, selftest=tuple(args.selftest), images=args.images)
         return 0
     if args.cases < 1 or args.stall_seconds <= 0:
         ap.error("--cases and --stall-seconds must be positive")
+    if args.images and args.cli_cases:
+        ap.error("--cli-cases checks `gimg decode`; it does not combine with --images")
+    with tempfile.TemporaryDirectory() as samples:
+        if args.files:
+            files = args.files
+        elif args.images:
+            files = sample_images(Path(samples))
+        else:
+            files = sorted(glob.glob(str(ROOT / "conformance" / "valid" / "*.gimg")))
+        if not files:
+            ap.error("no .gimg files given and none in conformance/valid")
+        return _run_and_report(args, files)
+
+
+def _run_and_report(args, files: list) -> int:
+    """``main``'s run: fuzz, print the summary, write the record; the exit status."""
     t0 = time.perf_counter()
-    summary = fuzz(files, args.cases, args.seed, args.stall_seconds, args.save_dir, tuple(args.selftest))
+    summary = fuzz(files, args.cases, args.seed, args.stall_seconds, args.save_dir, tuple(args.selftest), args.images)
+    summary["target"] = "input images (imageio.decode_image_bytes)" if args.images else ".gimg decoder"
     summary["seconds"] = time.perf_counter() - t0
-    print(f"{summary['cases']} cases from {len(files)} files, seed {summary['seed']}, {summary['seconds']:.0f} s")
+    print(f"{summary['target']}: {summary['cases']} cases from {len(files)} files, seed {summary['seed']}, "
+          f"{summary['seconds']:.0f} s")
     print("outcomes: " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items()))
     print("rejected by error: " + ", ".join(f"{k} {v}" for k, v in summary["rejected_by_error"].items()))
     for kind in MUTATIONS:
