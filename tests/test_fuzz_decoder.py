@@ -16,6 +16,7 @@ from fuzz_decoder import (  # noqa: E402
     WHOLE_FILE_MUTATIONS,
     classify,
     cli_check,
+    describe_case,
     gimg_check,
     image_check,
     make_case,
@@ -128,3 +129,17 @@ def test_fuzzed_input_images_decode_or_raise_an_input_error(tmp_path):
     assert summary["counts"]["bug"] == summary["counts"]["crash"] == summary["counts"]["stall"] == 0
     assert summary["counts"]["decoded"] > 0 and set(summary["rejected_by_error"]) == {"InputImageError"}
     assert len(summary["files"]) == 11
+
+
+def test_a_case_is_described_by_what_its_header_declares(tmp_path):
+    line = describe_case(VALID, 0, 0, images=False)
+    data, name, kind = make_case(VALID, 0, 0)
+    assert line.startswith(f"{kind} of {name}, {len(data)} bytes, ")
+    assert "declares" in line or "header unreadable" in line
+    tiny = next(i for i, p in enumerate(VALID) if p.endswith("/tiny_1x1.gimg"))
+    described = [describe_case(VALID, 0, tiny + k * len(VALID), images=False) for k in range(20)]
+    assert any(d.endswith("declares 1x1 with 1 Gaussians") for d in described)  # most mutations leave HEAD alone
+    images = sample_images(tmp_path)
+    png = images.index(str(tmp_path / "rgb.png"))
+    described = [describe_case(images, 0, png + k * len(images), images=True) for k in range(20)]
+    assert any(d.endswith("declares PNG RGB 48x48 (0.0 MP)") for d in described)

@@ -26,8 +26,9 @@ a worker process. Outcomes: ``decoded`` (a uint8 [H, W, 3] image of the header's
 decoded image of the wrong type or shape), ``crash`` (the worker died: a segfault in a
 kernel, for instance) and ``stall`` (no case finished for ``--stall-seconds``). A crash or a
 stall restarts the worker after the case. Every bug, crash and stall is saved as
-``DIR/case_I.gimg`` with ``--save-dir``. Prints the counts, the slowest case and the
-worker's peak resident memory; exits 1 if any case was a bug, a crash or a stall.
+``DIR/case_I.gimg`` with ``--save-dir``. Prints the counts, the worker's peak resident
+memory, and the slowest case and the case that raised the peak, each with what its header
+declares (``describe_case``); exits 1 if any case was a bug, a crash or a stall.
 
 ``--cli-cases K`` also runs the first K cases through the command line (``cli_check``): the
 same decision as the API, one ``gimg:`` line on stderr and no output file on rejection.
@@ -174,6 +175,32 @@ def make_case(files: list, seed: int, i: int) -> tuple[bytes, str, str]:
     return data, Path(path).name, kind
 
 
+def describe_case(files: list, seed: int, i: int, images: bool) -> str:
+    """One line on case i: its source, mutation and size, and what its header declares (the
+    image's size for a .gimg file, Pillow's format, mode and size for an input image)."""
+    data, name, kind = make_case(files, seed, i)
+    head = f"{kind} of {name}, {len(data)} bytes"
+    try:
+        if images:
+            import io
+            import warnings
+
+            from PIL import Image
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(io.BytesIO(data)) as im:
+                    w, h = im.size
+                    return f"{head}, declares {im.format} {im.mode} {w}x{h} ({w * h / 1e6:.1f} MP)"
+        from gipp_codec.format.header import unpack_header
+
+        preamble, chunks = split_chunks(data)
+        header = unpack_header(chunks[0][1], PREAMBLE_SIZE + 8, allow_extra=True)
+        return f"{head}, declares {header['width']}x{header['height']} with {header['gaussian_count']} Gaussians"
+    except Exception as err:  # noqa: BLE001  (a description only: the header may be what is broken)
+        return f"{head}, header unreadable ({type(err).__name__})"
+
+
 def classify(data: bytes, decode, check) -> tuple[str, str]:
     """(outcome, detail) of ``decode(data)`` followed by ``check(data, result)`` (None when the
     result is right, else what is wrong): ("decoded", "-"), ("rejected", the GimgError's
@@ -268,7 +295,7 @@ def fuzz(files: list, cases: int, seed: int, stall_seconds: float, save_dir: str
     counts = {"decoded": 0, "rejected": 0, "bug": 0, "crash": 0, "stall": 0}
     by_error, by_mutation, problems = {}, {}, []
     slowest = (0.0, -1)
-    peak_rss_kib = 0
+    peak_rss_kib, peak_case = 0, -1
     i = 0
     while i < cases:
         cmd = [sys.executable, __file__, "--worker", str(i), str(cases), "--seed", str(seed),
@@ -301,7 +328,8 @@ def fuzz(files: list, cases: int, seed: int, stall_seconds: float, save_dir: str
                     if outcome == "bug":
                         problems.append({"case": idx, "outcome": outcome, "detail": detail})
                     slowest = max(slowest, (secs, idx))
-                    peak_rss_kib = max(peak_rss_kib, rss)
+                    if rss > peak_rss_kib:  # ru_maxrss only grows: this case raised the peak
+                        peak_rss_kib, peak_case = rss, idx
                     started, i = None, idx + 1
             proc.wait()
             err_file.seek(0)
@@ -326,7 +354,8 @@ def fuzz(files: list, cases: int, seed: int, stall_seconds: float, save_dir: str
 
     return {"files": [Path(f).name for f in files], "pillow": pillow_version, "cases": cases, "seed": seed, "counts": counts,
             "rejected_by_error": dict(sorted(by_error.items())), "by_mutation": by_mutation, "problems": problems,
-            "slowest_case": {"case": slowest[1], "seconds": slowest[0]}, "worker_peak_rss_mib": peak_rss_kib / 1024}
+            "slowest_case": {"case": slowest[1], "seconds": slowest[0]}, "worker_peak_rss_mib": peak_rss_kib / 1024,
+            "peak_rss_case": peak_case}
 
 
 def cli_check(files: list, seed: int, cases: int) -> dict:
@@ -420,7 +449,10 @@ def _run_and_report(args, files: list) -> int:
         if kind in summary["by_mutation"]:
             print(f"  {kind:10s} " + ", ".join(f"{k} {v}" for k, v in sorted(summary["by_mutation"][kind].items())))
     print(f"slowest case: {summary['slowest_case']['case']} ({summary['slowest_case']['seconds']:.3f} s); "
-          f"worker peak RSS {summary['worker_peak_rss_mib']:.0f} MiB")
+          f"worker peak RSS {summary['worker_peak_rss_mib']:.0f} MiB (reached at case {summary['peak_rss_case']})")
+    for label, idx in (("slowest", summary["slowest_case"]["case"]), ("peak memory", summary["peak_rss_case"])):
+        if idx >= 0:
+            print(f"  {label}: case {idx}: {describe_case(files, args.seed, idx, args.images)}")
     for p in summary["problems"]:
         print(f"PROBLEM case {p['case']} ({p['file']}, {p['mutation']}): {p['outcome']}: {p['detail']}")
     failed = summary["counts"]["bug"] or summary["counts"]["crash"] or summary["counts"]["stall"]
