@@ -187,11 +187,15 @@ def describe_case(files: list, seed: int, i: int, images: bool) -> str:
 
             from PIL import Image
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with Image.open(io.BytesIO(data)) as im:
-                    w, h = im.size
-                    return f"{head}, declares {im.format} {im.mode} {w}x{h} ({w * h / 1e6:.1f} MP)"
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # only the header is read
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    with Image.open(io.BytesIO(data)) as im:
+                        w, h = im.size
+                        return f"{head}, declares {im.format} {im.mode} {w}x{h} ({w * h / 1e6:.1f} MP)"
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
         from gipp_codec.format.header import unpack_header
 
         preamble, chunks = split_chunks(data)
