@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from gipp_codec.errors import ConfigError
 from gipp_codec.fit.api import _searches_codes, fit_and_quantize
 from gipp_codec.fit.code_search import code_bits, order0_bits, search_codes, visit_order
 from gipp_codec.fit.config import FitConfig
@@ -117,6 +118,42 @@ def test_the_encoder_pipeline_gains_from_the_search():
     assert np.array_equal(s0, s1) and np.array_equal(o0, o1) and q0.shape == q1.shape
     assert not np.array_equal(q0[:, :5], q1[:, :5])  # geometry moved too, not only colours
     assert rep1.psnr > rep0.psnr + 0.1
+
+
+def test_a_short_fit_runs_proportionally_fewer_sweeps():
+    q = FitConfig().qat
+    assert [q.sweeps_for(k) for k in (1, 1000, 1500, 2000, 3000, 4000, 4999, 5000, 10_000)] == \
+        [4, 4, 5, 6, 10, 13, 16, 16, 16]
+    from dataclasses import replace
+
+    assert replace(q, code_search_full_from=None).sweeps_for(100) == 16
+    assert replace(q, code_search_sweeps=0).sweeps_for(100) == 0  # off stays off (--paper)
+    assert replace(q, code_search_sweeps=2).sweeps_for(100) == 2  # the minimum never raises the count
+    assert replace(q, code_search_min_sweeps=1).sweeps_for(100) == 1
+    for bad in ({"code_search_full_from": 0}, {"code_search_full_from": 2.5}, {"code_search_min_sweeps": 0},
+                {"code_search_min_sweeps": True}):
+        with pytest.raises(ConfigError, match="QATConfig.code_search_"):
+            FitConfig().with_qat(**bad)
+
+
+def test_fit_and_quantize_searches_with_the_sweeps_of_its_iteration_count(monkeypatch):
+    import gipp_codec.fit.api as api
+
+    seen = []
+    real = api.search_codes
+
+    def counting(*args, **kwargs):
+        seen.append(args[6])  # sweeps: after q, scales, offsets, bits, render, target
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "search_codes", counting)
+    cfg = FitConfig().with_qat(start_frac=0.5)
+    fit_and_quantize(_image(), 40, 160, seed=0, device="cpu", config=cfg, backend="cpu")
+    assert seen and set(seen) == {cfg.qat.sweeps_for(160)} == {4}
+    seen.clear()
+    fit_and_quantize(_image(), 40, 160, seed=0, device="cpu", config=cfg.with_qat(code_search_full_from=None),
+                     backend="cpu")
+    assert seen and set(seen) == {16}
 
 
 def test_the_search_is_skipped_with_zero_sweeps_only():

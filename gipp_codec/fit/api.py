@@ -311,6 +311,7 @@ def fit_and_quantize(
         p, c, k = (int(b) for b in bits)
         cfg = cfg.with_qat(bits_position=p, bits_covariance=c, bits_color=k)
     arr, its, cfg = _validate(image, gaussians, iterations, cfg, seed)
+    cfg = cfg.with_qat(code_search_sweeps=cfg.qat.sweeps_for(its))  # fewer for a short fit
     t0 = time.perf_counter()
     if base is not None:
         base = np.ascontiguousarray(base, dtype=np.float32)

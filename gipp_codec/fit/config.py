@@ -211,6 +211,14 @@ class QATConfig:
     # bpp, MS-SSIM +0.0001 to +0.0002 (21 to 24 of 24 up), 1.05x the encode time at 1.0 bpp
     # ("Sixteen code-search sweeps as the default")
     code_search_sweeps: int = 16
+    # a fit of fewer iterations than this runs proportionally fewer sweeps, at least
+    # code_search_min_sweeps (``sweeps_for``), so that a short fit, asked for speed, is not
+    # held up by a search that does not shrink with it: at 1000 iterations 4 sweeps instead
+    # of 16 took 0.68x the encode time for -0.08 dB at 0.5 bpp, on four CPU Kodak images
+    # (BENCHMARKS.md §8, "Code-search sweeps by the iteration count"); None: always
+    # code_search_sweeps
+    code_search_full_from: int | None = DEFAULT_ITERATIONS
+    code_search_min_sweeps: int = 4
     # where CUDA serves (a CUDA device, triton installed), run the search's sweeps in Triton on
     # the GPU (``code_search_triton``, the same moves up to rounding) instead of numba on the
     # CPU's cores; False keeps them on the CPU (a fallback, and for comparisons)
@@ -297,6 +305,16 @@ class QATConfig:
                 return f
             f += 1
         return None
+
+    def sweeps_for(self, iterations: int) -> int:
+        """The code search's sweeps for a fit of ``iterations``: ``code_search_sweeps`` from
+        ``code_search_full_from`` iterations up (or when that is None, or the search is off),
+        else that many times iterations / code_search_full_from, rounded, at least
+        ``code_search_min_sweeps`` (and never more than ``code_search_sweeps``)."""
+        full, sweeps = self.code_search_full_from, self.code_search_sweeps
+        if full is None or sweeps == 0 or iterations >= full:
+            return sweeps
+        return min(sweeps, max(self.code_search_min_sweeps, round(sweeps * iterations / full)))
 
     def bits(self) -> tuple[int, ...]:
         """Bit depth of each of the 8 channels x, y, a, b, c, r, g, b."""
@@ -733,6 +751,12 @@ class FitConfig:
             raise ConfigError(f"QATConfig.code_search_on_gpu must be True or False, got {q.code_search_on_gpu!r}")
         if not isinstance(q.code_search_sweeps, int) or q.code_search_sweeps < 0:
             raise ConfigError(f"QATConfig.code_search_sweeps must be an integer >= 0, got {q.code_search_sweeps!r}")
+        full = q.code_search_full_from
+        if full is not None and (isinstance(full, bool) or not isinstance(full, int) or full < 1):
+            raise ConfigError(f"QATConfig.code_search_full_from must be None or an integer >= 1, got {full!r}")
+        if isinstance(q.code_search_min_sweeps, bool) or not isinstance(q.code_search_min_sweeps, int) \
+                or q.code_search_min_sweeps < 1:
+            raise ConfigError(f"QATConfig.code_search_min_sweeps must be an integer >= 1, got {q.code_search_min_sweeps!r}")
         if q.eval_every < 1:
             raise ConfigError(f"QATConfig.eval_every must be >= 1, got {q.eval_every!r}")
         across = q.base_samples_across
