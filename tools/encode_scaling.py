@@ -10,8 +10,10 @@ keeps a photograph's density of detail (an upscaled image would be smoother). Ea
 mosaic is encoded by ``python -m gipp_codec encode MOSAIC OUT --bpp B --iterations K --json``
 in a process of its own, and the tool reports the mosaic's size, the encoder's own
 figures (Gaussians, bpp, PSNR, ``seconds``), the process's wall time and its peak
-resident memory (``os.wait4``'s ``ru_maxrss`` of that process alone), with the time and
-memory per megapixel. One small untimed encode runs first, so that numba's kernels are
+resident memory (``os.wait4``'s ``ru_maxrss``, with the time and memory per megapixel).
+Linux counts in ``ru_maxrss`` the parent's resident memory at the fork too, so it is at least
+this tool's own; the tool holds only numpy, Pillow and one mosaic, far less than an encode
+(``tools/decode_memory.py``, whose processes can use less than their parent, reads VmHWM). One small untimed encode runs first, so that numba's kernels are
 compiled (or loaded from its cache) before any timed one. The mosaics and files go to a
 temporary folder that is removed.
 """
