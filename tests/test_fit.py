@@ -185,6 +185,18 @@ def test_peaks_are_the_pixels_no_neighbour_within_the_radius_exceeds(h, w, radiu
     assert values == sorted(values, reverse=True)
 
 
+@pytest.mark.parametrize("h,w,radius", [(40, 56, 1), (31, 17, 6), (5, 3, 4), (1, 1, 2), (2, 9, 0)])
+def test_window_max_is_the_square_max_pool(h, w, radius):
+    from gipp_codec.fit.densify import window_max
+
+    err = torch.randn(h, w)
+    err[0, 0] = float("inf")
+    pooled = torch.nn.functional.max_pool2d(err[None, None], 2 * radius + 1, stride=1, padding=radius)[0, 0]
+    brute = torch.stack([err[max(0, r - radius):r + radius + 1, max(0, c - radius):c + radius + 1].max()
+                         for r in range(h) for c in range(w)]).reshape(h, w)
+    assert torch.equal(window_max(err, radius), brute) and torch.equal(pooled, brute)
+
+
 def test_growth_options_are_validated_and_sampled_growth_trains():
     for bad in (dict(init_caf="local"), dict(grow_pixels="random"), dict(grow_error_power=0.0),
                 dict(grow_error_power=float("nan")), dict(grow_peak_radius=-1), dict(grow_peak_radius=1.5),

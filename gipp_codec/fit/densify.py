@@ -48,6 +48,26 @@ def pixel_error(render: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # 
     return (render - target).abs().sum(dim=-1)
 
 
+def window_max(error: torch.Tensor, radius: int) -> torch.Tensor:  # [H, W]
+    """The largest entry of ``error`` [H, W] in the (2r+1) x (2r+1) window around each pixel,
+    clipped to the image: a row max then a column max, each as 2r elementwise maxima of
+    shifted slices of a copy padded with -inf: the values of one square max_pool2d, whose CPU
+    form is slow for these 1-D windows (BENCHMARKS.md §8, "Growth's window max by shifted
+    slices")."""
+    h, w = error.shape
+    padded = torch.full((h, w + 2 * radius), float("-inf"), dtype=error.dtype, device=error.device)
+    padded[:, radius:radius + w] = error
+    rows = padded[:, :w].clone()  # [H, W]
+    for k in range(1, 2 * radius + 1):
+        torch.maximum(rows, padded[:, k:k + w], out=rows)
+    padded = torch.full((h + 2 * radius, w), float("-inf"), dtype=error.dtype, device=error.device)
+    padded[radius:radius + h] = rows
+    out = padded[:h].clone()  # [H, W]
+    for k in range(1, 2 * radius + 1):
+        torch.maximum(out, padded[k:k + h], out=out)
+    return out
+
+
 def select_pixels(
     error: torch.Tensor, k: int, generator: torch.Generator | None = None, power: float = 1.0,
     peak_radius: int = 0,
@@ -62,13 +82,7 @@ def select_pixels(
     k = min(k, h * w)
     flat = error.reshape(-1)
     if generator is None and peak_radius > 0:
-        size = 2 * peak_radius + 1
-        # the window's max as a row max then a column max: the same values as one
-        # (size x size) max_pool2d, in 2 size instead of size^2 comparisons per pixel
-        pool = torch.nn.functional.max_pool2d
-        rows_max = pool(error[None, None], (1, size), stride=1, padding=(0, peak_radius))
-        window_max = pool(rows_max, (size, 1), stride=1, padding=(peak_radius, 0))[0, 0]
-        peak = (error >= window_max).reshape(-1)  # [H*W]
+        peak = (error >= window_max(error, peak_radius)).reshape(-1)  # [H*W]
         key = flat.detach().to(torch.float64)
         # every peak above every other pixel: shift the peaks by more than the error's range
         key = torch.where(peak, key + (key.max() - key.min() + 1.0), key)
