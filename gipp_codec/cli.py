@@ -2,10 +2,12 @@
 
 Commands live in ``gipp_codec.commands.*`` (one module per concern) and are
 registered here. Every ``GimgError`` becomes a one-line ``gimg: error: ...`` on
-stderr and exit status 2; Ctrl-C exits 130. No traceback reaches the user for
+stderr and exit status 2; Ctrl-C exits 130; a pipe closed by the reader of an output on
+stdout exits 141 quietly, as a program killed by SIGPIPE would. No traceback reaches the user for
 anything they can cause.
 """
 
+import os
 import sys
 import warnings
 
@@ -14,6 +16,7 @@ import click
 from gipp_codec.errors import GimgError, GimgWarning
 
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a program killed by SIGPIPE (128 + 13)
 
 
 class _GimgGroup(click.Group):
@@ -31,6 +34,19 @@ class _GimgGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("gimg: interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # the reader of an output on stdout ('-') stopped reading
+            _quiet_stdout()
+            sys.exit(EXIT_BROKEN_PIPE)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at the null device, so that Python's flush at exit does not report the
+    closed pipe a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 @click.group(cls=_GimgGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -12,7 +12,8 @@ from gipp_codec.format.base_layer import grid_rows, upsample
 from gipp_codec.format.container import ParsedGimg, parse_gimg
 from gipp_codec.format.model import QuantizedGaussians
 from gipp_codec.imageio import (DEFAULT_PNG_LEVEL, ImageMetadata, check_distinct_paths, check_output_path,
-                                read_input_bytes, save_png)
+                                read_input_bytes, save_image)
+from gipp_codec.output_format import output_format
 from gipp_codec.quant.dequant import dequantize
 from gipp_codec.render.convention import to_uint8  # noqa: F401  (re-exported: floor(clamp(v, 0, 1) * 255 + 0.5))
 
@@ -81,14 +82,16 @@ def read_input_file(path: str | os.PathLike) -> bytes:
 
 
 def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_level: int = DEFAULT_PNG_LEVEL) -> dict:
-    """Decode a .gimg file to a PNG (zlib level ``png_level``) written atomically (ICC/EXIF carried);
-    returns the facts ``gimg decode`` prints."""
+    """Decode a .gimg file to an image file written atomically, in the lossless format its
+    extension names (``output_format``: PNG at zlib level ``png_level`` unless .ppm, .bmp or
+    .tif; ICC/EXIF carried where the format can); returns the facts ``gimg decode`` prints."""
     check_distinct_paths(in_path, out_path)
     check_output_path(out_path)
+    output_format(out_path)  # a lossy extension is refused before the work
     data = read_input_file(in_path)
     parsed = parse_gimg(data)
     image = render_parsed_uint8(parsed)
-    save_png(out_path, image, parsed.metadata, png_level)
+    save_image(out_path, image, parsed.metadata, png_level)
     width, height = int(parsed.header["width"]), int(parsed.header["height"])
     return {
         "input": str(in_path),

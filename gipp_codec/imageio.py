@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from gipp_codec.errors import ConfigError, GimgError, GimgWarning, InputImageError
+from gipp_codec.errors import GimgError, GimgWarning, InputImageError
+from gipp_codec.output_format import PNG, encode_image, output_format
+from gipp_codec.stdio import check_stdout, display_name, is_stdio, read_stdin, write_stdout
 
 # Pillow's decompression-bomb guard, made an error rather than a warning.
 MAX_INPUT_PIXELS = 1 << 28
@@ -82,8 +84,11 @@ def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
 
 
 def read_input_bytes(path: str | os.PathLike, kind: str, error: type[GimgError] = GimgError) -> bytes:
-    """The bytes of an input file; a missing, directory or unreadable path raises ``error``
-    with a one-line message (``kind`` names what was expected, e.g. "an image file")."""
+    """The bytes of an input file, or of standard input for ``-`` (``stdio``); a missing,
+    directory or unreadable path raises ``error`` with a one-line message (``kind`` names
+    what was expected, e.g. "an image file")."""
+    if is_stdio(path):
+        return read_stdin(kind, error)
     path = Path(path)
     try:
         if not path.exists():
@@ -96,8 +101,10 @@ def read_input_bytes(path: str | os.PathLike, kind: str, error: type[GimgError] 
 
 
 def load_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageMetadata]:
-    """Load an image file as uint8 [H, W, 3] plus its ICC/EXIF metadata; raise InputImageError on any problem."""
-    return decode_image_bytes(read_input_bytes(path, "an image file", InputImageError), str(Path(path)))
+    """Load an image file (``-``: standard input) as uint8 [H, W, 3] plus its ICC/EXIF
+    metadata; raise InputImageError on any problem."""
+    name = display_name(path) if is_stdio(path) else str(Path(path))
+    return decode_image_bytes(read_input_bytes(path, "an image file", InputImageError), name)
 
 
 def _open_quietly(data: bytes) -> Image.Image:
@@ -169,8 +176,12 @@ def check_output_path(path: str | os.PathLike) -> Path:
     """The file an output written to ``path`` will create or replace, checked before any
     work is done: a symbolic link is followed to the file it names; a GimgError when the
     path is empty or ends in a separator, names a folder, a device, a pipe or a socket
-    (never replaced), or lies in a folder that does not exist or cannot be written."""
+    (never replaced), or lies in a folder that does not exist or cannot be written. For
+    ``-`` (standard output) a GimgError when that is a terminal; it returns Path("-")."""
     raw = os.fspath(path)
+    if is_stdio(raw):
+        check_stdout()
+        return Path(raw)
     if raw == "":
         raise GimgError("the output path is empty")
     if raw.endswith(("/", os.sep)):
@@ -213,7 +224,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` (``check_output_path``: through a symbolic link, never over
     a device, pipe or folder) via a temporary file in the same folder and a rename. A new
     file gets the umask's permissions; a regular file it replaces keeps its own. Any OS
-    failure (disk full, permissions, name too long) is a GimgError, with nothing left behind."""
+    failure (disk full, permissions, name too long) is a GimgError, with nothing left behind.
+    ``-`` writes the bytes, all made beforehand, to standard output (``stdio.write_stdout``)."""
+    if is_stdio(path):
+        write_stdout(data)
+        return
     target = check_output_path(path)
     folder = target.parent if str(target.parent) else Path(".")
     tmp = None
@@ -244,28 +259,25 @@ DEFAULT_PNG_LEVEL = 3  # zlib level: a fast write for a slightly larger PNG than
 
 def encode_png(image: np.ndarray, metadata: ImageMetadata | None = None, level: int = DEFAULT_PNG_LEVEL) -> bytes:
     """Encode uint8 [H, W, 3] as PNG bytes (zlib ``level`` 0-9), embedding ICC and EXIF when given."""
-    if not 0 <= int(level) <= 9:
-        raise ConfigError(f"PNG compression level must be 0..9, got {level}")
-    im = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="RGB")
-    kwargs = {"compress_level": int(level)}
-    if metadata is not None:
-        if metadata.icc_profile:
-            kwargs["icc_profile"] = metadata.icc_profile
-        if metadata.exif:
-            kwargs["exif"] = metadata.exif
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", **kwargs)
-    return buf.getvalue()
+    meta = metadata or ImageMetadata()
+    return encode_image(image, PNG, meta.icc_profile, meta.exif, level)
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray, metadata: ImageMetadata | None = None,
-             level: int = DEFAULT_PNG_LEVEL) -> None:
-    """Write uint8 [H, W, 3] as a PNG file (zlib ``level`` 0-9) atomically."""
-    atomic_write_bytes(path, encode_png(image, metadata, level))
+def save_image(path: str | os.PathLike, image: np.ndarray, metadata: ImageMetadata | None = None,
+               png_level: int = DEFAULT_PNG_LEVEL) -> None:
+    """Write uint8 [H, W, 3] atomically in the lossless format ``path``'s extension names
+    (``output_format``: PNG at zlib ``png_level`` 0-9 unless .ppm/.pnm, .bmp or .tif/.tiff),
+    with the ICC profile and EXIF block where that format carries them (else a warning)."""
+    meta = metadata or ImageMetadata()
+    atomic_write_bytes(path, encode_image(image, output_format(path), meta.icc_profile, meta.exif, png_level,
+                                          name=os.fspath(path)))
 
 
 def check_distinct_paths(src: str | os.PathLike, dst: str | os.PathLike) -> None:
-    """Refuse to write an output over its own input."""
+    """Refuse to write an output over its own input (standard input and output, ``-``, are
+    distinct streams)."""
+    if is_stdio(src) or is_stdio(dst):
+        return
     s, d = Path(src), Path(dst)
     try:
         same = d.exists() and os.path.samefile(s, d)

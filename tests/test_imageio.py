@@ -18,7 +18,7 @@ from gipp_codec.imageio import (
     decode_image_bytes,
     encode_png,
     load_image,
-    save_png,
+    save_image,
 )
 from gipp_codec.metrics import ms_ssim, psnr
 
@@ -32,7 +32,7 @@ def _png_bytes(im: Image.Image, **kw) -> bytes:
 def test_rgb_roundtrip_exact(tmp_path):
     rng = np.random.default_rng(0)
     arr = rng.integers(0, 256, size=(7, 5, 3), dtype=np.uint8)
-    save_png(tmp_path / "a.png", arr)
+    save_image(tmp_path / "a.png", arr)
     back, meta = load_image(tmp_path / "a.png")
     assert back.dtype == np.uint8 and back.shape == (7, 5, 3)
     assert np.array_equal(back, arr)
@@ -76,7 +76,7 @@ def test_opaque_rgba_accepted_transparent_refused():
 def test_icc_profile_carried(tmp_path):
     icc = b"fake-icc-profile-bytes" * 4
     arr = np.zeros((2, 2, 3), dtype=np.uint8)
-    save_png(tmp_path / "icc.png", arr, ImageMetadata(icc_profile=icc))
+    save_image(tmp_path / "icc.png", arr, ImageMetadata(icc_profile=icc))
     _, meta = load_image(tmp_path / "icc.png")
     assert meta.icc_profile == icc
 

@@ -39,8 +39,8 @@ with decoder_process():
     data = open(sys.argv[1], "rb").read()
     image = decoder.decode(data)
     t3 = time.perf_counter()
-from gipp_codec.imageio import save_png
-save_png(sys.argv[2], image)
+from gipp_codec.imageio import save_image
+save_image(sys.argv[2], image)
 t4 = time.perf_counter()
 print(json.dumps({"import": t1 - t0, "first_kernel": t2 - t1, "decode": t3 - t2, "png": t4 - t3, "total": t4 - t0,
                   "prebuilt": jit.prebuilt_in_use(), "numba_imported": "numba" in sys.modules}))

@@ -9,9 +9,10 @@ import sys
 
 import click
 
-from gipp_codec.commands.json_line import emit_json
+from gipp_codec.commands.json_line import emit_json, summary_to_stderr
 from gipp_codec.errors import ConfigError
 from gipp_codec.imageio import DEFAULT_PNG_LEVEL
+from gipp_codec.stdio import display_name
 
 
 def _missed_rate_reason(report, bpp: float) -> str:
@@ -43,7 +44,8 @@ def _missed_rate_reason(report, bpp: float) -> str:
               help="Write no base layer (format 1.3's BASE chunk): a file that decoders of format 1.2 read.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, no_base, as_json):
-    """Encode the image IN.png to OUT.gimg at N Gaussians or a target bpp (default 0.5 bpp)."""
+    """Encode the image IN.png to OUT.gimg at N Gaussians or a target bpp (default 0.5 bpp).
+    Either may be - for standard input or output."""
     from gipp_codec.commands.progress import progress_bar
     from gipp_codec.encoder import BPP_PROMISE, MAX_BPP, encode_with_report, resolve_rate
     from gipp_codec.fit.config import FitConfig
@@ -60,6 +62,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
         raise ConfigError(f"--bits must be three integers like 12,7,6, got {bits!r}") from None
     if depths is not None and len(depths) != 3:
         raise ConfigError(f"--bits must be three integers like 12,7,6, got {bits!r}")
+    to_stderr = summary_to_stderr(as_json, "OUT.gimg", output_path)
     check_distinct_paths(input_path, output_path)
     check_output_path(output_path)  # before minutes of fitting
     image, meta = load_image(input_path)
@@ -84,21 +87,24 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
         emit_json(summary)
         return
     ms = "n/a (image too small)" if report.ms_ssim is None else f"{report.ms_ssim:.4f}"
-    click.echo(f"{output_path}: {report.width}x{report.height}, {report.gaussians} Gaussians, "
-               f"{report.bytes} bytes, {report.bpp:.4f} bpp ({report.bits_per_gaussian:.1f} bits/Gaussian, "
-               f"depths {'/'.join(str(b) for b in report.bits)})")
-    click.echo(f"PSNR {report.psnr:.2f} dB, MS-SSIM {ms}, {report.seconds:.1f} s on {report.device}")
+    click.echo(f"{display_name(output_path, output=True)}: {report.width}x{report.height}, {report.gaussians} "
+               f"Gaussians, {report.bytes} bytes, {report.bpp:.4f} bpp ({report.bits_per_gaussian:.1f} "
+               f"bits/Gaussian, depths {'/'.join(str(b) for b in report.bits)})", err=to_stderr)
+    click.echo(f"PSNR {report.psnr:.2f} dB, MS-SSIM {ms}, {report.seconds:.1f} s on {report.device}", err=to_stderr)
 
 
 @click.command("decode")
 @click.argument("input_path", metavar="IN.gimg", type=click.Path(dir_okay=False))
 @click.argument("output_path", metavar="OUT.png", type=click.Path(dir_okay=False))
 @click.option("--png-level", type=click.IntRange(0, 9), default=DEFAULT_PNG_LEVEL, show_default=True,
-              help="zlib compression level of OUT.png (9: smallest, slowest).")
+              help="zlib compression level of a PNG output (9: smallest, slowest).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def decode(input_path, output_path, png_level, as_json):
-    """Decode IN.gimg to the PNG image OUT.png."""
+    """Decode IN.gimg to the image OUT.png: PNG, or PPM, BMP or TIFF by the extension (.ppm, .pnm,
+    .bmp, .tif, .tiff). Either may be - for standard input or output (PNG)."""
     from gipp_codec.commands.quick_start import decoder_process
+
+    to_stderr = summary_to_stderr(as_json, "OUT.png", output_path)
 
     with decoder_process():  # a short-lived process: prebuilt kernels, or numba without SciPy
         from gipp_codec import jit
@@ -110,8 +116,8 @@ def decode(input_path, output_path, png_level, as_json):
         emit_json(facts)
     else:
         click.echo(
-            f"{facts['output']}: {facts['width']}x{facts['height']}, {facts['gaussians']} Gaussians, "
-            f"{facts['bytes']} bytes, {facts['bpp']:.4f} bpp"
+            f"{display_name(output_path, output=True)}: {facts['width']}x{facts['height']}, "
+            f"{facts['gaussians']} Gaussians, {facts['bytes']} bytes, {facts['bpp']:.4f} bpp", err=to_stderr
         )
         if facts["kernels"] == "jit" and _stderr_is_terminal():
             _prebuilt_hint()
@@ -165,7 +171,7 @@ def _format_info(info: dict) -> str:
 @click.argument("input_path", metavar="IN.gimg", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def info(input_path, as_json):
-    """Show the header fields and the bits spent per attribute of IN.gimg."""
+    """Show the header fields and the bits spent per attribute of IN.gimg (- reads standard input)."""
     from gipp_codec.commands.quick_start import decoder_process
 
     with decoder_process():  # a short-lived process: prebuilt kernels, or numba without SciPy

@@ -8,7 +8,7 @@ import os
 
 import click
 
-from gipp_codec.commands.json_line import emit_json
+from gipp_codec.commands.json_line import emit_json, summary_to_stderr
 from gipp_codec.errors import ConfigError
 
 
@@ -27,21 +27,30 @@ from gipp_codec.errors import ConfigError
               help="Renderer backend (testing aid).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on the last line of stdout.")
 def fit(image, gaussians, iterations, preview, out_path, seed, device, paper, backend, as_json):
-    """Fit N 2D Gaussians to IMAGE and report PSNR / MS-SSIM."""
+    """Fit N 2D Gaussians to IMAGE and report PSNR / MS-SSIM. IMAGE may be - (standard input),
+    and one of --preview and --out - (standard output)."""
     from gipp_codec.fit.api import fit_image
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.commands.progress import progress_bar
-    from gipp_codec.imageio import check_distinct_paths, check_output_path, load_image, save_png
+    from gipp_codec.imageio import check_distinct_paths, check_output_path, load_image, save_image
+    from gipp_codec.output_format import output_format
 
     if gaussians is not None and gaussians <= 0:
         raise ConfigError(f"--gaussians must be >= 1, got {gaussians}")
     if iterations is not None and iterations < 1:
         raise ConfigError(f"--iterations must be >= 1, got {iterations}")
+    from gipp_codec.stdio import display_name, is_stdio
+
+    if preview is not None and out_path is not None and is_stdio(preview) and is_stdio(out_path):
+        raise ConfigError("--preview and --out cannot both write to standard output ('-')")
+    to_stderr = summary_to_stderr(as_json, "--preview or --out", preview, out_path)
     targets = []
     for output in (preview, out_path):
         if output is not None:
             check_distinct_paths(image, output)
             targets.append(check_output_path(output))  # before the fit, not after it
+    if preview is not None:
+        output_format(preview)  # a lossy extension is refused before the fit
     if len(targets) == 2 and os.path.abspath(targets[0]) == os.path.abspath(targets[1]):
         raise ConfigError(f"--preview and --out name the same file {out_path}")
     arr, meta = load_image(image)
@@ -56,7 +65,7 @@ def fit(image, gaussians, iterations, preview, out_path, seed, device, paper, ba
         result = fit_image(arr, gaussians, iterations, seed=seed, device=device, config=config,
                            backend=backend)
     if preview is not None:
-        save_png(preview, result.image, meta)
+        save_image(preview, result.image, meta)
     if out_path is not None:
         from gipp_codec.encoder import float_file
         from gipp_codec.imageio import atomic_write_bytes
@@ -74,11 +83,12 @@ def fit(image, gaussians, iterations, preview, out_path, seed, device, paper, ba
         emit_json(summary)
         return
     ms = "n/a (image too small)" if result.ms_ssim is None else f"{result.ms_ssim:.4f}"
-    click.echo(f"{image}: {arr.shape[1]}x{arr.shape[0]}, {result.gaussians} Gaussians, "
+    click.echo(f"{display_name(image)}: {arr.shape[1]}x{arr.shape[0]}, {result.gaussians} Gaussians, "
                f"{result.iterations} iterations in {result.seconds:.1f} s "
-               f"({summary['ms_per_iteration']:.1f} ms/iteration, {result.device})")
-    click.echo(f"PSNR {result.psnr:.2f} dB, MS-SSIM {ms} (best state at iteration {result.best_iteration})")
+               f"({summary['ms_per_iteration']:.1f} ms/iteration, {result.device})", err=to_stderr)
+    click.echo(f"PSNR {result.psnr:.2f} dB, MS-SSIM {ms} (best state at iteration {result.best_iteration})",
+               err=to_stderr)
     if preview is not None:
-        click.echo(f"preview written to {preview}")
+        click.echo(f"preview written to {display_name(preview, output=True)}", err=to_stderr)
     if out_path is not None:
-        click.echo(f"float32 representation written to {out_path}")
+        click.echo(f"float32 representation written to {display_name(out_path, output=True)}", err=to_stderr)

@@ -1,0 +1,64 @@
+"""The path ``-``: an input read from standard input, an output written to standard output.
+
+Shared by the readers and writers of ``imageio`` (and so by the decoder: numpy-free and
+torch-free). Binary data is never read from or written to a terminal: such a stream is
+refused with a one-line ``GimgError`` before any work is done. A file that is really named
+``-`` is reached as ``./-``.
+"""
+
+import os
+import sys
+
+from gipp_codec.errors import GimgError
+
+STDIO_PATH = "-"
+
+
+def is_stdio(path) -> bool:
+    """Whether ``path`` (str or os.PathLike) names standard input or output (``-``)."""
+    return os.fspath(path) == STDIO_PATH
+
+
+def display_name(path, output: bool = False) -> str:
+    """How messages name ``path``: "standard input" / "standard output" for ``-``, else the path."""
+    if is_stdio(path):
+        return "standard output" if output else "standard input"
+    return os.fspath(path)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no stream, or a closed one
+        return False
+
+
+def read_stdin(kind: str, error: type[GimgError] = GimgError) -> bytes:
+    """All of standard input's bytes; ``error`` when it is a terminal or cannot be read
+    (``kind`` names what was expected, e.g. "an image file")."""
+    if sys.stdin is None or _is_terminal(sys.stdin):
+        raise error(f"standard input is a terminal; pipe {kind} into it, or name a file")
+    try:
+        return sys.stdin.buffer.read()
+    except (OSError, ValueError) as exc:
+        raise error(f"standard input: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+
+
+def check_stdout() -> None:
+    """A GimgError unless standard output can take binary data (it is not a terminal)."""
+    if sys.stdout is None or _is_terminal(sys.stdout):
+        raise GimgError("standard output is a terminal; redirect it to a file or a pipe, or name an output file")
+
+
+def write_stdout(data: bytes) -> None:
+    """Write ``data`` to standard output and flush it. A reader that closed the pipe early
+    raises BrokenPipeError (the command line exits quietly, as a program killed by SIGPIPE
+    would); any other failure is a GimgError."""
+    check_stdout()
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise GimgError(f"standard output: cannot write ({getattr(exc, 'strerror', None) or exc})") from None

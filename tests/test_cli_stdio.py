@@ -1,0 +1,122 @@
+"""``-`` as a path on the command line: standard input for an input, standard output for an
+output (``gipp_codec.stdio``). Each test runs ``python -m gipp_codec`` in a subprocess with
+real pipes, files and pseudo-terminals."""
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gipp_codec.format import write_gimg
+from gipp_codec.format.synthetic import synthetic_quantized
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_ENCODE = ["-n", "12", "-i", "30"]
+
+
+def gimg(*args, stdin=None, stdout=subprocess.PIPE, cwd=None) -> subprocess.CompletedProcess:
+    """Run ``gimg ARGS`` (bytes on stdout and stderr)."""
+    return subprocess.run([sys.executable, "-m", "gipp_codec", *map(str, args)], stdin=stdin, stdout=stdout,
+                          stderr=subprocess.PIPE, cwd=cwd, timeout=300)
+
+
+@pytest.fixture()
+def files(tmp_path):
+    """A folder with a small PNG (image.png) and a .gimg file (in.gimg)."""
+    y, x = np.mgrid[0:24, 0:32]
+    rgb = np.stack([x * 7, y * 9, (x + y) * 4], axis=2).astype(np.uint8)  # [24, 32, 3]
+    Image.fromarray(rgb).save(tmp_path / "image.png")
+    (tmp_path / "in.gimg").write_bytes(write_gimg(synthetic_quantized(60, 32, 24, seed=3)))
+    return tmp_path
+
+
+def test_decode_to_stdout_writes_the_png_a_file_output_gets(files):
+    to_file = gimg("decode", files / "in.gimg", files / "out.png")
+    piped = gimg("decode", files / "in.gimg", "-", cwd=files)
+    assert to_file.returncode == 0 and piped.returncode == 0, piped.stderr
+    assert piped.stdout == (files / "out.png").read_bytes()
+    assert piped.stderr.decode().startswith("standard output: 32x24, 60 Gaussians")
+    assert not (files / "-").exists()
+
+
+def test_decode_and_info_read_stdin(files):
+    with open(files / "in.gimg", "rb") as fh:
+        piped = gimg("decode", "-", "-", stdin=fh)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == gimg("decode", files / "in.gimg", "-").stdout
+    with open(files / "in.gimg", "rb") as fh:
+        info = gimg("info", "-", "--json", stdin=fh)
+    assert info.returncode == 0, info.stderr
+    expected = json.loads(gimg("info", files / "in.gimg", "--json").stdout.decode().splitlines()[-1])
+    got = json.loads(info.stdout.decode().splitlines()[-1])
+    assert got["input"] == "-" and {**got, "input": None} == {**expected, "input": None}
+
+
+def test_encode_from_stdin_to_stdout_writes_the_file_a_path_gets(files):
+    gimg("encode", files / "image.png", files / "ref.gimg", *TINY_ENCODE)
+    with open(files / "image.png", "rb") as fh:
+        piped = gimg("encode", "-", "-", *TINY_ENCODE, stdin=fh)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == (files / "ref.gimg").read_bytes()  # the CPU encode is deterministic
+    assert piped.stderr.decode().startswith("standard output: 32x24")
+
+
+def test_json_with_an_output_on_stdout_is_refused_before_any_work(files):
+    for args in (["encode", files / "image.png", "-", "--json", *TINY_ENCODE],
+                 ["decode", files / "in.gimg", "-", "--json"],
+                 ["fit", files / "image.png", "-n", "5", "-i", "5", "--out", "-", "--json"]):
+        r = gimg(*args)
+        assert r.returncode == 2 and r.stdout == b"", args
+        assert r.stderr.decode().startswith("gimg: error: --json prints to standard output"), r.stderr
+    r = gimg("fit", files / "image.png", "-n", "5", "-i", "5", "--out", "-", "--preview", "-")
+    assert r.returncode == 2 and b"cannot both write to standard output" in r.stderr
+
+
+def test_fit_keeps_its_representation_on_stdout(files):
+    with open(files / "image.png", "rb") as fh:
+        r = gimg("fit", "-", "-n", "8", "-i", "10", "--out", "-", stdin=fh)
+    assert r.returncode == 0, r.stderr
+    (files / "kept.gimg").write_bytes(r.stdout)
+    assert gimg("decode", files / "kept.gimg", files / "kept.png").returncode == 0
+    assert b"float32 representation written to standard output" in r.stderr
+
+
+def test_terminals_are_refused_for_binary_data(files):
+    primary, secondary = pty.openpty()
+    try:
+        for args, where in ((["decode", files / "in.gimg", "-"], "out"),
+                            (["encode", files / "image.png", "-", *TINY_ENCODE], "out"),
+                            (["info", "-"], "in"),
+                            (["encode", "-", files / "new.gimg", *TINY_ENCODE], "in")):
+            r = gimg(*args, **({"stdout": secondary} if where == "out" else {"stdin": secondary}))
+            assert r.returncode == 2, (args, r.stderr)
+            line = r.stderr.decode()
+            assert line.count("\n") == 1 and line.startswith(
+                f"gimg: error: standard {'output' if where == 'out' else 'input'} is a terminal"), line
+        assert not (files / "new.gimg").exists()
+    finally:
+        os.close(primary)
+        os.close(secondary)
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(files):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads: the write fails with EPIPE
+    try:
+        r = gimg("decode", files / "in.gimg", "-", stdout=write_end)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 141 and r.stderr == b"", r.stderr
+
+
+def test_empty_stdin_is_a_one_line_error(files):
+    for args in (["encode", "-", files / "x.gimg", *TINY_ENCODE], ["decode", "-", files / "x.png"]):
+        r = gimg(*args, stdin=subprocess.DEVNULL)
+        assert r.returncode == 2 and r.stderr.decode().count("\n") == 1, r.stderr
+    assert not (files / "x.gimg").exists() and not (files / "x.png").exists()
