@@ -1,5 +1,6 @@
 """The decoder: bytes -> parse -> dequantize -> render -> image. Never imports torch or
-the training code (tests/test_decode.py checks this in a subprocess).
+the training code (tests/test_decode.py checks this in a subprocess), unless a decode is
+asked to run on a GPU (``device="cuda"`` or ``"auto"``: ``gpu_decode``, the Triton renderer).
 
 Spec: format_spec/gimg.md ("Decoding process").
 """
@@ -41,11 +42,19 @@ def render_parsed(parsed: ParsedGimg) -> np.ndarray:
     return image
 
 
-def render_parsed_uint8(parsed: ParsedGimg) -> np.ndarray:
+def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu") -> np.ndarray:
     """Render a parsed file in its render convention straight to the 8-bit levels: uint8 [H, W, 3]
-    (equal to ``to_uint8(render_parsed(parsed))``, without storing the float image)."""
+    (equal to ``to_uint8(render_parsed(parsed))``, without storing the float image). On
+    ``device`` "cuda" (or "auto" where CUDA is) the Triton renderer sums the Gaussians
+    (``gpu_decode``; a level may differ on a pixel at a rounding boundary)."""
     h, w = int(parsed.header["height"]), int(parsed.header["width"])
     means, covs, colors = gaussians_as_floats(parsed)
+    if device != "cpu":
+        from gipp_codec import gpu_decode
+
+        resolved = gpu_decode.resolve_decode_device(device)
+        if resolved != "cpu":
+            return to_uint8(gpu_decode.render_parsed_on_device(parsed, resolved, means, covs, colors))
     if means.shape[0] == 0:
         return np.zeros((h, w, 3), np.uint8) if parsed.base is None else to_uint8(upsample(parsed.base, w, h))
     from gipp_codec.render.numba_kernels import forward_uint8
@@ -60,15 +69,17 @@ def decode_float(data: bytes) -> np.ndarray:
     return render_parsed(parse_gimg(data))
 
 
-def decode_with_metadata(data: bytes) -> tuple[np.ndarray, ImageMetadata]:
-    """.gimg bytes -> (uint8 [H, W, 3], ICC/EXIF metadata)."""
+def decode_with_metadata(data: bytes, device: str = "cpu") -> tuple[np.ndarray, ImageMetadata]:
+    """.gimg bytes -> (uint8 [H, W, 3], ICC/EXIF metadata), rendered on ``device``
+    ("cpu", "cuda" or "auto": ``render_parsed_uint8``)."""
     parsed = parse_gimg(data)
-    return render_parsed_uint8(parsed), parsed.metadata
+    return render_parsed_uint8(parsed, device), parsed.metadata
 
 
-def decode(data: bytes) -> np.ndarray:
-    """.gimg bytes -> uint8 [H, W, 3]."""
-    return decode_with_metadata(data)[0]
+def decode(data: bytes, device: str = "cpu") -> np.ndarray:
+    """.gimg bytes -> uint8 [H, W, 3], rendered on ``device`` ("cpu", "cuda" or "auto":
+    ``render_parsed_uint8``)."""
+    return decode_with_metadata(data, device)[0]
 
 
 def read_info(data: bytes) -> dict:
@@ -81,16 +92,22 @@ def read_input_file(path: str | os.PathLike) -> bytes:
     return read_input_bytes(path, "a .gimg file")
 
 
-def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_level: int = DEFAULT_PNG_LEVEL) -> dict:
+def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_level: int = DEFAULT_PNG_LEVEL,
+                device: str = "cpu") -> dict:
     """Decode a .gimg file to an image file written atomically, in the lossless format its
     extension names (``output_format``: PNG at zlib level ``png_level`` unless .ppm, .bmp or
-    .tif; ICC/EXIF carried where the format can); returns the facts ``gimg decode`` prints."""
+    .tif; ICC/EXIF carried where the format can), rendered on ``device`` ("cpu", "cuda" or
+    "auto": ``render_parsed_uint8``); returns the facts ``gimg decode`` prints."""
     check_distinct_paths(in_path, out_path)
     check_output_path(out_path)
     output_format(out_path)  # a lossy extension is refused before the work
+    if device != "cpu":  # an unknown device, or CUDA asked for where there is none: before the work too
+        from gipp_codec.gpu_decode import resolve_decode_device
+
+        device = resolve_decode_device(device)
     data = read_input_file(in_path)
     parsed = parse_gimg(data)
-    image = render_parsed_uint8(parsed)
+    image = render_parsed_uint8(parsed, device)
     save_image(out_path, image, parsed.metadata, png_level)
     width, height = int(parsed.header["width"]), int(parsed.header["height"])
     return {
@@ -101,4 +118,5 @@ def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_lev
         "gaussians": int(parsed.header["gaussian_count"]),
         "bpp": 8 * len(data) / (width * height),
         "bytes": len(data),
+        "device": device,
     }

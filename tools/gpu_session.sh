@@ -15,6 +15,7 @@
 #   3. the GPU tests: pytest -m gpu (Triton renderer and binning parity, the Triton kernels
 #      of Adam, the fake quantizer and its constraints, the rate term, fitting and encoding on CUDA)
 #      -- if they fail, steps 4 and 5 are skipped (the encoder on CUDA is not trusted); the
+#      decoder on CUDA against every conformance vector runs after them, gating nothing; the
 #      Triton code search's test runs first on its own: if it fails, the encodes keep the
 #      search on the CPU instead
 #   4. one Kodak image (kodim23) at 0.5 bpp, 5000 iterations, encoded on cuda and then on
@@ -163,6 +164,8 @@ if [ "$DEVICE" = cuda ]; then
         CODEC_TESTS=(-k "not test_encode_on_cuda_decodes and not test_auto_device")
     fi
     step gpu_tests 240 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_render_triton.py tests/test_adam_triton.py tests/test_lsq_triton.py tests/test_rate_triton.py tests/test_gpu_codec.py "${CODEC_TESTS[@]}" || TESTS_OK=0
+    # decoding on CUDA against every conformance vector: its own step, gating nothing
+    step gpu_decode_test 120 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_gpu_decode.py
 fi
 if [ $TESTS_OK = 0 ]; then
     say "GPU tests failed: encodes on $DEVICE skipped"

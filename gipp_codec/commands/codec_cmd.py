@@ -5,6 +5,7 @@ one JSON object. Outputs are written atomically (temp file + rename); the input 
 never overwritten; on failure no output file is left behind.
 """
 
+import contextlib
 import sys
 
 import click
@@ -98,20 +99,25 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
 @click.argument("output_path", metavar="OUT.png", type=click.Path(dir_okay=False))
 @click.option("--png-level", type=click.IntRange(0, 9), default=DEFAULT_PNG_LEVEL, show_default=True,
               help="zlib compression level of a PNG output (9: smallest, slowest).")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
+              help="Where to render: the CPU; CUDA (the Triton renderer: needs CUDA and triton, and loads "
+                   "torch, a slower start); auto: CUDA where there is one.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
-def decode(input_path, output_path, png_level, as_json):
+def decode(input_path, output_path, png_level, device, as_json):
     """Decode IN.gimg to the image OUT.png: PNG, or PPM, BMP or TIFF by the extension (.ppm, .pnm,
     .bmp, .tif, .tiff). Either may be - for standard input or output (PNG)."""
     from gipp_codec.commands.quick_start import decoder_process
 
     to_stderr = summary_to_stderr(as_json, "OUT.png", output_path)
 
-    with decoder_process():  # a short-lived process: prebuilt kernels, or numba without SciPy
+    # a short-lived process on the CPU: prebuilt kernels, or numba without SciPy
+    with decoder_process() if device == "cpu" else contextlib.nullcontext():
         from gipp_codec import jit
         from gipp_codec.decoder import decode_file
 
-        facts = decode_file(input_path, output_path, png_level)
-        facts["kernels"] = "prebuilt" if jit.prebuilt_in_use() else "jit"
+        facts = decode_file(input_path, output_path, png_level, device)
+        facts["kernels"] = ("triton" if facts["device"] != "cpu" else
+                            "prebuilt" if jit.prebuilt_in_use() else "jit")
     if as_json:
         emit_json(facts)
     else:

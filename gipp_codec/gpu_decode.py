@@ -1,0 +1,60 @@
+"""Decoding on a GPU: a parsed file rendered by the Triton renderer (``gimg decode --device cuda``).
+
+``decoder.py`` imports this module only when a device other than the CPU is asked for, so
+the default decode path stays torch-free. The Gaussians are dequantized on the host exactly
+as on the CPU path and summed by ``render.cuda_triton.render_cuda`` in the file's render
+convention; the base layer is upsampled on the host by the spec's arithmetic and added to
+the render in float32, and the 8-bit levels are taken on the host by the same ``to_uint8``
+as the CPU path. The Triton kernels sum in float32 in another order than the numba kernel,
+so a pixel that lies on a rounding boundary can come out one level apart: within the
+conformance tolerances, checked on CUDA by the GPU tests and everywhere under Triton's
+interpreter (``tests/test_gpu_decode.py``).
+"""
+
+import numpy as np
+import torch
+
+from gipp_codec import triton_path
+from gipp_codec.errors import ConfigError
+from gipp_codec.format.base_layer import upsample
+from gipp_codec.format.container import ParsedGimg
+
+DECODE_DEVICES = ("cpu", "cuda", "auto")
+
+
+def resolve_decode_device(device: str) -> str:
+    """"cpu" or "cuda" for a decode asked to run on ``device`` (one of ``DECODE_DEVICES``):
+    "auto" is CUDA where CUDA and triton are there, else the CPU; "cuda" without them is a
+    ConfigError."""
+    name = str(device)
+    if name not in DECODE_DEVICES:
+        raise ConfigError(f"unknown decode device {name!r}; expected one of {', '.join(DECODE_DEVICES)}")
+    if name == "cpu":
+        return "cpu"
+    usable = torch.cuda.is_available() and triton_path.available()
+    if name == "auto":
+        return "cuda" if usable else "cpu"
+    if not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available on this machine (use --device cpu)")
+    if not triton_path.available():
+        raise ConfigError("decoding on CUDA needs triton (pip install triton), which is not installed")
+    return "cuda"
+
+
+def render_parsed_on_device(parsed: ParsedGimg, device: str | torch.device, means: np.ndarray, covs: np.ndarray,
+                            colors: np.ndarray) -> np.ndarray:
+    """The unclamped render float32 [H, W, 3] (host) of a parsed file whose dequantized
+    Gaussians are means [N, 2], covs [N, 3], colors [N, 3] (float32), summed on ``device``
+    by the Triton renderer, plus the file's base layer."""
+    from gipp_codec.render.cuda_triton import render_cuda
+
+    h, w = int(parsed.header["height"]), int(parsed.header["width"])
+    if means.shape[0] == 0:
+        image = np.zeros((h, w, 3), np.float32)
+    else:
+        tensors = [torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device) for x in (means, covs, colors)]
+        with torch.no_grad():
+            image = render_cuda(*tensors, h, w, convention=int(parsed.header["render_convention"])).cpu().numpy()
+    if parsed.base is not None:
+        image = image + upsample(parsed.base, w, h)  # float32 sums, spec §7
+    return np.ascontiguousarray(image, dtype=np.float32)
