@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from gipp_codec.encode_memory import warn_if_short
 from gipp_codec.errors import ConfigError
 from gipp_codec.format import constants as K
 from gipp_codec.format.base_layer import BaseLayer, base_from_image, upsample
@@ -323,6 +324,7 @@ def encode_with_report(
             raise ConfigError(f"bits must be three bit depths (position, covariance, colour), got {bits!r}")
         bits = BitDepths(*bits)
     bits.check(ConfigError)
+    warn_if_short(w, h, "encoding")
     f = qat.base_factor_log2(w, h, None if bpp is None else bpp * h * w)
     base = None if f is None else base_from_image(arr, f, qat.base_bits)
     t0 = time.perf_counter()

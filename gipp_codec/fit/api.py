@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from gipp_codec import triton_path
+from gipp_codec.encode_memory import warn_if_short
 from gipp_codec.errors import ConfigError, InputImageError
 from gipp_codec.fit.code_search import bit_price, rate_tables, removal_costs, search_codes, table_bits
 from gipp_codec.fit.color_refit import refit_color_codes
@@ -178,6 +179,7 @@ def fit_image(
 ) -> FitResult:
     """Fit ``gaussians`` 2D Gaussians to an 8-bit RGB image [H, W, 3] (GaussianImage++ representation)."""
     arr, its, cfg = _validate(image_uint8, gaussians, iterations, config, seed)
+    warn_if_short(arr.shape[1], arr.shape[0], "fitting")
     t0 = time.perf_counter()
     out, renderer, dev = _train_on_device(arr, gaussians, its, cfg, device, backend, seed, False, progress)
     seconds = time.perf_counter() - t0
