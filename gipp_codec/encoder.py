@@ -59,7 +59,7 @@ class EncodeReport:
     width: int
     height: int
     bits: tuple
-    bits_per_gaussian: float
+    bits_per_gaussian: float | None  # None for a file of no Gaussians
     attribute_bits: dict = field(default_factory=dict)
     psnr_encoder: float = float("nan")  # the trainer's own figure for the quantized state
     iterations: int = 0
@@ -358,7 +358,7 @@ def encode_with_report(
     report = EncodeReport(
         bytes=len(data), bpp=len(data) * 8 / (h * w), psnr=p, ms_ssim=m, gaussians=n_final,
         seconds=seconds, width=w, height=h, bits=(bits.position, bits.covariance, bits.color),
-        bits_per_gaussian=len(data) * 8 / max(1, n_final),
+        bits_per_gaussian=len(data) * 8 / n_final if n_final else None,
         attribute_bits=info.get("bits", {}), psnr_encoder=qreport.psnr, iterations=qreport.iterations,
         passes=passes, device=qreport.device, target_bpp=bpp,
     )

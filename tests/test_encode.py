@@ -514,3 +514,19 @@ def test_cli_bpp_out_of_range_is_one_message(tmp_path, bpp):
     Image.fromarray(_image()).save(png)
     res = CliRunner().invoke(cli, ["encode", str(png), str(tmp_path / "o.gimg"), "--bpp", bpp])
     assert res.exit_code == 2 and res.stderr.strip().startswith("gimg: error: --bpp must be a number in (0, 64]")
+
+
+def test_a_file_of_no_gaussians_reports_no_bits_per_gaussian(monkeypatch):
+    """When no Gaussian survives quantization (the file is its base layer alone), the report
+    gives no bits per Gaussian instead of the whole file's bits."""
+    from gipp_codec.fit import api
+
+    img = np.random.default_rng(4).integers(0, 256, size=(24, 32, 3), dtype=np.uint8)  # [24, 32, 3]
+    data, report = encode_with_report(img, gaussians=20, iterations=20)
+    assert report.gaussians > 0 and report.bits_per_gaussian == pytest.approx(8 * len(data) / report.gaussians)
+    keep = api.keep_mask
+    monkeypatch.setattr(api, "keep_mask", lambda *a, **k: keep(*a, **k) & False)  # none survives
+    data, report = encode_with_report(img, gaussians=20, iterations=20)
+    assert report.gaussians == 0 and report.bits_per_gaussian is None
+    assert report.summary()["bits_per_gaussian"] is None
+    assert read_info(data)["header"]["gaussian_count"] == 0

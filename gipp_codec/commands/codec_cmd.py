@@ -88,9 +88,10 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
         emit_json(summary)
         return
     ms = "n/a (image too small)" if report.ms_ssim is None else f"{report.ms_ssim:.4f}"
+    per_gaussian = "" if report.bits_per_gaussian is None else f"{report.bits_per_gaussian:.1f} bits/Gaussian, "
     click.echo(f"{display_name(output_path, output=True)}: {report.width}x{report.height}, {report.gaussians} "
-               f"Gaussians, {report.bytes} bytes, {report.bpp:.4f} bpp ({report.bits_per_gaussian:.1f} "
-               f"bits/Gaussian, depths {'/'.join(str(b) for b in report.bits)})", err=to_stderr)
+               f"Gaussians, {report.bytes} bytes, {report.bpp:.4f} bpp ({per_gaussian}"
+               f"depths {'/'.join(str(b) for b in report.bits)})", err=to_stderr)
     click.echo(f"PSNR {report.psnr:.2f} dB, MS-SSIM {ms}, {report.seconds:.1f} s on {report.device}", err=to_stderr)
 
 
