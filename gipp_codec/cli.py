@@ -2,13 +2,16 @@
 
 Commands live in ``gipp_codec.commands.*`` (one module per concern) and are
 registered here. Every ``GimgError`` becomes a one-line ``gimg: error: ...`` on
-stderr and exit status 2; Ctrl-C exits 130; a pipe closed by the reader of an output on
+stderr and exit status 2; Ctrl-C exits 130 and SIGTERM 143, each after one line and
+without leaving a temporary file; a pipe closed by the reader of an output on
 stdout exits 141 quietly, as a program killed by SIGPIPE would. No traceback reaches the user for
 anything they can cause.
 """
 
 import os
+import signal
 import sys
+import threading
 import warnings
 
 import click
@@ -17,6 +20,16 @@ from gipp_codec.errors import GimgError, GimgWarning
 
 EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program killed by SIGPIPE (128 + 13)
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as for a program the signal killed
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM (``kill``, a job scheduler's stop), so that the
+    work unwinds as for Ctrl-C: no temporary file is left behind, one line says why."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 class _GimgGroup(click.Group):
@@ -34,6 +47,9 @@ class _GimgGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("gimg: interrupted", err=True)
             sys.exit(130)
+        except Terminated:
+            click.echo("gimg: terminated", err=True)
+            sys.exit(EXIT_TERMINATED)
         except BrokenPipeError:  # the reader of an output on stdout ('-') stopped reading
             _quiet_stdout()
             sys.exit(EXIT_BROKEN_PIPE)
@@ -78,5 +94,7 @@ _python_show_warning = warnings.showwarning
 def main() -> None:
     """Console-script entry point."""
     warnings.showwarning = _show_warning
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
     _register()
     cli(prog_name="gimg")

@@ -120,3 +120,20 @@ def test_empty_stdin_is_a_one_line_error(files):
         r = gimg(*args, stdin=subprocess.DEVNULL)
         assert r.returncode == 2 and r.stderr.decode().count("\n") == 1, r.stderr
     assert not (files / "x.gimg").exists() and not (files / "x.png").exists()
+
+
+def test_sigterm_ends_an_encode_with_one_line_and_no_file_left(files):
+    """``kill`` (SIGTERM) unwinds like Ctrl-C: exit 143, one line, and neither the output nor
+    a temporary file in its folder."""
+    import signal
+    import time
+
+    out = files / "killed.gimg"
+    proc = subprocess.Popen([sys.executable, "-m", "gipp_codec", "encode", str(files / "image.png"), str(out),
+                             "-n", "40", "-i", "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(6)  # well into the fit
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert stderr.decode() == "gimg: terminated\n" and stdout == b""
+    assert sorted(p.name for p in files.iterdir()) == ["image.png", "in.gimg"]
