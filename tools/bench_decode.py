@@ -2,7 +2,7 @@
 """Decode speed of gimg against Pillow's WebP at the same rate, side by side.
 
     python tools/bench_decode.py IMAGE.png FILE.gimg [IMAGE.png FILE.gimg ...]
-        [--repeats 30] [--cli-repeats 5] [--json out.json]
+        [--repeats 30] [--cli-repeats 5] [--cuda] [--json out.json]
 
 For each (original image, .gimg file of it) pair: encode the original with WebP
 (method 6) at the .gimg file's bpp (quality search), then time, warm and in process,
@@ -17,6 +17,13 @@ and the cold CLI ``gimg decode IN.gimg OUT.png`` (a new process each time, so it
 includes interpreter start-up and imports), median of ``--cli-repeats``: it runs on the
 prebuilt decoder when one is built and current (``gimg compile-decoder``), else on numba's
 JIT; the output says which. Prints a markdown table with the ratio gimg / WebP.
+
+With ``--cuda`` (a CUDA GPU and triton) two more calls join each round:
+  - gimg file -> pixels on the GPU (``decode(data, device="cuda")``: parsing and entropy
+    decoding on the host, the render by the Triton kernels, the pixels back in host memory),
+  - gimg render only on the GPU (``render_cuda`` on Gaussians already on the device, then
+    ``torch.cuda.synchronize``),
+and a second table gives their times and ratios to WebP.
 """
 
 import argparse
@@ -56,8 +63,26 @@ def interleaved_medians(calls: dict, repeats: int, warmup: int) -> tuple[dict, d
     return results, {name: statistics.median(t) for name, t in times.items()}
 
 
-def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int) -> dict:
-    """Measure one image: gimg decode paths and WebP decode at the same bpp."""
+def cuda_calls(data: bytes, parsed, means, covs, colors, h: int, w: int) -> dict:
+    """The ``--cuda`` calls: {name: call} of the GPU file -> pixels and render-only paths."""
+    import torch
+
+    from gipp_codec.render.cuda_triton import render_cuda
+
+    dev = [torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).cuda() for x in (means, covs, colors)]
+    convention = int(parsed.header["render_convention"])
+
+    def render():
+        with torch.no_grad():
+            out = render_cuda(*dev, h, w, convention=convention)
+        torch.cuda.synchronize()
+        return out
+
+    return {"file_cuda": lambda: decode(data, device="cuda"), "render_cuda": render}
+
+
+def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int, cuda: bool = False) -> dict:
+    """Measure one image: gimg decode paths (``cuda``: also on the GPU) and WebP decode at the same bpp."""
     image, _ = load_image(image_path)
     data = Path(gimg_path).read_bytes()
     h, w = image.shape[:2]
@@ -74,6 +99,8 @@ def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int) 
                                         base_rows, 0 if parsed.base is None else parsed.base.factor),
         "webp": lambda: webp.decode(found.data),
     }
+    if cuda:
+        calls.update(cuda_calls(data, parsed, means, covs, colors, h, w))
     results, times = interleaved_medians(calls, repeats, warmup=2)
     decoded, webp_pixels = results["file"], results["webp"]
     t_file, t_render, t_webp = times["file"], times["render"], times["webp"]
@@ -85,13 +112,21 @@ def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int) 
             subprocess.run([sys.executable, "-m", "gipp_codec", "decode", gimg_path, out], check=True,
                            stdout=subprocess.DEVNULL)
             cli_times.append(time.perf_counter() - t0)
+    gpu = {}
+    if cuda:
+        gpu = {"gimg_cuda_file_to_pixels_ms": 1000 * times["file_cuda"],
+               "gimg_cuda_render_ms": 1000 * times["render_cuda"],
+               "ratio_cuda_file_to_pixels_vs_webp": times["file_cuda"] / t_webp,
+               "ratio_cuda_render_vs_webp": times["render_cuda"] / t_webp,
+               "gimg_cuda_psnr": psnr(results["file_cuda"], image),
+               "cuda_pixels_differing_from_cpu": int(np.any(results["file_cuda"] != decoded, axis=2).sum())}
     return {
         "image": image_path, "gimg": gimg_path, "width": w, "height": h,
         "gaussians": info["header"]["gaussian_count"], "gimg_bpp": bpp, "gimg_psnr": psnr(decoded, image),
         "webp_bpp": found.bpp, "webp_psnr": psnr(webp_pixels, image),
         "gimg_file_to_pixels_ms": 1000 * t_file, "gimg_render_ms": 1000 * t_render,
         "webp_decode_ms": 1000 * t_webp, "ratio_file_to_pixels_vs_webp": t_file / t_webp,
-        "ratio_render_vs_webp": t_render / t_webp, "gimg_cli_cold_s": statistics.median(cli_times),
+        "ratio_render_vs_webp": t_render / t_webp, "gimg_cli_cold_s": statistics.median(cli_times), **gpu,
     }
 
 
@@ -101,16 +136,25 @@ def main(argv=None) -> int:
     ap.add_argument("pairs", nargs="+", help="IMAGE.png FILE.gimg pairs")
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--cli-repeats", type=int, default=5)
+    ap.add_argument("--cuda", action="store_true", help="also time decoding on the GPU (CUDA and triton)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if len(args.pairs) % 2:
         ap.error("give IMAGE.png FILE.gimg pairs")
+    if args.cuda:
+        from gipp_codec.errors import ConfigError
+        from gipp_codec.gpu_decode import resolve_decode_device
+
+        try:
+            resolve_decode_device("cuda")
+        except ConfigError as exc:
+            ap.error(str(exc))
     import numba
 
     from gipp_codec import prebuilt
 
     cli_mode = "prebuilt decoder" if prebuilt.status()[0] else "numba JIT"
-    rows = [bench_pair(args.pairs[i], args.pairs[i + 1], args.repeats, args.cli_repeats)
+    rows = [bench_pair(args.pairs[i], args.pairs[i + 1], args.repeats, args.cli_repeats, args.cuda)
             for i in range(0, len(args.pairs), 2)]
     print(f"numba threads: {numba.get_num_threads()}, repeats: {args.repeats} (median, warm); "
           f"cold CLI on the {cli_mode}\n")
@@ -129,6 +173,14 @@ def main(argv=None) -> int:
         print(f"| median | | | | {med('gimg_file_to_pixels_ms'):.2f} | {med('gimg_render_ms'):.2f} "
               f"| {med('webp_decode_ms'):.2f} | {med('ratio_file_to_pixels_vs_webp'):.2f} "
               f"| {med('ratio_render_vs_webp'):.2f} | {med('gimg_cli_cold_s'):.2f} |")
+    if args.cuda:
+        print("\n| image | GPU file->pixels ms | GPU render ms | GPU file->pixels / WebP | GPU render / WebP "
+              "| GPU PSNR | pixels differing from the CPU decode |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {Path(r['image']).name} | {r['gimg_cuda_file_to_pixels_ms']:.3f} | {r['gimg_cuda_render_ms']:.3f} "
+                  f"| {r['ratio_cuda_file_to_pixels_vs_webp']:.3f} | {r['ratio_cuda_render_vs_webp']:.3f} "
+                  f"| {r['gimg_cuda_psnr']:.2f} | {r['cuda_pixels_differing_from_cpu']} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

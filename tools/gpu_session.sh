@@ -15,7 +15,8 @@
 #   3. the GPU tests: pytest -m gpu (Triton renderer and binning parity, the Triton kernels
 #      of Adam, the fake quantizer and its constraints, the rate term, fitting and encoding on CUDA)
 #      -- if they fail, steps 4 and 5 are skipped (the encoder on CUDA is not trusted); the
-#      decoder on CUDA against every conformance vector runs after them, gating nothing; the
+#      decoder on CUDA against every conformance vector runs after them, gating nothing, and
+#      with the bench step its speed (tools/bench_decode.py --cuda on kodim23 at 0.5 bpp); the
 #      Triton code search's test runs first on its own: if it fails, the encodes keep the
 #      search on the CPU instead
 #   4. one Kodak image (kodim23) at 0.5 bpp, 5000 iterations, encoded on cuda and then on
@@ -90,6 +91,8 @@ summary() {
     echo "== bench_gpu"; tail -n 20 "$WORK/bench_gpu.log" 2>/dev/null
     echo "== gpu test of the Triton code search"; tail -n 8 "$WORK/gpu_search_test.log" 2>/dev/null
     echo "== gpu tests"; tail -n 15 "$WORK/gpu_tests.log" 2>/dev/null
+    echo "== gpu decode test"; tail -n 8 "$WORK/gpu_decode_test.log" 2>/dev/null
+    echo "== decode speed: CPU, GPU, WebP"; tail -n 12 "$WORK/decode_gpu.log" 2>/dev/null
     echo "== encode profile"; tail -n 12 "$WORK/profile.log" 2>/dev/null
     echo "== encode profile, .gpu/base"; tail -n 12 "$WORK/profile_base.log" 2>/dev/null
     echo "== code-search sweep, CPU against Triton"; tail -n 6 "$WORK/search_speed.log" 2>/dev/null
@@ -164,8 +167,14 @@ if [ "$DEVICE" = cuda ]; then
         CODEC_TESTS=(-k "not test_encode_on_cuda_decodes and not test_auto_device")
     fi
     step gpu_tests 240 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_render_triton.py tests/test_adam_triton.py tests/test_lsq_triton.py tests/test_rate_triton.py tests/test_gpu_codec.py "${CODEC_TESTS[@]}" || TESTS_OK=0
-    # decoding on CUDA against every conformance vector: its own step, gating nothing
+    # decoding on CUDA against every conformance vector: its own step, gating nothing; then
+    # its speed against the CPU decoder and Pillow's WebP (tools/bench_decode.py --cuda)
     step gpu_decode_test 120 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_gpu_decode.py
+    if wants bench; then
+        step decode_gpu 120 python3 tools/bench_decode.py "$KODAK/kodim23.png" \
+            benchmarks/files_session40/kodim23_05_b7c1233.gimg --cuda --repeats 30 --cli-repeats 3 \
+            --json "$WORK/decode_gpu.json"
+    fi
 fi
 if [ $TESTS_OK = 0 ]; then
     say "GPU tests failed: encodes on $DEVICE skipped"
