@@ -29,7 +29,8 @@ def _missed_rate_reason(report, bpp: float) -> str:
 @click.command("encode")
 @click.argument("input_path", metavar="IN.png", type=click.Path(dir_okay=False))
 @click.argument("output_path", metavar="OUT.gimg", type=click.Path(dir_okay=False))
-@click.option("--gaussians", "-n", type=int, default=None, help="Number of Gaussians N.")
+@click.option("--gaussians", "-n", type=int, default=None,
+              help="Number of Gaussians N (at most: those that leave the image or collapse are dropped).")
 @click.option("--bpp", type=float, default=None,
               help="Target bits per pixel, up to 64 (instead of --gaussians) [default: 0.5 when neither is given].")
 @click.option("--iterations", "-i", type=int, default=None, help="Optimisation steps (default: the config's).")
