@@ -87,9 +87,16 @@ def read_info(data: bytes) -> dict:
     return parse_gimg(data).info()
 
 
+# The most bytes of a .gimg input read: what a file within every limit of the spec (§8) holds
+# (2^22 Gaussians in float32 mode: 128 MiB over two GAUS chunks; ICC and EXIF chunks of up to
+# MAX_CHUNK_LENGTH each), with room for ancillary chunks. A larger file is refused unread.
+MAX_GIMG_INPUT_BYTES = 1 << 29
+
+
 def read_input_file(path: str | os.PathLike) -> bytes:
-    """Read a .gimg file; a missing or unreadable file is a GimgError."""
-    return read_input_bytes(path, "a .gimg file")
+    """Read a .gimg file (``-``: standard input) of at most ``MAX_GIMG_INPUT_BYTES``; a
+    missing, unreadable or larger file, a device or a socket is a GimgError."""
+    return read_input_bytes(path, "a .gimg file", max_bytes=MAX_GIMG_INPUT_BYTES)
 
 
 def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_level: int = DEFAULT_PNG_LEVEL,

@@ -36,6 +36,9 @@ from gipp_codec.stdio import check_stdout, display_name, is_stdio, read_stdin, w
 
 # Pillow's decompression-bomb guard, made an error rather than a warning.
 MAX_INPUT_PIXELS = 1 << 28
+# the most bytes read of an input image: an uncompressed 2^28-pixel image of 8 bytes a pixel
+# (16-bit RGBA), plus room for its headers and metadata
+MAX_IMAGE_INPUT_BYTES = 8 * MAX_INPUT_PIXELS + (1 << 24)
 
 
 @dataclass
@@ -83,28 +86,40 @@ def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
 
 
-def read_input_bytes(path: str | os.PathLike, kind: str, error: type[GimgError] = GimgError) -> bytes:
-    """The bytes of an input file, or of standard input for ``-`` (``stdio``); a missing,
-    directory or unreadable path raises ``error`` with a one-line message (``kind`` names
-    what was expected, e.g. "an image file")."""
+def read_input_bytes(path: str | os.PathLike, kind: str, error: type[GimgError] = GimgError,
+                     max_bytes: int | None = None) -> bytes:
+    """The bytes of an input file, or of standard input for ``-`` (``stdio``). A missing,
+    directory or unreadable path, a device or a socket (``/dev/zero`` would never end), or
+    more than ``max_bytes`` (None: no limit; a regular file is measured before it is read,
+    a pipe read up to one byte more) raises ``error`` with a one-line message (``kind``
+    names what was expected, e.g. "an image file")."""
     if is_stdio(path):
-        return read_stdin(kind, error)
+        return read_stdin(kind, error, max_bytes)
     path = Path(path)
     try:
         if not path.exists():
             raise error(f"{path}: no such file")
         if path.is_dir():
             raise error(f"{path}: is a directory, expected {kind}")
-        return path.read_bytes()
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+                raise error(f"{path}: is a device or a socket, not a file or a pipe; expected {kind}")
+            if max_bytes is not None and stat.S_ISREG(st.st_mode) and st.st_size > max_bytes:
+                raise error(f"{path}: {st.st_size} bytes, more than {max_bytes}, the most gimg reads of {kind}")
+            data = fh.read(-1 if max_bytes is None else max_bytes + 1)
     except OSError as exc:
         raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise error(f"{path}: more than {max_bytes} bytes, the most gimg reads of {kind}")
+    return data
 
 
 def load_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageMetadata]:
     """Load an image file (``-``: standard input) as uint8 [H, W, 3] plus its ICC/EXIF
     metadata; raise InputImageError on any problem."""
     name = display_name(path) if is_stdio(path) else str(Path(path))
-    return decode_image_bytes(read_input_bytes(path, "an image file", InputImageError), name)
+    return decode_image_bytes(read_input_bytes(path, "an image file", InputImageError, MAX_IMAGE_INPUT_BYTES), name)
 
 
 def _open_quietly(data: bytes) -> Image.Image:

@@ -33,15 +33,20 @@ def _is_terminal(stream) -> bool:
         return False
 
 
-def read_stdin(kind: str, error: type[GimgError] = GimgError) -> bytes:
-    """All of standard input's bytes; ``error`` when it is a terminal or cannot be read
-    (``kind`` names what was expected, e.g. "an image file")."""
+def read_stdin(kind: str, error: type[GimgError] = GimgError, max_bytes: int | None = None) -> bytes:
+    """All of standard input's bytes; ``error`` when it is a terminal, cannot be read, or
+    holds more than ``max_bytes`` (None: no limit; at most max_bytes + 1 are read, so an
+    endless stream ends in an error, not in exhausted memory). ``kind`` names what was
+    expected, e.g. "an image file"."""
     if sys.stdin is None or _is_terminal(sys.stdin):
         raise error(f"standard input is a terminal; pipe {kind} into it, or name a file")
     try:
-        return sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(-1 if max_bytes is None else max_bytes + 1)
     except (OSError, ValueError) as exc:
         raise error(f"standard input: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise error(f"standard input: more than {max_bytes} bytes, the most gimg reads of {kind}")
+    return data
 
 
 def check_stdout() -> None:
