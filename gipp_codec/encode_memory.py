@@ -6,8 +6,8 @@ with no word from gimg. The model is the least-squares line through the peak res
 memory of the default encodes of Kodak mosaics at 0.5 bpp (BENCHMARKS.md §8,
 ``tools/encode_scaling.py``, ``benchmarks/encode_scaling_kodak_mosaics_05_session49_cpu.json``:
 509, 918 and 1974 MiB at 0.39, 1.57 and 6.29 megapixels): 0.46 GiB plus 0.236 GiB per
-megapixel (``tests/test_encode_memory.py`` holds it within 12 % of each). Higher rates keep more Gaussians, and each
-takes more memory, so the model is a floor there. Free memory is Linux's ``MemAvailable``;
+megapixel, within 12 % of each (``tests/test_encode_memory.py`` checks both). Higher rates
+keep more Gaussians, and each takes more memory, so the model is a floor there. Free memory is Linux's ``MemAvailable``;
 where it cannot be read, nothing is checked.
 """
 

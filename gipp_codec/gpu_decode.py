@@ -15,30 +15,22 @@ import numpy as np
 import torch
 
 from gipp_codec import triton_path
+from gipp_codec.devices import resolve_device
 from gipp_codec.errors import ConfigError
 from gipp_codec.format.base_layer import upsample
 from gipp_codec.format.container import ParsedGimg
 
-DECODE_DEVICES = ("cpu", "cuda", "auto")
-
-
 def resolve_decode_device(device: str) -> str:
-    """"cpu" or "cuda" for a decode asked to run on ``device`` (one of ``DECODE_DEVICES``):
-    "auto" is CUDA where CUDA and triton are there, else the CPU; "cuda" without them is a
-    ConfigError."""
-    name = str(device)
-    if name not in DECODE_DEVICES:
-        raise ConfigError(f"unknown decode device {name!r}; expected one of {', '.join(DECODE_DEVICES)}")
-    if name == "cpu":
-        return "cpu"
-    usable = torch.cuda.is_available() and triton_path.available()
-    if name == "auto":
-        return "cuda" if usable else "cpu"
-    if not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available on this machine (use --device cpu)")
-    if not triton_path.available():
+    """The device a decode asked to run on ``device`` ("cpu", "cuda" or "auto") renders on:
+    ``devices.resolve_device``'s rule (unknown names and CUDA asked for without it are a
+    ConfigError), and where it gives CUDA, triton must be there too ("auto" then falls
+    back to the CPU)."""
+    dev = resolve_device(device)
+    if dev.type == "cuda" and not triton_path.available():
+        if str(device) == "auto":
+            return "cpu"
         raise ConfigError("decoding on CUDA needs triton (pip install triton), which is not installed")
-    return "cuda"
+    return str(dev)
 
 
 def render_parsed_on_device(parsed: ParsedGimg, device: str | torch.device, means: np.ndarray, covs: np.ndarray,

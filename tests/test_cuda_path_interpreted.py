@@ -44,7 +44,7 @@ def interpret_worker() -> dict:
     import importlib
 
     sys.path.insert(0, str(ROOT / "tools"))
-    from gpu_op_count import synthetic_image, use_cuda_branches
+    from gpu_op_count import OpCounter, _CountedKernel, synthetic_image, use_cuda_branches
 
     from gipp_codec.decoder import decode, read_info
     from gipp_codec.encoder import encode_with_report
@@ -64,16 +64,10 @@ def interpret_worker() -> dict:
     out = {"cpu": encode()}
     use_cuda_branches()
     api.get_renderer = lambda backend, dev: render_cuda  # the CUDA renderer for CPU tensors
-    launches = {name: 0 for _, name in KERNELS}
+    counter = OpCounter()  # its tallies only: no dispatch mode is entered
     for module_name, name in KERNELS:
         module = importlib.import_module(module_name)
-        kernel = getattr(module, name)
-
-        def counted(grid, kernel=kernel, name=name):
-            launches[name] += 1
-            return kernel[grid]
-
-        setattr(module, name, type("Counted", (), {"__getitem__": lambda self, grid, c=counted: c(grid)})())
+        setattr(module, name, _CountedKernel(getattr(module, name), name, counter))
     recycled = []
     ranking = trainer.contrast_importance
 
@@ -83,7 +77,7 @@ def interpret_worker() -> dict:
 
     trainer.contrast_importance = counting_ranking
     out["cuda_path"] = encode()
-    out["launches"] = launches
+    out["launches"] = {name: counter.ops[f"triton:{name}"] for _, name in KERNELS}
     out["recycling_steps"] = len(recycled)
     return out
 

@@ -15,9 +15,14 @@ from gipp_codec.fit.api import fit_image
 RECORD = Path(__file__).resolve().parents[1] / "benchmarks" / "encode_scaling_kodak_mosaics_05_session49_cpu.json"
 
 
-def test_the_model_follows_the_measured_encodes():
+def test_the_model_is_the_least_squares_line_through_the_measured_encodes():
     rows = json.loads(RECORD.read_text())["rows"]
     assert len(rows) >= 3
+    mp = np.array([row["width"] * row["height"] / 1e6 for row in rows])  # [R]
+    gib = np.array([row["peak_rss_mib"] / 1024 for row in rows])  # [R]
+    base, slope = np.linalg.lstsq(np.stack([np.ones_like(mp), mp], 1), gib, rcond=None)[0]
+    assert encode_memory.BASE_GIB == pytest.approx(base, abs=0.005)
+    assert encode_memory.GIB_PER_MEGAPIXEL == pytest.approx(slope, abs=0.0005)
     for row in rows:
         measured = row["peak_rss_mib"] / 1024
         assert encode_memory.expected_gib(row["width"], row["height"]) == pytest.approx(measured, rel=0.12), row

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from gipp_codec import triton_path
+from gipp_codec.devices import resolve_device  # noqa: F401  (re-exported: tools and tests import it here)
 from gipp_codec.encode_memory import warn_if_short
 from gipp_codec.errors import ConfigError, InputImageError
 from gipp_codec.fit.code_search import bit_price, rate_tables, removal_costs, search_codes, table_bits
@@ -96,22 +97,6 @@ class QuantReport:
                                            "qat_start", "seconds", "seconds_float", "seconds_qat", "device")}
         d["bits"] = list(self.bits)
         return d
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """"auto" -> cuda if available else cpu; refuse cuda without CUDA and unknown names."""
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {name!r}; expected auto, cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available on this machine (use --device cpu)")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"unsupported device {name!r}; expected auto, cpu or cuda")
-    return dev
 
 
 def check_seed(seed) -> int:
