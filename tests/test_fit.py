@@ -675,6 +675,32 @@ def test_lr_schedules():
     assert lr_factor(50, 100, cos) == pytest.approx(0.55)
 
 
+def test_dense_fits_halve_the_lr_sooner():
+    default = FitConfig()  # every 30 % from 0.01 Gaussians per pixel up (no upper bound), 40 % below
+    assert [default.lr_halve_every_frac_at(n, 10_000) for n in (1, 99, 100, 350, 10_000)] == [
+        0.4, 0.4, 0.3, 0.3, 0.3]
+    assert [lr_factor(t, 1000, default, 0.3) for t in (300, 301, 601, 901)] == [1.0, 0.5, 0.25, 0.125]
+    assert FitConfig(lr_halve_every_frac_dense=None).lr_halve_every_frac_at(10_000, 100) == 0.4
+    assert FitConfig(init_dense_from=0.02).lr_halve_every_frac_at(199, 10_000) == 0.4  # follows init_dense_from
+    assert FitConfig.paper().lr_halve_every_frac_at(10_000, 100) == 0.4
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ConfigError):
+            default.replace(lr_halve_every_frac_dense=bad)
+    # the trainer takes the interval by the density: a dense fit with the dense interval set to
+    # 0.4 is the fit with no dense interval; a sparse fit ignores it
+    target = torch.from_numpy(_image().astype(np.float32) / 255)  # 384 pixels
+    base = FitConfig(init_dense_from=0.1, init_dense_until=None, grow_stop_frac=0.0, lr_halve_every_frac_dense=None)
+    reference = get_renderer("reference")
+    plain = train(target, 40, 20, base, reference, seed=0)  # 40 >= 0.1 * 384: dense
+    assert torch.equal(plain.means, train(target, 40, 20, base.replace(lr_halve_every_frac_dense=0.4), reference,
+                                          seed=0).means)
+    assert not torch.equal(plain.means, train(target, 40, 20, base.replace(lr_halve_every_frac_dense=0.2),
+                                              reference, seed=0).means)
+    sparse = train(target, 38, 20, base, reference, seed=0)
+    assert torch.equal(sparse.means, train(target, 38, 20, base.replace(lr_halve_every_frac_dense=0.2), reference,
+                                           seed=0).means)
+
+
 def test_half_resolution_is_the_block_mean_and_renders_gaussians_halved():
     """Pixel (j, i) of the half image is the mean of the 2x2 block (an odd last row and
     column dropped), centred at full-resolution (2i + 1, 2j + 1): Gaussians with mean / 2

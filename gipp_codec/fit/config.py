@@ -351,6 +351,12 @@ class FitConfig:
     lr_density_ref: float | None = 0.024
     lr_schedule: str = "step"  # "step" (paper: halve every lr_halve_every_frac) or "cosine" (measured equal)
     lr_halve_every_frac: float = 0.4  # "step": halve every 40 % of the budget (20k/50k)
+    # "step": the halving interval from init_dense_from Gaussians per pixel up (None:
+    # lr_halve_every_frac at every density; no upper bound). 0.3 against 0.4 on all 24 Kodak
+    # images: +0.03 / +0.02 / +0.11 dB at 0.5 / 1.0 / 2 bpp (19 / 16 / 22 of 24 up, MS-SSIM
+    # within 0.0001), but on the four CPU images -0.04 / +0.00 dB at 0.15 / 0.25 bpp, below
+    # 0.01 per pixel (BENCHMARKS.md §4, "The lr halved every 30 % from 0.01 Gaussians per pixel")
+    lr_halve_every_frac_dense: float | None = 0.3
     lr_warmup_frac: float = 0.0  # "cosine": linear warm-up fraction
     lr_final_frac: float = 0.1  # "cosine": final lr as a fraction of the initial one
     # Adam's epsilon (torch's default and the paper's: 1e-8). The loss is a mean over the
@@ -561,6 +567,7 @@ class FitConfig:
             lr_density_ref=None,
             lr_schedule="step",
             lr_halve_every_frac=0.4,
+            lr_halve_every_frac_dense=None,
             grow_every_frac=0.1,
             grow_stop_frac=0.9,
             grow_k=1000,
@@ -605,6 +612,13 @@ class FitConfig:
         if self.init_fraction_sparse is not None and n_max / pixels < self.init_dense_from:
             return self.init_fraction_sparse
         return self.init_fraction
+
+    def lr_halve_every_frac_at(self, n_max: int, pixels: int) -> float:
+        """The "step" schedule's halving interval, as a share of the budget, for a fit of
+        ``n_max`` Gaussians to ``pixels`` pixels."""
+        if self.lr_halve_every_frac_dense is not None and n_max / pixels >= self.init_dense_from:
+            return self.lr_halve_every_frac_dense
+        return self.lr_halve_every_frac
 
     def grow_peak_radius_at(self, n_max: int, pixels: int) -> int:
         """The growth's peak radius for a fit of ``n_max`` Gaussians to ``pixels`` pixels."""
@@ -656,6 +670,8 @@ class FitConfig:
         if self.lr_schedule not in ("step", "cosine"):
             raise ConfigError(f"FitConfig.lr_schedule must be 'step' or 'cosine', got {self.lr_schedule!r}")
         frac("lr_halve_every_frac", self.lr_halve_every_frac)
+        if self.lr_halve_every_frac_dense is not None:
+            frac("lr_halve_every_frac_dense", self.lr_halve_every_frac_dense)
         frac("lr_warmup_frac", self.lr_warmup_frac, lo_open=False)
         frac("lr_final_frac", self.lr_final_frac, lo_open=False)
         frac("init_fraction", self.init_fraction)

@@ -175,10 +175,13 @@ class TrainOutput:
     qat_start: int = 0
 
 
-def lr_factor(t: int, total: int, cfg: FitConfig) -> float:
-    """Multiplier of the initial learning rates at iteration t (1-based) of ``total``."""
+def lr_factor(t: int, total: int, cfg: FitConfig, halve_every_frac: float | None = None) -> float:
+    """Multiplier of the initial learning rates at iteration t (1-based) of ``total``; the
+    "step" schedule halves every ``halve_every_frac`` of the budget (None:
+    ``cfg.lr_halve_every_frac``)."""
     if cfg.lr_schedule == "step":
-        every = max(1, round(cfg.lr_halve_every_frac * total))
+        frac = cfg.lr_halve_every_frac if halve_every_frac is None else halve_every_frac
+        every = max(1, round(frac * total))
         return 0.5 ** ((t - 1) // every)
     warm = round(cfg.lr_warmup_frac * total)
     if warm and t <= warm:
@@ -305,6 +308,7 @@ def train(
         n0, height, width, gen, cfg.caf, cfg.caf_max, density, caf_by_density=cfg.init_caf == "density"))
     params = [_leaf(means), _leaf(covs), _leaf(colors)]
     geometry = geometry_lr_scale(n_max, height, width, cfg)
+    halve_every_frac = cfg.lr_halve_every_frac_at(n_max, height * width)
     opt = RowAdam(params, [cfg.lr_means * geometry, cfg.lr_covs * geometry, cfg.lr_colors],
                   betas=(cfg.adam_beta1, cfg.adam_beta2),
                   eps=cfg.adam_eps, new_rows=cfg.adam_new_rows, warmup=cfg.adam_row_warmup)
@@ -401,7 +405,7 @@ def train(
             qopt = TensorAdam(list(quant.parameters()), lr=cfg.qat.lr, eps=cfg.qat.adam_eps)
             best = (-math.inf, 0, None)  # the float best is not a candidate for a quantized output
 
-        opt.set_factor(lr_factor(t, iterations, cfg) * (cfg.qat.params_lr_scale if in_qat else 1.0))
+        opt.set_factor(lr_factor(t, iterations, cfg, halve_every_frac) * (cfg.qat.params_lr_scale if in_qat else 1.0))
         if qopt is not None:
             qopt.lr = cfg.qat.lr * 0.5 ** ((t - qat_start - 1) // qat_every)
 
