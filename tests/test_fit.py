@@ -205,7 +205,8 @@ def test_growth_options_are_validated_and_sampled_growth_trains():
             FitConfig(**bad).validate()
     target = torch.from_numpy(_image().astype(np.float32) / 255)
     cfg = FitConfig(grow_pixels="sample", init_caf="density", grow_every_frac=0.5, grow_stop_frac=0.5,
-                    init_fraction_dense=None, grow_peak_radius_dense=None)  # N/2, one radius
+                    init_fraction_dense=None, grow_peak_radius_dense=None,  # N/2, one radius
+                    lr_halve_every_frac_dense=None)  # one lr schedule (at 0.3 radius 2 picks radius 0's pixels here)
     out = train(target, 40, 20, cfg, get_renderer("reference"), seed=0)
     assert cfg.grow_peak_radius == 2  # the default, which sampled growth ignores
     flat = train(target, 40, 20, cfg.replace(grow_peak_radius=0), get_renderer("reference"), seed=0)

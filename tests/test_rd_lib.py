@@ -474,6 +474,29 @@ def test_rd_merge_adds_missing_points_only_with_a_witness_that_agrees(tmp_path, 
         rd_merge.main([str(run), str(clash), "--points-from", f"gimg={donor}"])
 
 
+def test_rd_merge_pools_runs_without_an_operation_only_where_they_agree(tmp_path, capsys):
+    """Two or more runs pool on their own (the union written with --json) when every record
+    they share is the same file; one that differs, or a single run with nothing to do, is
+    refused."""
+    import rd_merge
+
+    jpeg = list(zip(RATES, PSNRS))
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps({"records": _records("gimg", ["a", "b"], jpeg)}))
+    second.write_text(json.dumps({"records": _records("gimg", ["b", "c"], jpeg)}))
+    pooled = tmp_path / "pooled.json"
+    assert rd_merge.main([str(first), str(second), "--json", str(pooled)]) == 0
+    records = json.loads(pooled.read_text())["records"]
+    assert sorted({r["image"] for r in records}) == ["a", "b", "c"] and len(records) == 3 * len(jpeg)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"records": _records("gimg", ["b"], jpeg, {0.5: 7})}))
+    with pytest.raises(SystemExit, match="differs from an earlier run"):
+        rd_merge.main([str(first), str(other)])
+    with pytest.raises(SystemExit):
+        rd_merge.main([str(first)])
+    assert "two or more runs to pool" in capsys.readouterr().err
+
+
 def test_rd_merge_renames_a_codec_only_with_a_witness_at_every_point(tmp_path, capsys):
     """gimg-11-7-5's 0.15 and 0.25 records count as gimg's (whose 1.0 point the run has) once
     a witness shows both wrote the same file at each of those points; a witness missing a

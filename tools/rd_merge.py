@@ -15,7 +15,9 @@ BD-rate / BD-PSNR of ``--test`` against every other codec, and its BD-rate on MS
 which codec came from which run. The merged records can be written with ``--json``, their
 mean curves drawn with ``--plot``.
 
-Several RUN files pool into one run (a record measured twice must agree byte for byte).
+Several RUN files pool into one run (a record measured twice must agree byte for byte), also
+with none of the options below: so a run of today's encoder pooled with an earlier run shows
+that it writes that run's files, or refuses.
 ``--points-from CODEC=OTHER.json`` adds the rate points of CODEC that the run lacks, for
 example a full-set point measured by an earlier run of the same encoder. It refuses unless
 the donor and the run share at least one (image, point) of CODEC with equal bytes and PSNR
@@ -207,8 +209,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="write the run with the merged records here")
     p.add_argument("--plot", help="write the merged PSNR/MS-SSIM vs bpp curves here (PNG)")
     args = p.parse_args(argv)
-    if not args.codec_from and not args.points_from and not args.rename:
-        p.error("give --rename, --points-from or --codec-from")
+    if not args.codec_from and not args.points_from and not args.rename and len(args.run) < 2:
+        p.error("give two or more runs to pool, or --rename, --points-from or --codec-from")
     if args.rename and not args.witness:
         p.error("--rename needs --witness RUN.json")
     if args.plot:
