@@ -355,7 +355,8 @@ class FitConfig:
     # lr_halve_every_frac at every density; no upper bound). 0.3 against 0.4 on all 24 Kodak
     # images: +0.03 / +0.02 / +0.11 dB at 0.5 / 1.0 / 2 bpp (19 / 16 / 22 of 24 up, MS-SSIM
     # within 0.0001), but on the four CPU images -0.04 / +0.00 dB at 0.15 / 0.25 bpp, below
-    # 0.01 per pixel (BENCHMARKS.md §4, "The lr halved every 30 % from 0.01 Gaussians per pixel")
+    # 0.01 per pixel (BENCHMARKS.md §4, "The lr halved every 30 % from 0.01 Gaussians per
+    # pixel as the default")
     lr_halve_every_frac_dense: float | None = 0.3
     lr_warmup_frac: float = 0.0  # "cosine": linear warm-up fraction
     lr_final_frac: float = 0.1  # "cosine": final lr as a fraction of the initial one
