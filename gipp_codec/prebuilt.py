@@ -230,7 +230,7 @@ def build(directory: Path | None = None, log=print) -> Path:
                 if kernel.targetoptions.get("parallel"):
                     kernel = numba.njit(**options)(kernel.py_func)  # prange runs as range
                 cc.export(_symbol(key), f"{ret}({', '.join(args)})")(_trampoline(kernel, len(args)))
-            log(f"compiling {len(KERNELS)} decoder kernels ahead of time (a few tens of seconds)")
+            log(f"compiling {len(KERNELS)} decoder kernels ahead of time (a few seconds)")
             cc.compile()
         except Exception as exc:  # numba.pycc reports missing compilers and build failures in many types
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]

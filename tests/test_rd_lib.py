@@ -572,10 +572,10 @@ def test_lr_by_rate_prints_the_depths_whose_spacing_the_position_rule_accepts(ca
             assert abs(float(steps) - ((w * h / int(n_rule)) ** 0.5) / (max(w, h) / 2 ** p)) < 0.01
         if w == 768:  # Kodak: the dense start and radius at 0.5 to 1 bpp (0.013 to 0.024 per pixel; the
             # denser start from 0.02, so at 1 bpp), not at 2 (0.047); below, the sparse start and radii of
-            # 0.38 of the spacing (16.3 and 12.5 pixels)
-            assert [(row[0].strip(), row[-2].strip(), row[-1].strip()) for row in rows] == [
-                ("0.15", "0.35", "6"), ("0.25", "0.35", "5"), ("0.5", "0.35", "3"), ("0.75", "0.35", "3"),
-                ("1", "0.25", "3"), ("2", "0.5", "2")]
+            # 0.38 of the spacing (16.3 and 12.5 pixels); the lr halved every 30 % from 0.5 bpp up
+            assert [tuple(cell.strip() for cell in (row[0], *row[-3:])) for row in rows] == [
+                ("0.15", "0.35", "6", "0.4"), ("0.25", "0.35", "5", "0.4"), ("0.5", "0.35", "3", "0.3"),
+                ("0.75", "0.35", "3", "0.3"), ("1", "0.25", "3", "0.3"), ("2", "0.5", "2", "0.3")]
 
 
 def test_gimg_qat_none_switches_an_optional_setting_off_but_stays_text_where_text_is_held():

@@ -18,7 +18,9 @@ peak radius (``FitConfig.grow_peak_radius_at``), which take their dense values f
 ``init_dense_from`` up to (not including) ``init_dense_until`` Gaussians per pixel (the
 start ``init_fraction_denser`` from ``init_denser_from`` up), and below ``init_dense_from``
 the sparse start (``init_fraction_sparse``) and a radius from the Gaussians' spacing
-(``grow_peak_radius_per_spacing``).
+(``grow_peak_radius_per_spacing``), and the share of the run after which the lr halves
+(``FitConfig.lr_halve_every_frac_at``: ``lr_halve_every_frac_dense`` from ``init_dense_from``
+Gaussians per pixel up, with no upper bound).
 ``--density-ref`` replaces the default ``FitConfig.lr_density_ref``.
 """
 
@@ -50,8 +52,8 @@ def main(argv=None) -> int:
     pixels = args.width * args.height
     print(f"{args.width}x{args.height}, lr_density_ref {ref}, lr_means {cfg.lr_means}")
     print("| bpp | depths | N the position rule uses | spacing / position step | N guessed | density "
-          "| sqrt(ref / density) | lr | N0 / N | peak radius |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| sqrt(ref / density) | lr | N0 / N | peak radius | lr halved every |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for bpp in (float(b) for b in args.bpp.split(",")):
         bits = default_depths(cfg.qat, None, bpp, args.width, args.height)
         # the rule's N: the rate model's at depths_at (bits_position), as default_depths takes it
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
         lr = cfg.lr_means * geometry_lr_scale(n, args.height, args.width, cfg)
         print(f"| {bpp:g} | {bits.position}/{bits.covariance}/{bits.color} | {n_rule} | {steps:.2f} | {n} "
               f"| {n / pixels:.5f} | {raw:.5f} | {lr:.5f} | {cfg.init_fraction_at(n, pixels):g} "
-              f"| {cfg.grow_peak_radius_at(n, pixels)} |")
+              f"| {cfg.grow_peak_radius_at(n, pixels)} | {cfg.lr_halve_every_frac_at(n, pixels):g} |")
     return 0
 
 

@@ -17,7 +17,7 @@ from gipp_codec.errors import ConfigError
 @click.option("--gaussians", "-n", type=int, required=True, help="Number of Gaussians (N max).")
 @click.option("--iterations", "-i", type=int, default=None, help="Optimisation steps (default: the config's).")
 @click.option("--preview", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Write the rendered image as PNG here.")
+              help="Write the rendered image here: PNG, or PPM/BMP/TIFF by the extension.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Keep the representation as a lossless float32 .gimg file (gimg decode re-renders it).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (deterministic on CPU).")

@@ -10,7 +10,7 @@ import click
 @click.option("--check", is_flag=True, help="Only report whether a current prebuilt decoder exists (exit 1 if not).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def compile_decoder(check, as_json):
-    """Compile the decoder's kernels ahead of time (needs a C compiler and Python headers; tens of seconds).
+    """Compile the decoder's kernels ahead of time (needs a C compiler and Python headers; a few seconds).
 
     Afterwards `gimg decode` and `gimg info` start without numba: a cold decode takes a
     fraction of a second instead of about one. The build goes to $GIMG_PREBUILT_DIR, else
