@@ -296,8 +296,7 @@ def encode_with_report(
 
     ``bits`` = (position, covariance, colour) bit depths; None takes them from ``config``
     at the rate asked for (``default_depths``; ``FitConfig()``: P/7/5, P/7/6 from
-    ``COLOR_HIGH_RATE_BPP`` up, P/8/6 from ``HIGH_RATE_BPP`` up, P from the Gaussians'
-    spacing, ``QATConfig.position_depth``: 11 or 12; ``FitConfig.paper()``: the paper's
+    ``COLOR_HIGH_RATE_BPP`` up, P from the Gaussians' spacing, ``QATConfig.position_depth``: 11 or 12; ``FitConfig.paper()``: the paper's
     12/10/6 at every rate). The QAT rate term's weight follows the same rate (``QATConfig.rate_weight_at``)."""
     from gipp_codec.fit.api import check_seed
     from gipp_codec.fit.config import FitConfig

@@ -270,8 +270,8 @@ def test_rate_defaults_to_half_a_bit_per_pixel(tmp_path):
 
 
 def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
-    """The encoder's default depths are ?/7/5 below COLOR_HIGH_RATE_BPP, ?/7/6 from it up and
-    ?/8/6 from HIGH_RATE_BPP up (measured, BENCHMARKS.md §4); for --gaussians N the rate is
+    """The encoder's default depths are ?/7/5 below COLOR_HIGH_RATE_BPP and ?/7/6 from it up,
+    at 2 and 3 bpp too (measured, BENCHMARKS.md §4); for --gaussians N the rate is
     the one the rate model gives N. The position depth ? follows the Gaussians' spacing: on
     this 32 x 24 image 6 and 8 Gaussians are 11.3 and 9.8 px apart, so a step of at most
     1/23 of that, 0.49 and 0.43 px, needs 2**7 steps (0.25 px; 2**6 give 0.5), as do 18 at
@@ -279,19 +279,18 @@ def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
     px); 29 at 2 bpp are 5.1 px apart: at most 0.32 px, 7 bits too; at 0.2 and 0.25 bpp the
     few Gaussians take 6 bits. --paper (12/10/6 at every rate) and --bits choose others; the header says
     which."""
-    from gipp_codec.fit.config import COLOR_HIGH_RATE_BPP, HIGH_RATE_BPP
+    from gipp_codec.fit.config import COLOR_HIGH_RATE_BPP
 
     assert 0.15 < COLOR_HIGH_RATE_BPP <= 0.25  # the measured range: 6 bits trade MS-SSIM at 0.15 bpp, ahead from 0.25
-    assert 1.0 < HIGH_RATE_BPP <= 2.0  # the measured range: level at 1.0 bpp, 8 bits ahead at 2.0
     src = tmp_path / "in.png"
     Image.fromarray(_image(24, 32)).save(src)
     runner = CliRunner()
     helptext = " ".join(runner.invoke(cli, ["encode", "--help"]).output.split())
-    assert f"P,7,5 below {COLOR_HIGH_RATE_BPP:g} bpp, P,7,6 below {HIGH_RATE_BPP:g} bpp" in helptext
-    high, mid = ["--bpp", str(HIGH_RATE_BPP)], ["--bpp", str(COLOR_HIGH_RATE_BPP)]
+    assert f"P,7,5 below {COLOR_HIGH_RATE_BPP:g} bpp, P,7,6 from {COLOR_HIGH_RATE_BPP:g} bpp up" in helptext
+    high, mid = ["--bpp", "2"], ["--bpp", str(COLOR_HIGH_RATE_BPP)]
     cases = (([], (7, 7, 6)), (["--paper"], (12, 10, 6)), (["--bits", "11,9,5"], (11, 9, 5)),
              (["--paper", "--bits", "12,9,6"], (12, 9, 6)), (["--bpp", "0.2"], (6, 7, 5)), (mid, (6, 7, 6)),
-             (["--bpp", "1.2"], (7, 7, 6)), (high, (7, 8, 6)), (["--bpp", "3"], (7, 8, 6)),
+             (["--bpp", "1.2"], (7, 7, 6)), (high, (7, 7, 6)), (["--bpp", "3"], (7, 7, 6)),
              ([*high, "--paper"], (12, 10, 6)), ([*high, "--bits", "12,7,6"], (12, 7, 6)))
     for extra, expected in cases:
         out = tmp_path / "o.gimg"
@@ -303,7 +302,7 @@ def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
         assert f"depths {'/'.join(map(str, expected))})" in res.output, extra  # and the summary line says so
     # N Gaussians: 3 on 24 x 32 pixels is under 0.25 bpp in the rate model (13.9 px apart: 6
     # bits), 6 ~0.39, 8 ~0.5, 12 ~0.76, 18 ~1.13, 40 ~2.5
-    for n, expected in ((3, (6, 7, 5)), (6, (7, 7, 6)), (8, (7, 7, 6)), (12, (7, 7, 6)), (18, (7, 7, 6)), (40, (7, 8, 6))):
+    for n, expected in ((3, (6, 7, 5)), (6, (7, 7, 6)), (8, (7, 7, 6)), (12, (7, 7, 6)), (18, (7, 7, 6)), (40, (7, 7, 6))):
         _, report = encode_with_report(_image(24, 32), gaussians=n, iterations=20)
         assert report.bits == expected, n
 
@@ -323,12 +322,13 @@ def test_depths_at_a_rate():
     assert q.depths_at(None) == q.depths() == (12, 7, 4)
     assert QATConfig(color_high_rate_bpp=1.5).depths_at(1.25) == (12, 7, 5)
     assert QATConfig(bits_covariance_high_rate=None, bits_color_high_rate=None).depths_at(4.0) == QATConfig().depths()
-    assert QATConfig(bits_color_high_rate=None).depths_at(4.0) == (12, 8, 5)
+    assert QATConfig(bits_color_high_rate=None).depths_at(4.0) == (12, 7, 5)  # 7-bit covariance at every rate
+    assert QATConfig(bits_covariance_high_rate=8).depths_at(2.0) == (12, 8, 6)  # from high_rate_bpp (2) when set
     assert FitConfig.paper().qat.depths_at(4.0) == FitConfig.paper().qat.depths_at(0.1) == (12, 10, 6)
     # N Gaussians: each switch is where N's modelled file (at depths()) reaches its rate
     for n, field in ((20_000, "high_rate_bpp"), (7_000, "color_high_rate_bpp")):
         rate = n * model_bits_per_gaussian(n, BitDepths(*QATConfig().depths())) / (768 * 512)
-        at = QATConfig(**{field: rate})
+        at = QATConfig(**{field: rate}, bits_covariance_high_rate=8)
         changed = "covariance" if field == "high_rate_bpp" else "color"
         low, high = getattr(BitDepths(12, 7, 5), changed), getattr(BitDepths(12, 8, 6), changed)
         assert getattr(default_depths(at, n, None, 768, 512), changed) == high, field

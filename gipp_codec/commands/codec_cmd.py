@@ -37,8 +37,8 @@ def _missed_rate_reason(report, bpp: float) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (deterministic on CPU).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--bits", default=None,
-              help="Bit depths position,covariance,colour [default: P,7,5 below 0.25 bpp, P,7,6 below 2 bpp, "
-                   "P,8,6 from 2 bpp up, P the fewest bits, at most 12, whose position step is 1/23 of the "
+              help="Bit depths position,covariance,colour [default: P,7,5 below 0.25 bpp, P,7,6 from "
+                   "0.25 bpp up, P the fewest bits, at most 12, whose position step is 1/23 of the "
                    "Gaussians' spacing or less, 1/16 from 0.02 Gaussians per pixel (on a 768x512 image 11 "
                    "up to 0.5 bpp and at 1.0, 12 at 0.75 and 2 bpp); 12,10,6 with --paper].")
 @click.option("--paper", is_flag=True, help="Use the paper's training settings instead of ours.")

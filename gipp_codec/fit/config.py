@@ -22,7 +22,7 @@ from gipp_codec.format.base_layer import MAX_BASE_CELLS, MAX_FACTOR_LOG2, MAX_SA
 
 DEFAULT_ITERATIONS = 5000
 PAPER_ITERATIONS = 50_000
-HIGH_RATE_BPP = 2.0  # QATConfig.high_rate_bpp: from this rate up the covariance takes a bit more
+HIGH_RATE_BPP = 2.0  # QATConfig.high_rate_bpp: from this rate up the covariance takes bits_covariance_high_rate
 COLOR_HIGH_RATE_BPP = 0.25  # QATConfig.color_high_rate_bpp: from this rate up the colours take a bit more
 # what a base layer's sample takes, for sizing it against a budget (Kodak's: 4.5 bits a
 # sample at 6 bits, tools/base_layer_bits.py)
@@ -84,9 +84,13 @@ class QATConfig:
     # The trade moves with the rate: 12/8/6 against 12/7/6 measured -0.12 / -0.08 / -0.07 dB
     # at 0.15 / 0.25 / 0.5 bpp on the five-image sweep, +0.00 dB at 1.0 bpp on all 24 Kodak
     # images (14 of 24 up), +0.02 dB at 1.5 bpp on kodim01/05/08/15/23 (MS-SSIM -0.0005) and
-    # +0.07 dB at 2.0 bpp on those and kodim02/03/04/06/07 (7 of 10 up, MS-SSIM level); so 8
-    # bits from 2.0 bpp (BENCHMARKS.md §4, "The covariance depth at high rates")
-    bits_covariance_high_rate: int | None = 8
+    # +0.07 dB at 2.0 bpp on those and kodim02/03/04/06/07 (7 of 10 up, MS-SSIM level), so 8
+    # bits from 2.0 bpp until the fifty-second session ("The covariance depth at high
+    # rates"). With today's encoder 7 bits against 8 at 2 bpp on all 24 Kodak images:
+    # -0.00 dB (14 of 24 up), MS-SSIM +0.0002 (23 of 24 up), 4 % more Gaussians; at 3 bpp on
+    # the four CPU images +0.29 dB (3 of 4 up), MS-SSIM +0.0005; so 7 at every rate
+    # (BENCHMARKS.md §4, "Seven-bit covariance at 2 bpp and up")
+    bits_covariance_high_rate: int | None = None
     high_rate_bpp: float = HIGH_RATE_BPP
     # r, g, b, uniform (paper 6) below color_high_rate_bpp. 5 by measurement at low rates: the
     # colour bit saved, ~2 bits per Gaussian, buys ~5 % more Gaussians. On all 24 Kodak
