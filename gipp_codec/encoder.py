@@ -324,7 +324,7 @@ def encode_with_report(
         bits = BitDepths(*bits)
     bits.check(ConfigError)
     warn_if_short(w, h, "encoding")
-    f = qat.base_factor_log2(w, h, None if bpp is None else bpp * h * w)
+    f = qat.base_factor_log2(w, h, None if bpp is None else bpp * h * w, nominal_bpp(qat, gaussians, bpp, w, h))
     base = None if f is None else base_from_image(arr, f, qat.base_bits)
     t0 = time.perf_counter()
     passes = 1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gipp_codec import errors
-from gipp_codec.decoder import decode, decode_float, render_parsed_uint8
+from gipp_codec.decoder import decode, decode_float, read_info, render_parsed_uint8
 from gipp_codec.encoder import encode_with_report
 from gipp_codec.fit.config import FitConfig, QATConfig
 from gipp_codec.format import build_container, parse_gimg, write_gimg
@@ -168,6 +168,30 @@ def test_the_rule_for_the_block_side():
     for bad in (0, -1.0, float("nan"), True, "10"):
         with pytest.raises(errors.ConfigError, match="base_samples_across"):
             FitConfig().with_qat(base_samples_across=bad).validate()
+        with pytest.raises(errors.ConfigError, match="base_samples_across_high_rate"):
+            FitConfig().with_qat(base_samples_across_high_rate=bad).validate()
+
+
+def test_a_finer_base_from_the_high_rate():
+    """base_samples_across_high_rate replaces base_samples_across from high_rate_bpp up (not
+    below it, nor at an unknown rate, nor without a base layer), for --bpp and for the rate
+    the model gives N Gaussians."""
+    q = QATConfig(base_samples_across=10, base_samples_across_high_rate=20, high_rate_bpp=2.0)
+    assert [q.base_samples_across_at(b) for b in (None, 1.99, 2.0, 8.0)] == [10, 10, 20, 20]
+    assert q.base_factor_log2(768, 512, bpp=1.99) == 6 and q.base_factor_log2(768, 512, bpp=2.0) == 5  # 64 / 32 px
+    assert q.base_factor_log2(768, 512, 2.0 * 768 * 512, 2.0) == 5  # 24 x 16 samples: 0.7 % of the budget
+    assert QATConfig(base_samples_across=None, base_samples_across_high_rate=20).base_factor_log2(768, 512, bpp=3) \
+        is None
+    assert QATConfig(base_samples_across_high_rate=None).base_samples_across_at(8.0) == QATConfig().base_samples_across
+    # the default: 64-pixel blocks on Kodak below 2 bpp, 32 from 2 bpp (measured, BENCHMARKS.md §4)
+    assert [QATConfig().base_factor_log2(768, 512, b * 768 * 512, b) for b in (0.15, 1.0, 2.0, 3.0)] == [6, 6, 5, 5]
+    image = np.random.default_rng(3).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    finer = FitConfig().with_qat(base_samples_across=10, base_samples_across_high_rate=20)
+    factors = {}
+    for label, kwargs in (("1.9 bpp", dict(bpp=1.9)), ("2 bpp", dict(bpp=2.0)), ("N", dict(gaussians=3500))):
+        data, _ = encode_with_report(image, iterations=4, config=finer, **kwargs)
+        factors[label] = read_info(data)["base"]["factor"]
+    assert factors == {"1.9 bpp": 32, "2 bpp": 16, "N": 16}  # 3500 Gaussians on 256 x 256: above 2 bpp
     with pytest.raises(errors.ConfigError, match="base_bits"):
         FitConfig().with_qat(base_bits=9).validate()
     with pytest.raises(errors.ConfigError, match="base_max_share"):

@@ -242,6 +242,13 @@ class QATConfig:
     # rate, +0.13 to +0.44 dB from 0.15 to 2 bpp, MS-SSIM up at every rate: BENCHMARKS.md §4,
     # "The base layer as the default"
     base_samples_across: float | None = 10.0
+    # the base layer's samples across from high_rate_bpp up (None: base_samples_across at every
+    # rate; no effect without a base layer). 20 (32-pixel blocks on Kodak, 24 x 16 samples)
+    # against 10 at 2 bpp on all 24 Kodak images: +0.09 dB (22 of 24 up), MS-SSIM +0.00005; 40
+    # on the four CPU images +0.17 dB against 20's +0.14; at 3 bpp 20 +0.05 dB on the four (3
+    # of 4 up). At 1.0 bpp 32-pixel blocks measured +0.01 dB (BENCHMARKS.md §4, "A finer base
+    # layer from 2 bpp" and "Tuning the base layer")
+    base_samples_across_high_rate: float | None = 20.0
     base_bits: int = 6
     # with a rate budget, F doubles until the grid, at BASE_BITS_PER_SAMPLE a sample, takes at
     # most this share of it (none fits: no base): small images at low rates get a coarser base
@@ -291,13 +298,26 @@ class QATConfig:
             return self.rate_weight
         return self.rate_weight * until / bpp
 
-    def base_factor_log2(self, width: int, height: int, budget_bits: float | None = None) -> int | None:
+    def base_samples_across_at(self, bpp: float | None) -> float | None:
+        """The base layer's samples across for a file of ``bpp`` bits per pixel:
+        ``base_samples_across``, or ``base_samples_across_high_rate`` from ``high_rate_bpp``
+        up when both are set (None: no base layer; an unknown rate: ``base_samples_across``)."""
+        across = self.base_samples_across
+        if across is not None and self.base_samples_across_high_rate is not None and bpp is not None \
+                and bpp >= self.high_rate_bpp:
+            return self.base_samples_across_high_rate
+        return across
+
+    def base_factor_log2(self, width: int, height: int, budget_bits: float | None = None,
+                         bpp: float | None = None) -> int | None:
         """log2 of the base layer's block side for a ``width`` x ``height`` image
-        (``base_samples_across``; with a file budget of ``budget_bits``, coarser until the grid
-        fits ``base_max_share`` of it), or None when there is no base layer."""
-        if self.base_samples_across is None:
+        (``base_samples_across_at`` the rate ``bpp``; with a file budget of ``budget_bits``,
+        coarser until the grid fits ``base_max_share`` of it), or None when there is no base
+        layer."""
+        across = self.base_samples_across_at(bpp)
+        if across is None:
             return None
-        f = round(math.log2(math.sqrt(width * height) / self.base_samples_across))
+        f = round(math.log2(math.sqrt(width * height) / across))
         f = int(min(MAX_FACTOR_LOG2, max(MIN_FACTOR_LOG2, f)))
         while f < MAX_FACTOR_LOG2 and math.prod(grid_shape(width, height, f)) > MAX_BASE_CELLS:
             f += 1
@@ -780,10 +800,11 @@ class FitConfig:
             raise ConfigError(f"QATConfig.code_search_min_sweeps must be an integer >= 1, got {q.code_search_min_sweeps!r}")
         if q.eval_every < 1:
             raise ConfigError(f"QATConfig.eval_every must be >= 1, got {q.eval_every!r}")
-        across = q.base_samples_across
-        if across is not None and (isinstance(across, bool) or not isinstance(across, (int, float))
-                                   or not (math.isfinite(across) and across > 0)):
-            raise ConfigError(f"QATConfig.base_samples_across must be None or a finite number > 0, got {across!r}")
+        for name in ("base_samples_across", "base_samples_across_high_rate"):
+            across = getattr(q, name)
+            if across is not None and (isinstance(across, bool) or not isinstance(across, (int, float))
+                                       or not (math.isfinite(across) and across > 0)):
+                raise ConfigError(f"QATConfig.{name} must be None or a finite number > 0, got {across!r}")
         if isinstance(q.base_bits, bool) or not isinstance(q.base_bits, int) or not 1 <= q.base_bits <= MAX_SAMPLE_BITS:
             raise ConfigError(f"QATConfig.base_bits must be an integer in 1..{MAX_SAMPLE_BITS}, got {q.base_bits!r}")
         if not (isinstance(q.base_max_share, (int, float)) and 0.0 < q.base_max_share <= 1.0):
