@@ -296,8 +296,10 @@ def encode_with_report(
 
     ``bits`` = (position, covariance, colour) bit depths; None takes them from ``config``
     at the rate asked for (``default_depths``; ``FitConfig()``: P/7/5, P/7/6 from
-    ``COLOR_HIGH_RATE_BPP`` up, P from the Gaussians' spacing, ``QATConfig.position_depth``: 11 or 12; ``FitConfig.paper()``: the paper's
-    12/10/6 at every rate). The QAT rate term's weight follows the same rate (``QATConfig.rate_weight_at``)."""
+    ``COLOR_HIGH_RATE_BPP`` up, P from the Gaussians' spacing, ``QATConfig.position_depth``:
+    11 or 12; ``FitConfig.paper()``: the paper's 12/10/6 at every rate). The QAT rate term's
+    weight (``QATConfig.rate_weight_at``) and the base layer's grid (``QATConfig.base_factor_log2``)
+    follow the same rate."""
     from gipp_codec.fit.api import check_seed
     from gipp_codec.fit.config import FitConfig
 
@@ -315,7 +317,8 @@ def encode_with_report(
     config.validate()
     if bits is None:
         bits = default_depths(qat, gaussians, bpp, w, h)
-    weight = qat.rate_weight_at(nominal_bpp(qat, gaussians, bpp, w, h))
+    rate = nominal_bpp(qat, gaussians, bpp, w, h)  # the rate the defaults follow
+    weight = qat.rate_weight_at(rate)
     if weight != qat.rate_weight:  # the fit reads one weight
         config = config.with_qat(rate_weight=weight)
     if not isinstance(bits, BitDepths):
@@ -324,7 +327,7 @@ def encode_with_report(
         bits = BitDepths(*bits)
     bits.check(ConfigError)
     warn_if_short(w, h, "encoding")
-    f = qat.base_factor_log2(w, h, None if bpp is None else bpp * h * w, nominal_bpp(qat, gaussians, bpp, w, h))
+    f = qat.base_factor_log2(w, h, None if bpp is None else bpp * h * w, rate)  # finer from high_rate_bpp
     base = None if f is None else base_from_image(arr, f, qat.base_bits)
     t0 = time.perf_counter()
     passes = 1

@@ -22,7 +22,9 @@ from gipp_codec.format.base_layer import MAX_BASE_CELLS, MAX_FACTOR_LOG2, MAX_SA
 
 DEFAULT_ITERATIONS = 5000
 PAPER_ITERATIONS = 50_000
-HIGH_RATE_BPP = 2.0  # QATConfig.high_rate_bpp: from this rate up the covariance takes bits_covariance_high_rate
+# QATConfig.high_rate_bpp: from this rate up bits_covariance_high_rate and
+# base_samples_across_high_rate apply, where set
+HIGH_RATE_BPP = 2.0
 COLOR_HIGH_RATE_BPP = 0.25  # QATConfig.color_high_rate_bpp: from this rate up the colours take a bit more
 # what a base layer's sample takes, for sizing it against a budget (Kodak's: 4.5 bits a
 # sample at 6 bits, tools/base_layer_bits.py)
