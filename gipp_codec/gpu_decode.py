@@ -20,6 +20,7 @@ from gipp_codec.errors import ConfigError
 from gipp_codec.format.base_layer import upsample
 from gipp_codec.format.container import ParsedGimg
 
+
 def resolve_decode_device(device: str) -> str:
     """The device a decode asked to run on ``device`` ("cpu", "cuda" or "auto") renders on:
     ``devices.resolve_device``'s rule (unknown names and CUDA asked for without it are a
