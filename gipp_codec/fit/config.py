@@ -23,8 +23,9 @@ from gipp_codec.format.base_layer import MAX_BASE_CELLS, MAX_FACTOR_LOG2, MAX_SA
 DEFAULT_ITERATIONS = 5000
 PAPER_ITERATIONS = 50_000
 # QATConfig.high_rate_bpp: from this rate up bits_covariance_high_rate and
-# base_samples_across_high_rate apply, where set
-HIGH_RATE_BPP = 2.0
+# base_samples_across_high_rate apply, where set (1.5: the finer base grid gains from there,
+# BENCHMARKS.md §4, "A finer base layer from 1.5 bpp")
+HIGH_RATE_BPP = 1.5
 COLOR_HIGH_RATE_BPP = 0.25  # QATConfig.color_high_rate_bpp: from this rate up the colours take a bit more
 # what a base layer's sample takes, for sizing it against a budget (Kodak's: 4.5 bits a
 # sample at 6 bits, tools/base_layer_bits.py)
@@ -248,8 +249,10 @@ class QATConfig:
     # rate; no effect without a base layer). 20 (32-pixel blocks on Kodak, 24 x 16 samples)
     # against 10 at 2 bpp on all 24 Kodak images: +0.09 dB (22 of 24 up), MS-SSIM +0.00005; 40
     # on the four CPU images +0.17 dB against 20's +0.14; at 3 bpp 20 +0.05 dB on the four (3
-    # of 4 up). At 1.0 bpp 32-pixel blocks measured +0.01 dB (BENCHMARKS.md §4, "A finer base
-    # layer from 2 bpp" and "Tuning the base layer")
+    # of 4 up). At 1.5 bpp on all 24 +0.06 dB (20 of 24 up), MS-SSIM -0.00004, so from 1.5
+    # bpp since the fifty-third session; at 1.0 bpp 32-pixel blocks measured +0.01 dB
+    # (BENCHMARKS.md §4, "A finer base layer from 1.5 bpp", "A finer base layer from 2 bpp"
+    # and "Tuning the base layer")
     base_samples_across_high_rate: float | None = 20.0
     base_bits: int = 6
     # with a rate budget, F doubles until the grid, at BASE_BITS_PER_SAMPLE a sample, takes at

@@ -24,7 +24,7 @@ from gipp_codec.format.constants import (
 class BitDepths:
     """Bits per quantized channel group; each 1..16. The field defaults are the paper's
     12/10/6; the encoder's default depths come from ``QATConfig`` (P/7/5 below 0.25 bpp,
-    P/7/6 below 2 bpp, P/8/6 from 2 bpp)."""
+    P/7/6 from there up)."""
 
     position: int = 12
     covariance: int = 10
