@@ -2,7 +2,7 @@
 """The position/covariance learning rate a ``--bpp`` encode trains with, by rate, and its
 start and growth settings.
 
-    python tools/lr_by_rate.py [--width 768] [--height 512] [--bpp 0.15,0.25,0.5,0.75,1,2]
+    python tools/lr_by_rate.py [--width 768] [--height 512] [--bpp 0.15,0.25,0.5,0.75,1,1.5,2]
         [--density-ref R]
 
 For each rate: the default bit depths (``encoder.default_depths``: the position depth
@@ -20,7 +20,9 @@ start ``init_fraction_denser`` from ``init_denser_from`` up), and below ``init_d
 the sparse start (``init_fraction_sparse``) and a radius from the Gaussians' spacing
 (``grow_peak_radius_per_spacing``), and the share of the run after which the lr halves
 (``FitConfig.lr_halve_every_frac_at``: ``lr_halve_every_frac_dense`` from ``init_dense_from``
-Gaussians per pixel up, with no upper bound).
+Gaussians per pixel up, with no upper bound), and the base layer's block side in pixels
+(``QATConfig.base_factor_log2`` at the rate and its budget: ``base_samples_across_high_rate``
+from ``high_rate_bpp`` up; "none" without a base layer).
 ``--density-ref`` replaces the default ``FitConfig.lr_density_ref``.
 """
 
@@ -42,7 +44,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--width", type=int, default=768)
     p.add_argument("--height", type=int, default=512)
-    p.add_argument("--bpp", default="0.15,0.25,0.5,0.75,1,2", help="comma list of rates")
+    p.add_argument("--bpp", default="0.15,0.25,0.5,0.75,1,1.5,2", help="comma list of rates")
     p.add_argument("--density-ref", type=float, default=None, help="instead of FitConfig's default")
     args = p.parse_args(argv)
     cfg = FitConfig()
@@ -52,8 +54,8 @@ def main(argv=None) -> int:
     pixels = args.width * args.height
     print(f"{args.width}x{args.height}, lr_density_ref {ref}, lr_means {cfg.lr_means}")
     print("| bpp | depths | N the position rule uses | spacing / position step | N guessed | density "
-          "| sqrt(ref / density) | lr | N0 / N | peak radius | lr halved every |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| sqrt(ref / density) | lr | N0 / N | peak radius | lr halved every | base block px |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for bpp in (float(b) for b in args.bpp.split(",")):
         bits = default_depths(cfg.qat, None, bpp, args.width, args.height)
         # the rule's N: the rate model's at depths_at (bits_position), as default_depths takes it
@@ -62,9 +64,11 @@ def main(argv=None) -> int:
         n = predict_gaussians(bpp * pixels, bits)
         raw = math.sqrt(ref / (n / pixels)) if ref is not None else 1.0
         lr = cfg.lr_means * geometry_lr_scale(n, args.height, args.width, cfg)
+        f = cfg.qat.base_factor_log2(args.width, args.height, bpp * pixels, bpp)
+        block = "none" if f is None else str(1 << f)
         print(f"| {bpp:g} | {bits.position}/{bits.covariance}/{bits.color} | {n_rule} | {steps:.2f} | {n} "
               f"| {n / pixels:.5f} | {raw:.5f} | {lr:.5f} | {cfg.init_fraction_at(n, pixels):g} "
-              f"| {cfg.grow_peak_radius_at(n, pixels)} | {cfg.lr_halve_every_frac_at(n, pixels):g} |")
+              f"| {cfg.grow_peak_radius_at(n, pixels)} | {cfg.lr_halve_every_frac_at(n, pixels):g} | {block} |")
     return 0
 
 
