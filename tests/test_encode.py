@@ -301,8 +301,9 @@ def test_default_bit_depths_follow_the_rate_and_paper_keeps_12_10_6(tmp_path):
         assert (header["bits_position"], header["bits_covariance"], header["bits_color"]) == expected, extra
         assert f"depths {'/'.join(map(str, expected))})" in res.output, extra  # and the summary line says so
     # N Gaussians: 3 on 24 x 32 pixels is under 0.25 bpp in the rate model (13.9 px apart: 6
-    # bits), 6 ~0.39, 8 ~0.5, 12 ~0.76, 18 ~1.13, 40 ~2.5
-    for n, expected in ((3, (6, 7, 5)), (6, (7, 7, 6)), (8, (7, 7, 6)), (12, (7, 7, 6)), (18, (7, 7, 6)), (40, (7, 7, 6))):
+    # bits), 6 ~0.39, 8 ~0.5, 12 ~0.76 (0.016 per pixel, 8 px apart: 1/16 of it is 0.5 px, 6
+    # bits), 18 ~1.13, 40 ~2.5
+    for n, expected in ((3, (6, 7, 5)), (6, (7, 7, 6)), (8, (7, 7, 6)), (12, (6, 7, 6)), (18, (7, 7, 6)), (40, (7, 7, 6))):
         _, report = encode_with_report(_image(24, 32), gaussians=n, iterations=20)
         assert report.bits == expected, n
 
@@ -347,8 +348,8 @@ def test_depths_at_a_rate():
 def test_position_depth_follows_the_gaussians_spacing():
     """The position depth is the fewest bits, at most bits_position, whose step is at most
     1/position_steps_per_spacing of the Gaussians' mean spacing (1/position_steps_per_spacing_dense
-    from position_dense_from Gaussians per pixel): 11 bits on a Kodak-sized image at 0.15 to
-    0.5 bpp and at 1.0, 12 at 0.75 and 2 bpp (measured, BENCHMARKS.md §4), 12 (the cap)
+    from position_dense_from Gaussians per pixel): 11 bits on a Kodak-sized image from 0.15 to
+    1.0 bpp, 12 at 2 bpp (measured, BENCHMARKS.md §4), 12 (the cap)
     on a 4K image; off (None), unknown N or FitConfig.paper(): bits_position."""
     from gipp_codec.encoder import default_depths
     from gipp_codec.fit.config import FitConfig, QATConfig
@@ -356,33 +357,35 @@ def test_position_depth_follows_the_gaussians_spacing():
 
     q = QATConfig()
     assert q.position_steps_per_spacing == 23 and q.bits_position == 12
-    assert q.position_steps_per_spacing_dense == 16 and q.position_dense_from == 0.02
+    assert q.position_steps_per_spacing_dense == 16 and q.position_dense_from == 0.013
     for w, h in ((768, 512), (512, 768), (97, 13), (3840, 2160), (1, 1)):
         for n in (1, 7, 300, 1331, 4895, 9479, 50_000):
             p = q.position_depth(n, w, h)
             spacing = (w * h / n) ** 0.5
-            k = 16 if n >= 0.02 * w * h else 23
+            k = 16 if n >= 0.013 * w * h else 23
             fits = [b for b in range(1, 17) if max(w, h) / 2 ** b <= spacing / k]
             assert p == min(12, fits[0]), (w, h, n)
-    # 768 x 512 at 0.5 bpp: the rate model's 4895 Gaussians (at 12/7/5) are 8.96 px apart,
-    # and 768 / 2**11 = 0.375 px <= 8.96 / 23 = 0.390 px < 768 / 2**10; at 0.75 bpp 7455 (at
-    # 12/7/5) are 7.26 px apart
+    # 768 x 512 at 0.5 bpp: the rate model's 4895 Gaussians (at 12/7/5, 0.0125 per pixel) are
+    # 8.96 px apart, and 768 / 2**11 = 0.375 px <= 8.96 / 23 = 0.390 px < 768 / 2**10; at 0.75
+    # bpp 7455 (0.019 per pixel, K 16) are 7.26 px apart: 7.26 / 16 = 0.454 px >= 0.375
     assert q.position_depth(1331, 768, 512) == 11 and q.position_depth(4895, 768, 512) == 11
-    assert q.position_depth(7455, 768, 512) == 12
-    assert [default_depths(q, None, b, 768, 512).position for b in (0.15, 0.25, 0.5, 0.75, 1.0, 2.0)] == [11, 11, 11, 12, 11, 12]
+    assert q.position_depth(7455, 768, 512) == 11
+    assert [default_depths(q, None, b, 768, 512).position for b in (0.15, 0.25, 0.5, 0.6, 0.75, 1.0, 1.5, 2.0)] \
+        == [11, 11, 11, 11, 11, 11, 12, 12]
     # 384 x 256: 10 bits up to 0.5 bpp, the depth measured best at 0.15 and 0.25 bpp
-    assert [default_depths(q, None, b, 384, 256).position for b in (0.15, 0.25, 0.5, 0.75)] == [10, 10, 10, 11]
+    assert [default_depths(q, None, b, 384, 256).position for b in (0.15, 0.25, 0.5, 0.75)] == [10, 10, 10, 10]
     assert default_depths(q, None, 0.15, 3840, 2160).position == 12  # 13 wanted: capped
     assert QATConfig(bits_position=14).position_depth(31_292, 3840, 2160) == 13
     assert QATConfig(position_steps_per_spacing=16).position_depth(1331, 768, 512) == 10
     assert QATConfig(position_steps_per_spacing=None).position_depth(1331, 768, 512) == 12
-    # from position_dense_from (0.02) Gaussians per pixel the dense K: 9479 Gaussians (1.0 bpp)
-    # are 6.47 px apart, 768 / 2**11 = 0.375 <= 6.47 / 16 < 768 / 2**10; 7455 (0.0190 per pixel) keep K
+    # from position_dense_from (0.013) Gaussians per pixel the dense K: 9479 Gaussians (1.0 bpp)
+    # are 6.47 px apart, 768 / 2**11 = 0.375 <= 6.47 / 16 < 768 / 2**10; 7455 (0.0190 per pixel)
+    # too; with the bound at 0.02 (until the fifty-third session) 7455 keep K 23 and take 12 bits
     dense = QATConfig(position_steps_per_spacing_dense=16)
-    assert [dense.position_depth(n, 768, 512) for n in (1331, 7455, 9479, 18376)] == [11, 12, 11, 12]
+    assert [dense.position_depth(n, 768, 512) for n in (1331, 7455, 9479, 18376)] == [11, 11, 11, 12]
+    assert QATConfig(position_dense_from=0.02).position_depth(7455, 768, 512) == 12
     assert [QATConfig(position_steps_per_spacing_dense=None).position_depth(n, 768, 512)
             for n in (1331, 7455, 9479, 18376)] == [11, 12, 12, 12]
-    assert QATConfig(position_steps_per_spacing_dense=16, position_dense_from=0.01).position_depth(7455, 768, 512) == 11
     assert q.position_depth(None, 768, 512) == 12
     assert default_depths(q, "many", None, 768, 512).position == 12  # left for the fit to refuse
     assert default_depths(FitConfig.paper().qat, None, 0.15, 768, 512) == BitDepths(12, 10, 6)

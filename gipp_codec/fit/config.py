@@ -71,7 +71,13 @@ class QATConfig:
     # (K 16 there) 0.05 dB (7 of 24 up), so the sparse rule keeps 23 (BENCHMARKS.md §4,
     # "Eleven-bit positions at 1.0 bpp")
     position_steps_per_spacing_dense: float | None = 16.0
-    position_dense_from: float = 0.02
+    # 0.013: just above Kodak's density at 0.5 bpp (0.0124, where K 23 and 16 both give 11
+    # bits), so that 0.6 to 0.8 bpp on Kodak take 11 bits as 0.5 and 1.0 do, not K 23's 12.
+    # At 0.75 bpp (0.018 per pixel) on all 24 Kodak images, 11 bits against 12: +0.04 dB
+    # (18 of 24 up), MS-SSIM +0.0010 (23 of 24 up), 7 % more Gaussians; 0.6 bpp (0.0146)
+    # follows by interpolation, not measured (BENCHMARKS.md §4, "Eleven-bit positions from
+    # 0.013 Gaussians per pixel"); until the fifty-third session 0.02
+    position_dense_from: float = 0.013
     # log(a), b, log(c) (paper 10). 7 by measurement: a bit of covariance precision costs
     # the render less than the ~3 bits per Gaussian it takes buy in more Gaussians at the
     # same rate. 12/9/6 was ahead of 12/10/6 on all 10 points of 5 Kodak images; coarser
