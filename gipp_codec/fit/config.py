@@ -74,9 +74,10 @@ class QATConfig:
     # 0.013: just above Kodak's density at 0.5 bpp (0.0124, where K 23 and 16 both give 11
     # bits), so that 0.6 to 0.8 bpp on Kodak take 11 bits as 0.5 and 1.0 do, not K 23's 12.
     # At 0.75 bpp (0.018 per pixel) on all 24 Kodak images, 11 bits against 12: +0.04 dB
-    # (18 of 24 up), MS-SSIM +0.0010 (23 of 24 up), 7 % more Gaussians; 0.6 bpp (0.0146)
-    # follows by interpolation, not measured (BENCHMARKS.md §4, "Eleven-bit positions from
-    # 0.013 Gaussians per pixel"); until the fifty-third session 0.02
+    # (18 of 24 up), MS-SSIM +0.0010 (23 of 24 up), 7 % more Gaussians; at 0.6 bpp (0.0146)
+    # on the four CPU images +0.01 dB (2 of 4 up), MS-SSIM +0.0013 (4 of 4 up) (BENCHMARKS.md
+    # §4, "Eleven-bit positions from 0.013 Gaussians per pixel" and "Eleven-bit positions at
+    # 0.6 bpp"); until the fifty-third session 0.02
     position_dense_from: float = 0.013
     # log(a), b, log(c) (paper 10). 7 by measurement: a bit of covariance precision costs
     # the render less than the ~3 bits per Gaussian it takes buy in more Gaussians at the
