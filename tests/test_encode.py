@@ -324,7 +324,9 @@ def test_depths_at_a_rate():
     assert QATConfig(color_high_rate_bpp=1.5).depths_at(1.25) == (12, 7, 5)
     assert QATConfig(bits_covariance_high_rate=None, bits_color_high_rate=None).depths_at(4.0) == QATConfig().depths()
     assert QATConfig(bits_color_high_rate=None).depths_at(4.0) == (12, 7, 5)  # 7-bit covariance at every rate
-    assert QATConfig(bits_covariance_high_rate=8).depths_at(2.0) == (12, 8, 6)  # from high_rate_bpp (2) when set
+    # a depth set for high rates applies from high_rate_bpp (1.5) up, not below it
+    assert QATConfig(bits_covariance_high_rate=8).depths_at(1.5) == (12, 8, 6)
+    assert QATConfig(bits_covariance_high_rate=8).depths_at(1.49) == (12, 7, 6)
     assert FitConfig.paper().qat.depths_at(4.0) == FitConfig.paper().qat.depths_at(0.1) == (12, 10, 6)
     # N Gaussians: each switch is where N's modelled file (at depths()) reaches its rate
     for n, field in ((20_000, "high_rate_bpp"), (7_000, "color_high_rate_bpp")):
