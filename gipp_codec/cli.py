@@ -53,6 +53,29 @@ class _GimgGroup(click.Group):
         except BrokenPipeError:  # the reader of an output on stdout ('-') stopped reading
             _quiet_stdout()
             sys.exit(EXIT_BROKEN_PIPE)
+        except Exception as exc:
+            # A signal's exception raised while a C extension (a numba dispatcher, torch) was
+            # running can come back wrapped, e.g. as "SystemError: ... returned a result with
+            # an exception set" whose cause is the Terminated or KeyboardInterrupt.
+            stop = _stop_in_chain(exc)
+            if isinstance(stop, Terminated):
+                click.echo("gimg: terminated", err=True)
+                sys.exit(EXIT_TERMINATED)
+            if isinstance(stop, KeyboardInterrupt):
+                click.echo("gimg: interrupted", err=True)
+                sys.exit(130)
+            raise
+
+
+def _stop_in_chain(exc: BaseException) -> BaseException | None:
+    """The Terminated or KeyboardInterrupt among ``exc``'s causes and contexts, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, (Terminated, KeyboardInterrupt)):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _quiet_stdout() -> None:

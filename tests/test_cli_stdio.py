@@ -137,3 +137,32 @@ def test_sigterm_ends_an_encode_with_one_line_and_no_file_left(files):
     assert proc.returncode == 143, stderr
     assert stderr.decode() == "gimg: terminated\n" and stdout == b""
     assert sorted(p.name for p in files.iterdir()) == ["image.png", "in.gimg"]
+
+
+@pytest.mark.parametrize("stop, code, line", [("terminated", 143, "gimg: terminated\n"),
+                                               ("interrupted", 130, "gimg: interrupted\n")])
+def test_a_signal_wrapped_by_an_extension_still_ends_with_one_line(stop, code, line):
+    """A signal's exception raised inside a C extension's call (CI saw SIGTERM land in a numba
+    dispatcher) comes back as "SystemError: ... returned a result with an exception set"
+    caused by it: the CLI still exits as for the bare signal, with one line, no traceback."""
+    from click.testing import CliRunner
+
+    from gipp_codec.cli import Terminated, _GimgGroup
+
+    group = _GimgGroup(name="gimg")
+
+    @group.command()
+    def work():
+        try:
+            raise Terminated() if stop == "terminated" else KeyboardInterrupt()
+        except (Terminated, KeyboardInterrupt) as signal_exc:
+            raise SystemError("<dispatcher> returned a result with an exception set") from signal_exc
+
+    @group.command()
+    def broken():
+        raise SystemError("an unrelated fault")
+
+    r = CliRunner().invoke(group, ["work"])
+    assert r.exit_code == code and r.stderr == line and r.stdout == ""
+    r = CliRunner().invoke(group, ["broken"])
+    assert isinstance(r.exception, SystemError)  # a real fault is not disguised as a signal
