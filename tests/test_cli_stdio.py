@@ -166,3 +166,40 @@ def test_a_signal_wrapped_by_an_extension_still_ends_with_one_line(stop, code, l
     assert r.exit_code == code and r.stderr == line and r.stdout == ""
     r = CliRunner().invoke(group, ["broken"])
     assert isinstance(r.exception, SystemError)  # a real fault is not disguised as a signal
+
+
+def test_a_terminal_sees_the_bar_prepare_then_count_down(files):
+    """On a terminal stderr the encode's bar says it is preparing until the fit's first report
+    (a first run compiles the kernels then), then shows the phase, N and the time left; the
+    file is written as without a terminal."""
+    import threading
+
+    primary, secondary = pty.openpty()
+    chunks = []
+
+    def read_all():
+        while True:
+            try:
+                data = os.read(primary, 65536)
+            except OSError:  # the terminal's last writer closed it
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    try:
+        r = subprocess.run([sys.executable, "-m", "gipp_codec", "encode", str(files / "image.png"),
+                            str(files / "bar.gimg"), "-n", "12", "-i", "5000"],  # > 0.5 s of steps
+                           stdout=subprocess.PIPE, stderr=secondary, timeout=300)
+    finally:
+        os.close(secondary)
+        reader.join(timeout=10)
+        os.close(primary)
+    shown = b"".join(chunks).decode(errors="replace")
+    assert r.returncode == 0, shown
+    assert "encoding" in shown and "preparing (1st run compiles kernels)" in shown
+    assert shown.index("preparing") < shown.index("float N=")
+    assert " left" in shown and "qat N=" in shown
+    assert (files / "bar.gimg").stat().st_size > 0
