@@ -367,6 +367,9 @@ def test_rd_compare_pools_test_runs_and_prints_per_target_means(tmp_path, capsys
     assert "old at 1 bpp: 2 images, bpp 1.0000 (files +0.000 % to +0.000 %), PSNR 30.250" in out
     assert ("MS-SSIM difference, paired over 2 images: mean -0.01000, 0 above, from -0.0200 (a) to +0.0000 (b), "
             "standard error 0.01000") in out
+    # a: 0.90 against 0.92 is 10.000 against 10.969 dB; b: level
+    assert ("MS-SSIM in dB (-10 log10(1 - MS-SSIM)), paired over 2 images: mean -0.485 dB, 0 above, "
+            "standard error 0.485 dB") in out
     assert "Encode time, paired over 2 images: mean 20.0 s against 21.0 s (0.952x;" in out
 
 

@@ -18,7 +18,8 @@ the square root of their count; nan for one image). Then, per target rate of the
 codec, a line of means over the images compared (bpp, PSNR, MS-SSIM, Gaussians, bits per
 Gaussian, and the range of each file's deviation from the target), the same for the
 anchor's records at that target where it has any, the paired MS-SSIM difference (mean,
-images above, lowest and highest, standard error of the mean), and, where both runs
+images above, lowest and highest, standard error of the mean) and the same on the BD-rate's
+scale, -10 log10(1 - MS-SSIM) in dB (mean, images above, standard error), and, where both runs
 recorded it, the paired mean encode time and its ratio.
 """
 
@@ -28,6 +29,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from rd_lib import ms_ssim_db
 
 
 def curves(records: list, codec: str) -> dict:
@@ -90,6 +92,20 @@ def standard_error(values) -> float:
     return float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
 
 
+def print_ms_ssim_db_difference(test_recs: dict, anchor_recs: dict, images: list) -> None:
+    """The paired MS-SSIM difference on the BD-rate's scale, -10 log10(1 - MS-SSIM) (dB): a
+    loss of 0.001 weighs more on an image at 0.995 than on one at 0.95, as in the BD-rate."""
+    d = {}
+    for im in images:
+        t, a = ms_ssim_db(test_recs[im].get("ms_ssim")), ms_ssim_db(anchor_recs[im].get("ms_ssim"))
+        if t is not None and a is not None:
+            d[im] = t - a
+    if d:
+        print(f"MS-SSIM in dB (-10 log10(1 - MS-SSIM)), paired over {len(d)} images: mean "
+              f"{np.mean(list(d.values())):+.3f} dB, {sum(v > 0 for v in d.values())} above, standard error "
+              f"{standard_error(list(d.values())):.3f} dB")
+
+
 def print_target_means(records, anchor_records, test_codec, anchor_codec, images) -> None:
     """The per-target mean lines of the test codec and, where it has the target, the anchor."""
     test_t, anchor_t = by_target(records, test_codec, images), by_target(anchor_records, anchor_codec, images)
@@ -106,6 +122,7 @@ def print_target_means(records, anchor_records, test_codec, anchor_codec, images
                 print(f"MS-SSIM difference, paired over {len(d)} images: mean {np.mean(list(d.values())):+.5f}, "
                       f"{sum(v > 0 for v in d.values())} above, from {d[lo]:+.4f} ({lo}) to {d[hi]:+.4f} ({hi}), "
                       f"standard error {standard_error(list(d.values())):.5f}")
+                print_ms_ssim_db_difference(recs, anchor_t[target], paired)
             timed = [im for im in paired
                      if recs[im].get("encode_s") is not None and anchor_t[target][im].get("encode_s") is not None]
             if timed:
