@@ -463,7 +463,9 @@ class FitConfig:
     # and not including it. 0.035 lies between Kodak's densities at 1.0 bpp (0.024) and at 2
     # bpp (0.047): without it the dense settings cost 0.22 dB at 2 bpp on all 24 images (3 of
     # 24 up); with it 2 bpp fits as before them (BENCHMARKS.md §4, "An upper density for the
-    # dense settings")
+    # dense settings"). Below 1.25 bpp's 0.030 instead (0.028) on all 24: +0.10 dB at 1.25 bpp
+    # (20 of 24 up) but MS-SSIM -0.0013 (2 of 24 up), so 0.035 stays ("The dense start and
+    # growth at 1.25 bpp"); at 1.5 bpp the dense settings lost 0.12 dB for MS-SSIM +0.0009
     init_dense_until: float | None = 0.035
     # the dense start from init_denser_from Gaussians per pixel up to init_dense_until (None:
     # init_fraction_dense over the whole dense range; an init_denser_from at or below
@@ -567,7 +569,10 @@ class FitConfig:
     # (17 / 9 of 24 up), MS-SSIM +0.0012 / +0.0017 (20 / 22 of 24 up); BD-rate over 0.15-1.0 bpp
     # against WebP +11.4 % -> +10.6 %, on MS-SSIM +22.7 % -> +18.8 %, better against every peer
     # on both (BENCHMARKS.md §4, "Dense fits from 0.35 with growth peaks of radius 3"). At 2 bpp
-    # they cost 0.22 dB (3 of 24 up) for MS-SSIM +0.0005, so they stop at init_dense_until
+    # they cost 0.22 dB (3 of 24 up) for MS-SSIM +0.0005, so they stop at init_dense_until.
+    # Radius 2 here at 1.25 bpp (0.030 per pixel) on all 24: +0.18 dB (24 of 24 up) but MS-SSIM
+    # -0.0020 (2 of 24 up; -0.45 dB on -10 log10(1 - MS-SSIM)), at 1.0 bpp on the four CPU
+    # images +0.08 dB, MS-SSIM -0.0021: kept at 3 ("The dense start and growth at 1.25 bpp")
     grow_peak_radius_dense: int | None = 3
     # outside the dense range the radius is at least this share of the Gaussians' mean spacing
     # sqrt(H*W / Nmax) in pixels, rounded half to even (None: grow_peak_radius alone), so that
