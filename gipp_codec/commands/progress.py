@@ -36,6 +36,7 @@ class StepClock:
         self.passes = 0
         self.last = None  # the last iteration reported
         self.start = None  # (iteration, time) of the current pass's first report
+        self.now = None  # the time of the last report
 
     def observe(self, iteration: int, now: float) -> int:
         """Record a report; return the steps done since the previous one (for the bar)."""
