@@ -42,14 +42,35 @@ def output_format(path) -> str:
     return LOSSLESS_FORMATS.get(ext, PNG)
 
 
+def icc_color_space(profile: bytes | None) -> bytes | None:
+    """The data colour space of an ICC profile (header bytes 16-19: b"RGB ", b"GRAY", ...), or
+    None without a profile or with one too short to say."""
+    return bytes(profile[16:20]) if profile and len(profile) >= 20 else None
+
+
+def _single_channel(image: np.ndarray, icc_profile: bytes | None) -> bool:
+    """Whether uint8 [H, W, 3] is written as one grey channel: its three channels are equal
+    everywhere (the decode of a grey input, whose colours the encoder ties) and an ICC profile,
+    if any, describes grey (a grey image must not carry an RGB profile, nor RGB a grey one)."""
+    if icc_color_space(icc_profile) not in (None, b"GRAY"):
+        return False
+    return bool((image[..., 0] == image[..., 1]).all()) and bool((image[..., 1] == image[..., 2]).all())
+
+
 def encode_image(image: np.ndarray, fmt: str = PNG, icc_profile: bytes | None = None, exif: bytes | None = None,
                  png_level: int = 3, name: str = "") -> bytes:
     """uint8 [H, W, 3] as the bytes of a ``fmt`` file (``output_format``); PNG at zlib level
-    ``png_level`` 0-9. The ICC profile and EXIF block are embedded where the format carries
-    them; elsewhere a GimgWarning names what is left out (``name``: the output, for it)."""
+    ``png_level`` 0-9. An image whose three channels are equal is written with one grey
+    channel (unless its ICC profile is an RGB one): the same pixels. The ICC profile and EXIF
+    block are embedded where the format carries them; elsewhere a GimgWarning names what is
+    left out (``name``: the output, for it)."""
     if not 0 <= int(png_level) <= 9:
         raise ConfigError(f"PNG compression level must be 0..9, got {png_level}")
-    im = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="RGB")
+    image = np.ascontiguousarray(image, dtype=np.uint8)  # [H, W, 3]
+    if _single_channel(image, icc_profile):  # [H, W]: a grey image as grey, a third of the samples
+        im = Image.fromarray(np.ascontiguousarray(image[:, :, 0]), mode="L")
+    else:
+        im = Image.fromarray(image, mode="RGB")
     kwargs = {"compress_level": int(png_level)} if fmt == PNG else {}
     held = [label for label, value in (("ICC profile", icc_profile), ("EXIF block", exif)) if value]
     if fmt in CARRIES_METADATA:

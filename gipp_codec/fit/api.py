@@ -27,6 +27,7 @@ from gipp_codec.fit.code_search import bit_price, rate_tables, removal_costs, se
 from gipp_codec.fit.color_refit import refit_color_codes
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.prune import keep_mask
+from gipp_codec.fit.gray import is_gray, priced_channels, tie_codes, tie_grid
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS
 from gipp_codec.fit.threads import cpu_fitting_threads
 from gipp_codec.fit.trainer import train
@@ -206,10 +207,13 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     a rate term (``QATConfig.rate_weight`` w) a smaller squared error + mu * bits of the
     channels the term covers (``code_search.rate_tables``), mu = ``bit_price`` of q's
     squared error. ``render`` and the render returned include ``base`` [H, W, 3] when given.
+    For a grey image (``fit.gray``) red and blue are left unpriced and set to green after the
+    sweeps.
     """
     target = arr.astype(np.float32) / np.float32(255.0)  # [H, W, 3]
     qat = cfg.qat
-    channels = tuple(RATE_CHANNEL_SETS[qat.rate_channels]) if qat.rate_weight > 0 else ()
+    gray = is_gray(arr)
+    channels = priced_channels(RATE_CHANNEL_SETS[qat.rate_channels], gray) if qat.rate_weight > 0 else ()
     residuals = qat.rate_color_residuals
     search, args = search_codes, (render, target)
     if qat.code_search_on_gpu and triton_path.serves(torch.empty(0, device=dev)):  # the sweeps in Triton on CUDA
@@ -218,6 +222,8 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
         args = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev))
     searched, _ = search(q, scales, offsets, qat.bits(), *args, qat.code_search_sweeps,
                          rate_weight=qat.rate_weight, rate_channels=channels, residuals=residuals)
+    if gray:
+        searched = tie_codes(searched)
     new_render = _render_rows(_dequantize(searched, scales, offsets), renderer, dev, arr.shape[0], arr.shape[1], base)
 
     def error(image: np.ndarray) -> float:
@@ -310,6 +316,8 @@ def fit_and_quantize(
     rows = torch.cat((out.means, out.covs, out.colors), dim=1)
     q = quant.quantize(rows)  # [N, 8] uint16
     scales, offsets = quant.export()
+    if is_gray(arr):  # the trainer kept them tied (fit.gray): this only makes sure
+        q, (scales, offsets) = tie_codes(q), tie_grid(scales, offsets)
     h, w = arr.shape[:2]
     deq = _dequantize(q, scales, offsets)  # [N, 8] float32
     m, c, col = (torch.from_numpy(np.ascontiguousarray(x)) for x in split_attributes(deq))
@@ -326,6 +334,8 @@ def fit_and_quantize(
             q[:, 5:8] = refit_color_codes(renderer, m, c, q[:, 5:8], scales[5:8], offsets[5:8],
                                           1 << cfg.qat.bits_color, _target(arr, dev),
                                           None if base is None else torch.from_numpy(base).to(dev))
+        if is_gray(arr):
+            q = tie_codes(q)
         deq = _dequantize(q, scales, offsets)
         col = torch.from_numpy(np.ascontiguousarray(split_attributes(deq)[2])).to(dev)
     with torch.no_grad():

@@ -31,6 +31,7 @@ from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
 from gipp_codec.fit.init import gradient_density, sparse_init
 from gipp_codec.fit.prune import contrast_importance, importance, keep_mask, largest, local_variance
+from gipp_codec.fit.gray import is_gray, priced_channels, tie_colors_, tie_quantizer_
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, add_rate_gradients, attribute_bits
 from gipp_codec.fit.tensor_adam import TensorAdam
 from gipp_codec.metrics import psnr_from_mse
@@ -291,6 +292,7 @@ def train(
     device = target.device
     height, width = int(target.shape[0]), int(target.shape[1])
     fit_target = target if base is None else (target - base).contiguous()  # [H, W, 3] what the Gaussians add up to
+    gray = is_gray(target) and (base is None or is_gray(base))  # red and blue tied to green (fit.gray)
 
     def shown(img: torch.Tensor) -> torch.Tensor:  # the render as decoded, before clamping
         return img if base is None else img + base
@@ -306,6 +308,8 @@ def train(
     density = gradient_density(target, cfg.init_uniform_share) if cfg.init_positions == "gradient" else None
     means, covs, colors = (t.to(device) for t in sparse_init(
         n0, height, width, gen, cfg.caf, cfg.caf_max, density, caf_by_density=cfg.init_caf == "density"))
+    if gray:
+        tie_colors_(colors)
     params = [_leaf(means), _leaf(covs), _leaf(colors)]
     geometry = geometry_lr_scale(n_max, height, width, cfg)
     halve_every_frac = cfg.lr_halve_every_frac_at(n_max, height * width)
@@ -343,6 +347,8 @@ def train(
                 return ps
             residual = (fit_target - img_now) if cfg.new_color == "residual" else None
             new = new_gaussians(pix, int(ps[0].shape[0]) + k, height, width, gen, cfg, residual)
+        if gray:
+            tie_colors_(new[2])
         ps = [_leaf(torch.cat((p.detach(), nw.to(device)), dim=0)) for p, nw in zip(ps, new)]
         opt.replace(ps, None, k)
         return ps
@@ -400,6 +406,8 @@ def train(
                 quant.hold_range_(POSITION_CHANNELS)
             elif cfg.qat.position_hold == "image":
                 quant.hold_range_(POSITION_CHANNELS, bounds=((0.0, float(width)), (0.0, float(height))))
+            if gray:
+                tie_quantizer_(quant)
             if rate_hook is not None:
                 params = resize(params, rate_hook(rows, quant), None if t == 1 else img.detach())
             qopt = TensorAdam(list(quant.parameters()), lr=cfg.qat.lr, eps=cfg.qat.adam_eps)
@@ -433,7 +441,7 @@ def train(
             img, mse_now = out if rated else (out, None)  # the render (or None) and, for the term, its MSE
         if quant is not None and cfg.qat.rate_weight > 0:  # rate term: gradients add to the params'
             factor = cfg.qat.rate_weight * mse_now / (height * width)
-            channels = RATE_CHANNEL_SETS[cfg.qat.rate_channels]
+            channels = priced_channels(RATE_CHANNEL_SETS[cfg.qat.rate_channels], gray)
             _add_rate_term(params, quant, channels, factor, cfg.qat.rate_color_residuals)
 
         if _evaluates(t, in_qat, cfg) and not coarse:
@@ -450,6 +458,10 @@ def train(
         if qopt is not None:
             qopt.step()
             quant.constrain_()
+        if gray:  # green's step is the shared colour's (Adam normalises the gradient)
+            tie_colors_(params[2].data)
+            if quant is not None:
+                tie_quantizer_(quant)
 
         n_now = int(params[0].shape[0])
         keep = None
