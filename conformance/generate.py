@@ -131,6 +131,20 @@ def valid_vectors():
         bits = BitDepths(12, 7, 6) if n == 5000 else BitDepths()
         v.append((name, desc, write_gimg(synthetic_quantized(n, w, h, bits, seed), payload_coding=2,
                                          render_convention=2, base=synthetic_base(w, h, f, b, seed))))
+    # A grey image as gimg's encoder writes one (fit.gray): red and blue equal to green, in the
+    # codes, the grids and the base, so their streams predict from green with zero residuals.
+    grey = synthetic_quantized(300, 64, 48, BitDepths(11, 7, 6), seed=36)
+    q = np.array(grey.q, copy=True)
+    q[:, 5], q[:, 7] = q[:, 6], q[:, 6]
+    scales, offsets = np.array(grey.scales, copy=True), np.array(grey.offsets, copy=True)
+    for a in (scales, offsets):
+        a[5], a[7] = a[6], a[6]
+    base = synthetic_base(64, 48, 4, 6, 36)
+    base.samples[:, :, 0], base.samples[:, :, 2] = base.samples[:, :, 1], base.samples[:, :, 1]
+    v.append(("grey_tied_64x48_n300", "a grey image: red and blue equal to green in codes, grids and base "
+              "(one-token residual streams), 64x48, 300 Gaussians at 11/7/6",
+              write_gimg(QuantizedGaussians(64, 48, grey.bits, q, scales, offsets), payload_coding=2,
+                         render_convention=2, base=base)))
     v.append(("base_zero_gaussians", "N = 0 with a base layer (F = 16): the image is the base alone",
               write_gimg(synthetic_quantized(0, 40, 24, seed=35), payload_coding=2, render_convention=2,
                          base=synthetic_base(40, 24, 4, 5, 35))))
