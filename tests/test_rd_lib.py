@@ -99,6 +99,20 @@ def test_jpeg_quality_search_hits_target(crop192):
     assert abs(found.bpp - 0.5) / 0.5 < 0.02
 
 
+def test_a_grey_image_is_coded_as_one_component_by_jpeg_and_jpeg2000(crop192):
+    _, arr = crop192
+    grey = np.repeat(arr[..., 1:2], 3, axis=2)  # [H, W, 3], three equal channels
+    for name in ("jpeg", "jp2"):
+        codec = rd_lib.CLASSICAL_CODECS[name]
+        found = rd_lib.search_bpp(codec, grey, 0.5)
+        with Image.open(io.BytesIO(found.data)) as im:
+            assert im.mode == "L", name
+        assert abs(found.bpp - 0.5) / 0.5 < 0.05, name
+        assert rd_lib.quality(grey, codec.decode(found.data))["psnr"] > 25
+    with Image.open(io.BytesIO(rd_lib.CLASSICAL_CODECS["jpeg"].encode(arr, 75))) as im:
+        assert im.mode == "RGB"  # a colour image stays RGB
+
+
 def test_search_returns_closest_when_target_unreachable(crop192):
     _, arr = crop192
     codec = rd_lib.CLASSICAL_CODECS["jpeg"]

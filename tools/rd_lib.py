@@ -60,9 +60,19 @@ def _pil_decode(data: bytes) -> np.ndarray:
         return np.asarray(im)
 
 
+def _pil_image(image: np.ndarray) -> Image.Image:
+    """uint8 [H, W, 3] as a Pillow image: grayscale ("L") when its three channels are equal
+    (a grey image, which JPEG and JPEG 2000 then code as one component, as they would a
+    grayscale file), else RGB. Pillow's WebP and AVIF writers convert L back to RGB."""
+    image = np.ascontiguousarray(image)
+    if np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]):
+        return Image.fromarray(np.ascontiguousarray(image[..., 0]), "L")
+    return Image.fromarray(image, "RGB")
+
+
 def _pil_encode(image: np.ndarray, fmt: str, **options) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image), "RGB").save(buf, fmt, **options)
+    _pil_image(image).save(buf, fmt, **options)
     return buf.getvalue()
 
 
@@ -81,9 +91,10 @@ def _avif_encode(image, q):
 
 def _jp2_encoder(mct: int):
     def enc(image, bpp):
-        # quality_layers in "rates" mode is a compression ratio against the raw
-        # 24 bits per pixel; a raw codestream (no JP2 boxes) keeps headers minimal.
-        ratio = 24.0 / float(bpp)
+        # quality_layers in "rates" mode is a compression ratio against the raw 8 bits per
+        # sample (24 bits per pixel, 8 for a grey image coded as one component); a raw
+        # codestream (no JP2 boxes) keeps headers minimal.
+        ratio = 8.0 * len(_pil_image(image).getbands()) / float(bpp)
         return _pil_encode(
             image,
             "JPEG2000",
