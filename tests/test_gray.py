@@ -110,3 +110,18 @@ def test_the_cli_round_trip_of_a_gray_png_gives_a_gray_png(tmp_path):
     with Image.open(out) as im:
         assert im.mode == "L" and im.size == (48, 40)
         assert np.array_equal(np.asarray(im), decode(mid.read_bytes())[..., 0])
+
+
+def test_grey_spread_tool_on_the_conformance_vectors():
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "tools"))
+    import grey_spread
+
+    grey = grey_spread.spread((root / "conformance/valid/grey_tied_64x48_n300.gimg").read_bytes())
+    assert grey["max_red_minus_green"] == grey["max_blue_minus_green"] == 0 and grey["share_not_grey"] == 0.0
+    assert grey["bits_per_gaussian"]["red"] < 0.1 < grey["bits_per_gaussian"]["green"]
+    colour = grey_spread.spread((root / "conformance/valid/small_64x48_n300.gimg").read_bytes())
+    assert colour["max_red_minus_green"] > 0 and colour["share_not_grey"] > 0.1
