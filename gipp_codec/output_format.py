@@ -61,9 +61,10 @@ def encode_image(image: np.ndarray, fmt: str = PNG, icc_profile: bytes | None = 
                  png_level: int = 3, name: str = "") -> bytes:
     """uint8 [H, W, 3] as the bytes of a ``fmt`` file (``output_format``); PNG at zlib level
     ``png_level`` 0-9. An image whose three channels are equal is written with one grey
-    channel (unless its ICC profile is an RGB one): the same pixels. The ICC profile and EXIF
-    block are embedded where the format carries them; elsewhere a GimgWarning names what is
-    left out (``name``: the output, for it)."""
+    channel (unless its ICC profile is an RGB one): the same pixels; a grey ICC profile on an
+    image with colour is left out with a GimgWarning (PNG and TIFF forbid the pair). The ICC
+    profile and EXIF block are embedded where the format carries them; elsewhere a
+    GimgWarning names what is left out (``name``: the output, for it)."""
     if not 0 <= int(png_level) <= 9:
         raise ConfigError(f"PNG compression level must be 0..9, got {png_level}")
     image = np.ascontiguousarray(image, dtype=np.uint8)  # [H, W, 3]
@@ -71,6 +72,11 @@ def encode_image(image: np.ndarray, fmt: str = PNG, icc_profile: bytes | None = 
         im = Image.fromarray(np.ascontiguousarray(image[:, :, 0]), mode="L")
     else:
         im = Image.fromarray(image, mode="RGB")
+        if icc_color_space(icc_profile) == b"GRAY":  # a grey profile cannot describe colour pixels
+            warnings.warn(f"{display_name(name, output=True) if name else 'the output'}: the image's ICC profile "
+                          "is for grey images but the decoded image has colour; profile left out", GimgWarning,
+                          stacklevel=2)
+            icc_profile = None
     kwargs = {"compress_level": int(png_level)} if fmt == PNG else {}
     held = [label for label, value in (("ICC profile", icc_profile), ("EXIF block", exif)) if value]
     if fmt in CARRIES_METADATA:

@@ -10,6 +10,7 @@ from PIL import Image
 from gipp_codec.cli import _register, cli
 from gipp_codec.decoder import decode, read_info
 from gipp_codec.encoder import encode_with_report
+from gipp_codec.errors import GimgWarning
 from gipp_codec.fit.api import fit_image
 from gipp_codec.fit.gray import is_gray, priced_channels, tie_codes, tie_grid
 from gipp_codec.output_format import encode_image, icc_color_space
@@ -96,6 +97,10 @@ def test_a_gray_image_is_written_with_one_channel():
     c[0, 0, 1] += 1
     with Image.open(io.BytesIO(encode_image(c))) as im:
         assert im.mode == "RGB"
+    with pytest.warns(GimgWarning, match="profile is for grey images but the decoded image has colour"):
+        data = encode_image(c, icc_profile=_icc(b"GRAY"))
+    with Image.open(io.BytesIO(data)) as im:  # colour pixels: the grey profile left out
+        assert im.mode == "RGB" and "icc_profile" not in im.info
     assert icc_color_space(_icc(b"GRAY")) == b"GRAY" and icc_color_space(None) is None
     assert icc_color_space(b"short") is None
 
