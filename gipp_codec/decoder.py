@@ -14,7 +14,7 @@ from gipp_codec.format.container import ParsedGimg, parse_gimg
 from gipp_codec.format.model import QuantizedGaussians
 from gipp_codec.imageio import (DEFAULT_PNG_LEVEL, ImageMetadata, check_distinct_paths, check_output_path,
                                 read_input_bytes, save_image)
-from gipp_codec.output_format import output_format
+from gipp_codec.output_format import output_format, single_channel
 from gipp_codec.quant.dequant import dequantize
 from gipp_codec.render.convention import to_uint8  # noqa: F401  (re-exported: floor(clamp(v, 0, 1) * 255 + 0.5))
 
@@ -103,8 +103,9 @@ def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_lev
                 device: str = "cpu") -> dict:
     """Decode a .gimg file to an image file written atomically, in the lossless format its
     extension names (``output_format``: PNG at zlib level ``png_level`` unless .ppm, .bmp or
-    .tif; ICC/EXIF carried where the format can), rendered on ``device`` ("cpu", "cuda" or
-    "auto": ``render_parsed_uint8``); returns the facts ``gimg decode`` prints."""
+    .tif; ICC/EXIF carried where the format can; an exactly grey image as one channel), rendered
+    on ``device`` ("cpu", "cuda" or "auto": ``render_parsed_uint8``); returns the facts
+    ``gimg decode`` prints."""
     check_distinct_paths(in_path, out_path)
     check_output_path(out_path)
     output_format(out_path)  # a lossy extension is refused before the work
@@ -126,4 +127,5 @@ def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_lev
         "bpp": 8 * len(data) / (width * height),
         "bytes": len(data),
         "device": device,
+        "grey": single_channel(image, parsed.metadata.icc_profile),  # written as one grey channel
     }

@@ -48,7 +48,7 @@ def icc_color_space(profile: bytes | None) -> bytes | None:
     return bytes(profile[16:20]) if profile and len(profile) >= 20 else None
 
 
-def _single_channel(image: np.ndarray, icc_profile: bytes | None) -> bool:
+def single_channel(image: np.ndarray, icc_profile: bytes | None) -> bool:
     """Whether uint8 [H, W, 3] is written as one grey channel: its three channels are equal
     everywhere (the decode of a grey input, whose colours the encoder ties) and an ICC profile,
     if any, describes grey (a grey image must not carry an RGB profile, nor RGB a grey one)."""
@@ -68,7 +68,7 @@ def encode_image(image: np.ndarray, fmt: str = PNG, icc_profile: bytes | None = 
     if not 0 <= int(png_level) <= 9:
         raise ConfigError(f"PNG compression level must be 0..9, got {png_level}")
     image = np.ascontiguousarray(image, dtype=np.uint8)  # [H, W, 3]
-    if _single_channel(image, icc_profile):  # [H, W]: a grey image as grey, a third of the samples
+    if single_channel(image, icc_profile):  # [H, W]: a grey image as grey, a third of the samples
         im = Image.fromarray(np.ascontiguousarray(image[:, :, 0]), mode="L")
     else:
         im = Image.fromarray(image, mode="RGB")

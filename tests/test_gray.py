@@ -1,6 +1,7 @@
 """Grayscale input: red and blue tied to green in the fit, a grey decode, a grey PNG out."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -110,8 +111,9 @@ def test_the_cli_round_trip_of_a_gray_png_gives_a_gray_png(tmp_path):
     Image.fromarray(_gray()[..., 0], mode="L").save(src)
     res = CliRunner().invoke(cli, ["encode", str(src), str(mid), "-n", "40", "-i", "150"])
     assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(cli, ["decode", str(mid), str(out)])
+    res = CliRunner().invoke(cli, ["decode", str(mid), str(out), "--json"])
     assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["grey"] is True
     with Image.open(out) as im:
         assert im.mode == "L" and im.size == (48, 40)
         assert np.array_equal(np.asarray(im), decode(mid.read_bytes())[..., 0])

@@ -125,7 +125,8 @@ def decode(input_path, output_path, png_level, device, as_json):
     else:
         click.echo(
             f"{display_name(output_path, output=True)}: {facts['width']}x{facts['height']}, "
-            f"{facts['gaussians']} Gaussians, {facts['bytes']} bytes, {facts['bpp']:.4f} bpp", err=to_stderr
+            f"{facts['gaussians']} Gaussians, {facts['bytes']} bytes, {facts['bpp']:.4f} bpp"
+            + (", grey (one channel)" if facts["grey"] else ""), err=to_stderr
         )
         if facts["kernels"] == "jit" and _stderr_is_terminal():
             _prebuilt_hint()
