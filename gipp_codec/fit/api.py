@@ -26,8 +26,8 @@ from gipp_codec.errors import ConfigError, InputImageError
 from gipp_codec.fit.code_search import bit_price, rate_tables, removal_costs, search_codes, table_bits
 from gipp_codec.fit.color_refit import refit_color_codes
 from gipp_codec.fit.config import FitConfig
-from gipp_codec.fit.prune import keep_mask
 from gipp_codec.fit.gray import is_gray, priced_channels, tie_codes, tie_grid
+from gipp_codec.fit.prune import keep_mask
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS
 from gipp_codec.fit.threads import cpu_fitting_threads
 from gipp_codec.fit.trainer import train
@@ -316,7 +316,8 @@ def fit_and_quantize(
     rows = torch.cat((out.means, out.covs, out.colors), dim=1)
     q = quant.quantize(rows)  # [N, 8] uint16
     scales, offsets = quant.export()
-    if is_gray(arr):  # the trainer kept them tied (fit.gray): this only makes sure
+    gray = is_gray(arr)  # red and blue tied to green (fit.gray)
+    if gray:  # the trainer kept them tied: this only makes sure
         q, (scales, offsets) = tie_codes(q), tie_grid(scales, offsets)
     h, w = arr.shape[:2]
     deq = _dequantize(q, scales, offsets)  # [N, 8] float32
@@ -334,7 +335,7 @@ def fit_and_quantize(
             q[:, 5:8] = refit_color_codes(renderer, m, c, q[:, 5:8], scales[5:8], offsets[5:8],
                                           1 << cfg.qat.bits_color, _target(arr, dev),
                                           None if base is None else torch.from_numpy(base).to(dev))
-        if is_gray(arr):
+        if gray:
             q = tie_codes(q)
         deq = _dequantize(q, scales, offsets)
         col = torch.from_numpy(np.ascontiguousarray(split_attributes(deq)[2])).to(dev)

@@ -13,7 +13,7 @@ move them. Adam normalises each value's gradient, so green alone following its o
 gradient takes the same steps as one shared value would.
 """
 
-RED, GREEN, BLUE = 5, 6, 7  # attribute columns of a row [8]: x, y, a, b, c, red, green, blue
+from gipp_codec.format.constants import CH_BLUE as BLUE, CH_GREEN as GREEN, CH_RED as RED  # columns of a row [8]
 
 
 def is_gray(image) -> bool:

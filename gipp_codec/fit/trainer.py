@@ -29,9 +29,9 @@ from gipp_codec import triton_path
 from gipp_codec.fit import adam_kernels
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
+from gipp_codec.fit.gray import is_gray, priced_channels, tie_colors_, tie_quantizer_
 from gipp_codec.fit.init import gradient_density, sparse_init
 from gipp_codec.fit.prune import contrast_importance, importance, keep_mask, largest, local_variance
-from gipp_codec.fit.gray import is_gray, priced_channels, tie_colors_, tie_quantizer_
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, add_rate_gradients, attribute_bits
 from gipp_codec.fit.tensor_adam import TensorAdam
 from gipp_codec.metrics import psnr_from_mse
