@@ -66,6 +66,7 @@ class EncodeReport:
     passes: int = 1
     device: str = "cpu"
     target_bpp: float | None = None
+    grey: bool = False  # a grey image, fitted with one colour per Gaussian (fit.gray): it decodes exactly grey
 
     def summary(self) -> dict:
         """JSON-friendly dict of the report."""
@@ -302,6 +303,7 @@ def encode_with_report(
     follow the same rate."""
     from gipp_codec.fit.api import check_seed
     from gipp_codec.fit.config import FitConfig
+    from gipp_codec.fit.gray import is_gray
 
     arr = _check_image(image)
     check_seed(seed)
@@ -362,7 +364,7 @@ def encode_with_report(
         seconds=seconds, width=w, height=h, bits=(bits.position, bits.covariance, bits.color),
         bits_per_gaussian=len(data) * 8 / n_final if n_final else None,
         attribute_bits=info.get("bits", {}), psnr_encoder=qreport.psnr, iterations=qreport.iterations,
-        passes=passes, device=qreport.device, target_bpp=bpp,
+        passes=passes, device=qreport.device, target_bpp=bpp, grey=is_gray(arr),
     )
     return data, report
 

@@ -62,6 +62,7 @@ def test_a_gray_image_decodes_exactly_gray(gray_encoded):
     out = decode(data)  # [H, W, 3]
     assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 2], out[..., 1])
     assert report.psnr > 24.0  # it learned the image, not a flat grey
+    assert report.grey and report.summary()["grey"] is True
 
 
 def test_red_and_blue_cost_no_bits_per_gaussian(gray_encoded):
@@ -75,7 +76,8 @@ def test_red_and_blue_cost_no_bits_per_gaussian(gray_encoded):
 def test_a_colour_image_keeps_its_channels_apart():
     img = _gray().copy()
     img[..., 0] = 255 - img[..., 0]  # red inverted: not grey
-    data, _ = encode_with_report(img, gaussians=60, iterations=120, seed=2)
+    data, report = encode_with_report(img, gaussians=60, iterations=120, seed=2)
+    assert not report.grey
     out = decode(data).astype(int)
     assert np.corrcoef(out[..., 0].ravel(), out[..., 1].ravel())[0, 1] < -0.5
     assert read_info(data)["bits"]["attributes"]["red"] > 60

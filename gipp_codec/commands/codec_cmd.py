@@ -92,7 +92,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     per_gaussian = "" if report.bits_per_gaussian is None else f"{report.bits_per_gaussian:.1f} bits/Gaussian, "
     click.echo(f"{display_name(output_path, output=True)}: {report.width}x{report.height}, {report.gaussians} "
                f"Gaussians, {report.bytes} bytes, {report.bpp:.4f} bpp ({per_gaussian}"
-               f"depths {'/'.join(str(b) for b in report.bits)})", err=to_stderr)
+               f"depths {'/'.join(str(b) for b in report.bits)}{', grey' if report.grey else ''})", err=to_stderr)
     click.echo(f"PSNR {report.psnr:.2f} dB, MS-SSIM {ms}, {report.seconds:.1f} s on {report.device}", err=to_stderr)
 
 
