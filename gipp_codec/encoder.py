@@ -303,7 +303,7 @@ def encode_with_report(
     follow the same rate."""
     from gipp_codec.fit.api import check_seed
     from gipp_codec.fit.config import FitConfig
-    from gipp_codec.fit.gray import is_gray
+    from gipp_codec.output_format import is_gray
 
     arr = _check_image(image)
     check_seed(seed)

@@ -48,13 +48,17 @@ def icc_color_space(profile: bytes | None) -> bytes | None:
     return bytes(profile[16:20]) if profile and len(profile) >= 20 else None
 
 
-def single_channel(image: np.ndarray, icc_profile: bytes | None) -> bool:
-    """Whether uint8 [H, W, 3] is written as one grey channel: its three channels are equal
-    everywhere (the decode of a grey input, whose colours the encoder ties) and an ICC profile,
-    if any, describes grey (a grey image must not carry an RGB profile, nor RGB a grey one)."""
-    if icc_color_space(icc_profile) not in (None, b"GRAY"):
-        return False
+def is_gray(image) -> bool:
+    """Whether an image [H, W, 3] (a numpy array or a torch tensor) has three equal channels
+    everywhere: a grey image (the encoder ties its colours, ``fit.gray``)."""
     return bool((image[..., 0] == image[..., 1]).all()) and bool((image[..., 1] == image[..., 2]).all())
+
+
+def single_channel(image: np.ndarray, icc_profile: bytes | None) -> bool:
+    """Whether uint8 [H, W, 3] is written as one grey channel: it is grey (``is_gray``; the
+    decode of a grey input) and an ICC profile, if any, describes grey (a grey image must
+    not carry an RGB profile, nor RGB a grey one)."""
+    return icc_color_space(icc_profile) in (None, b"GRAY") and is_gray(image)
 
 
 def encode_image(image: np.ndarray, fmt: str = PNG, icc_profile: bytes | None = None, exif: bytes | None = None,

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from gipp_codec.metrics import ms_ssim, psnr
+from gipp_codec.output_format import is_gray
 
 # --------------------------------------------------------------------------------------
 # Codecs
@@ -65,7 +66,7 @@ def _pil_image(image: np.ndarray) -> Image.Image:
     (a grey image, which JPEG and JPEG 2000 then code as one component, as they would a
     grayscale file), else RGB. Pillow's WebP and AVIF writers convert L back to RGB."""
     image = np.ascontiguousarray(image)
-    if np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]):
+    if is_gray(image):
         return Image.fromarray(np.ascontiguousarray(image[..., 0]), "L")
     return Image.fromarray(image, "RGB")
 
@@ -94,7 +95,7 @@ def _jp2_encoder(mct: int):
         # quality_layers in "rates" mode is a compression ratio against the raw 8 bits per
         # sample (24 bits per pixel, 8 for a grey image coded as one component); a raw
         # codestream (no JP2 boxes) keeps headers minimal.
-        ratio = 8.0 * len(_pil_image(image).getbands()) / float(bpp)
+        ratio = (8.0 if is_gray(image) else 24.0) / float(bpp)
         return _pil_encode(
             image,
             "JPEG2000",

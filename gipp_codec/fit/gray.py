@@ -14,40 +14,38 @@ gradient takes the same steps as one shared value would.
 """
 
 from gipp_codec.format.constants import CH_BLUE as BLUE, CH_GREEN as GREEN, CH_RED as RED  # columns of a row [8]
+from gipp_codec.output_format import is_gray  # noqa: F401  (re-exported: the test the ties follow)
 
 
-def is_gray(image) -> bool:
-    """Whether an image [H, W, 3] (numpy array or torch tensor) has three equal channels."""
-    return bool((image[..., 0] == image[..., 1]).all()) and bool((image[..., 1] == image[..., 2]).all())
+def _copy_green_(a, red: int = RED, green: int = GREEN, blue: int = BLUE) -> None:
+    """Set the red and blue columns of ``a`` [..., C] (numpy or torch) to its green one, in place."""
+    a[..., red] = a[..., green]
+    a[..., blue] = a[..., green]
 
 
 def tie_colors_(colors) -> None:
     """Set red and blue to green in place: colors [N, 3] (a torch tensor, no autograd)."""
-    colors[:, 0] = colors[:, 1]
-    colors[:, 2] = colors[:, 1]
+    _copy_green_(colors, 0, 1, 2)
 
 
 def tie_quantizer_(quant) -> None:
     """Give red and blue green's grid in place: an LSQPlus quantizer's scale and offset [8]."""
-    for p in (quant.scale.data, quant.offset.data):
-        p[RED] = p[GREEN]
-        p[BLUE] = p[GREEN]
+    _copy_green_(quant.scale.data)
+    _copy_green_(quant.offset.data)
 
 
 def tie_codes(q):
     """A copy of the codes q [N, 8] with red's and blue's columns set to green's."""
     q = q.copy()
-    q[:, RED] = q[:, GREEN]
-    q[:, BLUE] = q[:, GREEN]
+    _copy_green_(q)
     return q
 
 
 def tie_grid(scales, offsets):
     """Copies of a file's scales and offsets [8] with red's and blue's set to green's."""
     scales, offsets = scales.copy(), offsets.copy()
-    for a in (scales, offsets):
-        a[RED] = a[GREEN]
-        a[BLUE] = a[GREEN]
+    _copy_green_(scales)
+    _copy_green_(offsets)
     return scales, offsets
 
 
