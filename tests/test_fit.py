@@ -285,6 +285,46 @@ def test_dense_fits_can_grow_at_wider_peaks():
                                               seed=0).means)
 
 
+def test_grey_dense_fits_take_their_own_peak_radius():
+    cfg = FitConfig(grow_peak_radius_per_spacing=None)  # dense from 0.01, grey radius up to 0.015 per pixel
+    assert [cfg.grow_peak_radius_at(n, 10_000, gray=True) for n in (99, 100, 149, 150, 349, 350)] == [2, 4, 4, 3, 3, 2]
+    assert [cfg.grow_peak_radius_at(n, 10_000) for n in (99, 100, 149, 150)] == [2, 3, 3, 3]  # colour: as before
+    off = cfg.replace(grow_peak_radius_gray_dense=None)
+    assert [off.grow_peak_radius_at(n, 10_000, gray=True) for n in (100, 149)] == [3, 3]
+    # a Kodak-sized grey encode fits the N the rate model guesses: radius 4 at 0.5 bpp, 3 at 0.75 and 1.0 bpp
+    from gipp_codec.encoder import default_depths, predict_gaussians
+
+    def kodak_radius(bpp):
+        pixels = 768 * 512
+        n = predict_gaussians(bpp * pixels, default_depths(FitConfig().qat, None, bpp, 768, 512))
+        return FitConfig().grow_peak_radius_at(n, pixels, gray=True)
+
+    assert [kodak_radius(bpp) for bpp in (0.5, 0.75, 1.0)] == [4, 3, 3]
+    assert FitConfig.paper().grow_peak_radius_at(4861, 768 * 512, gray=True) == 0
+    for bad in (dict(grow_peak_radius_gray_dense=-1), dict(grow_peak_radius_gray_dense=2.5),
+                dict(grow_peak_radius_gray_until=0.0), dict(grow_peak_radius_gray_until=float("nan")),
+                dict(grow_peak_radius_gray_until="0.02")):
+        with pytest.raises(ConfigError):
+            cfg.replace(**bad)
+    # a grey target grows at the grey radius, a colour one at the dense radius
+    color = torch.from_numpy(_image().astype(np.float32) / 255)  # [H, W, 3], 384 pixels
+    gray = color[:, :, 1:2].expand(-1, -1, 3).contiguous()  # [H, W, 3], three equal channels
+    base = FitConfig(grow_every_frac=0.5, grow_stop_frac=0.5, grow_peak_radius=0, grow_peak_radius_dense=0,
+                     grow_peak_radius_per_spacing=None, init_dense_from=0.1, init_dense_until=0.2,
+                     grow_peak_radius_gray_dense=None, grow_peak_radius_gray_until=0.12)
+    wide = base.replace(grow_peak_radius_gray_dense=2)
+    reference = get_renderer("reference")
+    fit = train(gray, 40, 20, wide, reference, seed=0)  # 40 / 384 in [0.1, 0.12): radius 2
+    assert torch.equal(fit.means, train(gray, 40, 20, base.replace(grow_peak_radius_dense=2), reference, seed=0).means)
+    assert not torch.equal(fit.means, train(gray, 40, 20, base, reference, seed=0).means)
+    above = train(gray, 47, 20, wide, reference, seed=0)  # 47 / 384 >= 0.12: the dense radius, 0
+    assert torch.equal(above.means, train(gray, 47, 20, base, reference, seed=0).means)
+    colour_fit = train(color, 40, 20, wide, reference, seed=0)  # colour: the dense radius, 0
+    assert torch.equal(colour_fit.means, train(color, 40, 20, base, reference, seed=0).means)
+    assert not torch.equal(colour_fit.means, train(color, 40, 20, base.replace(grow_peak_radius_dense=2), reference,
+                                                   seed=0).means)
+
+
 def test_sparse_fits_take_a_peak_radius_from_their_spacing():
     cfg = FitConfig(grow_peak_radius_per_spacing=0.33, grow_peak_radius_dense=None)
     # the mean spacing sqrt(pixels / n): 10, 20 and 1000 pixels; 0.1 (the radius then is grow_peak_radius)
