@@ -31,6 +31,7 @@ from gipp_codec.format import constants as K
 from gipp_codec.format.base_layer import BaseLayer, base_from_image, upsample
 from gipp_codec.format.container import write_gimg
 from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussians
+from gipp_codec.image_array import rgb_array
 from gipp_codec.imageio import ImageMetadata
 from gipp_codec.metrics import ms_ssim, psnr
 
@@ -76,14 +77,14 @@ class EncodeReport:
 
 
 def _check_image(image) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
-        raise ConfigError(f"expected a uint8 image of shape [H, W, 3], got {arr.dtype} {arr.shape}")
+    """``image`` as a uint8 [H, W, 3] array within the format's limits (``rgb_array``: a grey
+    [H, W] or [H, W, 1] array is replicated to three channels)."""
+    arr = rgb_array(image)
     h, w = arr.shape[:2]
     if w > K.MAX_WIDTH or h > K.MAX_HEIGHT or w * h > K.MAX_PIXELS:
         raise ConfigError(f"a {w}x{h} image is over the .gimg limits (width and height at most "
                           f"{K.MAX_WIDTH}, {K.MAX_PIXELS} pixels in all)")
-    return np.ascontiguousarray(arr)
+    return arr
 
 
 def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, config, metadata, progress,
@@ -292,8 +293,8 @@ def encode_with_report(
     metadata: ImageMetadata | None = None,
     progress: Callable | None = None,
 ) -> tuple[bytes, EncodeReport]:
-    """Encode an 8-bit RGB image [H, W, 3] at N Gaussians or a target bpp (``DEFAULT_BPP``, 0.5,
-    when neither is given); return bytes and a report.
+    """Encode an 8-bit RGB image [H, W, 3] (or a grey one, [H, W] or [H, W, 1]) at N Gaussians or
+    a target bpp (``DEFAULT_BPP``, 0.5, when neither is given); return bytes and a report.
 
     ``bits`` = (position, covariance, colour) bit depths; None takes them from ``config``
     at the rate asked for (``default_depths``; ``FitConfig()``: P/7/5, P/7/6 from
@@ -370,8 +371,9 @@ def encode_with_report(
 
 
 def encode(image: np.ndarray, gaussians: int | None = None, bpp: float | None = None, **kwargs) -> bytes:
-    """Encode an 8-bit RGB image [H, W, 3] to .gimg bytes at N Gaussians or a target bpp (0.5 when
-    neither is given; see ``encode_with_report`` for the other options)."""
+    """Encode an 8-bit RGB image [H, W, 3] (or a grey one, [H, W] or [H, W, 1]) to .gimg bytes at N
+    Gaussians or a target bpp (0.5 when neither is given; see ``encode_with_report`` for the other
+    options)."""
     data, _ = encode_with_report(image, gaussians=gaussians, bpp=bpp, **kwargs)
     return data
 

@@ -808,7 +808,7 @@ def test_fit_validation(n, its, exc, msg):
 
 def test_fit_rejects_bad_images_and_devices():
     with pytest.raises(InputImageError):
-        fit_image(np.zeros((4, 4), np.uint8), 3, 2, device="cpu", backend="reference")
+        fit_image(np.zeros((4, 4, 2), np.uint8), 3, 2, device="cpu", backend="reference")  # [H, W] is grey
     with pytest.raises(InputImageError):
         fit_image(np.zeros((4, 4, 3), np.float32), 3, 2, device="cpu", backend="reference")
     with pytest.raises(ConfigError):

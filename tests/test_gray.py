@@ -10,8 +10,8 @@ from PIL import Image
 
 from gipp_codec.cli import _register, cli
 from gipp_codec.decoder import decode, read_info
-from gipp_codec.encoder import encode_with_report
-from gipp_codec.errors import GimgWarning
+from gipp_codec.encoder import encode, encode_with_report
+from gipp_codec.errors import GimgWarning, InputImageError
 from gipp_codec.fit.api import fit_image
 from gipp_codec.fit.gray import is_gray, priced_channels, tie_codes, tie_grid
 from gipp_codec.output_format import encode_image, icc_color_space
@@ -134,3 +134,19 @@ def test_grey_spread_tool_on_the_conformance_vectors():
     assert grey["bits_per_gaussian"]["red"] < 0.1 < grey["bits_per_gaussian"]["green"]
     colour = grey_spread.spread((root / "conformance/valid/small_64x48_n300.gimg").read_bytes())
     assert colour["max_red_minus_green"] > 0 and colour["share_not_grey"] > 0.1
+
+
+def test_the_api_takes_a_grey_array_of_one_channel():
+    img = _gray(12, 10)  # [12, 10, 3]
+    three = encode(img, gaussians=20, iterations=30, seed=1)
+    assert encode(img[:, :, 1], gaussians=20, iterations=30, seed=1) == three  # [12, 10]
+    assert encode(img[:, :, 1:2], gaussians=20, iterations=30, seed=1) == three  # [12, 10, 1]
+    assert np.array_equal(decode(three)[:, :, 0], decode(three)[:, :, 2])
+    fitted = fit_image(img[:, :, 0], 20, iterations=10, seed=1)
+    assert np.array_equal(fitted.colors, fit_image(img, 20, iterations=10, seed=1).colors)  # [N, 3]
+    for bad in (img[:, :, :2], np.dstack([img, img[:, :, :1]]), img.astype(np.float32), img[:0], img[:, :0, 0],
+                img[0, 0], np.zeros((2, 2, 1, 1), np.uint8)):
+        with pytest.raises(InputImageError, match=r"\[H, W\]"):
+            encode(bad, gaussians=4, iterations=2)
+        with pytest.raises(InputImageError, match=r"\[H, W\]"):
+            fit_image(bad, 4, iterations=2)

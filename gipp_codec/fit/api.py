@@ -22,7 +22,7 @@ import torch
 from gipp_codec import triton_path
 from gipp_codec.devices import resolve_device  # noqa: F401  (re-exported: tools and tests import it here)
 from gipp_codec.encode_memory import warn_if_short
-from gipp_codec.errors import ConfigError, InputImageError
+from gipp_codec.errors import ConfigError
 from gipp_codec.fit.code_search import bit_price, rate_tables, removal_costs, search_codes, table_bits
 from gipp_codec.fit.color_refit import refit_color_codes
 from gipp_codec.fit.config import FitConfig
@@ -32,6 +32,7 @@ from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS
 from gipp_codec.fit.threads import cpu_fitting_threads
 from gipp_codec.fit.trainer import train
 from gipp_codec.format.constants import CH_BLUE, CH_GREEN, CH_RED
+from gipp_codec.image_array import rgb_array
 from gipp_codec.metrics import ms_ssim, psnr
 from gipp_codec.quant.lsq import CHANNELS, dequantize_reference, split_attributes
 from gipp_codec.render import get_renderer
@@ -110,9 +111,7 @@ def check_seed(seed) -> int:
 
 def _validate(image, gaussians, iterations, config: FitConfig | None, seed) -> tuple[np.ndarray, int, FitConfig]:
     check_seed(seed)
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise InputImageError(f"expected a uint8 image of shape [H, W, 3], got {arr.dtype} {arr.shape}")
+    arr = rgb_array(image)  # [H, W, 3]
     if isinstance(gaussians, bool) or not isinstance(gaussians, (int, np.integer)):
         raise ConfigError(f"number of Gaussians must be an integer, got {gaussians!r}")
     h, w = arr.shape[:2]
