@@ -597,13 +597,6 @@ class FitConfig:
     # cost 0.09-0.22 dB (four images), hence grey only
     grow_peak_radius_gray_dense: int | None = 4
     grow_peak_radius_gray_until: float = 0.015
-    # --- loss ---------------------------------------------------------------------
-    # the fit's loss is mean((render - target)^2) plus loss_coarse_weight times the same mean
-    # of the residual's 2 x 2, 4 x 4, ... 2^loss_coarse_levels-square block means
-    # (fit.coarse_loss): errors over areas count more than pixel noise, as in MS-SSIM's
-    # coarser scales. 0: the MSE alone (the paper's L2)
-    loss_coarse_weight: float = 0.0
-    loss_coarse_levels: int = 4
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
     prune_offscreen: bool = True  # also drop Gaussians whose 3-sigma box misses the image
@@ -770,12 +763,6 @@ class FitConfig:
         for name, radius in radii.items():
             if not (isinstance(radius, int) and not isinstance(radius, bool) and 0 <= radius <= MAX_PEAK_RADIUS):
                 raise ConfigError(f"FitConfig.{name} must be an integer from 0 to {MAX_PEAK_RADIUS}, got {radius!r}")
-        cw = self.loss_coarse_weight
-        if isinstance(cw, bool) or not isinstance(cw, (int, float)) or not (math.isfinite(cw) and cw >= 0):
-            raise ConfigError(f"FitConfig.loss_coarse_weight must be a finite number >= 0, got {cw!r}")
-        levels = self.loss_coarse_levels
-        if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= 8:
-            raise ConfigError(f"FitConfig.loss_coarse_levels must be an integer from 1 to 8, got {levels!r}")
         gray_until = self.grow_peak_radius_gray_until
         if not (isinstance(gray_until, (int, float)) and math.isfinite(gray_until) and gray_until > 0):
             raise ConfigError(f"FitConfig.grow_peak_radius_gray_until must be a finite number > 0, got {gray_until!r}")

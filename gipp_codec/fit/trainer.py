@@ -31,7 +31,6 @@ from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
 from gipp_codec.fit.gray import is_gray, priced_channels, tie_colors_, tie_quantizer_
 from gipp_codec.fit.init import gradient_density, sparse_init
-from gipp_codec.fit.coarse_loss import coarse_grad_filter
 from gipp_codec.fit.prune import contrast_importance, importance, keep_mask, largest, local_variance
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, add_rate_gradients, attribute_bits
 from gipp_codec.fit.tensor_adam import TensorAdam
@@ -298,9 +297,7 @@ def train(
     def shown(img: torch.Tensor) -> torch.Tensor:  # the render as decoded, before clamping
         return img if base is None else img + base
 
-    grad_filter = (coarse_grad_filter(cfg.loss_coarse_weight, cfg.loss_coarse_levels)
-                   if cfg.loss_coarse_weight > 0 else None)
-    mse_step = render_mse_step(renderer, fit_target, grad_filter)
+    mse_step = render_mse_step(renderer, fit_target)
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     # QAT always gets at least the last iteration when quantizing
     qat_start = min(round(cfg.qat.start_frac * iterations), iterations - 1) if quantize else iterations

@@ -59,7 +59,7 @@ def get_renderer(backend: str = "auto", device="cpu") -> Callable:
     raise ConfigError(f"unknown renderer backend {backend!r}; expected one of auto, {', '.join(BACKENDS)}")
 
 
-def mse_step(renderer: Callable, target, grad_filter: Callable | None = None) -> Callable:
+def mse_step(renderer: Callable, target) -> Callable:
     """``step(means, covs, colors, image=True, loss=False) -> image [H, W, 3]`` (detached) for
     training against ``target`` [H, W, 3]: renders with ``renderer`` and backpropagates
     mean((image - target)^2) into means, covs and colors. With ``image=False`` the caller
@@ -68,14 +68,11 @@ def mse_step(renderer: Callable, target, grad_filter: Callable | None = None) ->
     float64 tensor from the others, which a GPU need not sync for). For the ``cpu`` renderer the
     numba path (``cpu_mse_step``) writes the loss gradient straight into its backward's
     buffer (and then stores no image unless asked); any other renderer goes through
-    autograd with the gradient 2 (image - target) / numel. Both give the same numbers.
-    ``grad_filter(g)``, when given, changes that image gradient in place before it is
-    backpropagated (g: a [3, H, W] float view of it), so that a loss with further terms of
-    the residual can train through the same step; the loss returned stays the MSE."""
+    autograd with the gradient 2 (image - target) / numel. Both give the same numbers."""
     from gipp_codec.render.cpu import cpu_mse_step, render_cpu
 
     if renderer is render_cpu:
-        return cpu_mse_step(target, grad_filter)
+        return cpu_mse_step(target)
     height, width = int(target.shape[0]), int(target.shape[1])
 
     def step(means, covs, colors, image=True, loss=False):
@@ -87,8 +84,6 @@ def mse_step(renderer: Callable, target, grad_filter: Callable | None = None) ->
             # a 0-dim float64 tensor, not a float: reading it on the host would sync a GPU
             value = residual.square().mean().double() if loss else None
             grad = residual.mul_(2.0 / rendered.numel())
-            if grad_filter is not None:
-                grad_filter(grad.permute(2, 0, 1))  # [3, H, W] view
         rendered.backward(grad)
         return (rendered.detach(), value) if loss else rendered.detach()
 

@@ -96,7 +96,7 @@ def render_cpu(
     return _RenderCPU.apply(means, covs, colors, int(height), int(width), int(convention))
 
 
-def cpu_mse_step(target: torch.Tensor, grad_filter=None):  # target [H, W, 3]
+def cpu_mse_step(target: torch.Tensor):  # target [H, W, 3]
     """``step(means [N,2], covs [N,3], colors [N,3], image=True, loss=False) -> image [H, W, 3]``
     (detached, unclamped; None with ``image=False``, which skips storing it)
     for training against ``target`` on the CPU: renders, and backpropagates
@@ -106,8 +106,7 @@ def cpu_mse_step(target: torch.Tensor, grad_filter=None):  # target [H, W, 3]
     ``render_cpu(...).backward(2 * (image - target) / numel)``, with the loss gradient
     written by the forward kernel, from its band buffers, straight into the planar buffer
     the backward kernel reads (``forward_residual_prepared``). With ``loss=True`` it
-    returns (image or None, the loss as a float), the loss summed by the same kernel.
-    ``grad_filter(g)`` (``render.mse_step``) changes the loss gradient in place first."""
+    returns (image or None, the loss as a float), the loss summed by the same kernel."""
     if target.device.type != "cpu":
         raise ConfigError(f"cpu_mse_step needs a CPU target, got {target.device}")
     height, width = int(target.shape[0]), int(target.shape[1])
@@ -122,8 +121,6 @@ def cpu_mse_step(target: torch.Tensor, grad_filter=None):  # target [H, W, 3]
                 raise ConfigError(f"cpu_mse_step needs CPU tensors, got {t.device}")
         pp = numba_kernels.prepare(_as_f32_numpy(means), _as_f32_numpy(covs), _as_f32_numpy(colors), height, width)
         rendered, gp, sse = numba_kernels.forward_residual_prepared(pp, target_planar, scale, image)  # [H, W, 3], [3, H, Wp]
-        if grad_filter is not None:
-            grad_filter(torch.from_numpy(gp)[:, :, :width])  # [3, H, W] view; the padding stays 0
         grads = numba_kernels.backward_planar_prepared(pp, gp)
         pairs = [(t, _to(g, t.dtype)) for t, g in zip((means, covs, colors), grads) if t.requires_grad]
         if pairs and all(t.is_leaf and t.grad is None for t, _ in pairs):
