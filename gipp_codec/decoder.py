@@ -83,8 +83,24 @@ def decode(data: bytes, device: str = "cpu") -> np.ndarray:
 
 
 def read_info(data: bytes) -> dict:
-    """Header fields, per-attribute bits and bpp of .gimg bytes (parses the whole file)."""
-    return parse_gimg(data).info()
+    """Header fields, per-attribute bits and bpp of .gimg bytes (parses the whole file), and
+    ``grey``: whether it decodes to an exactly grey image (``decodes_grey``)."""
+    parsed = parse_gimg(data)
+    return {**parsed.info(), "grey": decodes_grey(parsed)}
+
+
+def decodes_grey(parsed: ParsedGimg) -> bool:
+    """Whether a parsed file decodes to an exactly grey image, known without rendering: every
+    Gaussian's three dequantized colours are equal, and so are the base layer's three samples
+    everywhere (the render treats the three channels alike, spec §7). A grey input's file
+    (``fit.gray``) is. A file with colours may still decode grey by chance (a 1 x 1 image,
+    or one clamped to black); this says False for it."""
+    _, _, colors = gaussians_as_floats(parsed)  # [N, 3]
+    grey = bool(np.array_equal(colors[:, 0], colors[:, 1]) and np.array_equal(colors[:, 1], colors[:, 2]))
+    if grey and parsed.base is not None:
+        s = parsed.base.samples  # [gh, gw, 3]
+        grey = bool(np.array_equal(s[..., 0], s[..., 1]) and np.array_equal(s[..., 1], s[..., 2]))
+    return grey
 
 
 # The most bytes of a .gimg input read: what a file within every limit of the spec (§8) holds

@@ -84,6 +84,28 @@ def test_read_info(gimg_bytes):
     assert info["bpp"] == pytest.approx(8 * len(gimg_bytes) / (48 * 32))
 
 
+def test_info_says_which_files_decode_grey():
+    vectors = sorted((Path(__file__).resolve().parents[1] / "conformance" / "valid").glob("*.gimg"))
+    said = set()  # info's grey files decode grey; a colour file may decode grey by chance (1x1, clamped)
+    for path in vectors:
+        data = path.read_bytes()
+        image = decode(data)  # [H, W, 3]
+        grey = bool((image[:, :, 0] == image[:, :, 1]).all() and (image[:, :, 1] == image[:, :, 2]).all())
+        if read_info(data)["grey"]:
+            assert grey, path.name
+            said.add(path.name)
+    assert "grey_tied_64x48_n300.gimg" in said and len(said) < len(vectors) // 2
+    # grey Gaussians over a base layer with colour: not grey
+    from gipp_codec.decoder import decodes_grey
+    from gipp_codec.format.container import parse_gimg
+
+    parsed = parse_gimg((Path(__file__).resolve().parents[1] / "conformance" / "valid"
+                         / "grey_tied_64x48_n300.gimg").read_bytes())
+    assert parsed.base is not None and decodes_grey(parsed)
+    parsed.base.samples[1, 2, 2] ^= 1
+    assert not decodes_grey(parsed)
+
+
 def test_decode_file_carries_metadata(tmp_path):
     meta = ImageMetadata(icc_profile=None, exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x00")
     src = tmp_path / "m.gimg"

@@ -173,6 +173,8 @@ def _format_info(info: dict) -> str:
                  f"({work['pixels'] / work['limit']:.2%} of MAX_RENDER_WORK {work['limit']})")
     if info["skipped_chunks"]:
         lines.append(f"  skipped ancillary chunks: {', '.join(info['skipped_chunks'])}")
+    if info["grey"]:
+        lines.append("  grey: red and blue equal green everywhere; decodes exactly grey")
     return "\n".join(lines)
 
 
