@@ -105,6 +105,9 @@ def test_the_cli_agrees_with_the_api_on_fuzzed_files():
     result = cli_check(VALID, 11, 12)
     assert result["problems"] == [] and result["agreed"] == 12
     assert 0 < result["decoded"] < 12  # both an accepted and a rejected file went through the CLI
+    grey = [f for f in VALID if f.endswith("grey_tied_64x48_n300.gimg")]  # decodes to a one-channel PNG
+    result = cli_check(grey, 4, 6)
+    assert result["problems"] == [] and result["decoded"] == 2
 
 
 def test_pngs_are_mutated_chunk_by_chunk_and_other_formats_as_a_whole(tmp_path):

@@ -365,13 +365,16 @@ def fuzz(files: list, cases: int, seed: int, stall_seconds: float, save_dir: str
 def cli_check(files: list, seed: int, cases: int) -> dict:
     """Cases 0..cases - 1 through ``python -m gipp_codec decode IN OUT``, each against its
     in-process outcome: a file ``decode`` accepts must exit 0 with a PNG of the header's
-    size; one it rejects must exit non-zero with one stderr line starting ``gimg:``, no
+    size (one channel where the decode is exactly grey and no RGB ICC profile forbids it,
+    ``output_format.single_channel``, else three); one it rejects must exit non-zero with one stderr line starting ``gimg:``, no
     traceback and no output file. Returns {"cases", "decoded" (of them, by the API), "agreed",
     "problems"}."""
     from PIL import Image
 
     from gipp_codec import decode
     from gipp_codec.errors import GimgError
+    from gipp_codec.format.container import parse_gimg
+    from gipp_codec.output_format import single_channel
 
     problems, decoded = [], 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -379,7 +382,9 @@ def cli_check(files: list, seed: int, cases: int) -> dict:
         for i in range(cases):
             data, name, kind = make_case(files, seed, i)
             try:
-                expected = decode(data).shape
+                image = decode(data)  # [H, W, 3]
+                bands = 1 if single_channel(image, parse_gimg(data).metadata.icc_profile) else 3
+                expected = (*image.shape[:2], bands)
             except GimgError:
                 expected = None
             decoded += expected is not None
