@@ -593,8 +593,11 @@ class FitConfig:
     # (0.0188) -0.18 dB (0 of 24 up), MS-SSIM +0.0020; at 1.0 bpp (0.0254) -0.16 dB (2 of 24
     # up), MS-SSIM +0.0005; so it stops at 0.015 (BENCHMARKS.md §4, "Radius-4 growth peaks for
     # grey images at 0.5 bpp's densities"). Grey BD-rate over 0.25-1.0 bpp on MS-SSIM against
-    # JPEG +8.2 % -> +1.6 %, on PSNR -28.3 % -> -27.7 %. On colour images radius 4 at 0.5 bpp
-    # cost 0.09-0.22 dB (four images), hence grey only
+    # JPEG +8.2 % -> +1.6 %, on PSNR -28.3 % -> -27.7 %. Grey only because radius 4 at 0.5 bpp
+    # cost colour images 0.09-0.22 dB on the thirty-seventh session's default; on today's, all
+    # 24 colour Kodak images, -0.05 dB (10 of 24 up) with MS-SSIM +0.0033 (21 of 24 up), the
+    # grey images' trade ("Radius 4 at 0.5 bpp on colour images, again"): a rule for every
+    # image is the next step, with the colour BD-rates measured
     grow_peak_radius_gray_dense: int | None = 4
     grow_peak_radius_gray_until: float = 0.015
     # --- pruning ------------------------------------------------------------------
