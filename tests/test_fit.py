@@ -258,12 +258,14 @@ def test_dense_fits_can_start_with_fewer_gaussians():
 
 
 def test_dense_fits_can_grow_at_wider_peaks():
-    cfg = FitConfig(grow_peak_radius_dense=3, grow_peak_radius_per_spacing=None)
+    cfg = FitConfig(grow_peak_radius_dense=3, grow_peak_radius_per_spacing=None, grow_peak_radius_lower_dense=None)
     assert cfg.grow_peak_radius_at(99, 10_000) == 2 and cfg.grow_peak_radius_at(100, 10_000) == 3  # 0.01 per pixel
-    ranged = FitConfig(grow_peak_radius_per_spacing=None)  # dense from 0.01 up to 0.035 per pixel
+    ranged = FitConfig(grow_peak_radius_per_spacing=None, grow_peak_radius_lower_dense=None)  # 0.01 up to 0.035
     assert [ranged.grow_peak_radius_at(n, 10_000) for n in (99, 100, 349, 350, 10_000)] == [2, 3, 3, 2, 2]
     # the default: below the range 0.38 of the spacing (sqrt(10_000 / 99) = 10.05: 4), above it at least 2
-    assert [FitConfig().grow_peak_radius_at(n, 10_000) for n in (25, 99, 100, 349, 350, 10_000)] == [8, 4, 3, 3, 2, 2]
+    # (and radius 4 at the bottom of the dense range, up to 0.015 per pixel)
+    assert [FitConfig().grow_peak_radius_at(n, 10_000) for n in (25, 99, 100, 149, 150, 349, 350, 10_000)] \
+        == [8, 4, 4, 4, 3, 3, 2, 2]
     assert FitConfig(init_dense_until=None).grow_peak_radius_at(10_000, 100) == 3  # no upper bound
     assert FitConfig.paper().grow_peak_radius_at(10_000, 100) == 0
     for bad in (dict(grow_peak_radius_dense=-1), dict(grow_peak_radius_dense=65), dict(grow_peak_radius_dense=1.5)):
@@ -285,54 +287,51 @@ def test_dense_fits_can_grow_at_wider_peaks():
                                               seed=0).means)
 
 
-def test_grey_dense_fits_take_their_own_peak_radius():
-    cfg = FitConfig(grow_peak_radius_per_spacing=None)  # dense from 0.01, grey radius up to 0.015 per pixel
-    assert [cfg.grow_peak_radius_at(n, 10_000, gray=True) for n in (99, 100, 149, 150, 349, 350)] == [2, 4, 4, 3, 3, 2]
-    assert [cfg.grow_peak_radius_at(n, 10_000) for n in (99, 100, 149, 150)] == [2, 3, 3, 3]  # colour: as before
-    off = cfg.replace(grow_peak_radius_gray_dense=None)
-    assert [off.grow_peak_radius_at(n, 10_000, gray=True) for n in (100, 149)] == [3, 3]
-    # a Kodak-sized grey encode fits the N the rate model guesses: radius 4 at 0.5 bpp, 3 at 0.75 and 1.0 bpp
+def test_the_bottom_of_the_dense_range_takes_its_own_peak_radius():
+    cfg = FitConfig(grow_peak_radius_per_spacing=None)  # dense from 0.01, radius 4 up to 0.015 per pixel
+    assert [cfg.grow_peak_radius_at(n, 10_000) for n in (99, 100, 149, 150, 349, 350)] == [2, 4, 4, 3, 3, 2]
+    off = cfg.replace(grow_peak_radius_lower_dense=None)
+    assert [off.grow_peak_radius_at(n, 10_000) for n in (100, 149)] == [3, 3]
+    # a Kodak-sized encode fits the N the rate model guesses: radius 4 at 0.5 bpp, 3 at 0.75 and 1.0 bpp
     from gipp_codec.encoder import default_depths, predict_gaussians
 
     def kodak_radius(bpp):
         pixels = 768 * 512
         n = predict_gaussians(bpp * pixels, default_depths(FitConfig().qat, None, bpp, 768, 512))
-        return FitConfig().grow_peak_radius_at(n, pixels, gray=True)
+        return FitConfig().grow_peak_radius_at(n, pixels)
 
     assert [kodak_radius(bpp) for bpp in (0.5, 0.75, 1.0)] == [4, 3, 3]
-    assert FitConfig.paper().grow_peak_radius_at(4861, 768 * 512, gray=True) == 0
-    for bad in (dict(grow_peak_radius_gray_dense=-1), dict(grow_peak_radius_gray_dense=2.5),
-                dict(grow_peak_radius_gray_until=0.0), dict(grow_peak_radius_gray_until=float("nan")),
-                dict(grow_peak_radius_gray_until="0.02")):
+    assert FitConfig.paper().grow_peak_radius_at(4861, 768 * 512) == 0
+    for bad in (dict(grow_peak_radius_lower_dense=-1), dict(grow_peak_radius_lower_dense=2.5),
+                dict(grow_peak_radius_lower_until=0.0), dict(grow_peak_radius_lower_until=float("nan")),
+                dict(grow_peak_radius_lower_until="0.02")):
         with pytest.raises(ConfigError):
             cfg.replace(**bad)
-    # a grey target grows at the grey radius, a colour one at the dense radius
+    # grey and colour targets alike grow at the lower radius there, at the dense radius above
     color = torch.from_numpy(_image().astype(np.float32) / 255)  # [H, W, 3], 384 pixels
     gray = color[:, :, 1:2].expand(-1, -1, 3).contiguous()  # [H, W, 3], three equal channels
     base = FitConfig(grow_every_frac=0.5, grow_stop_frac=0.5, grow_peak_radius=0, grow_peak_radius_dense=0,
                      grow_peak_radius_per_spacing=None, init_dense_from=0.1, init_dense_until=0.2,
-                     grow_peak_radius_gray_dense=None, grow_peak_radius_gray_until=0.12)
-    wide = base.replace(grow_peak_radius_gray_dense=2)
+                     grow_peak_radius_lower_dense=None, grow_peak_radius_lower_until=0.12)
+    wide = base.replace(grow_peak_radius_lower_dense=2)
     reference = get_renderer("reference")
-    fit = train(gray, 40, 20, wide, reference, seed=0)  # 40 / 384 in [0.1, 0.12): radius 2
-    assert torch.equal(fit.means, train(gray, 40, 20, base.replace(grow_peak_radius_dense=2), reference, seed=0).means)
-    assert not torch.equal(fit.means, train(gray, 40, 20, base, reference, seed=0).means)
-    above = train(gray, 47, 20, wide, reference, seed=0)  # 47 / 384 >= 0.12: the dense radius, 0
-    assert torch.equal(above.means, train(gray, 47, 20, base, reference, seed=0).means)
-    colour_fit = train(color, 40, 20, wide, reference, seed=0)  # colour: the dense radius, 0
-    assert torch.equal(colour_fit.means, train(color, 40, 20, base, reference, seed=0).means)
-    assert not torch.equal(colour_fit.means, train(color, 40, 20, base.replace(grow_peak_radius_dense=2), reference,
-                                                   seed=0).means)
+    for target in (gray, color):
+        fit = train(target, 40, 20, wide, reference, seed=0)  # 40 / 384 in [0.1, 0.12): radius 2
+        assert torch.equal(fit.means, train(target, 40, 20, base.replace(grow_peak_radius_dense=2), reference,
+                                            seed=0).means)
+        assert not torch.equal(fit.means, train(target, 40, 20, base, reference, seed=0).means)
+        above = train(target, 47, 20, wide, reference, seed=0)  # 47 / 384 >= 0.12: the dense radius, 0
+        assert torch.equal(above.means, train(target, 47, 20, base, reference, seed=0).means)
 
 
 def test_sparse_fits_take_a_peak_radius_from_their_spacing():
-    cfg = FitConfig(grow_peak_radius_per_spacing=0.33, grow_peak_radius_dense=None)
+    cfg = FitConfig(grow_peak_radius_per_spacing=0.33, grow_peak_radius_dense=None, grow_peak_radius_lower_dense=None)
     # the mean spacing sqrt(pixels / n): 10, 20 and 1000 pixels; 0.1 (the radius then is grow_peak_radius)
     assert [cfg.grow_peak_radius_at(n, p) for n, p in ((100, 10_000), (25, 10_000), (1, 1_000_000),
                                                        (1_000_000, 10_000))] == [3, 7, 64, 2]
     assert FitConfig().grow_peak_radius_per_spacing == 0.38  # the default
     kodak = FitConfig()  # N at 0.15 / 0.25 / 0.5 / 1 / 2 bpp on 768 x 512: 0.38 * 4.63 at 2 bpp rounds to 2
-    assert [kodak.grow_peak_radius_at(n, 768 * 512) for n in (1478, 2512, 5161, 9479, 18376)] == [6, 5, 3, 3, 2]
+    assert [kodak.grow_peak_radius_at(n, 768 * 512) for n in (1478, 2512, 5161, 9479, 18376)] == [6, 5, 4, 3, 2]
     assert [cfg.grow_peak_radius_at(n, 768 * 512) for n in (1478, 2512)] == [5, 4]  # 0.33 of 16.3 and 12.5
     assert FitConfig.paper().grow_peak_radius_at(1, 1_000_000) == 0
     for bad in (0.0, -0.5, float("inf"), float("nan")):

@@ -490,6 +490,28 @@ def test_rd_merge_adds_missing_points_only_with_a_witness_that_agrees(tmp_path, 
     with pytest.raises(SystemExit, match="differs from an earlier run"):
         rd_merge.main([str(run), str(clash), "--points-from", f"gimg={donor}"])
 
+    # a donor in two files, each also holding a 2.0 point that has changed since: only 0.5 taken
+    halves = []
+    for im in ims:
+        half = tmp_path / f"donor_{im}.json"
+        half.write_text(json.dumps({"records": _records("gimg", [im], [(0.5, gimg[2][1]), (2.0, 35.0)])}))
+        halves.append(str(half))
+    changed = tmp_path / "run_with_2.json"  # the run measured 2.0 again, with other bytes
+    changed.write_text(json.dumps({"records": _records("jpeg", ims, jpeg)
+                                   + _records("gimg", ims, without_05 + [(2.0, 36.0)], {2.0: 5})}))
+    with pytest.raises(SystemExit, match="not the same encoder"):
+        rd_merge.main([str(changed), str(witness), "--points-from", "gimg=" + ",".join(halves)])
+    merged2 = tmp_path / "merged2.json"
+    assert rd_merge.main([str(changed), str(witness), "--points-from", "gimg=" + ",".join(halves),
+                          "--donor-point", "0.5", "--json", str(merged2)]) == 0
+    records = [r for r in json.loads(merged2.read_text())["records"] if r["codec"] == "gimg"]
+    assert sorted(r["image"] for r in records if r["point"] == "0.5") == ["a", "b"]
+    assert {r["psnr"] for r in records if r["point"] == "2"} == {36.0}  # the run's own, kept
+    with pytest.raises(SystemExit, match="no record at 9.9"):
+        rd_merge.main([str(changed), str(witness), "--points-from", f"gimg={halves[0]}", "--donor-point", "9.9"])
+    with pytest.raises(SystemExit):
+        rd_merge.main([str(run), str(witness), "--donor-point", "0.5"])
+
 
 def test_rd_merge_pools_runs_without_an_operation_only_where_they_agree(tmp_path, capsys):
     """Two or more runs pool on their own (the union written with --json) when every record
@@ -591,10 +613,10 @@ def test_lr_by_rate_prints_the_depths_whose_spacing_the_position_rule_accepts(ca
             # denser start from 0.02, so at 1 bpp), not at 2 (0.047); below, the sparse start and radii of
             # 0.38 of the spacing (16.3 and 12.5 pixels); above the dense range (1.5 bpp: 0.037 per pixel)
             # N/2 and radius 2; the lr halved every 30 % from 0.5 bpp up; the base layer's 64-pixel blocks
-            # below 1.5 bpp, 32 from there; a grey image's radius 4 at 0.5 bpp alone (0.012 per pixel)
+            # below 1.5 bpp, 32 from there; radius 4 at 0.5 bpp alone (0.012 per pixel, below 0.015)
             assert [tuple(cell.strip() for cell in (row[0], *row[-4:])) for row in rows] == [
                 ("0.15", "0.35", "6", "0.4", "64"), ("0.25", "0.35", "5", "0.4", "64"),
-                ("0.5", "0.35", "3 (grey 4)", "0.3", "64"), ("0.75", "0.35", "3", "0.3", "64"), ("1", "0.25", "3", "0.3", "64"),
+                ("0.5", "0.35", "4", "0.3", "64"), ("0.75", "0.35", "3", "0.3", "64"), ("1", "0.25", "3", "0.3", "64"),
                 ("1.5", "0.5", "2", "0.3", "32"), ("2", "0.5", "2", "0.3", "32")]
 
 

@@ -18,8 +18,8 @@ peak radius (``FitConfig.grow_peak_radius_at``), which take their dense values f
 ``init_dense_from`` up to (not including) ``init_dense_until`` Gaussians per pixel (the
 start ``init_fraction_denser`` from ``init_denser_from`` up), and below ``init_dense_from``
 the sparse start (``init_fraction_sparse``) and a radius from the Gaussians' spacing
-(``grow_peak_radius_per_spacing``), with a grey image's radius in brackets where it differs
-(``grow_peak_radius_gray_dense`` up to ``grow_peak_radius_gray_until``), and the share of the run after which the lr halves
+(``grow_peak_radius_per_spacing``), and at the bottom of the dense range
+``grow_peak_radius_lower_dense`` (up to ``grow_peak_radius_lower_until``), and the share of the run after which the lr halves
 (``FitConfig.lr_halve_every_frac_at``: ``lr_halve_every_frac_dense`` from ``init_dense_from``
 Gaussians per pixel up, with no upper bound), and the base layer's block side in pixels
 (``QATConfig.base_factor_log2`` at the rate and its budget: ``base_samples_across_high_rate``
@@ -67,11 +67,9 @@ def main(argv=None) -> int:
         lr = cfg.lr_means * geometry_lr_scale(n, args.height, args.width, cfg)
         f = cfg.qat.base_factor_log2(args.width, args.height, bpp * pixels, bpp)
         block = "none" if f is None else str(1 << f)
-        radius, radius_gray = cfg.grow_peak_radius_at(n, pixels), cfg.grow_peak_radius_at(n, pixels, gray=True)
-        radii = str(radius) if radius == radius_gray else f"{radius} (grey {radius_gray})"
         print(f"| {bpp:g} | {bits.position}/{bits.covariance}/{bits.color} | {n_rule} | {steps:.2f} | {n} "
               f"| {n / pixels:.5f} | {raw:.5f} | {lr:.5f} | {cfg.init_fraction_at(n, pixels):g} "
-              f"| {radii} | {cfg.lr_halve_every_frac_at(n, pixels):g} | {block} |")
+              f"| {cfg.grow_peak_radius_at(n, pixels)} | {cfg.lr_halve_every_frac_at(n, pixels):g} | {block} |")
     return 0
 
 

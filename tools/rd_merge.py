@@ -2,7 +2,7 @@
 """Add a codec, or a codec's missing rate points, from other ``tools/bench_rd.py`` runs.
 
     python tools/rd_merge.py RUN.json [RUN2.json ...] [--codec-from avif=OTHER.json]
-        [--points-from gimg=OTHER.json] [--rename OLD=NEW --witness W.json] [--test gimg]
+        [--points-from gimg=OTHER.json[,OTHER2.json]] [--donor-point POINT] [--rename OLD=NEW --witness W.json] [--test gimg]
         [--json OUT.json] [--plot OUT.png]
 
 For a peer whose encoder is deterministic (AVIF's took 19 of a full-set run's 76 minutes)
@@ -22,7 +22,11 @@ that it writes that run's files, or refuses.
 example a full-set point measured by an earlier run of the same encoder. It refuses unless
 the donor and the run share at least one (image, point) of CODEC with equal bytes and PSNR
 (so a one-image run of the run's encoder at the donor's rate is the witness that the
-encoders agree), and unless every added point covers all of the run's images.
+encoders agree), and unless every added point covers all of the run's images. The donor may
+be several files, ``CODEC=A.json,B.json``, pooled as the runs are; ``--donor-point POINT``
+(repeatable, a record's ``point`` such as ``bpp=1.0``) keeps only the donors' records at
+those points, so that a donor file whose other points changed since (a new default at one
+rate) can still give the points that did not.
 
 ``--rename OLD=NEW --witness W.json`` counts codec OLD's records as NEW's: for records
 of a setting that became the default (``--gimg-bits 11/7/5`` runs are ``gimg-11-7-5``;
@@ -200,7 +204,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", nargs="+", help="one or more bench_rd.py JSONs, pooled")
     p.add_argument("--codec-from", action="append", default=[], metavar="CODEC=RUN.json")
-    p.add_argument("--points-from", action="append", default=[], metavar="CODEC=RUN.json")
+    p.add_argument("--points-from", action="append", default=[], metavar="CODEC=RUN.json[,RUN2.json]")
+    p.add_argument("--donor-point", action="append", default=[], metavar="POINT",
+                   help="take only these rate points (a record's 'point', e.g. bpp=1.0) from --points-from donors")
     p.add_argument("--rename", action="append", default=[], metavar="OLD=NEW")
     p.add_argument("--witness", action="append", default=[], metavar="RUN.json",
                    help="runs where OLD and NEW of each --rename wrote the same files")
@@ -228,10 +234,19 @@ def main(argv=None) -> int:
             raise SystemExit(f"--rename: expected OLD=NEW with two codec names, got {item!r}")
         run["records"] = rename(run["records"], old, new, witness)
         sources[new] = f"the run, {old}'s records counted as {new}'s (witnesses: {', '.join(args.witness)})"
+    if args.donor_point and not args.points_from:
+        p.error("--donor-point needs --points-from")
     for item in args.points_from:
         codec, path = _codec_and_path("--points-from", item)
-        run["records"] = add_points(run["records"], codec, load_run(path), path)
-        sources[codec] = f"the run, points missing there from {path}"
+        paths = path.split(",")
+        donor = pool([(load_run(one), one) for one in paths])  # [records]
+        if args.donor_point:
+            donor = [r for r in donor if r.get("point") in set(args.donor_point)]
+            if not donor:
+                raise SystemExit(f"--points-from {path}: no record at {', '.join(args.donor_point)}")
+        run["records"] = add_points(run["records"], codec, {"records": donor}, path)
+        only = f" (only {', '.join(args.donor_point)})" if args.donor_point else ""
+        sources[codec] = f"the run, points missing there from {path}{only}"
     donors = []
     for item in args.codec_from:
         codec, path = _codec_and_path("--codec-from", item)

@@ -584,22 +584,21 @@ class FitConfig:
     # on Kodak, 2 at 2 bpp as before) with init_fraction_sparse 0.35 since the thirty-sixth
     # session: see that field
     grow_peak_radius_per_spacing: float | None = 0.38
-    # for a grey target (fit.gray: red and blue tied to green) the radius from init_dense_from
-    # up to (not including) grow_peak_radius_gray_until Gaussians per pixel, in place of
-    # grow_peak_radius_dense (None: grey fits take the colour radii). The density is the fit's
-    # Nmax, the rate model's first guess (encoder.predict_gaussians; tools/lr_by_rate.py), as
-    # for the other dense settings. On all 24 grey Kodak images, 4 against 3: at 0.5 bpp (0.0124
-    # per pixel) -0.04 dB (11 of 24 up) with MS-SSIM +0.0034 (23 of 24 up); at 0.75 bpp
-    # (0.0188) -0.18 dB (0 of 24 up), MS-SSIM +0.0020; at 1.0 bpp (0.0254) -0.16 dB (2 of 24
-    # up), MS-SSIM +0.0005; so it stops at 0.015 (BENCHMARKS.md §4, "Radius-4 growth peaks for
-    # grey images at 0.5 bpp's densities"). Grey BD-rate over 0.25-1.0 bpp on MS-SSIM against
-    # JPEG +8.2 % -> +1.6 %, on PSNR -28.3 % -> -27.7 %. Grey only because radius 4 at 0.5 bpp
-    # cost colour images 0.09-0.22 dB on the thirty-seventh session's default; on today's, all
-    # 24 colour Kodak images, -0.05 dB (10 of 24 up) with MS-SSIM +0.0033 (21 of 24 up), the
-    # grey images' trade ("Radius 4 at 0.5 bpp on colour images, again"): a rule for every
-    # image is the next step, with the colour BD-rates measured
-    grow_peak_radius_gray_dense: int | None = 4
-    grow_peak_radius_gray_until: float = 0.015
+    # the radius from init_dense_from up to (not including) grow_peak_radius_lower_until
+    # Gaussians per pixel, in place of grow_peak_radius_dense (None: grow_peak_radius_dense over
+    # the whole dense range). The density is the fit's Nmax, the rate model's first guess
+    # (encoder.predict_gaussians; tools/lr_by_rate.py), as for the other dense settings. 4
+    # against 3 at 0.5 bpp (0.0124 per pixel on Kodak): on all 24 colour Kodak images -0.05 dB
+    # (10 of 24 up) with MS-SSIM +0.0033 (21 of 24 up), BD-rate over 0.15-1.0 bpp against WebP
+    # -1.9 % -> -1.6 %, on MS-SSIM -0.0 % -> -2.2 % (better against every peer on MS-SSIM);
+    # on all 24 grey copies -0.04 dB (11 of 24 up), MS-SSIM +0.0034 (23 of 24 up), grey BD-rate
+    # on MS-SSIM against JPEG +8.2 % -> +1.6 % (BENCHMARKS.md §4, "Radius-4 growth peaks at 0.5
+    # bpp's densities for every image", "... for grey images ..."). On grey images at 0.75 bpp
+    # (0.0188) -0.18 dB (0 of 24 up), MS-SSIM +0.0020, at 1.0 bpp (0.0254) -0.16 dB, MS-SSIM
+    # +0.0005: so it stops at 0.015. (In the thirty-seventh session, on that default, radius 4
+    # at 0.5 bpp had cost colour images 0.09-0.22 dB on four images.)
+    grow_peak_radius_lower_dense: int | None = 4
+    grow_peak_radius_lower_until: float = 0.015
     # --- pruning ------------------------------------------------------------------
     prune_every: int = 100  # PSD pruning interval, iterations (paper 100); not scaled
     prune_offscreen: bool = True  # also drop Gaussians whose 3-sigma box misses the image
@@ -641,7 +640,7 @@ class FitConfig:
             grow_pixels="top",
             grow_peak_radius=0,
             grow_peak_radius_dense=None,
-            grow_peak_radius_gray_dense=None,
+            grow_peak_radius_lower_dense=None,
             grow_peak_radius_per_spacing=None,
             prune_offscreen=False,
             coarse_frac=0.0,
@@ -679,12 +678,11 @@ class FitConfig:
             return self.lr_halve_every_frac_dense
         return self.lr_halve_every_frac
 
-    def grow_peak_radius_at(self, n_max: int, pixels: int, gray: bool = False) -> int:
-        """The growth's peak radius for a fit of ``n_max`` Gaussians to ``pixels`` pixels
-        (``gray``: of a grey target, whose channels the fit ties)."""
-        if (gray and self.grow_peak_radius_gray_dense is not None and self.is_dense(n_max, pixels)
-                and n_max / pixels < self.grow_peak_radius_gray_until):
-            return self.grow_peak_radius_gray_dense
+    def grow_peak_radius_at(self, n_max: int, pixels: int) -> int:
+        """The growth's peak radius for a fit of ``n_max`` Gaussians to ``pixels`` pixels."""
+        if (self.grow_peak_radius_lower_dense is not None and self.is_dense(n_max, pixels)
+                and n_max / pixels < self.grow_peak_radius_lower_until):
+            return self.grow_peak_radius_lower_dense
         if self.grow_peak_radius_dense is not None and self.is_dense(n_max, pixels):
             return self.grow_peak_radius_dense
         if self.grow_peak_radius_per_spacing is None:
@@ -761,14 +759,14 @@ class FitConfig:
         radii = {"grow_peak_radius": self.grow_peak_radius}
         if self.grow_peak_radius_dense is not None:
             radii["grow_peak_radius_dense"] = self.grow_peak_radius_dense
-        if self.grow_peak_radius_gray_dense is not None:
-            radii["grow_peak_radius_gray_dense"] = self.grow_peak_radius_gray_dense
+        if self.grow_peak_radius_lower_dense is not None:
+            radii["grow_peak_radius_lower_dense"] = self.grow_peak_radius_lower_dense
         for name, radius in radii.items():
             if not (isinstance(radius, int) and not isinstance(radius, bool) and 0 <= radius <= MAX_PEAK_RADIUS):
                 raise ConfigError(f"FitConfig.{name} must be an integer from 0 to {MAX_PEAK_RADIUS}, got {radius!r}")
-        gray_until = self.grow_peak_radius_gray_until
-        if not (isinstance(gray_until, (int, float)) and math.isfinite(gray_until) and gray_until > 0):
-            raise ConfigError(f"FitConfig.grow_peak_radius_gray_until must be a finite number > 0, got {gray_until!r}")
+        lower_until = self.grow_peak_radius_lower_until
+        if not (isinstance(lower_until, (int, float)) and math.isfinite(lower_until) and lower_until > 0):
+            raise ConfigError(f"FitConfig.grow_peak_radius_lower_until must be a finite number > 0, got {lower_until!r}")
         share = self.grow_peak_radius_per_spacing
         if share is not None and not (math.isfinite(share) and share > 0):
             raise ConfigError("FitConfig.grow_peak_radius_per_spacing must be None or a finite number > 0, "

@@ -304,7 +304,7 @@ def train(
     schedule = GrowthSchedule.from_config(cfg, iterations, n_max, grow_until=qat_start)
 
     n0 = max(1, min(n_max, round(cfg.init_fraction_at(n_max, height * width) * n_max)))
-    peak_radius = cfg.grow_peak_radius_at(n_max, height * width, gray)
+    peak_radius = cfg.grow_peak_radius_at(n_max, height * width)
     density = gradient_density(target, cfg.init_uniform_share) if cfg.init_positions == "gradient" else None
     means, covs, colors = (t.to(device) for t in sparse_init(
         n0, height, width, gen, cfg.caf, cfg.caf_max, density, caf_by_density=cfg.init_caf == "density"))
