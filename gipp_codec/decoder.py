@@ -14,7 +14,7 @@ from gipp_codec.format.container import ParsedGimg, parse_gimg
 from gipp_codec.format.model import QuantizedGaussians
 from gipp_codec.imageio import (DEFAULT_PNG_LEVEL, ImageMetadata, check_distinct_paths, check_output_path,
                                 read_input_bytes, save_image)
-from gipp_codec.output_format import output_format, single_channel
+from gipp_codec.output_format import is_gray, output_format, single_channel
 from gipp_codec.quant.dequant import dequantize
 from gipp_codec.render.convention import to_uint8  # noqa: F401  (re-exported: floor(clamp(v, 0, 1) * 255 + 0.5))
 
@@ -96,11 +96,7 @@ def decodes_grey(parsed: ParsedGimg) -> bool:
     (``fit.gray``) is. A file with colours may still decode grey by chance (a 1 x 1 image,
     or one clamped to black); this says False for it."""
     _, _, colors = gaussians_as_floats(parsed)  # [N, 3]
-    grey = bool(np.array_equal(colors[:, 0], colors[:, 1]) and np.array_equal(colors[:, 1], colors[:, 2]))
-    if grey and parsed.base is not None:
-        s = parsed.base.samples  # [gh, gw, 3]
-        grey = bool(np.array_equal(s[..., 0], s[..., 1]) and np.array_equal(s[..., 1], s[..., 2]))
-    return grey
+    return is_gray(colors) and (parsed.base is None or is_gray(parsed.base.samples))  # samples [gh, gw, 3]
 
 
 # The most bytes of a .gimg input read: what a file within every limit of the spec (§8) holds

@@ -49,8 +49,9 @@ def icc_color_space(profile: bytes | None) -> bytes | None:
 
 
 def is_gray(image) -> bool:
-    """Whether an image [H, W, 3] (a numpy array or a torch tensor) has three equal channels
-    everywhere: a grey image (the encoder ties its colours, ``fit.gray``)."""
+    """Whether an image [H, W, 3] (a numpy array or a torch tensor; any [..., 3] array of
+    colours) has three equal channels everywhere: a grey image (the encoder ties its colours,
+    ``fit.gray``)."""
     return bool((image[..., 0] == image[..., 1]).all()) and bool((image[..., 1] == image[..., 2]).all())
 
 

@@ -366,8 +366,8 @@ def cli_check(files: list, seed: int, cases: int) -> dict:
     """Cases 0..cases - 1 through ``python -m gipp_codec decode IN OUT``, each against its
     in-process outcome: a file ``decode`` accepts must exit 0 with a PNG of the header's
     size (one channel where the decode is exactly grey and no RGB ICC profile forbids it,
-    ``output_format.single_channel``, else three); one it rejects must exit non-zero with one stderr line starting ``gimg:``, no
-    traceback and no output file. Returns {"cases", "decoded" (of them, by the API), "agreed",
+    ``output_format.single_channel``, else three); one it rejects must exit non-zero with
+    one stderr line starting ``gimg:``, no traceback and no output file. Returns {"cases", "decoded" (of them, by the API), "agreed",
     "problems"}."""
     from PIL import Image
 

@@ -19,7 +19,8 @@ peak radius (``FitConfig.grow_peak_radius_at``), which take their dense values f
 start ``init_fraction_denser`` from ``init_denser_from`` up), and below ``init_dense_from``
 the sparse start (``init_fraction_sparse``) and a radius from the Gaussians' spacing
 (``grow_peak_radius_per_spacing``), and at the bottom of the dense range
-``grow_peak_radius_lower_dense`` (up to ``grow_peak_radius_lower_until``), and the share of the run after which the lr halves
+``grow_peak_radius_lower_dense`` (up to ``grow_peak_radius_lower_until``), and the share of
+the run after which the lr halves
 (``FitConfig.lr_halve_every_frac_at``: ``lr_halve_every_frac_dense`` from ``init_dense_from``
 Gaussians per pixel up, with no upper bound), and the base layer's block side in pixels
 (``QATConfig.base_factor_log2`` at the rate and its budget: ``base_samples_across_high_rate``

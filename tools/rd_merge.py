@@ -2,7 +2,8 @@
 """Add a codec, or a codec's missing rate points, from other ``tools/bench_rd.py`` runs.
 
     python tools/rd_merge.py RUN.json [RUN2.json ...] [--codec-from avif=OTHER.json]
-        [--points-from gimg=OTHER.json[,OTHER2.json]] [--donor-point POINT] [--rename OLD=NEW --witness W.json] [--test gimg]
+        [--points-from gimg=OTHER.json[,OTHER2.json]] [--donor-point POINT]
+        [--rename OLD=NEW --witness W.json] [--test gimg]
         [--json OUT.json] [--plot OUT.png]
 
 For a peer whose encoder is deterministic (AVIF's took 19 of a full-set run's 76 minutes)
@@ -24,7 +25,7 @@ the donor and the run share at least one (image, point) of CODEC with equal byte
 (so a one-image run of the run's encoder at the donor's rate is the witness that the
 encoders agree), and unless every added point covers all of the run's images. The donor may
 be several files, ``CODEC=A.json,B.json``, pooled as the runs are; ``--donor-point POINT``
-(repeatable, a record's ``point`` such as ``bpp=1.0``) keeps only the donors' records at
+(repeatable, a record's ``point`` such as ``bpp=1`` for gimg or ``1`` for a peer) keeps only the donors' records at
 those points, so that a donor file whose other points changed since (a new default at one
 rate) can still give the points that did not.
 
@@ -206,7 +207,7 @@ def main(argv=None) -> int:
     p.add_argument("--codec-from", action="append", default=[], metavar="CODEC=RUN.json")
     p.add_argument("--points-from", action="append", default=[], metavar="CODEC=RUN.json[,RUN2.json]")
     p.add_argument("--donor-point", action="append", default=[], metavar="POINT",
-                   help="take only these rate points (a record's 'point', e.g. bpp=1.0) from --points-from donors")
+                   help="take only these rate points (a record's 'point', e.g. bpp=1) from --points-from donors")
     p.add_argument("--rename", action="append", default=[], metavar="OLD=NEW")
     p.add_argument("--witness", action="append", default=[], metavar="RUN.json",
                    help="runs where OLD and NEW of each --rename wrote the same files")
