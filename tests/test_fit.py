@@ -329,9 +329,10 @@ def test_sparse_fits_take_a_peak_radius_from_their_spacing():
     # the mean spacing sqrt(pixels / n): 10, 20 and 1000 pixels; 0.1 (the radius then is grow_peak_radius)
     assert [cfg.grow_peak_radius_at(n, p) for n, p in ((100, 10_000), (25, 10_000), (1, 1_000_000),
                                                        (1_000_000, 10_000))] == [3, 7, 64, 2]
-    assert FitConfig().grow_peak_radius_per_spacing == 0.38  # the default
-    kodak = FitConfig()  # N at 0.15 / 0.25 / 0.5 / 1 / 2 bpp on 768 x 512: 0.38 * 4.63 at 2 bpp rounds to 2
-    assert [kodak.grow_peak_radius_at(n, 768 * 512) for n in (1478, 2512, 5161, 9479, 18376)] == [6, 5, 4, 3, 2]
+    assert FitConfig().grow_peak_radius_per_spacing == 0.42  # the default
+    kodak = FitConfig()  # N at 0.15 / 0.25 / 0.5 / 1 / 2 bpp on 768 x 512: 0.42 * 16.3 -> 7, 0.42 * 12.5 -> 5,
+    # and 0.42 * 4.63 at 2 bpp rounds to 2
+    assert [kodak.grow_peak_radius_at(n, 768 * 512) for n in (1478, 2512, 5161, 9479, 18376)] == [7, 5, 4, 3, 2]
     assert [cfg.grow_peak_radius_at(n, 768 * 512) for n in (1478, 2512)] == [5, 4]  # 0.33 of 16.3 and 12.5
     assert FitConfig.paper().grow_peak_radius_at(1, 1_000_000) == 0
     for bad in (0.0, -0.5, float("inf"), float("nan")):

@@ -582,8 +582,14 @@ class FitConfig:
     # both); BD-rate over 0.15-1.0 bpp against WebP +10.6 % -> +11.1 %, on MS-SSIM +18.8 % ->
     # +15.4 % (BENCHMARKS.md §4, "Wider growth peaks at the sparse rates"). 0.38 (radius 6 / 5
     # on Kodak, 2 at 2 bpp as before) with init_fraction_sparse 0.35 since the thirty-sixth
-    # session: see that field
-    grow_peak_radius_per_spacing: float | None = 0.38
+    # session: see that field. 0.42 since the fifty-seventh session: radius 7 at 0.15 bpp on
+    # Kodak (0.42 * 16.3), 5 at 0.25 (0.42 * 12.9) and 2 at 1.5 / 2 bpp as before. Radius 7 at
+    # 0.15 bpp on all 24: -0.02 dB (standard error 0.023, 8 of 24 up) for MS-SSIM +0.0028 (20
+    # of 24 up, +0.10 dB on -10 log10(1 - MS-SSIM)); BD-rates over 0.15-1.0 bpp within 0.3
+    # points. Radius 6 at 0.25 bpp (0.45) cost 0.06 dB for +0.0029 and the PSNR BD-rate 0.6
+    # points against WebP, so the share stops short of it (BENCHMARKS.md §4, "Radius-7 sparse
+    # peaks at 0.15 bpp as the default")
+    grow_peak_radius_per_spacing: float | None = 0.42
     # the radius from init_dense_from up to (not including) grow_peak_radius_lower_until
     # Gaussians per pixel, in place of grow_peak_radius_dense (None: grow_peak_radius_dense over
     # the whole dense range). The density is the fit's Nmax, the rate model's first guess
