@@ -262,7 +262,7 @@ def test_dense_fits_can_grow_at_wider_peaks():
     assert cfg.grow_peak_radius_at(99, 10_000) == 2 and cfg.grow_peak_radius_at(100, 10_000) == 3  # 0.01 per pixel
     ranged = FitConfig(grow_peak_radius_per_spacing=None, grow_peak_radius_lower_dense=None)  # 0.01 up to 0.035
     assert [ranged.grow_peak_radius_at(n, 10_000) for n in (99, 100, 349, 350, 10_000)] == [2, 3, 3, 2, 2]
-    # the default: below the range 0.38 of the spacing (sqrt(10_000 / 99) = 10.05: 4), above it at least 2
+    # the default: below the range 0.42 of the spacing (sqrt(10_000 / 99) = 10.05: 4), above it at least 2
     # (and radius 4 at the bottom of the dense range, up to 0.015 per pixel)
     assert [FitConfig().grow_peak_radius_at(n, 10_000) for n in (25, 99, 100, 149, 150, 349, 350, 10_000)] \
         == [8, 4, 4, 4, 3, 3, 2, 2]

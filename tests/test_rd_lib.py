@@ -611,11 +611,11 @@ def test_lr_by_rate_prints_the_depths_whose_spacing_the_position_rule_accepts(ca
             assert abs(float(steps) - ((w * h / int(n_rule)) ** 0.5) / (max(w, h) / 2 ** p)) < 0.01
         if w == 768:  # Kodak: the dense start and radius at 0.5 to 1 bpp (0.013 to 0.024 per pixel; the
             # denser start from 0.02, so at 1 bpp), not at 2 (0.047); below, the sparse start and radii of
-            # 0.38 of the spacing (16.3 and 12.5 pixels); above the dense range (1.5 bpp: 0.037 per pixel)
+            # 0.42 of the spacing (16.3 and 12.9 pixels: 7 and 5); above the dense range (1.5 bpp: 0.037 per pixel)
             # N/2 and radius 2; the lr halved every 30 % from 0.5 bpp up; the base layer's 64-pixel blocks
             # below 1.5 bpp, 32 from there; radius 4 at 0.5 bpp alone (0.012 per pixel, below 0.015)
             assert [tuple(cell.strip() for cell in (row[0], *row[-4:])) for row in rows] == [
-                ("0.15", "0.35", "6", "0.4", "64"), ("0.25", "0.35", "5", "0.4", "64"),
+                ("0.15", "0.35", "7", "0.4", "64"), ("0.25", "0.35", "5", "0.4", "64"),
                 ("0.5", "0.35", "4", "0.3", "64"), ("0.75", "0.35", "3", "0.3", "64"), ("1", "0.25", "3", "0.3", "64"),
                 ("1.5", "0.5", "2", "0.3", "32"), ("2", "0.5", "2", "0.3", "32")]
 
