@@ -14,7 +14,8 @@ chosen position depth (the rule wants at least ``position_steps_per_spacing``, f
 factor sqrt(ref / density) without the floor, and the lr ``trainer.geometry_lr_scale``
 gives the fit (``FitConfig().lr_means`` times it; ``lr_covs`` is the same at the defaults),
 then the share of N the fit starts with (``FitConfig.init_fraction_at``) and its growth's
-peak radius (``FitConfig.grow_peak_radius_at``), which take their dense values from
+peak radius (``FitConfig.grow_peak_radius_at``) and the colour it gives new Gaussians
+(``FitConfig.new_color_at``: "residual" from ``init_dense_from`` up to ``new_color_dense_until``), which take their dense values from
 ``init_dense_from`` up to (not including) ``init_dense_until`` Gaussians per pixel (the
 start ``init_fraction_denser`` from ``init_denser_from`` up), and below ``init_dense_from``
 the sparse start (``init_fraction_sparse``) and a radius from the Gaussians' spacing
@@ -56,8 +57,8 @@ def main(argv=None) -> int:
     pixels = args.width * args.height
     print(f"{args.width}x{args.height}, lr_density_ref {ref}, lr_means {cfg.lr_means}")
     print("| bpp | depths | N the position rule uses | spacing / position step | N guessed | density "
-          "| sqrt(ref / density) | lr | N0 / N | peak radius | lr halved every | base block px |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| sqrt(ref / density) | lr | N0 / N | peak radius | new colour | lr halved every | base block px |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for bpp in (float(b) for b in args.bpp.split(",")):
         bits = default_depths(cfg.qat, None, bpp, args.width, args.height)
         # the rule's N: the rate model's at depths_at (bits_position), as default_depths takes it
@@ -70,7 +71,8 @@ def main(argv=None) -> int:
         block = "none" if f is None else str(1 << f)
         print(f"| {bpp:g} | {bits.position}/{bits.covariance}/{bits.color} | {n_rule} | {steps:.2f} | {n} "
               f"| {n / pixels:.5f} | {raw:.5f} | {lr:.5f} | {cfg.init_fraction_at(n, pixels):g} "
-              f"| {cfg.grow_peak_radius_at(n, pixels)} | {cfg.lr_halve_every_frac_at(n, pixels):g} | {block} |")
+              f"| {cfg.grow_peak_radius_at(n, pixels)} | {cfg.new_color_at(n, pixels)} "
+              f"| {cfg.lr_halve_every_frac_at(n, pixels):g} | {block} |")
     return 0
 
 

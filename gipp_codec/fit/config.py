@@ -539,7 +539,22 @@ class FitConfig:
     # all 24 Kodak images at 1.0 / 0.25 bpp: +0.01 / +0.00 dB, MS-SSIM -0.0001 / -0.0004
     # (BENCHMARKS.md §4, "Recycling only until 60 % of the run")
     recycle_stop_frac: float = 1.0
-    new_color: str = "zero"  # "zero" (paper) or "residual" (measured worse, DESIGN.md §5)
+    # the colour of a new Gaussian (at a growth step, also in place of recycled ones): "zero"
+    # (paper) or "residual", the target minus the render at its pixel. Outside the range below
+    # "zero": "residual" at 0.25 bpp on four Kodak images +0.03 dB (2 of 4 up) but MS-SSIM
+    # -0.0015 (1 of 4 up) (BENCHMARKS.md §4, "New Gaussians coloured with the residual from 0.01
+    # Gaussians per pixel")
+    new_color: str = "zero"
+    # the colour of new Gaussians from init_dense_from up to (not including)
+    # new_color_dense_until Gaussians per pixel (the fit's Nmax, as for the other dense
+    # settings; None: new_color at every density). "residual" against "zero" at 0.5 bpp (0.0124
+    # per pixel on Kodak) on all 24 Kodak images: +0.05 dB (20 of 24 up) for MS-SSIM -0.0002
+    # (10 of 24 up), at 0.75 bpp (0.0188) +0.04 dB (19 of 24 up) with MS-SSIM +0.00001 (12 of
+    # 24 up); at 1.0 bpp (0.0254) on four +0.00 dB, MS-SSIM -0.0004 (0 of 4 up): so it stops
+    # at 0.02, below 1.0 bpp (BENCHMARKS.md §4, "New Gaussians coloured with the residual from
+    # 0.01 Gaussians per pixel")
+    new_color_dense: str | None = "residual"
+    new_color_dense_until: float = 0.02
     # "init": as at initialisation (paper); "error_scale": from the error spacing (with
     # recycling, on kodim01/08/15/23 +0.03 / -0.01 dB at 1.0 / 0.25 bpp, on all 24 Kodak
     # images -0.02 dB at 1.0 bpp: BENCHMARKS.md §4, "Recycling only until 60 % of the run")
@@ -636,6 +651,7 @@ class FitConfig:
             grow_k=1000,
             grow_recycle_frac=0.0,
             new_color="zero",
+            new_color_dense=None,
             new_cov="init",
             init_positions="uniform",
             init_fraction=0.5,
@@ -683,6 +699,13 @@ class FitConfig:
         if self.lr_halve_every_frac_dense is not None and n_max / pixels >= self.init_dense_from:
             return self.lr_halve_every_frac_dense
         return self.lr_halve_every_frac
+
+    def new_color_at(self, n_max: int, pixels: int) -> str:
+        """How a fit of ``n_max`` Gaussians to ``pixels`` pixels colours the Gaussians it adds:
+        "zero" or "residual"."""
+        if self.new_color_dense is not None and self.init_dense_from <= n_max / pixels < self.new_color_dense_until:
+            return self.new_color_dense
+        return self.new_color
 
     def grow_peak_radius_at(self, n_max: int, pixels: int) -> int:
         """The growth's peak radius for a fit of ``n_max`` Gaussians to ``pixels`` pixels."""
@@ -790,8 +813,14 @@ class FitConfig:
         if not (math.isfinite(self.recycle_variance_floor) and self.recycle_variance_floor > 0):
             raise ConfigError("FitConfig.recycle_variance_floor must be a finite number > 0, "
                               f"got {self.recycle_variance_floor!r}")
-        if self.new_color not in ("zero", "residual"):
-            raise ConfigError(f"FitConfig.new_color must be 'zero' or 'residual', got {self.new_color!r}")
+        for name in ("new_color", "new_color_dense"):
+            mode = getattr(self, name)
+            if mode not in ("zero", "residual") and not (name == "new_color_dense" and mode is None):
+                allowed = "'zero' or 'residual'" + (" or None" if name == "new_color_dense" else "")
+                raise ConfigError(f"FitConfig.{name} must be {allowed}, got {mode!r}")
+        until = self.new_color_dense_until
+        if isinstance(until, bool) or not (isinstance(until, (int, float)) and math.isfinite(until) and until > 0):
+            raise ConfigError(f"FitConfig.new_color_dense_until must be a finite number > 0, got {until!r}")
         if self.new_cov not in ("init", "error_scale"):
             raise ConfigError(f"FitConfig.new_cov must be 'init' or 'error_scale', got {self.new_cov!r}")
         for name in ("prune_every", "eval_every", "iterations"):

@@ -106,10 +106,11 @@ def new_gaussians(
     width: int,
     generator: torch.Generator,
     cfg,
-    residual: torch.Tensor | None = None,  # [H, W, 3] target - render, for new_color="residual"
+    residual: torch.Tensor | None = None,  # [H, W, 3] target - render: the colours (None: 0)
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Rows for new Gaussians: position = pixel centre; covariance as at initialisation (+ CAF
-    computed with N_now = ``n_after``) or from the spacing of the selected pixels; colour 0 or the residual.
+    computed with N_now = ``n_after``) or from the spacing of the selected pixels; colour the
+    ``residual`` at the pixel, or 0 without one.
 
     Returns CPU float32 means [k, 2], covs [k, 3], colors [k, 3].
     """
@@ -125,7 +126,7 @@ def new_gaussians(
         covs = torch.stack((var + 0.5, torch.zeros_like(var), var + 0.5), dim=1)
     elif cfg.caf:
         covs = add_caf(covs, caf_lp(height, width, n_after, cfg.caf_max))
-    if cfg.new_color == "residual" and residual is not None:
+    if residual is not None:
         colors = residual[pix[:, 0], pix[:, 1]].detach().float().cpu().clone()
     else:
         colors = torch.zeros(k, 3, dtype=torch.float32)

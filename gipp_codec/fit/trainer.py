@@ -305,6 +305,7 @@ def train(
 
     n0 = max(1, min(n_max, round(cfg.init_fraction_at(n_max, height * width) * n_max)))
     peak_radius = cfg.grow_peak_radius_at(n_max, height * width)
+    residual_colors = cfg.new_color_at(n_max, height * width) == "residual"
     density = gradient_density(target, cfg.init_uniform_share) if cfg.init_positions == "gradient" else None
     means, covs, colors = (t.to(device) for t in sparse_init(
         n0, height, width, gen, cfg.caf, cfg.caf_max, density, caf_by_density=cfg.init_caf == "density"))
@@ -345,7 +346,7 @@ def train(
             k = int(pix.shape[0])
             if k == 0:
                 return ps
-            residual = (fit_target - img_now) if cfg.new_color == "residual" else None
+            residual = (fit_target - img_now) if residual_colors else None
             new = new_gaussians(pix, int(ps[0].shape[0]) + k, height, width, gen, cfg, residual)
         if gray:
             tie_colors_(new[2])
