@@ -324,43 +324,46 @@ def test_the_bottom_of_the_dense_range_takes_its_own_peak_radius():
         assert torch.equal(above.means, train(target, 47, 20, base, reference, seed=0).means)
 
 
-def test_dense_fits_colour_new_gaussians_with_the_residual():
-    cfg = FitConfig()  # "residual" from 0.01 (init_dense_from) up to new_color_dense_until per pixel, else "zero"
-    until = cfg.new_color_dense_until
-    assert [cfg.new_color_at(n, 10_000) for n in (99, 100, int(until * 10_000) - 1, int(until * 10_000))] \
-        == ["zero", "residual", "residual", "zero"]
-    assert cfg.replace(new_color_dense=None).new_color_at(100, 10_000) == "zero"
-    assert cfg.replace(new_color="residual", new_color_dense=None).new_color_at(99, 10_000) == "residual"
-    assert FitConfig.paper().new_color_at(100, 10_000) == "zero"
-    # a Kodak-sized encode fits the N the rate model guesses: residual colours at 0.5 and 0.75 bpp alone
+def test_new_gaussians_take_a_share_of_the_residual_below_a_density():
+    cfg = FitConfig()  # "residual" below new_color_until Gaussians per pixel, "zero" from there up
+    until = cfg.new_color_until
+    assert [cfg.new_color_at(n, 10_000) for n in (1, 99, int(until * 10_000) - 1, int(until * 10_000))] \
+        == ["residual", "residual", "residual", "zero"]
+    assert cfg.replace(new_color_until=None).new_color_at(10_000, 10_000) == "residual"
+    assert cfg.replace(new_color="zero").new_color_at(1, 10_000) == "zero"
+    assert FitConfig.paper().new_color_at(1, 10_000) == "zero"
+    # a Kodak-sized encode fits the N the rate model guesses: residual colours from 0.15 to 0.75 bpp
     from gipp_codec.encoder import default_depths, predict_gaussians
 
     def kodak_color(bpp):
         n = predict_gaussians(bpp * 768 * 512, default_depths(cfg.qat, None, bpp, 768, 512))
         return cfg.new_color_at(n, 768 * 512)
 
-    assert [kodak_color(bpp) for bpp in (0.15, 0.25, 0.5, 0.75, 1.0, 2.0)] == ["zero", "zero", "residual", "residual", "zero", "zero"]
-    for bad in (dict(new_color="mean"), dict(new_color=None), dict(new_color_dense="mean"),
-                dict(new_color_dense_until=0.0), dict(new_color_dense_until=float("inf")),
-                dict(new_color_dense_until="0.02"), dict(new_color_dense_until=True)):
+    assert [kodak_color(bpp) for bpp in (0.15, 0.25, 0.5, 0.75, 1.0, 2.0)] \
+        == ["residual", "residual", "residual", "residual", "zero", "zero"]
+    for bad in (dict(new_color="mean"), dict(new_color=None), dict(new_color_until=0.0),
+                dict(new_color_until=float("inf")), dict(new_color_until="0.02"), dict(new_color_until=True),
+                dict(new_color_gain=0.0), dict(new_color_gain=-0.5), dict(new_color_gain=float("nan")),
+                dict(new_color_gain=None)):
         with pytest.raises(ConfigError):
             cfg.replace(**bad)
-    # new Gaussians take the residual at their pixel
+    # new Gaussians take the colours given at their pixels
     pix = torch.tensor([[3, 7], [10, 2]])
     residual = torch.rand(H, W, 3, generator=torch.Generator().manual_seed(1)) - 0.5  # [H, W, 3]
     _, _, col = new_gaussians(pix, 100, H, W, torch.Generator().manual_seed(0), cfg, residual)
     assert torch.equal(col, residual[pix[:, 0], pix[:, 1]])
-    # and a fit in the range trains as one with new_color "residual" everywhere, one above it as "zero"
+    # a fit below the bound trains with the scaled residual, one above it as with "zero"
     target = torch.from_numpy(_image().astype(np.float32) / 255)  # [H, W, 3], 384 pixels
-    base = FitConfig(grow_every_frac=0.5, grow_stop_frac=0.5, init_dense_from=0.1, init_dense_until=0.2,
-                     new_color_dense=None)
-    ranged = base.replace(new_color_dense="residual", new_color_dense_until=0.12)
-    everywhere = base.replace(new_color="residual")
+    base = FitConfig(grow_every_frac=0.5, grow_stop_frac=0.5, new_color="zero")
+    half = base.replace(new_color="residual", new_color_until=0.12, new_color_gain=0.5)
     reference = get_renderer("reference")
-    fit = train(target, 40, 20, ranged, reference, seed=0)  # 40 / 384 in [0.1, 0.12)
-    assert torch.equal(fit.colors, train(target, 40, 20, everywhere, reference, seed=0).colors)
+    fit = train(target, 40, 20, half, reference, seed=0)  # 40 / 384 < 0.12
+    assert torch.equal(fit.colors, train(target, 40, 20, half.replace(new_color_until=None), reference,
+                                         seed=0).colors)
     assert not torch.equal(fit.colors, train(target, 40, 20, base, reference, seed=0).colors)
-    above = train(target, 47, 20, ranged, reference, seed=0)  # 47 / 384 >= 0.12
+    assert not torch.equal(fit.colors, train(target, 40, 20, half.replace(new_color_gain=1.0), reference,
+                                             seed=0).colors)
+    above = train(target, 47, 20, half, reference, seed=0)  # 47 / 384 >= 0.12
     assert torch.equal(above.colors, train(target, 47, 20, base, reference, seed=0).colors)
 
 

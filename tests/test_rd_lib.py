@@ -615,7 +615,7 @@ def test_lr_by_rate_prints_the_depths_whose_spacing_the_position_rule_accepts(ca
             # N/2 and radius 2; the lr halved every 30 % from 0.5 bpp up; the base layer's 64-pixel blocks
             # below 1.5 bpp, 32 from there; radius 4 at 0.5 bpp alone (0.012 per pixel, below 0.015)
             assert [tuple(cell.strip() for cell in (row[0], *row[-5:])) for row in rows] == [
-                ("0.15", "0.35", "7", "zero", "0.4", "64"), ("0.25", "0.35", "5", "zero", "0.4", "64"),
+                ("0.15", "0.35", "7", "residual", "0.4", "64"), ("0.25", "0.35", "5", "residual", "0.4", "64"),
                 ("0.5", "0.35", "4", "residual", "0.3", "64"), ("0.75", "0.35", "3", "residual", "0.3", "64"),
                 ("1", "0.25", "3", "zero", "0.3", "64"), ("1.5", "0.5", "2", "zero", "0.3", "32"),
                 ("2", "0.5", "2", "zero", "0.3", "32")]

@@ -15,7 +15,8 @@ factor sqrt(ref / density) without the floor, and the lr ``trainer.geometry_lr_s
 gives the fit (``FitConfig().lr_means`` times it; ``lr_covs`` is the same at the defaults),
 then the share of N the fit starts with (``FitConfig.init_fraction_at``) and its growth's
 peak radius (``FitConfig.grow_peak_radius_at``) and the colour it gives new Gaussians
-(``FitConfig.new_color_at``: "residual" from ``init_dense_from`` up to ``new_color_dense_until``), which take their dense values from
+(``FitConfig.new_color_at``: "residual", a share ``new_color_gain`` of the residual, below
+``new_color_until``), which take their dense values from
 ``init_dense_from`` up to (not including) ``init_dense_until`` Gaussians per pixel (the
 start ``init_fraction_denser`` from ``init_denser_from`` up), and below ``init_dense_from``
 the sparse start (``init_fraction_sparse``) and a radius from the Gaussians' spacing

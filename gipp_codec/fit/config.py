@@ -539,22 +539,24 @@ class FitConfig:
     # all 24 Kodak images at 1.0 / 0.25 bpp: +0.01 / +0.00 dB, MS-SSIM -0.0001 / -0.0004
     # (BENCHMARKS.md §4, "Recycling only until 60 % of the run")
     recycle_stop_frac: float = 1.0
-    # the colour of a new Gaussian (at a growth step, also in place of recycled ones): "zero"
-    # (paper) or "residual", the target minus the render at its pixel. Outside the range below
-    # "zero": "residual" at 0.25 bpp on four Kodak images +0.03 dB (2 of 4 up) but MS-SSIM
-    # -0.0015 (1 of 4 up) (BENCHMARKS.md §4, "New Gaussians coloured with the residual from 0.01
-    # Gaussians per pixel")
-    new_color: str = "zero"
-    # the colour of new Gaussians from init_dense_from up to (not including)
-    # new_color_dense_until Gaussians per pixel (the fit's Nmax, as for the other dense
-    # settings; None: new_color at every density). "residual" against "zero" at 0.5 bpp (0.0124
-    # per pixel on Kodak) on all 24 Kodak images: +0.05 dB (20 of 24 up) for MS-SSIM -0.0002
-    # (10 of 24 up), at 0.75 bpp (0.0188) +0.04 dB (19 of 24 up) with MS-SSIM +0.00001 (12 of
-    # 24 up); at 1.0 bpp (0.0254) on four +0.00 dB, MS-SSIM -0.0004 (0 of 4 up): so it stops
-    # at 0.02, below 1.0 bpp (BENCHMARKS.md §4, "New Gaussians coloured with the residual from
-    # 0.01 Gaussians per pixel")
-    new_color_dense: str | None = "residual"
-    new_color_dense_until: float = 0.02
+    # the colour of a new Gaussian (at a growth step, also in place of recycled ones) below
+    # new_color_until Gaussians per pixel: "zero" (paper) or "residual", new_color_gain times
+    # the target minus the render at its pixel. The density is the fit's Nmax, the rate model's
+    # first guess (encoder.predict_gaussians; tools/lr_by_rate.py). From new_color_until up
+    # (None: never) new Gaussians start at 0. The full residual from 0.01 up to 0.02 per pixel
+    # (the fifty-seventh session's first rule) on all 24 Kodak images: +0.05 / +0.04 dB at 0.5 /
+    # 0.75 bpp, MS-SSIM -0.0002 / +0.00001; at 0.25 bpp on four +0.03 dB but MS-SSIM -0.0015
+    # (BENCHMARKS.md §4, "New Gaussians coloured with the residual from 0.01 Gaussians per
+    # pixel"). Half of it at every density below 0.02 (0.15 to 0.75 bpp on Kodak), on all 24:
+    # +0.05 / +0.06 dB at 0.15 / 0.25 bpp against 0 (21 / 19 of 24 up) with MS-SSIM -0.0010 /
+    # -0.0003, +0.03 / +0.03 dB at 0.5 / 0.75 bpp against the full residual (17 / 17 of 24 up)
+    # with MS-SSIM +0.0003 / +0.0002; BD-rate over 0.15-1.0 bpp against WebP -2.2 % -> -3.1 %,
+    # on MS-SSIM -2.2 % -> -2.5 %. A gain of 1.5 at 0.5 bpp lost 0.12 dB on four; half the
+    # residual at 1.0 bpp (0.0254 per pixel) on four +0.03 dB but MS-SSIM -0.0003 (1 of 4 up),
+    # so it stops at 0.02 (BENCHMARKS.md §4, "Half the residual as the new Gaussians' colour")
+    new_color: str = "residual"
+    new_color_until: float | None = 0.02
+    new_color_gain: float = 0.5
     # "init": as at initialisation (paper); "error_scale": from the error spacing (with
     # recycling, on kodim01/08/15/23 +0.03 / -0.01 dB at 1.0 / 0.25 bpp, on all 24 Kodak
     # images -0.02 dB at 1.0 bpp: BENCHMARKS.md §4, "Recycling only until 60 % of the run")
@@ -651,7 +653,6 @@ class FitConfig:
             grow_k=1000,
             grow_recycle_frac=0.0,
             new_color="zero",
-            new_color_dense=None,
             new_cov="init",
             init_positions="uniform",
             init_fraction=0.5,
@@ -702,9 +703,9 @@ class FitConfig:
 
     def new_color_at(self, n_max: int, pixels: int) -> str:
         """How a fit of ``n_max`` Gaussians to ``pixels`` pixels colours the Gaussians it adds:
-        "zero" or "residual"."""
-        if self.new_color_dense is not None and self.init_dense_from <= n_max / pixels < self.new_color_dense_until:
-            return self.new_color_dense
+        "zero" or "residual" (``new_color_gain`` times the residual at their pixels)."""
+        if self.new_color_until is not None and n_max / pixels >= self.new_color_until:
+            return "zero"
         return self.new_color
 
     def grow_peak_radius_at(self, n_max: int, pixels: int) -> int:
@@ -813,14 +814,15 @@ class FitConfig:
         if not (math.isfinite(self.recycle_variance_floor) and self.recycle_variance_floor > 0):
             raise ConfigError("FitConfig.recycle_variance_floor must be a finite number > 0, "
                               f"got {self.recycle_variance_floor!r}")
-        for name in ("new_color", "new_color_dense"):
-            mode = getattr(self, name)
-            if mode not in ("zero", "residual") and not (name == "new_color_dense" and mode is None):
-                allowed = "'zero' or 'residual'" + (" or None" if name == "new_color_dense" else "")
-                raise ConfigError(f"FitConfig.{name} must be {allowed}, got {mode!r}")
-        until = self.new_color_dense_until
-        if isinstance(until, bool) or not (isinstance(until, (int, float)) and math.isfinite(until) and until > 0):
-            raise ConfigError(f"FitConfig.new_color_dense_until must be a finite number > 0, got {until!r}")
+        if self.new_color not in ("zero", "residual"):
+            raise ConfigError(f"FitConfig.new_color must be 'zero' or 'residual', got {self.new_color!r}")
+        for name in ("new_color_until", "new_color_gain"):
+            value = getattr(self, name)
+            if name == "new_color_until" and value is None:
+                continue
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                none = " None or" if name == "new_color_until" else ""
+                raise ConfigError(f"FitConfig.{name} must be{none} a finite number > 0, got {value!r}")
         if self.new_cov not in ("init", "error_scale"):
             raise ConfigError(f"FitConfig.new_cov must be 'init' or 'error_scale', got {self.new_cov!r}")
         for name in ("prune_every", "eval_every", "iterations"):

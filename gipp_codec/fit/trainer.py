@@ -346,7 +346,7 @@ def train(
             k = int(pix.shape[0])
             if k == 0:
                 return ps
-            residual = (fit_target - img_now) if residual_colors else None
+            residual = cfg.new_color_gain * (fit_target - img_now) if residual_colors else None
             new = new_gaussians(pix, int(ps[0].shape[0]) + k, height, width, gen, cfg, residual)
         if gray:
             tie_colors_(new[2])
