@@ -287,20 +287,20 @@ def test_dense_fits_can_grow_at_wider_peaks():
                                               seed=0).means)
 
 
+def _kodak_n(bpp: float) -> int:
+    """The N a default encode of a 768 x 512 image at ``bpp`` fits: the rate model's first guess."""
+    from gipp_codec.encoder import default_depths, predict_gaussians
+
+    return predict_gaussians(bpp * 768 * 512, default_depths(FitConfig().qat, None, bpp, 768, 512))
+
+
 def test_the_bottom_of_the_dense_range_takes_its_own_peak_radius():
     cfg = FitConfig(grow_peak_radius_per_spacing=None)  # dense from 0.01, radius 4 up to 0.015 per pixel
     assert [cfg.grow_peak_radius_at(n, 10_000) for n in (99, 100, 149, 150, 349, 350)] == [2, 4, 4, 3, 3, 2]
     off = cfg.replace(grow_peak_radius_lower_dense=None)
     assert [off.grow_peak_radius_at(n, 10_000) for n in (100, 149)] == [3, 3]
     # a Kodak-sized encode fits the N the rate model guesses: radius 4 at 0.5 bpp, 3 at 0.75 and 1.0 bpp
-    from gipp_codec.encoder import default_depths, predict_gaussians
-
-    def kodak_radius(bpp):
-        pixels = 768 * 512
-        n = predict_gaussians(bpp * pixels, default_depths(FitConfig().qat, None, bpp, 768, 512))
-        return FitConfig().grow_peak_radius_at(n, pixels)
-
-    assert [kodak_radius(bpp) for bpp in (0.5, 0.75, 1.0)] == [4, 3, 3]
+    assert [FitConfig().grow_peak_radius_at(_kodak_n(bpp), 768 * 512) for bpp in (0.5, 0.75, 1.0)] == [4, 3, 3]
     assert FitConfig.paper().grow_peak_radius_at(4861, 768 * 512) == 0
     for bad in (dict(grow_peak_radius_lower_dense=-1), dict(grow_peak_radius_lower_dense=2.5),
                 dict(grow_peak_radius_lower_until=0.0), dict(grow_peak_radius_lower_until=float("nan")),
@@ -333,13 +333,7 @@ def test_new_gaussians_take_a_share_of_the_residual_below_a_density():
     assert cfg.replace(new_color="zero").new_color_at(1, 10_000) == "zero"
     assert FitConfig.paper().new_color_at(1, 10_000) == "zero"
     # a Kodak-sized encode fits the N the rate model guesses: residual colours from 0.15 to 0.75 bpp
-    from gipp_codec.encoder import default_depths, predict_gaussians
-
-    def kodak_color(bpp):
-        n = predict_gaussians(bpp * 768 * 512, default_depths(cfg.qat, None, bpp, 768, 512))
-        return cfg.new_color_at(n, 768 * 512)
-
-    assert [kodak_color(bpp) for bpp in (0.15, 0.25, 0.5, 0.75, 1.0, 2.0)] \
+    assert [cfg.new_color_at(_kodak_n(bpp), 768 * 512) for bpp in (0.15, 0.25, 0.5, 0.75, 1.0, 2.0)] \
         == ["residual", "residual", "residual", "residual", "zero", "zero"]
     for bad in (dict(new_color="mean"), dict(new_color=None), dict(new_color_until=0.0),
                 dict(new_color_until=float("inf")), dict(new_color_until="0.02"), dict(new_color_until=True),

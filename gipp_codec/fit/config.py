@@ -816,13 +816,14 @@ class FitConfig:
                               f"got {self.recycle_variance_floor!r}")
         if self.new_color not in ("zero", "residual"):
             raise ConfigError(f"FitConfig.new_color must be 'zero' or 'residual', got {self.new_color!r}")
-        for name in ("new_color_until", "new_color_gain"):
-            value = getattr(self, name)
-            if name == "new_color_until" and value is None:
-                continue
-            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                none = " None or" if name == "new_color_until" else ""
-                raise ConfigError(f"FitConfig.{name} must be{none} a finite number > 0, got {value!r}")
+        def finite_positive(v) -> bool:
+            return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+
+        if self.new_color_until is not None and not finite_positive(self.new_color_until):
+            raise ConfigError("FitConfig.new_color_until must be None or a finite number > 0, "
+                              f"got {self.new_color_until!r}")
+        if not finite_positive(self.new_color_gain):
+            raise ConfigError(f"FitConfig.new_color_gain must be a finite number > 0, got {self.new_color_gain!r}")
         if self.new_cov not in ("init", "error_scale"):
             raise ConfigError(f"FitConfig.new_cov must be 'init' or 'error_scale', got {self.new_cov!r}")
         for name in ("prune_every", "eval_every", "iterations"):
