@@ -12,7 +12,8 @@ import torch
 from gipp_codec.errors import ConfigError, InputImageError
 from gipp_codec.fit.api import fit_image, resolve_device
 from gipp_codec.fit.config import FitConfig
-from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
+from gipp_codec.fit.densify import (GrowthSchedule, growth_error, matched_error, new_gaussians, pixel_error,
+                                    select_pixels)
 from gipp_codec.fit.init import caf_lp, density_caf_lp, gradient_density, sample_positions, sparse_init
 from gipp_codec.fit.prune import contrast_importance, importance, keep_mask, local_variance
 from gipp_codec.render.convention import valid_mask
@@ -535,6 +536,60 @@ def test_top_k_pixels_and_new_gaussians():
     render = torch.zeros(H, W, 3)
     target = torch.ones(H, W, 3) * 0.5
     assert torch.allclose(pixel_error(render, target), torch.full((H, W), 1.5))
+
+
+def test_matched_error_is_the_residual_correlated_with_a_small_gaussian():
+    variance = 0.5  # sigma 0.707 px: taps out to 3 px
+    render = torch.zeros(H, W, 3)
+    target = torch.zeros(H, W, 3)
+    target[5, 6, 0] = 0.4  # one pixel of residual in one channel
+    err = matched_error(render, target, variance)  # [H, W]
+    weight = lambda d2: math.exp(-0.5 * d2 / variance)  # noqa: E731  the kernel at squared distance d2
+    assert err.shape == (H, W)
+    for (row, col), d2 in (((5, 6), 0), ((5, 7), 1), ((4, 6), 1), ((6, 8), 5), ((2, 6), 9)):
+        # the blur is separable: its weight at (dy, dx) is weight(dy^2) * weight(dx^2) = weight(d2)
+        assert float(err[row, col]) == pytest.approx((0.4 * weight(d2)) ** 2, rel=1e-5)
+    assert float(err[5, 10]) == 0 and float(err[1, 6]) == 0  # beyond the 3-sigma taps
+    # the sign counts: a blob of one sign outranks a checkerboard of the same L1 error
+    blob = torch.zeros(H, W, 3)
+    blob[2:5, 2:5] = 0.1
+    signs = torch.tensor([[1.0, -1, 1], [-1, 1, -1], [1, -1, 1]])
+    blob[10:13, 10:13] = 0.1 * signs[:, :, None]
+    assert torch.equal(pixel_error(render, blob)[2:5, 2:5], pixel_error(render, blob)[10:13, 10:13])
+    matched = growth_error(render, blob, "matched", variance)
+    assert select_pixels(matched, 1).tolist() == [[3, 3]]  # the blob's centre
+    assert float(matched[2:5, 2:5].max()) > 2 * float(matched[10:13, 10:13].max())
+    assert torch.equal(growth_error(render, blob, "l1", variance), pixel_error(render, blob))
+
+
+def test_growth_takes_its_pixels_from_the_configured_error_map():
+    cfg = FitConfig()  # "matched" below grow_error_until Gaussians per pixel, "l1" from there up
+    until = cfg.grow_error_until
+    assert [cfg.grow_error_at(n, 10_000) for n in (1, int(until * 10_000) - 1, int(until * 10_000))] \
+        == ["matched", "matched", "l1"]
+    assert cfg.replace(grow_error_until=None).grow_error_at(10_000, 10_000) == "matched"
+    assert FitConfig.paper().grow_error_at(1, 10_000) == "l1"
+    # a Kodak-sized encode fits the N the rate model guesses: "matched" from 0.15 to 0.75 bpp
+    assert [cfg.grow_error_at(_kodak_n(bpp), 768 * 512) for bpp in (0.15, 0.25, 0.5, 0.75, 1.0, 2.0)] \
+        == ["matched", "matched", "matched", "matched", "l1", "l1"]
+    for bad in (dict(grow_error="l2"), dict(grow_error=None), dict(grow_error_scale=0.0),
+                dict(grow_error_scale=-0.1), dict(grow_error_scale=float("nan")), dict(grow_error_scale=True),
+                dict(grow_error_scale="0.1"), dict(grow_error_until=0.0), dict(grow_error_until=float("inf")),
+                dict(grow_error_until="0.02")):
+        with pytest.raises(ConfigError):
+            cfg.replace(**bad)
+    # a fit below the bound grows from the matched map, one above it as with "l1"
+    target = torch.from_numpy(_image().astype(np.float32) / 255)  # [H, W, 3], 384 pixels
+    base = FitConfig(grow_every_frac=0.5, grow_stop_frac=0.5, grow_error_until=0.12)
+    reference = get_renderer("reference")
+    fit = train(target, 40, 20, base, reference, seed=0)  # 40 / 384 < 0.12
+    assert torch.equal(fit.means, train(target, 40, 20, base.replace(grow_error_until=None), reference,
+                                        seed=0).means)
+    assert not torch.equal(fit.means, train(target, 40, 20, base.replace(grow_error="l1"), reference, seed=0).means)
+    assert not torch.equal(fit.means, train(target, 40, 20, base.replace(grow_error_scale=2.0), reference,
+                                            seed=0).means)
+    above = train(target, 47, 20, base, reference, seed=0)  # 47 / 384 >= 0.12
+    assert torch.equal(above.means, train(target, 47, 20, base.replace(grow_error="l1"), reference, seed=0).means)
 
 
 def test_tensor_adam_takes_torch_adams_steps_exactly():

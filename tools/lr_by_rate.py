@@ -16,7 +16,8 @@ gives the fit (``FitConfig().lr_means`` times it; ``lr_covs`` is the same at the
 then the share of N the fit starts with (``FitConfig.init_fraction_at``) and its growth's
 peak radius (``FitConfig.grow_peak_radius_at``) and the colour it gives new Gaussians
 (``FitConfig.new_color_at``: "residual", a share ``new_color_gain`` of the residual, below
-``new_color_until``), which take their dense values from
+``new_color_until``) and the error map its growth takes pixels from
+(``FitConfig.grow_error_at``: "matched" below ``grow_error_until``), which take their dense values from
 ``init_dense_from`` up to (not including) ``init_dense_until`` Gaussians per pixel (the
 start ``init_fraction_denser`` from ``init_denser_from`` up), and below ``init_dense_from``
 the sparse start (``init_fraction_sparse``) and a radius from the Gaussians' spacing
@@ -58,8 +59,9 @@ def main(argv=None) -> int:
     pixels = args.width * args.height
     print(f"{args.width}x{args.height}, lr_density_ref {ref}, lr_means {cfg.lr_means}")
     print("| bpp | depths | N the position rule uses | spacing / position step | N guessed | density "
-          "| sqrt(ref / density) | lr | N0 / N | peak radius | new colour | lr halved every | base block px |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| sqrt(ref / density) | lr | N0 / N | peak radius | new colour | growth error | lr halved every "
+          "| base block px |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for bpp in (float(b) for b in args.bpp.split(",")):
         bits = default_depths(cfg.qat, None, bpp, args.width, args.height)
         # the rule's N: the rate model's at depths_at (bits_position), as default_depths takes it
@@ -73,6 +75,7 @@ def main(argv=None) -> int:
         print(f"| {bpp:g} | {bits.position}/{bits.covariance}/{bits.color} | {n_rule} | {steps:.2f} | {n} "
               f"| {n / pixels:.5f} | {raw:.5f} | {lr:.5f} | {cfg.init_fraction_at(n, pixels):g} "
               f"| {cfg.grow_peak_radius_at(n, pixels)} | {cfg.new_color_at(n, pixels)} "
+              f"| {cfg.grow_error_at(n, pixels)} "
               f"| {cfg.lr_halve_every_frac_at(n, pixels):g} | {block} |")
     return 0
 

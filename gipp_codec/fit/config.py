@@ -35,6 +35,7 @@ BASE_BITS_PER_SAMPLE = 5.0
 INIT_POSITION_CHOICES = ("uniform", "gradient")  # FitConfig.init_positions
 INIT_CAF_CHOICES = ("even", "density")  # FitConfig.init_caf
 GROW_PIXEL_CHOICES = ("top", "sample")  # FitConfig.grow_pixels
+GROW_ERROR_CHOICES = ("l1", "matched")  # FitConfig.grow_error
 MAX_PEAK_RADIUS = 64  # FitConfig.grow_peak_radius*: the largest radius, in pixels
 POSITION_HOLD_CHOICES = ("initial", "image", "none")  # QATConfig.position_hold
 RATE_CHANNEL_CHOICES = ("all", "covariance")  # QATConfig.rate_channels (rate_proxy.RATE_CHANNEL_SETS' keys)
@@ -567,6 +568,24 @@ class FitConfig:
     # (BENCHMARKS.md §4, "Each initial Gaussian's own CAF, and growth pixels drawn by the error")
     grow_pixels: str = "top"
     grow_error_power: float = 1.0
+    # the error map growth takes its pixels from: "l1" (the paper: each pixel's L1 error) or
+    # "matched" (the residual correlated with a small isotropic Gaussian, squared and summed
+    # over the channels: how much a new Gaussian of that shape could lower the squared error
+    # there, which ranks errors that are coherent over a few pixels above pixel noise). The
+    # kernel's variance is grow_error_scale times a new Gaussian's mean initial variance
+    # (1 + the CAF lp; at 0.1, sigma 1.0 / 0.8 / 0.6 / 0.5 px at 0.15 / 0.25 / 0.5 / 0.75 bpp on Kodak).
+    # Against "l1" on all 24 Kodak images at 0.15 / 0.25 / 0.5 / 0.75 bpp: +0.02 / +0.02 / -0.01
+    # / -0.01 dB (14 / 16 / 9 / 12 of 24 up, standard errors 0.008-0.017), MS-SSIM +0.0055 /
+    # +0.0044 / +0.0016 / +0.0009 (23 / 20 / 23 / 22 of 24 up); BD-rate over 0.15-1.0 bpp on
+    # MS-SSIM against WebP -2.5 % -> -6.4 %, AVIF +45.7 % -> +40.2 %, on PSNR within 0.1 point.
+    # Scale 1 (sigma 2-2.6 px) cost 0.3-0.4 dB on four images, 0.15 about 0.04 dB, and the
+    # squared error alone (no blur) was level on both metrics (BENCHMARKS.md §4, "Growth at the
+    # peaks of the matched error")
+    grow_error: str = "matched"
+    grow_error_scale: float = 0.1
+    # Gaussians per pixel from which growth takes "l1" whatever grow_error says (None: no
+    # bound), as for new_color_until: 0.02 is 0.75 bpp's side of 1.0 bpp on Kodak.
+    grow_error_until: float | None = 0.02
     # with grow_pixels="top": r > 0 takes the error's local peaks first (pixels whose error is
     # the largest within r pixels each way), so that the new Gaussians spread along an edge
     # and into textured areas instead of lining up on adjacent pixels; 0: the k largest (the
@@ -661,6 +680,7 @@ class FitConfig:
             init_fraction_sparse=None,
             init_caf="even",
             grow_pixels="top",
+            grow_error="l1",
             grow_peak_radius=0,
             grow_peak_radius_dense=None,
             grow_peak_radius_lower_dense=None,
@@ -707,6 +727,13 @@ class FitConfig:
         if self.new_color_until is not None and n_max / pixels >= self.new_color_until:
             return "zero"
         return self.new_color
+
+    def grow_error_at(self, n_max: int, pixels: int) -> str:
+        """The error map ("l1" or "matched") a fit of ``n_max`` Gaussians to ``pixels`` pixels
+        grows from."""
+        if self.grow_error_until is not None and n_max / pixels >= self.grow_error_until:
+            return "l1"
+        return self.grow_error
 
     def grow_peak_radius_at(self, n_max: int, pixels: int) -> int:
         """The growth's peak radius for a fit of ``n_max`` Gaussians to ``pixels`` pixels."""
@@ -786,6 +813,8 @@ class FitConfig:
             raise ConfigError(f"FitConfig.grow_pixels must be one of {GROW_PIXEL_CHOICES}, got {self.grow_pixels!r}")
         if not (math.isfinite(self.grow_error_power) and self.grow_error_power > 0):
             raise ConfigError(f"FitConfig.grow_error_power must be a finite number > 0, got {self.grow_error_power!r}")
+        if self.grow_error not in GROW_ERROR_CHOICES:
+            raise ConfigError(f"FitConfig.grow_error must be one of {GROW_ERROR_CHOICES}, got {self.grow_error!r}")
         radii = {"grow_peak_radius": self.grow_peak_radius}
         if self.grow_peak_radius_dense is not None:
             radii["grow_peak_radius_dense"] = self.grow_peak_radius_dense
@@ -824,6 +853,11 @@ class FitConfig:
                               f"got {self.new_color_until!r}")
         if not finite_positive(self.new_color_gain):
             raise ConfigError(f"FitConfig.new_color_gain must be a finite number > 0, got {self.new_color_gain!r}")
+        if not finite_positive(self.grow_error_scale):
+            raise ConfigError(f"FitConfig.grow_error_scale must be a finite number > 0, got {self.grow_error_scale!r}")
+        if self.grow_error_until is not None and not finite_positive(self.grow_error_until):
+            raise ConfigError("FitConfig.grow_error_until must be None or a finite number > 0, "
+                              f"got {self.grow_error_until!r}")
         if self.new_cov not in ("init", "error_scale"):
             raise ConfigError(f"FitConfig.new_cov must be 'init' or 'error_scale', got {self.new_cov!r}")
         for name in ("prune_every", "eval_every", "iterations"):

@@ -48,6 +48,30 @@ def pixel_error(render: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # 
     return (render - target).abs().sum(dim=-1)
 
 
+def matched_error(render: torch.Tensor, target: torch.Tensor, variance: float) -> torch.Tensor:  # [H, W]
+    """How much one new Gaussian of isotropic ``variance`` (px^2) centred on each pixel could
+    lower the squared error, up to a constant factor: the residual target - render [H, W, C]
+    correlated with that Gaussian's weights (a separable blur cut at 3 sigma, zero outside the
+    image), squared and summed over the channels. With its best colour such a Gaussian G
+    removes (r * G)^2 / sum(G^2), so coherent errors rank above pixel noise of the same size."""
+    sigma = math.sqrt(float(variance))
+    radius = max(1, math.ceil(3.0 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32, device=render.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)  # [2r+1]
+    r = (target - render).detach().float().permute(2, 0, 1)[:, None]  # [C, 1, H, W]
+    r = torch.nn.functional.conv2d(r, kernel.view(1, 1, 1, -1), padding=(0, radius))  # along rows
+    r = torch.nn.functional.conv2d(r, kernel.view(1, 1, -1, 1), padding=(radius, 0))  # along columns
+    return r[:, 0].pow(2).sum(dim=0)
+
+
+def growth_error(render: torch.Tensor, target: torch.Tensor, how: str, variance: float) -> torch.Tensor:  # [H, W]
+    """The map growth takes its pixels from (FitConfig.grow_error): "l1" ``pixel_error``, or
+    "matched" ``matched_error`` for new Gaussians of isotropic ``variance``."""
+    if how == "matched":
+        return matched_error(render, target, variance)
+    return pixel_error(render, target)
+
+
 def window_max(error: torch.Tensor, radius: int) -> torch.Tensor:  # [H, W]
     """The largest entry of ``error`` [H, W] in the (2r+1) x (2r+1) window around each pixel,
     clipped to the image: a row max then a column max, each as 2r elementwise maxima of

@@ -28,9 +28,9 @@ import torch
 from gipp_codec import triton_path
 from gipp_codec.fit import adam_kernels
 from gipp_codec.fit.config import FitConfig
-from gipp_codec.fit.densify import GrowthSchedule, new_gaussians, pixel_error, select_pixels
+from gipp_codec.fit.densify import GrowthSchedule, growth_error, new_gaussians, select_pixels
 from gipp_codec.fit.gray import is_gray, priced_channels, tie_colors_, tie_quantizer_
-from gipp_codec.fit.init import gradient_density, sparse_init
+from gipp_codec.fit.init import caf_lp, gradient_density, sparse_init
 from gipp_codec.fit.prune import contrast_importance, importance, keep_mask, largest, local_variance
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, add_rate_gradients, attribute_bits
 from gipp_codec.fit.tensor_adam import TensorAdam
@@ -306,6 +306,7 @@ def train(
     n0 = max(1, min(n_max, round(cfg.init_fraction_at(n_max, height * width) * n_max)))
     peak_radius = cfg.grow_peak_radius_at(n_max, height * width)
     residual_colors = cfg.new_color_at(n_max, height * width) == "residual"
+    grow_error = cfg.grow_error_at(n_max, height * width)  # the error map growth takes its pixels from
     density = gradient_density(target, cfg.init_uniform_share) if cfg.init_positions == "gradient" else None
     means, covs, colors = (t.to(device) for t in sparse_init(
         n0, height, width, gen, cfg.caf, cfg.caf_max, density, caf_by_density=cfg.init_caf == "density"))
@@ -340,7 +341,9 @@ def train(
 
     def add_at_errors(ps, k, img_now):  # -> params with up to k new Gaussians at the largest errors
         with torch.no_grad():
-            pix = select_pixels(pixel_error(img_now, fit_target), k,
+            lp = caf_lp(height, width, int(ps[0].shape[0]) + k, cfg.caf_max) if cfg.caf else 0.0
+            error = growth_error(img_now, fit_target, grow_error, cfg.grow_error_scale * (1.0 + lp))  # [H, W]
+            pix = select_pixels(error, k,
                                 gen if cfg.grow_pixels == "sample" else None, cfg.grow_error_power,
                                 peak_radius)
             k = int(pix.shape[0])
