@@ -20,6 +20,10 @@ def caf_lp(height: int, width: int, n_now: int, caf_max: float = 300.0) -> float
     return min(height * width / (9.0 * math.pi * n_now), caf_max)
 
 
+# the mean of random_covariances' a and c (U[0, 1) + 0.5), before the CAF adds its lp
+MEAN_INITIAL_VARIANCE = 1.0
+
+
 def random_covariances(n: int, generator: torch.Generator) -> torch.Tensor:  # [n, 3]
     """(a, b, c) ~ U[0, 1) + (0.5, 0, 0.5), the paper's initial covariance (before CAF)."""
     abc = torch.rand(n, 3, generator=generator, dtype=torch.float32)
