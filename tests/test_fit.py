@@ -12,8 +12,8 @@ import torch
 from gipp_codec.errors import ConfigError, InputImageError
 from gipp_codec.fit.api import fit_image, resolve_device
 from gipp_codec.fit.config import FitConfig
-from gipp_codec.fit.densify import (GrowthSchedule, growth_error, matched_error, new_gaussians, pixel_error,
-                                    select_pixels)
+from gipp_codec.fit.densify import (GrowthSchedule, growth_error, matched_error, matched_variance, new_gaussians,
+                                    pixel_error, select_pixels)
 from gipp_codec.fit.init import caf_lp, density_caf_lp, gradient_density, sample_positions, sparse_init
 from gipp_codec.fit.prune import contrast_importance, importance, keep_mask, local_variance
 from gipp_codec.render.convention import valid_mask
@@ -560,6 +560,10 @@ def test_matched_error_is_the_residual_correlated_with_a_small_gaussian():
     assert select_pixels(matched, 1).tolist() == [[3, 3]]  # the blob's centre
     assert float(matched[2:5, 2:5].max()) > 2 * float(matched[10:13, 10:13].max())
     assert torch.equal(growth_error(render, blob, "l1", variance), pixel_error(render, blob))
+    # the kernel: grow_error_scale of a new Gaussian's mean initial variance, 1 plus the CAF lp
+    cfg = FitConfig()
+    assert matched_variance(512, 768, 4861, cfg) == pytest.approx(0.1 * (1 + 768 * 512 / (9 * math.pi * 4861)))
+    assert matched_variance(512, 768, 4861, cfg.replace(caf=False, grow_error_scale=0.3)) == pytest.approx(0.3)
 
 
 def test_growth_takes_its_pixels_from_the_configured_error_map():

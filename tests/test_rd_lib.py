@@ -614,12 +614,13 @@ def test_lr_by_rate_prints_the_depths_whose_spacing_the_position_rule_accepts(ca
             # 0.42 of the spacing (16.3 and 12.9 pixels: 7 and 5); above the dense range (1.5 bpp: 0.037 per pixel)
             # N/2 and radius 2; the lr halved every 30 % from 0.5 bpp up; the base layer's 64-pixel blocks
             # below 1.5 bpp, 32 from there; radius 4 at 0.5 bpp alone (0.012 per pixel, below 0.015);
-            # residual colours and the matched growth error below 0.02 per pixel (0.15 to 0.75 bpp)
+            # residual colours and the matched growth error below 0.02 per pixel (0.15 to 0.75 bpp),
+            # its kernel's sigma sqrt(0.1 * (1 + lp)) with lp = 768 * 512 / (9 pi N) at the guessed N
             assert [tuple(cell.strip() for cell in (row[0], *row[-6:])) for row in rows] == [
-                ("0.15", "0.35", "7", "residual", "matched", "0.4", "64"),
-                ("0.25", "0.35", "5", "residual", "matched", "0.4", "64"),
-                ("0.5", "0.35", "4", "residual", "matched", "0.3", "64"),
-                ("0.75", "0.35", "3", "residual", "matched", "0.3", "64"),
+                ("0.15", "0.35", "7", "residual", "matched (σ 1.02)", "0.4", "64"),
+                ("0.25", "0.35", "5", "residual", "matched (σ 0.83)", "0.4", "64"),
+                ("0.5", "0.35", "4", "residual", "matched (σ 0.62)", "0.3", "64"),
+                ("0.75", "0.35", "3", "residual", "matched (σ 0.54)", "0.3", "64"),
                 ("1", "0.25", "3", "zero", "l1", "0.3", "64"), ("1.5", "0.5", "2", "zero", "l1", "0.3", "32"),
                 ("2", "0.5", "2", "zero", "l1", "0.3", "32")]
 

@@ -17,7 +17,8 @@ then the share of N the fit starts with (``FitConfig.init_fraction_at``) and its
 peak radius (``FitConfig.grow_peak_radius_at``) and the colour it gives new Gaussians
 (``FitConfig.new_color_at``: "residual", a share ``new_color_gain`` of the residual, below
 ``new_color_until``) and the error map its growth takes pixels from
-(``FitConfig.grow_error_at``: "matched" below ``grow_error_until``), which take their dense values from
+(``FitConfig.grow_error_at``: "matched" below ``grow_error_until``, with its kernel's σ in
+pixels once the set is full, ``densify.matched_variance`` at N), which take their dense values from
 ``init_dense_from`` up to (not including) ``init_dense_until`` Gaussians per pixel (the
 start ``init_fraction_denser`` from ``init_denser_from`` up), and below ``init_dense_from``
 the sparse start (``init_fraction_sparse``) and a radius from the Gaussians' spacing
@@ -40,8 +41,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gipp_codec.encoder import default_depths, predict_gaussians  # noqa: E402
 from gipp_codec.fit.config import FitConfig  # noqa: E402
+from gipp_codec.fit.densify import matched_variance  # noqa: E402
 from gipp_codec.fit.trainer import geometry_lr_scale  # noqa: E402
 from gipp_codec.format.model import BitDepths  # noqa: E402
+
+
+def growth_map(cfg: FitConfig, n: int, height: int, width: int) -> str:
+    """The growth error map of a fit of ``n`` Gaussians, "matched" with its kernel's σ (px)."""
+    how = cfg.grow_error_at(n, height * width)
+    if how != "matched":
+        return how
+    return f"matched (σ {math.sqrt(matched_variance(height, width, n, cfg)):.2f})"
 
 
 def main(argv=None) -> int:
@@ -75,7 +85,7 @@ def main(argv=None) -> int:
         print(f"| {bpp:g} | {bits.position}/{bits.covariance}/{bits.color} | {n_rule} | {steps:.2f} | {n} "
               f"| {n / pixels:.5f} | {raw:.5f} | {lr:.5f} | {cfg.init_fraction_at(n, pixels):g} "
               f"| {cfg.grow_peak_radius_at(n, pixels)} | {cfg.new_color_at(n, pixels)} "
-              f"| {cfg.grow_error_at(n, pixels)} "
+              f"| {growth_map(cfg, n, args.height, args.width)} "
               f"| {cfg.lr_halve_every_frac_at(n, pixels):g} | {block} |")
     return 0
 

@@ -767,6 +767,9 @@ class FitConfig:
             if not (v > 0):
                 raise ConfigError(f"FitConfig.{name} must be > 0, got {v!r}")
 
+        def finite_positive(v) -> bool:
+            return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+
         def frac(name, v, lo_open=True):
             if not (0.0 <= v <= 1.0) or (lo_open and v == 0.0):
                 raise ConfigError(f"FitConfig.{name} must be in {'(0' if lo_open else '[0'}, 1], got {v!r}")
@@ -845,9 +848,6 @@ class FitConfig:
                               f"got {self.recycle_variance_floor!r}")
         if self.new_color not in ("zero", "residual"):
             raise ConfigError(f"FitConfig.new_color must be 'zero' or 'residual', got {self.new_color!r}")
-        def finite_positive(v) -> bool:
-            return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
-
         if self.new_color_until is not None and not finite_positive(self.new_color_until):
             raise ConfigError("FitConfig.new_color_until must be None or a finite number > 0, "
                               f"got {self.new_color_until!r}")
@@ -870,7 +870,7 @@ class FitConfig:
                 raise ConfigError(f"QATConfig.{name} must be an integer in 1..16, got {b!r}")
         for name in ("position_steps_per_spacing", "position_steps_per_spacing_dense"):
             k = getattr(q, name)
-            if k is not None and (isinstance(k, bool) or not isinstance(k, (int, float)) or not (math.isfinite(k) and k > 0)):
+            if k is not None and not finite_positive(k):
                 raise ConfigError(f"QATConfig.{name} must be None or a finite number > 0, got {k!r}")
         pos("qat.position_dense_from", q.position_dense_from)
         for name in ("bits_covariance_high_rate", "bits_color_high_rate"):

@@ -1,4 +1,5 @@
-"""Distortion-driven densification: new Gaussians at the top-k pixels of the per-pixel L1 error.
+"""Distortion-driven densification: new Gaussians at the peaks of an error map (the per-pixel L1
+error, or the matched error of ``matched_error``).
 
 The schedule (when and how many) lives in ``GrowthSchedule``; ``select_pixels`` and
 ``new_gaussians`` build the new rows.
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gipp_codec.fit.init import add_caf, caf_lp, random_covariances
+from gipp_codec.fit.init import MEAN_INITIAL_VARIANCE, add_caf, caf_lp, random_covariances
 
 
 @dataclass(frozen=True)
@@ -48,22 +49,36 @@ def pixel_error(render: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # 
     return (render - target).abs().sum(dim=-1)
 
 
+def gaussian_taps(variance: float, device=None) -> tuple[torch.Tensor, int]:  # ([2r+1], r)
+    """The unnormalised weights exp(-x^2 / (2 variance)) of a 1-D Gaussian at x = -r..r, cut at
+    r = max(1, ceil(3 sigma)), and r."""
+    sigma = math.sqrt(float(variance))
+    radius = max(1, math.ceil(3.0 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
+    return torch.exp(-0.5 * (taps / sigma) ** 2), radius
+
+
 def matched_error(render: torch.Tensor, target: torch.Tensor, variance: float) -> torch.Tensor:  # [H, W]
     """How much one new Gaussian of isotropic ``variance`` (px^2) centred on each pixel could
     lower the squared error, up to a constant factor: the residual target - render [H, W, C]
     correlated with that Gaussian's weights (a separable blur cut at 3 sigma, zero outside the
     image), squared and summed over the channels. With its best colour such a Gaussian G
     removes (r * G)^2 / sum(G^2), so coherent errors rank above pixel noise of the same size."""
-    sigma = math.sqrt(float(variance))
-    radius = max(1, math.ceil(3.0 * sigma))
-    taps = torch.arange(-radius, radius + 1, dtype=torch.float32, device=render.device)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)  # [2r+1]
+    kernel, radius = gaussian_taps(variance, render.device)  # [2r+1]
     r = (target - render).detach().float().permute(2, 0, 1)[None]  # [1, C, H, W]
     c = r.shape[1]
     # one depthwise convolution per axis: twice as fast on the CPU as C single-channel ones
     r = torch.nn.functional.conv2d(r, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
     r = torch.nn.functional.conv2d(r, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
     return r[0].pow(2).sum(dim=0)
+
+
+def matched_variance(height: int, width: int, n_after: int, cfg) -> float:
+    """The variance (px^2) of ``matched_error``'s kernel when a growth step takes the set to
+    ``n_after`` Gaussians: ``cfg.grow_error_scale`` times a new Gaussian's mean initial
+    variance (``MEAN_INITIAL_VARIANCE`` plus the CAF lp when ``cfg.caf``)."""
+    lp = caf_lp(height, width, n_after, cfg.caf_max) if cfg.caf else 0.0
+    return cfg.grow_error_scale * (MEAN_INITIAL_VARIANCE + lp)
 
 
 def growth_error(render: torch.Tensor, target: torch.Tensor, how: str, variance: float) -> torch.Tensor:  # [H, W]

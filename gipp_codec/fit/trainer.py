@@ -28,9 +28,9 @@ import torch
 from gipp_codec import triton_path
 from gipp_codec.fit import adam_kernels
 from gipp_codec.fit.config import FitConfig
-from gipp_codec.fit.densify import GrowthSchedule, growth_error, new_gaussians, select_pixels
+from gipp_codec.fit.densify import GrowthSchedule, growth_error, matched_variance, new_gaussians, select_pixels
 from gipp_codec.fit.gray import is_gray, priced_channels, tie_colors_, tie_quantizer_
-from gipp_codec.fit.init import MEAN_INITIAL_VARIANCE, caf_lp, gradient_density, sparse_init
+from gipp_codec.fit.init import gradient_density, sparse_init
 from gipp_codec.fit.prune import contrast_importance, importance, keep_mask, largest, local_variance
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, add_rate_gradients, attribute_bits
 from gipp_codec.fit.tensor_adam import TensorAdam
@@ -341,8 +341,7 @@ def train(
 
     def add_at_errors(ps, k, img_now):  # -> params with up to k new Gaussians at the largest errors
         with torch.no_grad():
-            lp = caf_lp(height, width, int(ps[0].shape[0]) + k, cfg.caf_max) if cfg.caf else 0.0
-            variance = cfg.grow_error_scale * (MEAN_INITIAL_VARIANCE + lp)  # of the matched map's kernel
+            variance = matched_variance(height, width, int(ps[0].shape[0]) + k, cfg)  # of the matched map's kernel
             error = growth_error(img_now, fit_target, grow_error, variance)  # [H, W]
             pix = select_pixels(error, k,
                                 gen if cfg.grow_pixels == "sample" else None, cfg.grow_error_power,

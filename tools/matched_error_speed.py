@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Time ``densify.matched_error`` (the growth's matched error map, one depthwise convolution per
+axis) against the same blur done channel by channel (one single-channel convolution per
+channel and axis, the form of commit 3ab459e), and check that both give the same map bit for
+bit, on random residuals of several image shapes and kernel variances.
+
+    python tools/matched_error_speed.py [--repeats 10] [--seed 0]
+
+Prints one row per shape and variance: the median milliseconds of each form, their ratio and
+whether the maps are equal. The default variances are the kernel's at 0.15 / 0.25 / 0.5 /
+0.75 bpp on a Kodak-sized image (``tools/lr_by_rate.py``) and two outside that range.
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gipp_codec.fit.densify import gaussian_taps, matched_error  # noqa: E402
+
+SHAPES = ((512, 768), (768, 512), (37, 53), (3, 200))  # (H, W)
+VARIANCES = (1.04, 0.69, 0.39, 0.29, 0.11, 5.0)  # px^2
+
+
+def per_channel_matched_error(render: torch.Tensor, target: torch.Tensor, variance: float) -> torch.Tensor:  # [H, W]
+    """``matched_error`` with each channel blurred by its own single-channel convolutions."""
+    kernel, radius = gaussian_taps(variance, render.device)  # [2r+1]
+    r = (target - render).detach().float().permute(2, 0, 1)[:, None]  # [C, 1, H, W]
+    r = torch.nn.functional.conv2d(r, kernel.view(1, 1, 1, -1), padding=(0, radius))
+    r = torch.nn.functional.conv2d(r, kernel.view(1, 1, -1, 1), padding=(radius, 0))
+    return r[:, 0].pow(2).sum(dim=0)
+
+
+def median_ms(fn, repeats: int) -> float:
+    """Median wall time of ``fn()`` in milliseconds over ``repeats`` calls after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+def main(argv=None) -> int:
+    """Entry point."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    gen = torch.Generator().manual_seed(args.seed)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("| H x W | variance | depthwise ms | per channel ms | ratio | equal |")
+    print("|---|---|---|---|---|---|")
+    all_equal = True
+    for h, w in SHAPES:
+        render = torch.rand(h, w, 3, generator=gen)
+        target = torch.rand(h, w, 3, generator=gen)
+        for v in VARIANCES:
+            equal = torch.equal(matched_error(render, target, v), per_channel_matched_error(render, target, v))
+            all_equal &= equal
+            fast = median_ms(lambda: matched_error(render, target, v), args.repeats)
+            slow = median_ms(lambda: per_channel_matched_error(render, target, v), args.repeats)
+            print(f"| {h} x {w} | {v:g} | {fast:.2f} | {slow:.2f} | {fast / slow:.2f} | {equal} |")
+    return 0 if all_equal else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
