@@ -12,8 +12,8 @@ import torch
 from gipp_codec.errors import ConfigError, InputImageError
 from gipp_codec.fit.api import fit_image, resolve_device
 from gipp_codec.fit.config import FitConfig
-from gipp_codec.fit.densify import (GrowthSchedule, growth_error, matched_error, matched_variance, new_gaussians,
-                                    pixel_error, select_pixels)
+from gipp_codec.fit.densify import (GrowthSchedule, growth_error, matched_error, matched_error_torch, matched_variance,
+                                    new_gaussians, pixel_error, select_pixels)
 from gipp_codec.fit.init import caf_lp, density_caf_lp, gradient_density, sample_positions, sparse_init
 from gipp_codec.fit.prune import contrast_importance, importance, keep_mask, local_variance
 from gipp_codec.render.convention import valid_mask
@@ -538,18 +538,29 @@ def test_top_k_pixels_and_new_gaussians():
     assert torch.allclose(pixel_error(render, target), torch.full((H, W), 1.5))
 
 
-def test_matched_error_is_the_residual_correlated_with_a_small_gaussian():
+@pytest.mark.parametrize("form", [matched_error, matched_error_torch])
+def test_matched_error_is_the_residual_correlated_with_a_small_gaussian(form):
     variance = 0.5  # sigma 0.707 px: taps out to 3 px
     render = torch.zeros(H, W, 3)
     target = torch.zeros(H, W, 3)
     target[5, 6, 0] = 0.4  # one pixel of residual in one channel
-    err = matched_error(render, target, variance)  # [H, W]
+    err = form(render, target, variance)  # [H, W]
     weight = lambda d2: math.exp(-0.5 * d2 / variance)  # noqa: E731  the kernel at squared distance d2
-    assert err.shape == (H, W)
+    assert err.shape == (H, W) and err.dtype == torch.float32
     for (row, col), d2 in (((5, 6), 0), ((5, 7), 1), ((4, 6), 1), ((6, 8), 5), ((2, 6), 9)):
         # the blur is separable: its weight at (dy, dx) is weight(dy^2) * weight(dx^2) = weight(d2)
         assert float(err[row, col]) == pytest.approx((0.4 * weight(d2)) ** 2, rel=1e-5)
     assert float(err[5, 10]) == 0 and float(err[1, 6]) == 0  # beyond the 3-sigma taps
+    # zero outside the image: an even residual sums every tap inside, the taps within it at the border
+    even = torch.zeros(H, W, 3)
+    even[..., 1] = 0.1
+    err = form(render, even, variance)
+    whole, half = sum(weight(d * d) for d in range(-3, 4)), sum(weight(d * d) for d in range(4))
+    assert float(err[6, 6]) == pytest.approx((0.1 * whole * whole) ** 2, rel=1e-5)
+    assert float(err[0, 6]) == pytest.approx((0.1 * half * whole) ** 2, rel=1e-5)
+    assert float(err[H - 1, W - 1]) == pytest.approx((0.1 * half * half) ** 2, rel=1e-5)
+    if form is not matched_error:
+        return
     # the sign counts: a blob of one sign outranks a checkerboard of the same L1 error
     blob = torch.zeros(H, W, 3)
     blob[2:5, 2:5] = 0.1
@@ -564,6 +575,29 @@ def test_matched_error_is_the_residual_correlated_with_a_small_gaussian():
     cfg = FitConfig()
     assert matched_variance(512, 768, 4861, cfg) == pytest.approx(0.1 * (1 + 768 * 512 / (9 * math.pi * 4861)))
     assert matched_variance(512, 768, 4861, cfg.replace(caf=False, grow_error_scale=0.3)) == pytest.approx(0.3)
+
+
+def test_matched_error_kernel_agrees_with_the_torch_convolutions():
+    """The CPU's numba map (``matched_kernels``) against the torch form other devices use:
+    equal to float32 rounding on shapes smaller than the kernel too, and the same bits at
+    any thread count."""
+    import numba
+
+    gen = torch.Generator().manual_seed(3)
+    for h, w in ((1, 1), (3, 40), (40, 3), (37, 53)):
+        render, target = torch.rand(h, w, 3, generator=gen), torch.rand(h, w, 3, generator=gen)
+        for variance in (0.11, 0.5, 5.0):
+            numba_map = matched_error(render, target, variance)  # [h, w]
+            torch_map = matched_error_torch(render, target, variance)
+            assert numba_map.shape == (h, w)
+            assert float((numba_map - torch_map).abs().max()) <= 1e-5 * float(torch_map.abs().max())
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = matched_error(render, target, 0.5)
+    finally:
+        numba.set_num_threads(threads)
+    assert torch.equal(one, matched_error(render, target, 0.5))
 
 
 def test_growth_takes_its_pixels_from_the_configured_error_map():

@@ -8,6 +8,7 @@ The schedule (when and how many) lives in ``GrowthSchedule``; ``select_pixels`` 
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from gipp_codec.fit.init import MEAN_INITIAL_VARIANCE, add_caf, caf_lp, random_covariances
@@ -63,11 +64,26 @@ def matched_error(render: torch.Tensor, target: torch.Tensor, variance: float) -
     lower the squared error, up to a constant factor: the residual target - render [H, W, C]
     correlated with that Gaussian's weights (a separable blur cut at 3 sigma, zero outside the
     image), squared and summed over the channels. With its best colour such a Gaussian G
-    removes (r * G)^2 / sum(G^2), so coherent errors rank above pixel noise of the same size."""
+    removes (r * G)^2 / sum(G^2), so coherent errors rank above pixel noise of the same size.
+    On the CPU a numba kernel (``matched_kernels``), elsewhere two torch convolutions
+    (``matched_error_torch``); the two agree to float32 rounding."""
+    if render.device.type != "cpu":
+        return matched_error_torch(render, target, variance)
+    from gipp_codec.fit.matched_kernels import matched_error_map
+
+    kernel, _ = gaussian_taps(variance)  # [2r+1]
+    residual = (target - render).detach().float().contiguous().numpy()  # [H, W, C]
+    out = np.empty(residual.shape[:2], np.float32)  # [H, W]
+    matched_error_map(residual, kernel.double().numpy(), out)
+    return torch.from_numpy(out)
+
+
+def matched_error_torch(render: torch.Tensor, target: torch.Tensor, variance: float) -> torch.Tensor:  # [H, W]
+    """``matched_error`` by torch convolutions on the tensors' device: one depthwise
+    convolution per axis (twice as fast on the CPU as C single-channel ones)."""
     kernel, radius = gaussian_taps(variance, render.device)  # [2r+1]
     r = (target - render).detach().float().permute(2, 0, 1)[None]  # [1, C, H, W]
     c = r.shape[1]
-    # one depthwise convolution per axis: twice as fast on the CPU as C single-channel ones
     r = torch.nn.functional.conv2d(r, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
     r = torch.nn.functional.conv2d(r, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
     return r[0].pow(2).sum(dim=0)
