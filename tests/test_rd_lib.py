@@ -385,6 +385,11 @@ def test_rd_compare_pools_test_runs_and_prints_per_target_means(tmp_path, capsys
     assert ("MS-SSIM in dB (-10 log10(1 - MS-SSIM)), paired over 2 images: mean -0.485 dB, 0 above, "
             "standard error 0.485 dB") in out
     assert "Encode time, paired over 2 images: mean 20.0 s against 21.0 s (0.952x;" in out
+    assert "Same file as the anchor's (bytes, PSNR and MS-SSIM equal): 0 of 2; not: a, b" in out
+    # b's record as the anchor's to every digit: the same file, as far as the records tell
+    t3 = run(tmp_path / "t3.json", "new", [("b", 1.0, 31.5, 0.95, 310)])
+    assert rd_compare.main([t1, t3, "--test", "new", "--anchor", "old", "--anchor-run", old]) == 0
+    assert "Same file as the anchor's (bytes, PSNR and MS-SSIM equal): 1 of 2; not: a\n" in capsys.readouterr().out
 
 
 def test_position_grid_lists_files_whose_grid_stops_inside_the_image(tmp_path, capsys):

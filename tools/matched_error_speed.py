@@ -7,7 +7,10 @@ several image shapes and kernel variances:
 - the same blur channel by channel (one single-channel convolution per channel and axis,
   the form of commit 3ab459e).
 
-    python tools/matched_error_speed.py [--repeats 10] [--seed 0]
+    python tools/matched_error_speed.py [--repeats 10] [--seed 0] [--torch-threads T]
+
+``--torch-threads 1`` times the torch forms as the encoder runs them on the CPU, where
+torch keeps one intra-op thread while it fits (``fit.threads``); numba keeps all its threads.
 
 Prints one row per shape and variance: the median milliseconds of each form, the ratios to
 the depthwise form, whether the two torch forms give the same map bit for bit, and the
@@ -25,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -61,9 +65,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--torch-threads", type=int, default=None,
+                   help="torch's intra-op threads (default: torch's own, all cores)")
     args = p.parse_args(argv)
+    if args.torch_threads is not None:
+        numba.get_num_threads()  # start numba's pool first, as fit.threads does
+        torch.set_num_threads(args.torch_threads)
     gen = torch.Generator().manual_seed(args.seed)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; numba {numba.get_num_threads()} threads")
     print("| H x W | variance | numba ms | depthwise ms | per channel ms | numba / depthwise | per channel / depthwise "
           "| torch forms equal | numba difference |")
     print("|---|---|---|---|---|---|---|---|---|")

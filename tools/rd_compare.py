@@ -19,8 +19,9 @@ codec, a line of means over the images compared (bpp, PSNR, MS-SSIM, Gaussians, 
 Gaussian, and the range of each file's deviation from the target), the same for the
 anchor's records at that target where it has any, the paired MS-SSIM difference (mean,
 images above, lowest and highest, standard error of the mean) and the same on the BD-rate's
-scale, -10 log10(1 - MS-SSIM) in dB (mean, images above, standard error), and, where both runs
-recorded it, the paired mean encode time and its ratio.
+scale, -10 log10(1 - MS-SSIM) in dB (mean, images above, standard error), how many images have
+the same file in both runs (equal bytes, PSNR and MS-SSIM), and, where both runs recorded it,
+the paired mean encode time and its ratio.
 """
 
 import argparse
@@ -106,6 +107,17 @@ def print_ms_ssim_db_difference(test_recs: dict, anchor_recs: dict, images: list
               f"{standard_error(list(d.values())):.3f} dB")
 
 
+def print_same_files(test_recs: dict, anchor_recs: dict, images: list) -> None:
+    """How many of ``images`` have the same file in both runs, as far as the records tell:
+    equal bytes, PSNR and MS-SSIM to every digit recorded (a code change meant to keep the
+    files, or one that changes them only now and then); the others are named."""
+    keys = ("bytes", "psnr", "ms_ssim")
+    same = [im for im in images if all(test_recs[im].get(k) == anchor_recs[im].get(k) for k in keys)]
+    others = [im for im in images if im not in same]
+    print(f"Same file as the anchor's (bytes, PSNR and MS-SSIM equal): {len(same)} of {len(images)}"
+          + (f"; not: {', '.join(others)}" if others else ""))
+
+
 def print_target_means(records, anchor_records, test_codec, anchor_codec, images) -> None:
     """The per-target mean lines of the test codec and, where it has the target, the anchor."""
     test_t, anchor_t = by_target(records, test_codec, images), by_target(anchor_records, anchor_codec, images)
@@ -123,6 +135,7 @@ def print_target_means(records, anchor_records, test_codec, anchor_codec, images
                       f"{sum(v > 0 for v in d.values())} above, from {d[lo]:+.4f} ({lo}) to {d[hi]:+.4f} ({hi}), "
                       f"standard error {standard_error(list(d.values())):.5f}")
                 print_ms_ssim_db_difference(recs, anchor_t[target], paired)
+            print_same_files(recs, anchor_t[target], paired)
             timed = [im for im in paired
                      if recs[im].get("encode_s") is not None and anchor_t[target][im].get("encode_s") is not None]
             if timed:

@@ -1,12 +1,12 @@
 """numba kernel of growth's matched error map (``densify.matched_error``) on the CPU.
 
 The map is the residual blurred with a separable Gaussian of a few taps, squared and summed
-over the channels. torch's CPU convolution takes about 12 ms an axis for this on a
-Kodak-sized image (it is built for many channels and large kernels, not three channels and
-five to nine taps), about 6 % of an encode; here the two passes are two loops over the
-rows, on all threads. Each output value is a sum in binary64 over the taps in tap order,
-stored as float32, so the map does not depend on the machine or the number of threads.
-Training code only.
+over the channels. torch's CPU convolutions, built for many channels and large kernels
+rather than three channels and five to nine taps, take 30-42 ms for it on a Kodak-sized
+image with the one intra-op thread the fit leaves torch (``fit.threads``); this kernel, two
+loops over the rows on all of numba's threads, 3-9 ms (``tools/matched_error_speed.py``,
+BENCHMARKS.md §8). Each value is summed in binary64 over the taps in tap order and stored
+as float32, so the map does not depend on the number of threads. Training code only.
 """
 
 import numpy as np
