@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from gipp_codec.fit.init import MEAN_INITIAL_VARIANCE, add_caf, caf_lp, random_covariances
+from gipp_codec.fit.matched_kernels import matched_error_map
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,6 @@ def matched_error(render: torch.Tensor, target: torch.Tensor, variance: float) -
     (``matched_error_torch``); the two agree to float32 rounding."""
     if render.device.type != "cpu":
         return matched_error_torch(render, target, variance)
-    from gipp_codec.fit.matched_kernels import matched_error_map
-
     kernel, _ = gaussian_taps(variance)  # [2r+1]
     residual = (target - render).detach().float().contiguous().numpy()  # [H, W, C]
     out = np.empty(residual.shape[:2], np.float32)  # [H, W]
