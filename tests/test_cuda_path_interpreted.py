@@ -69,13 +69,13 @@ def interpret_worker() -> dict:
         module = importlib.import_module(module_name)
         setattr(module, name, _CountedKernel(getattr(module, name), name, counter))
     recycled = []
-    ranking = trainer.contrast_importance
+    ranking = trainer.removal_contrast_importance
 
     def counting_ranking(*args, **kwargs):  # called only when a growth step recycles
         recycled.append(1)
         return ranking(*args, **kwargs)
 
-    trainer.contrast_importance = counting_ranking
+    trainer.removal_contrast_importance = counting_ranking
     out["cuda_path"] = encode()
     out["launches"] = {name: counter.ops[f"triton:{name}"] for _, name in KERNELS}
     out["recycling_steps"] = len(recycled)

@@ -15,7 +15,8 @@ from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import (GrowthSchedule, growth_error, matched_error, matched_error_torch, matched_variance,
                                     new_gaussians, pixel_error, select_pixels)
 from gipp_codec.fit.init import caf_lp, density_caf_lp, gradient_density, sample_positions, sparse_init
-from gipp_codec.fit.prune import contrast_importance, importance, keep_mask, local_variance
+from gipp_codec.fit.prune import (contrast_importance, importance, keep_mask, local_variance,
+                                  removal_contrast_importance, removal_importance)
 from gipp_codec.render.convention import valid_mask
 from gipp_codec.fit.trainer import RowAdam, _mse, half_resolution, lr_factor, train
 from gipp_codec.metrics import psnr
@@ -419,8 +420,37 @@ def test_growth_recycles_the_faintest_gaussians_once_the_set_is_full():
     by_contrast = full.replace(grow_recycle_frac=0.1, grow_recycle_by="contrast")
     assert offscreen_after_growth(by_contrast) == (0, 40)  # black ones carry no energy at any contrast
     assert offscreen_after_growth(by_contrast.replace(recycle_stop_frac=0.45)) == (4, 40)  # stops before 10
+    for by in ("removal", "removal_contrast"):  # off screen, they render nothing: removing them costs nothing
+        assert offscreen_after_growth(full.replace(grow_recycle_frac=0.1, grow_recycle_by=by)) == (0, 40), by
     with pytest.raises(ConfigError):
         FitConfig(recycle_stop_frac=1.5).validate()
+
+
+def test_removal_importance_is_the_clamped_error_each_removal_adds():
+    render = get_renderer("reference", "cpu")
+    gen = torch.Generator().manual_seed(3)
+    means = torch.rand(12, 2, generator=gen) * torch.tensor([24.0, 16.0])  # [12, 2]
+    covs = torch.tensor([2.0, 0.4, 1.5]).repeat(12, 1) * (1 + torch.rand(12, 1, generator=gen))  # [12, 3]
+    colors = torch.rand(12, 3, generator=gen) * 0.8 - 0.1  # [12, 3]
+    colors[0] = 2.0  # saturates the clamp where it sits
+    target = torch.rand(16, 24, 3, generator=gen)  # [16, 24, 3]
+    base = torch.full((16, 24, 3), 0.2)
+
+    def clamped_sse(img):
+        return float(((img + base).clamp(0, 1).double() - target.double()).pow(2).sum())
+
+    full = render(means, covs, colors, 16, 24)  # [16, 24, 3]
+    costs = removal_importance(means, covs, colors, full + base, target)  # [12]
+    assert costs.dtype == torch.float64 and costs.shape == (12,)
+    for k in range(12):
+        rest = torch.arange(12) != k
+        want = clamped_sse(render(means[rest], covs[rest], colors[rest], 16, 24)) - clamped_sse(full)
+        assert float(costs[k]) == pytest.approx(want, rel=1e-4, abs=1e-6), k
+    assert float(costs.min()) < 0 < float(costs.max())  # some removals help, some hurt
+    variance = local_variance(target, 3)  # [16, 24]
+    ranked = removal_contrast_importance(means, covs, colors, full + base, target, variance, 0.01)
+    col, row = means[:, 0].long(), means[:, 1].long()
+    assert torch.allclose(ranked, costs / (variance[row, col].double() + 0.01))
 
 
 def test_contrast_importance_favours_faint_gaussians_in_flat_areas():

@@ -474,9 +474,15 @@ def removal_costs(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, render
     q [N, 8] alone is removed (negative where removing it helps); ``render`` [H, W, 3] is the
     unclamped render of q, ``target`` [H, W, 3] the image, in [0, 1] units. The encoder trims
     to its budget by this, the cheapest first."""
-    rows = dequantize_rows(q, scales, offsets).astype(np.float64)  # [N, 8]
+    return row_removal_costs(dequantize_rows(q, scales, offsets), render, target)
+
+
+def row_removal_costs(rows: np.ndarray, render: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """[N] float64: ``removal_costs`` for Gaussians given as attribute values rows [N, 8]
+    (x, y, a, b, c, red, green, blue) rather than codes; ``render`` [H, W, 3] is their
+    unclamped render, ``target`` [H, W, 3] the image, in [0, 1] units."""
     out = np.empty(rows.shape[0], np.float64)
-    _removal_costs(rows, np.ascontiguousarray(render, dtype=np.float32),
+    _removal_costs(np.ascontiguousarray(rows, dtype=np.float64), np.ascontiguousarray(render, dtype=np.float32),
                    np.ascontiguousarray(target, dtype=np.float32), out)
     return out
 

@@ -36,6 +36,7 @@ INIT_POSITION_CHOICES = ("uniform", "gradient")  # FitConfig.init_positions
 INIT_CAF_CHOICES = ("even", "density")  # FitConfig.init_caf
 GROW_PIXEL_CHOICES = ("top", "sample")  # FitConfig.grow_pixels
 GROW_ERROR_CHOICES = ("l1", "matched")  # FitConfig.grow_error
+RECYCLE_RANKINGS = ("energy", "contrast", "removal", "removal_contrast")  # FitConfig.grow_recycle_by
 MAX_PEAK_RADIUS = 64  # FitConfig.grow_peak_radius*: the largest radius, in pixels
 POSITION_HOLD_CHOICES = ("initial", "image", "none")  # QATConfig.position_hold
 RATE_CHANNEL_CHOICES = ("all", "covariance")  # QATConfig.rate_channels (rate_proxy.RATE_CHANNEL_SETS' keys)
@@ -519,15 +520,26 @@ class FitConfig:
     # 0.01, at 1.0 bpp")
     grow_recycle_frac: float = 0.02
     # how the recycled ones are chosen: "energy" (the least rendered energy, |colour|^2 *
-    # sqrt(det): prune.importance) or "contrast" (that energy over the target's local
+    # sqrt(det): prune.importance), "contrast" (that energy over the target's local
     # variance where the Gaussian sits plus recycle_variance_floor, in a box of the Gaussians'
     # mean spacing: prune.contrast_importance), which spares faint Gaussians in flat areas,
     # where MS-SSIM, normalising by the local contrast, sees them. On kodim01/08/15/23:
     # "energy" +0.14 dB at 0.25 bpp (2 %), +0.10 / +0.16 dB at 1.0 bpp (1 % / 3 %), MS-SSIM
     # -0.0008 / -0.0007 / -0.0011; "contrast" (2 %) with floors 0.0027 / 0.01 / 0.03
     # +0.02 / +0.06 / +0.09 dB at 0.25 bpp (MS-SSIM +0.0014 / +0.0011 / +0.0007) and
-    # +0.02 / +0.06 / +0.11 dB at 1.0 bpp (MS-SSIM +0.0002 / +0.0003 / -0.0000)
-    grow_recycle_by: str = "contrast"
+    # +0.02 / +0.06 / +0.11 dB at 1.0 bpp (MS-SSIM +0.0002 / +0.0003 / -0.0000).
+    # "removal" ranks by how much the clamped squared error of the render (plus the base
+    # layer) would grow if each Gaussian alone were removed (prune.removal_importance, the
+    # encoder's trim cost), which sees overlap, the cut-off and the clamp that the energy
+    # ignores; "removal_contrast" divides that by the local variance plus the floor, as
+    # "contrast" does the energy (prune.removal_contrast_importance). Against "contrast" on
+    # all 24 Kodak images: "removal_contrast" +0.02 / -0.00 / +0.02 / +0.01 / +0.01 dB at
+    # 0.15 / 0.25 / 0.5 / 0.75 / 1.0 bpp (17 / 14 / 20 / 16 / 14 of 24 up), MS-SSIM +0.00017 /
+    # +0.00016 / +0.00014 / +0.00020 / +0.00004, at about 1.05x the encode time (each
+    # recycling step prices every Gaussian's footprint); "removal" on kodim01/08/15/23 +0.09 /
+    # +0.08 dB at 0.25 / 0.5 bpp but MS-SSIM -0.0012 / -0.0013 (BENCHMARKS.md §4,
+    # "Recycling by removal cost over the local variance as the default")
+    grow_recycle_by: str = "removal_contrast"
     # the floor, the variance summed over the 3 channels of [0, 1] values. 0.01 against 0.03 on
     # all 24 Kodak images at 0.15 / 0.25 / 0.5 / 1.0 / 2 bpp: -0.00 / -0.02 / -0.03 / -0.03 /
     # -0.01 dB, MS-SSIM +0.0004 / +0.0006 / +0.0004 / +0.0004 / +0.0002 (15 / 19 / 19 / 20 /
@@ -841,8 +853,9 @@ class FitConfig:
         frac("grow_k_frac", self.grow_k_frac)
         frac("grow_recycle_frac", self.grow_recycle_frac, lo_open=False)
         frac("recycle_stop_frac", self.recycle_stop_frac, lo_open=False)
-        if self.grow_recycle_by not in ("energy", "contrast"):
-            raise ConfigError(f"FitConfig.grow_recycle_by must be 'energy' or 'contrast', got {self.grow_recycle_by!r}")
+        if self.grow_recycle_by not in RECYCLE_RANKINGS:
+            raise ConfigError(f"FitConfig.grow_recycle_by must be one of {', '.join(map(repr, RECYCLE_RANKINGS))}, "
+                              f"got {self.grow_recycle_by!r}")
         if not (math.isfinite(self.recycle_variance_floor) and self.recycle_variance_floor > 0):
             raise ConfigError("FitConfig.recycle_variance_floor must be a finite number > 0, "
                               f"got {self.recycle_variance_floor!r}")

@@ -1,8 +1,10 @@
 """Pruning: drop Gaussians whose effective covariance is not positive definite (DESIGN.md §1),
-and optionally those whose 3-sigma box lies entirely outside the image (they render nothing)."""
+and optionally those whose 3-sigma box lies entirely outside the image (they render nothing);
+and the scores by which growth recycles the least important ones."""
 
 import torch
 
+from gipp_codec.fit.code_search import row_removal_costs
 from gipp_codec.render.convention import CUTOFF_SIGMA, valid_mask
 
 
@@ -60,7 +62,34 @@ def contrast_importance(means: torch.Tensor, covs: torch.Tensor, colors: torch.T
     """``importance`` over the local variance of the target where each Gaussian sits (plus
     ``floor``): a faint Gaussian counts for more in a flat area, where structure-based
     metrics (MS-SSIM) normalise by that contrast, than among strong edges."""
+    return importance(covs, colors) / (variance_at(means, variance) + floor)
+
+
+def variance_at(means: torch.Tensor, variance: torch.Tensor) -> torch.Tensor:  # [N]
+    """The local variance [H, W] at the pixel under each Gaussian's centre (means [N, 2], x
+    then y; centres off the image take the nearest edge pixel)."""
     h, w = variance.shape
     col = means[:, 0].floor().long().clamp(0, w - 1)
     row = means[:, 1].floor().long().clamp(0, h - 1)
-    return importance(covs, colors) / (variance[row, col] + floor)
+    return variance[row, col]
+
+
+def removal_importance(means: torch.Tensor, covs: torch.Tensor, colors: torch.Tensor, render: torch.Tensor,
+                       target: torch.Tensor) -> torch.Tensor:  # [N] float64
+    """How much the squared error of the clamped render grows if each Gaussian alone is
+    removed (negative where removing it helps): the encoder's trim cost
+    (``code_search.row_removal_costs``), on the CPU whatever the tensors' device. means
+    [N, 2], covs [N, 3], colors [N, 3]; render [H, W, 3] is their unclamped render (plus any
+    base layer), target [H, W, 3] the image, in [0, 1] units. Unlike ``importance`` it sees
+    overlap, the cut-off and the clamp."""
+    rows = torch.cat((means, covs, colors), dim=1).detach().double().cpu().numpy()  # [N, 8]
+    costs = row_removal_costs(rows, render.detach().cpu().numpy(), target.detach().cpu().numpy())
+    return torch.from_numpy(costs).to(means.device)
+
+
+def removal_contrast_importance(means: torch.Tensor, covs: torch.Tensor, colors: torch.Tensor,
+                                render: torch.Tensor, target: torch.Tensor, variance: torch.Tensor,
+                                floor: float) -> torch.Tensor:  # [N] float64
+    """``removal_importance`` over the local variance of the target where each Gaussian sits
+    (plus ``floor``), as ``contrast_importance`` weighs ``importance``."""
+    return removal_importance(means, covs, colors, render, target) / (variance_at(means, variance).double() + floor)

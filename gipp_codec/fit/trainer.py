@@ -31,7 +31,8 @@ from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, growth_error, matched_variance, new_gaussians, select_pixels
 from gipp_codec.fit.gray import is_gray, priced_channels, tie_colors_, tie_quantizer_
 from gipp_codec.fit.init import gradient_density, sparse_init
-from gipp_codec.fit.prune import contrast_importance, importance, keep_mask, largest, local_variance
+from gipp_codec.fit.prune import (contrast_importance, importance, keep_mask, largest, local_variance,
+                                  removal_contrast_importance, removal_importance)
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, add_rate_gradients, attribute_bits
 from gipp_codec.fit.tensor_adam import TensorAdam
 from gipp_codec.metrics import psnr_from_mse
@@ -357,11 +358,20 @@ def train(
         opt.replace(ps, None, k)
         return ps
 
-    def drop_least_important(ps, n_drop, by="energy"):  # -> params without the n_drop least important
-        n_now = int(ps[0].shape[0])
+    def recycle_scores(ps, by, img_now):  # [N]: what each Gaussian is worth; the lowest are recycled
         m, c, col = (p.detach() for p in ps)
-        scores = (contrast_importance(m, c, col, contrast_map, cfg.recycle_variance_floor) if by == "contrast"
-                  else importance(c, col))  # [n_now]
+        if by == "energy":
+            return importance(c, col)
+        if by == "contrast":
+            return contrast_importance(m, c, col, contrast_map, cfg.recycle_variance_floor)
+        if by == "removal":
+            return removal_importance(m, c, col, shown(img_now), target)
+        return removal_contrast_importance(m, c, col, shown(img_now), target, contrast_map,
+                                           cfg.recycle_variance_floor)
+
+    def drop_least_important(ps, n_drop, by="energy", img_now=None):  # -> params without the n_drop least important
+        n_now = int(ps[0].shape[0])
+        scores = recycle_scores(ps, by, img_now)  # [n_now]
         idx = largest(scores, max(1, n_now - n_drop))
         sel = torch.zeros(n_now, dtype=torch.bool, device=idx.device)
         sel[idx] = True
@@ -371,8 +381,8 @@ def train(
 
     recycle = math.ceil(cfg.grow_recycle_frac * n_max)  # Gaussians recycled per growth step
     recycle_until = int(cfg.recycle_stop_frac * iterations)  # the last iteration that recycles
-    contrast_map = None  # [H, W] the target's local variance, for grow_recycle_by="contrast"
-    if recycle and cfg.grow_recycle_by == "contrast":
+    contrast_map = None  # [H, W] the target's local variance, for the "contrast" rankings
+    if recycle and cfg.grow_recycle_by in ("contrast", "removal_contrast"):
         spacing = math.sqrt(height * width / max(1, n_max))
         contrast_map = local_variance(target, 2 * max(1, round(spacing / 2)) + 1)
 
@@ -481,7 +491,7 @@ def train(
             opt.replace(params, keep, 0)
         if (recycle and not in_qat and t <= recycle_until and schedule.grows_at(t)
                 and int(params[0].shape[0]) + k >= n_max):
-            params = drop_least_important(params, recycle, cfg.grow_recycle_by)
+            params = drop_least_important(params, recycle, cfg.grow_recycle_by, img.detach())
             k = n_max - int(params[0].shape[0])
         if k:
             params = add_at_errors(params, k, img.detach())
