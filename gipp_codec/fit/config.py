@@ -533,9 +533,11 @@ class FitConfig:
     # encoder's trim cost), which sees overlap, the cut-off and the clamp that the energy
     # ignores; "removal_contrast" divides that by the local variance plus the floor, as
     # "contrast" does the energy (prune.removal_contrast_importance). Against "contrast" on
-    # all 24 Kodak images: "removal_contrast" +0.02 / -0.00 / +0.02 / +0.01 / +0.01 dB at
-    # 0.15 / 0.25 / 0.5 / 0.75 / 1.0 bpp (17 / 14 / 20 / 16 / 14 of 24 up), MS-SSIM +0.00017 /
-    # +0.00016 / +0.00014 / +0.00020 / +0.00004, at about 1.05x the encode time (each
+    # all 24 Kodak images: "removal_contrast" +0.02 / -0.00 / +0.02 / +0.01 / +0.01 / +0.02 /
+    # +0.02 / +0.00 dB at 0.15 / 0.25 / 0.5 / 0.75 / 1.0 / 1.25 / 1.5 / 2 bpp (17 / 14 / 20 /
+    # 16 / 14 / 17 / 14 / 13 of 24 up), MS-SSIM +0.00017 / +0.00016 / +0.00014 / +0.00020 /
+    # +0.00004 / +0.00003 / +0.00002 / +0.00004; grey images +0.01 / +0.03 / +0.01 / +0.03 dB
+    # at 0.25 / 0.5 / 0.75 / 1.0 bpp; at 1.10x the encode time (kodim15, 0.5 bpp: each
     # recycling step prices every Gaussian's footprint); "removal" on kodim01/08/15/23 +0.09 /
     # +0.08 dB at 0.25 / 0.5 bpp but MS-SSIM -0.0012 / -0.0013 (BENCHMARKS.md §4,
     # "Recycling by removal cost over the local variance as the default")
