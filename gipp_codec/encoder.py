@@ -299,8 +299,9 @@ def encode_with_report(
     ``bits`` = (position, covariance, colour) bit depths; None takes them from ``config``
     at the rate asked for (``default_depths``; ``FitConfig()``: P/7/5, P/7/6 from
     ``COLOR_HIGH_RATE_BPP`` up, P from the Gaussians' spacing, ``QATConfig.position_depth``:
-    11 or 12; ``FitConfig.paper()``: the paper's 12/10/6 at every rate). The QAT rate term's
-    weight (``QATConfig.rate_weight_at``) and the base layer's grid (``QATConfig.base_factor_log2``)
+    on a Kodak-sized image 10 below 0.15 bpp, 11 up to 1.0 bpp, 12 from 1.25 bpp;
+    ``FitConfig.paper()``: the paper's 12/10/6 at every rate). The QAT rate term's weight
+    (``QATConfig.rate_weight_at``) and the base layer's grid (``QATConfig.base_factor_log2``)
     follow the same rate."""
     from gipp_codec.fit.api import check_seed
     from gipp_codec.fit.config import FitConfig

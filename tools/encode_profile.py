@@ -6,7 +6,9 @@
 
 Runs one untimed tiny encode first (numba's kernels loaded from its cache), then the
 encode under cProfile, and prints the wall time and the cumulative time of each part:
-the training loop, the render kernels inside it (forward, backward, and for older
+the training loop, growth and recycling inside it (the Gaussians added at the error's
+peaks; those dropped, and within that the removal-cost pricing of the default ranking),
+the render kernels inside it (forward, backward, and for older
 revisions the image gradient's planar copy (before 95d0b76) or the planar loss gradient
 (95d0b76 to f936cd4); since f936cd4 the forward kernel writes the loss gradient itself, so
 it is inside the forward's time), and the entropy coder's work (every coding of the set:
@@ -53,6 +55,9 @@ PARTS = {
     "rate term, torch form": ("fit/rate_proxy.py", "attribute_bits"),  # its backward is not inside
     "MSE of a render (torch)": ("fit/trainer.py", "_mse"),
     "autograd's backward (all calls)": ("~", "<method 'run_backward' of 'torch._C._EngineBase' objects>"),
+    "growth: Gaussians added at the error": ("fit/trainer.py", "add_at_errors"),
+    "recycling: Gaussians dropped": ("fit/trainer.py", "drop_least_important"),  # since dba23a0
+    "recycling: removal-cost pricing": ("fit/prune.py", "removal_importance"),  # since 18b479a
 }
 
 

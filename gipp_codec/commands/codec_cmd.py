@@ -39,8 +39,8 @@ def _missed_rate_reason(report, bpp: float) -> str:
 @click.option("--bits", default=None,
               help="Bit depths position,covariance,colour [default: P,7,5 below 0.25 bpp, P,7,6 from "
                    "0.25 bpp up, P the fewest bits, at most 12, whose position step is 1/23 of the "
-                   "Gaussians' spacing or less, 1/16 from 0.013 Gaussians per pixel (on a 768x512 image 11 "
-                   "up to 1.0 bpp, 12 at 1.5 and 2 bpp); 12,10,6 with --paper].")
+                   "Gaussians' spacing or less, 1/16 from 0.013 Gaussians per pixel (on a 768x512 image 10 "
+                   "below 0.15 bpp, 11 from 0.15 to 1.0 bpp, 12 at 1.5 and 2 bpp); 12,10,6 with --paper].")
 @click.option("--paper", is_flag=True, help="Use the paper's training settings instead of ours.")
 @click.option("--no-base", is_flag=True,
               help="Write no base layer (format 1.3's BASE chunk): a file that decoders of format 1.2 read.")
