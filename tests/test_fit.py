@@ -12,7 +12,7 @@ import torch
 from gipp_codec.errors import ConfigError, InputImageError
 from gipp_codec.fit.api import fit_image, resolve_device
 from gipp_codec.fit.config import FitConfig
-from gipp_codec.fit.densify import (GrowthSchedule, growth_error, matched_error, matched_error_torch, matched_variance,
+from gipp_codec.fit.densify import (GROW_MIN_STEPS, GrowthSchedule, growth_error, matched_error, matched_error_torch, matched_variance,
                                     new_gaussians, pixel_error, select_pixels)
 from gipp_codec.fit.init import caf_lp, density_caf_lp, gradient_density, sample_positions, sparse_init
 from gipp_codec.fit.prune import (contrast_importance, importance, keep_mask, local_variance,
@@ -549,6 +549,31 @@ def test_growth_schedule():
     assert s.k_at(50_000, 100) == 0  # after grow_stop
     s2 = GrowthSchedule.from_config(cfg, 50_000, 5000, grow_until=6000)
     assert s2.k_at(10_000, 2500) == 0
+
+
+def test_growth_interval_floor():
+    cfg = FitConfig()
+    every = {k: GrowthSchedule.from_config(cfg, k, 500, grow_until=int(0.8 * k)).every
+             for k in (40, 1000, 2000, 5000, 10_000)}
+    floor = cfg.grow_every_min
+    assert every[5000] == round(cfg.grow_every_frac * 5000)  # the default encoder's schedule is unchanged
+    assert every[10_000] == round(cfg.grow_every_frac * 10_000)  # a longer fit: the fraction is longer
+    assert every[1000] == every[2000] == floor > round(cfg.grow_every_frac * 2000)  # short fits: the floor
+    short = GrowthSchedule.from_config(cfg, 40, 500, grow_until=32)
+    steps = [t for t in range(1, 41) if short.grows_at(t)]
+    assert len(steps) == GROW_MIN_STEPS and steps[-1] <= 32  # a tiny fit still grows
+    plain = GrowthSchedule.from_config(cfg.replace(grow_every_min=None), 1000, 500, grow_until=800)
+    assert plain.every == round(cfg.grow_every_frac * 1000)
+    assert GrowthSchedule.from_config(FitConfig.paper(), 1000, 500).every == 100  # the paper's 10 %, no floor
+    sparse = GrowthSchedule.from_config(cfg, 1000, 500, grow_until=800, pixels=500 * 100)  # 0.01 per pixel
+    dense = GrowthSchedule.from_config(cfg, 1000, 500, grow_until=800, pixels=500 * 40)  # 0.025 per pixel
+    assert sparse.every == floor and dense.every == round(cfg.grow_every_frac * 1000)
+    assert cfg.grow_every_min_at(500, 500 * 100) == floor and cfg.grow_every_min_at(500, 500 * 40) is None
+    for bad in (0, -5, True, 2.5):
+        with pytest.raises(ConfigError, match="grow_every_min"):
+            FitConfig(grow_every_min=bad).validate()
+    with pytest.raises(ConfigError, match="grow_every_min_until"):
+        FitConfig(grow_every_min_until=0.0).validate()
 
 
 def test_top_k_pixels_and_new_gaussians():

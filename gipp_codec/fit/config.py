@@ -505,6 +505,16 @@ class FitConfig:
     # 0.25 at a second seed); every 5 % +0.12 and every 1 % +0.14 dB at 1.0 bpp (BENCHMARKS.md
     # §4, "Growth every 2.5 % of the run")
     grow_every_frac: float = 0.025  # grow every 2.5 % of the budget (paper 5000/50000 = 0.1)
+    # below grow_every_min_until Gaussians per pixel, the growth interval in iterations is at
+    # least grow_every_min (None: grow_every_frac alone), unless fewer than GROW_MIN_STEPS
+    # growth steps would then fit before growth stops (the interval is then as long as lets
+    # that many fit). 2.5 % of a 5000-iteration run is 125 iterations, so the default encoder
+    # is unchanged; a shorter fit grew every 2.5 % of its own length (every 25 iterations at
+    # 1000), too soon for the Gaussians added at one step to settle before the next. Denser
+    # fits (smaller Gaussians) do not gain (BENCHMARKS.md §4, "A floor under the growth
+    # interval of short fits")
+    grow_every_min: int | None = 125
+    grow_every_min_until: float | None = 0.02  # None: the floor at every density
     grow_stop_frac: float = 0.9  # no growth after this fraction (paper: refills until 0.9)
     grow_k: int | None = None  # absolute k per growth step (paper: 1000); None -> grow_k_frac
     grow_k_frac: float = 0.5  # k = grow_k_frac * Nmax per step when grow_k is None (0.5: fill at once)
@@ -683,6 +693,7 @@ class FitConfig:
             lr_halve_every_frac=0.4,
             lr_halve_every_frac_dense=None,
             grow_every_frac=0.1,
+            grow_every_min=None,
             grow_stop_frac=0.9,
             grow_k=1000,
             grow_recycle_frac=0.0,
@@ -749,6 +760,13 @@ class FitConfig:
         if self.grow_error_until is not None and n_max / pixels >= self.grow_error_until:
             return "l1"
         return self.grow_error
+
+    def grow_every_min_at(self, n_max: int, pixels: int) -> int | None:
+        """The floor (iterations) under the growth interval of a fit of ``n_max`` Gaussians to
+        ``pixels`` pixels (None: none)."""
+        if self.grow_every_min_until is not None and n_max / pixels >= self.grow_every_min_until:
+            return None
+        return self.grow_every_min
 
     def grow_peak_radius_at(self, n_max: int, pixels: int) -> int:
         """The growth's peak radius for a fit of ``n_max`` Gaussians to ``pixels`` pixels."""
@@ -849,6 +867,13 @@ class FitConfig:
             raise ConfigError("FitConfig.grow_peak_radius_per_spacing must be None or a finite number > 0, "
                               f"got {share!r}")
         frac("grow_every_frac", self.grow_every_frac)
+        if self.grow_every_min is not None and not (isinstance(self.grow_every_min, int)
+                                                    and not isinstance(self.grow_every_min, bool)
+                                                    and self.grow_every_min >= 1):
+            raise ConfigError(f"FitConfig.grow_every_min must be None or an integer >= 1, got {self.grow_every_min!r}")
+        if self.grow_every_min_until is not None and not finite_positive(self.grow_every_min_until):
+            raise ConfigError("FitConfig.grow_every_min_until must be None or a finite number > 0, "
+                              f"got {self.grow_every_min_until!r}")
         frac("grow_stop_frac", self.grow_stop_frac, lo_open=False)
         frac("coarse_frac", self.coarse_frac, lo_open=False)
         if self.grow_k is not None and self.grow_k < 1:

@@ -15,6 +15,9 @@ from gipp_codec.fit.init import MEAN_INITIAL_VARIANCE, add_caf, caf_lp, random_c
 from gipp_codec.fit.matched_kernels import matched_error_map
 
 
+GROW_MIN_STEPS = 4  # FitConfig.grow_every_min never leaves fewer growth steps than this
+
+
 @dataclass(frozen=True)
 class GrowthSchedule:
     """Grow every ``every`` iterations up to ``stop`` (inclusive), k = min(k_step, Nmax - N)."""
@@ -25,13 +28,18 @@ class GrowthSchedule:
     n_max: int
 
     @classmethod
-    def from_config(cls, cfg, iterations: int, n_max: int, grow_until: int | None = None) -> "GrowthSchedule":
-        """The schedule of FitConfig ``cfg`` for a run of ``iterations`` to ``n_max`` Gaussians;
-        no growth after ``grow_until`` (QAT's start) when given."""
+    def from_config(cls, cfg, iterations: int, n_max: int, grow_until: int | None = None,
+                    pixels: int | None = None) -> "GrowthSchedule":
+        """The schedule of FitConfig ``cfg`` for a run of ``iterations`` to ``n_max`` Gaussians
+        on ``pixels`` pixels (None: the interval's floor whatever the density); no growth after
+        ``grow_until`` (QAT's start) when given."""
         every = max(1, round(cfg.grow_every_frac * iterations))
         stop = int(cfg.grow_stop_frac * iterations)
         if grow_until is not None:
             stop = min(stop, grow_until)
+        floor = cfg.grow_every_min if pixels is None else cfg.grow_every_min_at(n_max, pixels)
+        if floor is not None:  # a floor, but GROW_MIN_STEPS steps still fit by stop
+            every = max(every, min(floor, stop // GROW_MIN_STEPS))
         k_step = cfg.grow_k if cfg.grow_k is not None else max(1, math.ceil(cfg.grow_k_frac * n_max))
         return cls(every=every, stop=stop, k_step=k_step, n_max=n_max)
 

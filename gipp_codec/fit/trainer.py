@@ -302,7 +302,7 @@ def train(
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     # QAT always gets at least the last iteration when quantizing
     qat_start = min(round(cfg.qat.start_frac * iterations), iterations - 1) if quantize else iterations
-    schedule = GrowthSchedule.from_config(cfg, iterations, n_max, grow_until=qat_start)
+    schedule = GrowthSchedule.from_config(cfg, iterations, n_max, grow_until=qat_start, pixels=height * width)
 
     n0 = max(1, min(n_max, round(cfg.init_fraction_at(n_max, height * width) * n_max)))
     peak_radius = cfg.grow_peak_radius_at(n_max, height * width)
