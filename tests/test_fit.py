@@ -12,8 +12,8 @@ import torch
 from gipp_codec.errors import ConfigError, InputImageError
 from gipp_codec.fit.api import fit_image, resolve_device
 from gipp_codec.fit.config import FitConfig
-from gipp_codec.fit.densify import (GROW_MIN_STEPS, GrowthSchedule, growth_error, matched_error, matched_error_torch, matched_variance,
-                                    new_gaussians, pixel_error, select_pixels)
+from gipp_codec.fit.densify import (GROW_MIN_STEPS, GrowthSchedule, growth_error, matched_error, matched_error_torch,
+                                    matched_variance, new_gaussians, pixel_error, select_pixels)
 from gipp_codec.fit.init import caf_lp, density_caf_lp, gradient_density, sample_positions, sparse_init
 from gipp_codec.fit.prune import (contrast_importance, importance, keep_mask, local_variance,
                                   removal_contrast_importance, removal_importance)

@@ -53,9 +53,9 @@ class QATConfig:
     # max(width, height) / 2**p, is at most 1/K of the Gaussians' mean spacing
     # sqrt(width * height / N) (N: the count asked for, or the rate model's count at the rate);
     # None: bits_position at every rate. 23 alone gives 11/11/11/12/12 bits on a Kodak-sized
-    # image at 0.15 / 0.25 / 0.5 / 0.75 / 1.0 bpp (with the dense rule below, 11 at 0.75 and
-    # 1.0 bpp too) (Gaussians about 17 / 13 / 9 / 7.3 / 6 px apart,
-    # steps 0.375 px at 11 bits, 0.19 at 12) and 10/10/10/11/11 at 384 x 256: where measured
+    # image at 0.15 / 0.25 / 0.5 / 0.75 / 1.0 bpp, Gaussians about 17 / 13 / 9 / 7.3 / 6 px
+    # apart (steps 0.375 px at 11 bits, 0.19 at 12; with the dense rule below, 11 at 0.75 and
+    # 1.0 bpp too) and 10/10/10/11/11 at 384 x 256: where measured
     # (Kodak size at 0.15 / 0.25 / 0.5 / 1.0 bpp, 384 x 256 at 0.15 / 0.25), the best depths,
     # and the same as 24 gave with 6-bit colours (5-bit colours, below, put ~5 % more
     # Gaussians at a rate: 23.9 steps of 11 bits apart at 0.5 bpp, tools/lr_by_rate.py). On kodim01/08/15/23
