@@ -49,6 +49,14 @@ def test_main_pairs_runs_by_image_and_rate(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3 images" in out and "| a | 1.000 |" in out and "| c | 0.000 |" in out
     assert "+0.200" in out and "Spearman with the flat share +1.00" in out
+    halves = []  # the anchor in two files, given by a repeated flag: both pool (not only the last)
+    for k, names in enumerate((["a"], ["b", "c"])):
+        recs = [r for r in json.loads(open(base).read())["records"] if r["image"] in names]
+        halves.append(tmp_path / f"b{k}.json")
+        halves[-1].write_text(json.dumps({"records": recs}))
+    assert main(["--test", test, "--anchor-run", str(halves[0]), "--anchor-run", str(halves[1]),
+                 "--images", str(tmp_path), "--window", "3"]) == 0
+    assert capsys.readouterr().out == out
     assert main(["--test", test, "--anchor-run", base, "--images", str(tmp_path / "none")]) == 2
     assert main(["--test", test, "--anchor-run", base, "--images", str(tmp_path), "--codec", "webp"]) == 2
     (tmp_path / "bad.json").write_text("not json")

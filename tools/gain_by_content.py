@@ -5,9 +5,10 @@
         --images DIR [--codec gimg] [--window 9] [--flat-below 0.001]
 
 Pairs the ``--codec`` records of the test runs with the anchor runs' by image and target
-rate (``tools/bench_rd.py`` JSONs; several files pool, for example the two halves of
-Kodak), and prints per image the PSNR and MS-SSIM change beside two statistics of the
-image's texture, computed from the PNG in ``--images`` as RGB in [0, 1]:
+rate (``tools/bench_rd.py`` JSONs; several files pool, after one flag or with the flag
+repeated, for example the two halves of Kodak), and prints per image the PSNR and MS-SSIM
+change beside two statistics of the image's texture, computed from the PNG in ``--images``
+as RGB in [0, 1]:
 
 - flat share: the fraction of pixels whose local variance, in a ``--window`` square box
   summed over the three channels (``gipp_codec.fit.prune.local_variance``, the map the
@@ -74,8 +75,8 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--test", nargs="+", required=True, help="bench_rd JSONs of the change")
-    p.add_argument("--anchor-run", nargs="+", required=True, help="bench_rd JSONs to compare against")
+    p.add_argument("--test", nargs="+", action="extend", required=True, help="bench_rd JSONs of the change")
+    p.add_argument("--anchor-run", nargs="+", action="extend", required=True, help="bench_rd JSONs to compare against")
     p.add_argument("--images", required=True, help="folder of the images, IMAGE.png for each record's image")
     p.add_argument("--codec", default="gimg")
     p.add_argument("--window", type=int, default=9, help="local variance box side, odd (default 9)")
