@@ -58,6 +58,8 @@ KERNELS = {
         "i8", ("i8", "i8", "i8[:, ::1]", "i8[::1]", "i8", "i8[::1]", "i8[::1]")),
     "gipp_codec.quant.dequant._dequantize_kernel": (
         "void", ("u2[:, :]", "f8[::1]", "f8[::1]", "f4[:, ::1]", "f4[:, ::1]", "f4[:, ::1]", "f8[:, ::1]")),
+    "gipp_codec.render.numba_kernels.render_work_kernel": (
+        "i8", ("f4[:, ::1]", "f4[:, ::1]", "i8", "i8")),
     "gipp_codec.render.numba_kernels._setup": (
         "void", ("f4[:, ::1]", "f4[:, ::1]", "f4[:, ::1]", "i8", "i8", "f8[:, ::1]", "i8[:, ::1]")),
     "gipp_codec.render.numba_kernels._bin": (

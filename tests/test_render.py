@@ -125,6 +125,7 @@ def grads(render, means, covs, colors, height, width, grad_image, to_tensor):
 
 def test_constants_mirror_convention():
     assert nk.CUTOFF_M2 == convention.CUTOFF_M2
+    assert nk.CUTOFF_SIGMA == convention.CUTOFF_SIGMA
     assert nk.PIXEL_CENTER_OFFSET == convention.PIXEL_CENTER_OFFSET
     assert nk.CONVENTION_TAPERS == convention.CONVENTION_TAPERS
     assert nk.ENCODER_CONVENTION == convention.ENCODER_CONVENTION
@@ -551,3 +552,29 @@ def test_render_work_counts_the_pixels_of_each_bounding_square():
             expected += int((np.abs(cols - means[k, 0]) <= r[k]).sum() * (np.abs(rows - means[k, 1]) <= r[k]).sum())
     assert expected > 0
     assert convention.render_work(means, covs, width, height) == expected
+
+
+def test_render_work_kernel_equals_the_numpy_statement():
+    """The decoder's ``render_work_kernel`` gives exactly ``convention.render_work``, on fitted
+    sizes and on what a damaged file can hold: NaN, infinities, zeros, negative and
+    non-positive-definite covariances, means far off the image, radii wider than it."""
+    rng = np.random.default_rng(8)
+    n, width, height = 4000, 97, 61
+    means = rng.uniform(-40, 140, (n, 2)).astype(np.float32)  # [N, 2]
+    covs = np.stack([rng.lognormal(2, 2, n), rng.normal(0, 20, n), rng.lognormal(2, 2, n)], 1).astype(np.float32)
+    odd = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, -1.0, 1e-30, 3e38, 1e20], np.float32)
+    k = rng.integers(0, n, 1500)
+    covs[k, rng.integers(0, 3, 1500)] = rng.choice(odd, 1500)
+    k = rng.integers(0, n, 500)
+    means[k, rng.integers(0, 2, 500)] = rng.choice(odd, 500)
+    means[:50] = [[0.5, 0.5]]  # centres on a pixel centre: the bounds' equality cases
+    covs[:50] = [[1.0, 0.0, 1.0]]  # radius exactly 3
+    with np.errstate(invalid="ignore", over="ignore"):  # the statement's valid_mask on infinities
+        expected = convention.render_work(means, covs, width, height)
+        per_size = {size: convention.render_work(means, covs, size, size) for size in (1, 65535)}
+    assert expected > 0
+    assert nk.render_work_kernel(means, covs, width, height) == expected
+    for size, work in per_size.items():  # one pixel; the widest image
+        assert nk.render_work_kernel(means, covs, size, size) == work
+    empty = np.zeros((0, 2), np.float32), np.zeros((0, 3), np.float32)
+    assert nk.render_work_kernel(*empty, width, height) == 0

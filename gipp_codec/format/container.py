@@ -285,21 +285,20 @@ def max_render_work(width: int, height: int) -> int:
 
 
 def _check_render_work(g) -> int:
-    """The Gaussians' render work (``render.convention.render_work``); a LimitError when it is
-    above ``max_render_work`` (spec §8)."""
-    from gipp_codec.render.convention import render_work
+    """The Gaussians' render work (spec §8: ``render.convention.render_work``, computed by its
+    kernel, ``render.numba_kernels.render_work_kernel``); a LimitError when it is above
+    ``max_render_work``."""
+    from gipp_codec.render.numba_kernels import render_work_kernel
 
     if isinstance(g, QuantizedGaussians):
-        from gipp_codec.quant.dequant import dequantize_rows
+        from gipp_codec.quant.dequant import dequantize
 
-        rows = np.empty((g.q.shape[0], 5), np.float32)  # [N, 5]: x, y, a, b, c
-        for start in range(0, g.q.shape[0], 1 << 18):  # bounded binary64 temporaries
-            rows[start:start + (1 << 18)] = dequantize_rows(g.q[start:start + (1 << 18), :5], g.scales[:5], g.offsets[:5])
-        means, covs = rows[:, 0:2], rows[:, 2:5]
+        means, covs, _ = dequantize(g)  # [N, 2], [N, 3] float32, as the decoder renders them
     else:
         means, covs = g.means, g.covs
     limit = max_render_work(g.width, g.height)
-    work = render_work(means, covs, g.width, g.height)
+    work = int(render_work_kernel(np.ascontiguousarray(means, np.float32), np.ascontiguousarray(covs, np.float32),
+                                  g.width, g.height))
     if work > limit:
         raise LimitError(f"render work {work} (pixels of the Gaussians' bounding squares) is above "
                          f"MAX_RENDER_WORK {limit} for a {g.width}x{g.height} image")

@@ -46,7 +46,8 @@ from gipp_codec.jit import host_vector_lanes, njit, prange, set_parallel_chunksi
 
 # Mirrors gipp_codec.render.convention (checked by tests/test_render.py).
 PIXEL_CENTER_OFFSET = 0.5
-CUTOFF_M2 = 9.0
+CUTOFF_SIGMA = 3.0
+CUTOFF_M2 = CUTOFF_SIGMA * CUTOFF_SIGMA
 CONVENTION_TAPERS = {1: 0.0, 2: math.exp(-0.5 * CUTOFF_M2)}  # exp(-m2/2) less this inside, by convention
 ENCODER_CONVENTION = 2
 
@@ -644,6 +645,53 @@ def backward_prepared(pp, grad_image, g_means=None, g_covs=None, g_colors=None):
     finally:
         set_parallel_chunksize(old)
     return backward_planar_prepared(pp, gp, g_means, g_covs, g_colors)
+
+
+@njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+def _clip_nan(x, lo, hi):
+    """x clipped to [lo, hi] as numpy's clip does it: NaN stays NaN."""
+    if x < lo:
+        return lo
+    if x > hi:
+        return hi
+    return x
+
+
+@njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+def _centres_within(m, r, size):
+    """How many of the pixel centres 0.5 .. size - 0.5 lie within r of m on one axis, as
+    ``convention.render_work`` counts them (binary64; NaN anywhere counts 0)."""
+    lo = _clip_nan(np.ceil(m - r - PIXEL_CENTER_OFFSET), 0.0, np.float64(size))
+    hi = _clip_nan(np.floor(m + r - PIXEL_CENTER_OFFSET), -1.0, np.float64(size - 1))
+    count = hi - lo + 1.0
+    if not count > 0.0:  # negative, or NaN
+        return 0
+    return np.int64(count)
+
+
+# No fastmath: every operation rounds to binary64 as the numpy statement's does.
+@njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+def render_work_kernel(means, covs, width, height):
+    """The spec's render work (spec §8) of means [N, 2] and covs [N, 3] float32: the pixels of
+    the valid Gaussians' bounding squares, equal to ``convention.render_work`` (its numpy
+    statement, which it replaces on the decode path: one pass, no temporaries), summed in int64."""
+    total = np.int64(0)
+    for k in range(means.shape[0]):
+        a = np.float64(covs[k, 0])
+        b = np.float64(covs[k, 1])
+        c = np.float64(covs[k, 2])
+        if not (a > 0.0 and c > 0.0 and a * c - b * b > 0.0):
+            continue
+        d = a - c
+        spread = 0.25 * (d * d) + b * b
+        if spread < 0.0:
+            spread = 0.0
+        lam_max = 0.5 * (a + c) + np.sqrt(spread)
+        if lam_max < 0.0:
+            lam_max = 0.0
+        r = CUTOFF_SIGMA * np.sqrt(lam_max)
+        total += _centres_within(np.float64(means[k, 0]), r, width) * _centres_within(np.float64(means[k, 1]), r, height)
+    return total
 
 
 def forward(means, covs, colors, height, width, convention=ENCODER_CONVENTION):
