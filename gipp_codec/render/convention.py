@@ -68,7 +68,9 @@ def bounding_radius(covs: np.ndarray) -> np.ndarray:
 def render_work(means: np.ndarray, covs: np.ndarray, width: int, height: int) -> int:
     """The render work of the spec's limits: the number of pixels, summed over the valid
     Gaussians (means [N, 2], covs [N, 3]), whose centres lie in the Gaussian's bounding
-    square (``bounding_radius`` r: |i + 0.5 - mx| <= r and |j + 0.5 - my| <= r), in binary64."""
+    square (``bounding_radius`` r: |i + 0.5 - mx| <= r and |j + 0.5 - my| <= r), in binary64.
+    The statement of the rule; the decoder's parse runs ``numba_kernels.render_work_kernel``,
+    which gives exactly this count (tested)."""
     total = 0
     block = 1 << 18  # rows at a time: bounded temporaries for any N
     for start in range(0, means.shape[0], block):
