@@ -24,7 +24,6 @@ of the same file (median of ``--repeats``).
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numba
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gipp_codec.decoder import decode, decode_float  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
+from rd_lib import time_call  # noqa: E402
 from tool_record import write_record  # noqa: E402
 
 
@@ -140,17 +140,6 @@ def _apply5(render, coef):  # render [H, W, 3] float32, coef [3, 14] float32 -> 
     return out
 
 
-def median_seconds(fn, repeats: int) -> float:
-    """Median wall time (s) of ``repeats`` calls of fn after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def measure(gimg_path: str, image_path: str, frac_bits: int, coef_bits: int, repeats: int) -> dict:
     """One file's PSNR gains (dB) and costs (share of the file) per shape, and the times."""
     data = Path(gimg_path).read_bytes()
@@ -166,8 +155,8 @@ def measure(gimg_path: str, image_path: str, frac_bits: int, coef_bits: int, rep
     render32 = render.astype(np.float32)
     coef = np.zeros((3, 14), np.float32)
     coef[:, 0] = 1.0
-    row["decode_s"] = median_seconds(lambda: decode(data), repeats)
-    row["filter_s"] = median_seconds(lambda: _apply5(render32, coef), repeats)
+    row["decode_s"] = time_call(lambda: decode(data), repeats, warmup=1)[1]  # median seconds
+    row["filter_s"] = time_call(lambda: _apply5(render32, coef), repeats, warmup=1)[1]
     return row
 
 

@@ -683,12 +683,8 @@ def render_work_kernel(means, covs, width, height):
         if not (a > 0.0 and c > 0.0 and a * c - b * b > 0.0):
             continue
         d = a - c
-        spread = 0.25 * (d * d) + b * b
-        if spread < 0.0:
-            spread = 0.0
-        lam_max = 0.5 * (a + c) + np.sqrt(spread)
-        if lam_max < 0.0:
-            lam_max = 0.0
+        # the statement's maximum(., 0) guards never bind here: with a, c > 0 both are >= 0 (or NaN)
+        lam_max = 0.5 * (a + c) + np.sqrt(0.25 * (d * d) + b * b)
         r = CUTOFF_SIGMA * np.sqrt(lam_max)
         total += _centres_within(np.float64(means[k, 0]), r, width) * _centres_within(np.float64(means[k, 1]), r, height)
     return total
