@@ -34,7 +34,7 @@ from gipp_codec.format.container import build_container as _build_container  # n
 from gipp_codec.format import constants as K  # noqa: E402
 from gipp_codec.format.header import header_from_gaussians, pack_header  # noqa: E402
 from gipp_codec.format.model import BitDepths, QuantizedGaussians  # noqa: E402
-from gipp_codec.format.synthetic import synthetic_float, synthetic_quantized  # noqa: E402
+from gipp_codec.format.synthetic import synthetic_correlation, synthetic_float, synthetic_quantized  # noqa: E402
 from gipp_codec.imageio import ImageMetadata, decode_image_bytes, encode_png  # noqa: E402
 
 RMS_TOLERANCE = 0.5
@@ -148,6 +148,19 @@ def valid_vectors():
     v.append(("base_zero_gaussians", "N = 0 with a base layer (F = 16): the image is the base alone",
               write_gimg(synthetic_quantized(0, 40, 24, seed=35), payload_coding=2, render_convention=2,
                          base=synthetic_base(40, 24, 4, 5, 35))))
+    # Payload coding 3 (version 1.4): channel b holds the correlation rho, b = rho sqrt(a c).
+    for name, desc, n, w, h, bits, seed, reach, f in (
+            ("correlation_odd_7x3", "payload coding 3 (b as a correlation), 7x3 image, 5 Gaussians",
+             5, 7, 3, BitDepths(), 40, 0.95, None),
+            ("correlation_small_64x48_n300", "payload coding 3, 64x48, 300 Gaussians at 12/7/6, rho in +-0.95",
+             300, 64, 48, BitDepths(12, 7, 6), 41, 0.95, None),
+            ("correlation_steep_100x80_n500", "payload coding 3, rho up to +-0.999 (long thin Gaussians), "
+             "bit depths 8/8/4", 500, 100, 80, BitDepths(8, 8, 4), 42, 0.999, None),
+            ("correlation_base_kodak_768x512_n5000", "payload coding 3 with a base layer (F = 64, 6-bit samples), "
+             "Kodak size, 5000 Gaussians at 11/7/6", 5000, 768, 512, BitDepths(11, 7, 6), 43, 0.95, 6)):
+        base = None if f is None else synthetic_base(w, h, f, 6, seed)
+        v.append((name, desc, write_gimg(synthetic_correlation(n, w, h, bits, seed, reach), render_convention=2,
+                                         base=base)))
     v.append(("float32_mode", "lossless float32 attributes, 200 Gaussians",
               write_gimg(synthetic_float(200, 96, 64, seed=11), render_convention=1)))
     v.append(("taper_float32_mode", "render convention 2, lossless float32 attributes, 200 Gaussians",
@@ -234,6 +247,8 @@ def invalid_vectors():
     add("unknown_attribute_mode", "attribute_mode = 7", with_header(attribute_mode=7))
     add("unknown_render_convention", "render_convention = 3", with_header(render_convention=3))
     add("bad_payload_coding", "payload_coding = 5", with_header(payload_coding=5))
+    add("correlation_range_over_one", "payload_coding = 3 (b as a correlation) with b's dequantized range "
+        "beyond [-1, 1]", with_header(payload_coding=3))
     add("bad_bit_depth_zero", "bits_position = 0", with_header(bits_position=0))
     add("bad_bit_depth_17", "bits_color = 17", with_header(bits_color=17))
     sc = head["scales"].copy()
@@ -371,7 +386,7 @@ def main(argv=None) -> int:
             if old.suffix == ".png":
                 old_png[old.name] = old.read_bytes()
             old.unlink()
-    manifest = {"format": "gimg", "spec": "format_spec/gimg.md", "version": "1.3",
+    manifest = {"format": "gimg", "spec": "format_spec/gimg.md", "version": "1.4",
                 "tolerance_rule": "max_abs: one 3-sigma cut-off flip of the strongest colour "
                                   "(ceil(255*exp(-4.5)*max|colour|)+1, at least 2); rms: %g 8-bit levels" % RMS_TOLERANCE,
                 "valid": [], "invalid": []}

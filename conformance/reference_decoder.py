@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent .gimg 1.3 decoder written from format_spec/gimg.md alone.
+"""An independent .gimg 1.4 decoder written from format_spec/gimg.md alone.
 
 It shares no code with ``gipp_codec``: plain Python integers for the container and the
 entropy decoding (the ANS coder is spelled out here, not taken from constriction),
@@ -34,7 +34,7 @@ LIMITS = [2.0**20] * 2 + [2.0**46] * 3 + [2.0**16] * 3  # |value| per channel (a
 MAX_ABS_LOG_VARIANCE = 32.0
 PRECISION = 24
 MAX_LEVEL = 47
-KNOWN_MINOR = 3  # the spec version this decoder implements: 1.3
+KNOWN_MINOR = 4  # the spec version this decoder implements: 1.4
 
 
 class DecodeError(Exception):
@@ -326,7 +326,7 @@ def parse(data):
     w, h, ch, n, mode, conv, coding = struct.unpack_from("<IIBIBBB", body, 0)
     if not (1 <= w <= MAX_WIDTH and 1 <= h <= MAX_HEIGHT and w * h <= MAX_PIXELS):
         fail("bad dimensions")
-    if ch != 3 or n > MAX_GAUSSIANS or mode not in (0, 1) or conv not in (1, 2) or coding not in ((1, 2) if mode == 0 else (0,)):
+    if ch != 3 or n > MAX_GAUSSIANS or mode not in (0, 1) or conv not in (1, 2) or coding not in ((1, 2, 3) if mode == 0 else (0,)):
         fail("bad header field")
     size = 16 + (67 if mode == 0 else 0)
     if len(body) < size or (len(body) != size and minor <= KNOWN_MINOR):
@@ -352,7 +352,7 @@ def parse(data):
         if not (math.isfinite(s) and s > 0 and math.isfinite(o)):
             fail("bad scale or offset")
         hi = f32(((1 << bits[j]) - 1) * s + o)
-        lim = MAX_ABS_LOG_VARIANCE if j in (2, 4) else LIMITS[j]
+        lim = MAX_ABS_LOG_VARIANCE if j in (2, 4) else (1.0 if j == 3 and coding == 3 else LIMITS[j])
         if not (math.isfinite(hi) and -lim <= o and hi <= lim):
             fail("dequantized range exceeds the limits")
     if n == 0:
@@ -366,6 +366,8 @@ def parse(data):
     value = (qa * np.array(scales, np.float64) + np.array(offsets, np.float64)).astype(np.float32)
     rows = value.astype(np.float64)
     rows[:, [2, 4]] = np.exp(rows[:, [2, 4]]).astype(np.float32).astype(np.float64)
+    if coding == 3:  # b's value is the correlation: b = rho * sqrt(a * c)
+        rows[:, 3] = (rows[:, 3] * np.sqrt(rows[:, 2] * rows[:, 4])).astype(np.float32).astype(np.float64)
     out["rows"] = check_render_work(rows, w, h)
     return out
 

@@ -51,7 +51,7 @@ def gains(gimg_path: str, image_path: str, sweep_counts: list[int]) -> list[dict
         start = time.perf_counter()
         q, report = search_codes(g.q, g.scales, g.offsets, bits, render, target, sweeps)
         seconds = time.perf_counter() - start
-        out = write_gimg(QuantizedGaussians(g.width, g.height, g.bits, q, g.scales, g.offsets), base=parsed.base)
+        out = write_gimg(QuantizedGaussians(g.width, g.height, g.bits, q, g.scales, g.offsets, g.correlation), base=parsed.base)
         rows.append({"file": gimg_path, "gaussians": int(g.q.shape[0]), "sweeps": sweeps,
                      "psnr_file": base, "psnr_gain": psnr(decode(out), arr) - base, "seconds": seconds,
                      "last_sweep_moves": report.moves[-1], "size_ratio": len(out) / len(data)})

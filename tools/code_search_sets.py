@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         if not isinstance(g, QuantizedGaussians):
             raise SystemExit(f"{path}: float32 mode, no codes to search")
         box = visit_boxes(g)
-        order = visit_order(dequantize_rows(g.q, g.scales, g.offsets))
+        order = visit_order(dequantize_rows(g.q, g.scales, g.offsets, g.correlation))
         colour = greedy_sets(box, order, g.height, g.width)
         colour = colour[colour >= 0]
         sizes = np.bincount(colour)

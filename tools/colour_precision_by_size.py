@@ -125,7 +125,7 @@ def group_at_depth(g: QuantizedGaussians, rows: np.ndarray, delta: int):
     grid ``delta`` (-1, 0 or +1) bits from the file's: one bit coarser as ``coarsen`` makes it
     (the merged bins' centres), one bit finer with step / 2 from the same offset (q -> 2 q,
     the same colours)."""
-    sub = QuantizedGaussians(g.width, g.height, g.bits, g.q[rows], g.scales, g.offsets)
+    sub = QuantizedGaussians(g.width, g.height, g.bits, g.q[rows], g.scales, g.offsets, g.correlation)
     if delta < 0:
         return coarsen(sub, COLOUR, -delta)
     q = sub.q.astype(np.int64).copy()
@@ -137,10 +137,11 @@ def group_at_depth(g: QuantizedGaussians, rows: np.ndarray, delta: int):
     return q, s.astype(np.float32), o.astype(np.float32), bits
 
 
-def with_group(means, covs, colors, rows: np.ndarray, q, scales, offsets):
+def with_group(means, covs, colors, rows: np.ndarray, q, scales, offsets, correlation: bool = False):
     """Copies of (means [N, 2], covs [N, 3], colors [N, 3]) with the Gaussians ``rows`` dequantized
-    from the integers q [M, 8] with these scales and offsets [8]."""
-    values = dequantize_rows(q, scales, offsets)  # [M, 8]
+    from the integers q [M, 8] with these scales and offsets [8] (``correlation``: payload
+    coding 3's b)."""
+    values = dequantize_rows(q, scales, offsets, correlation)  # [M, 8]
     m2, c2, k2 = means.copy(), covs.copy(), colors.copy()
     m2[rows], c2[rows], k2[rows] = values[:, 0:2], values[:, 2:5], values[:, 5:8]
     return m2, c2, k2
@@ -163,13 +164,13 @@ def searched_arm(parsed, g: QuantizedGaussians, rows: np.ndarray, means, covs, c
 
     h, w = reference.shape[:2]
     q, s, o, bits = group_at_depth(g, rows, delta)
-    start = with_group(means, covs, colors, rows, q, s, o)
+    start = with_group(means, covs, colors, rows, q, s, o, g.correlation)
     render = render_parsed(dataclasses.replace(parsed, gaussians=FloatGaussians(w, h, *start)))  # [H, W, 3]
     target = reference.astype(np.float32) / np.float32(255.0)
     qat = QATConfig()
     codes, _ = search_codes(q, s, o, tuple(bits), render, target, sweeps, rate_weight=rate_weight,
                             rate_channels=tuple(RATE_CHANNEL_SETS[qat.rate_channels]), residuals=qat.rate_color_residuals)
-    return squared_error(parsed, *with_group(means, covs, colors, rows, codes, s, o), reference), \
+    return squared_error(parsed, *with_group(means, covs, colors, rows, codes, s, o, g.correlation), reference), \
         payload_bits(codes, s, o, bits)
 
 
@@ -197,7 +198,7 @@ def study(path: Path, images: Path, groups: int, search_sweeps: int = 0) -> dict
            "bytes": len(data), "psnr": psnr_of(mse0), "headroom_all": psnr_of(mse_all) - psnr_of(mse0), "groups": []}
     for k, rows in enumerate(np.array_split(order, groups)):
         coarse = group_at_depth(g, rows, -1)
-        mse_coarse = squared_error(parsed, *with_group(means, covs, colors, rows, *coarse[:3]), reference)
+        mse_coarse = squared_error(parsed, *with_group(means, covs, colors, rows, *coarse[:3], g.correlation), reference)
         mse_cont = squared_error(parsed, means, covs, continuous_colours(parsed, means, covs, colors, rows, reference),
                                  reference)
         share = 100.0 * (payload_bits(*group_at_depth(g, rows, 0)) - payload_bits(*coarse)) / file_bits  # % of the file

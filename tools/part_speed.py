@@ -55,7 +55,7 @@ def _sweep_state(gimg: Path, png: Path):
                          f"works in convention {numba_kernels.ENCODER_CONVENTION}")
     g = parsed.gaussians
     target = np.ascontiguousarray(load_image(png)[0].astype(np.float32) / np.float32(255.0))  # [H, W, 3]
-    rows = dequantize_rows(g.q, g.scales, g.offsets)  # [N, 8]
+    rows = dequantize_rows(g.q, g.scales, g.offsets, g.correlation)  # [N, 8]
     pp = numba_kernels.prepare(rows[:, 0:2], rows[:, 2:5], rows[:, 5:8], g.height, g.width)
     render = numba_kernels.forward_prepared(pp).astype(np.float64)  # [H, W, 3] unclamped
     codes = g.q.astype(np.int64)
@@ -106,7 +106,7 @@ def cuda_sweep_ways(gimg: Path, png: Path, device: str = "cuda"):
 def rate_ways(gimg: Path):
     """(old, new) callables that each add one iteration's rate-term gradient to fresh leaves."""
     g = parse_gimg(gimg.read_bytes()).gaussians
-    rows = torch.from_numpy(dequantize_rows(g.q, g.scales, g.offsets))  # [N, 8]
+    rows = torch.from_numpy(dequantize_rows(g.q, g.scales, g.offsets, g.correlation))  # [N, 8]
     quant = LSQPlus(tuple(g.bits.per_channel()), psd_safe=True)
     quant.init_minmax(rows)
 

@@ -52,7 +52,7 @@ def render_psnr(g: QuantizedGaussians, q, scales, offsets, reference: np.ndarray
     """PSNR of the decoder's render (in render ``convention``) of (q, scales, offsets) against
     reference uint8 [H, W, 3]."""
     h, w = reference.shape[:2]
-    gg = QuantizedGaussians(g.width, g.height, g.bits, q, scales, offsets)
+    gg = QuantizedGaussians(g.width, g.height, g.bits, q, scales, offsets, g.correlation)
     means, covs, colors = dequantize(gg)
     return psnr(forward_uint8(means, covs, colors, h, w, convention), reference)
 

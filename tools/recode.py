@@ -35,6 +35,8 @@ def recode(data: bytes, coding: int) -> tuple[bytes, dict]:
     g = before.gaussians
     if not isinstance(g, QuantizedGaussians):
         raise SystemExit("a float32 file has no entropy-coded payload to re-code")
+    if g.correlation:  # payload coding 3 codes as 2 and only it can say that b is a correlation
+        raise SystemExit("a file of payload coding 3 (b as a correlation) can only be coded with coding 3")
     t0 = time.perf_counter()
     out = write_gimg(g, before.metadata, payload_coding=coding,
                      render_convention=int(before.header["render_convention"]), base=before.base)  # rendered as before

@@ -35,7 +35,7 @@ from gipp_codec.quant.dequant import dequantize_rows
 def reach_and_order(g) -> tuple[np.ndarray, np.ndarray]:
     """(reach boxes [N, 4] (i0, i1, j0, j1) of a sweep's visits, ``code_search_sets.visit_boxes``;
     the visit order [N]) for the quantized Gaussians ``g``."""
-    return visit_boxes(g), cs.visit_order(dequantize_rows(g.q, g.scales, g.offsets))
+    return visit_boxes(g), cs.visit_order(dequantize_rows(g.q, g.scales, g.offsets, g.correlation))
 
 
 def rows_schedule(order: np.ndarray, boxes: np.ndarray, height: int) -> list:

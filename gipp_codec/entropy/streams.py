@@ -21,7 +21,7 @@ MAX_CONTEXTS = 16
 # Context sources: 0..7 are the channels (both codings); payload coding 2 adds two derived
 # features of already decoded channels, CTX_CELLS and CTX_AREA (format.constants; spec:
 # "Context features").
-CTX_SOURCE_BITS = {1: 3, 2: 4}  # width of the ctx_src field per payload coding
+CTX_SOURCE_BITS = {1: 3, 2: 4, 3: 4}  # width of the ctx_src field per payload coding (3 codes as 2)
 
 
 def context_source_name(source: int, param: int = 0) -> str:

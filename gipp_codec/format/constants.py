@@ -8,7 +8,7 @@ Everything multi-byte in a .gimg file is little-endian.
 # CRLF -> LF conversion; 0x1A: stops `type` on DOS; LF: catches LF -> CRLF conversion.
 SIGNATURE = b"\x89GIM\r\n\x1a\n"
 VERSION_MAJOR = 1  # an unknown major version is rejected
-VERSION_MINOR = 3  # a newer minor version is decoded as far as it is understood
+VERSION_MINOR = 4  # a newer minor version is decoded as far as it is understood
 PREAMBLE_SIZE = len(SIGNATURE) + 2  # signature + major (u8) + minor (u8)
 
 # --- Chunks (spec: "Chunks") ----------------------------------------------------------
@@ -38,6 +38,7 @@ MAX_ABS_POSITION = float(1 << 20)  # |x|, |y| in pixels
 MAX_ABS_LOG_VARIANCE = 32.0  # |log a|, |log c|
 MAX_ABS_COVARIANCE = float(1 << 46)  # |b| (and a, c in float32 mode)
 MAX_ABS_COLOR = float(1 << 16)  # |r|, |g|, |b|
+MAX_ABS_CORRELATION = 1.0  # |rho|, channel b's value in payload coding 3 (1.4)
 
 # --- Header values (spec: "HEAD chunk") -----------------------------------------------
 CHANNELS_RGB = 3
@@ -50,9 +51,12 @@ RENDER_CONVENTIONS = (RENDER_CONVENTION_V1, RENDER_CONVENTION_V2)
 PAYLOAD_CODING_RAW = 0  # float32 mode: raw little-endian float32 rows
 PAYLOAD_CODING_ENTROPY_V1 = 1  # quantized mode: the coding of spec "Entropy coding" (1.0)
 PAYLOAD_CODING_ENTROPY_V2 = 2  # quantized mode: coding 1 plus derived context sources (1.1)
-PAYLOAD_CODINGS_QUANTIZED = (PAYLOAD_CODING_ENTROPY_V1, PAYLOAD_CODING_ENTROPY_V2)
+# quantized mode: coding 2 whose channel b holds the correlation rho, b = rho * sqrt(a * c) (1.4)
+PAYLOAD_CODING_CORRELATION = 3
+PAYLOAD_CODINGS_QUANTIZED = (PAYLOAD_CODING_ENTROPY_V1, PAYLOAD_CODING_ENTROPY_V2, PAYLOAD_CODING_CORRELATION)
 # A writer sets `minor` to the first minor version that defines what the file uses.
-MINOR_OF_PAYLOAD_CODING = {PAYLOAD_CODING_RAW: 0, PAYLOAD_CODING_ENTROPY_V1: 0, PAYLOAD_CODING_ENTROPY_V2: 1}
+MINOR_OF_PAYLOAD_CODING = {PAYLOAD_CODING_RAW: 0, PAYLOAD_CODING_ENTROPY_V1: 0, PAYLOAD_CODING_ENTROPY_V2: 1,
+                           PAYLOAD_CODING_CORRELATION: 4}
 MINOR_OF_RENDER_CONVENTION = {RENDER_CONVENTION_V1: 0, RENDER_CONVENTION_V2: 2}
 MIN_BITS = 1
 MAX_BITS = 16
@@ -68,5 +72,7 @@ LOG_CHANNELS = (CH_A, CH_C)  # quantized in the log domain
 # Largest |value| of each channel's dequantized range (log-variance for a and c).
 CHANNEL_LIMITS = (MAX_ABS_POSITION, MAX_ABS_POSITION, MAX_ABS_LOG_VARIANCE, MAX_ABS_COVARIANCE,
                   MAX_ABS_LOG_VARIANCE, MAX_ABS_COLOR, MAX_ABS_COLOR, MAX_ABS_COLOR)
+# payload coding 3: channel b holds rho = b / sqrt(a c), whose range is [-1, 1]
+CHANNEL_LIMITS_CORRELATION = CHANNEL_LIMITS[:CH_B] + (MAX_ABS_CORRELATION,) + CHANNEL_LIMITS[CH_B + 1:]
 # Which bit depth field governs each channel.
 CHANNEL_GROUP = ("position", "position", "covariance", "covariance", "covariance", "color", "color", "color")

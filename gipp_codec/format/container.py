@@ -95,7 +95,8 @@ def _check_float_values(rows: np.ndarray, error) -> None:
 
 def encode_payload(gaussians, payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2) -> tuple[bytes, object]:
     """Gaussians -> (GAUS payload, gaussians as they will be parsed: canonical order for quantized).
-    ``payload_coding`` (1 or 2) is the entropy coding of quantized Gaussians."""
+    ``payload_coding`` (1, 2, or 3 for Gaussians whose b is a correlation) is the entropy
+    coding of quantized Gaussians."""
     if isinstance(gaussians, QuantizedGaussians):
         gaussians.check_values(ConfigError)
         if gaussians.count == 0:
@@ -105,7 +106,7 @@ def encode_payload(gaussians, payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2)
         payload, q_canon, _ = encode_attributes(gaussians.q, gaussians.bits.per_channel(), gaussians.scales,
                                                 gaussians.offsets, coding=payload_coding)
         canon = QuantizedGaussians(gaussians.width, gaussians.height, gaussians.bits, q_canon.astype(np.uint16),
-                                   gaussians.scales, gaussians.offsets)
+                                   gaussians.scales, gaussians.offsets, gaussians.correlation)
         return payload, canon
     if isinstance(gaussians, FloatGaussians):
         rows = gaussians.rows()
@@ -120,14 +121,21 @@ def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMe
     """Serialize Gaussians (+ optional ICC/EXIF, + extra (type, payload) chunks before DONE) to .gimg bytes.
 
     Quantized Gaussians are stored in canonical order (see ``gipp_codec.entropy``), with
-    entropy coding ``payload_coding`` (2, the default, or 1 for readers of version 1.0).
+    entropy coding ``payload_coding`` (2, the default, or 1 for readers of version 1.0);
+    Gaussians whose channel b holds the correlation (``QuantizedGaussians.correlation``) are
+    always written with payload coding 3 (version 1.4), which codes as 2 does.
     ``render_convention`` names how they are to be rendered (spec §7): 2, the default and
     what the encoder trains with, or 1. The file's minor version is the first one that
     defines both its payload coding and its render convention (3 with a ``base`` layer,
     which goes into a BASE chunk before the Gaussians).
     """
-    if isinstance(gaussians, QuantizedGaussians) and payload_coding not in K.PAYLOAD_CODINGS_QUANTIZED:
-        raise ConfigError(f"payload_coding {payload_coding!r} unknown, expected one of {K.PAYLOAD_CODINGS_QUANTIZED}")
+    if isinstance(gaussians, QuantizedGaussians):
+        if payload_coding not in K.PAYLOAD_CODINGS_QUANTIZED:
+            raise ConfigError(f"payload_coding {payload_coding!r} unknown, expected one of {K.PAYLOAD_CODINGS_QUANTIZED}")
+        if (payload_coding == K.PAYLOAD_CODING_CORRELATION) != gaussians.correlation and (
+                payload_coding != K.PAYLOAD_CODING_ENTROPY_V2):
+            raise ConfigError(f"payload_coding {payload_coding} cannot carry these Gaussians: coding 3 is for, and "
+                              f"only for, Gaussians whose b is a correlation (correlation={gaussians.correlation})")
     if render_convention not in K.RENDER_CONVENTIONS:
         raise ConfigError(f"render_convention {render_convention!r} unknown, expected one of {K.RENDER_CONVENTIONS}")
     header = header_from_gaussians(gaussians, payload_coding, render_convention)
@@ -316,17 +324,19 @@ def _decode_payload(payload: bytes, header: dict, offset: int):
         g = FloatGaussians(w, h, rows[:, 0:2], rows[:, 2:5], rows[:, 5:8])
         return g, None
     bits = channel_bits(header)
+    correlation = int(header["payload_coding"]) == K.PAYLOAD_CODING_CORRELATION  # b holds rho (spec §6)
     depths = BitDepths(int(header["bits_position"]), int(header["bits_covariance"]), int(header["bits_color"]))
     if n == 0:
         if payload:
             raise PayloadError(f"payload at byte {offset} has {len(payload)} bytes, expected none for N = 0")
         q = np.zeros((0, 8), np.uint16)
-        return QuantizedGaussians(w, h, depths, q, header["scales"], header["offsets"]), {}
+        return QuantizedGaussians(w, h, depths, q, header["scales"], header["offsets"], correlation), {}
     from gipp_codec.entropy.gaussian_coder import decode_attributes
 
     q, report = decode_attributes(payload, n, bits, header["scales"], header["offsets"], offset,
                                   coding=int(header["payload_coding"]))
-    return QuantizedGaussians(w, h, depths, q.astype(np.uint16), header["scales"], header["offsets"]), report
+    return QuantizedGaussians(w, h, depths, q.astype(np.uint16), header["scales"], header["offsets"],
+                              correlation), report
 
 
 ATTRIBUTES = ("position", "a", "b", "c", "red", "green", "blue")

@@ -17,6 +17,7 @@ from gipp_codec.format.constants import (
     ATTRIBUTE_MODES,
     CHANNEL_GROUP,
     CHANNEL_LIMITS,
+    CHANNEL_LIMITS_CORRELATION,
     CHANNEL_NAMES,
     CHANNELS_RGB,
     LOG_CHANNELS,
@@ -26,6 +27,7 @@ from gipp_codec.format.constants import (
     MAX_PIXELS,
     MAX_WIDTH,
     MIN_BITS,
+    PAYLOAD_CODING_CORRELATION,
     PAYLOAD_CODING_ENTROPY_V2,
     PAYLOAD_CODING_RAW,
     PAYLOAD_CODINGS_QUANTIZED,
@@ -60,7 +62,7 @@ HEADER_FIELDS = (
     Field("gaussian_count", "I", 1, None, "N, number of Gaussians, 0..MAX_GAUSSIANS"),
     Field("attribute_mode", "B", 1, None, "0 = quantized, 1 = float32"),
     Field("render_convention", "B", 1, None, "1 or 2 = render convention 1 or 2 (spec §7)"),
-    Field("payload_coding", "B", 1, None, "quantized: 1 or 2 = entropy coding 1 or 2; float32: 0 = raw"),
+    Field("payload_coding", "B", 1, None, "quantized: 1 or 2 = entropy coding 1 or 2, 3 = coding 2 with b as a correlation; float32: 0 = raw"),
     Field("bits_position", "B", 1, "quantized", "bits of x and y, 1..16"),
     Field("bits_covariance", "B", 1, "quantized", "bits of a, b and c, 1..16"),
     Field("bits_color", "B", 1, "quantized", "bits of red, green and blue, 1..16"),
@@ -164,13 +166,14 @@ def validate_header(values: dict, at: int = 0) -> None:
     bits = channel_bits(values)
     s = values["scales"].astype(np.float64)
     o = values["offsets"].astype(np.float64)
+    limits = CHANNEL_LIMITS_CORRELATION if values["payload_coding"] == PAYLOAD_CODING_CORRELATION else CHANNEL_LIMITS
     for j in range(8):
         with np.errstate(over="ignore"):  # a binary32 overflow is an infinite hi, refused below
             lo = float(np.float32(o[j]))
             hi = float(np.float32(((1 << bits[j]) - 1) * s[j] + o[j]))
-        limit = CHANNEL_LIMITS[j]
+        limit = limits[j]
         if not (math.isfinite(hi) and -limit <= lo and hi <= limit):
-            what = "log-variance" if j in LOG_CHANNELS else "value"
+            what = "log-variance" if j in LOG_CHANNELS else ("correlation" if limits[j] != CHANNEL_LIMITS[j] else "value")
             raise HeaderError(
                 f"channel {CHANNEL_NAMES[j]}: dequantized {what} range [{lo:g}, {hi:g}] exceeds [-{limit:g}, {limit:g}]"
             )
@@ -179,8 +182,9 @@ def validate_header(values: dict, at: int = 0) -> None:
 def header_from_gaussians(g, payload_coding: int = PAYLOAD_CODING_ENTROPY_V2,
                           render_convention: int = RENDER_CONVENTION_V2) -> dict:
     """Header values for QuantizedGaussians or FloatGaussians (``payload_coding``: the entropy
-    coding of quantized Gaussians, 1 or 2; float32 mode is always raw; ``render_convention``:
-    the spec §7 convention they are rendered in, 1 or 2)."""
+    coding of quantized Gaussians, 1 or 2, and always 3 for Gaussians whose channel b holds
+    the correlation (``QuantizedGaussians.correlation``); float32 mode is always raw;
+    ``render_convention``: the spec §7 convention they are rendered in, 1 or 2)."""
     from gipp_codec.format.model import QuantizedGaussians
 
     v = {
@@ -193,7 +197,7 @@ def header_from_gaussians(g, payload_coding: int = PAYLOAD_CODING_ENTROPY_V2,
     if isinstance(g, QuantizedGaussians):
         v.update(
             attribute_mode=ATTRIBUTE_MODE_QUANTIZED,
-            payload_coding=int(payload_coding),
+            payload_coding=PAYLOAD_CODING_CORRELATION if g.correlation else int(payload_coding),
             bits_position=int(g.bits.position),
             bits_covariance=int(g.bits.covariance),
             bits_color=int(g.bits.color),

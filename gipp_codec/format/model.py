@@ -53,8 +53,11 @@ class QuantizedGaussians:
     q: np.ndarray  # [N, 8] non-negative integers, q[:, j] < 2**bits_j
     scales: np.ndarray  # [8] float32, finite, > 0
     offsets: np.ndarray  # [8] float32, finite
+    # channel b holds the correlation rho and b = rho * sqrt(a * c) (payload coding 3, spec §6)
+    correlation: bool = False
 
     def __post_init__(self):
+        self.correlation = bool(self.correlation)
         self.q = np.asarray(self.q)
         if self.q.ndim != 2 or self.q.shape[1] != NUM_CHANNELS:
             raise ValueError(f"q must have shape [N, {NUM_CHANNELS}], got {self.q.shape}")

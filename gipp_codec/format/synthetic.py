@@ -8,7 +8,7 @@ LSQ-style with the same dequantization as the decoder.
 
 import numpy as np
 
-from gipp_codec.format.constants import LOG_CHANNELS
+from gipp_codec.format.constants import CH_B, LOG_CHANNELS
 from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussians
 
 
@@ -59,3 +59,20 @@ def quantize_minmax(g: FloatGaussians, bits: BitDepths = BitDepths()) -> Quantiz
 def synthetic_quantized(n: int, width: int, height: int, bits: BitDepths = BitDepths(), seed: int = 0) -> QuantizedGaussians:
     """``synthetic_float``'s n Gaussians quantized at ``bits`` with min/max ranges."""
     return quantize_minmax(synthetic_float(n, width, height, seed), bits)
+
+
+def synthetic_correlation(n: int, width: int, height: int, bits: BitDepths = BitDepths(), seed: int = 0,
+                          reach: float = 0.95) -> QuantizedGaussians:
+    """``synthetic_float``'s n Gaussians quantized for payload coding 3 (format 1.4): as
+    ``quantize_minmax``, except that channel b holds the correlation rho = b / sqrt(a c) on a
+    uniform grid over [-reach, reach] (reach <= 1)."""
+    f = synthetic_float(n, width, height, seed)
+    g = quantize_minmax(f, bits)
+    covs = f.covs.astype(np.float64)  # [N, 3]
+    rho = covs[:, 1] / np.sqrt(covs[:, 0] * covs[:, 2])  # [N]
+    qmax = (1 << bits.covariance) - 1
+    scales, offsets, q = np.array(g.scales, copy=True), np.array(g.offsets, copy=True), np.array(g.q, copy=True)
+    scales[CH_B] = np.float32(2.0 * reach / qmax)
+    offsets[CH_B] = np.float32(-reach)
+    q[:, CH_B] = np.clip(np.rint((rho - float(offsets[CH_B])) / float(scales[CH_B])), 0, qmax).astype(np.uint16)
+    return QuantizedGaussians(width, height, bits, q, scales, offsets, correlation=True)

@@ -3,6 +3,7 @@
     value_j = float32(float64(q_j) * float64(scale_j) + float64(offset_j))
               (product and sum each rounded to binary64, no fused multiply-add)
     a = float32(exp(float64(value_a))),  c = float32(exp(float64(value_c)))
+    payload coding 3: b = float32(float64(value_b) * sqrt(float64(a) * float64(c)))
     everything else is value_j itself.
 
 The training-time LSQ+ quantizers (``gipp_codec.quant.lsq``) reproduce this bit for bit.
@@ -13,7 +14,7 @@ that the two agree bit for bit).
 
 import numpy as np
 
-from gipp_codec.format.constants import CH_A, CH_C, LOG_CHANNELS
+from gipp_codec.format.constants import CH_A, CH_B, CH_C, LOG_CHANNELS
 from gipp_codec.format.model import QuantizedGaussians
 from gipp_codec.jit import njit
 
@@ -29,11 +30,22 @@ def dequantize_linear(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) ->
     return value.astype(np.float32)
 
 
-def dequantize_rows(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Integers q [N, 8] -> float32 attribute rows [N, 8] (x, y, a, b, c, red, green, blue)."""
+def correlation_to_b(rho: np.ndarray, a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Payload coding 3's b from the float32 values rho, a, c [N]: float32(binary64(rho) *
+    sqrt(binary64(a) * binary64(c))), each operation rounded once (numpy's sqrt is correctly
+    rounded)."""
+    root = np.sqrt(np.asarray(a, np.float32).astype(np.float64) * np.asarray(c, np.float32).astype(np.float64))
+    return (np.asarray(rho, np.float32).astype(np.float64) * root).astype(np.float32)
+
+
+def dequantize_rows(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, correlation: bool = False) -> np.ndarray:
+    """Integers q [N, 8] -> float32 attribute rows [N, 8] (x, y, a, b, c, red, green, blue);
+    with ``correlation`` (payload coding 3) channel b's value is rho and b = rho sqrt(a c)."""
     out = dequantize_linear(q, scales, offsets)  # [N, 8]
     for j in LOG_CHANNELS:
         out[:, j] = np.exp(out[:, j].astype(np.float64))
+    if correlation:
+        out[:, CH_B] = correlation_to_b(out[:, CH_B], out[:, CH_A], out[:, CH_C])
     return out
 
 
@@ -72,4 +84,6 @@ def dequantize(g: QuantizedGaussians) -> tuple[np.ndarray, np.ndarray, np.ndarra
     np.exp(logs, out=logs)  # numpy's exp, as dequantize_rows
     covs[:, 0] = logs[0]
     covs[:, 2] = logs[1]
+    if g.correlation:  # payload coding 3: covs[:, 1] holds rho's value
+        covs[:, 1] = correlation_to_b(covs[:, 1], covs[:, 0], covs[:, 2])
     return means, covs, colors
