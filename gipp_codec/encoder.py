@@ -92,18 +92,20 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
     """One fit + QAT + serialisation starting from N Gaussians; returns (bytes, QuantReport).
     With ``budget_bits``, a file over the budget is trimmed to it (``_trim_to_budget``).
     With a ``base`` layer the file carries it and the Gaussians are fitted on top of it."""
-    from gipp_codec.fit.api import fit_and_quantize
+    from gipp_codec.fit.api import correlation_form, fit_and_quantize
 
     h, w = arr.shape[:2]
+    corr = config is not None and correlation_form(config)  # b as a correlation: payload coding 3
 
     def file_of(qq, scales, offsets):
-        return write_gimg(QuantizedGaussians(width=w, height=h, bits=bits, q=qq, scales=scales, offsets=offsets),
-                          metadata, base=base)
+        return write_gimg(QuantizedGaussians(width=w, height=h, bits=bits, q=qq, scales=scales, offsets=offsets,
+                                             correlation=corr), metadata, base=base)
 
     def to_budget(qq, scales, offsets, priority):  # the rows of the largest file within the budget: [N', 8]
         if budget_bits is None or qq.shape[0] <= 1 or 8 * len(file_of(qq, scales, offsets)) <= budget_bits:
             return qq
-        return _trim_to_budget(qq, scales, offsets, budget_bits, lambda x: file_of(x, scales, offsets), priority)[1]
+        return _trim_to_budget(qq, scales, offsets, budget_bits, lambda x: file_of(x, scales, offsets), priority,
+                               corr)[1]
 
     # the set is trimmed to the budget before the colour refit and the code search, which
     # then tune the Gaussians the file keeps (with a rate term, after the search, which saves bits)
@@ -120,9 +122,9 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
         if qreport.render is not None:
             from gipp_codec.fit.code_search import removal_costs
 
-            priority = removal_costs(q, scales, offsets, qreport.render, arr / 255.0)
+            priority = removal_costs(q, scales, offsets, qreport.render, arr / 255.0, corr)
         data, rows = _trim_to_budget(q, scales, offsets, budget_bits, lambda x: file_of(x, scales, offsets),
-                                     priority)
+                                     priority, corr)
         qreport.gaussians = int(rows.shape[0])
         from gipp_codec.decoder import decode
 
@@ -132,11 +134,12 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
 
 
 def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float, file_of: Callable,
-                    priority: np.ndarray | None = None) -> tuple[bytes, np.ndarray]:
+                    priority: np.ndarray | None = None, correlation: bool = False) -> tuple[bytes, np.ndarray]:
     """Drop the least important Gaussians of q [N, 8] until the file fits ``budget_bits``;
     returns the largest file that fits and the rows [N', 8] it holds. Importance is
     ``priority`` [N] (the encoder's: ``code_search.removal_costs``, what removing each one
-    adds to the error), else the smallest rendered energy (``fit.prune.importance``).
+    adds to the error), else the smallest rendered energy (``fit.prune.importance``;
+    ``correlation``: b's codes are payload coding 3's correlation).
 
     The count is searched like a bisection that keeps a bracket (lo fits, hi + 1 does not),
     but each step probes where the straight line through the bracket's two file sizes meets
@@ -149,7 +152,7 @@ def _trim_to_budget(q: np.ndarray, scales, offsets, budget_bits: float, file_of:
     from gipp_codec.quant.dequant import dequantize_rows
 
     if priority is None:
-        rows = torch.from_numpy(dequantize_rows(q, scales, offsets)).double()  # [N, 8]
+        rows = torch.from_numpy(dequantize_rows(q, scales, offsets, correlation)).double()  # [N, 8]
         priority = importance(rows[:, 2:5], rows[:, 5:8]).numpy()  # [N]
     order = np.argsort(-np.asarray(priority), kind="stable")
     n = q.shape[0]
@@ -191,7 +194,8 @@ def measured_file_bits(rows, quant, bits: BitDepths, width: int, height: int, me
     scales, offsets = quant.export()
 
     def file_bits(qq):
-        return 8 * len(write_gimg(QuantizedGaussians(width, height, bits, qq, scales, offsets), metadata, base=base))
+        return 8 * len(write_gimg(QuantizedGaussians(width, height, bits, qq, scales, offsets, quant.correlation),
+                                  metadata, base=base))
 
     fixed = file_bits(q[:0])
     return fixed, max(1.0, (file_bits(q) - fixed) / max(1, int(q.shape[0])))

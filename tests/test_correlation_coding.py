@@ -92,3 +92,105 @@ def test_recode_refuses_coding_3():
 
     with pytest.raises(SystemExit, match="coding 3"):
         recode(write_gimg(_correlation_gaussians()), 2)
+
+
+# --- the encoder's side (QATConfig.covariance_form = "correlation") ------------------------
+
+def _render_rows(rows, width, height):  # [H, W, 3] float32, unclamped
+    import torch
+
+    from gipp_codec.render import get_renderer
+
+    parts = (torch.from_numpy(np.ascontiguousarray(rows[:, i:j])) for i, j in ((0, 2), (2, 5), (5, 8)))
+    with torch.no_grad():
+        return get_renderer("cpu", torch.device("cpu"))(*parts, height, width).numpy()
+
+
+def test_the_quantizer_reproduces_the_decoder_and_keeps_rho_inside_its_reach():
+    import torch
+
+    from gipp_codec.quant.lsq import CORRELATION_REACH, LSQPlus, dequantize_reference
+
+    f = synthetic_correlation(300, 48, 32, BitDepths(12, 7, 6), seed=5, reach=0.95)
+    rows = torch.from_numpy(dequantize_rows(f.q, f.scales, f.offsets, correlation=True))  # [N, 8] float32
+    rows[:7, 3] = torch.sqrt(rows[:7, 2] * rows[:7, 4]) * 0.99999  # nearly degenerate: |rho| past the reach
+    quant = LSQPlus((12, 12, 7, 7, 7, 6, 6, 6), psd_safe=True, correlation=True)
+    assert not quant.psd_safe and not quant._fused(rows)  # the composed path, no PSD shifts
+    quant.init_minmax(rows)
+    scales, offsets = quant.export()
+    lo, hi = float(offsets[3]), float(offsets[3]) + 127 * float(scales[3])
+    assert -CORRELATION_REACH - 1e-6 <= lo and hi <= CORRELATION_REACH + 1e-6
+    k = -lo / float(scales[3])
+    assert abs(k - round(k)) < 1e-4  # rho = 0 lies on the grid
+    out = quant(rows).detach().numpy()
+    q = quant.quantize(rows)
+    expected = dequantize_reference(q, scales, offsets, correlation=True)
+    assert np.array_equal(out, expected)
+    assert np.array_equal(expected, dequantize_rows(q, scales, offsets, correlation=True))
+    b, a, c = out[:, 3].astype(np.float64), out[:, 2].astype(np.float64), out[:, 4].astype(np.float64)
+    assert np.all(b * b < a * c)  # every covariance valid
+
+
+def test_the_rate_term_prices_rho_through_autograd():
+    import torch
+
+    from gipp_codec.fit.rate_proxy import add_rate_gradients, attribute_bits
+    from gipp_codec.quant.lsq import LSQPlus
+
+    f = synthetic_correlation(200, 40, 30, BitDepths(12, 7, 6), seed=6)
+    rows = torch.from_numpy(dequantize_rows(f.q, f.scales, f.offsets, correlation=True)).requires_grad_(True)
+    quant = LSQPlus((12, 12, 7, 7, 7, 6, 6, 6), correlation=True)
+    quant.init_minmax(rows.detach())
+    bits = attribute_bits(rows, quant, (2, 3, 4))
+    bits.backward()
+    assert torch.isfinite(rows.grad).all() and bool((rows.grad[:, 3] != 0).any())
+    parts = [rows.detach()[:, 0:2].clone(), rows.detach()[:, 2:5].clone(), rows.detach()[:, 5:8].clone()]
+    with pytest.raises(ValueError, match="correlation"):
+        add_rate_gradients(parts, quant, (2, 3, 4), 1.0)
+
+
+def test_the_code_search_dequantizes_and_books_rho_as_the_decoder():
+    from gipp_codec.fit.code_search import _dequantize_row, removal_costs, search_codes
+
+    g = synthetic_correlation(24, 20, 16, BitDepths(), seed=7)
+    rows = dequantize_rows(g.q, g.scales, g.offsets, correlation=True)
+    s = np.asarray(g.scales, np.float32).astype(np.float64)
+    o = np.asarray(g.offsets, np.float32).astype(np.float64)
+    out = np.empty(8)
+    for k in range(g.count):
+        _dequantize_row(g.q[k].astype(np.int64), s, o, out, True)
+        assert np.array_equal(out.astype(np.float32), rows[k])
+    target = np.clip(_render_rows(rows, 20, 16), 0.0, 1.0).astype(np.float32)
+    rng = np.random.default_rng(7)
+    top = (1 << np.array(g.bits.per_channel())) - 1
+    start = np.clip(g.q.astype(np.int64) + rng.integers(-2, 3, g.q.shape), 0, top).astype(g.q.dtype)
+
+    def error(q):
+        image = _render_rows(dequantize_rows(q, g.scales, g.offsets, correlation=True), 20, 16)
+        return float(np.sum((np.clip(image, 0.0, 1.0).astype(np.float64) - target) ** 2))
+
+    render = _render_rows(dequantize_rows(start, g.scales, g.offsets, correlation=True), 20, 16)
+    q, report = search_codes(start, g.scales, g.offsets, g.bits.per_channel(), render, target, 1, correlation=True)
+    assert report.moves[0] > 0
+    assert error(start) - error(q) == pytest.approx(report.gains[0], rel=1e-3, abs=1e-6)
+    costs = removal_costs(start, g.scales, g.offsets, render, target, correlation=True)
+    for k in (0, 5, 11):
+        assert costs[k] == pytest.approx(error(np.delete(start, k, axis=0)) - error(start), rel=1e-3, abs=1e-7)
+
+
+def test_an_encode_in_the_correlation_form_writes_coding_3_and_reports_its_file():
+    from gipp_codec.encoder import encode_with_report
+    from gipp_codec.fit.config import FitConfig
+    from gipp_codec.metrics import psnr
+
+    rng = np.random.default_rng(8)
+    y, x = np.mgrid[0:40, 0:48]
+    image = np.stack([np.sin(x / 5.0 + y / 9.0), np.cos(x / 7.0 - y / 4.0), np.sin((x + y) / 6.0)], -1)
+    image = np.clip((image * 0.4 + 0.5) * 255 + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
+    cfg = FitConfig().with_qat(covariance_form="correlation")
+    data, report = encode_with_report(image, bpp=2.0, iterations=120, config=cfg)
+    parsed = parse_gimg(data)
+    assert parsed.header["payload_coding"] == K.PAYLOAD_CODING_CORRELATION and parsed.gaussians.correlation
+    assert report.psnr == pytest.approx(psnr(decode(data), image), abs=0.01)
+    with pytest.raises(Exception, match="covariance_form"):
+        FitConfig().with_qat(covariance_form="angle").validate()

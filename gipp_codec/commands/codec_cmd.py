@@ -155,6 +155,8 @@ def _format_info(info: dict) -> str:
     for name, value in h.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v:.6g}" for k, v in value.items())
+        elif name == "payload_coding" and value == 3:
+            value = "3 (coding 2, b holds the correlation rho: b = rho * sqrt(a * c))"
         lines.append(f"  {name}: {value}")
     n = b["gaussians"]
     lines.append(f"  total: {b['total_bits']} bits, {info['bpp']:.4f} bpp"

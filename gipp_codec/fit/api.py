@@ -214,16 +214,18 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     gray = is_gray(arr)
     channels = priced_channels(RATE_CHANNEL_SETS[qat.rate_channels], gray) if qat.rate_weight > 0 else ()
     residuals = qat.rate_color_residuals
-    search, args = search_codes, (render, target)
-    if qat.code_search_on_gpu and triton_path.serves(torch.empty(0, device=dev)):  # the sweeps in Triton on CUDA
+    corr = correlation_form(cfg)
+    search, args, extra = search_codes, (render, target), {"correlation": corr}
+    if qat.code_search_on_gpu and not corr and triton_path.serves(torch.empty(0, device=dev)):  # Triton on CUDA
         from gipp_codec.fit.code_search_triton import search_codes_triton as search
 
-        args = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev))
+        args, extra = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev)), {}
     searched, _ = search(q, scales, offsets, qat.bits(), *args, qat.code_search_sweeps,
-                         rate_weight=qat.rate_weight, rate_channels=channels, residuals=residuals)
+                         rate_weight=qat.rate_weight, rate_channels=channels, residuals=residuals, **extra)
     if gray:
         searched = tie_codes(searched)
-    new_render = _render_rows(_dequantize(searched, scales, offsets), renderer, dev, arr.shape[0], arr.shape[1], base)
+    new_render = _render_rows(_dequantize(searched, scales, offsets, corr), renderer, dev, arr.shape[0], arr.shape[1],
+                              base)
 
     def error(image: np.ndarray) -> float:
         return float(np.sum((np.clip(image, 0.0, 1.0, dtype=np.float64) - target) ** 2))
@@ -251,14 +253,20 @@ def _render_rows(rows: np.ndarray, renderer: Callable, dev: torch.device, height
     return image if base is None else image + base
 
 
-def _dequantize(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def _dequantize(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, correlation: bool = False) -> np.ndarray:
     """The decoder's dequantizer (``gipp_codec.quant.dequant.dequantize_rows``) when it is
-    importable, else the reference copy of the same formula in ``gipp_codec.quant.lsq``."""
+    importable, else the reference copy of the same formula in ``gipp_codec.quant.lsq``
+    (``correlation``: b's codes are payload coding 3's correlation)."""
     try:
         from gipp_codec.quant.dequant import dequantize_rows
     except ImportError:
-        return dequantize_reference(q, scales, offsets)
-    return np.asarray(dequantize_rows(q, scales, offsets), dtype=np.float32)
+        return dequantize_reference(q, scales, offsets, correlation)
+    return np.asarray(dequantize_rows(q, scales, offsets, correlation), dtype=np.float32)
+
+
+def correlation_form(cfg: FitConfig) -> bool:
+    """Whether ``cfg`` codes the off-diagonal as a correlation (payload coding 3)."""
+    return cfg.qat.covariance_form == "correlation"
 
 
 def fit_and_quantize(
@@ -319,15 +327,16 @@ def fit_and_quantize(
     if gray:  # the trainer kept them tied: this only makes sure
         q, (scales, offsets) = tie_codes(q), tie_grid(scales, offsets)
     h, w = arr.shape[:2]
-    deq = _dequantize(q, scales, offsets)  # [N, 8] float32
+    corr = correlation_form(cfg)
+    deq = _dequantize(q, scales, offsets, corr)  # [N, 8] float32
     m, c, col = (torch.from_numpy(np.ascontiguousarray(x)) for x in split_attributes(deq))
     keep = keep_mask(m, c, h, w, offscreen=True).numpy()
     q = np.ascontiguousarray(q[keep])
     rate_search = cfg.qat.rate_weight > 0 and _searches_codes(cfg)  # the search saves bits: trim after it
     if reduce is not None and q.shape[0] > 0 and not rate_search:
         render = _render_rows(deq[keep], renderer, dev, h, w, base)
-        q = np.ascontiguousarray(reduce(q, scales, offsets, removal_costs(q, scales, offsets, render, arr / 255.0)))
-    deq = _dequantize(q, scales, offsets)
+        q = np.ascontiguousarray(reduce(q, scales, offsets, removal_costs(q, scales, offsets, render, arr / 255.0, corr)))
+    deq = _dequantize(q, scales, offsets, corr)
     m, c, col = (torch.from_numpy(np.ascontiguousarray(x)).to(dev) for x in split_attributes(deq))
     if _refits_colors(cfg) and q.shape[0] > 0:
         with cpu_fitting_threads(dev):
@@ -336,7 +345,7 @@ def fit_and_quantize(
                                           None if base is None else torch.from_numpy(base).to(dev))
         if gray:
             q = tie_codes(q)
-        deq = _dequantize(q, scales, offsets)
+        deq = _dequantize(q, scales, offsets, corr)
         col = torch.from_numpy(np.ascontiguousarray(split_attributes(deq)[2])).to(dev)
     with torch.no_grad():
         render = renderer(m, c, col, h, w).float().cpu().numpy()  # [H, W, 3], with the base from here on
@@ -347,9 +356,9 @@ def fit_and_quantize(
             progress(its, its, {"phase": "code search", "psnr": None, "gaussians": int(q.shape[0])})
         q, render = _search(q, scales, offsets, cfg, render, arr, renderer, dev, base)
         if rate_search and reduce is not None:
-            kept = np.ascontiguousarray(reduce(q, scales, offsets, removal_costs(q, scales, offsets, render, arr / 255.0)))
+            kept = np.ascontiguousarray(reduce(q, scales, offsets, removal_costs(q, scales, offsets, render, arr / 255.0, corr)))
             if 0 < kept.shape[0] < q.shape[0]:  # trimmed: search again for the Gaussians kept
-                render = _render_rows(_dequantize(kept, scales, offsets), renderer, dev, h, w, base)
+                render = _render_rows(_dequantize(kept, scales, offsets, corr), renderer, dev, h, w, base)
                 q, render = _search(kept, scales, offsets, cfg, render, arr, renderer, dev, base)
     seconds = time.perf_counter() - t0
     img8 = to_uint8(render)

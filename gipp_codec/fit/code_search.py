@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gipp_codec.format.constants import CH_A, CH_BLUE, CH_C, CH_GREEN, CH_RED
+from gipp_codec.format.constants import CH_A, CH_B, CH_BLUE, CH_C, CH_GREEN, CH_RED
 from gipp_codec.jit import njit, prange, set_parallel_chunksize
 from gipp_codec.quant.dequant import dequantize_rows
 
@@ -51,14 +51,17 @@ _TILE_PERCENTILE = 95
 
 
 @njit(**_OPTS)
-def _dequantize_row(qk, s, o, out):
+def _dequantize_row(qk, s, o, out, corr=False):
     """Codes qk [8] -> attribute values out [8] (float64 holding the decoder's float32 values):
-    ``quant.dequant.dequantize_rows`` for one row, inside the kernels (a test checks the two agree)."""
+    ``quant.dequant.dequantize_rows`` for one row, inside the kernels (a test checks the two agree);
+    ``corr``: channel b holds the correlation (payload coding 3), b = rho sqrt(a c)."""
     for j in range(8):
         v = np.float32(np.float64(qk[j]) * s[j] + o[j])
         if j == CH_A or j == CH_C:
             v = np.float32(math.exp(np.float64(v)))
         out[j] = v
+    if corr:
+        out[CH_B] = np.float32(out[CH_B] * math.sqrt(out[CH_A] * out[CH_C]))
 
 
 @njit(**_OPTS)
@@ -247,18 +250,18 @@ def _rate_change(cost, link, mu, q, k, ch, new):
 
 
 @njit(**_OPTS)
-def _visited_box(q, k, s, o, height, width, p):
+def _visited_box(q, k, s, o, height, width, p, corr=False):
     """The box (i0, i1, j0, j1) of Gaussian k of q [N, 8] that a sweep visits, its attribute
     values written to p [8]; an empty box (i0 > i1) when the sweep skips it (a covariance not
     safely positive definite, or wholly off the image)."""
-    _dequantize_row(q[k], s, o, p)
+    _dequantize_row(q[k], s, o, p, corr)
     if not _usable(p):
         return 0, -1, 0, -1
     return _box(p, height, width)
 
 
 @njit(**_OPTS)
-def _geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes):
+def _geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes, corr=False):
     """The usable one-step moves of Gaussian k's geometry codes (x, y, log a, b, log c, each
     down and up) that leave it on the image; returns their count n and writes, for each,
     the attribute values candidates[m] [8], the move moved[m] = (channel, step) and the
@@ -270,7 +273,7 @@ def _geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes):
             if code < 0 or code > top[jch]:
                 continue
             q[k, jch] = code
-            _dequantize_row(q[k], s, o, candidates[n_try])
+            _dequantize_row(q[k], s, o, candidates[n_try], corr)
             q[k, jch] = code - d
             if not _usable(candidates[n_try]):
                 continue
@@ -284,7 +287,7 @@ def _geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes):
 
 
 @njit(**_OPTS)
-def _sweep(q, s, o, top, order, render, target, cost, link, mu):
+def _sweep(q, s, o, top, order, render, target, cost, link, mu, corr=False):
     """Visit the Gaussians of q [N, 8] (int64, changed in place) in ``order`` [N], applying
     each one's best single-code move; render [H, W, 3] float64 (kept current) and target
     [H, W, 3] float32. s, o [8]: the float32 scales and offsets as float64; top [8]: the
@@ -304,7 +307,7 @@ def _sweep(q, s, o, top, order, render, target, cost, link, mu):
     moves = 0
     total = 0.0
     for k in order:
-        i0, i1, j0, j1 = _visited_box(q, k, s, o, height, width, po)
+        i0, i1, j0, j1 = _visited_box(q, k, s, o, height, width, po, corr)
         if i0 > i1 or j0 > j1:
             continue
         ob[0], ob[1], ob[2], ob[3] = i0, i1, j0, j1
@@ -343,7 +346,7 @@ def _sweep(q, s, o, top, order, render, target, cost, link, mu):
                 if color_gain[ch, d] < best:
                     best, best_j, best_d = color_gain[ch, d], CH_RED + ch, 2 * d - 1
         # the ten geometry moves (x, y, log a, b, log c one step either way)
-        n_try = _geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes)
+        n_try = _geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes, corr)
         # all of them in one pass over the pixels (serially: a parallel region a Gaussian cost
         # more than it saved: BENCHMARKS.md §8), the old error of each pixel taken once
         if n_try > 0:
@@ -356,7 +359,7 @@ def _sweep(q, s, o, top, order, render, target, cost, link, mu):
         if best_j < 0:
             continue
         q[k, best_j] += best_d
-        _dequantize_row(q[k], s, o, pn)
+        _dequantize_row(q[k], s, o, pn, corr)
         _apply_change(render, wo, ob, spans, po, pn)
         moves += 1
         total += best
@@ -364,7 +367,7 @@ def _sweep(q, s, o, top, order, render, target, cost, link, mu):
 
 
 @njit(**_OPTS)
-def _reach_boxes(q, s, o, top, height, width, out):
+def _reach_boxes(q, s, o, top, height, width, out, corr=False):
     """out [N, 4]: the box (i0, i1, j0, j1), inclusive, of the pixels a visit of each
     Gaussian of q [N, 8] reads or writes (the union of its box and the boxes of its geometry
     moves, ``_sweep``'s arithmetic); (0, -1, 0, -1) for a Gaussian the sweep skips."""
@@ -374,22 +377,22 @@ def _reach_boxes(q, s, o, top, height, width, out):
     boxes = np.empty((2 * CH_RED, 4), np.int64)
     for k in range(q.shape[0]):
         out[k, 0], out[k, 1], out[k, 2], out[k, 3] = 0, -1, 0, -1
-        i0, i1, j0, j1 = _visited_box(q, k, s, o, height, width, p)
+        i0, i1, j0, j1 = _visited_box(q, k, s, o, height, width, p, corr)
         if i0 > i1 or j0 > j1:
             continue
-        for m in range(_geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes)):
+        for m in range(_geometry_moves(q, k, s, o, top, height, width, candidates, moved, boxes, corr)):
             i0, i1 = min(i0, boxes[m, 0]), max(i1, boxes[m, 1])
             j0, j1 = min(j0, boxes[m, 2]), max(j1, boxes[m, 3])
         out[k, 0], out[k, 1], out[k, 2], out[k, 3] = i0, i1, j0, j1
 
 
 @njit(parallel=True, **_OPTS)
-def _sweep_groups(q, s, o, top, items, offsets, render, target, cost, link, mu, moves, changes):
+def _sweep_groups(q, s, o, top, items, offsets, render, target, cost, link, mu, moves, changes, corr=False):
     """``_sweep`` over the groups items[offsets[g]:offsets[g + 1]] in parallel, one task per
     group; the groups' Gaussians must reach disjoint pixels (``tile_schedule``), so no two
     tasks touch the same pixel. moves, changes [G]: each group's result."""
     for g in prange(offsets.shape[0] - 1):
-        m, c = _sweep(q, s, o, top, items[offsets[g]:offsets[g + 1]], render, target, cost, link, mu)
+        m, c = _sweep(q, s, o, top, items[offsets[g]:offsets[g + 1]], render, target, cost, link, mu, corr)
         moves[g] = m
         changes[g] = c
 
@@ -469,12 +472,13 @@ def _removal_costs(rows, render, target, out):
 
 
 def removal_costs(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, render: np.ndarray,
-                  target: np.ndarray) -> np.ndarray:
+                  target: np.ndarray, correlation: bool = False) -> np.ndarray:
     """[N] float64: how much the squared error of the clamped render grows if each Gaussian of
     q [N, 8] alone is removed (negative where removing it helps); ``render`` [H, W, 3] is the
     unclamped render of q, ``target`` [H, W, 3] the image, in [0, 1] units. The encoder trims
-    to its budget by this, the cheapest first."""
-    return row_removal_costs(dequantize_rows(q, scales, offsets), render, target)
+    to its budget by this, the cheapest first. ``correlation``: b's codes are payload coding
+    3's correlation."""
+    return row_removal_costs(dequantize_rows(q, scales, offsets, correlation), render, target)
 
 
 def row_removal_costs(rows: np.ndarray, render: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -507,15 +511,16 @@ def visit_order(rows: np.ndarray) -> np.ndarray:
 
 def tiled_sweep(codes: np.ndarray, s: np.ndarray, o: np.ndarray, top: np.ndarray, order: np.ndarray,
                 render: np.ndarray, target: np.ndarray, cost: np.ndarray, mu: float,
-                link: np.ndarray | None = None) -> tuple[int, float]:
+                link: np.ndarray | None = None, correlation: bool = False) -> tuple[int, float]:
     """One sweep of ``_sweep`` (same arguments; ``link`` None: ``no_links``) in the phases
     and groups of ``tile_schedule``, each phase's groups in parallel: the same moves as
     ``_sweep`` visiting the Gaussians in the schedule's order (phase by phase, group by
-    group), whatever the number of threads. Returns (moves made, total change)."""
+    group), whatever the number of threads (``correlation``: b's codes are payload coding 3's
+    correlation). Returns (moves made, total change)."""
     if link is None:
         link = no_links(cost.shape[1])
     reach = np.empty((codes.shape[0], 4), np.int64)  # [N, 4]
-    _reach_boxes(codes, s, o, top, render.shape[0], render.shape[1], reach)
+    _reach_boxes(codes, s, o, top, render.shape[0], render.shape[1], reach, correlation)
     moves, total = 0, 0.0
     for groups in tile_schedule(order, reach, render.shape[0], render.shape[1]):
         items = np.concatenate(groups).astype(np.int64)  # [M]
@@ -524,7 +529,8 @@ def tiled_sweep(codes: np.ndarray, s: np.ndarray, o: np.ndarray, top: np.ndarray
         group_changes = np.zeros(len(groups), np.float64)
         old = set_parallel_chunksize(1)  # groups differ in size: a thread takes the next when done
         try:
-            _sweep_groups(codes, s, o, top, items, offsets, render, target, cost, link, mu, group_moves, group_changes)
+            _sweep_groups(codes, s, o, top, items, offsets, render, target, cost, link, mu, group_moves, group_changes,
+                          correlation)
         finally:
             set_parallel_chunksize(old)
         moves += int(group_moves.sum())
@@ -610,22 +616,23 @@ def order0_bits(q: np.ndarray, bits: tuple, channels: tuple) -> float:
 
 def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: tuple, render: np.ndarray,
                  target: np.ndarray, sweeps: int, rate_weight: float = 0.0,
-                 rate_channels: tuple = (), residuals: bool = False) -> tuple[np.ndarray, SearchReport]:
+                 rate_channels: tuple = (), residuals: bool = False,
+                 correlation: bool = False) -> tuple[np.ndarray, SearchReport]:
     """Codes [N, 8] (same dtype as q [N, 8]) after up to ``sweeps`` sweeps of the greedy search
     (module docstring), and a report. ``scales``, ``offsets`` [8] float32 and ``bits`` (8 bit
     depths) are the file's; ``render`` [H, W, 3] is the unclamped render of q and ``target``
     [H, W, 3] the image, both in [0, 1] units. With ``rate_weight`` w > 0 each sweep minimises
     squared error + mu * bits of ``rate_channels`` (``code_bits`` at the sweep's start), mu
     = ``bit_price`` of the squared error at the sweep's start; ``residuals``: red and blue
-    priced as residuals from green (``rate_tables``). Stops early after a sweep that moved
-    nothing."""
+    priced as residuals from green (``rate_tables``); ``correlation``: b's codes are payload
+    coding 3's correlation (b = rho sqrt(a c)). Stops early after a sweep that moved nothing."""
     codes = np.ascontiguousarray(q, dtype=np.int64).copy()  # [N, 8]
     s = np.asarray(scales, np.float32).astype(np.float64)  # [8]
     o = np.asarray(offsets, np.float32).astype(np.float64)  # [8]
     top = np.array([(1 << int(b)) - 1 for b in bits], np.int64)  # [8]
     current = np.ascontiguousarray(render, dtype=np.float64).copy()  # [H, W, 3]
     image = np.ascontiguousarray(target, dtype=np.float32)  # [H, W, 3] (widened exactly where read)
-    rows = dequantize_rows(q, scales, offsets)  # [N, 8]
+    rows = dequantize_rows(q, scales, offsets, correlation)  # [N, 8]
     order = visit_order(rows)
     pixels = image.shape[0] * image.shape[1]
     report = SearchReport(moves=[], gains=[])
@@ -636,7 +643,7 @@ def search_codes(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: t
         if rate_weight > 0 and rate_channels:
             cost, link = rate_tables(codes, bits, rate_channels, scales, offsets, residuals)
             mu = bit_price(rate_weight, np.sum((np.clip(current, 0.0, 1.0) - image) ** 2), pixels)
-        moves, change = tiled_sweep(codes, s, o, top, order, current, image, cost, mu, link)
+        moves, change = tiled_sweep(codes, s, o, top, order, current, image, cost, mu, link, correlation)
         report.moves.append(int(moves))
         report.gains.append(float(-change))
         if moves == 0:

@@ -39,6 +39,7 @@ GROW_ERROR_CHOICES = ("l1", "matched")  # FitConfig.grow_error
 RECYCLE_RANKINGS = ("energy", "contrast", "removal", "removal_contrast")  # FitConfig.grow_recycle_by
 MAX_PEAK_RADIUS = 64  # FitConfig.grow_peak_radius*: the largest radius, in pixels
 POSITION_HOLD_CHOICES = ("initial", "image", "none")  # QATConfig.position_hold
+COVARIANCE_FORMS = ("b", "correlation")  # QATConfig.covariance_form
 RATE_CHANNEL_CHOICES = ("all", "covariance")  # QATConfig.rate_channels (rate_proxy.RATE_CHANNEL_SETS' keys)
 
 
@@ -177,6 +178,15 @@ class QATConfig:
     # 0.5 / 1.0 bpp, every file within 0.6 % of its rate (BENCHMARKS.md §4, "PSD-safe
     # rounding again"). With Adam's 1e-8 it had measured 0.0-0.24 dB worse (10 000 iterations)
     psd_safe: bool = True
+    # how the file codes the off-diagonal b: "b" itself on one uniform grid (payload coding 2),
+    # or "correlation", rho = b / sqrt(a c) on a grid inside +-0.999 (payload coding 3, format
+    # 1.4), which keeps every covariance valid (psd_safe then has nothing to do) and gives small
+    # Gaussians the orientation b's grid, set by the largest, rounds away. On all 24 Kodak
+    # images +0.03 / +0.04 / +0.03 dB at 0.25 / 0.5 / 1.0 bpp, MS-SSIM +0.00005 / +0.00065 /
+    # +0.00029 (BENCHMARKS.md §4, "The off-diagonal coded as the correlation rho"). Not yet
+    # the default: its QAT runs the composed torch quantizer and the autograd rate term, and
+    # on CUDA the code search runs on the CPU (the fused and Triton kernels know b only)
+    covariance_form: str = "b"
     # rate term in QAT: loss = mse + rate_weight * mse_now * bits / pixels (mse_now the
     # current MSE, held constant), bits from ``rate_proxy.attribute_bits`` (order-0 cost of
     # the quantized a, b, c and colours, red and blue as residuals from green with
@@ -944,6 +954,8 @@ class FitConfig:
             raise ConfigError(f"QATConfig.rate_color_residuals must be True or False, got {q.rate_color_residuals!r}")
         if not isinstance(q.code_search_on_gpu, bool):
             raise ConfigError(f"QATConfig.code_search_on_gpu must be True or False, got {q.code_search_on_gpu!r}")
+        if q.covariance_form not in COVARIANCE_FORMS:
+            raise ConfigError(f"QATConfig.covariance_form must be one of {COVARIANCE_FORMS}, got {q.covariance_form!r}")
         if not isinstance(q.code_search_sweeps, int) or q.code_search_sweeps < 0:
             raise ConfigError(f"QATConfig.code_search_sweeps must be an integer >= 0, got {q.code_search_sweeps!r}")
         full = q.code_search_full_from

@@ -80,7 +80,7 @@ def attribute_bits(rows: torch.Tensor, quant: LSQPlus, channels: tuple = RATE_CH
 def _grid_values(rows: torch.Tensor, quant: LSQPlus, cols: list) -> tuple[torch.Tensor, torch.Tensor]:
     """(v [N, C], qmax [C]): columns ``cols`` of rows [N, 8] in grid units, clamped to
     0..qmax, differentiable in ``rows`` (scales and offsets detached)."""
-    t = to_coding_domain(rows)[:, cols]  # [N, C]
+    t = to_coding_domain(rows, quant.correlation)[:, cols]  # [N, C]
     scale = quant.scale.detach()[cols]  # [C]
     offset = quant.offset.detach()[cols]
     qmax = quant.qmax[cols]  # [C]
@@ -115,7 +115,10 @@ def add_rate_gradients(params: list[torch.Tensor], quant: LSQPlus, channels: tup
     [N, 2], covs [N, 3], colors [N, 3]: the rows' columns in order, float32 CPU leaves), as
     ``(attribute_bits(cat(params), quant, channels, residuals) * factor).backward()`` would, by the
     kernel of ``rate_kernels`` (without autograd's engine); returns the estimated bits with
-    ``want_bits`` (which costs a logarithm per value), else None."""
+    ``want_bits`` (which costs a logarithm per value), else None. Not for a quantizer whose b
+    is a correlation (``LSQPlus.correlation``), which the kernel does not know."""
+    if quant.correlation:
+        raise ValueError("the rate kernel prices b itself; a correlation quantizer takes attribute_bits")
     rows = torch.cat([p.detach() for p in params], dim=1).numpy()  # [N, 8] float32
     cols = np.asarray(channels, np.int64)  # [C]
     is_log = np.array([c in LOG_CHANNELS for c in channels], np.bool_)  # [C]

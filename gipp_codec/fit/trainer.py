@@ -134,7 +134,7 @@ def _rate_kernel_for(params: list[torch.Tensor], quant: LSQPlus) -> bool:
     """Whether QAT's rate term runs as the CPU kernel of ``rate_kernels`` (float32 CPU rows);
     elsewhere it is ``attribute_bits`` through autograd."""
     on_cpu = all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params)
-    return on_cpu and quant.scale.device.type == "cpu"
+    return on_cpu and quant.scale.device.type == "cpu" and not quant.correlation
 
 
 def _add_rate_term(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, factor,
@@ -145,7 +145,7 @@ def _add_rate_term(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, 
     if _rate_kernel_for(params, quant):  # the CPU kernel, without autograd's engine
         add_rate_gradients(params, quant, channels, factor, residuals=residuals)
         return
-    if triton_path.serves(quant.scale):
+    if triton_path.serves(quant.scale) and not quant.correlation:  # the kernels price b itself
         from gipp_codec.fit import rate_triton
 
         if rate_triton.fits(params, channels):
@@ -413,7 +413,8 @@ def train(
             if bool(keep.any()) and not bool(keep.all()):
                 params = [_leaf(p[keep]) for p in params]
                 opt.replace(params, keep, 0)
-            quant = LSQPlus(cfg.qat.bits(), psd_safe=cfg.qat.psd_safe).to(device)
+            quant = LSQPlus(cfg.qat.bits(), psd_safe=cfg.qat.psd_safe,
+                            correlation=cfg.qat.covariance_form == "correlation").to(device)
             rows = torch.cat([p.detach() for p in params], dim=1)  # [N, 8]
             _init_quantizer(quant, rows, cfg.qat.init, lambda r: _quantized_mse(r, renderer, target, base))
             if cfg.qat.position_hold == "initial":

@@ -40,6 +40,8 @@ POSITION_CHANNELS = (0, 1)  # x and y
 # Smallest variance representable in the log domain for a latent value <= 0 (such a Gaussian is
 # invalid and pruned; the clamp only keeps log() finite until then).
 _LOG_FLOOR = 1e-12
+# with ``LSQPlus.correlation`` rho's grid stays inside +-this (|rho| = 1 would be a degenerate covariance)
+CORRELATION_REACH = 0.999
 
 
 class _RoundSTE(torch.autograd.Function):
@@ -121,20 +123,28 @@ class _GradScale(torch.autograd.Function):
         return grad * scale, None
 
 
-def to_coding_domain(x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
-    """Attribute rows (x, y, a, b, c, r, g, b) to the quantizer's domain (log for a and c)."""
+def to_coding_domain(x: torch.Tensor, correlation: bool = False) -> torch.Tensor:  # [N, 8] -> [N, 8]
+    """Attribute rows (x, y, a, b, c, r, g, b) to the quantizer's domain (log for a and c;
+    with ``correlation``, payload coding 3's rho = b / sqrt(a c) for b)."""
     t = x.clone()
     for j in LOG_CHANNELS:
         t[:, j] = torch.log(x[:, j].clamp_min(_LOG_FLOOR))
+    if correlation:
+        a, c = (x[:, j].clamp_min(_LOG_FLOOR) for j in LOG_CHANNELS)
+        t[:, B_CHANNEL] = x[:, B_CHANNEL] / torch.sqrt(a * c)
     return t
 
 
-def _from_value(value_f32: torch.Tensor) -> torch.Tensor:  # [N, 8]
-    """Apply exp to the log channels in float64, cast back to float32 (the decoder's rule)."""
+def _from_value(value_f32: torch.Tensor, correlation: bool = False) -> torch.Tensor:  # [N, 8]
+    """Apply exp to the log channels in float64, cast back to float32 (the decoder's rule);
+    with ``correlation`` b = float32(rho * sqrt(a * c)) in float64 from the float32 a and c."""
     cols = []
     for j in range(value_f32.shape[1]):
         v = value_f32[:, j]
         cols.append(torch.exp(v.double()).float() if j in LOG_CHANNELS else v)
+    if correlation:
+        a, c = (cols[j].double() for j in LOG_CHANNELS)
+        cols[B_CHANNEL] = (cols[B_CHANNEL].double() * torch.sqrt(a * c)).float()
     return torch.stack(cols, dim=1)
 
 
@@ -149,16 +159,25 @@ class LSQPlus(nn.Module):
     invalid when b's step, set by the largest Gaussians, exceeds their sqrt(a*c); QAT then
     pruned them (BENCHMARKS.md §4). The choice is the encoder's: a decoder only
     dequantizes the integers it reads.
+
+    With ``correlation`` (payload coding 3) channel b is quantized as rho = b / sqrt(a c)
+    and dequantized as rho * sqrt(a c) with the dequantized a and c; rho's grid stays inside
+    +-``CORRELATION_REACH`` with 0 on it, so every covariance is valid and ``psd_safe`` is
+    off. Only ``forward_composed`` knows this form: the fused CPU and Triton kernels are not
+    used for it (``_fused``, ``fused_for``).
     """
 
-    def __init__(self, bits: tuple[int, ...], psd_safe: bool = False):
+    def __init__(self, bits: tuple[int, ...], psd_safe: bool = False, correlation: bool = False):
         super().__init__()
         if len(bits) != len(CHANNELS):
             raise ValueError(f"need {len(CHANNELS)} bit depths, got {len(bits)}")
         if any(not (1 <= int(b) <= 16) for b in bits):
             raise ValueError(f"bit depths must be in 1..16, got {bits}")
         self.bits = tuple(int(b) for b in bits)
-        self.psd_safe = bool(psd_safe)
+        # correlation: b is quantized as rho = b / sqrt(a c) on a grid inside +-CORRELATION_REACH
+        # (payload coding 3), every covariance then valid, so psd_safe has nothing to do
+        self.correlation = bool(correlation)
+        self.psd_safe = bool(psd_safe) and not self.correlation
         self.register_buffer("qmax", torch.tensor([(1 << b) - 1 for b in self.bits], dtype=torch.float32))
         self.scale = nn.Parameter(torch.ones(len(bits), dtype=torch.float32))
         self.offset = nn.Parameter(torch.zeros(len(bits), dtype=torch.float32))
@@ -169,7 +188,7 @@ class LSQPlus(nn.Module):
     @torch.no_grad()
     def init_minmax(self, x: torch.Tensor) -> None:
         """scale = (max - min) / qmax, offset = min of each channel in the coding domain."""
-        t = to_coding_domain(x.detach().float())
+        t = to_coding_domain(x.detach().float(), self.correlation)
         lo, hi = t.min(dim=0).values, t.max(dim=0).values
         self._set_range(lo, hi)
 
@@ -177,7 +196,7 @@ class LSQPlus(nn.Module):
     def init_mse(self, x: torch.Tensor, candidates: int = 24) -> None:
         """Per channel, the clipping range [quantile p, quantile 1-p] minimising quantization MSE
         (in the coding domain) over ``candidates`` values of p in [0, 0.05]."""
-        t = to_coding_domain(x.detach().float()).double()
+        t = to_coding_domain(x.detach().float(), self.correlation).double()
         lo_best, hi_best = t.min(dim=0).values, t.max(dim=0).values
         best = torch.full((t.shape[1],), float("inf"), dtype=torch.float64)
         qmax = self.qmax.double()
@@ -203,7 +222,7 @@ class LSQPlus(nn.Module):
         a range stretched to cover them makes every colour step coarse, and clipping them
         costs far less in the image than the coarse steps cost everywhere (BENCHMARKS.md §4)."""
         self.init_minmax(x)
-        t = to_coding_domain(x.detach().float())  # [N, 8]
+        t = to_coding_domain(x.detach().float(), self.correlation)  # [N, 8]
         for group in groups:
             cols = list(group)
             base = (self.scale.detach().clone(), self.offset.detach().clone())
@@ -263,7 +282,7 @@ class LSQPlus(nn.Module):
         (by at most half a step) to put 0 on b's grid. (A Gaussian whose log-variance ran past the limit,
         a near-constant term over the whole image, is then clamped to the limit.) First, a
         range ``hold_range_`` holds is widened back to cover what it held."""
-        if triton_path.serves(self.scale):
+        if triton_path.serves(self.scale) and not self.correlation:
             from gipp_codec.quant.lsq_triton import constrain_triton  # the same values, one launch
 
             constrain_triton(self.scale.data, self.offset.data, self.qmax, self.held, B_CHANNEL, self.psd_safe)
@@ -280,6 +299,8 @@ class LSQPlus(nn.Module):
         self.offset.copy_(torch.where(shrunk, lo_new, lo).float())
         self.scale.copy_(torch.where(shrunk, (hi_new - lo_new) / qmax, self.scale.double()).float())
         lim = torch.tensor(CHANNEL_LIMITS, dtype=torch.float64, device=qmax.device) * (1.0 - 1e-4)
+        if self.correlation:
+            lim[B_CHANNEL] = CORRELATION_REACH
         lo = self.offset.double()
         hi = lo + qmax * self.scale.double()
         out = (lo < -lim) | (hi > lim)
@@ -287,7 +308,9 @@ class LSQPlus(nn.Module):
         hi_new = torch.maximum(hi.clamp(-lim, lim), lo_new + qmax * 1e-8)
         self.offset.copy_(torch.where(out, lo_new, lo).float())
         self.scale.copy_(torch.where(out, (hi_new - lo_new) / qmax, self.scale.double()).float())
-        if self.psd_safe:
+        if self.correlation:
+            self._zero_on_b_grid_(CORRELATION_REACH)
+        elif self.psd_safe:
             self._zero_on_b_grid_(CHANNEL_LIMITS[B_CHANNEL] * (1.0 - 1e-4))
 
     @torch.no_grad()
@@ -354,13 +377,13 @@ class LSQPlus(nn.Module):
     def fused_for(self, parts: list[torch.Tensor]) -> bool:
         """Whether ``training_step`` serves these parts: float32 tensors on the CPU (numba
         kernels) or, with triton, on CUDA (``lsq_triton``), on the quantizer's device."""
-        return all(self._fused(p) or (p.dtype == torch.float32 and p.device == self.scale.device
-                                      and triton_path.serves(p)) for p in parts)
+        return not self.correlation and all(self._fused(p) or (p.dtype == torch.float32 and p.device == self.scale.device
+                                                               and triton_path.serves(p)) for p in parts)
 
     def _fused(self, x: torch.Tensor) -> bool:
         """Whether the CPU kernels serve x: float32 CPU rows."""
         return (x.device.type == "cpu" and x.dtype == torch.float32
-                and self.scale.device.type == "cpu")
+                and self.scale.device.type == "cpu" and not self.correlation)
 
     def forward_composed(self, x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
         """``forward`` written with torch operations (any device; autograd's backward)."""
@@ -368,13 +391,13 @@ class LSQPlus(nn.Module):
         g = (1.0 / torch.sqrt(max(n, 1) * self.qmax)).to(x.device)  # [8]
         s = _GradScale.apply(self.scale, g)
         beta = _GradScale.apply(self.offset, g)
-        t = to_coding_domain(x)
+        t = to_coding_domain(x, self.correlation)
         v = torch.clamp((t - beta) / s, torch.zeros_like(self.qmax), self.qmax)
         q = _RoundSTE.apply(v)
         if self.psd_safe:
             q = q + self._psd_shift(q.detach())  # integer steps of b, no gradient of their own
         value = (q.double() * s.double() + beta.double()).float()
-        return _from_value(value)
+        return _from_value(value, self.correlation)
 
     @torch.no_grad()
     def _psd_shift(self, q: torch.Tensor) -> torch.Tensor:  # q [N, 8] rounded -> [N, 8]
@@ -410,7 +433,7 @@ class LSQPlus(nn.Module):
         if self._fused(x.float()):  # the integers the CPU training forward used, exactly
             _, q, _, _ = _fake_quant_numpy(x.float(), self.scale, self.offset, self.qmax, self.psd_safe)
             return q.astype(np.uint16)
-        t = to_coding_domain(x.float())
+        t = to_coding_domain(x.float(), self.correlation)
         v = torch.clamp((t - self.offset) / self.scale, torch.zeros_like(self.qmax), self.qmax)
         q = torch.round(v)
         if self.psd_safe:
@@ -429,10 +452,12 @@ class LSQPlus(nn.Module):
         )
 
 
-def dequantize_reference(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def dequantize_reference(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray,
+                         correlation: bool = False) -> np.ndarray:
     """The decoder's dequantization (numpy): q uint16 [N, 8] -> float32 [N, 8] attributes.
 
-    value = float32(q * scale + offset in float64); a, c = float32(exp(float64(value))).
+    value = float32(q * scale + offset in float64); a, c = float32(exp(float64(value)));
+    with ``correlation`` (payload coding 3) b = float32(value_b * sqrt(a * c)) in float64.
     A readable copy of the normative rule, used to check the training path against it.
     """
     value = (q.astype(np.float64) * scales.astype(np.float32).astype(np.float64)
@@ -440,6 +465,9 @@ def dequantize_reference(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray)
     out = value.copy()
     for j in LOG_CHANNELS:
         out[:, j] = np.exp(value[:, j].astype(np.float64)).astype(np.float32)
+    if correlation:
+        root = np.sqrt(out[:, 2].astype(np.float64) * out[:, 4].astype(np.float64))
+        out[:, B_CHANNEL] = (value[:, B_CHANNEL].astype(np.float64) * root).astype(np.float32)
     return out
 
 
