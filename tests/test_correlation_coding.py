@@ -131,6 +131,34 @@ def test_the_quantizer_reproduces_the_decoder_and_keeps_rho_inside_its_reach():
     assert np.all(b * b < a * c)  # every covariance valid
 
 
+def test_rhos_grid_holding_zero_stays_inside_its_reach():
+    """A grid as wide as +-CORRELATION_REACH cannot always put 0 on itself inside that range
+    (at 0.15 bpp three Kodak files' grids reached -1.0015 and the writer refused them): the
+    step shrinks about 0 instead."""
+    import torch
+
+    from gipp_codec.quant.lsq import CORRELATION_REACH, LSQPlus
+
+    quant = LSQPlus((12, 12, 7, 7, 7, 6, 6, 6), correlation=True)
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        lo, hi = -CORRELATION_REACH + rng.uniform(0, 0.003), CORRELATION_REACH - rng.uniform(0, 0.003)
+        with torch.no_grad():
+            quant.scale[3], quant.offset[3] = (hi - lo) / 127, lo
+        quant.constrain_()
+        s, o = float(quant.scale.detach()[3]), float(quant.offset.detach()[3])
+        top = float(np.float32(127 * s + o))
+        assert -CORRELATION_REACH - 1e-6 <= o and top <= CORRELATION_REACH + 1e-6
+        assert abs(-o / s - round(-o / s)) < 1e-3  # 0 still on the grid
+    with torch.no_grad():  # a grid inside is left bit for bit as it is
+        quant.scale[3], quant.offset[3] = 0.01, -0.6
+    quant.constrain_()
+    before = (float(quant.scale.detach()[3]), float(quant.offset.detach()[3]))
+    quant._b_grid_inside_(CORRELATION_REACH)
+    assert (float(quant.scale.detach()[3]), float(quant.offset.detach()[3])) == before
+    assert abs(before[0] - 0.01) < 1e-8
+
+
 def test_the_rate_term_prices_rho_through_autograd():
     import torch
 

@@ -310,6 +310,7 @@ class LSQPlus(nn.Module):
         self.scale.copy_(torch.where(out, (hi_new - lo_new) / qmax, self.scale.double()).float())
         if self.correlation:
             self._zero_on_b_grid_(CORRELATION_REACH)
+            self._b_grid_inside_(CORRELATION_REACH)
         elif self.psd_safe:
             self._zero_on_b_grid_(CHANNEL_LIMITS[B_CHANNEL] * (1.0 - 1e-4))
 
@@ -327,6 +328,22 @@ class LSQPlus(nn.Module):
         k = torch.where(-k * s < -lim, k - 1.0, k)
         k = torch.where(-k * s + qmax * s > lim, k + 1.0, k)
         self.offset[B_CHANNEL] = torch.where(spans, (-k * s).float(), self.offset[B_CHANNEL])
+
+    @torch.no_grad()
+    def _b_grid_inside_(self, lim: float) -> None:
+        """When b's grid holds 0 but reaches past +-``lim`` (a range as wide as 2 ``lim``
+        cannot always put 0 on its grid within it), shrink its step about 0 until both ends
+        are inside: step = lim / max(k, qmax - k) for 0 at grid index k. A grid already
+        inside is left as it is. Float64 tensor operations, no host sync."""
+        s = self.scale[B_CHANNEL].double()
+        lo = self.offset[B_CHANNEL].double()
+        qmax = self.qmax[B_CHANNEL].double()
+        k = torch.minimum(torch.clamp(torch.round(-lo / s), min=0.0), qmax)
+        outside = (lo < -lim) | (lo + qmax * s > lim)
+        fix = outside & (lo < 0.0) & (lo + qmax * s > 0.0)
+        step = torch.minimum(s, lim / torch.maximum(k, qmax - k))
+        self.scale[B_CHANNEL] = torch.where(fix, step.float(), self.scale[B_CHANNEL])
+        self.offset[B_CHANNEL] = torch.where(fix, (-k * step).float(), self.offset[B_CHANNEL])
 
     # -- forward ----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
