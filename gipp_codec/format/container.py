@@ -132,8 +132,10 @@ def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMe
     if isinstance(gaussians, QuantizedGaussians):
         if payload_coding not in K.PAYLOAD_CODINGS_QUANTIZED:
             raise ConfigError(f"payload_coding {payload_coding!r} unknown, expected one of {K.PAYLOAD_CODINGS_QUANTIZED}")
-        if (payload_coding == K.PAYLOAD_CODING_CORRELATION) != gaussians.correlation and (
-                payload_coding != K.PAYLOAD_CODING_ENTROPY_V2):
+        # coding 3 carries b as a correlation and only it does; the default coding 2 is upgraded
+        wrong = (payload_coding == K.PAYLOAD_CODING_ENTROPY_V1 if gaussians.correlation
+                 else payload_coding == K.PAYLOAD_CODING_CORRELATION)
+        if wrong:
             raise ConfigError(f"payload_coding {payload_coding} cannot carry these Gaussians: coding 3 is for, and "
                               f"only for, Gaussians whose b is a correlation (correlation={gaussians.correlation})")
     if render_convention not in K.RENDER_CONVENTIONS:
