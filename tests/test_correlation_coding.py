@@ -115,7 +115,7 @@ def test_the_quantizer_reproduces_the_decoder_and_keeps_rho_inside_its_reach():
     rows = torch.from_numpy(dequantize_rows(f.q, f.scales, f.offsets, correlation=True))  # [N, 8] float32
     rows[:7, 3] = torch.sqrt(rows[:7, 2] * rows[:7, 4]) * 0.99999  # nearly degenerate: |rho| past the reach
     quant = LSQPlus((12, 12, 7, 7, 7, 6, 6, 6), psd_safe=True, correlation=True)
-    assert not quant.psd_safe and not quant._fused(rows)  # the composed path, no PSD shifts
+    assert not quant.psd_safe and quant._fused(rows)  # no PSD shifts; the CPU kernels serve it
     quant.init_minmax(rows)
     scales, offsets = quant.export()
     lo, hi = float(offsets[3]), float(offsets[3]) + 127 * float(scales[3])
@@ -126,6 +126,7 @@ def test_the_quantizer_reproduces_the_decoder_and_keeps_rho_inside_its_reach():
     q = quant.quantize(rows)
     expected = dequantize_reference(q, scales, offsets, correlation=True)
     assert np.array_equal(out, expected)
+    assert np.array_equal(quant.forward_composed(rows).detach().numpy(), expected)  # the torch definition too
     assert np.array_equal(expected, dequantize_rows(q, scales, offsets, correlation=True))
     b, a, c = out[:, 3].astype(np.float64), out[:, 2].astype(np.float64), out[:, 4].astype(np.float64)
     assert np.all(b * b < a * c)  # every covariance valid
@@ -159,22 +160,30 @@ def test_rhos_grid_holding_zero_stays_inside_its_reach():
     assert abs(before[0] - 0.01) < 1e-8
 
 
-def test_the_rate_term_prices_rho_through_autograd():
+def test_the_rate_terms_cpu_kernel_prices_rho_as_autograd_does():
     import torch
 
     from gipp_codec.fit.rate_proxy import add_rate_gradients, attribute_bits
     from gipp_codec.quant.lsq import LSQPlus
 
     f = synthetic_correlation(200, 40, 30, BitDepths(12, 7, 6), seed=6)
-    rows = torch.from_numpy(dequantize_rows(f.q, f.scales, f.offsets, correlation=True)).requires_grad_(True)
+    rows = dequantize_rows(f.q, f.scales, f.offsets, correlation=True)  # [N, 8]
+    # off the grid (on it, an ulp between libm's log and torch's may move a value to the next cell)
+    rows = rows * (1.0 + 1e-3 * np.random.default_rng(6).standard_normal(rows.shape)).astype(np.float32)
+    rows = torch.from_numpy(rows).requires_grad_(True)
     quant = LSQPlus((12, 12, 7, 7, 7, 6, 6, 6), correlation=True)
     quant.init_minmax(rows.detach())
     bits = attribute_bits(rows, quant, (2, 3, 4))
     bits.backward()
     assert torch.isfinite(rows.grad).all() and bool((rows.grad[:, 3] != 0).any())
     parts = [rows.detach()[:, 0:2].clone(), rows.detach()[:, 2:5].clone(), rows.detach()[:, 5:8].clone()]
-    with pytest.raises(ValueError, match="correlation"):
-        add_rate_gradients(parts, quant, (2, 3, 4), 1.0)
+    add_rate_gradients(parts, quant, (2, 3, 4), 1.0)
+    torch.testing.assert_close(parts[1].grad, rows.grad[:, 2:5], rtol=1e-4, atol=1e-6)
+    plain = LSQPlus((12, 12, 7, 7, 7, 6, 6, 6))  # pricing b itself gives another gradient of a
+    plain.load_state_dict(quant.state_dict())
+    other = [p.detach().clone() for p in parts]
+    add_rate_gradients(other, plain, (2, 3, 4), 1.0)
+    assert not torch.allclose(other[1].grad[:, 0], parts[1].grad[:, 0])
 
 
 def test_the_code_search_dequantizes_and_books_rho_as_the_decoder():

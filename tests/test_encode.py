@@ -233,6 +233,29 @@ def test_cli_encode_decode_info(tmp_path):
     assert json.loads(res.output.strip().splitlines()[-1])["header"]["gaussian_count"] == summary["gaussians"]
 
 
+def test_cli_covariance_form_writes_payload_coding_3_and_refuses_unknown_forms(tmp_path):
+    """--covariance-form correlation writes b as the correlation (payload coding 3, minor 4),
+    which decodes as the report says; without it the file keeps coding 2; an unknown form is
+    a usage error that leaves no file."""
+    src = tmp_path / "in.png"
+    Image.fromarray(_image()).save(src)
+    runner = CliRunner()
+    headers = {}
+    for form in ("b", "correlation"):
+        out = tmp_path / f"{form}.gimg"
+        res = runner.invoke(cli, ["encode", str(src), str(out), "-n", "40", "-i", "60", "--covariance-form", form,
+                                  "--json"])
+        assert res.exit_code == 0, res.output
+        summary = json.loads(res.output.strip().splitlines()[-1])
+        assert psnr(decode(out.read_bytes()), _image()) == pytest.approx(summary["psnr"], abs=1e-6)
+        res = runner.invoke(cli, ["info", str(out), "--json"])
+        headers[form] = json.loads(res.output.strip().splitlines()[-1])
+    assert headers["b"]["header"]["payload_coding"] == 2 and headers["correlation"]["header"]["payload_coding"] == 3
+    assert headers["correlation"]["version"] == "1.4" and headers["b"]["version"] == "1.3"
+    res = runner.invoke(cli, ["encode", str(src), str(tmp_path / "x.gimg"), "--covariance-form", "rho"])
+    assert res.exit_code == 2 and "rho" in res.output and not (tmp_path / "x.gimg").exists()
+
+
 def test_cli_warns_when_the_rate_target_is_missed(tmp_path):
     """A target no file can meet (below the size of a one-Gaussian file) still writes the
     closest file, and says on stderr by how much it missed; a met target says nothing."""

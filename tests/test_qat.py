@@ -33,12 +33,12 @@ def _rows(n=500, seed=0) -> torch.Tensor:
     return torch.cat((x, a[:, None], b[:, None], c[:, None], col), dim=1)
 
 
-def _numpy_dequant(q, s, o):
+def _numpy_dequant(q, s, o, correlation=False):
     try:
         from gipp_codec.quant.dequant import dequantize_rows
     except ImportError:  # the decoder module is another engineer's; fall back to the reference copy
-        return dequantize_reference(q, s, o)
-    return dequantize_rows(q, s, o)
+        return dequantize_reference(q, s, o, correlation)
+    return dequantize_rows(q, s, o, correlation)
 
 
 @pytest.mark.parametrize("init", ["minmax", "mse"])
@@ -195,16 +195,19 @@ def test_gradient_scaling_of_scale_and_offset():
     assert torch.equal(x.grad[:, 0], inside[:, 0].float())
 
 
-@pytest.mark.parametrize("seed,psd_safe", [(0, False), (1, False), (2, False), (0, True), (1, True)])
-def test_cpu_kernels_agree_with_the_composed_torch_quantizer(seed, psd_safe):
+@pytest.mark.parametrize("seed,psd_safe,corr", [(0, False, False), (1, False, False), (2, False, False),
+                                                (0, True, False), (1, True, False), (0, False, True),
+                                                (1, False, True), (3, False, True)])
+def test_cpu_kernels_agree_with_the_composed_torch_quantizer(seed, psd_safe, corr):
     """LSQPlus.forward on the CPU runs lsq_kernels; forward_composed is the torch definition.
     Values and integers agree (the kernels use libm's log and exp where torch uses its own,
     which may move an element by an ulp: allowed on one element in a thousand), the rows'
     gradients agree bit for bit where the values do, and the gradients of scale and offset
     (summed in another order) to float32 summation error. With psd_safe (on rows with many
-    small Gaussians, whose b the rule moves) the kernels move b as the torch form does."""
-    rows = _rows_with_small_gaussians(n=2000, seed=7 + seed) if psd_safe else _rows(n=2000, seed=seed)
-    quant = LSQPlus(BITS, psd_safe=psd_safe)
+    small Gaussians, whose b the rule moves) the kernels move b as the torch form does; with
+    the correlation form (b coded as rho = b / sqrt(ac)) b's gradient reaches a and c too."""
+    rows = _rows_with_small_gaussians(n=2000, seed=7 + seed) if psd_safe or seed == 3 else _rows(n=2000, seed=seed)
+    quant = LSQPlus(BITS, psd_safe=psd_safe, correlation=corr)
     quant.init_minmax(rows)
     with torch.no_grad():  # clip some values on both sides, as a learned range does
         quant.offset.add_(quant.scale * quant.qmax * 0.05)
@@ -230,7 +233,13 @@ def test_cpu_kernels_agree_with_the_composed_torch_quantizer(seed, psd_safe):
     # the integers written to a file are those the training forward used
     q = quant.quantize(rows)
     s, o = quant.export()
-    assert np.array_equal(out_k.numpy().view(np.uint32), _numpy_dequant(q, s, o).view(np.uint32))
+    assert np.array_equal(out_k.numpy().view(np.uint32), _numpy_dequant(q, s, o, corr).view(np.uint32))
+    if corr:  # b's gradient moved a and c: the kernels' chain through sqrt(ac) is not the plain one
+        plain = LSQPlus(BITS)
+        plain.load_state_dict(quant.state_dict())
+        x = rows.clone().requires_grad_(True)
+        (plain(x) * w).sum().backward()
+        assert not torch.equal(x.grad[:, 2], gx_k[:, 2]) and not torch.equal(x.grad[:, 3], gx_k[:, 3])
     if psd_safe:  # the rule had work to do, and every covariance came out valid
         plain = LSQPlus(BITS)
         plain.load_state_dict(quant.state_dict())
@@ -508,12 +517,12 @@ def test_skipping_unused_renders_changes_nothing(monkeypatch, answers, rate_weig
     assert asked.count(False) > 0 and asked.count(True) > 0  # some renders were skipped
 
 
-@pytest.mark.parametrize("psd_safe", [False, True])
-def test_training_step_gives_the_gradients_of_forward_and_autograd(psd_safe):
+@pytest.mark.parametrize("psd_safe,corr", [(False, False), (True, False), (False, True)])
+def test_training_step_gives_the_gradients_of_forward_and_autograd(psd_safe, corr):
     """LSQPlus.training_step (the kernels, no autograd engine) sets the same gradients on
     the parts, the scale and the offset as forward followed by autograd's backward."""
     rows = _rows_with_small_gaussians(n=300) if psd_safe else _rows(n=300, seed=3)
-    quant = LSQPlus(BITS, psd_safe=psd_safe)
+    quant = LSQPlus(BITS, psd_safe=psd_safe, correlation=corr)
     quant.init_minmax(rows)
     with torch.no_grad():  # clip some values, as a learned range does
         quant.offset.add_(quant.scale * quant.qmax * 0.05)

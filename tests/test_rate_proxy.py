@@ -88,15 +88,18 @@ def test_residual_gradient_moves_red_towards_greens_prediction():
     assert float(attribute_bits(rows, quant, RATE_CHANNELS, residuals=True)) < float(attribute_bits(rows, quant)) - 200
 
 
-@pytest.mark.parametrize("channels,residuals", [(RATE_CHANNELS, False), ((2, 3, 4), False), (RATE_CHANNELS, True)])
-def test_the_cpu_kernel_adds_the_gradient_autograd_would(channels, residuals):
+@pytest.mark.parametrize("channels,residuals,corr", [(RATE_CHANNELS, False, False), ((2, 3, 4), False, False),
+                                                     (RATE_CHANNELS, True, False), ((2, 3, 4), False, True),
+                                                     (RATE_CHANNELS, True, True)])
+def test_the_cpu_kernel_adds_the_gradient_autograd_would(channels, residuals, corr):
     """``add_rate_gradients`` (the QAT loop's form on the CPU) adds to existing gradients what
     ``(attribute_bits * factor).backward()`` adds, up to float32 rounding, off the grid and
-    with values clamped at both ends of a range and below a and c's log floor."""
+    with values clamped at both ends of a range and below a and c's log floor; with b coded
+    as the correlation b / sqrt(ac) too, whose gradient also reaches a and c."""
     from gipp_codec.fit.rate_proxy import add_rate_gradients
 
     rows = _rows(n=300, seed=3)
-    quant = LSQPlus(BITS)
+    quant = LSQPlus(BITS, correlation=corr)
     quant.init_minmax(rows[:250])  # the last 50 rows partly outside the ranges: clamped
     rows[260, 2] = 0.0  # a at 0: below the log floor
     rows[261, 5] = -5.0

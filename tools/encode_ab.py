@@ -2,11 +2,13 @@
 """A/B ``gimg encode`` between two git revisions, interleaved run by run.
 
     python tools/encode_ab.py IMAGE.png --a REV [--b REV] [--bpp 0.5] [--iterations 1500]
-        [--rounds 2] [--json OUT]
+        [--rounds 2] [--a-args "ARGS"] [--b-args "ARGS"] [--json OUT]
 
 Checks out both revisions as temporary worktrees, and runs
 ``python -m gipp_codec encode IMAGE OUT --bpp B --iterations K --json`` with each tree first
-on PYTHONPATH (each with its own numba cache, warmed by one untimed encode), alternating
+on PYTHONPATH (each with its own numba cache, warmed by one untimed encode; ``--a-args`` and
+``--b-args`` add options to each side's ``encode``, so that one revision can be timed
+against itself with other settings), alternating
 a, b, a, b, ... so that both see the same machine load. Reports each run's time as the
 encoder measured it (``seconds``), the whole process's wall time (``process_seconds``:
 interpreter start and imports too), PSNR, bpp, N and the start of the file's sha256, the
@@ -18,6 +20,7 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -28,12 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def encode_once(tree: Path, image: Path, out: Path, bpp: float, iterations: int) -> dict:
-    """One encode with the code of ``tree``; the encoder's JSON facts plus the module path used."""
+def encode_once(tree: Path, image: Path, out: Path, bpp: float, iterations: int, extra: tuple = ()) -> dict:
+    """One encode with the code of ``tree`` (``extra``: more ``gimg encode`` options); the
+    encoder's JSON facts plus the module path used."""
     env = {**os.environ, "PYTHONPATH": str(tree), "NUMBA_CACHE_DIR": str(tree / ".numba_cache")}
     cmd = [sys.executable, "-c", "import gipp_codec, runpy, sys; print('MODULE', gipp_codec.__file__, file=sys.stderr);"
            "sys.argv = ['gimg'] + sys.argv[1:]; runpy.run_module('gipp_codec', run_name='__main__')",
-           "encode", str(image), str(out), "--bpp", str(bpp), "--iterations", str(iterations), "--json"]
+           "encode", str(image), str(out), "--bpp", str(bpp), "--iterations", str(iterations), "--json", *extra]
     start = time.perf_counter()
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tree)
     process_seconds = time.perf_counter() - start
@@ -56,8 +60,11 @@ def main(argv=None) -> int:
     ap.add_argument("--bpp", type=float, default=0.5)
     ap.add_argument("--iterations", type=int, default=1500)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--a-args", default="", help="more gimg encode options for a, one string")
+    ap.add_argument("--b-args", default="", help="more gimg encode options for b, one string")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    extra = {"a": tuple(shlex.split(args.a_args)), "b": tuple(shlex.split(args.b_args))}
     image = args.image.resolve()
     if not image.is_file():
         raise SystemExit(f"{args.image}: no such image file")
@@ -76,10 +83,12 @@ def main(argv=None) -> int:
             subprocess.run(["git", "worktree", "add", "--detach", "-q", str(trees[k]), rev], cwd=ROOT, check=True)
         try:
             for k in ("a", "b"):  # warm numba's caches, untimed
-                encode_once(trees[k], image, Path(tmp) / f"warm_{k}.gimg", args.bpp, min(args.iterations, 200))
+                encode_once(trees[k], image, Path(tmp) / f"warm_{k}.gimg", args.bpp, min(args.iterations, 200),
+                            extra[k])
             for r in range(args.rounds):
                 for k in ("a", "b"):
-                    facts = encode_once(trees[k], image, Path(tmp) / f"{k}_{r}.gimg", args.bpp, args.iterations)
+                    facts = encode_once(trees[k], image, Path(tmp) / f"{k}_{r}.gimg", args.bpp, args.iterations,
+                                        extra[k])
                     runs[k].append(facts)
                     print(f"round {r + 1} {k} ({args.a if k == 'a' else args.b}): {facts['seconds']:.1f} s "
                           f"(process {facts['process_seconds']:.1f} s), {facts['psnr']:.2f} dB, "
@@ -96,6 +105,7 @@ def main(argv=None) -> int:
     print("files: " + ("all runs wrote the same file" if same_file else "the runs wrote different files"))
     if args.json:
         Path(args.json).write_text(json.dumps({"image": str(args.image), "a": args.a, "b": args.b, "commits": commits,
+                                               "a_args": list(extra["a"]), "b_args": list(extra["b"]),
                                                "bpp": args.bpp,
                                                "iterations": args.iterations, "runs": runs,
                                                "median_seconds": med, "ratio": med["b"] / med["a"],

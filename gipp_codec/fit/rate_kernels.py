@@ -12,7 +12,9 @@ the rows, with the torch form's formula:
     p = P[lo] + (v - lo) * (P[lo + 1] - P[lo])
     bits = -sum(log2(p))    d bits / d v = -(P[lo + 1] - P[lo]) / (p ln 2)
 
-(a column priced as a residual from another, ``rate_proxy.residual_links``, takes
+(with ``corr``, b's coding domain is the correlation t = x_b / float32(sqrt(a' c')), a' =
+max(x_a, 1e-12), and its gradient reaches x_a and x_c too: d t / d x_a = -t / (2 a');
+a column priced as a residual from another, ``rate_proxy.residual_links``, takes
 r = v - (gain * v_ref + shift) for v, over -qmax..qmax, and its gradient goes to both), with
 v rounded to float32 as in the torch form (so that both take the same grid cells, and
 the same gradient at the ends of a range: a tie with qmax halves it, as torch.minimum
@@ -28,10 +30,12 @@ from gipp_codec.jit import njit
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 _LOG_FLOOR = 1e-12  # lsq._LOG_FLOOR: where the coding domain's log stops
+_A, _B, _C = 2, 3, 4  # the covariance's columns in a row (lsq.CHANNELS)
 
 
 @njit(**_OPTS)
-def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, want_bits, ref, gain, shift):
+def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, want_bits, ref, gain, shift,
+                  corr=False):
     """Add ``factor`` * d bits / d rows to grad [N, 8] float32 for rows [N, 8] float32, over
     the columns ``channels`` [C] int64 (``is_log`` [C] bool: coded in the log domain) with
     their grids ``scale``, ``offset`` [C] float64 (float32 values) and ``qmax`` [C] float64;
@@ -39,7 +43,8 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
 
     A column k with ``ref[k]`` = r >= 0 (an index into ``channels``) is priced as the
     residual v_k - (gain[k] * v_r + shift[k]) (its prediction from column r, in k's grid
-    units), clamped to [-qmax, qmax], instead of as v_k; ref[k] = -1: v_k itself."""
+    units), clamped to [-qmax, qmax], instead of as v_k; ref[k] = -1: v_k itself.
+    ``corr``: column b is coded as the correlation b / sqrt(a c) (``LSQPlus.correlation``)."""
     n = rows.shape[0]
     nc = channels.shape[0]
     levels = 1
@@ -48,12 +53,25 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
         levels = max(levels, span + 1)
     v = np.empty((n, nc), np.float64)
     dv = np.empty((n, nc), np.float64)  # d v / d x
+    da = np.zeros((n, nc), np.float64)  # with corr, in b's column: d v / d x_a and d v / d x_c
+    dc = np.zeros((n, nc), np.float64)
     counts = np.zeros((nc, levels), np.float64)
     for i in range(n):
         for k in range(nc):
             x = rows[i, channels[k]]
             d = 1.0
-            if is_log[k]:
+            r = np.float32(1.0)
+            if corr and channels[k] == _B:  # rho = b / r, r = float32(sqrt(a' c')) from binary64
+                fa = np.float32(_LOG_FLOOR)
+                xa = np.float64(max(rows[i, _A], fa))
+                xc = np.float64(max(rows[i, _C], fa))
+                r = np.float32(math.sqrt(xa * xc))
+                t = x / r
+                d = 1.0 / np.float64(r)
+                half = -0.5 * np.float64(t)
+                da[i, k] = half / xa if rows[i, _A] >= fa else 0.0
+                dc[i, k] = half / xc if rows[i, _C] >= fa else 0.0
+            elif is_log[k]:
                 if x < np.float32(_LOG_FLOOR):
                     t = np.float32(math.log(_LOG_FLOOR))
                     d = 0.0
@@ -74,6 +92,10 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
                 d = 0.5 * d  # torch.minimum splits a tie's gradient between its two inputs
             v[i, k] = u
             dv[i, k] = d
+            if corr and channels[k] == _B:  # the same 1 / scale and clamping as d / d x_b
+                keep = d * np.float64(r)
+                da[i, k] = da[i, k] * keep if d != 0.0 else 0.0  # (a NaN rho takes no gradient)
+                dc[i, k] = dc[i, k] * keep if d != 0.0 else 0.0
     low = np.zeros(nc, np.float64)  # the smallest value priced: -qmax for a residual
     for k in range(nc):
         if ref[k] >= 0:
@@ -122,6 +144,9 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
             g = factor * (-slope / p) * inv_ln2
             if ref[k] < 0:
                 grad[i, channels[k]] += np.float32(g * dv[i, k])
+                if corr and channels[k] == _B:
+                    grad[i, _A] += np.float32(g * da[i, k])
+                    grad[i, _C] += np.float32(g * dc[i, k])
             elif live[i, k]:
                 grad[i, channels[k]] += np.float32(g * dv[i, k])
                 grad[i, channels[ref[k]]] -= np.float32(g * gain[k] * dv[i, ref[k]])

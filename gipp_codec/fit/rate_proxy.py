@@ -115,10 +115,7 @@ def add_rate_gradients(params: list[torch.Tensor], quant: LSQPlus, channels: tup
     [N, 2], covs [N, 3], colors [N, 3]: the rows' columns in order, float32 CPU leaves), as
     ``(attribute_bits(cat(params), quant, channels, residuals) * factor).backward()`` would, by the
     kernel of ``rate_kernels`` (without autograd's engine); returns the estimated bits with
-    ``want_bits`` (which costs a logarithm per value), else None. Not for a quantizer whose b
-    is a correlation (``LSQPlus.correlation``), which the kernel does not know."""
-    if quant.correlation:
-        raise ValueError("the rate kernel prices b itself; a correlation quantizer takes attribute_bits")
+    ``want_bits`` (which costs a logarithm per value), else None."""
     rows = torch.cat([p.detach() for p in params], dim=1).numpy()  # [N, 8] float32
     cols = np.asarray(channels, np.int64)  # [C]
     is_log = np.array([c in LOG_CHANNELS for c in channels], np.bool_)  # [C]
@@ -127,7 +124,8 @@ def add_rate_gradients(params: list[torch.Tensor], quant: LSQPlus, channels: tup
     qmax = quant.qmax.detach().double().numpy()[cols]
     grad = np.zeros(rows.shape, np.float32)  # [N, 8]
     ref, gain, shift = residual_links(channels, quant.scale.detach().numpy(), quant.offset.detach().numpy(), residuals)
-    bits = rate_gradient(rows, cols, is_log, scale, offset, qmax, float(factor), grad, bool(want_bits), ref, gain, shift)
+    bits = rate_gradient(rows, cols, is_log, scale, offset, qmax, float(factor), grad, bool(want_bits), ref, gain, shift,
+                         quant.correlation)
     start = 0
     for p in params:
         width = int(p.shape[1])

@@ -134,7 +134,7 @@ def _rate_kernel_for(params: list[torch.Tensor], quant: LSQPlus) -> bool:
     """Whether QAT's rate term runs as the CPU kernel of ``rate_kernels`` (float32 CPU rows);
     elsewhere it is ``attribute_bits`` through autograd."""
     on_cpu = all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params)
-    return on_cpu and quant.scale.device.type == "cpu" and not quant.correlation
+    return on_cpu and quant.scale.device.type == "cpu"
 
 
 def _add_rate_term(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, factor,

@@ -20,7 +20,7 @@ and the stored float32 scales/offsets:
 ``dequantize_reference`` is that formula in numpy; the tests check that the training-time
 ``LSQPlus.forward`` reproduces it bit for bit.
 
-On float32 CPU rows (with or without ``psd_safe``) the forward and its backward run as one
+On float32 CPU rows (with or without ``psd_safe`` or ``correlation``) the forward and its backward run as one
 numba pass each (``gipp_codec.quant.lsq_kernels``); ``forward_composed`` is the same
 computation in torch operations, used on other devices and as the tests' reference.
 """
@@ -64,18 +64,20 @@ def _numpy_f32(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def _fake_quant_numpy(x: torch.Tensor, scale, offset, qmax, psd_safe: bool = False):
+def _fake_quant_numpy(x: torch.Tensor, scale, offset, qmax, psd_safe: bool = False, corr: bool = False):
     """(dequantized rows [N, 8], integers q [N, 8], v [N, 8], e [N, 8] float64) by
-    ``lsq_kernels.fake_quant_forward`` (q, v and e are what its backward needs)."""
+    ``lsq_kernels.fake_quant_forward`` (q, v and e are what its backward needs; ``corr``:
+    b coded as the correlation)."""
     xs = _numpy_f32(x)
     out, q, v = np.empty_like(xs), np.empty_like(xs), np.empty_like(xs)
     e = np.empty(xs.shape, np.float64)
     lsq_kernels.fake_quant_forward(xs, _numpy_f32(scale), _numpy_f32(offset), _numpy_f32(qmax), _IS_LOG,
-                                   out, q, v, e, psd_safe)
+                                   out, q, v, e, psd_safe, corr)
     return out, q, v, e
 
 
-def _fake_quant_backward_numpy(x: torch.Tensor, q, v, e, scale, qmax, grad_out: torch.Tensor):
+def _fake_quant_backward_numpy(x: torch.Tensor, q, v, e, scale, offset, qmax, grad_out: torch.Tensor,
+                               corr: bool = False):
     """(grad_x [N, 8], grad_scale [8], grad_offset [8]) float32 numpy, the unscaled LSQ+
     gradients by ``lsq_kernels.fake_quant_backward`` from the forward's q, v and e and the
     loss gradient ``grad_out`` [N, 8] of its output."""
@@ -83,8 +85,8 @@ def _fake_quant_backward_numpy(x: torch.Tensor, q, v, e, scale, qmax, grad_out: 
     grad_x = np.empty_like(xs)
     grad_s = np.empty(xs.shape[1], np.float32)
     grad_o = np.empty(xs.shape[1], np.float32)
-    lsq_kernels.fake_quant_backward(xs, q, v, e, _numpy_f32(scale), _numpy_f32(qmax), _IS_LOG,
-                                    _numpy_f32(grad_out.float()), grad_x, grad_s, grad_o)
+    lsq_kernels.fake_quant_backward(xs, q, v, e, _numpy_f32(scale), _numpy_f32(offset), _numpy_f32(qmax), _IS_LOG,
+                                    _numpy_f32(grad_out.float()), grad_x, grad_s, grad_o, corr)
     return grad_x, grad_s, grad_o
 
 
@@ -93,20 +95,20 @@ class _FakeQuantCPU(torch.autograd.Function):
     of scale and offset [8] are multiplied by LSQ's gradient scale ``g`` [8]."""
 
     @staticmethod
-    def forward(ctx, x, scale, offset, qmax, g, psd_safe):
-        out, q, v, e = _fake_quant_numpy(x, scale, offset, qmax, psd_safe)
-        ctx.save_for_backward(x, scale, qmax, g)
-        ctx.kernel_state = (q, v, e)
+    def forward(ctx, x, scale, offset, qmax, g, psd_safe, corr):
+        out, q, v, e = _fake_quant_numpy(x, scale, offset, qmax, psd_safe, corr)
+        ctx.save_for_backward(x, scale, offset, qmax, g)
+        ctx.kernel_state = (q, v, e, corr)
         return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, scale, qmax, g = ctx.saved_tensors
-        q, v, e = ctx.kernel_state
+        x, scale, offset, qmax, g = ctx.saved_tensors
+        q, v, e, corr = ctx.kernel_state
         ctx.kernel_state = None
-        grad_x, grad_s, grad_o = _fake_quant_backward_numpy(x, q, v, e, scale, qmax, grad_out)
+        grad_x, grad_s, grad_o = _fake_quant_backward_numpy(x, q, v, e, scale, offset, qmax, grad_out, corr)
         return (torch.from_numpy(grad_x), torch.from_numpy(grad_s) * g, torch.from_numpy(grad_o) * g, None, None,
-                None)
+                None, None)
 
 
 class _GradScale(torch.autograd.Function):
@@ -129,9 +131,9 @@ def to_coding_domain(x: torch.Tensor, correlation: bool = False) -> torch.Tensor
     t = x.clone()
     for j in LOG_CHANNELS:
         t[:, j] = torch.log(x[:, j].clamp_min(_LOG_FLOOR))
-    if correlation:
-        a, c = (x[:, j].clamp_min(_LOG_FLOOR) for j in LOG_CHANNELS)
-        t[:, B_CHANNEL] = x[:, B_CHANNEL] / torch.sqrt(a * c)
+    if correlation:  # the root in float64, rounded to float32 (lsq_kernels._correlation_root says why)
+        a, c = (x[:, j].clamp_min(_LOG_FLOOR).double() for j in LOG_CHANNELS)
+        t[:, B_CHANNEL] = x[:, B_CHANNEL] / torch.sqrt(a * c).float()
     return t
 
 
@@ -163,8 +165,8 @@ class LSQPlus(nn.Module):
     With ``correlation`` (payload coding 3) channel b is quantized as rho = b / sqrt(a c)
     and dequantized as rho * sqrt(a c) with the dequantized a and c; rho's grid stays inside
     +-``CORRELATION_REACH`` with 0 on it, so every covariance is valid and ``psd_safe`` is
-    off. Only ``forward_composed`` knows this form: the fused CPU and Triton kernels are not
-    used for it (``_fused``, ``fused_for``).
+    off. The CPU kernels know this form; the Triton ones do not, so on CUDA it trains
+    through ``forward_composed`` (``fused_for``).
     """
 
     def __init__(self, bits: tuple[int, ...], psd_safe: bool = False, correlation: bool = False):
@@ -352,7 +354,7 @@ class LSQPlus(nn.Module):
         elsewhere by ``forward_composed``; the two agree (tests/test_qat.py)."""
         if self._fused(x):
             g = (1.0 / torch.sqrt(max(x.shape[0], 1) * self.qmax))  # [8]
-            return _FakeQuantCPU.apply(x, self.scale, self.offset, self.qmax, g, self.psd_safe)
+            return _FakeQuantCPU.apply(x, self.scale, self.offset, self.qmax, g, self.psd_safe, self.correlation)
         return self.forward_composed(x)
 
     def training_step(self, parts: list[torch.Tensor], step) -> "torch.Tensor | None":
@@ -372,7 +374,7 @@ class LSQPlus(nn.Module):
 
             rows, state = lsq_triton.fake_quant_forward_triton(x, self.scale, self.offset, self.qmax, self.psd_safe)
         else:
-            out, q, v, e = _fake_quant_numpy(x, self.scale, self.offset, self.qmax, self.psd_safe)
+            out, q, v, e = _fake_quant_numpy(x, self.scale, self.offset, self.qmax, self.psd_safe, self.correlation)
             rows = torch.from_numpy(out)  # [N, 8] dequantized
         widths = [int(p.shape[1]) for p in parts]
         leaves = [r.contiguous().requires_grad_(True) for r in torch.split(rows, widths, dim=1)]
@@ -383,7 +385,7 @@ class LSQPlus(nn.Module):
             grad_x, grad_s, grad_o = lsq_triton.fake_quant_backward_triton(state, self.scale, self.qmax, grad_out)
         else:
             grad_x, grad_s, grad_o = (torch.from_numpy(a) for a in _fake_quant_backward_numpy(
-                x, q, v, e, self.scale, self.qmax, grad_out))
+                x, q, v, e, self.scale, self.offset, self.qmax, grad_out, self.correlation))
         g = 1.0 / torch.sqrt(max(x.shape[0], 1) * self.qmax)  # [8]
         for p, grad in zip(parts, torch.split(grad_x, widths, dim=1)):
             p.grad = grad.contiguous()  # [N, width], the layout autograd would accumulate into
@@ -393,14 +395,14 @@ class LSQPlus(nn.Module):
 
     def fused_for(self, parts: list[torch.Tensor]) -> bool:
         """Whether ``training_step`` serves these parts: float32 tensors on the CPU (numba
-        kernels) or, with triton, on CUDA (``lsq_triton``), on the quantizer's device."""
-        return not self.correlation and all(self._fused(p) or (p.dtype == torch.float32 and p.device == self.scale.device
-                                                               and triton_path.serves(p)) for p in parts)
+        kernels) or, with triton, on CUDA (``lsq_triton``, which does not know ``correlation``),
+        on the quantizer's device."""
+        return all(self._fused(p) or (p.dtype == torch.float32 and p.device == self.scale.device
+                                      and triton_path.serves(p) and not self.correlation) for p in parts)
 
     def _fused(self, x: torch.Tensor) -> bool:
         """Whether the CPU kernels serve x: float32 CPU rows."""
-        return (x.device.type == "cpu" and x.dtype == torch.float32
-                and self.scale.device.type == "cpu" and not self.correlation)
+        return x.device.type == "cpu" and x.dtype == torch.float32 and self.scale.device.type == "cpu"
 
     def forward_composed(self, x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
         """``forward`` written with torch operations (any device; autograd's backward)."""
@@ -448,7 +450,8 @@ class LSQPlus(nn.Module):
     def quantize(self, x: torch.Tensor) -> np.ndarray:  # [N, 8] uint16
         """The integers q the forward pass uses, as uint16 [N, 8] (channel order x,y,a,b,c,r,g,b)."""
         if self._fused(x.float()):  # the integers the CPU training forward used, exactly
-            _, q, _, _ = _fake_quant_numpy(x.float(), self.scale, self.offset, self.qmax, self.psd_safe)
+            _, q, _, _ = _fake_quant_numpy(x.float(), self.scale, self.offset, self.qmax, self.psd_safe,
+                                           self.correlation)
             return q.astype(np.uint16)
         t = to_coding_domain(x.float(), self.correlation)
         v = torch.clamp((t - self.offset) / self.scale, torch.zeros_like(self.qmax), self.qmax)

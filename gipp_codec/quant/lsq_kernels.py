@@ -13,8 +13,13 @@ element, with the same float32 / binary64 operations in the same order and no fa
     value = float32(float64(q) * float64(scale) + float64(offset))
     out   = float32(exp(float64(value))) for the log channels, else value
 
-(with ``psd_safe``, b's integer then moves as ``LSQPlus._psd_shift`` moves it: ``psd_safe_level``)
-and the backward is the chain rule of those lines (round straight through, clamp passing
+(with ``psd_safe``, b's integer then moves as ``LSQPlus._psd_shift`` moves it: ``psd_safe_level``;
+with ``corr``, payload coding 3, b is coded as the correlation
+
+    t_b   = x_b / float32(sqrt(max(x_a, 1e-12) * max(x_c, 1e-12)))         root in float64
+    out_b = float32(float64(value_b) * sqrt(float64(out_a) * float64(out_c)))
+
+with the dequantized a and c) and the backward is the chain rule of those lines (round straight through, clamp passing
 the gradient where 0 <= v <= qmax), with the gradients of scale and offset summed over the
 rows in binary64. What may differ from the composed form is libm against torch's
 vectorised log and exp (at most an ulp, rarely visible after rounding) and the order of
@@ -58,16 +63,32 @@ def _dequantized(q, scale, offset):
 
 
 @njit(**_OPTS)
-def fake_quant_forward(x, scale, offset, qmax, is_log, out, q, v, e, psd_safe=False):
+def _correlation_root(xa, xc):
+    """sqrt(max(xa, floor) * max(xc, floor)) in binary64 (the product of two float32 values
+    is exact there): the divisor that takes b to rho is this rounded to float32. (float32
+    is not used throughout because torch's float32 sqrt is not correctly rounded on every
+    CPU, e.g. AVX-512 builds; a binary64 root rounded to float32 is, but for ties within
+    2^-29 of a float32 boundary.)"""
+    return math.sqrt(np.float64(max(xa, LOG_FLOOR)) * np.float64(max(xc, LOG_FLOOR)))
+
+
+@njit(**_OPTS)
+def fake_quant_forward(x, scale, offset, qmax, is_log, out, q, v, e, psd_safe=False, corr=False):
     """out [N, C] float32 = the dequantized values of rows x [N, C] float32; also q [N, C]
     float32 = their integers, and for the backward v [N, C] float32 = (t - offset) / scale
-    before clamping and e [N, C] float64 = exp(value) on the log channels (0 elsewhere).
+    before clamping and e [N, C] float64 = exp(value) on the log channels (with ``corr``,
+    sqrt(a c) of the dequantized a and c in b's column; 0 elsewhere).
     scale, offset, qmax [C] float32; is_log [C] bool (channels quantized as logs). With
-    ``psd_safe`` each row's b then moves as ``psd_safe_level`` says (``LSQPlus.psd_safe``)."""
+    ``psd_safe`` each row's b then moves as ``psd_safe_level`` says (``LSQPlus.psd_safe``);
+    with ``corr`` b is coded as the correlation rho = b / sqrt(a c) (``LSQPlus.correlation``)."""
     n, nc = x.shape
     for i in range(n):
         for j in range(nc):
-            vv = (_coding_value(x[i, j], is_log[j]) - offset[j]) / scale[j]
+            if corr and j == B:
+                t = x[i, j] / np.float32(_correlation_root(x[i, A], x[i, C]))
+            else:
+                t = _coding_value(x[i, j], is_log[j])
+            vv = (t - offset[j]) / scale[j]
             v[i, j] = vv
             qq = _level(vv, qmax[j])
             q[i, j] = qq
@@ -78,7 +99,11 @@ def fake_quant_forward(x, scale, offset, qmax, is_log, out, q, v, e, psd_safe=Fa
                 e[i, j] = ev
                 value = np.float32(ev)
             out[i, j] = value
-        if psd_safe:
+        if corr:  # b = rho sqrt(a c) with the dequantized a and c, in binary64
+            root = math.sqrt(np.float64(out[i, A]) * np.float64(out[i, C]))
+            e[i, B] = root
+            out[i, B] = np.float32(np.float64(out[i, B]) * root)
+        elif psd_safe:
             qb = psd_safe_level(q[i, B], out[i, A], out[i, C], scale[B], offset[B], qmax[B])
             if qb != q[i, B]:
                 q[i, B] = qb
@@ -110,11 +135,15 @@ def psd_safe_level(qb, a, c, scale, offset, qmax):
 
 
 @njit(**_OPTS)
-def fake_quant_backward(x, q, v, e, scale, qmax, is_log, grad_out, grad_x, grad_scale, grad_offset):
+def fake_quant_backward(x, q, v, e, scale, offset, qmax, is_log, grad_out, grad_x, grad_scale, grad_offset,
+                        corr=False):
     """Gradients of fake_quant_forward (straight-through rounding) from its x, q, v and e:
     grad_x [N, C] float32; grad_scale and grad_offset [C] float32, the unscaled LSQ+
     gradients (the caller applies LSQ's gradient scale). grad_out [N, C] float32 is the
-    loss gradient of out."""
+    loss gradient of out; offset [C] float32 (read with ``corr`` only, for b's value).
+    With ``corr`` the chain runs as autograd's through ``LSQPlus.forward_composed`` does:
+    b's gradient also reaches the dequantized a and c through sqrt(a c), and rho's reaches
+    x_a and x_c through the divisor."""
     n, nc = x.shape
     # per channel: the two uses of scale (in v and in value) and of offset, summed apart
     s_value = np.zeros(nc, np.float64)
@@ -122,11 +151,23 @@ def fake_quant_backward(x, q, v, e, scale, qmax, is_log, grad_out, grad_x, grad_
     o_value = np.zeros(nc, np.float64)
     o_ratio = np.zeros(nc, np.float64)
     for i in range(n):
+        extra_a = np.float32(0.0)  # with corr: d out_b / d out_a and out_c, times b's gradient
+        extra_c = np.float32(0.0)
+        if corr:
+            root = e[i, B]
+            groot = np.float64(grad_out[i, B]) * np.float64(_dequantized(q[i, B], scale[B], offset[B]))
+            gprod = groot / (2.0 * root)  # through sqrt, then the product a c, in binary64
+            extra_a = np.float32(gprod * np.float64(np.float32(e[i, C])))
+            extra_c = np.float32(gprod * np.float64(np.float32(e[i, A])))
         for j in range(nc):
             s = scale[j]
             vv = v[i, j]
             g = grad_out[i, j]
-            if is_log[j]:  # d exp(value) / d value = exp(value), in binary64 as torch's chain
+            if corr and j == A:
+                g = g + extra_a
+            elif corr and j == C:
+                g = g + extra_c
+            if is_log[j] or (corr and j == B):  # d out / d value: exp(value), or sqrt(a c) for rho
                 g = np.float32(np.float64(g) * e[i, j])
             g64 = np.float64(g)
             s_value[j] += g64 * np.float64(q[i, j])
@@ -140,6 +181,18 @@ def fake_quant_backward(x, q, v, e, scale, qmax, is_log, grad_out, grad_x, grad_
                 xv = x[i, j]
                 gt = gt / xv if xv >= LOG_FLOOR else np.float32(0.0)
             grad_x[i, j] = gt
+        if corr:  # t_b = x_b / r, r = float32(sqrt(a' c')) in binary64, a' = max(x_a, floor)
+            gt = grad_x[i, B]
+            xb = x[i, B]
+            r64 = _correlation_root(x[i, A], x[i, C])
+            r = np.float32(r64)
+            grad_x[i, B] = gt / r
+            gr = -gt * ((xb / r) / r)  # float32, as torch's division backward
+            gp = np.float64(gr) / (2.0 * r64)  # through sqrt and the product, in binary64
+            if x[i, A] >= LOG_FLOOR:
+                grad_x[i, A] = grad_x[i, A] + np.float32(gp * np.float64(max(x[i, C], LOG_FLOOR)))
+            if x[i, C] >= LOG_FLOOR:
+                grad_x[i, C] = grad_x[i, C] + np.float32(gp * np.float64(max(x[i, A], LOG_FLOOR)))
     for j in range(nc):
         grad_scale[j] = np.float32(s_value[j]) + np.float32(s_ratio[j])
         grad_offset[j] = np.float32(o_value[j]) + np.float32(o_ratio[j])
