@@ -73,7 +73,44 @@ def compare(device: str, scenes) -> dict:
         out[f"{name}_search_residual"] = {"cpu_moves": cpu_report.moves, "triton_moves": dev_report.moves,
                                           "dtype_kept": str(dev_q.dtype) == str(start.dtype),
                                           "codes_differ": int((dev_q != cpu_q).sum()), "codes": int(start.size)}
+        # and with b's codes the correlation (payload coding 3): a move of a or c moves b too
+        g, target, start = _correlation_scene(n, width, height, seed)
+        render = _render_correlation(start, g)
+        cpu_q, cpu_report = cs.search_codes(start, g.scales, g.offsets, bits, render, target, 3, 0.5, (2, 3, 4, 5, 6, 7),
+                                            residuals=True, correlation=True)
+        dev_q, dev_report = search_codes_triton(start, g.scales, g.offsets, bits, torch.from_numpy(render).to(device),
+                                                torch.from_numpy(target).to(device), 3, 0.5, (2, 3, 4, 5, 6, 7),
+                                                residuals=True, correlation=True)
+        plain_q, _ = search_codes_triton(start, g.scales, g.offsets, bits, torch.from_numpy(render).to(device),
+                                         torch.from_numpy(target).to(device), 3, 0.5, (2, 3, 4, 5, 6, 7),
+                                         residuals=True)
+        out[f"{name}_search_correlation"] = {"cpu_moves": cpu_report.moves, "triton_moves": dev_report.moves,
+                                             "dtype_kept": str(dev_q.dtype) == str(start.dtype),
+                                             "codes_differ": int((dev_q != cpu_q).sum()), "codes": int(start.size),
+                                             "differs_from_b": bool((plain_q != dev_q).any())}
     return out
+
+
+def _correlation_scene(n: int, width: int, height: int, seed: int):
+    """``_scene`` of a set coded with b's codes the correlation (``synthetic_correlation``)."""
+    from gipp_codec.format.synthetic import synthetic_correlation
+
+    g = synthetic_correlation(n, width, height, seed=seed)
+    target = np.clip(_render_correlation(g.q, g), 0.0, 1.0).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    top = (1 << np.array(g.bits.per_channel())) - 1
+    start = np.clip(g.q.astype(np.int64) + rng.integers(-2, 3, g.q.shape), 0, top).astype(g.q.dtype)
+    return g, target, start
+
+
+def _render_correlation(q, g) -> np.ndarray:  # [H, W, 3] float32, unclamped
+    from gipp_codec.quant.dequant import dequantize_rows
+    from test_code_search import RENDERER
+
+    rows = dequantize_rows(q, g.scales, g.offsets, correlation=True)
+    parts = (torch.from_numpy(np.ascontiguousarray(rows[:, i:j])) for i, j in ((0, 2), (2, 5), (5, 8)))
+    with torch.no_grad():
+        return RENDERER(*parts, g.height, g.width).numpy()
 
 
 def _check(result: dict, scenes, exact: bool = True) -> None:
@@ -81,10 +118,12 @@ def _check(result: dict, scenes, exact: bool = True) -> None:
     the CPU's); on CUDA (``exact`` False), whose exp may differ in the last bit, a near tie
     may go the other way, so at most 1 % of the codes may differ, with the gains within 1e-6."""
     assert set(result) == {f"{s[0]}_{k}" for s in scenes for k in ("blind", "priced", "residual")} | \
-        {f"{s[0]}_{k}" for s in scenes if s[0] in ("small", "wide") for k in ("search", "search_residual")}
+        {f"{s[0]}_{k}" for s in scenes if s[0] in ("small", "wide")
+         for k in ("search", "search_residual", "search_correlation")}
     for key, r in result.items():
         if "_search" in key:
             assert r["dtype_kept"] and sum(r["cpu_moves"]) > 0, (key, r)
+            assert r.get("differs_from_b", True), (key, r)  # the kernel did read b's codes as rho
             if exact:
                 assert r["triton_moves"] == r["cpu_moves"] and r["codes_differ"] == 0, (key, r)
             else:
@@ -115,9 +154,11 @@ def test_kernel_compiles_for_sm90_without_a_gpu():
     from gipp_codec.fit import code_search_triton as cst
 
     sig = cst.AOT_SIGNATURE
-    consts = {**cst.AOT_TABLES, "SLOTS": cst.SLOTS, "PIXELS": cst.PIXELS}
+    consts = {**cst.AOT_TABLES, "SLOTS": cst.SLOTS, "PIXELS": cst.PIXELS, "CORR": False}
     options = {"num_warps": cst.NUM_WARPS, "enable_fp_fusion": False}
     compile_sm90(cst._sweep_phase_kernel, {**sig, **{k: "constexpr" for k in consts}}, consts, options)
+    compile_sm90(cst._sweep_phase_kernel, {**sig, **{k: "constexpr" for k in consts}}, {**consts, "CORR": True},
+                 options)
     # an image one pixel wide: the launcher passes width = 1 as a constant
     compile_sm90(cst._sweep_phase_kernel, {**sig, "width": "constexpr", **{k: "constexpr" for k in consts}},
                  {**consts, "width": 1}, options)
@@ -134,11 +175,12 @@ def test_the_launch_fits_the_registers_of_sm90():
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
     from triton_resources import resource_usage
 
-    try:
-        usage = resource_usage(cst.PIXELS, cst.NUM_WARPS) + " "
-    except (FileNotFoundError, ImportError, subprocess.CalledProcessError, StopIteration) as exc:
-        pytest.skip(f"no ahead-of-time compile or working cuobjdump here: {exc!r}")
-    assert "STACK:0 " in usage and "LOCAL:0 " in usage, usage
+    for correlation in (False, True):
+        try:
+            usage = resource_usage(cst.PIXELS, cst.NUM_WARPS, correlation) + " "
+        except (FileNotFoundError, ImportError, subprocess.CalledProcessError, StopIteration) as exc:
+            pytest.skip(f"no ahead-of-time compile or working cuobjdump here: {exc!r}")
+        assert "STACK:0 " in usage and "LOCAL:0 " in usage, (correlation, usage)
 
 
 @pytest.mark.gpu

@@ -6,8 +6,9 @@ renderer, Adam, the fake quantizer and its constraints, the rate term, the code 
 with the CPU-only shortcuts switched off (``tools/gpu_op_count.py``'s
 ``use_cuda_branches``), at the encoder's defaults, so the base layer under the Gaussians,
 the recycling at each growth step, the sizing to the budget during QAT and the trim at
-the end all run as they do on CUDA. The interpreter is fixed when triton is imported and is
-slow, so the encode runs in a subprocess (this file with ``--interpret-worker``) on a small
+the end all run as they do on CUDA; then once more with b coded as the correlation (payload
+coding 3, ``QATConfig.covariance_form``), whose kernels take another branch. The interpreter
+is fixed when triton is imported and is slow, so the encodes run in a subprocess (this file with ``--interpret-worker``) on a small
 image with a short fit, and prints one JSON line.
 """
 
@@ -56,10 +57,12 @@ def interpret_worker() -> dict:
     image = synthetic_image(HEIGHT, WIDTH)  # [H, W, 3] uint8
     cfg = FitConfig().with_qat(code_search_sweeps=SWEEPS, code_search_min_sweeps=SWEEPS)
 
-    def encode() -> dict:
-        data, report = encode_with_report(image, bpp=BPP, iterations=ITERATIONS, seed=0, device="cpu", config=cfg)
+    def encode(config=cfg) -> dict:
+        data, report = encode_with_report(image, bpp=BPP, iterations=ITERATIONS, seed=0, device="cpu", config=config)
+        info = read_info(data)
         return {"psnr": report.psnr, "bpp": report.bpp, "gaussians": report.gaussians,
-                "decoded_psnr": psnr(decode(data), image), "base": read_info(data)["base"]}
+                "decoded_psnr": psnr(decode(data), image), "base": info["base"],
+                "payload_coding": info["header"]["payload_coding"]}
 
     out = {"cpu": encode()}
     use_cuda_branches()
@@ -79,6 +82,8 @@ def interpret_worker() -> dict:
     out["cuda_path"] = encode()
     out["launches"] = {name: counter.ops[f"triton:{name}"] for _, name in KERNELS}
     out["recycling_steps"] = len(recycled)
+    out["cuda_path_correlation"] = encode(cfg.with_qat(covariance_form="correlation"))
+    out["launches_correlation"] = {name: counter.ops[f"triton:{name}"] - out["launches"][name] for _, name in KERNELS}
     return out
 
 
@@ -97,6 +102,15 @@ def test_every_stage_of_the_cuda_path_ran_its_triton_kernels(run):
     missing = [name for name, count in run["launches"].items() if count == 0]
     assert not missing, run["launches"]
     assert run["recycling_steps"] > 0, run
+
+
+def test_the_cuda_path_codes_b_as_the_correlation_through_its_kernels(run):
+    got, plain = run["cuda_path_correlation"], run["cuda_path"]
+    assert got["payload_coding"] == 3 and plain["payload_coding"] == 2, (got, plain)
+    assert abs(got["decoded_psnr"] - got["psnr"]) <= 0.01, got
+    missing = [name for name, count in run["launches_correlation"].items() if count == 0]
+    assert not missing, run["launches_correlation"]
+    assert abs(got["psnr"] - plain["psnr"]) < 1.0 and abs(got["bpp"] - BPP) / BPP < 0.05, (got, plain)
 
 
 def test_the_cuda_path_encodes_as_well_as_the_cpu_path(run):

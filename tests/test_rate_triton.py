@@ -17,24 +17,29 @@ from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS, add_rate_gradients, att
 from gipp_codec.quant.lsq import LSQPlus
 from triton_aot import compile_sm90, run_interpreted
 
-# (name, bits, channel set, rows, residuals): the encoder's depths and the paper's, both
-# channel sets, one row (an int argument equal to 1 reaches a kernel as a constant), an empty
-# set, and red and blue priced as residuals from green (``QATConfig.rate_color_residuals``)
+# (name, bits, channel set, rows, residuals, correlation): the encoder's depths and the
+# paper's, both channel sets, one row (an int argument equal to 1 reaches a kernel as a
+# constant), an empty set, red and blue priced as residuals from green
+# (``QATConfig.rate_color_residuals``), and b coded as the correlation (``LSQPlus.correlation``)
 CASES = [
-    ("default_all", (12, 12, 7, 7, 7, 5, 5, 5), "all", 300, False),
-    ("paper_all", (12, 12, 10, 10, 10, 6, 6, 6), "all", 257, False),
-    ("covariance", (11, 11, 8, 8, 8, 6, 6, 6), "covariance", 300, False),
-    ("one_row", (12, 12, 7, 7, 7, 5, 5, 5), "all", 1, False),
-    ("empty", (12, 12, 7, 7, 7, 5, 5, 5), "all", 0, False),
-    ("residuals", (12, 12, 7, 7, 7, 5, 5, 5), "all", 300, True),
-    ("residuals_paper", (12, 12, 10, 10, 10, 6, 6, 6), "all", 257, True),
-    ("residuals_one_row", (12, 12, 7, 7, 7, 5, 5, 5), "all", 1, True),
+    ("default_all", (12, 12, 7, 7, 7, 5, 5, 5), "all", 300, False, False),
+    ("paper_all", (12, 12, 10, 10, 10, 6, 6, 6), "all", 257, False, False),
+    ("covariance", (11, 11, 8, 8, 8, 6, 6, 6), "covariance", 300, False, False),
+    ("one_row", (12, 12, 7, 7, 7, 5, 5, 5), "all", 1, False, False),
+    ("empty", (12, 12, 7, 7, 7, 5, 5, 5), "all", 0, False, False),
+    ("residuals", (12, 12, 7, 7, 7, 5, 5, 5), "all", 300, True, False),
+    ("residuals_paper", (12, 12, 10, 10, 10, 6, 6, 6), "all", 257, True, False),
+    ("residuals_one_row", (12, 12, 7, 7, 7, 5, 5, 5), "all", 1, True, False),
+    ("correlation", (12, 12, 7, 7, 7, 6, 6, 6), "all", 300, True, True),
+    ("correlation_covariance", (11, 11, 8, 8, 8, 6, 6, 6), "covariance", 300, False, True),
+    ("correlation_one_row", (12, 12, 7, 7, 7, 5, 5, 5), "all", 1, False, True),
 ]
 
 
-def _state(bits: tuple, n: int, seed: int):
+def _state(bits: tuple, n: int, seed: int, corr: bool = False):
     """Rows [n, 8] with values off the grid, clamped at both ends of a range, at the top of a
-    range exactly (a tie) and below a and c's log floor; a quantizer fitted to most of them."""
+    range exactly (a tie; for b's value, not its correlation) and below a and c's log floor;
+    a quantizer fitted to most of them (``corr``: b coded as the correlation)."""
     g = torch.Generator().manual_seed(seed)
     n_rows, n = n, max(n, 40)  # the quantizer is fitted to at least 40 rows, of which n_rows are kept
     x = torch.rand(n, 2, generator=g) * 64
@@ -43,7 +48,7 @@ def _state(bits: tuple, n: int, seed: int):
     b = (torch.rand(n, generator=g) - 0.5) * torch.sqrt(a * c)
     col = torch.randn(n, 3, generator=g) * 0.3 + 0.5
     rows = torch.cat((x, a[:, None], b[:, None], c[:, None], col), dim=1)
-    quant = LSQPlus(bits)
+    quant = LSQPlus(bits, correlation=corr)
     quant.init_minmax(rows[: (5 * n) // 6])  # the last rows partly outside the ranges
     if n_rows > 10:
         rows[3, 2] = 0.0  # a at 0: below the log floor
@@ -61,8 +66,8 @@ def compare(device: str) -> dict:
     from gipp_codec.fit import rate_triton
 
     out = {}
-    for k, (name, bits, channel_set, n, residuals) in enumerate(CASES):
-        rows, quant = _state(bits, n, seed=k)
+    for k, (name, bits, channel_set, n, residuals, corr) in enumerate(CASES):
+        rows, quant = _state(bits, n, seed=k, corr=corr)
         channels = RATE_CHANNEL_SETS[channel_set]
         factor = torch.tensor(0.37, dtype=torch.float32)
         start = [torch.randn(n, w, generator=torch.Generator().manual_seed(w)) for w in (2, 3, 3)]
@@ -83,7 +88,7 @@ def compare(device: str) -> dict:
         q = quant.to(device)
         fits = rate_triton.fits(tri_ps, channels)
         rate_triton.add_rate_gradients_triton(tri_ps, q.scale, q.offset, q.qmax, q.bits, channels,
-                                              factor.to(device), residuals)
+                                              factor.to(device), residuals, corr)
         quant.to("cpu")
         tri = [p.grad.cpu() for p in tri_ps]
 
@@ -130,7 +135,8 @@ def test_kernels_compile_for_sm90_without_a_gpu():
     pytest.importorskip("triton")
     from gipp_codec.fit import rate_triton as rt
 
-    consts = {"CHANNELS": 6, "LEVELS": 128, "LOG_FLOOR": 1e-12, "BLOCK": rt.ROWS_PER_PROGRAM, "RESIDUALS": False}
+    consts = {"CHANNELS": 6, "LEVELS": 128, "LOG_FLOOR": 1e-12, "BLOCK": rt.ROWS_PER_PROGRAM, "RESIDUALS": False,
+              "CORR": False}
     hist = {"covs_ptr": "*fp32", "colors_ptr": "*fp32", "scale_ptr": "*fp32", "offset_ptr": "*fp32",
             "qmax_ptr": "*fp32", "counts_ptr": "*i32", "n": "i32"}
     grad = {"covs_ptr": "*fp32", "colors_ptr": "*fp32", "covs_grad_ptr": "*fp32", "colors_grad_ptr": "*fp32",
@@ -140,6 +146,9 @@ def test_kernels_compile_for_sm90_without_a_gpu():
     for kernel, sig in ((rt._rate_histogram_kernel, hist), (rt._rate_gradient_kernel, grad)):
         compile_sm90(kernel, {**sig, **{k: "constexpr" for k in consts}}, consts, options)
         compile_sm90(kernel, {**sig, **{k: "constexpr" for k in consts}}, {**consts, "RESIDUALS": True}, options)
+        compiled = compile_sm90(kernel, {**sig, **{k: "constexpr" for k in consts}},
+                                {**consts, "RESIDUALS": True, "CORR": True}, options)
+        assert "sqrt.rn.f64" in compiled.asm["ptx"] and "div.rn.f32" in compiled.asm["ptx"]  # rho as numba takes it
         # one row: the launcher passes n = 1 as a constant
         compile_sm90(kernel, {**sig, "n": "constexpr", **{k: "constexpr" for k in consts}}, {**consts, "n": 1},
                      options)

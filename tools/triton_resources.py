@@ -20,15 +20,16 @@ import tempfile
 from tool_record import write_record
 
 
-def resource_usage(pixels: int, warps: int) -> str:
-    """cuobjdump's resource-usage line for the kernel at ``pixels`` and ``warps``."""
+def resource_usage(pixels: int, warps: int, correlation: bool = False) -> str:
+    """cuobjdump's resource-usage line for the kernel at ``pixels`` and ``warps`` (with
+    ``correlation``, its form for b's codes as payload coding 3's correlation)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     from gipp_codec.fit import code_search_triton as cst
 
-    consts = {**cst.AOT_TABLES, "SLOTS": cst.SLOTS, "PIXELS": pixels}
+    consts = {**cst.AOT_TABLES, "SLOTS": cst.SLOTS, "PIXELS": pixels, "CORR": bool(correlation)}
     src = ASTSource(fn=cst._sweep_phase_kernel, signature={**cst.AOT_SIGNATURE, **{k: "constexpr" for k in consts}},
                     constexprs=consts)
     compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32),
@@ -46,6 +47,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pixels", default="64,128", help="comma-separated PIXELS values")
     ap.add_argument("--warps", default="4,8", help="comma-separated num_warps values")
+    ap.add_argument("--correlation", action="store_true", help="the kernel's form for b coded as the correlation")
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args(argv)
     try:
@@ -61,11 +63,11 @@ def main(argv=None) -> int:
     for p in pixels:
         for w in warps:
             try:
-                usage = resource_usage(p, w)
+                usage = resource_usage(p, w, args.correlation)
             except Exception as exc:  # noqa: BLE001 (a tool: one line and a non-zero exit)
                 raise SystemExit(f"PIXELS {p}, num_warps {w}: {exc}") from None
             print(f"PIXELS {p:4d}, num_warps {w}: {usage}")
-            results.append({"pixels": p, "num_warps": w, "usage": usage})
+            results.append({"pixels": p, "num_warps": w, "correlation": args.correlation, "usage": usage})
     if args.json:
         write_record(args.json, results)
     return 0

@@ -216,10 +216,10 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     residuals = qat.rate_color_residuals
     corr = correlation_form(cfg)
     search, args, extra = search_codes, (render, target), {"correlation": corr}
-    if qat.code_search_on_gpu and not corr and triton_path.serves(torch.empty(0, device=dev)):  # Triton on CUDA
+    if qat.code_search_on_gpu and triton_path.serves(torch.empty(0, device=dev)):  # Triton on CUDA
         from gipp_codec.fit.code_search_triton import search_codes_triton as search
 
-        args, extra = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev)), {}
+        args = (torch.from_numpy(render).to(dev), torch.from_numpy(target).to(dev))
     searched, _ = search(q, scales, offsets, qat.bits(), *args, qat.code_search_sweeps,
                          rate_weight=qat.rate_weight, rate_channels=channels, residuals=residuals, **extra)
     if gray:

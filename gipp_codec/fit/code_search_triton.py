@@ -14,7 +14,8 @@ pixel (the CPU's geometry pass takes them along a row by the ratio of neighbours
 error sums are added in another order, so a near tie may go the other way.
 
 The arithmetic is binary64 like the CPU's; the attribute values are the decoder's float32
-values (``quant.dequant``). Training code only: the decoder never imports this module.
+values (``quant.dequant``), with b = float32(rho sqrt(a c)) where b's codes are payload coding
+3's correlation (``CORR``), so that a move of a or c moves b too, as on the CPU. Training code only: the decoder never imports this module.
 """
 
 import numpy as np
@@ -46,6 +47,13 @@ def _dequantize(code, s, o):
 def _log_dequantize(code, s, o):
     """``_dequantize`` of a log channel (a, c): exp of the grid value, rounded to float32."""
     return tl.exp(_dequantize(code, s, o)).to(tl.float32).to(tl.float64)
+
+
+@triton.jit
+def _from_correlation(rho, a, c):
+    """b = float32(rho sqrt(a c)) (as float64) from the float32 values rho, a and c held as
+    float64 (``code_search._dequantize_row`` with ``corr``; a float64 sqrt is IEEE's)."""
+    return (rho * tl.sqrt(a * c)).to(tl.float32).to(tl.float64)
 
 
 @triton.jit
@@ -136,7 +144,7 @@ def _sweep_phase_kernel(
     items_ptr, offsets_ptr,  # [M] int64 Gaussians of the phase, [G + 1] int64 group bounds
     moves_ptr, gains_ptr,  # [G] int64, [G] float64: each group's moves and total change
     width,
-    LEVELS: tl.constexpr, LINK: tl.constexpr, SLOTS: tl.constexpr, PIXELS: tl.constexpr,
+    LEVELS: tl.constexpr, LINK: tl.constexpr, SLOTS: tl.constexpr, PIXELS: tl.constexpr, CORR: tl.constexpr,
 ):
     g = tl.program_id(0)
     start = tl.load(offsets_ptr + g)
@@ -163,6 +171,9 @@ def _sweep_phase_kernel(
         pa = _log_dequantize(tl.load(row + 2), tl.load(s_ptr + 2), tl.load(o_ptr + 2))
         pb = _dequantize(tl.load(row + 3), tl.load(s_ptr + 3), tl.load(o_ptr + 3))
         pc = _log_dequantize(tl.load(row + 4), tl.load(s_ptr + 4), tl.load(o_ptr + 4))
+        rho = pb  # with CORR, b's grid value is the correlation
+        if CORR:
+            pb = _from_correlation(rho, pa, pc)
         red = _dequantize(tl.load(row + 5), tl.load(s_ptr + 5), tl.load(o_ptr + 5))
         green = _dequantize(tl.load(row + 6), tl.load(s_ptr + 6), tl.load(o_ptr + 6))
         blue = _dequantize(tl.load(row + 7), tl.load(s_ptr + 7), tl.load(o_ptr + 7))
@@ -179,6 +190,8 @@ def _sweep_phase_kernel(
         na = tl.where(ch == 2, v, pa)
         nb = tl.where(ch == 3, v, pb)
         nc = tl.where(ch == 4, v, pc)
+        if CORR:  # b = rho sqrt(a c): a move of rho, a or c moves b
+            nb = _from_correlation(tl.where(ch == 3, v, rho), na, nc)
         ni0, ni1, nj0, nj1 = _box(nx, ny, na, nb, nc, wmax, hmax)
         drawn = _usable(na, nb, nc, margin) & (ni0 <= ni1) & (nj0 <= nj1)
         valid = in_range & (is_colour | drawn) & (old_ok.to(tl.int32) + tl.zeros([SLOTS], tl.int32) != 0)
@@ -253,7 +266,7 @@ def _sweep_phase_kernel(
 
 def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: np.ndarray, order: np.ndarray,
                        render: torch.Tensor, target: torch.Tensor, cost: np.ndarray, mu: float,
-                       link: np.ndarray | None = None) -> tuple[int, float]:
+                       link: np.ndarray | None = None, correlation: bool = False) -> tuple[int, float]:
     """One sweep as ``code_search.tiled_sweep`` (same arguments, but codes [N, 8] int64, render
     [H, W, 3] float64 and target [H, W, 3] float32 are tensors on the device, changed in
     place): each phase of ``tile_schedule`` in one launch, a program per group. The
@@ -263,7 +276,7 @@ def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: n
     height, width = int(render.shape[0]), int(render.shape[1])
     host = codes.cpu().numpy()
     reach = np.empty((host.shape[0], 4), np.int64)  # [N, 4]
-    cs._reach_boxes(host, s, o, top, height, width, reach)
+    cs._reach_boxes(host, s, o, top, height, width, reach, bool(correlation))
     s_d = torch.as_tensor(s, dtype=torch.float64, device=dev)
     o_d = torch.as_tensor(o, dtype=torch.float64, device=dev)
     top_d = torch.as_tensor(top, dtype=torch.int64, device=dev)
@@ -280,8 +293,8 @@ def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: n
         group_gains = torch.zeros(len(groups), dtype=torch.float64, device=dev)
         _sweep_phase_kernel[(len(groups),)](codes, s_d, o_d, top_d, render, target, cost_d, link_d, consts, items,
                                             offsets, group_moves, group_gains, width, LEVELS=int(cost.shape[1]),
-                                            LINK=int(link.shape[1]),
-                                            SLOTS=SLOTS, PIXELS=PIXELS, num_warps=NUM_WARPS, enable_fp_fusion=False)
+                                            LINK=int(link.shape[1]), SLOTS=SLOTS, PIXELS=PIXELS,
+                                            CORR=bool(correlation), num_warps=NUM_WARPS, enable_fp_fusion=False)
         moves += int(group_moves.sum())
         total += float(group_gains.sum())
     return moves, total
@@ -289,7 +302,8 @@ def tiled_sweep_triton(codes: torch.Tensor, s: np.ndarray, o: np.ndarray, top: n
 
 def search_codes_triton(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, bits: tuple, render: torch.Tensor,
                         target: torch.Tensor, sweeps: int, rate_weight: float = 0.0,
-                        rate_channels: tuple = (), residuals: bool = False) -> tuple[np.ndarray, cs.SearchReport]:
+                        rate_channels: tuple = (), residuals: bool = False,
+                        correlation: bool = False) -> tuple[np.ndarray, cs.SearchReport]:
     """``code_search.search_codes`` with its sweeps on the device of ``render`` [H, W, 3] (the
     unclamped render of q) and ``target`` [H, W, 3] (the image in [0, 1]): the same
     arguments, the same rules; returns the codes [N, 8] (q's dtype) and the report."""
@@ -300,7 +314,7 @@ def search_codes_triton(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, 
     top = np.array([(1 << int(b)) - 1 for b in bits], np.int64)
     current = render.to(torch.float64).clone()
     image = target.to(torch.float32).contiguous()
-    order = cs.visit_order(dequantize_rows(q, scales, offsets))
+    order = cs.visit_order(dequantize_rows(q, scales, offsets, correlation))
     pixels = int(image.shape[0]) * int(image.shape[1])
     report = cs.SearchReport(moves=[], gains=[])
     cost = np.zeros((8, 2 * (int(top.max()) + 1)), np.float64)
@@ -311,7 +325,7 @@ def search_codes_triton(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, 
             cost, link = cs.rate_tables(codes.cpu().numpy(), bits, rate_channels, scales, offsets, residuals)
             error = float(torch.sum((current.clamp(0.0, 1.0) - image.to(torch.float64)) ** 2))
             mu = cs.bit_price(rate_weight, error, pixels)
-        moves, change = tiled_sweep_triton(codes, s, o, top, order, current, image, cost, mu, link)
+        moves, change = tiled_sweep_triton(codes, s, o, top, order, current, image, cost, mu, link, correlation)
         report.moves.append(int(moves))
         report.gains.append(float(-change))
         if moves == 0:

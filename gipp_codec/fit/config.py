@@ -185,10 +185,8 @@ class QATConfig:
     # images +0.03 / +0.04 / +0.03 dB at 0.25 / 0.5 / 1.0 bpp, MS-SSIM +0.00005 / +0.00065 /
     # +0.00029, +0.05 dB at 0.75 bpp (after a grid fix; +0.03 / +0.04 at 0.5 / 1.0), but at
     # 0.15 bpp MS-SSIM -0.0016 (BENCHMARKS.md §4, "The off-diagonal coded as the correlation
-    # rho"). Not yet the default. The CPU's fused kernels (LSQ+ and the rate term) know rho;
-    # the Triton ones do not yet, so on CUDA it trains through the composed torch quantizer
-    # and the autograd rate term, and the code search runs on the CPU.
-    # ``gimg encode --covariance-form correlation`` asks for it
+    # rho"). Not yet the default. The fused kernels (LSQ+, the rate term and the code search,
+    # numba and Triton) know rho. ``gimg encode --covariance-form correlation`` asks for it
     covariance_form: str = "b"
     # rate term in QAT: loss = mse + rate_weight * mse_now * bits / pixels (mse_now the
     # current MSE, held constant), bits from ``rate_proxy.attribute_bits`` (order-0 cost of

@@ -8,7 +8,8 @@ adds, a second adds ``factor`` * d bits / d x to the gradients of the covariance
 rows in place. As there, v is rounded to float32 (the quotient is taken in float64 and
 rounded once, which gives float32 division's result) and the rest is float64, so both
 kernels agree to float32 rounding (tests/test_rate_triton.py), also with red and blue priced as
-residuals from green (``RESIDUALS``, ``QATConfig.rate_color_residuals``). The rate term's factor stays a
+residuals from green (``RESIDUALS``, ``QATConfig.rate_color_residuals``), and with b coded as
+the correlation rho = b / sqrt(a c) (``CORR``, ``LSQPlus.correlation``). The rate term's factor stays a
 device tensor (no host sync). Training code only: the decoder never imports this module.
 """
 
@@ -58,6 +59,38 @@ def _coded_value(x_ptr, x_stride, col, rows, live, scale_ptr, offset_ptr, qmax_p
 
 
 @triton.jit
+def _rho_value(covs_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, LOG_FLOOR: tl.constexpr):
+    """``_coded_value`` of b coded as the correlation, t = b / float32(sqrt(a' c')) with a' =
+    max(a, LOG_FLOOR) (the root in float64): v, d v / d b, qmax, and d v / d a and d v / d c
+    (float64), as ``rate_gradient`` with ``corr`` computes them."""
+    at = rows.to(tl.int64) * 3
+    xa = tl.load(covs_ptr + at, mask=live, other=1.0)  # float32
+    xb = tl.load(covs_ptr + at + 1, mask=live, other=0.0)
+    xc = tl.load(covs_ptr + at + 2, mask=live, other=1.0)
+    a64 = tl.maximum(xa, LOG_FLOOR).to(tl.float64)
+    c64 = tl.maximum(xc, LOG_FLOOR).to(tl.float64)
+    r = tl.sqrt(a64 * c64).to(tl.float32)  # float64 sqrt is IEEE's
+    t = tl.div_rn(xb, r)
+    s32 = tl.load(scale_ptr + 3)
+    o32 = tl.load(offset_ptr + 3)
+    qmax = tl.load(qmax_ptr + 3).to(tl.float64)
+    s = s32.to(tl.float64)
+    diff = (t - o32).to(tl.float64)
+    u = (diff / s).to(tl.float32).to(tl.float64)
+    d = 1.0 / r.to(tl.float64) / s
+    below = ~(u >= 0.0)
+    above = u > qmax
+    tie = u == qmax
+    u = tl.where(below, 0.0, tl.where(above, qmax, u))
+    d = tl.where(below | above, 0.0, tl.where(tie, 0.5 * d, d))
+    keep = d * r.to(tl.float64)  # 1 / scale and the clamping, as d / d b has them
+    half = -0.5 * t.to(tl.float64)
+    da = tl.where((xa >= LOG_FLOOR) & (d != 0.0), half / a64 * keep, 0.0)
+    dc = tl.where((xc >= LOG_FLOOR) & (d != 0.0), half / c64 * keep, 0.0)
+    return u, d, qmax, da, dc
+
+
+@triton.jit
 def _residual(u, colors_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, ch, qmax, LOG_FLOOR: tl.constexpr):
     """A colour's value u [BLOCK] (channel ``ch``, red or blue) as ``rate_gradient`` prices it
     with a ref to green: u - (gain * v_green + shift) clamped to [-qmax, qmax], shifted by
@@ -80,12 +113,14 @@ def _rate_histogram_kernel(
     counts_ptr,  # [C, LEVELS] int32, zeroed: the codes' counts per channel (added to here)
     n,
     CHANNELS: tl.constexpr, LEVELS: tl.constexpr, LOG_FLOOR: tl.constexpr, BLOCK: tl.constexpr,
-    RESIDUALS: tl.constexpr,
+    RESIDUALS: tl.constexpr, CORR: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     live = rows < n
     for k in tl.static_range(CHANNELS):
-        if k < 3:
+        if CORR and k == 1:
+            u, d, qmax, _da, _dc = _rho_value(covs_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, LOG_FLOOR)
+        elif k < 3:
             u, d, qmax = _coded_value(covs_ptr, 3, k, rows, live, scale_ptr, offset_ptr, qmax_ptr, k + 2,
                                       k != 1, LOG_FLOOR)
         else:
@@ -126,6 +161,24 @@ def _channel_gradient(x_ptr, g_ptr, col, rows, live, scale_ptr, offset_ptr, qmax
 
 
 @triton.jit
+def _rho_gradient(covs_ptr, g_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, counts_ptr, n, factor, inv_ln2,
+                  LOG_FLOOR: tl.constexpr, LEVELS: tl.constexpr):
+    """``_channel_gradient`` of b coded as the correlation (``_rho_value``): add factor * d bits /
+    d x to b's column of g [N, 3], and through rho's divisor to a's and c's."""
+    u, d, qmax, da, dc = _rho_value(covs_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, LOG_FLOOR)
+    dbits, above = _bits_slope(u, qmax, counts_ptr, 1, n, live, LEVELS)
+    step = factor * dbits * inv_ln2
+    keep = live & above
+    at = rows.to(tl.int64) * 3
+    g = tl.load(g_ptr + at + 1, mask=keep, other=0.0)
+    tl.store(g_ptr + at + 1, g + (step * d).to(tl.float32), mask=keep)
+    g = tl.load(g_ptr + at, mask=keep, other=0.0)
+    tl.store(g_ptr + at, g + (step * da).to(tl.float32), mask=keep)
+    g = tl.load(g_ptr + at + 2, mask=keep, other=0.0)
+    tl.store(g_ptr + at + 2, g + (step * dc).to(tl.float32), mask=keep)
+
+
+@triton.jit
 def _residual_gradient(colors_ptr, g_ptr, col, rows, live, scale_ptr, offset_ptr, qmax_ptr, counts_ptr, ch, k, n,
                        factor, inv_ln2, LOG_FLOOR: tl.constexpr, LEVELS: tl.constexpr):
     """``_channel_gradient`` of red or blue priced as its residual from green (``_residual``):
@@ -151,7 +204,7 @@ def _rate_gradient_kernel(
     scale_ptr, offset_ptr, qmax_ptr, counts_ptr, factor_ptr, consts_ptr,  # [8] f32 x3, [C, LEVELS] i32, [1] f32, [1] f64
     n,
     CHANNELS: tl.constexpr, LEVELS: tl.constexpr, LOG_FLOOR: tl.constexpr, BLOCK: tl.constexpr,
-    RESIDUALS: tl.constexpr,
+    RESIDUALS: tl.constexpr, CORR: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     live = rows < n
@@ -159,7 +212,10 @@ def _rate_gradient_kernel(
     inv_ln2 = tl.load(consts_ptr)
     nn = n + tl.zeros([BLOCK], tl.int32)  # an int argument equal to 1 arrives as a Python int
     for k in tl.static_range(CHANNELS):
-        if k < 3:
+        if CORR and k == 1:
+            _rho_gradient(covs_ptr, covs_grad_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, counts_ptr, nn, factor,
+                          inv_ln2, LOG_FLOOR, LEVELS)
+        elif k < 3:
             _channel_gradient(covs_ptr, covs_grad_ptr, k, rows, live, scale_ptr, offset_ptr, qmax_ptr, counts_ptr,
                               k + 2, k, nn, factor, inv_ln2, k != 1, LOG_FLOOR, LEVELS)
         elif RESIDUALS and (k == 3 or k == 5):
@@ -182,13 +238,14 @@ def fits(params: list[torch.Tensor], channels: tuple) -> bool:
 
 def add_rate_gradients_triton(params: list[torch.Tensor], scale: torch.Tensor, offset: torch.Tensor,
                               qmax: torch.Tensor, bits: tuple, channels: tuple, factor: torch.Tensor,
-                              residuals: bool = False) -> None:
+                              residuals: bool = False, correlation: bool = False) -> None:
     """Add ``factor`` * d bits / d params to the ``.grad`` of covs and colors in place, as
     ``(attribute_bits(cat(params), quant, channels) * factor).backward()`` would (``fits``
     must hold); ``scale``, ``offset``, ``qmax`` [8] float32 are the quantizer's, ``bits`` its
     depths (the table's width, known on the host), ``factor`` a scalar (a tensor on the
     device, so that nothing syncs); ``residuals``: red and blue priced as residuals from
-    green, as ``attribute_bits(..., residuals=True)`` (with all six channels)."""
+    green, as ``attribute_bits(..., residuals=True)`` (with all six channels); ``correlation``:
+    b coded as rho = b / sqrt(a c) (``LSQPlus.correlation``)."""
     assert LOG_CHANNELS == (2, 4)  # the kernels take channels 2 and 4 (a and c) in the log domain
     covs, colors = params[1], params[2]
     n = int(covs.shape[0])
@@ -200,7 +257,7 @@ def add_rate_gradients_triton(params: list[torch.Tensor], scale: torch.Tensor, o
     counts = torch.zeros((c, levels), dtype=torch.int32, device=covs.device)
     grid = (triton.cdiv(n, ROWS_PER_PROGRAM),)
     common = dict(CHANNELS=c, LEVELS=levels, LOG_FLOOR=_LOG_FLOOR, BLOCK=ROWS_PER_PROGRAM, RESIDUALS=residuals,
-                  num_warps=4, enable_fp_fusion=False)
+                  CORR=bool(correlation) and c >= 2, num_warps=4, enable_fp_fusion=False)
     s, o, q = scale.detach(), offset.detach(), qmax.detach()
     _rate_histogram_kernel[grid](covs.detach(), colors.detach(), s, o, q, counts, n, **common)
     factor = torch.as_tensor(factor, dtype=torch.float32, device=covs.device).detach().reshape(1)

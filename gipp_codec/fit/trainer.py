@@ -145,12 +145,12 @@ def _add_rate_term(params: list[torch.Tensor], quant: LSQPlus, channels: tuple, 
     if _rate_kernel_for(params, quant):  # the CPU kernel, without autograd's engine
         add_rate_gradients(params, quant, channels, factor, residuals=residuals)
         return
-    if triton_path.serves(quant.scale) and not quant.correlation:  # the kernels price b itself
+    if triton_path.serves(quant.scale):
         from gipp_codec.fit import rate_triton
 
         if rate_triton.fits(params, channels):
             rate_triton.add_rate_gradients_triton(params, quant.scale, quant.offset, quant.qmax, quant.bits,
-                                                  channels, factor, residuals)
+                                                  channels, factor, residuals, quant.correlation)
             return
     (attribute_bits(torch.cat(params, dim=1), quant, channels, residuals) * factor).backward()
 

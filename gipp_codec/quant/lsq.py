@@ -165,8 +165,7 @@ class LSQPlus(nn.Module):
     With ``correlation`` (payload coding 3) channel b is quantized as rho = b / sqrt(a c)
     and dequantized as rho * sqrt(a c) with the dequantized a and c; rho's grid stays inside
     +-``CORRELATION_REACH`` with 0 on it, so every covariance is valid and ``psd_safe`` is
-    off. The CPU kernels know this form; the Triton ones do not, so on CUDA it trains
-    through ``forward_composed`` (``fused_for``).
+    off. The CPU and Triton kernels know this form as ``forward_composed`` does.
     """
 
     def __init__(self, bits: tuple[int, ...], psd_safe: bool = False, correlation: bool = False):
@@ -284,10 +283,11 @@ class LSQPlus(nn.Module):
         (by at most half a step) to put 0 on b's grid. (A Gaussian whose log-variance ran past the limit,
         a near-constant term over the whole image, is then clamped to the limit.) First, a
         range ``hold_range_`` holds is widened back to cover what it held."""
-        if triton_path.serves(self.scale) and not self.correlation:
+        if triton_path.serves(self.scale):
             from gipp_codec.quant.lsq_triton import constrain_triton  # the same values, one launch
 
-            constrain_triton(self.scale.data, self.offset.data, self.qmax, self.held, B_CHANNEL, self.psd_safe)
+            constrain_triton(self.scale.data, self.offset.data, self.qmax, self.held, B_CHANNEL, self.psd_safe,
+                             self.correlation)
             return
         # Written without host syncs (no ``if bool(mask.any())``): where a mask is False the
         # float32 values go through float64 and back unchanged, so each step is a no-op there.
@@ -372,7 +372,8 @@ class LSQPlus(nn.Module):
         if on_triton:  # CUDA: the same passes in Triton (lsq_triton)
             from gipp_codec.quant import lsq_triton
 
-            rows, state = lsq_triton.fake_quant_forward_triton(x, self.scale, self.offset, self.qmax, self.psd_safe)
+            rows, state = lsq_triton.fake_quant_forward_triton(x, self.scale, self.offset, self.qmax, self.psd_safe,
+                                                               self.correlation)
         else:
             out, q, v, e = _fake_quant_numpy(x, self.scale, self.offset, self.qmax, self.psd_safe, self.correlation)
             rows = torch.from_numpy(out)  # [N, 8] dequantized
@@ -382,7 +383,8 @@ class LSQPlus(nn.Module):
         grad_out = torch.cat([leaf.grad if leaf.grad is not None else torch.zeros_like(leaf) for leaf in leaves],
                              dim=1)  # [N, 8]
         if on_triton:
-            grad_x, grad_s, grad_o = lsq_triton.fake_quant_backward_triton(state, self.scale, self.qmax, grad_out)
+            grad_x, grad_s, grad_o = lsq_triton.fake_quant_backward_triton(state, self.scale, self.offset, self.qmax,
+                                                                           grad_out)
         else:
             grad_x, grad_s, grad_o = (torch.from_numpy(a) for a in _fake_quant_backward_numpy(
                 x, q, v, e, self.scale, self.offset, self.qmax, grad_out, self.correlation))
@@ -395,10 +397,9 @@ class LSQPlus(nn.Module):
 
     def fused_for(self, parts: list[torch.Tensor]) -> bool:
         """Whether ``training_step`` serves these parts: float32 tensors on the CPU (numba
-        kernels) or, with triton, on CUDA (``lsq_triton``, which does not know ``correlation``),
-        on the quantizer's device."""
+        kernels) or, with triton, on CUDA (``lsq_triton``), on the quantizer's device."""
         return all(self._fused(p) or (p.dtype == torch.float32 and p.device == self.scale.device
-                                      and triton_path.serves(p) and not self.correlation) for p in parts)
+                                      and triton_path.serves(p)) for p in parts)
 
     def _fused(self, x: torch.Tensor) -> bool:
         """Whether the CPU kernels serve x: float32 CPU rows."""
