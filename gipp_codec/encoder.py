@@ -305,8 +305,8 @@ def encode_with_report(
     ``COLOR_HIGH_RATE_BPP`` up, P from the Gaussians' spacing, ``QATConfig.position_depth``:
     on a Kodak-sized image 10 below 0.15 bpp, 11 up to 1.0 bpp, 12 from 1.25 bpp;
     ``FitConfig.paper()``: the paper's 12/10/6 at every rate). The QAT rate term's weight
-    (``QATConfig.rate_weight_at``) and the base layer's grid (``QATConfig.base_factor_log2``)
-    follow the same rate."""
+    (``QATConfig.rate_weight_at``), the covariance form (``QATConfig.covariance_form_at``)
+    and the base layer's grid (``QATConfig.base_factor_log2``) follow the same rate."""
     from gipp_codec.fit.api import check_seed
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.output_format import is_gray
@@ -329,6 +329,9 @@ def encode_with_report(
     weight = qat.rate_weight_at(rate)
     if weight != qat.rate_weight:  # the fit reads one weight
         config = config.with_qat(rate_weight=weight)
+    form = qat.covariance_form_at(rate)
+    if form != qat.covariance_form:  # and one covariance form
+        config = config.with_qat(covariance_form=form)
     if not isinstance(bits, BitDepths):
         if isinstance(bits, (str, bytes)) or not hasattr(bits, "__len__") or len(bits) != 3:
             raise ConfigError(f"bits must be three bit depths (position, covariance, colour), got {bits!r}")

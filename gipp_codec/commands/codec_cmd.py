@@ -75,8 +75,8 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     config = FitConfig.paper() if paper else FitConfig()
     if no_base:
         config = config.with_qat(base_samples_across=None)
-    if covariance_form is not None:
-        config = config.with_qat(covariance_form=covariance_form)
+    if covariance_form is not None:  # at every rate
+        config = config.with_qat(covariance_form=covariance_form, correlation_from_bpp=None)
     total = iterations if iterations is not None else config.iterations
     callback, bar = progress_bar(total, "encoding")
     kwargs = dict(gaussians=gaussians, bpp=bpp, iterations=iterations, seed=seed, device=device,

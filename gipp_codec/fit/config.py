@@ -188,6 +188,9 @@ class QATConfig:
     # rho"). Not yet the default. The fused kernels (LSQ+, the rate term and the code search,
     # numba and Triton) know rho. ``gimg encode --covariance-form correlation`` asks for it
     covariance_form: str = "b"
+    # from this rate (bits per pixel) up an encode whose covariance_form is "b" codes the
+    # correlation instead (``covariance_form_at``); None: never
+    correlation_from_bpp: float | None = None
     # rate term in QAT: loss = mse + rate_weight * mse_now * bits / pixels (mse_now the
     # current MSE, held constant), bits from ``rate_proxy.attribute_bits`` (order-0 cost of
     # the quantized a, b, c and colours, red and blue as residuals from green with
@@ -323,6 +326,15 @@ class QATConfig:
         if until is None or bpp is None or bpp <= until:
             return self.rate_weight
         return self.rate_weight * until / bpp
+
+    def covariance_form_at(self, bpp: float | None) -> str:
+        """How a file of ``bpp`` bits per pixel codes the off-diagonal: ``covariance_form``,
+        except "correlation" from ``correlation_from_bpp`` up (None: the rate is unknown,
+        or no such rate: ``covariance_form``)."""
+        start = self.correlation_from_bpp
+        if start is None or bpp is None or bpp < start:
+            return self.covariance_form
+        return "correlation"
 
     def base_samples_across_at(self, bpp: float | None) -> float | None:
         """The base layer's samples across for a file of ``bpp`` bits per pixel:
@@ -957,6 +969,8 @@ class FitConfig:
             raise ConfigError(f"QATConfig.code_search_on_gpu must be True or False, got {q.code_search_on_gpu!r}")
         if q.covariance_form not in COVARIANCE_FORMS:
             raise ConfigError(f"QATConfig.covariance_form must be one of {COVARIANCE_FORMS}, got {q.covariance_form!r}")
+        if q.correlation_from_bpp is not None:
+            pos("qat.correlation_from_bpp", q.correlation_from_bpp)
         if not isinstance(q.code_search_sweeps, int) or q.code_search_sweeps < 0:
             raise ConfigError(f"QATConfig.code_search_sweeps must be an integer >= 0, got {q.code_search_sweeps!r}")
         full = q.code_search_full_from
