@@ -330,7 +330,7 @@ def encode_with_report(
     if weight != qat.rate_weight:  # the fit reads one weight
         config = config.with_qat(rate_weight=weight)
     form = qat.covariance_form_at(rate)
-    if form != qat.covariance_form:  # and one covariance form
+    if form != qat.covariance_form:  # and one covariance form ("auto" resolved)
         config = config.with_qat(covariance_form=form)
     if not isinstance(bits, BitDepths):
         if isinstance(bits, (str, bytes)) or not hasattr(bits, "__len__") or len(bits) != 3:

@@ -234,21 +234,23 @@ def test_an_encode_in_the_correlation_form_writes_coding_3_and_reports_its_file(
 
 
 def test_the_covariance_form_follows_the_rate_from_correlation_from_bpp():
-    """``QATConfig.correlation_from_bpp``: from that rate up an encode codes b as the
-    correlation (payload coding 3), below it b itself; an explicit covariance form with no
-    such rate holds at every rate; the rate must be positive."""
+    """``QATConfig.covariance_form`` "auto": from ``correlation_from_bpp`` up an encode codes b
+    as the correlation (payload coding 3), below it (or with no such rate, or at an unknown
+    rate) b itself; "b" and "correlation" hold at every rate; the rate must be positive."""
     from gipp_codec.encoder import encode_with_report
     from gipp_codec.fit.config import FitConfig, QATConfig
 
-    q = QATConfig(correlation_from_bpp=2.0)
+    q = QATConfig(covariance_form="auto", correlation_from_bpp=2.0)
     assert [q.covariance_form_at(r) for r in (None, 1.0, 2.0, 3.0)] == ["b", "b", "correlation", "correlation"]
-    assert QATConfig(covariance_form="correlation").covariance_form_at(0.1) == "correlation"
+    assert QATConfig(covariance_form="auto", correlation_from_bpp=None).covariance_form_at(3.0) == "b"
+    assert QATConfig(covariance_form="correlation", correlation_from_bpp=2.0).covariance_form_at(0.1) == "correlation"
+    assert QATConfig(covariance_form="b", correlation_from_bpp=2.0).covariance_form_at(3.0) == "b"
     with pytest.raises(ConfigError, match="correlation_from_bpp"):
         FitConfig().with_qat(correlation_from_bpp=0.0).validate()
     yy, xx = np.mgrid[0:40, 0:48]
     image = np.stack([128 + 90 * np.sin(xx / 5.0), 128 + 90 * np.cos(yy / 4.0), (xx * 5 + yy * 3) % 256], -1)
     image = np.clip(image, 0, 255).astype(np.uint8)
-    cfg = FitConfig().with_qat(correlation_from_bpp=2.0)
+    cfg = FitConfig().with_qat(covariance_form="auto", correlation_from_bpp=2.0)
     codings = [read_info(encode_with_report(image, bpp=bpp, iterations=40, config=cfg)[0])["header"]["payload_coding"]
                for bpp in (1.0, 3.0)]
     assert codings == [2, 3]

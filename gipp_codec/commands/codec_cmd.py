@@ -44,9 +44,10 @@ def _missed_rate_reason(report, bpp: float) -> str:
 @click.option("--paper", is_flag=True, help="Use the paper's training settings instead of ours.")
 @click.option("--no-base", is_flag=True,
               help="Write no base layer (format 1.3's BASE chunk): a file that decoders of format 1.2 read.")
-@click.option("--covariance-form", type=click.Choice(["b", "correlation"]), default=None,
+@click.option("--covariance-form", type=click.Choice(["auto", "b", "correlation"]), default=None,
               help="How the off-diagonal covariance is coded: b itself, or the correlation b / sqrt(ac) "
-                   "(format 1.4's payload coding 3, which decoders of 1.3 cannot read) [default: b].")
+                   "(format 1.4's payload coding 3, which decoders of 1.3 cannot read); auto: b below "
+                   "the config's correlation_from_bpp, the correlation from it [default: b].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, no_base, covariance_form,
            as_json):
@@ -75,8 +76,8 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     config = FitConfig.paper() if paper else FitConfig()
     if no_base:
         config = config.with_qat(base_samples_across=None)
-    if covariance_form is not None:  # at every rate
-        config = config.with_qat(covariance_form=covariance_form, correlation_from_bpp=None)
+    if covariance_form is not None:
+        config = config.with_qat(covariance_form=covariance_form)
     total = iterations if iterations is not None else config.iterations
     callback, bar = progress_bar(total, "encoding")
     kwargs = dict(gaussians=gaussians, bpp=bpp, iterations=iterations, seed=seed, device=device,

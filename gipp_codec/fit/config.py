@@ -39,7 +39,7 @@ GROW_ERROR_CHOICES = ("l1", "matched")  # FitConfig.grow_error
 RECYCLE_RANKINGS = ("energy", "contrast", "removal", "removal_contrast")  # FitConfig.grow_recycle_by
 MAX_PEAK_RADIUS = 64  # FitConfig.grow_peak_radius*: the largest radius, in pixels
 POSITION_HOLD_CHOICES = ("initial", "image", "none")  # QATConfig.position_hold
-COVARIANCE_FORMS = ("b", "correlation")  # QATConfig.covariance_form
+COVARIANCE_FORMS = ("auto", "b", "correlation")  # QATConfig.covariance_form
 RATE_CHANNEL_CHOICES = ("all", "covariance")  # QATConfig.rate_channels (rate_proxy.RATE_CHANNEL_SETS' keys)
 
 
@@ -188,8 +188,9 @@ class QATConfig:
     # rho"). Not yet the default. The fused kernels (LSQ+, the rate term and the code search,
     # numba and Triton) know rho. ``gimg encode --covariance-form correlation`` asks for it
     covariance_form: str = "b"
-    # from this rate (bits per pixel) up an encode whose covariance_form is "b" codes the
-    # correlation instead (``covariance_form_at``); None: never
+    # "auto": "b" below correlation_from_bpp, "correlation" from it up (``covariance_form_at``,
+    # which ``encode_with_report`` applies; where no rate is known, as in a bare
+    # ``fit_and_quantize``, "auto" codes b)
     correlation_from_bpp: float | None = None
     # rate term in QAT: loss = mse + rate_weight * mse_now * bits / pixels (mse_now the
     # current MSE, held constant), bits from ``rate_proxy.attribute_bits`` (order-0 cost of
@@ -328,13 +329,13 @@ class QATConfig:
         return self.rate_weight * until / bpp
 
     def covariance_form_at(self, bpp: float | None) -> str:
-        """How a file of ``bpp`` bits per pixel codes the off-diagonal: ``covariance_form``,
-        except "correlation" from ``correlation_from_bpp`` up (None: the rate is unknown,
-        or no such rate: ``covariance_form``)."""
-        start = self.correlation_from_bpp
-        if start is None or bpp is None or bpp < start:
+        """How a file of ``bpp`` bits per pixel codes the off-diagonal, "b" or "correlation":
+        ``covariance_form``, or for "auto" "correlation" from ``correlation_from_bpp`` up and
+        "b" below it, where no such rate is set and where the rate is unknown (None)."""
+        if self.covariance_form != "auto":
             return self.covariance_form
-        return "correlation"
+        start = self.correlation_from_bpp
+        return "correlation" if start is not None and bpp is not None and bpp >= start else "b"
 
     def base_samples_across_at(self, bpp: float | None) -> float | None:
         """The base layer's samples across for a file of ``bpp`` bits per pixel:
