@@ -6,8 +6,9 @@ renderer, Adam, the fake quantizer and its constraints, the rate term, the code 
 with the CPU-only shortcuts switched off (``tools/gpu_op_count.py``'s
 ``use_cuda_branches``), at the encoder's defaults, so the base layer under the Gaussians,
 the recycling at each growth step, the sizing to the budget during QAT and the trim at
-the end all run as they do on CUDA; then once more with b coded as the correlation (payload
-coding 3, ``QATConfig.covariance_form``), whose kernels take another branch. The interpreter
+the end all run as they do on CUDA; then once more with the other covariance form (b itself
+or its correlation, payload codings 2 and 3, ``QATConfig.covariance_form``), whose kernels
+take another branch. The interpreter
 is fixed when triton is imported and is slow, so the encodes run in a subprocess (this file with ``--interpret-worker``) on a small
 image with a short fit, and prints one JSON line.
 """
@@ -82,8 +83,9 @@ def interpret_worker() -> dict:
     out["cuda_path"] = encode()
     out["launches"] = {name: counter.ops[f"triton:{name}"] for _, name in KERNELS}
     out["recycling_steps"] = len(recycled)
-    out["cuda_path_correlation"] = encode(cfg.with_qat(covariance_form="correlation"))
-    out["launches_correlation"] = {name: counter.ops[f"triton:{name}"] - out["launches"][name] for _, name in KERNELS}
+    other = "b" if cfg.qat.covariance_form_at(BPP) == "correlation" else "correlation"
+    out["cuda_path_other_form"] = encode(cfg.with_qat(covariance_form=other))
+    out["launches_other_form"] = {name: counter.ops[f"triton:{name}"] - out["launches"][name] for _, name in KERNELS}
     return out
 
 
@@ -104,13 +106,13 @@ def test_every_stage_of_the_cuda_path_ran_its_triton_kernels(run):
     assert run["recycling_steps"] > 0, run
 
 
-def test_the_cuda_path_codes_b_as_the_correlation_through_its_kernels(run):
-    got, plain = run["cuda_path_correlation"], run["cuda_path"]
-    assert got["payload_coding"] == 3 and plain["payload_coding"] == 2, (got, plain)
+def test_the_cuda_path_codes_both_covariance_forms_through_its_kernels(run):
+    got, default = run["cuda_path_other_form"], run["cuda_path"]
+    assert {got["payload_coding"], default["payload_coding"]} == {2, 3}, (got, default)
     assert abs(got["decoded_psnr"] - got["psnr"]) <= 0.01, got
-    missing = [name for name, count in run["launches_correlation"].items() if count == 0]
-    assert not missing, run["launches_correlation"]
-    assert abs(got["psnr"] - plain["psnr"]) < 1.0 and abs(got["bpp"] - BPP) / BPP < 0.05, (got, plain)
+    missing = [name for name, count in run["launches_other_form"].items() if count == 0]
+    assert not missing, run["launches_other_form"]
+    assert abs(got["psnr"] - default["psnr"]) < 1.0 and abs(got["bpp"] - BPP) / BPP < 0.05, (got, default)
 
 
 def test_the_cuda_path_encodes_as_well_as_the_cpu_path(run):

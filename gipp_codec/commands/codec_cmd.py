@@ -43,11 +43,12 @@ def _missed_rate_reason(report, bpp: float) -> str:
                    "below 0.15 bpp, 11 from 0.15 to 1.0 bpp, 12 at 1.5 and 2 bpp); 12,10,6 with --paper].")
 @click.option("--paper", is_flag=True, help="Use the paper's training settings instead of ours.")
 @click.option("--no-base", is_flag=True,
-              help="Write no base layer (format 1.3's BASE chunk): a file that decoders of format 1.2 read.")
+              help="Write a file that decoders of format 1.2 read: no base layer (format 1.3's BASE chunk) "
+                   "and b coded as itself (not 1.4's correlation).")
 @click.option("--covariance-form", type=click.Choice(["auto", "b", "correlation"]), default=None,
               help="How the off-diagonal covariance is coded: b itself, or the correlation b / sqrt(ac) "
                    "(format 1.4's payload coding 3, which decoders of 1.3 cannot read); auto: b below "
-                   "the config's correlation_from_bpp, the correlation from it [default: b].")
+                   "0.5 bpp, the correlation from 0.5 bpp up [default: auto; b with --paper].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, no_base, covariance_form,
            as_json):
@@ -75,7 +76,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     image, meta = load_image(input_path)
     config = FitConfig.paper() if paper else FitConfig()
     if no_base:
-        config = config.with_qat(base_samples_across=None)
+        config = config.with_qat(base_samples_across=None, covariance_form="b")
     if covariance_form is not None:
         config = config.with_qat(covariance_form=covariance_form)
     total = iterations if iterations is not None else config.iterations

@@ -181,17 +181,16 @@ class QATConfig:
     # how the file codes the off-diagonal b: "b" itself on one uniform grid (payload coding 2),
     # or "correlation", rho = b / sqrt(a c) on a grid inside +-0.999 (payload coding 3, format
     # 1.4), which keeps every covariance valid (psd_safe then has nothing to do) and gives small
-    # Gaussians the orientation b's grid, set by the largest, rounds away. On all 24 Kodak
-    # images +0.03 / +0.04 / +0.03 dB at 0.25 / 0.5 / 1.0 bpp, MS-SSIM +0.00005 / +0.00065 /
-    # +0.00029, +0.05 dB at 0.75 bpp (after a grid fix; +0.03 / +0.04 at 0.5 / 1.0), but at
-    # 0.15 bpp MS-SSIM -0.0016 (BENCHMARKS.md §4, "The off-diagonal coded as the correlation
-    # rho"). Not yet the default. The fused kernels (LSQ+, the rate term and the code search,
-    # numba and Triton) know rho. ``gimg encode --covariance-form correlation`` asks for it
-    covariance_form: str = "b"
-    # "auto": "b" below correlation_from_bpp, "correlation" from it up (``covariance_form_at``,
-    # which ``encode_with_report`` applies; where no rate is known, as in a bare
-    # ``fit_and_quantize``, "auto" codes b)
-    correlation_from_bpp: float | None = None
+    # Gaussians the orientation b's grid, set by the largest, rounds away; "auto": "b" below
+    # correlation_from_bpp, "correlation" from it up (``covariance_form_at``, which
+    # ``encode_with_report`` applies; where no rate is known, as in a bare ``fit_and_quantize``,
+    # "auto" codes b). The correlation against b on all 24 Kodak images at equal rate: +0.03 /
+    # +0.05 / +0.04 / +0.11 / +0.10 dB at 0.5 / 0.75 / 1.0 / 1.25 / 1.5 bpp, MS-SSIM up at each
+    # (+0.00066 at 0.5); at 0.25 bpp +0.02 dB and MS-SSIM level, at 0.15 bpp -0.00 dB and
+    # MS-SSIM -0.0016 (BENCHMARKS.md §4, "The off-diagonal coded as the correlation rho" and
+    # "The correlation form as the default from 0.5 bpp"), so from 0.5 bpp up
+    covariance_form: str = "auto"
+    correlation_from_bpp: float | None = 0.5
     # rate term in QAT: loss = mse + rate_weight * mse_now * bits / pixels (mse_now the
     # current MSE, held constant), bits from ``rate_proxy.attribute_bits`` (order-0 cost of
     # the quantized a, b, c and colours, red and blue as residuals from green with
@@ -744,7 +743,7 @@ class FitConfig:
             qat=QATConfig(bits_covariance=10, bits_covariance_high_rate=None, position_steps_per_spacing=None,
                           bits_color=6, bits_color_high_rate=None, start_frac=0.12, init="minmax",
                           refit_colors=False, code_search_sweeps=0, psd_safe=False, rate_weight=0.0,
-                          base_samples_across=None),
+                          base_samples_across=None, covariance_form="b"),
         )
 
     def is_dense(self, n_max: int, pixels: int) -> bool:
