@@ -329,7 +329,7 @@ def encode_with_report(
     weight = qat.rate_weight_at(rate)
     if weight != qat.rate_weight:  # the fit reads one weight
         config = config.with_qat(rate_weight=weight)
-    form = qat.covariance_form_at(rate)
+    form = qat.covariance_form_at(rate, is_gray(arr))
     if form != qat.covariance_form:  # and one covariance form ("auto" resolved)
         config = config.with_qat(covariance_form=form)
     if not isinstance(bits, BitDepths):

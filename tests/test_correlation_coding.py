@@ -235,8 +235,9 @@ def test_an_encode_in_the_correlation_form_writes_coding_3_and_reports_its_file(
 
 def test_the_covariance_form_follows_the_rate_from_correlation_from_bpp():
     """``QATConfig.covariance_form`` "auto": from ``correlation_from_bpp`` up an encode codes b
-    as the correlation (payload coding 3), below it (or with no such rate, or at an unknown
-    rate) b itself; "b" and "correlation" hold at every rate; the rate must be positive."""
+    as the correlation (payload coding 3), below it (or with no such rate, at an unknown
+    rate, or for a grey image) b itself; "b" and "correlation" hold at every rate and for
+    grey images; the rate must be positive."""
     from gipp_codec.encoder import encode_with_report
     from gipp_codec.fit.config import FitConfig, QATConfig
 
@@ -245,6 +246,8 @@ def test_the_covariance_form_follows_the_rate_from_correlation_from_bpp():
     assert QATConfig(covariance_form="auto", correlation_from_bpp=None).covariance_form_at(3.0) == "b"
     assert QATConfig(covariance_form="correlation", correlation_from_bpp=2.0).covariance_form_at(0.1) == "correlation"
     assert QATConfig(covariance_form="b", correlation_from_bpp=2.0).covariance_form_at(3.0) == "b"
+    assert q.covariance_form_at(3.0, grey=True) == "b"  # "auto" codes b on grey images
+    assert QATConfig(covariance_form="correlation").covariance_form_at(3.0, grey=True) == "correlation"
     with pytest.raises(ConfigError, match="correlation_from_bpp"):
         FitConfig().with_qat(correlation_from_bpp=0.0).validate()
     yy, xx = np.mgrid[0:40, 0:48]
@@ -254,3 +257,5 @@ def test_the_covariance_form_follows_the_rate_from_correlation_from_bpp():
     codings = [read_info(encode_with_report(image, bpp=bpp, iterations=40, config=cfg)[0])["header"]["payload_coding"]
                for bpp in (1.0, 3.0)]
     assert codings == [2, 3]
+    grey = np.repeat(image[:, :, 1:2], 3, axis=2)  # a grey image: b at every rate
+    assert read_info(encode_with_report(grey, bpp=3.0, iterations=40, config=cfg)[0])["header"]["payload_coding"] == 2

@@ -52,6 +52,8 @@ PARTS = {
     "code search after QAT (all sweeps)": ("fit/code_search.py", "search_codes"),
     "code search after QAT, Triton (all sweeps)": ("fit/code_search_triton.py", "search_codes_triton"),  # CUDA
     "rate term, CPU kernel": ("fit/rate_proxy.py", "add_rate_gradients"),  # since f7086d8
+    "LSQ+ training step (kernels)": ("quant/lsq.py", "training_step"),
+    "QAT's fake quantizer, autograd form": ("quant/lsq.py", "forward_composed"),
     "rate term, torch form": ("fit/rate_proxy.py", "attribute_bits"),  # its backward is not inside
     "MSE of a render (torch)": ("fit/trainer.py", "_mse"),
     "autograd's backward (all calls)": ("~", "<method 'run_backward' of 'torch._C._EngineBase' objects>"),
@@ -86,8 +88,12 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--cpu-search", action="store_true",
                     help="run the code search after QAT on the CPU even where CUDA serves (QATConfig.code_search_on_gpu off)")
+    ap.add_argument("--covariance-form", choices=("auto", "b", "correlation"), default=None,
+                    help="QATConfig.covariance_form (default: the config's)")
     args = ap.parse_args(argv)
     config = FitConfig().with_qat(code_search_on_gpu=not args.cpu_search)
+    if args.covariance_form is not None:
+        config = config.with_qat(covariance_form=args.covariance_form)
     image = load_image(args.image)[0]
     encode_with_report(image[:32, :32], gaussians=20, iterations=5, config=config)  # load the kernels
     prof = cProfile.Profile()
@@ -110,6 +116,7 @@ def main(argv=None) -> int:
         print(f"  one {phase} iteration (no cProfile): median {v['median_ms']:.2f} ms over {v['iterations']}")
     if args.json:
         Path(args.json).write_text(json.dumps({"image": str(args.image), "bpp": args.bpp, "iterations": args.iterations,
+                                               "covariance_form": config.qat.covariance_form,
                                                "wall_seconds": wall, "parts": parts, "phases": phases}, indent=1))
     return 0
 

@@ -48,7 +48,7 @@ def _missed_rate_reason(report, bpp: float) -> str:
 @click.option("--covariance-form", type=click.Choice(["auto", "b", "correlation"]), default=None,
               help="How the off-diagonal covariance is coded: b itself, or the correlation b / sqrt(ac) "
                    "(format 1.4's payload coding 3, which decoders of 1.3 cannot read); auto: b below "
-                   "0.5 bpp, the correlation from 0.5 bpp up [default: auto; b with --paper].")
+                   "0.5 bpp and on grey images, the correlation from 0.5 bpp up [default: auto; b with --paper].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, no_base, covariance_form,
            as_json):

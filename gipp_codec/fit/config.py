@@ -184,11 +184,13 @@ class QATConfig:
     # Gaussians the orientation b's grid, set by the largest, rounds away; "auto": "b" below
     # correlation_from_bpp, "correlation" from it up (``covariance_form_at``, which
     # ``encode_with_report`` applies; where no rate is known, as in a bare ``fit_and_quantize``,
-    # "auto" codes b). The correlation against b on all 24 Kodak images at equal rate: +0.03 /
-    # +0.05 / +0.04 / +0.11 / +0.10 dB at 0.5 / 0.75 / 1.0 / 1.25 / 1.5 bpp, MS-SSIM up at each
-    # (+0.00066 at 0.5); at 0.25 bpp +0.02 dB and MS-SSIM level, at 0.15 bpp -0.00 dB and
+    # "auto" codes b). The correlation against b on all 24 Kodak images at equal rate: +0.05 /
+    # +0.06 / +0.02 / +0.11 / +0.10 / +0.16 dB at 0.5 / 0.75 / 1.0 / 1.25 / 1.5 / 2 bpp, MS-SSIM
+    # up at each (+0.00069 at 0.5); at 0.25 bpp +0.02 dB and MS-SSIM level, at 0.15 bpp -0.00 dB and
     # MS-SSIM -0.0016 (BENCHMARKS.md §4, "The off-diagonal coded as the correlation rho" and
-    # "The correlation form as the default from 0.5 bpp"), so from 0.5 bpp up
+    # "The correlation form as the default from 0.5 bpp"), so from 0.5 bpp up; grey images
+    # gained nothing (+0.03 / -0.01 / +0.00 dB at 0.5 / 0.75 / 1.0 bpp, MS-SSIM -0.0004 /
+    # -0.0003 / +0.0001, 6 / 7 / 4 of 24 up) and keep b
     covariance_form: str = "auto"
     correlation_from_bpp: float | None = 0.5
     # rate term in QAT: loss = mse + rate_weight * mse_now * bits / pixels (mse_now the
@@ -327,14 +329,15 @@ class QATConfig:
             return self.rate_weight
         return self.rate_weight * until / bpp
 
-    def covariance_form_at(self, bpp: float | None) -> str:
+    def covariance_form_at(self, bpp: float | None, grey: bool = False) -> str:
         """How a file of ``bpp`` bits per pixel codes the off-diagonal, "b" or "correlation":
         ``covariance_form``, or for "auto" "correlation" from ``correlation_from_bpp`` up and
-        "b" below it, where no such rate is set and where the rate is unknown (None)."""
+        "b" below it, where no such rate is set, where the rate is unknown (None) and for a
+        ``grey`` image (measured: no gain there, BENCHMARKS.md §4)."""
         if self.covariance_form != "auto":
             return self.covariance_form
         start = self.correlation_from_bpp
-        return "correlation" if start is not None and bpp is not None and bpp >= start else "b"
+        return "correlation" if start is not None and bpp is not None and bpp >= start and not grey else "b"
 
     def base_samples_across_at(self, bpp: float | None) -> float | None:
         """The base layer's samples across for a file of ``bpp`` bits per pixel:
