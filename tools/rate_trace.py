@@ -19,6 +19,7 @@ from gipp_codec.decoder import read_info
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.format.model import BitDepths
 from gipp_codec.imageio import load_image
+from gipp_codec.output_format import is_gray
 
 
 def main(argv=None) -> int:
@@ -32,12 +33,16 @@ def main(argv=None) -> int:
                    help="bit depths position,covariance,colour (default: the encoder's)")
     p.add_argument("--every", type=int, default=1000, help="record N every this many iterations")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--covariance-form", choices=("b", "correlation"), default=None,
+                   help="how b is coded (default: what the encoder's rule gives at this rate and image)")
     p.add_argument("--json", help="write the trace here too")
     args = p.parse_args(argv)
 
     image = load_image(args.image)[0]
     h, w = image.shape[:2]
     cfg = FitConfig().with_qat(init=args.init, resize_frac=args.resize_frac)
+    form = args.covariance_form or cfg.qat.covariance_form_at(args.bpp, is_gray(image))
+    cfg = cfg.with_qat(covariance_form=form)
     if args.bits is None:
         bits = encoder.default_depths(cfg.qat, None, args.bpp, w, h)
     else:
@@ -66,7 +71,7 @@ def main(argv=None) -> int:
     info = read_info(data)
     n_final = int(info["header"]["gaussian_count"])
     result = {
-        "image": args.image, "target_bpp": args.bpp, "bits": [bits.position, bits.covariance, bits.color], "iterations": args.iterations, "init": args.init,
+        "image": args.image, "target_bpp": args.bpp, "covariance_form": form, "bits": [bits.position, bits.covariance, bits.color], "iterations": args.iterations, "init": args.init,
         "resize_frac": args.resize_frac, "hook_calls": calls, "gaussians_every": counts,
         "final_gaussians": n_final, "final_bpp": 8 * len(data) / (h * w),
         "final_bits_per_gaussian": 8 * len(data) / max(1, n_final), "psnr": qreport.psnr,
