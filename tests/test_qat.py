@@ -252,6 +252,9 @@ def test_cpu_kernels_floor_matches_the_torch_path():
 
     assert float(lsq_kernels.LOG_FLOOR) == float(np.float32(lsq._LOG_FLOOR))
     assert (lsq_kernels.A, lsq_kernels.C) == lsq.LOG_CHANNELS and lsq_kernels.B == lsq.B_CHANNEL
+    from gipp_codec.fit import rate_kernels
+
+    assert (rate_kernels._A, rate_kernels._C) == lsq.LOG_CHANNELS and rate_kernels._B == lsq.B_CHANNEL
 
 
 def _image(h=16, w=24) -> np.ndarray:
