@@ -92,10 +92,10 @@ def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, conf
     """One fit + QAT + serialisation starting from N Gaussians; returns (bytes, QuantReport).
     With ``budget_bits``, a file over the budget is trimmed to it (``_trim_to_budget``).
     With a ``base`` layer the file carries it and the Gaussians are fitted on top of it."""
-    from gipp_codec.fit.api import correlation_form, fit_and_quantize
+    from gipp_codec.fit.api import fit_and_quantize
 
     h, w = arr.shape[:2]
-    corr = config is not None and correlation_form(config)  # b as a correlation: payload coding 3
+    corr = config is not None and config.qat.codes_correlation()  # b as a correlation: payload coding 3
 
     def file_of(qq, scales, offsets):
         return write_gimg(QuantizedGaussians(width=w, height=h, bits=bits, q=qq, scales=scales, offsets=offsets,

@@ -214,7 +214,7 @@ def _search(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, cfg: FitConf
     gray = is_gray(arr)
     channels = priced_channels(RATE_CHANNEL_SETS[qat.rate_channels], gray) if qat.rate_weight > 0 else ()
     residuals = qat.rate_color_residuals
-    corr = correlation_form(cfg)
+    corr = cfg.qat.codes_correlation()
     search, args, extra = search_codes, (render, target), {"correlation": corr}
     if qat.code_search_on_gpu and triton_path.serves(torch.empty(0, device=dev)):  # Triton on CUDA
         from gipp_codec.fit.code_search_triton import search_codes_triton as search
@@ -262,11 +262,6 @@ def _dequantize(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray, correlat
     except ImportError:
         return dequantize_reference(q, scales, offsets, correlation)
     return np.asarray(dequantize_rows(q, scales, offsets, correlation), dtype=np.float32)
-
-
-def correlation_form(cfg: FitConfig) -> bool:
-    """Whether ``cfg`` codes the off-diagonal as a correlation (payload coding 3)."""
-    return cfg.qat.covariance_form == "correlation"
 
 
 def fit_and_quantize(
@@ -327,7 +322,7 @@ def fit_and_quantize(
     if gray:  # the trainer kept them tied: this only makes sure
         q, (scales, offsets) = tie_codes(q), tie_grid(scales, offsets)
     h, w = arr.shape[:2]
-    corr = correlation_form(cfg)
+    corr = cfg.qat.codes_correlation()
     deq = _dequantize(q, scales, offsets, corr)  # [N, 8] float32
     m, c, col = (torch.from_numpy(np.ascontiguousarray(x)) for x in split_attributes(deq))
     keep = keep_mask(m, c, h, w, offscreen=True).numpy()

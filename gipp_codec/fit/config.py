@@ -329,6 +329,12 @@ class QATConfig:
             return self.rate_weight
         return self.rate_weight * until / bpp
 
+    def codes_correlation(self) -> bool:
+        """Whether a fit with this config codes b as the correlation (payload coding 3): only
+        "correlation" does; "auto" is resolved to "b" or "correlation" by
+        ``encode_with_report`` (``covariance_form_at``), and left as it is it codes b."""
+        return self.covariance_form == "correlation"
+
     def covariance_form_at(self, bpp: float | None, grey: bool = False) -> str:
         """How a file of ``bpp`` bits per pixel codes the off-diagonal, "b" or "correlation":
         ``covariance_form``, or for "auto" "correlation" from ``correlation_from_bpp`` up and

@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from gipp_codec.jit import njit
+from gipp_codec.quant.lsq_kernels import _correlation_root
 
 _OPTS = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 _LOG_FLOOR = 1e-12  # lsq._LOG_FLOOR: where the coding domain's log stops
@@ -65,7 +66,7 @@ def rate_gradient(rows, channels, is_log, scale, offset, qmax, factor, grad, wan
                 fa = np.float32(_LOG_FLOOR)
                 xa = np.float64(max(rows[i, _A], fa))
                 xc = np.float64(max(rows[i, _C], fa))
-                r = np.float32(math.sqrt(xa * xc))
+                r = np.float32(_correlation_root(rows[i, _A], rows[i, _C]))  # the quantizer's divisor
                 t = x / r
                 d = 1.0 / np.float64(r)
                 half = -0.5 * np.float64(t)

@@ -35,10 +35,6 @@ def _coded_value(x_ptr, x_stride, col, rows, live, scale_ptr, offset_ptr, qmax_p
     """v = min(max((t - offset) / scale, 0), qmax) of column ``col`` of rows [BLOCK] (float64
     holding a float32 value) and d v / d x (float64), as ``rate_gradient`` computes them."""
     x = tl.load(x_ptr + rows.to(tl.int64) * x_stride + col, mask=live, other=1.0)  # float32
-    s32 = tl.load(scale_ptr + ch)
-    o32 = tl.load(offset_ptr + ch)
-    qmax = tl.load(qmax_ptr + ch).to(tl.float64)
-    s = s32.to(tl.float64)
     if IS_LOG:
         low = x < LOG_FLOOR
         x64 = tl.where(low, 1.0, x.to(tl.float64))
@@ -47,6 +43,18 @@ def _coded_value(x_ptr, x_stride, col, rows, live, scale_ptr, offset_ptr, qmax_p
     else:
         t = x
         d = tl.full(x.shape, 1.0, tl.float64)
+    return _on_grid(t, d, scale_ptr, offset_ptr, qmax_ptr, ch)
+
+
+@triton.jit
+def _on_grid(t, d, scale_ptr, offset_ptr, qmax_ptr, ch):
+    """(v, d v / d x, qmax) of coding values t [BLOCK] (float32) on channel ``ch``'s grid:
+    v = min(max((t - offset) / scale, 0), qmax) (float64 holding a float32 value), with
+    ``d`` = d t / d x (float64) divided by the scale, 0 where clamped, halved at a tie with
+    qmax (as ``rate_gradient``)."""
+    s = tl.load(scale_ptr + ch).to(tl.float64)
+    o32 = tl.load(offset_ptr + ch)
+    qmax = tl.load(qmax_ptr + ch).to(tl.float64)
     diff = (t - o32).to(tl.float64)  # float32 subtraction, as numpy's
     u = (diff / s).to(tl.float32).to(tl.float64)  # float64 quotient rounded once: float32 division's value
     d = d / s
@@ -71,18 +79,7 @@ def _rho_value(covs_ptr, rows, live, scale_ptr, offset_ptr, qmax_ptr, LOG_FLOOR:
     c64 = tl.maximum(xc, LOG_FLOOR).to(tl.float64)
     r = tl.sqrt(a64 * c64).to(tl.float32)  # float64 sqrt is IEEE's
     t = tl.div_rn(xb, r)
-    s32 = tl.load(scale_ptr + 3)
-    o32 = tl.load(offset_ptr + 3)
-    qmax = tl.load(qmax_ptr + 3).to(tl.float64)
-    s = s32.to(tl.float64)
-    diff = (t - o32).to(tl.float64)
-    u = (diff / s).to(tl.float32).to(tl.float64)
-    d = 1.0 / r.to(tl.float64) / s
-    below = ~(u >= 0.0)
-    above = u > qmax
-    tie = u == qmax
-    u = tl.where(below, 0.0, tl.where(above, qmax, u))
-    d = tl.where(below | above, 0.0, tl.where(tie, 0.5 * d, d))
+    u, d, qmax = _on_grid(t, 1.0 / r.to(tl.float64), scale_ptr, offset_ptr, qmax_ptr, 3)
     keep = d * r.to(tl.float64)  # 1 / scale and the clamping, as d / d b has them
     half = -0.5 * t.to(tl.float64)
     da = tl.where((xa >= LOG_FLOOR) & (d != 0.0), half / a64 * keep, 0.0)

@@ -414,7 +414,7 @@ def train(
                 params = [_leaf(p[keep]) for p in params]
                 opt.replace(params, keep, 0)
             quant = LSQPlus(cfg.qat.bits(), psd_safe=cfg.qat.psd_safe,
-                            correlation=cfg.qat.covariance_form == "correlation").to(device)
+                            correlation=cfg.qat.codes_correlation()).to(device)
             rows = torch.cat([p.detach() for p in params], dim=1)  # [N, 8]
             _init_quantizer(quant, rows, cfg.qat.init, lambda r: _quantized_mse(r, renderer, target, base))
             if cfg.qat.position_hold == "initial":
