@@ -17,6 +17,9 @@ rate), one more encode runs with the budget corrected by the measured drift, and
 closer result is kept. Unless the config turns it off (``QATConfig.base_samples_across``),
 the file carries a base layer of the image's block means (``format.base_layer``) and the
 Gaussians are fitted to what it leaves; every file the rate control measures includes it.
+A one-colour image is written as that base layer alone, one 8-bit sample per channel, which
+decodes to it exactly (``one_colour_base``): Gaussians could only add error, and no rate
+or N asked for is spent.
 """
 
 import time
@@ -28,12 +31,13 @@ import numpy as np
 from gipp_codec.encode_memory import warn_if_short
 from gipp_codec.errors import ConfigError
 from gipp_codec.format import constants as K
-from gipp_codec.format.base_layer import BaseLayer, base_from_image, upsample
+from gipp_codec.format.base_layer import MAX_FACTOR_LOG2, BaseLayer, base_from_image, upsample
 from gipp_codec.format.container import write_gimg
 from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussians
 from gipp_codec.image_array import rgb_array
 from gipp_codec.imageio import ImageMetadata
 from gipp_codec.metrics import ms_ssim, psnr
+from gipp_codec.render.convention import to_uint8
 
 # First rate-control guess at 12/10/6: bits per Gaussian = the Morton-gap position code,
 # about log2(4**12 / N) + POSITION_EXCESS_BITS, plus ATTRIBUTE_BITS for covariance and colour
@@ -68,6 +72,7 @@ class EncodeReport:
     device: str = "cpu"
     target_bpp: float | None = None
     grey: bool = False  # a grey image, fitted with one colour per Gaussian (fit.gray): it decodes exactly grey
+    base_only: bool = False  # a one-colour image, written as its base layer alone (``one_colour_base``)
 
     def summary(self) -> dict:
         """JSON-friendly dict of the report."""
@@ -85,6 +90,25 @@ def _check_image(image) -> np.ndarray:
         raise ConfigError(f"a {w}x{h} image is over the .gimg limits (width and height at most "
                           f"{K.MAX_WIDTH}, {K.MAX_PIXELS} pixels in all)")
     return arr
+
+
+def one_colour_base(image: np.ndarray) -> BaseLayer | None:
+    """For an image uint8 [H, W, 3] of one colour, the base layer that alone decodes to it
+    exactly: 8-bit samples (a sample s is the value s / 255, which the decoder's rounding
+    returns as s) on the coarsest grid, ``MAX_FACTOR_LOG2``; None for any other image."""
+    if image.size == 0 or not np.array_equal(image, np.broadcast_to(image[:1, :1], image.shape)):
+        return None
+    h, w = image.shape[:2]
+    base = base_from_image(image, MAX_FACTOR_LOG2, 8)
+    return base if np.array_equal(to_uint8(upsample(base, w, h)), image) else None
+
+
+def _base_only_file(width: int, height: int, bits: BitDepths, base: BaseLayer, metadata) -> bytes:
+    """A .gimg file of no Gaussians over ``base`` (each channel's grid spans [0, 1])."""
+    levels = np.array([(1 << b) - 1 for b in bits.per_channel()], np.float64)  # [8]
+    empty = QuantizedGaussians(width=width, height=height, bits=bits, q=np.zeros((0, K.NUM_CHANNELS), np.uint16),
+                               scales=(1.0 / levels).astype(np.float32), offsets=np.zeros(K.NUM_CHANNELS, np.float32))
+    return write_gimg(empty, metadata, base=base)
 
 
 def _encode_once(arr, gaussians, iterations, bits: BitDepths, seed, device, config, metadata, progress,
@@ -342,6 +366,16 @@ def encode_with_report(
     base = None if f is None else base_from_image(arr, f, qat.base_bits)
     t0 = time.perf_counter()
     passes = 1
+    flat = None if qat.base_samples_across_at(rate) is None else one_colour_base(arr)  # where a base may be
+    if flat is not None:  # exact already: Gaussians could only add error
+        data = _base_only_file(w, h, bits, flat, metadata)
+        seconds = time.perf_counter() - t0
+        p, m, _ = _measure(data, arr)
+        return data, EncodeReport(
+            bytes=len(data), bpp=len(data) * 8 / (h * w), psnr=p, ms_ssim=m, gaussians=0, seconds=seconds,
+            width=w, height=h, bits=(bits.position, bits.covariance, bits.color), bits_per_gaussian=None,
+            psnr_encoder=p, iterations=0, passes=0, device="cpu", target_bpp=bpp, grey=is_gray(arr),
+            base_only=True)
     if gaussians is not None:
         data, qreport = _encode_once(arr, gaussians, iterations, bits, seed, device, config, metadata, progress,
                                      base=base)

@@ -558,3 +558,49 @@ def test_a_file_of_no_gaussians_reports_no_bits_per_gaussian(monkeypatch):
     assert report.gaussians == 0 and report.bits_per_gaussian is None
     assert report.summary()["bits_per_gaussian"] is None
     assert read_info(data)["header"]["gaussian_count"] == 0
+
+
+@pytest.mark.parametrize("h,w,colour", [(1, 1, (7, 200, 13)), (7, 3, (0, 0, 0)), (3, 1100, (255, 255, 255)),
+                                        (40, 48, (200, 120, 40)), (9, 9, (77, 77, 77))])
+def test_a_one_colour_image_is_its_base_layer_alone(h, w, colour):
+    """A one-colour image of any size (a grid of more than one sample past 1024 pixels) is
+    written as a base layer alone that decodes to it exactly, at any rate or N asked for."""
+    img = np.empty((h, w, 3), np.uint8)
+    img[...] = colour
+    for kwargs in ({"bpp": 0.5}, {"bpp": 8.0}, {"gaussians": 50}):
+        data, report = encode_with_report(img, iterations=20, **kwargs)
+        assert report.base_only and report.gaussians == 0 and report.passes == 0
+        assert report.psnr == math.inf and report.bits_per_gaussian is None
+        assert np.array_equal(decode(data), img)
+        info = read_info(data)
+        assert info["header"]["gaussian_count"] == 0 and info["base"]["sample_bits"] == 8
+        assert len(data) < 200
+
+
+def test_only_a_one_colour_image_takes_the_base_layer_alone():
+    """One pixel off, or a config without a base layer (``--no-base``), and the Gaussians are fitted."""
+    from gipp_codec.encoder import one_colour_base
+    from gipp_codec.fit.config import FitConfig
+
+    img = np.full((16, 20, 3), 90, np.uint8)
+    assert one_colour_base(img) is not None
+    img[3, 4, 2] = 91
+    assert one_colour_base(img) is None
+    data, report = encode_with_report(img, gaussians=8, iterations=20)
+    assert not report.base_only and report.gaussians > 0
+    flat = np.full((16, 20, 3), 90, np.uint8)
+    no_base = FitConfig().with_qat(base_samples_across=None, covariance_form="b")
+    data, report = encode_with_report(flat, gaussians=8, iterations=20, config=no_base)
+    assert not report.base_only and read_info(data)["base"] is None
+
+
+def test_cli_says_a_one_colour_image_needs_no_gaussians(tmp_path):
+    """Instead of a missed-target warning, one line says why the file is so small."""
+    png = tmp_path / "flat.png"
+    Image.fromarray(np.full((32, 32, 3), (10, 20, 30), np.uint8)).save(png)
+    res = CliRunner().invoke(cli, ["encode", str(png), str(tmp_path / "f.gimg"), "--bpp", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    assert "warning" not in res.stderr
+    assert "one colour" in res.stderr and "not spent" in res.stderr
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["base_only"] is True and summary["gaussians"] == 0 and summary["psnr"] is None

@@ -89,7 +89,11 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     else:
         data, report = encode_with_report(image, **kwargs)
     atomic_write_bytes(output_path, data)
-    if bpp is not None and abs(report.bpp / bpp - 1.0) > BPP_PROMISE:
+    if report.base_only:
+        click.echo("gimg: the image is one colour: its base layer alone decodes to it exactly, so the file "
+                   "holds no Gaussians" + ("" if bpp is None and gaussians is None else
+                                           " and the rate or count asked for is not spent"), err=True)
+    elif bpp is not None and abs(report.bpp / bpp - 1.0) > BPP_PROMISE:
         click.echo(f"gimg: warning: {report.bpp:.4f} bpp is {100 * (report.bpp / bpp - 1.0):+.1f} % from the "
                    f"target {bpp} (more than {100 * BPP_PROMISE:.0f} %; {_missed_rate_reason(report, bpp)})", err=True)
     summary = {"input": str(input_path), "output": str(output_path), **report.summary()}
