@@ -5,13 +5,33 @@ runs; an interrupt while the CLI and its commands are still being imported (the 
 few tenths of a second) would otherwise print a traceback.
 """
 
+import os
 import sys
 
 EXIT_INTERRUPTED = 130
+EXIT_USER_ERROR = 2
+
+
+def _thread_count_problem() -> str | None:
+    """What is wrong with ``NUMBA_NUM_THREADS`` (README: the kernels' thread count), or None.
+    numba reads it on import and fails with a traceback on 0 or less, and warns over several
+    lines and ignores it when it is not a number."""
+    value = os.environ.get("NUMBA_NUM_THREADS")
+    if value is None:
+        return None
+    try:
+        ok = int(value) >= 1
+    except ValueError:
+        ok = False
+    return None if ok else f"NUMBA_NUM_THREADS must be a whole number of threads, 1 or more, got {value!r}"
 
 
 def main() -> None:
     """Import and run the CLI; Ctrl-C at any point is one line on stderr and exit 130."""
+    problem = _thread_count_problem()
+    if problem is not None:
+        sys.stderr.write(f"gimg: error: {problem}\n")
+        sys.exit(EXIT_USER_ERROR)
     try:
         from gipp_codec.cli import main as cli_main
 

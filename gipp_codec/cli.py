@@ -8,7 +8,6 @@ stdout exits 141 quietly, as a program killed by SIGPIPE would. No traceback rea
 anything they can cause.
 """
 
-import os
 import signal
 import sys
 import threading
@@ -16,20 +15,32 @@ import warnings
 
 import click
 
+from gipp_codec import stop
 from gipp_codec.errors import GimgError, GimgWarning
+from gipp_codec.stdio import silence_stdout
+from gipp_codec.stop import Terminated
 
 EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program killed by SIGPIPE (128 + 13)
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as for a program the signal killed
 
 
-class Terminated(BaseException):
-    """Raised in the main thread by SIGTERM (``kill``, a job scheduler's stop), so that the
-    work unwinds as for Ctrl-C: no temporary file is left behind, one line says why."""
-
-
 def _raise_terminated(signum, frame):
+    stop.record(Terminated)  # in case a ctypes callback swallows the exception (``gipp_codec.stop``)
     raise Terminated()
+
+
+def _raise_interrupted(signum, frame):
+    stop.record(KeyboardInterrupt)
+    raise KeyboardInterrupt
+
+
+def _unraisable(info) -> None:
+    """``sys.unraisablehook`` for the CLI: a stop swallowed by a ctypes callback is not shown
+    (``gipp_codec.stop`` raises it again at the next check); anything else is, as Python would."""
+    if info.exc_type is not None and issubclass(info.exc_type, (KeyboardInterrupt, Terminated)):
+        return
+    sys.__unraisablehook__(info)
 
 
 class _GimgGroup(click.Group):
@@ -39,7 +50,7 @@ class _GimgGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GimgError as exc:
-            click.echo(f"gimg: error: {exc}", err=True)
+            click.echo(f"gimg: error: {one_line(str(exc))}", err=True)
             sys.exit(EXIT_USER_ERROR)
         except MemoryError:
             click.echo("gimg: error: out of memory", err=True)
@@ -51,7 +62,7 @@ class _GimgGroup(click.Group):
             click.echo("gimg: terminated", err=True)
             sys.exit(EXIT_TERMINATED)
         except BrokenPipeError:  # the reader of an output on stdout ('-') stopped reading
-            _quiet_stdout()
+            silence_stdout()
             sys.exit(EXIT_BROKEN_PIPE)
         except Exception as exc:
             # A signal's exception raised while a C extension (a numba dispatcher, torch) was
@@ -67,6 +78,12 @@ class _GimgGroup(click.Group):
             raise
 
 
+def one_line(text: str) -> str:
+    """``text`` with its control characters (a newline in a file name) written as escapes, so
+    that a message stays one line."""
+    return "".join(c if c >= " " and c != "\x7f" else repr(c)[1:-1] for c in text)
+
+
 def _stop_in_chain(exc: BaseException) -> BaseException | None:
     """The Terminated or KeyboardInterrupt among ``exc``'s causes and contexts, if any."""
     seen = set()
@@ -76,16 +93,6 @@ def _stop_in_chain(exc: BaseException) -> BaseException | None:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
-
-
-def _quiet_stdout() -> None:
-    """Point stdout at the null device, so that Python's flush at exit does not report the
-    closed pipe a second time."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
 
 
 @click.group(cls=_GimgGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,7 +113,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     """``warnings.showwarning`` for the CLI: a GimgWarning is one ``gimg: warning: ...`` line;
     any other warning is shown as Python shows it."""
     if issubclass(category, GimgWarning):
-        click.echo(f"gimg: warning: {message}", err=True)
+        click.echo(f"gimg: warning: {one_line(str(message))}", err=True)
     else:
         _python_show_warning(message, category, filename, lineno, file, line)
 
@@ -117,7 +124,9 @@ _python_show_warning = warnings.showwarning
 def main() -> None:
     """Console-script entry point."""
     warnings.showwarning = _show_warning
+    sys.unraisablehook = _unraisable
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
+        signal.signal(signal.SIGINT, _raise_interrupted)
     _register()
     cli(prog_name="gimg")

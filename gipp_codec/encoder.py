@@ -331,7 +331,7 @@ def encode_with_report(
     ``FitConfig.paper()``: the paper's 12/10/6 at every rate). The QAT rate term's weight
     (``QATConfig.rate_weight_at``), the covariance form (``QATConfig.covariance_form_at``)
     and the base layer's grid (``QATConfig.base_factor_log2``) follow the same rate."""
-    from gipp_codec.fit.api import check_seed
+    from gipp_codec.fit.api import check_gaussians, check_seed
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.output_format import is_gray
 
@@ -346,6 +346,8 @@ def encode_with_report(
     if bpp is not None and (isinstance(bpp, bool) or not (isinstance(bpp, (int, float, np.integer, np.floating))
                                                          and np.isfinite(bpp) and 0 < bpp <= MAX_BPP)):
         raise ConfigError(f"bpp must be a number in (0, {MAX_BPP}], got {bpp!r}")
+    bpp = None if bpp is None else float(bpp)  # a numpy scalar would carry its type into derived settings
+    gaussians = None if gaussians is None else check_gaussians(gaussians, w, h)
     config.validate()
     if bits is None:
         bits = default_depths(qat, gaussians, bpp, w, h)
@@ -357,7 +359,8 @@ def encode_with_report(
     if form != qat.covariance_form:  # and one covariance form ("auto" resolved)
         config = config.with_qat(covariance_form=form)
     if not isinstance(bits, BitDepths):
-        if isinstance(bits, (str, bytes)) or not hasattr(bits, "__len__") or len(bits) != 3:
+        if (isinstance(bits, (str, bytes)) or not hasattr(bits, "__len__") or len(bits) != 3
+                or any(isinstance(b, bool) for b in bits)):
             raise ConfigError(f"bits must be three bit depths (position, covariance, colour), got {bits!r}")
         bits = BitDepths(*bits)
     bits.check(ConfigError)

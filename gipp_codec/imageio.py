@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from gipp_codec import stop
 from gipp_codec.errors import GimgError, GimgWarning, InputImageError
 from gipp_codec.output_format import PNG, encode_image, output_format
 from gipp_codec.stdio import check_stdout, display_name, is_stdio, read_stdin, write_stdout
@@ -61,9 +62,25 @@ def _gray16_to_8(arr: np.ndarray) -> np.ndarray:
     return out
 
 
+def _colour_key_used(im: Image.Image) -> bool:
+    """Whether a grey or RGB image with a colour key (PNG's tRNS chunk, Pillow's
+    ``info["transparency"]``: one grey level or one RGB triple that is transparent) has a
+    pixel of that colour."""
+    key = im.info.get("transparency")
+    if key is None or isinstance(key, bytes):  # bytes: a palette's alphas, handled by the mode P branch
+        return False
+    arr = np.asarray(im.convert("L") if im.mode == "1" else im)  # [H, W] or [H, W, C]
+    if isinstance(key, tuple):
+        return arr.ndim == 3 and bool(np.any(np.all(arr[..., :len(key)] == np.asarray(key), axis=-1)))
+    return arr.ndim == 2 and bool(np.any(arr == key))
+
+
 def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
     """Convert a Pillow image of any supported mode to uint8 [H, W, 3]."""
     mode = im.mode
+    if mode != "P" and _colour_key_used(im):
+        raise InputImageError(f"{name}: image has transparent pixels (a colour key); gimg codes RGB only, "
+                              "flatten the alpha first")
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         mode = im.mode
@@ -95,6 +112,8 @@ def read_input_bytes(path: str | os.PathLike, kind: str, error: type[GimgError] 
     names what was expected, e.g. "an image file")."""
     if is_stdio(path):
         return read_stdin(kind, error, max_bytes)
+    if not os.fspath(path):
+        raise error(f"an empty file name; expected {kind}")
     path = Path(path)
     try:
         if not path.exists():
@@ -241,6 +260,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     file gets the umask's permissions; a regular file it replaces keeps its own. Any OS
     failure (disk full, permissions, name too long) is a GimgError, with nothing left behind.
     ``-`` writes the bytes, all made beforehand, to standard output (``stdio.write_stdout``)."""
+    stop.check()  # a Ctrl-C that a ctypes callback swallowed still stops before any output
     if is_stdio(path):
         write_stdout(data)
         return
@@ -257,6 +277,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
                 os.chmod(tmp, stat.S_IMODE(old.st_mode))
         except FileNotFoundError:
             pass
+        stop.check()
         os.replace(tmp, target)
     except BaseException as exc:
         if tmp is not None:

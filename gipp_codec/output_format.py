@@ -92,6 +92,26 @@ def encode_image(image: np.ndarray, fmt: str = PNG, icc_profile: bytes | None = 
     elif held:
         warnings.warn(f"{display_name(name, output=True) if name else 'the output'}: {fmt} cannot carry the "
                       f"image's {' and '.join(held)}, left out (PNG and TIFF keep them)", GimgWarning, stacklevel=2)
+    if fmt != PNG and kwargs.get("exif"):  # TIFF parses the block: a damaged one fails or warns there
+        data = _save_checking_exif(im, fmt, kwargs)
+        if data is not None:
+            return data
+        warnings.warn(f"{display_name(name, output=True) if name else 'the output'}: the image's EXIF block is "
+                      f"damaged (not valid TIFF data), left out of the {fmt} file", GimgWarning, stacklevel=2)
+        kwargs = {k: v for k, v in kwargs.items() if k != "exif"}
     buf = io.BytesIO()
     im.save(buf, format=fmt, **kwargs)
     return buf.getvalue()
+
+
+def _save_checking_exif(im: Image.Image, fmt: str, kwargs: dict) -> bytes | None:
+    """The bytes of ``im`` saved as ``fmt`` with ``kwargs``' EXIF block, or None when Pillow
+    fails or warns on that block (a carried EXIF block is the input's, unchecked)."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            im.save(buf, format=fmt, **kwargs)
+        except Exception:  # noqa: BLE001 - Pillow raises SyntaxError, struct.error, ValueError, ...
+            return None
+    return None if caught else buf.getvalue()

@@ -165,6 +165,16 @@ def status(directory: Path | None = None) -> tuple[bool, str]:
     return True, f"current ({directory / manifest['file']})"
 
 
+def check(directory: Path | None = None) -> tuple[bool, str]:
+    """(usable, why) as ``status``, and a build that ``status`` calls current is also loaded:
+    a damaged library file is reported rather than passed as current."""
+    directory = prebuilt_dir() if directory is None else directory
+    usable, why = status(directory)
+    if usable and load(directory) is None:
+        return False, f"damaged: the build in {directory} does not load; run `gimg compile-decoder` again"
+    return usable, why
+
+
 def load(directory: Path | None = None) -> Prebuilt | None:
     """The prebuilt decoder in ``directory`` (default: ``prebuilt_dir()``) if it is built for
     these sources and this Python, else None. Never imports numba."""

@@ -50,9 +50,50 @@ def read_stdin(kind: str, error: type[GimgError] = GimgError, max_bytes: int | N
 
 
 def check_stdout() -> None:
-    """A GimgError unless standard output can take binary data (it is not a terminal)."""
-    if sys.stdout is None or _is_terminal(sys.stdout):
+    """A GimgError unless standard output can take binary data (it is open and not a terminal)."""
+    if sys.stdout is None or _closed(sys.stdout):
+        raise GimgError("standard output is closed; redirect it to a file or a pipe, or name an output file")
+    if _is_terminal(sys.stdout):
         raise GimgError("standard output is a terminal; redirect it to a file or a pipe, or name an output file")
+
+
+def _closed(stream) -> bool:
+    """Whether ``stream`` or the file descriptor under it is closed (a shell's ``>&-``)."""
+    try:
+        if stream.closed:
+            return True
+        os.fstat(stream.fileno())
+    except (AttributeError, ValueError, OSError):
+        return True
+    return False
+
+
+def silence_stdout() -> None:
+    """Point standard output at the null device, so that Python's flush at exit does not
+    report a write that already failed (a closed pipe, a full disk) a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
+def echo_line(text: str, err: bool = False) -> None:
+    """``click.echo(text, err=err)``; a failed write to standard output (a full disk, a closed
+    stream) is a GimgError, and a reader that closed the pipe early raises BrokenPipeError (the
+    command line exits quietly, as for ``write_stdout``)."""
+    import click
+
+    if err:
+        click.echo(text, err=True)
+        return
+    try:
+        click.echo(text)
+    except BrokenPipeError:
+        raise
+    except (OSError, ValueError) as exc:
+        silence_stdout()
+        raise GimgError(f"standard output: cannot write ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def write_stdout(data: bytes) -> None:

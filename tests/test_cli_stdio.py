@@ -203,3 +203,49 @@ def test_a_terminal_sees_the_bar_prepare_then_count_down(files):
     assert shown.index("preparing") < shown.index("float N=")
     assert " left" in shown and "qat N=" in shown
     assert (files / "bar.gimg").stat().st_size > 0
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [("info", "in.gimg"), ("info", "in.gimg", "--json"),
+                                  ("encode", "image.png", "out.gimg", *TINY_ENCODE)])
+def test_a_summary_standard_output_cannot_take_is_one_line_and_exit_2(files, args):
+    """A full disk under standard output (``/dev/full``): the same one line as for a file
+    written to ``-``, not a traceback."""
+    with open("/dev/full", "wb") as full:
+        r = gimg(*(files / a if a.endswith((".gimg", ".png")) else a for a in args), stdout=full)
+    assert r.returncode == 2
+    assert r.stderr.decode() == "gimg: error: standard output: cannot write (No space left on device)\n"
+
+
+def test_a_closed_standard_output_is_named_closed(files):
+    """``>&-``: the output ``-`` is refused as closed, not as a terminal."""
+    r = subprocess.run(["sh", "-c", f'"{sys.executable}" -m gipp_codec decode "{files / "in.gimg"}" - >&-'],
+                       stderr=subprocess.PIPE, timeout=300)
+    assert r.returncode == 2 and b"standard output is closed" in r.stderr
+
+
+def test_options_and_names_found_wrong_by_a_robustness_audit(files):
+    """One ``gimg: error:`` line and exit 2 each: a file name holding a newline (escaped, so
+    the message stays one line), a folder or an empty name as the input, --no-base with the
+    correlation form (format 1.2 against 1.4), a Gaussian count past 2^64, and a
+    NUMBA_NUM_THREADS numba would fail on or ignore."""
+    cases = [
+        (("decode", files / "miss\ning.gimg", files / "o.png"), "miss\\ning.gimg: no such file"),
+        (("info", files), "is a directory, expected a .gimg file"),
+        (("info", ""), "an empty file name"),
+        (("encode", files / "image.png", files / "o.gimg", "--no-base", "--covariance-form", "correlation"),
+         "--no-base writes a file that decoders of format 1.2 read"),
+        (("encode", files / "image.png", files / "o.gimg", "--gaussians", str(2 ** 64)), "is too large"),
+    ]
+    for args, needle in cases:
+        r = gimg(*args)
+        lines = r.stderr.decode().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("gimg: error:"), r.stderr
+        assert needle in lines[0], lines[0]
+    for value in ("0", "abc"):
+        r = subprocess.run([sys.executable, "-c", "from gipp_codec._entry import main; main()", "info",
+                            str(files / "in.gimg")], env={**os.environ, "NUMBA_NUM_THREADS": value},
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and r.stderr == (f"gimg: error: NUMBA_NUM_THREADS must be a whole number of "
+                                                  f"threads, 1 or more, got '{value}'\n")
+    assert sorted(p.name for p in files.iterdir()) == ["image.png", "in.gimg"]

@@ -567,7 +567,7 @@ def test_a_one_colour_image_is_its_base_layer_alone(h, w, colour):
     written as a base layer alone that decodes to it exactly, at any rate or N asked for."""
     img = np.empty((h, w, 3), np.uint8)
     img[...] = colour
-    for kwargs in ({"bpp": 0.5}, {"bpp": 8.0}, {"gaussians": 50}):
+    for kwargs in ({"bpp": 0.5}, {"bpp": 8.0}, {"gaussians": min(50, 4 * h * w)}):
         data, report = encode_with_report(img, iterations=20, **kwargs)
         assert report.base_only and report.gaussians == 0 and report.passes == 0
         assert report.psnr == math.inf and report.bits_per_gaussian is None
@@ -604,3 +604,16 @@ def test_cli_says_a_one_colour_image_needs_no_gaussians(tmp_path):
     assert "one colour" in res.stderr and "not spent" in res.stderr
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["base_only"] is True and summary["gaussians"] == 0 and summary["psnr"] is None
+
+
+def test_numpy_scalar_rates_and_bool_depths():
+    """A numpy float rate works as a Python float does (its type once leaked into the rate
+    term's weight and failed validation); a bool is not a bit depth."""
+    img = _image(16, 16)
+    for bpp in (np.float32(1.0), np.float16(1.0), np.float64(1.0)):
+        _, report = encode_with_report(img, bpp=bpp, iterations=20)
+        assert report.target_bpp == 1.0 and type(report.target_bpp) is float
+    with pytest.raises(ConfigError, match="three bit depths"):
+        encode_with_report(img, bits=(True, 7, 6), iterations=20)
+    with pytest.raises(ConfigError, match="too large"):
+        encode_with_report(img, gaussians=10 ** 30, iterations=20)

@@ -73,6 +73,23 @@ def test_opaque_rgba_accepted_transparent_refused():
         decode_image_bytes(_png_bytes(Image.fromarray(arr, mode="RGBA")))
 
 
+def _keyed_png(arr: np.ndarray, key) -> bytes:
+    return _png_bytes(Image.fromarray(arr), transparency=key)
+
+
+def test_a_used_colour_key_is_refused_an_unused_one_is_not():
+    """PNG's colour key (tRNS on a grey or RGB image) makes the pixels of one colour
+    transparent: refused as RGBA's transparent pixels are, unless no pixel has that colour."""
+    rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)  # [4, 5, 3], distinct triples
+    with pytest.raises(InputImageError, match="transparent pixels .a colour key."):
+        decode_image_bytes(_keyed_png(rgb, tuple(int(v) for v in rgb[2, 3])))
+    assert np.array_equal(decode_image_bytes(_keyed_png(rgb, (255, 254, 253)))[0], rgb)
+    grey = np.arange(20, dtype=np.uint8).reshape(4, 5)  # [4, 5]
+    with pytest.raises(InputImageError, match="transparent"):
+        decode_image_bytes(_keyed_png(grey, 7))
+    assert np.array_equal(decode_image_bytes(_keyed_png(grey, 200))[0][..., 0], grey)
+
+
 def test_icc_profile_carried(tmp_path):
     icc = b"fake-icc-profile-bytes" * 4
     arr = np.zeros((2, 2, 3), dtype=np.uint8)

@@ -74,6 +74,31 @@ def test_png_and_tiff_keep_the_metadata_ppm_and_bmp_warn(tmp_path):
         save_image(tmp_path / "plain.bmp", image)
 
 
+@pytest.mark.parametrize("exif", [b"\x00\x01garbage-not-tiff-header" * 2,
+                                  b"MM\x00\x2a\x00\x00\x00\x08\x00\x05\x01\x0e"])  # not TIFF; truncated
+def test_a_damaged_exif_block_is_left_out_of_a_tiff_with_one_warning(tmp_path, exif):
+    """A carried EXIF block is the input's, unchecked: one Pillow cannot write into a TIFF (or
+    warns on) is left out with one GimgWarning, and the TIFF holds the exact pixels; a PNG
+    carries it as it is. From the command line: exit 0 and one ``gimg: warning:`` line."""
+    image = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)  # [4, 5, 3]
+    meta = ImageMetadata(exif=exif)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        save_image(tmp_path / "m.tif", image, meta)
+    assert [type(w.message) for w in caught] == [GimgWarning] and "EXIF block is damaged" in str(caught[0].message)
+    assert np.array_equal(load_image(tmp_path / "m.tif")[0], image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        save_image(tmp_path / "m.png", image, meta)
+    gimg = tmp_path / "e.gimg"
+    gimg.write_bytes(write_gimg(synthetic_quantized(20, 5, 4, seed=2), meta))
+    res = subprocess.run([sys.executable, "-m", "gipp_codec", "decode", str(gimg), str(tmp_path / "d.tif")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gimg: warning:") and "EXIF" in lines[0]
+
+
 def test_the_cli_refuses_a_lossy_extension_before_decoding_and_writes_nothing(tmp_path, gimg_bytes):
     src = tmp_path / "in.gimg"
     src.write_bytes(gimg_bytes)

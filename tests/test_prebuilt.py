@@ -93,6 +93,12 @@ def test_a_stale_or_missing_build_is_not_used(built, tmp_path):
     manifest = json.loads((damaged / prebuilt.MANIFEST_NAME).read_text())
     (damaged / manifest["file"]).write_bytes(b"\x7fELF truncated")
     assert prebuilt.status(damaged)[0] and prebuilt.load(damaged) is None  # current, but unloadable
+    usable, why = prebuilt.check(damaged)
+    assert not usable and "does not load" in why  # what --check reports
+    r = subprocess.run([sys.executable, "-m", "gipp_codec", "compile-decoder", "--check"], env=_env(damaged),
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 1 and "damaged" in r.stdout
+    assert prebuilt.check(built)[0]
     (damaged / prebuilt.MANIFEST_NAME).write_text("[1, 2]")
     assert not prebuilt.status(damaged)[0] and prebuilt.load(damaged) is None
     # the CLI still decodes (on the JIT) and --check says why the build is not used

@@ -14,6 +14,7 @@ from gipp_codec.commands.json_line import emit_json, summary_to_stderr
 from gipp_codec.errors import ConfigError
 from gipp_codec.imageio import DEFAULT_PNG_LEVEL
 from gipp_codec.stdio import display_name
+from gipp_codec.stdio import echo_line
 
 
 def _missed_rate_reason(report, bpp: float) -> str:
@@ -27,8 +28,8 @@ def _missed_rate_reason(report, bpp: float) -> str:
 
 
 @click.command("encode")
-@click.argument("input_path", metavar="IN.png", type=click.Path(dir_okay=False))
-@click.argument("output_path", metavar="OUT.gimg", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="IN.png", type=click.Path(readable=False))
+@click.argument("output_path", metavar="OUT.gimg", type=click.Path(readable=False))
 @click.option("--gaussians", "-n", type=int, default=None,
               help="Number of Gaussians N (at most: those that leave the image or collapse are dropped).")
 @click.option("--bpp", type=float, default=None,
@@ -60,6 +61,9 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     from gipp_codec.imageio import atomic_write_bytes, check_distinct_paths, check_output_path, load_image
 
     gaussians, bpp = resolve_rate(gaussians, bpp, ("--gaussians N", "--bpp B"))
+    if no_base and covariance_form == "correlation":
+        raise ConfigError("--no-base writes a file that decoders of format 1.2 read, and --covariance-form "
+                          "correlation needs format 1.4: give one of them")
     if gaussians is not None and gaussians <= 0:
         raise ConfigError(f"--gaussians must be >= 1, got {gaussians}")
     if bpp is not None and not 0 < bpp <= MAX_BPP:
@@ -102,15 +106,15 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
         return
     ms = "n/a (image too small)" if report.ms_ssim is None else f"{report.ms_ssim:.4f}"
     per_gaussian = "" if report.bits_per_gaussian is None else f"{report.bits_per_gaussian:.1f} bits/Gaussian, "
-    click.echo(f"{display_name(output_path, output=True)}: {report.width}x{report.height}, {report.gaussians} "
-               f"Gaussians, {report.bytes} bytes, {report.bpp:.4f} bpp ({per_gaussian}"
-               f"depths {'/'.join(str(b) for b in report.bits)}{', grey' if report.grey else ''})", err=to_stderr)
-    click.echo(f"PSNR {report.psnr:.2f} dB, MS-SSIM {ms}, {report.seconds:.1f} s on {report.device}", err=to_stderr)
+    echo_line(f"{display_name(output_path, output=True)}: {report.width}x{report.height}, {report.gaussians} "
+              f"Gaussians, {report.bytes} bytes, {report.bpp:.4f} bpp ({per_gaussian}"
+              f"depths {'/'.join(str(b) for b in report.bits)}{', grey' if report.grey else ''})", err=to_stderr)
+    echo_line(f"PSNR {report.psnr:.2f} dB, MS-SSIM {ms}, {report.seconds:.1f} s on {report.device}", err=to_stderr)
 
 
 @click.command("decode")
-@click.argument("input_path", metavar="IN.gimg", type=click.Path(dir_okay=False))
-@click.argument("output_path", metavar="OUT.png", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="IN.gimg", type=click.Path(readable=False))
+@click.argument("output_path", metavar="OUT.png", type=click.Path(readable=False))
 @click.option("--png-level", type=click.IntRange(0, 9), default=DEFAULT_PNG_LEVEL, show_default=True,
               help="zlib compression level of a PNG output (9: smallest, slowest).")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
@@ -135,7 +139,7 @@ def decode(input_path, output_path, png_level, device, as_json):
     if as_json:
         emit_json(facts)
     else:
-        click.echo(
+        echo_line(
             f"{display_name(output_path, output=True)}: {facts['width']}x{facts['height']}, "
             f"{facts['gaussians']} Gaussians, {facts['bytes']} bytes, {facts['bpp']:.4f} bpp"
             + (", grey (one channel)" if facts["grey"] else ""), err=to_stderr
@@ -154,7 +158,7 @@ def _prebuilt_hint() -> None:
     that makes later decodes start faster (README, ``compile-decoder``)."""
     from gipp_codec import prebuilt
 
-    usable, why = prebuilt.status()
+    usable, why = prebuilt.check()
     if not usable:
         click.echo(f"gimg: note: decoded on numba's JIT; the prebuilt decoder is {why} "
                    f"(once, for a faster start of every later decode)", err=True)
@@ -193,7 +197,7 @@ def _format_info(info: dict) -> str:
 
 
 @click.command("info")
-@click.argument("input_path", metavar="IN.gimg", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="IN.gimg", type=click.Path(readable=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def info(input_path, as_json):
     """Show the header fields and the bits spent per attribute of IN.gimg (- reads standard input)."""
@@ -206,4 +210,4 @@ def info(input_path, as_json):
     if as_json:
         emit_json({"input": str(input_path), **facts})
     else:
-        click.echo(_format_info(facts))
+        echo_line(_format_info(facts))

@@ -10,15 +10,16 @@ import click
 
 from gipp_codec.commands.json_line import emit_json, summary_to_stderr
 from gipp_codec.errors import ConfigError
+from gipp_codec.stdio import echo_line
 
 
 @click.command("fit")
-@click.argument("image", type=click.Path(dir_okay=True, path_type=str))
+@click.argument("image", type=click.Path(readable=False, path_type=str))
 @click.option("--gaussians", "-n", type=int, required=True, help="Number of Gaussians (N max).")
 @click.option("--iterations", "-i", type=int, default=None, help="Optimisation steps (default: the config's).")
-@click.option("--preview", type=click.Path(dir_okay=False, path_type=str), default=None,
+@click.option("--preview", type=click.Path(readable=False, path_type=str), default=None,
               help="Write the rendered image here: PNG, or PPM/BMP/TIFF by the extension.")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+@click.option("--out", "out_path", type=click.Path(readable=False, path_type=str), default=None,
               help="Keep the representation as a lossless float32 .gimg file (gimg decode re-renders it).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (deterministic on CPU).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -82,12 +83,12 @@ def fit(image, gaussians, iterations, preview, out_path, seed, device, paper, ba
         emit_json(summary)
         return
     ms = "n/a (image too small)" if result.ms_ssim is None else f"{result.ms_ssim:.4f}"
-    click.echo(f"{display_name(image)}: {arr.shape[1]}x{arr.shape[0]}, {result.gaussians} Gaussians, "
-               f"{result.iterations} iterations in {result.seconds:.1f} s "
-               f"({summary['ms_per_iteration']:.1f} ms/iteration, {result.device})", err=to_stderr)
-    click.echo(f"PSNR {result.psnr:.2f} dB, MS-SSIM {ms} (best state at iteration {result.best_iteration})",
-               err=to_stderr)
+    echo_line(f"{display_name(image)}: {arr.shape[1]}x{arr.shape[0]}, {result.gaussians} Gaussians, "
+              f"{result.iterations} iterations in {result.seconds:.1f} s "
+              f"({summary['ms_per_iteration']:.1f} ms/iteration, {result.device})", err=to_stderr)
+    echo_line(f"PSNR {result.psnr:.2f} dB, MS-SSIM {ms} (best state at iteration {result.best_iteration})",
+              err=to_stderr)
     if preview is not None:
-        click.echo(f"preview written to {display_name(preview, output=True)}", err=to_stderr)
+        echo_line(f"preview written to {display_name(preview, output=True)}", err=to_stderr)
     if out_path is not None:
-        click.echo(f"float32 representation written to {display_name(out_path, output=True)}", err=to_stderr)
+        echo_line(f"float32 representation written to {display_name(out_path, output=True)}", err=to_stderr)

@@ -6,6 +6,7 @@ import math
 import click
 
 from gipp_codec.errors import ConfigError
+from gipp_codec.stdio import echo_line
 
 
 def _finite(value):
@@ -22,7 +23,7 @@ def _finite(value):
 
 def emit_json(obj: dict) -> None:
     """Print ``obj`` as one line of strict JSON (sorted keys; non-finite numbers as null)."""
-    click.echo(json.dumps(_finite(obj), sort_keys=True, allow_nan=False))
+    echo_line(json.dumps(_finite(obj), sort_keys=True, allow_nan=False))
 
 
 def summary_to_stderr(as_json: bool, option: str, *outputs) -> bool:

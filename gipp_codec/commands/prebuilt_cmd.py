@@ -5,6 +5,8 @@ import time
 
 import click
 
+from gipp_codec.stdio import echo_line
+
 
 @click.command("compile-decoder")
 @click.option("--check", is_flag=True, help="Only report whether a current prebuilt decoder exists (exit 1 if not).")
@@ -22,15 +24,15 @@ def compile_decoder(check, as_json):
     from gipp_codec import prebuilt
 
     if check:
-        usable, why = prebuilt.status()
+        usable, why = prebuilt.check()
         facts = {"prebuilt": usable, "status": why, "directory": str(prebuilt.prebuilt_dir())}
-        click.echo(json.dumps(facts, sort_keys=True) if as_json else f"prebuilt decoder: {why}")
+        echo_line(json.dumps(facts, sort_keys=True) if as_json else f"prebuilt decoder: {why}")
         raise SystemExit(0 if usable else 1)
     start = time.perf_counter()
     path = prebuilt.build(log=(lambda msg: click.echo(msg, err=True)))
     facts = {"path": str(path), "bytes": path.stat().st_size, "seconds": round(time.perf_counter() - start, 1),
              "kernels": len(prebuilt.KERNELS)}
     if as_json:
-        click.echo(json.dumps(facts, sort_keys=True))
+        echo_line(json.dumps(facts, sort_keys=True))
     else:
-        click.echo(f"{path}: {facts['kernels']} kernels, {facts['bytes']} bytes, {facts['seconds']} s")
+        echo_line(f"{path}: {facts['kernels']} kernels, {facts['bytes']} bytes, {facts['seconds']} s")

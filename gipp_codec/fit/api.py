@@ -109,20 +109,27 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
-def _validate(image, gaussians, iterations, config: FitConfig | None, seed) -> tuple[np.ndarray, int, FitConfig]:
-    check_seed(seed)
-    arr = rgb_array(image)  # [H, W, 3]
+def check_gaussians(gaussians, width: int, height: int) -> int:
+    """``gaussians`` as an int if it is an integer from 1 to the most a ``width`` x ``height``
+    image takes (4 per pixel, ``MAX_GAUSSIANS`` in all), else a ConfigError."""
     if isinstance(gaussians, bool) or not isinstance(gaussians, (int, np.integer)):
         raise ConfigError(f"number of Gaussians must be an integer, got {gaussians!r}")
-    h, w = arr.shape[:2]
-    limit = min(4 * h * w, MAX_GAUSSIANS)
+    limit = min(4 * height * width, MAX_GAUSSIANS)
     if gaussians <= 0:
         raise ConfigError(f"number of Gaussians must be >= 1, got {gaussians}")
     if gaussians > limit:
         raise ConfigError(
-            f"number of Gaussians {gaussians} is too large for a {w}x{h} image "
+            f"number of Gaussians {gaussians} is too large for a {width}x{height} image "
             f"(at most {limit}: 4 per pixel and 2^24 in all)"
         )
+    return int(gaussians)
+
+
+def _validate(image, gaussians, iterations, config: FitConfig | None, seed) -> tuple[np.ndarray, int, FitConfig]:
+    check_seed(seed)
+    arr = rgb_array(image)  # [H, W, 3]
+    h, w = arr.shape[:2]
+    check_gaussians(gaussians, w, h)
     cfg = config if config is not None else FitConfig()
     if not isinstance(cfg, FitConfig):
         raise ConfigError(f"config must be a FitConfig, got {type(cfg).__name__}")

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from gipp_codec import triton_path
+from gipp_codec import stop, triton_path
 from gipp_codec.fit import adam_kernels
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.densify import GrowthSchedule, growth_error, matched_variance, new_gaussians, select_pixels
@@ -502,6 +502,7 @@ def train(
             params = resize(params, rate_hook(rows, quant), img.detach())
             best = (-math.inf, 0, None)  # only states of the resized set are candidates
 
+        stop.check()  # a Ctrl-C that a ctypes callback (numba compiling) swallowed
         if progress is not None:
             progress(t, iterations, {"phase": "qat" if in_qat else "float", "psnr": last_psnr,
                                      "gaussians": int(params[0].shape[0])})

@@ -1,0 +1,78 @@
+"""``gipp_codec.stop``: a Ctrl-C or SIGTERM that a ctypes callback swallowed still stops the work."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gipp_codec import stop
+from gipp_codec.imageio import atomic_write_bytes
+from gipp_codec.stop import Terminated
+
+
+@pytest.fixture(autouse=True)
+def _nothing_pending():
+    stop.check()  # raises nothing in a clean state
+    yield
+    stop._pending = None
+
+
+@pytest.mark.parametrize("kind", [KeyboardInterrupt, Terminated])
+def test_a_recorded_stop_is_raised_once_before_any_output(tmp_path, kind):
+    """A recorded stop is raised by the next write, which leaves nothing behind; the one after
+    it writes."""
+    stop.record(kind)
+    with pytest.raises(kind):
+        atomic_write_bytes(tmp_path / "out.bin", b"data")
+    assert os.listdir(tmp_path) == []
+    atomic_write_bytes(tmp_path / "out.bin", b"data")
+    assert (tmp_path / "out.bin").read_bytes() == b"data"
+
+
+def test_a_recorded_stop_ends_a_fit_at_its_next_step():
+    """The trainer checks for a recorded stop at each step."""
+    from gipp_codec.fit.api import fit_image
+
+    img = np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    stop.record(KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        fit_image(img, 10, iterations=50, device="cpu")
+
+
+_SWALLOWED = textwrap.dedent("""
+    import ctypes, signal, sys
+    import gipp_codec.encoder as encoder
+    from gipp_codec.cli import main
+
+    real = encoder.encode_with_report
+
+    def encode_after_a_swallowed_signal(*args, **kwargs):
+        # the signal's handler runs inside a ctypes callback, as when numba compiles a
+        # kernel: CPython reports the exception as ignored and returns here
+        callback = ctypes.CFUNCTYPE(None)(lambda: signal.raise_signal(signal.{signal}))
+        callback()
+        return real(*args, **kwargs)
+
+    encoder.encode_with_report = encode_after_a_swallowed_signal
+    sys.argv = ["gimg", "encode", sys.argv[1], sys.argv[2], "-n", "10", "-i", "30"]
+    main()
+""")
+
+
+@pytest.mark.parametrize("signal_name, code, line", [("SIGINT", 130, "gimg: interrupted"),
+                                                     ("SIGTERM", 143, "gimg: terminated")])
+def test_the_cli_stops_after_a_signal_a_ctypes_callback_swallowed(tmp_path, signal_name, code, line):
+    """One line, the signal's exit status, no output file and no "Exception ignored" report."""
+    png, out = tmp_path / "in.png", tmp_path / "out.gimg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (12, 16, 3), dtype=np.uint8)).save(png)
+    script = tmp_path / "run.py"
+    script.write_text(_SWALLOWED.format(signal=signal_name))
+    res = subprocess.run([sys.executable, str(script), str(png), str(out)], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == code, res.stderr
+    assert res.stderr.strip() == line
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["in.png", "run.py"]
