@@ -48,7 +48,9 @@ class _GimgGroup(click.Group):
 
     def invoke(self, ctx):  # noqa: D401 - click API
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            stop.check()  # a Ctrl-C a ctypes callback swallowed after the last check: not a success
+            return result
         except GimgError as exc:
             click.echo(f"gimg: error: {one_line(str(exc))}", err=True)
             sys.exit(EXIT_USER_ERROR)
@@ -56,9 +58,11 @@ class _GimgGroup(click.Group):
             click.echo("gimg: error: out of memory", err=True)
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
+            stop.clear()
             click.echo("gimg: interrupted", err=True)
             sys.exit(130)
         except Terminated:
+            stop.clear()
             click.echo("gimg: terminated", err=True)
             sys.exit(EXIT_TERMINATED)
         except BrokenPipeError:  # the reader of an output on stdout ('-') stopped reading
@@ -68,20 +72,22 @@ class _GimgGroup(click.Group):
             # A signal's exception raised while a C extension (a numba dispatcher, torch) was
             # running can come back wrapped, e.g. as "SystemError: ... returned a result with
             # an exception set" whose cause is the Terminated or KeyboardInterrupt.
-            stop = _stop_in_chain(exc)
-            if isinstance(stop, Terminated):
+            signal_exc = _stop_in_chain(exc)
+            if signal_exc is not None:
+                stop.clear()
+            if isinstance(signal_exc, Terminated):
                 click.echo("gimg: terminated", err=True)
                 sys.exit(EXIT_TERMINATED)
-            if isinstance(stop, KeyboardInterrupt):
+            if isinstance(signal_exc, KeyboardInterrupt):
                 click.echo("gimg: interrupted", err=True)
                 sys.exit(130)
             raise
 
 
 def one_line(text: str) -> str:
-    """``text`` with its control characters (a newline in a file name) written as escapes, so
-    that a message stays one line."""
-    return "".join(c if c >= " " and c != "\x7f" else repr(c)[1:-1] for c in text)
+    """``text`` with its unprintable characters (a newline in a file name, C1 controls, line
+    and paragraph separators) written as escapes, so that a message stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _stop_in_chain(exc: BaseException) -> BaseException | None:
@@ -123,10 +129,18 @@ _python_show_warning = warnings.showwarning
 
 def main() -> None:
     """Console-script entry point."""
+    saved = (warnings.showwarning, sys.unraisablehook)
     warnings.showwarning = _show_warning
     sys.unraisablehook = _unraisable
+    handlers = {}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
-        signal.signal(signal.SIGINT, _raise_interrupted)
-    _register()
-    cli(prog_name="gimg")
+        handlers = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
+                    signal.SIGINT: signal.signal(signal.SIGINT, _raise_interrupted)}
+    try:
+        _register()
+        cli(prog_name="gimg")
+    finally:  # a caller that goes on after the command (a test, a notebook) gets its own hooks back
+        warnings.showwarning, sys.unraisablehook = saved
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        stop.clear()

@@ -31,7 +31,7 @@ import numpy as np
 from gipp_codec.encode_memory import warn_if_short
 from gipp_codec.errors import ConfigError
 from gipp_codec.format import constants as K
-from gipp_codec.format.base_layer import MAX_FACTOR_LOG2, BaseLayer, base_from_image, upsample
+from gipp_codec.format.base_layer import MAX_FACTOR_LOG2, BaseLayer, base_from_image, grid_shape, upsample
 from gipp_codec.format.container import write_gimg
 from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussians
 from gipp_codec.image_array import rgb_array
@@ -99,7 +99,8 @@ def one_colour_base(image: np.ndarray) -> BaseLayer | None:
     if image.size == 0 or not np.array_equal(image, np.broadcast_to(image[:1, :1], image.shape)):
         return None
     h, w = image.shape[:2]
-    base = base_from_image(image, MAX_FACTOR_LOG2, 8)
+    samples = np.broadcast_to(image[0, 0], (*grid_shape(w, h, MAX_FACTOR_LOG2), 3)).copy()  # [gh, gw, 3] uint8
+    base = BaseLayer(MAX_FACTOR_LOG2, 8, samples)
     return base if np.array_equal(to_uint8(upsample(base, w, h)), image) else None
 
 
@@ -331,7 +332,8 @@ def encode_with_report(
     ``FitConfig.paper()``: the paper's 12/10/6 at every rate). The QAT rate term's weight
     (``QATConfig.rate_weight_at``), the covariance form (``QATConfig.covariance_form_at``)
     and the base layer's grid (``QATConfig.base_factor_log2``) follow the same rate."""
-    from gipp_codec.fit.api import check_gaussians, check_seed
+    from gipp_codec.devices import resolve_device
+    from gipp_codec.fit.api import check_gaussians, check_iterations, check_seed
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.output_format import is_gray
 
@@ -349,6 +351,10 @@ def encode_with_report(
     bpp = None if bpp is None else float(bpp)  # a numpy scalar would carry its type into derived settings
     gaussians = None if gaussians is None else check_gaussians(gaussians, w, h)
     config.validate()
+    check_iterations(iterations, config)
+    resolve_device(device)
+    if progress is not None and not callable(progress):
+        raise ConfigError(f"progress must be a callable or None, got {type(progress).__name__}")
     if bits is None:
         bits = default_depths(qat, gaussians, bpp, w, h)
     rate = nominal_bpp(qat, gaussians, bpp, w, h)  # the rate the defaults follow

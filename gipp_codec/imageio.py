@@ -62,23 +62,50 @@ def _gray16_to_8(arr: np.ndarray) -> np.ndarray:
     return out
 
 
-def _colour_key_used(im: Image.Image) -> bool:
+def stored_bits(im: Image.Image) -> int | None:
+    """Bits per sample the file stores, from the decoder's raw mode before loading ("L;2" -> 2,
+    "RGB;16B" -> 16, "RGB" -> 8); None when the plugin does not say."""
+    try:
+        raw = im.tile[0].args if im.tile else None
+    except (AttributeError, IndexError):
+        return None
+    if not isinstance(raw, str):
+        return None
+    suffix = raw.split(";", 1)[1] if ";" in raw else ""
+    digits = "".join(c for c in suffix if c.isdigit())
+    return int(digits) if digits else 8
+
+
+def _colour_key_used(im: Image.Image, bits: int | None) -> bool:
     """Whether a grey or RGB image with a colour key (PNG's tRNS chunk, Pillow's
     ``info["transparency"]``: one grey level or one RGB triple that is transparent) has a
-    pixel of that colour."""
+    pixel of that colour. ``bits``: the file's bits per sample (``stored_bits``). Pillow
+    scales grey of 1, 2 or 4 bits to 0..255 but not the key, so the key is scaled here; it
+    keeps only the high byte of 16-bit RGB, so there a pixel whose high bytes match the key's
+    counts as transparent (it may be)."""
     key = im.info.get("transparency")
     if key is None or isinstance(key, bytes):  # bytes: a palette's alphas, handled by the mode P branch
         return False
     arr = np.asarray(im.convert("L") if im.mode == "1" else im)  # [H, W] or [H, W, C]
     if isinstance(key, tuple):
-        return arr.ndim == 3 and bool(np.any(np.all(arr[..., :len(key)] == np.asarray(key), axis=-1)))
-    return arr.ndim == 2 and bool(np.any(arr == key))
+        if arr.ndim != 3:
+            return False
+        key = np.asarray(key, np.int64)
+        if bits == 16 and arr.dtype == np.uint8:
+            key = key >> 8
+        return bool(np.any(np.all(arr[..., :len(key)] == key, axis=-1)))
+    if arr.ndim != 2:
+        return False
+    if bits in (1, 2, 4) and arr.dtype == np.uint8:
+        key = int(key) * (255 // ((1 << bits) - 1))
+    return bool(np.any(arr == key))
 
 
-def _to_rgb8(im: Image.Image, name: str) -> np.ndarray:
-    """Convert a Pillow image of any supported mode to uint8 [H, W, 3]."""
+def _to_rgb8(im: Image.Image, name: str, bits: int | None = None) -> np.ndarray:
+    """Convert a Pillow image of any supported mode to uint8 [H, W, 3] (``bits``: the file's
+    bits per sample, ``stored_bits``, read before loading)."""
     mode = im.mode
-    if mode != "P" and _colour_key_used(im):
+    if mode != "P" and _colour_key_used(im, bits):
         raise InputImageError(f"{name}: image has transparent pixels (a colour key); gimg codes RGB only, "
                               "flatten the alpha first")
     if mode == "P":
@@ -186,12 +213,13 @@ def _decode_with_pillow(data: bytes, name: str) -> tuple[np.ndarray, ImageMetada
             if frames > 1:
                 raise InputImageError(f"{name}: image has {frames} frames (an animation or a multi-page "
                                       f"file); gimg codes one image, extract a frame first")
+            bits = stored_bits(im)
             im.load()
             meta = ImageMetadata(
                 icc_profile=im.info.get("icc_profile") or None,
                 exif=im.info.get("exif") or None,
             )
-            rgb = _to_rgb8(im, name)
+            rgb = _to_rgb8(im, name, bits)
     except GimgError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:

@@ -96,8 +96,9 @@ def encode_image(image: np.ndarray, fmt: str = PNG, icc_profile: bytes | None = 
         data = _save_checking_exif(im, fmt, kwargs)
         if data is not None:
             return data
-        warnings.warn(f"{display_name(name, output=True) if name else 'the output'}: the image's EXIF block is "
-                      f"damaged (not valid TIFF data), left out of the {fmt} file", GimgWarning, stacklevel=2)
+        warnings.warn(f"{display_name(name, output=True) if name else 'the output'}: Pillow cannot write the "
+                      f"image's EXIF block into {fmt} (damaged, or with tags {fmt} keeps for itself), left out",
+                      GimgWarning, stacklevel=2)
         kwargs = {k: v for k, v in kwargs.items() if k != "exif"}
     buf = io.BytesIO()
     im.save(buf, format=fmt, **kwargs)

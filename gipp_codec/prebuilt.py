@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gipp_codec import stop
 from gipp_codec.errors import ConfigError
 
 EXTENSION_NAME = "_gimg_decoder_kernels"
@@ -255,6 +256,7 @@ def build(directory: Path | None = None, log=print) -> Path:
 
         manifest = {**_expected_manifest(), "file": built[0].name, "lanes": LANES, "numba": numba.__version__}
         target = directory / built[0].name
+        stop.check()  # a Ctrl-C swallowed while numba compiled: nothing is installed
         os.replace(built[0], target)
         tmp_manifest = work / MANIFEST_NAME
         tmp_manifest.write_text(json.dumps(manifest, indent=1) + "\n")

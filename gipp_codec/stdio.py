@@ -6,6 +6,7 @@ refused with a one-line ``GimgError`` before any work is done. A file that is re
 ``-`` is reached as ``./-``.
 """
 
+import io
 import os
 import sys
 
@@ -58,12 +59,18 @@ def check_stdout() -> None:
 
 
 def _closed(stream) -> bool:
-    """Whether ``stream`` or the file descriptor under it is closed (a shell's ``>&-``)."""
+    """Whether ``stream`` or the file descriptor under it is closed (a shell's ``>&-``). A
+    stream with no descriptor (an in-memory one: click's test runner, a notebook) is open
+    unless it says it is closed."""
+    if getattr(stream, "closed", False):
+        return True
     try:
-        if stream.closed:
-            return True
-        os.fstat(stream.fileno())
-    except (AttributeError, ValueError, OSError):
+        fd = stream.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return False
+    try:
+        os.fstat(fd)
+    except OSError:
         return True
     return False
 

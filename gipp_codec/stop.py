@@ -8,6 +8,8 @@ work (each training step, writing an output file) call ``check``, which raises i
 Without a handler (the Python API) nothing is ever recorded and ``check`` costs one read.
 """
 
+import threading
+
 
 class Terminated(BaseException):
     """Raised in the main thread by SIGTERM (``kill``, a job scheduler's stop), so that the
@@ -15,6 +17,7 @@ class Terminated(BaseException):
 
 
 _pending: type[BaseException] | None = None  # the stop recorded and not yet raised by ``check``
+_lock = threading.Lock()  # so that of two threads checking at once only one raises a stop
 
 
 def record(kind: type[BaseException]) -> None:
@@ -23,10 +26,19 @@ def record(kind: type[BaseException]) -> None:
     _pending = kind
 
 
+def clear() -> None:
+    """Forget a recorded stop (once its exception has been handled)."""
+    global _pending
+    _pending = None
+
+
 def check() -> None:
     """Raise the stop recorded by ``record``, if any (once: it is cleared as it is raised)."""
     global _pending
-    kind, _pending = _pending, None
+    if _pending is None:  # the common case: one read, no lock
+        return
+    with _lock:
+        kind, _pending = _pending, None
     if kind is not None:
         raise kind()
 

@@ -231,6 +231,7 @@ def test_options_and_names_found_wrong_by_a_robustness_audit(files):
     NUMBA_NUM_THREADS numba would fail on or ignore."""
     cases = [
         (("decode", files / "miss\ning.gimg", files / "o.png"), "miss\\ning.gimg: no such file"),
+        (("decode", files / "nel\x85line\u2028.gimg", files / "o.png"), "nel\\x85line\\u2028.gimg: no such file"),
         (("info", files), "is a directory, expected a .gimg file"),
         (("info", ""), "an empty file name"),
         (("encode", files / "image.png", files / "o.gimg", "--no-base", "--covariance-form", "correlation"),

@@ -617,3 +617,29 @@ def test_numpy_scalar_rates_and_bool_depths():
         encode_with_report(img, bits=(True, 7, 6), iterations=20)
     with pytest.raises(ConfigError, match="too large"):
         encode_with_report(img, gaussians=10 ** 30, iterations=20)
+
+
+def test_no_base_with_auto_writes_a_format_1_2_file(tmp_path):
+    """--no-base promises a file 1.2 decoders read: the correlation form's auto does not undo it."""
+    png = tmp_path / "in.png"
+    Image.fromarray(_image()).save(png)
+    res = CliRunner().invoke(cli, ["encode", str(png), str(tmp_path / "o.gimg"), "--bpp", "2", "-i", "20",
+                                   "--no-base", "--covariance-form", "auto"])
+    assert res.exit_code == 0, res.output
+    info = read_info((tmp_path / "o.gimg").read_bytes())
+    assert info["version"] == "1.2" and info["header"]["payload_coding"] == 2 and info["base"] is None
+
+
+def test_the_one_colour_note_speaks_of_a_rate_only_when_one_was_given(tmp_path):
+    png = tmp_path / "flat.png"
+    Image.fromarray(np.full((8, 8, 3), 5, np.uint8)).save(png)
+    res = CliRunner().invoke(cli, ["encode", str(png), str(tmp_path / "f.gimg")])
+    assert res.exit_code == 0 and "one colour" in res.stderr and "not spent" not in res.stderr
+
+
+def test_decode_to_an_in_memory_standard_output(tmp_path):
+    """A stream with no file descriptor (click's runner, a notebook) is not a closed stdout."""
+    (tmp_path / "in.gimg").write_bytes(encode_with_report(_image(), gaussians=10, iterations=20)[0])
+    res = CliRunner().invoke(cli, ["decode", str(tmp_path / "in.gimg"), "-"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout_bytes.startswith(b"\x89PNG")

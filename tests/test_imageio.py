@@ -90,6 +90,35 @@ def test_a_used_colour_key_is_refused_an_unused_one_is_not():
     assert np.array_equal(decode_image_bytes(_keyed_png(grey, 200))[0][..., 0], grey)
 
 
+def _png(width: int, height: int, bit_depth: int, colour_type: int, rows: bytes, trns: bytes) -> bytes:
+    """A PNG written by hand (Pillow cannot write 16-bit RGB), ``rows`` the filtered scanlines."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"tRNS", trns)
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_colour_keys_of_low_bit_grey_and_16_bit_rgb():
+    """Pillow scales 1-, 2- and 4-bit grey to 0..255 but not the key, and keeps only the high
+    byte of 16-bit RGB: a 2-bit grey pixel at the key is transparent; a 16-bit RGB pixel at
+    the key is too, and one whose high bytes differ from the key's is not."""
+    grey2 = _png(4, 1, 2, 0, bytes([0, 0b00011011]), bytes([0, 3]))  # levels 0, 1, 2, 3; key 3
+    with pytest.raises(InputImageError, match="transparent"):
+        decode_image_bytes(grey2)
+    opaque2 = _png(4, 1, 2, 0, bytes([0, 0b00011010]), bytes([0, 3]))  # levels 0, 1, 2, 2
+    assert decode_image_bytes(opaque2)[0][0, :, 0].tolist() == [0, 85, 170, 170]
+    key = bytes([0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC])
+    with pytest.raises(InputImageError, match="transparent"):
+        decode_image_bytes(_png(1, 1, 16, 2, b"\x00" + key, key))
+    other = bytes([0x00, 0x34, 0x56, 0x78, 0x9A, 0xBC])  # red's high byte differs
+    assert decode_image_bytes(_png(1, 1, 16, 2, b"\x00" + other, key))[0][0, 0].tolist() == [0x00, 0x56, 0x9A]
+
+
 def test_icc_profile_carried(tmp_path):
     icc = b"fake-icc-profile-bytes" * 4
     arr = np.zeros((2, 2, 3), dtype=np.uint8)

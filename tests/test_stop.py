@@ -76,3 +76,53 @@ def test_the_cli_stops_after_a_signal_a_ctypes_callback_swallowed(tmp_path, sign
     assert res.returncode == code, res.stderr
     assert res.stderr.strip() == line
     assert not out.exists() and sorted(os.listdir(tmp_path)) == ["in.png", "run.py"]
+
+
+def test_main_gives_back_the_callers_hooks_and_leaves_no_stop_pending(monkeypatch):
+    """After ``cli.main`` returns (here by SystemExit), a process that goes on has its own
+    SIGINT handler, unraisable hook and warning display again, and no stop is pending."""
+    import signal
+    import warnings
+
+    from gipp_codec import cli
+
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM), sys.unraisablehook,
+              warnings.showwarning)
+    monkeypatch.setattr(sys, "argv", ["gimg", "--version"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM), sys.unraisablehook,
+            warnings.showwarning) == before
+    stop.check()  # nothing pending
+
+
+_SWALLOWED_IN_INFO = textwrap.dedent("""
+    import ctypes, signal, sys
+    import gipp_codec.decoder as decoder
+    from gipp_codec.cli import main
+
+    real = decoder.read_info
+
+    def info_after_a_swallowed_signal(data):
+        ctypes.CFUNCTYPE(None)(lambda: signal.raise_signal(signal.SIGINT))()
+        return real(data)
+
+    decoder.read_info = info_after_a_swallowed_signal
+    sys.argv = ["gimg", "info", sys.argv[1]]
+    main()
+""")
+
+
+def test_a_command_that_writes_no_file_still_ends_as_interrupted(tmp_path):
+    """``info`` has no training step and no output write: the check after the command is the
+    one that turns the swallowed Ctrl-C into exit 130 rather than a success."""
+    from gipp_codec.format import write_gimg
+    from gipp_codec.format.synthetic import synthetic_quantized
+
+    gimg = tmp_path / "in.gimg"
+    gimg.write_bytes(write_gimg(synthetic_quantized(10, 16, 12, seed=1)))
+    script = tmp_path / "run.py"
+    script.write_text(_SWALLOWED_IN_INFO)
+    res = subprocess.run([sys.executable, str(script), str(gimg)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 130, res.stderr
+    assert res.stderr.strip() == "gimg: interrupted"

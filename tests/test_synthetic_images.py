@@ -11,7 +11,8 @@ from synthetic_images import IMAGES, main  # noqa: E402
 
 
 def test_writes_each_image_the_same_on_every_run(tmp_path, capsys):
-    """Two runs write the same bytes; each image is RGB uint8 of the size its name says."""
+    """Two runs in one process (one Pillow) write the same bytes; each image is RGB uint8 of
+    the size its name says."""
     assert main([str(tmp_path / "a")]) == 0 and main([str(tmp_path / "b")]) == 0
     assert f"{len(IMAGES)} images" in capsys.readouterr().out
     for name in IMAGES:

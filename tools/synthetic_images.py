@@ -3,8 +3,9 @@
 
     python tools/synthetic_images.py OUT_DIR
 
-Writes seven RGB PNGs to OUT_DIR (created if missing), the same bytes on every run (fixed
-seeds, Pillow's built-in font):
+Writes seven RGB PNGs to OUT_DIR (created if missing), the same bytes on every run with the
+same Pillow (fixed seeds; the text is drawn with Pillow's built-in font, whose rendering
+another Pillow or FreeType may change):
 
 | file | content | why |
 |---|---|---|

@@ -49,7 +49,8 @@ def _missed_rate_reason(report, bpp: float) -> str:
 @click.option("--covariance-form", type=click.Choice(["auto", "b", "correlation"]), default=None,
               help="How the off-diagonal covariance is coded: b itself, or the correlation b / sqrt(ac) "
                    "(format 1.4's payload coding 3, which decoders of 1.3 cannot read); auto: b below "
-                   "0.5 bpp and on grey images, the correlation from 0.5 bpp up [default: auto; b with --paper].")
+                   "0.5 bpp and on grey images, the correlation from 0.5 bpp up [default: auto; b with --paper "
+                   "or --no-base].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, no_base, covariance_form,
            as_json):
@@ -60,6 +61,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.imageio import atomic_write_bytes, check_distinct_paths, check_output_path, load_image
 
+    asked = gaussians is not None or bpp is not None  # a rate or a count given, rather than the default
     gaussians, bpp = resolve_rate(gaussians, bpp, ("--gaussians N", "--bpp B"))
     if no_base and covariance_form == "correlation":
         raise ConfigError("--no-base writes a file that decoders of format 1.2 read, and --covariance-form "
@@ -81,7 +83,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     config = FitConfig.paper() if paper else FitConfig()
     if no_base:
         config = config.with_qat(base_samples_across=None, covariance_form="b")
-    if covariance_form is not None:
+    if covariance_form is not None and not no_base:  # with --no-base, auto (and b) mean b: a 1.2 file
         config = config.with_qat(covariance_form=covariance_form)
     total = iterations if iterations is not None else config.iterations
     callback, bar = progress_bar(total, "encoding")
@@ -95,8 +97,8 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     atomic_write_bytes(output_path, data)
     if report.base_only:
         click.echo("gimg: the image is one colour: its base layer alone decodes to it exactly, so the file "
-                   "holds no Gaussians" + ("" if bpp is None and gaussians is None else
-                                           " and the rate or count asked for is not spent"), err=True)
+                   "holds no Gaussians" + (" and the rate or count asked for is not spent" if asked else ""),
+                   err=True)
     elif bpp is not None and abs(report.bpp / bpp - 1.0) > BPP_PROMISE:
         click.echo(f"gimg: warning: {report.bpp:.4f} bpp is {100 * (report.bpp / bpp - 1.0):+.1f} % from the "
                    f"target {bpp} (more than {100 * BPP_PROMISE:.0f} %; {_missed_rate_reason(report, bpp)})", err=True)

@@ -31,6 +31,7 @@ from gipp_codec.fit.prune import keep_mask
 from gipp_codec.fit.rate_proxy import RATE_CHANNEL_SETS
 from gipp_codec.fit.threads import cpu_fitting_threads
 from gipp_codec.fit.trainer import train
+from gipp_codec.format import constants as K
 from gipp_codec.format.constants import CH_BLUE, CH_GREEN, CH_RED
 from gipp_codec.image_array import rgb_array
 from gipp_codec.metrics import ms_ssim, psnr
@@ -38,7 +39,7 @@ from gipp_codec.quant.lsq import CHANNELS, dequantize_reference, split_attribute
 from gipp_codec.render import get_renderer
 from gipp_codec.render.convention import to_uint8
 
-MAX_GAUSSIANS = 1 << 24  # absolute cap on N (also bounded by 4 x the pixel count)
+MAX_GAUSSIANS = K.MAX_GAUSSIANS  # absolute cap on N, the format's (also bounded by 4 x the pixel count)
 MAX_ITERATIONS = 10_000_000
 MAX_SEED = (1 << 63) - 1
 
@@ -120,7 +121,7 @@ def check_gaussians(gaussians, width: int, height: int) -> int:
     if gaussians > limit:
         raise ConfigError(
             f"number of Gaussians {gaussians} is too large for a {width}x{height} image "
-            f"(at most {limit}: 4 per pixel and 2^24 in all)"
+            f"(at most {limit}: 4 per pixel and 2^22 in all, the format's limit)"
         )
     return int(gaussians)
 
@@ -134,14 +135,20 @@ def _validate(image, gaussians, iterations, config: FitConfig | None, seed) -> t
     if not isinstance(cfg, FitConfig):
         raise ConfigError(f"config must be a FitConfig, got {type(cfg).__name__}")
     cfg.validate()
-    its = cfg.iterations if iterations is None else iterations
+    return np.ascontiguousarray(arr), check_iterations(iterations, cfg), cfg
+
+
+def check_iterations(iterations, config: FitConfig) -> int:
+    """The fit's length: ``iterations``, or ``config.iterations`` when None, as an int if it
+    is an integer from 1 to ``MAX_ITERATIONS``, else a ConfigError."""
+    its = config.iterations if iterations is None else iterations
     if isinstance(its, bool) or not isinstance(its, (int, np.integer)):
         raise ConfigError(f"iterations must be an integer, got {its!r}")
     if its < 1:
         raise ConfigError(f"iterations must be >= 1, got {its}")
     if its > MAX_ITERATIONS:
         raise ConfigError(f"iterations must be <= {MAX_ITERATIONS}, got {its}")
-    return np.ascontiguousarray(arr), int(its), cfg
+    return int(its)
 
 
 def _target(arr: np.ndarray, device: torch.device) -> torch.Tensor:
