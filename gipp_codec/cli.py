@@ -43,6 +43,15 @@ def _unraisable(info) -> None:
     sys.__unraisablehook__(info)
 
 
+def _tell(line: str) -> None:
+    """Print one line on stderr; a closed or broken stderr (``2>&-``) is not an error of its
+    own: the exit status still says what happened."""
+    try:
+        click.echo(line, err=True)
+    except (OSError, ValueError):
+        pass
+
+
 class _GimgGroup(click.Group):
     """A click group that turns gimg errors into one-line messages."""
 
@@ -52,18 +61,18 @@ class _GimgGroup(click.Group):
             stop.check()  # a Ctrl-C a ctypes callback swallowed after the last check: not a success
             return result
         except GimgError as exc:
-            click.echo(f"gimg: error: {one_line(str(exc))}", err=True)
+            _tell(f"gimg: error: {one_line(str(exc))}")
             sys.exit(EXIT_USER_ERROR)
         except MemoryError:
-            click.echo("gimg: error: out of memory", err=True)
+            _tell("gimg: error: out of memory")
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             stop.clear()
-            click.echo("gimg: interrupted", err=True)
+            _tell("gimg: interrupted")
             sys.exit(130)
         except Terminated:
             stop.clear()
-            click.echo("gimg: terminated", err=True)
+            _tell("gimg: terminated")
             sys.exit(EXIT_TERMINATED)
         except BrokenPipeError:  # the reader of an output on stdout ('-') stopped reading
             silence_stdout()
@@ -76,10 +85,10 @@ class _GimgGroup(click.Group):
             if signal_exc is not None:
                 stop.clear()
             if isinstance(signal_exc, Terminated):
-                click.echo("gimg: terminated", err=True)
+                _tell("gimg: terminated")
                 sys.exit(EXIT_TERMINATED)
             if isinstance(signal_exc, KeyboardInterrupt):
-                click.echo("gimg: interrupted", err=True)
+                _tell("gimg: interrupted")
                 sys.exit(130)
             raise
 

@@ -250,3 +250,10 @@ def test_options_and_names_found_wrong_by_a_robustness_audit(files):
         assert r.returncode == 2 and r.stderr == (f"gimg: error: NUMBA_NUM_THREADS must be a whole number of "
                                                   f"threads, 1 or more, got '{value}'\n")
     assert sorted(p.name for p in files.iterdir()) == ["image.png", "in.gimg"]
+
+
+def test_an_error_with_stderr_closed_still_exits_2(files):
+    """``2>&-``: the message cannot be shown, the status still says what happened."""
+    r = subprocess.run(["sh", "-c", f'"{sys.executable}" -m gipp_codec info "{files / "missing.gimg"}" 2>&-'],
+                       stdout=subprocess.PIPE, timeout=300)
+    assert r.returncode == 2
