@@ -223,7 +223,7 @@ def test_bench_gimg_path_with_stand_in_api(crop192, tmp_path, monkeypatch):
     out_json = tmp_path / "rd.json"
     rc = bench_rd.main([str(path), "--codecs", "jpeg,gimg", "--targets", "0.5,1.0,2.0",
                         "--gimg-gaussians", "600,1200,1800", "--gimg-iterations", "7",
-                        "--decode-repeats", "1", "--json", str(out_json), "-q"])
+                        "--decode-repeats", "1", "--json", str(out_json), "-q", "--no-gimg-warmup"])
     assert rc == 0
     assert [c["gaussians"] for c in calls] == [600, 1200, 1800]
     assert all(c["iterations"] == 7 and c["seed"] == 0 for c in calls)
@@ -254,7 +254,7 @@ def test_bench_gimg_bit_depth_variants(crop192, tmp_path, monkeypatch):
     out_json = tmp_path / "rd.json"
     rc = bench_rd.main([str(path), "--codecs", "jpeg,gimg", "--targets", "0.5", "--gimg-gaussians", "100,200",
                         "--gimg-bits", "12/10/6,12/8/6", "--decode-repeats", "1", "--json", str(out_json),
-                        "--gimg-keep", str(tmp_path / "keep"), "-q"])
+                        "--gimg-keep", str(tmp_path / "keep"), "-q", "--no-gimg-warmup"])
     assert rc == 0
     assert seen == [(12, 10, 6)] * 2 + [(12, 8, 6)] * 2
     res = json.loads(out_json.read_text())
@@ -266,8 +266,8 @@ def test_bench_gimg_bit_depth_variants(crop192, tmp_path, monkeypatch):
 
 
 def test_bench_rd_gimg_warmup_encodes_once_untimed_before_the_images(crop192, tmp_path, monkeypatch):
-    """--gimg-warmup: one small encode (64x96, 50 iterations, the run's device) before the
-    first image, recorded in meta and not among the records; without it, none."""
+    """--gimg-warmup (the default): one small encode (64x96, 50 iterations, the run's device)
+    before the first image, recorded in meta and not among the records; --no-gimg-warmup: none."""
     import gipp_codec
 
     warm, timed = [], []
@@ -292,13 +292,13 @@ def test_bench_rd_gimg_warmup_encodes_once_untimed_before_the_images(crop192, tm
     out_json = tmp_path / "rd.json"
     argv = [str(path), "--codecs", "gimg", "--gimg-bpp", "0.5", "--gimg-iterations", "9", "--gimg-device", "cpu",
             "--decode-repeats", "1", "--json", str(out_json), "-q"]
-    assert bench_rd.main(argv + ["--gimg-warmup"]) == 0
+    assert bench_rd.main(argv) == 0  # on by default
     assert warm == [((64, 96, 3), 1.0, 50, "cpu")]
     assert timed == [((192, 192, 3), 9, "cpu")]
     res = json.loads(out_json.read_text())
     assert res["meta"]["gimg_warmup_s"] >= 0
     assert [r["image"] for r in res["records"]] == ["crop192"]
-    assert bench_rd.main(argv) == 0
+    assert bench_rd.main(argv + ["--no-gimg-warmup"]) == 0
     assert len(warm) == 1 and len(timed) == 2
     assert "gimg_warmup_s" not in json.loads(out_json.read_text())["meta"]
 
@@ -676,3 +676,137 @@ def test_verify_files_decodes_kept_files_and_flags_any_difference(tmp_path, caps
     assert "MISMATCH" in capsys.readouterr().out
     assert run([rec, {**rec, "file": "/elsewhere/gone.gimg"}]) == 1
     assert "cannot decode" in capsys.readouterr().out
+    # a run at --downscale 2: the source image is shrunk as the run shrank it
+    Image.fromarray(np.repeat(np.repeat(img, 2, axis=0), 2, axis=1)).save(tmp_path / "imgs" / "tiny.png")
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"meta": {"downscale": 2}, "records": [rec]}))
+    assert verify_files.main([str(path), "--files", str(tmp_path / "files"), "--images", str(tmp_path / "imgs")]) == 0
+
+
+def test_bench_rd_leaves_an_exact_copy_out_of_every_mean(crop192, tmp_path):
+    """A flat image that JPEG 2000 codes exactly (PSNR infinite) is left out of every codec's
+    means and BD-rates, not of one codec's PSNR mean only; the markdown says so."""
+    path, _ = crop192
+    flat = tmp_path / "flat.png"
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(flat)
+    out_json, out_md = tmp_path / "rd.json", tmp_path / "rd.md"
+    rc = bench_rd.main([str(path), str(flat), "--codecs", "jpeg,jp2", "--targets", "0.5,1.0", "--decode-repeats", "1",
+                        "--json", str(out_json), "--markdown", str(out_md), "-q"])
+    assert rc == 0
+    res = json.loads(out_json.read_text())
+    assert "flat" in res["summary"]["left_out"] and "infinite PSNR" in res["summary"]["left_out"]["flat"]
+    crop = {(r["codec"], r["point"]): r for r in res["records"] if r["image"] == "crop192"}
+    for codec, curve in res["summary"]["mean_curves"].items():
+        for p in curve:
+            assert p["n"] == 1 and p["bpp"] == pytest.approx(crop[(codec, p["point"])]["bpp"])
+    assert "Left out of every mean and BD-rate below" in out_md.read_text()
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--gimg-bpp", "abc", "--codecs", "gimg"], "--gimg-bpp must be comma-separated numbers"),
+    (["--gimg-bpp", "-0.5", "--codecs", "gimg"], "--gimg-bpp values must be in (0, 64]"),
+    (["--gimg-iterations", "0", "--codecs", "gimg"], "--gimg-iterations must be 1 or more"),
+    (["--gimg-device", "tpu", "--codecs", "gimg"], "--gimg-device"),
+    (["--targets", "", "--codecs", "jpeg"], "--targets must be bpps"),
+    (["--targets", "0,1", "--codecs", "jpeg"], "--targets must be bpps"),
+    (["--codecs", "jpeg", "--anchor", "jepg"], "--anchor jepg is not among the codecs"),
+    (["--codecs", "jpeg", "--limit", "-1"], "--limit must be 1 or more"),
+    (["--codecs", "jpeg", "--encode-repeats", "0"], "--encode-repeats must be 1 or more"),
+])
+def test_bench_rd_refuses_bad_options_before_any_work(crop192, tmp_path, capsys, extra, needle):
+    """One line on stderr, exit 2, and no JSON written."""
+    path, _ = crop192
+    rc = bench_rd.main([str(path), "--json", str(tmp_path / "rd.json"), "-q", *extra])
+    assert rc == 2 and needle in capsys.readouterr().err
+    assert not (tmp_path / "rd.json").exists()
+
+
+def test_bench_rd_refuses_bad_inputs_before_any_work(crop192, tmp_path, capsys):
+    """A missing folder, an unreadable image (even after a good one), two images of one name,
+    and an output under a file: exit 2 before anything is coded."""
+    path, _ = crop192
+    (tmp_path / "dup").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "dup" / "crop192.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "afile").write_text("x")
+    cases = [(["--folder", str(tmp_path / "nowhere")], "not a folder"),
+             ([str(path), str(tmp_path / "broken.png")], "broken.png"),
+             ([str(path), str(tmp_path / "dup" / "crop192.png")], "same name (crop192)"),
+             ([str(path), "--json", str(tmp_path / "afile" / "rd.json")], "--json")]
+    for args, needle in cases:
+        rc = bench_rd.main([*args, "--codecs", "jpeg", "--targets", "1", "-q"])
+        err = capsys.readouterr().err
+        assert rc == 2 and needle in err and err.count("\n") == 1, err
+
+
+def test_bench_rd_exits_1_when_a_point_failed(crop192, tmp_path, monkeypatch, capsys):
+    """A gimg point that raises is recorded with its error; the run finishes, the image is
+    left out of the means, and the exit status is 1."""
+    import gipp_codec
+
+    def failing(image, **kwargs):
+        raise RuntimeError("stand-in failure")
+
+    monkeypatch.setitem(vars(gipp_codec), "encode_with_report", failing)
+    path, _ = crop192
+    out_json = tmp_path / "rd.json"
+    rc = bench_rd.main([str(path), "--codecs", "jpeg,gimg", "--targets", "1", "--gimg-bpp", "1",
+                        "--no-gimg-warmup", "--json", str(out_json), "-q"])
+    assert rc == 1 and "1 point(s) failed" in capsys.readouterr().err
+    res = json.loads(out_json.read_text())
+    assert res["complete"] and res["summary"]["errors"] == 1 and "crop192" in res["summary"]["left_out"]
+
+
+def test_rd_compare_pairs_points_by_their_label_and_names_what_it_leaves_out(tmp_path, capsys):
+    """An image missing a rate point gets an empty cell there, not its next point in that
+    column; images only one side has are named; a point compared outside the anchor's range
+    says so in the summary."""
+    import rd_compare
+
+    def run(path, codec, rows):
+        recs = [{"image": im, "codec": codec, "point": pt, "target_bpp": float(pt), "bpp": b, "psnr": p}
+                for im, pt, b, p in rows]
+        path.write_text(json.dumps({"records": recs, "complete": True}))
+        return str(path)
+
+    test = run(tmp_path / "t.json", "new", [("a", "0.5", 0.5, 30.0), ("a", "1", 1.0, 33.0), ("b", "1", 1.0, 34.0)])
+    anchor = run(tmp_path / "o.json", "old", [("a", "0.5", 0.5, 29.0), ("a", "1", 1.0, 32.0),
+                                              ("b", "0.5", 0.6, 31.0), ("b", "1", 0.9, 33.5),
+                                              ("c", "1", 1.0, 30.0)])
+    assert rd_compare.main([test, "--test", "new", "--anchor", "old", "--anchor-run", anchor]) == 0
+    out = capsys.readouterr().out
+    assert "Left out, no new records: c" in out
+    assert "| b | – | 34.00 / 33.50* (1.000), +0.50 |" in out
+    assert "point 1: mean +1.00 dB, median +1.00, 1 of 1 above" in out
+    assert "point 2: mean +0.75 dB" in out and "1 of them outside the anchor's range" in out
+
+
+def test_rd_merge_averages_the_same_images_for_every_codec_and_refuses_two_sizes(tmp_path, capsys):
+    """Pooling a run of two codecs on image a with a run of one of them on image b: b is left
+    out of every mean (and said so), and the merged JSON lists both images; a run of a at
+    another size is refused."""
+    import rd_merge
+
+    def run(path, images, rows, complete=True):
+        recs = [{"image": im, "codec": c, "point": pt, "target_bpp": b, "bpp": b, "psnr": p, "bytes": int(b * 100),
+                 "encode_s": 1.0, "decode_s": 0.1}
+                for im, c, pt, b, p in rows]
+        path.write_text(json.dumps({"images": images, "records": recs, "complete": complete}))
+        return str(path)
+
+    a = {"name": "a", "width": 8, "height": 8}
+    one = run(tmp_path / "1.json", [a], [("a", c, pt, b, p + (c == "webp")) for c in ("jpeg", "webp")
+                                         for pt, b, p in (("0.5", 0.5, 30.0), ("1", 1.0, 33.0), ("2", 2.0, 36.0))])
+    two = run(tmp_path / "2.json", [{"name": "b", "width": 8, "height": 8}],
+              [("b", "jpeg", pt, b, p) for pt, b, p in (("0.5", 0.5, 20.0), ("1", 1.0, 23.0), ("2", 2.0, 26.0))],
+              complete=False)
+    out_json = tmp_path / "m.json"
+    assert rd_merge.main([one, two, "--test", "webp", "--json", str(out_json)]) == 0
+    captured = capsys.readouterr()
+    assert "Left out of every mean and BD-rate" in captured.out and "b (webp at" in captured.out
+    assert "| jpeg (the run) | 0.500 : 30.00  1.000 : 33.00  2.000 : 36.00 |" in captured.out
+    assert "did not finish" in captured.err
+    assert [im["name"] for im in json.loads(out_json.read_text())["images"]] == ["a", "b"]
+    other = run(tmp_path / "3.json", [{"name": "a", "width": 16, "height": 16}], [("a", "jpeg", "0.5", 0.5, 30.0)])
+    with pytest.raises(SystemExit, match="a is 16x16 here and 8x8 in another run"):
+        rd_merge.main([one, other])

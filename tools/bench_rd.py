@@ -52,22 +52,90 @@ DEFAULT_CODECS = "jpeg,webp,avif,jp2"
 # --------------------------------------------------------------------------------------
 
 
-def _float_list(text: str) -> list[float]:
-    return [float(t) for t in text.split(",") if t.strip()]
+class UsageError(Exception):
+    """A bad option or input, found before any work: one line on stderr and exit status 2."""
 
 
-def _int_list(text: str) -> list[int]:
-    return [int(float(t)) for t in text.split(",") if t.strip()]
+def _float_list(text: str, option: str = "a list") -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(f"{option} must be comma-separated numbers, got {text!r}") from None
+
+
+def _int_list(text: str, option: str = "a list") -> list[int]:
+    try:
+        return [int(float(t)) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(f"{option} must be comma-separated whole numbers, got {text!r}") from None
 
 
 def collect_images(paths: list[str], folder: str | None, limit: int | None) -> list[Path]:
+    """The input images: ``paths``, then ``folder``'s images by name, the first ``limit``."""
     files = [Path(p) for p in paths]
     if folder:
+        if not Path(folder).is_dir():
+            raise UsageError(f"--folder {folder}: not a folder")
         files += sorted(p for p in Path(folder).iterdir()
                         if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
     if limit is not None:
+        if limit < 1:
+            raise UsageError(f"--limit must be 1 or more, got {limit}")
         files = files[:limit]
     return files
+
+
+def check_arguments(args, codecs: list[str], files: list[Path]) -> list[float]:
+    """Every option and input checked before any coding (a UsageError says what is wrong);
+    returns the classical codecs' target bpps."""
+    from gipp_codec.errors import GimgError
+    from gipp_codec.imageio import check_output_path
+
+    if not codecs:
+        raise UsageError("--codecs names no codec")
+    targets = _float_list(args.targets, "--targets")
+    if any(c in rd_lib.CLASSICAL_CODECS for c in codecs):
+        if not targets or any(not 0 < t <= 64 for t in targets):
+            raise UsageError(f"--targets must be bpps in (0, 64], got {args.targets!r}")
+    for option, value in (("--encode-repeats", args.encode_repeats), ("--decode-repeats", args.decode_repeats)):
+        if value < 1:
+            raise UsageError(f"{option} must be 1 or more, got {value}")
+    if "gimg" in codecs:
+        points = gimg_points(args)
+        if not points:
+            raise UsageError("--gimg-bpp / --gimg-gaussians give no rate point")
+        for point in points:
+            if point["target_bpp"] is not None and not 0 < point["target_bpp"] <= 64:
+                raise UsageError(f"--gimg-bpp values must be in (0, 64], got {point['target_bpp']:g}")
+            if point["gaussians"] is not None and point["gaussians"] < 1:
+                raise UsageError(f"--gimg-gaussians values must be 1 or more, got {point['gaussians']}")
+        if args.gimg_iterations < 1:
+            raise UsageError(f"--gimg-iterations must be 1 or more, got {args.gimg_iterations}")
+        try:
+            from gipp_codec.devices import resolve_device
+
+            resolve_device(args.gimg_device)
+        except GimgError as exc:
+            raise UsageError(f"--gimg-device: {exc}") from None
+        if args.gimg_keep and Path(args.gimg_keep).exists() and not Path(args.gimg_keep).is_dir():
+            raise UsageError(f"--gimg-keep {args.gimg_keep}: exists and is not a folder")
+    names = [f.stem for f in files]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"two input images have the same name ({', '.join(twice)}); records are keyed by name")
+    for option, path in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+        if path:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                check_output_path(path)
+            except (OSError, GimgError) as exc:
+                raise UsageError(f"{option} {path}: {exc}") from None
+    for f in files:  # every image readable before the first is coded
+        try:
+            load_rgb(f, args.downscale)
+        except GimgError as exc:
+            raise UsageError(str(exc)) from None
+    return targets
 
 
 def load_rgb(path: Path, downscale: int = 1) -> np.ndarray:
@@ -93,9 +161,9 @@ def gimg_points(args) -> list[dict]:
     """The gimg rate points: Gaussian counts or gimg's own target bpps."""
     if args.gimg_bpp:
         return [{"point": f"bpp={b:g}", "kwargs": {"bpp": b}, "target_bpp": b, "gaussians": None}
-                for b in _float_list(args.gimg_bpp)]
+                for b in _float_list(args.gimg_bpp, "--gimg-bpp")]
     return [{"point": f"N={n}", "kwargs": {"gaussians": n}, "target_bpp": None, "gaussians": n}
-            for n in _int_list(args.gimg_gaussians)]
+            for n in _int_list(args.gimg_gaussians, "--gimg-gaussians")]
 
 
 def gimg_variants(args) -> dict:
@@ -245,7 +313,9 @@ def summarize(records: list[dict], codecs: list[str], bd_method: str, anchor: st
             base = ref[k] if ref else None
             t[k.replace("_s", "_x_" + anchor)] = (t[k] / base) if base and t[k] is not None else None
     return {"mean_curves": curves, "bd": rd_lib.bd_table(curves, bd_method),
-            "bd_method": bd_method, "timing": timing, "timing_anchor": anchor}
+            "bd_method": bd_method, "timing": timing, "timing_anchor": anchor,
+            "left_out": rd_lib.left_out_images(records),
+            "errors": sum(1 for r in records if r.get("error"))}
 
 
 def _f(v, fmt):
@@ -263,6 +333,10 @@ def markdown(result: dict) -> str:
     out = [f"## Rate-distortion: {len(names)} image(s) ({', '.join(names)})", ""]
     if not result.get("complete", False):
         out += ["*(partial: run still in progress)*", ""]
+    left_out = s.get("left_out") or {}
+    if left_out:
+        out += ["Left out of every mean and BD-rate below (each codec's curve averages the same images): "
+                + "; ".join(f"{name} ({why})" for name, why in left_out.items()), ""]
 
     # Classical matrix at the target bpps, like DESIGN.md §5.
     targets = result["meta"]["targets"]
@@ -408,14 +482,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gimg-bits", default=None, metavar="P/V/C[,P/V/C...]",
                    help="run gimg at each of these bit-depth triples (position/covariance/colour), "
                         "as codecs named gimg-P-V-C; default: gimg's own depths, as codec gimg")
-    p.add_argument("--gimg-warmup", action="store_true",
+    p.add_argument("--gimg-warmup", action=argparse.BooleanOptionalAction, default=True,
                    help="one untimed small gimg encode on the same device first, so one-time costs "
-                        "(kernel loading, a CUDA context) stay out of the first image's encode time")
+                        "(kernel loading or compiling, a CUDA context) stay out of the first image's "
+                        "encode time (default: on)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--encode-repeats", type=int, default=1, help="timed encodes per point (median)")
     p.add_argument("--decode-repeats", type=int, default=5, help="timed warm decodes per point (median)")
     p.add_argument("--bd-method", choices=("pchip", "poly"), default="pchip")
-    p.add_argument("--anchor", default="jpeg", help="codec that timing ratios are relative to")
+    p.add_argument("--anchor", default=None,
+                   help="codec that timing ratios are relative to (default: jpeg when it runs, else the first codec)")
     p.add_argument("--json", help="write all records here (rewritten as the run progresses)")
     p.add_argument("--markdown", help="write the markdown tables here too")
     p.add_argument("--plot", help="write a PSNR/MS-SSIM vs bpp plot (PNG)")
@@ -424,6 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Entry point; returns the exit status (2: a usage error, before any work; 1: some
+    point failed, its record says why)."""
     args = build_parser().parse_args(argv)
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
     unknown = [c for c in codecs if c != "gimg" and c not in rd_lib.CLASSICAL_CODECS]
@@ -433,11 +511,15 @@ def main(argv=None) -> int:
     if args.downscale < 1:
         print(f"--downscale must be an integer >= 1, got {args.downscale}", file=sys.stderr)
         return 2
-    files = collect_images(args.images, args.folder, args.limit)
-    if not files:
-        print("no input images (give IMAGES... or --folder DIR)", file=sys.stderr)
+    try:
+        files = collect_images(args.images, args.folder, args.limit)
+        if not files:
+            print("no input images (give IMAGES... or --folder DIR)", file=sys.stderr)
+            return 2
+        targets = check_arguments(args, codecs, files)
+    except UsageError as exc:
+        print(f"bench_rd: {exc}", file=sys.stderr)
         return 2
-    targets = _float_list(args.targets)
     if args.plot:
         try:
             import matplotlib  # noqa: F401
@@ -449,6 +531,11 @@ def main(argv=None) -> int:
         at = codecs.index("gimg")
         codecs[at:at + 1] = list(variants)
         fit_config(args.gimg_fit, args.gimg_qat)  # a bad FIELD=VALUE stops the run before any work
+    if args.anchor is None:
+        args.anchor = "jpeg" if "jpeg" in codecs else codecs[0]
+    elif args.anchor not in codecs:
+        print(f"bench_rd: --anchor {args.anchor} is not among the codecs run ({', '.join(codecs)})", file=sys.stderr)
+        return 2
         try:
             import gipp_codec
 
@@ -543,6 +630,11 @@ def main(argv=None) -> int:
         write_atomic(args.markdown, text + "\n")
     if args.plot:
         plot(result, args.plot)
+    errors = result["summary"]["errors"]
+    if errors:
+        print(f"bench_rd: {errors} point(s) failed (their records hold the error); the means leave "
+              f"their images out", file=sys.stderr)
+        return 1
     return 0
 
 

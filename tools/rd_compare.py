@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from rd_lib import ms_ssim_db
+from rd_lib import image_sizes, ms_ssim_db
 
 
 def curves(records: list, codec: str) -> dict:
@@ -42,26 +42,27 @@ def curves(records: list, codec: str) -> dict:
     return {k: sorted(v) for k, v in out.items()}
 
 
+def points_of(records: list, codec: str) -> dict:
+    """image -> {rate point label: (bpp, psnr)} of one codec (records with an error skipped)."""
+    out: dict = {}
+    for r in records:
+        if r.get("codec") == codec and "error" not in r and r.get("psnr") is not None:
+            label = r.get("point", r.get("target_bpp", f"{float(r['bpp']):.4g}"))  # records older than labels
+            out.setdefault(r["image"], {})[label] = (float(r["bpp"]), float(r["psnr"]))
+    return out
+
+
 def load_records(path: str) -> list:
-    """The records of a bench_rd.py JSON; a one-line SystemExit when it is not one."""
+    """The records of a bench_rd.py JSON; a one-line SystemExit when it is not one. A run
+    that did not finish is read with a warning on stderr."""
     try:
-        return json.loads(Path(path).read_text())["records"]
+        run = json.loads(Path(path).read_text())
+        records = run["records"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SystemExit(f"{path}: not a bench_rd.py JSON ({exc})") from None
-
-
-def image_sizes(paths: list) -> dict:
-    """image name -> (width, height) over the bench_rd.py JSONs ``paths``; a one-line
-    SystemExit when one name has two sizes (runs at different --downscale, say)."""
-    sizes: dict = {}
-    for path in paths:
-        for im in json.loads(Path(path).read_text()).get("images", []):
-            size = (im.get("width"), im.get("height"))
-            if sizes.setdefault(im["name"], size) != size:
-                raise SystemExit(f"{path}: {im['name']} is {size[0]}x{size[1]} here and "
-                                 f"{sizes[im['name']][0]}x{sizes[im['name']][1]} in another run; "
-                                 f"compare runs of the same images at the same size")
-    return sizes
+    if not run.get("complete", True):
+        print(f"rd_compare: warning: {path} is a run that did not finish", file=sys.stderr)
+    return records
 
 
 def by_target(records: list, codec: str, images: list) -> dict:
@@ -118,14 +119,19 @@ def print_same_files(test_recs: dict, anchor_recs: dict, images: list) -> None:
           + (f"; not: {', '.join(others)}" if others else ""))
 
 
-def print_target_means(records, anchor_records, test_codec, anchor_codec, images) -> None:
-    """The per-target mean lines of the test codec and, where it has the target, the anchor."""
+def print_target_means(records, anchor_records, test_codec, anchor_codec, images, other_run: bool = True) -> None:
+    """The per-target mean lines of the test codec and, where it has the target, the anchor
+    (named "(test)" and "(anchor)" when both are one codec; ``other_run``: the anchor's
+    records come from another run)."""
     test_t, anchor_t = by_target(records, test_codec, images), by_target(anchor_records, anchor_codec, images)
+    same_codec = test_codec == anchor_codec
+    test_name = f"{test_codec} (test)" if same_codec else test_codec
+    anchor_name = f"{anchor_codec} (anchor)" if same_codec else anchor_codec
     for target, recs in sorted(test_t.items()):
-        print(f"\n{test_codec} at {target:g} bpp: {target_means(list(recs.values()), target)}")
+        print(f"\n{test_name} at {target:g} bpp: {target_means(list(recs.values()), target)}")
         if target in anchor_t:
             paired = [im for im in recs if im in anchor_t[target]]
-            print(f"{anchor_codec} at {target:g} bpp: "
+            print(f"{anchor_name} at {target:g} bpp: "
                   f"{target_means([anchor_t[target][im] for im in paired], target)}")
             d = {im: float(recs[im]["ms_ssim"]) - float(anchor_t[target][im]["ms_ssim"]) for im in paired
                  if recs[im].get("ms_ssim") is not None and anchor_t[target][im].get("ms_ssim") is not None}
@@ -135,14 +141,17 @@ def print_target_means(records, anchor_records, test_codec, anchor_codec, images
                       f"{sum(v > 0 for v in d.values())} above, from {d[lo]:+.4f} ({lo}) to {d[hi]:+.4f} ({hi}), "
                       f"standard error {standard_error(list(d.values())):.5f}")
                 print_ms_ssim_db_difference(recs, anchor_t[target], paired)
-            print_same_files(recs, anchor_t[target], paired)
+            if same_codec or other_run:  # two codecs of one run never write the same file
+                print_same_files(recs, anchor_t[target], paired)
             timed = [im for im in paired
                      if recs[im].get("encode_s") is not None and anchor_t[target][im].get("encode_s") is not None]
             if timed:
                 new = float(np.mean([float(recs[im]["encode_s"]) for im in timed]))
                 old = float(np.mean([float(anchor_t[target][im]["encode_s"]) for im in timed]))
+                where = ("from different runs unless they shared the machine the same way" if other_run
+                         else "one run")
                 print(f"Encode time, paired over {len(timed)} images: mean {new:.1f} s against {old:.1f} s "
-                      f"({new / old:.3f}x; from different runs unless they shared the machine the same way)")
+                      f"({new / old:.3f}x; {where})")
 
 
 def main(argv=None) -> int:
@@ -157,31 +166,47 @@ def main(argv=None) -> int:
     records = [r for path in args.run for r in load_records(path)]
     anchor_records = [r for path in args.anchor_run for r in load_records(path)] if args.anchor_run else records
     image_sizes(args.run + (args.anchor_run or []))
-    test, anchor = curves(records, args.test), curves(anchor_records, args.anchor)
+    test, anchor = points_of(records, args.test), curves(anchor_records, args.anchor)
     images = [im for im in test if im in anchor]
     if not images:
         raise SystemExit(f"no image has both {args.test} and {args.anchor} records")
-    width = max(len(test[im]) for im in images)
-    print(f"| image | " + " | ".join(f"point {i + 1}: {args.test} / {args.anchor} (bpp), Δ" for i in range(width)) + " |")
-    print("|---|" + "---|" * width)
+    for codec, missing in ((args.anchor, [im for im in test if im not in anchor]),
+                           (args.test, [im for im in anchor if im not in test])):
+        if missing:
+            print(f"Left out, no {codec} records: {', '.join(missing)}")
+    # the test's rate points by label, in the order of their mean bpp
+    labels = sorted({pt for im in images for pt in test[im]},
+                    key=lambda pt: np.mean([test[im][pt][0] for im in images if pt in test[im]]))
+    print(f"| image | " + " | ".join(f"point {i + 1}: {args.test} / {args.anchor} (bpp), Δ"
+                                     for i in range(len(labels))) + " |")
+    print("|---|" + "---|" * len(labels))
     deltas: dict = {}  # point index -> [delta, ...]
+    clamped: dict = {}  # point index -> images outside the anchor's range
     for im in images:
         ab, ap_ = zip(*anchor[im])
         cells = []
-        for i, (bpp, p) in enumerate(test[im]):
+        for i, label in enumerate(labels):
+            if label not in test[im]:
+                cells.append("–")
+                continue
+            bpp, p = test[im][label]
             a = float(np.interp(bpp, ab, ap_))
-            mark = "*" if bpp < ab[0] or bpp > ab[-1] else ""
-            cells.append(f"{p:.2f} / {a:.2f}{mark} ({bpp:.3f}), {p - a:+.2f}")
+            outside = bpp < ab[0] or bpp > ab[-1]
+            cells.append(f"{p:.2f} / {a:.2f}{'*' if outside else ''} ({bpp:.3f}), {p - a:+.2f}")
             deltas.setdefault(i, []).append(p - a)
+            if outside:
+                clamped.setdefault(i, []).append(im)
         print(f"| {im} | " + " | ".join(cells) + " |")
     summary = []
     for i, d in sorted(deltas.items()):
         d = np.asarray(d)
+        note = (f"; {len(clamped[i])} of them outside the anchor's range, compared with its nearest "
+                f"point (*: {', '.join(clamped[i])})" if i in clamped else "")
         summary.append(f"point {i + 1}: mean {d.mean():+.2f} dB, median {np.median(d):+.2f}, "
                        f"{int((d > 0).sum())} of {d.size} above (range {d.min():+.2f} to {d.max():+.2f}), "
-                       f"standard error {standard_error(d):.3f} dB")
+                       f"standard error {standard_error(d):.3f} dB{note}")
     print("\n" + "; ".join(summary))
-    print_target_means(records, anchor_records, args.test, args.anchor, images)
+    print_target_means(records, anchor_records, args.test, args.anchor, images, bool(args.anchor_run))
     return 0
 
 

@@ -14,10 +14,12 @@ bpp is always ``len(bytes) * 8 / (W * H)`` of the whole file the codec writes
 from __future__ import annotations
 
 import io
+import json
 import math
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -425,15 +427,52 @@ def ms_ssim_db(value: float | None) -> float | None:
     return -10.0 * math.log10(1.0 - value)
 
 
+def _finite_psnr(record: dict) -> bool:
+    """Whether a record measured a finite PSNR (not an error, not an exact copy's infinity;
+    a JSON file holds infinity as the string "inf")."""
+    v = record.get("psnr")
+    try:
+        return not record.get("error") and v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def left_out_images(records: list[dict]) -> dict[str, str]:
+    """{image: why} for every image that some codec lacks a finite PSNR for at one of that
+    codec's rate points (an error, an exact copy, no record yet): ``mean_curves`` leaves
+    these out of every codec's means, so that all curves, and the BD-rates between them,
+    average the same images."""
+    points = {(r["codec"], r["point"]) for r in records}
+    good: dict[tuple, set] = {}
+    for r in records:
+        if _finite_psnr(r):
+            good.setdefault((r["codec"], r["point"]), set()).add(r["image"])
+    out = {}
+    for image in dict.fromkeys(r["image"] for r in records):
+        for codec, point in sorted(points):
+            if image in good.get((codec, point), ()):
+                continue
+            rec = next((r for r in records if r["image"] == image and r["codec"] == codec
+                        and r["point"] == point), None)
+            why = ("no record" if rec is None else f"error ({rec['error']})" if rec.get("error")
+                   else "infinite PSNR (an exact copy)")
+            out[image] = f"{codec} at {point}: {why}"
+            break
+    return out
+
+
 def mean_curves(records: list[dict]) -> dict[str, list[dict]]:
     """Mean bpp / PSNR / MS-SSIM / timings per codec per rate point across images.
 
     Records are grouped by ``codec`` and ``point`` (the rate point's label); each curve
-    is sorted by mean bpp. Points carry ``n`` (number of images averaged).
+    is sorted by mean bpp. Points carry ``n`` (number of images averaged). Only the images
+    every codec measured at every one of its points, with a finite PSNR, are averaged
+    (``left_out_images`` names the others and why), so every point has the same n.
     """
+    left_out = left_out_images(records)
     groups: dict[str, dict[str, list[dict]]] = {}
     for r in records:
-        if r.get("error"):
+        if r.get("error") or r["image"] in left_out:
             continue
         groups.setdefault(r["codec"], {}).setdefault(r["point"], []).append(r)
     out = {}
@@ -478,3 +517,17 @@ def bd_table(curves: dict[str, list[dict]], method: str = "pchip") -> list[dict]
                          "bd_psnr_reason": why_p, "bd_rate_ms_ssim_pct": ms_rate,
                          "bd_rate_ms_ssim_reason": why_ms})
     return rows
+
+
+def image_sizes(paths: list) -> dict:
+    """image name -> (width, height) over the bench_rd.py JSONs ``paths``; a one-line
+    SystemExit when one name has two sizes (runs at different --downscale, say)."""
+    sizes: dict = {}
+    for path in paths:
+        for im in json.loads(Path(path).read_text()).get("images", []):
+            size = (im.get("width"), im.get("height"))
+            if sizes.setdefault(im["name"], size) != size:
+                raise SystemExit(f"{path}: {im['name']} is {size[0]}x{size[1]} here and "
+                                 f"{sizes[im['name']][0]}x{sizes[im['name']][1]} in another run; "
+                                 f"compare runs of the same images at the same size")
+    return sizes

@@ -50,13 +50,16 @@ from bench_rd import plot, write_atomic  # noqa: E402
 
 
 def load_run(path: str) -> dict:
-    """A bench_rd.py JSON; a one-line SystemExit when it is not one."""
+    """A bench_rd.py JSON; a one-line SystemExit when it is not one. A run that did not
+    finish is read with a warning on stderr."""
     try:
         run = json.loads(Path(path).read_text())
         run["records"]  # noqa: B018  (must exist)
-        return run
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SystemExit(f"{path}: not a bench_rd.py JSON ({exc})") from None
+    if not run.get("complete", True):
+        print(f"rd_merge: warning: {path} is a run that did not finish", file=sys.stderr)
+    return run
 
 
 def _by_key(records: list, codec: str) -> dict:
@@ -174,11 +177,17 @@ def merge(run: dict, donors: list[tuple[str, dict, str]], test: str) -> list:
 
 
 def report(records: list, test: str, sources: dict, method: str) -> str:
-    """Markdown: mean curves per codec (with their source) and ``test``'s BD rows."""
+    """Markdown: mean curves per codec (with their source) and ``test``'s BD rows, and the
+    images the means leave out (``rd_lib.left_out_images``: not every codec has them)."""
     curves = rd_lib.mean_curves(records)
     if test not in curves:
         raise SystemExit(f"{test}: no records of it in the run")
-    out = ["| codec (source) | mean bpp : PSNR per point |", "|---|---|"]
+    out = []
+    left_out = rd_lib.left_out_images(records)
+    if left_out:
+        out += ["Left out of every mean and BD-rate (each codec's curve averages the same images): "
+                + "; ".join(f"{name} ({why})" for name, why in left_out.items()), ""]
+    out += ["| codec (source) | mean bpp : PSNR per point |", "|---|---|"]
     for codec, curve in curves.items():
         pts = "  ".join(f"{p['bpp']:.3f} : {p['psnr']:.2f}" for p in curve)
         out.append(f"| {codec} ({sources.get(codec, 'the run')}) | {pts} |")
@@ -225,8 +234,12 @@ def main(argv=None) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             p.error("--plot needs matplotlib: pip install -e '.[bench]' (or drop --plot)")
+    donor_paths = [path for item in args.points_from + args.codec_from
+                   for path in item.partition("=")[2].split(",") if path]
+    rd_lib.image_sizes(args.run + donor_paths + args.witness)  # one size per image name, in every run
     runs = [(load_run(path), path) for path in args.run]
-    run = dict(runs[0][0], records=pool(runs))
+    images = {im["name"]: im for one, _ in runs for im in one.get("images", [])}
+    run = dict(runs[0][0], records=pool(runs), images=list(images.values()))
     sources = {}
     witness = pool([(load_run(path), path) for path in args.witness]) if args.rename else []
     for item in args.rename:

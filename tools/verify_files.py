@@ -6,9 +6,9 @@ GPU one) must read back the same anywhere.
     python tools/verify_files.py RUN.json [RUN.json ...] --files DIR --images DIR [--tolerance 0.01]
 
 ``--files``: the folder holding the kept files (matched to a record by the file name its
-record gives); ``--images``: the source images (``<record image>.png``). Prints one line per
-file and a summary; exits 1 when any file is missing, fails to decode, or is off by more than
-``--tolerance`` dB, else 0.
+record gives); ``--images``: the source images (``<record image>.png``), shrunk as the run
+shrank them (its ``--downscale``). Prints one line per file and a summary; exits 1 when any
+file is missing, fails to decode, or is off by more than ``--tolerance`` dB, else 0.
 """
 
 import argparse
@@ -18,24 +18,28 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("runs", nargs="+", type=Path, help="bench_rd JSON records")
     ap.add_argument("--files", type=Path, required=True, help="folder of the kept .gimg files")
     ap.add_argument("--images", type=Path, required=True, help="folder of the source images")
     ap.add_argument("--tolerance", type=float, default=0.01, help="dB")
     args = ap.parse_args(argv)
 
+    from bench_rd import load_rgb
     from gipp_codec.decoder import decode
     from gipp_codec.errors import GimgError
-    from gipp_codec.imageio import load_image
     from gipp_codec.metrics import psnr
 
     checked, bad = 0, 0
     worst = 0.0
     for run in args.runs:
-        for rec in json.loads(run.read_text())["records"]:
+        data = json.loads(run.read_text())
+        downscale = int(data.get("meta", {}).get("downscale", 1) or 1)
+        for rec in data["records"]:
             if not rec.get("codec", "").startswith("gimg") or rec.get("error") or "file" not in rec:
                 continue
             path = args.files / Path(rec["file"]).name
@@ -47,7 +51,7 @@ def main(argv=None) -> int:
                 print(f"{label}: cannot decode {path}: {exc}")
                 bad += 1
                 continue
-            image = load_image(args.images / f"{rec['image']}.png")[0]  # [H, W, 3] uint8
+            image = load_rgb(args.images / f"{rec['image']}.png", downscale)  # [H, W, 3] uint8, as the run saw it
             here = psnr(np.asarray(decoded), image)
             diff = here - rec["psnr"]
             worst = max(worst, abs(diff))
