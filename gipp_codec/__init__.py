@@ -29,6 +29,13 @@ _LAZY = {
 }
 
 
+__all__ = list(_LAZY)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
 def __getattr__(name):
     if name in _LAZY:
         import importlib

@@ -325,6 +325,13 @@ def encode_with_report(
     """Encode an 8-bit RGB image [H, W, 3] (or a grey one, [H, W] or [H, W, 1]) at N Gaussians or
     a target bpp (``DEFAULT_BPP``, 0.5, when neither is given); return bytes and a report.
 
+    ``iterations``: the fit's length (None: ``config.iterations``); ``seed``: its random
+    start (deterministic on the CPU); ``device``: "auto", "cpu" or "cuda"; ``metadata``: the
+    ICC profile and EXIF block to carry (``imageio.ImageMetadata``); ``progress(iteration,
+    total, info)``: called after each fit iteration (``info``: "phase", "psnr",
+    "gaussians"). The report's ``psnr`` is infinite for an exact decode (a one-colour image,
+    ``base_only``). Bad arguments raise a ConfigError or an InputImageError.
+
     ``bits`` = (position, covariance, colour) bit depths; None takes them from ``config``
     at the rate asked for (``default_depths``; ``FitConfig()``: P/7/5, P/7/6 from
     ``COLOR_HIGH_RATE_BPP`` up, P from the Gaussians' spacing, ``QATConfig.position_depth``:
@@ -379,12 +386,12 @@ def encode_with_report(
     if flat is not None:  # exact already: Gaussians could only add error
         data = _base_only_file(w, h, bits, flat, metadata)
         seconds = time.perf_counter() - t0
-        p, m, _ = _measure(data, arr)
+        p, m, info = _measure(data, arr)
         return data, EncodeReport(
             bytes=len(data), bpp=len(data) * 8 / (h * w), psnr=p, ms_ssim=m, gaussians=0, seconds=seconds,
             width=w, height=h, bits=(bits.position, bits.covariance, bits.color), bits_per_gaussian=None,
-            psnr_encoder=p, iterations=0, passes=0, device="cpu", target_bpp=bpp, grey=is_gray(arr),
-            base_only=True)
+            attribute_bits=info.get("bits", {}), psnr_encoder=p, iterations=0, passes=0, device="cpu",
+            target_bpp=bpp, grey=is_gray(arr), base_only=True)
     if gaussians is not None:
         data, qreport = _encode_once(arr, gaussians, iterations, bits, seed, device, config, metadata, progress,
                                      base=base)

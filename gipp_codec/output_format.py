@@ -20,11 +20,24 @@ from gipp_codec.stdio import display_name, is_stdio
 
 PNG = "PNG"
 # extension -> Pillow format name
-LOSSLESS_FORMATS = {".png": PNG, ".ppm": "PPM", ".pnm": "PPM", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+LOSSLESS_FORMATS = {".png": PNG, ".ppm": "PPM", ".pnm": "PPM", ".pgm": "PPM", ".bmp": "BMP", ".tif": "TIFF",
+                    ".tiff": "TIFF"}
 # formats whose writers keep the ICC profile and the EXIF block
 CARRIES_METADATA = {PNG, "TIFF"}
 LOSSY_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".avif", ".heic", ".heif", ".jp2", ".j2k",
-                    ".jpx", ".jxl", ".gif", ".tga", ".ico")
+                    ".jpx", ".jxl", ".gif", ".tga", ".ico", ".pbm")
+
+
+def check_gimg_output_name(path) -> None:
+    """A ConfigError when a .gimg output (``encode``'s OUT.gimg, ``fit --out``) is named as
+    an image (``.png``, ``.jpg``, ...): the file would hold .gimg bytes under an image's
+    name. Any other name (``-`` included) is taken as it is."""
+    if is_stdio(path):
+        return
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext in LOSSLESS_FORMATS or ext in LOSSY_EXTENSIONS:
+        raise ConfigError(f"{os.fspath(path)}: an image's name, but this output is a .gimg file; "
+                          f"name it .gimg")
 
 
 def output_format(path) -> str:

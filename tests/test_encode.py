@@ -575,6 +575,7 @@ def test_a_one_colour_image_is_its_base_layer_alone(h, w, colour):
         info = read_info(data)
         assert info["header"]["gaussian_count"] == 0 and info["base"]["sample_bits"] == 8
         assert len(data) < 200
+        assert report.attribute_bits["total_bits"] == 8 * len(data)
 
 
 def test_only_a_one_colour_image_takes_the_base_layer_alone():
@@ -643,3 +644,26 @@ def test_decode_to_an_in_memory_standard_output(tmp_path):
     res = CliRunner().invoke(cli, ["decode", str(tmp_path / "in.gimg"), "-"])
     assert res.exit_code == 0, res.output
     assert res.stdout_bytes.startswith(b"\x89PNG")
+
+
+def test_a_gimg_output_named_as_an_image_is_refused_before_fitting(tmp_path):
+    """encode's OUT.gimg and fit's --out named .png / .jpg would hold .gimg bytes under an
+    image's name: refused before any work, nothing written."""
+    png = tmp_path / "in.png"
+    Image.fromarray(_image()).save(png)
+    for args in (["encode", str(png), str(tmp_path / "o.png"), "-n", "5", "-i", "5"],
+                 ["fit", str(png), "-n", "5", "-i", "5", "--out", str(tmp_path / "o.jpg")]):
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 2 and "an image's name, but this output is a .gimg file" in res.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
+
+def test_the_package_lists_its_api():
+    """``dir(gipp_codec)`` and ``from gipp_codec import *`` show the lazily imported API."""
+    import gipp_codec
+
+    names = {"encode", "encode_with_report", "decode", "read_info", "fit_image"}
+    assert names <= set(dir(gipp_codec)) and set(gipp_codec.__all__) == names
+    scope: dict = {}
+    exec("from gipp_codec import *", scope)
+    assert names <= set(scope)

@@ -30,14 +30,15 @@ def gimg_bytes():
     return write_gimg(parsed)
 
 
-@pytest.mark.parametrize("name, fmt", [("x.png", "PNG"), ("x.PPM", "PPM"), ("x.pnm", "PPM"), ("x.bmp", "BMP"),
+@pytest.mark.parametrize("name, fmt", [("x.png", "PNG"), ("x.PPM", "PPM"), ("x.pnm", "PPM"), ("x.pgm", "PPM"),
+                                       ("x.bmp", "BMP"),
                                        ("x.tif", "TIFF"), ("x.TIFF", "TIFF"), ("x", "PNG"), ("x.out", "PNG"),
                                        ("-", "PNG")])
 def test_the_extension_names_the_format(name, fmt):
     assert output_format(name) == fmt
 
 
-@pytest.mark.parametrize("name", ["x.jpg", "x.JPEG", "x.webp", "x.gif", "x.avif", "x.jxl", "x.gimg"])
+@pytest.mark.parametrize("name", ["x.jpg", "x.JPEG", "x.webp", "x.gif", "x.avif", "x.jxl", "x.gimg", "x.pbm"])
 def test_lossy_palette_and_gimg_extensions_are_refused(name):
     with pytest.raises(ConfigError, match="name a .png file"):
         output_format(name)

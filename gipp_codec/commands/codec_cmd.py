@@ -60,6 +60,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     from gipp_codec.encoder import BPP_PROMISE, MAX_BPP, encode_with_report, resolve_rate
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.imageio import atomic_write_bytes, check_distinct_paths, check_output_path, load_image
+    from gipp_codec.output_format import check_gimg_output_name
 
     asked = gaussians is not None or bpp is not None  # a rate or a count given, rather than the default
     gaussians, bpp = resolve_rate(gaussians, bpp, ("--gaussians N", "--bpp B"))
@@ -79,6 +80,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     to_stderr = summary_to_stderr(as_json, "OUT.gimg", output_path)
     check_distinct_paths(input_path, output_path)
     check_output_path(output_path)  # before minutes of fitting
+    check_gimg_output_name(output_path)
     image, meta = load_image(input_path)
     config = FitConfig.paper() if paper else FitConfig()
     if no_base:

@@ -34,7 +34,7 @@ def fit(image, gaussians, iterations, preview, out_path, seed, device, paper, ba
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.commands.progress import progress_bar
     from gipp_codec.imageio import check_distinct_paths, check_output_path, load_image, save_image
-    from gipp_codec.output_format import output_format
+    from gipp_codec.output_format import check_gimg_output_name, output_format
     from gipp_codec.stdio import display_name, is_stdio
 
     if gaussians is not None and gaussians <= 0:
@@ -51,6 +51,8 @@ def fit(image, gaussians, iterations, preview, out_path, seed, device, paper, ba
             targets.append(check_output_path(output))  # before the fit, not after it
     if preview is not None:
         output_format(preview)  # a lossy extension is refused before the fit
+    if out_path is not None:
+        check_gimg_output_name(out_path)
     if len(targets) == 2 and os.path.abspath(targets[0]) == os.path.abspath(targets[1]):
         raise ConfigError(f"--preview and --out name the same file {out_path}")
     arr, meta = load_image(image)

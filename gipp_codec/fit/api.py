@@ -176,7 +176,19 @@ def fit_image(
     progress: Callable | None = None,
     backend: str = "auto",
 ) -> FitResult:
-    """Fit ``gaussians`` 2D Gaussians to an 8-bit RGB image [H, W, 3] (GaussianImage++ representation)."""
+    """Fit ``gaussians`` 2D Gaussians to an 8-bit image (GaussianImage++ representation,
+    float32, no quantization) and return a ``FitResult`` (means [N, 2], covs [N, 3],
+    colors [N, 3], the render, PSNR, MS-SSIM, the history).
+
+    ``image_uint8``: uint8 [H, W, 3], or grey [H, W] / [H, W, 1] (fitted with one colour per
+    Gaussian, ``fit.gray``); ``gaussians``: N, 1 to 4 per pixel and 2^22 in all (a few may
+    be dropped when they leave the image or collapse); ``iterations``: None for
+    ``config.iterations``; ``seed``: the random start (deterministic on the CPU);
+    ``device``: "auto", "cpu" or "cuda"; ``config``: a ``FitConfig`` (default ours,
+    ``FitConfig.paper()`` the paper's); ``progress(iteration, total, info)``: called after
+    each iteration, ``info`` a dict with "phase", "psnr" and "gaussians"; ``backend``: the
+    renderer ("auto", "cpu", "reference", "cuda"). Bad arguments raise a ConfigError or an
+    InputImageError."""
     arr, its, cfg = _validate(image_uint8, gaussians, iterations, config, seed)
     warn_if_short(arr.shape[1], arr.shape[0], "fitting")
     t0 = time.perf_counter()
