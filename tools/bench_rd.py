@@ -430,6 +430,12 @@ def plot(result: dict, path: str) -> None:
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # no legend for a panel with no curve (no MS-SSIM measured)
             ax.legend(fontsize=8)
+    if not ax2.get_legend_handles_labels()[0]:
+        ax2.text(0.5, 0.5, "no MS-SSIM: it needs images of at least 161 pixels a side",
+                 ha="center", va="center", transform=ax2.transAxes, fontsize=9)
+    n_common = {p["n"] for curve in curves.values() for p in curve}
+    if result["images"] and n_common and n_common != {n}:
+        ax1.set_title(f"PSNR vs rate (mean of {sorted(n_common)[0]} of {n} image(s))")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
