@@ -17,9 +17,9 @@ rate), one more encode runs with the budget corrected by the measured drift, and
 closer result is kept. Unless the config turns it off (``QATConfig.base_samples_across``),
 the file carries a base layer of the image's block means (``format.base_layer``) and the
 Gaussians are fitted to what it leaves; every file the rate control measures includes it.
-A one-colour image is written as that base layer alone, one 8-bit sample per channel, which
-decodes to it exactly (``one_colour_base``): Gaussians could only add error, and no rate
-or N asked for is spent.
+A one-colour image is written as a base layer alone, 8-bit samples on the coarsest grid
+(one per channel up to 1024 x 1024 pixels), which decodes to it exactly
+(``one_colour_base``): Gaussians could only add error, and no rate or N asked for is spent.
 """
 
 import time
