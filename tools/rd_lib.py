@@ -131,13 +131,13 @@ CLASSICAL_CODECS: dict[str, Codec] = {
         "jp2", "JPEG 2000 (OpenJPEG 9/7, MCT)", _jp2_encoder(1), _pil_decode, 0.005, 24.0,
         integer=False, guess=lambda t: t,
         settings={"irreversible": True, "mct": 1, "quality_mode": "rates",
-                  "param": "requested bpp (ratio 24/bpp)", "container": "j2k codestream"},
+                  "param": "requested bpp (ratio 24/bpp; 8/bpp for a grey image)", "container": "j2k codestream"},
     ),
     "jp2-nomct": Codec(
         "jp2-nomct", "JPEG 2000 (OpenJPEG 9/7, no MCT)", _jp2_encoder(0), _pil_decode,
         0.005, 24.0, integer=False, guess=lambda t: t,
         settings={"irreversible": True, "mct": 0, "quality_mode": "rates",
-                  "param": "requested bpp (ratio 24/bpp)", "container": "j2k codestream"},
+                  "param": "requested bpp (ratio 24/bpp; 8/bpp for a grey image)", "container": "j2k codestream"},
     ),
 }
 
