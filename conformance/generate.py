@@ -145,6 +145,9 @@ def valid_vectors():
               "(one-token residual streams), 64x48, 300 Gaussians at 11/7/6",
               write_gimg(QuantizedGaussians(64, 48, grey.bits, q, scales, offsets), payload_coding=2,
                          render_convention=2, base=base)))
+    v.append(("contexts_from_positions_64x48_n400",
+              "payload coding 2 with x and y as context sources (a's spread depends on x, c's on y)",
+              _position_context_file()))
     v.append(("base_zero_gaussians", "N = 0 with a base layer (F = 16): the image is the base alone",
               write_gimg(synthetic_quantized(0, 40, 24, seed=35), payload_coding=2, render_convention=2,
                          base=synthetic_base(40, 24, 4, 5, 35))))
@@ -307,6 +310,37 @@ def invalid_vectors():
     add("float_payload_wrong_length", "float32 payload 4 bytes short",
         build_container([fchunks[0], (K.CHUNK_GAUS, fchunks[1][1][:-4]), (K.CHUNK_END, b"")]))
     return out
+
+
+def _position_context_file() -> bytes:
+    """A coding-2 file whose streams a and c take contexts from x and y (spec §5.5 allows any
+    decoded channel; gimg's encoder tries x and y only with ``POSITION_CONTEXTS``): a is one
+    value left of the median x and random right of it, c likewise above and below the median y."""
+    import dataclasses
+
+    from gipp_codec.entropy import gaussian_coder
+
+    g = synthetic_quantized(400, 64, 48, BitDepths(12, 7, 6), seed=50)
+    q = g.q.astype(np.int64)
+    rng = np.random.default_rng(51)
+    q[:, K.CH_A] = np.where(q[:, K.CH_X] < np.median(q[:, K.CH_X]), 60, rng.integers(0, 128, len(q)))
+    q[:, K.CH_C] = np.where(q[:, K.CH_Y] < np.median(q[:, K.CH_Y]), 70, rng.integers(0, 128, len(q)))
+    chosen = []
+    original = gaussian_coder._choose_config
+
+    def choose(channel, *args):
+        cfg = original(channel, *args)
+        chosen.append(cfg)
+        return cfg
+
+    gaussian_coder.POSITION_CONTEXTS, gaussian_coder._choose_config = True, choose
+    try:
+        data = write_gimg(dataclasses.replace(g, q=q.astype(g.q.dtype)), payload_coding=2, render_convention=2)
+    finally:
+        gaussian_coder.POSITION_CONTEXTS, gaussian_coder._choose_config = False, original
+    sources = {cfg.channel: cfg.ctx_source for cfg in chosen}
+    assert sources[K.CH_A] == K.CH_X and sources[K.CH_C] == K.CH_Y, sources  # the point of the vector
+    return data
 
 
 def _render_work_bomb() -> bytes:

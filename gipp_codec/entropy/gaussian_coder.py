@@ -189,11 +189,19 @@ def _cell_shifts(bits_position: int) -> tuple:
     return tuple(sorted({g for g in (bits_position - 8, bits_position - 7, bits_position - 6) if g >= 0}))
 
 
+# Whether the encoder's search also tries x and y as context sources. The format allows them
+# (spec §5.5), but on fitted images they never paid, so the search leaves them out; the
+# conformance generator turns this on to write a vector that uses them.
+POSITION_CONTEXTS = False
+
+
 def _context_candidates(q: np.ndarray, done: list, bits, derived: bool) -> list[tuple]:
     """(source, param, thresholds, feature [N]) of the context rules the encoder tries: on
-    the decoded channels, or (``derived``, coding 2) on the derived context features."""
+    the decoded channels (x and y only with ``POSITION_CONTEXTS``), or (``derived``, coding 2)
+    on the derived context features."""
     if not derived:
-        sources, parts = [(j, 0) for j in done if j not in (CH_X, CH_Y)], (2, 4)
+        skip = () if POSITION_CONTEXTS else (CH_X, CH_Y)
+        sources, parts = [(j, 0) for j in done if j not in skip], (2, 4)
     else:
         sources, parts = [(CTX_CELLS, g) for g in _cell_shifts(bits[CH_X])], (2, 3, 4)
         if CH_A in done and CH_C in done:
