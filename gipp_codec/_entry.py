@@ -12,14 +12,6 @@ EXIT_INTERRUPTED = 130
 EXIT_USER_ERROR = 2
 
 
-def _tell(line: str) -> None:
-    """Write one line on stderr, unless stderr is closed (the exit status still tells)."""
-    try:
-        sys.stderr.write(line + "\n")
-    except (AttributeError, OSError, ValueError):
-        pass
-
-
 def _thread_count_problem() -> str | None:
     """What is wrong with ``NUMBA_NUM_THREADS`` (README: the kernels' thread count), or None.
     numba reads it on import and fails with a traceback on 0 or less, and warns over several
@@ -36,14 +28,16 @@ def _thread_count_problem() -> str | None:
 
 def main() -> None:
     """Import and run the CLI; Ctrl-C at any point is one line on stderr and exit 130."""
+    from gipp_codec.stdio import tell  # os and sys only: still nothing heavy before the CLI's imports
+
     problem = _thread_count_problem()
     if problem is not None:
-        _tell(f"gimg: error: {problem}")
+        tell(f"gimg: error: {problem}")
         sys.exit(EXIT_USER_ERROR)
     try:
         from gipp_codec.cli import main as cli_main
 
         cli_main()
     except KeyboardInterrupt:
-        _tell("gimg: interrupted")
+        tell("gimg: interrupted")
         sys.exit(EXIT_INTERRUPTED)

@@ -17,7 +17,7 @@ import click
 
 from gipp_codec import stop
 from gipp_codec.errors import GimgError, GimgWarning
-from gipp_codec.stdio import silence_stdout
+from gipp_codec.stdio import silence_stdout, tell
 from gipp_codec.stop import Terminated
 
 EXIT_USER_ERROR = 2
@@ -43,15 +43,6 @@ def _unraisable(info) -> None:
     sys.__unraisablehook__(info)
 
 
-def _tell(line: str) -> None:
-    """Print one line on stderr; a closed or broken stderr (``2>&-``) is not an error of its
-    own: the exit status still says what happened."""
-    try:
-        click.echo(line, err=True)
-    except (OSError, ValueError):
-        pass
-
-
 class _GimgGroup(click.Group):
     """A click group that turns gimg errors into one-line messages."""
 
@@ -61,18 +52,18 @@ class _GimgGroup(click.Group):
             stop.check()  # a Ctrl-C a ctypes callback swallowed after the last check: not a success
             return result
         except GimgError as exc:
-            _tell(f"gimg: error: {one_line(str(exc))}")
+            tell(f"gimg: error: {one_line(str(exc))}")
             sys.exit(EXIT_USER_ERROR)
         except MemoryError:
-            _tell("gimg: error: out of memory")
+            tell("gimg: error: out of memory")
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             stop.clear()
-            _tell("gimg: interrupted")
+            tell("gimg: interrupted")
             sys.exit(130)
         except Terminated:
             stop.clear()
-            _tell("gimg: terminated")
+            tell("gimg: terminated")
             sys.exit(EXIT_TERMINATED)
         except BrokenPipeError:  # the reader of an output on stdout ('-') stopped reading
             silence_stdout()
@@ -85,10 +76,10 @@ class _GimgGroup(click.Group):
             if signal_exc is not None:
                 stop.clear()
             if isinstance(signal_exc, Terminated):
-                _tell("gimg: terminated")
+                tell("gimg: terminated")
                 sys.exit(EXIT_TERMINATED)
             if isinstance(signal_exc, KeyboardInterrupt):
-                _tell("gimg: interrupted")
+                tell("gimg: interrupted")
                 sys.exit(130)
             raise
 

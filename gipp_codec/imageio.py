@@ -62,7 +62,7 @@ def _gray16_to_8(arr: np.ndarray) -> np.ndarray:
     return out
 
 
-def stored_bits(im: Image.Image) -> int | None:
+def _stored_bits(im: Image.Image) -> int | None:
     """Bits per sample the file stores, from the decoder's raw mode before loading ("L;2" -> 2,
     "RGB;16B" -> 16, "RGB" -> 8); None when the plugin does not say."""
     try:
@@ -79,7 +79,7 @@ def stored_bits(im: Image.Image) -> int | None:
 def _colour_key_used(im: Image.Image, bits: int | None) -> bool:
     """Whether a grey or RGB image with a colour key (PNG's tRNS chunk, Pillow's
     ``info["transparency"]``: one grey level or one RGB triple that is transparent) has a
-    pixel of that colour. ``bits``: the file's bits per sample (``stored_bits``). Pillow
+    pixel of that colour. ``bits``: the file's bits per sample (``_stored_bits``). Pillow
     scales grey of 1, 2 or 4 bits to 0..255 but not the key, so the key is scaled here; it
     keeps only the high byte of 16-bit RGB, so there a pixel whose high bytes match the key's
     counts as transparent (it may be)."""
@@ -103,7 +103,7 @@ def _colour_key_used(im: Image.Image, bits: int | None) -> bool:
 
 def _to_rgb8(im: Image.Image, name: str, bits: int | None = None) -> np.ndarray:
     """Convert a Pillow image of any supported mode to uint8 [H, W, 3] (``bits``: the file's
-    bits per sample, ``stored_bits``, read before loading)."""
+    bits per sample, ``_stored_bits``, read before loading)."""
     mode = im.mode
     if mode != "P" and _colour_key_used(im, bits):
         raise InputImageError(f"{name}: image has transparent pixels (a colour key); gimg codes RGB only, "
@@ -213,7 +213,7 @@ def _decode_with_pillow(data: bytes, name: str) -> tuple[np.ndarray, ImageMetada
             if frames > 1:
                 raise InputImageError(f"{name}: image has {frames} frames (an animation or a multi-page "
                                       f"file); gimg codes one image, extract a frame first")
-            bits = stored_bits(im)
+            bits = _stored_bits(im)
             im.load()
             meta = ImageMetadata(
                 icc_profile=im.info.get("icc_profile") or None,

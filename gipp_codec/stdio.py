@@ -85,6 +85,16 @@ def silence_stdout() -> None:
         pass
 
 
+def tell(line: str) -> None:
+    """Write one line on stderr; a closed or broken stderr (``2>&-``) is not an error of its
+    own: the exit status still says what happened."""
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
 def echo_line(text: str, err: bool = False) -> None:
     """``click.echo(text, err=err)``; a failed write to standard output (a full disk, a closed
     stream) is a GimgError, and a reader that closed the pipe early raises BrokenPipeError (the
