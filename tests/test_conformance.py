@@ -1,6 +1,7 @@
 """The conformance suite: every vector against our decoder (in process), a few through the CLI."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,16 +52,127 @@ def test_runner_with_cli_decoder(only):
     assert "1/1 conformance vectors passed" in r.stdout
 
 
-def test_runner_detects_a_bad_decoder(tmp_path):
-    """A 'decoder' that writes a black PNG for anything must fail the suite."""
-    fake = tmp_path / "fake.py"
-    fake.write_text(
-        "import sys\nfrom PIL import Image\n"
-        "Image.new('RGB', (1, 1)).save(sys.argv[2], format='PNG')\n"
-    )
-    rc = runner.main(["--decoder", f"{sys.executable} {fake} {{input}} {{output}}", "--only", "tiny_1x1"])
-    assert rc == 0 or rc == 1  # tiny_1x1 may be nearly black; the next line is the real check
-    assert runner.main(["--decoder", f"{sys.executable} {fake} {{input}} {{output}}", "--only", "bad_signature"]) == 1
+def _fake_decoder(tmp_path, body: str) -> str:
+    """A decoder command running ``body`` (Python; sys.argv[1] the input, [2] the output)."""
+    fake = tmp_path / "fake_decoder.py"
+    fake.write_text("import os, sys\nimport numpy as np\nfrom PIL import Image\n" + body)
+    return f"{sys.executable} {fake} {{input}} {{output}}"
+
+
+def _entry(name):
+    return next(e for e in MANIFEST["valid"] + MANIFEST["invalid"] if e["name"] == name)
+
+
+def _run(capsys, *args):
+    rc = runner.main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+def test_runner_fails_a_decoder_that_writes_black(tmp_path, capsys):
+    """A 'decoder' that writes a black image of the right size for anything fails a vector
+    whose expected image is not black, and an invalid vector."""
+    e = _entry("odd_7x3")
+    from PIL import Image
+    with Image.open(CONF / e["expected"]) as im:
+        assert np.asarray(im).max() > e["max_abs"]  # black is outside the tolerance
+    cmd = _fake_decoder(tmp_path, f"Image.new('RGB', ({e['width']}, {e['height']})).save(sys.argv[2], format='PNG')\n")
+    rc, text = _run(capsys, "--decoder", cmd, "--only", "odd_7x3")
+    assert rc == 1 and "FAIL valid   odd_7x3: max abs" in text
+    rc, text = _run(capsys, "--decoder", cmd, "--only", "bad_signature")
+    assert rc == 1 and "accepted an invalid file" in text
+
+
+@pytest.mark.parametrize("body, message", [
+    ("open(sys.argv[2], 'wb').write(b'not a png')\n", "output is not a readable PNG"),
+    ("Image.new('RGB', (2, 1)).save(sys.argv[2], format='PNG')\n", "output is 2x1, expected 1x1"),
+    ("Image.new('RGB', (1, 1)).save(sys.argv[2], format='BMP')\n", "output is not a PNG (BMP)"),
+    ("Image.fromarray(np.zeros((1, 1), np.uint16)).save(sys.argv[2])\n", "output has PNG mode I;16"),
+    ("Image.new('RGBA', (1, 1)).save(sys.argv[2])\n", "output has transparent pixels"),
+    ("import signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "killed by signal 11 (SIGSEGV)"),
+    ("sys.exit('cannot decode this')\n", "exit status 1: cannot decode this"),
+    ("pass\n", "no output file"),
+    ("Image.new('RGB', (1, 1)).save(sys.argv[2])\nopen(sys.argv[1], 'ab').write(b'x')\n",
+     "the input file was modified"),
+])
+def test_runner_reports_a_broken_decoder_in_one_line(tmp_path, capsys, body, message):
+    """Whatever a decoder does wrong on a valid vector is one FAIL line, never a traceback."""
+    if "SIGSEGV" in body and not hasattr(os, "kill"):
+        pytest.skip("no signals")
+    before = (CONF / _entry("tiny_1x1")["input"]).read_bytes()
+    rc, text = _run(capsys, "--decoder", _fake_decoder(tmp_path, body), "--only", "tiny_1x1")
+    assert rc == 1, text
+    assert f"FAIL valid   tiny_1x1: {message}" in text and "Traceback" not in text
+    assert (CONF / _entry("tiny_1x1")["input"]).read_bytes() == before  # the suite's own copy is untouched
+
+
+def test_runner_invalid_vectors_need_a_clean_refusal(tmp_path, capsys):
+    """On an invalid vector a crash is not a refusal, nor is an output left behind; removing
+    the input fails the vector without touching the suite's file."""
+    segv = _fake_decoder(tmp_path, "import signal\nos.kill(os.getpid(), signal.SIGSEGV)\n")
+    rc, text = _run(capsys, "--decoder", segv, "--only", "bad_signature")
+    assert rc == 1 and "killed by signal 11" in text
+    leave = _fake_decoder(tmp_path, "open(sys.argv[2], 'wb').write(b'x')\nsys.exit(2)\n")
+    rc, text = _run(capsys, "--decoder", leave, "--only", "bad_signature")
+    assert rc == 1 and "left an output file behind" in text
+    remove = _fake_decoder(tmp_path, "os.remove(sys.argv[1])\nsys.exit(2)\n")
+    rc, text = _run(capsys, "--decoder", remove, "--only", "bad_signature")
+    assert rc == 1 and "the input file was removed" in text
+    assert (CONF / _entry("bad_signature")["input"]).exists()
+
+
+def test_runner_kills_a_decoder_that_hangs_and_its_children(tmp_path, capsys):
+    """A decoder past --timeout fails the vector, and a child it left running (which holds
+    its standard error open) neither hangs the run nor survives it."""
+    marker = tmp_path / "child.pid"
+    body = ("import subprocess, time\n"
+            f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+            f"open({str(marker)!r}, 'w').write(str(p.pid))\n"
+            "time.sleep(120)\n")
+    rc, text = _run(capsys, "--decoder", _fake_decoder(tmp_path, body), "--only", "tiny_1x1", "--timeout", "3")
+    assert rc == 1 and "FAIL valid   tiny_1x1: timed out" in text
+    child = int(marker.read_text())
+    import time
+    for _ in range(50):  # the kill is asynchronous; a zombie reparented to init is reaped soon
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the decoder's child {child} survived the run")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--decoder", "mydec {input}"], "--decoder must name {output}"),
+    (["--decoder", "mydec '{input} {output}"], "--decoder: cannot split the command"),
+    (["--decoder", "no-such-program-gimg {input} {output}"], "cannot run the decoder"),
+    (["--only", "no_such_vector"], "no vector's name matches"),
+    (["--manifest", "/no/such/manifest.json"], "cannot read the manifest"),
+    (["--timeout", "0"], "--timeout must be a positive"),
+    (["--json", "/no/such/folder/report.json"], "--json /no/such/folder/report.json: no such folder"),
+])
+def test_runner_usage_errors_exit_2(capsys, args, message):
+    rc, text = _run(capsys, *args)
+    assert rc == 2 and f"run.py: error: {message}" in text and "Traceback" not in text
+
+
+def test_runner_malformed_manifest_exit_2(tmp_path, capsys):
+    bad = tmp_path / "manifest.json"
+    for content in ("{not json", "[]", '{"valid": [{"name": "x"}], "invalid": []}'):
+        bad.write_text(content)
+        rc, text = _run(capsys, "--manifest", str(bad))
+        assert rc == 2 and "run.py: error: the manifest" in text
+
+
+def test_runner_json_report(tmp_path, capsys):
+    report = tmp_path / "report.json"
+    rc, _ = _run(capsys, "--in-process", "--only", "tiny_1x1", "--json", str(report))
+    assert rc == 0
+    got = json.loads(report.read_text())
+    assert got["passed"] == 1 and got["failed"] == 0
+    (vec,) = got["vectors"]
+    assert vec["name"] == "tiny_1x1" and vec["passed"] and vec["max_abs"] <= _entry("tiny_1x1")["max_abs"]
 
 
 def test_reference_decoder_agrees_on_small_vectors():
