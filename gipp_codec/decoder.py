@@ -42,26 +42,49 @@ def render_parsed(parsed: ParsedGimg) -> np.ndarray:
     return image
 
 
-def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu") -> np.ndarray:
+def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu", size: tuple[int, int] | None = None) -> np.ndarray:
     """Render a parsed file in its render convention straight to the 8-bit levels: uint8 [H, W, 3]
     (equal to ``to_uint8(render_parsed(parsed))``, without storing the float image). On
     ``device`` "cuda" (or "auto" where CUDA is) the Triton renderer sums the Gaussians
-    (``gpu_decode``; a level may differ on a pixel at a rounding boundary)."""
+    (``gpu_decode``; a level may differ on a pixel at a rounding boundary). ``size`` (W', H'),
+    when it is not the file's own: the image at that size instead, uint8 [H', W', 3], the
+    Gaussians sampled on a finer grid along an axis that grows and the render box-filtered
+    along one that shrinks (``render.rescale``; not a conforming decode, which is at the
+    file's size)."""
     h, w = int(parsed.header["height"]), int(parsed.header["width"])
-    means, covs, colors = gaussians_as_floats(parsed)
+    if size is None or tuple(size) == (w, h):
+        return _render_uint8(parsed, device)
+    from gipp_codec.render.rescale import box_reduce, check_render_work, render_size, rescale_gaussians
+
+    rw, rh = render_size(w, h, *size)
+    sx, sy = rw / w, rh / h
+    means, covs, colors = rescale_gaussians(*gaussians_as_floats(parsed), sx, sy)
+    check_render_work(means, covs, rw, rh)
+    factors = None if parsed.base is None else (parsed.base.factor * sx, parsed.base.factor * sy)
+    return box_reduce(_render_uint8(parsed, device, (means, covs, colors), (rw, rh), factors), *size)
+
+
+def _render_uint8(parsed: ParsedGimg, device: str, gaussians=None, size=None, factors=None) -> np.ndarray:
+    """uint8 [H, W, 3] of the file's Gaussians (or of ``gaussians``, (means, covs, colors)
+    mapped to the grid ``size`` (W, H), with the base layer's block side in its pixels
+    ``factors``) plus its base layer, on ``device``."""
+    w, h = (int(parsed.header["width"]), int(parsed.header["height"])) if size is None else size
+    means, covs, colors = gaussians_as_floats(parsed) if gaussians is None else gaussians
     if device != "cpu":
         from gipp_codec import gpu_decode
 
         resolved = gpu_decode.resolve_decode_device(device)
         if resolved != "cpu":
-            return to_uint8(gpu_decode.render_parsed_on_device(parsed, resolved, means, covs, colors))
+            return to_uint8(gpu_decode.render_parsed_on_device(parsed, resolved, means, covs, colors, (w, h), factors))
     if means.shape[0] == 0:
-        return np.zeros((h, w, 3), np.uint8) if parsed.base is None else to_uint8(upsample(parsed.base, w, h))
+        return np.zeros((h, w, 3), np.uint8) if parsed.base is None else to_uint8(upsample(parsed.base, w, h, factors))
     from gipp_codec.render.numba_kernels import forward_uint8
 
-    base_rows = None if parsed.base is None else grid_rows(parsed.base, w)  # [3, gh, W]
-    return forward_uint8(means, covs, colors, h, w, int(parsed.header["render_convention"]), base_rows,
-                         parsed.base.factor if parsed.base is not None else 0)
+    convention = int(parsed.header["render_convention"])
+    if parsed.base is None:
+        return forward_uint8(means, covs, colors, h, w, convention)
+    fx, fy = (parsed.base.factor, parsed.base.factor) if factors is None else factors
+    return forward_uint8(means, covs, colors, h, w, convention, grid_rows(parsed.base, w, fx), fy)
 
 
 def decode_float(data: bytes) -> np.ndarray:
@@ -69,17 +92,30 @@ def decode_float(data: bytes) -> np.ndarray:
     return render_parsed(parse_gimg(data))
 
 
-def decode_with_metadata(data: bytes, device: str = "cpu") -> tuple[np.ndarray, ImageMetadata]:
+def decode_with_metadata(data: bytes, device: str = "cpu", *, scale: float | None = None,
+                         size: tuple[int, int] | None = None) -> tuple[np.ndarray, ImageMetadata]:
     """.gimg bytes -> (uint8 [H, W, 3], ICC/EXIF metadata), rendered on ``device``
-    ("cpu", "cuda" or "auto": ``render_parsed_uint8``)."""
+    ("cpu", "cuda" or "auto": ``render_parsed_uint8``); at the file's size, or at ``size``
+    (width, height) or each side times ``scale`` (``render.rescale``)."""
     parsed = parse_gimg(data)
-    return render_parsed_uint8(parsed, device), parsed.metadata
+    return render_parsed_uint8(parsed, device, _decode_size(parsed, scale, size)), parsed.metadata
 
 
-def decode(data: bytes, device: str = "cpu") -> np.ndarray:
+def decode(data: bytes, device: str = "cpu", *, scale: float | None = None,
+           size: tuple[int, int] | None = None) -> np.ndarray:
     """.gimg bytes -> uint8 [H, W, 3], rendered on ``device`` ("cpu", "cuda" or "auto":
-    ``render_parsed_uint8``)."""
-    return decode_with_metadata(data, device)[0]
+    ``render_parsed_uint8``). By default at the file's own size, the conforming decode;
+    ``scale`` (each side times it, rounded) or ``size`` (width, height) gives the image at
+    another size instead: the Gaussians sampled on a finer grid where it grows, the render
+    averaged over each output pixel where it shrinks (``render.rescale``)."""
+    return decode_with_metadata(data, device, scale=scale, size=size)[0]
+
+
+def _decode_size(parsed: ParsedGimg, scale, size) -> tuple[int, int]:
+    """The (width, height) a decode renders: the file's, or what ``scale``/``size`` ask for."""
+    from gipp_codec.render.rescale import output_size
+
+    return output_size(int(parsed.header["width"]), int(parsed.header["height"]), scale, size)
 
 
 def read_info(data: bytes) -> dict:
@@ -112,25 +148,32 @@ def read_input_file(path: str | os.PathLike) -> bytes:
 
 
 def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_level: int = DEFAULT_PNG_LEVEL,
-                device: str = "cpu") -> dict:
+                device: str = "cpu", *, scale: float | None = None, size: tuple[int, int] | None = None) -> dict:
     """Decode a .gimg file to an image file written atomically, in the lossless format its
     extension names (``output_format``: PNG at zlib level ``png_level`` unless .ppm, .bmp or
     .tif; ICC/EXIF carried where the format can; an exactly grey image as one channel), rendered
-    on ``device`` ("cpu", "cuda" or "auto": ``render_parsed_uint8``); returns the facts
-    ``gimg decode`` prints."""
+    on ``device`` ("cpu", "cuda" or "auto": ``render_parsed_uint8``), at the file's size or at
+    the one ``scale`` or ``size`` asks for (``decode``); returns the facts ``gimg decode`` prints."""
     check_distinct_paths(in_path, out_path)
     check_output_path(out_path)
     output_format(out_path)  # a lossy extension is refused before the work
+    if scale is not None or size is not None:  # a bad value before the work too
+        from gipp_codec.render.rescale import output_size
+
+        output_size(1, 1, scale, size)
     if device != "cpu":  # an unknown device, or CUDA asked for where there is none: before the work too
         from gipp_codec.gpu_decode import resolve_decode_device
 
         device = resolve_decode_device(device)
     data = read_input_file(in_path)
     parsed = parse_gimg(data)
-    image = render_parsed_uint8(parsed, device)
+    out_size = _decode_size(parsed, scale, size)
+    image = render_parsed_uint8(parsed, device, out_size)
     save_image(out_path, image, parsed.metadata, png_level)
     width, height = int(parsed.header["width"]), int(parsed.header["height"])
     return {
+        "decoded_width": out_size[0],
+        "decoded_height": out_size[1],
         "input": str(in_path),
         "output": str(out_path),
         "width": width,

@@ -6,6 +6,7 @@ never overwritten; on failure no output file is left behind.
 """
 
 import contextlib
+import re
 import sys
 
 import click
@@ -124,8 +125,13 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
               help="Where to render: the CPU; CUDA (the Triton renderer: needs CUDA and triton, and loads "
                    "torch, a slower start); auto: CUDA where there is one.")
+@click.option("--scale", type=float, default=None, metavar="F",
+              help="Render at the file's size times F (0.25: a quarter of each side, 2: twice), the "
+                   "Gaussians resampled: with an anti-aliasing filter when smaller. Not with --size.")
+@click.option("--size", "size_text", default=None, metavar="WxH",
+              help="Render at W x H pixels instead of the file's size (any aspect). Not with --scale.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
-def decode(input_path, output_path, png_level, device, as_json):
+def decode(input_path, output_path, png_level, device, scale, size_text, as_json):
     """Decode IN.gimg to the image OUT.png: PNG, or PPM, BMP or TIFF by the extension (.ppm, .pnm,
     .bmp, .tif, .tiff). Either may be - for standard input or output (PNG)."""
     from gipp_codec.commands.quick_start import decoder_process
@@ -137,19 +143,32 @@ def decode(input_path, output_path, png_level, device, as_json):
         from gipp_codec import jit
         from gipp_codec.decoder import decode_file
 
-        facts = decode_file(input_path, output_path, png_level, device)
+        facts = decode_file(input_path, output_path, png_level, device, scale=scale, size=_parse_size(size_text))
         facts["kernels"] = ("triton" if facts["device"] != "cpu" else
                             "prebuilt" if jit.prebuilt_in_use() else "jit")
     if as_json:
         emit_json(facts)
     else:
+        resized = (facts["decoded_width"], facts["decoded_height"]) != (facts["width"], facts["height"])
         echo_line(
-            f"{display_name(output_path, output=True)}: {facts['width']}x{facts['height']}, "
+            f"{display_name(output_path, output=True)}: "
+            + (f"{facts['decoded_width']}x{facts['decoded_height']} from " if resized else "")
+            + f"{facts['width']}x{facts['height']}, "
             f"{facts['gaussians']} Gaussians, {facts['bytes']} bytes, {facts['bpp']:.4f} bpp"
             + (", grey (one channel)" if facts["grey"] else ""), err=to_stderr
         )
         if facts["kernels"] == "jit" and _stderr_is_terminal():
             _prebuilt_hint()
+
+
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    """``--size`` "WxH" -> (W, H); a ConfigError for anything else."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*([0-9]{1,12})\s*[xX]\s*([0-9]{1,12})\s*", text)
+    if match is None:
+        raise ConfigError(f"--size must be WIDTHxHEIGHT in pixels, such as 384x256, not {text!r}")
+    return int(match.group(1)), int(match.group(2))
 
 
 def _stderr_is_terminal() -> bool:

@@ -67,10 +67,11 @@ def base_from_image(image: np.ndarray, factor_log2: int, bits: int) -> BaseLayer
     return BaseLayer(int(factor_log2), int(bits), samples)
 
 
-def axis_weights(size: int, grid: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def axis_weights(size: int, grid: int, factor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(index0, index1, fraction) [size] of each pixel along one axis: u = (p + 0.5) / F - 0.5,
     index0 = floor(u) and fraction = u - index0, clamped to the first and last sample
-    (all exact in binary64: F is a power of two)."""
+    (all exact in binary64: F is a power of two; a decode at another size passes the block
+    side in output pixels, F times the scale, ``render.rescale``)."""
     u = (np.arange(size, dtype=np.float64) + 0.5) / factor - 0.5
     i0 = np.floor(u)
     frac = u - i0
@@ -81,20 +82,23 @@ def axis_weights(size: int, grid: int, factor: int) -> tuple[np.ndarray, np.ndar
     return i0, i1, frac
 
 
-def grid_rows(base: BaseLayer, width: int) -> np.ndarray:
+def grid_rows(base: BaseLayer, width: int, factor: float | None = None) -> np.ndarray:
     """The first, horizontal pass of the upsampling (spec "BASE chunk"): each grid row at every
-    column, float32((1 - t) v0 + t v1) in binary64: planar float32 [3, gh, W]."""
+    column, float32((1 - t) v0 + t v1) in binary64: planar float32 [3, gh, W]. ``factor``: the
+    block side in output columns, for a decode at another size (default F)."""
     v = base.values()  # [gh, gw, 3]
-    j0, j1, t = axis_weights(width, v.shape[1], base.factor)
+    j0, j1, t = axis_weights(width, v.shape[1], base.factor if factor is None else factor)
     rows = (1.0 - t)[None, :, None] * v[:, j0] + t[None, :, None] * v[:, j1]  # [gh, W, 3]
     return np.ascontiguousarray(rows.astype(np.float32).transpose(2, 0, 1))
 
 
-def upsample(base: BaseLayer, width: int, height: int) -> np.ndarray:
+def upsample(base: BaseLayer, width: int, height: int, factors: tuple[float, float] | None = None) -> np.ndarray:
     """The base at every pixel: float32 [H, W, 3]. The horizontal pass (``grid_rows``), then
-    vertically float32((1 - s) h0 + s h1) in binary64, as the decoder's kernel adds it."""
-    rows = grid_rows(base, width).astype(np.float64)  # [3, gh, W]
-    i0, i1, s = axis_weights(height, rows.shape[1], base.factor)
+    vertically float32((1 - s) h0 + s h1) in binary64, as the decoder's kernel adds it.
+    ``factors``: the block side in output (columns, rows), for a decode at another size."""
+    fx, fy = (base.factor, base.factor) if factors is None else factors
+    rows = grid_rows(base, width, fx).astype(np.float64)  # [3, gh, W]
+    i0, i1, s = axis_weights(height, rows.shape[1], fy)
     s = s[None, :, None]
     out = ((1.0 - s) * rows[:, i0] + s * rows[:, i1]).astype(np.float32)  # [3, H, W]
     return np.ascontiguousarray(out.transpose(1, 2, 0))
