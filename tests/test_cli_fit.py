@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gipp_codec.cli import _register, cli
+from gipp_codec.metrics import psnr
 
 
 
@@ -41,10 +42,14 @@ def test_fit_json_last_line(runner, tiny_png, tmp_path):
     data = json.loads(last)
     for key in ("psnr", "ms_ssim", "gaussians", "iterations", "seconds"):
         assert key in data
-    assert data["iterations"] == 15 and 1 <= data["gaussians"] <= 20 and data["psnr"] > 0
+    assert data["iterations"] == 15 and 1 <= data["gaussians"] <= 20
     assert data["ms_ssim"] is None  # 16 px is too small for MS-SSIM
     with Image.open(preview) as im:
         assert im.size == (24, 16) and im.mode == "RGB"
+        shown = np.asarray(im)
+    with Image.open(tiny_png) as im:
+        source = np.asarray(im.convert("RGB"))
+    assert data["psnr"] == pytest.approx(psnr(shown, source), abs=0.01)  # the reported PSNR is the preview's
 
 
 def test_fit_human_summary(runner, tiny_png):

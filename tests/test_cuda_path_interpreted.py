@@ -22,6 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from spec_decode import reference_psnr  # noqa: E402
 from triton_aot import run_interpreted  # noqa: E402
 
 HEIGHT, WIDTH, ITERATIONS, BPP, SWEEPS = 48, 64, 40, 1.5, 2
@@ -48,11 +49,10 @@ def interpret_worker() -> dict:
     sys.path.insert(0, str(ROOT / "tools"))
     from gpu_op_count import OpCounter, _CountedKernel, synthetic_image, use_cuda_branches
 
-    from gipp_codec.decoder import decode, read_info
+    from gipp_codec.decoder import read_info
     from gipp_codec.encoder import encode_with_report
     from gipp_codec.fit import api, trainer
     from gipp_codec.fit.config import FitConfig
-    from gipp_codec.metrics import psnr
     from gipp_codec.render.cuda_triton import render_cuda
 
     image = synthetic_image(HEIGHT, WIDTH)  # [H, W, 3] uint8
@@ -62,7 +62,7 @@ def interpret_worker() -> dict:
         data, report = encode_with_report(image, bpp=BPP, iterations=ITERATIONS, seed=0, device="cpu", config=config)
         info = read_info(data)
         return {"psnr": report.psnr, "bpp": report.bpp, "gaussians": report.gaussians,
-                "decoded_psnr": psnr(decode(data), image), "base": info["base"],
+                "decoded_psnr": reference_psnr(data, image), "base": info["base"],
                 "payload_coding": info["header"]["payload_coding"]}
 
     out = {"cpu": encode()}

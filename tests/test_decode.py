@@ -71,10 +71,13 @@ def test_decode_float_is_unclamped():
     assert list(img[4, 4, :2]) == [255, 0] and abs(int(img[4, 4, 2]) - round(0.5 * peak * 255)) <= 1
 
 
-def test_to_uint8_mirrors_convention():
-    convention = pytest.importorskip("gipp_codec.render.convention")
+def test_to_uint8_is_the_spec_rule():
+    """floor(clamp(v, 0, 1) * 255 + 0.5) in binary64 (spec §7), NaN to 0, on a fine sweep."""
     v = np.linspace(-0.5, 1.5, 4001, dtype=np.float32).reshape(-1, 1, 1) * np.ones((1, 1, 3), np.float32)
-    np.testing.assert_array_equal(to_uint8(v), convention.to_uint8(v))
+    v[0, 0, 1] = np.nan
+    want = np.floor(np.clip(v.astype(np.float64), 0, 1) * 255 + 0.5)
+    want[np.isnan(want)] = 0
+    np.testing.assert_array_equal(to_uint8(v), want.astype(np.uint8))
 
 
 def test_read_info(gimg_bytes):

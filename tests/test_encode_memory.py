@@ -1,6 +1,7 @@
 """The memory model of an encode and the warning before one starts (``gipp_codec.encode_memory``)."""
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -35,8 +36,8 @@ def test_available_memory_is_read_from_meminfo(tmp_path):
     info.write_text("MemTotal: 1 kB\n")
     assert encode_memory.available_gib(str(info)) is None
     assert encode_memory.available_gib(str(tmp_path / "missing")) is None
-    here = encode_memory.available_gib()
-    assert here is None or here > 0
+    here = encode_memory.available_gib()  # this machine's: Linux's /proc/meminfo, or none elsewhere
+    assert (here > 0) if os.path.exists("/proc/meminfo") else (here is None)
 
 
 def _image():

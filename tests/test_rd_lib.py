@@ -78,7 +78,7 @@ def test_bd_non_overlapping_and_degenerate_curves_give_none_with_reason():
     assert rate is None and "4 points" in why
 
 
-def test_pchip_integral_is_exact_for_linear_and_cubic_data():
+def test_pchip_integral_is_exact_for_linear_data():
     x = np.array([0.0, 1.0, 2.5, 4.0])
     y = 3 * x + 1
     got = rd_lib._pchip_integral(x, y, 0.5, 3.0)
