@@ -6,28 +6,36 @@
     python conformance/run.py --decoder "python conformance/reference_decoder.py {input} {output}"
     python conformance/run.py --in-process --check-attributes  # our library, no subprocesses
 
-Valid vectors: the decoder must exit 0 and write a PNG of 8-bit samples (grey, RGB,
-palette, or with an alpha channel that is fully opaque) within the vector's tolerance (max
-absolute and RMS error in 8-bit levels) of the expected image. Invalid vectors: it must
-exit non-zero (not killed by a signal) and leave no output file. Each vector is handed to
-the decoder as a copy in a temporary folder, so a decoder that writes to its input cannot
-damage the suite; a decoder that changes or removes its input fails that vector. A decoder
-runs with standard input closed, in a process group of its own that is killed when it
-times out or exits (stray children included). ``--check-attributes`` also checks, with
-gipp_codec's parser, the SHA-256 of the decoded integers of valid vectors and the error
-class of invalid ones. ``--json FILE`` writes every vector's result.
+Valid vectors: the decoder must exit 0 and write, as a regular file, a PNG of 8-bit samples
+(grey, RGB or palette, with no transparent pixel, whether by an alpha channel or a tRNS
+chunk) within the vector's tolerance (max absolute and RMS error in 8-bit levels) of the
+expected image. Invalid vectors: it must exit non-zero (not killed by a signal) and leave
+nothing at the output path. Each vector is handed to the decoder as a copy in a temporary
+folder, so a decoder that writes to its input cannot damage the suite; a decoder that
+changes, removes or replaces its input fails that vector. A decoder runs with standard
+input from /dev/null, in a process group of its own that is killed when it times out or
+exits (children that left the group with setsid are beyond its reach), with the size of
+any file it writes, its standard error included, limited (``output_limit``). Every file it
+leaves is read without following links and only if it is a regular file, so a link, a
+FIFO or a device fails the vector instead of stopping the run. ``--check-attributes`` also
+checks, with gipp_codec's parser, the SHA-256 of the decoded integers of valid vectors and
+the error class of invalid ones. ``--json FILE`` writes every vector's result.
 
 Exit status: 0 if every vector passed, 1 if any failed, 2 for a bad command line or
-manifest, 130 when interrupted.
+manifest, 130 / 143 / 129 when stopped by SIGINT / SIGTERM / SIGHUP (the decoder's process
+group killed and the temporary folder removed first).
 """
 
 import argparse
 import fnmatch
+import io
 import json
+import numbers
 import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -40,12 +48,50 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 TIMEOUT_S = 300
 STDERR_KEEP = 64 * 1024  # bytes of a decoder's stderr read back for its last line
+LAST_LINE_CHARS = 200  # of that line, quoted in a FAIL line
 OPAQUE_MODES = {"LA": "L", "RGBA": "RGB", "PA": "P"}  # modes with alpha -> the mode without it
 EIGHT_BIT_MODES = {"L", "RGB", "P"}
+MIN_OUTPUT_LIMIT = 64 << 20  # bytes
 
 
 class UsageError(Exception):
     """A bad command line or manifest: reported in one line, exit status 2."""
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGHUP reached the runner (raised from its handler, so that cleanup runs)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def output_limit(width: int, height: int) -> int:
+    """The most bytes a decoder may write to one file on a width x height vector: 64 MiB, or
+    16 bytes a pixel (an uncompressed 16-bit RGBA image twice over) where that is more."""
+    return max(MIN_OUTPUT_LIMIT, 16 * int(width) * int(height))
+
+
+def read_regular(path: Path, limit: int) -> tuple[bytes | None, str | None]:
+    """(the bytes of ``path``, None) if it is a regular file of at most ``limit`` bytes, else
+    (None, what it is instead); never follows a link and never blocks on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return None, "missing"
+    except OSError as exc:  # ELOOP: a symbolic link
+        return None, "a symbolic link" if os.path.islink(path) else f"unreadable ({exc.strerror or exc})"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, "not a regular file"
+        if info.st_size > limit:
+            return None, f"larger than {limit} bytes"
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+        return (data, None) if len(data) <= limit else (None, f"larger than {limit} bytes")
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -70,7 +116,9 @@ class DecoderRun:
                 name = signal.Signals(self.signal).name
             except ValueError:
                 name = "unknown signal"
-            return f"killed by signal {self.signal} ({name})" + (f": {self.last_line}" if self.last_line else "")
+            why = ": it wrote a file past the size limit" if name == "SIGXFSZ" else (
+                f": {self.last_line}" if self.last_line else "")
+            return f"killed by signal {self.signal} ({name}){why}"
         return None
 
 
@@ -83,14 +131,6 @@ def _kill_group(proc: subprocess.Popen) -> None:
             pass
     else:  # pragma: no cover - not POSIX
         proc.kill()
-
-
-def _last_line(path: Path) -> str:
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(0, f.tell() - STDERR_KEEP))
-        lines = f.read().decode("utf-8", "replace").strip().splitlines()
-    return lines[-1].strip() if lines else ""
 
 
 def parse_template(template: str) -> list[str]:
@@ -106,16 +146,27 @@ def parse_template(template: str) -> list[str]:
     return args
 
 
-def run_decoder(args: list[str], inp: Path, out: Path, timeout_s: float, work: Path) -> DecoderRun:
-    """Run the decoder command (arguments with {input}/{output}) on one vector."""
+def _limit_files(limit: int):
+    """A preexec function that caps the size of any file the child writes (RLIMIT_FSIZE)."""
+    def apply():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def run_decoder(args: list[str], inp: Path, out: Path, timeout_s: float, limit: int) -> DecoderRun:
+    """Run the decoder command (arguments with {input}/{output}) on one vector, each file it
+    writes held to ``limit`` bytes; its standard error goes to an unnamed temporary file that
+    it cannot replace."""
     argv = [a.replace("{input}", str(inp)).replace("{output}", str(out)) for a in args]
-    err_path = work / "stderr.txt"
     result = DecoderRun()
-    with open(err_path, "wb") as err:
+    posix = hasattr(os, "killpg")
+    with tempfile.TemporaryFile() as err:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                    start_new_session=hasattr(os, "killpg"))
-        except (OSError, ValueError) as exc:
+                                    start_new_session=posix, preexec_fn=_limit_files(limit) if posix else None)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
             result.start_error = str(exc)
             return result
         try:
@@ -123,14 +174,17 @@ def run_decoder(args: list[str], inp: Path, out: Path, timeout_s: float, work: P
         except subprocess.TimeoutExpired:
             result.timed_out = True
         finally:
-            _kill_group(proc)  # also stray children of a decoder that has exited
+            _kill_group(proc)  # also stray children of a decoder that has exited, or of a stopped run
             proc.wait()
+        err.seek(max(0, os.fstat(err.fileno()).st_size - STDERR_KEEP))
+        lines = err.read().decode("utf-8", "replace").strip().splitlines()
     if not result.timed_out:
         if proc.returncode < 0:
             result.signal = -proc.returncode
         else:
             result.returncode = proc.returncode
-    result.last_line = _last_line(err_path)
+    last = lines[-1].strip() if lines else ""
+    result.last_line = last if len(last) <= LAST_LINE_CHARS else last[:LAST_LINE_CHARS] + "..."
     return result
 
 
@@ -149,10 +203,15 @@ def run_in_process(inp: Path, out: Path) -> DecoderRun:
 
 
 def load_output(path: Path, width: int, height: int) -> tuple[np.ndarray | None, str | None]:
-    """The decoder's output as int64 RGB [H, W, 3], or (None, why it is not acceptable). The
-    size is checked before any pixel is read."""
+    """The decoder's output as int64 RGB [H, W, 3], or (None, why it is not acceptable). It
+    must be a regular file within ``output_limit``; its size is checked before any pixel is
+    read, and any transparency (an alpha channel, or a tRNS chunk on grey, RGB or palette)
+    must be fully opaque."""
+    data, what = read_regular(path, output_limit(width, height))
+    if data is None:
+        return None, "no output file" if what == "missing" else f"the output is {what}"
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             if im.format != "PNG":
                 return None, f"output is not a PNG ({im.format or 'unknown format'})"
             if im.size != (width, height):
@@ -163,21 +222,28 @@ def load_output(path: Path, width: int, height: int) -> tuple[np.ndarray | None,
             if mode not in EIGHT_BIT_MODES and mode not in OPAQUE_MODES:
                 return None, f"output has PNG mode {mode}; the suite compares 8-bit samples (spec §7)"
             im.load()
-            if mode in OPAQUE_MODES:
-                alpha = np.asarray(im.getchannel("A"))
+            if mode in OPAQUE_MODES or "transparency" in im.info:
+                alpha = np.asarray(im.convert("RGBA").getchannel("A"))
                 if alpha.size and int(alpha.min()) != 255:
                     return None, "output has transparent pixels"
             return np.asarray(im.convert("RGB"), dtype=np.int64), None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         return None, f"output is not a readable PNG ({exc})"
 
 
-def _expected_image(path: Path) -> np.ndarray:
+def _expected_image(root: Path, entry: dict) -> np.ndarray:
+    """The vector's expected image, int64 RGB [H, W, 3]; a UsageError when it is missing or
+    not of the manifest's size."""
+    path = root / entry["expected"]
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.int64)
-    except OSError as exc:
+            image = np.asarray(im.convert("RGB"), dtype=np.int64)
+    except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read the expected image {path}: {exc}") from None
+    if image.shape[:2] != (entry["height"], entry["width"]):
+        raise UsageError(f"the expected image {path} is {image.shape[1]}x{image.shape[0]}, the manifest says "
+                         f"{entry['width']}x{entry['height']}")
+    return image
 
 
 def check_attributes(entry: dict, data: bytes) -> str | None:
@@ -209,19 +275,17 @@ def judge(kind: str, entry: dict, run: DecoderRun, out: Path, root: Path) -> tup
             return broken, measured
         if run.returncode == 0:
             return "accepted an invalid file (exit status 0)", measured
-        if out.exists():
+        if os.path.lexists(out):
             return "left an output file behind", measured
         return None, measured
     if broken:
         return broken, measured
     if run.returncode != 0:
         return f"exit status {run.returncode}" + (f": {run.last_line}" if run.last_line else ""), measured
-    if not out.exists():
-        return "no output file", measured
-    got, why = load_output(out, int(entry["width"]), int(entry["height"]))
+    want = _expected_image(root, entry)  # a manifest error before a judgement of the decoder
+    got, why = load_output(out, entry["width"], entry["height"])
     if why:
         return why, measured
-    want = _expected_image(root / entry["expected"])
     diff = np.abs(got - want)
     mx = int(diff.max(initial=0))
     rms = float(np.sqrt(np.mean(diff ** 2))) if diff.size else 0.0
@@ -229,6 +293,27 @@ def judge(kind: str, entry: dict, run: DecoderRun, out: Path, root: Path) -> tup
     if mx > entry["max_abs"] or rms > entry["rms"]:
         return f"max abs {mx} (limit {entry['max_abs']}), rms {rms:.4f} (limit {entry['rms']})", measured
     return None, measured
+
+
+def _is_text(v) -> bool:
+    return isinstance(v, str) and v != ""
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and 1 <= v <= 1 << 16
+
+
+def _is_limit(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v < float("inf")
+
+
+# (key, check, what it must be) of each entry of the manifest's two lists
+MANIFEST_FIELDS = {
+    "valid": (("name", _is_text, "a string"), ("input", _is_text, "a path"), ("expected", _is_text, "a path"),
+              ("width", _is_count, "an integer from 1 to 65536"), ("height", _is_count, "an integer from 1 to 65536"),
+              ("max_abs", _is_limit, "a number >= 0"), ("rms", _is_limit, "a number >= 0")),
+    "invalid": (("name", _is_text, "a string"), ("input", _is_text, "a path")),
+}
 
 
 def load_manifest(path: Path) -> dict:
@@ -239,17 +324,19 @@ def load_manifest(path: Path) -> dict:
         raise UsageError(f"cannot read the manifest {path}: {exc.strerror or exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise UsageError(f"the manifest {path} is not valid JSON: {exc}") from None
-    needs = {"valid": ("name", "input", "expected", "width", "height", "max_abs", "rms"),
-             "invalid": ("name", "input")}
     if not isinstance(manifest, dict):
         raise UsageError(f"the manifest {path} is not a JSON object")
-    for kind, keys in needs.items():
+    for kind, fields in MANIFEST_FIELDS.items():
         entries = manifest.get(kind)
         if not isinstance(entries, list):
             raise UsageError(f"the manifest {path} has no list {kind!r}")
         for i, e in enumerate(entries):
-            if not isinstance(e, dict) or any(k not in e for k in keys):
-                raise UsageError(f"the manifest {path}: {kind} entry {i} lacks one of {', '.join(keys)}")
+            if not isinstance(e, dict):
+                raise UsageError(f"the manifest {path}: {kind} entry {i} is not an object")
+            for key, ok, what in fields:
+                if key not in e or not ok(e[key]):
+                    raise UsageError(f"the manifest {path}: {kind} entry {i} ({e.get('name', '?')!r}) needs "
+                                     f"{key!r}, {what}")
     return manifest
 
 
@@ -268,7 +355,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write every vector's result to FILE as JSON")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
+    previous = {}
     try:
+        for signum in STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, _raise_stopped)
         return _run_suite(args)
     except UsageError as exc:
         print(f"run.py: error: {exc}", file=sys.stderr)
@@ -276,14 +366,30 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("run.py: interrupted", file=sys.stderr)
         return 130
+    except Stopped as exc:
+        print(f"run.py: stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+# Signals that stop a run like Ctrl-C does: the decoder's group is killed and the temporary
+# folder removed on the way out (a job scheduler's stop, a closed terminal).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped(signum)
 
 
 def _run_suite(args) -> int:
     if not args.timeout > 0:
         raise UsageError("--timeout must be a positive number of seconds")
     template = None if args.in_process else parse_template(args.decoder)
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        raise UsageError(f"--json {args.json}: no such folder")
+    if args.json and (Path(args.json).is_dir() or not Path(args.json).resolve().parent.is_dir()):
+        raise UsageError(f"--json {args.json}: " + ("a folder, not a file" if Path(args.json).is_dir()
+                                                    else "no such folder"))
     manifest_path = Path(args.manifest)
     manifest = load_manifest(manifest_path)
     root = manifest_path.parent
@@ -292,7 +398,7 @@ def _run_suite(args) -> int:
     if not chosen:
         raise UsageError(f"no vector's name matches --only {args.only!r}")
     results = []
-    with tempfile.TemporaryDirectory(prefix="gimg-conformance-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="gimg-conformance-", ignore_cleanup_errors=True) as tmp:
         for kind, entry in chosen:
             name = str(entry["name"])
             source = root / entry["input"]
@@ -304,18 +410,19 @@ def _run_suite(args) -> int:
             inp = work / Path(entry["input"]).name
             inp.write_bytes(data)
             out = work / "output.png"
-            run = run_in_process(inp, out) if template is None else run_decoder(template, inp, out, args.timeout, work)
+            limit = output_limit(entry.get("width", 1), entry.get("height", 1)) if kind == "valid" else MIN_OUTPUT_LIMIT
+            run = run_in_process(inp, out) if template is None else run_decoder(template, inp, out, args.timeout, limit)
             if run.start_error:  # the same for every vector: a missing program, a bad path
                 raise UsageError(f"cannot run the decoder: {run.start_error}")
             problem, measured = judge(kind, entry, run, out, root)
             if problem is None and args.check_attributes:
                 problem = check_attributes(entry, data)
             if problem is None:
-                try:
-                    if inp.read_bytes() != data:
-                        problem = "the input file was modified"
-                except OSError:
-                    problem = "the input file was removed"
+                now, what = read_regular(inp, len(data) + 1)
+                if now is None:
+                    problem = "the input file was removed" if what == "missing" else f"the input file is now {what}"
+                elif now != data:
+                    problem = "the input file was modified"
             shutil.rmtree(work, ignore_errors=True)
             results.append({"name": name, "kind": kind, "passed": problem is None, "problem": problem, **measured})
             if problem is not None or args.verbose:

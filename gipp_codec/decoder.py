@@ -54,13 +54,13 @@ def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu", size: tuple[int
     h, w = int(parsed.header["height"]), int(parsed.header["width"])
     if size is None or tuple(size) == (w, h):
         return _render_uint8(parsed, device)
-    from gipp_codec.render.rescale import box_reduce, check_render_work, render_size, rescale_gaussians
+    from gipp_codec.render.rescale import block_sides, box_reduce, check_render_work, render_size, rescale_gaussians
 
     rw, rh = render_size(w, h, *size)
     sx, sy = rw / w, rh / h
     means, covs, colors = rescale_gaussians(*gaussians_as_floats(parsed), sx, sy)
     check_render_work(means, covs, rw, rh)
-    factors = None if parsed.base is None else (parsed.base.factor * sx, parsed.base.factor * sy)
+    factors = None if parsed.base is None else block_sides(parsed.base.factor, sx, sy)
     return box_reduce(_render_uint8(parsed, device, (means, covs, colors), (rw, rh), factors), *size)
 
 

@@ -121,6 +121,67 @@ def test_runner_invalid_vectors_need_a_clean_refusal(tmp_path, capsys):
     assert (CONF / _entry("bad_signature")["input"]).exists()
 
 
+@pytest.mark.parametrize("body, message", [
+    ("os.mkfifo(sys.argv[2])\n", "the output is not a regular file"),
+    ("os.symlink(os.path.abspath(sys.argv[1]), sys.argv[2])\n", "the output is a symbolic link"),
+    # Python ignores SIGXFSZ, so the write past the limit fails (EFBIG) instead of killing it
+    ("f = open(sys.argv[2], 'wb')\nwhile True:\n    f.write(b'x' * (1 << 20))\n",
+     "exit status 1: OSError: [Errno 27] File too large"),
+    ("import signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_DFL)\nwhile True:\n"
+     "    sys.stderr.buffer.write(b'x' * (1 << 20))\n",
+     "killed by signal 25 (SIGXFSZ): it wrote a file past the size limit"),
+    ("Image.new('RGB', (1, 1)).save(sys.argv[2], transparency=(0, 0, 0))\n", "output has transparent pixels"),
+    ("Image.new('P', (1, 1)).save(sys.argv[2], transparency=0)\n", "output has transparent pixels"),
+    ("Image.new('RGB', (1, 1)).save(sys.argv[2])\nos.remove(sys.argv[1])\nos.mkfifo(sys.argv[1])\n",
+     "the input file is now not a regular file"),
+    ("Image.new('RGB', (1, 1)).save(sys.argv[2])\nos.remove(sys.argv[1])\nos.symlink('/dev/zero', sys.argv[1])\n",
+     "the input file is now a symbolic link"),
+])
+def test_runner_survives_hostile_decoders(tmp_path, capsys, body, message):
+    """Links, FIFOs, a flood of output or of standard error, hidden transparency: one FAIL
+    line each, quickly, with the run's memory and disk bounded."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("POSIX only")
+    rc, text = _run(capsys, "--decoder", _fake_decoder(tmp_path, body), "--only", "tiny_1x1", "--timeout", "60")
+    assert rc == 1 and f"FAIL valid   tiny_1x1: {message}" in text, text[:2000]
+    assert max(len(line) for line in text.splitlines()) < 400  # a runaway stderr is not quoted whole
+
+
+def test_runner_a_dangling_link_left_behind_is_an_output(tmp_path, capsys):
+    cmd = _fake_decoder(tmp_path, "os.symlink('/nonexistent/x', sys.argv[2])\nsys.exit(2)\n")
+    rc, text = _run(capsys, "--decoder", cmd, "--only", "bad_signature")
+    assert rc == 1 and "left an output file behind" in text
+
+
+def test_runner_stopped_by_sigterm_kills_the_decoder_and_cleans_up(tmp_path):
+    """SIGTERM (a CI job's timeout) ends the run with 143, the decoder's process group killed
+    and the temporary folder gone."""
+    if not hasattr(os, "killpg"):
+        pytest.skip("POSIX only")
+    import signal
+    import time
+
+    marker = tmp_path / "decoder.pid"
+    cmd = _fake_decoder(tmp_path, f"open({str(marker)!r}, 'w').write(str(os.getpid()))\nimport time\ntime.sleep(120)\n")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen([sys.executable, str(CONF / "run.py"), "--decoder", cmd, "--only", "tiny_1x1"],
+                            env=dict(os.environ, TMPDIR=str(scratch)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for _ in range(300):
+        if marker.exists() and marker.read_text():
+            break
+        time.sleep(0.05)
+    decoder = int(marker.read_text())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "stopped by SIGTERM" in err, err
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(decoder, 0)
+    assert not any(p.name.startswith("gimg-conformance-") for p in scratch.iterdir())
+
+
 def test_runner_kills_a_decoder_that_hangs_and_its_children(tmp_path, capsys):
     """A decoder past --timeout fails the vector, and a child it left running (which holds
     its standard error open) neither hangs the run nor survives it."""
@@ -163,6 +224,30 @@ def test_runner_malformed_manifest_exit_2(tmp_path, capsys):
         bad.write_text(content)
         rc, text = _run(capsys, "--manifest", str(bad))
         assert rc == 2 and "run.py: error: the manifest" in text
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"width": "abc"}, "needs 'width', an integer"),
+    ({"max_abs": "4"}, "needs 'max_abs', a number"),
+    ({"input": 5}, "needs 'input', a path"),
+    ({"width": 2}, "the manifest says 2x1"),
+])
+def test_runner_bad_manifest_entries_exit_2(tmp_path, capsys, change, message):
+    """A manifest entry of the wrong type, or whose expected image is not its stated size,
+    is a manifest error (exit 2), not a decoder failure or a traceback."""
+    entry = dict(_entry("tiny_1x1"), **change)
+    for key in ("input", "expected"):
+        if isinstance(entry[key], str):
+            entry[key] = str(CONF / entry[key])
+    bad = tmp_path / "manifest.json"
+    bad.write_text(json.dumps({"valid": [entry], "invalid": []}))
+    rc, text = _run(capsys, "--in-process", "--manifest", str(bad))
+    assert rc == 2 and message in text and "Traceback" not in text, text
+
+
+def test_runner_json_to_a_folder_is_refused_before_the_run(tmp_path, capsys):
+    rc, text = _run(capsys, "--in-process", "--json", str(tmp_path))
+    assert rc == 2 and "a folder, not a file" in text and "conformance vectors passed" not in text
 
 
 def test_runner_json_report(tmp_path, capsys):

@@ -107,6 +107,22 @@ def test_the_smallest_scale_gives_one_pixel(with_base):
     assert decode(with_base, scale=1e-9).shape == (1, 1, 3)
 
 
+def test_sides_are_rounded_halves_up():
+    assert output_size(5, 3, scale=0.5) == (3, 2)
+    assert output_size(7, 3, scale=2.5) == (18, 8)
+
+
+def test_a_render_grid_past_the_pixel_limit_is_refused():
+    """An axis enlarged while the other is reduced: a 1 x 65535 file at 65535 x 1 would be
+    rendered on 65535 x 65535 pixels first; refused before any allocation."""
+    g = FloatGaussians(1, 65535, means=np.array([[0.5, 100.0]], np.float32),
+                       covs=np.array([[4.0, 0.0, 4.0]], np.float32), colors=np.full((1, 3), 0.5, np.float32))
+    data = write_gimg(g)
+    with pytest.raises(ConfigError, match="rendered on 65535x65535 pixels first"):
+        decode(data, size=(65535, 1))
+    assert decode(data, size=(2, 4096)).shape == (4096, 2, 3)  # both within the limit
+
+
 def test_an_enlargement_past_the_render_work_limit_is_refused():
     """400 Gaussians each covering a 64 x 64 image are cheap there, but at 4096 x 4096 they
     would take 400 x 2^24 pixel visits, over that size's MAX_RENDER_WORK: refused before

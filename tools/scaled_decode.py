@@ -88,7 +88,7 @@ def filtered_reduction(data: bytes, factor: int, antialias: bool) -> np.ndarray:
     ``render.rescale`` measured and did not take."""
     from gipp_codec.decoder import _render_uint8, gaussians_as_floats
     from gipp_codec.format.container import parse_gimg
-    from gipp_codec.render.rescale import rescale_gaussians
+    from gipp_codec.render.rescale import block_sides, rescale_gaussians
 
     parsed = parse_gimg(data)
     w, h = int(parsed.header["width"]), int(parsed.header["height"])
@@ -101,7 +101,7 @@ def filtered_reduction(data: bytes, factor: int, antialias: bool) -> np.ndarray:
         c[:, 2] += (1 - s * s) / 12
         colors = (colors * np.sqrt(det / (c[:, 0] * c[:, 2] - c[:, 1] ** 2))[:, None]).astype(np.float32)
         covs = c.astype(np.float32)
-    factors = None if parsed.base is None else (parsed.base.factor * s, parsed.base.factor * s)
+    factors = None if parsed.base is None else block_sides(parsed.base.factor, s, s)
     return _render_uint8(parsed, "cpu", (means, covs, colors), (w // factor, h // factor), factors)
 
 

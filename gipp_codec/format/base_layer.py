@@ -70,8 +70,9 @@ def base_from_image(image: np.ndarray, factor_log2: int, bits: int) -> BaseLayer
 def axis_weights(size: int, grid: int, factor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(index0, index1, fraction) [size] of each pixel along one axis: u = (p + 0.5) / F - 0.5,
     index0 = floor(u) and fraction = u - index0, clamped to the first and last sample
-    (all exact in binary64: F is a power of two; a decode at another size passes the block
-    side in output pixels, F times the scale, ``render.rescale``)."""
+    (all exact in binary64 when F is a power of two, as at the file's size; a decode at
+    another size passes the block side in its pixels, F times the scale in binary32,
+    ``render.rescale.block_sides``)."""
     u = (np.arange(size, dtype=np.float64) + 0.5) / factor - 0.5
     i0 = np.floor(u)
     frac = u - i0

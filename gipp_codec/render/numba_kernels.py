@@ -303,7 +303,8 @@ def _add_base(buf, rows, factor, r0, r1, width):
     """Add the base layer to rows r0..r1 of band buffer buf [3, rows, Wp]: the vertical pass
     of its upsampling from its horizontally upsampled grid rows [3, gh, W] (float32), each
     value float32((1 - s) h0 + s h1) in binary64 (``format.base_layer.upsample``), then the
-    float32 sum. ``factor``: the block side F (a power of two, so u is exact)."""
+    float32 sum. ``factor``: the block side F (a power of two, so u is exact; at another size
+    than the file's, F times the scale, ``render.rescale.block_sides``)."""
     gh = rows.shape[1]
     for rr in range(r1 - r0 + 1):
         u = (np.float64(r0 + rr) + 0.5) / factor - 0.5

@@ -10,14 +10,17 @@ and a decode at that size is exactly that. At another size W' x H':
 - Along an axis that shrinks, the image is rendered at the file's size and averaged over
   each output pixel's area (a box filter, Pillow's ``Image.resize(..., BOX)``). Sampling
   the Gaussians on the coarser grid instead, even with a filter of the box's variance added
-  to each (energy kept), measured 0.8 / 2.8 / 7.8 dB below this at 1/2, 1/4 and 1/8 on a
-  0.5 bpp Kodak file against the original's box reduction: a fit makes many Gaussians
-  narrower than a pixel (a quarter under 0.56 pixels across their narrow axis on a 1 bpp
-  file), and those mean what their samples at the file's pixel centres add up to, not
-  what a coarser grid would catch of them.
+  to each (energy kept), measured 0.46 / 2.61 / 6.86 dB below this at 1/2, 1/4 and 1/8 on
+  four Kodak files at 0.5 bpp, against the originals' box reductions (BENCHMARKS.md §6,
+  "Decoding at another size"): a fit makes Gaussians narrower than a pixel (6 % of them under
+  half a pixel across their narrow axis there), and those mean what their samples at the
+  file's pixel centres add up to, not what a coarser grid would catch of them.
 
 So a decode renders at (max(W, W'), max(H, H')) and box-filters down to W' x H' where that
-differs. Decoder-safe (numpy and Pillow).
+differs; that grid is held to the format's MAX_PIXELS, as a decode at the file's size is.
+The base layer's block side in output pixels, F times the scale, is rounded to binary32 on
+every path (``block_sides``), the value the render kernel takes. Decoder-safe (numpy and
+Pillow).
 """
 
 import math
@@ -32,7 +35,7 @@ from gipp_codec.format.constants import MAX_HEIGHT, MAX_PIXELS, MAX_WIDTH
 def output_size(width: int, height: int, scale: float | None = None,
                 size: tuple[int, int] | None = None) -> tuple[int, int]:
     """(W', H') of a decode of a width x height file: ``size`` as given, or each side times
-    ``scale`` rounded (at least 1), or the file's own size when neither is given. A
+    ``scale`` rounded, halves up (at least 1), or the file's own size when neither is given. A
     ConfigError when both are given, a value is not positive and finite, or the result is
     over the format's limits (65535 a side, 2^28 pixels)."""
     if scale is not None and size is not None:
@@ -53,7 +56,7 @@ def output_size(width: int, height: int, scale: float | None = None,
         wf, hf = width * s, height * s
         if wf > 1e12 or hf > 1e12:
             raise ConfigError(f"scale {s:g} gives an image far over the format's limits")
-        w2, h2 = max(1, int(round(wf))), max(1, int(round(hf)))
+        w2, h2 = max(1, math.floor(wf + 0.5)), max(1, math.floor(hf + 0.5))
     else:
         return int(width), int(height)
     if w2 > MAX_WIDTH or h2 > MAX_HEIGHT or w2 * h2 > MAX_PIXELS:
@@ -83,8 +86,22 @@ def rescale_gaussians(means: np.ndarray, covs: np.ndarray, colors: np.ndarray, s
 
 def render_size(width: int, height: int, out_width: int, out_height: int) -> tuple[int, int]:
     """The grid (W_r, H_r) the Gaussians are rendered on for a W' x H' decode of a W x H file:
-    the larger of the two on each axis (module docstring)."""
-    return max(int(width), int(out_width)), max(int(height), int(out_height))
+    the larger of the two on each axis (module docstring). A ConfigError when it is over the
+    format's MAX_PIXELS (an axis enlarged while the other is reduced: a 1 x 65535 file at
+    65535 x 1 would be rendered on 65535 x 65535 pixels first)."""
+    rw, rh = max(int(width), int(out_width)), max(int(height), int(out_height))
+    if rw * rh > MAX_PIXELS:
+        raise ConfigError(f"a decode at {out_width}x{out_height} of a {width}x{height} file is rendered on "
+                          f"{rw}x{rh} pixels first (the Gaussians sampled along the axis that grows, the "
+                          f"render averaged along the one that shrinks), over the format's {MAX_PIXELS} pixels")
+    return rw, rh
+
+
+def block_sides(factor: int, sx: float, sy: float) -> tuple[float, float]:
+    """The base layer's block side F in pixels of a grid scaled by (sx, sy): F s rounded to
+    binary32 on both axes, as the render kernel takes it, so that every path (the kernel,
+    ``base_layer.upsample``, the GPU's) samples the base at the same points."""
+    return float(np.float32(factor * sx)), float(np.float32(factor * sy))
 
 
 def box_reduce(image: np.ndarray, out_width: int, out_height: int) -> np.ndarray:
