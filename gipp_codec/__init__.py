@@ -7,6 +7,7 @@ path never loads torch):
 - ``encode_with_report(image_uint8 [H, W, 3], ...) -> (bytes, EncodeReport)``
 - ``decode(data: bytes) -> uint8 [H, W, 3]``
 - ``read_info(data: bytes) -> dict``
+- ``read_gaussians(data: bytes) -> GaussianSet`` (the Gaussians as arrays, ``gipp_codec.export``)
 - ``fit_image(image, gaussians=..., ...)`` (representation only)
 """
 
@@ -25,6 +26,7 @@ _LAZY = {
     "encode_with_report": ("gipp_codec.encoder", "encode_with_report"),
     "decode": ("gipp_codec.decoder", "decode"),
     "read_info": ("gipp_codec.decoder", "read_info"),
+    "read_gaussians": ("gipp_codec.export", "read_gaussians"),
     "fit_image": ("gipp_codec.fit.api", "fit_image"),
 }
 

@@ -13,6 +13,7 @@ def REGISTERED() -> list:  # noqa: N802 - a registry, read like a constant
     for module_name, names in (
         ("gipp_codec.commands.fit_cmd", ("fit",)),
         ("gipp_codec.commands.codec_cmd", ("encode", "decode", "info")),
+        ("gipp_codec.commands.export_cmd", ("export",)),
         ("gipp_codec.commands.prebuilt_cmd", ("compile_decoder",)),
     ):
         try:
