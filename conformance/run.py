@@ -6,8 +6,9 @@
     python conformance/run.py --decoder "python conformance/reference_decoder.py {input} {output}"
     python conformance/run.py --in-process --check-attributes  # our library, no subprocesses
 
-Valid vectors: the decoder must exit 0 and write, as a regular file, a PNG of 8-bit samples
-(grey, RGB or palette, with no transparent pixel, whether by an alpha channel or a tRNS
+Valid vectors: the decoder must exit 0 and write, as a regular file with no other name, a
+whole PNG (every chunk's CRC right, IEND last) of 8-bit samples (grey, RGB or palette with
+its indices inside its PLTE, with no transparent pixel, whether by an alpha channel or a tRNS
 chunk) within the vector's tolerance (max absolute and RMS error in 8-bit levels) of the
 expected image. Invalid vectors: it must exit non-zero (not killed by a signal) and leave
 nothing at the output path. Each vector is handed to the decoder as a copy in a temporary
@@ -39,6 +40,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,14 +54,16 @@ LAST_LINE_CHARS = 200  # of that line, quoted in a FAIL line
 OPAQUE_MODES = {"LA": "L", "RGBA": "RGB", "PA": "P"}  # modes with alpha -> the mode without it
 EIGHT_BIT_MODES = {"L", "RGB", "P"}
 MIN_OUTPUT_LIMIT = 64 << 20  # bytes
+MAX_VECTOR_BYTES = 1 << 29  # the most a .gimg file within the spec's limits takes (gipp_codec.decoder)
 
 
 class UsageError(Exception):
     """A bad command line or manifest: reported in one line, exit status 2."""
 
 
-class Stopped(Exception):
-    """SIGTERM or SIGHUP reached the runner (raised from its handler, so that cleanup runs)."""
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP reached the runner (raised from its handler, so that cleanup runs; a
+    BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it)."""
 
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -72,9 +76,10 @@ def output_limit(width: int, height: int) -> int:
     return max(MIN_OUTPUT_LIMIT, 16 * int(width) * int(height))
 
 
-def read_regular(path: Path, limit: int) -> tuple[bytes | None, str | None]:
-    """(the bytes of ``path``, None) if it is a regular file of at most ``limit`` bytes, else
-    (None, what it is instead); never follows a link and never blocks on a FIFO."""
+def read_regular(path: Path, limit: int, one_link: bool = False) -> tuple[bytes | None, str | None]:
+    """(the bytes of ``path``, None) if it is a regular file of at most ``limit`` bytes (and,
+    with ``one_link``, no other name: not a hard link to another file), else (None, what it
+    is instead); never follows a symbolic link and never blocks on a FIFO."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
@@ -85,6 +90,8 @@ def read_regular(path: Path, limit: int) -> tuple[bytes | None, str | None]:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return None, "not a regular file"
+        if one_link and info.st_nlink != 1:
+            return None, "a hard link to another file"
         if info.st_size > limit:
             return None, f"larger than {limit} bytes"
         with os.fdopen(fd, "rb", closefd=False) as f:
@@ -202,14 +209,57 @@ def run_in_process(inp: Path, out: Path) -> DecoderRun:
     return DecoderRun(returncode=0)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# colour type -> bit depths the suite takes (8-bit samples; a palette's indices may be narrower)
+PNG_DEPTHS = {0: (8,), 2: (8,), 3: (1, 2, 4, 8), 4: (8,), 6: (8,)}
+
+
+def png_structure(data: bytes) -> tuple[str | None, int]:
+    """(what is wrong with a PNG's structure for the suite, or None; its PLTE's entries): every
+    chunk's CRC, IHDR first and IEND last, 8-bit samples (spec §7), a PLTE where a palette
+    is needed."""
+    if not data.startswith(PNG_SIGNATURE):
+        return None, 0  # not a PNG at all: load_output names the format
+    pos, first, depth, colour_type, entries = len(PNG_SIGNATURE), True, 0, 0, 0
+    while True:
+        if pos + 12 > len(data):
+            return "output is a PNG without an IEND chunk (truncated)", entries
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        end = pos + 12 + length
+        if length > len(data) or end > len(data):
+            return f"output is a PNG whose {kind.decode('latin-1')!r} chunk runs past the end", entries
+        body = data[pos + 8:pos + 8 + length]
+        if zlib.crc32(kind + body) != int.from_bytes(data[end - 4:end], "big"):
+            return f"output is a PNG with a bad CRC in its {kind.decode('latin-1')} chunk", entries
+        if first:
+            if kind != b"IHDR" or length != 13:
+                return "output is a PNG that does not start with IHDR", entries
+            depth, colour_type, first = body[8], body[9], False
+            if depth not in PNG_DEPTHS.get(colour_type, ()):
+                return (f"output is a PNG of {depth}-bit samples (colour type {colour_type}); the suite "
+                        "compares 8-bit samples (spec §7)"), entries
+        elif kind == b"PLTE":
+            entries = length // 3
+        elif kind == b"IEND":
+            break
+        pos = end
+    if colour_type == 3 and entries == 0:
+        return "output is a palette PNG without a PLTE chunk", entries
+    return None, entries
+
+
 def load_output(path: Path, width: int, height: int) -> tuple[np.ndarray | None, str | None]:
     """The decoder's output as int64 RGB [H, W, 3], or (None, why it is not acceptable). It
     must be a regular file within ``output_limit``; its size is checked before any pixel is
     read, and any transparency (an alpha channel, or a tRNS chunk on grey, RGB or palette)
     must be fully opaque."""
-    data, what = read_regular(path, output_limit(width, height))
+    data, what = read_regular(path, output_limit(width, height), one_link=True)
     if data is None:
         return None, "no output file" if what == "missing" else f"the output is {what}"
+    problem, entries = png_structure(data)
+    if problem:
+        return None, problem
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.format != "PNG":
@@ -222,6 +272,10 @@ def load_output(path: Path, width: int, height: int) -> tuple[np.ndarray | None,
             if mode not in EIGHT_BIT_MODES and mode not in OPAQUE_MODES:
                 return None, f"output has PNG mode {mode}; the suite compares 8-bit samples (spec §7)"
             im.load()
+            if mode in ("P", "PA"):
+                used = int(np.asarray(im.getchannel(0) if mode == "PA" else im).max(initial=0))
+                if used >= entries:
+                    return None, f"output is a palette PNG using index {used} of a {entries}-entry palette"
             if mode in OPAQUE_MODES or "transparency" in im.info:
                 alpha = np.asarray(im.convert("RGBA").getchannel("A"))
                 if alpha.size and int(alpha.min()) != 255:
@@ -296,7 +350,11 @@ def judge(kind: str, entry: dict, run: DecoderRun, out: Path, root: Path) -> tup
 
 
 def _is_text(v) -> bool:
-    return isinstance(v, str) and v != ""
+    return isinstance(v, str) and v != "" and "\0" not in v
+
+
+def _is_sha256(v) -> bool:
+    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
 
 
 def _is_count(v) -> bool:
@@ -314,10 +372,27 @@ MANIFEST_FIELDS = {
               ("max_abs", _is_limit, "a number >= 0"), ("rms", _is_limit, "a number >= 0")),
     "invalid": (("name", _is_text, "a string"), ("input", _is_text, "a path")),
 }
+# what --check-attributes reads besides
+ATTRIBUTE_FIELDS = {"valid": (("attributes_sha256", _is_sha256, "64 lower-case hex digits"),),
+                    "invalid": (("error", _is_text, "an error class name"),)}
 
 
-def load_manifest(path: Path) -> dict:
-    """The manifest, checked enough that the run cannot stop on a malformed entry."""
+def check_report_path(path: Path) -> None:
+    """Refuse a --json path before the run: a folder, a missing folder, an existing
+    non-regular file (a FIFO, /dev/full) or a folder that cannot be written to."""
+    if path.is_dir():
+        raise UsageError(f"--json {path}: a folder, not a file")
+    if not path.resolve().parent.is_dir():
+        raise UsageError(f"--json {path}: no such folder")
+    if os.path.lexists(path) and not (path.is_file() and not path.is_symlink()):
+        raise UsageError(f"--json {path}: exists and is not a regular file")
+    if not os.access(path.resolve().parent, os.W_OK):
+        raise UsageError(f"--json {path}: its folder cannot be written to")
+
+
+def load_manifest(path: Path, check_attributes: bool = False) -> dict:
+    """The manifest, checked enough that the run cannot stop on a malformed entry (with
+    ``check_attributes``, also the fields that check reads)."""
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -330,6 +405,8 @@ def load_manifest(path: Path) -> dict:
         entries = manifest.get(kind)
         if not isinstance(entries, list):
             raise UsageError(f"the manifest {path} has no list {kind!r}")
+        if check_attributes:
+            fields = fields + ATTRIBUTE_FIELDS[kind]
         for i, e in enumerate(entries):
             if not isinstance(e, dict):
                 raise UsageError(f"the manifest {path}: {kind} entry {i} is not an object")
@@ -387,11 +464,10 @@ def _run_suite(args) -> int:
     if not args.timeout > 0:
         raise UsageError("--timeout must be a positive number of seconds")
     template = None if args.in_process else parse_template(args.decoder)
-    if args.json and (Path(args.json).is_dir() or not Path(args.json).resolve().parent.is_dir()):
-        raise UsageError(f"--json {args.json}: " + ("a folder, not a file" if Path(args.json).is_dir()
-                                                    else "no such folder"))
+    if args.json:
+        check_report_path(Path(args.json))
     manifest_path = Path(args.manifest)
-    manifest = load_manifest(manifest_path)
+    manifest = load_manifest(manifest_path, args.check_attributes)
     root = manifest_path.parent
     chosen = [(kind, e) for kind in ("valid", "invalid") for e in manifest[kind]
               if fnmatch.fnmatch(str(e["name"]), args.only)]
@@ -401,15 +477,19 @@ def _run_suite(args) -> int:
     with tempfile.TemporaryDirectory(prefix="gimg-conformance-", ignore_cleanup_errors=True) as tmp:
         for kind, entry in chosen:
             name = str(entry["name"])
-            source = root / entry["input"]
-            try:
-                data = source.read_bytes()
+            data, what = read_regular(root / entry["input"], MAX_VECTOR_BYTES)
+            if data is None:
+                raise UsageError(f"cannot read vector {name}: {root / entry['input']} is {what}")
+            try:  # the input and the output in folders of their own: their names cannot collide
+                work = Path(tempfile.mkdtemp(dir=tmp))
+                (work / "in").mkdir()
+                (work / "out").mkdir()
+                inp = work / "in" / Path(entry["input"]).name
+                inp.write_bytes(data)
             except OSError as exc:
-                raise UsageError(f"cannot read vector {name}: {exc.strerror or exc}") from None
-            work = Path(tempfile.mkdtemp(dir=tmp))
-            inp = work / Path(entry["input"]).name
-            inp.write_bytes(data)
-            out = work / "output.png"
+                raise UsageError(f"cannot prepare vector {name} in {tmp} (did the decoder remove or lock "
+                                 f"that folder?): {exc.strerror or exc}") from None
+            out = work / "out" / "output.png"
             limit = output_limit(entry.get("width", 1), entry.get("height", 1)) if kind == "valid" else MIN_OUTPUT_LIMIT
             run = run_in_process(inp, out) if template is None else run_decoder(template, inp, out, args.timeout, limit)
             if run.start_error:  # the same for every vector: a missing program, a bad path
@@ -436,7 +516,9 @@ def _run_suite(args) -> int:
         report = {"decoder": "in-process" if template is None else args.decoder, "passed": len(results) - failed,
                   "failed": failed, "vectors": results}
         try:
-            Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+            tmp_report = Path(args.json).with_name(Path(args.json).name + ".tmp")
+            tmp_report.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+            os.replace(tmp_report, args.json)
         except OSError as exc:
             raise UsageError(f"cannot write --json {args.json}: {exc.strerror or exc}") from None
     return 1 if failed else 0

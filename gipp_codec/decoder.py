@@ -76,9 +76,9 @@ def _render_uint8(parsed: ParsedGimg, device: str, gaussians=None, size=None, fa
         resolved = gpu_decode.resolve_decode_device(device)
         if resolved != "cpu":
             return to_uint8(gpu_decode.render_parsed_on_device(parsed, resolved, means, covs, colors, (w, h), factors))
-    if means.shape[0] == 0:
-        return np.zeros((h, w, 3), np.uint8) if parsed.base is None else to_uint8(upsample(parsed.base, w, h, factors))
-    from gipp_codec.render.numba_kernels import forward_uint8
+    if means.shape[0] == 0 and parsed.base is None:
+        return np.zeros((h, w, 3), np.uint8)
+    from gipp_codec.render.numba_kernels import forward_uint8  # also a base layer alone, in bands
 
     convention = int(parsed.header["render_convention"])
     if parsed.base is None:

@@ -5,7 +5,8 @@ The image a file decodes to is, at every pixel centre p = (i + 0.5, j + 0.5) (sp
     clamp(Base(p) + sum_k w_k(p) colors[k], 0, 1),
     w_k(p) = exp(-0.5 m2) - T where m2 = d^T covs[k]^-1 d <= 9, d = p - means[k], else 0,
 
-with T = exp(-4.5) in render convention 2 (0 in 1), Base the bilinear upsampling of the base
+with T = exp(-4.5) in render convention 2 (what gimg writes; 0 in convention 1, files of
+format 1.0 and 1.1), Base the bilinear upsampling of the base
 layer's block colours (0 without one). So ``colors`` are what each Gaussian adds over the
 base, not absolute colours, and may be negative. Decoder-safe (numpy only).
 """
@@ -24,7 +25,8 @@ from gipp_codec.render.rescale import valid_mask
 
 EXPORT_FORMATS = (".npz", ".csv")
 CSV_COLUMNS = ("x", "y", "cov_xx", "cov_xy", "cov_yy", "red", "green", "blue", "sigma_major", "sigma_minor",
-               "angle_deg", "valid")
+               "angle_deg", "valid", "render_convention")
+CSV_CHUNK_ROWS = 1 << 16  # rows formatted at a time
 
 
 @dataclass
@@ -56,10 +58,13 @@ class GaussianSet:
         -90 to 90); NaN for invalid Gaussians."""
         c = self.covs.astype(np.float64)  # [N, 3]
         half_trace = (c[:, 0] + c[:, 2]) / 2
-        root = np.sqrt(np.maximum(((c[:, 0] - c[:, 2]) / 2) ** 2 + c[:, 1] ** 2, 0.0))
+        root = np.sqrt(((c[:, 0] - c[:, 2]) / 2) ** 2 + c[:, 1] ** 2)
         ok = self.valid
-        major = np.where(ok, np.sqrt(np.maximum(half_trace + root, 0.0)), np.nan)
-        minor = np.where(ok, np.sqrt(np.maximum(half_trace - root, 0.0)), np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            major2 = half_trace + root  # the larger eigenvalue, computed without cancellation
+            major = np.where(ok, np.sqrt(major2), np.nan)
+            # the smaller one as det / major2: half_trace - root would cancel for elongated ones
+            minor = np.where(ok, np.sqrt((c[:, 0] * c[:, 2] - c[:, 1] ** 2) / major2), np.nan)
         angle = np.where(ok, np.degrees(0.5 * np.arctan2(2 * c[:, 1], c[:, 0] - c[:, 2])), np.nan)
         return major, minor, angle
 
@@ -86,13 +91,15 @@ def read_gaussians(data: bytes) -> GaussianSet:
                        0 if parsed.base is None else parsed.base.factor, codes, scales, offsets, bits, correlation)
 
 
-def export_format(path: str | os.PathLike) -> str:
-    """".npz" or ".csv" by ``path``'s extension; a GimgError for anything else."""
+def export_format(path: str | os.PathLike, strict: bool = True) -> str | None:
+    """"npz" or "csv" by ``path``'s extension; for any other, a GimgError (``strict``) or None."""
     ext = os.path.splitext(os.fspath(path))[1].lower()
-    if ext not in EXPORT_FORMATS:
+    if ext in EXPORT_FORMATS:
+        return ext[1:]
+    if strict:
         raise GimgError(f"{os.fspath(path)}: an export is written as .npz (everything) or .csv (the Gaussians), "
-                        f"not {ext or 'a name without an extension'}")
-    return ext
+                        f"not {ext or 'a name without an extension'} (or name the format with --format)")
+    return None
 
 
 def npz_bytes(gs: GaussianSet) -> bytes:
@@ -112,11 +119,18 @@ def npz_bytes(gs: GaussianSet) -> bytes:
 
 def csv_bytes(gs: GaussianSet) -> bytes:
     """One row per Gaussian (``CSV_COLUMNS``: position, covariance, colour, the axes' standard
-    deviations and angle, whether it renders), with a header row."""
+    deviations and angle, whether it renders, the file's render convention, which sets T in
+    the module docstring's weight), with a header row."""
     major, minor, angle = gs.axes()
-    table = np.column_stack([gs.means, gs.covs, gs.colors, major, minor, angle, gs.valid])  # [N, 12] float64
-    text = io.StringIO()
-    # %.9g gives back each binary32 value exactly; the derived axes are binary64
-    np.savetxt(text, table, fmt=["%.9g"] * 8 + ["%.17g"] * 3 + ["%d"], delimiter=",",
-               header=",".join(CSV_COLUMNS), comments="")
-    return text.getvalue().encode("utf-8")
+    out = bytearray((",".join(CSV_COLUMNS) + "\n").encode())
+    n = gs.means.shape[0]
+    valid = gs.valid
+    for start in range(0, n, CSV_CHUNK_ROWS):  # in chunks: the text of one chunk at a time besides the output
+        rows = slice(start, min(start + CSV_CHUNK_ROWS, n))
+        table = np.column_stack([gs.means[rows], gs.covs[rows], gs.colors[rows], major[rows], minor[rows],
+                                 angle[rows], valid[rows], np.full(rows.stop - rows.start, gs.render_convention)])
+        text = io.StringIO()
+        # %.9g gives back each binary32 value exactly; the derived axes are binary64
+        np.savetxt(text, table, fmt=["%.9g"] * 8 + ["%.17g"] * 3 + ["%d", "%d"], delimiter=",")
+        out += text.getvalue().encode()
+    return bytes(out)

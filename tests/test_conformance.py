@@ -87,7 +87,7 @@ def test_runner_fails_a_decoder_that_writes_black(tmp_path, capsys):
     ("open(sys.argv[2], 'wb').write(b'not a png')\n", "output is not a readable PNG"),
     ("Image.new('RGB', (2, 1)).save(sys.argv[2], format='PNG')\n", "output is 2x1, expected 1x1"),
     ("Image.new('RGB', (1, 1)).save(sys.argv[2], format='BMP')\n", "output is not a PNG (BMP)"),
-    ("Image.fromarray(np.zeros((1, 1), np.uint16)).save(sys.argv[2])\n", "output has PNG mode I;16"),
+    ("Image.fromarray(np.zeros((1, 1), np.uint16)).save(sys.argv[2])\n", "output is a PNG of 16-bit samples (colour type 0)"),
     ("Image.new('RGBA', (1, 1)).save(sys.argv[2])\n", "output has transparent pixels"),
     ("import signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "killed by signal 11 (SIGSEGV)"),
     ("sys.exit('cannot decode this')\n", "exit status 1: cannot decode this"),
@@ -145,6 +145,88 @@ def test_runner_survives_hostile_decoders(tmp_path, capsys, body, message):
     rc, text = _run(capsys, "--decoder", _fake_decoder(tmp_path, body), "--only", "tiny_1x1", "--timeout", "60")
     assert rc == 1 and f"FAIL valid   tiny_1x1: {message}" in text, text[:2000]
     assert max(len(line) for line in text.splitlines()) < 400  # a runaway stderr is not quoted whole
+
+
+def _png(width, height, depth, colour_type, rows: bytes, plte: bytes = b"", crc_ok=True, iend=True) -> bytes:
+    """A PNG built by hand (any bit depth, a short palette, a bad IDAT CRC, no IEND)."""
+    import struct
+    import zlib
+
+    def chunk(kind, body, good=True):
+        crc = zlib.crc32(kind + body) ^ (0 if good else 1)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0))
+    out += chunk(b"PLTE", plte) if plte else b""
+    out += chunk(b"IDAT", zlib.compress(rows), crc_ok)
+    return out + (chunk(b"IEND", b"") if iend else b"")
+
+
+@pytest.mark.parametrize("png, message", [
+    (_png(1, 1, 16, 2, b"\0" + bytes(6)), "a PNG of 16-bit samples (colour type 2)"),
+    (_png(1, 1, 4, 0, b"\0\x00"), "a PNG of 4-bit samples (colour type 0)"),
+    (_png(1, 1, 8, 2, b"\0" + bytes(3), crc_ok=False), "a bad CRC in its IDAT chunk"),
+    (_png(1, 1, 8, 2, b"\0" + bytes(3), iend=False), "without an IEND chunk"),
+    (_png(1, 1, 2, 3, b"\0\xc0", plte=bytes(6)), "using index 3 of a 2-entry palette"),
+])
+def test_runner_checks_the_png_itself(tmp_path, capsys, png, message):
+    """What Pillow would read without complaint but the suite must not take: samples that
+    are not 8-bit (a 16-bit sample's low byte would be dropped unseen), a damaged or
+    truncated PNG, palette indices past the palette."""
+    (tmp_path / "made.png").write_bytes(png)
+    body = f"import shutil\nshutil.copyfile({str(tmp_path / 'made.png')!r}, sys.argv[2])\n"
+    rc, text = _run(capsys, "--decoder", _fake_decoder(tmp_path, body), "--only", "tiny_1x1")
+    assert rc == 1 and message in text, text
+
+
+def test_runner_a_hard_link_is_not_an_output(tmp_path, capsys):
+    """A decoder that links the expected image as its output does not pass."""
+    expected = str(CONF / _entry("tiny_1x1")["expected"])
+    cmd = _fake_decoder(tmp_path, f"import shutil\nshutil.copyfile({expected!r}, sys.argv[2] + '.x')\n"
+                                  "os.link(sys.argv[2] + '.x', sys.argv[2])\n")
+    rc, text = _run(capsys, "--decoder", cmd, "--only", "tiny_1x1")
+    assert rc == 1 and "the output is a hard link to another file" in text
+
+
+def test_runner_in_process_stops_on_sigterm(monkeypatch, capsys):
+    """SIGTERM during an in-process decode stops the run (143), not just that vector."""
+    import signal
+
+    from gipp_codec import decoder
+
+    monkeypatch.setattr(decoder, "decode_file", lambda *a, **k: os.kill(os.getpid(), signal.SIGTERM))
+    rc, text = _run(capsys, "--in-process", "--only", "*1x1*")
+    assert rc == 143 and "stopped by SIGTERM" in text and "conformance vectors passed" not in text
+
+
+def test_runner_refuses_bad_report_and_vector_paths(tmp_path, capsys):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    rc, text = _run(capsys, "--in-process", "--only", "tiny_1x1", "--json", str(fifo))
+    assert rc == 2 and "exists and is not a regular file" in text
+    rc, text = _run(capsys, "--in-process", "--only", "tiny_1x1", "--json", "/dev/full")
+    assert rc == 2 and "exists and is not a regular file" in text
+    entry = dict(_entry("bad_signature"), input=str(fifo))
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"valid": [], "invalid": [entry]}))
+    rc, text = _run(capsys, "--in-process", "--manifest", str(manifest))
+    assert rc == 2 and "is not a regular file" in text
+    entry = dict(_entry("tiny_1x1"), input=str(CONF / _entry("tiny_1x1")["input"]),
+                 expected=str(CONF / _entry("tiny_1x1")["expected"]))
+    del entry["attributes_sha256"]
+    manifest.write_text(json.dumps({"valid": [entry], "invalid": []}))
+    rc, text = _run(capsys, "--in-process", "--check-attributes", "--manifest", str(manifest))
+    assert rc == 2 and "needs 'attributes_sha256'" in text
+
+
+def test_runner_an_input_named_like_the_output(tmp_path, capsys):
+    """A vector whose file is called output.png is still handed over apart from the output."""
+    src = tmp_path / "output.png"
+    src.write_bytes((CONF / _entry("bad_signature")["input"]).read_bytes())
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"valid": [], "invalid": [dict(_entry("bad_signature"), input=str(src))]}))
+    rc, text = _run(capsys, "--manifest", str(manifest))
+    assert rc == 0, text
 
 
 def test_runner_a_dangling_link_left_behind_is_an_output(tmp_path, capsys):

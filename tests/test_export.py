@@ -38,6 +38,7 @@ def files():
         "base": write_gimg(synthetic_quantized(120, W, H, seed=6), base=base_from_image(image, 3, 6)),
         "correlation": write_gimg(synthetic_correlation(120, W, H, seed=7), payload_coding=3),
         "float32": write_gimg(synthetic_float(80, W, H, seed=8)),
+        "convention1": write_gimg(synthetic_quantized(100, W, H, seed=9), render_convention=1),
     }
 
 
@@ -70,10 +71,10 @@ def _render_by_the_docstring(gs) -> np.ndarray:
     return np.floor(np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-@pytest.mark.parametrize("kind", ["base", "correlation", "float32"])
+@pytest.mark.parametrize("kind", ["base", "correlation", "float32", "convention1"])
 def test_the_arrays_make_the_decoded_image(files, kind):
     gs = read_gaussians(files[kind])
-    assert (gs.width, gs.height) == (W, H)
+    assert (gs.width, gs.height) == (W, H) and gs.render_convention == (1 if kind == "convention1" else 2)
     assert np.abs(_render_by_the_docstring(gs).astype(int) - decode(files[kind])).max() <= 1
     assert (gs.base is not None) == (kind == "base") and (gs.codes is None) == (kind == "float32")
     assert gs.correlation == (kind == "correlation")
@@ -173,3 +174,43 @@ def test_the_ellipse_figure_tool(files, tmp_path):
         assert im.size[0] > 100
     assert plot_gaussians.draw(files["base"], out) == int(read_gaussians(files["base"]).valid.sum())
     assert plot_gaussians.main([str(REPO / "conformance" / "invalid" / "bad_signature.gimg"), str(out)]) == 2
+
+
+def test_the_axes_of_a_very_elongated_gaussian():
+    """The smaller standard deviation as det / major^2, not by a cancelling difference."""
+    from gipp_codec.export import GaussianSet
+
+    covs = np.array([[2.0 ** 40, 2.0 ** 20 - 0.0625, 1.0], [4.0, 0.0, 1.0], [1.0, 2.0, 1.0]], np.float32)
+    gs = GaussianSet(8, 8, 2, np.zeros((3, 2), np.float32), covs, np.zeros((3, 3), np.float32),
+                     None, 0, None, None, None, None)
+    major, minor, _ = gs.axes()
+    det = 2.0 ** 40 - (2.0 ** 20 - 0.0625) ** 2
+    assert minor[0] == pytest.approx(np.sqrt(det / (2.0 ** 40 + 1)), rel=1e-9)
+    assert (major[1], minor[1]) == (2.0, 1.0)
+    assert np.isnan(major[2]) and np.isnan(minor[2])  # not a valid Gaussian
+
+
+def test_cli_format_and_extension(files, tmp_path):
+    src = tmp_path / "in.gimg"
+    src.write_bytes(files["convention1"])
+    runner = CliRunner()
+    res = runner.invoke(_cli(), ["export", str(src), str(tmp_path / "g.npz"), "--format", "csv"])
+    assert res.exit_code == 2 and "--format csv contradicts the name" in res.output
+    assert not (tmp_path / "g.npz").exists()
+    res = runner.invoke(_cli(), ["export", str(src), str(tmp_path / "g.txt"), "--format", "csv", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["render_convention"] == 1
+    rows = list(csv.reader(io.StringIO((tmp_path / "g.txt").read_text())))
+    assert rows[0][-1] == "render_convention" and {r[-1] for r in rows[1:]} == {"1"}
+
+
+def test_the_ellipse_tool_refuses_an_output_it_cannot_write(files, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    sys.path.insert(0, str(REPO / "tools"))
+    import plot_gaussians
+
+    src = tmp_path / "in.gimg"
+    src.write_bytes(files["base"])
+    assert plot_gaussians.main([str(src), str(tmp_path / "missing" / "e.png")]) == 2
+    assert plot_gaussians.main([str(src), str(tmp_path / "e.notaformat")]) == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         ap.error("--sigma and --width-in must be positive and --every at least 1")
     try:
         n = draw(read_input_file(args.file), args.out, args.sigma, args.every, args.width_in, not args.no_image)
-    except GimgError as exc:
+    except (GimgError, OSError, ValueError) as exc:  # a bad file; an output matplotlib cannot write
         print(f"plot_gaussians.py: error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.out}: {n} ellipses")

@@ -12,7 +12,8 @@ from gipp_codec.stdio import display_name, echo_line, is_stdio
 @click.argument("input_path", metavar="IN.gimg", type=click.Path(readable=False))
 @click.argument("output_path", metavar="OUT.npz|OUT.csv", type=click.Path(readable=False))
 @click.option("--format", "fmt", type=click.Choice(["npz", "csv"]), default=None,
-              help="The output's format; by default its extension's (needed for - , standard output).")
+              help="The output's format: by default its extension's; needed for - (standard output) or "
+                   "another extension; a .npz or .csv name must agree with it.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def export(input_path, output_path, fmt, as_json):
     """Write the Gaussians of IN.gimg, as the decoder renders them, to OUT: .npz holds
@@ -30,12 +31,16 @@ def export(input_path, output_path, fmt, as_json):
         from gipp_codec.decoder import read_input_file
         from gipp_codec.export import csv_bytes, export_format, npz_bytes, read_gaussians
 
-        fmt = fmt or export_format(output_path)[1:]
+        named = None if is_stdio(output_path) else export_format(output_path, strict=fmt is None)
+        if fmt and named and named != fmt:
+            raise ConfigError(f"--format {fmt} contradicts the name {output_path}")
+        fmt = fmt or named
         check_distinct_paths(input_path, output_path)
         check_output_path(output_path)
         gs = read_gaussians(read_input_file(input_path))
     atomic_write_bytes(output_path, npz_bytes(gs) if fmt == "npz" else csv_bytes(gs))
-    facts = {"input": str(input_path), "output": str(output_path), "format": fmt, "gaussians": int(gs.means.shape[0]),
+    facts = {"input": str(input_path), "output": str(output_path), "format": fmt,
+             "render_convention": gs.render_convention, "gaussians": int(gs.means.shape[0]),
              "valid": int(gs.valid.sum()), "width": gs.width, "height": gs.height,
              "base_grid": None if gs.base is None else [int(gs.base.shape[0]), int(gs.base.shape[1])],
              "base_block": gs.base_block, "quantized": gs.codes is not None}

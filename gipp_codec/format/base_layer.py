@@ -23,6 +23,7 @@ MAX_FACTOR_LOG2 = 10  # F = 1024
 MAX_SAMPLE_BITS = 8
 MAX_RICE_K = 7
 PREFIX_SIZE = 3  # factor_log2, sample_bits, rice_k (u8 each)
+UPSAMPLE_BAND_ROWS = 64  # rows ``upsample`` computes at a time
 MAX_BASE_CELLS = 1 << 16  # gh * gw (spec §8): bounds a decoder's work and memory for the grid
 
 
@@ -100,9 +101,12 @@ def upsample(base: BaseLayer, width: int, height: int, factors: tuple[float, flo
     fx, fy = (base.factor, base.factor) if factors is None else factors
     rows = grid_rows(base, width, fx).astype(np.float64)  # [3, gh, W]
     i0, i1, s = axis_weights(height, rows.shape[1], fy)
-    s = s[None, :, None]
-    out = ((1.0 - s) * rows[:, i0] + s * rows[:, i1]).astype(np.float32)  # [3, H, W]
-    return np.ascontiguousarray(out.transpose(1, 2, 0))
+    out = np.empty((height, width, 3), np.float32)
+    for r in range(0, height, UPSAMPLE_BAND_ROWS):  # in bands: binary64 temporaries of one band only
+        band = slice(r, min(r + UPSAMPLE_BAND_ROWS, height))
+        t = s[band][None, :, None]
+        out[band] = ((1.0 - t) * rows[:, i0[band]] + t * rows[:, i1[band]]).astype(np.float32).transpose(1, 2, 0)
+    return out
 
 
 def _residuals(samples: np.ndarray, bits: int) -> np.ndarray:
