@@ -2,7 +2,7 @@
 """The decoder's peak memory and time on the largest files the limits allow.
 
     python tools/decode_memory.py [--sizes 1x1,4096x4096,16384x16384] [--counts 1,4194304]
-        [--json OUT]
+        [--base] [--json OUT]
 
 For every image size and Gaussian count it writes a file of that many identical small
 Gaussians (one code repeated: the entropy coder makes it a few hundred bytes, the kind of
@@ -11,7 +11,9 @@ it in a fresh process, reporting the file's size, the command's wall time and it
 resident memory (its VmHWM at exit, from /proc: Linux only). The largest counts and sizes are the format's
 ``MAX_GAUSSIANS`` (2^22) and ``MAX_PIXELS`` (2^28, 16384 x 16384): what a decoder must be
 ready to hold for a valid file. Each Gaussian covers a few pixels, so the render work stays
-far below ``MAX_RENDER_WORK``; memory, not rendering, is what this measures.
+far below ``MAX_RENDER_WORK``; memory, not rendering, is what this measures. With ``--base``
+each file also carries a base layer (the finest grid within ``MAX_BASE_CELLS``, mid-grey
+samples), and a count may be 0: a base layer alone, as gimg writes a one-colour image.
 """
 
 import argparse
@@ -34,13 +36,21 @@ from gipp_codec.format.container import write_gimg  # noqa: E402
 from gipp_codec.format.model import BitDepths, QuantizedGaussians  # noqa: E402
 
 
-def identical_gaussians_file(width: int, height: int, count: int) -> bytes:
+def identical_gaussians_file(width: int, height: int, count: int, base: bool = False) -> bytes:
     """A .gimg file of ``count`` copies of one Gaussian (variance 0.25 px^2, grey) at the
-    image's centre, quantized at the default depths."""
+    image's centre, quantized at the default depths; with ``base``, over a base layer."""
     q = np.zeros((count, 8), np.uint16)  # every code 0: each value is its channel's offset
     offsets = np.array([width / 2, height / 2, np.log(0.25), 0.0, np.log(0.25), 0.5, 0.5, 0.5], np.float32)
     scales = np.full(8, 1e-3, np.float32)
-    return write_gimg(QuantizedGaussians(width, height, BitDepths(), q, scales, offsets))
+    layer = None
+    if base:
+        from gipp_codec.format.base_layer import MAX_BASE_CELLS, MIN_FACTOR_LOG2, BaseLayer, grid_shape
+
+        f = MIN_FACTOR_LOG2
+        while grid_shape(width, height, f)[0] * grid_shape(width, height, f)[1] > MAX_BASE_CELLS:
+            f += 1
+        layer = BaseLayer(f, 6, np.full((*grid_shape(width, height, f), 3), 32, np.uint8))
+    return write_gimg(QuantizedGaussians(width, height, BitDepths(), q, scales, offsets), base=layer)
 
 
 # `gimg ARGS` in this interpreter, writing its peak resident memory (VmHWM, kB) to argv[1] at
@@ -83,6 +93,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1x1,4096x4096,16384x16384", help="comma-separated WIDTHxHEIGHT")
     ap.add_argument("--counts", default=f"1,{K.MAX_GAUSSIANS}", help="comma-separated Gaussian counts")
+    ap.add_argument("--base", action="store_true", help="files with a base layer (counts may be 0)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     try:
@@ -94,8 +105,9 @@ def main(argv=None) -> int:
     print(f"{'size':>12s} {'N':>8s} {'file bytes':>10s} {'seconds':>8s} {'peak MiB':>9s}  exit")
     for width, height in sizes:
         for count in counts:
-            data = identical_gaussians_file(width, height, count)
-            row = {"width": width, "height": height, "gaussians": count, "file_bytes": len(data), **measure_decode(data)}
+            data = identical_gaussians_file(width, height, count, args.base)
+            row = {"width": width, "height": height, "gaussians": count, "base": args.base, "file_bytes": len(data),
+                   **measure_decode(data)}
             results.append(row)
             print(f"{width:>5d}x{height:<6d} {count:>8d} {len(data):>10d} {row['seconds']:>8.2f} "
                   f"{row['peak_rss_mib']:>9.0f}  {row['exit']} {row['stderr']}", flush=True)
