@@ -29,3 +29,12 @@ def test_the_command_reports_memory_that_grows_with_the_count(tmp_path):
     assert [(r["width"], r["height"], r["gaussians"], r["exit"]) for r in rows] == [(16, 8, 1, 0), (16, 8, 400_000, 0)]
     assert all(r["png_bytes"] > 0 and r["seconds"] > 0 for r in rows)
     assert rows[1]["peak_rss_mib"] > rows[0]["peak_rss_mib"] + 20  # 400 000 Gaussians' arrays are held at once
+
+
+def test_a_base_layer_alone_decodes_to_its_grey():
+    """``--base`` files: a base layer (mid-grey samples, 32 of 63) with no Gaussians, or over one."""
+    alone = identical_gaussians_file(40, 24, 0, base=True)
+    assert read_info(alone)["header"]["gaussian_count"] == 0 and read_info(alone)["base"]["factor"] == 8
+    assert np.all(decode(alone) == round(32 / 63 * 255))
+    over = decode(identical_gaussians_file(40, 24, 1, base=True))
+    assert over[12, 20].min() > decode(alone)[12, 20].max()  # the dot adds to the grey at the centre
