@@ -12,13 +12,13 @@ from decode_memory import identical_gaussians_file, main  # noqa: E402
 from gipp_codec import decode, read_info  # noqa: E402
 
 
-def test_a_bomb_file_is_tiny_and_decodes_to_one_grey_dot():
+def test_a_bomb_file_is_tiny_and_decodes_to_one_dot():
     small, large = identical_gaussians_file(9, 7, 1), identical_gaussians_file(9, 7, 50_000)
     assert len(large) < 400 and len(large) - len(small) < 64  # 50 000 Gaussians cost almost nothing
     assert read_info(large)["header"]["gaussian_count"] == 50_000
     image = decode(large)
     assert image.shape == (7, 9, 3)
-    assert image[3, 4].min() == 255 and image[0, 0].max() == 0  # 50 000 grey dots add up to white at the centre only
+    assert image[3, 4].min() == 255 and image[0, 0].max() == 0  # 50 000 dots add up to white at the centre only
     assert np.array_equal(decode(small)[0], np.zeros((9, 3), np.uint8))
 
 
@@ -31,10 +31,11 @@ def test_the_command_reports_memory_that_grows_with_the_count(tmp_path):
     assert rows[1]["peak_rss_mib"] > rows[0]["peak_rss_mib"] + 20  # 400 000 Gaussians' arrays are held at once
 
 
-def test_a_base_layer_alone_decodes_to_its_grey():
-    """``--base`` files: a base layer (mid-grey samples, 32 of 63) with no Gaussians, or over one."""
+def test_a_base_layer_alone_decodes_to_its_colour():
+    """``--base`` files: a base layer (samples 32, 16, 48 of 63) with no Gaussians, or under one."""
     alone = identical_gaussians_file(40, 24, 0, base=True)
     assert read_info(alone)["header"]["gaussian_count"] == 0 and read_info(alone)["base"]["factor"] == 8
-    assert np.all(decode(alone) == round(32 / 63 * 255))
+    assert np.all(decode(alone) == np.round(np.array([32, 16, 48]) / 63 * 255).astype(np.uint8))
     over = decode(identical_gaussians_file(40, 24, 1, base=True))
-    assert over[12, 20].min() > decode(alone)[12, 20].max()  # the dot adds to the grey at the centre
+    assert np.all(over[12, 20] > decode(alone)[12, 20])  # the dot adds to the base at the centre
+    assert not read_info(alone)["grey"]  # written as RGB, the larger output

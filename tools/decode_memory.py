@@ -12,8 +12,8 @@ resident memory (its VmHWM at exit, from /proc: Linux only). The largest counts 
 ``MAX_GAUSSIANS`` (2^22) and ``MAX_PIXELS`` (2^28, 16384 x 16384): what a decoder must be
 ready to hold for a valid file. Each Gaussian covers a few pixels, so the render work stays
 far below ``MAX_RENDER_WORK``; memory, not rendering, is what this measures. With ``--base``
-each file also carries a base layer (the finest grid within ``MAX_BASE_CELLS``, mid-grey
-samples), and a count may be 0: a base layer alone, as gimg writes a one-colour image.
+each file also carries a base layer (the finest grid within ``MAX_BASE_CELLS``, samples of
+one colour), and a count may be 0: a base layer alone, as gimg writes a one-colour image.
 """
 
 import argparse
@@ -37,10 +37,11 @@ from gipp_codec.format.model import BitDepths, QuantizedGaussians  # noqa: E402
 
 
 def identical_gaussians_file(width: int, height: int, count: int, base: bool = False) -> bytes:
-    """A .gimg file of ``count`` copies of one Gaussian (variance 0.25 px^2, grey) at the
-    image's centre, quantized at the default depths; with ``base``, over a base layer."""
+    """A .gimg file of ``count`` copies of one Gaussian (variance 0.25 px^2, a colour that is
+    not grey, so that the decode is written as RGB, the larger case) at the image's centre,
+    quantized at the default depths; with ``base``, over a base layer of one colour."""
     q = np.zeros((count, 8), np.uint16)  # every code 0: each value is its channel's offset
-    offsets = np.array([width / 2, height / 2, np.log(0.25), 0.0, np.log(0.25), 0.5, 0.5, 0.5], np.float32)
+    offsets = np.array([width / 2, height / 2, np.log(0.25), 0.0, np.log(0.25), 0.5, 0.25, 0.75], np.float32)
     scales = np.full(8, 1e-3, np.float32)
     layer = None
     if base:
@@ -49,7 +50,8 @@ def identical_gaussians_file(width: int, height: int, count: int, base: bool = F
         f = MIN_FACTOR_LOG2
         while grid_shape(width, height, f)[0] * grid_shape(width, height, f)[1] > MAX_BASE_CELLS:
             f += 1
-        layer = BaseLayer(f, 6, np.full((*grid_shape(width, height, f), 3), 32, np.uint8))
+        layer = BaseLayer(f, 6, np.broadcast_to(np.array([32, 16, 48], np.uint8),
+                                                (*grid_shape(width, height, f), 3)).copy())
     return write_gimg(QuantizedGaussians(width, height, BitDepths(), q, scales, offsets), base=layer)
 
 
