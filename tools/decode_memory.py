@@ -37,11 +37,14 @@ from gipp_codec.format.model import BitDepths, QuantizedGaussians  # noqa: E402
 
 
 def identical_gaussians_file(width: int, height: int, count: int, base: bool = False) -> bytes:
-    """A .gimg file of ``count`` copies of one Gaussian (variance 0.25 px^2, a colour that is
-    not grey, so that the decode is written as RGB, the larger case) at the image's centre,
-    quantized at the default depths; with ``base``, over a base layer of one colour."""
+    """A .gimg file of ``count`` copies of one Gaussian (variance 0.25 px^2) at the image's
+    centre, each of 1 / count of a colour that is not grey (so that their sum is that colour
+    whatever the count, and the decode is written as RGB, the larger case), quantized at the
+    default depths; with ``base``, over a base layer of one colour."""
     q = np.zeros((count, 8), np.uint16)  # every code 0: each value is its channel's offset
-    offsets = np.array([width / 2, height / 2, np.log(0.25), 0.0, np.log(0.25), 0.5, 0.25, 0.75], np.float32)
+    share = 1.0 / max(count, 1)
+    offsets = np.array([width / 2, height / 2, np.log(0.25), 0.0, np.log(0.25), 0.5 * share, 0.25 * share,
+                        0.75 * share], np.float32)
     scales = np.full(8, 1e-3, np.float32)
     layer = None
     if base:
