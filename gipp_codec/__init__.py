@@ -8,6 +8,7 @@ path never loads torch):
 - ``decode(data: bytes) -> uint8 [H, W, 3]``
 - ``read_info(data: bytes) -> dict``
 - ``read_gaussians(data: bytes) -> GaussianSet`` (the Gaussians as arrays, ``gipp_codec.export``)
+- ``pack_gaussians(arrays, bits=None, float32=False) -> bytes`` (arrays into a file, ``gipp_codec.pack``)
 - ``fit_image(image, gaussians=..., ...)`` (representation only)
 """
 
@@ -27,6 +28,7 @@ _LAZY = {
     "decode": ("gipp_codec.decoder", "decode"),
     "read_info": ("gipp_codec.decoder", "read_info"),
     "read_gaussians": ("gipp_codec.export", "read_gaussians"),
+    "pack_gaussians": ("gipp_codec.pack", "pack_gaussians"),
     "fit_image": ("gipp_codec.fit.api", "fit_image"),
 }
 

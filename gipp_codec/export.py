@@ -46,6 +46,7 @@ class GaussianSet:
     offsets: np.ndarray | None  # [8] float32 LSQ+ offset of each channel (quantized files)
     bits: tuple | None  # (position, covariance, colour) bit depths (quantized files)
     correlation: bool = False  # codes[:, 3] holds the correlation rho, b = rho sqrt(a c) (payload coding 3)
+    base_bits: int = 0  # the base layer's sample depth (base = samples / (2^base_bits - 1)), 0 without one
 
     @property
     def valid(self) -> np.ndarray:
@@ -88,7 +89,8 @@ def read_gaussians(data: bytes) -> GaussianSet:
     return GaussianSet(int(parsed.header["width"]), int(parsed.header["height"]),
                        int(parsed.header["render_convention"]), np.asarray(means, np.float32),
                        np.asarray(covs, np.float32), np.asarray(colors, np.float32), base,
-                       0 if parsed.base is None else parsed.base.factor, codes, scales, offsets, bits, correlation)
+                       0 if parsed.base is None else parsed.base.factor, codes, scales, offsets, bits, correlation,
+                       0 if parsed.base is None else parsed.base.bits)
 
 
 def export_format(path: str | os.PathLike, strict: bool = True) -> str | None:
@@ -108,7 +110,7 @@ def npz_bytes(gs: GaussianSet) -> bytes:
               "render_convention": np.int64(gs.render_convention), "means": gs.means, "covs": gs.covs,
               "colors": gs.colors, "valid": gs.valid, "base_block": np.int64(gs.base_block)}
     if gs.base is not None:
-        arrays["base"] = gs.base
+        arrays.update(base=gs.base, base_bits=np.int64(gs.base_bits))
     if gs.codes is not None:
         arrays.update(codes=gs.codes, scales=gs.scales, offsets=gs.offsets, bits=np.asarray(gs.bits, np.int64),
                       correlation=np.bool_(gs.correlation))

@@ -468,8 +468,9 @@ def test_package_api_names_are_functions():
     import gipp_codec.decoder  # noqa: F401  (submodules must not shadow the API functions)
     import gipp_codec.encoder  # noqa: F401
     import gipp_codec.export  # noqa: F401
+    import gipp_codec.pack  # noqa: F401
 
-    for name in ("encode", "decode", "read_info", "read_gaussians", "fit_image"):
+    for name in ("encode", "decode", "read_info", "read_gaussians", "pack_gaussians", "fit_image"):
         assert callable(getattr(gipp_codec, name)), name
 
 
@@ -666,7 +667,7 @@ def test_the_package_lists_its_api():
     """``dir(gipp_codec)`` and ``from gipp_codec import *`` show the lazily imported API."""
     import gipp_codec
 
-    names = {"encode", "encode_with_report", "decode", "read_info", "read_gaussians", "fit_image"}
+    names = {"encode", "encode_with_report", "decode", "read_info", "read_gaussians", "pack_gaussians", "fit_image"}
     assert names <= set(dir(gipp_codec)) and set(gipp_codec.__all__) == names
     scope: dict = {}
     exec("from gipp_codec import *", scope)

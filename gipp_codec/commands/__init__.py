@@ -14,6 +14,7 @@ def REGISTERED() -> list:  # noqa: N802 - a registry, read like a constant
         ("gipp_codec.commands.fit_cmd", ("fit",)),
         ("gipp_codec.commands.codec_cmd", ("encode", "decode", "info")),
         ("gipp_codec.commands.export_cmd", ("export",)),
+        ("gipp_codec.commands.pack_cmd", ("pack",)),
         ("gipp_codec.commands.prebuilt_cmd", ("compile_decoder",)),
     ):
         try:

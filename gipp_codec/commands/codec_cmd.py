@@ -72,12 +72,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
         raise ConfigError(f"--gaussians must be >= 1, got {gaussians}")
     if bpp is not None and not 0 < bpp <= MAX_BPP:
         raise ConfigError(f"--bpp must be a number in (0, {MAX_BPP:g}], got {bpp}")
-    try:
-        depths = None if bits is None else tuple(int(v) for v in bits.split(","))
-    except ValueError:
-        raise ConfigError(f"--bits must be three integers like 12,7,6, got {bits!r}") from None
-    if depths is not None and len(depths) != 3:
-        raise ConfigError(f"--bits must be three integers like 12,7,6, got {bits!r}")
+    depths = parse_bits(bits)
     to_stderr = summary_to_stderr(as_json, "OUT.gimg", output_path)
     check_distinct_paths(input_path, output_path)
     check_output_path(output_path)  # before minutes of fitting
@@ -160,6 +155,19 @@ def decode(input_path, output_path, png_level, device, scale, size_text, as_json
         )
         if facts["kernels"] == "jit" and _stderr_is_terminal():
             _prebuilt_hint()
+
+
+def parse_bits(text: str | None) -> tuple[int, int, int] | None:
+    """``--bits`` "P,V,C" -> (P, V, C); a ConfigError for anything else."""
+    if text is None:
+        return None
+    try:
+        depths = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--bits must be three integers like 12,7,6, got {text!r}") from None
+    if len(depths) != 3:
+        raise ConfigError(f"--bits must be three integers like 12,7,6, got {text!r}")
+    return depths
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:

@@ -1,0 +1,183 @@
+"""Gaussians from anywhere into a .gimg file (``gipp_codec.pack``, ``gimg pack``)."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from gipp_codec.decoder import decode
+from gipp_codec.errors import ConfigError, GimgError
+from gipp_codec.export import npz_bytes, read_gaussians
+from gipp_codec.format import write_gimg
+from gipp_codec.format.base_layer import base_from_image
+from gipp_codec.format.model import BitDepths
+from gipp_codec.format.synthetic import synthetic_correlation, synthetic_float, synthetic_quantized
+from gipp_codec.pack import pack_gaussians, read_npz
+from spec_decode import reference_decode, reference_psnr  # the spec's reference decoder (pytest puts tests/ on sys.path)
+
+REPO = Path(__file__).resolve().parents[1]
+W, H = 40, 24
+
+
+def _cli():
+    from gipp_codec.cli import _register, cli
+
+    _register()
+    return cli
+
+
+def _arrays(data: bytes) -> dict:
+    """What ``gimg export`` writes for ``data``, read back as ``gimg pack`` reads it."""
+    return read_npz(npz_bytes(read_gaussians(data)))
+
+
+@pytest.fixture(scope="module")
+def files():
+    rng = np.random.default_rng(11)
+    image = (rng.random((H, W, 3)) * 255).astype(np.uint8)
+    return {
+        "base": write_gimg(synthetic_quantized(90, W, H, BitDepths(11, 7, 6), seed=12), base=base_from_image(image, 3, 6)),
+        "correlation": write_gimg(synthetic_correlation(90, W, H, seed=13), payload_coding=3),
+        "convention1": write_gimg(synthetic_quantized(60, W, H, seed=14), render_convention=1),
+        "float32": write_gimg(synthetic_float(70, W, H, seed=15)),
+    }
+
+
+@pytest.mark.parametrize("kind", ["base", "correlation", "convention1"])
+def test_an_export_packs_back_to_the_same_file(files, kind):
+    """A quantized file's export, packed, is the same file byte for byte (its own codes)."""
+    assert pack_gaussians(_arrays(files[kind])) == files[kind]
+
+
+def test_a_float32_export_packs_back_with_float32(files):
+    assert pack_gaussians(_arrays(files["float32"]), float32=True) == files["float32"]
+
+
+def test_foreign_gaussians_quantized_between_their_ranges(files):
+    """Float Gaussians without codes are quantized min/max (b as the correlation): every one
+    stays valid, the decode is close to the float render, and fewer bits make a smaller file."""
+    arrays = {k: v for k, v in _arrays(files["float32"]).items()}
+    exact = reference_decode(files["float32"])  # [H, W, 3] the float file's image, by the spec's decoder
+    fine, coarse = pack_gaussians(arrays), pack_gaussians(arrays, bits=(10, 6, 5))
+    assert read_gaussians(fine).valid.all() and read_gaussians(coarse).valid.all()
+    assert reference_psnr(fine, exact) > 40.0  # 6-bit colours set most of the loss
+    assert reference_psnr(fine, exact) > reference_psnr(coarse, exact) and len(coarse) < len(fine) < len(files["float32"])
+    assert read_gaussians(fine).bits == (12, 10, 6) and read_gaussians(fine).correlation
+
+
+def test_render_convention_from_the_input_or_the_caller(files):
+    arrays = _arrays(files["convention1"])
+    assert read_gaussians(pack_gaussians(arrays)).render_convention == 1
+    assert read_gaussians(pack_gaussians(arrays, render_convention=2)).render_convention == 2
+    del arrays["render_convention"]
+    assert read_gaussians(pack_gaussians(arrays)).render_convention == 2
+
+
+def test_invalid_gaussians_only_in_float32(files):
+    arrays = _arrays(files["float32"])
+    arrays["covs"] = arrays["covs"].copy()
+    arrays["covs"][3] = [1.0, 2.0, 1.0]  # a c < b^2
+    with pytest.raises(ConfigError, match="1 of 70 Gaussians are not valid .* number 3"):
+        pack_gaussians(arrays)
+    assert read_gaussians(pack_gaussians(arrays, float32=True)).valid.sum() == 69
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.pop("means"), "need an array 'means'"),
+    (lambda a: a.pop("width"), "need 'width'"),
+    (lambda a: a.update(width=np.float64(40.0)), "'width' must be one integer"),
+    (lambda a: a.update(covs=a["covs"][:, :2]), "array 'covs' must be numbers of shape"),
+    (lambda a: a.update(colors=a["colors"][:5]), "hold 70, 70 and 5 Gaussians"),
+    (lambda a: a.update(means=np.full((70, 2), np.nan)), "not finite"),
+    (lambda a: a.update(means=np.full((70, 2), 1e39)), "not finite"),
+    (lambda a: a.update(render_convention=np.int64(7)), "render_convention 7 unknown"),
+    (lambda a: a.update(base=np.zeros((3, 5, 3)), base_block=np.int64(12)), "base_block 12 must be a power of two"),
+    (lambda a: a.update(base=np.zeros((2, 2, 3)), base_block=np.int64(8)), "base must be finite values of shape"),
+    (lambda a: a.update(width=np.int64(70000)), "cannot write .gimg: width 70000"),
+])
+def test_malformed_arrays_are_config_errors(files, change, message):
+    arrays = _arrays(files["float32"])
+    change(arrays)
+    with pytest.raises(ConfigError, match=message):
+        pack_gaussians(arrays, float32=True)
+
+
+def test_bits_and_float32_together_are_refused(files):
+    with pytest.raises(ConfigError, match="not both"):
+        pack_gaussians(_arrays(files["float32"]), bits=(12, 10, 6), float32=True)
+    with pytest.raises(ConfigError, match="bit depth"):
+        pack_gaussians(_arrays(files["float32"]), bits=(12, 10, 0))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"x,y\n1,2\n", "not a NumPy .npz file"),
+    (b"PK\x03\x04broken", "not a NumPy .npz file of arrays"),
+])
+def test_not_an_npz(content, message):
+    with pytest.raises(GimgError, match=message):
+        read_npz(content)
+
+
+def test_cli_pack_with_a_reference_image(files, tmp_path):
+    (tmp_path / "g.npz").write_bytes(npz_bytes(read_gaussians(files["base"])))
+    image = decode(files["base"]).copy()
+    image[0, 0] ^= 0x40  # a reference that differs from the decode, so the PSNR is finite
+    Image.fromarray(image).save(tmp_path / "ref.png")
+    out = tmp_path / "out.gimg"
+    res = CliRunner().invoke(_cli(), ["pack", str(tmp_path / "g.npz"), str(out), "--image", str(tmp_path / "ref.png"),
+                                      "--json"])
+    assert res.exit_code == 0, res.output
+    facts = json.loads(res.output.strip().splitlines()[-1])
+    assert out.read_bytes() == files["base"] and facts["bytes"] == len(files["base"]) and facts["mode"] == "quantized"
+    assert facts["psnr"] == pytest.approx(reference_psnr(files["base"], image), abs=0.01)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bits", "12,10"], "--bits must be three integers"),
+    (["--image", str(REPO / "examples" / "kodim23_crop256.png")], "--image is 256x256"),
+    (["--bits", "12,10,6", "--float32"], "not both"),
+])
+def test_cli_pack_refusals_write_nothing(files, tmp_path, args, message):
+    (tmp_path / "g.npz").write_bytes(npz_bytes(read_gaussians(files["base"])))
+    out = tmp_path / "out.gimg"
+    res = CliRunner().invoke(_cli(), ["pack", str(tmp_path / "g.npz"), str(out), *args])
+    assert res.exit_code == 2 and message in res.output and not out.exists()
+
+
+def test_pack_loads_neither_torch_nor_the_trainer(files, tmp_path):
+    src = tmp_path / "g.npz"
+    src.write_bytes(npz_bytes(read_gaussians(files["correlation"])))
+    code = textwrap.dedent(f"""
+        import sys
+        from gipp_codec.pack import pack_gaussians, read_npz
+        pack_gaussians(read_npz(open({str(src)!r}, "rb").read()), bits=(12, 8, 6))
+        bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("gipp_codec.fit"))
+        print(bad)
+        sys.exit(1 if bad else 0)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, "loaded forbidden modules: " + r.stdout + r.stderr[-2000:]
+
+
+def test_the_pack_cost_tool(tmp_path):
+    """``tools/pack_cost.py`` on a small image: gimg's file, then its Gaussians packed at two
+    depths; the coarser packing is the smaller file."""
+    sys.path.insert(0, str(REPO / "tools"))
+    import pack_cost
+
+    y, x = np.mgrid[0:32, 0:48]
+    image = np.stack([128 + 90 * np.sin(x / 5.0), 128 + 90 * np.cos(y / 4.0), 3 * x + 2 * y], -1)
+    src = tmp_path / "img.png"
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(src)
+    out = tmp_path / "r.json"
+    assert pack_cost.main([str(src), "--bpp", "2.0", "--iterations", "60", "--bits", "12,10,6", "10,6,5",
+                           "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [r["how"] for r in rows] == ["gimg encode", "pack (min/max)", "pack (min/max)"]
+    assert rows[2]["bytes"] < rows[1]["bytes"] and all(r["psnr"] > 15 for r in rows)
