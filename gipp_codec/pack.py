@@ -34,7 +34,7 @@ from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussian
 from gipp_codec.render.rescale import valid_mask
 
 PAPER_DEPTHS = BitDepths(12, 10, 6)
-MAX_NPZ_BYTES = 1 << 31  # the most of an .npz input read (2^22 Gaussians in float64 take 256 MiB)
+MAX_NPZ_BYTES = 1 << 31  # the most of an .npz input read, and of its arrays inflated (2^22 Gaussians in float64: 256 MiB)
 DEFAULT_BASE_BITS = 8  # sample depth of a base layer given as values without ``base_bits``
 
 
@@ -142,6 +142,13 @@ def read_npz(data: bytes) -> dict:
     """The arrays of .npz bytes (no pickled objects); a GimgError for anything else."""
     if not data.startswith(b"PK"):
         raise GimgError("not a NumPy .npz file (a zip archive of .npy arrays, as numpy.savez writes)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:  # what the arrays will take, before inflating any
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise GimgError(f"not a NumPy .npz file of arrays ({exc})") from None
+    if declared > MAX_NPZ_BYTES:
+        raise GimgError(f"the .npz file's arrays would take {declared} bytes inflated, over the {MAX_NPZ_BYTES} read")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}

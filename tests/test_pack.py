@@ -182,3 +182,20 @@ def test_the_pack_cost_tool(tmp_path):
     assert [r["how"] for r in rows] == ["gimg encode", "float fit", "pack (min/max)", "pack (min/max)"]
     assert rows[3]["bytes"] < rows[2]["bytes"] and rows[3]["psnr"] < rows[2]["psnr"] <= rows[1]["psnr"] + 0.5
     assert all(r["psnr"] > 15 for r in rows)
+
+
+def test_an_npz_whose_arrays_inflate_past_the_limit_is_refused_unread(monkeypatch):
+    """A small .npz can declare huge arrays (a zip bomb): the declared sizes are checked
+    before anything is inflated."""
+    import io
+    import zipfile
+
+    from gipp_codec import pack
+
+    monkeypatch.setattr(pack, "MAX_NPZ_BYTES", 1 << 20)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("means.npy", bytes(2 << 20))  # 2 MiB of zeros, a few kB deflated
+    assert len(buf.getvalue()) < 20_000
+    with pytest.raises(GimgError, match="would take 2097152 bytes inflated"):
+        read_npz(buf.getvalue())
