@@ -8,7 +8,8 @@ path never loads torch):
 - ``decode(data: bytes) -> uint8 [H, W, 3]``
 - ``read_info(data: bytes) -> dict``
 - ``read_gaussians(data: bytes) -> GaussianSet`` (the Gaussians as arrays, ``gipp_codec.export``)
-- ``pack_gaussians(arrays, bits=None, float32=False) -> bytes`` (arrays into a file, ``gipp_codec.pack``)
+- ``pack_gaussians(arrays, bits=None, float32=False, render_convention=None) -> bytes`` (arrays into a
+  file, ``gipp_codec.pack``)
 - ``fit_image(image, gaussians=..., ...)`` (representation only)
 """
 

@@ -8,7 +8,8 @@ measured rather than estimated, and any conforming decoder renders it:
 
 - ``float32=True``: the float32 attribute mode, lossless (32 bytes a Gaussian).
 - Arrays that carry a quantized file's ``codes``, ``scales``, ``offsets`` and ``bits`` (an
-  export of a quantized .gimg) are written with those codes as they are.
+  export of a quantized .gimg) are written with those codes as they are, if they dequantize
+  to exactly the float arrays beside them (an edited export is refused).
 - Otherwise each channel is quantized uniformly between its minimum and maximum at ``bits``
   (positions and colours as they are, a and c in the log domain, b as the correlation
   rho = b / sqrt(a c) over [-max |rho|, max |rho|], so that every Gaussian stays valid) and
@@ -31,10 +32,11 @@ from gipp_codec.format import constants as K
 from gipp_codec.format.base_layer import MAX_FACTOR_LOG2, MAX_SAMPLE_BITS, MIN_FACTOR_LOG2, BaseLayer, grid_shape
 from gipp_codec.format.container import write_gimg
 from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussians
+from gipp_codec.quant.dequant import dequantize
 from gipp_codec.render.rescale import valid_mask
 
 PAPER_DEPTHS = BitDepths(12, 10, 6)
-MAX_NPZ_BYTES = 1 << 31  # the most of an .npz input read, and of its arrays inflated (2^22 Gaussians in float64: 256 MiB)
+MAX_NPZ_BYTES = 1 << 30  # the most of an .npz input read, and of its arrays inflated (2^22 Gaussians: 512 MiB with codes)
 DEFAULT_BASE_BITS = 8  # sample depth of a base layer given as values without ``base_bits``
 
 
@@ -52,15 +54,28 @@ class PackInput:
     quantized: QuantizedGaussians | None  # the input's own codes, if it carried them
 
 
-def _array(arrays: Mapping, key: str, shape_tail: tuple, required: bool = True) -> np.ndarray | None:
+REAL_KINDS = "iuf"  # numpy dtype kinds taken as numbers: signed and unsigned integers, floats
+KNOWN_ARRAYS = ("width", "height", "means", "covs", "colors", "render_convention", "base", "base_block", "base_bits",
+                "codes", "scales", "offsets", "bits", "correlation")
+
+
+def _array(arrays: Mapping, key: str, shape_tail: tuple, kinds: str = REAL_KINDS,
+           what: str = "real numbers") -> np.ndarray:
     if key not in arrays:
-        if required:
-            raise ConfigError(f"the Gaussians need an array {key!r}")
-        return None
+        raise ConfigError(f"the Gaussians need an array {key!r}")
     a = np.asarray(arrays[key])
-    if a.ndim != 1 + len(shape_tail) or tuple(a.shape[1:]) != shape_tail or not np.issubdtype(a.dtype, np.number):
-        raise ConfigError(f"array {key!r} must be numbers of shape [N, {', '.join(map(str, shape_tail))}], "
+    if a.ndim != 1 + len(shape_tail) or tuple(a.shape[1:]) != shape_tail or a.dtype.kind not in kinds:
+        raise ConfigError(f"array {key!r} must be {what} of shape [N, {', '.join(map(str, shape_tail))}], "
                           f"not {a.dtype} {a.shape}")
+    return a
+
+
+def _fixed(arrays: Mapping, key: str, shape: tuple, kinds: str, what: str) -> np.ndarray:
+    a = np.asarray(arrays[key])
+    if a.shape != shape or a.dtype.kind not in kinds:
+        raise ConfigError(f"{key!r} must be {what} of shape {shape}, not {a.dtype} {a.shape}")
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise ConfigError(f"{key!r} holds a value that is not finite")
     return a
 
 
@@ -69,10 +84,7 @@ def _integer(arrays: Mapping, key: str, default=None) -> int | None:
         if default is None:
             raise ConfigError(f"the Gaussians need {key!r} (an integer)")
         return default
-    v = np.asarray(arrays[key])
-    if v.shape != () or not np.issubdtype(v.dtype, np.integer):
-        raise ConfigError(f"{key!r} must be one integer, not {v.dtype} {v.shape}")
-    return int(v)
+    return int(_fixed(arrays, key, (), "iu", "one integer"))
 
 
 def _base_layer(arrays: Mapping, width: int, height: int) -> BaseLayer | None:
@@ -80,7 +92,6 @@ def _base_layer(arrays: Mapping, width: int, height: int) -> BaseLayer | None:
     optional ``base_bits``), or None."""
     if "base" not in arrays:
         return None
-    values = np.asarray(arrays["base"], dtype=np.float64)
     block = _integer(arrays, "base_block")
     bits = _integer(arrays, "base_bits", DEFAULT_BASE_BITS)
     if block < 1 or block & (block - 1) or not MIN_FACTOR_LOG2 <= block.bit_length() - 1 <= MAX_FACTOR_LOG2:
@@ -89,29 +100,36 @@ def _base_layer(arrays: Mapping, width: int, height: int) -> BaseLayer | None:
     if not 1 <= bits <= MAX_SAMPLE_BITS:
         raise ConfigError(f"base_bits {bits} must be from 1 to {MAX_SAMPLE_BITS}")
     f = block.bit_length() - 1
-    if values.shape != (*grid_shape(width, height, f), 3) or not np.all(np.isfinite(values)):
-        raise ConfigError(f"base must be finite values of shape {(*grid_shape(width, height, f), 3)} for a "
-                          f"{width}x{height} image in {block}-pixel blocks, not {values.shape}")
+    shape = (*grid_shape(width, height, f), 3)
+    values = _fixed(arrays, "base", shape, REAL_KINDS,
+                    f"real numbers (for a {width}x{height} image in {block}-pixel blocks)").astype(np.float64)
+    if values.size and not (values.min() >= 0.0 and values.max() <= 1.0):
+        raise ConfigError(f"base values must be within [0, 1] (a colour per block, as export writes them), not "
+                          f"[{values.min():g}, {values.max():g}]")
     top = (1 << bits) - 1
-    samples = np.clip(np.rint(values * top), 0, top).astype(np.uint8)
-    return BaseLayer(f, bits, samples)
+    return BaseLayer(f, bits, np.rint(values * top).astype(np.uint8))
 
 
-def _their_codes(arrays: Mapping, width: int, height: int) -> QuantizedGaussians | None:
+def _their_codes(arrays: Mapping, width: int, height: int, n: int) -> QuantizedGaussians | None:
     """The input's own quantized codes (an export of a quantized file), or None."""
     if "codes" not in arrays:
         return None
-    codes = _array(arrays, "codes", (8,))
-    if not np.issubdtype(codes.dtype, np.integer):
-        raise ConfigError(f"codes must be integers, not {codes.dtype}")
-    scales, offsets, bits = (np.asarray(arrays.get(k, ())) for k in ("scales", "offsets", "bits"))
-    if scales.shape != (8,) or offsets.shape != (8,) or bits.shape != (3,):
-        raise ConfigError("codes need scales [8], offsets [8] and bits [3] beside them")
+    codes = _array(arrays, "codes", (8,), "iu", "integers")
+    if codes.shape[0] != n:
+        raise ConfigError(f"codes hold {codes.shape[0]} Gaussians and means {n}; they must hold the same number")
+    for key in ("scales", "offsets", "bits"):
+        if key not in arrays:
+            raise ConfigError(f"codes need {key!r} beside them")
+    scales = _fixed(arrays, "scales", (8,), REAL_KINDS, "real numbers")
+    offsets = _fixed(arrays, "offsets", (8,), REAL_KINDS, "real numbers")
+    bits = _fixed(arrays, "bits", (3,), "iu", "integers")
+    correlation = _fixed(arrays, "correlation", (), "biu", "one boolean") if "correlation" in arrays else False
     depths = BitDepths(*(int(b) for b in bits))
     depths.check(ConfigError)
-    g = QuantizedGaussians(width, height, depths, codes.astype(np.int64), scales, offsets,
-                           bool(np.asarray(arrays.get("correlation", False))))
+    g = QuantizedGaussians(width, height, depths, codes.astype(np.int64), scales, offsets, bool(correlation))
     g.check_values(ConfigError)
+    if not np.all(np.asarray(g.scales) > 0):
+        raise ConfigError("scales must be positive")
     return g
 
 
@@ -119,6 +137,9 @@ def read_pack_input(arrays: Mapping) -> PackInput:
     """Check the arrays of a Gaussian set (module docstring; ``read_npz`` for a file): a
     ConfigError naming what is missing or malformed."""
     width, height = _integer(arrays, "width"), _integer(arrays, "height")
+    if not (1 <= width <= K.MAX_WIDTH and 1 <= height <= K.MAX_HEIGHT and width * height <= K.MAX_PIXELS):
+        raise ConfigError(f"a {width}x{height} image is outside the format's limits (1 to {K.MAX_WIDTH} a side, "
+                          f"{K.MAX_PIXELS} pixels)")
     means = _array(arrays, "means", (2,))
     covs = _array(arrays, "covs", (3,))
     colors = _array(arrays, "colors", (3,))
@@ -127,68 +148,113 @@ def read_pack_input(arrays: Mapping) -> PackInput:
                           f"Gaussians; they must hold the same number")
     if means.shape[0] > K.MAX_GAUSSIANS:
         raise ConfigError(f"{means.shape[0]} Gaussians are over the format's {K.MAX_GAUSSIANS}")
-    convention = _integer(arrays, "render_convention", -1)
-    if convention != -1 and convention not in K.RENDER_CONVENTIONS:
+    convention = _integer(arrays, "render_convention", -1) if "render_convention" in arrays else None
+    if convention is not None and convention not in K.RENDER_CONVENTIONS:
         raise ConfigError(f"render_convention {convention} unknown, expected one of {K.RENDER_CONVENTIONS}")
     with np.errstate(over="ignore"):  # beyond float32: infinite, refused just below
         f32 = [np.asarray(a, np.float32) for a in (means, covs, colors)]
     if not all(np.all(np.isfinite(a)) for a in f32):
         raise ConfigError("the Gaussians hold a value that is not finite (or not within float32)")
-    return PackInput(width, height, *f32, None if convention == -1 else convention,
-                     _base_layer(arrays, width, height), _their_codes(arrays, width, height))
+    return PackInput(width, height, *f32, convention, _base_layer(arrays, width, height),
+                     _their_codes(arrays, width, height, means.shape[0]))
 
 
 def read_npz(data: bytes) -> dict:
-    """The arrays of .npz bytes (no pickled objects); a GimgError for anything else."""
+    """The arrays of .npz bytes that a Gaussian set uses (``KNOWN_ARRAYS``; no pickled
+    objects, and no more than ``MAX_NPZ_BYTES`` once inflated); a GimgError for anything else."""
     if not data.startswith(b"PK"):
         raise GimgError("not a NumPy .npz file (a zip archive of .npy arrays, as numpy.savez writes)")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:  # what the arrays will take, before inflating any
-            declared = sum(info.file_size for info in archive.infolist())
+            declared = sum(info.file_size for info in archive.infolist()
+                           if info.filename.removesuffix(".npy") in KNOWN_ARRAYS)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise GimgError(f"not a NumPy .npz file of arrays ({exc})") from None
     if declared > MAX_NPZ_BYTES:
         raise GimgError(f"the .npz file's arrays would take {declared} bytes inflated, over the {MAX_NPZ_BYTES} read")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+            return {k: npz[k] for k in npz.files if k in KNOWN_ARRAYS}
+    except MemoryError:
+        raise GimgError("not a NumPy .npz file of arrays (an array's header declares more than memory holds)") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # damaged, or a pickled object
         raise GimgError(f"not a NumPy .npz file of arrays ({exc})") from None
 
 
+# how far inside the format's limits a channel's grid is kept (so that its float32 ends stay inside)
+RANGE_MARGIN = 1e-6
+MAX_RHO = 1.0 - 2.0 ** -20  # the correlation's grid ends well inside (-1, 1)
+
+
+def _fit_scale(lo: float, hi: float, top: int, limit: float) -> tuple[np.float32, np.float32]:
+    """float32 (scale, offset) of a uniform grid of ``top`` + 1 codes from ``lo`` to ``hi``
+    whose dequantized ends (spec §6, binary32) stay within +-``limit``."""
+    offset = np.float32(lo)
+    scale = np.float32(max((hi - lo) / top, 1e-6))
+    while float(np.float32(float(top) * float(scale) + float(offset))) > limit and scale > 0:
+        scale = np.nextafter(scale, np.float32(0))  # rounding the step up can pass the limit by an ulp
+    return scale, offset
+
+
 def quantize_minmax(inp: PackInput, bits: BitDepths) -> QuantizedGaussians:
     """Each channel uniformly between its minimum and maximum at ``bits`` (module docstring),
-    b as the correlation; a ConfigError if a Gaussian is not valid (a > 0, c > 0, a c > b^2)."""
+    b as the correlation on a grid within +-(1 - 2^-20) (far enough inside +-1 that no
+    rounding of b to binary32 makes a Gaussian invalid; tested). A ConfigError if a
+    Gaussian is not valid (a > 0, c > 0, a c > b^2) or its variances are beyond the format's
+    log-variance limit."""
     ok = valid_mask(inp.covs)
     if not ok.all():
         raise ConfigError(f"{int((~ok).sum())} of {ok.size} Gaussians are not valid (a > 0, c > 0, a c > b^2; "
                           f"the first is number {int(np.flatnonzero(~ok)[0])}): a quantized file cannot hold them "
                           f"(--float32 can)")
     c = inp.covs.astype(np.float64)  # [N, 3]
-    rho = c[:, 1] / np.sqrt(c[:, 0] * c[:, 2])  # [N], |rho| < 1
-    rows = np.column_stack([inp.means, np.log(c[:, 0]), rho, np.log(c[:, 2]), inp.colors]).astype(np.float64)
+    logs = np.log(c[:, [0, 2]])  # [N, 2]
+    if logs.size and np.abs(logs).max() > K.MAX_ABS_LOG_VARIANCE:
+        raise ConfigError(f"a variance a or c outside e^-{K.MAX_ABS_LOG_VARIANCE:g}..e^{K.MAX_ABS_LOG_VARIANCE:g} "
+                          f"(the format's log-variance limit) cannot be quantized (--float32 keeps it)")
+    rho = np.clip(c[:, 1] / np.sqrt(c[:, 0] * c[:, 2]), -MAX_RHO, MAX_RHO)  # [N]
+    rows = np.column_stack([inp.means, logs[:, 0], rho, logs[:, 1], inp.colors]).astype(np.float64)  # [N, 8]
     depth = np.array(bits.per_channel())
     top = (1 << depth) - 1
-    lo = rows.min(axis=0) if len(rows) else np.zeros(8)
-    hi = rows.max(axis=0) if len(rows) else np.ones(8)
-    reach = min(max(float(np.abs(rho).max(initial=0.0)), 1e-6), float(np.nextafter(np.float32(1), np.float32(0))))
+    limits = np.array(K.CHANNEL_LIMITS, np.float64) * (1 - RANGE_MARGIN)
+    limits[3] = MAX_RHO
+    lo = np.maximum(rows.min(axis=0), -limits) if len(rows) else np.zeros(8)
+    hi = np.minimum(rows.max(axis=0), limits) if len(rows) else np.ones(8)
+    reach = min(max(float(np.abs(rho).max(initial=0.0)), 1e-6), MAX_RHO)
     lo[3], hi[3] = -reach, reach
-    scales = np.maximum((hi - lo) / top, 1e-6).astype(np.float32)  # [8]
-    offsets = lo.astype(np.float32)  # [8]
-    q = np.clip(np.rint((rows - offsets.astype(np.float64)) / scales.astype(np.float64)), 0, top)
-    return QuantizedGaussians(inp.width, inp.height, bits, q.astype(np.uint16), scales, offsets, correlation=True)
+    grid = [_fit_scale(lo[j], hi[j], int(top[j]), float(limits[j])) for j in range(8)]
+    scales = np.array([g[0] for g in grid], np.float32)  # [8]
+    offsets = np.array([g[1] for g in grid], np.float32)  # [8]
+    q = np.clip(np.rint((rows - offsets.astype(np.float64)) / scales.astype(np.float64)), 0, top).astype(np.int64)
+    g = QuantizedGaussians(inp.width, inp.height, bits, q.astype(np.uint16), scales, offsets, correlation=True)
+    return g
+
+
+def _same_as_floats(g: QuantizedGaussians, inp: PackInput) -> bool:
+    """Whether codes dequantize (spec §6) to exactly the arrays beside them, as an export's do."""
+    means, covs, colors = dequantize(g)
+    return all(np.array_equal(a, b) for a, b in ((means, inp.means), (covs, inp.covs), (colors, inp.colors)))
 
 
 def pack_gaussians(arrays: Mapping, bits: BitDepths | tuple | None = None, float32: bool = False,
                    render_convention: int | None = None) -> bytes:
     """.gimg bytes of a Gaussian set (module docstring): ``arrays`` holds ``width``, ``height``,
     ``means`` [N, 2], ``covs`` [N, 3], ``colors`` [N, 3], and optionally ``render_convention``,
-    a base layer (``base``, ``base_block``, ``base_bits``) and a quantized file's ``codes``,
-    ``scales``, ``offsets``, ``bits``, ``correlation``. ``render_convention`` (1 or 2)
-    overrides the input's; without either it is 2, what gimg writes. A ConfigError for
-    anything malformed or over the format's limits."""
+    a base layer (``base`` [gh, gw, 3] in [0, 1], ``base_block``, ``base_bits``, default 8) and
+    a quantized file's ``codes``, ``scales``, ``offsets``, ``bits``, ``correlation``. Codes are
+    kept when ``bits`` and ``float32`` are not given, and only if they dequantize to exactly
+    ``means``, ``covs`` and ``colors`` (an edited export must drop them, or give ``bits``).
+    ``render_convention`` (1 or 2) overrides the input's; without either it is 2, what gimg
+    writes. No ICC profile or EXIF block is written. A ConfigError for anything malformed or
+    over the format's limits, the render work included."""
+    from gipp_codec.errors import FormatError
+    from gipp_codec.format.container import _check_render_work
+
     inp = read_pack_input(arrays)
-    convention = render_convention or inp.render_convention or K.RENDER_CONVENTION_V2
+    if render_convention is not None and render_convention not in K.RENDER_CONVENTIONS:
+        raise ConfigError(f"render_convention {render_convention!r} unknown, expected one of {K.RENDER_CONVENTIONS}")
+    convention = (render_convention if render_convention is not None else
+                  inp.render_convention if inp.render_convention is not None else K.RENDER_CONVENTION_V2)
     if bits is not None and not isinstance(bits, BitDepths):
         try:
             bits = BitDepths(*bits)
@@ -201,9 +267,16 @@ def pack_gaussians(arrays: Mapping, bits: BitDepths | tuple | None = None, float
             raise ConfigError("float32 files hold no bit depths: give float32 or bits, not both")
         gaussians = FloatGaussians(inp.width, inp.height, inp.means, inp.covs, inp.colors)
     elif inp.quantized is not None and bits is None:
+        if not _same_as_floats(inp.quantized, inp):
+            raise ConfigError("the codes do not dequantize to the means, covs and colors beside them (were the "
+                              "arrays edited?): drop 'codes' to quantize the arrays, or give bits")
         gaussians = inp.quantized
     else:
         gaussians = quantize_minmax(inp, bits or PAPER_DEPTHS)
+    try:
+        _check_render_work(gaussians)
+    except FormatError as exc:
+        raise ConfigError(f"cannot write .gimg: {exc}") from None
     coding = K.PAYLOAD_CODING_CORRELATION if getattr(gaussians, "correlation", False) else K.PAYLOAD_CODING_ENTROPY_V2
     return write_gimg(gaussians, render_convention=convention, base=inp.base, payload_coding=coding)
 

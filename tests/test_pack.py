@@ -92,14 +92,21 @@ def test_invalid_gaussians_only_in_float32(files):
     (lambda a: a.pop("means"), "need an array 'means'"),
     (lambda a: a.pop("width"), "need 'width'"),
     (lambda a: a.update(width=np.float64(40.0)), "'width' must be one integer"),
-    (lambda a: a.update(covs=a["covs"][:, :2]), "array 'covs' must be numbers of shape"),
+    (lambda a: a.update(covs=a["covs"][:, :2]), "array 'covs' must be real numbers of shape"),
+    (lambda a: a.update(covs=a["covs"].astype(np.complex64)), "array 'covs' must be real numbers"),
+    (lambda a: a.update(means=a["means"].astype("timedelta64[s]")), "array 'means' must be real numbers"),
+    (lambda a: a.update(width=np.timedelta64(40, "s")), "'width' must be one integer"),
+    (lambda a: a.update(base=np.full((3, 5, 3), 200, np.uint8), base_block=np.int64(8)), "within \\[0, 1\\]"),
+    (lambda a: a.update(base=np.full((3, 5, 3), "x"), base_block=np.int64(8)), "'base' must be real numbers"),
+    (lambda a: a.update(width=np.int64(-256), base=np.zeros((3, 5, 3)), base_block=np.int64(8)),
+     "-256x24 image is outside the format's limits"),
     (lambda a: a.update(colors=a["colors"][:5]), "hold 70, 70 and 5 Gaussians"),
     (lambda a: a.update(means=np.full((70, 2), np.nan)), "not finite"),
     (lambda a: a.update(means=np.full((70, 2), 1e39)), "not finite"),
     (lambda a: a.update(render_convention=np.int64(7)), "render_convention 7 unknown"),
     (lambda a: a.update(base=np.zeros((3, 5, 3)), base_block=np.int64(12)), "base_block 12 must be a power of two"),
-    (lambda a: a.update(base=np.zeros((2, 2, 3)), base_block=np.int64(8)), "base must be finite values of shape"),
-    (lambda a: a.update(width=np.int64(70000)), "cannot write .gimg: width 70000"),
+    (lambda a: a.update(base=np.zeros((2, 2, 3)), base_block=np.int64(8)), "'base' must be real numbers .* of shape"),
+    (lambda a: a.update(width=np.int64(70000)), "70000x24 image is outside the format's limits"),
 ])
 def test_malformed_arrays_are_config_errors(files, change, message):
     arrays = _arrays(files["float32"])
@@ -199,3 +206,73 @@ def test_an_npz_whose_arrays_inflate_past_the_limit_is_refused_unread(monkeypatc
     assert len(buf.getvalue()) < 20_000
     with pytest.raises(GimgError, match="would take 2097152 bytes inflated"):
         read_npz(buf.getvalue())
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: a.update(means=a["means"] + 20), "do not dequantize to the means"),  # edited floats
+    (lambda a: a.update(correlation=np.bool_(not bool(a.get("correlation", False)))), "do not dequantize"),
+    (lambda a: a.update(codes=a["codes"][:10]), "codes hold 10 Gaussians and means 90"),
+    (lambda a: a.update(bits=np.array(["a", "7", "5"])), "'bits' must be integers"),
+    (lambda a: a.update(bits=np.array([9.7, 7.2, 5.9])), "'bits' must be integers"),
+    (lambda a: a.update(correlation=np.array([True, False])), "'correlation' must be one boolean"),
+    (lambda a: a.update(scales=np.full(8, "x")), "'scales' must be real numbers"),
+    (lambda a: a.update(scales=np.zeros(8)), "scales must be positive"),
+])
+def test_kept_codes_must_match_their_arrays(files, change, message):
+    """An export's codes are kept only as they are: edited arrays, a flipped correlation flag
+    or malformed codes are refused, never written silently."""
+    arrays = _arrays(files["base"])
+    change(arrays)
+    with pytest.raises(ConfigError, match=message):
+        pack_gaussians(arrays)
+
+
+def test_correlations_near_one_stay_valid():
+    """|rho| within float32 rounding of 1: every packed Gaussian still renders."""
+    rng = np.random.default_rng(3)
+    n = 200
+    a = np.exp(rng.uniform(-2, 4, n))
+    c = np.exp(rng.uniform(-2, 4, n))
+    rho = np.sign(rng.uniform(-1, 1, n)) * (1 - rng.uniform(0, 1e-6, n))
+    covs = np.stack([a, rho * np.sqrt(a * c), c], 1).astype(np.float32)
+    from gipp_codec.render.rescale import valid_mask
+
+    ok = valid_mask(covs)  # valid in float32 to start with, as an input must be
+    assert ok.sum() > n // 4
+    arrays = {"width": np.int64(64), "height": np.int64(64), "means": rng.uniform(0, 64, (n, 2))[ok], "covs": covs[ok],
+              "colors": rng.uniform(-0.2, 0.2, (n, 3))[ok]}
+    for depths in ((12, 10, 6), (12, 7, 6), (10, 5, 5)):
+        assert read_gaussians(pack_gaussians(arrays, bits=depths)).valid.all(), depths
+    one_ulp = np.float32(np.nextafter(np.float32(1), np.float32(0)))  # rho one float32 step below 1
+    needle = {"width": np.int64(8), "height": np.int64(8), "means": np.array([[3.0, 3.0], [5.0, 5.0]]),
+              "covs": np.array([[1, one_ulp, 1], [2, -0.5, 1]], np.float32), "colors": np.ones((2, 3))}
+    assert valid_mask(needle["covs"]).all()
+    assert read_gaussians(pack_gaussians(needle)).valid.all()
+
+
+def test_values_at_the_format_limits(files):
+    """Positions at +-2^20 pack (the grid's float32 ends kept inside); variances beyond the
+    log-variance limit are refused in a quantized file and kept by float32."""
+    edge = {"width": np.int64(8), "height": np.int64(8), "means": np.array([[-2.0 ** 20, 0.0], [2.0 ** 20, 4.0]]),
+            "covs": np.array([[1.0, 0.0, 1.0], [2.0, 0.5, 1.0]]), "colors": np.ones((2, 3)) * 0.5}
+    g = read_gaussians(pack_gaussians(edge))
+    assert np.abs(g.means[:, 0]).max() <= 2.0 ** 20 and g.valid.all()
+    tiny = dict(edge, means=np.array([[2.0, 2.0], [4.0, 4.0]]), covs=np.array([[1e-14, 0.0, 1.0], [1.0, 0.0, 1.0]]))
+    with pytest.raises(ConfigError, match="log-variance limit"):
+        pack_gaussians(tiny)
+    assert read_gaussians(pack_gaussians(tiny, float32=True)).covs[0, 0] == np.float32(1e-14)
+
+
+def test_render_work_over_the_limit_is_refused_by_the_api():
+    """Large Gaussians whose render work passes MAX_RENDER_WORK are refused before writing,
+    not written as a file no decoder accepts."""
+    n = 400
+    arrays = {"width": np.int64(4096), "height": np.int64(4096), "means": np.full((n, 2), 2048.0),
+              "covs": np.tile([[1e7, 0.0, 1e7]], (n, 1)), "colors": np.full((n, 3), 1e-3)}
+    with pytest.raises(ConfigError, match="render work"):
+        pack_gaussians(arrays, float32=True)
+
+
+def test_render_convention_zero_and_unknown_are_refused(files):
+    with pytest.raises(ConfigError, match="render_convention 0 unknown"):
+        pack_gaussians(_arrays(files["base"]), render_convention=0)
