@@ -7,7 +7,7 @@
     python conformance/run.py --in-process --check-attributes  # our library, no subprocesses
 
 Valid vectors: the decoder must exit 0 and write, as a regular file with no other name, a
-whole PNG (every chunk's CRC right, IEND last) of 8-bit samples (grey, RGB or palette with
+whole PNG (every chunk's CRC right, IEND the last bytes of the file) of 8-bit samples (grey, RGB or palette with
 its indices inside its PLTE, with no transparent pixel, whether by an alpha channel or a tRNS
 chunk) within the vector's tolerance (max absolute and RMS error in 8-bit levels) of the
 expected image. Invalid vectors: it must exit non-zero (not killed by a signal) and leave
@@ -242,6 +242,8 @@ def png_structure(data: bytes) -> tuple[str | None, int]:
         elif kind == b"PLTE":
             entries = length // 3
         elif kind == b"IEND":
+            if end != len(data):
+                return f"output is a PNG with {len(data) - end} bytes after its IEND chunk", entries
             break
         pos = end
     if colour_type == 3 and entries == 0:

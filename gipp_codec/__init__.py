@@ -5,7 +5,7 @@ path never loads torch):
 
 - ``encode(image_uint8 [H, W, 3], ...) -> bytes``
 - ``encode_with_report(image_uint8 [H, W, 3], ...) -> (bytes, EncodeReport)``
-- ``decode(data: bytes) -> uint8 [H, W, 3]``
+- ``decode(data, device="cpu", *, scale=None, size=None) -> uint8 [H, W, 3]``
 - ``read_info(data: bytes) -> dict``
 - ``read_gaussians(data: bytes) -> GaussianSet`` (the Gaussians as arrays, ``gipp_codec.export``)
 - ``pack_gaussians(arrays, bits=None, float32=False, render_convention=None) -> bytes`` (arrays into a

@@ -200,18 +200,22 @@ def quantize_minmax(inp: PackInput, bits: BitDepths) -> QuantizedGaussians:
     """Each channel uniformly between its minimum and maximum at ``bits`` (module docstring),
     b as the correlation on a grid within +-(1 - 2^-20) (far enough inside +-1 that no
     rounding of b to binary32 makes a Gaussian invalid; tested). A ConfigError if a
-    Gaussian is not valid (a > 0, c > 0, a c > b^2) or its variances are beyond the format's
-    log-variance limit."""
+    Gaussian is not valid (a > 0, c > 0, a c > b^2), a position or colour is beyond the
+    format's limits, or a variance beyond its log-variance limit."""
     ok = valid_mask(inp.covs)
     if not ok.all():
         raise ConfigError(f"{int((~ok).sum())} of {ok.size} Gaussians are not valid (a > 0, c > 0, a c > b^2; "
                           f"the first is number {int(np.flatnonzero(~ok)[0])}): a quantized file cannot hold them "
                           f"(--float32 can)")
     c = inp.covs.astype(np.float64)  # [N, 3]
+    for name, values, limit in (("a position", inp.means, K.MAX_ABS_POSITION), ("a colour", inp.colors, K.MAX_ABS_COLOR)):
+        if values.size and np.abs(values).max() > limit:
+            raise ConfigError(f"{name} beyond +-{limit:g}, the format's limit, cannot be written")
     logs = np.log(c[:, [0, 2]])  # [N, 2]
     if logs.size and np.abs(logs).max() > K.MAX_ABS_LOG_VARIANCE:
         raise ConfigError(f"a variance a or c outside e^-{K.MAX_ABS_LOG_VARIANCE:g}..e^{K.MAX_ABS_LOG_VARIANCE:g} "
-                          f"(the format's log-variance limit) cannot be quantized (--float32 keeps it)")
+                          f"(the format's log-variance limit) cannot be quantized (--float32 keeps variances "
+                          f"below e^-{K.MAX_ABS_LOG_VARIANCE:g}; its own limit on a, b and c is 2^46)")
     rho = np.clip(c[:, 1] / np.sqrt(c[:, 0] * c[:, 2]), -MAX_RHO, MAX_RHO)  # [N]
     rows = np.column_stack([inp.means, logs[:, 0], rho, logs[:, 1], inp.colors]).astype(np.float64)  # [N, 8]
     depth = np.array(bits.per_channel())

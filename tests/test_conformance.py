@@ -167,6 +167,7 @@ def _png(width, height, depth, colour_type, rows: bytes, plte: bytes = b"", crc_
     (_png(1, 1, 4, 0, b"\0\x00"), "a PNG of 4-bit samples (colour type 0)"),
     (_png(1, 1, 8, 2, b"\0" + bytes(3), crc_ok=False), "a bad CRC in its IDAT chunk"),
     (_png(1, 1, 8, 2, b"\0" + bytes(3), iend=False), "without an IEND chunk"),
+    (_png(1, 1, 8, 2, b"\0" + bytes(3)) + b"JUNK", "4 bytes after its IEND chunk"),
     (_png(1, 1, 2, 3, b"\0\xc0", plte=bytes(6)), "using index 3 of a 2-entry palette"),
 ])
 def test_runner_checks_the_png_itself(tmp_path, capsys, png, message):

@@ -257,6 +257,10 @@ def test_values_at_the_format_limits(files):
             "covs": np.array([[1.0, 0.0, 1.0], [2.0, 0.5, 1.0]]), "colors": np.ones((2, 3)) * 0.5}
     g = read_gaussians(pack_gaussians(edge))
     assert np.abs(g.means[:, 0]).max() <= 2.0 ** 20 and g.valid.all()
+    with pytest.raises(ConfigError, match="a position beyond"):
+        pack_gaussians(dict(edge, means=np.array([[3e6, 2.0], [4.0, 4.0]])))
+    with pytest.raises(ConfigError, match="a colour beyond"):
+        pack_gaussians(dict(edge, colors=np.full((2, 3), 1e5)))
     tiny = dict(edge, means=np.array([[2.0, 2.0], [4.0, 4.0]]), covs=np.array([[1e-14, 0.0, 1.0], [1.0, 0.0, 1.0]]))
     with pytest.raises(ConfigError, match="log-variance limit"):
         pack_gaussians(tiny)
