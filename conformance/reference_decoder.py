@@ -480,6 +480,14 @@ def to_uint8(img):
     return np.floor(np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def decode(parsed):
+    """The 8-bit image [H, W, 3] of a parsed file: §7's sum in binary64, plus §3a's base."""
+    img = render_float64(parsed["rows"], parsed["height"], parsed["width"], parsed["convention"])
+    if parsed["base"] is not None:
+        img = img + base_image(parsed["base"], parsed["height"], parsed["width"])
+    return to_uint8(img)
+
+
 def main(argv):
     args = [a for a in argv if not a.startswith("--")]
     if len(args) != 2:
@@ -491,10 +499,7 @@ def main(argv):
     except DecodeError as exc:
         print(f"reference_decoder: invalid file: {exc}", file=sys.stderr)
         return 1
-    img = render_float64(parsed["rows"], parsed["height"], parsed["width"], parsed["convention"])
-    if parsed["base"] is not None:
-        img = img + base_image(parsed["base"], parsed["height"], parsed["width"])
-    img = to_uint8(img)
+    img = decode(parsed)
     from PIL import Image
 
     folder = os.path.dirname(os.path.abspath(args[1]))

@@ -54,12 +54,14 @@ def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu", size: tuple[int
     h, w = int(parsed.header["height"]), int(parsed.header["width"])
     if size is None or tuple(size) == (w, h):
         return _render_uint8(parsed, device)
-    from gipp_codec.render.rescale import block_sides, box_reduce, check_render_work, render_size, rescale_gaussians
+    from gipp_codec.errors import ConfigError
+    from gipp_codec.format.container import check_render_work_of
+    from gipp_codec.render.rescale import block_sides, box_reduce, render_size, rescale_gaussians
 
     rw, rh = render_size(w, h, *size)
     sx, sy = rw / w, rh / h
     means, covs, colors = rescale_gaussians(*gaussians_as_floats(parsed), sx, sy)
-    check_render_work(means, covs, rw, rh)
+    check_render_work_of(means, covs, rw, rh, ConfigError)  # an enlargement multiplies large Gaussians' work
     factors = None if parsed.base is None else block_sides(parsed.base.factor, sx, sy)
     return box_reduce(_render_uint8(parsed, device, (means, covs, colors), (rw, rh), factors), *size)
 

@@ -148,7 +148,7 @@ def read_pack_input(arrays: Mapping) -> PackInput:
                           f"Gaussians; they must hold the same number")
     if means.shape[0] > K.MAX_GAUSSIANS:
         raise ConfigError(f"{means.shape[0]} Gaussians are over the format's {K.MAX_GAUSSIANS}")
-    convention = _integer(arrays, "render_convention", -1) if "render_convention" in arrays else None
+    convention = _integer(arrays, "render_convention") if "render_convention" in arrays else None
     if convention is not None and convention not in K.RENDER_CONVENTIONS:
         raise ConfigError(f"render_convention {convention} unknown, expected one of {K.RENDER_CONVENTIONS}")
     with np.errstate(over="ignore"):  # beyond float32: infinite, refused just below
@@ -251,8 +251,7 @@ def pack_gaussians(arrays: Mapping, bits: BitDepths | tuple | None = None, float
     ``render_convention`` (1 or 2) overrides the input's; without either it is 2, what gimg
     writes. No ICC profile or EXIF block is written. A ConfigError for anything malformed or
     over the format's limits, the render work included."""
-    from gipp_codec.errors import FormatError
-    from gipp_codec.format.container import _check_render_work
+    from gipp_codec.format.container import check_render_work
 
     inp = read_pack_input(arrays)
     if render_convention is not None and render_convention not in K.RENDER_CONVENTIONS:
@@ -277,10 +276,7 @@ def pack_gaussians(arrays: Mapping, bits: BitDepths | tuple | None = None, float
         gaussians = inp.quantized
     else:
         gaussians = quantize_minmax(inp, bits or PAPER_DEPTHS)
-    try:
-        _check_render_work(gaussians)
-    except FormatError as exc:
-        raise ConfigError(f"cannot write .gimg: {exc}") from None
+    check_render_work(gaussians, ConfigError)
     coding = K.PAYLOAD_CODING_CORRELATION if getattr(gaussians, "correlation", False) else K.PAYLOAD_CODING_ENTROPY_V2
     return write_gimg(gaussians, render_convention=convention, base=inp.base, payload_coding=coding)
 

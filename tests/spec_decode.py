@@ -13,12 +13,7 @@ import reference_decoder  # noqa: E402
 
 def reference_decode(data: bytes) -> np.ndarray:
     """uint8 [H, W, 3] of .gimg bytes by the reference decoder."""
-    parsed = reference_decoder.parse(data)
-    h, w = parsed["height"], parsed["width"]
-    image = reference_decoder.render_float64(parsed["rows"], h, w, parsed["convention"])
-    if parsed["base"] is not None:
-        image = image + reference_decoder.base_image(parsed["base"], h, w)
-    return reference_decoder.to_uint8(image)
+    return reference_decoder.decode(reference_decoder.parse(data))
 
 
 def reference_psnr(data: bytes, image: np.ndarray) -> float:

@@ -282,7 +282,7 @@ def parse_gimg(data: bytes) -> ParsedGimg:
         seen.add(ctype)
         pos = end
     gaussians, stream_bits = _decode_payload(b"".join(gaus_parts), header, gaus_offset)
-    work = _check_render_work(gaussians)
+    work = check_render_work(gaussians)
     base_bytes = sum(c["length"] for c in chunks if c["type"] == K.CHUNK_BASE.decode())
     accounting = (len(data), header, stream_bits, sum(len(p) for p in gaus_parts), meta_bytes, base_bytes)
     return ParsedGimg((major, minor), header, gaussians, metadata, chunks, skipped, accounting, render_work=work,
@@ -294,24 +294,32 @@ def max_render_work(width: int, height: int) -> int:
     return K.MAX_RENDER_WORK_BASE + K.MAX_RENDER_WORK_PER_PIXEL * width * height
 
 
-def _check_render_work(g) -> int:
-    """The Gaussians' render work (spec §8: ``render.convention.render_work``, computed by its
-    kernel, ``render.numba_kernels.render_work_kernel``); a LimitError when it is above
-    ``max_render_work``."""
-    from gipp_codec.render.numba_kernels import render_work_kernel
-
+def check_render_work(g, error: type = LimitError) -> int:
+    """The render work of Gaussians ``g`` (QuantizedGaussians, dequantized as the decoder renders
+    them, or FloatGaussians) on their image: ``check_render_work_of``."""
     if isinstance(g, QuantizedGaussians):
         from gipp_codec.quant.dequant import dequantize
 
-        means, covs, _ = dequantize(g)  # [N, 2], [N, 3] float32, as the decoder renders them
+        means, covs, _ = dequantize(g)  # [N, 2], [N, 3] float32
     else:
         means, covs = g.means, g.covs
-    limit = max_render_work(g.width, g.height)
+    return check_render_work_of(means, covs, g.width, g.height, error)
+
+
+def check_render_work_of(means: np.ndarray, covs: np.ndarray, width: int, height: int,
+                         error: type = LimitError) -> int:
+    """The render work of means [N, 2] and covs [N, 3] (float32) on a width x height grid
+    (spec §8: ``render.convention.render_work``, computed by its kernel,
+    ``render.numba_kernels.render_work_kernel``); ``error`` when it is above
+    ``max_render_work`` of that grid."""
+    from gipp_codec.render.numba_kernels import render_work_kernel
+
+    limit = max_render_work(width, height)
     work = int(render_work_kernel(np.ascontiguousarray(means, np.float32), np.ascontiguousarray(covs, np.float32),
-                                  g.width, g.height))
+                                  int(width), int(height)))
     if work > limit:
-        raise LimitError(f"render work {work} (pixels of the Gaussians' bounding squares) is above "
-                         f"MAX_RENDER_WORK {limit} for a {g.width}x{g.height} image")
+        raise error(f"render work {work} (pixels of the Gaussians' bounding squares) is above "
+                    f"MAX_RENDER_WORK {limit} for a {width}x{height} image")
     return work
 
 

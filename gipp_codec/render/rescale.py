@@ -29,6 +29,7 @@ import numbers
 import numpy as np
 
 from gipp_codec.errors import ConfigError
+from gipp_codec.render import convention
 from gipp_codec.format.constants import MAX_HEIGHT, MAX_PIXELS, MAX_WIDTH
 
 
@@ -66,10 +67,9 @@ def output_size(width: int, height: int, scale: float | None = None,
 
 
 def valid_mask(covs: np.ndarray) -> np.ndarray:
-    """Which Gaussians of covs [N, 3] (a, b, c) are valid by spec §7: a > 0, c > 0 and
-    a c - b² > 0 in binary64 from the binary32 values. [N] bool."""
-    c64 = np.asarray(covs, np.float32).astype(np.float64)
-    return (c64[:, 0] > 0) & (c64[:, 2] > 0) & (c64[:, 0] * c64[:, 2] - c64[:, 1] * c64[:, 1] > 0)
+    """Which Gaussians of covs [N, 3] (a, b, c) render, by spec §7: ``convention.valid_mask``'s
+    rule evaluated in binary64 from the binary32 values, as the decoder does. [N] bool."""
+    return convention.valid_mask(np.asarray(covs, np.float32).astype(np.float64))
 
 
 def rescale_gaussians(means: np.ndarray, covs: np.ndarray, colors: np.ndarray, sx: float,
@@ -112,19 +112,3 @@ def box_reduce(image: np.ndarray, out_width: int, out_height: int) -> np.ndarray
     if image.shape[:2] == (out_height, out_width):
         return image
     return np.asarray(Image.fromarray(image).resize((int(out_width), int(out_height)), Image.Resampling.BOX))
-
-
-def check_render_work(means: np.ndarray, covs: np.ndarray, width: int, height: int) -> int:
-    """The render work (spec §8) of Gaussians (means [N, 2], covs [N, 3]) mapped to a
-    width x height decode; a ConfigError when it is above that size's MAX_RENDER_WORK (an
-    enlargement multiplies the work of large Gaussians by the scale squared)."""
-    from gipp_codec.format.container import max_render_work
-    from gipp_codec.render.numba_kernels import render_work_kernel
-
-    limit = max_render_work(width, height)
-    work = int(render_work_kernel(np.ascontiguousarray(means, np.float32), np.ascontiguousarray(covs, np.float32),
-                                  int(width), int(height)))
-    if work > limit:
-        raise ConfigError(f"a decode at {width}x{height} would take a render work of {work} pixels, over that "
-                          f"size's MAX_RENDER_WORK {limit}: choose a smaller size")
-    return work
