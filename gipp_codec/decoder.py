@@ -42,51 +42,72 @@ def render_parsed(parsed: ParsedGimg) -> np.ndarray:
     return image
 
 
-def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu", size: tuple[int, int] | None = None) -> np.ndarray:
+def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu", size: tuple[int, int] | None = None,
+                        crop: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Render a parsed file in its render convention straight to the 8-bit levels: uint8 [H, W, 3]
     (equal to ``to_uint8(render_parsed(parsed))``, without storing the float image). On
     ``device`` "cuda" (or "auto" where CUDA is) the Triton renderer sums the Gaussians
-    (``gpu_decode``; a level may differ on a pixel at a rounding boundary). ``size`` (W', H'),
-    when it is not the file's own: the image at that size instead, uint8 [H', W', 3], the
-    Gaussians sampled on a finer grid along an axis that grows and the render box-filtered
-    along one that shrinks (``render.rescale``; not a conforming decode, which is at the
-    file's size)."""
+    (``gpu_decode``; a level may differ on a pixel at a rounding boundary).
+
+    ``crop`` (x, y, w, h): only that region of the file's image (``render.rescale.crop_box``),
+    uint8 [h, w, 3], rendered alone: on the CPU its pixels are the whole decode's, bit for
+    bit. ``size`` (W', H'), when it is not the region's (or the file's) own: the image at that
+    size instead, uint8 [H', W', 3], the Gaussians sampled on a finer grid along an axis that
+    grows and the render box-filtered along one that shrinks (``render.rescale``; not a
+    conforming decode, which is at the file's size)."""
     h, w = int(parsed.header["height"]), int(parsed.header["width"])
-    if size is None or tuple(size) == (w, h):
-        return _render_uint8(parsed, device)
+    x, y, cw, ch = (0, 0, w, h)
+    if crop is not None:
+        from gipp_codec.render.rescale import crop_box
+
+        x, y, cw, ch = crop_box(w, h, crop)
+    if size is None or tuple(size) == (cw, ch):
+        return _render_uint8(parsed, device, size=(cw, ch), origin=(x, y))
     from gipp_codec.errors import ConfigError
     from gipp_codec.format.container import check_render_work_of
     from gipp_codec.render.rescale import block_sides, box_reduce, render_size, rescale_gaussians
 
-    rw, rh = render_size(w, h, *size)
-    sx, sy = rw / w, rh / h
-    means, covs, colors = rescale_gaussians(*gaussians_as_floats(parsed), sx, sy)
+    rw, rh = render_size(cw, ch, *size)
+    sx, sy = rw / cw, rh / ch
+    means, covs, colors = rescale_gaussians(*gaussians_as_floats(parsed), sx, sy, (x, y))
     check_render_work_of(means, covs, rw, rh, ConfigError)  # an enlargement multiplies large Gaussians' work
     factors = None if parsed.base is None else block_sides(parsed.base.factor, sx, sy)
-    return box_reduce(_render_uint8(parsed, device, (means, covs, colors), (rw, rh), factors), *size)
+    image = _render_uint8(parsed, device, (means, covs, colors), (rw, rh), factors, base_origin=(x * sx, y * sy))
+    return box_reduce(image, *size)
 
 
-def _render_uint8(parsed: ParsedGimg, device: str, gaussians=None, size=None, factors=None) -> np.ndarray:
-    """uint8 [H, W, 3] of the file's Gaussians (or of ``gaussians``, (means, covs, colors)
-    mapped to the grid ``size`` (W, H), with the base layer's block side in its pixels
-    ``factors``) plus its base layer, on ``device``."""
-    w, h = (int(parsed.header["width"]), int(parsed.header["height"])) if size is None else size
+def _render_uint8(parsed: ParsedGimg, device: str, gaussians=None, size=None, factors=None, origin=(0, 0),
+                  base_origin=None) -> np.ndarray:
+    """uint8 [H, W, 3] of the file's Gaussians plus its base layer, on ``device``: the W x H
+    region at column, row ``origin`` of the file's image (by default all of it), or, given
+    ``gaussians`` (means, covs, colors) mapped to a grid of ``size`` (W, H), that grid, the
+    base layer's block side in its pixels being ``factors`` and its first pixel at
+    ``base_origin`` (column, row) of the base's plane in those pixels (default ``origin``)."""
+    fw = int(parsed.header["width"])
+    w, h = (fw, int(parsed.header["height"])) if size is None else size
     means, covs, colors = gaussians_as_floats(parsed) if gaussians is None else gaussians
+    image_width = fw if gaussians is None else w
+    base_origin = tuple(float(v) for v in (origin if base_origin is None else base_origin))
     if device != "cpu":
         from gipp_codec import gpu_decode
 
         resolved = gpu_decode.resolve_decode_device(device)
         if resolved != "cpu":
-            return to_uint8(gpu_decode.render_parsed_on_device(parsed, resolved, means, covs, colors, (w, h), factors))
+            if origin != (0, 0):  # the Triton renderer draws from the origin: the region moved there
+                means = (means.astype(np.float64) - np.array(origin, np.float64)).astype(np.float32)
+            return to_uint8(gpu_decode.render_parsed_on_device(parsed, resolved, means, covs, colors, (w, h), factors,
+                                                               base_origin))
     if means.shape[0] == 0 and parsed.base is None:
         return np.zeros((h, w, 3), np.uint8)
     from gipp_codec.render.numba_kernels import forward_uint8  # also a base layer alone, in bands
 
     convention = int(parsed.header["render_convention"])
+    window = (int(origin[0]), int(origin[1]), image_width)
     if parsed.base is None:
-        return forward_uint8(means, covs, colors, h, w, convention)
+        return forward_uint8(means, covs, colors, h, w, convention, window=window)
     fx, fy = (parsed.base.factor, parsed.base.factor) if factors is None else factors
-    return forward_uint8(means, covs, colors, h, w, convention, grid_rows(parsed.base, w, fx), fy)
+    return forward_uint8(means, covs, colors, h, w, convention, grid_rows(parsed.base, w, fx, base_origin[0]), fy,
+                         window=window, base_y0=base_origin[1])
 
 
 def decode_float(data: bytes) -> np.ndarray:
@@ -95,29 +116,37 @@ def decode_float(data: bytes) -> np.ndarray:
 
 
 def decode_with_metadata(data: bytes, device: str = "cpu", *, scale: float | None = None,
-                         size: tuple[int, int] | None = None) -> tuple[np.ndarray, ImageMetadata]:
+                         size: tuple[int, int] | None = None,
+                         crop: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, ImageMetadata]:
     """.gimg bytes -> (uint8 [H, W, 3], ICC/EXIF metadata), rendered on ``device``
-    ("cpu", "cuda" or "auto": ``render_parsed_uint8``); at the file's size, or at ``size``
-    (width, height) or each side times ``scale`` (``render.rescale``)."""
+    ("cpu", "cuda" or "auto": ``render_parsed_uint8``); the file's image or the region
+    ``crop`` (x, y, width, height) of it, at its size, or at ``size`` (width, height) or each
+    side times ``scale`` (``render.rescale``)."""
     parsed = parse_gimg(data)
-    return render_parsed_uint8(parsed, device, _decode_size(parsed, scale, size)), parsed.metadata
+    return render_parsed_uint8(parsed, device, _decode_size(parsed, scale, size, crop), crop), parsed.metadata
 
 
 def decode(data: bytes, device: str = "cpu", *, scale: float | None = None,
-           size: tuple[int, int] | None = None) -> np.ndarray:
+           size: tuple[int, int] | None = None, crop: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """.gimg bytes -> uint8 [H, W, 3], rendered on ``device`` ("cpu", "cuda" or "auto":
-    ``render_parsed_uint8``). By default at the file's own size, the conforming decode;
-    ``scale`` (each side times it, rounded) or ``size`` (width, height) gives the image at
-    another size instead: the Gaussians sampled on a finer grid where it grows, the render
-    averaged over each output pixel where it shrinks (``render.rescale``)."""
-    return decode_with_metadata(data, device, scale=scale, size=size)[0]
+    ``render_parsed_uint8``). By default the whole image at the file's own size, the
+    conforming decode. ``crop`` (x, y, width, height), in the file's pixels: only that
+    region, rendered alone, its pixels the whole decode's. ``scale`` (each side times it,
+    rounded) or ``size`` (width, height) gives the image (or the region) at another size
+    instead: the Gaussians sampled on a finer grid where it grows, the render averaged over
+    each output pixel where it shrinks (``render.rescale``)."""
+    return decode_with_metadata(data, device, scale=scale, size=size, crop=crop)[0]
 
 
-def _decode_size(parsed: ParsedGimg, scale, size) -> tuple[int, int]:
-    """The (width, height) a decode renders: the file's, or what ``scale``/``size`` ask for."""
-    from gipp_codec.render.rescale import output_size
+def _decode_size(parsed: ParsedGimg, scale, size, crop=None) -> tuple[int, int]:
+    """The (width, height) a decode renders: the file's (or ``crop``'s region's), or what
+    ``scale``/``size`` ask for."""
+    from gipp_codec.render.rescale import crop_box, output_size
 
-    return output_size(int(parsed.header["width"]), int(parsed.header["height"]), scale, size)
+    width, height = int(parsed.header["width"]), int(parsed.header["height"])
+    if crop is not None:
+        width, height = crop_box(width, height, crop)[2:]
+    return output_size(width, height, scale, size)
 
 
 def read_info(data: bytes) -> dict:
@@ -150,32 +179,37 @@ def read_input_file(path: str | os.PathLike) -> bytes:
 
 
 def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_level: int = DEFAULT_PNG_LEVEL,
-                device: str = "cpu", *, scale: float | None = None, size: tuple[int, int] | None = None) -> dict:
+                device: str = "cpu", *, scale: float | None = None, size: tuple[int, int] | None = None,
+                crop: tuple[int, int, int, int] | None = None) -> dict:
     """Decode a .gimg file to an image file written atomically, in the lossless format its
     extension names (``output_format``: PNG at zlib level ``png_level`` unless .ppm, .bmp or
     .tif; ICC/EXIF carried where the format can; an exactly grey image as one channel), rendered
-    on ``device`` ("cpu", "cuda" or "auto": ``render_parsed_uint8``), at the file's size or at
-    the one ``scale`` or ``size`` asks for (``decode``); returns the facts ``gimg decode`` prints."""
+    on ``device`` ("cpu", "cuda" or "auto": ``render_parsed_uint8``): the image or the region
+    ``crop`` of it, at its size or at the one ``scale`` or ``size`` asks for (``decode``);
+    returns the facts ``gimg decode`` prints."""
     check_distinct_paths(in_path, out_path)
     check_output_path(out_path)
     output_format(out_path)  # a lossy extension is refused before the work
-    if scale is not None or size is not None:  # a bad value before the work too
-        from gipp_codec.render.rescale import output_size
+    if scale is not None or size is not None or crop is not None:  # a bad value before the work too
+        from gipp_codec.render.rescale import crop_box, output_size
 
         output_size(1, 1, scale, size)
+        if crop is not None:
+            crop_box(1 << 62, 1 << 62, crop)  # its form and signs; its bounds once the file's size is known
     if device != "cpu":  # an unknown device, or CUDA asked for where there is none: before the work too
         from gipp_codec.gpu_decode import resolve_decode_device
 
         device = resolve_decode_device(device)
     data = read_input_file(in_path)
     parsed = parse_gimg(data)
-    out_size = _decode_size(parsed, scale, size)
-    image = render_parsed_uint8(parsed, device, out_size)
+    out_size = _decode_size(parsed, scale, size, crop)
+    image = render_parsed_uint8(parsed, device, out_size, crop)
     save_image(out_path, image, parsed.metadata, png_level)
     width, height = int(parsed.header["width"]), int(parsed.header["height"])
     return {
         "decoded_width": out_size[0],
         "decoded_height": out_size[1],
+        "crop": None if crop is None else list(crop),
         "input": str(in_path),
         "output": str(out_path),
         "width": width,

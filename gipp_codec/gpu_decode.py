@@ -36,12 +36,14 @@ def resolve_decode_device(device: str) -> str:
 
 def render_parsed_on_device(parsed: ParsedGimg, device: str | torch.device, means: np.ndarray, covs: np.ndarray,
                             colors: np.ndarray, size: tuple[int, int] | None = None,
-                            base_factors: tuple[float, float] | None = None) -> np.ndarray:
+                            base_factors: tuple[float, float] | None = None,
+                            base_origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """The unclamped render float32 [H, W, 3] (host) of a parsed file whose dequantized
     Gaussians are means [N, 2], covs [N, 3], colors [N, 3] (float32), summed on ``device``
     by the Triton renderer, plus the file's base layer. ``size`` (W, H) and ``base_factors``
     (the base's block side in output columns and rows): a render at another size than the
-    file's, of Gaussians already mapped to it (``render.rescale``)."""
+    file's, of Gaussians already mapped to it (``render.rescale``); ``base_origin``: the
+    (column, row) of the base's plane at the render's first pixel, for a region of the file."""
     from gipp_codec.render.cuda_triton import render_cuda
 
     w, h = (int(parsed.header["width"]), int(parsed.header["height"])) if size is None else size
@@ -52,5 +54,5 @@ def render_parsed_on_device(parsed: ParsedGimg, device: str | torch.device, mean
         with torch.no_grad():
             image = render_cuda(*tensors, h, w, convention=int(parsed.header["render_convention"])).cpu().numpy()
     if parsed.base is not None:
-        image = image + upsample(parsed.base, w, h, base_factors)  # float32 sums, spec §7
+        image = image + upsample(parsed.base, w, h, base_factors, base_origin)  # float32 sums, spec §7
     return np.ascontiguousarray(image, dtype=np.float32)

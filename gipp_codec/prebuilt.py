@@ -62,12 +62,12 @@ KERNELS = {
     "gipp_codec.render.numba_kernels.render_work_kernel": (
         "i8", ("f4[:, ::1]", "f4[:, ::1]", "i8", "i8")),
     "gipp_codec.render.numba_kernels._setup": (
-        "void", ("f4[:, ::1]", "f4[:, ::1]", "f4[:, ::1]", "i8", "i8", "f8[:, ::1]", "i8[:, ::1]")),
+        "void", ("f4[:, ::1]", "f4[:, ::1]", "f4[:, ::1]", "i8", "i8", "i8", "f8[:, ::1]", "i8[:, ::1]")),
     "gipp_codec.render.numba_kernels._bin": (
         "Tuple((i8[::1], i4[::1]))", ("i8[:, ::1]", "i8")),
     "gipp_codec.render.numba_kernels._forward_bands": (
         "void", ("f8[:, ::1]", "i8[:, ::1]", "f4[:, ::1]", "i8[::1]", "i4[::1]", "i8", "i8", "i8",
-                 "u1[:, :, ::1]", "i8", "f4[:, :, ::1]", "f4", "f4[:, :, ::1]", "f8[::1]", "f4")),
+                 "u1[:, :, ::1]", "i8", "f4[:, :, ::1]", "f4", "f4[:, :, ::1]", "f8[::1]", "f4", "i8", "i8", "i8", "f8")),
 }
 
 _DTYPES = {"u1": np.uint8, "u2": np.uint16, "i4": np.int32, "i8": np.int64, "f4": np.float32, "f8": np.float64}

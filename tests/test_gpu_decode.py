@@ -68,12 +68,17 @@ def interpret_worker() -> dict:
     return results
 
 
-SCALED_CASES = (("base_odd_7x3", (21, 9)), ("base_1bit_f1024_64x48", (96, 24)), ("small_64x48_n300", (128, 96)))
+# (vector, output size, region): at another size, of a region, and both
+SCALED_CASES = (("base_odd_7x3", (21, 9), None), ("base_1bit_f1024_64x48", (96, 24), None),
+                ("small_64x48_n300", (128, 96), None), ("small_64x48_n300", (37, 29), (9, 5, 37, 29)),
+                ("grey_tied_64x48_n300", (30, 20), (21, 13, 30, 20)), ("base_zero_gaussians", (11, 9), (27, 5, 11, 9)),
+                ("grey_tied_64x48_n300", (50, 62), (3, 17, 25, 31)), ("base_odd_7x3", (5, 2), (2, 1, 5, 2)))
 
 
 def interpret_scaled() -> dict:
-    """Decodes at another size (``decoder.render_parsed_uint8`` with a size) through the GPU
-    branch, its Triton render run on CPU tensors: pixels that differ from the CPU decode."""
+    """Decodes at another size or of a region (``decoder.render_parsed_uint8`` with a size or
+    a crop) through the GPU branch, its Triton render run on CPU tensors: pixels that differ
+    from the CPU decode."""
     from gipp_codec import decoder, gpu_decode
     from gipp_codec.format.container import parse_gimg
 
@@ -81,11 +86,11 @@ def interpret_scaled() -> dict:
     gpu_decode.resolve_decode_device = lambda device: "cuda"  # take the GPU branch ...
     gpu_decode.render_parsed_on_device = lambda parsed, device, *rest: real(parsed, "cpu", *rest)  # ... on the CPU
     out = {}
-    for name, size in SCALED_CASES:
+    for name, size, crop in SCALED_CASES:
         parsed = parse_gimg((CONFORMANCE / "valid" / f"{name}.gimg").read_bytes())
-        got = decoder.render_parsed_uint8(parsed, "cuda", size)
-        want = decoder.render_parsed_uint8(parsed, "cpu", size)
-        out[name] = {"shape": list(got.shape), "differ_from_cpu": int(np.any(got != want, axis=2).sum()),
+        got = decoder.render_parsed_uint8(parsed, "cuda", size, crop)
+        want = decoder.render_parsed_uint8(parsed, "cpu", size, crop)
+        out[f"{name} {size} {crop}"] = {"shape": list(got.shape), "differ_from_cpu": int(np.any(got != want, axis=2).sum()),
                      "max_abs": int(np.abs(got.astype(int) - want).max())}
     return out
 
@@ -101,8 +106,9 @@ def _check(results: dict, expected_names: list) -> None:
 def test_the_gpu_decode_render_meets_every_small_vector_under_the_interpreter():
     results = run_interpreted(__file__)
     scaled = results.pop("_scaled")
-    for name, size in SCALED_CASES:  # at another size too (render.rescale)
-        r = scaled[name]
+    assert len(scaled) == len(SCALED_CASES)
+    for name, size, crop in SCALED_CASES:  # at another size and of a region too (render.rescale)
+        r = scaled[f"{name} {size} {crop}"]
         assert r["shape"] == [size[1], size[0], 3] and r["max_abs"] <= 1, (name, r)
         assert r["differ_from_cpu"] <= max(1, size[0] * size[1] // 1000), (name, r)
     _check(results, [v["name"] for v in _valid_vectors(INTERPRETED_MAX_PIXELS)])

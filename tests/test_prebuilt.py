@@ -47,7 +47,11 @@ assert jit.use_prebuilt(), "prebuilt decoder not used"
 import numpy as np
 from gipp_codec.decoder import decode
 for src, dst in zip(sys.argv[1::2], sys.argv[2::2]):
-    np.save(dst, decode(open(src, "rb").read()))
+    data = open(src, "rb").read()
+    whole = decode(data)
+    np.save(dst, whole)
+    h, w = whole.shape[:2]
+    np.save(dst + ".crop.npy", decode(data, crop=(w // 4, h // 3, max(1, w // 2), max(1, h // 2))))
 assert "numba" not in sys.modules and "llvmlite" not in sys.modules, "numba was imported"
 """
 
@@ -67,6 +71,9 @@ def test_prebuilt_decoder_agrees_with_the_jit_without_numba(built, tmp_path):
         # generic-CPU machine code may round a product-sum differently from the host's
         # fused multiply-adds: at most one level, on a tiny share of the values
         assert diff.max() <= 1 and np.count_nonzero(diff) <= max(3, 1e-3 * diff.size), e["name"]
+        h, w = ours.shape[:2]  # a region is the same kernels' whole decode there, bit for bit
+        region = ours[h // 3:h // 3 + max(1, h // 2), w // 4:w // 4 + max(1, w // 2)]
+        assert np.array_equal(np.load(tmp_path / f"{e['name']}.npy.crop.npy"), region), e["name"]
 
 
 def test_cli_with_the_prebuilt_decoder_passes_the_conformance_suite(built):

@@ -120,6 +120,10 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
               help="Where to render: the CPU; CUDA (the Triton renderer: needs CUDA and triton, and loads "
                    "torch, a slower start); auto: CUDA where there is one.")
+@click.option("--crop", "crop_text", default=None, metavar="X,Y,W,H",
+              help="Decode only the W x H region whose top-left pixel is column X, row Y of the file's "
+                   "image (from 0), rendered alone: its pixels are the whole decode's. --scale and --size "
+                   "then apply to the region.")
 @click.option("--scale", type=float, default=None, metavar="F",
               help="Decode at the file's size times F (0.25: a quarter of each side, 2: twice): the "
                    "Gaussians sampled on the finer grid where it grows, the render averaged over each "
@@ -127,7 +131,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
 @click.option("--size", "size_text", default=None, metavar="WxH",
               help="Decode at W x H pixels instead of the file's size (any aspect). Not with --scale.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
-def decode(input_path, output_path, png_level, device, scale, size_text, as_json):
+def decode(input_path, output_path, png_level, device, crop_text, scale, size_text, as_json):
     """Decode IN.gimg to the image OUT.png: PNG, or PPM, BMP or TIFF by the extension (.ppm, .pnm,
     .bmp, .tif, .tiff). Either may be - for standard input or output (PNG)."""
     from gipp_codec.commands.quick_start import decoder_process
@@ -139,17 +143,20 @@ def decode(input_path, output_path, png_level, device, scale, size_text, as_json
         from gipp_codec import jit
         from gipp_codec.decoder import decode_file
 
-        facts = decode_file(input_path, output_path, png_level, device, scale=scale, size=_parse_size(size_text))
+        facts = decode_file(input_path, output_path, png_level, device, scale=scale, size=_parse_size(size_text),
+                            crop=_parse_crop(crop_text))
         facts["kernels"] = ("triton" if facts["device"] != "cpu" else
                             "prebuilt" if jit.prebuilt_in_use() else "jit")
     if as_json:
         emit_json(facts)
     else:
         resized = (facts["decoded_width"], facts["decoded_height"]) != (facts["width"], facts["height"])
+        region = "" if facts["crop"] is None else "the region {}x{} at {},{} of ".format(*facts["crop"][2:],
+                                                                                        *facts["crop"][:2])
         echo_line(
             f"{display_name(output_path, output=True)}: "
-            + (f"{facts['decoded_width']}x{facts['decoded_height']} from " if resized else "")
-            + f"{facts['width']}x{facts['height']}, "
+            + (f"{facts['decoded_width']}x{facts['decoded_height']} from " if resized or region else "")
+            + f"{region}{facts['width']}x{facts['height']}, "
             f"{facts['gaussians']} Gaussians, {facts['bytes']} bytes, {facts['bpp']:.4f} bpp"
             + (", grey (one channel)" if facts["grey"] else ""), err=to_stderr
         )
@@ -178,6 +185,18 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
     if match is None:
         raise ConfigError(f"--size must be WIDTHxHEIGHT in pixels, such as 384x256, not {text!r}")
     return int(match.group(1)), int(match.group(2))
+
+
+def _parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
+    """``--crop`` "X,Y,W,H" -> (X, Y, W, H); a ConfigError for anything else (its bounds are
+    checked against the file's size by the decoder)."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*" + r"\s*,\s*".join([r"([0-9]{1,12})"] * 4) + r"\s*", text)
+    if match is None:
+        raise ConfigError(f"--crop must be X,Y,WIDTH,HEIGHT in the file's pixels, such as 128,64,256,256, "
+                          f"not {text!r}")
+    return tuple(int(v) for v in match.groups())
 
 
 def _stderr_is_terminal() -> bool:

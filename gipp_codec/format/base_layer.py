@@ -68,13 +68,13 @@ def base_from_image(image: np.ndarray, factor_log2: int, bits: int) -> BaseLayer
     return BaseLayer(int(factor_log2), int(bits), samples)
 
 
-def axis_weights(size: int, grid: int, factor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(index0, index1, fraction) [size] of each pixel along one axis: u = (p + 0.5) / F - 0.5,
-    index0 = floor(u) and fraction = u - index0, clamped to the first and last sample
-    (all exact in binary64 when F is a power of two, as at the file's size; a decode at
-    another size passes the block side in its pixels, F times the scale in binary32,
-    ``render.rescale.block_sides``)."""
-    u = (np.arange(size, dtype=np.float64) + 0.5) / factor - 0.5
+def axis_weights(size: int, grid: int, factor: float, start: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(index0, index1, fraction) [size] of each pixel p = start, start + 1, ... along one
+    axis: u = (p + 0.5) / F - 0.5, index0 = floor(u) and fraction = u - index0, clamped to
+    the first and last sample (all exact in binary64 when F is a power of two and ``start``
+    an integer, as at the file's size; a decode at another size passes the block side in
+    its pixels, F times the scale in binary32, ``render.rescale.block_sides``)."""
+    u = (np.arange(size, dtype=np.float64) + start + 0.5) / factor - 0.5
     i0 = np.floor(u)
     frac = u - i0
     low, high = i0 < 0, i0 >= grid - 1
@@ -84,23 +84,26 @@ def axis_weights(size: int, grid: int, factor: float) -> tuple[np.ndarray, np.nd
     return i0, i1, frac
 
 
-def grid_rows(base: BaseLayer, width: int, factor: float | None = None) -> np.ndarray:
+def grid_rows(base: BaseLayer, width: int, factor: float | None = None, x0: float = 0.0) -> np.ndarray:
     """The first, horizontal pass of the upsampling (spec "BASE chunk"): each grid row at every
     column, float32((1 - t) v0 + t v1) in binary64: planar float32 [3, gh, W]. ``factor``: the
-    block side in output columns, for a decode at another size (default F)."""
+    block side in output columns, for a decode at another size (default F); ``x0``: the
+    column of the plane the first output column is (a window's left edge)."""
     v = base.values()  # [gh, gw, 3]
-    j0, j1, t = axis_weights(width, v.shape[1], base.factor if factor is None else factor)
+    j0, j1, t = axis_weights(width, v.shape[1], base.factor if factor is None else factor, x0)
     rows = (1.0 - t)[None, :, None] * v[:, j0] + t[None, :, None] * v[:, j1]  # [gh, W, 3]
     return np.ascontiguousarray(rows.astype(np.float32).transpose(2, 0, 1))
 
 
-def upsample(base: BaseLayer, width: int, height: int, factors: tuple[float, float] | None = None) -> np.ndarray:
+def upsample(base: BaseLayer, width: int, height: int, factors: tuple[float, float] | None = None,
+             origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """The base at every pixel: float32 [H, W, 3]. The horizontal pass (``grid_rows``), then
     vertically float32((1 - s) h0 + s h1) in binary64, as the decoder's kernel adds it.
-    ``factors``: the block side in output (columns, rows), for a decode at another size."""
+    ``factors``: the block side in output (columns, rows), for a decode at another size;
+    ``origin``: the (column, row) of the plane that the output's first pixel is (a window's)."""
     fx, fy = (base.factor, base.factor) if factors is None else factors
-    rows = grid_rows(base, width, fx).astype(np.float64)  # [3, gh, W]
-    i0, i1, s = axis_weights(height, rows.shape[1], fy)
+    rows = grid_rows(base, width, fx, origin[0]).astype(np.float64)  # [3, gh, W]
+    i0, i1, s = axis_weights(height, rows.shape[1], fy, origin[1])
     out = np.empty((height, width, 3), np.float32)
     for r in range(0, height, UPSAMPLE_BAND_ROWS):  # in bands: binary64 temporaries of one band only
         band = slice(r, min(r + UPSAMPLE_BAND_ROWS, height))

@@ -82,8 +82,10 @@ def _finite_row(bits, k):
 
 
 @njit(**_OPTS)
-def _setup(means, covs, colors, height, width, par, rows):
-    """Per-Gaussian constants par [N, 8] (float64) and clipped row ranges rows [N, 2].
+def _setup(means, covs, colors, height, width, oy, par, rows):
+    """Per-Gaussian constants par [N, 8] (float64) and row ranges rows [N, 2] clipped to the
+    ``height`` rows of a window whose first row is row ``oy`` of the image (0: the image
+    itself), counted from the window's first row.
 
     par: mx, my, b/c, 1/c, det/c, qa = c/det, qb = -b/det, unused. Invalid Gaussians
     (not positive definite, or any non-finite attribute) get an empty row range.
@@ -106,8 +108,8 @@ def _setup(means, covs, colors, height, width, par, rows):
         if not ok:
             continue
         ry = math.sqrt(CUTOFF_M2 * c)
-        lo = my - ry - PIXEL_CENTER_OFFSET - _RANGE_SLACK
-        hi = my + ry - PIXEL_CENTER_OFFSET + _RANGE_SLACK
+        lo = my - ry - PIXEL_CENTER_OFFSET - _RANGE_SLACK - oy
+        hi = my + ry - PIXEL_CENTER_OFFSET + _RANGE_SLACK - oy
         if lo < 0.0:
             lo = 0.0
         if hi > height - 1.0:
@@ -169,23 +171,28 @@ def _padded_width(width):
 
 
 @njit(**_OPTS)
-def _column_box(par, k, width):
-    """Columns every row of Gaussian k covers: (first column, count of LANES-column blocks),
-    the bounding box ``|x - mx| <= 3*sqrt(a)`` clipped to the image; count 0 when it misses.
-    One range per Gaussian (a constant trip count, no square root per row) costs less than
-    the extra lanes, which the m2 test zeroes. The last block may run up to LANES - 1
-    columns past the image: buffers are padded (see _padded_width)."""
+def _column_box(par, k, width, ox, image_width):
+    """Columns every row of Gaussian k covers: the bounding box ``|x - mx| <= 3*sqrt(a)``
+    clipped to an image ``image_width`` columns wide, whose first column ``anchor`` is where
+    the row offsets are measured from, and its part in the window of ``width`` columns from
+    column ``ox``: (anchor, first column counted from ``ox``, count of LANES-column blocks),
+    the count 0 when it misses. Measuring from the image's anchor, not the window's edge,
+    makes a window's pixels equal the image's (each lane adds its column offset to the
+    anchor's in binary32). One range per Gaussian (a constant trip count, no square root per
+    row) costs less than the extra lanes, which the m2 test zeroes. The last block may run
+    up to LANES - 1 columns past the window: buffers are padded (see _padded_width)."""
     a = par[k, 4] + par[k, 2] * par[k, 2] / par[k, 3]  # det/c + (b/c)^2 * c
     rx = math.sqrt(CUTOFF_M2 * a)
     lo = max(par[k, 0] - rx - PIXEL_CENTER_OFFSET - _RANGE_SLACK, 0.0)
-    hi = min(par[k, 0] + rx - PIXEL_CENTER_OFFSET + _RANGE_SLACK, width - 1.0)
+    hi = min(par[k, 0] + rx - PIXEL_CENTER_OFFSET + _RANGE_SLACK, image_width - 1.0)
     if not (lo <= hi):
-        return 0, 0
+        return 0, 0, 0
     i0 = int(math.ceil(lo))
-    i1 = int(math.floor(hi))
-    if i1 < i0:
-        return 0, 0
-    return i0, (i1 - i0) // LANES + 1
+    i1 = min(int(math.floor(hi)), ox + width - 1)
+    first = max(i0, ox)
+    if i1 < first:
+        return 0, 0, 0
+    return i0, first - ox, (i1 - first) // LANES + 1
 
 
 @njit(**_OPTS)
@@ -211,27 +218,29 @@ def _weight(e, qa, m2r, taper):
 
 
 @njit(**_OPTS)
-def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf, taper):
-    """Add every Gaussian binned to band bd (rows r0..r1) into buf [3, band_rows, Wp];
-    lane [Wp] holds 0, 1, 2, ... as float32 (see _lane_offsets)."""
+def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf, taper, ox, oy, image_width):
+    """Add every Gaussian binned to band bd (rows r0..r1 of the window of ``width`` columns
+    at column ``ox``, row ``oy`` of an image ``image_width`` wide) into buf [3, band_rows, Wp];
+    lane [>= image_width + LANES] holds 0, 1, 2, ... as float32 (see _lane_offsets)."""
     wp = buf.shape[2]
     plane = np.uint64(buf.shape[1] * wp)
     flat = buf.reshape(buf.size)  # rows addressed by offset: no array view (and refcount) per row
     for it in range(offsets[bd], offsets[bd + 1]):
         k = items[it]
-        i0, nblk = _column_box(par, k, width)
-        ub = np.uint64(i0)
+        anchor, first, nblk = _column_box(par, k, width, ox, image_width)
+        ub = np.uint64(first)
+        skip = first + ox - anchor  # lanes of the image's row left of the window
         c0 = np.float32(colors[k, 0] * _EXP_SCALE)
         c1 = np.float32(colors[k, 1] * _EXP_SCALE)
         c2 = np.float32(colors[k, 2] * _EXP_SCALE)
         qa = np.float32(par[k, 5])
         for j in range(max(rows[k, 0], r0), min(rows[k, 1], r1) + 1):
-            off, m2r = _row_start(par, k, j, i0)
+            off, m2r = _row_start(par, k, j + oy, anchor)
             b0 = np.uint64((j - r0) * wp) + ub
             b1 = b0 + plane
             b2 = b1 + plane
             for i in range(nblk * LANES):
-                w = _weight(off + lane[i], qa, m2r, taper)
+                w = _weight(off + lane[skip + i], qa, m2r, taper)
                 ui = np.uint64(i)
                 flat[b0 + ui] += w * c0
                 flat[b1 + ui] += w * c1
@@ -299,15 +308,16 @@ def _store_residual(buf, target_planar, scale, gp, r0, r1, width):
 
 
 @njit(**_OPTS)
-def _add_base(buf, rows, factor, r0, r1, width):
+def _add_base(buf, rows, factor, r0, r1, width, y0):
     """Add the base layer to rows r0..r1 of band buffer buf [3, rows, Wp]: the vertical pass
     of its upsampling from its horizontally upsampled grid rows [3, gh, W] (float32), each
     value float32((1 - s) h0 + s h1) in binary64 (``format.base_layer.upsample``), then the
     float32 sum. ``factor``: the block side F (a power of two, so u is exact; at another size
-    than the file's, F times the scale, ``render.rescale.block_sides``)."""
+    than the file's, F times the scale, ``render.rescale.block_sides``). ``y0``: the row of
+    the base's plane that the window's first row is (0.0 for the whole image; an integer keeps u exact)."""
     gh = rows.shape[1]
     for rr in range(r1 - r0 + 1):
-        u = (np.float64(r0 + rr) + 0.5) / factor - 0.5
+        u = (np.float64(r0 + rr) + y0 + 0.5) / factor - 0.5
         i0 = int(math.floor(u))
         s = u - i0
         if i0 < 0 or i0 >= gh - 1:
@@ -328,7 +338,7 @@ OUT_LEVELS_BASE = 4  # OUT_LEVELS with a base layer added first: target_planar h
 
 @njit(parallel=True, **_OPTS)
 def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, out, mode,
-                   target_planar, scale, gp, sse, taper):
+                   target_planar, scale, gp, sse, taper, ox, oy, image_width, base_y0):
     """One prange iteration per band (scheduled dynamically by the caller's chunk size);
     a band accumulates in a private planar buffer [channel, row, column] (L2-resident)
     that is then interleaved into out [H, W, 3]: float32 values (OUT_FLOATS), or (and a
@@ -339,17 +349,21 @@ def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, 
     also write each band's sum of squared residuals to sse [nbands] float64. The other
     modes ignore target_planar, scale, gp and sse, except OUT_LEVELS_BASE, which adds a
     base layer (``_add_base``: target_planar its grid rows [3, gh, W], scale its factor F)
-    before storing the levels."""
+    before storing the levels (at row ``base_y0`` of its plane).
+
+    The image is a window of ``width`` x ``height`` pixels from column ``ox``, row ``oy`` of
+    one ``image_width`` columns wide (0, 0 and ``width`` for a whole image; par and rows from
+    ``_setup`` with the same ``oy``): its pixels are the whole image's, bit for bit."""
     nbands = (height + band_rows - 1) // band_rows
     wp = _padded_width(width)
-    lane = _lane_offsets(wp)
+    lane = _lane_offsets(_padded_width(image_width))
     for bd in prange(nbands):
         buf = np.zeros((3, band_rows, wp), np.float32)
         r0 = bd * band_rows
         r1 = min(r0 + band_rows, height) - 1
-        _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf, taper)
+        _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf, taper, ox, oy, image_width)
         if mode == OUT_LEVELS_BASE:
-            _add_base(buf, target_planar, np.float64(scale), r0, r1, width)
+            _add_base(buf, target_planar, np.float64(scale), r0, r1, width, base_y0)
         if mode == OUT_LEVELS or mode == OUT_LEVELS_BASE:
             _store_levels(buf, out, r0, r1, width, np.empty((3, wp), np.uint8))
         elif mode != OUT_RESIDUAL:
@@ -437,7 +451,7 @@ def _backward_gauss(par, rows, colors, gp, width, order, g_means, g_covs, g_colo
         qa64 = par[k, 5]
         qb64 = par[k, 6]
         qa = np.float32(qa64)
-        b0, nblk = _column_box(par, k, width)
+        _, b0, nblk = _column_box(par, k, width, 0, width)
         acc = np.zeros((_ACC, LANES), np.float32)
         for j in range(rows[k, 0], rows[k, 1] + 1):
             off, m2r = _row_start(par, k, j, b0)
@@ -505,11 +519,13 @@ def _f32(x, cols):
 
 
 class Prepared:
-    """Per-Gaussian constants of one scene, shared by forward and backward."""
+    """Per-Gaussian constants of one scene, shared by forward and backward; of a window of
+    it when ``window`` (x, y, image_width) is given: the height x width pixels from column
+    x, row y of an image ``image_width`` columns wide (forward only)."""
 
-    __slots__ = ("means", "covs", "colors", "height", "width", "par", "rows", "convention", "taper")
+    __slots__ = ("means", "covs", "colors", "height", "width", "par", "rows", "convention", "taper", "window")
 
-    def __init__(self, means, covs, colors, height, width, convention=ENCODER_CONVENTION):
+    def __init__(self, means, covs, colors, height, width, convention=ENCODER_CONVENTION, window=None):
         means, covs, colors = _f32(means, 2), _f32(covs, 3), _f32(colors, 3)
         n = means.shape[0]
         if covs.shape[0] != n or colors.shape[0] != n:
@@ -520,13 +536,18 @@ class Prepared:
         height, width = int(height), int(width)
         if height < 1 or width < 1:
             raise ValueError(f"image size must be positive, got {height}x{width}")
+        ox, oy, image_width = (0, 0, width) if window is None else (int(v) for v in window)
+        if ox < 0 or oy < 0 or ox + width > image_width:
+            raise ValueError(f"a {width}-column window at column {ox}, row {oy} does not lie in an image "
+                             f"{image_width} columns wide")
+        self.window = (ox, oy, image_width)
         self.means, self.covs, self.colors = means, covs, colors
         self.height, self.width = height, width
         self.convention = int(convention)
         self.taper = kernel_taper(self.convention)
         self.par = np.empty((n, 8), np.float64)
         self.rows = np.empty((n, 2), np.int64)
-        _setup(means, covs, colors, height, width, self.par, self.rows)
+        _setup(means, covs, colors, height, width, oy, self.par, self.rows)
 
 
 def kernel_taper(convention: int) -> np.float32:
@@ -536,19 +557,23 @@ def kernel_taper(convention: int) -> np.float32:
     return np.float32(CONVENTION_TAPERS[convention] / _EXP_SCALE)
 
 
-def prepare(means, covs, colors, height, width, convention=ENCODER_CONVENTION):
+def prepare(means, covs, colors, height, width, convention=ENCODER_CONVENTION, window=None):
     """Validate and convert the inputs once (float32, C order) and compute the
     per-Gaussian constants, for render ``convention`` (spec §7; the encoder's by default);
-    pass the result to forward_prepared / backward_prepared."""
-    return Prepared(means, covs, colors, height, width, convention)
+    pass the result to forward_prepared / backward_prepared. ``window`` (x, y, image_width):
+    render only the height x width pixels from column x, row y of the image (``Prepared``)."""
+    return Prepared(means, covs, colors, height, width, convention, window)
 
 
-def forward_prepared(pp, out=None, uint8=False, base_rows=None, base_factor=0):
+def forward_prepared(pp, out=None, uint8=False, base_rows=None, base_factor=0, base_y0=0.0):
     """Render into out [H, W, 3] (allocated when None) and return it: float32 unclamped, or
     with ``uint8=True`` the convention's 8-bit levels (floor(clamp(v, 0, 1) * 255 + 0.5)),
     of the render plus, when ``base_rows`` (float32 [3, gh, W], ``format.base_layer.grid_rows``)
-    are given (``uint8`` only), the base layer of block side ``base_factor``."""
+    are given (``uint8`` only), the base layer of block side ``base_factor``, the output's
+    first row being row ``base_y0`` of the base's plane. A window's pixels (``prepare``) are
+    the whole image's, bit for bit."""
     h, w = pp.height, pp.width
+    ox, oy, image_width = pp.window
     if out is None:
         out = np.empty((h, w, 3), np.uint8 if uint8 else np.float32)
     nbands = (h + BAND_ROWS - 1) // BAND_ROWS
@@ -560,11 +585,11 @@ def forward_prepared(pp, out=None, uint8=False, base_rows=None, base_factor=0):
                 raise ValueError("a base layer is added on the 8-bit render only")
             _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out, OUT_LEVELS_BASE,
                            np.ascontiguousarray(base_rows, dtype=np.float32), np.float32(base_factor), _NO_PLANES,
-                           _NO_SSE, pp.taper)
+                           _NO_SSE, pp.taper, ox, oy, image_width, float(base_y0))
         else:
             _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out,
                            OUT_LEVELS if uint8 else OUT_FLOATS, _NO_PLANES, np.float32(0.0), _NO_PLANES, _NO_SSE,
-                           pp.taper)
+                           pp.taper, ox, oy, image_width, float(base_y0))
     finally:
         set_parallel_chunksize(old)
     return out
@@ -578,6 +603,7 @@ def forward_residual_prepared(pp, target_planar, scale, image=True):
     (image - target)^2 over the image (summed in float64); with ``image=False`` the image
     is not stored and None takes its place."""
     h, w = pp.height, pp.width
+    _whole_image(pp)
     target_planar = np.ascontiguousarray(target_planar, dtype=np.float32)
     if target_planar.shape != (3, h, w):
         raise ValueError(f"target_planar must be [3, {h}, {w}], got {target_planar.shape}")
@@ -590,10 +616,16 @@ def forward_residual_prepared(pp, target_planar, scale, image=True):
     try:
         _forward_bands(pp.par, pp.rows, pp.colors, offsets, items, h, w, BAND_ROWS, out,
                        OUT_FLOATS_AND_RESIDUAL if image else OUT_RESIDUAL, target_planar, np.float32(scale), gp,
-                       sse, pp.taper)
+                       sse, pp.taper, 0, 0, w, 0.0)
     finally:
         set_parallel_chunksize(old)
     return (out if image else None), gp, float(sse.sum())
+
+
+def _whole_image(pp):
+    """A ValueError unless ``pp`` was prepared for a whole image: the training passes have no window."""
+    if pp.window != (0, 0, pp.width):
+        raise ValueError("a window of an image is rendered by forward_prepared only")
 
 
 def _output_grads(pp, g_means, g_covs, g_colors):
@@ -617,6 +649,7 @@ def backward_planar_prepared(pp, gp, g_means=None, g_covs=None, g_colors=None):
     image gradient G given as planes gp [3, H, Wp] (padding columns zero), written into the
     given arrays (allocated when None)."""
     h, w = pp.height, pp.width
+    _whole_image(pp)
     if gp.shape != (3, h, _padded_width(w)) or gp.dtype != np.float32:
         raise ValueError(f"gp must be float32 [3, {h}, {_padded_width(w)}], got {gp.dtype} {gp.shape}")
     g_means, g_covs, g_colors = _output_grads(pp, g_means, g_covs, g_colors)
@@ -696,11 +729,13 @@ def forward(means, covs, colors, height, width, convention=ENCODER_CONVENTION):
     return forward_prepared(prepare(means, covs, colors, height, width, convention))
 
 
-def forward_uint8(means, covs, colors, height, width, convention=ENCODER_CONVENTION, base_rows=None, base_factor=0):
+def forward_uint8(means, covs, colors, height, width, convention=ENCODER_CONVENTION, base_rows=None, base_factor=0,
+                  window=None, base_y0=0.0):
     """Render [H, W, 3] uint8 (the convention's 8-bit levels) from means [N,2], covs [N,3], colors [N,3],
-    plus a base layer given by its grid rows [3, gh, W] and block side (``forward_prepared``)."""
-    return forward_prepared(prepare(means, covs, colors, height, width, convention), uint8=True,
-                            base_rows=base_rows, base_factor=base_factor)
+    plus a base layer given by its grid rows [3, gh, W], block side and first row in its plane;
+    of a window (x, y, image_width) of the image when given (``prepare``, ``forward_prepared``)."""
+    return forward_prepared(prepare(means, covs, colors, height, width, convention, window), uint8=True,
+                            base_rows=base_rows, base_factor=base_factor, base_y0=base_y0)
 
 
 def backward(means, covs, colors, height, width, grad_image, convention=ENCODER_CONVENTION):

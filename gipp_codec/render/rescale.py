@@ -72,16 +72,33 @@ def valid_mask(covs: np.ndarray) -> np.ndarray:
     return convention.valid_mask(np.asarray(covs, np.float32).astype(np.float64))
 
 
-def rescale_gaussians(means: np.ndarray, covs: np.ndarray, colors: np.ndarray, sx: float,
-                      sy: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The valid Gaussians (means [N, 2], covs [N, 3], colors [N, 3]) mapped by diag(sx, sy):
-    float32 arrays of the M <= N valid ones (invalid Gaussians render nothing anyway, and
-    mapping them could make one valid by rounding)."""
+def rescale_gaussians(means: np.ndarray, covs: np.ndarray, colors: np.ndarray, sx: float, sy: float,
+                      origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The valid Gaussians (means [N, 2], covs [N, 3], colors [N, 3]) moved by -origin (the
+    corner of a region of the file) and mapped by diag(sx, sy): float32 arrays of the M <= N
+    valid ones (invalid Gaussians render nothing anyway, and mapping them could make one
+    valid by rounding)."""
     keep = valid_mask(covs)
-    m = np.asarray(means, np.float64)[keep] * np.array([sx, sy])  # [M, 2]
+    m = (np.asarray(means, np.float64)[keep] - np.array(origin, np.float64)) * np.array([sx, sy])  # [M, 2]
     cv = np.asarray(covs, np.float64)[keep]  # [M, 3]
     out_covs = np.stack([cv[:, 0] * sx * sx, cv[:, 1] * sx * sy, cv[:, 2] * sy * sy], axis=1)  # [M, 3]
     return m.astype(np.float32), out_covs.astype(np.float32), np.asarray(colors, np.float32)[keep]
+
+
+def crop_box(width: int, height: int, crop) -> tuple[int, int, int, int]:
+    """The region (x, y, w, h) of a width x height file that ``crop`` names: four integers,
+    the left column and top row (from 0) and the width and height in the file's pixels, the
+    region inside the image. A ConfigError for anything else."""
+    if (isinstance(crop, (str, bytes)) or not hasattr(crop, "__len__") or len(crop) != 4
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in crop)):
+        raise ConfigError(f"a crop must be four integers (x, y, width, height), not {crop!r}")
+    x, y, w, h = (int(v) for v in crop)
+    if x < 0 or y < 0 or w < 1 or h < 1:
+        raise ConfigError(f"crop {x},{y},{w},{h}: x and y must be at least 0, the width and height at least 1")
+    if x + w > width or y + h > height:
+        raise ConfigError(f"crop {x},{y},{w},{h} (columns {x} to {x + w - 1}, rows {y} to {y + h - 1}) reaches "
+                          f"past the file's {width}x{height} image")
+    return x, y, w, h
 
 
 def render_size(width: int, height: int, out_width: int, out_height: int) -> tuple[int, int]:
