@@ -229,7 +229,8 @@ def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane,
         k = items[it]
         anchor, first, nblk = _column_box(par, k, width, ox, image_width)
         ub = np.uint64(first)
-        skip = first + ox - anchor  # lanes of the image's row left of the window
+        skip = first + ox - anchor  # the image's columns left of the window in the box: 0 unless it is cut
+        lanes = lane if skip == 0 else lane[skip:]  # the offsets of the window's columns from the anchor
         c0 = np.float32(colors[k, 0] * _EXP_SCALE)
         c1 = np.float32(colors[k, 1] * _EXP_SCALE)
         c2 = np.float32(colors[k, 2] * _EXP_SCALE)
@@ -240,7 +241,7 @@ def _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane,
             b1 = b0 + plane
             b2 = b1 + plane
             for i in range(nblk * LANES):
-                w = _weight(off + lane[skip + i], qa, m2r, taper)
+                w = _weight(off + lanes[i], qa, m2r, taper)
                 ui = np.uint64(i)
                 flat[b0 + ui] += w * c0
                 flat[b1 + ui] += w * c1
