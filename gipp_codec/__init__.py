@@ -5,7 +5,9 @@ path never loads torch):
 
 - ``encode(image_uint8 [H, W, 3], ...) -> bytes``
 - ``encode_with_report(image_uint8 [H, W, 3], ...) -> (bytes, EncodeReport)``
-- ``decode(data, device="cpu", *, scale=None, size=None) -> uint8 [H, W, 3]``
+- ``decode(data, device="cpu", *, crop=None, scale=None, size=None) -> uint8 [H, W, 3]``
+- ``open_gimg(data: bytes) -> GimgImage``: parse once, then ``.render(crop=, scale=, size=, device=)``
+  many times (regions for a tile viewer)
 - ``read_info(data: bytes) -> dict``
 - ``read_gaussians(data: bytes) -> GaussianSet`` (the Gaussians as arrays, ``gipp_codec.export``)
 - ``pack_gaussians(arrays, bits=None, float32=False, render_convention=None) -> bytes`` (arrays into a
@@ -27,6 +29,7 @@ _LAZY = {
     "encode": ("gipp_codec.encoder", "encode"),
     "encode_with_report": ("gipp_codec.encoder", "encode_with_report"),
     "decode": ("gipp_codec.decoder", "decode"),
+    "open_gimg": ("gipp_codec.decoder", "open_gimg"),
     "read_info": ("gipp_codec.decoder", "read_info"),
     "read_gaussians": ("gipp_codec.export", "read_gaussians"),
     "pack_gaussians": ("gipp_codec.pack", "pack_gaussians"),

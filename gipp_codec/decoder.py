@@ -43,7 +43,7 @@ def render_parsed(parsed: ParsedGimg) -> np.ndarray:
 
 
 def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu", size: tuple[int, int] | None = None,
-                        crop: tuple[int, int, int, int] | None = None) -> np.ndarray:
+                        crop: tuple[int, int, int, int] | None = None, gaussians=None) -> np.ndarray:
     """Render a parsed file in its render convention straight to the 8-bit levels: uint8 [H, W, 3]
     (equal to ``to_uint8(render_parsed(parsed))``, without storing the float image). On
     ``device`` "cuda" (or "auto" where CUDA is) the Triton renderer sums the Gaussians
@@ -54,22 +54,24 @@ def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu", size: tuple[int
     bit. ``size`` (W', H'), when it is not the region's (or the file's) own: the image at that
     size instead, uint8 [H', W', 3], the Gaussians sampled on a finer grid along an axis that
     grows and the render box-filtered along one that shrinks (``render.rescale``; not a
-    conforming decode, which is at the file's size)."""
+    conforming decode, which is at the file's size). ``gaussians``: the file's
+    ``gaussians_as_floats``, when they are at hand."""
     h, w = int(parsed.header["height"]), int(parsed.header["width"])
+    floats = gaussians_as_floats(parsed) if gaussians is None else gaussians
     x, y, cw, ch = (0, 0, w, h)
     if crop is not None:
         from gipp_codec.render.rescale import crop_box
 
         x, y, cw, ch = crop_box(w, h, crop)
     if size is None or tuple(size) == (cw, ch):
-        return _render_uint8(parsed, device, size=(cw, ch), origin=(x, y))
+        return _render_uint8(parsed, device, floats, (cw, ch), origin=(x, y), moved=False)
     from gipp_codec.errors import ConfigError
     from gipp_codec.format.container import check_render_work_of
     from gipp_codec.render.rescale import block_sides, box_reduce, render_size, rescale_gaussians
 
     rw, rh = render_size(cw, ch, *size)
     sx, sy = rw / cw, rh / ch
-    means, covs, colors = rescale_gaussians(*gaussians_as_floats(parsed), sx, sy, (x, y))
+    means, covs, colors = rescale_gaussians(*floats, sx, sy, (x, y))
     check_render_work_of(means, covs, rw, rh, ConfigError)  # an enlargement multiplies large Gaussians' work
     factors = None if parsed.base is None else block_sides(parsed.base.factor, sx, sy)
     image = _render_uint8(parsed, device, (means, covs, colors), (rw, rh), factors, base_origin=(x * sx, y * sy))
@@ -77,16 +79,19 @@ def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu", size: tuple[int
 
 
 def _render_uint8(parsed: ParsedGimg, device: str, gaussians=None, size=None, factors=None, origin=(0, 0),
-                  base_origin=None) -> np.ndarray:
-    """uint8 [H, W, 3] of the file's Gaussians plus its base layer, on ``device``: the W x H
-    region at column, row ``origin`` of the file's image (by default all of it), or, given
-    ``gaussians`` (means, covs, colors) mapped to a grid of ``size`` (W, H), that grid, the
-    base layer's block side in its pixels being ``factors`` and its first pixel at
-    ``base_origin`` (column, row) of the base's plane in those pixels (default ``origin``)."""
+                  base_origin=None, moved=None) -> np.ndarray:
+    """uint8 [H, W, 3] of the file's Gaussians (``gaussians``, its ``gaussians_as_floats``,
+    when at hand) plus its base layer, on ``device``: the W x H region (``size``) at column,
+    row ``origin`` of the file's image (by default all of it); or, when ``moved`` (by
+    default when ``gaussians`` are given), ``gaussians`` (means, covs, colors) mapped to a
+    grid of ``size`` (W, H), that grid, the base layer's block side in its pixels being
+    ``factors`` and its first pixel at ``base_origin`` (column, row) of the base's plane in
+    those pixels (default ``origin``)."""
     fw = int(parsed.header["width"])
     w, h = (fw, int(parsed.header["height"])) if size is None else size
+    moved = gaussians is not None if moved is None else moved
     means, covs, colors = gaussians_as_floats(parsed) if gaussians is None else gaussians
-    image_width = fw if gaussians is None else w
+    image_width = w if moved else fw
     base_origin = tuple(float(v) for v in (origin if base_origin is None else base_origin))
     if device != "cpu":
         from gipp_codec import gpu_decode
@@ -110,6 +115,40 @@ def _render_uint8(parsed: ParsedGimg, device: str, gaussians=None, size=None, fa
                          window=window, base_y0=base_origin[1])
 
 
+class GimgImage:
+    """A .gimg file parsed once, to be rendered many times (``open_gimg``): whole, a region,
+    at another size, as ``decode`` does each, without entropy-decoding the file again. Its
+    ``width``, ``height``, ``gaussians`` (the count) and ``metadata`` (ICC/EXIF) are the file's."""
+
+    def __init__(self, parsed: ParsedGimg):
+        self._parsed = parsed
+        self._floats = gaussians_as_floats(parsed)  # (means [N, 2], covs [N, 3], colors [N, 3]) float32
+        self.width, self.height = int(parsed.header["width"]), int(parsed.header["height"])
+        self.gaussians = int(parsed.header["gaussian_count"])
+        self.metadata = parsed.metadata
+
+    def render(self, *, crop: tuple[int, int, int, int] | None = None, scale: float | None = None,
+               size: tuple[int, int] | None = None, device: str = "cpu") -> np.ndarray:
+        """uint8 [H, W, 3]: what ``decode(data, device, crop=, scale=, size=)`` gives for the file."""
+        return render_parsed_uint8(self._parsed, device, self.output_size(crop, scale, size), crop, self._floats)
+
+    def output_size(self, crop=None, scale=None, size=None) -> tuple[int, int]:
+        """The (width, height) ``render`` gives for these arguments (a ConfigError for bad ones)."""
+        return _decode_size(self._parsed, scale, size, crop)
+
+    def info(self) -> dict:
+        """``read_info`` of the file."""
+        return {**self._parsed.info(), "grey": decodes_grey(self._parsed, self._floats)}
+
+
+def open_gimg(data: bytes) -> GimgImage:
+    """Parse .gimg bytes once (a ``GimgError`` when they are not a valid file): a ``GimgImage``
+    whose ``render(crop=, scale=, size=, device=)`` gives any region or size of the image,
+    each call as ``decode`` would give it, paying for the entropy decoding only here (a tile
+    viewer's way in)."""
+    return GimgImage(parse_gimg(data))
+
+
 def decode_float(data: bytes) -> np.ndarray:
     """.gimg bytes -> float32 [H, W, 3], unclamped."""
     return render_parsed(parse_gimg(data))
@@ -122,8 +161,8 @@ def decode_with_metadata(data: bytes, device: str = "cpu", *, scale: float | Non
     ("cpu", "cuda" or "auto": ``render_parsed_uint8``); the file's image or the region
     ``crop`` (x, y, width, height) of it, at its size, or at ``size`` (width, height) or each
     side times ``scale`` (``render.rescale``)."""
-    parsed = parse_gimg(data)
-    return render_parsed_uint8(parsed, device, _decode_size(parsed, scale, size, crop), crop), parsed.metadata
+    image = open_gimg(data)
+    return image.render(crop=crop, scale=scale, size=size, device=device), image.metadata
 
 
 def decode(data: bytes, device: str = "cpu", *, scale: float | None = None,
@@ -152,17 +191,17 @@ def _decode_size(parsed: ParsedGimg, scale, size, crop=None) -> tuple[int, int]:
 def read_info(data: bytes) -> dict:
     """Header fields, per-attribute bits and bpp of .gimg bytes (parses the whole file), and
     ``grey``: whether it decodes to an exactly grey image (``decodes_grey``)."""
-    parsed = parse_gimg(data)
-    return {**parsed.info(), "grey": decodes_grey(parsed)}
+    return open_gimg(data).info()
 
 
-def decodes_grey(parsed: ParsedGimg) -> bool:
+def decodes_grey(parsed: ParsedGimg, gaussians=None) -> bool:
     """Whether a parsed file decodes to an exactly grey image, known without rendering: every
     Gaussian's three dequantized colours are equal, and so are the base layer's three samples
     everywhere (the render treats the three channels alike, spec §7). A grey input's file
     (``fit.gray``) is. A file with colours may still decode grey by chance (a 1 x 1 image,
-    or one clamped to black); this says False for it."""
-    _, _, colors = gaussians_as_floats(parsed)  # [N, 3]
+    or one clamped to black); this says False for it. ``gaussians``: its ``gaussians_as_floats``
+    when at hand."""
+    _, _, colors = gaussians_as_floats(parsed) if gaussians is None else gaussians  # [N, 3]
     return is_gray(colors) and (parsed.base is None or is_gray(parsed.base.samples))  # samples [gh, gw, 3]
 
 
@@ -201,11 +240,11 @@ def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_lev
 
         device = resolve_decode_device(device)
     data = read_input_file(in_path)
-    parsed = parse_gimg(data)
-    out_size = _decode_size(parsed, scale, size, crop)
-    image = render_parsed_uint8(parsed, device, out_size, crop)
-    save_image(out_path, image, parsed.metadata, png_level)
-    width, height = int(parsed.header["width"]), int(parsed.header["height"])
+    opened = open_gimg(data)
+    out_size = opened.output_size(crop, scale, size)
+    image = opened.render(crop=crop, scale=scale, size=size, device=device)
+    save_image(out_path, image, opened.metadata, png_level)
+    width, height = opened.width, opened.height
     return {
         "decoded_width": out_size[0],
         "decoded_height": out_size[1],
@@ -214,9 +253,9 @@ def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_lev
         "output": str(out_path),
         "width": width,
         "height": height,
-        "gaussians": int(parsed.header["gaussian_count"]),
+        "gaussians": opened.gaussians,
         "bpp": 8 * len(data) / (width * height),
         "bytes": len(data),
         "device": device,
-        "grey": single_channel(image, parsed.metadata.icc_profile),  # written as one grey channel
+        "grey": single_channel(image, opened.metadata.icc_profile),  # written as one grey channel
     }

@@ -160,3 +160,38 @@ def test_cli_bad_crops_are_one_line_and_write_nothing(tmp_path, args, message):
     assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
     assert res.output.count("\n") == 1
     assert not out.exists()
+
+
+def test_a_file_opened_once_renders_as_decode_does():
+    """``open_gimg``: every render is the matching ``decode`` call's image, its facts the file's."""
+    from gipp_codec import open_gimg, read_info
+    from gipp_codec.errors import GimgError
+
+    data = _vector("base_odd_513x257_n3000")
+    opened = open_gimg(data)
+    assert (opened.width, opened.height, opened.gaussians) == (513, 257, 3000)
+    assert opened.info() == read_info(data)
+    for kw in ({}, {"crop": (100, 50, 64, 32)}, {"crop": (100, 50, 64, 32), "scale": 2}, {"size": (100, 60)},
+               {"crop": (500, 250, 13, 7), "size": (5, 20)}):
+        assert np.array_equal(opened.render(**kw), decode(data, **kw)), kw
+    assert opened.output_size((1, 2, 30, 40), 0.5) == (15, 20)
+    with pytest.raises(ConfigError, match="reaches past"):
+        opened.render(crop=(0, 0, 514, 1))
+    with pytest.raises(GimgError):
+        open_gimg(data[:100])
+
+
+def test_the_crop_decode_tool(tmp_path):
+    """``tools/crop_decode.py`` on a conformance vector: every figure is there and positive,
+    and every region it timed matched the whole decode."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import crop_decode
+
+    out = tmp_path / "r.json"
+    assert crop_decode.main([str(VALID / "base_odd_513x257_n3000.png"), str(VALID / "base_odd_513x257_n3000.gimg"),
+                             "--sides", "16", "300", "--regions", "2", "--repeats", "1", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["regions_checked"] == 4 and row["regions_mismatched"] == 0
+    figures = ["whole_ms", "parse_ms", "webp_ms"] + [f"{k}{s}_ms" for k in ("crop", "opened") for s in (16, 300)]
+    assert all(np.isfinite(row[k]) and row[k] > 0 for k in figures), row
+    assert crop_decode.random_regions(513, 257, 300, 3, np.random.default_rng(0))[0][2:] == (300, 257)
