@@ -64,7 +64,7 @@ def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu", size: tuple[int
 
         x, y, cw, ch = crop_box(w, h, crop)
     if size is None or tuple(size) == (cw, ch):
-        return _render_uint8(parsed, device, floats, (cw, ch), origin=(x, y), moved=False)
+        return _render_uint8(parsed, device, floats, (cw, ch), origin=(x, y), image_width=w)
     from gipp_codec.errors import ConfigError
     from gipp_codec.format.container import check_render_work_of
     from gipp_codec.render.rescale import block_sides, box_reduce, render_size, rescale_gaussians
@@ -78,20 +78,17 @@ def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu", size: tuple[int
     return box_reduce(image, *size)
 
 
-def _render_uint8(parsed: ParsedGimg, device: str, gaussians=None, size=None, factors=None, origin=(0, 0),
-                  base_origin=None, moved=None) -> np.ndarray:
-    """uint8 [H, W, 3] of the file's Gaussians (``gaussians``, its ``gaussians_as_floats``,
-    when at hand) plus its base layer, on ``device``: the W x H region (``size``) at column,
-    row ``origin`` of the file's image (by default all of it); or, when ``moved`` (by
-    default when ``gaussians`` are given), ``gaussians`` (means, covs, colors) mapped to a
-    grid of ``size`` (W, H), that grid, the base layer's block side in its pixels being
-    ``factors`` and its first pixel at ``base_origin`` (column, row) of the base's plane in
-    those pixels (default ``origin``)."""
-    fw = int(parsed.header["width"])
-    w, h = (fw, int(parsed.header["height"])) if size is None else size
-    moved = gaussians is not None if moved is None else moved
-    means, covs, colors = gaussians_as_floats(parsed) if gaussians is None else gaussians
-    image_width = w if moved else fw
+def _render_uint8(parsed: ParsedGimg, device: str, gaussians, size: tuple[int, int], factors=None, *,
+                  origin=(0, 0), image_width: int | None = None, base_origin=None) -> np.ndarray:
+    """uint8 [H, W, 3] of ``gaussians`` (means, covs, colors) plus the file's base layer, on
+    ``device``: the W x H (``size``) pixels from column, row ``origin`` of an image
+    ``image_width`` wide (default W: the whole grid) whose pixels are those of the file's
+    plane, or of a grid the Gaussians were mapped to (``render.rescale``), the base layer's
+    block side in its pixels being ``factors`` (default the file's F) and the first pixel at
+    ``base_origin`` (column, row) of the base's plane in those pixels (default ``origin``)."""
+    w, h = size
+    means, covs, colors = gaussians
+    window = (int(origin[0]), int(origin[1]), w if image_width is None else int(image_width))
     base_origin = tuple(float(v) for v in (origin if base_origin is None else base_origin))
     if device != "cpu":
         from gipp_codec import gpu_decode
@@ -107,7 +104,6 @@ def _render_uint8(parsed: ParsedGimg, device: str, gaussians=None, size=None, fa
     from gipp_codec.render.numba_kernels import forward_uint8  # also a base layer alone, in bands
 
     convention = int(parsed.header["render_convention"])
-    window = (int(origin[0]), int(origin[1]), image_width)
     if parsed.base is None:
         return forward_uint8(means, covs, colors, h, w, convention, window=window)
     fx, fy = (parsed.base.factor, parsed.base.factor) if factors is None else factors

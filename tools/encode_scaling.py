@@ -2,7 +2,7 @@
 """How encode time and memory grow with the image: `gimg encode` on mosaics of Kodak images.
 
     python tools/encode_scaling.py --images DIR [--tiles 1,2,4] [--bpp 0.5] [--iterations 5000]
-        [--json OUT]
+        [--keep DIR] [--json OUT]
 
 For each t of ``--tiles``, the first t x t landscape images of DIR (sorted by name, all of
 the first one's size) are laid side by side into one mosaic PNG, so that a larger image
@@ -15,7 +15,8 @@ Linux counts in ``ru_maxrss`` the parent's resident memory at the fork too, so i
 this tool's own; the tool holds only numpy, Pillow and one mosaic, far less than an encode
 (``tools/decode_memory.py``, whose processes can use less than their parent, reads VmHWM). One small untimed encode runs first, so that numba's kernels are
 compiled (or loaded from its cache) before any timed one. The mosaics and files go to a
-temporary folder that is removed.
+temporary folder that is removed, or with ``--keep DIR`` to DIR (``mosaicT.png`` and
+``mosaicT.gimg``), for measurements of large files (``tools/crop_decode.py``).
 """
 
 import argparse
@@ -76,6 +77,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tiles", default="1,2,4", help="mosaic sides, comma list (t: t x t images)")
     ap.add_argument("--bpp", type=float, default=0.5)
     ap.add_argument("--iterations", type=int, default=5000)
+    ap.add_argument("--keep", type=Path, default=None, help="keep the mosaics and their files in this folder")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     tiles = [int(t) for t in args.tiles.split(",")]
@@ -89,7 +91,9 @@ def main(argv=None) -> int:
         encode_once(warm, Path(tmp) / "warm.gimg", args.bpp, 20)
         for t in tiles:
             image = mosaic(paths, t)
-            src, dst = Path(tmp) / f"mosaic{t}.png", Path(tmp) / f"mosaic{t}.gimg"
+            folder = Path(tmp) if args.keep is None else args.keep
+            folder.mkdir(parents=True, exist_ok=True)
+            src, dst = folder / f"mosaic{t}.png", folder / f"mosaic{t}.gimg"
             Image.fromarray(image).save(src)
             r = encode_once(src, dst, args.bpp, args.iterations)
             mp = image.shape[0] * image.shape[1] / 1e6
