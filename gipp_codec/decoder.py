@@ -226,11 +226,11 @@ def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_lev
     check_output_path(out_path)
     output_format(out_path)  # a lossy extension is refused before the work
     if scale is not None or size is not None or crop is not None:  # a bad value before the work too
-        from gipp_codec.render.rescale import crop_box, output_size
+        from gipp_codec.render.rescale import crop_values, output_size
 
         output_size(1, 1, scale, size)
         if crop is not None:
-            crop_box(1 << 62, 1 << 62, crop)  # its form and signs; its bounds once the file's size is known
+            crop = crop_values(crop)  # its form and signs; its bounds once the file's size is known
     if device != "cpu":  # an unknown device, or CUDA asked for where there is none: before the work too
         from gipp_codec.gpu_decode import resolve_decode_device
 

@@ -74,6 +74,8 @@ def test_a_window_must_lie_in_the_image_and_has_no_backward():
     one = (np.zeros((1, 2), np.float32), np.ones((1, 3), np.float32), np.ones((1, 3), np.float32))
     with pytest.raises(ValueError, match="does not lie in an image"):
         nk.prepare(*one, 4, 5, window=(3, 0, 7))
+    with pytest.raises(TypeError):
+        nk.prepare(*one, 4, 5, window=(1.7, 0, 7))
     pp = nk.prepare(*one, 4, 5, window=(1, 2, 9))
     with pytest.raises(ValueError, match="forward_prepared only"):
         nk.backward_prepared(pp, np.zeros((4, 5, 3), np.float32))
@@ -111,6 +113,16 @@ def test_a_region_at_another_size_samples_the_region():
 def test_bad_regions_are_config_errors(crop, message):
     with pytest.raises(ConfigError, match=message):
         decode(_vector("base_kodak_768x512_n5000"), crop=crop)
+
+
+def test_decode_file_takes_numpy_integers_and_reports_python_ints(tmp_path):
+    from gipp_codec.decoder import decode_file
+
+    facts = decode_file(VALID / "odd_7x3.gimg", tmp_path / "o.png", crop=np.array([1, 1, 2, 2]))
+    assert json.loads(json.dumps(facts))["crop"] == [1, 1, 2, 2]
+    with pytest.raises(ConfigError, match="reaches past the file's 7x3 image"):
+        decode_file(VALID / "odd_7x3.gimg", tmp_path / "p.png", crop=(2 ** 62, 0, 1, 1))
+    assert not (tmp_path / "p.png").exists()
 
 
 def test_the_crop_path_loads_no_training_code():

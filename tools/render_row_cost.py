@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         pp = nk.prepare(*scene(args.gaussians, std_x, std_y, rng), HEIGHT, WIDTH)
         rows = blocks = 0
         for k in range(args.gaussians):
-            _, nblk = nk._column_box(pp.par, k, WIDTH)
+            _, _, nblk = nk._column_box(pp.par, k, WIDTH, 0, WIDTH)
             r = max(int(pp.rows[k, 1] - pp.rows[k, 0] + 1), 0)
             rows += r
             blocks += r * nblk

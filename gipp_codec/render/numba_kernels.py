@@ -38,6 +38,7 @@ remainder loop.
 """
 
 import math
+import operator
 import threading
 
 import numpy as np
@@ -537,7 +538,7 @@ class Prepared:
         height, width = int(height), int(width)
         if height < 1 or width < 1:
             raise ValueError(f"image size must be positive, got {height}x{width}")
-        ox, oy, image_width = (0, 0, width) if window is None else (int(v) for v in window)
+        ox, oy, image_width = (0, 0, width) if window is None else (operator.index(v) for v in window)
         if ox < 0 or oy < 0 or ox + width > image_width:
             raise ValueError(f"a {width}-column window at column {ox}, row {oy} does not lie in an image "
                              f"{image_width} columns wide")
