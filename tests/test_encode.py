@@ -667,7 +667,8 @@ def test_the_package_lists_its_api():
     """``dir(gipp_codec)`` and ``from gipp_codec import *`` show the lazily imported API."""
     import gipp_codec
 
-    names = {"encode", "encode_with_report", "decode", "read_info", "read_gaussians", "pack_gaussians", "fit_image"}
+    names = {"encode", "encode_with_report", "decode", "open_gimg", "read_info", "read_gaussians", "pack_gaussians",
+             "fit_image"}
     assert names <= set(dir(gipp_codec)) and set(gipp_codec.__all__) == names
     scope: dict = {}
     exec("from gipp_codec import *", scope)
