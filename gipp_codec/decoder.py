@@ -43,26 +43,29 @@ def render_parsed(parsed: ParsedGimg) -> np.ndarray:
 
 
 def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu", size: tuple[int, int] | None = None,
-                        crop: tuple[int, int, int, int] | None = None, gaussians=None) -> np.ndarray:
+                        crop: tuple[int, int, int, int] | None = None, gaussians=None, bounds=None) -> np.ndarray:
     """Render a parsed file in its render convention straight to the 8-bit levels: uint8 [H, W, 3]
     (equal to ``to_uint8(render_parsed(parsed))``, without storing the float image). On
     ``device`` "cuda" (or "auto" where CUDA is) the Triton renderer sums the Gaussians
     (``gpu_decode``; a level may differ on a pixel at a rounding boundary).
 
-    ``crop`` (x, y, w, h): only that region of the file's image (``render.rescale.crop_box``),
-    uint8 [h, w, 3], rendered alone: on the CPU its pixels are the whole decode's, bit for
-    bit. ``size`` (W', H'), when it is not the region's (or the file's) own: the image at that
+    ``crop`` (x, y, w, h): only that region of the file's image (``render.region.crop_box``),
+    uint8 [h, w, 3], rendered alone from the Gaussians that reach it (``render.region``): on
+    the CPU its pixels are the whole decode's, bit for bit. ``size`` (W', H'), when it is not the region's (or the file's) own: the image at that
     size instead, uint8 [H', W', 3], the Gaussians sampled on a finer grid along an axis that
     grows and the render box-filtered along one that shrinks (``render.rescale``; not a
     conforming decode, which is at the file's size). ``gaussians``: the file's
-    ``gaussians_as_floats``, when they are at hand."""
+    ``gaussians_as_floats``, and ``bounds`` their ``region.gaussian_bounds``, when at hand."""
     h, w = int(parsed.header["height"]), int(parsed.header["width"])
     floats = gaussians_as_floats(parsed) if gaussians is None else gaussians
     x, y, cw, ch = (0, 0, w, h)
     if crop is not None:
-        from gipp_codec.render.rescale import crop_box
+        from gipp_codec.render import region
 
-        x, y, cw, ch = crop_box(w, h, crop)
+        x, y, cw, ch = region.crop_box(w, h, crop)
+        if (cw, ch) != (w, h):  # only the Gaussians that can reach the region, in the file's order
+            pick = region.reaching(region.gaussian_bounds(*floats[:2]) if bounds is None else bounds, x, y, cw, ch)
+            floats = tuple(v[pick] for v in floats)
     if size is None or tuple(size) == (cw, ch):
         return _render_uint8(parsed, device, floats, (cw, ch), origin=(x, y), image_width=w)
     from gipp_codec.errors import ConfigError
@@ -122,11 +125,17 @@ class GimgImage:
         self.width, self.height = int(parsed.header["width"]), int(parsed.header["height"])
         self.gaussians = int(parsed.header["gaussian_count"])
         self.metadata = parsed.metadata
+        self._bounds = None  # the Gaussians' boxes (region.gaussian_bounds), on the first region rendered
 
     def render(self, *, crop: tuple[int, int, int, int] | None = None, scale: float | None = None,
                size: tuple[int, int] | None = None, device: str = "cpu") -> np.ndarray:
         """uint8 [H, W, 3]: what ``decode(data, device, crop=, scale=, size=)`` gives for the file."""
-        return render_parsed_uint8(self._parsed, device, self.output_size(crop, scale, size), crop, self._floats)
+        out_size = self.output_size(crop, scale, size)
+        if crop is not None and self._bounds is None:
+            from gipp_codec.render.region import gaussian_bounds
+
+            self._bounds = gaussian_bounds(*self._floats[:2])  # [4, N]
+        return render_parsed_uint8(self._parsed, device, out_size, crop, self._floats, self._bounds)
 
     def output_size(self, crop=None, scale=None, size=None) -> tuple[int, int]:
         """The (width, height) ``render`` gives for these arguments (a ConfigError for bad ones)."""
@@ -176,7 +185,8 @@ def decode(data: bytes, device: str = "cpu", *, scale: float | None = None,
 def _decode_size(parsed: ParsedGimg, scale, size, crop=None) -> tuple[int, int]:
     """The (width, height) a decode renders: the file's (or ``crop``'s region's), or what
     ``scale``/``size`` ask for."""
-    from gipp_codec.render.rescale import crop_box, output_size
+    from gipp_codec.render.region import crop_box
+    from gipp_codec.render.rescale import output_size
 
     width, height = int(parsed.header["width"]), int(parsed.header["height"])
     if crop is not None:
@@ -226,7 +236,8 @@ def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_lev
     check_output_path(out_path)
     output_format(out_path)  # a lossy extension is refused before the work
     if scale is not None or size is not None or crop is not None:  # a bad value before the work too
-        from gipp_codec.render.rescale import crop_values, output_size
+        from gipp_codec.render.region import crop_values
+        from gipp_codec.render.rescale import output_size
 
         output_size(1, 1, scale, size)
         if crop is not None:

@@ -70,6 +70,35 @@ def test_the_kernel_s_window_equals_the_image_in_float32_too():
         assert np.array_equal(window.view(np.uint32), whole[y:y + h, x:x + w].view(np.uint32)), (x, y, w, h)
 
 
+def test_the_gaussians_left_out_of_a_region_draw_nothing_in_it():
+    """``region.reaching`` picks a superset of what the kernel draws in a region: the
+    Gaussians it leaves out, rendered alone in that window, give exactly zero there (thin,
+    rotated and huge ones straddling the edges; invalid ones are never picked)."""
+    from gipp_codec.render.region import gaussian_bounds, reaching
+
+    rng = np.random.default_rng(7)
+    height, width, n = 70, 90, 400
+    means = (rng.random((n, 2)) * [width + 40, height + 40] - 20).astype(np.float32)
+    scales = np.exp(rng.uniform(-2.0, 3.0, size=(n, 2)))  # standard deviations 0.14 to 20 pixels
+    angle = rng.uniform(0, np.pi, n)
+    rot = np.stack([np.stack([np.cos(angle), -np.sin(angle)], -1), np.stack([np.sin(angle), np.cos(angle)], -1)], 1)
+    cov = rot @ (scales[:, :, None] ** 2 * np.eye(2)) @ rot.transpose(0, 2, 1)
+    covs = np.stack([cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 1]], 1).astype(np.float32)
+    covs[:5] = [[1.0, 2.0, 1.0], [-1.0, 0.0, 1.0], [np.nan, 0.0, 1.0], [1.0, 0.0, 0.0], [4.0, 0.0, 4.0]]
+    means[4] = [np.inf, 3.0]
+    colors = (rng.random((n, 3)) + 0.1).astype(np.float32)
+    bounds = gaussian_bounds(means, covs)
+    picked_total = 0
+    for x, y, w, h in _regions(width, height, rng):
+        picked = reaching(bounds, x, y, w, h)
+        assert np.all(np.diff(picked) > 0) and not np.isin(picked, np.arange(5)).any()
+        left = np.setdiff1d(np.arange(n), picked)
+        rest = nk.forward_prepared(nk.prepare(means[left], covs[left], colors[left], h, w, 2, window=(x, y, width)))
+        assert not rest.any(), (x, y, w, h)
+        picked_total += picked.size
+    assert picked_total < 0.8 * n * len(_regions(width, height, rng))  # it does leave Gaussians out
+
+
 def test_a_window_must_lie_in_the_image_and_has_no_backward():
     one = (np.zeros((1, 2), np.float32), np.ones((1, 3), np.float32), np.ones((1, 3), np.float32))
     with pytest.raises(ValueError, match="does not lie in an image"):

@@ -85,29 +85,6 @@ def rescale_gaussians(means: np.ndarray, covs: np.ndarray, colors: np.ndarray, s
     return m.astype(np.float32), out_covs.astype(np.float32), np.asarray(colors, np.float32)[keep]
 
 
-def crop_values(crop) -> tuple[int, int, int, int]:
-    """``crop`` as four Python ints (x, y, w, h): the left column and top row (from 0) and the
-    width and height of a region. A ConfigError unless they are four integers with x, y >= 0
-    and w, h >= 1 (whether the region lies in an image is ``crop_box``'s check)."""
-    if (isinstance(crop, (str, bytes)) or not hasattr(crop, "__len__") or len(crop) != 4
-            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in crop)):
-        raise ConfigError(f"a crop must be four integers (x, y, width, height), not {crop!r}")
-    x, y, w, h = (int(v) for v in crop)
-    if x < 0 or y < 0 or w < 1 or h < 1:
-        raise ConfigError(f"crop {x},{y},{w},{h}: x and y must be at least 0, the width and height at least 1")
-    return x, y, w, h
-
-
-def crop_box(width: int, height: int, crop) -> tuple[int, int, int, int]:
-    """The region (x, y, w, h) of a width x height file that ``crop`` names (``crop_values``),
-    as Python ints; a ConfigError unless it lies inside the image."""
-    x, y, w, h = crop_values(crop)
-    if x + w > width or y + h > height:
-        raise ConfigError(f"crop {x},{y},{w},{h} (columns {x} to {x + w - 1}, rows {y} to {y + h - 1}) reaches "
-                          f"past the file's {width}x{height} image")
-    return x, y, w, h
-
-
 def render_size(width: int, height: int, out_width: int, out_height: int) -> tuple[int, int]:
     """The grid (W_r, H_r) the Gaussians are rendered on for a W' x H' decode of a W x H file:
     the larger of the two on each axis (module docstring). A ConfigError when it is over the
