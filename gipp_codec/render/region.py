@@ -17,8 +17,9 @@ from gipp_codec.render import convention
 # Added to each side of a Gaussian's bounding box when picking the ones that reach a region:
 # the kernel's own ranges are |x - mx| <= 3 sqrt(a) (and likewise in y) from the pixel
 # centres, with a slack of 1e-3 pixel and its own float64 rounding; a whole pixel more keeps
-# the pick a superset of what the kernel draws.
-_PICK_MARGIN = 1.0
+# the pick a superset of what the kernel draws, the boxes' float32 rounding included (under
+# 0.13 pixel for positions within the format's 2^20).
+_PICK_MARGIN = np.float32(1.0)
 
 
 def crop_values(crop) -> tuple[int, int, int, int]:
@@ -45,17 +46,16 @@ def crop_box(width: int, height: int, crop) -> tuple[int, int, int, int]:
 
 
 def gaussian_bounds(means: np.ndarray, covs: np.ndarray) -> np.ndarray:
-    """Each Gaussian's bounding box, widened by a pixel: float64 [4, N] rows x_lo, x_hi, y_lo,
-    y_hi, from means [N, 2] and covs [N, 3] (float32). A Gaussian that renders nothing (not
-    positive definite by spec §7's rule, or non-finite) gets an empty box (NaN), which reaches
-    no region."""
-    m = np.asarray(means, np.float32).astype(np.float64)  # [N, 2]
-    cv = np.asarray(covs, np.float32).astype(np.float64)  # [N, 3]
-    valid = convention.valid_mask(cv) & np.isfinite(m).all(axis=1)  # [N]
-    with np.errstate(invalid="ignore"):
-        rx = convention.CUTOFF_SIGMA * np.sqrt(np.where(valid, cv[:, 0], np.nan)) + _PICK_MARGIN  # [N]
-        ry = convention.CUTOFF_SIGMA * np.sqrt(np.where(valid, cv[:, 2], np.nan)) + _PICK_MARGIN
-    return np.stack([m[:, 0] - rx, m[:, 0] + rx, m[:, 1] - ry, m[:, 1] + ry])
+    """Each Gaussian's bounding box mean -+ (3 sigma + a pixel) on each axis: float32 [4, N]
+    rows x_lo, x_hi, y_lo, y_hi, from means [N, 2] and covs [N, 3] (float32). A variance that
+    is negative or NaN, or a mean that is not finite, gives a box that reaches no region (the
+    kernel draws no such Gaussian); other Gaussians that render nothing (not positive
+    definite) may be picked, and the kernel skips them."""
+    means, covs = np.asarray(means, np.float32), np.asarray(covs, np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        rx = np.sqrt(covs[:, 0]) * np.float32(convention.CUTOFF_SIGMA) + _PICK_MARGIN  # [N]
+        ry = np.sqrt(covs[:, 2]) * np.float32(convention.CUTOFF_SIGMA) + _PICK_MARGIN
+        return np.stack([means[:, 0] - rx, means[:, 0] + rx, means[:, 1] - ry, means[:, 1] + ry])
 
 
 def reaching(bounds: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
@@ -63,6 +63,6 @@ def reaching(bounds: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
     region's pixel centres x + 0.5 .. x + w - 0.5, y + 0.5 .. y + h - 0.5: every Gaussian the
     kernel can draw there, in the file's order, so the region's sums are the same. int64 [M]."""
     x_lo, x_hi, y_lo, y_hi = bounds
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # pixel centres up to 65535.5 are exact in float32
         near = (x_hi >= x + 0.5) & (x_lo <= x + w - 0.5) & (y_hi >= y + 0.5) & (y_lo <= y + h - 0.5)
     return np.flatnonzero(near)
