@@ -58,8 +58,19 @@ def test_cases_are_reproducible_and_payload_mutations_keep_the_chunk_layer_valid
 
 def test_classify_names_a_rejection_and_counts_anything_else_as_a_bug():
     good = np.zeros((2, 3, 3), np.uint8)
-    check = gimg_check(lambda d: {"header": {"width": 3, "height": 2}})
+
+    class Opened:  # open_gimg's stand-in: renders a region of ``image``
+        def __init__(self, image):
+            self.image = image
+
+        def render(self, crop):
+            x, y, w, h = crop
+            return self.image[y:y + h, x:x + w]
+
+    check = gimg_check(lambda d: {"header": {"width": 3, "height": 2}}, lambda d: Opened(good))
     assert classify(b"", lambda d: good, check) == ("decoded", "-")
+    other = gimg_check(lambda d: {"header": {"width": 3, "height": 2}}, lambda d: Opened(good + 1))
+    assert classify(b"", lambda d: good, other)[1].startswith("the region")  # a region unlike the whole decode
 
     def reject(_):
         raise PayloadError("bad")
@@ -71,7 +82,7 @@ def test_classify_names_a_rejection_and_counts_anything_else_as_a_bug():
     assert classify(b"", crash, check) == ("bug", "IndexError: index 7 is out of bounds")
     assert classify(b"", lambda d: good[:1], check)[0] == "bug"  # wrong size
     assert classify(b"", lambda d: good.astype(np.float32), check)[0] == "bug"
-    assert classify(b"", lambda d: good, gimg_check(crash))[0] == "bug"  # read_info fails after a decode
+    assert classify(b"", lambda d: good, gimg_check(crash, Opened))[0] == "bug"  # read_info fails after a decode
     assert classify(b"", lambda d: (good, None), image_check) == ("decoded", "-")
     assert classify(b"", lambda d: (good[:, :, :2], None), image_check)[0] == "bug"  # not three channels
     assert classify(b"", lambda d: (good[:0], None), image_check)[0] == "bug"  # empty

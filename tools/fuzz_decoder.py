@@ -20,8 +20,10 @@ payload is not empty):
 - ``raw``: random bytes of the file changed with no CRC fix (the checks before the payload);
 - ``cut``: the file truncated at a random byte.
 
-Each case runs ``gipp_codec.decode`` and, when that succeeds, ``read_info`` on the bytes, in
-a worker process. Outcomes: ``decoded`` (a uint8 [H, W, 3] image of the header's size),
+Each case runs ``gipp_codec.decode`` and, when that succeeds, ``read_info`` on the bytes and
+a region of the image rendered alone (``open_gimg(data).render(crop=...)``, the region
+drawn from the bytes' hash: ``region_of``), in a worker process. Outcomes: ``decoded`` (a
+uint8 [H, W, 3] image of the header's size, whose region is the same pixels),
 ``rejected`` (a GimgError subclass, counted by class), ``bug`` (any other exception, or a
 decoded image of the wrong type or shape), ``crash`` (the worker died: a segfault in a
 kernel, for instance) and ``stall`` (no case finished for ``--stall-seconds``). A crash or a
@@ -41,6 +43,7 @@ without files it writes ``sample_images`` (one 48 x 48 crop in eleven formats an
 
 import argparse
 import glob
+import hashlib
 import os
 import queue
 import signal
@@ -228,13 +231,26 @@ def rgb_problem(image) -> str | None:
     return f"decoded {type(image).__name__} {getattr(image, 'dtype', '')} {getattr(image, 'shape', '')}"
 
 
-def gimg_check(read_info):
-    """``classify``'s check for .gimg decodes: a uint8 [H, W, 3] image of the size ``read_info`` reports."""
+def region_of(data: bytes, width: int, height: int) -> tuple[int, int, int, int]:
+    """A region (x, y, w, h) of a width x height image drawn from the sha256 of ``data``, so
+    that a case's region is reproduced from its bytes."""
+    draw = np.random.default_rng(int.from_bytes(hashlib.sha256(data).digest()[:8], "little"))
+    x, y = int(draw.integers(0, width)), int(draw.integers(0, height))
+    return x, y, int(draw.integers(1, width - x + 1)), int(draw.integers(1, height - y + 1))
+
+
+def gimg_check(read_info, open_gimg):
+    """``classify``'s check for .gimg decodes: a uint8 [H, W, 3] image of the size ``read_info``
+    reports, whose region ``region_of`` rendered alone (``open_gimg``) is the same pixels."""
     def check(data: bytes, image) -> str | None:
         header = read_info(data)["header"]
         problem = rgb_problem(image)
         if problem is None and image.shape[:2] != (header["height"], header["width"]):
             problem = f"decoded {image.shape} for a {header['width']}x{header['height']} header"
+        if problem is None:
+            x, y, w, h = region_of(data, header["width"], header["height"])
+            if not np.array_equal(open_gimg(data).render(crop=(x, y, w, h)), image[y:y + h, x:x + w]):
+                problem = f"the region {x},{y},{w},{h} rendered alone differs from the whole decode"
         return problem
     return check
 
@@ -275,8 +291,8 @@ def run_worker(files: list, seed: int, first: int, last: int, selftest=(-1, -1),
         check = image_check
         warnings.simplefilter("ignore")  # GimgWarnings from damaged images: expected, not counted
     else:
-        from gipp_codec import decode, read_info
-        check = gimg_check(read_info)
+        from gipp_codec import decode, open_gimg, read_info
+        check = gimg_check(read_info, open_gimg)
     decode(Path(files[0]).read_bytes())  # kernels loaded outside the cases' times
     for i in range(first, last):
         data, _, _ = make_case(files, seed, i)
