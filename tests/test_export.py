@@ -167,6 +167,14 @@ def test_the_ellipse_figure_tool(files, tmp_path):
         assert im.size[0] > 100
     assert plot_gaussians.draw(files["base"], out) == int(read_gaussians(files["base"]).valid.sum())
     assert plot_gaussians.main([str(REPO / "conformance" / "invalid" / "bad_signature.gimg"), str(out)]) == 2
+    # a close-up: only the Gaussians that reach the region, over the region decoded larger
+    whole = plot_gaussians.draw(files["base"], out)
+    assert 0 < plot_gaussians.draw(files["base"], out, crop=(10, 5, 12, 8), zoom=3) < whole
+    assert plot_gaussians.main([str(src), str(out), "--crop", "10,5,12,8", "--zoom", "2"]) == 0
+    assert plot_gaussians.main([str(src), str(out), "--crop", "10,5,400,8"]) == 2  # past the image
+    assert plot_gaussians.main([str(src), str(out), "--crop", "10,5"]) == 2  # not four numbers
+    with pytest.raises(SystemExit):
+        plot_gaussians.main([str(src), str(out), "--crop", "a,b,c,d"])
 
 
 def test_the_axes_of_a_very_elongated_gaussian():
