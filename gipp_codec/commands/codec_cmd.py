@@ -125,11 +125,13 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
                    "image (from 0), rendered alone: its pixels are the whole decode's. --scale and --size "
                    "then apply to the region.")
 @click.option("--scale", type=float, default=None, metavar="F",
-              help="Decode at the file's size times F (0.25: a quarter of each side, 2: twice): the "
+              help="Decode at the file's (or the --crop region's) size times F (0.25: a quarter of each "
+                   "side, 2: twice): the "
                    "Gaussians sampled on the finer grid where it grows, the render averaged over each "
                    "output pixel where it shrinks. Not with --size.")
 @click.option("--size", "size_text", default=None, metavar="WxH",
-              help="Decode at W x H pixels instead of the file's size (any aspect). Not with --scale.")
+              help="Decode at W x H pixels instead of the file's (or the --crop region's) size (any aspect). "
+                   "Not with --scale.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def decode(input_path, output_path, png_level, device, crop_text, scale, size_text, as_json):
     """Decode IN.gimg to the image OUT.png: PNG, or PPM, BMP or TIFF by the extension (.ppm, .pnm,
