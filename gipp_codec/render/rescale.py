@@ -16,6 +16,10 @@ and a decode at that size is exactly that. At another size W' x H':
   half a pixel across their narrow axis there), and those mean what their samples at the
   file's pixel centres add up to, not what a coarser grid would catch of them.
 
+A region of the file (``gimg decode --crop``, ``render.region``) at another size is the same
+with the region's width and height for W and H, the means moved by its corner (x, y) first
+(S (m - (x, y))) and the base layer sampled from the region's origin.
+
 So a decode renders at (max(W, W'), max(H, H')) and box-filters down to W' x H' where that
 differs; that grid is held to the format's MAX_PIXELS, as a decode at the file's size is.
 The base layer's block side in output pixels, F times the scale, is rounded to binary32 on
