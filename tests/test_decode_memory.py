@@ -32,6 +32,16 @@ def test_the_command_reports_memory_that_grows_with_the_count(tmp_path):
     assert rows[1]["peak_rss_mib"] > rows[0]["peak_rss_mib"] + 20  # 400 000 Gaussians' arrays are held at once
 
 
+def test_a_region_of_the_largest_image_is_decoded_in_little_memory(tmp_path):
+    """``--crop``: a 64 x 64 region at the centre of a 16384 x 16384 file (the format's largest
+    image, whose whole decode holds about 1.9 GiB here) holds only the Gaussians and the region."""
+    out = tmp_path / "memory.json"
+    assert main(["--sizes", "16384x16384,40x30", "--counts", "1", "--base", "--crop", "64x64", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [r["crop"] for r in rows] == [[8160, 8160, 64, 64], [0, 0, 40, 30]] and all(r["exit"] == 0 for r in rows)
+    assert rows[0]["peak_rss_mib"] < 400, rows[0]
+
+
 def test_a_base_layer_alone_decodes_to_its_colour():
     """``--base`` files: a base layer (samples 32, 16, 48 of 63) with no Gaussians, or under one."""
     alone = identical_gaussians_file(40, 24, 0, base=True)

@@ -2,7 +2,7 @@
 """The decoder's peak memory and time on the largest files the limits allow.
 
     python tools/decode_memory.py [--sizes 1x1,4096x4096,16384x16384] [--counts 1,4194304]
-        [--base] [--json OUT]
+        [--base] [--crop WxH] [--json OUT]
 
 For every image size and Gaussian count it writes a file of that many identical small
 Gaussians (one code repeated: the entropy coder makes it a few hundred bytes, the kind of
@@ -14,6 +14,9 @@ ready to hold for a valid file. Each Gaussian covers a few pixels, so the render
 far below ``MAX_RENDER_WORK``; memory, not rendering, is what this measures. With ``--base``
 each file also carries a base layer (the finest grid within ``MAX_BASE_CELLS``, samples of
 one colour), and a count may be 0: a base layer alone, as gimg writes a one-colour image.
+With ``--crop WxH`` the command decodes only a W x H region at the image's centre (``gimg
+decode --crop``; the whole image where it is smaller), where every Gaussian lies: what a
+region costs when all of the file's Gaussians reach it.
 """
 
 import argparse
@@ -73,14 +76,21 @@ main()
 """
 
 
-def measure_decode(data: bytes) -> dict:
-    """Decode ``data`` with the CLI in a fresh process: {"seconds", "peak_rss_mib", "exit", "png_bytes"}."""
+def centred_region(width: int, height: int, region: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of a ``region`` (w, h) at the centre of a width x height image (clipped to it)."""
+    w, h = min(region[0], width), min(region[1], height)
+    return (width - w) // 2, (height - h) // 2, w, h
+
+
+def measure_decode(data: bytes, args: tuple = ()) -> dict:
+    """Decode ``data`` with the CLI (and ``args``) in a fresh process: {"seconds", "peak_rss_mib",
+    "exit", "png_bytes"}."""
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp, "in.gimg"), Path(tmp, "out.png")
         src.write_bytes(data)
         hwm = Path(tmp, "vmhwm")
         t0 = time.perf_counter()
-        run = subprocess.run([sys.executable, "-c", _CLI_WITH_HWM, str(hwm), "decode", str(src), str(out)],
+        run = subprocess.run([sys.executable, "-c", _CLI_WITH_HWM, str(hwm), "decode", str(src), str(out), *args],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         seconds = time.perf_counter() - t0
         err = run.stderr.decode(errors="replace").strip()
@@ -99,20 +109,24 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="1x1,4096x4096,16384x16384", help="comma-separated WIDTHxHEIGHT")
     ap.add_argument("--counts", default=f"1,{K.MAX_GAUSSIANS}", help="comma-separated Gaussian counts")
     ap.add_argument("--base", action="store_true", help="files with a base layer (counts may be 0)")
+    ap.add_argument("--crop", default=None, metavar="WxH", help="decode only a region this size at the centre")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     try:
         sizes = [_size(s) for s in args.sizes.split(",")]
         counts = [int(c) for c in args.counts.split(",")]
+        region = None if args.crop is None else _size(args.crop)
     except ValueError:
-        ap.error("--sizes takes WIDTHxHEIGHT,... and --counts integers")
+        ap.error("--sizes and --crop take WIDTHxHEIGHT and --counts integers")
     results = []
     print(f"{'size':>12s} {'N':>8s} {'file bytes':>10s} {'seconds':>8s} {'peak MiB':>9s}  exit")
     for width, height in sizes:
         for count in counts:
             data = identical_gaussians_file(width, height, count, args.base)
-            row = {"width": width, "height": height, "gaussians": count, "base": args.base, "file_bytes": len(data),
-                   **measure_decode(data)}
+            crop = None if region is None else centred_region(width, height, region)
+            extra = () if crop is None else ("--crop", ",".join(str(v) for v in crop))
+            row = {"width": width, "height": height, "gaussians": count, "base": args.base, "crop": crop,
+                   "file_bytes": len(data), **measure_decode(data, extra)}
             results.append(row)
             print(f"{width:>5d}x{height:<6d} {count:>8d} {len(data):>10d} {row['seconds']:>8.2f} "
                   f"{row['peak_rss_mib']:>9.0f}  {row['exit']} {row['stderr']}", flush=True)
