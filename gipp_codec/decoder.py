@@ -65,7 +65,8 @@ def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu", size: tuple[int
         x, y, cw, ch = region.crop_box(w, h, crop)
         if (cw, ch) != (w, h):  # only the Gaussians that can reach the region, in the file's order
             pick = region.reaching(region.gaussian_bounds(*floats[:2]) if bounds is None else bounds, x, y, cw, ch)
-            floats = tuple(v[pick] for v in floats)
+            if pick.size < floats[0].shape[0]:  # a copy only when it leaves some out
+                floats = tuple(v[pick] for v in floats)
     if size is None or tuple(size) == (cw, ch):
         return _render_uint8(parsed, device, floats, (cw, ch), origin=(x, y), image_width=w)
     from gipp_codec.errors import ConfigError
