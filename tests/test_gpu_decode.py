@@ -125,6 +125,24 @@ def test_decode_on_cuda_meets_every_vector():
            [v["name"] for v in _valid_vectors()])
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_regions_on_cuda_match_the_cpu_decode():
+    """``decode(..., device="cuda", crop=...)``: a region through the Triton path, alone and
+    enlarged, against the CPU's (a level apart on at most the rare pixel)."""
+    pytest.importorskip("triton")
+    from gipp_codec.decoder import decode
+
+    for name, kw in (("base_kodak_768x512_n5000", {"crop": (301, 77, 130, 90)}),
+                     ("correlation_base_kodak_768x512_n5000", {"crop": (0, 400, 768, 112)}),
+                     ("base_odd_513x257_n3000", {"crop": (500, 250, 13, 7), "scale": 3}),
+                     ("zero_gaussians", {"crop": (3, 4, 5, 6)})):
+        data = (CONFORMANCE / "valid" / f"{name}.gimg").read_bytes()
+        got, want = decode(data, device="cuda", **kw).astype(int), decode(data, **kw).astype(int)
+        assert got.shape == want.shape and np.abs(got - want).max() <= 1, name
+        assert np.any(got != want, axis=2).sum() <= max(1, want.shape[0] * want.shape[1] // 1000), name
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where there is no CUDA")
 def test_cuda_asked_for_without_cuda_is_a_one_line_error_and_auto_falls_back(tmp_path):
     from gipp_codec.decoder import decode
