@@ -291,6 +291,16 @@ def test_decode_takes_bytes_only(not_bytes):
         read_info(not_bytes)
 
 
+def test_a_path_given_for_bytes_says_to_read_the_file():
+    from pathlib import Path
+
+    from gipp_codec import open_gimg
+
+    for path in ("file.gimg", Path("file.gimg")):
+        with pytest.raises(TypeError, match=r"got a path .*open\(path, 'rb'\)\.read\(\)"):
+            open_gimg(path)
+
+
 def test_info_reports_the_render_work_against_its_limit(gimg_bytes):
     from gipp_codec.decoder import gaussians_as_floats
     from gipp_codec.format import parse_gimg

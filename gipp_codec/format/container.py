@@ -9,6 +9,7 @@ then ancillary chunks and one run of consecutive GAUS chunks (their payloads
 concatenated), DONE last with an empty payload, nothing after it.
 """
 
+import os
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -197,7 +198,10 @@ def _check_signature(data: bytes) -> None:
 def parse_gimg(data: bytes) -> ParsedGimg:
     """Parse and fully validate .gimg bytes (bytes, bytearray or memoryview); raise a
     FormatError subclass on any problem in them, a TypeError for anything else."""
-    if isinstance(data, (int, str)) or data is None:  # bytes(5) would be five zero bytes
+    if isinstance(data, (str, os.PathLike)):
+        raise TypeError(f"expected the bytes of a .gimg file, got a path ({type(data).__name__}); "
+                        f"read the file first: open(path, 'rb').read()")
+    if isinstance(data, int) or data is None:  # bytes(5) would be five zero bytes
         raise TypeError(f"expected the bytes of a .gimg file, got {type(data).__name__}")
     data = bytes(data)
     _check_signature(data)
