@@ -51,10 +51,11 @@ def render_parsed_uint8(parsed: ParsedGimg, device: str = "cpu", size: tuple[int
 
     ``crop`` (x, y, w, h): only that region of the file's image (``render.region.crop_box``),
     uint8 [h, w, 3], rendered alone from the Gaussians that reach it (``render.region``): on
-    the CPU its pixels are the whole decode's, bit for bit. ``size`` (W', H'), when it is not the region's (or the file's) own: the image at that
-    size instead, uint8 [H', W', 3], the Gaussians sampled on a finer grid along an axis that
-    grows and the render box-filtered along one that shrinks (``render.rescale``; not a
-    conforming decode, which is at the file's size). ``gaussians``: the file's
+    the CPU its pixels are the whole decode's, bit for bit. ``size`` (W', H'), when it is not
+    the region's (or the file's) own: the image at that size instead, uint8 [H', W', 3], the
+    Gaussians sampled on a finer grid along an axis that grows and the render box-filtered
+    along one that shrinks (``render.rescale``; not a conforming decode, which is at the
+    file's size). ``gaussians``: the file's
     ``gaussians_as_floats``, and ``bounds`` their ``region.gaussian_bounds``, when at hand."""
     h, w = int(parsed.header["height"]), int(parsed.header["width"])
     floats = gaussians_as_floats(parsed) if gaussians is None else gaussians
@@ -167,8 +168,8 @@ def decode_with_metadata(data: bytes, device: str = "cpu", *, scale: float | Non
     ("cpu", "cuda" or "auto": ``render_parsed_uint8``); the file's image or the region
     ``crop`` (x, y, width, height) of it, at its size, or at ``size`` (width, height) or each
     side times ``scale`` (``render.rescale``)."""
-    image = open_gimg(data)
-    return image.render(crop=crop, scale=scale, size=size, device=device), image.metadata
+    opened = open_gimg(data)
+    return opened.render(crop=crop, scale=scale, size=size, device=device), opened.metadata
 
 
 def decode(data: bytes, device: str = "cpu", *, scale: float | None = None,
