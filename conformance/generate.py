@@ -164,6 +164,20 @@ def valid_vectors():
         base = None if f is None else synthetic_base(w, h, f, 6, seed)
         v.append((name, desc, write_gimg(synthetic_correlation(n, w, h, bits, seed, reach), render_convention=2,
                                          base=base)))
+    # Attribute mode 2 (version 1.5): the grid as binary16 scales and offsets in steps.
+    for name, desc, g, coding, f, seed in (
+            ("compact_grid_tiny_1x1", "attribute mode 2 (binary16 grid), 1x1 image, one Gaussian",
+             _tiny_compact(), 2, None, 60),
+            ("compact_grid_small_64x48_n300", "attribute mode 2, payload coding 2, 64x48, 300 Gaussians at 12/10/6",
+             synthetic_quantized(300, 64, 48, seed=61), 2, None, 61),
+            ("compact_grid_coding1_bits_16_16_16", "attribute mode 2, payload coding 1, every bit depth 16",
+             synthetic_quantized(400, 128, 96, BitDepths(16, 16, 16), seed=62), 1, None, 62),
+            ("compact_grid_correlation_base_kodak_768x512_n5000", "attribute mode 2, payload coding 3 with a base "
+             "layer (F = 64, 6-bit samples), Kodak size, 5000 Gaussians at 11/7/6",
+             synthetic_correlation(5000, 768, 512, BitDepths(11, 7, 6), 63, 0.95), 3, 6, 63)):
+        base = None if f is None else synthetic_base(g.width, g.height, f, 6, seed)
+        v.append((name, desc, write_gimg(_compact(g), payload_coding=coding, render_convention=2, base=base,
+                                         compact=True)))
     v.append(("float32_mode", "lossless float32 attributes, 200 Gaussians",
               write_gimg(synthetic_float(200, 96, 64, seed=11), render_convention=1)))
     v.append(("taper_float32_mode", "render convention 2, lossless float32 attributes, 200 Gaussians",
@@ -309,7 +323,60 @@ def invalid_vectors():
         build_container([fchunks[0], (K.CHUNK_GAUS, rows.astype("<f4").tobytes()), (K.CHUNK_END, b"")]))
     add("float_payload_wrong_length", "float32 payload 4 bytes short",
         build_container([fchunks[0], (K.CHUNK_GAUS, fchunks[1][1][:-4]), (K.CHUNK_END, b"")]))
+    out += _compact_invalid_vectors(g)
     return out
+
+
+def _compact(g: QuantizedGaussians) -> QuantizedGaussians:
+    """g on the nearest grid that attribute mode 2 can hold (``compact_grid.round_to_compact``)."""
+    import dataclasses
+
+    from gipp_codec.format.compact_grid import round_to_compact
+
+    scales, offsets = round_to_compact(g.scales, g.offsets)
+    return dataclasses.replace(g, scales=scales, offsets=offsets)
+
+
+def _tiny_compact() -> QuantizedGaussians:
+    """One Gaussian at the centre of a 1x1 image on grids of powers of two (binary16 exactly)."""
+    q = np.array([[2048, 2048, 600, 530, 610, 40, 20, 60]], np.uint16)  # [1, 8]
+    scales = np.array([2.0 ** -12] * 2 + [2.0 ** -7, 2.0 ** -10, 2.0 ** -7] + [2.0 ** -6] * 3, np.float32)
+    offsets = np.array([0.0, 0.0, -700 * 2.0 ** -7, -512 * 2.0 ** -10, -700 * 2.0 ** -7] + [-16 * 2.0 ** -6] * 3,
+                       np.float32)
+    return QuantizedGaussians(1, 1, BitDepths(), q, scales, offsets)
+
+
+def _compact_invalid_vectors(g: QuantizedGaussians):
+    """(name, description, bytes) of invalid vectors in attribute mode 2 (version 1.5)."""
+    c = _compact(g)
+    head = header_from_gaussians(c, payload_coding=1, render_convention=1, compact=True)
+    gaus = b"".join(p for t, p in _split_chunks(write_gimg(c, payload_coding=1, render_convention=1, compact=True))
+                    if t == K.CHUNK_GAUS)
+
+    def with_header(**changes):
+        return build_container([(K.CHUNK_HEAD, pack_header(dict(head, **changes))), (K.CHUNK_GAUS, gaus),
+                                (K.CHUNK_END, b"")], minor=5)
+
+    sc, st = head["scales16"].astype(np.float32), head["offset_steps"].astype(np.float32)
+    return [
+        ("compact_nan_scale", "attribute mode 2: binary16 scale of channel x is NaN",
+         with_header(scales16=np.r_[np.nan, sc[1:]])),
+        ("compact_zero_scale", "attribute mode 2: binary16 scale of channel c is 0",
+         with_header(scales16=np.r_[sc[:4], 0.0, sc[5:]])),
+        ("compact_negative_scale", "attribute mode 2: binary16 scale of channel green is -1",
+         with_header(scales16=np.r_[sc[:6], -1.0, sc[7:]])),
+        ("compact_inf_offset_steps", "attribute mode 2: binary16 offset of channel blue is +inf steps",
+         with_header(offset_steps=np.r_[st[:7], np.inf])),
+        ("compact_log_variance_out_of_range", "attribute mode 2: channel a's grid starts at 60000 steps of "
+         "its scale (log-variance far above 32)", with_header(offset_steps=np.r_[st[:2], 60000.0, st[3:]])),
+        ("compact_header_too_long", "attribute mode 2 with a HEAD payload of mode 0's length (83 bytes: 32 "
+         "trailing zero bytes) at minor version 5",
+         build_container([(K.CHUNK_HEAD, pack_header(head) + bytes(32)), (K.CHUNK_GAUS, gaus), (K.CHUNK_END, b"")],
+                         minor=5)),
+        ("compact_header_too_short", "attribute mode 2 with its HEAD payload cut to 40 bytes",
+         build_container([(K.CHUNK_HEAD, pack_header(head)[:40]), (K.CHUNK_GAUS, gaus), (K.CHUNK_END, b"")],
+                         minor=5)),
+    ]
 
 
 def _position_context_file() -> bytes:
@@ -420,7 +487,7 @@ def main(argv=None) -> int:
             if old.suffix == ".png":
                 old_png[old.name] = old.read_bytes()
             old.unlink()
-    manifest = {"format": "gimg", "spec": "format_spec/gimg.md", "version": "1.4",
+    manifest = {"format": "gimg", "spec": "format_spec/gimg.md", "version": "1.5",
                 "tolerance_rule": "max_abs: one 3-sigma cut-off flip of the strongest colour "
                                   "(ceil(255*exp(-4.5)*max|colour|)+1, at least 2); rms: %g 8-bit levels" % RMS_TOLERANCE,
                 "valid": [], "invalid": []}
@@ -444,7 +511,7 @@ def main(argv=None) -> int:
             "name": name, "description": desc,
             "input": f"valid/{name}.gimg", "expected": f"valid/{name}.png",
             "width": indep["width"], "height": indep["height"], "gaussians": indep["n"],
-            "attribute_mode": "quantized" if indep["mode"] == 0 else "float32",
+            "attribute_mode": "float32" if indep["mode"] == 1 else "quantized",
             "max_abs": max_abs_tolerance(indep["rows"]), "rms": RMS_TOLERANCE,
             "attributes_sha256": sha,
         })

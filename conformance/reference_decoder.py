@@ -34,7 +34,7 @@ LIMITS = [2.0**20] * 2 + [2.0**46] * 3 + [2.0**16] * 3  # |value| per channel (a
 MAX_ABS_LOG_VARIANCE = 32.0
 PRECISION = 24
 MAX_LEVEL = 47
-KNOWN_MINOR = 4  # the spec version this decoder implements: 1.4
+KNOWN_MINOR = 5  # the spec version this decoder implements: 1.5
 
 
 class DecodeError(Exception):
@@ -326,9 +326,9 @@ def parse(data):
     w, h, ch, n, mode, conv, coding = struct.unpack_from("<IIBIBBB", body, 0)
     if not (1 <= w <= MAX_WIDTH and 1 <= h <= MAX_HEIGHT and w * h <= MAX_PIXELS):
         fail("bad dimensions")
-    if ch != 3 or n > MAX_GAUSSIANS or mode not in (0, 1) or conv not in (1, 2) or coding not in ((1, 2, 3) if mode == 0 else (0,)):
+    if ch != 3 or n > MAX_GAUSSIANS or mode not in (0, 1, 2) or conv not in (1, 2) or coding not in ((0,) if mode == 1 else (1, 2, 3)):
         fail("bad header field")
-    size = 16 + (67 if mode == 0 else 0)
+    size = 16 + {0: 67, 1: 0, 2: 35}[mode]
     if len(body) < size or (len(body) != size and minor <= KNOWN_MINOR):
         fail("bad HEAD length")
     out = {"width": w, "height": h, "n": n, "mode": mode, "convention": conv,
@@ -344,8 +344,15 @@ def parse(data):
     bp, bc, bcol = body[16:19]
     if not all(1 <= b <= 16 for b in (bp, bc, bcol)):
         fail("bad bit depth")
-    scales = struct.unpack_from("<8f", body, 19)
-    offsets = struct.unpack_from("<8f", body, 51)
+    if mode == 0:
+        scales = struct.unpack_from("<8f", body, 19)
+        offsets = struct.unpack_from("<8f", body, 51)
+    else:  # binary16 scales, then binary16 offsets counted in steps: offset = steps * scale (exact)
+        scales = struct.unpack_from("<8e", body, 19)
+        steps = struct.unpack_from("<8e", body, 35)
+        if not all(math.isfinite(t) for t in steps):
+            fail("bad scale or offset")
+        offsets = tuple(t * s for t, s in zip(steps, scales))
     bits = (bp, bp, bc, bc, bc, bcol, bcol, bcol)
     for j in range(8):
         s, o = scales[j], offsets[j]

@@ -105,10 +105,11 @@ def one_colour_base(image: np.ndarray) -> BaseLayer | None:
 
 
 def _base_only_file(width: int, height: int, bits: BitDepths, base: BaseLayer, metadata) -> bytes:
-    """A .gimg file of no Gaussians over ``base`` (each channel's grid spans [0, 1])."""
-    levels = np.array([(1 << b) - 1 for b in bits.per_channel()], np.float64)  # [8]
+    """A .gimg file of no Gaussians over ``base`` (each channel's grid spans [0, 1): steps of
+    2^-bits, which attribute mode 2 holds)."""
+    steps = np.array([2.0 ** -b for b in bits.per_channel()], np.float64)  # [8]
     empty = QuantizedGaussians(width=width, height=height, bits=bits, q=np.zeros((0, K.NUM_CHANNELS), np.uint16),
-                               scales=(1.0 / levels).astype(np.float32), offsets=np.zeros(K.NUM_CHANNELS, np.float32))
+                               scales=steps.astype(np.float32), offsets=np.zeros(K.NUM_CHANNELS, np.float32))
     return write_gimg(empty, metadata, base=base)
 
 

@@ -254,7 +254,9 @@ def test_cli_covariance_form_writes_payload_coding_3_and_refuses_unknown_forms(t
         res = runner.invoke(cli, ["info", str(out), "--json"])
         headers[form] = json.loads(res.output.strip().splitlines()[-1])
     assert headers["b"]["header"]["payload_coding"] == 2 and headers["correlation"]["header"]["payload_coding"] == 3
-    assert headers["correlation"]["version"] == "1.4" and headers["b"]["version"] == "1.3"
+    # both in attribute mode 2 (QAT's grid is binary16, format 1.5), with either covariance form
+    assert headers["correlation"]["version"] == headers["b"]["version"] == "1.5"
+    assert headers["correlation"]["header"]["attribute_mode"] == headers["b"]["header"]["attribute_mode"] == "quantized16"
     res = runner.invoke(cli, ["encode", str(src), str(tmp_path / "x.gimg"), "--covariance-form", "rho"])
     assert res.exit_code == 2 and "rho" in res.output and not (tmp_path / "x.gimg").exists()
 

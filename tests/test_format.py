@@ -1,5 +1,6 @@
 """The .gimg container and header: exact round trips, validation, truncation, corruption."""
 
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -7,9 +8,11 @@ import numpy as np
 import pytest
 
 from gipp_codec import errors
+from gipp_codec.errors import ConfigError
 from gipp_codec.entropy.gaussian_coder import canonical_order
 from gipp_codec.format import BitDepths, FloatGaussians, QuantizedGaussians, build_container, parse_gimg, write_gimg
 from gipp_codec.format import constants as K
+from gipp_codec.format.compact_grid import compact_form, round_to_compact
 from gipp_codec.format.header import HEADER_FIELDS, describe_header, header_from_gaussians, header_size, pack_header, unpack_header
 from gipp_codec.format.synthetic import synthetic_float, synthetic_quantized
 from gipp_codec.imageio import ImageMetadata
@@ -92,16 +95,54 @@ def test_bit_accounting_adds_up(small_file):
     assert b["total_bits"] == 8 * len(small_file)
 
 
-def test_header_table_roundtrip(small_q):
-    h = header_from_gaussians(small_q)
+@pytest.mark.parametrize("compact", [False, True])
+def test_header_table_roundtrip(small_q, compact):
+    if compact:
+        s, o = round_to_compact(small_q.scales, small_q.offsets)
+        small_q = dataclasses.replace(small_q, scales=s, offsets=o)
+    h = header_from_gaussians(small_q, compact=compact)
+    mode = K.ATTRIBUTE_MODE_COMPACT if compact else K.ATTRIBUTE_MODE_QUANTIZED
     payload = pack_header(h)
-    assert len(payload) == header_size(K.ATTRIBUTE_MODE_QUANTIZED) == 83
+    assert h["attribute_mode"] == mode and len(payload) == header_size(mode) == (51 if compact else 83)
     back = unpack_header(payload, 0, allow_extra=False)
     for f in HEADER_FIELDS:
-        np.testing.assert_array_equal(np.asarray(back[f.name]), np.asarray(h[f.name]))
+        if f.modes is None or mode in f.modes:
+            np.testing.assert_array_equal(np.asarray(back[f.name]), np.asarray(h[f.name]))
+    np.testing.assert_array_equal(back["scales"], small_q.scales)  # mode 2 stands for exactly the same grid
+    np.testing.assert_array_equal(back["offsets"], small_q.offsets)
     d = describe_header(back)
-    assert d["attribute_mode"] == "quantized" and set(d["scales"]) == set(K.CHANNEL_NAMES)
+    assert d["attribute_mode"] == ("quantized16" if compact else "quantized") and set(d["scales"]) == set(K.CHANNEL_NAMES)
     assert header_size(K.ATTRIBUTE_MODE_FLOAT32) == 16
+
+
+def test_compact_grid_chosen_only_when_exact(small_q):
+    """A grid with a binary16 form is written in attribute mode 2 (32 bytes fewer, minor 5) and
+    parses to the same integers and grid; any other grid stays in mode 0."""
+    assert compact_form(small_q.scales, small_q.offsets) is None  # the synthetic grid is binary32
+    full = write_gimg(small_q)
+    assert full[9] < 5 and parse_gimg(full).header["attribute_mode"] == K.ATTRIBUTE_MODE_QUANTIZED
+    s, o = round_to_compact(small_q.scales, small_q.offsets)
+    assert np.all(np.abs(s / small_q.scales - 1) <= 2.0 ** -11)  # binary16's half step
+    g16 = dataclasses.replace(small_q, scales=s, offsets=o)
+    short, forced = write_gimg(g16), write_gimg(g16, compact=False)
+    assert short[9] == 5 and forced[9] < 5 and len(forced) - len(short) == 32
+    p, pf = parse_gimg(short), parse_gimg(forced)
+    assert p.header["attribute_mode"] == K.ATTRIBUTE_MODE_COMPACT
+    np.testing.assert_array_equal(p.gaussians.q, pf.gaussians.q)
+    np.testing.assert_array_equal(p.gaussians.scales, pf.gaussians.scales)
+    np.testing.assert_array_equal(p.gaussians.offsets, pf.gaussians.offsets)
+    with pytest.raises(ConfigError, match="binary16"):
+        write_gimg(small_q, compact=True)
+
+
+def test_round_to_compact_keeps_zero_on_grid_and_what_it_cannot_round():
+    scales = np.array([0.25, 1e-9, 3.0, 0.0123456, 1.0, 0.1, 0.1, 0.1], np.float32)
+    offsets = np.array([0.0, 0.0, -1e6, np.float32(-37 * np.float32(0.0123456)), 0.5, 0, 0, 0], np.float32)
+    s, o = round_to_compact(scales, offsets)
+    assert s[1] == scales[1] and o[1] == offsets[1]  # below binary16's range: kept
+    assert s[2] == scales[2] and o[2] == offsets[2]  # -333333 steps: beyond binary16, kept
+    assert o[3] / s[3] == -37.0  # 0 stays on b's grid at step 37
+    assert s[0] == 0.25 and o[4] == 0.5  # already binary16: unchanged
 
 
 def test_signature_catches_transfer_damage():
@@ -267,3 +308,28 @@ def test_a_small_file_cannot_ask_for_hours_of_rendering():
         parse_gimg(data)
     assert parse_gimg(_bomb(n_over - 1, side, 8.0)).header["gaussian_count"] == n_over - 1
     assert parse_gimg(_bomb(n_over, side, -2.0)).header["gaussian_count"] == n_over  # tiny Gaussians
+
+
+def test_recode_keeps_a_binary16_grid_or_writes_it_as_binary32(tmp_path):
+    """tools/recode.py keeps a file's attribute mode 2 (1.5), and ``--binary32-grid`` writes the
+    same grid in mode 0, 32 bytes longer, for older decoders; the integers and grid are equal."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import recode
+
+    g = synthetic_quantized(500, 100, 80, seed=32)
+    s, o = round_to_compact(g.scales, g.offsets)
+    short = write_gimg(dataclasses.replace(g, scales=s, offsets=o))
+    kept, row = recode.recode(short, 2)
+    assert kept == short and row["identical"]
+    wide, _ = recode.recode(short, 2, binary32_grid=True)
+    p, pw = parse_gimg(short), parse_gimg(wide)
+    assert p.version == (1, 5) and pw.version == (1, 2) and len(wide) == len(short) + 32
+    assert pw.header["attribute_mode"] == K.ATTRIBUTE_MODE_QUANTIZED
+    np.testing.assert_array_equal(pw.gaussians.q, p.gaussians.q)
+    np.testing.assert_array_equal(pw.gaussians.offsets, p.gaussians.offsets)
+    src = tmp_path / "in.gimg"
+    src.write_bytes(short)
+    assert recode.main([str(src), "--binary32-grid", "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "in.gimg").read_bytes() == wide

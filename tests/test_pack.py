@@ -176,12 +176,14 @@ def test_the_pack_cost_tool(tmp_path):
     src = tmp_path / "img.png"
     Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(src)
     out = tmp_path / "r.json"
-    assert pack_cost.main([str(src), "--bpp", "2.0", "--iterations", "60", "--bits", "12,10,6", "10,6,5",
+    # 150 iterations: at 60 the float fit of as many Gaussians as gimg's file kept could end
+    # near 20 dB, where the two packings' order is noise
+    assert pack_cost.main([str(src), "--bpp", "2.0", "--iterations", "150", "--bits", "12,10,6", "10,6,5",
                            "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["results"]
     assert [r["how"] for r in rows] == ["gimg encode", "float fit", "pack (min/max)", "pack (min/max)"]
     assert rows[3]["bytes"] < rows[2]["bytes"] and rows[3]["psnr"] < rows[2]["psnr"] <= rows[1]["psnr"] + 0.5
-    assert all(r["psnr"] > 15 for r in rows)
+    assert all(r["psnr"] > 30 for r in rows)
 
 
 def test_an_npz_whose_arrays_inflate_past_the_limit_is_refused_unread(monkeypatch):

@@ -12,7 +12,8 @@ and as a mean, the bits per Gaussian before and after and each stream's change, 
 the new file is byte for byte the input (re-coding with the file's own coding must give
 the file back when the encoder's search is unchanged), and the time the coding took. The
 file keeps its render convention (spec §7): a file of convention 2 needs a 1.2 decoder
-whatever its payload coding.
+whatever its payload coding; ``--binary32-grid`` writes a grid of attribute mode 2 (1.5) in
+mode 0 for older decoders.
 """
 
 import argparse
@@ -29,8 +30,10 @@ from gipp_codec.format.model import QuantizedGaussians
 from gipp_codec.imageio import atomic_write_bytes
 
 
-def recode(data: bytes, coding: int) -> tuple[bytes, dict]:
-    """(the file re-coded with payload coding ``coding``, bit figures before and after)."""
+def recode(data: bytes, coding: int, binary32_grid: bool = False) -> tuple[bytes, dict]:
+    """(the file re-coded with payload coding ``coding``, bit figures before and after).
+    The grid stays in binary16 (attribute mode 2, format 1.5) where it has that form, unless
+    ``binary32_grid``: mode 0, the same grid, for decoders older than 1.5."""
     before = parse_gimg(data)
     g = before.gaussians
     if not isinstance(g, QuantizedGaussians):
@@ -39,7 +42,8 @@ def recode(data: bytes, coding: int) -> tuple[bytes, dict]:
         raise SystemExit("a file of payload coding 3 (b as a correlation) can only be coded with coding 3")
     t0 = time.perf_counter()
     out = write_gimg(g, before.metadata, payload_coding=coding,
-                     render_convention=int(before.header["render_convention"]), base=before.base)  # rendered as before
+                     render_convention=int(before.header["render_convention"]), base=before.base,  # rendered as before
+                     compact=False if binary32_grid else None)
     seconds = time.perf_counter() - t0
     after = parse_gimg(out)
     same = (np.array_equal(after.gaussians.q, g.q) and np.array_equal(after.gaussians.scales, g.scales)
@@ -62,13 +66,16 @@ def main(argv=None) -> int:
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--coding", type=int, default=2, choices=(1, 2), help="payload coding to re-code with (default 2)")
     ap.add_argument("--out", type=Path, default=None, help="write the re-coded files to this folder")
+    ap.add_argument("--binary32-grid", action="store_true",
+                    help="write the grid as binary32 (attribute mode 0) even where binary16 holds it, for "
+                         "decoders older than 1.5")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for path in args.files:
-        data, row = recode(path.read_bytes(), args.coding)
+        data, row = recode(path.read_bytes(), args.coding, args.binary32_grid)
         row["file"] = str(path)
         rows.append(row)
         if args.out is not None:

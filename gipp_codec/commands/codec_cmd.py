@@ -45,8 +45,8 @@ def _missed_rate_reason(report, bpp: float) -> str:
                    "below 0.15 bpp, 11 from 0.15 to 1.0 bpp, 12 at 1.5 and 2 bpp); 12,10,6 with --paper].")
 @click.option("--paper", is_flag=True, help="Use the paper's training settings instead of ours.")
 @click.option("--no-base", is_flag=True,
-              help="Write a file that decoders of format 1.2 read: no base layer (format 1.3's BASE chunk) "
-                   "and b coded as itself (not 1.4's correlation).")
+              help="Write a file that decoders of format 1.2 read: no base layer (format 1.3's BASE chunk), "
+                   "b coded as itself (not 1.4's correlation) and the grid in binary32 (not 1.5's binary16).")
 @click.option("--covariance-form", type=click.Choice(["auto", "b", "correlation"]), default=None,
               help="How the off-diagonal covariance is coded: b itself, or the correlation b / sqrt(ac) "
                    "(format 1.4's payload coding 3, which decoders of 1.3 cannot read); auto: b below "
@@ -80,7 +80,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     image, meta = load_image(input_path)
     config = FitConfig.paper() if paper else FitConfig()
     if no_base:
-        config = config.with_qat(base_samples_across=None, covariance_form="b")
+        config = config.with_qat(base_samples_across=None, covariance_form="b", compact_grid=False)
     if covariance_form is not None and not no_base:  # with --no-base, auto (and b) mean b: a 1.2 file
         config = config.with_qat(covariance_form=covariance_form)
     total = iterations if iterations is not None else config.iterations

@@ -178,6 +178,11 @@ class QATConfig:
     # 0.5 / 1.0 bpp, every file within 0.6 % of its rate (BENCHMARKS.md §4, "PSD-safe
     # rounding again"). With Adam's 1e-8 it had measured 0.0-0.24 dB worse (10 000 iterations)
     psd_safe: bool = True
+    # keep QAT's grid on values that the file's attribute mode 2 holds (format 1.5: each
+    # scale binary16, each offset a binary16 count of steps; 32 bytes fewer a file): Adam
+    # moves float32 master values, and each step's forward pass and every state kept use
+    # their nearest such grid (``LSQPlus.round_compact_``)
+    compact_grid: bool = True
     # how the file codes the off-diagonal b: "b" itself on one uniform grid (payload coding 2),
     # or "correlation", rho = b / sqrt(a c) on a grid inside +-0.999 (payload coding 3, format
     # 1.4), which keeps every covariance valid (psd_safe then has nothing to do) and gives small
@@ -752,7 +757,7 @@ class FitConfig:
             qat=QATConfig(bits_covariance=10, bits_covariance_high_rate=None, position_steps_per_spacing=None,
                           bits_color=6, bits_color_high_rate=None, start_frac=0.12, init="minmax",
                           refit_colors=False, code_search_sweeps=0, psd_safe=False, rate_weight=0.0,
-                          base_samples_across=None, covariance_form="b"),
+                          base_samples_across=None, covariance_form="b", compact_grid=False),
         )
 
     def is_dense(self, n_max: int, pixels: int) -> bool:

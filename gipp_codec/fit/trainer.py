@@ -414,7 +414,7 @@ def train(
                 params = [_leaf(p[keep]) for p in params]
                 opt.replace(params, keep, 0)
             quant = LSQPlus(cfg.qat.bits(), psd_safe=cfg.qat.psd_safe,
-                            correlation=cfg.qat.codes_correlation()).to(device)
+                            correlation=cfg.qat.codes_correlation(), compact=cfg.qat.compact_grid).to(device)
             rows = torch.cat([p.detach() for p in params], dim=1)  # [N, 8]
             _init_quantizer(quant, rows, cfg.qat.init, lambda r: _quantized_mse(r, renderer, target, base))
             if cfg.qat.position_hold == "initial":
@@ -423,6 +423,7 @@ def train(
                 quant.hold_range_(POSITION_CHANNELS, bounds=((0.0, float(width)), (0.0, float(height))))
             if gray:
                 tie_quantizer_(quant)
+            quant.round_compact_()  # the hook prices, and the first step uses, the grid the file holds
             if rate_hook is not None:
                 params = resize(params, rate_hook(rows, quant), None if t == 1 else img.detach())
             qopt = TensorAdam(list(quant.parameters()), lr=cfg.qat.lr, eps=cfg.qat.adam_eps)
@@ -471,12 +472,15 @@ def train(
 
         opt.step()
         if qopt is not None:
+            quant.restore_master_()  # Adam steps the master values (the gradient is the rounded grid's)
             qopt.step()
             quant.constrain_()
         if gray:  # green's step is the shared colour's (Adam normalises the gradient)
             tie_colors_(params[2].data)
             if quant is not None:
                 tie_quantizer_(quant)
+        if qopt is not None:
+            quant.round_compact_()
 
         n_now = int(params[0].shape[0])
         keep = None

@@ -8,7 +8,7 @@ Everything multi-byte in a .gimg file is little-endian.
 # CRLF -> LF conversion; 0x1A: stops `type` on DOS; LF: catches LF -> CRLF conversion.
 SIGNATURE = b"\x89GIM\r\n\x1a\n"
 VERSION_MAJOR = 1  # an unknown major version is rejected
-VERSION_MINOR = 4  # a newer minor version is decoded as far as it is understood
+VERSION_MINOR = 5  # a newer minor version is decoded as far as it is understood
 PREAMBLE_SIZE = len(SIGNATURE) + 2  # signature + major (u8) + minor (u8)
 
 # --- Chunks (spec: "Chunks") ----------------------------------------------------------
@@ -44,7 +44,11 @@ MAX_ABS_CORRELATION = 1.0  # |rho|, channel b's value in payload coding 3 (1.4)
 CHANNELS_RGB = 3
 ATTRIBUTE_MODE_QUANTIZED = 0
 ATTRIBUTE_MODE_FLOAT32 = 1
-ATTRIBUTE_MODES = {ATTRIBUTE_MODE_QUANTIZED: "quantized", ATTRIBUTE_MODE_FLOAT32: "float32"}
+ATTRIBUTE_MODE_COMPACT = 2  # quantized, the grid as binary16 scales and offsets in steps (1.5)
+ATTRIBUTE_MODES = {ATTRIBUTE_MODE_QUANTIZED: "quantized", ATTRIBUTE_MODE_FLOAT32: "float32",
+                   ATTRIBUTE_MODE_COMPACT: "quantized16"}
+ATTRIBUTE_MODES_QUANTIZED = (ATTRIBUTE_MODE_QUANTIZED, ATTRIBUTE_MODE_COMPACT)
+MINOR_OF_ATTRIBUTE_MODE = {ATTRIBUTE_MODE_QUANTIZED: 0, ATTRIBUTE_MODE_FLOAT32: 0, ATTRIBUTE_MODE_COMPACT: 5}
 RENDER_CONVENTION_V1 = 1  # pixel centres at +0.5, inclusive 3-sigma cut-off, plain sum
 RENDER_CONVENTION_V2 = 2  # convention 1 with exp(-9/2) subtracted inside the cut-off: no step at its edge (1.2)
 RENDER_CONVENTIONS = (RENDER_CONVENTION_V1, RENDER_CONVENTION_V2)

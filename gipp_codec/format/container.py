@@ -118,7 +118,8 @@ def encode_payload(gaussians, payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2)
 
 def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMetadata | None = None,
                extra_chunks=(), payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2,
-               render_convention: int = K.RENDER_CONVENTION_V2, base: BaseLayer | None = None) -> bytes:
+               render_convention: int = K.RENDER_CONVENTION_V2, base: BaseLayer | None = None,
+               compact: bool | None = None) -> bytes:
     """Serialize Gaussians (+ optional ICC/EXIF, + extra (type, payload) chunks before DONE) to .gimg bytes.
 
     Quantized Gaussians are stored in canonical order (see ``gipp_codec.entropy``), with
@@ -128,7 +129,10 @@ def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMe
     ``render_convention`` names how they are to be rendered (spec §7): 2, the default and
     what the encoder trains with, or 1. The file's minor version is the first one that
     defines both its payload coding and its render convention (3 with a ``base`` layer,
-    which goes into a BASE chunk before the Gaussians).
+    which goes into a BASE chunk before the Gaussians, 5 in attribute mode 2).
+    Quantized Gaussians whose grid has a binary16 form are written in attribute mode 2
+    (version 1.5: 32 bytes fewer) unless ``compact`` is False; ``compact=True`` requires it
+    (``header.header_from_gaussians``).
     """
     if isinstance(gaussians, QuantizedGaussians):
         if payload_coding not in K.PAYLOAD_CODINGS_QUANTIZED:
@@ -141,7 +145,7 @@ def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMe
                               f"only for, Gaussians whose b is a correlation (correlation={gaussians.correlation})")
     if render_convention not in K.RENDER_CONVENTIONS:
         raise ConfigError(f"render_convention {render_convention!r} unknown, expected one of {K.RENDER_CONVENTIONS}")
-    header = header_from_gaussians(gaussians, payload_coding, render_convention)
+    header = header_from_gaussians(gaussians, payload_coding, render_convention, compact)
     try:
         for name, limit in (("width", K.MAX_WIDTH), ("height", K.MAX_HEIGHT)):
             if not 1 <= header[name] <= limit:
@@ -175,7 +179,7 @@ def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMe
     chunks += [(bytes(t), bytes(p)) for t, p in extra_chunks]
     chunks.append((K.CHUNK_END, b""))
     minor = max(K.MINOR_OF_PAYLOAD_CODING[header["payload_coding"]], K.MINOR_OF_RENDER_CONVENTION[render_convention],
-                K.MINOR_OF_BASE if base is not None else 0)
+                K.MINOR_OF_BASE if base is not None else 0, K.MINOR_OF_ATTRIBUTE_MODE[header["attribute_mode"]])
     return build_container(chunks, minor=minor)
 
 

@@ -1,7 +1,9 @@
 """The HEAD chunk: one field table drives packing, unpacking, validation and ``gimg info``.
 
 Fields are little-endian and packed without padding, in table order. A field whose
-``mode`` is "quantized" is present only when attribute_mode == 0 (quantized).
+``modes`` is a tuple is present only in those attribute modes: the bit depths in both
+quantized modes, the grid as binary32 scales and offsets in mode 0 and as binary16 scales
+and offsets in steps in mode 2 (1.5, ``compact_grid``).
 """
 
 import math
@@ -10,11 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gipp_codec.errors import HeaderError, LimitError
+from gipp_codec.errors import ConfigError, HeaderError, LimitError
+from gipp_codec.format.compact_grid import compact_form, expand
 from gipp_codec.format.constants import (
+    ATTRIBUTE_MODE_COMPACT,
     ATTRIBUTE_MODE_FLOAT32,
     ATTRIBUTE_MODE_QUANTIZED,
     ATTRIBUTE_MODES,
+    ATTRIBUTE_MODES_QUANTIZED,
     CHANNEL_GROUP,
     CHANNEL_LIMITS,
     CHANNEL_LIMITS_CORRELATION,
@@ -38,13 +43,13 @@ from gipp_codec.format.constants import (
 
 @dataclass(frozen=True)
 class Field:
-    """One header field: name, struct element code, element count, the attribute mode it
+    """One header field: name, struct element code, element count, the attribute modes it
     belongs to, and its description (format_spec/gimg.md's header table)."""
 
     name: str
     fmt: str  # struct code of one element (little-endian)
     count: int
-    mode: str | None  # None: always present; "quantized": only in quantized mode
+    modes: tuple | None  # None: always present; else the attribute modes it is present in
     doc: str
 
     @property
@@ -63,16 +68,18 @@ HEADER_FIELDS = (
     Field("attribute_mode", "B", 1, None, "0 = quantized, 1 = float32"),
     Field("render_convention", "B", 1, None, "1 or 2 = render convention 1 or 2 (spec §7)"),
     Field("payload_coding", "B", 1, None, "quantized: 1 or 2 = entropy coding 1 or 2, 3 = coding 2 with b as a correlation; float32: 0 = raw"),
-    Field("bits_position", "B", 1, "quantized", "bits of x and y, 1..16"),
-    Field("bits_covariance", "B", 1, "quantized", "bits of a, b and c, 1..16"),
-    Field("bits_color", "B", 1, "quantized", "bits of red, green and blue, 1..16"),
-    Field("scales", "f", 8, "quantized", "float32 scale per channel, finite and > 0"),
-    Field("offsets", "f", 8, "quantized", "float32 offset per channel, finite"),
+    Field("bits_position", "B", 1, ATTRIBUTE_MODES_QUANTIZED, "bits of x and y, 1..16"),
+    Field("bits_covariance", "B", 1, ATTRIBUTE_MODES_QUANTIZED, "bits of a, b and c, 1..16"),
+    Field("bits_color", "B", 1, ATTRIBUTE_MODES_QUANTIZED, "bits of red, green and blue, 1..16"),
+    Field("scales", "f", 8, (ATTRIBUTE_MODE_QUANTIZED,), "float32 scale per channel, finite and > 0"),
+    Field("offsets", "f", 8, (ATTRIBUTE_MODE_QUANTIZED,), "float32 offset per channel, finite"),
+    Field("scales16", "e", 8, (ATTRIBUTE_MODE_COMPACT,), "binary16 scale per channel, finite and > 0"),
+    Field("offset_steps", "e", 8, (ATTRIBUTE_MODE_COMPACT,), "binary16 offset per channel in steps, finite"),
 )
 
 
 def _present(f: Field, mode: int) -> bool:
-    return f.mode is None or (f.mode == "quantized" and mode == ATTRIBUTE_MODE_QUANTIZED)
+    return f.modes is None or mode in f.modes
 
 
 def header_size(mode: int) -> int:
@@ -87,7 +94,7 @@ def pack_header(values: dict) -> bytes:
         if not _present(f, values["attribute_mode"]):
             continue
         v = values[f.name]
-        items = list(np.asarray(v, dtype=np.float32).tolist()) if f.count > 1 else [v]
+        items = list(np.asarray(v, dtype=np.float32).tolist()) if f.count > 1 else [v]  # binary16 values exactly
         out += struct.pack("<" + f.fmt * f.count, *items)
     return bytes(out)
 
@@ -97,7 +104,7 @@ def unpack_header(payload: bytes, offset: int, allow_extra: bool) -> dict:
     values: dict = {}
     pos = 0
     for f in HEADER_FIELDS:
-        if f.mode is not None and "attribute_mode" in values and not _present(f, values["attribute_mode"]):
+        if f.modes is not None and "attribute_mode" in values and not _present(f, values["attribute_mode"]):
             continue
         layout = f.layout
         size = layout.size
@@ -114,6 +121,8 @@ def unpack_header(payload: bytes, offset: int, allow_extra: bool) -> dict:
         raise HeaderError(
             f"HEAD chunk at byte {offset} has {len(payload)} bytes, expected {pos} for this version"
         )
+    if values["attribute_mode"] == ATTRIBUTE_MODE_COMPACT:  # the binary32 grid it stands for, exactly
+        values["scales"], values["offsets"] = expand(values["scales16"], values["offset_steps"])
     validate_header(values, offset)
     return values
 
@@ -132,26 +141,30 @@ def _validate_field(f: Field, v: dict, at: int, items: tuple) -> None:
     if f.name == "gaussian_count" and x > MAX_GAUSSIANS:
         raise LimitError(f"gaussian_count {x} at byte {at} exceeds the limit {MAX_GAUSSIANS}")
     if f.name == "attribute_mode" and x not in ATTRIBUTE_MODES:
-        raise HeaderError(f"attribute_mode {x} at byte {at} unknown, expected 0 (quantized) or 1 (float32)")
+        raise HeaderError(f"attribute_mode {x} at byte {at} unknown, expected 0 (quantized), 1 (float32) "
+                          f"or 2 (quantized, binary16 grid)")
     if f.name == "render_convention" and x not in RENDER_CONVENTIONS:
         want = " or ".join(str(c) for c in RENDER_CONVENTIONS)
         raise HeaderError(f"render_convention {x} at byte {at} unknown, expected {want}")
     if f.name == "payload_coding":
-        quantized = v["attribute_mode"] == ATTRIBUTE_MODE_QUANTIZED
+        quantized = v["attribute_mode"] in ATTRIBUTE_MODES_QUANTIZED
         allowed = PAYLOAD_CODINGS_QUANTIZED if quantized else (PAYLOAD_CODING_RAW,)
         if x not in allowed:
             want = " or ".join(str(c) for c in allowed)
             raise HeaderError(f"payload_coding {x} at byte {at} unknown for this attribute_mode, expected {want}")
     if f.name.startswith("bits_") and not MIN_BITS <= x <= MAX_BITS:
         raise HeaderError(f"{f.name} = {x} at byte {at}, expected {MIN_BITS}..{MAX_BITS}")
-    if f.name == "scales":
+    if f.name in ("scales", "scales16"):
+        width = f.layout.size // f.count
         for j, s in enumerate(items):
             if not (math.isfinite(s) and s > 0):
-                raise HeaderError(f"scale of channel {CHANNEL_NAMES[j]} is {s!r} (byte {at + 4 * j}), expected finite and > 0")
-    if f.name == "offsets":
+                raise HeaderError(f"scale of channel {CHANNEL_NAMES[j]} is {s!r} (byte {at + width * j}), "
+                                  f"expected finite and > 0")
+    if f.name in ("offsets", "offset_steps"):
+        width = f.layout.size // f.count
         for j, o in enumerate(items):
             if not math.isfinite(o):
-                raise HeaderError(f"offset of channel {CHANNEL_NAMES[j]} is {o!r} (byte {at + 4 * j}), expected finite")
+                raise HeaderError(f"offset of channel {CHANNEL_NAMES[j]} is {o!r} (byte {at + width * j}), expected finite")
 
 
 def channel_bits(values: dict) -> tuple[int, ...]:
@@ -161,7 +174,7 @@ def channel_bits(values: dict) -> tuple[int, ...]:
 
 def validate_header(values: dict, at: int = 0) -> None:
     """Cross-field checks: every dequantized value of every channel stays within its range."""
-    if values["attribute_mode"] != ATTRIBUTE_MODE_QUANTIZED:
+    if values["attribute_mode"] not in ATTRIBUTE_MODES_QUANTIZED:
         return
     bits = channel_bits(values)
     s = values["scales"].astype(np.float64)
@@ -180,11 +193,15 @@ def validate_header(values: dict, at: int = 0) -> None:
 
 
 def header_from_gaussians(g, payload_coding: int = PAYLOAD_CODING_ENTROPY_V2,
-                          render_convention: int = RENDER_CONVENTION_V2) -> dict:
+                          render_convention: int = RENDER_CONVENTION_V2, compact: bool | None = None) -> dict:
     """Header values for QuantizedGaussians or FloatGaussians (``payload_coding``: the entropy
     coding of quantized Gaussians, 1 or 2, and always 3 for Gaussians whose channel b holds
     the correlation (``QuantizedGaussians.correlation``); float32 mode is always raw;
-    ``render_convention``: the spec §7 convention they are rendered in, 1 or 2)."""
+    ``render_convention``: the spec §7 convention they are rendered in, 1 or 2).
+
+    Quantized Gaussians get attribute mode 2 (their grid in binary16, 32 bytes fewer) when
+    their scales and offsets have that form (``compact_grid.compact_form``) and ``compact``
+    is None or True, else mode 0; ``compact=True`` for a grid without the form is an error."""
     from gipp_codec.format.model import QuantizedGaussians
 
     v = {
@@ -204,6 +221,12 @@ def header_from_gaussians(g, payload_coding: int = PAYLOAD_CODING_ENTROPY_V2,
             scales=g.scales.astype(np.float32),
             offsets=g.offsets.astype(np.float32),
         )
+        form = None if compact is False else compact_form(v["scales"], v["offsets"])
+        if compact and form is None:
+            raise ConfigError("these scales and offsets have no binary16 form (attribute mode 2): compact=True "
+                              "needs grids that compact_grid.round_to_compact returns unchanged")
+        if form is not None:
+            v.update(attribute_mode=ATTRIBUTE_MODE_COMPACT, scales16=form[0], offset_steps=form[1])
     else:
         v.update(attribute_mode=ATTRIBUTE_MODE_FLOAT32, payload_coding=PAYLOAD_CODING_RAW)
     return v

@@ -168,7 +168,8 @@ class LSQPlus(nn.Module):
     off. The CPU and Triton kernels know this form as ``forward_composed`` does.
     """
 
-    def __init__(self, bits: tuple[int, ...], psd_safe: bool = False, correlation: bool = False):
+    def __init__(self, bits: tuple[int, ...], psd_safe: bool = False, correlation: bool = False,
+                 compact: bool = False):
         super().__init__()
         if len(bits) != len(CHANNELS):
             raise ValueError(f"need {len(CHANNELS)} bit depths, got {len(bits)}")
@@ -184,6 +185,10 @@ class LSQPlus(nn.Module):
         self.offset = nn.Parameter(torch.zeros(len(bits), dtype=torch.float32))
         # [2, 8] float64: the range [lo, hi] each channel's grid must keep covering (NaN: none)
         self.held = torch.full((2, len(bits)), float("nan"), dtype=torch.float64)
+        # compact: the parameters hold the nearest grid that attribute mode 2 stores
+        # (``round_compact_``); the optimiser steps the float32 master values kept here
+        self.compact = bool(compact)
+        self._master: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- initialisation ---------------------------------------------------------------
     @torch.no_grad()
@@ -346,6 +351,41 @@ class LSQPlus(nn.Module):
         step = torch.minimum(s, lim / torch.maximum(k, qmax - k))
         self.scale[B_CHANNEL] = torch.where(fix, step.float(), self.scale[B_CHANNEL])
         self.offset[B_CHANNEL] = torch.where(fix, (-k * step).float(), self.offset[B_CHANNEL])
+
+    # -- the compact grid (attribute mode 2) ------------------------------------------
+    @torch.no_grad()
+    def round_compact_(self) -> None:
+        """With ``compact``: keep the current scale and offset as the master values and put
+        the nearest grid that attribute mode 2 holds in their place (each scale binary16, each
+        offset a binary16 count of steps, ``format.compact_grid.round_to_compact``, which
+        keeps b's 0 on its grid), so the forward pass, ``quantize`` and ``export`` use it: a
+        straight-through rounding of the grid. A channel whose rounded grid would leave the
+        format's limits keeps its own values (the file is then written in mode 0). Without
+        ``compact``, nothing."""
+        if not self.compact:
+            return
+        from gipp_codec.format.compact_grid import round_to_compact
+
+        s32, o32 = self.export()  # [8], [8] (one host copy of 16 numbers)
+        self._master = (self.scale.detach().clone(), self.offset.detach().clone())
+        s, o = round_to_compact(s32, o32)
+        qmax = self.qmax.double().cpu().numpy()
+        lim = np.array(CHANNEL_LIMITS, np.float64)
+        if self.correlation:
+            lim[B_CHANNEL] = 1.0
+        hi = (qmax * s.astype(np.float64) + o.astype(np.float64)).astype(np.float32).astype(np.float64)
+        inside = np.isfinite(hi) & (o >= -lim) & (hi <= lim)  # [8] the header's range check
+        s, o = np.where(inside, s, s32), np.where(inside, o, o32)
+        self.scale.copy_(torch.from_numpy(s.astype(np.float32)).to(self.scale.device))
+        self.offset.copy_(torch.from_numpy(o.astype(np.float32)).to(self.offset.device))
+
+    @torch.no_grad()
+    def restore_master_(self) -> None:
+        """Put back the master values that ``round_compact_`` kept (before an optimiser step)."""
+        if self._master is not None:
+            self.scale.copy_(self._master[0])
+            self.offset.copy_(self._master[1])
+            self._master = None
 
     # -- forward ----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, 8] -> [N, 8]
