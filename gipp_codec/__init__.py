@@ -13,6 +13,9 @@ path never loads torch):
 - ``pack_gaussians(arrays, bits=None, float32=False, render_convention=None) -> bytes`` (arrays into a
   file, ``gipp_codec.pack``)
 - ``fit_image(image, gaussians=..., ...)`` (representation only)
+- the errors (``gipp_codec.errors``): ``GimgError`` (a ValueError) and its subclasses
+  ``InputImageError``, ``ConfigError`` and ``FormatError`` (a damaged or invalid .gimg, with
+  subclasses of its own); ``GimgWarning``
 """
 
 import os as _os
@@ -34,6 +37,8 @@ _LAZY = {
     "read_gaussians": ("gipp_codec.export", "read_gaussians"),
     "pack_gaussians": ("gipp_codec.pack", "pack_gaussians"),
     "fit_image": ("gipp_codec.fit.api", "fit_image"),
+    **{name: ("gipp_codec.errors", name)
+       for name in ("GimgError", "InputImageError", "ConfigError", "FormatError", "GimgWarning")},
 }
 
 

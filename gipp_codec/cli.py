@@ -17,7 +17,7 @@ import click
 
 from gipp_codec import stop
 from gipp_codec.errors import GimgError, GimgWarning
-from gipp_codec.stdio import silence_stdout, tell
+from gipp_codec.stdio import one_line, silence_stdout, tell
 from gipp_codec.stop import Terminated
 
 EXIT_USER_ERROR = 2
@@ -82,12 +82,6 @@ class _GimgGroup(click.Group):
                 tell("gimg: interrupted")
                 sys.exit(130)
             raise
-
-
-def one_line(text: str) -> str:
-    """``text`` with its unprintable characters (a newline in a file name, C1 controls, line
-    and paragraph separators) written as escapes, so that a message stays one line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _stop_in_chain(exc: BaseException) -> BaseException | None:

@@ -31,7 +31,7 @@ import numpy as np
 from gipp_codec.encode_memory import warn_if_short
 from gipp_codec.errors import ConfigError
 from gipp_codec.format import constants as K
-from gipp_codec.format.base_layer import MAX_FACTOR_LOG2, BaseLayer, base_from_image, grid_shape, upsample
+from gipp_codec.format.base_layer import MAX_FACTOR_LOG2, MIN_FACTOR_LOG2, BaseLayer, base_from_image, grid_shape, upsample
 from gipp_codec.format.container import write_gimg
 from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussians
 from gipp_codec.image_array import rgb_array
@@ -72,7 +72,10 @@ class EncodeReport:
     device: str = "cpu"
     target_bpp: float | None = None
     grey: bool = False  # a grey image, fitted with one colour per Gaussian (fit.gray): it decodes exactly grey
-    base_only: bool = False  # a one-colour image, written as its base layer alone (``one_colour_base``)
+    # a file of the base layer alone, no Gaussians: a one-colour image (``one_colour_base``, exact)
+    # or a budget so small that block colours decode better than any Gaussians it holds
+    # (``better_base_alone``)
+    base_only: bool = False
 
     def summary(self) -> dict:
         """JSON-friendly dict of the report."""
@@ -102,6 +105,34 @@ def one_colour_base(image: np.ndarray) -> BaseLayer | None:
     samples = np.broadcast_to(image[0, 0], (*grid_shape(w, h, MAX_FACTOR_LOG2), 3)).copy()  # [gh, gw, 3] uint8
     base = BaseLayer(MAX_FACTOR_LOG2, 8, samples)
     return base if np.array_equal(to_uint8(upsample(base, w, h)), image) else None
+
+
+# The encoder weighs the base layer alone against its file only when the file holds this many
+# Gaussians or fewer (a tiny budget): the check decodes up to eight base-only files, 0.4 s on a
+# Kodak-sized image, which a file of thousands of Gaussians never loses to.
+BASE_ALONE_CHECK_UP_TO = 32
+
+
+def better_base_alone(arr: np.ndarray, data: bytes, psnr_of_data: float, bits: BitDepths, metadata,
+                      sample_bits: int) -> tuple[bytes, float] | None:
+    """(file, PSNR) of the base layer alone, no Gaussians, when one is no larger than ``data``
+    (the encoder's file of arr uint8 [H, W, 3], decoding at ``psnr_of_data`` dB) and decodes
+    better: each grid from the coarsest (one sample a channel up to 1024 x 1024 pixels) to
+    8-pixel blocks of ``sample_bits``-bit block means is tried, while its file fits. A tiny
+    budget (a 32 x 32 image at 0.1 bpp, a 1 x 32 image) leaves room for one or two poorly fitted
+    Gaussians, which decoded below the image's mean colour (7 against 20 dB); else None."""
+    from gipp_codec.decoder import decode
+
+    h, w = arr.shape[:2]
+    best = None
+    for f in range(MAX_FACTOR_LOG2, MIN_FACTOR_LOG2 - 1, -1):
+        candidate = _base_only_file(w, h, bits, base_from_image(arr, f, sample_bits), metadata)
+        if len(candidate) > len(data):
+            break  # finer grids only grow
+        p = psnr(decode(candidate), arr)
+        if p > psnr_of_data and (best is None or p > best[1]):
+            best = (candidate, p)
+    return best
 
 
 def _base_only_file(width: int, height: int, bits: BitDepths, base: BaseLayer, metadata) -> bytes:
@@ -418,13 +449,23 @@ def encode_with_report(
                 data, qreport = data2, qreport2
     seconds = time.perf_counter() - t0
     p, m, info = _measure(data, arr)
-    n_final = int(info.get("gaussian_count", qreport.gaussians))
+    t1 = time.perf_counter()
+    n_kept = int(info.get("header", {}).get("gaussian_count", qreport.gaussians))
+    alone = None
+    if qat.base_samples_across_at(rate) is not None and n_kept <= BASE_ALONE_CHECK_UP_TO:
+        alone = better_base_alone(arr, data, p, bits, metadata, qat.base_bits)
+    if alone is not None:  # block colours beat the Gaussians the budget holds
+        data = alone[0]
+        seconds += time.perf_counter() - t1
+        p, m, info = _measure(data, arr)
+    n_final = int(info.get("header", {}).get("gaussian_count", qreport.gaussians))  # the file's
     report = EncodeReport(
         bytes=len(data), bpp=len(data) * 8 / (h * w), psnr=p, ms_ssim=m, gaussians=n_final,
         seconds=seconds, width=w, height=h, bits=(bits.position, bits.covariance, bits.color),
         bits_per_gaussian=len(data) * 8 / n_final if n_final else None,
-        attribute_bits=info.get("bits", {}), psnr_encoder=qreport.psnr, iterations=qreport.iterations,
-        passes=passes, device=qreport.device, target_bpp=bpp, grey=is_gray(arr),
+        attribute_bits=info.get("bits", {}), psnr_encoder=p if alone is not None else qreport.psnr,
+        iterations=qreport.iterations, passes=passes, device=qreport.device, target_bpp=bpp, grey=is_gray(arr),
+        base_only=alone is not None,
     )
     return data, report
 

@@ -21,6 +21,7 @@ partial file.
 
 import io
 import os
+import re
 import secrets
 import stat
 import warnings
@@ -222,7 +223,15 @@ def _decode_with_pillow(data: bytes, name: str) -> tuple[np.ndarray, ImageMetada
             rgb = _to_rgb8(im, name, bits)
     except GimgError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = f"{int(found.group(1))} pixels" if found else f"more than {2 * MAX_INPUT_PIXELS} pixels"
+        raise InputImageError(f"{name}: image too large (its header declares {declared}; gimg reads at most "
+                              f"{MAX_INPUT_PIXELS})") from None
+    except UnidentifiedImageError as exc:
+        if bytes(data[:4]) == b"\x89GIM":
+            raise InputImageError(f"{name}: is a .gimg file, not an image to encode; "
+                                  "`gimg decode` makes an image of it") from None
         raise InputImageError(f"{name}: not a readable image ({exc.__class__.__name__})") from None
     except Exception as exc:  # noqa: BLE001  (Pillow's plugins raise TypeError, struct.error, ... on damaged bytes)
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
@@ -238,7 +247,8 @@ def check_output_path(path: str | os.PathLike) -> Path:
     """The file an output written to ``path`` will create or replace, checked before any
     work is done: a symbolic link is followed to the file it names; a GimgError when the
     path is empty or ends in a separator, names a folder, a device, a pipe or a socket
-    (never replaced), or lies in a folder that does not exist or cannot be written. For
+    (never replaced), is a read-only file (no write permission for anyone: not replaced), or
+    lies in a folder that does not exist or cannot be written. For
     ``-`` (standard output) a GimgError when that is a terminal; it returns Path("-")."""
     raw = os.fspath(path)
     if is_stdio(raw):
@@ -260,6 +270,9 @@ def check_output_path(path: str | os.PathLike) -> Path:
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise GimgError(f"{raw}: exists and is not a regular file (a device, pipe or socket); "
                         f"gimg does not replace it")
+    if st is not None and not st.st_mode & 0o222:  # the rename would replace it even so (and as root)
+        raise GimgError(f"{raw}: exists and is read-only; gimg does not replace it (make it writable or "
+                        f"remove it first)")
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise GimgError(f"{raw}: output folder {folder} does not exist")

@@ -20,11 +20,18 @@ def is_stdio(path) -> bool:
     return os.fspath(path) == STDIO_PATH
 
 
+def one_line(text: str) -> str:
+    """``text`` with its unprintable characters (a newline in a file name, C1 controls, line
+    and paragraph separators) written as escapes, so that a message stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def display_name(path, output: bool = False) -> str:
-    """How messages name ``path``: "standard input" / "standard output" for ``-``, else the path."""
+    """How messages and summaries name ``path``: "standard input" / "standard output" for
+    ``-``, else the path with its control characters escaped (``one_line``)."""
     if is_stdio(path):
         return "standard output" if output else "standard input"
-    return os.fspath(path)
+    return one_line(os.fsdecode(os.fspath(path)))
 
 
 def _is_terminal(stream) -> bool:

@@ -199,7 +199,7 @@ def test_a_terminal_sees_the_bar_prepare_then_count_down(files):
         os.close(primary)
     shown = b"".join(chunks).decode(errors="replace")
     assert r.returncode == 0, shown
-    assert "encoding" in shown and "preparing (1st run compiles kernels)" in shown
+    assert "encoding" in shown and "preparing (a first run compiles kernels)" in shown
     assert shown.index("preparing") < shown.index("float N=")
     assert " left" in shown and "qat N=" in shown
     assert (files / "bar.gimg").stat().st_size > 0

@@ -59,9 +59,20 @@ def test_deterministic_for_seed(encoded):
     assert again == data
 
 
+def _shapes_image(h=64, w=72) -> np.ndarray:
+    """``_image`` with a disc and stripes: sharp edges that a base layer of block colours cannot
+    draw, so that a small budget's Gaussians beat the base layer alone (on ``_image``'s smooth
+    gradients the base alone decoded better at 0.5 bpp, and the encoder writes it then)."""
+    img = _image(h, w).astype(np.int32)
+    y, x = np.mgrid[0:h, 0:w]
+    img[(x - 0.55 * w) ** 2 + (y - 0.47 * h) ** 2 < 0.033 * h * w] = [230, 40, 60]
+    img[(y // 6) % 2 == 0, : w // 6] = 20
+    return img.clip(0, 255).astype(np.uint8)
+
+
 @pytest.mark.parametrize("target", [0.5, 2.0])
 def test_bpp_target_reached(target):
-    img = _image(64, 72, seed=3)
+    img = _shapes_image(64, 72)
     data, report = encode_with_report(img, bpp=target, iterations=60)
     assert report.target_bpp == target
     assert abs(report.bpp / target - 1) <= 0.05  # the CLI's promise; Kodak is measured in BENCHMARKS.md
@@ -670,8 +681,87 @@ def test_the_package_lists_its_api():
     import gipp_codec
 
     names = {"encode", "encode_with_report", "decode", "open_gimg", "read_info", "read_gaussians", "pack_gaussians",
-             "fit_image"}
+             "fit_image", "GimgError", "InputImageError", "ConfigError", "FormatError", "GimgWarning"}
     assert names <= set(dir(gipp_codec)) and set(gipp_codec.__all__) == names
     scope: dict = {}
     exec("from gipp_codec import *", scope)
     assert names <= set(scope)
+
+
+def test_input_metadata_over_a_tenth_of_the_budget_is_named_and_can_be_stripped(tmp_path):
+    """An ICC profile counts towards --bpp's budget: encode warns when it takes more than a
+    tenth, --strip-metadata leaves it out (the file then holds no iccp chunk and more Gaussians)."""
+    png = tmp_path / "icc.png"
+    Image.fromarray(_shapes_image(40, 48)).save(png, icc_profile=b"\0" * 400)  # 400 bytes of a 480-byte budget
+    runner = CliRunner()
+    kept = runner.invoke(cli, ["encode", str(png), str(tmp_path / "k.gimg"), "--bpp", "2", "-i", "20", "--json"])
+    assert kept.exit_code == 0, kept.output
+    assert "carrying the input's ICC profile costs 412 bytes" in kept.stderr and "--strip-metadata" in kept.stderr
+    stripped = runner.invoke(cli, ["encode", str(png), str(tmp_path / "s.gimg"), "--bpp", "2", "-i", "20",
+                                   "--strip-metadata", "--json"])
+    assert stripped.exit_code == 0 and "ICC" not in stripped.stderr
+    k, s = (json.loads(r.output.strip().splitlines()[-1]) for r in (kept, stripped))
+    assert k["attribute_bits"]["metadata"] == 8 * 400 and s["attribute_bits"]["metadata"] == 0
+    assert s["gaussians"] > k["gaussians"]
+    assert read_info((tmp_path / "s.gimg").read_bytes())["bits"]["metadata"] == 0
+
+
+def test_seeds_are_bounded_by_what_the_generator_keeps():
+    """torch's CPU generator keeps 32 bits of a seed, so seeds 2^32 apart made the same file:
+    the range stops at 2^32 - 1."""
+    from gipp_codec.fit.api import check_seed
+
+    assert check_seed(2 ** 32 - 1) == 2 ** 32 - 1
+    with pytest.raises(ConfigError, match=r"0\.\.4294967295"):
+        check_seed(2 ** 32)
+
+
+def test_the_summary_escapes_a_newline_in_the_output_name(tmp_path):
+    png = tmp_path / "in.png"
+    Image.fromarray(_image()).save(png)
+    res = CliRunner().invoke(cli, ["encode", str(png), str(tmp_path / "a\nb.gimg"), "-n", "5", "-i", "10"])
+    assert res.exit_code == 0, res.output
+    assert "a\\nb.gimg: 48x40" in res.stdout and len(res.stdout.strip().splitlines()) == 2
+
+
+def test_a_path_or_file_bytes_given_to_encode_say_to_read_them_first():
+    from gipp_codec import InputImageError, encode
+
+    with pytest.raises(InputImageError, match="read the file first"):
+        encode("photo.png")
+    with pytest.raises(InputImageError, match="decode them first"):
+        encode(b"\x89PNG")
+
+
+def read_gaussians_of(data: bytes):
+    """The quantized Gaussians a file holds (canonical order)."""
+    from gipp_codec.format import parse_gimg
+
+    return parse_gimg(data).gaussians
+
+
+def test_a_budget_too_small_for_useful_gaussians_gets_the_base_layer_alone(tmp_path):
+    """At 0.1 bpp a 32 x 32 image holds one Gaussian, which decoded below the image's block
+    colours: the encoder writes the base layer alone when it is no larger and decodes better,
+    and says so; at a useful rate it keeps its Gaussians."""
+    from gipp_codec.encoder import better_base_alone
+    from gipp_codec.fit.config import FitConfig
+    from gipp_codec.format import BitDepths, write_gimg
+
+    small = _image(32, 32)
+    data, report = encode_with_report(small, bpp=0.1, iterations=30)
+    assert report.base_only and report.gaussians == 0 and report.bits_per_gaussian is None
+    assert read_info(data)["header"]["gaussian_count"] == 0 and read_info(data)["base"] is not None
+    assert psnr(decode(data), small) == pytest.approx(report.psnr, abs=1e-9)
+    one = write_gimg(read_gaussians_of(encode_with_report(small, gaussians=1, iterations=30, config=FitConfig()
+                                                          .with_qat(base_samples_across=None))[0]))
+    p_one = psnr(decode(one), small)
+    alone = better_base_alone(small, one, p_one, BitDepths(), None, 6)
+    assert alone is not None and len(alone[0]) <= len(one) and alone[1] > p_one
+    full, good = encode_with_report(_image(), bpp=2.0, iterations=60)
+    assert not good.base_only and good.gaussians > 10
+    assert better_base_alone(_image(), full, good.psnr, BitDepths(), None, 6) is None
+    png = tmp_path / "s.png"
+    Image.fromarray(small).save(png)
+    res = CliRunner().invoke(cli, ["encode", str(png), str(tmp_path / "s.gimg"), "--bpp", "0.1", "-i", "30"])
+    assert res.exit_code == 0 and "the base layer alone (block colours, no Gaussians) decodes better" in res.stderr

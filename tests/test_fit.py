@@ -453,6 +453,28 @@ def test_removal_importance_is_the_clamped_error_each_removal_adds():
     assert torch.allclose(ranked, costs / (variance[row, col].double() + 0.01))
 
 
+@pytest.mark.parametrize("h, w, window", [(7, 5, 3), (40, 33, 8), (40, 33, 9), (50, 70, 101), (1, 1, 5), (3, 200, 64)])
+def test_box_means_from_summed_area_tables_equal_avg_pool(h, w, window):
+    """The summed-area tables that serve wide windows (a fit of very few Gaussians) give
+    avg_pool2d's clipped box means, odd and even windows, windows wider than the image."""
+    from gipp_codec.fit.prune import box_means
+
+    t = torch.rand(3, h, w, generator=torch.Generator().manual_seed(h * w + window))
+    pad = window // 2
+    want = torch.nn.functional.avg_pool2d(t[None], window, stride=1, padding=pad, count_include_pad=False)[0]
+    got = box_means(t, window, pad)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=2e-6, rtol=0)
+
+
+def test_local_variance_of_a_wide_window_is_the_whole_image_variance():
+    """A window wider than twice the image covers all of it at every pixel (the one-Gaussian
+    case that took avg_pool2d 40 s on 384 x 256)."""
+    target = torch.rand(24, 40, 3, generator=torch.Generator().manual_seed(1))
+    variance = local_variance(target, 81)  # [24, 40]
+    whole = target.double().var(dim=(0, 1), unbiased=False).sum()
+    assert variance.shape == (24, 40) and torch.allclose(variance.double(), whole.expand(24, 40), atol=1e-5)
+
+
 def test_contrast_importance_favours_faint_gaussians_in_flat_areas():
     target = torch.full((8, 16, 3), 0.5)
     target[:, 8:] = torch.rand(8, 8, 3, generator=torch.Generator().manual_seed(0))  # right half textured

@@ -359,3 +359,32 @@ def test_sixteen_bit_grey_rounds_as_the_float_formula_in_integers():
     wide = np.random.default_rng(0).integers(-2**31, 2**31, (1500, 3001), dtype=np.int64).astype(np.int32)
     wide[0, :6] = [-(2**31), -1, 65535, 65536, 2**31 - 1, 128]
     assert np.array_equal(_gray16_to_8(wide), reference(wide))
+
+
+def test_a_read_only_output_is_not_replaced(tmp_path):
+    """The rename would replace a file without write permission (as root too): it is refused,
+    and a writable one is still replaced."""
+    from gipp_codec.imageio import check_output_path
+
+    out = tmp_path / "ro.gimg"
+    out.write_bytes(b"keep me")
+    out.chmod(0o444)
+    with pytest.raises(GimgError, match="read-only"):
+        check_output_path(out)
+    out.chmod(0o644)
+    assert check_output_path(out) == out
+
+
+def test_an_image_declaring_too_many_pixels_and_a_gimg_given_as_an_image_say_so():
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+    with pytest.raises(InputImageError, match=r"image too large \(its header declares 10000000000 pixels"):
+        decode_image_bytes(bomb, "bomb.png")
+    with pytest.raises(InputImageError, match="is a .gimg file, not an image to encode"):
+        decode_image_bytes(b"\x89GIM\r\n\x1a\n\x01\x05" + bytes(30), "x.gimg")

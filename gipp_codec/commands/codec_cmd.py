@@ -18,14 +18,39 @@ from gipp_codec.stdio import display_name
 from gipp_codec.stdio import echo_line
 
 
-def _missed_rate_reason(report, bpp: float) -> str:
+# --bpp's budget holds the input's ICC profile and EXIF (the file carries them): above this
+# share of it the encoder says so before it starts, and names --strip-metadata
+METADATA_WARN_SHARE = 0.1
+
+
+def _metadata_bytes(meta) -> tuple[int, str]:
+    """(bytes of the ICC profile and EXIF block the file will carry, their chunks' 12 bytes each
+    included; what they are, for a message: "ICC profile", "EXIF" or both)."""
+    held = [(name, b) for name, b in (("ICC profile", meta.icc_profile), ("EXIF", meta.exif)) if b]
+    return sum(len(b) + 12 for _, b in held), " and ".join(name for name, _ in held)
+
+
+def _missed_rate_reason(report, bpp: float, metadata: tuple[int, str] = (0, "")) -> str:
     """Why an encode's file missed its --bpp target, for the warning."""
     if report.bpp > bpp and report.gaussians <= 1:
-        return (f"a {report.width}x{report.height} file cannot be smaller than its header and "
-                "one Gaussian")
+        extra = f", the input's {metadata[1]} ({metadata[0]} bytes; --strip-metadata)" if metadata[0] else ""
+        return (f"a {report.width}x{report.height} file cannot be smaller than its header{extra} and "
+                + ("its base layer" if report.base_only else "one Gaussian"))
     if report.bpp > bpp:
         return "the trim to the budget stopped short"
+    if report.base_only:
+        return "the base layer alone decodes better than the Gaussians a full budget holds"
     return "long fits can leave part of the budget unused"
+
+
+def _warn_if_rate_missed(report, bpp: float | None, metadata: tuple[int, str]) -> None:
+    """The warning that a file is more than ``BPP_PROMISE`` from its --bpp target, with why."""
+    from gipp_codec.encoder import BPP_PROMISE
+
+    if bpp is not None and abs(report.bpp / bpp - 1.0) > BPP_PROMISE:
+        click.echo(f"gimg: warning: {report.bpp:.4f} bpp is {100 * (report.bpp / bpp - 1.0):+.1f} % from the "
+                   f"target {bpp} (more than {100 * BPP_PROMISE:.0f} %; {_missed_rate_reason(report, bpp, metadata)})",
+                   err=True)
 
 
 @click.command("encode")
@@ -36,7 +61,7 @@ def _missed_rate_reason(report, bpp: float) -> str:
 @click.option("--bpp", type=float, default=None,
               help="Target bits per pixel, up to 64 (instead of --gaussians) [default: 0.5 when neither is given].")
 @click.option("--iterations", "-i", type=int, default=None, help="Optimisation steps (default: the config's).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (deterministic on CPU).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed, 0 to 2^32 - 1 (deterministic on CPU).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--bits", default=None,
               help="Bit depths position,covariance,colour [default: P,7,5 below 0.25 bpp, P,7,6 from "
@@ -52,15 +77,19 @@ def _missed_rate_reason(report, bpp: float) -> str:
                    "(format 1.4's payload coding 3, which decoders of 1.3 cannot read); auto: b below "
                    "0.5 bpp and on grey images, the correlation from 0.5 bpp up [default: auto; b with --paper "
                    "or --no-base].")
+@click.option("--strip-metadata", is_flag=True,
+              help="Leave the input's ICC profile and EXIF out of the file (by default they are carried "
+                   "into it and the decoded image, and count towards --bpp's budget).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (last stdout line).")
 def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bits, paper, no_base, covariance_form,
-           as_json):
+           strip_metadata, as_json):
     """Encode the image IN.png to OUT.gimg at N Gaussians or a target bpp (default 0.5 bpp).
     Either may be - for standard input or output."""
     from gipp_codec.commands.progress import progress_bar
-    from gipp_codec.encoder import BPP_PROMISE, MAX_BPP, encode_with_report, resolve_rate
+    from gipp_codec.encoder import MAX_BPP, encode_with_report, resolve_rate
     from gipp_codec.fit.config import FitConfig
-    from gipp_codec.imageio import atomic_write_bytes, check_distinct_paths, check_output_path, load_image
+    from gipp_codec.imageio import (ImageMetadata, atomic_write_bytes, check_distinct_paths, check_output_path,
+                                    load_image)
     from gipp_codec.output_format import check_gimg_output_name
 
     asked = gaussians is not None or bpp is not None  # a rate or a count given, rather than the default
@@ -78,6 +107,15 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     check_output_path(output_path)  # before minutes of fitting
     check_gimg_output_name(output_path)
     image, meta = load_image(input_path)
+    if strip_metadata:
+        meta = ImageMetadata()
+    metadata = _metadata_bytes(meta)
+    meta_bytes = metadata[0]
+    if bpp is not None and meta_bytes > METADATA_WARN_SHARE * bpp * image.shape[0] * image.shape[1] / 8:
+        click.echo(f"gimg: warning: carrying the input's {metadata[1]} costs {meta_bytes} bytes, "
+                   f"{100 * meta_bytes / (bpp * image.shape[0] * image.shape[1] / 8):.0f} % of the --bpp budget, "
+                   f"which the Gaussians do without; --strip-metadata leaves {'them' if ' and ' in metadata[1] else 'it'} "
+                   "out", err=True)
     config = FitConfig.paper() if paper else FitConfig()
     if no_base:
         config = config.with_qat(base_samples_across=None, covariance_form="b", compact_grid=False)
@@ -93,14 +131,17 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     else:
         data, report = encode_with_report(image, **kwargs)
     atomic_write_bytes(output_path, data)
-    if report.base_only:
+    if report.base_only and report.psnr == float("inf"):
         click.echo("gimg: the image is one colour: its base layer alone decodes to it exactly, so the file "
                    "holds no Gaussians" + (" and the rate or count asked for is not spent" if asked else ""),
                    err=True)
-    elif bpp is not None and abs(report.bpp / bpp - 1.0) > BPP_PROMISE:
-        click.echo(f"gimg: warning: {report.bpp:.4f} bpp is {100 * (report.bpp / bpp - 1.0):+.1f} % from the "
-                   f"target {bpp} (more than {100 * BPP_PROMISE:.0f} %; {_missed_rate_reason(report, bpp)})", err=True)
+    else:
+        if report.base_only:
+            click.echo(f"gimg: the base layer alone (block colours, no Gaussians) decodes better "
+                       f"({report.psnr:.2f} dB) than the Gaussians that fit in the file, so the file is that", err=True)
+        _warn_if_rate_missed(report, bpp, metadata)
     summary = {"input": str(input_path), "output": str(output_path), **report.summary()}
+
     if as_json:
         emit_json(summary)
         return

@@ -21,7 +21,7 @@ from gipp_codec.stdio import echo_line
               help="Write the rendered image here: PNG, or PPM/BMP/TIFF by the extension.")
 @click.option("--out", "out_path", type=click.Path(readable=False, path_type=str), default=None,
               help="Keep the representation as a lossless float32 .gimg file (gimg decode re-renders it).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (deterministic on CPU).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed, 0 to 2^32 - 1 (deterministic on CPU).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--paper", is_flag=True, help="Use the paper's settings (FitConfig.paper()) instead of ours.")
 @click.option("--backend", type=click.Choice(["auto", "reference", "cpu"]), default="auto", hidden=True,

@@ -11,7 +11,7 @@ import time
 
 import click
 
-PREPARING = "preparing (1st run compiles kernels)"  # a first run after an install: the numba JIT
+PREPARING = "preparing (a first run compiles kernels)"  # a first run after an install: the numba JIT
 BAR_WIDTH = 20  # so that label, bar, percentage and the longest text fit 80 columns
 MIN_ELAPSED_FOR_ETA = 0.5  # seconds of steps measured before the time left is shown
 

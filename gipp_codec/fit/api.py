@@ -41,7 +41,8 @@ from gipp_codec.render.convention import to_uint8
 
 MAX_GAUSSIANS = K.MAX_GAUSSIANS  # absolute cap on N, the format's (also bounded by 4 x the pixel count)
 MAX_ITERATIONS = 10_000_000
-MAX_SEED = (1 << 63) - 1
+# torch's CPU generator (mt19937) keeps 32 bits of a seed: seeds 2^32 apart gave the same file
+MAX_SEED = (1 << 32) - 1
 
 
 @dataclass
@@ -103,8 +104,8 @@ class QuantReport:
 
 
 def check_seed(seed) -> int:
-    """``seed`` as an int if it is an integer in 0 .. 2^63 - 1 (what the random generators
-    take), else a ConfigError."""
+    """``seed`` as an int if it is an integer in 0 .. 2^32 - 1 (the seeds that give different
+    fits), else a ConfigError."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
         raise ConfigError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
     return int(seed)
