@@ -120,7 +120,7 @@ def better_base_alone(arr: np.ndarray, data: bytes, psnr_of_data: float, bits: B
     better: each grid from the coarsest (one sample a channel up to 1024 x 1024 pixels) to
     8-pixel blocks of ``sample_bits``-bit block means is tried, while its file fits. A tiny
     budget (a 32 x 32 image at 0.1 bpp, a 1 x 32 image) leaves room for one or two poorly fitted
-    Gaussians, which decoded below the image's mean colour (7 against 20 dB); else None."""
+    Gaussians, which can decode below the image's block colours; else None."""
     from gipp_codec.decoder import decode
 
     h, w = arr.shape[:2]

@@ -206,7 +206,8 @@ def test_encoder_fits_the_gaussians_over_the_base():
     img = np.stack([x * 3, y * 4, 120 + 0 * x], axis=-1).astype(np.float64)
     img += 40 * np.sin(x / 3.0)[..., None] * (y > 24)[..., None]
     img = np.clip(img, 0, 255).astype(np.uint8)
-    cfg = FitConfig().with_qat(base_samples_across=4, covariance_form="b")  # (coding 3 would make it 1.4)
+    # (coding 3 would make it 1.4, the binary16 grid 1.5)
+    cfg = FitConfig().with_qat(base_samples_across=4, covariance_form="b", compact_grid=False)
     data, report = encode_with_report(img, gaussians=40, iterations=150, config=cfg)
     parsed = parse_gimg(data)
     assert parsed.base is not None and parsed.base.factor == 16 and data[9] == 3
@@ -242,8 +243,9 @@ def test_cli_no_base_and_info(tmp_path):
         res = runner.invoke(cli, ["encode", str(src), str(out), "-n", "10", "-i", "10", *flags])
         assert res.exit_code == 0, res.output
         assert (parse_gimg(out.read_bytes()).base is not None) == has_base
-        # 10 Gaussians on 32 x 24 are above 0.5 bpp: coding 3 (1.4) by default; --no-base writes 1.2
-        assert parse_gimg(out.read_bytes()).version == ((1, 4) if has_base else (1, 2))
+        # 10 Gaussians on 32 x 24 are above 0.5 bpp: coding 3 (1.4) and the binary16 grid (1.5) by
+        # default; --no-base writes 1.2
+        assert parse_gimg(out.read_bytes()).version == ((1, 5) if has_base else (1, 2))
         res = runner.invoke(cli, ["info", str(out), "--json"])
         base = json.loads(res.output.strip().splitlines()[-1])["base"]
         assert (base is not None) == has_base

