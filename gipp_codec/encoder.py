@@ -107,32 +107,37 @@ def one_colour_base(image: np.ndarray) -> BaseLayer | None:
     return base if np.array_equal(to_uint8(upsample(base, w, h)), image) else None
 
 
-# The encoder weighs the base layer alone against its file only when the file holds this many
-# Gaussians or fewer (a tiny budget): the check decodes up to eight base-only files, 0.4 s on a
+# With --bpp, the encoder weighs the base layer alone against its file only when the file holds
+# this many Gaussians or fewer (a tiny budget): the check decodes up to eight base-only files, 0.4 s on a
 # Kodak-sized image, which a file of thousands of Gaussians never loses to.
 BASE_ALONE_CHECK_UP_TO = 32
 
 
 def better_base_alone(arr: np.ndarray, data: bytes, psnr_of_data: float, bits: BitDepths, metadata,
-                      sample_bits: int) -> tuple[bytes, float] | None:
+                      sample_bits: int, budget_bits: float | None = None) -> tuple[bytes, float] | None:
     """(file, PSNR) of the base layer alone, no Gaussians, when one is no larger than ``data``
     (the encoder's file of arr uint8 [H, W, 3], decoding at ``psnr_of_data`` dB) and decodes
     better: each grid from the coarsest (one sample a channel up to 1024 x 1024 pixels) to
-    8-pixel blocks of ``sample_bits``-bit block means is tried, while its file fits. A tiny
-    budget (a 32 x 32 image at 0.1 bpp, a 1 x 32 image) leaves room for one or two poorly fitted
-    Gaussians, which can decode below the image's block colours; else None."""
+    8-pixel blocks of ``sample_bits``-bit block means is tried, while its file is no larger.
+    The best of those within ``budget_bits`` is taken, or, when none is, the smallest (the
+    coarsest grid). A tiny budget (a 32 x 32 image at 0.1 bpp, a 1 x 32 image) leaves room for
+    one or two poorly fitted Gaussians, which can decode below the image's block colours; else
+    None."""
     from gipp_codec.decoder import decode
 
     h, w = arr.shape[:2]
-    best = None
+    better = []  # (file, PSNR) of the grids that beat data, coarsest first
     for f in range(MAX_FACTOR_LOG2, MIN_FACTOR_LOG2 - 1, -1):
         candidate = _base_only_file(w, h, bits, base_from_image(arr, f, sample_bits), metadata)
         if len(candidate) > len(data):
             break  # finer grids only grow
         p = psnr(decode(candidate), arr)
-        if p > psnr_of_data and (best is None or p > best[1]):
-            best = (candidate, p)
-    return best
+        if p > psnr_of_data:
+            better.append((candidate, p))
+    if not better:
+        return None
+    fitting = [c for c in better if budget_bits is None or 8 * len(c[0]) <= budget_bits]
+    return max(fitting, key=lambda c: c[1]) if fitting else min(better, key=lambda c: len(c[0]))
 
 
 def _base_only_file(width: int, height: int, bits: BitDepths, base: BaseLayer, metadata) -> bytes:
@@ -451,9 +456,9 @@ def encode_with_report(
     p, m, info = _measure(data, arr)
     t1 = time.perf_counter()
     n_kept = int(info.get("header", {}).get("gaussian_count", qreport.gaussians))
-    alone = None
-    if qat.base_samples_across_at(rate) is not None and n_kept <= BASE_ALONE_CHECK_UP_TO:
-        alone = better_base_alone(arr, data, p, bits, metadata, qat.base_bits)
+    alone = None  # with --bpp only: a count asked for (--gaussians) is kept
+    if bpp is not None and qat.base_samples_across_at(rate) is not None and n_kept <= BASE_ALONE_CHECK_UP_TO:
+        alone = better_base_alone(arr, data, p, bits, metadata, qat.base_bits, bpp * h * w)
     if alone is not None:  # block colours beat the Gaussians the budget holds
         data = alone[0]
         seconds += time.perf_counter() - t1

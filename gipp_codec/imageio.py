@@ -225,7 +225,7 @@ def _decode_with_pillow(data: bytes, name: str) -> tuple[np.ndarray, ImageMetada
         raise
     except Image.DecompressionBombError as exc:
         found = re.search(r"\((\d+) pixels\)", str(exc))
-        declared = f"{int(found.group(1))} pixels" if found else f"more than {2 * MAX_INPUT_PIXELS} pixels"
+        declared = f"{int(found.group(1))} pixels" if found else f"more than {MAX_INPUT_PIXELS} pixels"
         raise InputImageError(f"{name}: image too large (its header declares {declared}; gimg reads at most "
                               f"{MAX_INPUT_PIXELS})") from None
     except UnidentifiedImageError as exc:

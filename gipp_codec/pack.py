@@ -249,7 +249,9 @@ def pack_gaussians(arrays: Mapping, bits: BitDepths | tuple | None = None, float
     kept when ``bits`` and ``float32`` are not given, and only if they dequantize to exactly
     ``means``, ``covs`` and ``colors`` (an edited export must drop them, or give ``bits``).
     ``render_convention`` (1 or 2) overrides the input's; without either it is 2, what gimg
-    writes. No ICC profile or EXIF block is written. A ConfigError for anything malformed or
+    writes. No ICC profile or EXIF block is written. Quantized Gaussians whose grid is binary16
+    exactly (kept codes of a 1.5 file, or given scales such as 2^-k) are written in attribute
+    mode 2 (format 1.5, ``write_gimg``'s choice). A ConfigError for anything malformed or
     over the format's limits, the render work included."""
     from gipp_codec.format.container import check_render_work
 

@@ -761,6 +761,13 @@ def test_a_budget_too_small_for_useful_gaussians_gets_the_base_layer_alone(tmp_p
     full, good = encode_with_report(_image(), bpp=2.0, iterations=60)
     assert not good.base_only and good.gaussians > 10
     assert better_base_alone(_image(), full, good.psnr, BitDepths(), None, 6) is None
+    counted, by_count = encode_with_report(small, gaussians=1, iterations=30)  # a count asked for is kept
+    assert not by_count.base_only and read_info(counted)["header"]["gaussian_count"] == 1
+    # over a budget no file meets, the smallest better grid; within one, the best that fits
+    smallest = better_base_alone(small, one, p_one, BitDepths(), None, 6, budget_bits=8.0)
+    roomy = better_base_alone(small, one, p_one, BitDepths(), None, 6, budget_bits=8.0 * len(one))
+    assert roomy == alone and smallest is not None and smallest[1] > p_one
+    assert len(smallest[0]) <= len(roomy[0]) and smallest[1] <= roomy[1]
     png = tmp_path / "s.png"
     Image.fromarray(small).save(png)
     res = CliRunner().invoke(cli, ["encode", str(png), str(tmp_path / "s.gimg"), "--bpp", "0.1", "-i", "30"])

@@ -37,7 +37,7 @@ def test_one_size_is_encoded_and_measured(tmp_path, capsys):
     (row,) = json.loads(out.read_text())["rows"]
     assert (row["width"], row["height"], row["tiles"]) == (16, 12, 1)
     # (a 16 x 12 tile at 0.5 bpp fits no useful Gaussian: the encoder may write the base layer alone)
-    assert row["gaussians"] >= 0 and row["seconds"] > 0 and row["peak_rss_mib"] > 10
+    assert row["gaussians"] >= 0 and row["seconds"] > 0 and row["peak_rss_mib"] > 10 and row["psnr"] > 5
     assert row["process_seconds"] >= row["seconds"]
     assert "| 1x1 | 16x12 |" in capsys.readouterr().out
 

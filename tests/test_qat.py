@@ -649,3 +649,66 @@ def test_the_residual_colour_pricing_reaches_the_rate_term_and_the_search(monkey
     assert terms and set(terms) == {residuals} and searches == [residuals]
     with pytest.raises(ConfigError, match="rate_color_residuals"):
         FitConfig().replace(qat=QATConfig(rate_color_residuals="yes"))
+
+
+# -- the compact grid (format 1.5's attribute mode 2) ------------------------------------------
+
+def test_compact_grid_covers_a_held_range_and_keeps_zero_on_b():
+    """Rounding a grid to binary16 can shorten it; a held range (the image's width) is covered
+    again, by a lower step count or a scale one binary16 ulp up; b's 0 stays on its grid."""
+    from gipp_codec.format.compact_grid import compact_form
+    from gipp_codec.format.constants import CHANNEL_LIMITS
+    from gipp_codec.quant.lsq import compact_grid
+
+    qmax = np.array([4095, 4095, 127, 127, 127, 63, 63, 63], np.float64)
+    for width in (768, 1920, 4000, 8192):
+        s32 = np.array([width / 4095, 512 / 4095, 0.05, 0.01, 0.05, 0.02, 0.02, 0.02], np.float32)
+        o32 = np.array([0, 0, -1.5, np.float32(-37 * np.float32(0.01)), -1.4, -0.4, -0.5, -0.4], np.float32)
+        held = np.full((2, 8), np.nan)
+        held[:, 0], held[:, 1] = (0.0, width), (0.0, 512.0)
+        s, o = compact_grid(s32, o32, qmax, held, np.array(CHANNEL_LIMITS))
+        assert compact_form(s, o) is not None
+        for j, (lo, hi) in ((0, (0.0, width)), (1, (0.0, 512.0))):
+            top = np.float32(qmax[j] * np.float64(s[j]) + np.float64(o[j]))
+            assert o[j] <= lo and hi <= top <= hi + 3 * qmax[j] * 2.0 ** -11 * s32[j], (width, j, o[j], top)
+        assert o[3] / s[3] == -37.0
+
+
+def test_compact_grid_of_collapsed_channels_still_has_a_binary16_form():
+    """A one-Gaussian fit collapses every channel but x and y to constrain_'s floor of 1e-8,
+    below binary16's range: the scale is raised so that the grid has a binary16 form, and the
+    channel's one value moves by no more than binary16's precision of its offset."""
+    from gipp_codec.format.compact_grid import compact_form
+    from gipp_codec.format.constants import CHANNEL_LIMITS
+    from gipp_codec.quant.lsq import compact_grid
+
+    s32 = np.array([0.25, 0.25, 1e-8, 1e-8, 1e-8, 1e-8, 3.2e-8, 3.1e-3], np.float32)
+    o32 = np.array([1.0, 2.0, -2.0, 0.0, -1.9, 0.3, 0.6, 0.2], np.float32)
+    qmax = np.array([255, 255, 127, 127, 127, 31, 31, 31], np.float64)
+    s, o = compact_grid(s32, o32, qmax, np.full((2, 8), np.nan), np.array(CHANNEL_LIMITS))
+    assert compact_form(s, o) is not None and np.all(s >= 2.0 ** -14)
+    assert np.all(np.abs(o - o32) <= 2.0 ** -10 * np.abs(o32))  # binary16's precision of the offset
+
+
+def test_qat_trains_on_the_compact_grid_and_writes_mode_2():
+    """With ``compact_grid`` (the default) QAT's exported grid has a binary16 form, a
+    one-Gaussian fit's too, and the file is attribute mode 2; without it, mode 0, and the
+    master values Adam steps are put back between steps."""
+    from gipp_codec.format.compact_grid import compact_form
+
+    img = _image()
+    for n in (1, 12):
+        q, scales, offsets, _ = fit_and_quantize(img, n, iterations=40, bits=(8, 7, 6))
+        assert compact_form(scales, offsets) is not None, n
+        data = write_gimg(QuantizedGaussians(24, 16, BitDepths(8, 7, 6), q, scales, offsets))
+        assert parse_gimg(data).header["attribute_mode"] == 2 and data[9] == 5
+    cfg = FitConfig().with_qat(compact_grid=False)
+    q, scales, offsets, _ = fit_and_quantize(img, 12, iterations=40, bits=(8, 7, 6), config=cfg)
+    assert compact_form(scales, offsets) is None
+    quant = LSQPlus((8, 8, 7, 7, 7, 6, 6, 6), compact=True)
+    quant.scale.data.fill_(0.1234567)
+    quant.round_compact_()
+    rounded = float(quant.scale.detach()[0])
+    assert rounded != np.float32(0.1234567) and rounded == float(np.float16(0.1234567))
+    quant.restore_master_()
+    assert float(quant.scale.detach()[0]) == np.float32(0.1234567)

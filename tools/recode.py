@@ -32,8 +32,8 @@ from gipp_codec.imageio import atomic_write_bytes
 
 def recode(data: bytes, coding: int, binary32_grid: bool = False) -> tuple[bytes, dict]:
     """(the file re-coded with payload coding ``coding``, bit figures before and after).
-    The grid stays in binary16 (attribute mode 2, format 1.5) where it has that form, unless
-    ``binary32_grid``: mode 0, the same grid, for decoders older than 1.5."""
+    The file keeps its attribute mode (a binary16 grid, mode 2 of format 1.5, stays one), except
+    that ``binary32_grid`` writes mode 0, the same grid, for decoders older than 1.5."""
     before = parse_gimg(data)
     g = before.gaussians
     if not isinstance(g, QuantizedGaussians):
@@ -43,7 +43,7 @@ def recode(data: bytes, coding: int, binary32_grid: bool = False) -> tuple[bytes
     t0 = time.perf_counter()
     out = write_gimg(g, before.metadata, payload_coding=coding,
                      render_convention=int(before.header["render_convention"]), base=before.base,  # rendered as before
-                     compact=False if binary32_grid else None)
+                     compact=int(before.header["attribute_mode"]) == 2 and not binary32_grid)
     seconds = time.perf_counter() - t0
     after = parse_gimg(out)
     same = (np.array_equal(after.gaussians.q, g.q) and np.array_equal(after.gaussians.scales, g.scales)

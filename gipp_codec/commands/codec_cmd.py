@@ -113,7 +113,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     meta_bytes = metadata[0]
     if bpp is not None and meta_bytes > METADATA_WARN_SHARE * bpp * image.shape[0] * image.shape[1] / 8:
         click.echo(f"gimg: warning: carrying the input's {metadata[1]} costs {meta_bytes} bytes, "
-                   f"{100 * meta_bytes / (bpp * image.shape[0] * image.shape[1] / 8):.0f} % of the --bpp budget, "
+                   f"{100 * meta_bytes / (bpp * image.shape[0] * image.shape[1] / 8):.0f} % of the {bpp:g} bpp budget, "
                    f"which the Gaussians do without; --strip-metadata leaves {'them' if ' and ' in metadata[1] else 'it'} "
                    "out", err=True)
     config = FitConfig.paper() if paper else FitConfig()

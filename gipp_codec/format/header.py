@@ -65,7 +65,7 @@ HEADER_FIELDS = (
     Field("height", "I", 1, None, "image height in pixels, 1..MAX_HEIGHT"),
     Field("channels", "B", 1, None, "colour channels; must be 3 (RGB)"),
     Field("gaussian_count", "I", 1, None, "N, number of Gaussians, 0..MAX_GAUSSIANS"),
-    Field("attribute_mode", "B", 1, None, "0 = quantized, 1 = float32"),
+    Field("attribute_mode", "B", 1, None, "0 = quantized, 1 = float32, 2 = quantized with a binary16 grid (1.5)"),
     Field("render_convention", "B", 1, None, "1 or 2 = render convention 1 or 2 (spec §7)"),
     Field("payload_coding", "B", 1, None, "quantized: 1 or 2 = entropy coding 1 or 2, 3 = coding 2 with b as a correlation; float32: 0 = raw"),
     Field("bits_position", "B", 1, ATTRIBUTE_MODES_QUANTIZED, "bits of x and y, 1..16"),

@@ -364,20 +364,14 @@ class LSQPlus(nn.Module):
         ``compact``, nothing."""
         if not self.compact:
             return
-        from gipp_codec.format.compact_grid import round_to_compact
-
-        s32, o32 = self.export()  # [8], [8] (one host copy of 16 numbers)
+        s32, o32 = self.export()  # [8], [8] (one host copy of 16 numbers a step: a sync on CUDA)
         self._master = (self.scale.detach().clone(), self.offset.detach().clone())
-        s, o = round_to_compact(s32, o32)
-        qmax = self.qmax.double().cpu().numpy()
         lim = np.array(CHANNEL_LIMITS, np.float64)
         if self.correlation:
             lim[B_CHANNEL] = 1.0
-        hi = (qmax * s.astype(np.float64) + o.astype(np.float64)).astype(np.float32).astype(np.float64)
-        inside = np.isfinite(hi) & (o >= -lim) & (hi <= lim)  # [8] the header's range check
-        s, o = np.where(inside, s, s32), np.where(inside, o, o32)
-        self.scale.copy_(torch.from_numpy(s.astype(np.float32)).to(self.scale.device))
-        self.offset.copy_(torch.from_numpy(o.astype(np.float32)).to(self.offset.device))
+        s, o = compact_grid(s32, o32, self.qmax.double().cpu().numpy(), self.held.numpy(), lim)
+        self.scale.copy_(torch.from_numpy(s).to(self.scale.device))
+        self.offset.copy_(torch.from_numpy(o).to(self.offset.device))
 
     @torch.no_grad()
     def restore_master_(self) -> None:
@@ -511,6 +505,56 @@ class LSQPlus(nn.Module):
             self.scale.detach().cpu().numpy().astype(np.float32).copy(),
             self.offset.detach().cpu().numpy().astype(np.float32).copy(),
         )
+
+
+COMPACT_STEPS_MAX = 65000.0  # |offset / scale| a compact grid keeps below binary16's 65504
+SMALLEST_BINARY16 = 2.0 ** -24
+SMALLEST_NORMAL_BINARY16 = 2.0 ** -14
+
+
+def compact_grid(scales: np.ndarray, offsets: np.ndarray, qmax: np.ndarray, held: np.ndarray,
+                 limits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The encoder's grid on values attribute mode 2 holds: float32 scales [8] and offsets [8]
+    from float32 ``scales`` and ``offsets`` [8] (``qmax`` [8] the largest codes, ``held`` [2, 8]
+    the ranges each grid must keep covering, NaN where none, ``limits`` [8] the header's).
+
+    Each channel is ``format.compact_grid.round_to_compact``'s nearest grid, after two fixes:
+    a scale below binary16's range or too small for its offset to be a binary16 count of
+    steps is raised to max(2^-24, |offset| / 65000) first, and the scale of a channel whose
+    range collapsed (a step of 1e-8, ``constrain_``'s floor, or a span of 1e-6, ``_set_range``'s,
+    as every channel but x and y of a one-Gaussian fit has) to max(2^-14, |offset| / 65000), a normal binary16
+    value; such a channel's one value then moves by binary16's precision of its offset
+    (about 2^-11 of it), which the fit's other parameters absorb; and a held range that rounding left
+    uncovered (the image's width at 12 bits fell 0.2 px short of 768, 2 px of 8192) gets its
+    step count lowered or its scale raised by one binary16 ulp at a time until covered. A
+    channel whose grid would then leave ``limits`` (the header's range check) keeps its own
+    values, and the file is written in mode 0."""
+    from gipp_codec.format.compact_grid import round_to_compact
+
+    s32 = np.asarray(scales, np.float32)
+    o32 = np.asarray(offsets, np.float32)
+    # [8] a collapsed range: constrain_'s floor of 1e-8 a step, or _set_range's 1e-6 span
+    collapsed = (s32 <= 1.01e-8) | (s32.astype(np.float64) * qmax <= 1.01e-6)
+    floor = np.maximum(np.where(collapsed, SMALLEST_NORMAL_BINARY16, SMALLEST_BINARY16),
+                       np.abs(o32.astype(np.float64)) / COMPACT_STEPS_MAX)  # [8]
+    s, o = round_to_compact(np.maximum(s32.astype(np.float64), floor).astype(np.float32), o32)
+    for j in np.flatnonzero(np.isfinite(held[0]) & np.isfinite(held[1])):
+        s16 = np.float16(s[j])
+        t16 = np.float16(np.float64(o[j]) / np.float64(s16))  # exact: the grid is compact
+        for _ in range(64):
+            lo = np.float32(np.float64(t16) * np.float64(s16))
+            hi = np.float32(np.float64(qmax[j]) * np.float64(s16) + np.float64(lo))
+            if lo <= held[0, j] and hi >= held[1, j]:
+                break
+            if lo > held[0, j]:
+                t16 = np.nextafter(t16, np.float16(-np.inf))
+            else:
+                s16 = np.nextafter(s16, np.float16(np.inf))
+        s[j], o[j] = np.float32(s16), np.float32(np.float64(t16) * np.float64(s16))
+    hi = (qmax * s.astype(np.float64) + o.astype(np.float64)).astype(np.float32).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        inside = np.isfinite(hi) & (o >= -limits) & (hi <= limits)  # [8] the header's range check
+    return np.where(inside, s, s32).astype(np.float32), np.where(inside, o, o32).astype(np.float32)
 
 
 def dequantize_reference(q: np.ndarray, scales: np.ndarray, offsets: np.ndarray,
