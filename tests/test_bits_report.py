@@ -38,3 +38,21 @@ def test_size_context_bits_are_the_entropy_within_the_size_quartiles():
     q[:, 6] = np.tile(np.arange(4), 100)  # green: the same four values in each context
     got = size_context_bits(q, bits)
     assert got["b"] == 0.0 and abs(got["green"] - 2.0) < 1e-12
+
+
+def test_side_information_is_the_streams_side_bits(tmp_path, capsys):
+    """The side line sums each stream's transmitted histograms and configurations (the ``side``
+    bits of the file's accounting) and gives their share of the file."""
+    from bits_report import main, report
+
+    from gipp_codec.format import parse_gimg, write_gimg
+    from gipp_codec.format.synthetic import synthetic_quantized
+
+    path = tmp_path / "s.gimg"
+    path.write_bytes(write_gimg(synthetic_quantized(300, 64, 48, seed=3)))
+    row = report(path)
+    streams = parse_gimg(path.read_bytes()).bits["streams"]
+    want = sum(st["side"] for st in streams.values())
+    assert want > 0 and row["side_bits"] == want and row["side_share"] == want / (8 * path.stat().st_size)
+    assert main([str(path)]) == 0
+    assert f"mean {want / 300:.3f} bits/Gaussian" in capsys.readouterr().out

@@ -10,7 +10,8 @@ chosen predictor/context configuration, and the order-0 entropy of red and blue 
 residuals from green's prediction (the coder's CHANNEL predictor, spec §5.9): what QAT's
 rate term prices them at with ``QATConfig.rate_color_residuals``; and the order-0 entropy
 of b and green within the quartile contexts of the Gaussian's size q_a + q_c (the coder's
-usual contexts for them).
+usual contexts for them); and the share of the files that the streams' side information
+(their transmitted histograms and configurations) takes.
 """
 
 import argparse
@@ -81,6 +82,9 @@ def report(path: Path) -> dict:
             row["residual0_per_gaussian"] = residual_bits(g.q, g.bits.per_channel(), g.scales, g.offsets)
             row["size_context0_per_gaussian"] = size_context_bits(g.q, g.bits.per_channel())
         row["streams"] = b.get("streams", {})
+        # the streams' side information (histograms and configurations), inside the columns above
+        row["side_bits"] = float(sum(st.get("side", 0) for st in row["streams"].values()))
+        row["side_share"] = row["side_bits"] / b["total_bits"]
     return row
 
 
@@ -130,6 +134,12 @@ def main(argv=None) -> int:
     if mean_sized:
         print("order-0 entropy of b and green within the quartile contexts of q_a + q_c: "
               + ", ".join(f"{k} {v:.3f}" for k, v in mean_sized.items()))
+    sided = [r for r in with_n if "side_bits" in r]
+    if sided:
+        print(f"side information (the streams' histograms and configurations, inside the columns above): mean "
+              f"{np.mean([r['side_bits'] / r['gaussians'] for r in sided]):.3f} bits/Gaussian, "
+              f"{100 * np.mean([r['side_share'] for r in sided]):.2f} % of a file "
+              f"(range {100 * min(r['side_share'] for r in sided):.2f} to {100 * max(r['side_share'] for r in sided):.2f} %)")
     return 0
 
 
