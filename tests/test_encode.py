@@ -772,3 +772,19 @@ def test_a_budget_too_small_for_useful_gaussians_gets_the_base_layer_alone(tmp_p
     Image.fromarray(small).save(png)
     res = CliRunner().invoke(cli, ["encode", str(png), str(tmp_path / "s.gimg"), "--bpp", "0.1", "-i", "30"])
     assert res.exit_code == 0 and "the base layer alone (block colours, no Gaussians) decodes better" in res.stderr
+
+
+def test_info_explains_attribute_mode_2(tmp_path):
+    import dataclasses
+
+    from gipp_codec.format import write_gimg
+    from gipp_codec.format.compact_grid import round_to_compact
+    from gipp_codec.format.synthetic import synthetic_quantized
+
+    g = synthetic_quantized(50, 32, 24, seed=5)
+    s, o = round_to_compact(g.scales, g.offsets)
+    path = tmp_path / "c.gimg"
+    path.write_bytes(write_gimg(dataclasses.replace(g, scales=s, offsets=o)))
+    res = CliRunner().invoke(cli, ["info", str(path)])
+    assert res.exit_code == 0 and "gimg version 1.5" in res.output
+    assert "attribute_mode: quantized16 (mode 2: the grid in binary16" in res.output and "offset_steps:" in res.output

@@ -267,6 +267,8 @@ def _format_info(info: dict) -> str:
             value = ", ".join(f"{k}={v:.6g}" for k, v in value.items())
         elif name == "payload_coding" and value == 3:
             value = "3 (coding 2, b holds the correlation rho: b = rho * sqrt(a * c))"
+        elif name == "attribute_mode" and value == "quantized16":
+            value = "quantized16 (mode 2: the grid in binary16, offsets in steps; the scales and offsets below are exact)"
         lines.append(f"  {name}: {value}")
     n = b["gaussians"]
     lines.append(f"  total: {b['total_bits']} bits, {info['bpp']:.4f} bpp"
