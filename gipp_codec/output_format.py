@@ -30,14 +30,18 @@ LOSSY_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".avif", ".heic",
 
 def check_gimg_output_name(path) -> None:
     """A ConfigError when a .gimg output (``encode``'s OUT.gimg, ``fit --out``) is named as
-    an image (``.png``, ``.jpg``, ...): the file would hold .gimg bytes under an image's
-    name. Any other name (``-`` included) is taken as it is."""
+    an image (``.png``, ``.jpg``, ...) or as a NumPy archive (``.npz``, ``export``'s output):
+    the file would hold .gimg bytes under that name. Any other name (``-`` included) is taken
+    as it is."""
     if is_stdio(path):
         return
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext in LOSSLESS_FORMATS or ext in LOSSY_EXTENSIONS:
         raise ConfigError(f"{os.fspath(path)}: an image's name, but this output is a .gimg file; "
                           f"name it .gimg")
+    if ext == ".npz":
+        raise ConfigError(f"{os.fspath(path)}: a NumPy archive's name (what `gimg export` writes), but this "
+                          f"output is a .gimg file; name it .gimg")
 
 
 def output_format(path) -> str:

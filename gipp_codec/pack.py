@@ -20,8 +20,11 @@ measured rather than estimated, and any conforming decoder renders it:
 Torch-free.
 """
 
+import dataclasses
 import io
+import lzma
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -135,7 +138,14 @@ def _their_codes(arrays: Mapping, width: int, height: int, n: int) -> QuantizedG
 
 def read_pack_input(arrays: Mapping) -> PackInput:
     """Check the arrays of a Gaussian set (module docstring; ``read_npz`` for a file): a
-    ConfigError naming what is missing or malformed."""
+    ConfigError naming what is missing or malformed. A ``GaussianSet`` (``read_gaussians``)
+    is taken as its fields, and a field that is None counts as absent."""
+    if dataclasses.is_dataclass(arrays) and not isinstance(arrays, type):
+        arrays = dataclasses.asdict(arrays)
+    if not isinstance(arrays, Mapping):
+        raise ConfigError(f"expected a mapping of arrays (width, height, means, covs, colors, ...) or a "
+                          f"GaussianSet, got {type(arrays).__name__}")
+    arrays = {k: v for k, v in arrays.items() if v is not None}
     width, height = _integer(arrays, "width"), _integer(arrays, "height")
     if not (1 <= width <= K.MAX_WIDTH and 1 <= height <= K.MAX_HEIGHT and width * height <= K.MAX_PIXELS):
         raise ConfigError(f"a {width}x{height} image is outside the format's limits (1 to {K.MAX_WIDTH} a side, "
@@ -162,6 +172,8 @@ def read_pack_input(arrays: Mapping) -> PackInput:
 def read_npz(data: bytes) -> dict:
     """The arrays of .npz bytes that a Gaussian set uses (``KNOWN_ARRAYS``; no pickled
     objects, and no more than ``MAX_NPZ_BYTES`` once inflated); a GimgError for anything else."""
+    if data.startswith(K.SIGNATURE[:4]):
+        raise GimgError("a .gimg file, not a NumPy .npz file: `gimg export` makes the .npz of its Gaussians")
     if not data.startswith(b"PK"):
         raise GimgError("not a NumPy .npz file (a zip archive of .npy arrays, as numpy.savez writes)")
     try:
@@ -179,6 +191,10 @@ def read_npz(data: bytes) -> dict:
         raise GimgError("not a NumPy .npz file of arrays (an array's header declares more than memory holds)") from None
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # damaged, or a pickled object
         raise GimgError(f"not a NumPy .npz file of arrays ({exc})") from None
+    except (RuntimeError, NotImplementedError) as exc:  # zipfile: an encrypted member, an unknown compression
+        raise GimgError(f"a .npz file whose arrays cannot be read ({exc}); numpy.savez writes readable ones") from None
+    except (zlib.error, lzma.LZMAError) as exc:  # a damaged deflate or LZMA member
+        raise GimgError(f"a damaged .npz file ({type(exc).__name__}: {exc})") from None
 
 
 # how far inside the format's limits a channel's grid is kept (so that its float32 ends stay inside)
@@ -204,7 +220,8 @@ def quantize_minmax(inp: PackInput, bits: BitDepths) -> QuantizedGaussians:
     format's limits, or a variance beyond its log-variance limit."""
     ok = valid_mask(inp.covs)
     if not ok.all():
-        raise ConfigError(f"{int((~ok).sum())} of {ok.size} Gaussians are not valid (a > 0, c > 0, a c > b^2; "
+        bad = int((~ok).sum())
+        raise ConfigError(f"{bad} of {ok.size} Gaussians {'is' if bad == 1 else 'are'} not valid (a > 0, c > 0, a c > b^2; "
                           f"the first is number {int(np.flatnonzero(~ok)[0])}): a quantized file cannot hold them "
                           f"(--float32 can)")
     c = inp.covs.astype(np.float64)  # [N, 3]
@@ -262,9 +279,14 @@ def pack_gaussians(arrays: Mapping, bits: BitDepths | tuple | None = None, float
                   inp.render_convention if inp.render_convention is not None else K.RENDER_CONVENTION_V2)
     if bits is not None and not isinstance(bits, BitDepths):
         try:
-            bits = BitDepths(*bits)
-        except TypeError:
+            depths = list(bits)
+            if len(depths) != 3 or any(isinstance(b, (bool, np.bool_)) or int(b) != b for b in depths):
+                raise TypeError
+            bits = BitDepths(*(int(b) for b in depths))
+        except (TypeError, ValueError):
             raise ConfigError(f"bits must be three depths (position, covariance, colour), not {bits!r}") from None
+    if not isinstance(float32, (bool, np.bool_)):
+        raise ConfigError(f"float32 must be True or False, not {float32!r}")
     if bits is not None:
         bits.check(ConfigError)
     if float32:

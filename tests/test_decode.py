@@ -312,3 +312,30 @@ def test_info_reports_the_render_work_against_its_limit(gimg_bytes):
     work = read_info(gimg_bytes)["render_work"]
     assert work["pixels"] == render_work(means, covs, w, h) > 0
     assert work["limit"] == (1 << 30) + 256 * w * h
+
+
+def test_decode_auto_without_a_possible_gpu_is_the_cpu_path(tmp_path, monkeypatch):
+    """``--device auto`` where no CUDA device can exist takes the CPU's start (prebuilt
+    kernels, no torch import to find out), not the GPU path's."""
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from gipp_codec import gpu_decode
+    from gipp_codec.cli import _register, cli
+    from gipp_codec.commands import codec_cmd
+    from gipp_codec.format import write_gimg
+    from gipp_codec.format.synthetic import synthetic_quantized
+
+    _register()
+    src = tmp_path / "in.gimg"
+    src.write_bytes(write_gimg(synthetic_quantized(40, 32, 24, seed=2)))
+    monkeypatch.setattr(codec_cmd, "_cuda_may_exist", lambda: False)
+
+    def no_gpu_lookup(device):
+        raise AssertionError("auto looked for a GPU")
+
+    monkeypatch.setattr(gpu_decode, "resolve_decode_device", no_gpu_lookup)
+    res = CliRunner().invoke(cli, ["decode", str(src), str(tmp_path / "o.png"), "--device", "auto", "--json"])
+    assert res.exit_code == 0, res.output
+    assert _json.loads(res.output.strip().splitlines()[-1])["device"] == "cpu"

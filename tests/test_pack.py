@@ -82,7 +82,7 @@ def test_invalid_gaussians_only_in_float32(files):
     arrays = _arrays(files["float32"])
     arrays["covs"] = arrays["covs"].copy()
     arrays["covs"][3] = [1.0, 2.0, 1.0]  # a c < b^2
-    with pytest.raises(ConfigError, match="1 of 70 Gaussians are not valid .* number 3"):
+    with pytest.raises(ConfigError, match="1 of 70 Gaussians is not valid .* number 3"):
         pack_gaussians(arrays)
     assert read_gaussians(pack_gaussians(arrays, float32=True)).valid.sum() == 69
 
@@ -275,3 +275,65 @@ def test_render_work_over_the_limit_is_refused_by_the_api():
 def test_render_convention_zero_and_unknown_are_refused(files):
     with pytest.raises(ConfigError, match="render_convention 0 unknown"):
         pack_gaussians(_arrays(files["base"]), render_convention=0)
+
+
+@pytest.mark.parametrize("kind", ["base", "correlation", "convention1"])
+def test_a_gaussian_set_itself_packs_back(files, kind):
+    """``pack_gaussians(read_gaussians(data))``: the GaussianSet is taken as its fields, its
+    None fields (no base layer) as absent."""
+    assert pack_gaussians(read_gaussians(files[kind])) == files[kind]
+    assert pack_gaussians(read_gaussians(files["float32"]), float32=True) == files["float32"]
+    with pytest.raises(ConfigError, match="expected a mapping of arrays"):
+        pack_gaussians(None)
+
+
+@pytest.mark.parametrize("bits", [(12, 10), (8,), (), (12.5, 10, 6), "abc", (True, 1, 1)])
+def test_bits_must_be_three_whole_depths(files, bits):
+    with pytest.raises(ConfigError, match="bits must be three depths"):
+        pack_gaussians(_arrays(files["base"]), bits=bits)
+
+
+def test_zips_python_cannot_read_are_one_line_errors(files, tmp_path):
+    """An encrypted member, an unknown compression method or a damaged deflate stream is a
+    GimgError (zipfile raises RuntimeError, NotImplementedError and zlib.error for them); a
+    .gimg given as the .npz says to export it first."""
+    import io
+    import zipfile
+
+    good = npz_bytes(read_gaussians(files["base"]))
+    raw = bytearray(good)
+    with zipfile.ZipFile(io.BytesIO(good)) as z:
+        first = z.infolist()[0]
+    central = raw.index(b"PK\x01\x02")  # the first member's central directory entry
+    encrypted = bytearray(raw)
+    encrypted[first.header_offset + 6] |= 1  # general purpose flags: encrypted, in both headers
+    encrypted[central + 8] |= 1
+    method = bytearray(raw)
+    method[first.header_offset + 8] = 99  # compression method 99, in both headers
+    method[central + 10] = 99
+    squeezed = io.BytesIO()
+    with zipfile.ZipFile(squeezed, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, value in np.load(io.BytesIO(good)).items():
+            buf = io.BytesIO()
+            np.save(buf, value)
+            z.writestr(name + ".npy", buf.getvalue())
+    damaged = bytearray(squeezed.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(damaged))) as z:
+        info = max(z.infolist(), key=lambda i: i.compress_size)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    damaged[start:start + 8] = b"\xff" * 8
+    for data in (bytes(encrypted), bytes(method), bytes(damaged)):
+        with pytest.raises(GimgError):
+            read_npz(data)
+    with pytest.raises(GimgError, match="gimg export"):
+        read_npz(files["base"])
+
+
+def test_pack_refuses_an_output_named_like_its_input(files, tmp_path):
+    from gipp_codec.cli import _register, cli
+
+    _register()
+    src = tmp_path / "g.npz"
+    src.write_bytes(npz_bytes(read_gaussians(files["base"])))
+    res = CliRunner().invoke(cli, ["pack", str(src), str(tmp_path / "out.npz")])
+    assert res.exit_code == 2 and "NumPy archive's name" in res.output and not (tmp_path / "out.npz").exists()

@@ -180,6 +180,8 @@ def decode(input_path, output_path, png_level, device, crop_text, scale, size_te
     from gipp_codec.commands.quick_start import decoder_process
 
     to_stderr = summary_to_stderr(as_json, "OUT.png", output_path)
+    if device == "auto" and not _cuda_may_exist():  # auto is the CPU's fast start where no GPU can be
+        device = "cpu"
 
     # a short-lived process on the CPU: prebuilt kernels, or numba without SciPy
     with decoder_process() if device == "cpu" else contextlib.nullcontext():
@@ -256,6 +258,17 @@ def _prebuilt_hint() -> None:
     if not usable:
         click.echo(f"gimg: note: decoded on numba's JIT; the prebuilt decoder is {why} "
                    f"(once, for a faster start of every later decode)", err=True)
+
+
+def _cuda_may_exist() -> bool:
+    """False when this machine cannot have a CUDA device (Linux without NVIDIA's device nodes
+    or driver, WSL's /dev/dxg included; macOS), so that ``decode --device auto`` need not
+    import torch to find out; True wherever it might (then torch decides)."""
+    import os
+
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/dxg", "/proc/driver/nvidia"))
+    return sys.platform != "darwin"
 
 
 def _format_info(info: dict) -> str:
