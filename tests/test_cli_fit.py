@@ -93,3 +93,19 @@ def test_fit_errors_are_one_line(runner, tiny_png, tmp_path, args, needle):
 def test_fit_cuda_without_cuda_is_a_clear_error(runner, tiny_png):
     res = runner.invoke(cli, ["fit", str(tiny_png), "-n", "5", "--device", "cuda"])
     assert res.exit_code == 2 and "CUDA is not available" in res.stderr
+
+
+def test_fit_json_says_grey_and_what_out_wrote(runner, tmp_path):
+    """``grey`` as encode reports it (one colour per Gaussian), and with --out the file's
+    bytes and bpp."""
+    grey = np.repeat(np.mgrid[0:16, 0:24][1][..., None] * 10, 3, axis=2).astype(np.uint8)
+    src = tmp_path / "grey.png"
+    Image.fromarray(grey).save(src)
+    out = tmp_path / "g.gimg"
+    res = _run(runner, ["fit", str(src), "-n", "8", "-i", "10", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout.strip().splitlines()[-1])
+    assert data["grey"] is True and data["bytes"] == out.stat().st_size
+    assert data["bpp"] == pytest.approx(8 * out.stat().st_size / (16 * 24))
+    res = _run(runner, ["fit", str(src), "-n", "8", "-i", "5", "--json"])
+    assert "bytes" not in json.loads(res.stdout.strip().splitlines()[-1])

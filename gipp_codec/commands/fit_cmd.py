@@ -68,19 +68,24 @@ def fit(image, gaussians, iterations, preview, out_path, seed, device, paper, ba
                            backend=backend)
     if preview is not None:
         save_image(preview, result.image, meta)
+    written = None
     if out_path is not None:
         from gipp_codec.encoder import float_file
         from gipp_codec.imageio import atomic_write_bytes
 
-        atomic_write_bytes(out_path, float_file(result, arr.shape[1], arr.shape[0], meta))
+        written = float_file(result, arr.shape[1], arr.shape[0], meta)
+        atomic_write_bytes(out_path, written)
+    from gipp_codec.output_format import is_gray
+
     summary = result.summary()
     summary.update({"image": image, "width": int(arr.shape[1]), "height": int(arr.shape[0]),
                     "ms_per_iteration": 1000.0 * result.seconds / max(1, result.iterations),
-                    "config": "paper" if paper else "default", "seed": seed})
+                    "config": "paper" if paper else "default", "seed": seed,
+                    "grey": bool(is_gray(arr))})  # fitted with one colour per Gaussian, as encode's "grey"
     if preview is not None:
         summary["preview"] = preview
     if out_path is not None:
-        summary["out"] = out_path
+        summary.update({"out": out_path, "bytes": len(written), "bpp": 8 * len(written) / (arr.shape[0] * arr.shape[1])})
     if as_json:
         emit_json(summary)
         return
