@@ -130,9 +130,20 @@ def _their_codes(arrays: Mapping, width: int, height: int, n: int) -> QuantizedG
     depths = BitDepths(*(int(b) for b in bits))
     depths.check(ConfigError)
     g = QuantizedGaussians(width, height, depths, codes.astype(np.int64), scales, offsets, bool(correlation))
-    g.check_values(ConfigError)
+    edited = "; were the arrays edited? drop 'codes' to quantize the arrays, or give bits"
+    try:
+        g.check_values(ConfigError)
+    except ConfigError as exc:
+        raise ConfigError(f"the codes do not fit the bits beside them ({exc}){edited}") from None
     if not np.all(np.asarray(g.scales) > 0):
         raise ConfigError("scales must be positive")
+    from gipp_codec.errors import FormatError
+    from gipp_codec.format.header import header_from_gaussians, validate_header
+
+    try:  # the grid a file of these codes, scales, offsets and bits would declare (spec §3's range check)
+        validate_header(header_from_gaussians(g, compact=False))
+    except FormatError as exc:
+        raise ConfigError(f"the scales, offsets and bits do not make a valid grid ({exc}){edited}") from None
     return g
 
 

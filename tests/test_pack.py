@@ -205,7 +205,8 @@ def test_an_npz_whose_arrays_inflate_past_the_limit_is_refused_unread(monkeypatc
 
 @pytest.mark.parametrize("change, message", [
     (lambda a: a.update(means=a["means"] + 20), "do not dequantize to the means"),  # edited floats
-    (lambda a: a.update(correlation=np.bool_(not bool(a.get("correlation", False)))), "do not dequantize"),
+    # a flipped flag makes b's grid a correlation's beyond +-1 here (else it would not dequantize to covs)
+    (lambda a: a.update(correlation=np.bool_(not bool(a.get("correlation", False)))), "were the arrays edited"),
     (lambda a: a.update(codes=a["codes"][:10]), "codes hold 10 Gaussians and means 90"),
     (lambda a: a.update(bits=np.array(["a", "7", "5"])), "'bits' must be integers"),
     (lambda a: a.update(bits=np.array([9.7, 7.2, 5.9])), "'bits' must be integers"),
@@ -337,3 +338,11 @@ def test_pack_refuses_an_output_named_like_its_input(files, tmp_path):
     src.write_bytes(npz_bytes(read_gaussians(files["base"])))
     res = CliRunner().invoke(cli, ["pack", str(src), str(tmp_path / "out.npz")])
     assert res.exit_code == 2 and "NumPy archive's name" in res.output and not (tmp_path / "out.npz").exists()
+
+
+@pytest.mark.parametrize("bits, what", [((16, 16, 16), "do not make a valid grid"), ((5, 5, 4), "do not fit the bits")])
+def test_edited_bits_beside_kept_codes_say_the_arrays_were_edited(files, bits, what):
+    arrays = _arrays(files["base"])
+    arrays["bits"] = np.array(bits)
+    with pytest.raises(ConfigError, match=f"{what}.*were the arrays edited"):
+        pack_gaussians(arrays)
