@@ -30,10 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gipp_codec.errors import ConfigError, GimgError
+from gipp_codec.errors import ConfigError, FormatError, GimgError
 from gipp_codec.format import constants as K
 from gipp_codec.format.base_layer import MAX_FACTOR_LOG2, MAX_SAMPLE_BITS, MIN_FACTOR_LOG2, BaseLayer, grid_shape
 from gipp_codec.format.container import write_gimg
+from gipp_codec.format.header import header_from_gaussians, validate_header
 from gipp_codec.format.model import BitDepths, FloatGaussians, QuantizedGaussians
 from gipp_codec.quant.dequant import dequantize
 from gipp_codec.render.rescale import valid_mask
@@ -137,9 +138,6 @@ def _their_codes(arrays: Mapping, width: int, height: int, n: int) -> QuantizedG
         raise ConfigError(f"the codes do not fit the bits beside them ({exc}){edited}") from None
     if not np.all(np.asarray(g.scales) > 0):
         raise ConfigError("scales must be positive")
-    from gipp_codec.errors import FormatError
-    from gipp_codec.format.header import header_from_gaussians, validate_header
-
     try:  # the grid a file of these codes, scales, offsets and bits would declare (spec §3's range check)
         validate_header(header_from_gaussians(g, compact=False))
     except FormatError as exc:

@@ -525,7 +525,8 @@ def compact_grid(scales: np.ndarray, offsets: np.ndarray, qmax: np.ndarray, held
     as every channel but x and y of a one-Gaussian fit has) to max(2^-14, |offset| / 65000), a normal binary16
     value; such a channel's one value then moves by binary16's precision of its offset
     (about 2^-11 of it), which the fit's other parameters absorb; and a held range that rounding left
-    uncovered (the image's width at 12 bits fell 0.2 px short of 768, 2 px of 8192) gets its
+    uncovered (binary16's nearest scale can be the smaller one, shortening the grid by up to
+    qmax half-ulps; the image's width is held) gets its
     step count lowered or its scale raised by one binary16 ulp at a time until covered. A
     channel whose grid would then leave ``limits`` (the header's range check) keeps its own
     values, and the file is written in mode 0."""
