@@ -11,11 +11,11 @@ measured rather than estimated, and any conforming decoder renders it:
   export of a quantized .gimg) are written with those codes as they are, if they dequantize
   to exactly the float arrays beside them (an edited export is refused).
 - Otherwise each channel is quantized uniformly between its minimum and maximum at ``bits``
-  (positions and colours as they are, a and c in the log domain, b as the correlation
+  (given, else the input's own ``bits`` array, else the paper's 12/10/6; positions and colours as they are, a and c in the log domain, b as the correlation
   rho = b / sqrt(a c) over [-max |rho|, max |rho|], so that every Gaussian stays valid) and
   entropy-coded with payload coding 3. No training adapts the Gaussians to the grid, as
   gimg's own encoder does (quantization-aware training and a code search), so expect a
-  loss at low depths; ``bits`` defaults to the paper's 12/10/6.
+  loss at low depths.
 
 Torch-free.
 """
@@ -56,6 +56,7 @@ class PackInput:
     render_convention: int | None  # the input's, if it named one
     base: BaseLayer | None
     quantized: QuantizedGaussians | None  # the input's own codes, if it carried them
+    bits: BitDepths | None = None  # the input's own ``bits``, if it carried them
 
 
 REAL_KINDS = "iuf"  # numpy dtype kinds taken as numbers: signed and unsigned integers, floats
@@ -145,6 +146,15 @@ def _their_codes(arrays: Mapping, width: int, height: int, n: int) -> QuantizedG
     return g
 
 
+def _their_bits(arrays: Mapping) -> BitDepths | None:
+    """The input's own ``bits`` (three depths: position, covariance, colour), or None."""
+    if "bits" not in arrays:
+        return None
+    depths = BitDepths(*(int(b) for b in _fixed(arrays, "bits", (3,), "iu", "integers")))
+    depths.check(ConfigError)
+    return depths
+
+
 def read_pack_input(arrays: Mapping) -> PackInput:
     """Check the arrays of a Gaussian set (module docstring; ``read_npz`` for a file): a
     ConfigError naming what is missing or malformed. A ``GaussianSet`` (``read_gaussians``)
@@ -175,7 +185,7 @@ def read_pack_input(arrays: Mapping) -> PackInput:
     if not all(np.all(np.isfinite(a)) for a in f32):
         raise ConfigError("the Gaussians hold a value that is not finite (or not within float32)")
     return PackInput(width, height, *f32, convention, _base_layer(arrays, width, height),
-                     _their_codes(arrays, width, height, means.shape[0]))
+                     _their_codes(arrays, width, height, means.shape[0]), _their_bits(arrays))
 
 
 def read_npz(data: bytes) -> dict:
@@ -274,6 +284,8 @@ def pack_gaussians(arrays: Mapping, bits: BitDepths | tuple | None = None, float
     a quantized file's ``codes``, ``scales``, ``offsets``, ``bits``, ``correlation``. Codes are
     kept when ``bits`` and ``float32`` are not given, and only if they dequantize to exactly
     ``means``, ``covs`` and ``colors`` (an edited export must drop them, or give ``bits``).
+    Without codes the floats are quantized at ``bits``, else at the input's own ``bits``
+    array, else at the paper's 12/10/6.
     ``render_convention`` (1 or 2) overrides the input's; without either it is 2, what gimg
     writes. No ICC profile or EXIF block is written. Quantized Gaussians whose grid is binary16
     exactly (kept codes of a 1.5 file, or given scales such as 2^-k) are written in attribute
@@ -308,7 +320,7 @@ def pack_gaussians(arrays: Mapping, bits: BitDepths | tuple | None = None, float
                               "arrays edited?): drop 'codes' to quantize the arrays, or give bits")
         gaussians = inp.quantized
     else:
-        gaussians = quantize_minmax(inp, bits or PAPER_DEPTHS)
+        gaussians = quantize_minmax(inp, bits or inp.bits or PAPER_DEPTHS)
     check_render_work(gaussians, ConfigError)
     coding = K.PAYLOAD_CODING_CORRELATION if getattr(gaussians, "correlation", False) else K.PAYLOAD_CODING_ENTROPY_V2
     return write_gimg(gaussians, render_convention=convention, base=inp.base, payload_coding=coding)

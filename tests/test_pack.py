@@ -70,6 +70,20 @@ def test_foreign_gaussians_quantized_between_their_ranges(files):
     assert read_gaussians(fine).bits == (12, 10, 6) and read_gaussians(fine).correlation
 
 
+def test_dropped_codes_quantize_at_the_inputs_own_bits(files):
+    """An export whose codes were dropped (to edit its floats) is quantized at its own
+    ``bits``; ``bits=`` overrides them, and without either the paper's 12/10/6 is used."""
+    arrays = _arrays(files["base"])  # a file at 11/7/6
+    del arrays["codes"]
+    assert read_gaussians(pack_gaussians(arrays)).bits == (11, 7, 6)
+    assert read_gaussians(pack_gaussians(arrays, bits=(10, 6, 5))).bits == (10, 6, 5)
+    del arrays["bits"]
+    assert read_gaussians(pack_gaussians(arrays)).bits == (12, 10, 6)
+    arrays["bits"] = np.array([0, 7, 6])
+    with pytest.raises(ConfigError, match="bit depth position=0 is invalid"):
+        pack_gaussians(arrays)
+
+
 def test_render_convention_from_the_input_or_the_caller(files):
     arrays = _arrays(files["convention1"])
     assert read_gaussians(pack_gaussians(arrays)).render_convention == 1

@@ -13,7 +13,8 @@ from gipp_codec.stdio import display_name, echo_line
 @click.argument("output_path", metavar="OUT.gimg", type=click.Path(readable=False))
 @click.option("--bits", default=None, metavar="P,V,C",
               help="Quantize at these depths (position, covariance, colour) between each channel's minimum "
-                   "and maximum [default: the input's own codes if it has them, else 12,10,6].")
+                   "and maximum [default: the input's own codes if it has them, else its own bits array, "
+                   "else 12,10,6].")
 @click.option("--float32", "float32", is_flag=True, help="Store the float32 values losslessly instead.")
 @click.option("--render-convention", type=click.Choice(["1", "2"]), default=None,
               help="How the Gaussians are to be rendered (spec §7): 2 tapers each to 0 at its 3-sigma edge, "
