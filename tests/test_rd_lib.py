@@ -303,10 +303,11 @@ def test_bench_rd_gimg_warmup_encodes_once_untimed_before_the_images(crop192, tm
     assert "gimg_warmup_s" not in json.loads(out_json.read_text())["meta"]
 
 
-def test_bench_gimg_bits_rejects_bad_triple(crop192):
+def test_bench_gimg_bits_rejects_bad_triple(crop192, capsys):
     path, _ = crop192
-    with pytest.raises(SystemExit, match="--gimg-bits"):
-        bench_rd.main([str(path), "--codecs", "gimg", "--gimg-bits", "12/10", "-q"])
+    for bits, message in (("12/10", "expected POSITION/COVARIANCE/COLOUR"), ("40/7/6", "position=40 is invalid")):
+        assert bench_rd.main([str(path), "--codecs", "gimg", "--gimg-bits", bits, "-q"]) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_rd_compare_takes_the_anchor_from_several_runs(tmp_path, capsys):

@@ -41,6 +41,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import rd_lib  # noqa: E402
+from tool_guard import refuse_clobbering  # noqa: E402
+
+from gipp_codec.errors import ConfigError  # noqa: E402
+from gipp_codec.format.model import BitDepths  # noqa: E402
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
 DEFAULT_TARGETS = "0.15,0.25,0.5,0.75,1.0"
@@ -52,8 +56,10 @@ DEFAULT_CODECS = "jpeg,webp,avif,jp2"
 # --------------------------------------------------------------------------------------
 
 
-class UsageError(Exception):
-    """A bad option or input, found before any work: one line on stderr and exit status 2."""
+class UsageError(SystemExit):
+    """A bad option or input, found before any work: one line on stderr and exit status 2
+    (``main`` catches it; a SystemExit, so that a caller of the helpers that raise it still
+    stops with its message)."""
 
 
 def _float_list(text: str, option: str = "a list") -> list[float]:
@@ -65,9 +71,12 @@ def _float_list(text: str, option: str = "a list") -> list[float]:
 
 def _int_list(text: str, option: str = "a list") -> list[int]:
     try:
-        return [int(float(t)) for t in text.split(",") if t.strip()]
+        values = [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise UsageError(f"{option} must be comma-separated whole numbers, got {text!r}") from None
+        values = [0.5]  # not numbers: the same message as fractions
+    if not all(math.isfinite(v) and v == int(v) for v in values):
+        raise UsageError(f"{option} must be comma-separated whole numbers, got {text!r}")
+    return [int(v) for v in values]
 
 
 def collect_images(paths: list[str], folder: str | None, limit: int | None) -> list[Path]:
@@ -123,18 +132,28 @@ def check_arguments(args, codecs: list[str], files: list[Path]) -> list[float]:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise UsageError(f"two input images have the same name ({', '.join(twice)}); records are keyed by name")
-    for option, path in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+    for f in files:  # every image readable before the first is coded
+        try:
+            load_rgb(f, args.downscale)
+        except GimgError as exc:
+            raise UsageError(str(exc)) from None
+    outputs = (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot))
+    for option, path in outputs:
+        if path is not None and not path.strip():
+            raise UsageError(f"{option} needs a file name")
+    if args.plot and Path(args.plot).suffix.lower() != ".png":
+        raise UsageError(f"--plot {args.plot}: the plot is a PNG; give a name ending in .png")
+    try:
+        refuse_clobbering("bench_rd", [path for _, path in outputs], files)
+    except SystemExit as exc:
+        raise UsageError(str(exc).removeprefix("bench_rd: error: ")) from None
+    for option, path in outputs:  # folders made only once everything else is known good
         if path:
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 check_output_path(path)
             except (OSError, GimgError) as exc:
                 raise UsageError(f"{option} {path}: {exc}") from None
-    for f in files:  # every image readable before the first is coded
-        try:
-            load_rgb(f, args.downscale)
-        except GimgError as exc:
-            raise UsageError(str(exc)) from None
     return targets
 
 
@@ -176,8 +195,12 @@ def gimg_variants(args) -> dict:
         try:
             p, v, c = (int(t) for t in item.strip().split("/"))
         except ValueError:
-            raise SystemExit(f"--gimg-bits: expected POSITION/COVARIANCE/COLOUR triples such as "
+            raise UsageError(f"--gimg-bits: expected POSITION/COVARIANCE/COLOUR triples such as "
                              f"12/10/6,12/8/6, got {item!r}") from None
+        try:
+            BitDepths(p, v, c).check(ConfigError)
+        except ConfigError as exc:
+            raise UsageError(f"--gimg-bits {item.strip()}: {exc}") from None
         out[f"gimg-{p}-{v}-{c}"] = (p, v, c)
     return out
 
@@ -196,20 +219,20 @@ def _overrides(obj, settings: list[str], option: str) -> dict:
     for item in settings:
         key, sep, text = item.partition("=")
         if not sep or key not in fields:
-            raise SystemExit(f"{option}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}, got {item!r}")
+            raise UsageError(f"{option}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}, got {item!r}")
         kind = hints[key]  # the field's type; of an optional one (int | None), the type it holds
         kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
         if text.lower() == "none" and kind is not str:
             changes[key] = None  # an optional setting switched off; validation refuses it elsewhere
         elif kind is bool:
             if text.lower() not in ("true", "false", "1", "0"):
-                raise SystemExit(f"{option}: {key} takes true or false, got {text!r}")
+                raise UsageError(f"{option}: {key} takes true or false, got {text!r}")
             changes[key] = text.lower() in ("true", "1")
         else:
             try:
                 changes[key] = kind(text)
             except ValueError:
-                raise SystemExit(f"{option}: {key} takes a {kind.__name__}, got {text!r}") from None
+                raise UsageError(f"{option}: {key} takes a {kind.__name__}, got {text!r}") from None
     return changes
 
 
@@ -225,7 +248,7 @@ def fit_config(fit_settings: list[str], qat_settings: list[str]):
         return cfg.replace(**_overrides(cfg, fit_settings, "--gimg-fit")).with_qat(
             **_overrides(cfg.qat, qat_settings, "--gimg-qat"))
     except ConfigError as exc:
-        raise SystemExit(f"--gimg-fit/--gimg-qat: {exc}") from None
+        raise UsageError(f"--gimg-fit/--gimg-qat: {exc}") from None
 
 
 def run_gimg(image: np.ndarray, point: dict, args, name: str = "image", bits=None, variant: str = "gimg") -> dict:
@@ -438,7 +461,7 @@ def plot(result: dict, path: str) -> None:
         ax1.set_title(f"PSNR vs rate (mean of {sorted(n_common)[0]} of {n} image(s))")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
 
 
@@ -523,6 +546,9 @@ def main(argv=None) -> int:
             print("no input images (give IMAGES... or --folder DIR)", file=sys.stderr)
             return 2
         targets = check_arguments(args, codecs, files)
+        variants = gimg_variants(args) if "gimg" in codecs else {}
+        if "gimg" in codecs:
+            fit_config(args.gimg_fit, args.gimg_qat)  # a bad FIELD=VALUE stops the run before any work
     except UsageError as exc:
         print(f"bench_rd: {exc}", file=sys.stderr)
         return 2
@@ -532,24 +558,14 @@ def main(argv=None) -> int:
         except ImportError:
             print("--plot needs matplotlib: pip install -e '.[bench]' (or drop --plot)", file=sys.stderr)
             return 2
-    variants = gimg_variants(args) if "gimg" in codecs else {}  # a bad triple stops the run here
     if "gimg" in codecs:
         at = codecs.index("gimg")
         codecs[at:at + 1] = list(variants)
-        fit_config(args.gimg_fit, args.gimg_qat)  # a bad FIELD=VALUE stops the run before any work
     if args.anchor is None:
         args.anchor = "jpeg" if "jpeg" in codecs else codecs[0]
     elif args.anchor not in codecs:
         print(f"bench_rd: --anchor {args.anchor} is not among the codecs run ({', '.join(codecs)})", file=sys.stderr)
         return 2
-        try:
-            import gipp_codec
-
-            gipp_codec.encode, gipp_codec.decode  # noqa: B018 - fail early if the API is missing
-        except Exception as exc:  # the API may not exist yet
-            print(f"gimg API unavailable ({type(exc).__name__}: {exc}); "
-                  f"drop gimg from --codecs", file=sys.stderr)
-            return 2
 
     def log(msg):
         if not args.quiet:
@@ -607,6 +623,9 @@ def main(argv=None) -> int:
                     except Exception as exc:  # keep the run going; the record says why
                         rec = {"error": f"{type(exc).__name__}: {exc}"}
                         log(f"  {codec_name} {point['point']}: {rec['error']}")
+                    else:
+                        log(f"  {codec_name} {point['point']}: {_f(rec.get('bpp'), '.3f')} bpp, "
+                            f"{_f(rec.get('psnr'), '.2f')} dB, encoded in {_f(rec.get('encode_s'), '.1f')} s")
                     result["records"].append({**base, **rec})
                     flush()
             else:
