@@ -54,7 +54,11 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    from gipp_codec import prebuilt
+    if args.repeats < 1:
+        ap.error(f"--repeats must be 1 or more, got {args.repeats}")
+    from gipp_codec import decoder, prebuilt
+
+    decoder.decode(args.file.read_bytes())  # a file that does not decode stops here, in one line
 
     usable, why = prebuilt.status()
     modes = ["jit", "prebuilt"] if usable else ["jit"]
@@ -94,4 +98,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tool_guard import guarded
+
+    sys.exit(guarded("cold_start", main))

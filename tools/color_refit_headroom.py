@@ -75,4 +75,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tool_guard import guarded
+
+    sys.exit(guarded("color_refit_headroom", main))

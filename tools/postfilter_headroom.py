@@ -190,4 +190,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tool_guard import guarded
+
+    sys.exit(guarded("postfilter_headroom", main))

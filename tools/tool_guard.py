@@ -48,10 +48,10 @@ def one_line(exc: BaseException) -> str:
 
 
 def guarded(prog: str, main: Callable, argv=None) -> int:
-    """``main(argv)``'s exit status; a GimgError or OSError it raises becomes one line on
-    stderr and exit status 1."""
+    """``main(argv)``'s exit status (``main()``'s without ``argv``); a GimgError or OSError
+    it raises becomes one line on stderr and exit status 1."""
     try:
-        return main(argv)
+        return main() if argv is None else main(argv)
     except (GimgError, OSError) as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 1
