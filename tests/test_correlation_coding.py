@@ -87,11 +87,20 @@ def test_correlation_range_beyond_one_is_refused():
         parse_gimg(build_container(chunks, minor=4))
 
 
-def test_recode_refuses_coding_3():
+def test_recode_keeps_coding_3_and_refuses_the_codings_that_cannot_carry_it():
     from recode import recode
 
-    with pytest.raises(SystemExit, match="coding 3"):
-        recode(write_gimg(_correlation_gaussians()), 2)
+    data = write_gimg(_correlation_gaussians())
+    with pytest.raises(SystemExit, match="cannot be re-coded with coding 2"):
+        recode(data, 2)
+    for coding in (None, 3):  # the file's own kind: coding 3, the same bytes
+        out, row = recode(data, coding)
+        assert out == data and row["coding_after"] == 3 and row["identical"]
+    mode0, _ = recode(data, None, binary32_grid=True)  # for decoders older than 1.5
+    assert parse_gimg(mode0).header["attribute_mode"] == 0
+    assert np.array_equal(parse_gimg(mode0).gaussians.q, parse_gimg(data).gaussians.q)
+    with pytest.raises(SystemExit, match="coding 3 is for files whose b is a correlation"):
+        recode(write_gimg(synthetic_quantized(40, 32, 24, seed=1)), 3)
 
 
 # --- the encoder's side (QATConfig.covariance_form = "correlation") ------------------------

@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import rd_lib  # noqa: E402
-from tool_guard import refuse_clobbering  # noqa: E402
+from tool_guard import clobbering  # noqa: E402
 
 from gipp_codec.errors import ConfigError  # noqa: E402
 from gipp_codec.format.model import BitDepths  # noqa: E402
@@ -143,10 +143,9 @@ def check_arguments(args, codecs: list[str], files: list[Path]) -> list[float]:
             raise UsageError(f"{option} needs a file name")
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         raise UsageError(f"--plot {args.plot}: the plot is a PNG; give a name ending in .png")
-    try:
-        refuse_clobbering("bench_rd", [path for _, path in outputs], files)
-    except SystemExit as exc:
-        raise UsageError(str(exc).removeprefix("bench_rd: error: ")) from None
+    problem = clobbering([path for _, path in outputs], files)
+    if problem:
+        raise UsageError(problem)
     for option, path in outputs:  # folders made only once everything else is known good
         if path:
             try:

@@ -16,14 +16,25 @@ another Pillow or FreeType may change):
 | zoneplate_256x256.png | a circular chirp cos(k r^2) | every frequency up to Nyquist |
 | checker_256x256.png | a 4-pixel checkerboard of two colours | one repeated high frequency |
 | noise_128x128.png | uniform random levels per channel | incompressible |
+
+An empty OUT_DIR name, an OUT_DIR that is a file (or lies below one) and an image name that is
+a folder there are refused with one line before anything is written; each image is written to
+a temporary file and renamed into place.
 """
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from gipp_codec.errors import GimgError
+from gipp_codec.imageio import atomic_write_bytes, check_output_path
+from tool_guard import check_out_folder, fail, guarded
+
+PROG = "synthetic_images"
 
 
 def flat(width: int = 256, height: int = 256) -> np.ndarray:
@@ -106,15 +117,38 @@ IMAGES = {
 }
 
 
+def _png(image: np.ndarray) -> bytes:
+    """PNG bytes of uint8 [H, W, 3], as Pillow's ``save`` to a .png name writes them."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def main(argv=None) -> int:
+    """Entry point: ``run`` with a GimgError or OSError made one line and exit status 1."""
+    return guarded(PROG, run, argv)
+
+
+def run(argv=None) -> int:
     """Write the images; returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out", type=Path)
+    ap.add_argument("out")
     args = ap.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, make in IMAGES.items():
-        Image.fromarray(make()).save(args.out / name)
-    print(f"{len(IMAGES)} images in {args.out}")
+    if args.out == "":
+        fail(PROG, "OUT_DIR: an empty folder name (use . for the current folder)")
+    out = Path(args.out)
+    check_out_folder(PROG, out, "OUT_DIR")
+    if out.is_dir():
+        for name in IMAGES:  # an image name taken by a folder or a device: refused before any is written
+            try:
+                check_output_path(out / name)
+            except GimgError as exc:
+                fail(PROG, str(exc))
+    pngs = {name: _png(make()) for name, make in IMAGES.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in pngs.items():
+        atomic_write_bytes(out / name, data)
+    print(f"{len(IMAGES)} images in {out}")
     return 0
 
 

@@ -2,7 +2,9 @@
 never a traceback, and never an output written over one of its inputs.
 
 - ``refuse_clobbering(prog, outputs, inputs)``: before any work, exit 2 with one line when an
-  output path is one of the inputs, or two outputs are the same file.
+  output path is one of the inputs, or two outputs are the same file (``clobbering`` says
+  what, for a tool that reports its own usage errors).
+- ``fail`` and ``check_out_folder``: the one-line refusals those checks share.
 - ``guarded(prog, main, argv)``: run a tool's ``main``; a gimg error (a file that is not a
   .gimg, an image it cannot read, ...) or an OS error (a missing file, a folder given as a
   file, a full disk) becomes ``PROG: error: MESSAGE`` on stderr and exit status 1.
@@ -16,26 +18,36 @@ from pathlib import Path
 from gipp_codec.errors import GimgError
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file or folder (or would, once created)."""
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet): compare where they would be
         return a.resolve() == b.resolve()
 
 
-def refuse_clobbering(prog: str, outputs: Iterable, inputs: Iterable) -> None:
-    """Exit 2 with one line if an output (None entries skipped) is an input, or two outputs
-    are the same file."""
+def clobbering(outputs: Iterable, inputs: Iterable) -> str | None:
+    """What is wrong if an output (None and empty entries skipped) is an input, or two
+    outputs are the same file; None when nothing is."""
     outs = [Path(p) for p in outputs if p is not None and str(p) != ""]
     ins = [Path(p) for p in inputs if p is not None and str(p) != ""]
     for out in outs:
         for inp in ins:
-            if _same_file(out, inp):
-                raise SystemExit(f"{prog}: error: the output {out} is the input {inp}; it would be overwritten")
+            if same_file(out, inp):
+                return f"the output {out} is the input {inp}; it would be overwritten"
     for i, a in enumerate(outs):
         for b in outs[i + 1:]:
-            if _same_file(a, b):
-                raise SystemExit(f"{prog}: error: two outputs are the same file ({a} and {b})")
+            if same_file(a, b):
+                return f"two outputs are the same file ({a} and {b})"
+    return None
+
+
+def refuse_clobbering(prog: str, outputs: Iterable, inputs: Iterable) -> None:
+    """Exit 2 with ``PROG: error: ...`` on stderr if ``clobbering`` finds something wrong."""
+    problem = clobbering(outputs, inputs)
+    if problem:
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def one_line(exc: BaseException) -> str:
@@ -55,3 +67,21 @@ def guarded(prog: str, main: Callable, argv=None) -> int:
     except (GimgError, OSError) as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def fail(prog: str, message: str, status: int = 2):
+    """Stop with ``PROG: error: MESSAGE`` (on one line) on stderr and exit status ``status``."""
+    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def check_out_folder(prog: str, out: Path, what: str) -> None:
+    """Refuse (exit 2) an output folder ``out`` (named ``what`` in the message) that exists and
+    is not a folder, or that could not be created because a part of its path is a file."""
+    if out.exists() and not out.is_dir():
+        fail(prog, f"{what} {out}: exists and is not a folder")
+    ancestor = out
+    while not ancestor.exists() and ancestor.parent != ancestor:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        fail(prog, f"{what} {out}: cannot be created, {ancestor} is not a folder")
