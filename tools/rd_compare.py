@@ -22,15 +22,39 @@ images above, lowest and highest, standard error of the mean) and the same on th
 scale, -10 log10(1 - MS-SSIM) in dB (mean, images above, standard error), how many images have
 the same file in both runs (equal bytes, PSNR and MS-SSIM), and, where both runs recorded it,
 the paired mean encode time and its ratio.
+
+An image where the test or the anchor has an infinite PSNR (an exact copy, such as a flat
+image coded losslessly) is left out of every figure, as bench_rd.py's means leave it out,
+and named.
 """
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
-from rd_lib import image_sizes, ms_ssim_db
+from rd_lib import image_sizes, load_run, ms_ssim_db
+from tool_guard import guarded
+
+
+def _label(r: dict):
+    """A record's rate point label: its "point", else (records older than labels) its target
+    bpp, else its bpp."""
+    if "point" in r:
+        return r["point"]
+    if "target_bpp" in r:
+        return r["target_bpp"]
+    return f"{float(r['bpp']):.4g}"
+
+
+def exact_copies(records: list, codec: str) -> dict:
+    """image -> "CODEC at POINT" for the images where ``codec`` has a record with an infinite
+    PSNR (an exact copy: a flat image coded losslessly), which no mean can hold."""
+    out: dict = {}
+    for r in records:
+        if (r.get("codec") == codec and "error" not in r and r.get("psnr") is not None
+                and float(r["psnr"]) == float("inf")):
+            out.setdefault(r["image"], f"{codec} at {_label(r)}")
+    return out
 
 
 def curves(records: list, codec: str) -> dict:
@@ -47,22 +71,17 @@ def points_of(records: list, codec: str) -> dict:
     out: dict = {}
     for r in records:
         if r.get("codec") == codec and "error" not in r and r.get("psnr") is not None:
-            label = r.get("point", r.get("target_bpp", f"{float(r['bpp']):.4g}"))  # records older than labels
-            out.setdefault(r["image"], {})[label] = (float(r["bpp"]), float(r["psnr"]))
+            out.setdefault(r["image"], {})[_label(r)] = (float(r["bpp"]), float(r["psnr"]))
     return out
 
 
 def load_records(path: str) -> list:
-    """The records of a bench_rd.py JSON; a one-line SystemExit when it is not one. A run
-    that did not finish is read with a warning on stderr."""
-    try:
-        run = json.loads(Path(path).read_text())
-        records = run["records"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SystemExit(f"{path}: not a bench_rd.py JSON ({exc})") from None
-    if not run.get("complete", True):
-        print(f"rd_compare: warning: {path} is a run that did not finish", file=sys.stderr)
-    return records
+    """The records of a bench_rd.py JSON; a one-line SystemExit "PATH: not a bench_rd.py JSON
+    (WHY)" when it is not one (``rd_lib.load_run``: a list of records that are objects with a
+    codec and an image, each field present of the right type; ``main`` also needs a bpp and a
+    PSNR in every record without an error). A run that did not finish is read with a warning
+    on stderr."""
+    return load_run(path, "rd_compare", measured=())["records"]
 
 
 def by_target(records: list, codec: str, images: list) -> dict:
@@ -150,8 +169,9 @@ def print_target_means(records, anchor_records, test_codec, anchor_codec, images
                 old = float(np.mean([float(anchor_t[target][im]["encode_s"]) for im in timed]))
                 where = ("from different runs unless they shared the machine the same way" if other_run
                          else "one run")
+                ratio = f"{new / old:.3f}x" if old > 0 else "ratio n/a"
                 print(f"Encode time, paired over {len(timed)} images: mean {new:.1f} s against {old:.1f} s "
-                      f"({new / old:.3f}x; {where})")
+                      f"({ratio}; {where})")
 
 
 def main(argv=None) -> int:
@@ -163,13 +183,24 @@ def main(argv=None) -> int:
     ap.add_argument("--anchor-run", action="append", default=None,
                     help="take the anchor's records from this run instead (repeatable: their records together)")
     args = ap.parse_args(argv)
-    records = [r for path in args.run for r in load_records(path)]
-    anchor_records = [r for path in args.anchor_run for r in load_records(path)] if args.anchor_run else records
-    image_sizes(args.run + (args.anchor_run or []))
+    loaded: dict = {}  # path -> run, each file read (and checked) once
+    for path in args.run + (args.anchor_run or []):
+        if path not in loaded:
+            loaded[path] = load_run(path, "rd_compare")
+    image_sizes([(path, loaded[path]) for path in args.run + (args.anchor_run or [])])
+    records = [r for path in args.run for r in loaded[path]["records"]]
+    anchor_records = ([r for path in args.anchor_run for r in loaded[path]["records"]]
+                      if args.anchor_run else records)
     test, anchor = points_of(records, args.test), curves(anchor_records, args.anchor)
+    exact = {**exact_copies(anchor_records, args.anchor), **exact_copies(records, args.test)}
+    if exact:
+        print("Left out, infinite PSNR (an exact copy): " + "; ".join(f"{im} ({why})" for im, why in exact.items()))
+        test = {im: v for im, v in test.items() if im not in exact}
+        anchor = {im: v for im, v in anchor.items() if im not in exact}
     images = [im for im in test if im in anchor]
     if not images:
-        raise SystemExit(f"no image has both {args.test} and {args.anchor} records")
+        raise SystemExit(f"no image has both {args.test} and {args.anchor} records"
+                         + (" with a finite PSNR" if exact else ""))
     for codec, missing in ((args.anchor, [im for im in test if im not in anchor]),
                            (args.test, [im for im in anchor if im not in test])):
         if missing:
@@ -211,4 +242,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded("rd_compare", main))

@@ -17,6 +17,7 @@ import io
 import json
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -519,12 +520,124 @@ def bd_table(curves: dict[str, list[dict]], method: str = "pchip") -> list[dict]
     return rows
 
 
-def image_sizes(paths: list) -> dict:
-    """image name -> (width, height) over the bench_rd.py JSONs ``paths``; a one-line
-    SystemExit when one name has two sizes (runs at different --downscale, say)."""
+# --------------------------------------------------------------------------------------
+# Reading runs (bench_rd.py JSONs) for rd_compare.py / rd_merge.py
+# --------------------------------------------------------------------------------------
+
+
+def _kind(value) -> str:
+    """What a JSON value is, for a message: "a list", "the number 3", "null", ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}" + ("..." if len(value) > 40 else "")
+    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value) -> bool:
+    return _is_number(value) and math.isfinite(value)
+
+
+# What each field of a record must hold where it is present: (test, what it should be).
+_RECORD_FIELDS = {
+    "codec": (lambda v: isinstance(v, str), "a string"),
+    "image": (lambda v: isinstance(v, str), "a string"),
+    "point": (lambda v: isinstance(v, str), "a string"),
+    "bpp": (lambda v: _finite(v) and v >= 0, "a number >= 0"),
+    # an exact copy's PSNR is infinite: bench_rd.py writes it as the string "inf"
+    "psnr": (lambda v: v is None or v == "inf" or (_is_number(v) and not math.isnan(v) and v > -math.inf),
+             'a number, "inf" or null'),
+    "bytes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number >= 0"),
+    "target_bpp": (lambda v: v is None or (_finite(v) and v > 0), "a number > 0 or null"),
+    **{key: (lambda v: v is None or _finite(v), "a number or null")
+       for key in ("ms_ssim", "encode_s", "decode_s", "gaussians_final", "bits_per_gaussian")},
+}
+
+
+def run_problem(run, required: tuple = ("codec", "image"), measured: tuple = ("bpp", "psnr")) -> str | None:
+    """What makes ``run`` (a parsed JSON) unusable as a bench_rd.py run, or None when it is one:
+    an object whose "records" is a list of objects, each with the keys ``required`` and,
+    unless it records an error, ``measured``, every field of the right type (``_RECORD_FIELDS``);
+    whose "images", where present, is a list of objects each with a "name" (and a whole
+    "width" and "height" or none); and whose "meta", where present, is an object."""
+    if not isinstance(run, dict):
+        return f"the file holds {_kind(run)}, not an object"
+    if "records" not in run:
+        return 'no "records"'
+    records = run["records"]
+    if not isinstance(records, list):
+        return f'"records" is {_kind(records)}, not a list'
+    for i, r in enumerate(records):
+        where = f"record {i + 1} of {len(records)}"
+        if not isinstance(r, dict):
+            return f"{where} is {_kind(r)}, not an object"
+        needed = required if r.get("error") else required + measured
+        missing = [key for key in needed if key not in r]
+        if missing:
+            return f"{where} has no " + ", ".join(f'"{key}"' for key in missing)
+        for key, (ok, what) in _RECORD_FIELDS.items():
+            if key in r and not (ok(r[key]) or (r.get("error") and r[key] is None and key not in required)):
+                return f'{where}: "{key}" is {_kind(r[key])}, expected {what}'
+    if "images" in run:
+        images = run["images"]
+        if not isinstance(images, list):
+            return f'"images" is {_kind(images)}, not a list'
+        for i, im in enumerate(images):
+            where = f"image {i + 1} of {len(images)}"
+            if not isinstance(im, dict):
+                return f"{where} is {_kind(im)}, not an object"
+            if not isinstance(im.get("name"), str):
+                return f'{where} has no "name"' if "name" not in im else \
+                    f'{where}: "name" is {_kind(im["name"])}, expected a string'
+            for key in ("width", "height"):
+                v = im.get(key)
+                if not (v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)):
+                    return f'{where}: "{key}" is {_kind(v)}, expected a whole number > 0'
+    if "meta" in run:
+        meta = run["meta"]
+        if not isinstance(meta, dict):
+            return f'"meta" is {_kind(meta)}, not an object'
+        if not isinstance(meta.get("codec_labels", {}), dict):
+            return f'"meta" "codec_labels" is {_kind(meta["codec_labels"])}, not an object'
+    return None
+
+
+def load_run(path, prog: str | None = None, required: tuple = ("codec", "image"),
+             measured: tuple = ("bpp", "psnr")) -> dict:
+    """The bench_rd.py JSON at ``path``, checked (``run_problem``); a one-line SystemExit
+    "PATH: not a bench_rd.py JSON (WHY)" when it cannot be read or is not one. A run that did
+    not finish is read with a warning on stderr naming ``prog`` (none when ``prog`` is None)."""
+    try:
+        run = json.loads(Path(path).read_bytes())
+    except OSError as exc:
+        why = f"{exc.strerror}" if exc.strerror else str(exc)
+        raise SystemExit(f"{path}: not a bench_rd.py JSON ({why})") from None
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
+        raise SystemExit(f"{path}: not a bench_rd.py JSON ({' '.join(str(exc).split())[:200]})") from None
+    problem = run_problem(run, required, measured)
+    if problem:
+        raise SystemExit(f"{path}: not a bench_rd.py JSON ({problem})")
+    if prog and not run.get("complete", True):
+        print(f"{prog}: warning: {path} is a run that did not finish", file=sys.stderr)
+    return run
+
+
+def image_sizes(runs: list) -> dict:
+    """image name -> (width, height) over bench_rd.py JSONs: ``runs`` holds paths (read with
+    ``load_run``) or (path, run) pairs already read; a one-line SystemExit when one name has
+    two sizes (runs at different --downscale, say)."""
     sizes: dict = {}
-    for path in paths:
-        for im in json.loads(Path(path).read_text()).get("images", []):
+    for item in runs:
+        path, run = item if isinstance(item, tuple) else (item, load_run(item))
+        for im in run.get("images", []):
             size = (im.get("width"), im.get("height"))
             if sizes.setdefault(im["name"], size) != size:
                 raise SystemExit(f"{path}: {im['name']} is {size[0]}x{size[1]} here and "

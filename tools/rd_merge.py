@@ -40,6 +40,7 @@ lands on an (image, point) that NEW already has. Renames come first, then
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -47,19 +48,54 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rd_lib  # noqa: E402
 from bench_rd import plot, write_atomic  # noqa: E402
+from tool_guard import guarded, refuse_clobbering  # noqa: E402
+
+# What rd_merge reads of every record (an error's too: the means group by point), and of
+# every record that holds no error (bytes and PSNR tell two files apart; the means average
+# bpp, PSNR and the timings).
+REQUIRED = ("codec", "image", "point")
+MEASURED = ("bpp", "psnr", "bytes", "encode_s", "decode_s")
 
 
 def load_run(path: str) -> dict:
-    """A bench_rd.py JSON; a one-line SystemExit when it is not one. A run that did not
-    finish is read with a warning on stderr."""
-    try:
-        run = json.loads(Path(path).read_text())
-        run["records"]  # noqa: B018  (must exist)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SystemExit(f"{path}: not a bench_rd.py JSON ({exc})") from None
-    if not run.get("complete", True):
-        print(f"rd_merge: warning: {path} is a run that did not finish", file=sys.stderr)
-    return run
+    """A bench_rd.py JSON; a one-line SystemExit "PATH: not a bench_rd.py JSON (WHY)" when it
+    is not one (``rd_lib.load_run``: records that are objects with a codec, an image and a
+    point, and unless they hold an error a bpp, PSNR, byte count and timings, each of the
+    right type). A run that did not finish is read with a warning on stderr."""
+    return rd_lib.load_run(path, "rd_merge", REQUIRED, MEASURED)
+
+
+def refuse(message: str) -> None:
+    """A bad option found before any work: ``rd_merge: error: MESSAGE`` on stderr, exit
+    status 2 (as ``tool_guard.refuse_clobbering``)."""
+    print(f"rd_merge: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def check_output(option: str, path: str) -> None:
+    """``refuse`` (one line, exit status 2), before any work, when ``path`` cannot take an output: empty,
+    ending in a separator, a folder (or other non-file), read-only, in a folder that cannot
+    be written, or under a missing folder that cannot be made (a file in its way). A missing
+    folder that can be made is made when the output is written (``bench_rd.write_atomic``)."""
+    from gipp_codec.errors import GimgError
+    from gipp_codec.imageio import check_output_path
+
+    if not path.strip() or path.endswith(("/", os.sep)):
+        refuse(f"{option} {path!r}: give a file name")
+    folder = Path(os.path.abspath(path)).parent
+    if os.path.isdir(folder):
+        try:
+            check_output_path(path)
+        except GimgError as exc:
+            refuse(f"{option}: {exc}")
+        return
+    above = folder
+    while not os.path.lexists(above) and above != above.parent:
+        above = above.parent
+    if not os.path.isdir(above):
+        refuse(f"{option} {path}: {above} is not a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        refuse(f"{option} {path}: the folder {folder} does not exist and {above} is not writable")
 
 
 def _by_key(records: list, codec: str) -> dict:
@@ -180,10 +216,13 @@ def report(records: list, test: str, sources: dict, method: str) -> str:
     """Markdown: mean curves per codec (with their source) and ``test``'s BD rows, and the
     images the means leave out (``rd_lib.left_out_images``: not every codec has them)."""
     curves = rd_lib.mean_curves(records)
+    left_out = rd_lib.left_out_images(records)
     if test not in curves:
+        if any(r["codec"] == test for r in records) and left_out:
+            raise SystemExit(f"{test}: every image is left out of the means: "
+                             + "; ".join(f"{name} ({why})" for name, why in left_out.items()))
         raise SystemExit(f"{test}: no records of it in the run")
     out = []
-    left_out = rd_lib.left_out_images(records)
     if left_out:
         out += ["Left out of every mean and BD-rate (each codec's curve averages the same images): "
                 + "; ".join(f"{name} ({why})" for name, why in left_out.items()), ""]
@@ -223,7 +262,7 @@ def main(argv=None) -> int:
     p.add_argument("--test", default="gimg")
     p.add_argument("--bd-method", choices=("pchip", "poly"), default="pchip")
     p.add_argument("--json", help="write the run with the merged records here")
-    p.add_argument("--plot", help="write the merged PSNR/MS-SSIM vs bpp curves here (PNG)")
+    p.add_argument("--plot", help="write the merged PSNR/MS-SSIM vs bpp curves here (a name ending in .png)")
     args = p.parse_args(argv)
     if not args.codec_from and not args.points_from and not args.rename and len(args.run) < 2:
         p.error("give two or more runs to pool, or --rename, --points-from or --codec-from")
@@ -236,12 +275,31 @@ def main(argv=None) -> int:
             p.error("--plot needs matplotlib: pip install -e '.[bench]' (or drop --plot)")
     donor_paths = [path for item in args.points_from + args.codec_from
                    for path in item.partition("=")[2].split(",") if path]
-    rd_lib.image_sizes(args.run + donor_paths + args.witness)  # one size per image name, in every run
-    runs = [(load_run(path), path) for path in args.run]
+    # the outputs checked before any input is read: never an input, never each other, and
+    # each a file that can be written
+    outputs = (("--json", args.json), ("--plot", args.plot))
+    if args.plot is not None and not args.plot.lower().endswith(".png"):
+        refuse(f"--plot {args.plot}: the plot is a PNG; give a name ending in .png")
+    refuse_clobbering("rd_merge", [path for _, path in outputs], args.run + donor_paths + args.witness)
+    for option, path in outputs:
+        if path is not None:
+            check_output(option, path)
+    loaded: dict = {}  # path -> run: each file read (and checked) once
+
+    def read(path: str) -> dict:
+        if path not in loaded:
+            loaded[path] = load_run(path)
+        return loaded[path]
+
+    all_paths = args.run + donor_paths + args.witness
+    for path in all_paths:  # every input checked before any is used
+        read(path)
+    rd_lib.image_sizes([(path, read(path)) for path in all_paths])  # one size per image name, in every run
+    runs = [(read(path), path) for path in args.run]
     images = {im["name"]: im for one, _ in runs for im in one.get("images", [])}
     run = dict(runs[0][0], records=pool(runs), images=list(images.values()))
     sources = {}
-    witness = pool([(load_run(path), path) for path in args.witness]) if args.rename else []
+    witness = pool([(read(path), path) for path in args.witness]) if args.rename else []
     for item in args.rename:
         old, sep, new = item.partition("=")
         if not sep or not old or not new or old == new:
@@ -252,8 +310,8 @@ def main(argv=None) -> int:
         p.error("--donor-point needs --points-from")
     for item in args.points_from:
         codec, path = _codec_and_path("--points-from", item)
-        paths = path.split(",")
-        donor = pool([(load_run(one), one) for one in paths])  # [records]
+        paths = [one for one in path.split(",") if one]
+        donor = pool([(read(one), one) for one in paths])  # [records]
         if args.donor_point:
             donor = [r for r in donor if r.get("point") in set(args.donor_point)]
             if not donor:
@@ -264,7 +322,7 @@ def main(argv=None) -> int:
     donors = []
     for item in args.codec_from:
         codec, path = _codec_and_path("--codec-from", item)
-        donors.append((codec, load_run(path), path))
+        donors.append((codec, read(path), path))
         sources[codec] = path
     records = merge(run, donors, args.test)
     print(report(records, args.test, sources, args.bd_method))
@@ -281,4 +339,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded("rd_merge", main))
