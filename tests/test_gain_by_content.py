@@ -62,3 +62,17 @@ def test_main_pairs_runs_by_image_and_rate(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("not json")
     with pytest.raises(SystemExit, match="not a bench_rd.py JSON"):
         main(["--test", str(tmp_path / "bad.json"), "--anchor-run", base, "--images", str(tmp_path)])
+
+
+def test_an_exact_copy_is_left_out_and_named(tmp_path, capsys):
+    for name in ("a", "b"):
+        Image.fromarray(np.random.default_rng(3).integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
+    for run, exact in (("t", "inf"), ("b", 30.0)):
+        recs = [{"image": "a", "codec": "gimg", "target_bpp": 1.0, "psnr": exact, "ms_ssim": 0.9},
+                {"image": "b", "codec": "gimg", "target_bpp": 1.0, "psnr": 31.0 if run == "t" else 30.0, "ms_ssim": 0.9}]
+        (tmp_path / f"{run}.json").write_text(json.dumps({"records": recs}))
+    assert main(["--test", str(tmp_path / "t.json"), "--anchor-run", str(tmp_path / "b.json"),
+                 "--images", str(tmp_path), "--window", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Left out, infinite PSNR (an exact copy): a" in out and "| a |" not in out
+    assert "mean Δ PSNR +1.000 dB" in out

@@ -22,6 +22,7 @@ content does not tell. Twenty-four images give a rank correlation a standard err
 """
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -73,6 +74,11 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def _finite(v) -> bool:
+    """Whether a record's PSNR is a finite number (an exact copy's is "inf" or infinite)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--test", nargs="+", action="extend", required=True, help="bench_rd JSONs of the change")
@@ -103,7 +109,10 @@ def main(argv=None) -> int:
         print("| image | flat share | median log10 variance | Δ PSNR (dB) | Δ MS-SSIM |")
         print("|---|---|---|---|---|")
         dp, flat, med = [], [], []
-        for key in sorted(rows, key=lambda k: stats[k[0]][0]):
+        exact = [k for k in rows if not all(_finite(r["psnr"]) for r in (test[k], base[k]))]
+        if exact:
+            print(f"Left out, infinite PSNR (an exact copy): {', '.join(k[0] for k in exact)}\n")
+        for key in sorted((k for k in rows if k not in exact), key=lambda k: stats[k[0]][0]):
             t, b = test[key], base[key]
             d = t["psnr"] - b["psnr"]
             ds = (t.get("ms_ssim") or float("nan")) - (b.get("ms_ssim") or float("nan"))
