@@ -80,4 +80,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tool_guard import guarded
+
+    sys.exit(guarded("adam_gradient_scale", main))

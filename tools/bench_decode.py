@@ -24,6 +24,12 @@ With ``--cuda`` (a CUDA GPU and triton) two more calls join each round:
   - gimg render only on the GPU (``render_cuda`` on Gaussians already on the device, then
     ``torch.cuda.synchronize``),
 and a second table gives their times and ratios to WebP.
+
+Every pair is checked before any timing (``check_pair``): the image must load, the .gimg
+file must parse, in that order (a swapped pair is named as such), and both must be of the
+same size; ``--json`` must be writable and not one of the inputs. Bad input is one
+``bench_decode: error:`` line and a non-zero exit. A line on stderr marks each pair as its
+measurement starts.
 """
 
 import argparse
@@ -42,12 +48,53 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rd_lib import CLASSICAL_CODECS, search_bpp  # noqa: E402
 
-from gipp_codec.decoder import decode, gaussians_as_floats, read_info  # noqa: E402
+from tool_guard import fail, guarded, one_line  # noqa: E402
+from tool_record import check_record_path, write_text_atomic  # noqa: E402
+
+from gipp_codec.decoder import decode, gaussians_as_floats, read_info, read_input_file  # noqa: E402
+from gipp_codec.errors import FormatError, GimgError, InputImageError  # noqa: E402
+from gipp_codec.format.constants import SIGNATURE  # noqa: E402
 from gipp_codec.format.base_layer import grid_rows  # noqa: E402
 from gipp_codec.format.container import parse_gimg  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
 from gipp_codec.metrics import psnr  # noqa: E402
 from gipp_codec.render.numba_kernels import forward_uint8  # noqa: E402
+
+
+PROG = "bench_decode"
+
+
+def _is_gimg(path: str) -> bool:
+    """Whether ``path`` is a file starting with the .gimg signature."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(SIGNATURE)) == SIGNATURE
+    except OSError:
+        return False
+
+
+def check_pair(k: int, image_path: str, gimg_path: str) -> None:
+    """Check pair ``k`` (1-based) before any timing: the image loads, the .gimg file parses,
+    and they are of the same size; else exit with one line naming the file (and, for a
+    swapped pair, which argument should be what)."""
+    where = f"pair {k} ({image_path} {gimg_path})"
+    if _is_gimg(image_path) and os.path.isfile(gimg_path) and not _is_gimg(gimg_path):
+        fail(PROG, f"{where}: the arguments are swapped: give the image first ({gimg_path}), then its .gimg file "
+              f"({image_path})")
+    try:
+        image, _ = load_image(image_path)
+    except InputImageError as exc:
+        fail(PROG, f"{where}: the image: {one_line(exc)}", 1)
+    try:
+        parsed = parse_gimg(read_input_file(gimg_path))
+    except FormatError as exc:
+        fail(PROG, f"{where}: {gimg_path}: not a valid .gimg file ({one_line(exc)})", 1)
+    except GimgError as exc:  # missing, a folder, unreadable
+        fail(PROG, f"{where}: the .gimg file: {one_line(exc)}", 1)
+    w, h = int(parsed.header["width"]), int(parsed.header["height"])
+    if image.shape[:2] != (h, w):
+        fail(PROG, f"{where}: the image is {image.shape[1]}x{image.shape[0]} but the .gimg file is {w}x{h}; "
+              f"give each .gimg file after the image it was encoded from", 1)
 
 
 def interleaved_medians(calls: dict, repeats: int, warmup: int) -> tuple[dict, dict]:
@@ -134,13 +181,17 @@ def main(argv=None) -> int:
     """Entry point."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pairs", nargs="+", help="IMAGE.png FILE.gimg pairs")
-    ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--cli-repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=30, help="timed in-process rounds (at least 1)")
+    ap.add_argument("--cli-repeats", type=int, default=5, help="cold `gimg decode` runs (at least 1)")
     ap.add_argument("--cuda", action="store_true", help="also time decoding on the GPU (CUDA and triton)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if len(args.pairs) % 2:
-        ap.error("give IMAGE.png FILE.gimg pairs")
+        fail(PROG, f"{len(args.pairs)} files given; give IMAGE.png FILE.gimg pairs")
+    for name, value in (("--repeats", args.repeats), ("--cli-repeats", args.cli_repeats)):
+        if value < 1:
+            fail(PROG, f"{name} {value}: must be at least 1")
+    check_record_path(PROG, args.json, args.pairs)
     if args.cuda:
         from gipp_codec.errors import ConfigError
         from gipp_codec.gpu_decode import resolve_decode_device
@@ -148,14 +199,19 @@ def main(argv=None) -> int:
         try:
             resolve_decode_device("cuda")
         except ConfigError as exc:
-            ap.error(str(exc))
+            fail(PROG, "--cuda: " + one_line(exc).replace(" (use --device cpu)", "") + "; run without --cuda")
+    pairs = [(args.pairs[i], args.pairs[i + 1]) for i in range(0, len(args.pairs), 2)]
+    for k, (image_path, gimg_path) in enumerate(pairs, 1):
+        check_pair(k, image_path, gimg_path)
     import numba
 
     from gipp_codec import prebuilt
 
     cli_mode = "prebuilt decoder" if prebuilt.status()[0] else "numba JIT"
-    rows = [bench_pair(args.pairs[i], args.pairs[i + 1], args.repeats, args.cli_repeats, args.cuda)
-            for i in range(0, len(args.pairs), 2)]
+    rows = []
+    for k, (image_path, gimg_path) in enumerate(pairs, 1):
+        print(f"{PROG}: pair {k}/{len(pairs)}: {image_path} {gimg_path}", file=sys.stderr, flush=True)
+        rows.append(bench_pair(image_path, gimg_path, args.repeats, args.cli_repeats, args.cuda))
     print(f"numba threads: {numba.get_num_threads()}, repeats: {args.repeats} (median, warm); "
           f"cold CLI on the {cli_mode}\n")
     for r in rows:
@@ -182,9 +238,17 @@ def main(argv=None) -> int:
                   f"| {r['ratio_cuda_file_to_pixels_vs_webp']:.3f} | {r['ratio_cuda_render_vs_webp']:.3f} "
                   f"| {r['gimg_cuda_psnr']:.2f} | {r['cuda_pixels_differing_from_cpu']} |")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        write_text_atomic(args.json, json.dumps(rows, indent=1))
     return 0
 
 
+def _main(argv=None) -> int:
+    """``main``, with a failed cold ``gimg decode`` reported as one line too."""
+    try:
+        return main(argv)
+    except subprocess.CalledProcessError as exc:
+        fail(PROG, f"`{' '.join(map(str, exc.cmd[1:]))}` failed with exit status {exc.returncode}", 1)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded(PROG, _main))

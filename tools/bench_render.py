@@ -25,6 +25,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -183,4 +184,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from tool_guard import guarded
+
+    sys.exit(guarded("bench_render", main))

@@ -108,4 +108,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tool_guard import guarded
+
+    sys.exit(guarded("convergence_curve", main))

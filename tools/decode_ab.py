@@ -13,6 +13,11 @@ median over the rounds of each revision's time (ms), the ratio b / a, and parse 
 (``parse_gimg``: parsing, entropy decoding; no render) measured the same way; and checks
 that both revisions decode every file to the same pixels. The JSON record names the
 commit each revision was.
+
+Everything is checked before a worktree is made (``check_inputs``): both revisions, every
+file (it must exist and parse as a .gimg file), ``--rounds`` and ``--calls`` (at least 1),
+and ``--json`` (writable, not one of the files). Bad input is one ``decode_ab: error:`` line
+and a non-zero exit; so is a worker that fails to start. Progress goes to stderr.
 """
 
 import argparse
@@ -25,6 +30,12 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PROG = "decode_ab"
+sys.path.insert(0, str(ROOT / "tools"))
+
+from tool_guard import fail, guarded, one_line  # noqa: E402
+from tool_record import check_record_path, write_text_atomic  # noqa: E402
+
 
 # The worker: reads one JSON command per line on stdin, answers one JSON line on stdout.
 _WORKER = r"""
@@ -52,15 +63,57 @@ for line in sys.stdin:
 """
 
 
-def start_worker(tree: Path, files: list[Path]) -> tuple[subprocess.Popen, dict]:
-    """A worker process on the code of ``tree``; returns it and its greeting (module path,
-    output digests)."""
+def check_inputs(args) -> dict:
+    """Everything checkable before a worktree is made (module docstring); exits with one line
+    on bad input, else returns the short commit of each revision {"a": ..., "b": ...}."""
+    from gipp_codec.decoder import read_input_file
+    from gipp_codec.errors import FormatError, GimgError
+    from gipp_codec.format.container import parse_gimg
+
+    for name, value in (("--rounds", args.rounds), ("--calls", args.calls)):
+        if value < 1:
+            fail(PROG, f"{name} {value}: must be at least 1")
+    for f in args.files:
+        try:
+            parse_gimg(read_input_file(f))
+        except FormatError as exc:
+            fail(PROG, f"{f}: not a valid .gimg file ({one_line(exc)})", 1)
+        except GimgError as exc:  # missing, a folder, unreadable
+            fail(PROG, one_line(exc), 1)
+    check_record_path(PROG, args.json, args.files)
+    commits = {}
+    for k, rev in (("a", args.a), ("b", args.b)):
+        found = subprocess.run(["git", "rev-parse", "--short", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=ROOT,
+                               capture_output=True, text=True)
+        if found.returncode != 0 or not found.stdout.strip():
+            fail(PROG, f"--{k} {rev}: not a revision of this repository", 1)
+        commits[k] = found.stdout.strip()
+    return commits
+
+
+def _last_line(text: str) -> str:
+    """The last non-empty line of ``text`` (a worker's stderr: the message of its error)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def start_worker(tree: Path, files: list[Path], err_file) -> tuple[subprocess.Popen, dict]:
+    """A worker process on the code of ``tree`` (its stderr to ``err_file``, a file open for
+    reading and writing); returns it and its greeting (module path, output digests). A
+    worker that fails before its greeting is one line and exit 1."""
     env = {**os.environ, "PYTHONPATH": str(tree), "NUMBA_CACHE_DIR": str(tree / ".numba_cache")}
     proc = subprocess.Popen([sys.executable, "-c", _WORKER, json.dumps([str(f) for f in files])], env=env,
-                            cwd=tree, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    greeting = json.loads(proc.stdout.readline())
+                            cwd=tree, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file, text=True)
+    line = proc.stdout.readline()
+    try:
+        greeting = json.loads(line)
+    except json.JSONDecodeError:
+        proc.wait()
+        err_file.seek(0)
+        fail(PROG, f"the worker for {tree.name} failed to start (exit {proc.returncode}): {_last_line(err_file.read())}",
+              1)
     if not Path(greeting["module"]).resolve().is_relative_to(tree.resolve()):
-        raise SystemExit(f"the worker for {tree} imported {greeting['module']}, not that tree's code")
+        fail(PROG, f"the worker for {tree} imported {greeting['module']}, not that tree's code", 1)
     return proc, greeting
 
 
@@ -74,31 +127,51 @@ def main(argv=None) -> int:
     ap.add_argument("--calls", type=int, default=5, help="decodes per file and round (their median is kept)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    commits = check_inputs(args)
     files = [f.resolve() for f in args.files]
-    commits = {k: subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, check=True, capture_output=True,
-                                 text=True).stdout.strip() for k, rev in (("a", args.a), ("b", args.b))}
     times = {(k, s): [[] for _ in files] for k in ("a", "b") for s in ("decode", "parse")}
     with tempfile.TemporaryDirectory() as tmp:
         trees, workers, greetings = {}, {}, {}
-        for k, rev in (("a", args.a), ("b", args.b)):
-            trees[k] = Path(tmp) / k
-            subprocess.run(["git", "worktree", "add", "--detach", "-q", str(trees[k]), rev], cwd=ROOT, check=True)
+        errs = {k: tempfile.TemporaryFile("w+") for k in ("a", "b")}
         try:
+            for k, rev in (("a", args.a), ("b", args.b)):
+                trees[k] = Path(tmp) / k
+                made = subprocess.run(["git", "worktree", "add", "--detach", "-q", str(trees[k]), rev], cwd=ROOT,
+                                      capture_output=True, text=True)
+                if made.returncode != 0:
+                    fail(PROG, f"cannot check out --{k} {rev}: {_last_line(made.stderr)}", 1)
             for k in ("a", "b"):
-                workers[k], greetings[k] = start_worker(trees[k], files)
+                workers[k], greetings[k] = start_worker(trees[k], files, errs[k])
+            print(f"{PROG}: workers ready; {args.rounds} rounds", file=sys.stderr, flush=True)
             for r in range(args.rounds):
                 for k in (("a", "b") if r % 2 == 0 else ("b", "a")):
                     workers[k].stdin.write(f"{args.calls}\n")
                     workers[k].stdin.flush()
-                    for i, t in enumerate(json.loads(workers[k].stdout.readline())):
+                    line = workers[k].stdout.readline()
+                    try:
+                        answer = json.loads(line)
+                    except json.JSONDecodeError:
+                        workers[k].wait()
+                        errs[k].seek(0)
+                        fail(PROG, f"the worker for {k} failed in round {r + 1} (exit {workers[k].returncode}): "
+                              f"{_last_line(errs[k].read())}", 1)
+                    for i, t in enumerate(answer):
                         for s in ("decode", "parse"):
                             times[(k, s)][i].append(t[s])
+                if (r + 1) % 10 == 0 or r + 1 == args.rounds:
+                    print(f"{PROG}: round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
         finally:
             for proc in workers.values():
-                proc.stdin.close()
+                try:
+                    proc.stdin.close()
+                except OSError:  # a worker that died: its pipe is broken
+                    pass
                 proc.wait()
+            for err in errs.values():
+                err.close()
             for tree in trees.values():
-                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False,
+                               capture_output=True)
     rows = []
     for i, f in enumerate(files):
         med = {f"{s}_{k}_ms": 1000 * statistics.median(times[(k, s)][i]) for k in ("a", "b") for s in ("decode", "parse")}
@@ -116,10 +189,10 @@ def main(argv=None) -> int:
         print(f"| median | | {statistics.median(r['decode_ratio'] for r in rows):.3f} | "
               f"| {statistics.median(r['parse_ratio'] for r in rows):.3f} | |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"a": args.a, "b": args.b, "commits": commits, "rounds": args.rounds,
+        write_text_atomic(args.json, json.dumps({"a": args.a, "b": args.b, "commits": commits, "rounds": args.rounds,
                                                "calls": args.calls, "rows": rows}, indent=1))
     return 0 if all(r["same_pixels"] for r in rows) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded(PROG, main))

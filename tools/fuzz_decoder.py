@@ -39,6 +39,16 @@ same decision as the API, one ``gimg:`` line on stderr and no output file on rej
 a uint8 [H, W, 3] image or raise an InputImageError. PNGs are mutated chunk by chunk (their
 big-endian lengths and CRCs fixed), other formats as one payload (``WHOLE_FILE_MUTATIONS``);
 without files it writes ``sample_images`` (one 48 x 48 crop in eleven formats and modes).
+
+Before any case, ``check_args`` checks the options and ``check_source`` every source file:
+each must exist and parse as a .gimg file (with ``--images``: load as an image); ``--json``
+must be writable and ``--save-dir`` a folder or creatable as one. Bad input is one
+``fuzz_decoder: error:`` line and a non-zero exit. ``--stall-seconds`` must be at least
+``MIN_STALL_SECONDS`` (1 s): a case is a stall when no line came from the worker for that
+long, and an ordinary case on a busy machine can take a good part of a second; a worker's
+start (imports, kernels loaded or compiled) may take up to ``max(--stall-seconds,
+STARTUP_SECONDS)`` before its first line. A progress line goes to stderr every
+``PROGRESS_EVERY`` cases.
 """
 
 import argparse
@@ -63,12 +73,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from tool_record import write_record  # noqa: E402
+from tool_guard import fail, guarded, one_line, refuse_clobbering  # noqa: E402
+from tool_record import check_record_path, write_record  # noqa: E402
 
 from gipp_codec.format.constants import PREAMBLE_SIZE, SIGNATURE  # noqa: E402
 
 MUTATIONS = ("flip", "overwrite", "field", "truncate", "extend", "drop", "duplicate", "swap", "raw", "cut")
 WHOLE_FILE_MUTATIONS = ("flip", "overwrite", "raw", "cut")  # for files without chunks (JPEG, TIFF, ...)
+PROG = "fuzz_decoder"
+MIN_STALL_SECONDS = 1.0  # below it an ordinary case on a loaded machine reads as a stall
+STARTUP_SECONDS = 60.0  # the least a worker is given to send its first line (imports, kernels)
+PROGRESS_EVERY = 500  # cases between progress lines on stderr
 
 
 @dataclass(frozen=True)
@@ -307,15 +322,24 @@ def run_worker(files: list, seed: int, first: int, last: int, selftest=(-1, -1),
         print(f"DONE {i} {outcome} {time.perf_counter() - t0:.4f} {rss_kib} {detail}", flush=True)
 
 
+def _last_line(text: str) -> str:
+    """The last non-empty line of ``text`` (a worker's stderr: the message of its error)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
 def fuzz(files: list, cases: int, seed: int, stall_seconds: float, save_dir: str | None,
-         selftest=(-1, -1), images: bool = False) -> dict:
+         selftest=(-1, -1), images: bool = False, progress_every: int = PROGRESS_EVERY) -> dict:
     """Run every case in worker processes (restarted after a crash or a stall); the summary.
     ``selftest``: see ``run_worker``; ``images``: the files are input images, decoded by
-    ``imageio.decode_image_bytes``."""
+    ``imageio.decode_image_bytes``; ``progress_every``: cases between progress lines on
+    stderr (0: none). A worker is given ``max(stall_seconds, STARTUP_SECONDS)`` for its
+    first line, then ``stall_seconds`` for each."""
     counts = {"decoded": 0, "rejected": 0, "bug": 0, "crash": 0, "stall": 0}
     by_error, by_mutation, problems = {}, {}, []
     slowest = (0.0, -1)
     peak_rss_kib, peak_case = 0, -1
+    t_start = time.perf_counter()
     i = 0
     while i < cases:
         cmd = [sys.executable, __file__, "--worker", str(i), str(cases), "--seed", str(seed),
@@ -324,10 +348,11 @@ def fuzz(files: list, cases: int, seed: int, stall_seconds: float, save_dir: str
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err_file, text=True)
             lines: queue.Queue = queue.Queue()
             threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True).start()
-            started, stalled = None, False
+            started, stalled, first = None, False, True
             while True:
                 try:
-                    line = lines.get(timeout=stall_seconds)
+                    line = lines.get(timeout=max(stall_seconds, STARTUP_SECONDS) if first else stall_seconds)
+                    first = False
                 except queue.Empty:
                     proc.kill()
                     stalled = True
@@ -351,12 +376,16 @@ def fuzz(files: list, cases: int, seed: int, stall_seconds: float, save_dir: str
                     if rss > peak_rss_kib:  # ru_maxrss only grows: this case raised the peak
                         peak_rss_kib, peak_case = rss, idx
                     started, i = None, idx + 1
+                    if progress_every and i % progress_every == 0 and i < cases:
+                        print(f"{PROG}: {i}/{cases} cases, {time.perf_counter() - t_start:.0f} s: "
+                              + ", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr, flush=True)
             proc.wait()
             err_file.seek(0)
             err_text = err_file.read()[-300:]
         if started is None and not stalled:
             if proc.returncode != 0 or i < cases:  # died outside a case: the tool's own failure
-                raise SystemExit(f"fuzz_decoder: the worker failed before case {i}: {err_text}")
+                raise SystemExit(f"{PROG}: error: the worker failed before case {i} (exit {proc.returncode}): "
+                                 f"{_last_line(err_text)}")
             break
         if started is None:
             started = i  # stalled while loading, before its first case
@@ -424,6 +453,69 @@ def cli_check(files: list, seed: int, cases: int) -> dict:
     return {"cases": cases, "decoded": decoded, "agreed": cases - len(problems), "problems": problems}
 
 
+def check_source(path: str, images: bool) -> None:
+    """Exit with one line naming ``path`` unless it is a source the fuzzer can use: a file
+    that parses as a .gimg file (``images``: that loads as an image)."""
+    from gipp_codec.errors import FormatError, GimgError
+
+    try:
+        if images:
+            from gipp_codec.imageio import load_image
+
+            load_image(path)
+        else:
+            from gipp_codec.decoder import read_input_file
+            from gipp_codec.format.container import parse_gimg
+
+            try:
+                parse_gimg(read_input_file(path))
+            except FormatError as exc:
+                fail(PROG, f"{path}: not a valid .gimg file to fuzz ({one_line(exc)})", 1)
+    except GimgError as exc:  # missing, a folder, empty, unreadable, not an image
+        fail(PROG, one_line(exc), 1)
+
+
+def check_save_dir(path: str | None) -> None:
+    """Exit with one line unless ``path`` (None: nothing to check) is a folder, or can be made
+    one (its nearest existing parent is a folder that can be written)."""
+    if path is None:
+        return
+    if str(path) == "":
+        fail(PROG, "--save-dir: an empty folder name")
+    target = Path(path)
+    if target.exists():
+        if not target.is_dir():
+            fail(PROG, f"--save-dir {path}: exists and is not a folder")
+        if not os.access(target, os.W_OK | os.X_OK):
+            fail(PROG, f"--save-dir {path}: the folder cannot be written")
+        return
+    parent = target.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        fail(PROG, f"--save-dir {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        fail(PROG, f"--save-dir {path}: cannot make it in {parent}, which cannot be written")
+
+
+def check_args(args) -> None:
+    """``main``'s checks of the options, before any source file is read (module docstring)."""
+    if args.cases < 1:
+        fail(PROG, f"--cases {args.cases}: must be at least 1")
+    if args.seed < 0:
+        fail(PROG, f"--seed {args.seed}: must not be negative")
+    if not MIN_STALL_SECONDS <= args.stall_seconds < float("inf"):  # NaN fails too
+        fail(PROG, f"--stall-seconds {args.stall_seconds:g}: must be a finite number of seconds, at least "
+              f"{MIN_STALL_SECONDS:g} (with less, ordinary cases would be counted as stalls)")
+    if args.cli_cases < 0:
+        fail(PROG, f"--cli-cases {args.cli_cases}: must not be negative")
+    if args.images and args.cli_cases:
+        fail(PROG, "--cli-cases checks `gimg decode`; it does not combine with --images")
+    check_record_path(PROG, args.json, args.files)
+    check_save_dir(args.save_dir)
+    refuse_clobbering(PROG, [args.json, args.save_dir], [])
+
+
 def main(argv=None) -> int:
     """Command line (module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -433,7 +525,8 @@ def main(argv=None) -> int:
                     help="fuzz the input-image reader (imageio.decode_image_bytes) instead of the .gimg decoder")
     ap.add_argument("--cases", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--stall-seconds", type=float, default=60.0)
+    ap.add_argument("--stall-seconds", type=float, default=60.0,
+                    help=f"a case is a stall after this long without an answer (at least {MIN_STALL_SECONDS:g})")
     ap.add_argument("--cli-cases", type=int, default=0,
                     help="also run the first K cases through `python -m gipp_codec decode` (cli_check)")
     ap.add_argument("--save-dir")
@@ -444,10 +537,7 @@ def main(argv=None) -> int:
     if args.worker:
         run_worker(args.files, args.seed, *args.worker, selftest=tuple(args.selftest), images=args.images)
         return 0
-    if args.cases < 1 or args.stall_seconds <= 0:
-        ap.error("--cases and --stall-seconds must be positive")
-    if args.images and args.cli_cases:
-        ap.error("--cli-cases checks `gimg decode`; it does not combine with --images")
+    check_args(args)
     with tempfile.TemporaryDirectory() as samples:
         if args.files:
             files = args.files
@@ -456,7 +546,9 @@ def main(argv=None) -> int:
         else:
             files = sorted(glob.glob(str(ROOT / "conformance" / "valid" / "*.gimg")))
         if not files:
-            ap.error("no .gimg files given and none in conformance/valid")
+            fail(PROG, "no .gimg files given and none in conformance/valid")
+        for f in files:
+            check_source(f, args.images)
         return _run_and_report(args, files)
 
 
@@ -495,4 +587,4 @@ def _run_and_report(args, files: list) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded(PROG, main))

@@ -127,5 +127,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from tool_guard import guarded
+
     np.seterr(all="ignore")
-    sys.exit(main())
+    sys.exit(guarded("gpu_kernel_profile", main))

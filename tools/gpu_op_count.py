@@ -218,4 +218,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tool_guard import guarded
+
+    sys.exit(guarded("gpu_op_count", main))
