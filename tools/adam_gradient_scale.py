@@ -27,11 +27,14 @@ from gipp_codec.fit import trainer  # noqa: E402
 from gipp_codec.fit.api import fit_and_quantize  # noqa: E402
 from gipp_codec.fit.config import FitConfig  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
+from tool_record import check_record_path, write_text_atomic  # noqa: E402
+
+PROG = "adam_gradient_scale"
 
 GROUPS = ("positions", "covariance", "colours")
 
 
-def main() -> None:
+def main(argv=None) -> None:
     """Fit one image with the default config, reporting Adam's RMS-gradient scale."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("image")
@@ -41,7 +44,8 @@ def main() -> None:
     p.add_argument("--crop", default=None, help="WxH crop from the top left (default: the whole image)")
     p.add_argument("--adam-eps", type=float, default=None, help="FitConfig.adam_eps (default: the default's)")
     p.add_argument("--json", default=None)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    check_record_path(PROG, args.json, [args.image])
 
     img, _ = load_image(args.image)  # [H, W, 3] uint8
     if args.crop:
@@ -75,8 +79,8 @@ def main() -> None:
         trainer.RowAdam.step = step
     print(f"image {img.shape[1]}x{img.shape[0]}, values {img.size}, adam_eps {eps:g}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"image": args.image, "crop": args.crop, "adam_eps": eps,
-                                               "values": int(img.size), "rows": rows}, indent=1))
+        write_text_atomic(args.json, json.dumps({"image": args.image, "crop": args.crop, "adam_eps": eps,
+                                                 "values": int(img.size), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

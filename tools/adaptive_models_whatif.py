@@ -35,6 +35,9 @@ from gipp_codec.entropy.bitio import se_length  # noqa: E402
 from gipp_codec.entropy.models import choose_levels, model_cost_bits  # noqa: E402
 from gipp_codec.errors import GimgError  # noqa: E402
 from gipp_codec.format.container import parse_gimg  # noqa: E402
+from tool_record import check_record_path, write_text_atomic  # noqa: E402
+
+PROG = "adaptive_models_whatif"
 
 
 def adaptive_bits(tokens: np.ndarray, ntok: int, init: int, inc: int, limit: int) -> float:
@@ -94,6 +97,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.init < 1 or args.inc < 1 or args.limit < 0:
         ap.error("--init and --inc must be at least 1, --limit at least 0")
+    check_record_path(PROG, args.json, args.files)
     rows = []
     print(f"init {args.init}, inc {args.inc}, limit {args.limit}")
     print(f"{'file':32s} {'N':>6s} {'file bits':>10s} {'static':>10s} {'chosen':>10s} {'adaptive':>9s} {'change':>8s}")
@@ -112,8 +116,8 @@ def main(argv=None) -> int:
     print(f"all {len(rows)} files: {change:+.1f} bits, {100.0 * change / total_file:+.2f} % of their bits "
           f"(mean of the files' changes {mean_share:+.2f} %)")
     if args.json:
-        args.json.write_text(json.dumps({"init": args.init, "inc": args.inc, "limit": args.limit, "rows": rows},
-                                        indent=1) + "\n")
+        write_text_atomic(args.json, json.dumps({"init": args.init, "inc": args.inc, "limit": args.limit, "rows": rows},
+                                                indent=1) + "\n")
     return 0
 
 

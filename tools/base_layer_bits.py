@@ -22,6 +22,9 @@ from gipp_codec.fit.config import QATConfig  # noqa: E402
 from gipp_codec.format.base_layer import base_from_image, encode_base_payload  # noqa: E402
 from gipp_codec.format.constants import CHUNK_OVERHEAD  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
+from tool_record import check_record_path, write_text_atomic  # noqa: E402
+
+PROG = "base_layer_bits"
 
 
 def base_cost(path: str, rates: list[float]) -> dict:
@@ -45,6 +48,7 @@ def main(argv=None) -> int:
     ap.add_argument("--bpp", default="0.15,0.25,0.5,1.0,2", help="rates for the share column (comma list)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    check_record_path(PROG, args.json, args.images)
     rates = [float(r) for r in args.bpp.split(",")]
     rows = [base_cost(p, rates) for p in args.images]
     print("| image | F | grid | payload bits | chunk bits | " + " | ".join(f"share at {r} bpp" for r in rates) + " |")
@@ -58,7 +62,7 @@ def main(argv=None) -> int:
     print(f"\nmean chunk {mean:.0f} bits ({np.mean([r['payload_bits'] for r in rows]):.0f} payload); "
           f"mean share of the file: {shares}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"argv": sys.argv[1:], "rows": rows}, indent=1) + "\n")
+        write_text_atomic(args.json, json.dumps({"argv": sys.argv[1:], "rows": rows}, indent=1) + "\n")
     return 0
 
 

@@ -32,6 +32,9 @@ import numpy as np
 
 import gipp_codec  # noqa: F401,E402  (sets OMP_WAIT_POLICY=PASSIVE before torch loads, as in gimg)
 import torch  # noqa: E402
+from tool_record import check_record_path, write_text_atomic  # noqa: E402
+
+PROG = "bench_render"
 
 
 def fitted_scene(n, height, width, seed=0, mean_radius=19.0, log_std=0.5):
@@ -105,6 +108,7 @@ def main(argv=None):
     ap.add_argument("--numba-threads", type=int, default=None, help="numba.set_num_threads before timing")
     ap.add_argument("--json", default=None, help="write the results to this path")
     args = ap.parse_args(argv)
+    check_record_path(PROG, args.json, [])
 
     import numba
 
@@ -179,8 +183,7 @@ def main(argv=None):
     if not args.reference:
         print("\nreference (dense torch, O(N*H*W)) not timed: seconds per call at this size; pass --reference.")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(info, f, indent=2)
+        write_text_atomic(args.json, json.dumps(info, indent=2))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from gipp_codec.fit.config import FitConfig  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
 from gipp_codec.render import get_renderer  # noqa: E402
 
+PROG = "bench_represent"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 
 
@@ -150,6 +151,13 @@ def main(argv=None) -> int:
     ap.add_argument("--progress-every", type=int, default=0,
                     help="print iteration, PSNR and N to stderr every K iterations (long runs)")
     args = ap.parse_args(argv)
+    from tool_guard import refuse_clobbering
+    from tool_record import check_record_path, write_text_atomic
+
+    inputs = list_images(args.inputs, None)
+    check_record_path(PROG, args.out_json, inputs, option="--out-json")
+    check_record_path(PROG, args.out_md, inputs, option="--out-md")
+    refuse_clobbering(PROG, [args.out_json, args.out_md], inputs)
 
     ns = [int(x) for x in args.gaussians.split(",") if x.strip()]
     cfg = FitConfig.paper() if args.paper else FitConfig()
@@ -167,7 +175,7 @@ def main(argv=None) -> int:
         data = {"meta": meta, "results": rows}
         if args.history:
             data["iterations_to_target"] = {"target_db": args.target, **iterations_to_target(rows, args.target)}
-        Path(args.out_json).write_text(json.dumps(data, indent=1))
+        write_text_atomic(args.out_json, json.dumps(data, indent=1))
         if args.out_md and rows:
             Path(args.out_md).write_text(markdown(rows, meta))
 

@@ -27,6 +27,9 @@ from gipp_codec.decoder import gaussians_as_floats, parse_gimg
 from gipp_codec.imageio import load_image
 from gipp_codec.render import mse_step
 from gipp_codec.render.cpu import render_cpu
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "bench_train_step"
 
 
 def _leaves(means, covs, colors):
@@ -71,6 +74,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if len(args.pairs) % 2:
         ap.error("give FILE.gimg IMAGE.png pairs")
+    check_record_path(PROG, args.json, args.pairs)
     torch.set_num_threads(1)
     rows = []
     for gimg, png in zip(args.pairs[0::2], args.pairs[1::2]):
@@ -82,7 +86,7 @@ def main(argv=None) -> int:
     if len(rows) > 1:
         print(f"median ratio {statistics.median(r['ratio'] for r in rows):.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        write_text_atomic(args.json, json.dumps(rows, indent=1))
     return 0 if all(r["same_gradients"] for r in rows) else 1
 
 

@@ -26,6 +26,9 @@ from bench_represent import downscale  # noqa: E402
 from gipp_codec.encoder import encode_with_report  # noqa: E402
 from gipp_codec.format.model import BitDepths  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
+from tool_record import check_record_path, write_text_atomic  # noqa: E402
+
+PROG = "bitdepth_sweep"
 
 
 def parse_depths(text: str) -> list[BitDepths]:
@@ -50,6 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    check_record_path(PROG, args.json, args.images)
     targets = [float(b) for b in args.bpp.split(",")]
     depths = parse_depths(args.depths)
     images = [(Path(p).stem, downscale(load_image(p)[0], args.downscale)) for p in args.images]
@@ -66,7 +70,7 @@ def main(argv=None) -> int:
                       f"{rep.bpp:.4f} bpp, {rep.psnr:.2f} dB, N={rep.gaussians}, "
                       f"{rep.bits_per_gaussian:.1f} bits/Gaussian", flush=True)
                 if args.json:
-                    Path(args.json).write_text(json.dumps(rows, indent=1))
+                    write_text_atomic(args.json, json.dumps(rows, indent=1))
 
     print(f"\nMean over {len(images)} image(s), {args.iterations} iterations, downscale {args.downscale}:\n")
     print("| target bpp | depths | mean bpp | mean N | bits/Gaussian | mean PSNR (dB) | Δ vs first |")

@@ -36,6 +36,9 @@ from gipp_codec.format.model import QuantizedGaussians  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
 from gipp_codec.metrics import psnr  # noqa: E402
 from gipp_codec.render.numba_kernels import ENCODER_CONVENTION, forward  # noqa: E402
+from tool_record import check_record_path, write_text_atomic  # noqa: E402
+
+PROG = "code_search_gain"
 
 
 def gains(gimg_path: str, image_path: str, sweep_counts: list[int], rate_weights: tuple = (0.0,)) -> list[dict]:
@@ -88,6 +91,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if len(args.pairs) % 2:
         ap.error("give FILE.gimg IMAGE.png pairs")
+    check_record_path(PROG, args.json, args.pairs)
     counts = [int(x) for x in args.sweeps.split(",")]
     weights = tuple(float(x) for x in args.rate_weights.split(","))
     print("| file | N | rate weight | sweeps | PSNR gain (dB) | bpp added | dB per bpp | seconds "
@@ -102,7 +106,7 @@ def main(argv=None) -> int:
                   f"{r['psnr_gain']:+.3f} | {r['bpp_added']:+.4f} | {slope} | {r['seconds']:.2f} | "
                   f"{r['last_sweep_moves']} | {r['size_ratio']:.4f}x |", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        write_text_atomic(args.json, json.dumps(rows, indent=1))
     return 0
 
 

@@ -24,6 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "cold_start"
+
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
@@ -56,6 +60,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error(f"--repeats must be 1 or more, got {args.repeats}")
+    check_record_path(PROG, args.json, [args.file])
     from gipp_codec import decoder, prebuilt
 
     decoder.decode(args.file.read_bytes())  # a file that does not decode stops here, in one line
@@ -92,8 +97,8 @@ def main(argv=None) -> int:
     for k in medians["jit"]:
         print(f"  {k:13s} " + "".join(f"{medians[m][k]:10.3f}" for m in modes))
     if args.json:
-        Path(args.json).write_text(json.dumps({"file": str(args.file), "repeats": steps, "cli": cli,
-                                               "medians": medians}, indent=1))
+        write_text_atomic(args.json, json.dumps({"file": str(args.file), "repeats": steps, "cli": cli,
+                                                 "medians": medians}, indent=1))
     return 0
 
 

@@ -57,6 +57,9 @@ from gipp_codec.format.model import FloatGaussians, QuantizedGaussians
 from gipp_codec.imageio import load_image
 from gipp_codec.quant.dequant import dequantize, dequantize_rows
 from precision_cost import coarsen
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "colour_precision_by_size"
 
 COLOUR = (CH_RED, CH_GREEN, CH_BLUE)
 CG_ITERATIONS = 60  # conjugate-gradient steps of the least-squares colours
@@ -236,6 +239,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.groups < 1:
         ap.error("--groups must be at least 1")
+    references = [args.images / (p.name.split("_")[0] + ".png") for p in args.files]  # the images it reads
+    check_record_path(PROG, args.json, [*args.files, *references])
     rows = []
     for path in args.files:
         r = study(path, args.images, args.groups, args.search)
@@ -270,7 +275,7 @@ def main(argv=None) -> int:
                   f"{-mean['delta_psnr_drop_searched'] / saved:.3f} | {mean['delta_psnr_add_searched']:+.3f} dB | "
                   f"{spent:.2f} % | {mean['delta_psnr_add_searched'] / spent:.3f} |")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        write_text_atomic(args.json, json.dumps(rows, indent=1))
     return 0
 
 

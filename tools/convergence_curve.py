@@ -19,6 +19,11 @@ import statistics
 import sys
 from pathlib import Path
 
+from tool_guard import fail
+from tool_record import check_record_path
+
+PROG = "convergence_curve"
+
 
 def load_run(path: str) -> dict:
     """A bench_represent JSON with histories; raises SystemExit with a message otherwise."""
@@ -58,6 +63,9 @@ def main(argv=None) -> int:
     ap.add_argument("--target", type=float, default=31.0)
     ap.add_argument("--plot", default=None)
     args = ap.parse_args(argv)
+    if args.plot is not None and not args.plot.lower().endswith(".png"):
+        fail(PROG, f"--plot {args.plot}: the plot is a PNG; give a name ending in .png")
+    check_record_path(PROG, args.plot, [spec.partition("=")[2] for spec in args.runs if "=" in spec], option="--plot")
     checkpoints = [int(c) for c in args.checkpoints.split(",") if c.strip()]
     runs = []
     for spec in args.runs:

@@ -31,6 +31,9 @@ from gipp_codec.fit.api import fit_and_quantize, fit_image  # noqa: E402
 from gipp_codec.fit.config import FitConfig, QATConfig  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
 from tools.bench_represent import downscale  # noqa: E402
+from tool_record import check_record_path, write_text_atomic  # noqa: E402
+
+PROG = "convergence_sweep"
 
 # overrides applied to FitConfig.paper()
 VARIANTS = {
@@ -78,14 +81,15 @@ def main(argv=None) -> int:
     ap.add_argument("--qat", action="store_true", help="run fit_and_quantize; report the decoded PSNR")
     ap.add_argument("--out", default="convergence_sweep.json")
     args = ap.parse_args(argv)
+    dataset = Path(args.dataset)
+    if not dataset.is_dir():
+        dataset = Path("/work/shared/datasets/kodak")
+    check_record_path(PROG, args.out, [dataset / f"{name}.png" for name in args.images.split(",")], option="--out")
     if args.threads:
         torch.set_num_threads(args.threads)
         import numba
         numba.set_num_threads(args.threads)
 
-    dataset = Path(args.dataset)
-    if not dataset.is_dir():
-        dataset = Path("/work/shared/datasets/kodak")
     images = {}
     for name in args.images.split(","):
         img, _ = load_image(dataset / f"{name}.png")
@@ -112,7 +116,7 @@ def main(argv=None) -> int:
                 psnrs.append(row["psnr"])
                 results.append({"variant": var, "budget": budget, "image": name, "n": n,
                                 "seconds": secs[-1], **row})
-                Path(args.out).write_text(json.dumps(results, indent=1))
+                write_text_atomic(args.out, json.dumps(results, indent=1))
             print(f"budget {budget:6d} {var:40s} mean {statistics.fmean(psnrs):6.2f} dB  "
                   f"[{' '.join(f'{p:.2f}' for p in psnrs)}]  {statistics.fmean(secs):.1f} s/img"
                   + (f"  (float warm-up mean {statistics.fmean(extra):.2f} dB)" if extra else ""), flush=True)

@@ -32,11 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from tool_record import write_record  # noqa: E402
+from tool_record import check_record_path, write_record  # noqa: E402
 
 from gipp_codec.format import constants as K  # noqa: E402
 from gipp_codec.format.container import write_gimg  # noqa: E402
 from gipp_codec.format.model import BitDepths, QuantizedGaussians  # noqa: E402
+
+
+PROG = "decode_memory"
 
 
 def identical_gaussians_file(width: int, height: int, count: int, base: bool = False) -> bytes:
@@ -118,6 +121,7 @@ def main(argv=None) -> int:
         region = None if args.crop is None else _size(args.crop)
     except ValueError:
         ap.error("--sizes and --crop take WIDTHxHEIGHT and --counts integers")
+    check_record_path(PROG, args.json)
     results = []
     print(f"{'size':>12s} {'N':>8s} {'file bytes':>10s} {'seconds':>8s} {'peak MiB':>9s}  exit")
     for width, height in sizes:

@@ -39,6 +39,9 @@ import numpy as np
 from gipp_codec.encoder import encode_with_report
 from gipp_codec.fit.config import FitConfig
 from gipp_codec.imageio import load_image
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "encode_profile"
 
 # part -> (file suffix, function name) whose cumulative time it is
 PARTS = {
@@ -91,6 +94,7 @@ def main(argv=None) -> int:
     ap.add_argument("--covariance-form", choices=("auto", "b", "correlation"), default=None,
                     help="QATConfig.covariance_form (default: the config's)")
     args = ap.parse_args(argv)
+    check_record_path(PROG, args.json, [args.image])
     config = FitConfig().with_qat(code_search_on_gpu=not args.cpu_search)
     if args.covariance_form is not None:
         config = config.with_qat(covariance_form=args.covariance_form)
@@ -115,9 +119,9 @@ def main(argv=None) -> int:
     for phase, v in phases.items():
         print(f"  one {phase} iteration (no cProfile): median {v['median_ms']:.2f} ms over {v['iterations']}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"image": str(args.image), "bpp": args.bpp, "iterations": args.iterations,
-                                               "covariance_form": config.qat.covariance_form,
-                                               "wall_seconds": wall, "parts": parts, "phases": phases}, indent=1))
+        record = {"image": str(args.image), "bpp": args.bpp, "iterations": args.iterations,
+                  "covariance_form": config.qat.covariance_form, "wall_seconds": wall, "parts": parts, "phases": phases}
+        write_text_atomic(args.json, json.dumps(record, indent=1))
     return 0
 
 

@@ -30,6 +30,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tool_guard import check_out_folder, refuse_clobbering
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "encode_scaling"
 
 
 def mosaic(paths: list[Path], tiles: int) -> np.ndarray:
@@ -81,9 +85,14 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     tiles = [int(t) for t in args.tiles.split(",")]
+    if args.keep is not None:
+        check_out_folder(PROG, args.keep, "--keep")
     paths = landscape_images(args.images)
     if any(t < 1 or t * t > len(paths) for t in tiles):
         ap.error(f"--tiles must be between 1 and {int(len(paths) ** 0.5)} ({len(paths)} images of one size)")
+    check_record_path(PROG, args.json, paths)
+    kept = [] if args.keep is None else [args.keep / f"mosaic{t}.{ext}" for t in tiles for ext in ("png", "gimg")]
+    refuse_clobbering(PROG, [args.json, *kept], paths)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         warm = Path(tmp) / "warm.png"  # one untimed small encode: numba's kernels compiled or loaded first
@@ -113,7 +122,8 @@ def main(argv=None) -> int:
               f"{r['psnr']:.2f} | {r['seconds']:.1f} | {r['seconds_per_megapixel']:.1f} | {r['peak_rss_mib']:.0f} | "
               f"{r['mib_per_megapixel']:.0f} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"bpp": args.bpp, "iterations": args.iterations, "rows": rows}, indent=1))
+        write_text_atomic(args.json, json.dumps({"bpp": args.bpp, "iterations": args.iterations, "rows": rows},
+                                                indent=1))
     return 0
 
 

@@ -21,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "first_encode"
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -49,6 +52,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if not args.image.is_file():
         ap.error(f"no such image: {args.image}")
+    check_record_path(PROG, args.json, [args.image])
     pairs = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.repeats):
@@ -66,7 +70,7 @@ def main(argv=None) -> int:
     print(f"median: first encode {cold:.1f} s, later encodes {warm:.1f} s "
           f"({cold / warm:.1f}x; compiling the kernels about {cold - warm:.0f} s)")
     if args.json:
-        Path(args.json).write_text(json.dumps({
+        write_text_atomic(args.json, json.dumps({
             "image": str(args.image), "gaussians": args.gaussians, "iterations": args.iterations,
             "pairs": pairs, "median_cold_s": cold, "median_warm_s": warm}, indent=1))
     return 0 if all(p["same_file"] for p in pairs) else 1

@@ -29,6 +29,9 @@ from gipp_codec.encoder import encode_with_report
 from gipp_codec.fit.api import resolve_device
 from gipp_codec.fit.config import FitConfig, QATConfig
 from gipp_codec.imageio import load_image
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "gpu_kernel_profile"
 
 
 def _device_us(event) -> float:
@@ -101,6 +104,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cpu-search", action="store_true",
                     help="run the code search after QAT on the CPU even where CUDA serves (QATConfig.code_search_on_gpu off)")
     args = ap.parse_args(argv)
+    check_record_path(PROG, args.json, [args.image])
     config = FitConfig().with_qat(code_search_on_gpu=not args.cpu_search)
     device = resolve_device(args.device)
     image = load_image(args.image)[0]
@@ -122,7 +126,7 @@ def main(argv=None) -> int:
             for r in summary[kind]:
                 print(f"  {kind:6s} {r['us_per_iteration']:9.1f} us  x{r['calls_per_iteration']:5.2f}  {r['name'][:90]}")
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1))
+        write_text_atomic(args.json, json.dumps(out, indent=1))
     return 0
 
 

@@ -42,6 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from tool_record import check_record_path, write_text_atomic  # noqa: E402
+
+PROG = "gpu_op_count"
 
 # aten operations that read a device value on the host (a sync on CUDA)
 SYNC_OPS = {"_local_scalar_dense", "nonzero", "masked_select", "unique", "_unique2", "is_nonzero",
@@ -200,6 +203,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--repo", type=Path, default=REPO, help="checkout whose gipp_codec is counted")
     args = ap.parse_args(argv)
+    check_record_path(PROG, args.json)
     sys.path.insert(0, str(args.repo.resolve()))
     result = count(args.iterations, args.gaussians)
     for phase, r in result.items():
@@ -213,7 +217,7 @@ def main(argv=None) -> int:
         import gipp_codec
 
         meta = {"argv": sys.argv[1:] if argv is None else argv, "gipp_codec": str(Path(gipp_codec.__file__).parent)}
-        Path(args.json).write_text(json.dumps({**meta, **result}, indent=1))
+        write_text_atomic(args.json, json.dumps({**meta, **result}, indent=1))
     return 0
 
 

@@ -20,6 +20,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gipp_codec.decoder import decode, read_info  # noqa: E402
+from tool_record import check_record_path, write_text_atomic  # noqa: E402
+
+PROG = "grey_spread"
 
 
 def spread(data: bytes) -> dict:
@@ -43,6 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    check_record_path(PROG, args.json, args.files)
     rows = {}
     for path in args.files:
         r = rows[str(path)] = spread(path.read_bytes())
@@ -51,7 +55,7 @@ def main(argv=None) -> int:
               f"{100 * r['share_not_grey']:.1f} % of pixels not grey; bits per Gaussian red {b['red']:.2f}, "
               f"green {b['green']:.2f}, blue {b['blue']:.2f} ({r['gaussians']} Gaussians)")
     if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+        write_text_atomic(args.json, json.dumps(rows, indent=1) + "\n")
     return 0
 
 

@@ -29,6 +29,9 @@ from gipp_codec.decoder import decode
 from gipp_codec.format.container import parse_gimg, write_gimg
 from gipp_codec.format.model import QuantizedGaussians
 from gipp_codec.metrics import psnr
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "header_precision"
 
 F16_HEADER_SAVING = 32  # bytes: 16 values of 4 bytes as 2
 
@@ -72,6 +75,8 @@ def main(argv=None) -> int:
     ap.add_argument("--downscale", type=int, default=1, metavar="F", help="the run's --downscale")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    references = [args.images / (p.name.split("_")[0] + ".png") for p in args.files]  # the images it reads
+    check_record_path(PROG, args.json, [*args.files, *references])
     rows = []
     print("| file | N | bytes | PSNR | PSNR change on the f16 grid | payload bytes change | 32 bytes as a share |")
     print("|---|---|---|---|---|---|---|")
@@ -85,7 +90,7 @@ def main(argv=None) -> int:
           f"payload bytes {np.mean([r['delta_bytes'] for r in rows]):+.1f}, "
           f"32 bytes = {100 * np.mean([r['header_saving_share'] for r in rows]):.2f} % of a file")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        write_text_atomic(args.json, json.dumps(rows, indent=1))
     return 0
 
 

@@ -30,8 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from tool_record import check_record_path, write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 KERNELS = "gipp_codec/render/numba_kernels.py"
+PROG = "kernel_ab"
 
 
 def load_revision(rev: str, tmp: Path):
@@ -56,6 +59,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=60)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    check_record_path(PROG, args.json, args.files)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["NUMBA_CACHE_DIR"] = str(Path(tmp) / "numba_cache")  # before numba loads
         import numpy as np
@@ -119,8 +123,8 @@ def main(argv=None) -> int:
               f"| {statistics.median(r['backward_ratio'] for r in rows):.2f} | | | "
               f"| {statistics.median(r['residual_ratio'] for r in rows):.2f} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"a": args.a, "b": args.b, "repeats": args.repeats, "rows": rows},
-                                              indent=1))
+        write_text_atomic(args.json, json.dumps({"a": args.a, "b": args.b, "repeats": args.repeats, "rows": rows},
+                                                indent=1))
     return 0
 
 

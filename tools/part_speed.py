@@ -37,6 +37,9 @@ from gipp_codec.imageio import load_image
 from gipp_codec.quant.dequant import dequantize_rows
 from gipp_codec.quant.lsq import LSQPlus
 from gipp_codec.render import numba_kernels
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "part_speed"
 
 
 def _timed(fn) -> float:
@@ -153,6 +156,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if len(args.pairs) % 2:
         p.error("give FILE.gimg IMAGE.png pairs")
+    check_record_path(PROG, args.json, args.pairs)
     if args.cuda and not torch.cuda.is_available():
         p.error("--cuda: no CUDA device here")
     from gipp_codec.fit.threads import cpu_fitting_threads
@@ -166,7 +170,7 @@ def main(argv=None) -> int:
                 print(f"{Path(gimg).name} {part}: old {1e3 * v['old_s']:.2f} ms, new {1e3 * v['new_s']:.2f} ms, "
                       f"new / old = {v['new_over_old']:.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        write_text_atomic(args.json, json.dumps(results, indent=1))
     return 0
 
 

@@ -24,6 +24,10 @@ from gipp_codec.decoder import decode, read_input_file
 from gipp_codec.errors import GimgError
 from gipp_codec.export import read_gaussians
 from gipp_codec.render.region import crop_box, gaussian_bounds, reaching
+from tool_guard import fail
+from tool_record import check_record_path
+
+PROG = "plot_gaussians"
 
 
 def draw(data: bytes, out: Path, sigma: float = 1.0, every: int = 1, width_in: float = 8.0,
@@ -76,6 +80,12 @@ def main(argv=None) -> int:
     ap.add_argument("--crop", default=None, metavar="X,Y,W,H", help="only this region of the image, zoomed")
     ap.add_argument("--zoom", type=float, default=4.0, help="with --crop: decode the region this many times larger")
     args = ap.parse_args(argv)
+    try:  # the output, before anything is decoded: refused in one line, exit status 2
+        if not args.out.name.lower().endswith(".png"):
+            fail(PROG, f"OUT.png {args.out}: the figure is a PNG; give a name ending in .png")
+        check_record_path(PROG, args.out, [args.file], option="OUT.png")
+    except SystemExit as refused:
+        return refused.code
     if not (args.sigma > 0 and args.every >= 1 and args.width_in > 0 and 0 < args.zoom <= 64):
         ap.error("--sigma and --width-in must be positive, --every at least 1 and --zoom in (0, 64]")
     crop = None

@@ -42,6 +42,9 @@ from gipp_codec.format.model import QuantizedGaussians
 from gipp_codec.imageio import load_image
 from gipp_codec.metrics import psnr
 from gipp_codec.quant.dequant import dequantize
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "position_precision_by_scale"
 
 # by scale: rule name -> ((sigma_min threshold in pixels, position bits dropped), ...), ascending
 RULES = {
@@ -162,6 +165,8 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=Path, required=True, help="folder of the reference PNGs")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    references = [args.images / (p.name.split("_")[0] + ".png") for p in args.files]  # the images it reads
+    check_record_path(PROG, args.json, [*args.files, *references])
     rows = []
     for path in args.files:
         r = study(path, args.images)
@@ -179,7 +184,7 @@ def main(argv=None) -> int:
         ratio = f"{dp / db:.3f}" if db < 0 else "no saving"
         print(f"| {name} | {100 * frac:.0f} % | {dp:+.3f} | {db:+.3f} | {ratio} |")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        write_text_atomic(args.json, json.dumps(rows, indent=1))
     return 0
 
 

@@ -29,6 +29,9 @@ from gipp_codec.imageio import load_image
 from gipp_codec.metrics import psnr
 from gipp_codec.quant.dequant import dequantize
 from gipp_codec.render.numba_kernels import forward_uint8
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "precision_cost"
 
 GROUPS = {"x,y": (CH_X, CH_Y), "a,c": (CH_A, CH_C), "b": (CH_B,), "a,b,c": (CH_A, CH_B, CH_C),
           "colour": (CH_RED, CH_GREEN, CH_BLUE)}
@@ -93,6 +96,8 @@ def main(argv=None) -> int:
     ap.add_argument("--drop", default="1,2,3", help="bits to drop, comma list")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    references = [args.images / (p.name.split("_")[0] + ".png") for p in args.files]  # the images it reads
+    check_record_path(PROG, args.json, [*args.files, *references])
     drops = [int(v) for v in args.drop.split(",")]
     rows = []
     for path in args.files:
@@ -115,7 +120,7 @@ def main(argv=None) -> int:
             cells.append(f"{dp:+.3f} / {db:.2f}")
         print(f"| {name} | " + " | ".join(cells) + " |")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        write_text_atomic(args.json, json.dumps(rows, indent=1))
     return 0
 
 

@@ -9,7 +9,6 @@ dequantized (b's grid step is set by the largest Gaussians).
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import torch
 
@@ -19,6 +18,9 @@ from gipp_codec.fit.config import FitConfig
 from gipp_codec.fit.prune import onscreen_mask
 from gipp_codec.imageio import load_image
 from gipp_codec.render.convention import valid_mask
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "qat_prune_trace"
 
 
 def main(argv=None) -> int:
@@ -32,6 +34,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the trace here too")
     args = p.parse_args(argv)
+    check_record_path(PROG, args.json, [args.image])
 
     image = load_image(args.image)[0]
     h, w = image.shape[:2]
@@ -76,7 +79,7 @@ def main(argv=None) -> int:
     print(json.dumps(summary))
     if args.json:
         record = {"summary": summary, "steps": steps, "argv": sys.argv[1:] if argv is None else list(argv)}
-        Path(args.json).write_text(json.dumps(record, indent=1))
+        write_text_atomic(args.json, json.dumps(record, indent=1))
     return 0
 
 

@@ -14,7 +14,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +26,9 @@ from gipp_codec.quant.dequant import dequantize_rows
 from gipp_codec.quant.lsq import LSQPlus, split_attributes
 from gipp_codec.render.convention import to_uint8, valid_mask
 from gipp_codec.render.numba_kernels import forward
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "qat_start_study"
 
 GROUPS = {"positions": [0, 1], "covariance": [2, 3, 4], "colours": [5, 6, 7]}
 
@@ -60,6 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the results here too")
     args = p.parse_args(argv)
+    check_record_path(PROG, args.json, [args.image])
 
     image = load_image(args.image)[0]
     h, w = image.shape[:2]
@@ -109,7 +112,7 @@ def main(argv=None) -> int:
               f"| {g['colours']:.2f} | {e['invalid']} | {e['step_b']:.3f} | "
               + " / ".join(f"{v:.3f}" for v in e["steps_colour"]) + f" | {e['init_seconds']:.2f} |")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        write_text_atomic(args.json, json.dumps(result, indent=1))
     return 0
 
 

@@ -12,7 +12,6 @@ compared with and without them:
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from gipp_codec import encoder
 from gipp_codec.decoder import read_info
@@ -20,6 +19,9 @@ from gipp_codec.fit.config import FitConfig
 from gipp_codec.format.model import BitDepths
 from gipp_codec.imageio import load_image
 from gipp_codec.output_format import is_gray
+from tool_record import check_record_path, write_text_atomic
+
+PROG = "rate_trace"
 
 
 def main(argv=None) -> int:
@@ -37,6 +39,7 @@ def main(argv=None) -> int:
                    help="how b is coded (default: what the encoder's rule gives at this rate and image)")
     p.add_argument("--json", help="write the trace here too")
     args = p.parse_args(argv)
+    check_record_path(PROG, args.json, [args.image])
 
     image = load_image(args.image)[0]
     h, w = image.shape[:2]
@@ -84,7 +87,7 @@ def main(argv=None) -> int:
     print(f"file: {n_final} Gaussians, {result['final_bits_per_gaussian']:.2f} bits each, "
           f"{result['final_bpp']:.4f} bpp ({off:+.1f} % of the target), PSNR {qreport.psnr:.2f} dB (one pass)")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        write_text_atomic(args.json, json.dumps(result, indent=1))
     return 0
 
 

@@ -28,6 +28,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tool_record import check_record_path, write_text_atomic  # noqa: E402
+
+PROG = "render_row_cost"
+
 HEIGHT, WIDTH = 512, 768
 SHAPES = [(0.6, 10.0), (0.6, 20.0), (6.0, 10.0), (12.0, 10.0), (24.0, 10.0)]  # (std x, std y) in pixels
 
@@ -47,6 +51,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=60)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    check_record_path(PROG, args.json)
     import numba
 
     from gipp_codec.render import numba_kernels as nk
@@ -79,10 +84,9 @@ def main(argv=None) -> int:
     print(f"fit ({threads} numba threads, LANES = {nk.LANES}): per row {per_row:.1f} ns, per block of "
           f"{nk.LANES} columns {per_block:.1f} ns, fixed {fixed / 1e6:.2f} thread-ms per render")
     if args.json:
-        Path(args.json).write_text(json.dumps({"gaussians": args.gaussians, "repeats": args.repeats, "threads": threads,
-                                               "lanes": nk.LANES, "scenes": rows_out,
-                                               "fit_thread_ns": {"fixed": fixed, "per_row": per_row,
-                                                                 "per_block": per_block}}, indent=1))
+        record = {"gaussians": args.gaussians, "repeats": args.repeats, "threads": threads, "lanes": nk.LANES,
+                  "scenes": rows_out, "fit_thread_ns": {"fixed": fixed, "per_row": per_row, "per_block": per_block}}
+        write_text_atomic(args.json, json.dumps(record, indent=1))
     return 0
 
 

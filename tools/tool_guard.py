@@ -15,7 +15,6 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from gipp_codec.errors import GimgError
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -64,7 +63,11 @@ def guarded(prog: str, main: Callable, argv=None) -> int:
     it raises becomes one line on stderr and exit status 1."""
     try:
         return main() if argv is None else main(argv)
-    except (GimgError, OSError) as exc:
+    except Exception as exc:  # gipp_codec imported only now: a tool may first put another tree on the path
+        from gipp_codec.errors import GimgError
+
+        if not isinstance(exc, (GimgError, OSError)):
+            raise
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 1
 
