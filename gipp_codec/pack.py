@@ -56,7 +56,7 @@ class PackInput:
     render_convention: int | None  # the input's, if it named one
     base: BaseLayer | None
     quantized: QuantizedGaussians | None  # the input's own codes, if it carried them
-    bits: BitDepths | None = None  # the input's own ``bits``, if it carried them
+    bits: object = None  # the input's own ``bits`` array as given (checked by ``_their_bits`` only where used)
 
 
 REAL_KINDS = "iuf"  # numpy dtype kinds taken as numbers: signed and unsigned integers, floats
@@ -146,11 +146,12 @@ def _their_codes(arrays: Mapping, width: int, height: int, n: int) -> QuantizedG
     return g
 
 
-def _their_bits(arrays: Mapping) -> BitDepths | None:
-    """The input's own ``bits`` (three depths: position, covariance, colour), or None."""
-    if "bits" not in arrays:
+def _their_bits(bits) -> BitDepths | None:
+    """The input's own ``bits`` array as three depths (position, covariance, colour), or None
+    without one; a ConfigError when it is malformed (asked only where the depths are used)."""
+    if bits is None:
         return None
-    depths = BitDepths(*(int(b) for b in _fixed(arrays, "bits", (3,), "iu", "integers")))
+    depths = BitDepths(*(int(b) for b in _fixed({"bits": bits}, "bits", (3,), "iu", "integers")))
     depths.check(ConfigError)
     return depths
 
@@ -185,7 +186,7 @@ def read_pack_input(arrays: Mapping) -> PackInput:
     if not all(np.all(np.isfinite(a)) for a in f32):
         raise ConfigError("the Gaussians hold a value that is not finite (or not within float32)")
     return PackInput(width, height, *f32, convention, _base_layer(arrays, width, height),
-                     _their_codes(arrays, width, height, means.shape[0]), _their_bits(arrays))
+                     _their_codes(arrays, width, height, means.shape[0]), arrays.get("bits"))
 
 
 def read_npz(data: bytes) -> dict:
@@ -320,7 +321,7 @@ def pack_gaussians(arrays: Mapping, bits: BitDepths | tuple | None = None, float
                               "arrays edited?): drop 'codes' to quantize the arrays, or give bits")
         gaussians = inp.quantized
     else:
-        gaussians = quantize_minmax(inp, bits or inp.bits or PAPER_DEPTHS)
+        gaussians = quantize_minmax(inp, bits or _their_bits(inp.bits) or PAPER_DEPTHS)
     check_render_work(gaussians, ConfigError)
     coding = K.PAYLOAD_CODING_CORRELATION if getattr(gaussians, "correlation", False) else K.PAYLOAD_CODING_ENTROPY_V2
     return write_gimg(gaussians, render_convention=convention, base=inp.base, payload_coding=coding)

@@ -82,6 +82,10 @@ def test_dropped_codes_quantize_at_the_inputs_own_bits(files):
     arrays["bits"] = np.array([0, 7, 6])
     with pytest.raises(ConfigError, match="bit depth position=0 is invalid"):
         pack_gaussians(arrays)
+    for unused in (np.array([0, 7, 6]), np.array([1.5, 2.5, 3.5]), np.arange(40)):  # a bits array not used ...
+        arrays["bits"] = unused  # ... with float32 or bits= is ignored, as any other array
+        assert read_gaussians(pack_gaussians(arrays, float32=True)).bits is None
+        assert read_gaussians(pack_gaussians(arrays, bits=(10, 6, 5))).bits == (10, 6, 5)
 
 
 def test_render_convention_from_the_input_or_the_caller(files):

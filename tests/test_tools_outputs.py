@@ -97,6 +97,13 @@ CASES = [
     ("qat_start_study", ["{tiny}", "--iterations", "5", "--json", "OUT"], "--json", "tiny"),
     ("rate_trace", ["{tiny}", "--iterations", "5", "--every", "1", "--json", "OUT"], "--json", "tiny"),
     ("render_row_cost", ["--gaussians", "10", "--repeats", "1", "--json", "OUT"], "--json", None),
+    ("covariance_parametrization", ["{tiny}", "--json", "OUT"], "--json", "tiny"),
+    ("crop_decode", ["{png}", "{gimg}", "--json", "OUT"], "--json", "gimg"),
+    ("pack_cost", ["{tiny}", "--json", "OUT"], "--json", "tiny"),
+    ("postfilter_headroom", ["{gimg}", "{png}", "--json", "OUT"], "--json", "png"),
+    ("scaled_decode", ["{tiny}", "--json", "OUT"], "--json", "tiny"),
+    ("search_schedule", ["{gimg}", "--json", "OUT"], "--json", "gimg"),
+    ("triton_resources", ["--json", "OUT"], "--json", None),
 ]
 KINDS = ("an input", "a folder", "in a missing folder")
 PARAMS = [pytest.param(tool, args, option, input_key, kind, id=f"{tool}{option}-{kind.replace(' ', '_')}")
@@ -167,10 +174,10 @@ def test_two_outputs_that_are_the_same_file_are_refused(files, capsys):
     ("plot_gaussians", ["{gimg}", "OUT"]),
     ("convergence_curve", ["a={run}", "--plot", "OUT"]),
 ])
-def test_a_figure_not_named_png_is_refused(tool, args, files, capsys):
-    out = files["dir"] / "figure.pdf"
+def test_a_figure_matplotlib_cannot_write_is_refused(tool, args, files, capsys):
+    out = files["dir"] / "figure.docx"  # matplotlib writes .png, .pdf, .svg ... but not this
     line = _refused(tool, _argv(args, out, files), capsys, files)
-    assert str(out) in line and ".png" in line, line
+    assert str(out) in line and ".png" in line and ".pdf" in line, line
 
 
 def test_encode_scaling_keeps_its_mosaics_off_its_inputs(files, tmp_path, capsys):
@@ -224,11 +231,20 @@ def test_the_json_keeps_its_text(files, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.json", "whatif.json"]  # no temporary left behind
 
 
-def test_a_file_that_is_not_json_is_not_replaced(files, tmp_path):
-    import grey_spread
+@pytest.mark.parametrize("tool, args", [(tool, args) for tool, args, option, _ in CASES if option == "--json"][::3])
+def test_a_file_that_is_not_json_is_refused_before_any_work(tool, args, files, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes, not a tool's JSON\n")
+    line = _refused(tool, _argv(args, notes, files), capsys, files)
+    assert f"--json {notes}: holds something else than a tool's JSON; not overwritten" in line, line
+    assert notes.read_text() == "notes, not a tool's JSON\n"
+
+
+def test_a_file_that_is_not_json_is_not_replaced_at_the_end_either(tmp_path):
+    from tool_record import write_record
 
     notes = tmp_path / "notes.txt"
     notes.write_text("notes, not a tool's JSON\n")
     with pytest.raises(GimgError, match="not overwritten"):
-        grey_spread.main([str(files["gimg"]), "--json", str(notes)])
+        write_record(str(notes), [{"a": 1}])
     assert notes.read_text() == "notes, not a tool's JSON\n"

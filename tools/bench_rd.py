@@ -42,6 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import rd_lib  # noqa: E402
 from tool_guard import clobbering  # noqa: E402
+from tool_record import holds_json_or_nothing  # noqa: E402
 
 from gipp_codec.errors import ConfigError  # noqa: E402
 from gipp_codec.format.model import BitDepths  # noqa: E402
@@ -146,6 +147,8 @@ def check_arguments(args, codecs: list[str], files: list[Path]) -> list[float]:
     problem = clobbering([path for _, path in outputs], files)
     if problem:
         raise UsageError(problem)
+    if args.json and not holds_json_or_nothing(Path(args.json)):
+        raise UsageError(f"--json {args.json}: holds something else than a tool's JSON; not overwritten")
     for option, path in outputs:  # folders made only once everything else is known good
         if path:
             try:

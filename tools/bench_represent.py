@@ -156,7 +156,7 @@ def main(argv=None) -> int:
 
     inputs = list_images(args.inputs, None)
     check_record_path(PROG, args.out_json, inputs, option="--out-json")
-    check_record_path(PROG, args.out_md, inputs, option="--out-md")
+    check_record_path(PROG, args.out_md, inputs, option="--out-md", holds_json=False)
     refuse_clobbering(PROG, [args.out_json, args.out_md], inputs)
 
     ns = [int(x) for x in args.gaussians.split(",") if x.strip()]

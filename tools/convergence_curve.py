@@ -19,7 +19,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from tool_guard import fail
+from tool_guard import figure_format
 from tool_record import check_record_path
 
 PROG = "convergence_curve"
@@ -63,9 +63,8 @@ def main(argv=None) -> int:
     ap.add_argument("--target", type=float, default=31.0)
     ap.add_argument("--plot", default=None)
     args = ap.parse_args(argv)
-    if args.plot is not None and not args.plot.lower().endswith(".png"):
-        fail(PROG, f"--plot {args.plot}: the plot is a PNG; give a name ending in .png")
-    check_record_path(PROG, args.plot, [spec.partition("=")[2] for spec in args.runs if "=" in spec], option="--plot")
+    plot_format = figure_format(PROG, args.plot, "--plot") if args.plot is not None else None
+    check_record_path(PROG, args.plot, [spec.partition("=")[2] for spec in args.runs if "=" in spec], option="--plot", holds_json=False)
     checkpoints = [int(c) for c in args.checkpoints.split(",") if c.strip()]
     runs = []
     for spec in args.runs:
@@ -110,7 +109,7 @@ def main(argv=None) -> int:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(args.plot, dpi=120)
+        fig.savefig(args.plot, dpi=120, format=plot_format)
         print(f"\nplot: {args.plot}")
     return 0
 

@@ -39,7 +39,7 @@ from gipp_codec.imageio import load_image  # noqa: E402
 from gipp_codec.metrics import psnr  # noqa: E402
 from gipp_codec.render.convention import to_uint8  # noqa: E402
 from gipp_codec.render.cpu import render_cpu  # noqa: E402
-from tool_record import write_record  # noqa: E402
+from tool_record import check_record_path, write_record  # noqa: E402
 
 LOG_BITS = 7
 POSITION_BITS = 11
@@ -180,6 +180,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json")
     args = ap.parse_args(argv)
+    check_record_path("covariance_parametrization", args.json, args.images)  # before any work
     results = []
     for path in args.images:
         r = screen_image(path, args.gaussians, args.iterations, args.bits_b, args.bits_rho, args.seed)

@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rd_lib import CLASSICAL_CODECS, search_bpp  # noqa: E402
-from tool_record import write_record  # noqa: E402
+from tool_record import check_record_path, write_record  # noqa: E402
 
 from gipp_codec.decoder import decode, open_gimg, read_info  # noqa: E402
 from gipp_codec.format.container import parse_gimg  # noqa: E402
@@ -149,6 +149,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    check_record_path("crop_decode", args.json, args.pairs)  # before any work
     if len(args.pairs) % 2:
         ap.error("give IMAGE.png FILE.gimg pairs")
     if args.regions < 1 or args.repeats < 1 or any(s < 1 for s in args.sides):

@@ -27,7 +27,7 @@ from gipp_codec.fit.api import fit_image
 from gipp_codec.metrics import psnr
 from gipp_codec.pack import pack_gaussians
 from gipp_codec.render.convention import ENCODER_CONVENTION
-from tool_record import write_record
+from tool_record import check_record_path, write_record
 
 
 def study(path: Path, bpp: float, depths: list[tuple], iterations: int) -> list[dict]:
@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("--iterations", type=int, default=5000)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    check_record_path("pack_cost", args.json, args.images)  # before any work
     try:
         depths = [tuple(int(v) for v in b.split(",")) for b in args.bits]
     except ValueError:

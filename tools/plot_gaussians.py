@@ -24,7 +24,7 @@ from gipp_codec.decoder import decode, read_input_file
 from gipp_codec.errors import GimgError
 from gipp_codec.export import read_gaussians
 from gipp_codec.render.region import crop_box, gaussian_bounds, reaching
-from tool_guard import fail
+from tool_guard import figure_format
 from tool_record import check_record_path
 
 PROG = "plot_gaussians"
@@ -81,9 +81,8 @@ def main(argv=None) -> int:
     ap.add_argument("--zoom", type=float, default=4.0, help="with --crop: decode the region this many times larger")
     args = ap.parse_args(argv)
     try:  # the output, before anything is decoded: refused in one line, exit status 2
-        if not args.out.name.lower().endswith(".png"):
-            fail(PROG, f"OUT.png {args.out}: the figure is a PNG; give a name ending in .png")
-        check_record_path(PROG, args.out, [args.file], option="OUT.png")
+        args.format = figure_format(PROG, args.out, "OUT.png")
+        check_record_path(PROG, args.out, [args.file], option="OUT.png", holds_json=False)
     except SystemExit as refused:
         return refused.code
     if not (args.sigma > 0 and args.every >= 1 and args.width_in > 0 and 0 < args.zoom <= 64):

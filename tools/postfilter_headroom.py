@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gipp_codec.decoder import decode, decode_float  # noqa: E402
 from gipp_codec.imageio import load_image  # noqa: E402
 from rd_lib import time_call  # noqa: E402
-from tool_record import write_record  # noqa: E402
+from tool_record import check_record_path, write_record  # noqa: E402
 
 
 def symmetric_offsets(radius: int) -> list[tuple[int, int]]:
@@ -160,7 +160,7 @@ def measure(gimg_path: str, image_path: str, frac_bits: int, coef_bits: int, rep
     return row
 
 
-def main() -> None:
+def main(argv=None) -> None:
     """Parse FILE IMAGE pairs, print one line per file and the means, write the record."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("pairs", nargs="+", help="FILE.gimg IMAGE.png, repeated")
@@ -168,7 +168,8 @@ def main() -> None:
     ap.add_argument("--coef-bits", type=int, default=12, help="bits a coefficient would take in a file")
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    check_record_path("postfilter_headroom", args.json, args.pairs)  # before any work
     if len(args.pairs) % 2:
         ap.error("give FILE.gimg IMAGE.png pairs")
     rows = []

@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import rd_lib  # noqa: E402
 from bench_rd import plot, write_atomic  # noqa: E402
 from tool_guard import guarded, refuse_clobbering  # noqa: E402
+from tool_record import holds_json_or_nothing  # noqa: E402
 
 # What rd_merge reads of every record (an error's too: the means group by point), and of
 # every record that holds no error (bytes and PSNR tell two files apart; the means average
@@ -88,6 +89,8 @@ def check_output(option: str, path: str) -> None:
             check_output_path(path)
         except GimgError as exc:
             refuse(f"{option}: {exc}")
+        if option == "--json" and not holds_json_or_nothing(Path(path)):
+            refuse(f"{option} {path}: holds something else than a tool's JSON; not overwritten")
         return
     above = folder
     while not os.path.lexists(above) and above != above.parent:

@@ -23,11 +23,13 @@ a file whose b is not a correlation. Without ``--coding`` each file keeps its ki
 or 3 for a correlation. A float32 file (no entropy-coded payload) is refused.
 
 Bad input never leaves a partial result: every file is read, parsed and re-coded in memory
-before anything is written, and one that is missing, a folder, not a .gimg file, damaged or of
-coding 3 stops the run with one line naming it (exit status 1) and nothing written. An output
+before anything is written, and one that is missing, a folder, not a .gimg file, damaged, or
+refused by ``--coding`` (above) stops the run with one line naming it (exit status 1) and
+nothing written. An output
 that would replace an input (``--out`` the input's own folder, ``--json`` naming an input), two
 inputs of the same name with ``--out``, an ``--out`` that is a file and a ``--json`` that names a
-folder or lies in a missing one are refused before any work (exit status 2).
+folder, lies in a missing one or names an existing file that is not JSON are refused before any
+work (exit status 2).
 """
 
 import argparse
@@ -45,6 +47,7 @@ from gipp_codec.format.model import QuantizedGaussians
 from gipp_codec.errors import GimgError
 from gipp_codec.imageio import atomic_write_bytes, check_output_path, read_input_bytes
 from tool_guard import check_out_folder, fail, guarded, refuse_clobbering
+from tool_record import holds_json_or_nothing
 
 PROG = "recode"
 
@@ -104,6 +107,8 @@ def _check_json(path: str, out: Path | None) -> None:
         check_output_path(path)
     except GimgError as exc:
         fail(PROG, f"--json {exc}")
+    if not holds_json_or_nothing(Path(path)):
+        fail(PROG, f"--json {path}: holds something else than a tool's JSON; not overwritten")
 
 
 def _read(path: Path) -> bytes:

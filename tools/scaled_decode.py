@@ -37,7 +37,7 @@ from PIL import Image
 from gipp_codec.decoder import decode
 from gipp_codec.encoder import encode_with_report
 from gipp_codec.metrics import psnr
-from tool_record import write_record
+from tool_record import check_record_path, write_record
 
 FILTERS = (("bilinear", Image.Resampling.BILINEAR), ("bicubic", Image.Resampling.BICUBIC),
            ("lanczos", Image.Resampling.LANCZOS))
@@ -177,6 +177,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    check_record_path("scaled_decode", args.json, args.images)  # before any work
     if args.factor < 2:
         ap.error("--factor must be 2 or more")
     missing = [str(p) for p in args.images if not p.is_file()]

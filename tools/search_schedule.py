@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 from code_search_sets import visit_boxes
-from tool_record import write_record
+from tool_record import check_record_path, write_record
 
 from gipp_codec.fit import code_search as cs
 from gipp_codec.format import parse_gimg
@@ -83,6 +83,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", default="1,2,4,8,16,32", help="comma-separated thread counts")
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args(argv)
+    check_record_path("search_schedule", args.json, args.files)  # before any work
     try:
         counts = [int(t) for t in args.threads.split(",")]
     except ValueError:

@@ -4,7 +4,8 @@ never a traceback, and never an output written over one of its inputs.
 - ``refuse_clobbering(prog, outputs, inputs)``: before any work, exit 2 with one line when an
   output path is one of the inputs, or two outputs are the same file (``clobbering`` says
   what, for a tool that reports its own usage errors).
-- ``fail`` and ``check_out_folder``: the one-line refusals those checks share.
+- ``fail`` and ``check_out_folder``: the one-line refusals those checks share;
+  ``figure_format``: a figure's name must end in a suffix matplotlib writes.
 - ``guarded(prog, main, argv)``: run a tool's ``main``; a gimg error (a file that is not a
   .gimg, an image it cannot read, ...) or an OS error (a missing file, a folder given as a
   file, a full disk) becomes ``PROG: error: MESSAGE`` on stderr and exit status 1.
@@ -88,3 +89,17 @@ def check_out_folder(prog: str, out: Path, what: str) -> None:
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
         fail(prog, f"{what} {out}: cannot be created, {ancestor} is not a folder")
+
+
+def figure_format(prog: str, path, option: str) -> str:
+    """The matplotlib format of an output figure named ``path`` (its suffix: png, pdf, svg, ...);
+    exit 2 with one line when matplotlib cannot write that suffix (matplotlib would otherwise
+    append .png to an unknown one, or fail after the work)."""
+    from matplotlib.figure import Figure
+
+    kinds = Figure().canvas.get_supported_filetypes()  # {"png": "Portable Network Graphics", ...}
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in kinds:
+        fail(prog, f"{option} {path}: name the figure with a suffix matplotlib writes "
+                   f"({', '.join('.' + k for k in sorted(kinds))})")
+    return suffix

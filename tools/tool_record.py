@@ -3,7 +3,7 @@ its results, so that a figure in BENCHMARKS.md names the exact command it came f
 
 - ``check_record_path(prog, path, inputs)``: before any work, exit 2 with one line when an
   output path cannot be written (a folder, a missing folder, a folder without write
-  permission) or is one of the inputs.
+  permission), is one of the inputs or, for JSON, is an existing file that is not JSON.
 - ``write_text_atomic(path, text)``: ``path`` holds ``text`` whole, or is left as it was
   (written to a temporary file in the same folder, then renamed over it).
 - ``write_record(path, results)``: the record, written that way.
@@ -16,10 +16,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
-def check_record_path(prog: str, path, inputs: Iterable = (), option: str = "--json") -> None:
+def check_record_path(prog: str, path, inputs: Iterable = (), option: str = "--json", holds_json: bool = True) -> None:
     """Exit 2 with one ``PROG: error:`` line if ``path`` (None: nothing to check), the
     output of ``option``, is a folder, is in a folder that does not exist or cannot be
-    written, or is one of ``inputs``."""
+    written, is one of ``inputs`` or, for a JSON output (``holds_json``), is an existing
+    file that is not JSON (which ``write_text_atomic`` would refuse at the end of the run)."""
     if path is None:
         return
     out = Path(path)
@@ -41,7 +42,20 @@ def check_record_path(prog: str, path, inputs: Iterable = (), option: str = "--j
         refuse("cannot be written")
     from tool_guard import refuse_clobbering
 
-    refuse_clobbering(prog, [out], inputs)
+    refuse_clobbering(prog, [out], inputs)  # first: "the output is the input" says more
+    if holds_json and not holds_json_or_nothing(out):
+        refuse("holds something else than a tool's JSON; not overwritten")
+
+
+def holds_json_or_nothing(path: Path) -> bool:
+    """Whether ``path`` is not an existing file, or is one that holds JSON."""
+    if not path.is_file():
+        return True
+    try:
+        json.loads(path.read_bytes())
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def write_text_atomic(path, text: str) -> None:
@@ -53,11 +67,8 @@ def write_text_atomic(path, text: str) -> None:
     from gipp_codec.imageio import atomic_write_bytes
 
     target = Path(path)
-    if target.is_file():
-        try:
-            json.loads(target.read_bytes())
-        except (ValueError, OSError):
-            raise GimgError(f"{path}: holds something else than a tool's JSON; not overwritten") from None
+    if not holds_json_or_nothing(target):
+        raise GimgError(f"{path}: holds something else than a tool's JSON; not overwritten")
     atomic_write_bytes(target, text.encode())
 
 

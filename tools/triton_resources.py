@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 
-from tool_record import write_record
+from tool_record import check_record_path, write_record
 
 
 def resource_usage(pixels: int, warps: int, correlation: bool = False) -> str:
@@ -50,6 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--correlation", action="store_true", help="the kernel's form for b coded as the correlation")
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args(argv)
+    check_record_path("triton_resources", args.json, [])  # before any work
     try:
         pixels = [int(v) for v in args.pixels.split(",")]
         warps = [int(v) for v in args.warps.split(",")]
