@@ -24,7 +24,7 @@ def image(tmp_path):
     (["--plot", "{image}"], "is the input"),
     (["--markdown", "{image}"], "is the input"),
     (["--json", "{dir}/same.txt", "--markdown", "{dir}/same.txt"], "two outputs are the same file"),
-    (["--plot", "{dir}/plot"], "give a name ending in .png"),
+    (["--plot", "{dir}/plot"], "name the figure with a suffix matplotlib writes"),
     (["--json", ""], "--json needs a file name"),
 ])
 def test_outputs_that_would_overwrite_an_input_or_each_other_are_refused(image, capsys, extra, message):

@@ -237,17 +237,25 @@ def test_rd_merge_refuses_its_input_as_output_from_the_shell(tmp_path, runs):
     assert _bytes([a, b]) == before
 
 
-@pytest.mark.parametrize("plot", ["folder", "curves", "curves.svg", "curves.png.txt"])
-def test_rd_merge_plot_needs_a_name_ending_in_png(tmp_path, capsys, runs, plot):
+@pytest.mark.parametrize("plot", ["folder", "curves", "curves.png.txt"])
+def test_rd_merge_plot_needs_a_figure_suffix(tmp_path, capsys, runs, plot):
     """--plot FOLDER once wrote FOLDER.png and exited 0; --plot curves wrote curves.png. Now
     one line before any work: neither the plot, nor the --json given with it, is written."""
     (tmp_path / "folder").mkdir()
     merged = tmp_path / "merged.json"
     message = _refused(rd_merge.main, [runs["A"], runs["B"], "--test", "jpeg", "--json", merged,
                                        "--plot", tmp_path / plot], capsys)
-    assert message == f"rd_merge: error: --plot {tmp_path / plot}: the plot is a PNG; give a name ending in .png"
+    assert message.startswith(f"rd_merge: error: --plot {tmp_path / plot}: name the figure with a suffix "
+                              f"matplotlib writes (") and ".png" in message and ".svg" in message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
     assert list((tmp_path / "folder").iterdir()) == []
+
+
+def test_rd_merge_plot_as_svg_is_an_svg(tmp_path, capsys, runs):
+    drawn = tmp_path / "curves.svg"
+    assert rd_merge.main([str(runs["A"]), str(runs["B"]), "--test", "jpeg", "--plot", str(drawn)]) == 0
+    capsys.readouterr()
+    assert b"<svg" in drawn.read_bytes()[:2000]
 
 
 def test_rd_merge_plot_ending_in_png_is_a_png(tmp_path, capsys, runs):

@@ -10,7 +10,7 @@ Options (see ``--help``): ``--codecs jpeg,webp,avif,jp2[,jp2-nomct][,gimg]``,
 ``--targets 0.15,0.25,0.5,0.75,1.0`` (bpp, classical codecs), ``--gimg-gaussians
 1000,2000,4000,8000`` or ``--gimg-bpp 0.25,0.5``, ``--gimg-iterations K``,
 ``--json PATH`` (all per-image records; rewritten after every image and codec, so
-a background run can be watched), ``--markdown PATH``, ``--plot PATH.png``.
+a background run can be watched), ``--markdown PATH``, ``--plot PATH.png`` (or .pdf, .svg: any figure suffix matplotlib writes).
 
 Classical codecs: for each target bpp the quality parameter is bisected and the
 setting whose file is closest to the target is kept. gimg is called through its
@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import rd_lib  # noqa: E402
-from tool_guard import clobbering  # noqa: E402
+from tool_guard import clobbering, figure_problem  # noqa: E402
 from tool_record import holds_json_or_nothing  # noqa: E402
 
 from gipp_codec.errors import ConfigError  # noqa: E402
@@ -142,8 +142,13 @@ def check_arguments(args, codecs: list[str], files: list[Path]) -> list[float]:
     for option, path in outputs:
         if path is not None and not path.strip():
             raise UsageError(f"{option} needs a file name")
-    if args.plot and Path(args.plot).suffix.lower() != ".png":
-        raise UsageError(f"--plot {args.plot}: the plot is a PNG; give a name ending in .png")
+    if args.plot:
+        try:
+            problem = figure_problem(args.plot, "--plot")
+        except ImportError:
+            raise UsageError("--plot needs matplotlib: pip install -e '.[bench]' (or drop --plot)") from None
+        if problem:
+            raise UsageError(problem)
     problem = clobbering([path for _, path in outputs], files)
     if problem:
         raise UsageError(problem)
@@ -463,7 +468,7 @@ def plot(result: dict, path: str) -> None:
         ax1.set_title(f"PSNR vs rate (mean of {sorted(n_common)[0]} of {n} image(s))")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, format="png")
+    fig.savefig(path, dpi=120, format=Path(path).suffix.lower().lstrip(".") or "png")
     plt.close(fig)
 
 
@@ -525,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="codec that timing ratios are relative to (default: jpeg when it runs, else the first codec)")
     p.add_argument("--json", help="write all records here (rewritten as the run progresses)")
     p.add_argument("--markdown", help="write the markdown tables here too")
-    p.add_argument("--plot", help="write a PSNR/MS-SSIM vs bpp plot (PNG)")
+    p.add_argument("--plot", help="write a PSNR/MS-SSIM vs bpp plot (PNG, or any other figure suffix matplotlib writes: .pdf, .svg, ...)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p
 

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rd_lib  # noqa: E402
 from bench_rd import plot, write_atomic  # noqa: E402
-from tool_guard import guarded, refuse_clobbering  # noqa: E402
+from tool_guard import figure_problem, guarded, refuse_clobbering  # noqa: E402
 from tool_record import holds_json_or_nothing  # noqa: E402
 
 # What rd_merge reads of every record (an error's too: the means group by point), and of
@@ -265,7 +265,8 @@ def main(argv=None) -> int:
     p.add_argument("--test", default="gimg")
     p.add_argument("--bd-method", choices=("pchip", "poly"), default="pchip")
     p.add_argument("--json", help="write the run with the merged records here")
-    p.add_argument("--plot", help="write the merged PSNR/MS-SSIM vs bpp curves here (a name ending in .png)")
+    p.add_argument("--plot", help="write the merged PSNR/MS-SSIM vs bpp curves here (a name ending in .png, "
+                                  "or any other figure suffix matplotlib writes)")
     args = p.parse_args(argv)
     if not args.codec_from and not args.points_from and not args.rename and len(args.run) < 2:
         p.error("give two or more runs to pool, or --rename, --points-from or --codec-from")
@@ -281,8 +282,8 @@ def main(argv=None) -> int:
     # the outputs checked before any input is read: never an input, never each other, and
     # each a file that can be written
     outputs = (("--json", args.json), ("--plot", args.plot))
-    if args.plot is not None and not args.plot.lower().endswith(".png"):
-        refuse(f"--plot {args.plot}: the plot is a PNG; give a name ending in .png")
+    if args.plot is not None and figure_problem(args.plot, "--plot"):
+        refuse(figure_problem(args.plot, "--plot"))
     refuse_clobbering("rd_merge", [path for _, path in outputs], args.run + donor_paths + args.witness)
     for option, path in outputs:
         if path is not None:

@@ -91,15 +91,22 @@ def check_out_folder(prog: str, out: Path, what: str) -> None:
         fail(prog, f"{what} {out}: cannot be created, {ancestor} is not a folder")
 
 
-def figure_format(prog: str, path, option: str) -> str:
-    """The matplotlib format of an output figure named ``path`` (its suffix: png, pdf, svg, ...);
-    exit 2 with one line when matplotlib cannot write that suffix (matplotlib would otherwise
-    append .png to an unknown one, or fail after the work)."""
+def figure_problem(path, option: str) -> str | None:
+    """What is wrong with naming an output figure ``path`` (a suffix matplotlib cannot write,
+    which it would otherwise replace by .png or refuse after the work), or None."""
     from matplotlib.figure import Figure
 
     kinds = Figure().canvas.get_supported_filetypes()  # {"png": "Portable Network Graphics", ...}
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix not in kinds:
-        fail(prog, f"{option} {path}: name the figure with a suffix matplotlib writes "
-                   f"({', '.join('.' + k for k in sorted(kinds))})")
-    return suffix
+    if Path(path).suffix.lower().lstrip(".") in kinds:
+        return None
+    return (f"{option} {path}: name the figure with a suffix matplotlib writes "
+            f"({', '.join('.' + k for k in sorted(kinds))})")
+
+
+def figure_format(prog: str, path, option: str) -> str:
+    """The matplotlib format of an output figure named ``path`` (its suffix: png, pdf, svg, ...);
+    exit 2 with one line when ``figure_problem`` finds one."""
+    problem = figure_problem(path, option)
+    if problem:
+        fail(prog, problem)
+    return Path(path).suffix.lower().lstrip(".")
