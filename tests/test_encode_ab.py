@@ -15,7 +15,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_an_unknown_revision_is_a_one_line_error():
     r = _run(str(IMAGE), "--a", "0000000deadbeef", "--rounds", "1")
     assert r.returncode != 0 and "Traceback" not in r.stderr
-    assert r.stderr.strip() == "--a 0000000deadbeef: not a revision of this repository"
+    assert r.stderr.strip() == "encode_ab: error: --a 0000000deadbeef: not a revision of this repository"
 
 
 def test_a_missing_image_is_a_one_line_error(tmp_path):

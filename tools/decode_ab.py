@@ -34,6 +34,7 @@ PROG = "decode_ab"
 sys.path.insert(0, str(ROOT / "tools"))
 
 from tool_guard import fail, guarded, one_line  # noqa: E402
+from revisions import add_worktrees, remove_worktrees, resolve_revisions  # noqa: E402
 from tool_record import check_record_path, write_text_atomic  # noqa: E402
 
 
@@ -81,13 +82,7 @@ def check_inputs(args) -> dict:
         except GimgError as exc:  # missing, a folder, unreadable
             fail(PROG, one_line(exc), 1)
     check_record_path(PROG, args.json, args.files)
-    commits = {}
-    for k, rev in (("a", args.a), ("b", args.b)):
-        found = subprocess.run(["git", "rev-parse", "--short", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=ROOT,
-                               capture_output=True, text=True)
-        if found.returncode != 0 or not found.stdout.strip():
-            fail(PROG, f"--{k} {rev}: not a revision of this repository", 1)
-        commits[k] = found.stdout.strip()
+    commits = resolve_revisions(PROG, {"a": args.a, "b": args.b})
     return commits
 
 
@@ -134,12 +129,7 @@ def main(argv=None) -> int:
         trees, workers, greetings = {}, {}, {}
         errs = {k: tempfile.TemporaryFile("w+") for k in ("a", "b")}
         try:
-            for k, rev in (("a", args.a), ("b", args.b)):
-                trees[k] = Path(tmp) / k
-                made = subprocess.run(["git", "worktree", "add", "--detach", "-q", str(trees[k]), rev], cwd=ROOT,
-                                      capture_output=True, text=True)
-                if made.returncode != 0:
-                    fail(PROG, f"cannot check out --{k} {rev}: {_last_line(made.stderr)}", 1)
+            add_worktrees(PROG, Path(tmp), {"a": args.a, "b": args.b}, trees)
             for k in ("a", "b"):
                 workers[k], greetings[k] = start_worker(trees[k], files, errs[k])
             print(f"{PROG}: workers ready; {args.rounds} rounds", file=sys.stderr, flush=True)
@@ -169,9 +159,7 @@ def main(argv=None) -> int:
                 proc.wait()
             for err in errs.values():
                 err.close()
-            for tree in trees.values():
-                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False,
-                               capture_output=True)
+            remove_worktrees(trees)
     rows = []
     for i, f in enumerate(files):
         med = {f"{s}_{k}_ms": 1000 * statistics.median(times[(k, s)][i]) for k in ("a", "b") for s in ("decode", "parse")}

@@ -40,6 +40,7 @@ PROG = "encode_ab"
 sys.path.insert(0, str(ROOT / "tools"))
 
 from tool_guard import fail, guarded, one_line  # noqa: E402
+from revisions import add_worktrees, remove_worktrees, resolve_revisions  # noqa: E402
 from tool_record import check_record_path, write_text_atomic  # noqa: E402
 
 
@@ -99,13 +100,7 @@ def check_inputs(args) -> tuple[dict, dict]:
     except GimgError as exc:
         fail(PROG, one_line(exc), 1)
     check_record_path(PROG, args.json, [args.image])
-    commits = {}
-    for k, rev in (("a", args.a), ("b", args.b)):
-        found = subprocess.run(["git", "rev-parse", "--short", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=ROOT,
-                               capture_output=True, text=True)
-        if found.returncode != 0:
-            raise SystemExit(f"--{k} {rev}: not a revision of this repository")
-        commits[k] = found.stdout.strip()
+    commits = resolve_revisions(PROG, {"a": args.a, "b": args.b})
     return extra, commits
 
 
@@ -128,12 +123,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         trees = {}
         try:
-            for k, rev in (("a", args.a), ("b", args.b)):
-                trees[k] = Path(tmp) / k
-                made = subprocess.run(["git", "worktree", "add", "--detach", "-q", str(trees[k]), rev], cwd=ROOT,
-                                      capture_output=True, text=True)
-                if made.returncode != 0:
-                    fail(PROG, f"cannot check out --{k} {rev}: {' '.join(made.stderr.split())}", 1)
+            add_worktrees(PROG, Path(tmp), {"a": args.a, "b": args.b}, trees)
             print(f"{PROG}: warming a and b up (one untimed encode each)", file=sys.stderr, flush=True)
             for k in ("a", "b"):  # warm numba's caches, untimed
                 encode_once(trees[k], image, Path(tmp) / f"warm_{k}.gimg", args.bpp, min(args.iterations, 200),
@@ -147,9 +137,7 @@ def main(argv=None) -> int:
                           f"(process {facts['process_seconds']:.1f} s), {facts['psnr']:.2f} dB, "
                           f"{facts['bpp']:.4f} bpp, N = {facts['gaussians']}, sha256 {facts['sha256']}", flush=True)
         finally:
-            for tree in trees.values():
-                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False,
-                               capture_output=True)
+            remove_worktrees(trees)
     med = {k: statistics.median(r["seconds"] for r in runs[k]) for k in runs}
     med_process = {k: statistics.median(r["process_seconds"] for r in runs[k]) for k in runs}
     same_file = len({r["sha256"] for k in runs for r in runs[k]}) == 1
