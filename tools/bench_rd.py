@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Rate-distortion benchmark: gimg against JPEG, WebP, AVIF and JPEG 2000, in one run.
+"""Rate-distortion benchmark: gimg against JPEG, WebP, AVIF and JPEG 2000 (and JPEG XL), in one run.
 
 Usage::
 
     python tools/bench_rd.py IMAGES... [options]
     python tools/bench_rd.py --folder /work/shared/datasets/kodak --limit 3 [options]
 
-Options (see ``--help``): ``--codecs jpeg,webp,avif,jp2[,jp2-nomct][,gimg]``,
+Options (see ``--help``): ``--codecs jpeg,webp,avif,jp2[,jp2-nomct][,jxl][,gimg]``
+(``jxl``: JPEG XL through imagecodecs, the ``bench`` extra),
 ``--targets 0.15,0.25,0.5,0.75,1.0`` (bpp, classical codecs), ``--gimg-gaussians
 1000,2000,4000,8000`` or ``--gimg-bpp 0.25,0.5``, ``--gimg-iterations K``,
 ``--json PATH`` (all per-image records; rewritten after every image and codec, so
@@ -103,6 +104,8 @@ def check_arguments(args, codecs: list[str], files: list[Path]) -> list[float]:
 
     if not codecs:
         raise UsageError("--codecs names no codec")
+    if "jxl" in codecs and rd_lib.jxl_problem():
+        raise UsageError(rd_lib.jxl_problem())
     targets = _float_list(args.targets, "--targets")
     if any(c in rd_lib.CLASSICAL_CODECS for c in codecs):
         if not targets or any(not 0 < t <= 64 for t in targets):
@@ -482,6 +485,13 @@ def environment() -> dict:
             libs[name] = features.version(name)
         except Exception:  # pragma: no cover - depends on the Pillow build
             libs[name] = None
+    try:
+        import imagecodecs
+
+        libs["imagecodecs"] = imagecodecs.__version__
+        libs["jpegxl"] = imagecodecs.jpegxl_version() if imagecodecs.JPEGXL.available else None
+    except Exception:  # not installed (only the jxl codec needs it)
+        libs["imagecodecs"] = None
     return {"python": platform.python_version(), "pillow": PIL.__version__, "libs": libs,
             "platform": platform.platform(), "cpu_count": os.cpu_count(),
             "date": _dt.datetime.now().isoformat(timespec="seconds")}

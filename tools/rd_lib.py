@@ -112,6 +112,50 @@ def _jp2_encoder(mct: int):
     return enc
 
 
+# JPEG XL through imagecodecs (libjxl), an optional dependency (the ``bench`` and ``test``
+# extras): ``jxl_problem`` says why it cannot run here. The search parameter is the reciprocal
+# of libjxl's Butteraugli distance, so that the size grows with it as ``search_bpp`` assumes;
+# distances run from 0.05 (near lossless) to 25, libjxl's largest. Single-threaded on both
+# sides (libjxl's files do not depend on the thread count; the timings then compare with
+# Pillow's single-threaded JPEG and WebP).
+JXL_EFFORT = 7  # libjxl's default effort ("squirrel")
+JXL_MAX_DISTANCE = 25.0
+JXL_MIN_DISTANCE = 0.05
+
+
+def jxl_problem() -> str | None:
+    """None when JPEG XL can be coded here, else why not (a line for the user)."""
+    try:
+        import imagecodecs
+    except ImportError:
+        return ("the jxl codec needs imagecodecs (pip install -e '.[bench]', or pip install "
+                "imagecodecs)")
+    if not getattr(imagecodecs, "JPEGXL", None) or not imagecodecs.JPEGXL.available:
+        return f"the jxl codec needs an imagecodecs built with JPEG XL (this one, {imagecodecs.__version__}, lacks it)"
+    return None
+
+
+def _jxl_encode(image, p):
+    """uint8 [H, W, 3] -> a JPEG XL codestream at Butteraugli distance 1 / ``p``; a grey image
+    (three equal channels) is coded as one channel, as JPEG and JPEG 2000 code it here."""
+    import imagecodecs
+
+    pixels = image[..., 0] if is_gray(image) else image  # [H, W] or [H, W, 3]
+    distance = min(max(1.0 / float(p), JXL_MIN_DISTANCE), JXL_MAX_DISTANCE)
+    return bytes(imagecodecs.jpegxl_encode(np.ascontiguousarray(pixels), distance=distance,
+                                           effort=JXL_EFFORT, numthreads=1))
+
+
+def _jxl_decode(data: bytes) -> np.ndarray:
+    """A JPEG XL codestream -> uint8 [H, W, 3] (a one-channel file's channel repeated)."""
+    import imagecodecs
+
+    out = np.asarray(imagecodecs.jpegxl_decode(data, numthreads=1))
+    if out.ndim == 2:  # [H, W] -> [H, W, 3]
+        out = np.repeat(out[..., None], 3, axis=2)
+    return np.ascontiguousarray(out[..., :3])
+
+
 CLASSICAL_CODECS: dict[str, Codec] = {
     "jpeg": Codec(
         "jpeg", "JPEG (4:2:0, optimize)", _jpeg_encode, _pil_decode, 1, 100,
@@ -133,6 +177,14 @@ CLASSICAL_CODECS: dict[str, Codec] = {
         integer=False, guess=lambda t: t,
         settings={"irreversible": True, "mct": 1, "quality_mode": "rates",
                   "param": "requested bpp (ratio 24/bpp; 8/bpp for a grey image)", "container": "j2k codestream"},
+    ),
+    # Parameter 1 / distance; the first guess fits bpp ~ 2.5 / distance^0.8 (kodim01).
+    "jxl": Codec(
+        "jxl", f"JPEG XL (libjxl, effort {JXL_EFFORT})", _jxl_encode, _jxl_decode,
+        1.0 / JXL_MAX_DISTANCE, 1.0 / JXL_MIN_DISTANCE, integer=False,
+        guess=lambda t: (t / 2.5) ** 1.25,
+        settings={"effort": JXL_EFFORT, "param": "1 / Butteraugli distance", "library": "imagecodecs",
+                  "threads": 1},
     ),
     "jp2-nomct": Codec(
         "jp2-nomct", "JPEG 2000 (OpenJPEG 9/7, no MCT)", _jp2_encoder(0), _pil_decode,
