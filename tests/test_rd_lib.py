@@ -811,3 +811,59 @@ def test_rd_merge_averages_the_same_images_for_every_codec_and_refuses_two_sizes
     other = run(tmp_path / "3.json", [{"name": "a", "width": 16, "height": 16}], [("a", "jpeg", "0.5", 0.5, 30.0)])
     with pytest.raises(SystemExit, match="a is 16x16 here and 8x8 in another run"):
         rd_merge.main([one, other])
+
+
+def test_jpeg_xl_peer_searches_its_distance_to_the_target_and_decodes_what_it_coded(crop192):
+    """The jxl codec (libjxl through imagecodecs, the test extra): its file grows with the
+    parameter (1 / distance), the search lands near the target, the same setting writes the
+    same bytes twice, and the decode is the uint8 image it coded, close to the original."""
+    pytest.importorskip("imagecodecs")
+    assert rd_lib.jxl_problem() is None
+    _, arr = crop192
+    codec = rd_lib.CLASSICAL_CODECS["jxl"]
+    sizes = [len(codec.encode(arr, p)) for p in (0.1, 0.3, 1.0)]
+    assert sizes[0] < sizes[1] < sizes[2]
+    found = rd_lib.search_bpp(codec, arr, 1.0)
+    assert abs(found.bpp - 1.0) / 1.0 < 0.02
+    assert codec.encode(arr, found.param) == found.data
+    decoded = codec.decode(found.data)
+    assert decoded.dtype == np.uint8 and decoded.shape == arr.shape
+    assert 28 < rd_lib.quality(arr, decoded)["psnr"] < 50
+    # The distance is clamped to libjxl's range: a parameter past either end codes as the end.
+    assert codec.encode(arr, 1e-6) == codec.encode(arr, 1.0 / rd_lib.JXL_MAX_DISTANCE)
+
+
+def test_jpeg_xl_codes_a_grey_image_as_one_channel(crop192):
+    """As JPEG and JPEG 2000 do here: one channel coded, three equal channels decoded; one
+    pixel off grey makes it a colour file again."""
+    imagecodecs = pytest.importorskip("imagecodecs")
+    _, arr = crop192
+    grey = np.repeat(arr[..., 1:2], 3, axis=2)  # [H, W, 3], three equal channels
+    codec = rd_lib.CLASSICAL_CODECS["jxl"]
+    data = codec.encode(grey, 0.5)
+    assert np.asarray(imagecodecs.jpegxl_decode(data)).ndim == 2
+    decoded = codec.decode(data)
+    assert decoded.shape == grey.shape
+    assert np.array_equal(decoded[..., 0], decoded[..., 1]) and np.array_equal(decoded[..., 0], decoded[..., 2])
+    noisy = grey.copy()
+    noisy[0, 0, 0] ^= 1  # no longer grey: coded as three channels
+    assert np.asarray(imagecodecs.jpegxl_decode(codec.encode(noisy, 0.5))).shape == grey.shape
+
+
+def test_bench_rd_without_jpeg_xl_stops_before_any_work(crop192, tmp_path, monkeypatch, capsys):
+    """Asking for jxl where imagecodecs (or its JPEG XL) is missing: one line that says how to
+    get it, exit 2, no record written; the other codecs do not need it."""
+    monkeypatch.setattr(rd_lib, "jxl_problem", lambda: "the jxl codec needs imagecodecs (stand-in)")
+    path, _ = crop192
+    out_json = tmp_path / "rd.json"
+    rc = bench_rd.main([str(path), "--codecs", "jpeg,jxl", "--targets", "1", "--json", str(out_json), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "needs imagecodecs" in err and err.count("\n") == 1
+    assert not out_json.exists()
+    assert bench_rd.main([str(path), "--codecs", "jpeg", "--targets", "1", "--json", str(out_json), "-q"]) == 0
+
+
+def test_jxl_problem_names_the_missing_library(monkeypatch):
+    """Without imagecodecs the reason names it and the install that brings it."""
+    monkeypatch.setitem(sys.modules, "imagecodecs", None)  # import raises ImportError
+    assert "pip install" in rd_lib.jxl_problem() and "imagecodecs" in rd_lib.jxl_problem()
