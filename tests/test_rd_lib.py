@@ -831,6 +831,10 @@ def test_jpeg_xl_peer_searches_its_distance_to_the_target_and_decodes_what_it_co
     assert 28 < rd_lib.quality(arr, decoded)["psnr"] < 50
     # The distance is clamped to libjxl's range: a parameter past either end codes as the end.
     assert codec.encode(arr, 1e-6) == codec.encode(arr, 1.0 / rd_lib.JXL_MAX_DISTANCE)
+    # jxl-e9 passes its effort on: another file at the same distance, decoded as well.
+    slower = rd_lib.CLASSICAL_CODECS["jxl-e9"]
+    assert slower.encode(arr, found.param) != found.data
+    assert 28 < rd_lib.quality(arr, slower.decode(slower.encode(arr, found.param)))["psnr"] < 50
 
 
 def test_jpeg_xl_codes_a_grey_image_as_one_channel(crop192):

@@ -6,8 +6,8 @@ Usage::
     python tools/bench_rd.py IMAGES... [options]
     python tools/bench_rd.py --folder /work/shared/datasets/kodak --limit 3 [options]
 
-Options (see ``--help``): ``--codecs jpeg,webp,avif,jp2[,jp2-nomct][,jxl][,gimg]``
-(``jxl``: JPEG XL through imagecodecs, the ``bench`` extra),
+Options (see ``--help``): ``--codecs jpeg,webp,avif,jp2[,jp2-nomct][,jxl][,jxl-e9][,gimg]``
+(``jxl``, ``jxl-e9``: JPEG XL at effort 7 or 9 through imagecodecs, the ``bench`` extra),
 ``--targets 0.15,0.25,0.5,0.75,1.0`` (bpp, classical codecs), ``--gimg-gaussians
 1000,2000,4000,8000`` or ``--gimg-bpp 0.25,0.5``, ``--gimg-iterations K``,
 ``--json PATH`` (all per-image records; rewritten after every image and codec, so
@@ -104,7 +104,7 @@ def check_arguments(args, codecs: list[str], files: list[Path]) -> list[float]:
 
     if not codecs:
         raise UsageError("--codecs names no codec")
-    if "jxl" in codecs and rd_lib.jxl_problem():
+    if any(c.startswith("jxl") for c in codecs) and rd_lib.jxl_problem():
         raise UsageError(rd_lib.jxl_problem())
     targets = _float_list(args.targets, "--targets")
     if any(c in rd_lib.CLASSICAL_CODECS for c in codecs):
