@@ -4,6 +4,7 @@ a traceback, a damaged input or a partial output; and tool_record writes atomica
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -102,6 +103,9 @@ def test_write_record_keeps_its_format_and_never_leaves_a_half_written_file(tmp_
     (["other.png", "small.gimg"], ["other.png", "32x24", "64x48"]),
     (["small.png", "small.gimg", "--json", "folder"], ["--json folder", "folder"]),
     (["small.png", "small.gimg", "--json", "nowhere/out.json"], ["nowhere", "does not exist"]),
+    (["small.png", "small.gimg", "--peers", "jpg"], ["--peers: jpg", "not a codec"]),
+    (["small.png", "small.gimg", "--peers", "webp"], ["--peers: webp", "WebP is always timed"]),
+    (["small.png", "small.gimg", "--peers", "avif,avif"], ["--peers names a codec twice"]),
 ])
 def test_bench_decode_refuses_bad_input_in_one_line_before_any_timing(files, args, names):
     before = _snapshot(files["dir"])
@@ -131,6 +135,33 @@ def test_bench_decode_reports_progress_per_pair_and_writes_its_json(files, tmp_p
     rows = json.loads(out.read_text())
     assert len(rows) == 2 and rows[0]["width"] == 64 and rows[0]["height"] == 48
     assert [p.name for p in tmp_path.iterdir()] == ["rows.json"]
+
+
+def test_bench_decode_times_the_peers_it_is_given_at_the_gimg_files_rate(files, tmp_path):
+    """``--peers avif,jxl``: each codec's file nearest the .gimg file's bpp, decoded in the same
+    rounds; its rate, PSNR, time and gimg's ratio to it in the JSON and a second table."""
+    pytest.importorskip("imagecodecs")
+    out = tmp_path / "rows.json"
+    r = _run("bench_decode.py", "small.png", "small.gimg", "--repeats", "2", "--cli-repeats", "1",
+             "--peers", "avif,jxl", "--json", out, cwd=files["dir"])
+    assert r.returncode == 0, r.stderr
+    row = json.loads(out.read_text())[0]
+    assert list(row["peers"]) == ["avif", "jxl"]
+    for q in row["peers"].values():
+        assert abs(q["bpp"] - row["gimg_bpp"]) < 0.25 * row["gimg_bpp"]
+        assert 15 < q["psnr"] < 60 and q["decode_ms"] > 0
+        assert q["ratio_file_to_pixels"] == pytest.approx(row["gimg_file_to_pixels_ms"] / q["decode_ms"])
+    assert "| small.png | JPEG XL (libjxl, effort 7) |" in r.stdout and "| small.png | AVIF (speed 4) |" in r.stdout
+
+
+def test_bench_decode_without_jpeg_xl_says_how_to_get_it(files, tmp_path):
+    """Where imagecodecs cannot be imported, ``--peers jxl`` is one line naming it, before any timing."""
+    (tmp_path / "imagecodecs.py").write_text("raise ImportError('stand-in: not installed')\n")
+    r = subprocess.run([sys.executable, str(TOOLS / "bench_decode.py"), "small.png", "small.gimg", "--peers", "jxl"],
+                       cwd=files["dir"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    _refused(r, "--peers", "imagecodecs", "pip install")
+    assert r.stdout == ""
 
 
 def test_bench_decode_without_cuda_does_not_suggest_an_option_it_lacks(files):

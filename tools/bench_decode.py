@@ -2,7 +2,7 @@
 """Decode speed of gimg against Pillow's WebP at the same rate, side by side.
 
     python tools/bench_decode.py IMAGE.png FILE.gimg [IMAGE.png FILE.gimg ...]
-        [--repeats 30] [--cli-repeats 5] [--cuda] [--json out.json]
+        [--repeats 30] [--cli-repeats 5] [--cuda] [--peers avif,jxl] [--json out.json]
 
 For each (original image, .gimg file of it) pair: encode the original with WebP
 (method 6) at the .gimg file's bpp (quality search), then time, warm and in process,
@@ -12,7 +12,9 @@ the median of ``--repeats`` calls of
   - gimg render only (the same uint8 numba forward on already-parsed Gaussians, with the
     base layer's grid rows, when the file has one, computed beforehand),
   - Pillow WebP bytes -> pixels,
-the three calls interleaved round by round so that they see the same machine load,
+the three calls interleaved round by round so that they see the same machine load
+(``--peers``: more of ``rd_lib``'s codecs, each coded at the same bpp by its own quality
+search and its decode timed in the same rounds; a second table gives their times),
 and the cold CLI ``gimg decode IN.gimg OUT.png`` (a new process each time, so it
 includes interpreter start-up and imports), median of ``--cli-repeats``: it runs on the
 prebuilt decoder when one is built and current (``gimg compile-decoder``), else on numba's
@@ -46,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rd_lib import CLASSICAL_CODECS, search_bpp  # noqa: E402
+from rd_lib import CLASSICAL_CODECS, jxl_problem, search_bpp  # noqa: E402
 
 from tool_guard import fail, guarded, one_line  # noqa: E402
 from tool_record import check_record_path, write_text_atomic  # noqa: E402
@@ -128,8 +130,21 @@ def cuda_calls(data: bytes, parsed, means, covs, colors, h: int, w: int) -> dict
     return {"file_cuda": lambda: decode(data, device="cuda"), "render_cuda": render}
 
 
-def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int, cuda: bool = False) -> dict:
-    """Measure one image: gimg decode paths (``cuda``: also on the GPU) and WebP decode at the same bpp."""
+def peer_calls(image: np.ndarray, bpp: float, peers: list) -> tuple[dict, dict]:
+    """For each codec named in ``peers``: its file nearest ``bpp`` for ``image`` [H, W, 3]; returns
+    ({"peer_NAME": decode call}, {NAME: that file's search result})."""
+    calls, found = {}, {}
+    for name in peers:
+        codec = CLASSICAL_CODECS[name]
+        found[name] = search_bpp(codec, image, bpp)
+        calls[f"peer_{name}"] = (lambda c, d: lambda: c.decode(d))(codec, found[name].data)
+    return calls, found
+
+
+def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int, cuda: bool = False,
+               peers: tuple = ()) -> dict:
+    """Measure one image: gimg decode paths (``cuda``: also on the GPU), WebP decode at the same
+    bpp and, under ``"peers"``, each of ``peers``' decode at the same bpp."""
     image, _ = load_image(image_path)
     data = Path(gimg_path).read_bytes()
     h, w = image.shape[:2]
@@ -146,6 +161,8 @@ def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int, 
                                         base_rows, 0 if parsed.base is None else parsed.base.factor),
         "webp": lambda: webp.decode(found.data),
     }
+    more_calls, more_found = peer_calls(image, bpp, list(peers))
+    calls.update(more_calls)
     if cuda:
         calls.update(cuda_calls(data, parsed, means, covs, colors, h, w))
     results, times = interleaved_medians(calls, repeats, warmup=2)
@@ -174,6 +191,9 @@ def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int, 
         "gimg_file_to_pixels_ms": 1000 * t_file, "gimg_render_ms": 1000 * t_render,
         "webp_decode_ms": 1000 * t_webp, "ratio_file_to_pixels_vs_webp": t_file / t_webp,
         "ratio_render_vs_webp": t_render / t_webp, "gimg_cli_cold_s": statistics.median(cli_times), **gpu,
+        "peers": {name: {"bpp": more_found[name].bpp, "psnr": psnr(results[f"peer_{name}"], image),
+                         "decode_ms": 1000 * times[f"peer_{name}"],
+                         "ratio_file_to_pixels": t_file / times[f"peer_{name}"]} for name in peers},
     }
 
 
@@ -184,6 +204,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=30, help="timed in-process rounds (at least 1)")
     ap.add_argument("--cli-repeats", type=int, default=5, help="cold `gimg decode` runs (at least 1)")
     ap.add_argument("--cuda", action="store_true", help="also time decoding on the GPU (CUDA and triton)")
+    ap.add_argument("--peers", default="", help="more codecs to time beside WebP, comma-separated, from "
+                    + ",".join(c for c in CLASSICAL_CODECS if c != "webp"))
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if len(args.pairs) % 2:
@@ -191,6 +213,15 @@ def main(argv=None) -> int:
     for name, value in (("--repeats", args.repeats), ("--cli-repeats", args.cli_repeats)):
         if value < 1:
             fail(PROG, f"{name} {value}: must be at least 1")
+    peers = [c.strip() for c in args.peers.split(",") if c.strip()]
+    unknown = [c for c in peers if c not in CLASSICAL_CODECS or c == "webp"]
+    if unknown:
+        fail(PROG, f"--peers: {', '.join(unknown)}: not a codec to add (choose from "
+              f"{', '.join(c for c in CLASSICAL_CODECS if c != 'webp')}; WebP is always timed)")
+    if len(set(peers)) < len(peers):
+        fail(PROG, "--peers names a codec twice")
+    if any(c.startswith("jxl") for c in peers) and jxl_problem():
+        fail(PROG, f"--peers: {jxl_problem()}")
     check_record_path(PROG, args.json, args.pairs)
     if args.cuda:
         from gipp_codec.errors import ConfigError
@@ -211,7 +242,7 @@ def main(argv=None) -> int:
     rows = []
     for k, (image_path, gimg_path) in enumerate(pairs, 1):
         print(f"{PROG}: pair {k}/{len(pairs)}: {image_path} {gimg_path}", file=sys.stderr, flush=True)
-        rows.append(bench_pair(image_path, gimg_path, args.repeats, args.cli_repeats, args.cuda))
+        rows.append(bench_pair(image_path, gimg_path, args.repeats, args.cli_repeats, args.cuda, tuple(peers)))
     print(f"numba threads: {numba.get_num_threads()}, repeats: {args.repeats} (median, warm); "
           f"cold CLI on the {cli_mode}\n")
     for r in rows:
@@ -229,6 +260,18 @@ def main(argv=None) -> int:
         print(f"| median | | | | {med('gimg_file_to_pixels_ms'):.2f} | {med('gimg_render_ms'):.2f} "
               f"| {med('webp_decode_ms'):.2f} | {med('ratio_file_to_pixels_vs_webp'):.2f} "
               f"| {med('ratio_render_vs_webp'):.2f} | {med('gimg_cli_cold_s'):.2f} |")
+    if peers:
+        print("\n| image | codec | bpp / PSNR | decode ms | gimg file->pixels / codec |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            for name, q in r["peers"].items():
+                print(f"| {Path(r['image']).name} | {CLASSICAL_CODECS[name].label} | {q['bpp']:.3f} / {q['psnr']:.2f} "
+                      f"| {q['decode_ms']:.2f} | {q['ratio_file_to_pixels']:.2f} |")
+        if len(rows) > 1:
+            for name in peers:
+                print(f"| median | {CLASSICAL_CODECS[name].label} | | "
+                      f"{float(np.median([r['peers'][name]['decode_ms'] for r in rows])):.2f} "
+                      f"| {float(np.median([r['peers'][name]['ratio_file_to_pixels'] for r in rows])):.2f} |")
     if args.cuda:
         print("\n| image | GPU file->pixels ms | GPU render ms | GPU file->pixels / WebP | GPU render / WebP "
               "| GPU PSNR | pixels differing from the CPU decode |")
