@@ -53,6 +53,8 @@ KERNELS = {
     "gipp_codec.entropy.token_kernels.finish_column": (
         "i8", ("i4[::1]", "i8", "i8", "u1[::1]", "i8", "i8", "i8[::1]", "i8[::1]", "i8", "i8", "i8[::1]",
                "f8", "f8", "f8", "f8", "i8", "i8[::1]", "i8[::1]")),
+    "gipp_codec.entropy.token_kernels.ans_tokens": (
+        "i8", ("u4[::1]", "u8[::1]", "i8[::1]", "i8", "i4[::1]")),
     "gipp_codec.entropy.token_kernels.base_samples": (
         "i8", ("u1[::1]", "i8", "i8", "i8", "i8", "i8", "i8[:, :, ::1]", "i8[::1]")),
     "gipp_codec.entropy.token_kernels.stream_contexts": (
@@ -70,7 +72,8 @@ KERNELS = {
                  "u1[:, :, ::1]", "i8", "f4[:, :, ::1]", "f4", "f4[:, :, ::1]", "f8[::1]", "f4", "i8", "i8", "i8", "f8")),
 }
 
-_DTYPES = {"u1": np.uint8, "u2": np.uint16, "i4": np.int32, "i8": np.int64, "f4": np.float32, "f8": np.float64}
+_DTYPES = {"u1": np.uint8, "u2": np.uint16, "u4": np.uint32, "u8": np.uint64, "i4": np.int32, "i8": np.int64,
+           "f4": np.float32, "f8": np.float64}
 
 
 def prebuilt_dir() -> Path:

@@ -390,6 +390,25 @@ def _stream_contexts(cfg: StreamConfig, qt: np.ndarray, n: int, cache: dict) -> 
     return ctx, sizes
 
 
+def _ans_state(words: np.ndarray, offset: int) -> np.ndarray:
+    """The ANS decoder's starting state (uint64 [2]: the head, the words not yet taken) for
+    the words uint32 [W] of a stream at byte ``offset``: the last word, then the one before
+    it, make the head (spec "ANS stream"). A last word of zero is a PayloadError."""
+    rest = words.shape[0]
+    state = np.zeros(2, np.uint64)
+    if rest:
+        if words[-1] == 0:
+            raise PayloadError(f"ANS stream at byte {offset} is invalid: Invalid compressed data: ANS compressed "
+                               f"data never ends in a zero word.")  # constriction's words, as the vectors record
+        head = int(words[-1])
+        rest -= 1
+        if rest:
+            head = (head << 32) | int(words[rest - 1])
+            rest -= 1
+        state[0], state[1] = head, rest
+    return state
+
+
 def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base_offset: int = 0,
                       coding: int = PAYLOAD_CODING_ENTROPY_V2):
     """Payload (payload coding ``coding``, 1 or 2) -> (q int64 [N, 8] in file (canonical)
@@ -406,11 +425,8 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         )
     side = BitReader(payload[PAYLOAD_PREFIX:ans_start], "side", base_offset + PAYLOAD_PREFIX)
     raw = BitReader(payload[raw_start:], "raw", base_offset + raw_start)
-    words = np.frombuffer(payload[ans_start:raw_start], dtype="<u4").astype(np.uint32)
-    try:
-        ans = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words))
-    except ValueError as exc:
-        raise PayloadError(f"ANS stream at byte {base_offset + ans_start} is invalid: {exc}") from None
+    words = np.frombuffer(payload[ans_start:raw_start], dtype="<u4").astype(np.uint32)  # [W], a writeable copy
+    ans = _ans_state(words, base_offset + ans_start)  # uint64 [2]: the head, the words not yet taken
     qt = np.zeros((8, n), dtype=np.int64)  # channel-major while decoding: contiguous columns
     report = {}
     context_cache = {}  # (source, param, thresholds) -> (ctx, sizes): streams may share contexts
@@ -426,10 +442,8 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         token_parts = []  # Gaussians of context 0, then of context 1, ... each in file order
         for size, counts in zip(sizes.tolist(), hists):
             if counts.size >= 2 and size:
-                try:
-                    tokens = ans.decode(categorical(counts, validated=True), size)
-                except Exception as exc:  # constriction reports misuse as ordinary exceptions
-                    raise PayloadError(f"stream {name}: ANS decoding failed ({exc})") from None
+                tokens = np.empty(size, np.int32)  # [size]
+                token_kernels.ans_tokens(words, ans, counts, size, tokens)
                 sb.coded.append((counts, tokens))
             else:
                 tokens = np.zeros(size, dtype=np.int32)
@@ -461,7 +475,7 @@ def decode_attributes(payload: bytes, n: int, bits: tuple, scales, offsets, base
         report[name] = sb
     side.finish()
     raw.finish()
-    if not ans.is_empty():
+    if ans[0] != 0 or ans[1] != 0:
         raise PayloadError(f"ANS stream at byte {base_offset + ans_start}: data left over after the last symbol")
     report["_ans_words"] = int(n_words)
     return qt.T, report

@@ -322,3 +322,54 @@ def base_samples(data, size, pos, k, max_prefix, levels, out, info):
                     return OUT_OF_RANGE
                 s[i, j] = value
     return pos
+
+
+# The ANS decoder (spec "ANS stream"): a 64-bit head, 32-bit words taken from the end of the
+# word array, 24-bit probabilities. The head and the count of words not yet taken live in
+# ``state`` (uint64 [2]) between calls, one call per (stream, context).
+ANS_PRECISION = 24
+_ANS_TABLE_SHIFT = 14  # the symbol search starts from a table of 2^(24 - 14) = 1024 buckets
+
+
+@njit(**_OPTS)
+def ans_tokens(words, state, counts, size, out):
+    """Decode ``size`` tokens into ``out`` (int32 [>= size]) with the fixed-point model of
+    ``counts`` (int64 [n], n >= 2, sum > 0; ``models.fixed_point_freqs``: scale =
+    (2^24 - n) / sum in binary64, left[i] = trunc(C_i * scale) + i) from the ANS words
+    (uint32 [W]) and ``state`` (uint64 [2]: the head, the words not yet taken), which it
+    updates. Returns the number of tokens decoded (``size``)."""
+    n = counts.shape[0]
+    total = 0.0
+    for i in range(n):
+        total += np.float64(counts[i])
+    scale = np.float64((1 << ANS_PRECISION) - n) / total
+    left = np.empty(n + 1, np.uint64)  # [n + 1], strictly increasing: every freq >= 1
+    cum = 0
+    for i in range(n):
+        left[i] = np.uint64(np.int64(np.float64(cum) * scale) + i)
+        cum += counts[i]
+    left[n] = np.uint64(1 << ANS_PRECISION)
+    buckets = 1 << (ANS_PRECISION - _ANS_TABLE_SHIFT)
+    start = np.empty(buckets, np.int64)  # [buckets]: the token whose interval holds the bucket's first quantile
+    s = 0
+    for b in range(buckets):
+        q = np.uint64(b << _ANS_TABLE_SHIFT)
+        while left[s + 1] <= q:
+            s += 1
+        start[b] = s
+    head = state[0]
+    rest = np.int64(state[1])
+    mask = np.uint64((1 << ANS_PRECISION) - 1)
+    for t in range(size):
+        quantile = head & mask
+        s = start[np.int64(quantile >> np.uint64(_ANS_TABLE_SHIFT))]
+        while left[s + 1] <= quantile:
+            s += 1
+        head = (left[s + 1] - left[s]) * (head >> np.uint64(ANS_PRECISION)) + quantile - left[s]
+        if head < np.uint64(1 << 32) and rest > 0:
+            rest -= 1
+            head = (head << np.uint64(32)) | np.uint64(words[rest])
+        out[t] = s
+    state[0] = head
+    state[1] = np.uint64(rest)
+    return size
