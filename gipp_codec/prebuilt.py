@@ -61,6 +61,8 @@ KERNELS = {
         "i8", ("i8", "i8", "i8[:, ::1]", "i8[::1]", "i8", "i8[::1]", "i8[::1]")),
     "gipp_codec.quant.dequant._dequantize_kernel": (
         "void", ("u2[:, :]", "f8[::1]", "f8[::1]", "f4[:, ::1]", "f4[:, ::1]", "f4[:, ::1]", "f8[:, ::1]")),
+    "gipp_codec.render.numba_kernels.base_rows_kernel": (
+        "void", ("f8[:, :, ::1]", "i8[::1]", "i8[::1]", "f8[::1]", "f4[:, :, ::1]")),
     "gipp_codec.render.numba_kernels.render_work_kernel": (
         "i8", ("f4[:, ::1]", "f4[:, ::1]", "i8", "i8")),
     "gipp_codec.render.numba_kernels._setup": (

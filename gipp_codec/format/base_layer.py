@@ -89,10 +89,14 @@ def grid_rows(base: BaseLayer, width: int, factor: float | None = None, x0: floa
     column, float32((1 - t) v0 + t v1) in binary64: planar float32 [3, gh, W]. ``factor``: the
     block side in output columns, for a decode at another size (default F); ``x0``: the
     column of the plane the first output column is (a window's left edge)."""
+    from gipp_codec.render.numba_kernels import base_rows_kernel
+
     v = base.values()  # [gh, gw, 3]
     j0, j1, t = axis_weights(width, v.shape[1], base.factor if factor is None else factor, x0)
-    rows = (1.0 - t)[None, :, None] * v[:, j0] + t[None, :, None] * v[:, j1]  # [gh, W, 3]
-    return np.ascontiguousarray(rows.astype(np.float32).transpose(2, 0, 1))
+    out = np.empty((3, v.shape[0], t.shape[0]), np.float32)  # [3, gh, W]
+    base_rows_kernel(np.ascontiguousarray(v), np.ascontiguousarray(j0, np.int64), np.ascontiguousarray(j1, np.int64),
+                     np.ascontiguousarray(t, np.float64), out)
+    return out
 
 
 def upsample(base: BaseLayer, width: int, height: int, factors: tuple[float, float] | None = None,

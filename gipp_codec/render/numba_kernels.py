@@ -743,3 +743,16 @@ def forward_uint8(means, covs, colors, height, width, convention=ENCODER_CONVENT
 def backward(means, covs, colors, height, width, grad_image, convention=ENCODER_CONVENTION):
     """Gradients (means [N,2], covs [N,3], colors [N,3]) float32 of sum(grad_image * forward)."""
     return backward_prepared(prepare(means, covs, colors, height, width, convention), grad_image)
+
+
+@njit(cache=True, nogil=True, boundscheck=False)  # no fastmath: each product and sum one binary64 operation
+def base_rows_kernel(values, j0, j1, t, out):
+    """The base layer's horizontal pass (spec "BASE chunk"): out[c, i, x] =
+    float32((1 - t[x]) * values[i, j0[x], c] + t[x] * values[i, j1[x], c]) in binary64, for
+    values float64 [gh, gw, 3], j0, j1 int64 [W], t float64 [W], out float32 [3, gh, W]."""
+    gh = values.shape[0]
+    width = t.shape[0]
+    for c in range(3):
+        for i in range(gh):
+            for x in range(width):
+                out[c, i, x] = np.float32((1.0 - t[x]) * values[i, j0[x], c] + t[x] * values[i, j1[x], c])
