@@ -267,3 +267,32 @@ def test_fuzz_decoder_shows_progress_during_the_run(files, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "fuzz_decoder: 500/501 cases" in err
     assert json.loads(out.read_text())["results"][0]["cases"] == 501
+
+
+# --- decode_parts --------------------------------------------------------------------------------------------------
+
+def test_decode_parts_times_each_part_of_a_decode_and_writes_its_json(files, tmp_path):
+    out = tmp_path / "parts.json"
+    r = _run("decode_parts.py", "small.gimg", "--repeats", "2", "--json", out, cwd=files["dir"])
+    assert r.returncode == 0, r.stderr
+    assert "decode_parts: file 1/1: small.gimg" in r.stderr
+    row = json.loads(out.read_text())[0]
+    assert row["gaussians"] == 300 and (row["width"], row["height"]) == (64, 48)
+    for part in ("decode", "parse", "entropy", "ans", "dequantize", "render"):
+        assert row[f"{part}_ms"] > 0, part
+    assert row["ans_ms"] < row["entropy_ms"] < row["parse_ms"]
+    assert "| small.gimg | 300 |" in r.stdout
+
+
+@pytest.mark.parametrize("args, names", [
+    (["small.gimg", "--repeats", "0"], ["--repeats 0"]),
+    (["missing.gimg"], ["missing.gimg", "no such file"]),
+    (["trunc.gimg"], ["trunc.gimg", "not a valid .gimg file"]),
+    (["small.gimg", "--json", "small.gimg"], ["small.gimg", "overwritten"]),
+])
+def test_decode_parts_refuses_bad_input_in_one_line_before_any_timing(files, args, names):
+    before = _snapshot(files["dir"])
+    r = _run("decode_parts.py", *args, cwd=files["dir"])
+    _refused(r, *names)
+    assert r.stdout == "" and "file 1/" not in r.stderr
+    assert _snapshot(files["dir"]) == before
