@@ -20,13 +20,10 @@ from gipp_codec.render.convention import to_uint8  # noqa: F401  (re-exported: f
 
 
 def gaussians_as_floats(parsed: ParsedGimg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(means [N, 2], covs [N, 3], colors [N, 3]) float32 of a parsed file: the first call
-    takes the arrays ``parse_gimg`` dequantized for its render-work check (the caller owns
-    them), a later one dequantizes again."""
+    """(means [N, 2], covs [N, 3], colors [N, 3]) float32 of a parsed file."""
     g = parsed.gaussians
     if isinstance(g, QuantizedGaussians):
-        floats, parsed._floats = parsed._floats, None
-        return dequantize(g) if floats is None else floats
+        return dequantize(g)
     return g.means, g.covs, g.colors
 
 

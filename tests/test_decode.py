@@ -339,20 +339,3 @@ def test_decode_auto_without_a_possible_gpu_is_the_cpu_path(tmp_path, monkeypatc
     res = CliRunner().invoke(cli, ["decode", str(src), str(tmp_path / "o.png"), "--device", "auto", "--json"])
     assert res.exit_code == 0, res.output
     assert _json.loads(res.output.strip().splitlines()[-1])["device"] == "cpu"
-
-
-def test_the_parse_hands_its_dequantized_gaussians_to_one_caller_only():
-    """parse_gimg dequantizes once for its render-work check and gives those arrays to the
-    first gaussians_as_floats; a second call gets arrays of its own with the same values, so
-    that a caller changing its arrays changes no one else's."""
-    from gipp_codec.decoder import gaussians_as_floats
-    from gipp_codec.format.container import parse_gimg
-    from gipp_codec.quant.dequant import dequantize
-
-    parsed = parse_gimg(write_gimg(synthetic_quantized(40, 24, 16, seed=3)))
-    first = gaussians_as_floats(parsed)
-    second = gaussians_as_floats(parsed)
-    for a, b, c in zip(first, second, dequantize(parsed.gaussians)):
-        assert a is not b and np.array_equal(a, b) and np.array_equal(b, c)
-    first[0][:] = -1.0
-    assert not np.array_equal(gaussians_as_floats(parsed)[0], first[0])

@@ -38,9 +38,6 @@ class ParsedGimg:
     _bits: dict | None = None
     render_work: int = 0  # pixels of the Gaussians' bounding squares (spec §8, MAX_RENDER_WORK)
     base: BaseLayer | None = None  # the BASE chunk's grid, when the file has one
-    # the dequantized (means, covs, colors) that the render-work check computed, handed over
-    # once to the decoder's first ``gaussians_as_floats`` (which then owns them)
-    _floats: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def bits(self) -> dict:
@@ -293,18 +290,11 @@ def parse_gimg(data: bytes) -> ParsedGimg:
         seen.add(ctype)
         pos = end
     gaussians, stream_bits = _decode_payload(b"".join(gaus_parts), header, gaus_offset)
-    floats = None
-    if isinstance(gaussians, QuantizedGaussians):
-        from gipp_codec.quant.dequant import dequantize
-
-        floats = dequantize(gaussians)  # (means [N, 2], covs [N, 3], colors [N, 3]) float32
-        work = check_render_work_of(floats[0], floats[1], gaussians.width, gaussians.height)
-    else:
-        work = check_render_work(gaussians)
+    work = check_render_work(gaussians)
     base_bytes = sum(c["length"] for c in chunks if c["type"] == K.CHUNK_BASE.decode())
     accounting = (len(data), header, stream_bits, sum(len(p) for p in gaus_parts), meta_bytes, base_bytes)
     return ParsedGimg((major, minor), header, gaussians, metadata, chunks, skipped, accounting, render_work=work,
-                      base=base, _floats=floats)
+                      base=base)
 
 
 def max_render_work(width: int, height: int) -> int:
