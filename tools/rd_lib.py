@@ -116,8 +116,7 @@ def _jp2_encoder(mct: int):
 # extras): ``jxl_problem`` says why it cannot run here. The search parameter is the reciprocal
 # of libjxl's Butteraugli distance, so that the size grows with it as ``search_bpp`` assumes;
 # distances run from 0.05 (near lossless) to 25, libjxl's largest. Single-threaded on both
-# sides (libjxl's files do not depend on the thread count; the timings then compare with
-# Pillow's single-threaded JPEG and WebP).
+# sides, as Pillow's JPEG and WebP run, so that the timings compare.
 JXL_EFFORT = 7  # libjxl's default effort ("squirrel")
 JXL_MAX_DISTANCE = 25.0
 JXL_MIN_DISTANCE = 0.05
@@ -161,6 +160,15 @@ def _jxl_decode(data: bytes) -> np.ndarray:
     return np.ascontiguousarray(out[..., :3])
 
 
+def _jxl_codec(name: str, effort: int) -> Codec:
+    """JPEG XL at libjxl's ``effort``, searched on 1 / distance; the first guess fits
+    bpp ~ 2.5 / distance^0.8 (kodim01)."""
+    return Codec(name, f"JPEG XL (libjxl, effort {effort})", _jxl_encoder(effort), _jxl_decode,
+                 1.0 / JXL_MAX_DISTANCE, 1.0 / JXL_MIN_DISTANCE, integer=False, guess=lambda t: (t / 2.5) ** 1.25,
+                 settings={"effort": effort, "param": "1 / Butteraugli distance", "library": "imagecodecs",
+                           "threads": 1})
+
+
 CLASSICAL_CODECS: dict[str, Codec] = {
     "jpeg": Codec(
         "jpeg", "JPEG (4:2:0, optimize)", _jpeg_encode, _pil_decode, 1, 100,
@@ -183,22 +191,10 @@ CLASSICAL_CODECS: dict[str, Codec] = {
         settings={"irreversible": True, "mct": 1, "quality_mode": "rates",
                   "param": "requested bpp (ratio 24/bpp; 8/bpp for a grey image)", "container": "j2k codestream"},
     ),
-    # Parameter 1 / distance; the first guess fits bpp ~ 2.5 / distance^0.8 (kodim01).
-    "jxl": Codec(
-        "jxl", f"JPEG XL (libjxl, effort {JXL_EFFORT})", _jxl_encoder(JXL_EFFORT), _jxl_decode,
-        1.0 / JXL_MAX_DISTANCE, 1.0 / JXL_MIN_DISTANCE, integer=False,
-        guess=lambda t: (t / 2.5) ** 1.25,
-        settings={"effort": JXL_EFFORT, "param": "1 / Butteraugli distance", "library": "imagecodecs",
-                  "threads": 1},
-    ),
-    # libjxl's slowest effort short of 10 (about 5x effort 7's encode time on Kodak).
-    "jxl-e9": Codec(
-        "jxl-e9", "JPEG XL (libjxl, effort 9)", _jxl_encoder(9), _jxl_decode,
-        1.0 / JXL_MAX_DISTANCE, 1.0 / JXL_MIN_DISTANCE, integer=False,
-        guess=lambda t: (t / 2.5) ** 1.25,
-        settings={"effort": 9, "param": "1 / Butteraugli distance", "library": "imagecodecs",
-                  "threads": 1},
-    ),
+    # libjxl's default effort, and its slowest short of 10 (4x effort 7's encode time on Kodak,
+    # BENCHMARKS.md §4, "JPEG XL as a fifth peer")
+    "jxl": _jxl_codec("jxl", JXL_EFFORT),
+    "jxl-e9": _jxl_codec("jxl-e9", 9),
     "jp2-nomct": Codec(
         "jp2-nomct", "JPEG 2000 (OpenJPEG 9/7, no MCT)", _jp2_encoder(0), _pil_decode,
         0.005, 24.0, integer=False, guess=lambda t: t,
