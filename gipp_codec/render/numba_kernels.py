@@ -261,31 +261,51 @@ def _level(v):
 
 
 @njit(**_OPTS)
-def _store_levels(buf, out, r0, r1, width, planes):
-    """Rows r0..r1 of out [H, W, 3] uint8 = the 8-bit levels of band buffer buf [3, rows, Wp]:
-    levels plane by plane into planes [3, Wp] (contiguous, so the float64 conversion
-    vectorises), then interleaved into the output row."""
+def _store_levels(buf, out, r0, r1, width, planes, with_base, base, factor, y0):
+    """Rows r0..r1 of out [H, W, 3] uint8 = the 8-bit levels of band buffer buf [3, rows, Wp],
+    plus, ``with_base``, the base layer of grid rows ``base`` (float32 [3, gh, W]) (``_base_row``) added to
+    each value in float32 on the way: levels plane by plane into planes [3, Wp], then
+    interleaved into the output row, which is addressed flat (as [3 * W]: a third of the
+    time of indexing it [W, 3])."""
+    p0 = planes[0]
+    p1 = planes[1]
+    p2 = planes[2]
     for rr in range(r1 - r0 + 1):
-        for ch in range(3):
-            src = buf[ch, rr]
-            dst = planes[ch]
-            for i in range(width):
-                dst[i] = _level(src[i])
-        orow = out[r0 + rr]
+        if with_base:
+            i0, i1, s = _base_row(base.shape[1], factor, r0 + rr, y0)
+            for ch in range(3):
+                src = buf[ch, rr]
+                h0 = base[ch, i0]
+                h1 = base[ch, i1]
+                dst = planes[ch]
+                for i in range(width):
+                    dst[i] = _level(src[i] + np.float32((1.0 - s) * np.float64(h0[i]) + s * np.float64(h1[i])))
+        else:
+            for ch in range(3):
+                src = buf[ch, rr]
+                dst = planes[ch]
+                for i in range(width):
+                    dst[i] = _level(src[i])
+        orow = out[r0 + rr].reshape(3 * width)  # [3 * W], a view: out is C-contiguous
         for i in range(width):
-            orow[i, 0] = planes[0, i]
-            orow[i, 1] = planes[1, i]
-            orow[i, 2] = planes[2, i]
+            orow[3 * i] = p0[i]
+            orow[3 * i + 1] = p1[i]
+            orow[3 * i + 2] = p2[i]
 
 
 @njit(**_OPTS)
 def _store_floats(buf, out, r0, r1, width):
-    """Rows r0..r1 of out [H, W, 3] float32 = band buffer buf [3, rows, Wp], interleaved."""
+    """Rows r0..r1 of out [H, W, 3] float32 = band buffer buf [3, rows, Wp], interleaved
+    (each output row addressed flat, as in _store_levels)."""
     for rr in range(r1 - r0 + 1):
+        orow = out[r0 + rr].reshape(3 * width)  # [3 * W], a view: out is C-contiguous
+        s0 = buf[0, rr]
+        s1 = buf[1, rr]
+        s2 = buf[2, rr]
         for i in range(width):
-            out[r0 + rr, i, 0] = buf[0, rr, i]
-            out[r0 + rr, i, 1] = buf[1, rr, i]
-            out[r0 + rr, i, 2] = buf[2, rr, i]
+            orow[3 * i] = s0[i]
+            orow[3 * i + 1] = s1[i]
+            orow[3 * i + 2] = s2[i]
 
 
 @njit(**_OPTS)
@@ -310,28 +330,21 @@ def _store_residual(buf, target_planar, scale, gp, r0, r1, width):
 
 
 @njit(**_OPTS)
-def _add_base(buf, rows, factor, r0, r1, width, y0):
-    """Add the base layer to rows r0..r1 of band buffer buf [3, rows, Wp]: the vertical pass
-    of its upsampling from its horizontally upsampled grid rows [3, gh, W] (float32), each
-    value float32((1 - s) h0 + s h1) in binary64 (``format.base_layer.upsample``), then the
-    float32 sum. ``factor``: the block side F (a power of two, so u is exact; at another size
-    than the file's, F times the scale, ``render.rescale.block_sides``). ``y0``: the row of
-    the base's plane that the window's first row is (0.0 for the whole image; an integer keeps u exact)."""
-    gh = rows.shape[1]
-    for rr in range(r1 - r0 + 1):
-        u = (np.float64(r0 + rr) + y0 + 0.5) / factor - 0.5
-        i0 = int(math.floor(u))
-        s = u - i0
-        if i0 < 0 or i0 >= gh - 1:
-            i0 = min(max(i0, 0), gh - 1)
-            s = 0.0
-        i1 = min(i0 + 1, gh - 1)
-        for ch in range(3):
-            h0 = rows[ch, i0]
-            h1 = rows[ch, i1]
-            dst = buf[ch, rr]
-            for i in range(width):
-                dst[i] += np.float32((1.0 - s) * np.float64(h0[i]) + s * np.float64(h1[i]))
+def _base_row(gh, factor, row, y0):
+    """The base layer's vertical pass at window row ``row``: (i0, i1, s), the two grid rows
+    (of the gh horizontally upsampled ones) and the weight s of the second, so that its
+    values are float32((1 - s) h0 + s h1) in binary64 (``format.base_layer.upsample``).
+    ``factor``: the block side F (a power of two, so u is exact; at another size than the
+    file's, F times the scale, ``render.rescale.block_sides``). ``y0``: the row of the
+    base's plane that the window's first row is (0.0 for the whole image; an integer keeps
+    u exact)."""
+    u = (np.float64(row) + y0 + 0.5) / factor - 0.5
+    i0 = int(math.floor(u))
+    s = u - i0
+    if i0 < 0 or i0 >= gh - 1:
+        i0 = min(max(i0, 0), gh - 1)
+        s = 0.0
+    return i0, min(i0 + 1, gh - 1), s
 
 
 OUT_FLOATS, OUT_LEVELS, OUT_FLOATS_AND_RESIDUAL, OUT_RESIDUAL = 0, 1, 2, 3  # _forward_bands output modes
@@ -350,8 +363,8 @@ def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, 
     backward's planar layout, and OUT_RESIDUAL writes only that gradient (out unused); both
     also write each band's sum of squared residuals to sse [nbands] float64. The other
     modes ignore target_planar, scale, gp and sse, except OUT_LEVELS_BASE, which adds a
-    base layer (``_add_base``: target_planar its grid rows [3, gh, W], scale its factor F)
-    before storing the levels (at row ``base_y0`` of its plane).
+    base layer (``_base_row``: target_planar its grid rows [3, gh, W], scale its factor F)
+    to the values as it stores the levels (at row ``base_y0`` of its plane).
 
     The image is a window of ``width`` x ``height`` pixels from column ``ox``, row ``oy`` of
     one ``image_width`` columns wide (0, 0 and ``width`` for a whole image; par and rows from
@@ -364,10 +377,9 @@ def _forward_bands(par, rows, colors, offsets, items, height, width, band_rows, 
         r0 = bd * band_rows
         r1 = min(r0 + band_rows, height) - 1
         _accumulate_band(par, rows, colors, offsets, items, bd, r0, r1, width, lane, buf, taper, ox, oy, image_width)
-        if mode == OUT_LEVELS_BASE:
-            _add_base(buf, target_planar, np.float64(scale), r0, r1, width, base_y0)
-        if mode == OUT_LEVELS or mode == OUT_LEVELS_BASE:
-            _store_levels(buf, out, r0, r1, width, np.empty((3, wp), np.uint8))
+        if mode == OUT_LEVELS or mode == OUT_LEVELS_BASE:  # the base, if any, added on the way
+            _store_levels(buf, out, r0, r1, width, np.empty((3, wp), np.uint8), mode == OUT_LEVELS_BASE,
+                          target_planar, np.float64(scale), base_y0)
         elif mode != OUT_RESIDUAL:
             _store_floats(buf, out, r0, r1, width)
         if mode == OUT_FLOATS_AND_RESIDUAL or mode == OUT_RESIDUAL:
@@ -578,6 +590,9 @@ def forward_prepared(pp, out=None, uint8=False, base_rows=None, base_factor=0, b
     ox, oy, image_width = pp.window
     if out is None:
         out = np.empty((h, w, 3), np.uint8 if uint8 else np.float32)
+    elif out.shape != (h, w, 3) or out.dtype != (np.uint8 if uint8 else np.float32) or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {'uint8' if uint8 else 'float32'} array of shape {(h, w, 3)}, "
+                         f"got {out.dtype} {out.shape}")
     nbands = (h + BAND_ROWS - 1) // BAND_ROWS
     offsets, items = _bin(pp.rows, nbands)
     old = set_parallel_chunksize(_FWD_CHUNK)
