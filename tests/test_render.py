@@ -578,3 +578,23 @@ def test_render_work_kernel_equals_the_numpy_statement():
         assert nk.render_work_kernel(means, covs, size, size) == work
     empty = np.zeros((0, 2), np.float32), np.zeros((0, 3), np.float32)
     assert nk.render_work_kernel(*empty, width, height) == 0
+
+
+def test_forward_into_a_given_out_and_refusing_a_bad_one():
+    """forward_prepared writes into a caller's C-contiguous out of the render's shape and
+    type (the same values as into its own), and refuses any other out with a ValueError
+    (its rows are written through flat views)."""
+    height, width = 9, 21
+    means, covs, colors = random_scene(30, height, width, seed=3)
+    pp = nk.prepare(means, covs, colors, height, width)
+    for uint8, dtype in ((False, np.float32), (True, np.uint8)):
+        out = np.full((height, width, 3), 7, dtype)
+        got = nk.forward_prepared(pp, out, uint8=uint8)
+        assert got is out
+        np.testing.assert_array_equal(out, nk.forward_prepared(pp, uint8=uint8))
+        wide = np.zeros((height, 2 * width, 3), dtype)
+        bad_outs = (np.zeros((height, width, 3), np.float64), np.zeros((height + 1, width, 3), dtype),
+                    wide[:, ::2], np.zeros((height, width, 3), np.uint8 if dtype == np.float32 else np.float32))
+        for bad in bad_outs:
+            with pytest.raises(ValueError, match="out must be a C-contiguous"):
+                nk.forward_prepared(pp, bad, uint8=uint8)
