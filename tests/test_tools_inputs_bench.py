@@ -296,3 +296,32 @@ def test_decode_parts_refuses_bad_input_in_one_line_before_any_timing(files, arg
     _refused(r, *names)
     assert r.stdout == "" and "file 1/" not in r.stderr
     assert _snapshot(files["dir"]) == before
+
+
+# --- thread_wake ---------------------------------------------------------------------------------------------------
+
+def test_thread_wake_times_one_region_per_gap_and_writes_its_json(files, tmp_path):
+    out = tmp_path / "wake.json"
+    r = _run("thread_wake.py", "--gaps", "0,0.2", "--repeats", "3", "--json", out, cwd=files["dir"])
+    assert r.returncode == 0, r.stderr
+    record = json.loads(out.read_text())
+    assert [row["gap_ms"] for row in record["rows"]] == [0.0, 0.2]
+    assert record["repeats"] == 3 and record["threads"] >= 1
+    for row in record["rows"]:
+        assert 0 < row["median_us"] <= row["p90_us"]
+    assert "| 0.2 |" in r.stdout and "OMP_WAIT_POLICY=" in r.stdout
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--gaps", "1,x"], ["--gaps", "milliseconds"]),
+    (["--gaps", "-1"], ["--gaps", "between 0 and 10000"]),
+    (["--gaps", "nan"], ["--gaps", "between 0 and 10000"]),
+    (["--repeats", "0"], ["--repeats 0"]),
+    (["--json", "small.gimg"], ["small.gimg", "JSON"]),
+])
+def test_thread_wake_refuses_bad_options_in_one_line(files, args, names):
+    before = _snapshot(files["dir"])
+    r = _run("thread_wake.py", *args, cwd=files["dir"])
+    _refused(r, *names)
+    assert r.stdout == ""
+    assert _snapshot(files["dir"]) == before
