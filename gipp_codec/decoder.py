@@ -10,21 +10,17 @@ import os
 import numpy as np
 
 from gipp_codec.format.base_layer import grid_rows, upsample
-from gipp_codec.format.container import ParsedGimg, parse_gimg
-from gipp_codec.format.model import QuantizedGaussians
+from gipp_codec.format.container import ParsedGimg, gaussian_floats, parse_gimg, parse_gimg_with_floats
 from gipp_codec.imageio import (DEFAULT_PNG_LEVEL, ImageMetadata, check_distinct_paths, check_output_path,
                                 read_input_bytes, save_image)
 from gipp_codec.output_format import is_gray, output_format, single_channel
-from gipp_codec.quant.dequant import dequantize
 from gipp_codec.render.convention import to_uint8  # noqa: F401  (re-exported: floor(clamp(v, 0, 1) * 255 + 0.5))
 
 
 def gaussians_as_floats(parsed: ParsedGimg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(means [N, 2], covs [N, 3], colors [N, 3]) float32 of a parsed file."""
-    g = parsed.gaussians
-    if isinstance(g, QuantizedGaussians):
-        return dequantize(g)
-    return g.means, g.covs, g.colors
+    """(means [N, 2], covs [N, 3], colors [N, 3]) float32 of a parsed file (of its codes as
+    they are now: computed on every call)."""
+    return gaussian_floats(parsed.gaussians)
 
 
 def render_parsed(parsed: ParsedGimg) -> np.ndarray:
@@ -121,9 +117,11 @@ class GimgImage:
     at another size, as ``decode`` does each, without entropy-decoding the file again. Its
     ``width``, ``height``, ``gaussians`` (the count) and ``metadata`` (ICC/EXIF) are the file's."""
 
-    def __init__(self, parsed: ParsedGimg):
+    def __init__(self, parsed: ParsedGimg, floats: tuple | None = None):
+        """``floats``: ``gaussians_as_floats(parsed)`` when the caller has them (of the codes
+        as they are now), else computed here."""
         self._parsed = parsed
-        self._floats = gaussians_as_floats(parsed)  # (means [N, 2], covs [N, 3], colors [N, 3]) float32
+        self._floats = gaussians_as_floats(parsed) if floats is None else floats  # (means [N, 2], covs [N, 3], colors [N, 3]) float32
         self.width, self.height = int(parsed.header["width"]), int(parsed.header["height"])
         self.gaussians = int(parsed.header["gaussian_count"])
         self.metadata = parsed.metadata
@@ -153,7 +151,7 @@ def open_gimg(data: bytes) -> GimgImage:
     whose ``render(crop=, scale=, size=, device=)`` gives any region or size of the image,
     each call as ``decode`` would give it, paying for the entropy decoding only here (a tile
     viewer's way in)."""
-    return GimgImage(parse_gimg(data))
+    return GimgImage(*parse_gimg_with_floats(data))  # the parse's floats: nothing can have changed its codes
 
 
 def decode_float(data: bytes) -> np.ndarray:

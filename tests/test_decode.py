@@ -339,3 +339,42 @@ def test_decode_auto_without_a_possible_gpu_is_the_cpu_path(tmp_path, monkeypatc
     res = CliRunner().invoke(cli, ["decode", str(src), str(tmp_path / "o.png"), "--device", "auto", "--json"])
     assert res.exit_code == 0, res.output
     assert _json.loads(res.output.strip().splitlines()[-1])["device"] == "cpu"
+
+
+def test_a_decode_dequantizes_once_and_a_parse_never_serves_stale_floats(gimg_bytes, monkeypatch):
+    """``decode`` renders the floats its parse's render-work check computed (one
+    dequantization per decode); ``parse_gimg_with_floats`` gives the floats of the codes as
+    parsed, and ``gaussians_as_floats`` computes them afresh, so a caller that changes the
+    parsed codes gets floats of its codes."""
+    import gipp_codec.quant.dequant as dq
+    from gipp_codec.decoder import gaussians_as_floats
+    from gipp_codec.format.container import parse_gimg, parse_gimg_with_floats
+
+    expected = decode(gimg_bytes)
+    calls = []
+    real = dq.dequantize
+    monkeypatch.setattr(dq, "dequantize", lambda g: calls.append(1) or real(g))
+    np.testing.assert_array_equal(decode(gimg_bytes), expected)
+    assert len(calls) == 1
+    monkeypatch.undo()
+
+    parsed, floats = parse_gimg_with_floats(gimg_bytes)
+    for a, b in zip(floats, gaussians_as_floats(parsed)):
+        np.testing.assert_array_equal(a, b)
+    parsed.gaussians.q[0, 0] = (parsed.gaussians.q[0, 0] + 1) % 2  # another x code for the first Gaussian
+    means, _, _ = gaussians_as_floats(parsed)
+    assert means[0, 0] != floats[0][0, 0]
+    np.testing.assert_array_equal(means[1:], floats[0][1:])
+    np.testing.assert_array_equal(gaussians_as_floats(parse_gimg(gimg_bytes))[0], floats[0])
+
+
+def test_a_float_mode_file_decodes_from_its_own_floats():
+    """A float32-mode file's floats are its stored attributes, unchanged by the parse."""
+    from gipp_codec.format.container import parse_gimg_with_floats
+
+    data = (REPO / "conformance" / "valid" / "float32_mode.gimg").read_bytes()
+    parsed, floats = parse_gimg_with_floats(data)
+    g = parsed.gaussians
+    assert floats[0] is g.means and floats[1] is g.covs and floats[2] is g.colors
+    expected = np.asarray(Image.open(REPO / "conformance" / "valid" / "float32_mode.png").convert("RGB"))
+    assert np.abs(decode(data).astype(int) - expected.astype(int)).max() <= 1

@@ -202,6 +202,15 @@ def _check_signature(data: bytes) -> None:
 def parse_gimg(data: bytes) -> ParsedGimg:
     """Parse and fully validate .gimg bytes (bytes, bytearray or memoryview); raise a
     FormatError subclass on any problem in them, a TypeError for anything else."""
+    return parse_gimg_with_floats(data)[0]
+
+
+def parse_gimg_with_floats(data: bytes) -> tuple[ParsedGimg, tuple]:
+    """``parse_gimg``, and the Gaussians as the decoder renders them, (means [N, 2], covs
+    [N, 3], colors [N, 3]) float32 (``gaussian_floats``), which the render-work check
+    computes anyway: a caller that renders the file at once need not dequantize it again.
+    They are of the codes as parsed: a caller that changes the parsed codes must compute
+    them again."""
     if isinstance(data, (str, os.PathLike)):
         raise TypeError(f"expected the bytes of a .gimg file, got a path ({type(data).__name__}); "
                         f"read the file first: open(path, 'rb').read()")
@@ -290,11 +299,12 @@ def parse_gimg(data: bytes) -> ParsedGimg:
         seen.add(ctype)
         pos = end
     gaussians, stream_bits = _decode_payload(b"".join(gaus_parts), header, gaus_offset)
-    work = check_render_work(gaussians)
+    floats = gaussian_floats(gaussians)
+    work = check_render_work_of(floats[0], floats[1], gaussians.width, gaussians.height)
     base_bytes = sum(c["length"] for c in chunks if c["type"] == K.CHUNK_BASE.decode())
     accounting = (len(data), header, stream_bits, sum(len(p) for p in gaus_parts), meta_bytes, base_bytes)
     return ParsedGimg((major, minor), header, gaussians, metadata, chunks, skipped, accounting, render_work=work,
-                      base=base)
+                      base=base), floats
 
 
 def max_render_work(width: int, height: int) -> int:
@@ -302,15 +312,20 @@ def max_render_work(width: int, height: int) -> int:
     return K.MAX_RENDER_WORK_BASE + K.MAX_RENDER_WORK_PER_PIXEL * width * height
 
 
-def check_render_work(g, error: type = LimitError) -> int:
-    """The render work of Gaussians ``g`` (QuantizedGaussians, dequantized as the decoder renders
-    them, or FloatGaussians) on their image: ``check_render_work_of``."""
+def gaussian_floats(g) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(means [N, 2], covs [N, 3], colors [N, 3]) float32 of Gaussians ``g`` as the decoder
+    renders them: QuantizedGaussians dequantized, FloatGaussians as they are."""
     if isinstance(g, QuantizedGaussians):
         from gipp_codec.quant.dequant import dequantize
 
-        means, covs, _ = dequantize(g)  # [N, 2], [N, 3] float32
-    else:
-        means, covs = g.means, g.covs
+        return dequantize(g)
+    return g.means, g.covs, g.colors
+
+
+def check_render_work(g, error: type = LimitError) -> int:
+    """The render work of Gaussians ``g`` (QuantizedGaussians, dequantized as the decoder renders
+    them, or FloatGaussians) on their image: ``check_render_work_of``."""
+    means, covs, _ = gaussian_floats(g)  # [N, 2], [N, 3] float32
     return check_render_work_of(means, covs, g.width, g.height, error)
 
 
