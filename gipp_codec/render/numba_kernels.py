@@ -265,8 +265,8 @@ def _store_levels(buf, out, r0, r1, width, planes, with_base, base, factor, y0):
     """Rows r0..r1 of out [H, W, 3] uint8 = the 8-bit levels of band buffer buf [3, rows, Wp],
     plus, ``with_base``, the base layer of grid rows ``base`` (float32 [3, gh, W]) (``_base_row``) added to
     each value in float32 on the way: levels plane by plane into planes [3, Wp], then
-    interleaved into the output row, which is addressed flat (as [3 * W]: a third of the
-    time of indexing it [W, 3])."""
+    interleaved into the output row, which is addressed flat (as [3 * W]: faster than
+    indexing it [W, 3], BENCHMARKS.md §6, "Output rows stored flat ...")."""
     p0 = planes[0]
     p1 = planes[1]
     p2 = planes[2]
