@@ -135,6 +135,24 @@ def test_bench_decode_reports_progress_per_pair_and_writes_its_json(files, tmp_p
     rows = json.loads(out.read_text())
     assert len(rows) == 2 and rows[0]["width"] == 64 and rows[0]["height"] == 48
     assert [p.name for p in tmp_path.iterdir()] == ["rows.json"]
+    if Path("/proc/stat").exists():  # the hypervisor's share of the CPU time, per pair
+        assert all(0.0 <= row["cpu_steal_share"] <= 1.0 for row in rows)
+        assert "CPU time stolen by the hypervisor during each pair's runs:" in r.stdout
+    else:
+        assert all(row["cpu_steal_share"] is None for row in rows)
+
+
+def test_machine_load_reads_the_steal_time_of_proc_stat():
+    from machine_load import parse_cpu_times, steal_share
+
+    stat = "cpu  100 5 20 800 10 1 2 12 7 0\ncpu0 50 2 10 400 5 0 1 6 3 0\nintr 1 2 3\n"
+    assert parse_cpu_times(stat) == (950, 12)  # user..steal; guest (7) is inside user
+    assert parse_cpu_times("cpu0 1 2 3 4 5 6 7 8\n") is None  # no all-CPU line
+    assert parse_cpu_times("cpu  1 2 3\n") is None  # too few fields (an old kernel)
+    assert parse_cpu_times("cpu  1 2 x 4 5 6 7 8\n") is None
+    assert steal_share((950, 12), (1950, 62)) == 0.05
+    assert steal_share((950, 12), (950, 12)) is None  # no time passed
+    assert steal_share(None, (950, 12)) is None
 
 
 def test_bench_decode_times_the_peers_it_is_given_at_the_gimg_files_rate(files, tmp_path):

@@ -18,7 +18,9 @@ search and its decode timed in the same rounds; a second table gives their times
 and the cold CLI ``gimg decode IN.gimg OUT.png`` (a new process each time, so it
 includes interpreter start-up and imports), median of ``--cli-repeats``: it runs on the
 prebuilt decoder when one is built and current (``gimg compile-decoder``), else on numba's
-JIT; the output says which. Prints a markdown table with the ratio gimg / WebP.
+JIT; the output says which. Prints a markdown table with the ratio gimg / WebP, then the
+share of CPU time the hypervisor stole during each pair's measurement (``machine_load``,
+from /proc/stat; ``cpu_steal_share`` in the JSON, null where unknown).
 
 With ``--cuda`` (a CUDA GPU and triton) two more calls join each round:
   - gimg file -> pixels on the GPU (``decode(data, device="cuda")``: parsing and entropy
@@ -48,6 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine_load import cpu_times, steal_share  # noqa: E402
 from rd_lib import CLASSICAL_CODECS, jxl_problem, search_bpp  # noqa: E402
 
 from tool_guard import fail, guarded, one_line  # noqa: E402
@@ -197,6 +200,16 @@ def bench_pair(image_path: str, gimg_path: str, repeats: int, cli_repeats: int, 
     }
 
 
+def steal_line(shares: list) -> str:
+    """The line saying how much CPU time the hypervisor took during each pair's measurement
+    (``machine_load.steal_share``; unknown off Linux)."""
+    known = [100 * v for v in shares if v is not None]
+    if not known:
+        return "\nCPU time stolen by the hypervisor during the runs: unknown here (no /proc/stat)"
+    return (f"\nCPU time stolen by the hypervisor during each pair's runs: {min(known):.2f}–{max(known):.2f} % "
+            f"(above a few percent, the timings were disturbed from outside)")
+
+
 def main(argv=None) -> int:
     """Entry point."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -242,7 +255,9 @@ def main(argv=None) -> int:
     rows = []
     for k, (image_path, gimg_path) in enumerate(pairs, 1):
         print(f"{PROG}: pair {k}/{len(pairs)}: {image_path} {gimg_path}", file=sys.stderr, flush=True)
+        before = cpu_times()
         rows.append(bench_pair(image_path, gimg_path, args.repeats, args.cli_repeats, args.cuda, tuple(peers)))
+        rows[-1]["cpu_steal_share"] = steal_share(before, cpu_times())
     print(f"numba threads: {numba.get_num_threads()}, repeats: {args.repeats} (median, warm); "
           f"cold CLI on the {cli_mode}\n")
     for r in rows:
@@ -260,6 +275,7 @@ def main(argv=None) -> int:
         print(f"| median | | | | {med('gimg_file_to_pixels_ms'):.2f} | {med('gimg_render_ms'):.2f} "
               f"| {med('webp_decode_ms'):.2f} | {med('ratio_file_to_pixels_vs_webp'):.2f} "
               f"| {med('ratio_render_vs_webp'):.2f} | {med('gimg_cli_cold_s'):.2f} |")
+    print(steal_line([r["cpu_steal_share"] for r in rows]))
     if peers:
         print("\n| image | codec | bpp / PSNR | decode ms | gimg file->pixels / codec |")
         print("|---|---|---|---|---|")
