@@ -121,7 +121,8 @@ class GimgImage:
         """``floats``: ``gaussians_as_floats(parsed)`` when the caller has them (of the codes
         as they are now), else computed here."""
         self._parsed = parsed
-        self._floats = gaussians_as_floats(parsed) if floats is None else floats  # (means [N, 2], covs [N, 3], colors [N, 3]) float32
+        # (means [N, 2], covs [N, 3], colors [N, 3]) float32
+        self._floats = gaussians_as_floats(parsed) if floats is None else floats
         self.width, self.height = int(parsed.header["width"]), int(parsed.header["height"])
         self.gaussians = int(parsed.header["gaussian_count"])
         self.metadata = parsed.metadata
