@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent .gimg 1.4 decoder written from format_spec/gimg.md alone.
+"""An independent .gimg 1.5 decoder written from format_spec/gimg.md alone.
 
 It shares no code with ``gipp_codec``: plain Python integers for the container and the
 entropy decoding (the ANS coder is spelled out here, not taken from constriction),

@@ -38,7 +38,8 @@ _LAZY = {
     "pack_gaussians": ("gipp_codec.pack", "pack_gaussians"),
     "fit_image": ("gipp_codec.fit.api", "fit_image"),
     **{name: ("gipp_codec.errors", name)
-       for name in ("GimgError", "InputImageError", "ConfigError", "FormatError", "GimgWarning")},
+       for name in ("GimgError", "InputImageError", "ConfigError", "FormatError", "ArgumentTypeError",
+                    "GimgWarning")},
 }
 
 

@@ -5,11 +5,13 @@ asked to run on a GPU (``device="cuda"`` or ``"auto"``: ``gpu_decode``, the Trit
 Spec: format_spec/gimg.md ("Decoding process").
 """
 
+import contextlib
 import os
 
 import numpy as np
 
 from gipp_codec.format.base_layer import grid_rows, upsample
+from gipp_codec.errors import FormatError
 from gipp_codec.format.container import ParsedGimg, gaussian_floats, parse_gimg, parse_gimg_with_floats
 from gipp_codec.imageio import (DEFAULT_PNG_LEVEL, ImageMetadata, check_distinct_paths, check_output_path,
                                 read_input_bytes, save_image)
@@ -224,6 +226,19 @@ def read_input_file(path: str | os.PathLike) -> bytes:
     return read_input_bytes(path, "a .gimg file", max_bytes=MAX_GIMG_INPUT_BYTES)
 
 
+@contextlib.contextmanager
+def naming_file(path: str | os.PathLike):
+    """Inside it, a FormatError (a damaged or wrong file) is raised again, of the same class,
+    with the name of the file ``path`` it is about leading its message ("standard input" for
+    -), so that a script decoding many files learns which one is bad."""
+    from gipp_codec.stdio import display_name
+
+    try:
+        yield
+    except FormatError as exc:
+        raise type(exc)(f"{display_name(path)}: {exc}") from None
+
+
 def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_level: int = DEFAULT_PNG_LEVEL,
                 device: str = "cpu", *, scale: float | None = None, size: tuple[int, int] | None = None,
                 crop: tuple[int, int, int, int] | None = None) -> dict:
@@ -248,7 +263,8 @@ def decode_file(in_path: str | os.PathLike, out_path: str | os.PathLike, png_lev
 
         device = resolve_decode_device(device)
     data = read_input_file(in_path)
-    opened = open_gimg(data)
+    with naming_file(in_path):
+        opened = open_gimg(data)
     out_size = opened.output_size(crop, scale, size)
     image = opened.render(crop=crop, scale=scale, size=size, device=device)
     save_image(out_path, image, opened.metadata, png_level)

@@ -10,6 +10,11 @@ class GimgError(ValueError):
     """Base of every error gimg raises on purpose."""
 
 
+class ArgumentTypeError(GimgError, TypeError):
+    """A function was given something of the wrong kind, such as a path or an int where the
+    bytes of a .gimg file are expected: a ``GimgError`` and a ``TypeError`` both."""
+
+
 class InputImageError(GimgError):
     """The input image is missing, unreadable, not an image, or of an unsupported kind."""
 

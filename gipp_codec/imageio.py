@@ -142,30 +142,31 @@ def read_input_bytes(path: str | os.PathLike, kind: str, error: type[GimgError] 
         return read_stdin(kind, error, max_bytes)
     if not os.fspath(path):
         raise error(f"an empty file name; expected {kind}")
+    shown = display_name(path)  # as given: Path() would make ./- into -
     path = Path(path)
     try:
         if not path.exists():
-            raise error(f"{path}: no such file")
+            raise error(f"{shown}: no such file")
         if path.is_dir():
-            raise error(f"{path}: is a directory, expected {kind}")
+            raise error(f"{shown}: is a directory, expected {kind}")
         with open(path, "rb") as fh:
             st = os.fstat(fh.fileno())
             if not (stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
-                raise error(f"{path}: is a device or a socket, not a file or a pipe; expected {kind}")
+                raise error(f"{shown}: is a device or a socket, not a file or a pipe; expected {kind}")
             if max_bytes is not None and stat.S_ISREG(st.st_mode) and st.st_size > max_bytes:
-                raise error(f"{path}: {st.st_size} bytes, more than {max_bytes}, the most gimg reads of {kind}")
+                raise error(f"{shown}: {st.st_size} bytes, more than {max_bytes}, the most gimg reads of {kind}")
             data = fh.read(-1 if max_bytes is None else max_bytes + 1)
     except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise error(f"{shown}: cannot read ({exc.strerror or exc})") from None
     if max_bytes is not None and len(data) > max_bytes:
-        raise error(f"{path}: more than {max_bytes} bytes, the most gimg reads of {kind}")
+        raise error(f"{shown}: more than {max_bytes} bytes, the most gimg reads of {kind}")
     return data
 
 
 def load_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageMetadata]:
     """Load an image file (``-``: standard input) as uint8 [H, W, 3] plus its ICC/EXIF
     metadata; raise InputImageError on any problem."""
-    name = display_name(path) if is_stdio(path) else str(Path(path))
+    name = display_name(path)  # as given ("standard input" for -)
     return decode_image_bytes(read_input_bytes(path, "an image file", InputImageError, MAX_IMAGE_INPUT_BYTES), name)
 
 

@@ -69,7 +69,7 @@ def test_fit_human_summary(runner, tiny_png):
         (["fit", "{png}", "-n", "5", "-i", "0"], "--iterations must be >= 1"),
         (["fit", "{png}", "-n", "100000"], "too large"),
         (["fit", "{text}", "-n", "5"], "not a readable image"),
-        (["fit", "{png}", "-n", "5", "--seed", "99999999999999999999"], "seed must be"),
+        (["fit", "{png}", "-n", "5", "--seed", "99999999999999999999"], "--seed must be"),
         (["fit", "{png}", "-n", "5", "--preview", "{same}", "--out", "{same}"], "same file"),
         (["fit", "{png}", "-n", "5", "--preview", "{prev}", "--out", "{nodir}"], "does not exist"),
     ],

@@ -192,6 +192,26 @@ def test_cli_bad_input_one_line_error_no_output(tmp_path, content):
     assert r.returncode == 2 and r.stderr.startswith("gimg: error:")
 
 
+def test_a_damaged_file_is_named_in_its_error(gimg_file, tmp_path):
+    """decode, info and export name the file a FormatError is about (a script decoding many
+    learns which one is bad); decode_file raises the same subclass with the name."""
+    from gipp_codec.errors import TruncatedError
+
+    bad = tmp_path / "cut here.gimg"
+    bad.write_bytes(gimg_file.read_bytes()[:-20])
+    for args in (["decode", str(bad), str(tmp_path / "o.png")], ["info", str(bad)],
+                 ["export", str(bad), str(tmp_path / "o.npz")]):
+        r = CliRunner().invoke(_cli(), args)
+        lines = r.stderr.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1, (args, r.output)
+        assert lines[0].startswith(f"gimg: error: {bad}: "), lines[0]
+    r = CliRunner().invoke(_cli(), ["info", "-"], input=bad.read_bytes())
+    assert r.exit_code == 2 and r.stderr.startswith("gimg: error: standard input: "), r.stderr
+    with pytest.raises(TruncatedError, match=f"^{bad}: "):
+        decode_file(bad, tmp_path / "o.png")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("o")]  # no output, no temporary file
+
+
 def test_cli_refuses_to_overwrite_input_and_missing_files(gimg_file, tmp_path):
     cli = _cli()
     before = gimg_file.read_bytes()
@@ -281,14 +301,17 @@ def test_cli_decode_never_replaces_a_pipe(gimg_file, tmp_path):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
-@pytest.mark.parametrize("not_bytes", [5, "file.gimg", None])
+@pytest.mark.parametrize("not_bytes", [5, "file.gimg", None, 1.5, object()])
 def test_decode_takes_bytes_only(not_bytes):
     """An int would otherwise become that many zero bytes (``bytes(5)``), a str a TypeError
-    deep inside."""
-    with pytest.raises(TypeError, match="bytes of a .gimg file"):
-        decode(not_bytes)
-    with pytest.raises(TypeError, match="bytes of a .gimg file"):
-        read_info(not_bytes)
+    deep inside. The error is a TypeError and, like every error gimg raises on purpose, a
+    GimgError."""
+    from gipp_codec import ArgumentTypeError, GimgError
+
+    for call in (decode, read_info):
+        with pytest.raises(TypeError, match="bytes of a .gimg file") as caught:
+            call(not_bytes)
+        assert isinstance(caught.value, GimgError) and isinstance(caught.value, ArgumentTypeError)
 
 
 def test_a_path_given_for_bytes_says_to_read_the_file():

@@ -521,7 +521,9 @@ def test_cli_encode_checks_the_output_and_the_seed_before_fitting(tmp_path, monk
     runner = CliRunner()
     for out, extra, needle in ((tmp_path / "no_dir" / "o.gimg", [], "does not exist"),
                                ("", [], "empty"), (str(tmp_path / "new") + os.sep, [], "separator"),
-                               (tmp_path / "o.gimg", ["--seed", "99999999999999999999"], "seed")):
+                               (tmp_path / "o.gimg", ["--seed", "99999999999999999999"], "--seed must be"),
+                               (tmp_path / "o.gimg", ["--seed", "-1"], "--seed must be"),
+                               (tmp_path / "o.gimg", ["-i", "0"], "--iterations must be >= 1")):
         res = runner.invoke(cli, ["encode", str(png), str(out), "-n", "5", "-i", "3", *extra])
         assert res.exit_code == 2, res.output
         lines = res.stderr.strip().splitlines()
@@ -625,6 +627,18 @@ def test_cli_says_a_one_colour_image_needs_no_gaussians(tmp_path):
     assert summary["base_only"] is True and summary["gaussians"] == 0 and summary["psnr"] is None
 
 
+def test_the_one_colour_note_says_when_the_file_is_over_a_tiny_target(tmp_path):
+    """A --bpp below the smallest file of a one-colour image: the note says the file is over
+    the target (which no file can meet), not that the rate went unspent."""
+    png = tmp_path / "flat.png"
+    Image.fromarray(np.full((32, 32, 3), (10, 20, 30), np.uint8)).save(png)
+    res = CliRunner().invoke(cli, ["encode", str(png), str(tmp_path / "f.gimg"), "--bpp", "0.01", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["base_only"] is True and summary["bpp"] > 0.01 * 1.05
+    assert "one colour" in res.stderr and "over the target" in res.stderr and "not spent" not in res.stderr
+
+
 def test_numpy_scalar_rates_and_bool_depths():
     """A numpy float rate works as a Python float does (its type once leaked into the rate
     term's weight and failed validation); a bool is not a bit depth."""
@@ -681,7 +695,8 @@ def test_the_package_lists_its_api():
     import gipp_codec
 
     names = {"encode", "encode_with_report", "decode", "open_gimg", "read_info", "read_gaussians", "pack_gaussians",
-             "fit_image", "GimgError", "InputImageError", "ConfigError", "FormatError", "GimgWarning"}
+             "fit_image", "GimgError", "InputImageError", "ConfigError", "FormatError", "ArgumentTypeError",
+             "GimgWarning"}
     assert names <= set(dir(gipp_codec)) and set(gipp_codec.__all__) == names
     scope: dict = {}
     exec("from gipp_codec import *", scope)

@@ -53,6 +53,17 @@ def _warn_if_rate_missed(report, bpp: float | None, metadata: tuple[int, str]) -
                    err=True)
 
 
+def _one_colour_rate(report, bpp: float | None, asked: bool) -> str:
+    """How a one-colour image's file (the smallest file for it) stands against what was asked:
+    over a --bpp target it cannot go below, or the rate or count left unspent."""
+    from gipp_codec.encoder import BPP_PROMISE
+
+    if bpp is not None and report.bpp > bpp * (1.0 + BPP_PROMISE):
+        return (f"; at {report.bytes} bytes ({report.bpp:.4f} bpp, {100 * (report.bpp / bpp - 1.0):+.1f} % from the "
+                f"target {bpp}) it is over the target, which no file of this image can meet")
+    return " and the rate or count asked for is not spent" if asked else ""
+
+
 @click.command("encode")
 @click.argument("input_path", metavar="IN.png", type=click.Path(readable=False))
 @click.argument("output_path", metavar="OUT.gimg", type=click.Path(readable=False))
@@ -86,6 +97,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     """Encode the image IN.png to OUT.gimg at N Gaussians or a target bpp (default 0.5 bpp).
     Either may be - for standard input or output."""
     from gipp_codec.commands.progress import progress_bar
+    from gipp_codec.commands.run_options import check_run_options
     from gipp_codec.encoder import MAX_BPP, encode_with_report, resolve_rate
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.imageio import (ImageMetadata, atomic_write_bytes, check_distinct_paths, check_output_path,
@@ -99,6 +111,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
                           "correlation needs format 1.4: give one of them")
     if gaussians is not None and gaussians <= 0:
         raise ConfigError(f"--gaussians must be >= 1, got {gaussians}")
+    check_run_options(iterations, seed)
     if bpp is not None and not 0 < bpp <= MAX_BPP:
         raise ConfigError(f"--bpp must be a number in (0, {MAX_BPP:g}], got {bpp}")
     depths = parse_bits(bits)
@@ -133,8 +146,7 @@ def encode(input_path, output_path, gaussians, bpp, iterations, seed, device, bi
     atomic_write_bytes(output_path, data)
     if report.base_only and report.psnr == float("inf"):
         click.echo("gimg: the image is one colour: its base layer alone decodes to it exactly, so the file "
-                   "holds no Gaussians" + (" and the rate or count asked for is not spent" if asked else ""),
-                   err=True)
+                   "holds no Gaussians" + _one_colour_rate(report, bpp, asked), err=True)
     else:
         if report.base_only:
             click.echo(f"gimg: the base layer alone (block colours, no Gaussians) decodes better "
@@ -313,9 +325,11 @@ def info(input_path, as_json):
     from gipp_codec.commands.quick_start import decoder_process
 
     with decoder_process():  # a short-lived process: prebuilt kernels, or numba without SciPy
-        from gipp_codec.decoder import read_info, read_input_file
+        from gipp_codec.decoder import naming_file, read_info, read_input_file
 
-        facts = read_info(read_input_file(input_path))
+        data = read_input_file(input_path)
+        with naming_file(input_path):
+            facts = read_info(data)
     if as_json:
         emit_json({"input": str(input_path), **facts})
     else:

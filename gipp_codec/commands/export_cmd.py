@@ -28,7 +28,7 @@ def export(input_path, output_path, fmt, as_json):
     if fmt is None and is_stdio(output_path):
         raise ConfigError("--format npz or csv is needed to write to standard output")
     with decoder_process():  # a short-lived process: prebuilt kernels, or numba without SciPy
-        from gipp_codec.decoder import read_input_file
+        from gipp_codec.decoder import naming_file, read_input_file
         from gipp_codec.export import csv_bytes, export_format, npz_bytes, read_gaussians
 
         named = None if is_stdio(output_path) else export_format(output_path, strict=fmt is None)
@@ -37,7 +37,9 @@ def export(input_path, output_path, fmt, as_json):
         fmt = fmt or named
         check_distinct_paths(input_path, output_path)
         check_output_path(output_path)
-        gs = read_gaussians(read_input_file(input_path))
+        data = read_input_file(input_path)
+        with naming_file(input_path):
+            gs = read_gaussians(data)
     atomic_write_bytes(output_path, npz_bytes(gs) if fmt == "npz" else csv_bytes(gs))
     facts = {"input": str(input_path), "output": str(output_path), "format": fmt,
              "render_convention": gs.render_convention, "gaussians": int(gs.means.shape[0]),

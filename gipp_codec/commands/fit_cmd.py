@@ -33,14 +33,14 @@ def fit(image, gaussians, iterations, preview, out_path, seed, device, paper, ba
     from gipp_codec.fit.api import fit_image
     from gipp_codec.fit.config import FitConfig
     from gipp_codec.commands.progress import progress_bar
+    from gipp_codec.commands.run_options import check_run_options
     from gipp_codec.imageio import check_distinct_paths, check_output_path, load_image, save_image
     from gipp_codec.output_format import check_gimg_output_name, output_format
     from gipp_codec.stdio import display_name, is_stdio
 
     if gaussians is not None and gaussians <= 0:
         raise ConfigError(f"--gaussians must be >= 1, got {gaussians}")
-    if iterations is not None and iterations < 1:
-        raise ConfigError(f"--iterations must be >= 1, got {iterations}")
+    check_run_options(iterations, seed)
     if preview is not None and out_path is not None and is_stdio(preview) and is_stdio(out_path):
         raise ConfigError("--preview and --out cannot both write to standard output ('-')")
     to_stderr = summary_to_stderr(as_json, "--preview or --out", preview, out_path)

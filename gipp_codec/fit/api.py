@@ -122,7 +122,7 @@ def check_gaussians(gaussians, width: int, height: int) -> int:
     if gaussians > limit:
         raise ConfigError(
             f"number of Gaussians {gaussians} is too large for a {width}x{height} image "
-            f"(at most {limit}: 4 per pixel and 2^22 in all, the format's limit)"
+            f"(at most {limit}: the fitter takes up to 4 per pixel, and the format at most 2^22 in all)"
         )
     return int(gaussians)
 

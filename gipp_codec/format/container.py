@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gipp_codec.errors import ChunkError, ConfigError, FormatError, LimitError, PayloadError, SignatureError, TruncatedError, VersionError
+from gipp_codec.errors import ArgumentTypeError, ChunkError, ConfigError, FormatError, LimitError, PayloadError, SignatureError, TruncatedError, VersionError
 from gipp_codec.format import constants as K
 from gipp_codec.format.base_layer import MAX_BASE_CELLS, BaseLayer, decode_base_payload, encode_base_payload, grid_shape
 from gipp_codec.format.header import channel_bits, describe_header, header_from_gaussians, pack_header, unpack_header
@@ -201,7 +201,8 @@ def _check_signature(data: bytes) -> None:
 
 def parse_gimg(data: bytes) -> ParsedGimg:
     """Parse and fully validate .gimg bytes (bytes, bytearray or memoryview); raise a
-    FormatError subclass on any problem in them, a TypeError for anything else."""
+    FormatError subclass on any problem in them, an ArgumentTypeError (a GimgError and a
+    TypeError) for anything else."""
     return parse_gimg_with_floats(data)[0]
 
 
@@ -212,11 +213,14 @@ def parse_gimg_with_floats(data: bytes) -> tuple[ParsedGimg, tuple]:
     They are of the codes as parsed: a caller that changes the parsed codes must compute
     them again."""
     if isinstance(data, (str, os.PathLike)):
-        raise TypeError(f"expected the bytes of a .gimg file, got a path ({type(data).__name__}); "
-                        f"read the file first: open(path, 'rb').read()")
+        raise ArgumentTypeError(f"expected the bytes of a .gimg file, got a path ({type(data).__name__}); "
+                                f"read the file first: open(path, 'rb').read()")
     if isinstance(data, int) or data is None:  # bytes(5) would be five zero bytes
-        raise TypeError(f"expected the bytes of a .gimg file, got {type(data).__name__}")
-    data = bytes(data)
+        raise ArgumentTypeError(f"expected the bytes of a .gimg file, got {type(data).__name__}")
+    try:
+        data = bytes(data)
+    except TypeError:  # a float, a dict of strings, an object without the buffer protocol, ...
+        raise ArgumentTypeError(f"expected the bytes of a .gimg file, got {type(data).__name__}") from None
     _check_signature(data)
     if len(data) < K.PREAMBLE_SIZE:
         raise TruncatedError(f"file ends at byte {len(data)}, inside the version (bytes 8..9)")
