@@ -300,6 +300,42 @@ def test_split_cost_kernel_matches_the_numpy_definition():
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+def _sent_price(hist: np.ndarray, levels: np.ndarray) -> float:
+    """The numpy statement of what a context costs with these levels: its tokens under
+    their fixed-point model plus the level steps' se() bits."""
+    tokens = np.repeat(np.arange(hist.size), hist)
+    from gipp_codec.entropy.models import model_cost_bits
+
+    return model_cost_bits(level_count(levels), tokens) + float(se_length(np.diff(levels, prepend=0)).sum())
+
+
+def test_the_sent_levels_never_cost_more_than_the_nearest_ones():
+    """The encoder's histogram levels (``_sent_levels``) start from ``choose_levels`` and
+    move only to lower the price of histogram and tokens together, the price the kernel
+    reports being the numpy statement's; a histogram of levels one apart that alternate is
+    sent flatter, for fewer bits."""
+    from gipp_codec.entropy import cost_kernels, models
+    from gipp_codec.entropy.gaussian_coder import LEVEL_SWEEPS, _sent_levels
+
+    rng = np.random.default_rng(3)
+    hists = [np.bincount(np.minimum(rng.geometric(p, n) - 1, 90)) for p, n in ((0.08, 3000), (0.3, 40), (0.02, 500))]
+    hists.append(np.array([0, 7, 0, 0, 1]))
+    hists.append(np.array([48, 0] * 5 + [48]))
+    for hist in hists:
+        nearest = models.choose_levels(hist)
+        sent = _sent_levels(hist)
+        assert sent.shape == hist.shape and sent.min() >= 0 and sent.max() <= models.MAX_LEVEL and sent.any()
+        assert _sent_price(hist, sent) <= _sent_price(hist, nearest) + 1e-9
+        levels = np.empty(hist.size, np.int64)
+        price = cost_kernels.priced_levels(hist.astype(np.int64), models.LOG_COUNTS, models.MAX_LEVEL, LEVEL_SWEEPS,
+                                           levels)
+        assert np.array_equal(levels, sent) and abs(price - _sent_price(hist, sent)) < 1e-6
+    # counts 64, 44, 64, 44, 64 (levels 11, 10, 11, 10, 11): each step of +-1 costs 3 bits, a flat run 1
+    zigzag_hist = np.array([32, 22, 32, 22, 32])
+    nearest, sent = models.choose_levels(zigzag_hist), _sent_levels(zigzag_hist)
+    assert not np.array_equal(sent, nearest) and _sent_price(zigzag_hist, sent) < _sent_price(zigzag_hist, nearest) - 1
+
+
 def test_stream_search_with_the_kernel_writes_what_the_numpy_costs_write(monkeypatch):
     """The encoder's search on the kernel's costs picks the configurations the numpy
     definition picks: the same payload, byte for byte."""

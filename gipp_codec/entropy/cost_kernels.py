@@ -94,6 +94,13 @@ def _context_bits(hist, size, log_counts, levels):
         side += _se_length(e - prev)
         prev = e
         total += _count_of_level(e)  # exact: integer counts below 2**53
+    return _token_bits(hist, levels, size, total), side
+
+
+@njit(**_OPTS)
+def _token_bits(hist, levels, size, total):
+    """Information content of the tokens counted in hist [size] under the fixed-point model
+    of the counts of levels [size], whose sum is ``total`` (> 0)."""
     scale = float((1 << PRECISION) - size) / total
     bits = 0.0
     cum = 0.0
@@ -105,7 +112,59 @@ def _context_bits(hist, size, log_counts, levels):
             bits += hist[t] * (PRECISION - math.log2(right - left))
         left = right
         cum = cum_next
-    return bits, side
+    return bits
+
+
+@njit(**_OPTS)
+def _levels_price(hist, levels, size):
+    """Bits of one context sent with levels [size]: its tokens' information content (hist
+    [size]) under the fixed-point model of the levels' counts, plus the se() bits of the
+    level steps (the ue(size - 1) that every choice pays left out); inf when every level is 0."""
+    side = 0
+    prev = 0
+    total = 0.0
+    for t in range(size):
+        side += _se_length(levels[t] - prev)
+        prev = levels[t]
+        total += _count_of_level(levels[t])
+    if total == 0.0:
+        return np.inf
+    return _token_bits(hist, levels, size, total) + side
+
+
+@njit(**_OPTS)
+def priced_levels(hist, log_counts, max_level, sweeps, levels):
+    """The levels [size] a context's histogram hist [size] (size >= 1) is sent with, into
+    levels: first each count's nearest level (``_level``, 0 for a count of 0: what
+    ``models.choose_levels`` gives), then, in up to ``sweeps`` sweeps over the tokens, each
+    level moved by -1 or +1 (within 0..max_level) whenever that lowers ``_levels_price``,
+    the bits the histogram and the tokens cost together. A level step costs 1 bit when it
+    is 0 and more otherwise, so a run of counts that differ by a level or two is often
+    cheaper sent flat. Returns the price."""
+    size = hist.shape[0]
+    for t in range(size):
+        levels[t] = _level(hist[t], log_counts) if hist[t] > 0 else 0
+    if size < 2:
+        return 0.0
+    best = _levels_price(hist, levels, size)
+    for _ in range(sweeps):
+        moved = False
+        for i in range(size):
+            e = levels[i]
+            for step in (-1, 1):
+                f = e + step
+                if f < 0 or f > max_level:
+                    continue
+                levels[i] = f
+                price = _levels_price(hist, levels, size)
+                if price < best - 1e-9:
+                    best = price
+                    moved = True
+                    break
+                levels[i] = e
+        if not moved:
+            break
+    return best
 
 
 @njit(**_OPTS)

@@ -282,6 +282,20 @@ def _write_config(w: BitWriter, cfg: StreamConfig, coding: int) -> None:
     w.u(cfg.m, 4)
 
 
+LEVEL_SWEEPS = 4  # sweeps of the levels' search (cost_kernels.priced_levels)
+
+
+def _sent_levels(hist: np.ndarray) -> np.ndarray:
+    """The levels int64 [ntok] a context's token histogram hist [ntok] is sent with: those
+    of ``choose_levels`` searched for a lower price of histogram and tokens together
+    (``cost_kernels.priced_levels``; about 0.2 % of a Kodak file, BENCHMARKS.md §5)."""
+    from gipp_codec.entropy.cost_kernels import priced_levels  # encoder only: keeps numba off the decode path
+
+    levels = np.empty(hist.size, np.int64)  # [ntok]
+    priced_levels(np.ascontiguousarray(hist, dtype=np.int64), LOG_COUNTS, MAX_LEVEL, LEVEL_SWEEPS, levels)
+    return levels
+
+
 def _write_histogram(w: BitWriter, levels: np.ndarray) -> None:
     w.ue(levels.size - 1)
     if levels.size >= 2:
@@ -324,7 +338,7 @@ def encode_attributes(q: np.ndarray, bits: tuple, scales, offsets,
         per_ctx = []
         for c in range(cfg.contexts):
             tokens, raw_vals, nbits = hybrid.tokenize(u[ctx == c], cfg.k, cfg.m)
-            levels = choose_levels(np.bincount(tokens)) if tokens.size else np.zeros(1, np.int64)
+            levels = _sent_levels(np.bincount(tokens)) if tokens.size else np.zeros(1, np.int64)
             _write_histogram(side, levels)
             per_ctx.append((tokens, raw_vals, nbits, level_count(levels)))
         for tokens, raw_vals, nbits, counts in per_ctx:

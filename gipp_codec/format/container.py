@@ -391,12 +391,13 @@ def _bit_accounting(file_bytes: int, header: dict, stream_bits, payload_bytes: i
         for a in ATTRIBUTES:
             sb = stream_bits.get(a)
             attrs[a] = float(sb.tokens + sb.raw + sb.side) if sb is not None else 0.0
-    coding_overhead = 8 * payload_bytes - sum(attrs.values())  # payload prefix, ANS flush, padding
+    attrs = {k: round(v, 3) for k, v in attrs.items()}
+    coding_overhead = 8 * payload_bytes - sum(attrs.values())  # payload prefix, ANS flush, padding: the parts add up
     container = total - 8 * payload_bytes - 8 * meta_bytes - 8 * base_bytes
     out = {
         "total_bits": total,
         "gaussians": n,
-        "attributes": {k: round(v, 3) for k, v in attrs.items()},
+        "attributes": attrs,
         "groups": {g: round(sum(attrs[a] for a in members), 3) for g, members in GROUPS.items()},
         "coding_overhead": round(coding_overhead, 3),
         "container": container,
