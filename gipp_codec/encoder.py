@@ -255,9 +255,9 @@ def measured_file_bits(rows, quant, bits: BitDepths, width: int, height: int, me
     q = quant.quantize(rows)  # [N, 8] uint16
     scales, offsets = quant.export()
 
-    def file_bits(qq):
+    def file_bits(qq):  # with the counts' nearest levels, as before their search: the hook sizes N as it did
         return 8 * len(write_gimg(QuantizedGaussians(width, height, bits, qq, scales, offsets, quant.correlation),
-                                  metadata, base=base))
+                                  metadata, base=base, priced_levels=False))
 
     fixed = file_bits(q[:0])
     return fixed, max(1.0, (file_bits(q) - fixed) / max(1, int(q.shape[0])))

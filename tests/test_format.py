@@ -333,3 +333,16 @@ def test_recode_keeps_a_binary16_grid_or_writes_it_as_binary32(tmp_path):
     src.write_bytes(short)
     assert recode.main([str(src), "--binary32-grid", "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "in.gimg").read_bytes() == wide
+
+
+def test_files_are_written_with_priced_histogram_levels():
+    """write_gimg searches the histograms' levels for fewer bits by default; the file holds
+    the same integers as one written with the counts' nearest levels (what the encoder's
+    rate hook prices), and is no larger."""
+    for n, seed in ((300, 5), (40, 2), (2000, 9)):
+        g = synthetic_quantized(n, 96, 64, BitDepths(11, 7, 6), seed=seed)
+        priced, nearest = write_gimg(g), write_gimg(g, priced_levels=False)
+        assert len(priced) <= len(nearest)
+        a, b = parse_gimg(priced), parse_gimg(nearest)
+        assert np.array_equal(a.gaussians.q, b.gaussians.q)
+    assert len(priced) < len(nearest)  # 2000 Gaussians: some histogram pays for a flatter run

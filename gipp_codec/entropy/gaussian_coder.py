@@ -306,9 +306,12 @@ def _write_histogram(w: BitWriter, levels: np.ndarray) -> None:
 
 
 def encode_attributes(q: np.ndarray, bits: tuple, scales, offsets,
-                      coding: int = PAYLOAD_CODING_ENTROPY_V2) -> tuple[bytes, np.ndarray, dict]:
+                      coding: int = PAYLOAD_CODING_ENTROPY_V2, priced_levels: bool = True) -> tuple[bytes, np.ndarray, dict]:
     """Code q [N, 8] (any order) with payload coding ``coding`` (1 or 2) -> (payload bytes,
-    q in canonical order, per-stream StreamBits)."""
+    q in canonical order, per-stream StreamBits). The histograms' levels are searched for
+    the lowest price (``_sent_levels``), or with ``priced_levels=False`` the counts' nearest
+    (``choose_levels``: the encoder's rate hook prices the files it sizes the set by so, so
+    that its choices of N stay those it made before the search existed)."""
     if coding not in CTX_SOURCE_BITS:
         raise ValueError(f"payload coding {coding!r} unknown")
     q = np.asarray(q, dtype=np.int64)
@@ -338,7 +341,9 @@ def encode_attributes(q: np.ndarray, bits: tuple, scales, offsets,
         per_ctx = []
         for c in range(cfg.contexts):
             tokens, raw_vals, nbits = hybrid.tokenize(u[ctx == c], cfg.k, cfg.m)
-            levels = _sent_levels(np.bincount(tokens)) if tokens.size else np.zeros(1, np.int64)
+            hist = np.bincount(tokens)  # [ntok]
+            levels = ((_sent_levels(hist) if priced_levels else choose_levels(hist)) if tokens.size
+                      else np.zeros(1, np.int64))
             _write_histogram(side, levels)
             per_ctx.append((tokens, raw_vals, nbits, level_count(levels)))
         for tokens, raw_vals, nbits, counts in per_ctx:

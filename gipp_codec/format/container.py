@@ -94,10 +94,11 @@ def _check_float_values(rows: np.ndarray, error) -> None:
         )
 
 
-def encode_payload(gaussians, payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2) -> tuple[bytes, object]:
+def encode_payload(gaussians, payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2,
+                   priced_levels: bool = True) -> tuple[bytes, object]:
     """Gaussians -> (GAUS payload, gaussians as they will be parsed: canonical order for quantized).
     ``payload_coding`` (1, 2, or 3 for Gaussians whose b is a correlation) is the entropy
-    coding of quantized Gaussians."""
+    coding of quantized Gaussians; ``priced_levels``: ``encode_attributes``'s."""
     if isinstance(gaussians, QuantizedGaussians):
         gaussians.check_values(ConfigError)
         if gaussians.count == 0:
@@ -105,7 +106,7 @@ def encode_payload(gaussians, payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2)
         from gipp_codec.entropy.gaussian_coder import encode_attributes
 
         payload, q_canon, _ = encode_attributes(gaussians.q, gaussians.bits.per_channel(), gaussians.scales,
-                                                gaussians.offsets, coding=payload_coding)
+                                                gaussians.offsets, coding=payload_coding, priced_levels=priced_levels)
         canon = QuantizedGaussians(gaussians.width, gaussians.height, gaussians.bits, q_canon.astype(np.uint16),
                                    gaussians.scales, gaussians.offsets, gaussians.correlation)
         return payload, canon
@@ -119,7 +120,7 @@ def encode_payload(gaussians, payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2)
 def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMetadata | None = None,
                extra_chunks=(), payload_coding: int = K.PAYLOAD_CODING_ENTROPY_V2,
                render_convention: int = K.RENDER_CONVENTION_V2, base: BaseLayer | None = None,
-               compact: bool | None = None) -> bytes:
+               compact: bool | None = None, priced_levels: bool = True) -> bytes:
     """Serialize Gaussians (+ optional ICC/EXIF, + extra (type, payload) chunks before DONE) to .gimg bytes.
 
     Quantized Gaussians are stored in canonical order (see ``gipp_codec.entropy``), with
@@ -132,7 +133,8 @@ def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMe
     which goes into a BASE chunk before the Gaussians, 5 in attribute mode 2).
     Quantized Gaussians whose grid has a binary16 form are written in attribute mode 2
     (version 1.5: 32 bytes fewer) unless ``compact`` is False; ``compact=True`` requires it
-    (``header.header_from_gaussians``).
+    (``header.header_from_gaussians``). ``priced_levels`` (default True): the histograms'
+    levels searched for the fewest bits (``entropy.gaussian_coder.encode_attributes``).
     """
     if isinstance(gaussians, QuantizedGaussians):
         if payload_coding not in K.PAYLOAD_CODINGS_QUANTIZED:
@@ -160,7 +162,7 @@ def write_gimg(gaussians: QuantizedGaussians | FloatGaussians, metadata: ImageMe
             unpack_header(pack_header(header), 0, allow_extra=False)
     except FormatError as exc:
         raise ConfigError(f"cannot write .gimg: {exc}") from None
-    payload, _ = encode_payload(gaussians, header["payload_coding"])
+    payload, _ = encode_payload(gaussians, header["payload_coding"], priced_levels)
     chunks = [(K.CHUNK_HEAD, pack_header(header))]
     if base is not None:
         if grid_shape(header["width"], header["height"], base.factor_log2) != base.samples.shape[:2]:
