@@ -306,9 +306,9 @@ def test_decode_takes_bytes_only(not_bytes):
     """An int would otherwise become that many zero bytes (``bytes(5)``), a str a TypeError
     deep inside. The error is a TypeError and, like every error gimg raises on purpose, a
     GimgError."""
-    from gipp_codec import ArgumentTypeError, GimgError
+    from gipp_codec import ArgumentTypeError, GimgError, read_gaussians
 
-    for call in (decode, read_info):
+    for call in (decode, read_info, read_gaussians):
         with pytest.raises(TypeError, match="bytes of a .gimg file") as caught:
             call(not_bytes)
         assert isinstance(caught.value, GimgError) and isinstance(caught.value, ArgumentTypeError)
