@@ -22,7 +22,10 @@ every context four ways, ``ntok`` left out of all (each would still send it):
 
 The search starts from the file's levels (s = 1) or from the level of the mean count around
 each knot (s > 1) and moves one level by +-1 while that lowers the price (at most four
-sweeps), so its prices are what an encoder could reach, not bounds. Prints, per file, each
+sweeps), so its prices are what an encoder could reach, not bounds. At stride 1, on a file
+written with the counts' nearest levels (before the seventy-second session), this is the
+search the encoder itself now runs (``cost_kernels.priced_levels``), here in a general
+form for knots. Prints, per file, each
 way's total change against the static one as a share of the file. Nothing is written.
 
     python tools/histogram_coding_whatif.py FILE.gimg ... [--json OUT]
